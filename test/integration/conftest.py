@@ -1,0 +1,79 @@
+"""Fixtures for the pavilion-gateway integration tests.
+
+Run from the repo root:  /usr/bin/python3 -m pytest -q test/integration
+The binary is $PAVILION_BUILD/src/pavilion-gateway (PAVILION_BUILD defaults to <repo>/build).
+"""
+import signal
+
+import pytest
+
+import gw
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: builds/installs the project (runs once per session)")
+
+
+@pytest.fixture(scope="session")
+def binary():
+    assert gw.BINARY.exists(), "gateway binary not built: %s (meson setup build && meson compile -C build)" % gw.BINARY
+    return gw.BINARY
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """Shared, read-only key material. Tests that change keys make their own gw.Keys."""
+    return gw.Keys(tmp_path_factory.mktemp("keys"))
+
+
+def finish(g, expect_rc=0):
+    """Stop a gateway; assert a clean exit and no sanitizer report."""
+    rc = g.stop()
+    log = g.log_text()
+    for m in SANITIZER_MARKS:
+        assert m not in log, "sanitizer report in gateway stderr:\n%s" % g.log_tail(80)
+    if expect_rc is not None and rc is not None:
+        assert rc == expect_rc, "gateway exited %r on SIGTERM (expected %r); stderr:\n%s" % (
+            rc, expect_rc, g.log_tail())
+
+
+class Factory:
+    def __init__(self, base, keys):
+        self.base, self.keys, self.made, self.n = base, keys, [], 0
+
+    def __call__(self, vhosts=None, keys=None, start=True, **top):
+        keys = keys or self.keys
+        self.n += 1
+        vhosts = vhosts if vhosts is not None else [gw.public_vhost(keys)]
+        g = gw.Gateway(self.base / ("gw%d" % self.n), keys, gw.base_config(keys, vhosts, **top))
+        self.made.append(g)
+        return g.start() if start else g
+
+    def close(self):
+        errors = []
+        for g in self.made:
+            if g.proc is not None and g.proc.returncode is None:
+                try:
+                    finish(g)
+                except AssertionError as e:
+                    errors.append(str(e))
+        assert not errors, "\n\n".join(errors)
+
+
+@pytest.fixture
+def make_gateway(binary, keys, tmp_path):
+    """Factory: make_gateway(vhosts=[...], log={...}, keys=...) -> started gw.Gateway.
+    Every gateway made is SIGTERMed at teardown and must exit 0 within 10 s."""
+    f = Factory(tmp_path, keys)
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def make_module_gateway(binary, keys, tmp_path_factory):
+    f = Factory(tmp_path_factory.mktemp("gwmod"), keys)
+    yield f
+    f.close()

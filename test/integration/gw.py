@@ -1,0 +1,327 @@
+"""Helpers for the integration tests: key material, JWT minting, the Gateway process."""
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+import wsclient
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("PAVILION_BUILD", REPO / "build")).resolve()
+BINARY = BUILD / "src" / "pavilion-gateway"
+PLUGIN_DIR = BUILD / "plugins"
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+
+# ------------------------------------------------------------------ key material
+def make_cert(d, name="cert", cn="localhost", san="DNS:localhost,IP:127.0.0.1"):
+    """Self-signed cert+key via the openssl CLI. Returns (cert_path, key_path)."""
+    d = Path(d)
+    cert, key = d / (name + ".pem"), d / (name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=" + cn, "-addext", "subjectAltName=" + san],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+class Keys:
+    """All the key files one gateway needs, in directory d."""
+
+    def __init__(self, d):
+        d = Path(d)
+        d.mkdir(parents=True, exist_ok=True)
+        self.dir = d
+        self.cert, self.cert_key = make_cert(d)
+        self.hs_secret = b"integration-test-secret-" + os.urandom(8).hex().encode()
+        self.hs_file = d / "jwt.key"
+        self.hs_file.write_bytes(self.hs_secret + b"\n")
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.rsa_pub_pem = self.rsa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.rsa_pub_file = d / "rsa.pub.pem"
+        self.rsa_pub_file.write_bytes(self.rsa_pub_pem)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.ec_pub_pem = self.ec.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.ec_pub_file = d / "ec.pub.pem"
+        self.ec_pub_file.write_bytes(self.ec_pub_pem)
+        self.api_key = "api-" + os.urandom(12).hex()
+        self.api_keys_file = d / "api.keys"
+        self.api_keys_file.write_text("# test keys\n\n%s\n" % self.api_key)
+
+    def key_for(self, alg):
+        if alg.startswith("HS"):
+            return self.hs_secret
+        return self.rsa if alg[:2] in ("RS", "PS") else self.ec
+
+
+# ------------------------------------------------------------------ JWT
+def b64u(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def mint(claims, key, alg="HS256", header=None):
+    """Make a compact JWS by hand. key: bytes for HS*, a cryptography private key for RS/ES,
+    ignored for alg none/None."""
+    h = {"alg": alg, "typ": "JWT"}
+    h.update(header or {})
+    si = b64u(json.dumps(h, separators=(",", ":"))) + "." + b64u(json.dumps(claims, separators=(",", ":")))
+    if alg.upper().startswith("HS"):
+        sig = hmac.new(key, si.encode(), HASHES[alg[2:]]).digest()
+    elif alg.lower() == "none":
+        sig = b""
+    elif alg.startswith("RS"):
+        sig = key.sign(si.encode(), padding.PKCS1v15(), getattr(hashes, "SHA" + alg[2:])())
+    elif alg.startswith("ES"):
+        bits = {"256": 32, "384": 48, "512": 66}[alg[2:]]
+        r, s = decode_dss_signature(key.sign(si.encode(), ec.ECDSA(getattr(hashes, "SHA" + alg[2:])())))
+        sig = r.to_bytes(bits, "big") + s.to_bytes(bits, "big")
+    else:
+        raise ValueError(alg)
+    return si + "." + b64u(sig)
+
+
+def claims(sub="alice", ttl=300, iss=None, aud=None, **extra):
+    now = int(time.time())
+    c = {"sub": sub, "iat": now, "exp": now + ttl}
+    if iss is not None:
+        c["iss"] = iss
+    if aud is not None:
+        c["aud"] = aud
+    c.update(extra)
+    return {k: v for k, v in c.items() if v is not None}
+
+
+# ------------------------------------------------------------------ misc
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def run_binary(args, timeout=20, **kw):
+    return subprocess.run([str(BINARY)] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def peer_cert_der(port, host="127.0.0.1", server_hostname="localhost"):
+    ctx = ssl._create_unverified_context()
+    with socket.create_connection((host, port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_hostname) as s:
+            return s.getpeercert(binary_form=True)
+
+
+def public_vhost(keys, name="public", port=None, tls=True, alg="HS256", plugins=None, **over):
+    """A public vhost in DESIGN §3 shape; `over` replaces/extends top-level vhost keys,
+    and dict values are merged one level deep (e.g. websocket={"path": "/x"})."""
+    key_file = {"HS": keys.hs_file, "RS": keys.rsa_pub_file, "PS": keys.rsa_pub_file,
+                "ES": keys.ec_pub_file}[alg[:2]]
+    v = {
+        "name": name,
+        "listen": "127.0.0.1:%d" % (port or free_port()),
+        "namespace": "default",
+        "websocket": {"path": "/ws", "heartbeat_interval_s": 30, "idle_timeout_s": 90,
+                      "max_message_bytes": 16384},
+        "auth": {"algorithms": [alg], "key_file": str(key_file), "leeway_s": 30},
+        "limits": {"messages_per_s": 1000, "burst": 1000, "max_connections_per_ip": 1000,
+                   "handshakes_per_s_per_ip": 1000},
+        "plugins": {"example": {"greeting": "hi"}} if plugins is None else plugins,
+    }
+    if tls:
+        v["tls"] = {"cert": str(keys.cert), "key": str(keys.cert_key)}
+    for k, val in over.items():
+        if isinstance(val, dict) and isinstance(v.get(k), dict):
+            v[k].update(val)
+        elif val is None:
+            v.pop(k, None)
+        else:
+            v[k] = val
+    return v
+
+
+def internal_vhost(keys, name="internal", port=None):
+    return {"name": name, "listen": "127.0.0.1:%d" % (port or free_port()), "namespace": "default",
+            "api": {"keys_file": str(keys.api_keys_file)}}
+
+
+def base_config(keys, vhosts, log=None, plugin_dirs=None, **top):
+    c = {"plugin_dirs": [str(PLUGIN_DIR)] if plugin_dirs is None else [str(p) for p in plugin_dirs],
+         "log": log or {"level": "info", "format": "text"},
+         "store": {"backend": "memory"},
+         "vhosts": vhosts}
+    c.update(top)
+    return c
+
+
+# ------------------------------------------------------------------ the process
+class Gateway:
+    """One pavilion-gateway process with a generated config."""
+
+    def __init__(self, workdir, keys, config):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.keys = keys
+        self.config = copy.deepcopy(config)
+        self.conf_path = self.dir / "gateway.json"
+        self.log_path = self.dir / "stderr.log"
+        self.proc = None
+        self.tokens_used = []  # every token handed out, for the no-token-in-logs checks
+        self.write_config()
+
+    def write_config(self):
+        self.conf_path.write_text(json.dumps(self.config, indent=2))
+
+    def vhost(self, name="public"):
+        for v in self.config["vhosts"]:
+            if v["name"] == name:
+                return v
+        raise KeyError(name)
+
+    def port(self, name="public"):
+        return int(self.vhost(name)["listen"].rsplit(":", 1)[1])
+
+    def start(self, timeout=10.0):
+        assert BINARY.exists(), "gateway binary not built: %s (set PAVILION_BUILD)" % BINARY
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(BINARY), "-c", str(self.conf_path)], stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log, cwd=str(self.dir))
+        for v in self.config["vhosts"]:
+            port = int(v["listen"].rsplit(":", 1)[1])
+            if not wait_port(port, timeout, self.proc):
+                rc = self.proc.poll()
+                if rc is None:
+                    self.proc.kill()
+                    self.proc.wait(5)
+                raise AssertionError("gateway did not listen on %d (exit %r); stderr:\n%s"
+                                     % (port, rc, self.log_tail()))
+        return self
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM; returns the exit code. Raises if it does not exit in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("gateway did not exit within %.0fs of SIGTERM; stderr:\n%s"
+                                     % (timeout, self.log_tail()))
+        self._log.close()
+        return self.proc.returncode
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    # ---------------------------------------------------------- tokens & clients
+    def token(self, vhost="public", sub="alice", ttl=300, alg=None, key=None, **extra):
+        a = self.vhost(vhost)["auth"]
+        alg = alg or a["algorithms"][0]
+        extra.setdefault("iss", a.get("issuer"))
+        extra.setdefault("aud", a.get("audience"))
+        t = mint(claims(sub=sub, ttl=ttl, **extra), key if key is not None else self.keys.key_for(alg), alg)
+        self.tokens_used.append(t)
+        return t
+
+    def note_token(self, t):
+        self.tokens_used.append(t)
+        return t
+
+    def connect(self, token=None, vhost="public", path=None, headers=None, bearer=False, **kw):
+        v = self.vhost(vhost)
+        path = path or v.get("websocket", {}).get("path", "/ws")
+        headers = dict(headers or {})
+        if token is not None:
+            self.note_token(token)
+            if bearer:
+                headers["Authorization"] = "Bearer " + token
+            else:
+                path += ("&" if "?" in path else "?") + "token=" + token
+        return wsclient.WS.connect("127.0.0.1", self.port(vhost), path, headers,
+                                   tls="tls" in v and not v["tls"].get("terminated_upstream"), **kw)
+
+
+# ------------------------------------------------------------------ assertions
+def check_envelope(msg):
+    assert isinstance(msg, dict), msg
+    assert isinstance(msg.get("type"), str), "no string type: %r" % msg
+    assert isinstance(msg.get("timestamp"), str) and TS_RE.match(msg["timestamp"]), \
+        "bad timestamp in %r" % msg
+    return msg
+
+
+def expect_error(ws, code, timeout=3.0, id=None):
+    msg = check_envelope(ws.recv_json(timeout))
+    assert msg["type"] == "error", "expected error %d, got %r" % (code, msg)
+    p = msg.get("payload")
+    assert isinstance(p, dict) and p.get("code") == code and isinstance(p.get("message"), str), \
+        "expected error %d, got %r" % (code, msg)
+    if id is not None:
+        assert msg.get("id") == id, "error should carry id %r: %r" % (id, msg)
+    return msg
+
+
+_nonce = [0]
+
+
+def probe(ws, timeout=3.0):
+    """Assert the connection is open and served: an echo round trip (example plugin)."""
+    _nonce[0] += 1
+    n = "probe-%d" % _nonce[0]
+    ws.send_json({"type": "echo", "payload": {"n": n}})
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = check_envelope(ws.recv_json(max(0.0, deadline - time.monotonic())))
+        if msg["type"] == "error":
+            raise AssertionError("probe got an error: %r" % msg)
+        if msg["type"] == "echo" and msg.get("payload", {}).get("echo", {}).get("n") == n:
+            return msg
+
+
+def expect_auth_rejected(ws, timeout=3.0):
+    """After a 101 with a bad token: error 1001, then close 4001."""
+    err = expect_error(ws, 1001, timeout)
+    c = ws.wait_close(timeout)
+    assert c.code == 4001, "expected close 4001 after error 1001, got %r" % c
+    return err
