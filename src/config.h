@@ -1,0 +1,99 @@
+/* config.h — the gateway configuration (DESIGN section 3). */
+#ifndef PAV_CONFIG_H
+#define PAV_CONFIG_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+struct pav_limits {
+	size_t max_message_bytes;
+	int json_depth;
+	int messages_per_s;
+	int burst;
+	int abuse_close_after;
+	int max_subscriptions;
+	int max_connections_per_ip;
+	int handshakes_per_s_per_ip;
+	int max_connections_per_user;
+	size_t outbound_queue_bytes;
+	int handshake_timeout_s;
+};
+
+enum pav_vhost_kind {
+	PAV_VHOST_PUBLIC,   /* WebSocket endpoint, JWT auth, plugins */
+	PAV_VHOST_INTERNAL, /* has "api": the internal HTTP API */
+};
+
+struct pav_vhost_config {
+	char *name;
+	enum pav_vhost_kind kind;
+	char *listen_host; /* "0.0.0.0", "127.0.0.1", "::1", ... */
+	int port;
+	char **hostnames;
+	size_t nhostnames;
+	char *ns; /* "namespace", default "default" */
+
+	int tls;                   /* serve TLS (cert + key given) */
+	int tls_terminated_upstream;
+	char *tls_cert;
+	char *tls_key;
+
+	char *ws_path;
+	char **allowed_origins; /* NULL/0: any origin */
+	size_t nallowed_origins;
+	int heartbeat_interval_s;
+	int idle_timeout_s;
+	int permessage_deflate; /* websocket.permessage_deflate, default 0 */
+
+	/* auth (public vhosts; required there) */
+	char **algorithms;
+	size_t nalgorithms;
+	char *key_file;
+	char *issuer;   /* NULL: not checked */
+	char *audience; /* NULL: not checked */
+	int leeway_s;
+
+	struct pav_limits limits;
+
+	/* "plugins": {"name": {options}} — an owned reference, or NULL. */
+	json_object *plugins;
+
+	/* api (internal vhosts) */
+	char *api_keys_file;
+	size_t api_max_body;
+
+	const char *file; /* the file that declared it (points into config) */
+	int index;        /* its index in the merged vhosts array */
+};
+
+struct pav_config {
+	char *path;        /* the main file */
+	char *include_dir; /* resolved against the main file's directory */
+	char **files;      /* every file read, main first */
+	size_t nfiles;
+	char **plugin_dirs;
+	size_t nplugin_dirs;
+	int log_level;     /* enum pav_log_level */
+	int log_json;
+	char *store_backend; /* "memory" or "redis" */
+	char *store_url;
+	size_t inbox_size;
+	char *event_loop; /* "poll" (default) or "uv" */
+	struct pav_vhost_config *vhosts;
+	size_t nvhosts;
+};
+
+/*
+ * Loads the main file and the include directory's *.json (lexical order),
+ * merges and validates.  On error returns -EINVAL (or -errno) and writes
+ * "file: key: reason" into err.  Checks that referenced files exist and are
+ * readable; it does not parse keys or certificates (auth.c and tls do).
+ */
+int pav_config_load(const char *path, struct pav_config *cfg, char *err,
+		    size_t errlen);
+void pav_config_free(struct pav_config *cfg);
+/* Fills every limit with its default (limits.h). */
+void pav_limits_default(struct pav_limits *l);
+
+#endif

@@ -1,0 +1,1 @@
+/* envelope.c — placeholder, being written. */

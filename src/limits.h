@@ -1,0 +1,28 @@
+/* limits.h — every default limit in one place (echoed in README.md). */
+#ifndef PAV_LIMITS_H
+#define PAV_LIMITS_H
+
+#define PAV_DEF_WS_PATH "/ws"
+#define PAV_DEF_HEARTBEAT_INTERVAL_S 30
+#define PAV_DEF_IDLE_TIMEOUT_S 90
+#define PAV_DEF_MAX_MESSAGE_BYTES 16384
+#define PAV_DEF_JSON_DEPTH 8
+#define PAV_DEF_MESSAGES_PER_S 10
+#define PAV_DEF_BURST 20
+#define PAV_DEF_ABUSE_CLOSE_AFTER 100 /* excess messages within 10 s */
+#define PAV_ABUSE_WINDOW_S 10
+#define PAV_DEF_MAX_SUBSCRIPTIONS 128
+#define PAV_DEF_MAX_CONNECTIONS_PER_IP 256
+#define PAV_DEF_HANDSHAKES_PER_S_PER_IP 20
+#define PAV_DEF_MAX_CONNECTIONS_PER_USER 16
+#define PAV_DEF_OUTBOUND_QUEUE_BYTES (256 * 1024)
+#define PAV_DEF_HANDSHAKE_TIMEOUT_S 10
+#define PAV_DEF_LEEWAY_S 30
+#define PAV_DEF_INBOX_SIZE 500
+#define PAV_DEF_API_MAX_BODY (64 * 1024)
+#define PAV_PRESENCE_SNAPSHOT_MAX 1000
+#define PAV_MAX_ID_LEN 64       /* user, channel and message ids */
+#define PAV_MAX_CHANNEL_LEN 80  /* "channel:" + 64-char id + NUL, rounded */
+#define PAV_SHUTDOWN_GRACE_S 10
+
+#endif

@@ -1,0 +1,65 @@
+/* log.c — stderr logging, text or JSON lines. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "clock.h"
+
+static int log_level = PAV_LOG_INFO;
+static int log_json;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void pav_log_setup(int level, int json)
+{
+	log_level = level;
+	log_json = json;
+}
+
+int pav_log_enabled(enum pav_log_level level)
+{
+	return (int)level <= log_level;
+}
+
+static void emit_json(const char *lvl, const char *ts, const char *who,
+		      const char *msg)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ts", json_object_new_string(ts));
+	json_object_object_add(o, "level", json_object_new_string(lvl));
+	if (who)
+		json_object_object_add(o, "component",
+				       json_object_new_string(who));
+	json_object_object_add(o, "msg", json_object_new_string(msg));
+	fprintf(stderr, "%s\n",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+void pav_log(enum pav_log_level level, const char *who, const char *fmt, ...)
+{
+	char msg[1024], ts[PAV_TIME_LEN];
+	va_list ap;
+
+	if (!pav_log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* one event, one line: fold embedded newlines */
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	pav_format_time(pav_now_ms(), ts, sizeof(ts));
+	if (log_json)
+		emit_json(level_names[level], ts, who, msg);
+	else
+		fprintf(stderr, "%s %-5s %s%s%s\n", ts, level_names[level],
+			who ? who : "", who ? ": " : "", msg);
+}

@@ -1,0 +1,1 @@
+/* store_memory.c — placeholder, being written. */
