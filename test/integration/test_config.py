@@ -1,0 +1,205 @@
+"""CLI and configuration: --version, --check, include-dir merge, the token subcommand."""
+import json
+import socket
+import time
+
+import jwt
+import pytest
+
+import gw
+
+
+def write(path, obj):
+    path.write_text(json.dumps(obj, indent=2))
+    return path
+
+
+def check(path):
+    return gw.run_binary(["--check", "-c", path])
+
+
+def good_config(keys):
+    return gw.base_config(keys, [gw.public_vhost(keys), gw.internal_vhost(keys)])
+
+
+def assert_check_fails(r, path, *needles):
+    assert r.returncode == 1, "--check should exit 1, got %d\nstdout:%s\nstderr:%s" % (
+        r.returncode, r.stdout, r.stderr)
+    assert path.name in r.stderr, "stderr should name the file %s:\n%s" % (path.name, r.stderr)
+    for n in needles:
+        assert n in r.stderr, "stderr should mention %r:\n%s" % (n, r.stderr)
+
+
+def test_version_prints_name_and_version(binary):
+    r = gw.run_binary(["--version"])
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "pavilion-gateway" in out and any(c.isdigit() for c in out), out
+
+
+def test_check_accepts_good_config(binary, keys, tmp_path):
+    p = write(tmp_path / "gateway.json", good_config(keys))
+    r = check(p)
+    assert r.returncode == 0, "good config rejected:\n%s" % r.stderr
+
+
+def test_check_binds_nothing(binary, keys, tmp_path):
+    """--check succeeds while the configured ports are taken by someone else."""
+    c = good_config(keys)
+    holders = []
+    for v in c["vhosts"]:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", int(v["listen"].rsplit(":", 1)[1])))
+        s.listen(1)
+        holders.append(s)
+    try:
+        r = check(write(tmp_path / "gateway.json", c))
+        assert r.returncode == 0, r.stderr
+    finally:
+        for s in holders:
+            s.close()
+
+
+def _mutations(keys, tmp_path):
+    """(id, mutate(config), expected key path) for --check failures."""
+    def vh(c):
+        return c["vhosts"][0]
+    return [
+        ("unknown_top_level_key", lambda c: c.update(bogus=1), "bogus"),
+        ("unknown_vhost_key", lambda c: vh(c).update(bogus=1), "vhosts[0].bogus"),
+        ("wrong_type", lambda c: vh(c)["limits"].update(burst="twenty"), "vhosts[0].limits.burst"),
+        ("negative_limit", lambda c: vh(c)["limits"].update(burst=-1), "vhosts[0].limits.burst"),
+        ("missing_key_file", lambda c: vh(c)["auth"].update(key_file=str(tmp_path / "nope.key")),
+         "vhosts[0].auth.key_file"),
+        ("missing_certificate", lambda c: vh(c)["tls"].update(cert=str(tmp_path / "nope.pem")),
+         "vhosts[0].tls.cert"),
+        ("unknown_algorithm", lambda c: vh(c)["auth"].update(algorithms=["HS999"]),
+         "vhosts[0].auth.algorithms"),
+        ("plugin_without_so", lambda c: vh(c)["plugins"].update(nosuchplugin={}),
+         "vhosts[0].plugins.nosuchplugin"),
+        ("plain_public_vhost_on_any_address",
+         lambda c: (vh(c).pop("tls"), vh(c).update(listen="0.0.0.0:%d" % gw.free_port())), "vhosts[0]"),
+        ("unknown_websocket_key", lambda c: vh(c)["websocket"].update(bogus=1), "vhosts[0].websocket.bogus"),
+        ("wrong_type_top_level", lambda c: c.update(vhosts={}), "vhosts"),
+    ]
+
+
+@pytest.mark.parametrize("case", [m[0] for m in _mutations(None, None)])
+def test_check_rejects_bad_config(binary, keys, tmp_path, case):
+    _, mutate, key = next(m for m in _mutations(keys, tmp_path) if m[0] == case)
+    c = gw.base_config(keys, [gw.public_vhost(keys)])
+    mutate(c)
+    p = write(tmp_path / "gateway.json", c)
+    assert_check_fails(check(p), p, key)
+
+
+def test_check_rejects_invalid_json(binary, tmp_path):
+    p = tmp_path / "gateway.json"
+    p.write_text('{"vhosts": [')
+    r = check(p)
+    assert r.returncode == 1 and p.name in r.stderr, r.stderr
+
+
+def test_check_accepts_plain_public_vhost_on_loopback(binary, keys, tmp_path):
+    c = gw.base_config(keys, [gw.public_vhost(keys, tls=False)])
+    r = check(write(tmp_path / "gateway.json", c))
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_accepts_plain_public_vhost_on_any_address_when_terminated_upstream(binary, keys, tmp_path):
+    v = gw.public_vhost(keys, tls=False, listen="0.0.0.0:%d" % gw.free_port())
+    v["tls"] = {"terminated_upstream": True}
+    r = check(write(tmp_path / "gateway.json", gw.base_config(keys, [v])))
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_accepts_max_message_bytes_under_limits(binary, keys, tmp_path):
+    v = gw.public_vhost(keys)
+    del v["websocket"]["max_message_bytes"]
+    v["limits"]["max_message_bytes"] = 4096
+    r = check(write(tmp_path / "gateway.json", gw.base_config(keys, [v])))
+    assert r.returncode == 0, r.stderr
+
+
+def test_include_dir_vhosts_appended_and_log_replaced(make_gateway, keys):
+    g = make_gateway(start=False, include="conf.d", log={"level": "info", "format": "text"})
+    d = g.dir / "conf.d"
+    d.mkdir()
+    second = gw.public_vhost(keys, name="second", tls=False)
+    write(d / "10-extra.json", {"vhosts": [second], "log": {"level": "info", "format": "text"}})
+    write(d / "20-log.json", {"log": {"level": "info", "format": "json"}})
+    r = check(g.conf_path)
+    assert r.returncode == 0, r.stderr
+    g.start()
+    port2 = int(second["listen"].rsplit(":", 1)[1])
+    assert gw.wait_port(port2, 5), "second vhost from the drop-in is not listening"
+    g.config["vhosts"].append(second)  # so g.connect/g.token know it
+    with g.connect(g.token(vhost="second"), vhost="second") as ws:
+        gw.probe(ws)
+    time.sleep(0.2)
+    lines = [l for l in g.log_text().splitlines() if l.strip()]
+    assert lines, "no log lines at all"
+    for l in lines:
+        try:
+            json.loads(l)
+        except ValueError:
+            pytest.fail("20-log.json set format json, but this line is not JSON: %r" % l)
+
+
+def test_include_dir_bad_key_names_dropin_file(binary, keys, tmp_path):
+    c = good_config(keys)
+    c["include"] = "conf.d"
+    p = write(tmp_path / "gateway.json", c)
+    (tmp_path / "conf.d").mkdir()
+    bad = write(tmp_path / "conf.d" / "10-extra.json",
+                {"vhosts": [gw.public_vhost(keys, name="second", bogus_key=1)]})
+    r = check(p)
+    assert r.returncode == 1, r.stderr
+    assert bad.name in r.stderr and "bogus_key" in r.stderr, r.stderr
+
+
+def test_include_dir_ignores_non_json_files(binary, keys, tmp_path):
+    c = good_config(keys)
+    c["include"] = "conf.d"
+    p = write(tmp_path / "gateway.json", c)
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "README").write_text("not json")
+    (tmp_path / "conf.d" / "old.json.bak").write_text("{")
+    r = check(p)
+    assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------------ token subcommand
+def _token_cli(g, *args):
+    r = gw.run_binary(["token", "--sub", "alice", "-c", g.conf_path] + list(args))
+    assert r.returncode == 0, "token command failed: %s" % r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1, "token should print exactly one line: %r" % r.stdout
+    return g.note_token(lines[0].strip())
+
+
+def test_token_cli_mints_working_token(make_gateway, keys):
+    g = make_gateway([gw.public_vhost(keys)])
+    t = _token_cli(g, "--vhost", "public", "--ttl", "60", "--claims", '{"zones":["1"]}')
+    assert jwt.get_unverified_header(t)["alg"] == "HS256"
+    c = jwt.decode(t, keys.hs_secret, algorithms=["HS256"], options={"verify_aud": False})
+    assert c["sub"] == "alice" and c["zones"] == ["1"], c
+    assert abs(c["exp"] - (time.time() + 60)) < 10, c
+    with g.connect(t) as ws:
+        gw.probe(ws)
+
+
+def test_token_cli_default_vhost(make_gateway, keys):
+    g = make_gateway([gw.public_vhost(keys)])
+    t = _token_cli(g)
+    jwt.decode(t, keys.hs_secret, algorithms=["HS256"], options={"verify_aud": False})
+    with g.connect(t) as ws:
+        gw.probe(ws)
+
+
+def test_token_cli_token_passes_configured_issuer_and_audience(make_gateway, keys):
+    g = make_gateway([gw.public_vhost(keys, auth={"issuer": "pavilion", "audience": "gateway"})])
+    t = _token_cli(g, "--vhost", "public")
+    with g.connect(t) as ws:
+        gw.probe(ws)
