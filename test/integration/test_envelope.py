@@ -1,0 +1,254 @@
+"""The JSON envelope: validation (error 1002, connection stays open), ids and acks,
+size/depth limits, UTF-8."""
+import json
+import time
+
+import pytest
+
+import gw
+import wsclient
+
+LIMIT = 1024
+
+
+@pytest.fixture(scope="module")
+def g(make_module_gateway, keys):
+    return make_module_gateway([gw.public_vhost(keys, websocket={"max_message_bytes": LIMIT})])
+
+
+@pytest.fixture
+def ws(g):
+    c = g.connect(g.token())
+    yield c
+    c.close()
+
+
+def nested(levels):
+    """A client message whose JSON nesting depth is `levels` (the envelope object counts as 1)."""
+    p = {}
+    for _ in range(levels - 2):
+        p = {"a": p}
+    return json.dumps({"type": "echo", "payload": p})
+
+
+def sized(n):
+    """An echo message of exactly n bytes."""
+    base = '{"type":"echo","payload":{"p":""}}'
+    return base.replace('""', '"' + "x" * (n - len(base)) + '"')
+
+
+def collect(ws, seconds=0.7):
+    out = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            out.append(gw.check_envelope(ws.recv_json(max(0.01, deadline - time.monotonic()))))
+        except TimeoutError:
+            break
+    return out
+
+
+# ------------------------------------------------------------------ good messages
+def test_echo_roundtrip_has_envelope(ws):
+    ws.send_json({"type": "echo", "payload": {"a": [1, "two", {"3": None}]}})
+    m = gw.check_envelope(ws.recv_json())
+    assert m["type"] == "echo" and m["payload"] == {"greeting": "hi", "echo": {"a": [1, "two", {"3": None}]}}, m
+
+
+def test_error_message_has_envelope(ws):
+    ws.send_text("not json")
+    m = gw.expect_error(ws, 1002)
+    assert set(m) <= {"type", "payload", "timestamp", "id"}, m
+
+
+def test_client_timestamp_string_accepted(ws):
+    ws.send_json({"type": "echo", "payload": {}, "timestamp": "2024-03-15T12:00:00Z"})
+    assert gw.check_envelope(ws.recv_json())["type"] == "echo"
+
+
+def test_success_with_id_is_acked(ws):
+    ws.send_json({"type": "echo", "id": "m-1", "payload": {"x": 1}})
+    msgs = collect(ws)
+    acks = [m for m in msgs if m["type"] == "ack"]
+    assert len(acks) == 1, "expected one ack, got %r" % msgs
+    assert acks[0].get("id") == "m-1" and acks[0].get("payload", {}).get("for") == "echo", acks[0]
+    assert any(m["type"] == "echo" for m in msgs), msgs
+    assert not any(m["type"] == "error" for m in msgs), msgs
+
+
+def test_success_without_id_is_not_acked(ws):
+    ws.send_json({"type": "echo", "payload": {}})
+    msgs = collect(ws)
+    assert [m["type"] for m in msgs] == ["echo"], msgs
+
+
+def test_id_of_64_chars_accepted(ws):
+    ws.send_json({"type": "echo", "id": "i" * 64, "payload": {}})
+    msgs = collect(ws)
+    assert any(m["type"] == "ack" and m.get("id") == "i" * 64 for m in msgs), msgs
+
+
+def test_heartbeat_ack_accepted(ws):
+    ws.send_json({"type": "heartbeat_ack", "timestamp": "2024-03-15T12:00:00Z"})
+    gw.probe(ws)  # fails on any error in between
+
+
+def test_failure_with_id_carries_id(ws):
+    ws.send_json({"type": "nosuchtype", "id": "bad-1", "payload": {}})
+    gw.expect_error(ws, 1002, id="bad-1")
+    gw.probe(ws)
+
+
+def test_bad_payload_with_id_carries_id(ws):
+    ws.send_json({"type": "echo", "id": "bad-2", "payload": "x"})
+    gw.expect_error(ws, 1002, id="bad-2")
+
+
+def test_json_depth_8_accepted(ws):
+    ws.send_text(nested(8))
+    m = gw.check_envelope(ws.recv_json())
+    assert m["type"] == "echo", "8 levels (the default json_depth) must be accepted: %r" % m
+
+
+def test_message_of_exactly_max_bytes_accepted(ws):
+    ws.send_text(sized(LIMIT))
+    m = gw.check_envelope(ws.recv_json())
+    assert m["type"] == "echo", m
+
+
+def test_fragmented_message_under_limit_reassembled(ws):
+    ws.send_fragmented(sized(900), 4)
+    m = gw.check_envelope(ws.recv_json())
+    assert m["type"] == "echo" and len(m["payload"]["echo"]["p"]) > 800, m
+
+
+def test_fragmented_message_with_ping_between_fragments(ws):
+    data = sized(300).encode()
+    ws.send_frame(wsclient.OP_TEXT, data[:100], fin=False)
+    ws.send_frame(wsclient.OP_PING, b"mid")
+    ws.send_frame(wsclient.OP_CONT, data[100:], fin=True)
+    m = gw.check_envelope(ws.recv_json())
+    assert m["type"] == "echo", m
+
+
+def test_ping_answered_with_pong(ws):
+    ws.send_frame(wsclient.OP_PING, b"hello")
+    deadline = time.monotonic() + 3
+    while True:
+        fin, op, data = ws.recv_frame(max(0.0, deadline - time.monotonic()))
+        if op == wsclient.OP_PONG:
+            assert data == b"hello"
+            break
+
+
+# ------------------------------------------------------------------ malformed → 1002, still open
+MALFORMED = {
+    "not_json": "hello",
+    "empty_text": "",
+    "truncated_json": '{"type":"echo"',
+    "json_array": '[{"type":"echo","payload":{}}]',
+    "json_string": '"echo"',
+    "json_number": "42",
+    "json_null": "null",
+    "trailing_object": '{"type":"echo","payload":{}} {}',
+    "trailing_garbage": '{"type":"echo","payload":{}}x',
+    "two_objects_no_space": '{"type":"echo","payload":{}}{"type":"echo","payload":{}}',
+    "missing_type": '{"payload":{}}',
+    "type_not_string": '{"type":5,"payload":{}}',
+    "type_null": '{"type":null,"payload":{}}',
+    "type_empty": '{"type":"","payload":{}}',
+    "payload_string": '{"type":"echo","payload":"x"}',
+    "payload_array": '{"type":"echo","payload":[1]}',
+    "payload_null": '{"type":"echo","payload":null}',
+    "timestamp_number": '{"type":"echo","payload":{},"timestamp":5}',
+    "timestamp_object": '{"type":"echo","payload":{},"timestamp":{}}',
+    "unknown_top_level_key": '{"type":"echo","payload":{},"extra":1}',
+    "id_65_chars": json.dumps({"type": "echo", "id": "i" * 65, "payload": {}}),
+    "id_not_string": '{"type":"echo","id":7,"payload":{}}',
+    "unknown_type": '{"type":"nosuchtype","payload":{}}',
+    "json_depth_9": nested(9),
+    "json_depth_50": nested(50),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_message_gets_1002_and_stays_open(ws, case):
+    ws.send_text(MALFORMED[case])
+    gw.expect_error(ws, 1002)
+    gw.probe(ws)
+
+
+def test_binary_frame_gets_1002_and_stays_open(ws):
+    ws.send_binary(b'{"type":"echo","payload":{}}')
+    gw.expect_error(ws, 1002)
+    gw.probe(ws)
+
+
+def test_many_malformed_messages_in_a_row(ws):
+    for i in range(20):
+        ws.send_text("junk %d" % i)
+    for _ in range(20):
+        gw.expect_error(ws, 1002)
+    gw.probe(ws)
+
+
+# ------------------------------------------------------------------ closes
+def expect_close(ws, code, timeout=5):
+    c = ws.wait_close(timeout)
+    assert c.code == code, "expected close %d, got %r (messages before: %r)" % (code, c, c.seen[-3:])
+
+
+def test_message_over_max_bytes_closes_1009(ws):
+    ws.send_text(sized(LIMIT + 1))
+    expect_close(ws, 1009)
+
+
+def test_large_message_closes_1009(ws):
+    ws.send_text(sized(64 * 1024))
+    expect_close(ws, 1009)
+
+
+def test_fragmented_message_over_max_bytes_closes_1009(ws):
+    ws.send_fragmented(sized(3 * LIMIT), 6)
+    expect_close(ws, 1009)
+
+
+def test_many_small_fragments_over_max_bytes_closes_1009(ws):
+    data = sized(2 * LIMIT).encode()
+    for i in range(0, len(data), 16):
+        first, last = i == 0, i + 16 >= len(data)
+        try:
+            ws.send_frame(wsclient.OP_TEXT if first else wsclient.OP_CONT, data[i:i + 16], fin=last)
+        except OSError:
+            break
+    expect_close(ws, 1009)
+
+
+def test_invalid_utf8_closes_1007(ws):
+    ws.send_text(b'{"type":"echo","payload":{"s":"\xff\xfe"}}')
+    expect_close(ws, 1007)
+
+
+def test_invalid_utf8_across_fragments_closes_1007(ws):
+    ws.send_frame(wsclient.OP_TEXT, b'{"type":"echo","payload":{"s":"\xc3', fin=False)
+    ws.send_frame(wsclient.OP_CONT, b'("}}', fin=True)
+    expect_close(ws, 1007)
+
+
+def test_overlong_utf8_encoding_closes_1007(ws):
+    ws.send_text(b'{"type":"echo","payload":{"s":"\xc0\xaf"}}')
+    expect_close(ws, 1007)
+
+
+def test_unmasked_client_frame_closes_connection(ws):
+    ws.send_frame(wsclient.OP_TEXT, b'{"type":"echo","payload":{}}', mask=False)
+    try:
+        c = ws.wait_close(5)
+    except TimeoutError:
+        pytest.fail("an unmasked client frame must make the server close the connection")
+    assert c.dropped or c.code == 1002, c
+
+
+def test_gateway_survives_limit_closes(g):
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)

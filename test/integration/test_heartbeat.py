@@ -1,0 +1,81 @@
+"""Heartbeat and idle timeout (heartbeat_interval_s 1, idle_timeout_s 3)."""
+import time
+
+import pytest
+
+import gw
+import wsclient
+
+
+@pytest.fixture(scope="module")
+def g(make_module_gateway, keys):
+    return make_module_gateway([gw.public_vhost(
+        keys, websocket={"heartbeat_interval_s": 1, "idle_timeout_s": 3})])
+
+
+def test_heartbeat_arrives(g):
+    with g.connect(g.token()) as ws:
+        m = gw.check_envelope(ws.recv_json(timeout=2.5, skip=()))
+        assert m["type"] == "heartbeat", m
+        assert "payload" not in m or m["payload"] in ({}, None), m
+
+
+def test_heartbeats_repeat(g):
+    with g.connect(g.token()) as ws:
+        t0 = time.monotonic()
+        got = []
+        while len(got) < 3 and time.monotonic() - t0 < 5:
+            m = ws.recv_json(timeout=2.5, skip=())
+            if m["type"] == "heartbeat":
+                got.append(time.monotonic() - t0)
+                ws.send_json({"type": "heartbeat_ack"})
+        assert len(got) == 3, "expected 3 heartbeats in 5 s at 1 s interval, got %r" % got
+
+
+def test_client_sending_heartbeat_ack_stays_open(g):
+    with g.connect(g.token()) as ws:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.5:
+            ws.send_json({"type": "heartbeat_ack"})
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                try:
+                    m = ws.recv_json(timeout=max(0.01, end - time.monotonic()), skip=())
+                except TimeoutError:
+                    break
+                assert m["type"] == "heartbeat", "unexpected message: %r" % m
+        gw.probe(ws)
+
+
+def test_client_sending_other_messages_stays_open(g):
+    with g.connect(g.token()) as ws:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.5:
+            gw.probe(ws)
+            time.sleep(0.8)
+        gw.probe(ws)
+
+
+def test_silent_client_closed_4000(g):
+    with g.connect(g.token()) as ws:
+        t0 = time.monotonic()
+        c = ws.wait_close(timeout=7)
+        took = time.monotonic() - t0
+        assert c.code == 4000, "expected idle close 4000, got %r" % c
+        assert 2.0 <= took <= 6.5, "idle close after %.1f s (idle_timeout_s 3)" % took
+
+
+def test_pongs_do_not_count_as_activity(g):
+    """A client that only answers pings and sends unsolicited pongs is still idle."""
+    with g.connect(g.token()) as ws:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 7:
+            try:
+                ws.send_frame(wsclient.OP_PONG, b"")
+                ws.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            except wsclient.Closed as c:
+                assert c.code == 4000, c
+                return
+        pytest.fail("a client sending only pongs was not closed for idleness within 7 s")

@@ -1,0 +1,118 @@
+"""Plugin loading: the example plugin, per-vhost enabling/options, ABI refusal,
+and a third-party build against the installed header via pkg-config."""
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import gw
+
+
+@pytest.fixture(scope="module")
+def g(make_module_gateway, keys):
+    return make_module_gateway([
+        gw.public_vhost(keys, "public", plugins={"example": {"greeting": "hi"}}),
+        gw.public_vhost(keys, "other", tls=False, plugins={"example": {"greeting": "hello"}}),
+        gw.public_vhost(keys, "bare", tls=False, plugins={}),
+    ])
+
+
+def test_example_plugin_echo(g):
+    with g.connect(g.token()) as ws:
+        ws.send_json({"type": "echo", "payload": {"k": "v", "n": [1, 2]}})
+        m = gw.check_envelope(ws.recv_json())
+        assert m == {"type": "echo", "payload": {"greeting": "hi", "echo": {"k": "v", "n": [1, 2]}},
+                     "timestamp": m["timestamp"]}, m
+
+
+def test_plugin_options_are_per_vhost(g):
+    with g.connect(g.token(vhost="other"), vhost="other") as ws:
+        ws.send_json({"type": "echo", "payload": {"k": 1}})
+        m = gw.check_envelope(ws.recv_json())
+        assert m["payload"] == {"greeting": "hello", "echo": {"k": 1}}, m
+
+
+def test_type_of_plugin_not_enabled_on_vhost_gets_1002(g):
+    with g.connect(g.token(vhost="bare"), vhost="bare") as ws:
+        ws.send_json({"type": "echo", "payload": {}})
+        gw.expect_error(ws, 1002)
+
+
+def test_type_no_plugin_handles_gets_1002(g):
+    with g.connect(g.token()) as ws:
+        ws.send_json({"type": "subscribe", "payload": {"channel": "zone:1"}})
+        gw.expect_error(ws, 1002)
+        gw.probe(ws)
+
+
+def _check(tmp_path, keys, plugin_dirs, plugins):
+    c = gw.base_config(keys, [gw.public_vhost(keys, plugins=plugins)], plugin_dirs=plugin_dirs)
+    p = tmp_path / "gateway.json"
+    p.write_text(json.dumps(c))
+    return p, gw.run_binary(["--check", "-c", p])
+
+
+def test_bad_plugin_option_rejected_by_check(binary, keys, tmp_path):
+    p, r = _check(tmp_path, keys, None, {"example": {"greeting": 5}})
+    assert r.returncode == 1, r.stderr
+    assert p.name in r.stderr and "vhosts[0].plugins.example" in r.stderr, r.stderr
+
+
+def _compile_plugin(src, out, cflags):
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-o", str(out), str(src)] + cflags,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, "plugin compile failed:\n%s" % r.stderr
+
+
+def _pkg(*args, env=None):
+    r = subprocess.run(["pkg-config"] + list(args), capture_output=True, text=True, env=env, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def test_plugin_with_other_abi_refused_by_check(binary, keys, tmp_path):
+    inc = tmp_path / "inc" / "pavilion"
+    inc.mkdir(parents=True)
+    for h in (gw.REPO / "include" / "pavilion").glob("*.h"):
+        shutil.copy(h, inc)
+    text = (inc / "plugin.h").read_text()
+    text, n = re.subn(r"#define\s+PAV_PLUGIN_ABI_VERSION\s+\S+", "#define PAV_PLUGIN_ABI_VERSION 9999u", text)
+    assert n == 1, "PAV_PLUGIN_ABI_VERSION not found in plugin.h"
+    (inc / "plugin.h").write_text(text)
+    pdir = tmp_path / "plugins"
+    pdir.mkdir()
+    so = pdir / "example_abi9999.so"
+    _compile_plugin(gw.REPO / "plugins" / "example" / "example.c", so,
+                    ["-I" + str(tmp_path / "inc")] + _pkg("--cflags", "--libs", "json-c"))
+    p, r = _check(tmp_path, keys, [pdir], {})
+    assert r.returncode == 1, "--check must refuse a plugin built for another ABI:\n%s" % r.stderr
+    assert so.name in r.stderr and "ABI" in r.stderr, "error should name %s and say ABI:\n%s" % (so.name, r.stderr)
+
+
+@pytest.mark.slow
+def test_out_of_tree_plugin_via_pkg_config(binary, keys, tmp_path, make_gateway):
+    build, prefix = tmp_path / "build", tmp_path / "prefix"
+    env = dict(os.environ)
+    for cmd in (["meson", "setup", str(build), str(gw.REPO), "--prefix=" + str(prefix)],
+                ["meson", "install", "-C", str(build)]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, "%s failed:\n%s\n%s" % (" ".join(cmd), r.stdout[-3000:], r.stderr[-3000:])
+    pcs = list(prefix.rglob("pavilion-plugin.pc"))
+    assert pcs, "no pavilion-plugin.pc installed under %s" % prefix
+    assert list(prefix.rglob("pavilion/plugin.h")), "plugin.h not installed"
+    env["PKG_CONFIG_PATH"] = str(pcs[0].parent)
+    src = tmp_path / "thirdparty" / "example.c"
+    src.parent.mkdir()
+    shutil.copy(gw.REPO / "plugins" / "example" / "example.c", src)
+    pdir = tmp_path / "thirdparty" / "plugins"
+    pdir.mkdir()
+    _compile_plugin(src, pdir / "example.so", _pkg("--cflags", "--libs", "pavilion-plugin", env=env))
+    g = make_gateway([gw.public_vhost(keys)], plugin_dirs=[pdir])
+    with g.connect(g.token()) as ws:
+        ws.send_json({"type": "echo", "payload": {"oot": True}})
+        m = gw.check_envelope(ws.recv_json())
+        assert m["payload"] == {"greeting": "hi", "echo": {"oot": True}}, m
