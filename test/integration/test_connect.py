@@ -1,0 +1,88 @@
+"""The upgrade: endpoints, transports, path and Origin checks."""
+import pytest
+
+import gw
+from wsclient import HandshakeRefused
+
+ORIGIN = "https://pavilion.network"
+
+
+@pytest.fixture(scope="module")
+def g(make_module_gateway, keys):
+    return make_module_gateway([
+        gw.public_vhost(keys, "public"),
+        gw.public_vhost(keys, "plain", tls=False),
+        gw.public_vhost(keys, "origin", websocket={"allowed_origins": [ORIGIN]}),
+    ])
+
+
+def test_wss_with_token_in_query(g):
+    with g.connect(g.token()) as ws:
+        assert ws.status == 101
+        gw.probe(ws)
+
+
+def test_wss_with_bearer_header(g):
+    with g.connect(g.token(), bearer=True) as ws:
+        gw.probe(ws)
+
+
+def test_plain_ws_on_loopback_vhost(g):
+    with g.connect(g.token(vhost="plain"), vhost="plain") as ws:
+        gw.probe(ws)
+
+
+def test_wss_with_sni_localhost(g):
+    with g.connect(g.token(), server_hostname="localhost") as ws:
+        gw.probe(ws)
+
+
+def test_wss_verifies_against_test_cert(g, keys):
+    """The served certificate is the configured one (verifiable with it as CA)."""
+    with g.connect(g.token(), server_hostname="localhost", cafile=str(keys.cert)) as ws:
+        gw.probe(ws)
+
+
+def test_token_query_among_other_parameters(g):
+    with g.connect(g.token(), path="/ws?x=1&token=" + g.token() + "&y=2") as ws:
+        gw.probe(ws)
+
+
+def test_several_connections_same_user(g):
+    conns = [g.connect(g.token()) for _ in range(3)]
+    try:
+        for ws in conns:
+            gw.probe(ws)
+    finally:
+        for ws in conns:
+            ws.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/nope", "/wsx", "/ws/extra", "/WS"])
+def test_other_path_gets_404(g, path):
+    with pytest.raises(HandshakeRefused) as e:
+        g.connect(g.token(), path=path + "?token=" + g.token())
+    assert e.value.status == 404, "path %s: expected HTTP 404, got %s" % (path, e.value.status)
+
+
+def test_other_origin_gets_403(g):
+    with pytest.raises(HandshakeRefused) as e:
+        g.connect(g.token(vhost="origin"), vhost="origin", headers={"Origin": "https://evil.example"})
+    assert e.value.status == 403, e.value.status
+
+
+def test_origin_prefix_trick_gets_403(g):
+    with pytest.raises(HandshakeRefused) as e:
+        g.connect(g.token(vhost="origin"), vhost="origin", headers={"Origin": ORIGIN + ".evil.example"})
+    assert e.value.status == 403, e.value.status
+
+
+def test_matching_origin_upgrades(g):
+    with g.connect(g.token(vhost="origin"), vhost="origin", headers={"Origin": ORIGIN}) as ws:
+        assert ws.status == 101
+        gw.probe(ws)
+
+
+def test_any_origin_accepted_when_not_configured(g):
+    with g.connect(g.token(), headers={"Origin": "https://anything.example"}) as ws:
+        gw.probe(ws)

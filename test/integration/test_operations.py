@@ -1,0 +1,156 @@
+"""Signals (SIGTERM/SIGINT shutdown, SIGHUP reload of keys and certificates) and log formats."""
+import hashlib
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+import gw
+from wsclient import Closed
+
+
+def test_sigterm_closes_clients_1001_and_exits_0(make_gateway):
+    g = make_gateway()
+    a, b = g.connect(g.token(sub="alice")), g.connect(g.token(sub="bob"))
+    gw.probe(a)
+    gw.probe(b)
+    t0 = time.monotonic()
+    g.signal(signal.SIGTERM)
+    for ws in (a, b):
+        c = ws.wait_close(10)
+        assert c.code == 1001, "expected close 1001 on shutdown, got %r" % c
+        ws.close()
+    try:
+        rc = g.proc.wait(max(0.1, 10 - (time.monotonic() - t0)))
+    except subprocess.TimeoutExpired:
+        pytest.fail("gateway still running 10 s after SIGTERM")
+    assert rc == 0, "exit code %r after SIGTERM; stderr:\n%s" % (rc, g.log_tail())
+
+
+def test_sigint_closes_clients_1001_and_exits_0(make_gateway):
+    g = make_gateway()
+    a = g.connect(g.token())
+    gw.probe(a)
+    g.signal(signal.SIGINT)
+    c = a.wait_close(10)
+    assert c.code == 1001, c
+    a.close()
+    assert g.proc.wait(10) == 0, g.log_tail()
+
+
+def _wait_until(fn, timeout=5.0, step=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        r = fn()
+        if r or time.monotonic() > deadline:
+            return r
+        time.sleep(step)
+
+
+def _accepted(g, token):
+    with g.connect(token) as ws:
+        try:
+            gw.probe(ws)
+            return True
+        except (AssertionError, Closed, TimeoutError):
+            return False
+
+
+def test_sighup_reloads_jwt_key_without_dropping_connections(make_gateway, tmp_path):
+    keys = gw.Keys(tmp_path / "k")
+    g = make_gateway(keys=keys)
+    old_token = g.token()
+    live = g.connect(old_token)
+    gw.probe(live)
+    new_secret = b"rotated-secret-0123456789"
+    keys.hs_file.write_bytes(new_secret + b"\n")
+    g.signal(signal.SIGHUP)
+    new_token = g.token(key=new_secret)
+    assert _wait_until(lambda: _accepted(g, new_token)), \
+        "token signed with the new key still refused 5 s after SIGHUP; stderr:\n%s" % g.log_tail()
+    gw.probe(live)  # the already connected client stays and works
+    with g.connect(g.token()) as ws:  # signed with the old key
+        gw.expect_auth_rejected(ws)
+    gw.probe(live)
+    live.close()
+    assert g.proc.poll() is None
+
+
+def test_sighup_with_broken_key_file_keeps_running(make_gateway, tmp_path):
+    """A reload that fails must not kill the gateway nor its clients."""
+    keys = gw.Keys(tmp_path / "k")
+    g = make_gateway(keys=keys)
+    live = g.connect(g.token())
+    gw.probe(live)
+    keys.hs_file.unlink()
+    g.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert g.proc.poll() is None, "gateway died on a failed reload:\n%s" % g.log_tail()
+    gw.probe(live)
+    live.close()
+
+
+def _fingerprint(port):
+    return hashlib.sha256(gw.peer_cert_der(port)).hexdigest()
+
+
+def test_sighup_reloads_certificate(make_gateway, tmp_path):
+    keys = gw.Keys(tmp_path / "k")
+    g = make_gateway(keys=keys)
+    before = _fingerprint(g.port())
+    live = g.connect(g.token())
+    gw.probe(live)
+    gw.make_cert(keys.dir)  # overwrites cert.pem / cert.key with a new self-signed pair
+    g.signal(signal.SIGHUP)
+    after = _wait_until(lambda: (_fingerprint(g.port()) != before) and _fingerprint(g.port()), 5)
+    assert after, "new TLS connections still see the old certificate 5 s after SIGHUP"
+    new_pem_der = subprocess.run(["openssl", "x509", "-in", str(keys.cert), "-outform", "DER"],
+                                 capture_output=True, check=True).stdout
+    assert after == hashlib.sha256(new_pem_der).hexdigest(), "served cert is neither old nor new one"
+    gw.probe(live)
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
+    live.close()
+
+
+def _activity(g):
+    with g.connect(g.token(sub="loguser")) as ws:
+        gw.probe(ws)
+        ws.send_text("junk")
+        gw.expect_error(ws, 1002)
+    with g.connect(gw.mint(gw.claims(), b"wrong")) as ws:
+        try:
+            ws.wait_close(3)
+        except TimeoutError:
+            pass
+    time.sleep(0.3)
+
+
+def test_json_log_format(make_gateway):
+    g = make_gateway(log={"level": "debug", "format": "json"})
+    _activity(g)
+    lines = [l for l in g.log_text().splitlines() if l.strip()]
+    assert lines, "no log output"
+    for l in lines:
+        try:
+            o = json.loads(l)
+        except ValueError:
+            pytest.fail("log line is not JSON: %r" % l)
+        assert isinstance(o, dict) and "level" in o and "msg" in o, "log line lacks level/msg: %r" % l
+    assert any("loguser" in l for l in lines), "no log line names the connecting user"
+    assert any("127.0.0.1" in l for l in lines), "no log line names the remote address"
+
+
+def test_text_log_format(make_gateway):
+    g = make_gateway(log={"level": "debug", "format": "text"})
+    _activity(g)
+    lines = [l for l in g.log_text().splitlines() if l.strip()]
+    assert lines, "no log output"
+    for l in lines:
+        try:
+            json.loads(l)
+            pytest.fail("text log line parses as JSON: %r" % l)
+        except ValueError:
+            pass
