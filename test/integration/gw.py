@@ -315,7 +315,9 @@ def probe(ws, timeout=3.0):
         msg = check_envelope(ws.recv_json(max(0.0, deadline - time.monotonic())))
         if msg["type"] == "error":
             raise AssertionError("probe got an error: %r" % msg)
-        if msg["type"] == "echo" and msg.get("payload", {}).get("echo", {}).get("n") == n:
+        p = msg.get("payload")
+        if msg["type"] == "echo" and isinstance(p, dict) and isinstance(p.get("echo"), dict) \
+                and p["echo"].get("n") == n:
             return msg
 
 

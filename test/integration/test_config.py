@@ -203,3 +203,16 @@ def test_token_cli_token_passes_configured_issuer_and_audience(make_gateway, key
     t = _token_cli(g, "--vhost", "public")
     with g.connect(t) as ws:
         gw.probe(ws)
+
+
+def test_missing_config_file_fails(binary, tmp_path):
+    p = tmp_path / "absent.json"
+    r = gw.run_binary(["--check", "-c", p])
+    assert r.returncode == 1 and p.name in r.stderr, r.stderr
+
+
+def test_start_with_bad_config_exits_nonzero(binary, keys, tmp_path):
+    c = gw.base_config(keys, [gw.public_vhost(keys, bogus=1)])
+    p = write(tmp_path / "gateway.json", c)
+    r = gw.run_binary(["-c", p], timeout=10)
+    assert r.returncode != 0 and "vhosts[0].bogus" in r.stderr, (r.returncode, r.stderr)

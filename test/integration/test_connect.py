@@ -86,3 +86,26 @@ def test_matching_origin_upgrades(g):
 def test_any_origin_accepted_when_not_configured(g):
     with g.connect(g.token(), headers={"Origin": "https://anything.example"}) as ws:
         gw.probe(ws)
+
+
+def test_custom_websocket_path(make_gateway, keys):
+    g = make_gateway([gw.public_vhost(keys, websocket={"path": "/realtime"})])
+    with g.connect(g.token()) as ws:  # uses websocket.path
+        gw.probe(ws)
+    with pytest.raises(HandshakeRefused) as e:
+        g.connect(g.token(), path="/ws")
+    assert e.value.status == 404
+
+
+def test_sni_selects_vhost_certificate(make_gateway, keys, tmp_path):
+    """Two vhosts on one port with their own hostnames and certificates (SNI)."""
+    port = gw.free_port()
+    ca, ka = gw.make_cert(tmp_path, "a", cn="a.test", san="DNS:a.test")
+    cb, kb = gw.make_cert(tmp_path, "b", cn="b.test", san="DNS:b.test")
+    va = gw.public_vhost(keys, "a", port=port, hostnames=["a.test"], tls={"cert": str(ca), "key": str(ka)})
+    vb = gw.public_vhost(keys, "b", port=port, hostnames=["b.test"], tls={"cert": str(cb), "key": str(kb)})
+    g = make_gateway([va, vb])
+    for name, cert in (("a", ca), ("b", cb)):
+        with g.connect(g.token(vhost=name), vhost=name, server_hostname=name + ".test",
+                       cafile=str(cert)) as ws:
+            gw.probe(ws)
