@@ -1,1 +1,626 @@
-/* auth.c — placeholder, being written. */
+/*
+ * auth.c — JWT verification with algorithm pinning on top of libjwt 1.10.
+ *
+ * libjwt 1.10 trusts the token: it takes the algorithm from the token's own
+ * header (case-insensitively), accepts "none" when handed a zero-length key
+ * and checks no claims.  So the token's shape, header and claims JSON are
+ * checked here before libjwt sees it, the header's "alg" must be exactly one
+ * of the pinned names, libjwt only checks the signature with the key loaded
+ * at start, and the claims are checked here afterwards.
+ *
+ * Nothing here logs: a rejection is a static reason string, and the caller
+ * logs that, never the token.
+ */
+#include "auth.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jwt.h>
+#include <openssl/crypto.h>
+/* OpenSSL 3's err.h uses INT_MAX without including <limits.h>, and on this
+ * project's include path <limits.h> is src/limits.h. */
+#ifndef INT_MAX
+#define INT_MAX __INT_MAX__
+#define PAV_AUTH_UNDEF_INT_MAX
+#endif
+#include <openssl/err.h>
+#ifdef PAV_AUTH_UNDEF_INT_MAX
+#undef INT_MAX
+#undef PAV_AUTH_UNDEF_INT_MAX
+#endif
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+
+/* Longest decoded header or claims: three quarters of the longest token. */
+#define DECODED_MAX (PAV_AUTH_MAX_TOKEN / 4 * 3 + 3)
+
+struct alg_info {
+	const char *name;
+	jwt_alg_t alg;
+	enum pav_key_kind kind;
+	int curve; /* NID of the curve an ES* key must be on; 0 otherwise */
+};
+
+static const struct alg_info known_algs[] = {
+	{"HS256", JWT_ALG_HS256, PAV_KEY_HMAC, 0},
+	{"HS384", JWT_ALG_HS384, PAV_KEY_HMAC, 0},
+	{"HS512", JWT_ALG_HS512, PAV_KEY_HMAC, 0},
+	{"RS256", JWT_ALG_RS256, PAV_KEY_RSA, 0},
+	{"RS384", JWT_ALG_RS384, PAV_KEY_RSA, 0},
+	{"RS512", JWT_ALG_RS512, PAV_KEY_RSA, 0},
+	{"ES256", JWT_ALG_ES256, PAV_KEY_EC, NID_X9_62_prime256v1},
+	{"ES384", JWT_ALG_ES384, PAV_KEY_EC, NID_secp384r1},
+};
+
+#define NKNOWN (sizeof(known_algs) / sizeof(known_algs[0]))
+
+/* The parts of a split token: header [0, dot1), claims (dot1, dot2),
+ * signature (dot2, len). */
+struct parts {
+	size_t len, dot1, dot2;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+__attribute__((format(printf, 3, 4))) static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int fail_nomem(char *err, size_t errlen)
+{
+	fail(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+static const struct alg_info *alg_by_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NKNOWN; i++)
+		if (strlen(known_algs[i].name) == len &&
+		    !memcmp(known_algs[i].name, name, len))
+			return &known_algs[i];
+	return NULL;
+}
+
+static const struct alg_info *alg_by_id(int alg)
+{
+	for (size_t i = 0; i < NKNOWN; i++)
+		if ((int)known_algs[i].alg == alg)
+			return &known_algs[i];
+	return NULL;
+}
+
+static int b64url_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Decodes n characters of unpadded base64url, already checked to be in
+ * the alphabet, into out (room for n * 3 / 4 bytes).  Returns the length. */
+static size_t b64url_decode(const char *s, size_t n, char *out)
+{
+	unsigned acc = 0, bits = 0;
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		acc = (acc << 6) | (unsigned)b64url_val((unsigned char)s[i]);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	return o;
+}
+
+/* Parses exactly one JSON object from s[0, len): depth-limited, strict,
+ * valid UTF-8, nothing after it.  NULL otherwise. */
+static json_object *parse_object(const char *s, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new_ex(PAV_AUTH_JSON_DEPTH);
+	json_object *o;
+
+	if (!tok)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+					    JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	if (o && (json_tokener_get_error(tok) != json_tokener_success ||
+		  json_tokener_get_parse_end(tok) != len ||
+		  !json_object_is_type(o, json_type_object))) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* Decodes and parses one base64url part of the token as a JSON object. */
+static json_object *part_object(const char *token, size_t from, size_t to)
+{
+	char buf[DECODED_MAX];
+	size_t n = b64url_decode(token + from, to - from, buf);
+
+	return parse_object(buf, n);
+}
+
+static int string_is(json_object *v, const char *want, size_t wantlen)
+{
+	return json_object_is_type(v, json_type_string) &&
+	       (size_t)json_object_get_string_len(v) == wantlen &&
+	       !memcmp(json_object_get_string(v), want, wantlen);
+}
+
+/* ------------------------------------------------------------ loading */
+
+static int load_algs(struct pav_auth *a, const char *const *names,
+		     size_t n, char *err, size_t errlen)
+{
+	const struct alg_info *first = NULL;
+
+	if (n == 0)
+		return fail(err, errlen, "no algorithms");
+	if (n > PAV_AUTH_MAX_ALGS)
+		return fail(err, errlen, "more than %d algorithms",
+			    PAV_AUTH_MAX_ALGS);
+	for (size_t i = 0; i < n; i++) {
+		const struct alg_info *ai =
+			names[i] ? alg_by_name(names[i], strlen(names[i])) : NULL;
+
+		if (!ai)
+			return fail(err, errlen, "unsupported algorithm \"%.16s\"",
+				    names[i] ? names[i] : "(null)");
+		if (!first)
+			first = ai;
+		if (ai->kind != first->kind)
+			return fail(err, errlen,
+				    "algorithm %s cannot be mixed with %s",
+				    ai->name, first->name);
+		if (ai->curve != first->curve)
+			return fail(err, errlen,
+				    "%s and %s need different keys", first->name,
+				    ai->name);
+		a->algs[a->nalgs++] = (int)ai->alg;
+	}
+	a->kind = first->kind;
+	return 0;
+}
+
+/* Reads the whole key file (at most PAV_AUTH_MAX_KEY_FILE bytes). */
+static int read_key_file(struct pav_auth *a, const char *path, char *err,
+			 size_t errlen)
+{
+	unsigned char *buf;
+	FILE *f;
+	size_t n;
+	int e;
+
+	if (!path)
+		return fail(err, errlen, "no key file");
+	f = fopen(path, "rbe");
+	if (!f)
+		return fail(err, errlen, "cannot read key file: %s",
+			    strerror(errno));
+	buf = malloc(PAV_AUTH_MAX_KEY_FILE + 1);
+	if (!buf) {
+		fclose(f);
+		return fail_nomem(err, errlen);
+	}
+	errno = 0;
+	n = fread(buf, 1, PAV_AUTH_MAX_KEY_FILE + 1, f);
+	e = ferror(f) ? (errno ? errno : EIO) : 0;
+	fclose(f);
+	/* an exact-size copy, so the big buffer can be wiped right away */
+	a->key = e || n > PAV_AUTH_MAX_KEY_FILE ? NULL : malloc(n ? n : 1);
+	if (a->key) {
+		memcpy(a->key, buf, n);
+		a->keylen = n;
+	}
+	OPENSSL_cleanse(buf, PAV_AUTH_MAX_KEY_FILE + 1);
+	free(buf);
+	if (e)
+		return fail(err, errlen, "cannot read key file: %s",
+			    strerror(e));
+	if (n > PAV_AUTH_MAX_KEY_FILE)
+		return fail(err, errlen, "key file larger than %d bytes",
+			    PAV_AUTH_MAX_KEY_FILE);
+	return a->key ? 0 : fail_nomem(err, errlen);
+}
+
+static EVP_PKEY *parse_pubkey(const unsigned char *pem, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	EVP_PKEY *pkey = NULL;
+
+	if (bio) {
+		pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	}
+	ERR_clear_error(); /* a failed parse leaves errors queued */
+	return pkey;
+}
+
+static int check_secret(struct pav_auth *a, char *err, size_t errlen)
+{
+	const char *name = alg_by_id(a->algs[0])->name;
+	EVP_PKEY *pkey;
+
+	if (a->keylen && a->key[a->keylen - 1] == '\n')
+		a->keylen--;
+	if (a->keylen && a->key[a->keylen - 1] == '\r')
+		a->keylen--;
+	if (a->keylen == 0)
+		return fail(err, errlen, "empty secret");
+	pkey = parse_pubkey(a->key, a->keylen);
+	if (pkey) {
+		EVP_PKEY_free(pkey);
+		return fail(err, errlen, "%s needs a secret, not a public key",
+			    name);
+	}
+	return 0;
+}
+
+/* 0 when pkey suits the pinned algorithm ai, else the reason in err. */
+static int check_pubkey(EVP_PKEY *pkey, const struct alg_info *ai,
+			char *err, size_t errlen)
+{
+	char group[64];
+
+	if (ai->kind == PAV_KEY_RSA) {
+		if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
+			return fail(err, errlen, "%s needs an RSA public key",
+				    ai->name);
+		if (EVP_PKEY_get_bits(pkey) < PAV_AUTH_MIN_RSA_BITS)
+			return fail(err, errlen,
+				    "RSA key has %d bits, fewer than %d",
+				    EVP_PKEY_get_bits(pkey),
+				    PAV_AUTH_MIN_RSA_BITS);
+		return 0;
+	}
+	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL) != 1 ||
+	    OBJ_txt2nid(group) != ai->curve) {
+		ERR_clear_error();
+		return fail(err, errlen, "%s needs a %s public key", ai->name,
+			    ai->curve == NID_secp384r1 ? "P-384" : "P-256");
+	}
+	return 0;
+}
+
+static int check_pem(struct pav_auth *a, char *err, size_t errlen)
+{
+	EVP_PKEY *pkey = parse_pubkey(a->key, a->keylen);
+	int rc;
+
+	if (!pkey)
+		return fail(err, errlen, "not a PEM public key");
+	rc = check_pubkey(pkey, alg_by_id(a->algs[0]), err, errlen);
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
+static int copy_opt(char **dst, const char *src, char *err, size_t errlen)
+{
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : fail_nomem(err, errlen);
+}
+
+int pav_auth_load(struct pav_auth *a, const char *const *algorithms,
+		  size_t nalgs, const char *key_file, const char *issuer,
+		  const char *audience, int leeway_s, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->leeway_s = leeway_s;
+	rc = load_algs(a, algorithms, nalgs, err, errlen);
+	if (!rc && leeway_s < 0)
+		rc = fail(err, errlen, "negative leeway");
+	if (!rc)
+		rc = read_key_file(a, key_file, err, errlen);
+	if (!rc)
+		rc = a->kind == PAV_KEY_HMAC ? check_secret(a, err, errlen)
+					     : check_pem(a, err, errlen);
+	if (!rc)
+		rc = copy_opt(&a->issuer, issuer, err, errlen);
+	if (!rc)
+		rc = copy_opt(&a->audience, audience, err, errlen);
+	if (rc)
+		pav_auth_free(a);
+	return rc;
+}
+
+void pav_auth_free(struct pav_auth *a)
+{
+	if (!a)
+		return;
+	if (a->key) {
+		OPENSSL_cleanse(a->key, a->keylen);
+		free(a->key);
+	}
+	free(a->issuer);
+	free(a->audience);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ------------------------------------------------------------ verifying */
+
+/* Three non-empty base64url parts, none of a length that base64 cannot
+ * produce (4n + 1), within PAV_AUTH_MAX_TOKEN. */
+static const char *split_token(const char *t, struct parts *p)
+{
+	size_t dots = 0;
+
+	if (!t || !*t)
+		return "token missing";
+	p->len = strnlen(t, PAV_AUTH_MAX_TOKEN + 1);
+	if (p->len > PAV_AUTH_MAX_TOKEN)
+		return "token too long";
+	for (size_t i = 0; i < p->len; i++) {
+		if (t[i] != '.') {
+			if (b64url_val((unsigned char)t[i]) < 0)
+				return "malformed token";
+			continue;
+		}
+		if (++dots > 2)
+			return "malformed token";
+		*(dots == 1 ? &p->dot1 : &p->dot2) = i;
+	}
+	if (dots != 2 || p->dot1 == 0 || p->dot2 == p->dot1 + 1 ||
+	    p->dot2 + 1 == p->len)
+		return "malformed token";
+	if (p->dot1 % 4 == 1 || (p->dot2 - p->dot1 - 1) % 4 == 1 ||
+	    (p->len - p->dot2 - 1) % 4 == 1)
+		return "malformed token";
+	return NULL;
+}
+
+static jwt_alg_t pinned_alg(const struct pav_auth *a, json_object *v)
+{
+	const struct alg_info *ai = alg_by_name(
+		json_object_get_string(v), (size_t)json_object_get_string_len(v));
+
+	for (size_t i = 0; ai && i < a->nalgs; i++)
+		if (a->algs[i] == (int)ai->alg)
+			return ai->alg;
+	return JWT_ALG_INVAL;
+}
+
+static const char *check_header(const struct pav_auth *a, json_object *h,
+				jwt_alg_t *alg)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(h, "alg", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return "malformed token";
+	*alg = pinned_alg(a, v);
+	if (*alg == JWT_ALG_INVAL)
+		return "algorithm not allowed";
+	if (json_object_object_get_ex(h, "typ", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	     json_object_get_string_len(v) != 3 ||
+	     strcasecmp(json_object_get_string(v), "JWT")))
+		return "unsupported token type";
+	if (json_object_object_get_ex(h, "crit", NULL))
+		return "unsupported critical header";
+	return NULL;
+}
+
+/* Header and claims are JSON objects and the header pins an algorithm. */
+static const char *check_front(const struct pav_auth *a, const char *token,
+			       const struct parts *p, jwt_alg_t *alg)
+{
+	json_object *o = part_object(token, 0, p->dot1);
+	const char *r;
+
+	if (!o)
+		return "malformed token";
+	r = check_header(a, o, alg);
+	json_object_put(o);
+	if (r)
+		return r;
+	o = part_object(token, p->dot1 + 1, p->dot2);
+	if (!o)
+		return "malformed token";
+	json_object_put(o);
+	return NULL;
+}
+
+/* Signature check by libjwt, then its view of the claims through json-c. */
+static const char *decode_verified(const struct pav_auth *a,
+				   const char *token, jwt_alg_t alg,
+				   json_object **claims)
+{
+	jwt_t *jwt = NULL;
+	char *grants;
+	int rc;
+
+	if (!a->key || a->keylen == 0) /* libjwt would accept alg none */
+		return "internal error";
+	rc = jwt_decode(&jwt, token, a->key, (int)a->keylen);
+	ERR_clear_error(); /* a failed check leaves errors that TLS would see */
+	if (rc)
+		return rc == ENOMEM ? "internal error" : "bad signature";
+	if (jwt_get_alg(jwt) != alg) {
+		jwt_free(jwt);
+		return "algorithm not allowed";
+	}
+	grants = jwt_get_grants_json(jwt, NULL);
+	jwt_free(jwt);
+	if (!grants)
+		return "internal error";
+	*claims = parse_object(grants, strlen(grants));
+	free(grants);
+	return *claims ? NULL : "malformed token";
+}
+
+/* 0: absent; 1: a finite number, in *out; -1: present but not that. */
+static int get_number(json_object *c, const char *key, double *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(c, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int) &&
+	    !json_object_is_type(v, json_type_double))
+		return -1;
+	*out = json_object_get_double(v);
+	return isfinite(*out) ? 1 : -1;
+}
+
+static const char *check_times(json_object *c, int64_t now_s, int leeway)
+{
+	double now = (double)now_s, t;
+	int has;
+
+	has = get_number(c, "exp", &t);
+	if (has == 0)
+		return "missing exp";
+	if (has < 0)
+		return "invalid exp";
+	if (now > t + leeway)
+		return "token expired";
+	has = get_number(c, "nbf", &t);
+	if (has < 0)
+		return "invalid nbf";
+	if (has > 0 && now + leeway < t)
+		return "token not yet valid";
+	if (get_number(c, "iat", &t) < 0)
+		return "invalid iat";
+	return NULL;
+}
+
+static const char *check_iss_aud(const struct pav_auth *a, json_object *c)
+{
+	json_object *v;
+	size_t n;
+
+	if (a->issuer &&
+	    (!json_object_object_get_ex(c, "iss", &v) ||
+	     !string_is(v, a->issuer, strlen(a->issuer))))
+		return "wrong issuer";
+	if (!a->audience)
+		return NULL;
+	n = strlen(a->audience);
+	if (!json_object_object_get_ex(c, "aud", &v))
+		return "wrong audience";
+	if (string_is(v, a->audience, n))
+		return NULL;
+	if (json_object_is_type(v, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (string_is(json_object_array_get_idx(v, i),
+				      a->audience, n))
+				return NULL;
+	return "wrong audience";
+}
+
+static const char *check_sub(json_object *c)
+{
+	json_object *v;
+	const char *s;
+	size_t n;
+
+	if (!json_object_object_get_ex(c, "sub", &v))
+		return "missing sub";
+	if (!json_object_is_type(v, json_type_string))
+		return "invalid sub";
+	s = json_object_get_string(v);
+	n = (size_t)json_object_get_string_len(v);
+	if (n == 0 || n > PAV_AUTH_MAX_SUB)
+		return "invalid sub";
+	for (size_t i = 0; i < n; i++) /* [A-Za-z0-9_-]: base64url's set */
+		if (b64url_val((unsigned char)s[i]) < 0)
+			return "invalid sub";
+	return NULL;
+}
+
+static const char *verify(const struct pav_auth *a, const char *token,
+			  int64_t now_s, json_object **claims)
+{
+	struct parts p;
+	jwt_alg_t alg = JWT_ALG_INVAL;
+	const char *r;
+
+	r = split_token(token, &p);
+	if (!r)
+		r = check_front(a, token, &p, &alg);
+	if (!r)
+		r = decode_verified(a, token, alg, claims);
+	if (!r)
+		r = check_times(*claims, now_s, a->leeway_s);
+	if (!r)
+		r = check_iss_aud(a, *claims);
+	if (!r)
+		r = check_sub(*claims);
+	return r;
+}
+
+int pav_auth_verify(const struct pav_auth *a, const char *token,
+		    int64_t now_s, json_object **claims, const char **why)
+{
+	json_object *c = NULL;
+	const char *r = verify(a, token, now_s, &c);
+
+	if (why)
+		*why = r;
+	if (r) {
+		json_object_put(c);
+		if (claims)
+			*claims = NULL;
+		return -EACCES;
+	}
+	if (claims)
+		*claims = c;
+	else
+		json_object_put(c);
+	return 0;
+}
+
+/* ------------------------------------------------------------ signing */
+
+char *pav_auth_sign(const struct pav_auth *a, json_object *claims)
+{
+	jwt_t *jwt = NULL;
+	char *out = NULL;
+
+	if (!a || a->kind != PAV_KEY_HMAC || a->nalgs == 0 || !a->key ||
+	    !json_object_is_type(claims, json_type_object))
+		return NULL;
+	if (jwt_new(&jwt))
+		return NULL;
+	if (!jwt_add_grants_json(jwt, json_object_to_json_string_ext(
+					      claims, JSON_C_TO_STRING_PLAIN)) &&
+	    !jwt_set_alg(jwt, (jwt_alg_t)a->algs[0], a->key, (int)a->keylen))
+		out = jwt_encode_str(jwt); /* libjwt 1.10 allocates with malloc */
+	jwt_free(jwt);
+	return out;
+}
