@@ -187,6 +187,37 @@ static void churn_in_small_map(void **state)
 	assert_int_equal(pav_map_count(m), 0);
 }
 
+/* Random put/del/get against a plain array model.  A small key space
+ * keeps the table small, so probe runs wrap around the end of the slot
+ * array and backward shift crosses it. */
+static void random_ops_match_a_model(void **state)
+{
+	enum { KEYS = 64, OPS = 200000 };
+	struct pav_map *m = *state;
+	void *model[KEYS] = {0};
+	size_t live = 0;
+	char key[32];
+
+	srand(12345);
+	for (size_t op = 0; op < OPS; op++) {
+		size_t k = (size_t)rand() % KEYS;
+		void *want = model[k];
+
+		key_of(k, key, sizeof(key));
+		assert_ptr_equal(pav_map_get(m, key), want);
+		if (rand() % 2) {
+			live += !want;
+			model[k] = &vals[op % MANY];
+			assert_int_equal(pav_map_put(m, key, model[k]), 0);
+		} else {
+			live -= !!want;
+			model[k] = NULL;
+			assert_ptr_equal(pav_map_del(m, key), want);
+		}
+		assert_int_equal(pav_map_count(m), live);
+	}
+}
+
 static int count_entry(const char *key, void *val, void *arg)
 {
 	size_t *seen = arg;
@@ -273,6 +304,7 @@ int main(void)
 		T(deletion_keeps_other_keys_reachable),
 		T(reinsertion_after_deletion),
 		T(churn_in_small_map),
+		T(random_ops_match_a_model),
 		T(each_visits_every_entry_once),
 		T(each_stops_when_fn_returns_nonzero),
 		T(each_on_empty_map_calls_nothing),
