@@ -1,1 +1,762 @@
-/* api.c — placeholder, being written. */
+/*
+ * api.c — the internal HTTP API (DESIGN section 4) on internal vhosts:
+ * bearer-key auth, JSON in and out, a body cap, and the calls that let
+ * the backend publish, create notifications and read state.
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "channel.h"
+#include "clock.h"
+#include "gateway.h"
+#include "pav_limits.h"
+#include "log.h"
+#include "metrics.h"
+
+#define API_JSON_DEPTH 16
+
+struct api_req {
+	struct pav_vhost *vh;
+	int method;
+	char path[256];
+	char query[256];
+	char *body;
+	size_t body_len;
+	int too_big;
+	struct pav_api_answer ans;
+	size_t sent;
+	int headers_sent;
+	int early; /* answered before the body was read: close after */
+};
+
+static uint64_t publish_offset;
+
+/* ---- pure helpers (unit-tested) -------------------------------------- */
+
+json_object *pav_api_parse_body(const char *buf, size_t len, const char **why)
+{
+	json_tokener *tok = json_tokener_new_ex(API_JSON_DEPTH);
+	json_object *o;
+
+	if (!tok) {
+		*why = "out of memory";
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+					    JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (o && json_tokener_get_parse_end(tok) != len) {
+		size_t end = json_tokener_get_parse_end(tok);
+
+		while (end < len && strchr(" \t\r\n", buf[end]) && buf[end])
+			end++;
+		if (end != len) {
+			json_object_put(o);
+			o = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		*why = "body must be one JSON object";
+		return NULL;
+	}
+	return o;
+}
+
+static int is_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) &&
+	       json_object_is_type(v, json_type_string);
+}
+
+static const char *str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int obj_of_strings(json_object *o, const char *key,
+			  const char *const *fields, int required)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return !required;
+	if (!json_object_is_type(v, json_type_object))
+		return 0;
+	for (; *fields; fields++)
+		if (!is_str(v, *fields))
+			return 0;
+	return 1;
+}
+
+static const char *const sender_fields[] = {"id", "username", "profilePhoto",
+					    NULL};
+static const char *const reference_fields[] = {"type", "id", NULL};
+
+/* The notification body a backend gives (id/createdAt/isRead optional). */
+static int check_notification_body(json_object *p, const char **why)
+{
+	if (!is_str(p, "type") || !is_str(p, "content")) {
+		*why = "notification needs string type and content";
+		return -EINVAL;
+	}
+	if (!obj_of_strings(p, "sender", sender_fields, 0) ||
+	    !obj_of_strings(p, "reference", reference_fields, 0)) {
+		*why = "notification sender {id,username,profilePhoto} or "
+		       "reference {type,id} malformed";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_notification(json_object *p, const char **why)
+{
+	json_object *v;
+
+	if (check_notification_body(p, why))
+		return -EINVAL;
+	if (!is_str(p, "id") || !is_str(p, "createdAt") ||
+	    !json_object_object_get_ex(p, "isRead", &v) ||
+	    !json_object_is_type(v, json_type_boolean)) {
+		*why = "notification needs id, createdAt and boolean isRead";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_status(json_object *p, const char **why)
+{
+	static const char *const ok[] = {"online", "offline", "busy", "away"};
+	const char *u = str(p, "userId"), *s = str(p, "status");
+	int64_t ms;
+
+	if (!u || !pav_id_valid(u, strlen(u)) || !s) {
+		*why = "status_update needs userId and status";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < 4; i++)
+		if (!strcmp(s, ok[i]))
+			goto status_ok;
+	*why = "status must be one of online, offline, busy, away";
+	return -EINVAL;
+status_ok:
+	if (!str(p, "lastActive") || pav_parse_time(str(p, "lastActive"), &ms)) {
+		*why = "status_update needs an RFC 3339 lastActive";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_chat(json_object *p, const char *channel, const char **why)
+{
+	const char *room = str(p, "roomId");
+	json_object *a;
+
+	if (!is_str(p, "id") || !room || !is_str(p, "content") ||
+	    !is_str(p, "createdAt") ||
+	    !obj_of_strings(p, "sender", sender_fields, 1)) {
+		*why = "chat_message needs id, roomId, sender, content, "
+		       "createdAt";
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(p, "attachments", &a) &&
+	    !json_object_is_type(a, json_type_array)) {
+		*why = "attachments must be an array";
+		return -EINVAL;
+	}
+	if (strncmp(channel, "chat:", 5) || strcmp(channel + 5, room)) {
+		*why = "chat_message roomId must match the chat: channel";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int pav_api_check_payload(const char *type, const char *channel,
+			  json_object *payload, const char **why)
+{
+	if (!json_object_is_type(payload, json_type_object)) {
+		*why = "payload must be an object";
+		return -EINVAL;
+	}
+	if (!strcmp(type, "notification"))
+		return check_notification(payload, why);
+	if (!strcmp(type, "status_update"))
+		return check_status(payload, why);
+	if (!strcmp(type, "chat_message"))
+		return check_chat(payload, channel, why);
+	return 0;
+}
+
+int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented)
+{
+	size_t plen = strlen(presented);
+	int ok = 0;
+
+	/* every key is compared, each in constant time for its length */
+	for (size_t i = 0; i < nkeys; i++) {
+		size_t klen = strlen(keys[i]);
+
+		if (klen == plen && !CRYPTO_memcmp(keys[i], presented, klen))
+			ok = 1;
+	}
+	return ok;
+}
+
+/* ---- answers ---------------------------------------------------------- */
+
+static void answer_json(struct api_req *r, int status, json_object *o)
+{
+	const char *t = json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	r->ans.status = status;
+	r->ans.content_type = "application/json";
+	r->ans.body = strdup(t);
+	r->ans.len = r->ans.body ? strlen(r->ans.body) : 0;
+	json_object_put(o);
+}
+
+static const char *slug(int status)
+{
+	switch (status) {
+	case 400: return "bad_request";
+	case 401: return "unauthorized";
+	case 404: return "not_found";
+	case 405: return "method_not_allowed";
+	case 413: return "payload_too_large";
+	case 415: return "unsupported_media_type";
+	case 503: return "unavailable";
+	default: return "internal_error";
+	}
+}
+
+static void answer_error(struct api_req *r, int status, const char *msg)
+{
+	json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_string(slug(status)));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(o, "error", e);
+	answer_json(r, status, o);
+}
+
+/* ---- calls ------------------------------------------------------------ */
+
+static const char *api_ns(struct api_req *r)
+{
+	return r->vh->cfg->ns;
+}
+
+static void do_publish(struct api_req *r, json_object *body)
+{
+	const char *channel = str(body, "channel"), *type = str(body, "type");
+	json_object *payload, *o;
+	char canon[PAV_MAX_CHANNEL_LEN];
+	const char *why;
+	int n;
+
+	if (!channel || !type || !*type || strlen(type) > 64 ||
+	    !json_object_object_get_ex(body, "payload", &payload))
+		return answer_error(r, 400, "need channel, type and payload");
+	/* "user" alone means nothing without a connection */
+	if (!strcmp(channel, "user") ||
+	    pav_channel_parse("", channel, canon, sizeof(canon)))
+		return answer_error(r, 400, "invalid channel");
+	if (pav_api_check_payload(type, canon, payload, &why))
+		return answer_error(r, 400, why);
+	int64_t t0 = pav_mono_ms();
+	const char *chans[] = {canon};
+
+	n = pav_hub_publish(api_ns(r), chans, 1, type, payload, NULL);
+	pav_metrics_fanout_seconds((double)(pav_mono_ms() - t0) / 1000.0);
+	if (n < 0)
+		return answer_error(r, 500, "publish failed");
+	o = json_object_new_object();
+	json_object_object_add(o, "channel", json_object_new_string(canon));
+	json_object_object_add(o, "offset",
+			       json_object_new_int64((int64_t)++publish_offset));
+	json_object_object_add(o, "recipients", json_object_new_int(n));
+	answer_json(r, 202, o);
+}
+
+struct notif_ctx {
+	struct api_req *r;
+	char user[PAV_MAX_ID_LEN + 1];
+	char id[80];
+	int err;
+	json_object *stored;
+};
+
+static void notif_added(void *arg, int err, const char *id)
+{
+	struct notif_ctx *x = arg;
+
+	x->err = err;
+	if (!err)
+		snprintf(x->id, sizeof(x->id), "%s", id);
+}
+
+static void notif_got(void *arg, int err, json_object *list)
+{
+	struct notif_ctx *x = arg;
+
+	if (!err && json_object_array_length(list) == 1)
+		x->stored = json_object_get(json_object_array_get_idx(list, 0));
+}
+
+static void do_notification(struct api_req *r, json_object *body)
+{
+	struct notif_ctx x = {.r = r, .err = -EIO};
+	const char *user = str(body, "userId"), *why;
+	const struct pav_store *st = pav_gw->store;
+	json_object *n, *o;
+	char chan[PAV_MAX_CHANNEL_LEN];
+
+	if (!user || !pav_id_valid(user, strlen(user)))
+		return answer_error(r, 400, "userId must be 1-64 of [A-Za-z0-9_-]");
+	if (!json_object_object_get_ex(body, "notification", &n) ||
+	    !json_object_is_type(n, json_type_object))
+		return answer_error(r, 400, "notification must be an object");
+	if (check_notification_body(n, &why))
+		return answer_error(r, 400, why);
+	snprintf(x.user, sizeof(x.user), "%s", user);
+	/* the memory store answers at once; a network store is answered
+	 * through the same callbacks */
+	st->inbox_add(api_ns(r), user, n, notif_added, &x);
+	if (x.err)
+		return answer_error(r, 500, "session store unavailable");
+	st->inbox_get(api_ns(r), user, x.id, notif_got, &x);
+	if (x.stored) {
+		const char *chans[] = {chan};
+
+		snprintf(chan, sizeof(chan), "user:%s", user);
+		pav_hub_publish(api_ns(r), chans, 1, "notification", x.stored,
+				NULL);
+		json_object_put(x.stored);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(x.id));
+	answer_json(r, 201, o);
+}
+
+static void list_done(void *arg, int err, json_object *list)
+{
+	json_object **out = arg;
+
+	if (!err)
+		*out = json_object_get(list);
+}
+
+static int query_int(const char *q, const char *key, int def)
+{
+	size_t kl = strlen(key);
+
+	for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+		if (!strncmp(p, key, kl) && p[kl] == '=')
+			return atoi(p + kl + 1);
+	return def;
+}
+
+static void do_inbox(struct api_req *r, const char *user)
+{
+	int unread = query_int(r->query, "unread", 0);
+	int limit = query_int(r->query, "limit", 0);
+	json_object *list = NULL, *o;
+
+	if (limit < 0 || limit > 10000)
+		return answer_error(r, 400, "limit must be 0-10000");
+	pav_gw->store->inbox_list(api_ns(r), user, 0, unread, (size_t)limit,
+				  list_done, &list);
+	if (!list)
+		return answer_error(r, 500, "session store unavailable");
+	o = json_object_new_object();
+	json_object_object_add(o, "userId", json_object_new_string(user));
+	json_object_object_add(o, "notifications", list);
+	answer_json(r, 200, o);
+}
+
+static void presence_done(void *arg, int err, const struct pav_presence *p)
+{
+	json_object **out = arg;
+	char ts[PAV_TIME_LEN];
+
+	if (err)
+		return;
+	*out = json_object_new_object();
+	json_object_object_add(*out, "userId", json_object_new_string(p->user));
+	json_object_object_add(*out, "status",
+			       json_object_new_string(p->status));
+	if (p->last_active_ms) {
+		pav_format_time(p->last_active_ms, ts, sizeof(ts));
+		json_object_object_add(*out, "lastActive",
+				       json_object_new_string(ts));
+	} else {
+		json_object_object_add(*out, "lastActive", NULL);
+	}
+	json_object_object_add(*out, "connections",
+			       json_object_new_int(p->connections));
+}
+
+static void do_presence(struct api_req *r, const char *user)
+{
+	json_object *o = NULL;
+
+	pav_gw->store->presence_get(api_ns(r), user, presence_done, &o);
+	if (!o)
+		return answer_error(r, 500, "session store unavailable");
+	answer_json(r, 200, o);
+}
+
+struct revoke_ctx {
+	const char *ns, *user;
+	int n;
+};
+
+static int revoke_one(const char *key, void *val, void *arg)
+{
+	struct pav_conn *c = val;
+	struct revoke_ctx *x = arg;
+
+	(void)key;
+	if (c->state != PAV_CONN_OPEN || strcmp(c->user, x->user) ||
+	    strcmp(c->vh->cfg->ns, x->ns))
+		return 0;
+	pav_conn_error(c, PAV_ERR_AUTH, "connection revoked", NULL);
+	pav_conn_close(c, 4001, "revoked");
+	x->n++;
+	return 0;
+}
+
+static void do_revoke(struct api_req *r, const char *user)
+{
+	struct revoke_ctx x = {api_ns(r), user, 0};
+	json_object *o = json_object_new_object();
+
+	pav_map_each(pav_gw->conns, revoke_one, &x);
+	pav_info("api: revoked %d connections of user %s", x.n, user);
+	json_object_object_add(o, "closed", json_object_new_int(x.n));
+	answer_json(r, 200, o);
+}
+
+static void do_channel(struct api_req *r, const char *channel)
+{
+	char canon[PAV_MAX_CHANNEL_LEN];
+	json_object *o;
+
+	if (!strcmp(channel, "user") ||
+	    pav_channel_parse("", channel, canon, sizeof(canon)))
+		return answer_error(r, 400, "invalid channel");
+	o = json_object_new_object();
+	json_object_object_add(o, "channel", json_object_new_string(canon));
+	json_object_object_add(o, "subscribers",
+			       json_object_new_int64((int64_t)pav_hub_count(
+				       api_ns(r), canon)));
+	answer_json(r, 200, o);
+}
+
+static void do_metrics(struct api_req *r)
+{
+	r->ans.status = 200;
+	r->ans.content_type = "text/plain; version=0.0.4";
+	r->ans.body = pav_metrics_render(&r->ans.len);
+	if (!r->ans.body)
+		answer_error(r, 500, "out of memory");
+}
+
+static void do_health(struct api_req *r, int ready)
+{
+	json_object *o = json_object_new_object();
+	int ok = !ready || pav_gw->store->ready();
+
+	json_object_object_add(o, "status",
+			       json_object_new_string(ok ? "ok" : "unavailable"));
+	answer_json(r, ok ? 200 : 503, o);
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+/* Matches "/v1/users/{id}/<tail>": copies the id. */
+static int user_route(const char *path, const char *tail, char *id,
+		      size_t len)
+{
+	const char *p = path + strlen("/v1/users/"), *slash;
+
+	if (strncmp(path, "/v1/users/", 10) || !(slash = strchr(p, '/')) ||
+	    strcmp(slash + 1, tail) || (size_t)(slash - p) >= len)
+		return 0;
+	memcpy(id, p, (size_t)(slash - p));
+	id[slash - p] = '\0';
+	return pav_id_valid(id, strlen(id)) ? 1 : -1;
+}
+
+static void route_body(struct api_req *r, void (*fn)(struct api_req *,
+						      json_object *))
+{
+	const char *why;
+	json_object *body = pav_api_parse_body(r->body ? r->body : "",
+					       r->body_len, &why);
+
+	if (!body)
+		return answer_error(r, 400, why);
+	fn(r, body);
+	json_object_put(body);
+}
+
+static void route_v1(struct api_req *r)
+{
+	char id[PAV_MAX_ID_LEN + 1];
+	int get = r->method == LWSHUMETH_GET, post = r->method == LWSHUMETH_POST;
+	int u;
+
+	if (!strcmp(r->path, "/v1/publish"))
+		return post ? route_body(r, do_publish)
+			    : answer_error(r, 405, "use POST");
+	if (!strcmp(r->path, "/v1/notifications"))
+		return post ? route_body(r, do_notification)
+			    : answer_error(r, 405, "use POST");
+	if (!strncmp(r->path, "/v1/channels/", 13))
+		return get ? do_channel(r, r->path + 13)
+			   : answer_error(r, 405, "use GET");
+	if ((u = user_route(r->path, "notifications", id, sizeof(id))) ||
+	    (u = user_route(r->path, "presence", id, sizeof(id))) ||
+	    (u = user_route(r->path, "connections", id, sizeof(id)))) {
+		const char *tail = strrchr(r->path, '/') + 1;
+		int del = r->method == LWSHUMETH_DELETE;
+
+		if (u < 0)
+			return answer_error(r, 400, "invalid user id");
+		if (!strcmp(tail, "connections"))
+			return del ? do_revoke(r, id)
+				   : answer_error(r, 405, "use DELETE");
+		if (!get)
+			return answer_error(r, 405, "use GET");
+		return !strcmp(tail, "presence") ? do_presence(r, id)
+						 : do_inbox(r, id);
+	}
+	answer_error(r, 404, "no such call");
+}
+
+static int authorized(struct lws *wsi, struct api_req *r)
+{
+	char h[512];
+
+	if (lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+	    strncasecmp(h, "Bearer ", 7))
+		return 0;
+	return pav_api_key_ok(r->vh->api_keys, r->vh->napi_keys, h + 7);
+}
+
+static void route(struct api_req *r)
+{
+	int get = r->method == LWSHUMETH_GET;
+
+	if (!strcmp(r->path, "/healthz") || !strcmp(r->path, "/readyz") ||
+	    !strcmp(r->path, "/metrics")) {
+		if (!get)
+			return answer_error(r, 405, "use GET");
+		if (!strcmp(r->path, "/metrics"))
+			return do_metrics(r);
+		return do_health(r, r->path[1] == 'r');
+	}
+	if (strncmp(r->path, "/v1/", 4))
+		return answer_error(r, 404, "no such path");
+	route_v1(r);
+}
+
+/* ---- lws glue ------------------------------------------------------- */
+
+static void free_req(struct api_req **pr)
+{
+	if (!*pr)
+		return;
+	free((*pr)->body);
+	free((*pr)->ans.body);
+	free(*pr);
+	*pr = NULL;
+}
+
+static int json_content_type(struct lws *wsi)
+{
+	char ct[128];
+
+	if (lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0)
+		return 0;
+	return !strncasecmp(ct, "application/json", 16) &&
+	       (!ct[16] || ct[16] == ';' || ct[16] == ' ');
+}
+
+/* The request line and headers are in: check what can be checked now. */
+static int on_request(struct lws *wsi, struct api_req *r)
+{
+	char *uri;
+	int ulen;
+	char cl[32];
+
+	r->vh = lws_vhost_user(lws_get_vhost(wsi));
+	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	snprintf(r->path, sizeof(r->path), "%.*s", ulen, uri);
+	if (lws_hdr_copy(wsi, r->query, sizeof(r->query),
+			 WSI_TOKEN_HTTP_URI_ARGS) < 0)
+		r->query[0] = '\0';
+	if (!strncmp(r->path, "/v1/", 4) && !authorized(wsi, r)) {
+		answer_error(r, 401, "missing or wrong API key");
+		return 1;
+	}
+	if (r->method != LWSHUMETH_POST)
+		return 0;
+	if (!json_content_type(wsi)) {
+		answer_error(r, 415, "Content-Type must be application/json");
+		return 1;
+	}
+	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+	    strtoull(cl, NULL, 10) > r->vh->cfg->api_max_body) {
+		answer_error(r, 413, "body too large");
+		return 1;
+	}
+	return 0;
+}
+
+static int on_body(struct api_req *r, const void *in, size_t len)
+{
+	char *nb;
+
+	if (r->too_big || r->body_len + len > r->vh->cfg->api_max_body) {
+		r->too_big = 1;
+		return 0;
+	}
+	nb = realloc(r->body, r->body_len + len + 1);
+	if (!nb)
+		return -1;
+	memcpy(nb + r->body_len, in, len);
+	r->body = nb;
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+static int write_headers(struct lws *wsi, struct api_req *r)
+{
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+					   *end = buf + sizeof(buf) - 1;
+
+	if (lws_add_http_common_headers(wsi, (unsigned)r->ans.status,
+					r->ans.content_type, r->ans.len, &p,
+					end) ||
+	    lws_add_http_header_by_name(wsi,
+					(const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8,
+					&p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	r->headers_sent = 1;
+	return 0;
+}
+
+static int write_body(struct lws *wsi, struct api_req *r)
+{
+	unsigned char buf[LWS_PRE + 16384];
+	size_t n = r->ans.len - r->sent;
+	int final;
+
+	if (n > sizeof(buf) - LWS_PRE)
+		n = sizeof(buf) - LWS_PRE;
+	final = r->sent + n == r->ans.len;
+	memcpy(buf + LWS_PRE, r->ans.body + r->sent, n);
+	if (lws_write(wsi, buf + LWS_PRE, n,
+		      final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+		return -1;
+	r->sent += n;
+	if (!final) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (r->early)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_writeable(struct lws *wsi, struct api_req *r)
+{
+	if (!r || !r->ans.status)
+		return 0;
+	if (!r->headers_sent) {
+		if (write_headers(wsi, r))
+			return -1;
+		if (!r->ans.len)
+			return r->early || lws_http_transaction_completed(wsi) ? -1 : 0;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	return write_body(wsi, r);
+}
+
+static int start(struct lws *wsi, struct api_req **pr)
+{
+	free_req(pr);
+	*pr = calloc(1, sizeof(**pr));
+	if (!*pr)
+		return -1;
+	(*pr)->early = on_request(wsi, *pr) && (*pr)->method == LWSHUMETH_POST;
+	if ((*pr)->ans.status || (*pr)->method != LWSHUMETH_POST) {
+		if (!(*pr)->ans.status)
+			route(*pr);
+		lws_callback_on_writable(wsi);
+	}
+	return 0;
+}
+
+static int body_done(struct lws *wsi, struct api_req *r)
+{
+	if (!r || r->ans.status)
+		return 0;
+	if (r->too_big)
+		answer_error(r, 413, "body too large");
+	else
+		route(r);
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		     void *user, void *in, size_t len)
+{
+	struct api_req **pr = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		pav_server_note_ssl_ctx(user);
+		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
+		return 1;
+	case LWS_CALLBACK_HTTP:
+		return start(wsi, pr);
+	case LWS_CALLBACK_HTTP_BODY:
+		return *pr && !(*pr)->ans.status ? on_body(*pr, in, len) : 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return body_done(wsi, *pr);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return on_writeable(wsi, *pr);
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pr)
+			free_req(pr);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}

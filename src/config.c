@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "pav_limits.h"
 #include "pav_build.h"
 #include "pavilion/plugin.h"
 

@@ -1,1 +1,402 @@
-/* conn.c — placeholder, being written. */
+/*
+ * conn.c — one client connection: its send queue, inbound reassembly,
+ * dispatch by message type, heartbeat, idle and token-expiry timers.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "clock.h"
+#include "dispatch.h"
+#include "envelope.h"
+#include "gateway.h"
+#include "pav_limits.h"
+#include "log.h"
+#include "metrics.h"
+
+static void id_key(uint64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRIx64, id);
+}
+
+struct pav_conn *pav_conn_find(uint64_t id)
+{
+	char key[24];
+
+	id_key(id, key, sizeof(key));
+	return pav_map_get(pav_gw->conns, key);
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+static void queue_clear(struct pav_conn *c)
+{
+	while (c->q_count) {
+		pav_msg_unref(c->q[c->q_head]);
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_count--;
+	}
+	c->q_bytes = 0;
+}
+
+static int queue_push(struct pav_conn *c, struct pav_msg *m)
+{
+	if (c->q_count == c->q_cap) {
+		uint32_t ncap = c->q_cap ? c->q_cap * 2 : 8;
+		struct pav_msg **nq = malloc(ncap * sizeof(*nq));
+
+		if (!nq)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < c->q_count; i++)
+			nq[i] = c->q[(c->q_head + i) % c->q_cap];
+		free(c->q);
+		c->q = nq;
+		c->q_cap = ncap;
+		c->q_head = 0;
+	}
+	c->q[(c->q_head + c->q_count) % c->q_cap] = pav_msg_ref(m);
+	c->q_count++;
+	c->q_bytes += m->len;
+	return 0;
+}
+
+/* A client that does not read: drop what it has not taken and close it.
+ * The close frame may never get through, so lws gets a deadline too. */
+static void slow_consumer(struct pav_conn *c)
+{
+	pav_warn("conn %" PRIu64 " user=%s peer=%s: outbound queue over %zu "
+		 "bytes, closing 4008",
+		 c->id, c->user, c->peer, c->vh->cfg->limits.outbound_queue_bytes);
+	queue_clear(c);
+	pav_conn_close(c, 4008, "slow consumer");
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+}
+
+int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
+{
+	if (c->state != PAV_CONN_OPEN && c->state != PAV_CONN_REFUSED)
+		return -EPIPE;
+	if (c->q_bytes + m->len > c->vh->cfg->limits.outbound_queue_bytes) {
+		slow_consumer(c);
+		return -ENOBUFS;
+	}
+	if (queue_push(c, m))
+		return -ENOMEM;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
+		  json_object *payload)
+{
+	struct pav_msg *m = pav_msg_build(type, id, NULL, payload);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = pav_conn_enqueue(c, m);
+	pav_msg_unref(m);
+	if (!rc)
+		pav_metrics_out(type, 1);
+	return rc;
+}
+
+void pav_conn_error(struct pav_conn *c, int code, const char *msg,
+		    const char *id)
+{
+	struct pav_msg *m = pav_msg_error(code, msg, id);
+
+	if (!m)
+		return;
+	if (!pav_conn_enqueue(c, m)) {
+		pav_metrics_out("error", 1);
+		pav_metrics_error(code);
+	}
+	pav_msg_unref(m);
+}
+
+void pav_conn_close(struct pav_conn *c, int code, const char *reason)
+{
+	if (c->state == PAV_CONN_CLOSING)
+		return;
+	c->state = PAV_CONN_CLOSING;
+	c->close_code = code;
+	c->close_reason = reason;
+	pav_metrics_close(code);
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Writes as many queued frames as the socket takes, then the close frame
+ * once a closing connection's queue is empty. */
+int pav_conn_writeable(struct pav_conn *c)
+{
+	while (c->q_count) {
+		struct pav_msg *m = c->q[c->q_head];
+		int n = lws_write(c->wsi, pav_msg_text(m), m->len,
+				  LWS_WRITE_TEXT);
+
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_count--;
+		c->q_bytes -= m->len;
+		pav_msg_unref(m);
+		if (n < 0)
+			return -1;
+		if (lws_send_pipe_choked(c->wsi)) {
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+	}
+	if (c->state == PAV_CONN_CLOSING) {
+		const char *r = c->close_reason ? c->close_reason : "";
+
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)r, strlen(r));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+static void rx_reset(struct pav_conn *c)
+{
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = 0;
+	c->rx_binary = 0;
+}
+
+static void too_big(struct pav_conn *c)
+{
+	rx_reset(c);
+	pav_conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+		       "message too big");
+}
+
+void pav_conn_receive(struct pav_conn *c, const void *in, size_t len)
+{
+	size_t max = c->vh->cfg->limits.max_message_bytes;
+	int first = lws_is_first_fragment(c->wsi);
+	int final = lws_is_final_fragment(c->wsi);
+	size_t rest = lws_remaining_packet_payload(c->wsi);
+
+	if (c->state != PAV_CONN_OPEN)
+		return; /* refused or closing: drop */
+	if (first && !c->rx_len)
+		c->rx_binary = lws_frame_is_binary(c->wsi);
+	if (c->rx_len + len + rest > max)
+		return too_big(c);
+	if (final && !c->rx_len) { /* the whole message in one piece */
+		pav_dispatch(c, in, len, c->rx_binary);
+		c->rx_binary = 0;
+		return;
+	}
+	char *nrx = realloc(c->rx, c->rx_len + len + 1);
+
+	if (!nrx)
+		return too_big(c);
+	c->rx = nrx;
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	if (final) {
+		pav_dispatch(c, c->rx, c->rx_len, c->rx_binary);
+		rx_reset(c);
+	}
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void schedule(struct pav_conn *c, int64_t now)
+{
+	const struct pav_vhost_config *vc = c->vh->cfg;
+	int64_t next = c->next_heartbeat_ms;
+	int64_t idle = c->last_rx_ms + (int64_t)vc->idle_timeout_s * 1000;
+	int64_t exp = c->exp_ms + (int64_t)vc->leeway_s * 1000 + 1;
+
+	if (idle < next)
+		next = idle;
+	if (c->exp_ms && exp < next)
+		next = exp;
+	if (next < now + 1)
+		next = now + 1;
+	lws_set_timer_usecs(c->wsi, (lws_usec_t)(next - now) * 1000);
+}
+
+void pav_conn_timer(struct pav_conn *c)
+{
+	const struct pav_vhost_config *vc = c->vh->cfg;
+	int64_t now = pav_now_ms();
+
+	if (c->state != PAV_CONN_OPEN)
+		return;
+	if (c->exp_ms && now > c->exp_ms + (int64_t)vc->leeway_s * 1000) {
+		pav_conn_error(c, PAV_ERR_AUTH, "token expired", NULL);
+		pav_conn_close(c, 4001, "token expired");
+		return;
+	}
+	if (now - c->last_rx_ms >= (int64_t)vc->idle_timeout_s * 1000) {
+		pav_conn_close(c, 4000, "idle timeout");
+		return;
+	}
+	if (now >= c->next_heartbeat_ms) {
+		pav_conn_send(c, "heartbeat", NULL, NULL);
+		c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
+	}
+	schedule(c, now);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+int pav_conn_authenticate(struct pav_conn *c, const char *token)
+{
+	json_object *claims = NULL;
+	json_object *v;
+	const char *sub;
+
+	if (pav_auth_verify(&c->vh->auth, token, pav_now_ms() / 1000, &claims,
+			    &c->auth_why))
+		return -EACCES;
+	json_object_object_get_ex(claims, "sub", &v);
+	sub = json_object_get_string(v);
+	if (c->user[0] && strcmp(c->user, sub)) {
+		json_object_put(claims);
+		c->auth_why = "token is for another user";
+		return -EACCES;
+	}
+	snprintf(c->user, sizeof(c->user), "%s", sub);
+	json_object_put(c->claims);
+	c->claims = claims;
+	c->exp_ms = json_object_object_get_ex(claims, "exp", &v)
+			    ? (int64_t)(json_object_get_double(v) * 1000)
+			    : 0;
+	return 0;
+}
+
+static int over_user_limit(struct pav_conn *c, int count)
+{
+	if (count <= c->vh->cfg->limits.max_connections_per_user)
+		return 0;
+	pav_warn("conn %" PRIu64 " user=%s: over %d connections per user",
+		 c->id, c->user, c->vh->cfg->limits.max_connections_per_user);
+	pav_conn_error(c, PAV_ERR_RATE, "too many connections for this user",
+		       NULL);
+	pav_conn_close(c, 4029, "too many connections");
+	return 1;
+}
+
+/* The store counted this connection: announce it to the plugins. */
+static void conn_added(void *arg, int err, int count)
+{
+	uint64_t id = (uint64_t)(uintptr_t)arg;
+	struct pav_conn *c = pav_conn_find(id);
+	char chan[PAV_MAX_CHANNEL_LEN];
+
+	if (!c || c->state != PAV_CONN_OPEN)
+		return;
+	if (err) {
+		pav_conn_error(c, PAV_ERR_INTERNAL, "session store unavailable",
+			       NULL);
+		pav_conn_close(c, 1011, "store unavailable");
+		return;
+	}
+	c->counted = 1;
+	if (over_user_limit(c, count))
+		return;
+	snprintf(chan, sizeof(chan), "user:%s", c->user);
+	pav_hub_subscribe(c, chan);
+	for (size_t i = 0; i < c->vh->ninsts; i++) {
+		struct pav_instance *in = &c->vh->insts[i];
+
+		if (in->plugin->on_open)
+			in->plugin->on_open(in->state, c, count == 1);
+	}
+	pav_dispatch_subscribed(c, chan, NULL, 1);
+}
+
+void pav_conn_established(struct pav_conn *c)
+{
+	const struct pav_vhost_config *vc = c->vh->cfg;
+	char key[24];
+	int64_t now = pav_now_ms();
+
+	c->id = ++pav_gw->next_conn_id;
+	id_key(c->id, key, sizeof(key));
+	if (pav_map_put(pav_gw->conns, key, c)) {
+		c->state = PAV_CONN_REFUSED;
+		c->auth_why = "out of memory";
+	}
+	pav_metrics_conn(1);
+	c->last_rx_ms = now;
+	c->bucket = (int64_t)vc->limits.burst * 1000;
+	c->bucket_ms = now;
+	if (c->state == PAV_CONN_REFUSED) {
+		pav_info("conn %" PRIu64 " vhost=%s peer=%s refused: %s",
+			 c->id, vc->name, c->peer, c->auth_why);
+		pav_metrics_auth_failure();
+		pav_conn_error(c, PAV_ERR_AUTH, c->auth_why, NULL);
+		pav_conn_close(c, 4001, "authentication failed");
+		return;
+	}
+	c->state = PAV_CONN_OPEN;
+	c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
+	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", c->id,
+		 vc->name, c->user, c->peer);
+	schedule(c, now);
+	pav_gw->store->conn_add(vc->ns, c->user, c->id, conn_added,
+				(void *)(uintptr_t)c->id);
+}
+
+struct close_ctx {
+	struct pav_conn *c;
+	int done;
+	int last;
+};
+
+static void conn_removed(void *arg, int err, int count)
+{
+	struct close_ctx *x = arg;
+
+	x->done = 1;
+	x->last = !err && count == 0;
+}
+
+static void notify_close(struct pav_conn *c)
+{
+	struct close_ctx x = {c, 0, 0};
+
+	pav_gw->store->conn_remove(c->vh->cfg->ns, c->user, c->id,
+				   conn_removed, &x);
+	/* a network store answers later; the hooks run with what is known
+	 * now (last = 0 until it answers) */
+	for (size_t i = 0; i < c->vh->ninsts; i++) {
+		struct pav_instance *in = &c->vh->insts[i];
+
+		if (in->plugin->on_close)
+			in->plugin->on_close(in->state, c, x.done && x.last);
+	}
+}
+
+void pav_conn_closed(struct pav_conn *c)
+{
+	char key[24];
+
+	if (!c->id)
+		return; /* never established */
+	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s closed code=%d",
+		 c->id, c->vh->cfg->name, c->user[0] ? c->user : "-", c->peer,
+		 c->close_code ? c->close_code : 1000);
+	if (c->counted)
+		notify_close(c);
+	pav_hub_unsubscribe_all(c);
+	id_key(c->id, key, sizeof(key));
+	pav_map_del(pav_gw->conns, key);
+	queue_clear(c);
+	free(c->q);
+	rx_reset(c);
+	json_object_put(c->claims);
+	pav_metrics_conn(-1);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,1 +1,286 @@
-int main(void) { return 0; }
+/*
+ * main.c — command line: run the gateway, --check a configuration,
+ * --version, and `token` to mint a development token.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+
+#include "clock.h"
+#include "gateway.h"
+#include "log.h"
+#include "metrics.h"
+#include "pav_build.h"
+#include "store_memory.h"
+
+struct pav_gateway *pav_gw;
+static struct pav_gateway gateway;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pavilion-gateway [-c FILE] [--check] [--version]\n"
+		"       pavilion-gateway token --sub USER [--claims JSON] "
+		"[--ttl SECONDS] [-c FILE] [--vhost NAME]\n"
+		"  -c, --config FILE  configuration (default %s)\n"
+		"  --check            validate configuration, keys, "
+		"certificates and plugins; bind nothing\n"
+		"  --version          print the version\n",
+		PAV_DEFAULT_CONFIG);
+}
+
+static int load_config(const char *path)
+{
+	char err[1024];
+
+	if (pav_config_load(path, &gateway.cfg, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -EINVAL;
+	}
+	pav_log_setup(gateway.cfg.log_level, gateway.cfg.log_json);
+	return 0;
+}
+
+static int check_tls(const struct pav_vhost_config *vc)
+{
+	SSL_CTX *ctx;
+	int ok;
+
+	if (!vc->tls)
+		return 0;
+	ctx = SSL_CTX_new(TLS_server_method());
+	ok = ctx && SSL_CTX_use_certificate_chain_file(ctx, vc->tls_cert) == 1 &&
+	     SSL_CTX_use_PrivateKey_file(ctx, vc->tls_key, SSL_FILETYPE_PEM) == 1 &&
+	     SSL_CTX_check_private_key(ctx) == 1;
+	SSL_CTX_free(ctx);
+	if (!ok)
+		fprintf(stderr, "%s: vhosts[%d].tls: certificate %s and key %s "
+			"do not load or do not match\n",
+			vc->file, vc->index, vc->tls_cert, vc->tls_key);
+	return ok ? 0 : -EINVAL;
+}
+
+static int open_store(void)
+{
+	if (!strcmp(gateway.cfg.store_backend, "memory")) {
+		gateway.store = pav_store_memory_create(gateway.cfg.inbox_size);
+	} else {
+		fprintf(stderr, "%s: store.backend: \"%s\" is not available in "
+			"this build\n", gateway.cfg.path,
+			gateway.cfg.store_backend);
+		return -ENOTSUP;
+	}
+	if (!gateway.store)
+		return -ENOMEM;
+	pav_host_api.store = gateway.store;
+	return 0;
+}
+
+/* Everything but binding: config, plugins, keys, plugin options. */
+static int prepare(const char *path, int *refused)
+{
+	char err[1024];
+	int rc = load_config(path);
+
+	if (rc)
+		return rc;
+	pav_gw = &gateway;
+	gateway.conns = pav_map_new();
+	gateway.chans = pav_map_new();
+	if (!gateway.conns || !gateway.chans)
+		return -ENOMEM;
+	pav_loader_load(&gateway.cfg, refused);
+	if ((rc = open_store()))
+		return rc;
+	for (size_t i = 0; i < gateway.cfg.nvhosts; i++)
+		if (check_tls(&gateway.cfg.vhosts[i]))
+			rc = -EINVAL;
+	if (rc)
+		return rc;
+	if ((rc = pav_vhosts_setup(&gateway, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		pav_err("%s", err);
+	}
+	return rc;
+}
+
+static void cleanup(void)
+{
+	pav_vhosts_teardown(&gateway);
+	pav_hub_free();
+	if (gateway.conns)
+		pav_map_free(gateway.conns, NULL);
+	if (gateway.store)
+		pav_store_memory_destroy();
+	pav_loader_unload();
+	pav_config_free(&gateway.cfg);
+}
+
+static int run(const char *path, int check)
+{
+	int refused = 0;
+	int rc = prepare(path, &refused);
+
+	if (check) {
+		if (!rc && refused)
+			fprintf(stderr, "%d plugin(s) refused (see above)\n",
+				refused);
+		if (!rc && !refused)
+			printf("%s: configuration OK\n", path);
+		cleanup();
+		return rc || refused ? 1 : 0;
+	}
+	if (!rc)
+		rc = pav_server_run(&gateway);
+	cleanup();
+	return rc ? 1 : 0;
+}
+
+/* ---- token ------------------------------------------------------------ */
+
+struct token_args {
+	const char *config, *sub, *claims, *vhost;
+	long ttl;
+};
+
+static const struct pav_vhost_config *token_vhost(const char *name)
+{
+	for (size_t i = 0; i < gateway.cfg.nvhosts; i++) {
+		const struct pav_vhost_config *vc = &gateway.cfg.vhosts[i];
+
+		if (vc->kind == PAV_VHOST_PUBLIC &&
+		    (!name || !strcmp(vc->name, name)))
+			return vc;
+	}
+	return NULL;
+}
+
+static json_object *token_claims(const struct token_args *a,
+				 const struct pav_vhost_config *vc)
+{
+	json_object *c = a->claims ? json_tokener_parse(a->claims)
+				   : json_object_new_object();
+	int64_t now = pav_now_ms() / 1000;
+
+	if (!c || !json_object_is_type(c, json_type_object)) {
+		json_object_put(c);
+		fprintf(stderr, "token: --claims must be a JSON object\n");
+		return NULL;
+	}
+	json_object_object_add(c, "sub", json_object_new_string(a->sub));
+	json_object_object_add(c, "iat", json_object_new_int64(now));
+	json_object_object_add(c, "exp", json_object_new_int64(now + a->ttl));
+	if (vc->issuer && !json_object_object_get_ex(c, "iss", NULL))
+		json_object_object_add(c, "iss",
+				       json_object_new_string(vc->issuer));
+	if (vc->audience && !json_object_object_get_ex(c, "aud", NULL))
+		json_object_object_add(c, "aud",
+				       json_object_new_string(vc->audience));
+	return c;
+}
+
+static int mint(const struct token_args *a)
+{
+	const struct pav_vhost_config *vc;
+	struct pav_auth auth = {0};
+	json_object *claims;
+	char err[256], *tok = NULL;
+
+	if (load_config(a->config))
+		return 1;
+	vc = token_vhost(a->vhost);
+	if (!vc) {
+		fprintf(stderr, "token: no public vhost %s\n",
+			a->vhost ? a->vhost : "");
+		return 1;
+	}
+	if (pav_auth_load(&auth, (const char *const *)vc->algorithms,
+			  vc->nalgorithms, vc->key_file, vc->issuer,
+			  vc->audience, vc->leeway_s, err, sizeof(err))) {
+		fprintf(stderr, "%s: vhosts[%d].auth.key_file: %s\n", vc->file,
+			vc->index, err);
+		return 1;
+	}
+	claims = token_claims(a, vc);
+	if (claims && auth.kind == PAV_KEY_HMAC)
+		tok = pav_auth_sign(&auth, claims);
+	else if (claims)
+		fprintf(stderr, "token: vhost %s uses %s: only HS* vhosts can "
+			"mint tokens here\n", vc->name, vc->algorithms[0]);
+	if (tok)
+		printf("%s\n", tok);
+	free(tok);
+	json_object_put(claims);
+	pav_auth_free(&auth);
+	return tok ? 0 : 1;
+}
+
+static int token_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"sub", required_argument, NULL, 's'},
+		{"claims", required_argument, NULL, 'j'},
+		{"ttl", required_argument, NULL, 't'},
+		{"config", required_argument, NULL, 'c'},
+		{"vhost", required_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	struct token_args a = {PAV_DEFAULT_CONFIG, NULL, NULL, NULL, 3600};
+	int o;
+	int rc;
+
+	while ((o = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': a.sub = optarg; break;
+		case 'j': a.claims = optarg; break;
+		case 't': a.ttl = strtol(optarg, NULL, 10); break;
+		case 'c': a.config = optarg; break;
+		case 'v': a.vhost = optarg; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!a.sub || a.ttl <= 0) {
+		fprintf(stderr, "token: --sub is required and --ttl must be "
+			"positive\n");
+		return 2;
+	}
+	rc = mint(&a);
+	pav_config_free(&gateway.cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'k'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config = PAV_DEFAULT_CONFIG;
+	int check = 0, o;
+
+	if (argc > 1 && !strcmp(argv[1], "token"))
+		return token_main(argc - 1, argv + 1);
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': config = optarg; break;
+		case 'k': check = 1; break;
+		case 'V': printf("pavilion-gateway %s (plugin ABI %u)\n",
+				 PAV_VERSION, PAV_PLUGIN_ABI_VERSION);
+			  return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	return run(config, check);
+}

@@ -1,1 +1,230 @@
-/* metrics.c — placeholder, being written. */
+/*
+ * metrics.c — process counters.  Message types are client-chosen strings,
+ * so the label set is bounded: past PAV_METRIC_TYPES distinct types, the
+ * rest count as "other".
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAV_METRIC_TYPES 48
+#define PAV_METRIC_CODES 24
+#define TYPE_LEN 32
+
+struct type_count {
+	char type[TYPE_LEN];
+	uint64_t in, out;
+};
+
+struct code_count {
+	int code;
+	uint64_t n;
+};
+
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+				 0.025,  0.05,  0.1,    0.25,  1.0};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+static struct {
+	int64_t conns;
+	uint64_t conns_total;
+	struct type_count types[PAV_METRIC_TYPES + 1];
+	size_t ntypes;
+	struct code_count errors[PAV_METRIC_CODES], closes[PAV_METRIC_CODES];
+	uint64_t auth_failures, rate_limited;
+	uint64_t fan_buckets[NBUCKETS];
+	uint64_t fan_count;
+	double fan_sum;
+} m;
+
+void pav_metrics_reset(void)
+{
+	memset(&m, 0, sizeof(m));
+}
+
+static struct type_count *type_slot(const char *type)
+{
+	for (size_t i = 0; i < m.ntypes; i++)
+		if (!strcmp(m.types[i].type, type))
+			return &m.types[i];
+	if (m.ntypes < PAV_METRIC_TYPES && strlen(type) < TYPE_LEN) {
+		snprintf(m.types[m.ntypes].type, TYPE_LEN, "%s", type);
+		return &m.types[m.ntypes++];
+	}
+	snprintf(m.types[PAV_METRIC_TYPES].type, TYPE_LEN, "other");
+	return &m.types[PAV_METRIC_TYPES];
+}
+
+static void code_inc(struct code_count *arr, int code)
+{
+	for (size_t i = 0; i < PAV_METRIC_CODES; i++) {
+		if (arr[i].code == code || !arr[i].code) {
+			arr[i].code = code;
+			arr[i].n++;
+			return;
+		}
+	}
+}
+
+void pav_metrics_conn(int delta)
+{
+	m.conns += delta;
+	if (delta > 0)
+		m.conns_total++;
+}
+
+void pav_metrics_in(const char *type)
+{
+	type_slot(type)->in++;
+}
+
+void pav_metrics_out(const char *type, unsigned n)
+{
+	type_slot(type)->out += n;
+}
+
+void pav_metrics_error(int code)
+{
+	code_inc(m.errors, code);
+}
+
+void pav_metrics_close(int code)
+{
+	code_inc(m.closes, code);
+}
+
+void pav_metrics_auth_failure(void)
+{
+	m.auth_failures++;
+}
+
+void pav_metrics_rate_limited(void)
+{
+	m.rate_limited++;
+}
+
+void pav_metrics_fanout_seconds(double s)
+{
+	for (size_t i = 0; i < NBUCKETS; i++)
+		if (s <= buckets[i])
+			m.fan_buckets[i]++;
+	m.fan_count++;
+	m.fan_sum += s;
+}
+
+/* A growing text buffer. */
+struct out {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void put(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0 || o->oom)
+			return;
+		if ((size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		char *np = realloc(o->p, o->cap * 2 + (size_t)n);
+
+		if (!np) {
+			o->oom = 1;
+			return;
+		}
+		o->p = np;
+		o->cap = o->cap * 2 + (size_t)n;
+	}
+}
+
+static void render_codes(struct out *o, const char *name, const char *help,
+			 const struct code_count *arr)
+{
+	put(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (size_t i = 0; i < PAV_METRIC_CODES && arr[i].code; i++)
+		put(o, "%s{code=\"%d\"} %llu\n", name, arr[i].code,
+		    (unsigned long long)arr[i].n);
+}
+
+static void render_types(struct out *o)
+{
+	put(o, "# HELP pavilion_messages_in_total Client messages by type.\n"
+	       "# TYPE pavilion_messages_in_total counter\n");
+	for (size_t i = 0; i <= PAV_METRIC_TYPES; i++)
+		if (m.types[i].type[0])
+			put(o, "pavilion_messages_in_total{type=\"%s\"} %llu\n",
+			    m.types[i].type,
+			    (unsigned long long)m.types[i].in);
+	put(o, "# HELP pavilion_messages_out_total Server messages by type.\n"
+	       "# TYPE pavilion_messages_out_total counter\n");
+	for (size_t i = 0; i <= PAV_METRIC_TYPES; i++)
+		if (m.types[i].type[0])
+			put(o, "pavilion_messages_out_total{type=\"%s\"} %llu\n",
+			    m.types[i].type,
+			    (unsigned long long)m.types[i].out);
+}
+
+static void render_histogram(struct out *o)
+{
+	const char *h = "pavilion_fanout_seconds";
+
+	put(o, "# HELP %s Time to queue one publication to all its "
+	       "recipients.\n# TYPE %s histogram\n", h, h);
+	for (size_t i = 0; i < NBUCKETS; i++)
+		put(o, "%s_bucket{le=\"%g\"} %llu\n", h, buckets[i],
+		    (unsigned long long)m.fan_buckets[i]);
+	put(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", h,
+	    (unsigned long long)m.fan_count, h, m.fan_sum, h,
+	    (unsigned long long)m.fan_count);
+}
+
+char *pav_metrics_render(size_t *len)
+{
+	struct out o = {malloc(4096), 0, 4096, 0};
+
+	if (!o.p)
+		return NULL;
+	put(&o, "# HELP pavilion_connections Open WebSocket connections.\n"
+		"# TYPE pavilion_connections gauge\npavilion_connections %lld\n",
+	    (long long)m.conns);
+	put(&o, "# HELP pavilion_connections_total Accepted WebSocket "
+		"connections.\n# TYPE pavilion_connections_total counter\n"
+		"pavilion_connections_total %llu\n",
+	    (unsigned long long)m.conns_total);
+	render_types(&o);
+	render_codes(&o, "pavilion_errors_total", "Error messages by code.",
+		     m.errors);
+	render_codes(&o, "pavilion_closes_total",
+		     "Connections closed by the server, by close code.",
+		     m.closes);
+	put(&o, "# HELP pavilion_auth_failures_total Refused tokens.\n"
+		"# TYPE pavilion_auth_failures_total counter\n"
+		"pavilion_auth_failures_total %llu\n",
+	    (unsigned long long)m.auth_failures);
+	put(&o, "# HELP pavilion_rate_limited_total Messages over the rate "
+		"limit.\n# TYPE pavilion_rate_limited_total counter\n"
+		"pavilion_rate_limited_total %llu\n",
+	    (unsigned long long)m.rate_limited);
+	render_histogram(&o);
+	if (o.oom) {
+		free(o.p);
+		return NULL;
+	}
+	*len = o.len;
+	return o.p;
+}

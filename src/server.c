@@ -1,1 +1,373 @@
-/* server.c — placeholder, being written. */
+/*
+ * server.c — libwebsockets glue: the context, one lws vhost per configured
+ * vhost and hostname, the public protocol's callback (a short dispatcher
+ * to conn.c), signals and the service loop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "gateway.h"
+#include "pav_limits.h"
+#include "log.h"
+#include "pav_build.h"
+
+static volatile sig_atomic_t sig_stop, sig_reload;
+static struct lws_context *sig_ctx;
+static SSL_CTX **creating_ssl_ctx; /* where the next vhost's SSL_CTX goes */
+static lws_sorted_usec_list_t shutdown_sul;
+
+void pav_server_note_ssl_ctx(void *ssl_ctx)
+{
+	if (creating_ssl_ctx)
+		*creating_ssl_ctx = ssl_ctx;
+}
+
+static struct pav_vhost *vhost_of(struct lws *wsi)
+{
+	return lws_vhost_user(lws_get_vhost(wsi));
+}
+
+static int header(struct lws *wsi, enum lws_token_indexes t, char *buf,
+		  int len)
+{
+	int n = lws_hdr_copy(wsi, buf, len, t);
+
+	if (n < 0)
+		buf[0] = '\0';
+	return n;
+}
+
+static int refuse(struct lws *wsi, unsigned code)
+{
+	lws_return_http_status(wsi, code, NULL);
+	return 1;
+}
+
+static int origin_allowed(struct lws *wsi, const struct pav_vhost_config *vc)
+{
+	char origin[256];
+
+	if (!vc->nallowed_origins)
+		return 1;
+	if (header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin)) <= 0)
+		return 0;
+	for (size_t i = 0; i < vc->nallowed_origins; i++)
+		if (!strcmp(origin, vc->allowed_origins[i]))
+			return 1;
+	return 0;
+}
+
+/* Before the 101: wrong path, origin or state get an HTTP status. */
+static int confirm_upgrade(struct lws *wsi)
+{
+	struct pav_vhost *vh = vhost_of(wsi);
+	char path[256];
+
+	if (pav_gw->shutting_down)
+		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+	if (header(wsi, WSI_TOKEN_GET_URI, path, sizeof(path)) <= 0 ||
+	    strcmp(path, vh->cfg->ws_path))
+		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
+	if (!origin_allowed(wsi, vh->cfg))
+		return refuse(wsi, HTTP_STATUS_FORBIDDEN);
+	return 0;
+}
+
+/* The token: ?token= first, else "Authorization: Bearer". */
+static int find_token(struct lws *wsi, char *buf, int len)
+{
+	const char *arg = lws_get_urlarg_by_name(wsi, "token=", buf, len);
+
+	if (arg) {
+		memmove(buf, arg, strlen(arg) + 1);
+		return buf[0] ? 0 : -ENOENT;
+	}
+	if (header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, len) <= 0)
+		return -ENOENT;
+	if (strncasecmp(buf, "Bearer ", 7))
+		return -EINVAL;
+	memmove(buf, buf + 7, strlen(buf + 7) + 1);
+	return 0;
+}
+
+/* At the upgrade: remember who it is.  A bad token still upgrades, so
+ * the client gets error 1001 and close 4001 (DESIGN section 2). */
+static int filter(struct lws *wsi, struct pav_conn *c)
+{
+	static char token[PAV_AUTH_MAX_TOKEN + 16];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->wsi = wsi;
+	c->vh = vhost_of(wsi);
+	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
+	if (!strncmp(c->peer, "::ffff:", 7)) /* v4-mapped: log the v4 form */
+		memmove(c->peer, c->peer + 7, strlen(c->peer + 7) + 1);
+	rc = find_token(wsi, token, sizeof(token));
+	if (rc) {
+		c->state = PAV_CONN_REFUSED;
+		c->auth_why = rc == -ENOENT ? "token missing" : "malformed token";
+	} else if (pav_conn_authenticate(c, token)) {
+		c->state = PAV_CONN_REFUSED;
+	}
+	explicit_bzero(token, sizeof(token));
+	return 0;
+}
+
+static int public_http(struct lws *wsi)
+{
+	lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void handle_signals(void)
+{
+	if (sig_reload) {
+		sig_reload = 0;
+		pav_vhosts_reload(pav_gw);
+	}
+	if (sig_stop && !pav_gw->shutting_down) {
+		struct pav_map *m = pav_gw->conns;
+
+		pav_info("shutting down: closing %zu connections with 1001",
+			 pav_map_count(m));
+		pav_gw->shutting_down = 1;
+		pav_gw->shutdown_deadline_ms =
+			pav_mono_ms() + PAV_SHUTDOWN_GRACE_S * 1000 - 500;
+	}
+}
+
+static int close_one(const char *key, void *val, void *arg)
+{
+	struct pav_conn *c = val;
+
+	(void)key;
+	(void)arg;
+	if (c->state == PAV_CONN_OPEN || c->state == PAV_CONN_REFUSED)
+		pav_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY,
+			       "server shutting down");
+	return 0;
+}
+
+static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		     void *user, void *in, size_t len)
+{
+	struct pav_conn *c = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		pav_server_note_ssl_ctx(user);
+		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(wsi);
+	case LWS_CALLBACK_HTTP:
+		return public_http(wsi);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return filter(wsi, c);
+	case LWS_CALLBACK_ESTABLISHED:
+		pav_conn_established(c);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		pav_conn_receive(c, in, len);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return pav_conn_writeable(c);
+	case LWS_CALLBACK_TIMER:
+		pav_conn_timer(c);
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		pav_conn_closed(c);
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		handle_signals();
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols public_protocols[] = {
+	{
+		.name = "pavilion",
+		.callback = public_cb,
+		.per_session_data_size = sizeof(struct pav_conn),
+		.rx_buffer_size = 4096,
+	},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const struct lws_protocols internal_protocols[] = {
+	{
+		.name = "pavilion-api",
+		.callback = pav_api_callback,
+		.per_session_data_size = sizeof(void *),
+	},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		sig_reload = 1;
+	else
+		sig_stop = 1;
+	if (sig_ctx)
+		lws_cancel_service(sig_ctx);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = {0};
+
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void fill_vhost_info(struct lws_context_creation_info *info,
+			    struct pav_vhost *vh, const char *name)
+{
+	const struct pav_vhost_config *vc = vh->cfg;
+
+	memset(info, 0, sizeof(*info));
+	info->port = vc->port;
+	info->iface = vc->listen_host;
+	info->vhost_name = name;
+	info->user = vh;
+	info->protocols = vc->kind == PAV_VHOST_INTERNAL ? internal_protocols
+							 : public_protocols;
+	info->options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+			LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+			LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	info->timeout_secs = (unsigned)vc->limits.handshake_timeout_s;
+	info->keepalive_timeout = 5;
+	info->alpn = "http/1.1";
+	if (vc->tls) {
+		info->ssl_cert_filepath = vc->tls_cert;
+		info->ssl_private_key_filepath = vc->tls_key;
+	}
+}
+
+static int create_vhost(struct lws_context *ctx, struct pav_vhost *vh,
+			const char *name)
+{
+	struct lws_context_creation_info info;
+	struct pav_lws_vhost *slot = &vh->lws[vh->nlws];
+
+	fill_vhost_info(&info, vh, name);
+	slot->ssl_ctx = NULL;
+	creating_ssl_ctx = &slot->ssl_ctx;
+	slot->lv = lws_create_vhost(ctx, &info);
+	creating_ssl_ctx = NULL;
+	if (!slot->lv) {
+		pav_err("vhost %s: cannot listen on %s:%d (or bad TLS files)",
+			vh->cfg->name, vh->cfg->listen_host, vh->cfg->port);
+		return -EADDRINUSE;
+	}
+	vh->nlws++;
+	return 0;
+}
+
+static int create_vhosts(struct pav_gateway *gw)
+{
+	for (size_t i = 0; i < gw->nvhosts; i++) {
+		struct pav_vhost *vh = &gw->vhosts[i];
+		const struct pav_vhost_config *vc = vh->cfg;
+		size_t n = vc->nhostnames ? vc->nhostnames : 1;
+
+		vh->lws = calloc(n, sizeof(*vh->lws));
+		if (!vh->lws)
+			return -ENOMEM;
+		for (size_t k = 0; k < n; k++)
+			if (create_vhost(gw->ctx, vh,
+					 vc->nhostnames ? vc->hostnames[k]
+							: vc->name))
+				return -EINVAL;
+		pav_info("vhost %s listening on %s:%d (%s%s)", vc->name,
+			 vc->listen_host, vc->port,
+			 vc->kind == PAV_VHOST_INTERNAL ? "internal API, " : "",
+			 vc->tls ? "TLS" : "plain");
+	}
+	return 0;
+}
+
+static void lws_log_bridge(int level, const char *line)
+{
+	size_t n = strlen(line);
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)(n && line[n - 1] == '\n' ?
+						 n - 1 : n), line);
+	pav_log(level == LLL_ERR ? PAV_LOG_ERROR : PAV_LOG_WARN, "lws", "%s",
+		buf);
+}
+
+static struct lws_context *create_context(void)
+{
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.max_http_header_data = 4096;
+	info.max_http_header_pool = 256;
+	info.timeout_secs_ah_idle = PAV_DEF_HANDSHAKE_TIMEOUT_S;
+	return lws_create_context(&info);
+}
+
+static void shutdown_tick(lws_sorted_usec_list_t *sul)
+{
+	(void)sul;
+	lws_sul_schedule(pav_gw->ctx, 0, &shutdown_sul, shutdown_tick,
+			 100 * LWS_US_PER_MS);
+}
+
+/* Once stopping: close everyone with 1001, then wait for them (bounded). */
+static int shutdown_done(void)
+{
+	static int asked;
+
+	if (!asked) {
+		asked = 1;
+		pav_map_each(pav_gw->conns, close_one, NULL);
+		shutdown_tick(NULL);
+	}
+	return !pav_map_count(pav_gw->conns) ||
+	       pav_mono_ms() >= pav_gw->shutdown_deadline_ms;
+}
+
+int pav_server_run(struct pav_gateway *gw)
+{
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+	gw->ctx = create_context();
+	if (!gw->ctx) {
+		pav_err("cannot create the libwebsockets context");
+		return -EINVAL;
+	}
+	sig_ctx = gw->ctx;
+	install_signals();
+	if (create_vhosts(gw)) {
+		lws_context_destroy(gw->ctx);
+		return -EINVAL;
+	}
+	pav_info("pavilion-gateway %s ready", PAV_VERSION);
+	while (lws_service(gw->ctx, 0) >= 0) {
+		handle_signals();
+		if (gw->shutting_down && shutdown_done())
+			break;
+	}
+	lws_sul_cancel(&shutdown_sul);
+	sig_ctx = NULL;
+	lws_context_destroy(gw->ctx);
+	gw->ctx = NULL;
+	pav_info("stopped");
+	return 0;
+}

@@ -19,7 +19,7 @@
 #include <sys/random.h>
 
 #include "clock.h"
-#include "limits.h"
+#include "pav_limits.h"
 #include "map.h"
 
 #define ID_LEN 18 /* "n" + 16 hex + NUL */

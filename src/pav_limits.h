@@ -1,6 +1,6 @@
 /* limits.h — every default limit in one place (echoed in README.md). */
-#ifndef PAV_LIMITS_H
-#define PAV_LIMITS_H
+#ifndef PAV_PAV_LIMITS_H
+#define PAV_PAV_LIMITS_H
 
 #define PAV_DEF_WS_PATH "/ws"
 #define PAV_DEF_HEARTBEAT_INTERVAL_S 30

@@ -1,0 +1,22 @@
+/* channel.h — the channel grammar (DESIGN section 2, "Channels"). */
+#ifndef PAV_CHANNEL_H
+#define PAV_CHANNEL_H
+
+#include <stddef.h>
+
+/* 1-64 chars of [A-Za-z0-9_-]: user ids and channel ids. */
+int pav_id_valid(const char *s, size_t len);
+
+/*
+ * Canonicalises a client's channel name for user `user`: "user" and
+ * "user:<user>" become "user:<user>"; "user:<other>" stays as it is (the
+ * caller denies it); "zone:", "channel:", "chat:" + id are kept.  Returns
+ * 0 and writes out, or -EINVAL (not in the grammar) / -ENAMETOOLONG.
+ */
+int pav_channel_parse(const char *user, const char *in, char *out,
+		      size_t outlen);
+
+/* Is channel one of zone:/channel:/chat: (the presence-sharing kinds)? */
+int pav_channel_is_shared(const char *channel);
+
+#endif
