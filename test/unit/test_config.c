@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "limits.h"
+#include "pav_limits.h"
 #include "pav_build.h"
 #include "pavilion/plugin.h"
 
@@ -335,6 +335,22 @@ static void dropin_may_hold_all_vhosts(void **state)
 	if (load(f))
 		fail_msg("%s", f->err);
 	assert_int_equal(f->cfg.nvhosts, 1);
+}
+
+/* The examples shipped in the repository's conf.d/ are valid drop-ins
+ * (the test runs in test/unit). */
+static void shipped_conf_d_examples_are_accepted(void **state)
+{
+	struct fx *f = *state;
+	char *confd = realpath("../../conf.d", NULL);
+	char json[1024];
+
+	assert_non_null(confd);
+	snprintf(json, sizeof(json), "{'include': '%s', 'vhosts': ["
+		 PUB("a", "127.0.0.1:1") "]}", confd);
+	free(confd);
+	load_ok(f, json);
+	assert_true(f->cfg.nfiles > 1);
 }
 
 static void no_vhost_at_all_is_refused(void **state)
@@ -798,6 +814,7 @@ int main(void)
 		T(internal_vhost_defaults),
 		T(include_merges_sorted_dropins),
 		T(dropin_may_hold_all_vhosts),
+		T(shipped_conf_d_examples_are_accepted),
 		T(no_vhost_at_all_is_refused),
 		T(missing_include_dir_is_refused),
 		T(include_in_dropin_is_refused),
