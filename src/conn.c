@@ -16,6 +16,7 @@
 #include "pav_limits.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer.h"
 
 static void id_key(uint64_t id, char *buf, size_t len)
 {
@@ -341,6 +342,8 @@ void pav_conn_established(struct pav_conn *c)
 		return;
 	}
 	c->state = PAV_CONN_OPEN;
+	c->peer_counted = 1;
+	pav_peer_conn(vc->name, c->peer, 1);
 	c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
 	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", c->id,
 		 vc->name, c->user, c->peer);
@@ -390,6 +393,8 @@ void pav_conn_closed(struct pav_conn *c)
 		 c->close_code ? c->close_code : 1000);
 	if (c->counted)
 		notify_close(c);
+	if (c->peer_counted)
+		pav_peer_conn(c->vh->cfg->name, c->peer, -1);
 	pav_hub_unsubscribe_all(c);
 	id_key(c->id, key, sizeof(key));
 	pav_map_del(pav_gw->conns, key);

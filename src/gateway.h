@@ -93,6 +93,7 @@ struct pav_conn {
 	uint32_t stamp; /* publication dedup */
 
 	int counted; /* the store counts this connection */
+	int peer_counted; /* counted in the per-IP limits */
 	int64_t last_rx_ms;
 	int64_t next_heartbeat_ms;
 

@@ -14,6 +14,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer.h"
 #include "pav_build.h"
 #include "store_memory.h"
 
@@ -88,7 +89,6 @@ static int prepare(const char *path, int *refused)
 
 	if (rc)
 		return rc;
-	pav_gw = &gateway;
 	gateway.conns = pav_map_new();
 	gateway.chans = pav_map_new();
 	if (!gateway.conns || !gateway.chans)
@@ -112,6 +112,7 @@ static void cleanup(void)
 {
 	pav_vhosts_teardown(&gateway);
 	pav_hub_free();
+	pav_peer_free();
 	if (gateway.conns)
 		pav_map_free(gateway.conns, NULL);
 	if (gateway.store)
@@ -265,6 +266,7 @@ int main(int argc, char **argv)
 	const char *config = PAV_DEFAULT_CONFIG;
 	int check = 0, o;
 
+	pav_gw = &gateway;
 	if (argc > 1 && !strcmp(argv[1], "token"))
 		return token_main(argc - 1, argv + 1);
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {

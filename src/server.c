@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "pav_limits.h"
 #include "log.h"
+#include "peer.h"
 #include "pav_build.h"
 
 static volatile sig_atomic_t sig_stop, sig_reload;
@@ -61,6 +62,28 @@ static int origin_allowed(struct lws *wsi, const struct pav_vhost_config *vc)
 	return 0;
 }
 
+static void peer_address(struct lws *wsi, char *buf, size_t len)
+{
+	lws_get_peer_simple(wsi, buf, len);
+	if (!strncmp(buf, "::ffff:", 7)) /* v4-mapped: use the v4 form */
+		memmove(buf, buf + 7, strlen(buf + 7) + 1);
+}
+
+static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
+{
+	char ip[48];
+	int status;
+
+	peer_address(wsi, ip, sizeof(ip));
+	status = pav_peer_admit(vh->cfg->name, ip, &vh->cfg->limits,
+				pav_mono_ms());
+	if (!status)
+		return 0;
+	pav_warn("vhost %s peer=%s: handshake refused with %d (per-IP limit)",
+		 vh->cfg->name, ip, status);
+	return refuse(wsi, (unsigned)status);
+}
+
 /* Before the 101: wrong path, origin or state get an HTTP status. */
 static int confirm_upgrade(struct lws *wsi)
 {
@@ -74,7 +97,7 @@ static int confirm_upgrade(struct lws *wsi)
 		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
 	if (!origin_allowed(wsi, vh->cfg))
 		return refuse(wsi, HTTP_STATUS_FORBIDDEN);
-	return 0;
+	return admit_peer(wsi, vh);
 }
 
 /* The token: ?token= first, else "Authorization: Bearer". */
@@ -104,9 +127,7 @@ static int filter(struct lws *wsi, struct pav_conn *c)
 	memset(c, 0, sizeof(*c));
 	c->wsi = wsi;
 	c->vh = vhost_of(wsi);
-	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
-	if (!strncmp(c->peer, "::ffff:", 7)) /* v4-mapped: log the v4 form */
-		memmove(c->peer, c->peer + 7, strlen(c->peer + 7) + 1);
+	peer_address(wsi, c->peer, sizeof(c->peer));
 	rc = find_token(wsi, token, sizeof(token));
 	if (rc) {
 		c->state = PAV_CONN_REFUSED;
@@ -209,6 +230,15 @@ static const struct lws_protocols internal_protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* Off unless a vhost says "permessage_deflate": true.  Inflated messages
+ * are capped like any other (conn.c counts what lws hands over). */
+static const struct lws_extension deflate_exts[] = {
+	{"permessage-deflate", lws_extension_callback_pm_deflate,
+	 "permessage-deflate; client_no_context_takeover; "
+	 "client_max_window_bits"},
+	{NULL, NULL, NULL},
+};
+
 static void on_signal(int sig)
 {
 	if (sig == SIGHUP)
@@ -247,8 +277,11 @@ static void fill_vhost_info(struct lws_context_creation_info *info,
 			LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 			LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	info->timeout_secs = (unsigned)vc->limits.handshake_timeout_s;
+	info->timeout_secs_ah_idle = (unsigned)vc->limits.handshake_timeout_s;
 	info->keepalive_timeout = 5;
 	info->alpn = "http/1.1";
+	if (vc->permessage_deflate)
+		info->extensions = deflate_exts;
 	if (vc->tls) {
 		info->ssl_cert_filepath = vc->tls_cert;
 		info->ssl_private_key_filepath = vc->tls_key;
@@ -319,8 +352,19 @@ static struct lws_context *create_context(void)
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.max_http_header_data = 4096;
 	info.max_http_header_pool = 256;
+	info.timeout_secs = PAV_DEF_HANDSHAKE_TIMEOUT_S;
 	info.timeout_secs_ah_idle = PAV_DEF_HANDSHAKE_TIMEOUT_S;
 	return lws_create_context(&info);
+}
+
+static lws_sorted_usec_list_t housekeeping_sul;
+
+static void housekeeping(lws_sorted_usec_list_t *sul)
+{
+	(void)sul;
+	pav_peer_sweep(pav_mono_ms());
+	lws_sul_schedule(pav_gw->ctx, 0, &housekeeping_sul, housekeeping,
+			 10 * LWS_US_PER_SEC);
 }
 
 static void shutdown_tick(lws_sorted_usec_list_t *sul)
@@ -358,6 +402,7 @@ int pav_server_run(struct pav_gateway *gw)
 		lws_context_destroy(gw->ctx);
 		return -EINVAL;
 	}
+	housekeeping(NULL);
 	pav_info("pavilion-gateway %s ready", PAV_VERSION);
 	while (lws_service(gw->ctx, 0) >= 0) {
 		handle_signals();
@@ -365,6 +410,7 @@ int pav_server_run(struct pav_gateway *gw)
 			break;
 	}
 	lws_sul_cancel(&shutdown_sul);
+	lws_sul_cancel(&housekeeping_sul);
 	sig_ctx = NULL;
 	lws_context_destroy(gw->ctx);
 	gw->ctx = NULL;

@@ -1,0 +1,118 @@
+/*
+ * peer.c — per-IP accounting.  A record lives while its IP has open
+ * connections or handshakes in the current second; pav_peer_sweep() drops
+ * the rest, so the table is bounded by recent activity, not by history.
+ */
+#include "peer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "map.h"
+
+struct peer {
+	int conns;
+	int handshakes;
+	int64_t window_ms;
+};
+
+static struct pav_map *peers;
+
+static int key(char *buf, size_t len, const char *vhost, const char *ip)
+{
+	int n = snprintf(buf, len, "%s\x1f%s", vhost, ip);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static struct peer *get(const char *vhost, const char *ip, int make)
+{
+	char k[192];
+	struct peer *p;
+
+	if (key(k, sizeof(k), vhost, ip))
+		return NULL;
+	if (!peers && !(peers = pav_map_new()))
+		return NULL;
+	p = pav_map_get(peers, k);
+	if (p || !make)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (p && pav_map_put(peers, k, p)) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+int pav_peer_admit(const char *vhost, const char *ip,
+		   const struct pav_limits *l, int64_t now_ms)
+{
+	struct peer *p = get(vhost, ip, 1);
+
+	if (!p)
+		return 503;
+	if (now_ms - p->window_ms >= 1000) {
+		p->window_ms = now_ms;
+		p->handshakes = 0;
+	}
+	if (++p->handshakes > l->handshakes_per_s_per_ip)
+		return 429;
+	if (p->conns >= l->max_connections_per_ip)
+		return 429;
+	return 0;
+}
+
+void pav_peer_conn(const char *vhost, const char *ip, int delta)
+{
+	struct peer *p = get(vhost, ip, 1);
+
+	if (p)
+		p->conns += delta;
+}
+
+struct sweep {
+	int64_t now;
+	char *dead[64];
+	size_t n;
+};
+
+static int collect(const char *k, void *val, void *arg)
+{
+	struct peer *p = val;
+	struct sweep *s = arg;
+
+	if (p->conns <= 0 && s->now - p->window_ms >= 1000) {
+		s->dead[s->n++] = (char *)k;
+		return s->n == 64;
+	}
+	return 0;
+}
+
+size_t pav_peer_sweep(int64_t now_ms)
+{
+	struct sweep s;
+
+	if (!peers)
+		return 0;
+	do { /* the map may not change during each(): collect, then drop */
+		s.now = now_ms;
+		s.n = 0;
+		pav_map_each(peers, collect, &s);
+		for (size_t i = 0; i < s.n; i++) {
+			char k[192];
+
+			snprintf(k, sizeof(k), "%s", s.dead[i]);
+			free(pav_map_del(peers, k));
+		}
+	} while (s.n == 64);
+	return pav_map_count(peers);
+}
+
+void pav_peer_free(void)
+{
+	if (peers)
+		pav_map_free(peers, free);
+	peers = NULL;
+}
