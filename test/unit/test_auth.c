@@ -369,6 +369,18 @@ static void kid_is_ignored(void **state)
 			   CLAIMS_OK));
 }
 
+static void unloaded_auth_accepts_nothing(void **state)
+{
+	struct pav_auth a;
+	char *none = mint_raw("{\"alg\":\"none\"}", CLAIMS_OK, "AAAA");
+
+	(void)state;
+	memset(&a, 0, sizeof(a)); /* what a failed pav_auth_load leaves */
+	assert_string_equal(why_of(&a, mint_secret(HDR_HS256, CLAIMS_OK), NOW),
+			    "algorithm not allowed");
+	assert_string_equal(why_of(&a, none, NOW), "algorithm not allowed");
+}
+
 /* ------------------------------------------------------------ token shape */
 
 static void missing_token_is_rejected(void **state)
@@ -1049,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(es384_token_is_accepted),
 		cmocka_unit_test(typ_is_compared_case_insensitively),
 		cmocka_unit_test(kid_is_ignored),
+		cmocka_unit_test(unloaded_auth_accepts_nothing),
 		cmocka_unit_test(missing_token_is_rejected),
 		cmocka_unit_test(two_parts_are_malformed),
 		cmocka_unit_test(four_parts_are_malformed),
