@@ -741,6 +741,8 @@ int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		pav_server_note_ssl_ctx(user);
 		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		if (!pav_server_upgrade_is_websocket(wsi))
+			return -1; /* see server.c: CVE-2025-11677 */
 		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
 		return 1;
 	case LWS_CALLBACK_HTTP:

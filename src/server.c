@@ -84,11 +84,29 @@ static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 	return refuse(wsi, (unsigned)status);
 }
 
+/*
+ * CVE-2025-11677: on an Upgrade other than websocket/h2c, lws 4.1.6 answers
+ * 403, may release the header table, and still calls us with `in` pointing
+ * into it, then compares it again once we return 0.  So `in` is never
+ * read here: the header is re-read through the (checked) table, and any
+ * upgrade that is not "websocket" hangs up (-1) before lws touches it.
+ */
+int pav_server_upgrade_is_websocket(struct lws *wsi)
+{
+	char up[16];
+
+	return lws_hdr_copy(wsi, up, sizeof(up), WSI_TOKEN_UPGRADE) > 0 &&
+	       !strcasecmp(up, "websocket");
+}
+
 /* Before the 101: wrong path, origin or state get an HTTP status. */
 static int confirm_upgrade(struct lws *wsi)
 {
 	struct pav_vhost *vh = vhost_of(wsi);
 	char path[256];
+
+	if (!pav_server_upgrade_is_websocket(wsi))
+		return -1;
 
 	if (pav_gw->shutting_down)
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
