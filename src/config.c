@@ -348,7 +348,8 @@ static int set_enum(struct ctx *c, const struct field *f, json_object *v,
 		return bad_choice(c, f, path);
 	s = json_object_get_string(v);
 	for (i = 0; f->choices[i]; i++)
-		if (!strcmp(s, f->choices[i]))
+		if (!strcmp(s, f->choices[i]) &&
+		    (size_t)json_object_get_string_len(v) == strlen(s))
 			break;
 	if (!f->choices[i])
 		return bad_choice(c, f, path);

@@ -89,6 +89,14 @@ struct pav_config {
  * merges and validates.  On error returns -EINVAL (or -errno) and writes
  * "file: key: reason" into err.  Checks that referenced files exist and are
  * readable; it does not parse keys or certificates (auth.c and tls do).
+ *
+ * Relative paths (include, plugin_dirs, tls.cert/key, auth.key_file,
+ * api.keys_file) are resolved against the main file's directory and stored
+ * resolved.  Drop-ins are the include directory's "*.json" files (names
+ * starting with '.' skipped) in strcmp order; "include" is allowed only in
+ * the main file.  The char ** arrays are NULL-terminated as well as counted.
+ * cfg need not be initialised; on error it is left freed and zeroed, so a
+ * pav_config_free() after a failed load is harmless (free is idempotent).
  */
 int pav_config_load(const char *path, struct pav_config *cfg, char *err,
 		    size_t errlen);
