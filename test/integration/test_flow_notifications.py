@@ -127,3 +127,22 @@ def test_notification_payload_shape_rejected_400(g, api):
         assert r.status == 400, "notification %r: expected 400, got %r" % (n, r)
         assert isinstance(r.json, dict) and isinstance(r.json.get("error"), dict) \
             and isinstance(r.json["error"].get("code"), str), r
+
+
+@pytest.mark.parametrize("payload", [{}, {"notificationId": 5}, {"notificationId": None}])
+def test_mark_read_bad_shape_1002(g, payload):
+    with Client(g) as c:
+        c.err("mark_read", payload, 1002)
+        c.sync()
+
+
+def test_inbox_bounded_to_500_oldest_evicted(g, api):
+    user = uid()
+    ids = [api.notify(user, note("n%d" % i)).json["id"] for i in range(503)]
+    box = api.inbox(user, "?limit=1000")
+    listed = [n["id"] for n in box["notifications"]]
+    assert len(listed) == 500, "inbox holds %d (bound 500)" % len(listed)
+    assert listed == ids[3:], "the three oldest should be evicted, order kept"
+    with Client(g, user) as c:
+        c.err("mark_read", {"notificationId": ids[0]}, 1004)  # evicted: no longer in the inbox
+        c.ok("mark_read", {"notificationId": ids[3]})

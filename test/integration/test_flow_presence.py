@@ -229,3 +229,31 @@ def test_invalid_status_1002(g, api, payload):
         c.err("presence", payload, 1002)
         c.sync()
         assert api.presence(c.sub).get("status") == "online"
+
+
+def test_presence_snapshot_on_resubscribe(g, api):
+    """subscribe with presence: true to a channel the connection is already in (an
+    idempotent success) is still followed by the snapshot."""
+    z = "zone:" + uid("z")
+    with C(g) as a, C(g) as carol:
+        a.ok("presence", {"status": "away"})
+        a.subscribe(z)
+        carol.subscribe(z)
+        carol.sync()
+        carol.inbox.clear()
+        carol.subscribe(z, presence=True)
+        got = updates(carol, a.sub)
+        assert len(got) == 1 and got[0]["payload"]["status"] == "away", \
+            "expected a snapshot status_update for %s, got %r" % (a.sub, got)
+
+
+def test_unsubscribed_member_no_longer_gets_status_updates(g, api):
+    z = "zone:" + uid("z")
+    with C(g) as alice, C(g) as bob:
+        alice.subscribe(z)
+        bob.subscribe(z)
+        bob.ok("unsubscribe", {"channel": z})
+        bob.sync()
+        bob.inbox.clear()
+        alice.ok("presence", {"status": "busy"})
+        assert updates(bob, alice.sub) == [], "bob left the zone: %r" % bob.inbox

@@ -214,3 +214,10 @@ def test_max_subscriptions_1003_beyond(g):
         c.subscribe("zone:m3")
         c.err("subscribe", {"channel": "zone:m4"}, 1003)
         c.sync()
+
+
+@pytest.mark.parametrize("params", [[], "x", 5, {"token": 5}])
+def test_bad_parameters_1002(g, params):
+    with Client(g) as c:  # no claims: the subscription-token route is the one taken
+        c.err("subscribe", {"channel": "zone:p1", "parameters": params}, 1002)
+        c.sync()
