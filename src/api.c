@@ -753,6 +753,9 @@ int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return body_done(wsi, *pr);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return on_writeable(wsi, *pr);
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		pav_server_handle_signals();
+		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (pr)

@@ -172,6 +172,8 @@ int pav_server_run(struct pav_gateway *gw);
 
 /* server.c: remembers a TLS vhost's SSL_CTX while it is being created */
 void pav_server_note_ssl_ctx(void *ssl_ctx);
+/* Acts on SIGHUP/SIGTERM/SIGINT noted by the signal handler. */
+void pav_server_handle_signals(void);
 /* Is the request's Upgrade header "websocket"? (never reads lws' `in`) */
 int pav_server_upgrade_is_websocket(struct lws *wsi);
 

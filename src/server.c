@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef PAV_WITH_UV
+#include <uv.h>
+#endif
+
 #include "clock.h"
 #include "gateway.h"
 #include "pav_limits.h"
@@ -163,21 +167,16 @@ static int public_http(struct lws *wsi)
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static void handle_signals(void)
+static void begin_shutdown(void);
+
+void pav_server_handle_signals(void)
 {
 	if (sig_reload) {
 		sig_reload = 0;
 		pav_vhosts_reload(pav_gw);
 	}
-	if (sig_stop && !pav_gw->shutting_down) {
-		struct pav_map *m = pav_gw->conns;
-
-		pav_info("shutting down: closing %zu connections with 1001",
-			 pav_map_count(m));
-		pav_gw->shutting_down = 1;
-		pav_gw->shutdown_deadline_ms =
-			pav_mono_ms() + PAV_SHUTDOWN_GRACE_S * 1000 - 500;
-	}
+	if (sig_stop && !pav_gw->shutting_down)
+		begin_shutdown();
 }
 
 static int close_one(const char *key, void *val, void *arg)
@@ -222,7 +221,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		pav_conn_closed(c);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		handle_signals();
+		pav_server_handle_signals();
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -360,9 +359,18 @@ static void lws_log_bridge(int level, const char *line)
 		buf);
 }
 
-static struct lws_context *create_context(void)
+#ifdef PAV_WITH_UV
+static uv_loop_t uv_loop;
+#endif
+static int use_uv;
+static int stop_loop;
+
+static struct lws_context *create_context(const struct pav_config *cfg)
 {
 	struct lws_context_creation_info info;
+#ifdef PAV_WITH_UV
+	static void *loops[1];
+#endif
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
@@ -372,6 +380,21 @@ static struct lws_context *create_context(void)
 	info.max_http_header_pool = 256;
 	info.timeout_secs = PAV_DEF_HANDSHAKE_TIMEOUT_S;
 	info.timeout_secs_ah_idle = PAV_DEF_HANDSHAKE_TIMEOUT_S;
+	use_uv = cfg->event_loop && !strcmp(cfg->event_loop, "uv");
+	if (use_uv) {
+#ifdef PAV_WITH_UV
+		/* our own loop ("foreign" to lws): we run it and stop it, and
+		 * signals stay ours */
+		if (uv_loop_init(&uv_loop))
+			return NULL;
+		loops[0] = &uv_loop;
+		info.foreign_loops = loops;
+		info.options |= LWS_SERVER_OPTION_LIBUV;
+#else
+		pav_err("event_loop \"uv\": built without libuv");
+		return NULL;
+#endif
+	}
 	return lws_create_context(&info);
 }
 
@@ -385,31 +408,70 @@ static void housekeeping(lws_sorted_usec_list_t *sul)
 			 10 * LWS_US_PER_SEC);
 }
 
+static void request_stop(void)
+{
+	stop_loop = 1;
+#ifdef PAV_WITH_UV
+	if (use_uv)
+		uv_stop(&uv_loop);
+#endif
+}
+
+/* While stopping: every 100 ms, see whether everyone has gone. */
 static void shutdown_tick(lws_sorted_usec_list_t *sul)
 {
 	(void)sul;
+	if (!pav_map_count(pav_gw->conns) ||
+	    pav_mono_ms() >= pav_gw->shutdown_deadline_ms) {
+		request_stop();
+		return;
+	}
 	lws_sul_schedule(pav_gw->ctx, 0, &shutdown_sul, shutdown_tick,
 			 100 * LWS_US_PER_MS);
 }
 
-/* Once stopping: close everyone with 1001, then wait for them (bounded). */
-static int shutdown_done(void)
+/* SIGTERM/SIGINT: close everyone with 1001, then wait for them (bounded). */
+static void begin_shutdown(void)
 {
-	static int asked;
+	pav_info("shutting down: closing %zu connections with 1001",
+		 pav_map_count(pav_gw->conns));
+	pav_gw->shutting_down = 1;
+	pav_gw->shutdown_deadline_ms =
+		pav_mono_ms() + PAV_SHUTDOWN_GRACE_S * 1000 - 500;
+	pav_map_each(pav_gw->conns, close_one, NULL);
+	shutdown_tick(NULL);
+}
 
-	if (!asked) {
-		asked = 1;
-		pav_map_each(pav_gw->conns, close_one, NULL);
-		shutdown_tick(NULL);
+static void run_loop(struct pav_gateway *gw)
+{
+#ifdef PAV_WITH_UV
+	if (use_uv) {
+		while (!stop_loop)
+			uv_run(&uv_loop, UV_RUN_DEFAULT);
+		return;
 	}
-	return !pav_map_count(pav_gw->conns) ||
-	       pav_mono_ms() >= pav_gw->shutdown_deadline_ms;
+#endif
+	while (!stop_loop && lws_service(gw->ctx, 0) >= 0)
+		pav_server_handle_signals();
+}
+
+static void destroy_context(struct pav_gateway *gw)
+{
+	lws_context_destroy(gw->ctx);
+	gw->ctx = NULL;
+#ifdef PAV_WITH_UV
+	if (use_uv) {
+		/* lws closes its handles on our loop: let them finish */
+		uv_run(&uv_loop, UV_RUN_DEFAULT);
+		uv_loop_close(&uv_loop);
+	}
+#endif
 }
 
 int pav_server_run(struct pav_gateway *gw)
 {
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
-	gw->ctx = create_context();
+	gw->ctx = create_context(&gw->cfg);
 	if (!gw->ctx) {
 		pav_err("cannot create the libwebsockets context");
 		return -EINVAL;
@@ -417,21 +479,18 @@ int pav_server_run(struct pav_gateway *gw)
 	sig_ctx = gw->ctx;
 	install_signals();
 	if (create_vhosts(gw)) {
-		lws_context_destroy(gw->ctx);
+		sig_ctx = NULL;
+		destroy_context(gw);
 		return -EINVAL;
 	}
 	housekeeping(NULL);
-	pav_info("pavilion-gateway %s ready", PAV_VERSION);
-	while (lws_service(gw->ctx, 0) >= 0) {
-		handle_signals();
-		if (gw->shutting_down && shutdown_done())
-			break;
-	}
+	pav_info("pavilion-gateway %s ready (%s event loop)", PAV_VERSION,
+		 use_uv ? "libuv" : "poll");
+	run_loop(gw);
 	lws_sul_cancel(&shutdown_sul);
 	lws_sul_cancel(&housekeeping_sul);
 	sig_ctx = NULL;
-	lws_context_destroy(gw->ctx);
-	gw->ctx = NULL;
+	destroy_context(gw);
 	pav_info("stopped");
 	return 0;
 }
