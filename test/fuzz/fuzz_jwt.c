@@ -1,7 +1,9 @@
 /*
  * fuzz_jwt.c — libFuzzer target for the JWT front end: pav_auth_verify on
  * arbitrary bytes, against an HS256/HS512 vhost (issuer and audience set)
- * and an RS256/RS512 vhost, at a fixed time.
+ * and an RS256/RS512 vhost, at a fixed time.  An input that looks like
+ * "header.claims" (one dot) is also signed with the HS secret and verified
+ * again, so that mutated claims get past the signature to the claim checks.
  *
  * Build (clang; from the repository root, with a configured build/ for
  * pav_build.h):
@@ -24,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "auth.h"
 
@@ -94,9 +99,29 @@ static void verify(const struct pav_auth *a, const char *tok)
 	}
 }
 
+/* tok is "header.claims" with room for a signature: append one. */
+static void sign_hs256(char *tok)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned maclen = 0;
+	size_t n = strlen(tok);
+	int m;
+
+	HMAC(EVP_sha256(), FUZZ_SECRET, (int)strlen(FUZZ_SECRET),
+	     (unsigned char *)tok, n, mac, &maclen);
+	tok[n++] = '.';
+	m = EVP_EncodeBlock((unsigned char *)tok + n, mac, (int)maclen);
+	while (m > 0 && tok[n + m - 1] == '=')
+		m--;
+	tok[n + m] = '\0';
+	for (char *p = tok + n; *p; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *tok = malloc(size + 1);
+	char *tok = malloc(size + 2 + 4 * EVP_MAX_MD_SIZE / 3 + 4);
+	char *dot;
 
 	if (!tok)
 		return 0;
@@ -104,6 +129,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tok[size] = '\0';
 	verify(&hs, tok);
 	verify(&rs, tok);
+	dot = strchr(tok, '.');
+	if (dot && !strchr(dot + 1, '.')) {
+		sign_hs256(tok);
+		verify(&hs, tok);
+	}
 	free(tok);
 	return 0;
 }
