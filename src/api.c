@@ -15,6 +15,7 @@
 #include "channel.h"
 #include "clock.h"
 #include "gateway.h"
+#include "json_check.h"
 #include "pav_limits.h"
 #include "log.h"
 #include "metrics.h"
@@ -41,26 +42,17 @@ static uint64_t publish_offset;
 
 json_object *pav_api_parse_body(const char *buf, size_t len, const char **why)
 {
-	json_tokener *tok = json_tokener_new_ex(API_JSON_DEPTH);
+	json_tokener *tok;
 	json_object *o;
 
+	if (pav_json_check(buf, len, API_JSON_DEPTH, why))
+		return NULL;
+	tok = json_tokener_new_ex(API_JSON_DEPTH + 1);
 	if (!tok) {
 		*why = "out of memory";
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-					    JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
-	if (o && json_tokener_get_parse_end(tok) != len) {
-		size_t end = json_tokener_get_parse_end(tok);
-
-		while (end < len && strchr(" \t\r\n", buf[end]) && buf[end])
-			end++;
-		if (end != len) {
-			json_object_put(o);
-			o = NULL;
-		}
-	}
 	json_tokener_free(tok);
 	if (!o || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);

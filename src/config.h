@@ -101,7 +101,7 @@ struct pav_config {
 int pav_config_load(const char *path, struct pav_config *cfg, char *err,
 		    size_t errlen);
 void pav_config_free(struct pav_config *cfg);
-/* Fills every limit with its default (limits.h). */
+/* Fills every limit with its default (pav_limits.h). */
 void pav_limits_default(struct pav_limits *l);
 
 #endif

@@ -3,38 +3,27 @@
 
 #include <string.h>
 
+#include "json_check.h"
 #include "pavilion/plugin.h"
 
 static json_object *parse_object(const char *buf, size_t len, int max_depth,
 				 const char **why)
 {
-	json_tokener *tok = json_tokener_new_ex(max_depth);
+	json_tokener *tok;
 	json_object *root;
-	size_t end;
 
+	if (pav_json_check(buf, len, max_depth, why))
+		return NULL;
+	/* the scan above is the rule; json-c only builds the tree */
+	tok = json_tokener_new_ex(max_depth + 1);
 	if (!tok) {
 		*why = "out of memory";
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-					    JSON_TOKENER_VALIDATE_UTF8);
 	root = json_tokener_parse_ex(tok, buf, (int)len);
-	if (!root) {
-		enum json_tokener_error e = json_tokener_get_error(tok);
-
-		*why = e == json_tokener_error_depth ? "JSON nested too deeply"
-		       : e == json_tokener_continue   ? "incomplete JSON"
-						      : "invalid JSON";
-		json_tokener_free(tok);
-		return NULL;
-	}
-	end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
-	while (end < len && strchr(" \t\r\n", buf[end]) && buf[end])
-		end++;
-	if (end != len) {
-		*why = "trailing data after the JSON object";
-		json_object_put(root);
+	if (!root) {
+		*why = "invalid JSON";
 		return NULL;
 	}
 	if (!json_object_is_type(root, json_type_object)) {

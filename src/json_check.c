@@ -1,0 +1,247 @@
+/*
+ * json_check.c — a recursive-descent validator (no allocation, no tree):
+ * the gateway's single definition of "valid JSON" for client messages and
+ * API bodies.  json-c builds the tree afterwards.
+ */
+#include "json_check.h"
+
+#include <errno.h>
+
+struct scan {
+	const unsigned char *p, *end;
+	int depth, max_depth;
+	const char *why;
+};
+
+static int fail(struct scan *s, const char *why)
+{
+	if (!s->why)
+		s->why = why;
+	return -EINVAL;
+}
+
+static void ws(struct scan *s)
+{
+	while (s->p < s->end &&
+	       (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int hex4(struct scan *s, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (s->end - s->p < 4)
+		return fail(s, "bad \\u escape");
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = *s->p++;
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v |= (c | 0x20) - 'a' + 10;
+		else
+			return fail(s, "bad \\u escape");
+	}
+	*out = v;
+	return 0;
+}
+
+/* After "\u": one code point, a surrogate pair taken whole. */
+static int unicode_escape(struct scan *s)
+{
+	unsigned hi, lo;
+
+	if (hex4(s, &hi))
+		return -EINVAL;
+	if (hi == 0)
+		return fail(s, "\\u0000 in a string");
+	if (hi >= 0xdc00 && hi <= 0xdfff)
+		return fail(s, "lone surrogate escape");
+	if (hi < 0xd800 || hi > 0xdbff)
+		return 0;
+	if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+		return fail(s, "lone surrogate escape");
+	s->p += 2;
+	if (hex4(s, &lo))
+		return -EINVAL;
+	if (lo < 0xdc00 || lo > 0xdfff)
+		return fail(s, "lone surrogate escape");
+	return 0;
+}
+
+/* One UTF-8 sequence starting with a byte >= 0x80 (RFC 3629 table). */
+static int utf8_seq(struct scan *s)
+{
+	unsigned char c = *s->p++, lo = 0x80, hi = 0xbf;
+	int n;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 1;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		return fail(s, "invalid UTF-8");
+	for (int i = 0; i < n; i++, lo = 0x80, hi = 0xbf) {
+		if (s->p >= s->end || *s->p < lo || *s->p > hi)
+			return fail(s, "invalid UTF-8");
+		s->p++;
+	}
+	return 0;
+}
+
+static int string(struct scan *s)
+{
+	s->p++; /* the opening quote */
+	while (s->p < s->end) {
+		unsigned char c = *s->p;
+
+		if (c == '"') {
+			s->p++;
+			return 0;
+		}
+		if (c < 0x20)
+			return fail(s, "control character in a string");
+		if (c >= 0x80) {
+			if (utf8_seq(s))
+				return -EINVAL;
+			continue;
+		}
+		s->p++;
+		if (c != '\\')
+			continue;
+		if (s->p >= s->end)
+			break;
+		c = *s->p++;
+		if (c == 'u') {
+			if (unicode_escape(s))
+				return -EINVAL;
+		} else if (!(c == '"' || c == '\\' || c == '/' || c == 'b' ||
+			     c == 'f' || c == 'n' || c == 'r' || c == 't')) {
+			return fail(s, "bad escape in a string");
+		}
+	}
+	return fail(s, "unterminated string");
+}
+
+static int digits(struct scan *s)
+{
+	const unsigned char *start = s->p;
+
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+		s->p++;
+	return s->p > start ? 0 : fail(s, "bad number");
+}
+
+static int number(struct scan *s)
+{
+	if (*s->p == '-')
+		s->p++;
+	if (s->p < s->end && *s->p == '0')
+		s->p++;
+	else if (digits(s))
+		return -EINVAL;
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (digits(s))
+			return -EINVAL;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (digits(s))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int literal(struct scan *s, const char *word)
+{
+	for (; *word; word++, s->p++)
+		if (s->p >= s->end || *s->p != (unsigned char)*word)
+			return fail(s, "invalid JSON");
+	return 0;
+}
+
+static int value(struct scan *s);
+
+/* Objects and arrays: open, members separated by commas, close. */
+static int container(struct scan *s, unsigned char close)
+{
+	if (++s->depth > s->max_depth)
+		return fail(s, "JSON nested too deeply");
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		s->depth--;
+		return 0;
+	}
+	for (;;) {
+		if (close == '}') {
+			if (s->p >= s->end || *s->p != '"' || string(s))
+				return fail(s, "object keys must be strings");
+			ws(s);
+			if (s->p >= s->end || *s->p++ != ':')
+				return fail(s, "invalid JSON");
+		}
+		if (value(s))
+			return -EINVAL;
+		if (s->p >= s->end)
+			return fail(s, "incomplete JSON");
+		if (*s->p == close) {
+			s->p++;
+			s->depth--;
+			return 0;
+		}
+		if (*s->p++ != ',')
+			return fail(s, "invalid JSON");
+		ws(s);
+	}
+}
+
+static int value(struct scan *s)
+{
+	int rc;
+
+	ws(s);
+	if (s->p >= s->end)
+		return fail(s, "incomplete JSON");
+	switch (*s->p) {
+	case '{': rc = container(s, '}'); break;
+	case '[': rc = container(s, ']'); break;
+	case '"': rc = string(s); break;
+	case 't': rc = literal(s, "true"); break;
+	case 'f': rc = literal(s, "false"); break;
+	case 'n': rc = literal(s, "null"); break;
+	default:
+		rc = *s->p == '-' || (*s->p >= '0' && *s->p <= '9')
+			     ? number(s)
+			     : fail(s, "invalid JSON");
+	}
+	if (!rc)
+		ws(s);
+	return rc;
+}
+
+int pav_json_check(const char *buf, size_t len, int max_depth,
+		   const char **why)
+{
+	struct scan s = {(const unsigned char *)buf,
+			 (const unsigned char *)buf + len, 0, max_depth, NULL};
+
+	if (value(&s))
+		goto bad;
+	if (s.p != s.end) {
+		fail(&s, "trailing data after the JSON value");
+		goto bad;
+	}
+	return 0;
+bad:
+	*why = s.why ? s.why : "invalid JSON";
+	return -EINVAL;
+}

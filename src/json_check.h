@@ -1,0 +1,20 @@
+/* json_check.h — a strict RFC 8259 scan before json-c parses anything. */
+#ifndef PAV_JSON_CHECK_H
+#define PAV_JSON_CHECK_H
+
+#include <stddef.h>
+
+/*
+ * Checks that buf holds exactly one JSON value (white space around it
+ * allowed) by RFC 8259's grammar, json-c's leniencies refused: no NaN or
+ * Infinity, no "1." or leading zeros, no single quotes, no raw control
+ * characters in strings; strings are valid UTF-8 (no overlong forms, no
+ * surrogates, nothing past U+10FFFF), escapes are valid, "\u0000" and
+ * lone surrogate escapes are refused (a C string must not be cut short);
+ * arrays and objects nest at most max_depth deep (the outermost counts 1).
+ * Returns 0, or -EINVAL with a static reason in *why.
+ */
+int pav_json_check(const char *buf, size_t len, int max_depth,
+		   const char **why);
+
+#endif
