@@ -353,25 +353,39 @@ static void list_done(void *arg, int err, json_object *list)
 		*out = json_object_get(list);
 }
 
-static int query_int(const char *q, const char *key, int def)
+/* A query parameter as a whole number in [0, max]: the value, def when
+ * absent, -1 when malformed. */
+static long query_num(const char *q, const char *key, long def, long max)
 {
 	size_t kl = strlen(key);
 
-	for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
-		if (!strncmp(p, key, kl) && p[kl] == '=')
-			return atoi(p + kl + 1);
+	for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		const char *v = p + kl + 1;
+		long n = 0;
+
+		if (strncmp(p, key, kl) || p[kl] != '=')
+			continue;
+		if (*v < '0' || *v > '9')
+			return -1;
+		for (; *v >= '0' && *v <= '9'; v++)
+			if ((n = n * 10 + (*v - '0')) > max)
+				return -1;
+		return *v && *v != '&' ? -1 : n;
+	}
 	return def;
 }
 
 static void do_inbox(struct api_req *r, const char *user)
 {
-	int unread = query_int(r->query, "unread", 0);
-	int limit = query_int(r->query, "limit", 0);
+	long unread = query_num(r->query, "unread", 0, 1);
+	long limit = query_num(r->query, "limit", 0, 10000);
 	json_object *list = NULL, *o;
 
-	if (limit < 0 || limit > 10000)
-		return answer_error(r, 400, "limit must be 0-10000");
-	pav_gw->store->inbox_list(api_ns(r), user, 0, unread, (size_t)limit,
+	if (unread < 0)
+		return answer_error(r, 400, "unread must be 0 or 1");
+	if (limit < 0)
+		return answer_error(r, 400, "limit must be a number from 0 to 10000");
+	pav_gw->store->inbox_list(api_ns(r), user, 0, (int)unread, (size_t)limit,
 				  list_done, &list);
 	if (!list)
 		return answer_error(r, 500, "session store unavailable");

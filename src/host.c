@@ -83,8 +83,11 @@ static int subscribe(pav_conn *c, const char *channel,
 
 	user_first = !pav_hub_user_count(c->vh->cfg->ns, channel, c->user, c);
 	rc = pav_hub_subscribe(c, channel);
-	if (rc == 0)
-		pav_dispatch_subscribed(c, channel, parameters, user_first);
+	/* a repeated subscribe still runs the hooks (since-replay, presence
+	 * snapshot), but announces nothing new */
+	if (rc >= 0)
+		pav_dispatch_subscribed(c, channel, parameters,
+					rc == 0 && user_first);
 	return rc;
 }
 
