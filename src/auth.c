@@ -14,6 +14,7 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <limits.h> /* before openssl/err.h, which uses INT_MAX */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,17 +24,7 @@
 
 #include <jwt.h>
 #include <openssl/crypto.h>
-/* OpenSSL 3's err.h uses INT_MAX without including <limits.h>, and on this
- * project's include path <limits.h> is src/limits.h. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#define PAV_AUTH_UNDEF_INT_MAX
-#endif
 #include <openssl/err.h>
-#ifdef PAV_AUTH_UNDEF_INT_MAX
-#undef INT_MAX
-#undef PAV_AUTH_UNDEF_INT_MAX
-#endif
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
@@ -483,8 +474,9 @@ static const char *decode_verified(const struct pav_auth *a,
 	return *claims ? NULL : "malformed token";
 }
 
-/* 0: absent; 1: a finite number, in *out; -1: present but not that. */
-static int get_number(json_object *c, const char *key, double *out)
+/* 0: absent; 1: a number within +-PAV_AUTH_MAX_TIME, in *out; -1: present
+ * but not that. */
+static int get_time(json_object *c, const char *key, double *out)
 {
 	json_object *v;
 
@@ -494,7 +486,7 @@ static int get_number(json_object *c, const char *key, double *out)
 	    !json_object_is_type(v, json_type_double))
 		return -1;
 	*out = json_object_get_double(v);
-	return isfinite(*out) ? 1 : -1;
+	return fabs(*out) <= PAV_AUTH_MAX_TIME ? 1 : -1; /* false for NaN */
 }
 
 static const char *check_times(json_object *c, int64_t now_s, int leeway)
@@ -502,19 +494,19 @@ static const char *check_times(json_object *c, int64_t now_s, int leeway)
 	double now = (double)now_s, t;
 	int has;
 
-	has = get_number(c, "exp", &t);
+	has = get_time(c, "exp", &t);
 	if (has == 0)
 		return "missing exp";
 	if (has < 0)
 		return "invalid exp";
 	if (now > t + leeway)
 		return "token expired";
-	has = get_number(c, "nbf", &t);
+	has = get_time(c, "nbf", &t);
 	if (has < 0)
 		return "invalid nbf";
 	if (has > 0 && now + leeway < t)
 		return "token not yet valid";
-	if (get_number(c, "iat", &t) < 0)
+	if (get_time(c, "iat", &t) < 0)
 		return "invalid iat";
 	return NULL;
 }

@@ -15,6 +15,9 @@
 #define PAV_AUTH_MAX_KEY_FILE 65536
 #define PAV_AUTH_MIN_RSA_BITS 2048
 #define PAV_AUTH_MAX_SUB 64
+/* exp, nbf and iat beyond +-9999-12-31T23:59:59Z are invalid, so callers
+ * can turn them into int64 milliseconds without overflow. */
+#define PAV_AUTH_MAX_TIME 253402300799.0
 
 enum pav_key_kind { PAV_KEY_HMAC, PAV_KEY_RSA, PAV_KEY_EC };
 
@@ -63,6 +66,7 @@ void pav_auth_free(struct pav_auth *a);
  * "missing exp", "invalid exp", "token expired", "invalid nbf",
  * "token not yet valid", "invalid iat", "wrong issuer", "wrong audience",
  * "missing sub", "invalid sub", "internal error" (out of memory).
+ * exp / nbf / iat not a number within +-PAV_AUTH_MAX_TIME are invalid.
  * Rejected: now > exp + leeway, now + leeway < nbf.  claims may be NULL
  * when only the verdict is wanted; on success *why is NULL.  Thread-safe
  * for concurrent calls on one loaded struct pav_auth.

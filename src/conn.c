@@ -168,6 +168,7 @@ static void rx_reset(struct pav_conn *c)
 	c->rx = NULL;
 	c->rx_len = 0;
 	c->rx_binary = 0;
+	c->rx_pieces = 0;
 }
 
 static void too_big(struct pav_conn *c)
@@ -186,9 +187,12 @@ void pav_conn_receive(struct pav_conn *c, const void *in, size_t len)
 
 	if (c->state != PAV_CONN_OPEN)
 		return; /* refused or closing: drop */
-	if (first && !c->rx_len)
+	if (first && !c->rx_len) {
 		c->rx_binary = lws_frame_is_binary(c->wsi);
-	if (c->rx_len + len + rest > max)
+		c->rx_pieces = 0;
+	}
+	/* empty fragments cost no bytes but still cost work: bounded too */
+	if (c->rx_len + len + rest > max || ++c->rx_pieces > PAV_MAX_FRAGMENTS)
 		return too_big(c);
 	if (final && !c->rx_len) { /* the whole message in one piece */
 		pav_dispatch(c, in, len, c->rx_binary);

@@ -82,6 +82,7 @@ struct pav_conn {
 	char *rx;
 	size_t rx_len;
 	int rx_binary;
+	unsigned rx_pieces; /* chunks of the message in flight */
 
 	/* outbound queue: a ring of shared messages */
 	struct pav_msg **q;
