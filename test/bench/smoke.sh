@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmark smoke run: builds, starts the gateway on a temporary config,
+# fans 20 publications out to 200 subscribers with pavbench and exits 0
+# only when every subscriber connected and every delivery arrived
+# ("missing: 0").  No speed is asserted.  Bounded: about 60 s at most.
+#   PAV_BUILD  build directory (default: build)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+bdir=${PAV_BUILD:-build}
+SUBS=${SMOKE_SUBSCRIBERS:-200}
+PUBS=${SMOKE_PUBLICATIONS:-20}
+
+fail() { echo "smoke: FAIL: $*"; exit 1; }
+
+if [ ! -d "$bdir" ]; then
+  meson setup "$bdir" >/dev/null || fail "meson setup $bdir"
+fi
+timeout 300 meson compile -C "$bdir" >/dev/null || fail "build failed (meson compile -C $bdir)"
+gw=$top/$bdir/src/pavilion-gateway
+bench=$top/$bdir/test/bench/pavbench
+[ -x "$gw" ] && [ -x "$bench" ] || fail "missing $gw or $bench"
+
+tmp=$(mktemp -d /tmp/pavbench-smoke.XXXXXX)
+gwpid=
+cleanup() {
+  if [ -n "$gwpid" ]; then
+    kill "$gwpid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$gwpid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$gwpid" 2>/dev/null
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 30000))
+    [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return; }
+  done
+  fail "no free port"
+}
+ws_port=$(free_port)
+api_port=$(free_port)
+while [ "$api_port" = "$ws_port" ]; do api_port=$(free_port); done
+
+bash test/bench/gateway-conf.sh "$tmp" "$top/$bdir/plugins" "$ws_port" "$api_port" || fail "config"
+ulimit -n 4096 2>/dev/null || true
+"$gw" -c "$tmp/gateway.json" >"$tmp/gateway.log" 2>&1 &
+gwpid=$!
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$gwpid" 2>/dev/null || { cat "$tmp/gateway.log"; fail "gateway exited"; }
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null || { cat "$tmp/gateway.log"; fail "gateway not ready"; }
+
+out=$(timeout 45 "$bench" fanout -n "$SUBS" -m "$PUBS" --rate 0 \
+  --port "$ws_port" --api-port "$api_port" --secret "$tmp/jwt.key" \
+  --api-key-file "$tmp/api.keys" --server-pid "$gwpid" --timeout 40 --drain 10)
+rc=$?
+echo "$out"
+grep -qx "connected: $SUBS" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "not every subscriber connected (pavbench rc=$rc)"; }
+grep -qx "failed: 0" <<<"$out" || fail "failed handshakes"
+grep -qx "publications_ok: $PUBS" <<<"$out" || fail "not every publication accepted"
+grep -qx "missing: 0" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "deliveries missing"; }
+[ "$rc" -eq 0 ] || fail "pavbench exited $rc"
+echo "smoke: OK"
