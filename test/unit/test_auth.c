@@ -716,6 +716,23 @@ static void exp_that_is_not_a_number_is_rejected(void **state)
 			    "invalid exp");
 }
 
+static void times_beyond_year_9999_are_invalid(void **state)
+{
+	(void)state;
+	assert_string_equal(claims_why("{\"sub\":\"alice\",\"exp\":1e300}"),
+			    "invalid exp");
+	assert_string_equal(claims_why("{\"sub\":\"alice\","
+				       "\"exp\":253402300800}"),
+			    "invalid exp");
+	assert_null(claims_why("{\"sub\":\"alice\",\"exp\":253402300799}"));
+	assert_string_equal(claims_why("{\"sub\":\"alice\",\"exp\":" EXP_OK
+				       ",\"nbf\":-1e19}"),
+			    "invalid nbf");
+	assert_string_equal(claims_why("{\"sub\":\"alice\",\"exp\":" EXP_OK
+				       ",\"iat\":9223372036854775807}"),
+			    "invalid iat");
+}
+
 static void exp_as_a_fraction_is_accepted(void **state)
 {
 	(void)state;
@@ -1088,6 +1105,7 @@ int main(void)
 		cmocka_unit_test(tampered_claims_are_bad_signature),
 		cmocka_unit_test(missing_exp_is_rejected),
 		cmocka_unit_test(exp_that_is_not_a_number_is_rejected),
+		cmocka_unit_test(times_beyond_year_9999_are_invalid),
 		cmocka_unit_test(exp_as_a_fraction_is_accepted),
 		cmocka_unit_test(expired_token_is_rejected),
 		cmocka_unit_test(expired_within_leeway_is_accepted),
