@@ -26,7 +26,6 @@ trap 'rm -rf "$work"' EXIT
 name=pavilion-gateway-$version
 src=$work/$name
 mkdir -p "$src" "$out/logs"
-rm -f "$out"/*.deb "$out"/*.rpm "$out"/*.changes "$out"/*.buildinfo "$out"/logs/*
 
 # The clean copy: listed files that exist (a deleted tracked file is listed
 # by git until the deletion is committed).
@@ -38,6 +37,7 @@ tar -C "$work" -czf "$work/$name.tar.gz" "$name"
 build_deb() {
   local opts="parallel=$(nproc)"
   [ "${PAV_PKG_CHECK:-0}" = 1 ] || opts="$opts nocheck"
+  rm -f "$out"/*.deb "$out"/*.changes "$out"/*.buildinfo "$out/logs/deb.txt"
   rm -rf "$src/debian"
   cp -a "$src/packaging/debian" "$src/debian"
   echo "build.sh: dpkg-buildpackage (log: build-pkg/logs/deb.txt)" >&2
@@ -51,6 +51,7 @@ build_deb() {
 
 build_rpm() {
   local rb=$work/rpmbuild
+  rm -f "$out"/*.rpm "$out/logs/rpm.txt"
   mkdir -p "$rb"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
   cp "$work/$name.tar.gz" "$rb/SOURCES/"
   cp "$src/packaging/rpm/pavilion-gateway.spec" "$rb/SPECS/"
