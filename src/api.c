@@ -34,9 +34,54 @@ struct api_req {
 	size_t sent;
 	int headers_sent;
 	int early; /* answered before the body was read: close after */
+	struct lws *wsi;
+	uint64_t rid; /* names the request to store callbacks */
 };
 
 static uint64_t publish_offset;
+static uint64_t next_rid;
+static struct pav_map *pending; /* rid -> struct api_req, while it lives */
+
+/*
+ * Store calls may answer after the HTTP connection is gone, so callbacks
+ * carry the request's id, not its pointer, and look it up again.
+ */
+static void rid_key(uint64_t rid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%llx", (unsigned long long)rid);
+}
+
+static struct api_req *req_find(uint64_t rid)
+{
+	char k[24];
+
+	rid_key(rid, k, sizeof(k));
+	return pending ? pav_map_get(pending, k) : NULL;
+}
+
+static int req_track(struct api_req *r)
+{
+	char k[24];
+
+	if (!pending && !(pending = pav_map_new()))
+		return -ENOMEM;
+	r->rid = ++next_rid;
+	rid_key(r->rid, k, sizeof(k));
+	return pav_map_put(pending, k, r);
+}
+
+static void req_untrack(struct api_req *r)
+{
+	char k[24];
+
+	rid_key(r->rid, k, sizeof(k));
+	if (pending)
+		pav_map_del(pending, k);
+	if (pending && !pav_map_count(pending)) {
+		pav_map_free(pending, NULL);
+		pending = NULL;
+	}
+}
 
 /* ---- pure helpers (unit-tested) -------------------------------------- */
 
@@ -220,6 +265,8 @@ static void answer_json(struct api_req *r, int status, json_object *o)
 	r->ans.body = strdup(t);
 	r->ans.len = r->ans.body ? strlen(r->ans.body) : 0;
 	json_object_put(o);
+	if (r->wsi)
+		lws_callback_on_writable(r->wsi);
 }
 
 static const char *slug(int status)
@@ -286,37 +333,54 @@ static void do_publish(struct api_req *r, json_object *body)
 }
 
 struct notif_ctx {
-	struct api_req *r;
+	uint64_t rid;
+	char ns[128];
 	char user[PAV_MAX_ID_LEN + 1];
 	char id[80];
-	int err;
-	json_object *stored;
 };
+
+/* Last step: the stored copy (with id, createdAt, isRead) goes out. */
+static void notif_got(void *arg, int err, json_object *list)
+{
+	struct notif_ctx *x = arg;
+	struct api_req *r = req_find(x->rid);
+	char chan[PAV_MAX_CHANNEL_LEN];
+	const char *chans[] = {chan};
+	json_object *o;
+
+	if (!err && json_object_array_length(list) == 1) {
+		snprintf(chan, sizeof(chan), "user:%s", x->user);
+		pav_hub_publish(x->ns, chans, 1, "notification",
+				json_object_array_get_idx(list, 0), NULL);
+	}
+	if (r) {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(x->id));
+		answer_json(r, 201, o);
+	}
+	free(x);
+}
 
 static void notif_added(void *arg, int err, const char *id)
 {
 	struct notif_ctx *x = arg;
+	struct api_req *r;
 
-	x->err = err;
-	if (!err)
-		snprintf(x->id, sizeof(x->id), "%s", id);
-}
-
-static void notif_got(void *arg, int err, json_object *list)
-{
-	struct notif_ctx *x = arg;
-
-	if (!err && json_object_array_length(list) == 1)
-		x->stored = json_object_get(json_object_array_get_idx(list, 0));
+	if (err) {
+		if ((r = req_find(x->rid)))
+			answer_error(r, 500, "session store unavailable");
+		free(x);
+		return;
+	}
+	snprintf(x->id, sizeof(x->id), "%s", id);
+	pav_gw->store->inbox_get(x->ns, x->user, x->id, notif_got, x);
 }
 
 static void do_notification(struct api_req *r, json_object *body)
 {
-	struct notif_ctx x = {.r = r, .err = -EIO};
 	const char *user = str(body, "userId"), *why;
-	const struct pav_store *st = pav_gw->store;
-	json_object *n, *o;
-	char chan[PAV_MAX_CHANNEL_LEN];
+	struct notif_ctx *x;
+	json_object *n;
 
 	if (!user || !pav_id_valid(user, strlen(user)))
 		return answer_error(r, 400, "userId must be 1-64 of [A-Za-z0-9_-]");
@@ -325,32 +389,50 @@ static void do_notification(struct api_req *r, json_object *body)
 		return answer_error(r, 400, "notification must be an object");
 	if (check_notification_body(n, &why))
 		return answer_error(r, 400, why);
-	snprintf(x.user, sizeof(x.user), "%s", user);
-	/* the memory store answers at once; a network store is answered
-	 * through the same callbacks */
-	st->inbox_add(api_ns(r), user, n, notif_added, &x);
-	if (x.err)
-		return answer_error(r, 500, "session store unavailable");
-	st->inbox_get(api_ns(r), user, x.id, notif_got, &x);
-	if (x.stored) {
-		const char *chans[] = {chan};
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return answer_error(r, 500, "out of memory");
+	x->rid = r->rid;
+	snprintf(x->ns, sizeof(x->ns), "%s", api_ns(r));
+	snprintf(x->user, sizeof(x->user), "%s", user);
+	pav_gw->store->inbox_add(x->ns, user, n, notif_added, x);
+}
 
-		snprintf(chan, sizeof(chan), "user:%s", user);
-		pav_hub_publish(api_ns(r), chans, 1, "notification", x.stored,
-				NULL);
-		json_object_put(x.stored);
+struct read_ctx {
+	uint64_t rid;
+	char user[PAV_MAX_ID_LEN + 1];
+};
+
+static struct read_ctx *read_ctx(struct api_req *r, const char *user)
+{
+	struct read_ctx *x = malloc(sizeof(*x));
+
+	if (!x) {
+		answer_error(r, 500, "out of memory");
+		return NULL;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(x.id));
-	answer_json(r, 201, o);
+	x->rid = r->rid;
+	snprintf(x->user, sizeof(x->user), "%s", user);
+	return x;
 }
 
 static void list_done(void *arg, int err, json_object *list)
 {
-	json_object **out = arg;
+	struct read_ctx *x = arg;
+	struct api_req *r = req_find(x->rid);
+	json_object *o;
 
-	if (!err)
-		*out = json_object_get(list);
+	if (r && err) {
+		answer_error(r, 500, "session store unavailable");
+	} else if (r) {
+		o = json_object_new_object();
+		json_object_object_add(o, "userId",
+				       json_object_new_string(x->user));
+		json_object_object_add(o, "notifications",
+				       json_object_get(list));
+		answer_json(r, 200, o);
+	}
+	free(x);
 }
 
 /* A query parameter as a whole number in [0, max]: the value, def when
@@ -379,52 +461,51 @@ static void do_inbox(struct api_req *r, const char *user)
 {
 	long unread = query_num(r->query, "unread", 0, 1);
 	long limit = query_num(r->query, "limit", 0, 10000);
-	json_object *list = NULL, *o;
+	struct read_ctx *x;
 
 	if (unread < 0)
 		return answer_error(r, 400, "unread must be 0 or 1");
 	if (limit < 0)
 		return answer_error(r, 400, "limit must be a number from 0 to 10000");
-	pav_gw->store->inbox_list(api_ns(r), user, 0, (int)unread, (size_t)limit,
-				  list_done, &list);
-	if (!list)
-		return answer_error(r, 500, "session store unavailable");
-	o = json_object_new_object();
-	json_object_object_add(o, "userId", json_object_new_string(user));
-	json_object_object_add(o, "notifications", list);
-	answer_json(r, 200, o);
+	if (!(x = read_ctx(r, user)))
+		return;
+	pav_gw->store->inbox_list(api_ns(r), user, 0, (int)unread,
+				  (size_t)limit, list_done, x);
 }
 
 static void presence_done(void *arg, int err, const struct pav_presence *p)
 {
-	json_object **out = arg;
+	struct read_ctx *x = arg;
+	struct api_req *r = req_find(x->rid);
 	char ts[PAV_TIME_LEN];
+	json_object *o;
 
-	if (err)
+	free(x);
+	if (!r)
 		return;
-	*out = json_object_new_object();
-	json_object_object_add(*out, "userId", json_object_new_string(p->user));
-	json_object_object_add(*out, "status",
-			       json_object_new_string(p->status));
+	if (err)
+		return answer_error(r, 500, "session store unavailable");
+	o = json_object_new_object();
+	json_object_object_add(o, "userId", json_object_new_string(p->user));
+	json_object_object_add(o, "status", json_object_new_string(p->status));
 	if (p->last_active_ms) {
 		pav_format_time(p->last_active_ms, ts, sizeof(ts));
-		json_object_object_add(*out, "lastActive",
+		json_object_object_add(o, "lastActive",
 				       json_object_new_string(ts));
 	} else {
-		json_object_object_add(*out, "lastActive", NULL);
+		json_object_object_add(o, "lastActive", NULL);
 	}
-	json_object_object_add(*out, "connections",
+	json_object_object_add(o, "connections",
 			       json_object_new_int(p->connections));
+	answer_json(r, 200, o);
 }
 
 static void do_presence(struct api_req *r, const char *user)
 {
-	json_object *o = NULL;
+	struct read_ctx *x = read_ctx(r, user);
 
-	pav_gw->store->presence_get(api_ns(r), user, presence_done, &o);
-	if (!o)
-		return answer_error(r, 500, "session store unavailable");
-	answer_json(r, 200, o);
+	if (x)
+		pav_gw->store->presence_get(api_ns(r), user, presence_done, x);
 }
 
 struct revoke_ctx {
@@ -589,6 +670,7 @@ static void free_req(struct api_req **pr)
 {
 	if (!*pr)
 		return;
+	req_untrack(*pr);
 	free((*pr)->body);
 	free((*pr)->ans.body);
 	free(*pr);
@@ -716,6 +798,12 @@ static int start(struct lws *wsi, struct api_req **pr)
 	*pr = calloc(1, sizeof(**pr));
 	if (!*pr)
 		return -1;
+	if (req_track(*pr)) {
+		free(*pr);
+		*pr = NULL;
+		return -1;
+	}
+	(*pr)->wsi = wsi;
 	(*pr)->early = on_request(wsi, *pr) && (*pr)->method == LWSHUMETH_POST;
 	if ((*pr)->ans.status || (*pr)->method != LWSHUMETH_POST) {
 		if (!(*pr)->ans.status)

@@ -356,9 +356,11 @@ void pav_conn_established(struct pav_conn *c)
 				(void *)(uintptr_t)c->id);
 }
 
+/* The store's answer to conn_remove.  The memory store answers before
+ * conn_remove returns; a network store answers later, when the connection
+ * is gone: then the context only has to be freed. */
 struct close_ctx {
-	struct pav_conn *c;
-	int done;
+	int state; /* 1 waiting, 0 answered, 2 abandoned */
 	int last;
 };
 
@@ -366,23 +368,47 @@ static void conn_removed(void *arg, int err, int count)
 {
 	struct close_ctx *x = arg;
 
-	x->done = 1;
+	if (x->state == 2) {
+		free(x);
+		return;
+	}
+	x->state = 0;
 	x->last = !err && count == 0;
+}
+
+/* Is c the user's last connection?  The store knows across nodes; when it
+ * cannot say at once, this node's own connections decide. */
+static int user_last(struct pav_conn *c)
+{
+	struct close_ctx *x = malloc(sizeof(*x));
+	char chan[PAV_MAX_CHANNEL_LEN];
+	int last;
+
+	snprintf(chan, sizeof(chan), "user:%s", c->user);
+	last = !pav_hub_user_count(c->vh->cfg->ns, chan, c->user, c);
+	if (!x)
+		return last;
+	x->state = 1;
+	pav_gw->store->conn_remove(c->vh->cfg->ns, c->user, c->id,
+				   conn_removed, x);
+	if (x->state == 1) {
+		x->state = 2;
+		return last;
+	}
+	last = x->last;
+	free(x);
+	return last;
 }
 
 static void notify_close(struct pav_conn *c)
 {
-	struct close_ctx x = {c, 0, 0};
+	int last = user_last(c);
 
-	pav_gw->store->conn_remove(c->vh->cfg->ns, c->user, c->id,
-				   conn_removed, &x);
-	/* a network store answers later; the hooks run with what is known
-	 * now (last = 0 until it answers) */
 	for (size_t i = 0; i < c->vh->ninsts; i++) {
 		struct pav_instance *in = &c->vh->insts[i];
 
 		if (in->plugin->on_close)
-			in->plugin->on_close(in->state, c, x.done && x.last);
+			in->plugin->on_close(in->state, c, last);
 	}
 }
 
