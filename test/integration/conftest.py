@@ -3,7 +3,10 @@
 Run from the repo root:  /usr/bin/python3 -m pytest -q test/integration
 The binary is $PAVILION_BUILD/src/pavilion-gateway (PAVILION_BUILD defaults to <repo>/build).
 """
-import signal
+import os
+import shutil
+import subprocess
+import time
 
 import pytest
 
@@ -18,8 +21,29 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def binary():
+def binary(tmp_path_factory):
+    """A snapshot of the built binary and plugins, so that a rebuild running at the same time
+    (ninja relinking in place) cannot break the session. PAVILION_NO_SNAPSHOT=1 uses the build dir."""
     assert gw.BINARY.exists(), "gateway binary not built: %s (meson setup build && meson compile -C build)" % gw.BINARY
+    if os.environ.get("PAVILION_NO_SNAPSHOT"):
+        return gw.BINARY
+    snap = tmp_path_factory.mktemp("snapshot")
+    src_bin, src_plugins = gw.BINARY, gw.PLUGIN_DIR
+    (snap / "plugins").mkdir()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            shutil.copy2(src_bin, snap / "pavilion-gateway")
+            for so in src_plugins.glob("*.so"):
+                shutil.copy2(so, snap / "plugins" / so.name)
+            r = subprocess.run([str(snap / "pavilion-gateway"), "--version"], capture_output=True, timeout=10)
+            if r.returncode == 0:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "could not snapshot a working %s" % src_bin
+        time.sleep(1)
+    gw.BINARY, gw.PLUGIN_DIR = snap / "pavilion-gateway", snap / "plugins"
     return gw.BINARY
 
 

@@ -102,8 +102,10 @@ def test_sni_selects_vhost_certificate(make_gateway, keys, tmp_path):
     port = gw.free_port()
     ca, ka = gw.make_cert(tmp_path, "a", cn="a.test", san="DNS:a.test")
     cb, kb = gw.make_cert(tmp_path, "b", cn="b.test", san="DNS:b.test")
-    va = gw.public_vhost(keys, "a", port=port, hostnames=["a.test"], tls={"cert": str(ca), "key": str(ka)})
-    vb = gw.public_vhost(keys, "b", port=port, hostnames=["b.test"], tls={"cert": str(cb), "key": str(kb)})
+    va = gw.public_vhost(keys, "a", port=port, hostnames=["a.test"])
+    vb = gw.public_vhost(keys, "b", port=port, hostnames=["b.test"])
+    va["tls"] = {"cert": str(ca), "key": str(ka)}
+    vb["tls"] = {"cert": str(cb), "key": str(kb)}
     g = make_gateway([va, vb])
     for name, cert in (("a", ca), ("b", cb)):
         with g.connect(g.token(vhost=name), vhost=name, server_hostname=name + ".test",

@@ -198,18 +198,26 @@ def expect_close(ws, code, timeout=5):
     assert c.code == code, "expected close %d, got %r (messages before: %r)" % (code, c, c.seen[-3:])
 
 
+def send_tolerant(fn, *args):
+    """Send what may be cut short: the server is free to close before reading it all."""
+    try:
+        fn(*args)
+    except OSError:
+        pass
+
+
 def test_message_over_max_bytes_closes_1009(ws):
-    ws.send_text(sized(LIMIT + 1))
+    send_tolerant(ws.send_text, sized(LIMIT + 1))
     expect_close(ws, 1009)
 
 
 def test_large_message_closes_1009(ws):
-    ws.send_text(sized(64 * 1024))
+    send_tolerant(ws.send_text, sized(64 * 1024))
     expect_close(ws, 1009)
 
 
 def test_fragmented_message_over_max_bytes_closes_1009(ws):
-    ws.send_fragmented(sized(3 * LIMIT), 6)
+    send_tolerant(ws.send_fragmented, sized(3 * LIMIT), 6)
     expect_close(ws, 1009)
 
 

@@ -29,6 +29,25 @@ def test_sigterm_closes_clients_1001_and_exits_0(make_gateway):
     assert rc == 0, "exit code %r after SIGTERM; stderr:\n%s" % (rc, g.log_tail())
 
 
+def test_sigterm_exits_promptly_once_clients_are_gone(make_gateway):
+    """The 10 s are a bound, not a wait: once every client answered the 1001 close, the
+    process should exit right away (operators restart gateways in rolling deploys)."""
+    g = make_gateway()
+    a = g.connect(g.token())
+    gw.probe(a)
+    g.signal(signal.SIGTERM)
+    c = a.wait_close(10)
+    assert c.code == 1001, c
+    a.close()
+    t0 = time.monotonic()
+    try:
+        g.proc.wait(3)
+    except subprocess.TimeoutExpired:
+        g.proc.wait(10)
+        pytest.fail("gateway exited %.1f s after its last client closed (expected < 3 s)"
+                    % (time.monotonic() - t0))
+
+
 def test_sigint_closes_clients_1001_and_exits_0(make_gateway):
     g = make_gateway()
     a = g.connect(g.token())
