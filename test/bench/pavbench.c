@@ -194,7 +194,7 @@ static SSL_CTX *ssl_ctx;
 /* counters */
 static int n_started, n_inflight, n_ready, n_failed, n_closed_after_ready;
 static int64_t t_connect0, t_connect_last;
-static uint64_t deliveries, dup_or_late, frames_other;
+static uint64_t deliveries, dup_or_late, stale, frames_other;
 static uint32_t *lat_us;
 static uint64_t lat_cap, lat_n;
 static int64_t t_first_pub, t_last_delivery;
@@ -423,6 +423,10 @@ static void on_text(struct conn *c, const char *p, size_t n)
 		int64_t sent = strtoll(t + 4, NULL, 10), now = now_ns();
 		int64_t us = (now - sent) / 1000;
 
+		if (!t_first_pub || sent < t_first_pub) {
+			stale++; /* a message published before this run */
+			return;
+		}
 		if (c->received >= (uint32_t)opt.m) {
 			dup_or_late++;
 			return;
@@ -1147,6 +1151,7 @@ int main(int argc, char **argv)
 		printf("missing: %" PRId64 "\n",
 		       (int64_t)expected - (int64_t)deliveries);
 		printf("duplicates: %" PRIu64 "\n", dup_or_late);
+		printf("stale: %" PRIu64 "\n", stale);
 		double d = (double)(t_last_delivery - t_first_pub) / 1e9;
 
 		printf("duration_s: %.3f\n", deliveries ? d : 0.0);
