@@ -5,8 +5,11 @@
  * "header.claims" (one dot) is also signed with the HS secret and verified
  * again, so that mutated claims get past the signature to the claim checks.
  *
- * Build (clang; from the repository root, with a configured build/ for
- * pav_build.h):
+ * Build with meson (test/fuzz/meson.build lists it):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true -Dsanitize=true
+ *   ninja -C build-fuzz test/fuzz/fuzz_jwt
+ * or by hand (clang; from the repository root, with a configured build/
+ * for pav_build.h):
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *     -Isrc -Iinclude -Ibuild $(pkg-config --cflags json-c) \
  *     test/fuzz/fuzz_jwt.c src/auth.c -o fuzz_jwt \
