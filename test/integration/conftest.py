@@ -55,6 +55,7 @@ def keys(tmp_path_factory):
 
 def finish(g, expect_rc=0):
     """Stop a gateway; assert a clean exit and no sanitizer report."""
+    time.sleep(0.1)  # let closes the test just sent land first (see test_sigterm_exits_promptly_*)
     rc = g.stop()
     log = g.log_text()
     for m in SANITIZER_MARKS:
