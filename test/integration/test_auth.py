@@ -35,7 +35,10 @@ def connect_rejected(g, token, vhost="public", bearer=False):
     except HandshakeRefused as e:
         pytest.fail("a bad token must still be upgraded (101) and then get error 1001; got HTTP %s" % e.status)
     with ws:
-        return gw.expect_auth_rejected(ws)
+        err = gw.expect_auth_rejected(ws)
+    if token and len(token) > 8:
+        assert token not in err["payload"]["message"], "the error echoes the token: %r" % err
+    return err
 
 
 # ------------------------------------------------------------------ accepted
@@ -122,6 +125,13 @@ def _bad_tokens(g, keys):
         "rs256_on_es256_vhost": ("es", gw.mint(gw.claims(), keys.rsa, "RS256")),
         "hs256_with_ec_public_pem_as_secret": ("es", gw.mint(gw.claims(), keys.ec_pub_pem)),
         "alg_none_on_rs256_vhost": ("rs", gw.mint(gw.claims(), None, "none")),
+        "two_parts": ("public", ".".join(good.split(".")[:2])),
+        "four_parts": ("public", good + ".AAAA"),
+        "signature_stripped": ("public", good.rsplit(".", 1)[0] + "."),
+        "claims_not_object": ("public", gw.b64u('{"alg":"HS256","typ":"JWT"}') + "." + gw.b64u("[1]") + "." + gw.b64u(
+            __import__("hmac").new(hs, (gw.b64u('{"alg":"HS256","typ":"JWT"}') + "." + gw.b64u("[1]")).encode(),
+                                   "sha256").digest())),
+        "header_without_alg": ("public", gw.mint(c(), hs, "HS256", header={"alg": None})),
     }
 
 
@@ -133,7 +143,8 @@ BAD = ["alg_none", "alg_None", "alg_none_with_signature", "garbage", "garbage_th
        "hs512_on_hs256_vhost", "rs256_on_hs256_vhost", "hs256_on_rs256_vhost",
        "hs256_with_rsa_public_pem_as_secret", "hs256_with_rsa_public_pem_no_newline",
        "rs256_wrong_key", "es256_on_rs256_vhost", "rs256_on_es256_vhost",
-       "hs256_with_ec_public_pem_as_secret", "alg_none_on_rs256_vhost"]
+       "hs256_with_ec_public_pem_as_secret", "alg_none_on_rs256_vhost", "two_parts", "four_parts",
+       "signature_stripped", "claims_not_object", "header_without_alg"]
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +162,21 @@ def test_bad_token_rejected(g, bad_tokens, case):
 def test_bad_token_in_authorization_header_rejected(g, bad_tokens, case):
     vhost, token = bad_tokens[case]
     connect_rejected(g, token, vhost=vhost, bearer=True)
+
+
+def test_exp_fractional_numericdate_accepted(g):
+    """RFC 7519 NumericDate may be non-integer."""
+    connect_ok(g, g.token(exp=now() + 300.5))
+
+
+def test_huge_token_refused_without_harm(g):
+    t = "x" * 12000
+    try:
+        with g.connect(t) as ws:
+            gw.expect_auth_rejected(ws)
+    except HandshakeRefused as e:
+        assert e.status is None or 400 <= e.status < 500, e.status
+    connect_ok(g, g.token())
 
 
 def test_missing_token_rejected(g):

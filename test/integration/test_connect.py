@@ -111,3 +111,37 @@ def test_sni_selects_vhost_certificate(make_gateway, keys, tmp_path):
         with g.connect(g.token(vhost=name), vhost=name, server_hostname=name + ".test",
                        cafile=str(cert)) as ws:
             gw.probe(ws)
+
+
+def test_stalled_handshake_dropped_after_handshake_timeout(make_gateway, keys):
+    import socket
+    import time
+    g = make_gateway([gw.public_vhost(keys, tls=False, limits={"handshake_timeout_s": 1})])
+    with socket.create_connection(("127.0.0.1", g.port()), timeout=5) as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\n")  # never finished
+        t0 = time.monotonic()
+        s.settimeout(6)
+        try:
+            data = s.recv(4096)
+            while data:
+                data = s.recv(4096)
+        except socket.timeout:
+            pytest.fail("a stalled handshake was not dropped within 6 s (handshake_timeout_s 1)")
+        except ConnectionError:
+            pass
+        assert time.monotonic() - t0 < 5
+
+
+def test_no_token_in_logs_after_refused_upgrades(g):
+    """Tokens sent on 404/403 upgrades (token in the URL of a refused request) stay out of logs."""
+    import time
+    t404 = g.token(sub="leak404")
+    with pytest.raises(HandshakeRefused):
+        g.connect(None, path="/nope?token=" + t404)
+    t403 = g.token(vhost="origin", sub="leak403")
+    with pytest.raises(HandshakeRefused):
+        g.connect(t403, vhost="origin", headers={"Origin": "https://evil.example"})
+    time.sleep(0.2)
+    log = g.log_text()
+    for t in set(g.tokens_used):
+        assert t not in log and t.rsplit(".", 1)[1] not in log, "token leaked into the log: %s..." % t[:40]
