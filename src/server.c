@@ -27,6 +27,9 @@ static lws_sorted_usec_list_t shutdown_sul;
 
 void pav_server_note_ssl_ctx(void *ssl_ctx)
 {
+	/* idle TLS connections give their read/write buffers back (~34 KiB
+	 * each otherwise) */
+	SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (creating_ssl_ctx)
 		*creating_ssl_ctx = ssl_ctx;
 }
@@ -233,7 +236,9 @@ static const struct lws_protocols public_protocols[] = {
 		.name = "pavilion",
 		.callback = public_cb,
 		.per_session_data_size = sizeof(struct pav_conn),
-		.rx_buffer_size = 4096,
+		/* lws allocates this per connection: small, since a longer
+		 * message is reassembled (conn.c) only while it is in flight */
+		.rx_buffer_size = PAV_RX_BUFFER_BYTES,
 	},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
