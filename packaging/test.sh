@@ -55,17 +55,24 @@ purge_packages() {
   return 0
 }
 
+# runuser forwards a SIGTERM it gets to the gateway but then exits by that
+# signal itself (143), hiding the gateway's status: signal the gateway
+# (runuser's child) and take its status from runuser.
+gateway_child() { pgrep -P "$gw_pid" | head -n 1; }
+
 stop_gateway() { # sends SIGTERM, waits; 0 when it exited 0 within $WAIT s
-  local pid=$gw_pid i rc
+  local pid=$gw_pid child i rc
   [ -n "$pid" ] || return 0
+  child=$(gateway_child)
   gw_pid=
-  kill -TERM "$pid" 2>/dev/null || return 1
+  kill -TERM "${child:-$pid}" 2>/dev/null || return 1
   for ((i = 0; i < WAIT * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
     echo "still running $WAIT s after SIGTERM"
+    [ -n "$child" ] && kill -KILL "$child" 2>/dev/null
     kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     return 1
   fi
@@ -146,7 +153,8 @@ expected_rpm_gateway="/etc/pavilion-gateway
 /usr/lib64/pavilion-gateway/plugins/presence.so
 /usr/lib64/pavilion-gateway/plugins/subscription.so
 /usr/share/licenses/pavilion-gateway
-/usr/share/licenses/pavilion-gateway/copyright"
+/usr/share/licenses/pavilion-gateway/copyright
+/usr/share/man/man8/pavilion-gateway.8"
 expected_rpm_devel="/usr/include/pavilion
 /usr/include/pavilion/plugin.h
 /usr/include/pavilion/store.h
@@ -154,7 +162,8 @@ expected_rpm_devel="/usr/include/pavilion
 expected_rpm_config="/etc/pavilion-gateway/conf.d/README
 /etc/pavilion-gateway/gateway.json"
 
-rpm_list() { rpm -qlp "$1" 2>/dev/null | grep -v '^/usr/lib/\.build-id' | sort; }
+# build-id links vary per build; man pages are compressed on some rpm platforms
+rpm_list() { rpm -qlp "$1" 2>/dev/null | grep -v '^/usr/lib/\.build-id' | sed 's/\.gz$//' | sort; }
 rpm_files() { # name rpm expected
   local got
   got=$(rpm_list "$2")
@@ -222,6 +231,7 @@ installed_files() {
   for f in /usr/bin/pavilion-gateway "$plugin_dir"/{subscription,notification,chat,presence}.so \
       /etc/pavilion-gateway/gateway.json /etc/pavilion-gateway/conf.d \
       /lib/systemd/system/pavilion-gateway.service \
+      /usr/share/man/man8/pavilion-gateway.8.gz \
       /usr/include/pavilion/plugin.h /usr/include/pavilion/store.h \
       "/usr/lib/$multiarch/pkgconfig/pavilion-plugin.pc"; do
     [ -e "$f" ] || missing+=("$f")
