@@ -216,3 +216,87 @@ def test_start_with_bad_config_exits_nonzero(binary, keys, tmp_path):
     p = write(tmp_path / "gateway.json", c)
     r = gw.run_binary(["-c", p], timeout=10)
     assert r.returncode != 0 and "vhosts[0].bogus" in r.stderr, (r.returncode, r.stderr)
+
+
+# ------------------------------------------------------------------ more --check cases
+def _with(keys, tmp_path, mutate, vhosts=None):
+    c = gw.base_config(keys, vhosts or [gw.public_vhost(keys)])
+    mutate(c)
+    return write(tmp_path / "gateway.json", c)
+
+
+def _vh(c):
+    return c["vhosts"][0]
+
+
+def _file(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+@pytest.mark.parametrize("case", [
+    "empty_hs_key_file", "garbage_rs_key_file", "hs_secret_as_rs_key", "garbage_certificate",
+    "certificate_key_mismatch", "unknown_log_level", "unknown_log_format", "unknown_store_backend",
+    "duplicate_vhost_names", "same_listen_without_hostnames", "listen_without_port", "path_not_absolute",
+    "algorithm_none", "empty_algorithms"])
+def test_check_rejects(binary, keys, tmp_path, case):
+    other = gw.make_cert(tmp_path, "other") if case == "certificate_key_mismatch" else None
+    m = {
+        "empty_hs_key_file": (lambda c: _vh(c)["auth"].update(key_file=_file(tmp_path, "e.key", b"")),
+                              "vhosts[0].auth.key_file"),
+        "garbage_rs_key_file": (lambda c: _vh(c)["auth"].update(
+            algorithms=["RS256"], key_file=_file(tmp_path, "g.pem", b"-----BEGIN PUBLIC KEY-----\nnope\n")),
+            "vhosts[0].auth.key_file"),
+        "hs_secret_as_rs_key": (lambda c: _vh(c)["auth"].update(algorithms=["RS256"], key_file=str(keys.hs_file)),
+                                "vhosts[0].auth.key_file"),
+        "garbage_certificate": (lambda c: _vh(c)["tls"].update(cert=_file(tmp_path, "c.pem", b"garbage")),
+                                "vhosts[0].tls"),
+        "certificate_key_mismatch": (lambda c: _vh(c)["tls"].update(key=str(other[1]) if other else ""),
+                                     "vhosts[0].tls"),
+        "unknown_log_level": (lambda c: c["log"].update(level="chatty"), "log.level"),
+        "unknown_log_format": (lambda c: c["log"].update(format="xml"), "log.format"),
+        "unknown_store_backend": (lambda c: c["store"].update(backend="floppy"), "store.backend"),
+        "duplicate_vhost_names": (lambda c: c["vhosts"].append(gw.public_vhost(keys, "public")), "vhosts[1]"),
+        "same_listen_without_hostnames": (lambda c: c["vhosts"].append(
+            gw.public_vhost(keys, "second", listen=_vh(c)["listen"])), "vhosts[1]"),
+        "listen_without_port": (lambda c: _vh(c).update(listen="127.0.0.1"), "vhosts[0].listen"),
+        "path_not_absolute": (lambda c: _vh(c)["websocket"].update(path="ws"), "vhosts[0].websocket.path"),
+        "algorithm_none": (lambda c: _vh(c)["auth"].update(algorithms=["none"]), "vhosts[0].auth.algorithms"),
+        "empty_algorithms": (lambda c: _vh(c)["auth"].update(algorithms=[]), "vhosts[0].auth.algorithms"),
+    }[case]
+    p = _with(keys, tmp_path, m[0])
+    assert_check_fails(check(p), p, m[1])
+
+
+def test_hs_key_file_without_trailing_newline(make_gateway, tmp_path):
+    keys = gw.Keys(tmp_path / "k")
+    keys.hs_file.write_bytes(keys.hs_secret)
+    g = make_gateway(keys=keys)
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
+
+
+def test_mixed_hs_and_rs_algorithms_with_pem_key(make_gateway, keys, tmp_path):
+    """HS256 next to RS256 with a PEM key: either the config is refused, or HS256 tokens
+    signed with the PEM (the confusion attack) are still rejected."""
+    v = gw.public_vhost(keys, alg="RS256", auth={"algorithms": ["RS256", "HS256"]})
+    p = write(tmp_path / "gateway.json", gw.base_config(keys, [v]))
+    if check(p).returncode == 1:
+        return
+    g = make_gateway([v])
+    with g.connect(g.token(alg="RS256")) as ws:
+        gw.probe(ws)
+    with g.connect(gw.mint(gw.claims(), keys.rsa_pub_pem, "HS256")) as ws:
+        gw.expect_auth_rejected(ws)
+
+
+def test_dropin_replaces_plugin_dirs(make_gateway, keys, tmp_path):
+    """A drop-in's non-vhosts key replaces the main file's: a bogus plugin_dirs in the main
+    file is replaced by the good one from conf.d."""
+    g = make_gateway(start=False, include="conf.d", plugin_dirs=[tmp_path / "nonexistent"])
+    (g.dir / "conf.d").mkdir()
+    write(g.dir / "conf.d" / "50-plugins.json", {"plugin_dirs": [str(gw.PLUGIN_DIR)]})
+    g.start()
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
