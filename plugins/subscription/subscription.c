@@ -8,7 +8,8 @@
  *   unsubscribe {"channel": "<name>"} → ack {"channel": "<canonical name>"}
  *
  * Errors: payload.channel missing or not a string, parameters not an
- * object, parameters.token not a string → 1002; an invalid channel name or
+ * object, parameters.token not a string, parameters.since not an RFC 3339
+ * time, parameters.presence not a boolean → 1002; an invalid channel name or
  * too many subscriptions → 1003; another user's channel, or a zone:/
  * channel:/chat: channel neither the JWT claims nor a subscription token
  * grant → 1004 (the connection stays open).
@@ -45,6 +46,13 @@ struct subscription {
 	enum pav_acl_policy policy;
 };
 
+/* A 1002 with its message. */
+static int bad_format(struct pav_request *req, const char *message)
+{
+	req->error_message = message;
+	return PAV_ERR_FORMAT;
+}
+
 /* Reads payload.channel into out as a canonical name.  0, or the error
  * code with req->error_message set. */
 static int read_channel(const struct pav_host *host, pav_conn *c,
@@ -54,10 +62,8 @@ static int read_channel(const struct pav_host *host, pav_conn *c,
 
 	if (!req->payload ||
 	    !json_object_object_get_ex(req->payload, "channel", &v) ||
-	    !json_object_is_type(v, json_type_string)) {
-		req->error_message = "payload.channel must be a string";
-		return PAV_ERR_FORMAT;
-	}
+	    !json_object_is_type(v, json_type_string))
+		return bad_format(req, "payload.channel must be a string");
 	if (host->channel_parse(c, json_object_get_string(v), out, outlen) <
 	    0) {
 		req->error_message = "invalid channel";
@@ -66,37 +72,53 @@ static int read_channel(const struct pav_host *host, pav_conn *c,
 	return 0;
 }
 
-/* payload.parameters: absent → *params NULL; else it must be an object. */
-static int read_parameters(struct pav_request *req, json_object **params)
+/*
+ * payload.parameters: absent → *params NULL; else an object.  The members
+ * other plugins act on after the subscription are checked here, while the
+ * client can still be told: "token" (a subscription token) a string,
+ * "since" (the notification plugin's replay) an RFC 3339 time, "presence"
+ * (the presence plugin's snapshot) a boolean.
+ * Unknown members are ignored.
+ */
+static int read_parameters(const struct pav_host *host,
+			   struct pav_request *req, json_object **params)
 {
+	json_object *v;
+	int64_t ms;
+
 	*params = NULL;
 	if (!json_object_object_get_ex(req->payload, "parameters", params))
 		return 0;
-	if (!json_object_is_type(*params, json_type_object)) {
-		req->error_message = "payload.parameters must be an object";
-		return PAV_ERR_FORMAT;
-	}
+	if (!json_object_is_type(*params, json_type_object))
+		return bad_format(req, "payload.parameters must be an object");
+	if (json_object_object_get_ex(*params, "token", &v) &&
+	    !json_object_is_type(v, json_type_string))
+		return bad_format(req,
+				  "payload.parameters.token must be a string");
+	if (json_object_object_get_ex(*params, "since", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	     host->parse_time(json_object_get_string(v), &ms) < 0))
+		return bad_format(req, "payload.parameters.since must be an "
+				       "RFC 3339 time");
+	if (json_object_object_get_ex(*params, "presence", &v) &&
+	    !json_object_is_type(v, json_type_boolean))
+		return bad_format(req, "payload.parameters.presence must be "
+				       "true or false");
 	return 0;
 }
 
-/* The subscription-token route of access control: parameters.token, when
- * present, must be a string that verifies and names this user and
- * channel.  Which check failed is never told to the client. */
+/* The subscription-token route of access control: parameters.token (a
+ * string, read_parameters() saw to that) must verify and name this user
+ * and channel.  Which check failed is never told to the client. */
 static int check_token(const struct pav_host *host, pav_conn *c,
 		       struct pav_request *req, json_object *params,
 		       const char *channel)
 {
-	json_object *tok = NULL;
-	json_object *claims = NULL;
+	json_object *tok, *claims = NULL;
 	int ok;
 
-	if (params && json_object_object_get_ex(params, "token", &tok) &&
-	    !json_object_is_type(tok, json_type_string)) {
-		req->error_message = "payload.parameters.token must be a string";
-		return PAV_ERR_FORMAT;
-	}
 	req->error_message = "permission denied";
-	if (!tok)
+	if (!params || !json_object_object_get_ex(params, "token", &tok))
 		return PAV_ERR_PERMISSION;
 	if (host->verify_token(c, json_object_get_string(tok), &claims) < 0)
 		return PAV_ERR_PERMISSION;
@@ -148,7 +170,7 @@ static int on_subscribe(void *instance, pav_conn *c, struct pav_request *req)
 
 	rc = read_channel(s->host, c, req, channel, sizeof(channel));
 	if (rc == 0)
-		rc = read_parameters(req, &params);
+		rc = read_parameters(s->host, req, &params);
 	if (rc == 0)
 		rc = check_access(s, c, req, params, channel);
 	if (rc != 0)
