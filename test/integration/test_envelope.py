@@ -260,3 +260,84 @@ def test_unmasked_client_frame_closes_connection(ws):
 def test_gateway_survives_limit_closes(g):
     with g.connect(g.token()) as ws:
         gw.probe(ws)
+
+
+# ------------------------------------------------------------------ more envelope edges
+def test_whitespace_around_object_accepted(ws):
+    """RFC 8259: JSON-text = ws value ws; surrounding whitespace is still exactly one object."""
+    ws.send_text(' \n{"type":"echo","payload":{}}\n ')
+    m = gw.check_envelope(ws.recv_json())
+    assert m["type"] == "echo", m
+
+
+def test_type_with_embedded_nul_not_dispatched(ws):
+    ws.send_text('{"type":"echo\\u0000junk","payload":{}}')
+    gw.expect_error(ws, 1002)
+    gw.probe(ws)
+
+
+def test_json_depth_9_with_arrays_gets_1002(ws):
+    p = []
+    for _ in range(7):
+        p = [p]
+    ws.send_text(json.dumps({"type": "echo", "payload": {"a": p}}))
+    gw.expect_error(ws, 1002)
+    gw.probe(ws)
+
+
+def test_lone_surrogate_escape_never_yields_invalid_utf8(ws):
+    """A \\ud800 escape decodes to no valid UTF-8: refuse it (1002) or answer in valid UTF-8."""
+    ws.send_text('{"type":"echo","payload":{"s":"\\ud800"}}')
+    op, data = ws.recv(3)
+    try:
+        msg = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        pytest.fail("the gateway sent invalid UTF-8 in a text frame: %r" % data)
+    assert msg["type"] in ("error", "echo"), msg
+    gw.probe(ws)
+
+
+def test_client_close_is_echoed(ws):
+    ws.send_close(1000, "bye")
+    c = ws.wait_close(3)
+    assert c.code == 1000, c
+
+
+# ------------------------------------------------------------------ RFC 6455 protocol violations
+def expect_failed(ws, what):
+    try:
+        c = ws.wait_close(5)
+    except TimeoutError:
+        pytest.fail("%s: the server must fail the connection (close 1002), it stayed open" % what)
+    assert c.dropped or c.code == 1002, "%s: expected close 1002 (or a drop), got %r" % (what, c)
+
+
+def test_reserved_opcode_fails_connection(ws):
+    ws.send_frame(0x3, b"x")
+    expect_failed(ws, "reserved opcode 0x3")
+
+
+def test_rsv_bit_without_extension_fails_connection(ws):
+    ws.send_frame(wsclient.OP_TEXT, b'{"type":"echo","payload":{}}', rsv=0x4)
+    expect_failed(ws, "RSV1 set without permessage-deflate")
+
+
+def test_continuation_without_start_fails_connection(ws):
+    ws.send_frame(wsclient.OP_CONT, b'{"type":"echo","payload":{}}', fin=True)
+    expect_failed(ws, "continuation frame with nothing to continue")
+
+
+def test_new_message_inside_fragmented_message_fails_connection(ws):
+    ws.send_frame(wsclient.OP_TEXT, b'{"type":"echo",', fin=False)
+    ws.send_frame(wsclient.OP_TEXT, b'{"type":"echo","payload":{}}', fin=True)
+    expect_failed(ws, "a new text frame while a fragmented message is open")
+
+
+def test_fragmented_ping_fails_connection(ws):
+    ws.send_frame(wsclient.OP_PING, b"x", fin=False)
+    expect_failed(ws, "a fragmented control frame")
+
+
+def test_oversized_ping_fails_connection(ws):
+    ws.send_frame(wsclient.OP_PING, b"x" * 126)
+    expect_failed(ws, "a ping with 126 bytes of payload")

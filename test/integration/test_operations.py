@@ -173,3 +173,54 @@ def test_text_log_format(make_gateway):
             pytest.fail("text log line parses as JSON: %r" % l)
         except ValueError:
             pass
+
+
+def test_repeated_sighup_keeps_serving(make_gateway):
+    g = make_gateway()
+    live = g.connect(g.token())
+    for _ in range(5):
+        g.signal(signal.SIGHUP)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert g.proc.poll() is None, g.log_tail()
+    gw.probe(live)
+    live.close()
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
+
+
+def test_sighup_reloads_rs256_public_key(make_gateway, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    keys = gw.Keys(tmp_path / "k")
+    g = make_gateway([gw.public_vhost(keys, alg="RS256")], keys=keys)
+    live = g.connect(g.token())
+    gw.probe(live)
+    new = rsa.generate_private_key(65537, 2048)
+    keys.rsa_pub_file.write_bytes(new.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    g.signal(signal.SIGHUP)
+    assert _wait_until(lambda: _accepted(g, g.token(key=new))), "new RS256 key not in use 5 s after SIGHUP"
+    with g.connect(g.token()) as ws:
+        gw.expect_auth_rejected(ws)
+    gw.probe(live)
+    live.close()
+
+
+def test_log_level_error_hides_info(make_gateway):
+    g = make_gateway(log={"level": "error", "format": "text"})
+    _activity(g)
+    info = [l for l in g.log_text().splitlines() if " info " in l or " debug " in l]
+    assert not info, "info/debug lines at level error: %r" % info[:5]
+
+
+def test_connection_close_logged_with_code(make_gateway):
+    g = make_gateway(log={"level": "info", "format": "json"})
+    with g.connect(g.token(sub="closer")) as ws:
+        gw.probe(ws)
+        ws.send_close(1000)
+        ws.wait_close(3)
+    time.sleep(0.3)
+    lines = [json.loads(l) for l in g.log_text().splitlines() if "closer" in l]
+    assert len(lines) >= 2, "expected open and close lines for user closer: %r" % lines
+    assert any("1000" in json.dumps(l) for l in lines), "close code not logged: %r" % lines
