@@ -6,7 +6,7 @@ import time
 import pytest
 
 import gw
-from test_adversarial_util import API, check_neighbour, neighbour, uid
+from test_adversarial_util import API, check_neighbour, neighbour, settle, uid
 from test_flow_util import FULL_PLUGINS
 from wsclient import HandshakeRefused
 
@@ -16,13 +16,15 @@ PLUGINS = dict(FULL_PLUGINS, example={"greeting": "hi"})
 
 @pytest.fixture(scope="module")
 def g(make_module_gateway, keys):
-    return make_module_gateway([
+    g = make_module_gateway([
         gw.public_vhost(keys, "public", tls=False, plugins=PLUGINS,
                         auth={"issuer": ISS, "audience": AUD, "leeway_s": 30}),
         gw.public_vhost(keys, "rs", alg="RS256", tls=False, plugins=PLUGINS),
         gw.public_vhost(keys, "short", tls=False, plugins=PLUGINS, auth={"leeway_s": 0}),
         gw.internal_vhost(keys),
     ])
+    yield g
+    settle(g)
 
 
 def now():

@@ -270,3 +270,60 @@ def wait_until(pred, timeout=5.0, step=0.05):
         if v or time.monotonic() > deadline:
             return v
         time.sleep(step)
+
+
+def client_on(g, sub=None, vhost="public", src="127.0.0.1", rcvbuf=None, token=None, **claims):
+    """A test_flow_util.Client whose socket we built: source address, SO_RCVBUF."""
+    c = Client.__new__(Client)
+    c.g, c.vhost, c.inbox, c.n = g, vhost, [], 0
+    c.sub = sub or uid()
+    t = token or g.token(vhost=vhost, sub=c.sub, **claims)
+    g.note_token(t)
+    v = g.vhost(vhost)
+    c.ws = raw_upgrade(g.port(vhost), token=t, src=src, rcvbuf=rcvbuf,
+                       tls="tls" in v and not v["tls"].get("terminated_upstream"))
+    return c
+
+
+def connections(g, vhost="internal"):
+    """The gateway's open-connections gauge."""
+    return metric(API(g, vhost).metrics(), "pavilion_connections")
+
+
+def settle(g, vhost="internal", timeout=3.0):
+    """Before the gateway is stopped: wait until every client close has been processed, so the
+    SIGTERM finds no connection (a stop with open connections takes up to 10 s, see report)."""
+    try:
+        wait_until(lambda: connections(g, vhost) == 0, timeout)
+    except (OSError, KeyError):
+        pass
+
+
+class Publisher:
+    """POST /v1/publish over one keep-alive HTTP connection (faster than one per call)."""
+
+    def __init__(self, g, vhost="internal"):
+        import http.client
+        self._mk = lambda: http.client.HTTPConnection("127.0.0.1", g.port(vhost), timeout=5)
+        self.key = g.keys.api_key
+        self.conn = self._mk()
+
+    def publish(self, channel, type, payload):
+        import json
+        body = json.dumps({"channel": channel, "type": type, "payload": payload}).encode()
+        h = {"Authorization": "Bearer " + self.key, "Content-Type": "application/json"}
+        for attempt in (0, 1):
+            try:
+                self.conn.request("POST", "/v1/publish", body=body, headers=h)
+                r = self.conn.getresponse()
+                data = r.read()
+                assert r.status == 202, (r.status, data[:300])
+                return json.loads(data)
+            except (OSError, __import__("http.client").client.HTTPException):
+                self.conn.close()
+                self.conn = self._mk()
+                if attempt:
+                    raise
+
+    def close(self):
+        self.conn.close()
