@@ -722,6 +722,8 @@ static int on_body(struct api_req *r, const void *in, size_t len)
 {
 	char *nb;
 
+	if (!len)
+		return 0;
 	if (r->too_big || r->body_len + len > r->vh->cfg->api_max_body) {
 		r->too_big = 1;
 		return 0;
