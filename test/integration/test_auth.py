@@ -16,6 +16,8 @@ def g(make_module_gateway, keys):
         gw.public_vhost(keys, "rs", alg="RS256", tls=False),
         gw.public_vhost(keys, "es", alg="ES256"),
         gw.public_vhost(keys, "open", tls=False),
+        gw.public_vhost(keys, "multi", tls=False, auth={"algorithms": ["HS256", "HS384", "HS512"]}),
+        gw.public_vhost(keys, "rsmulti", alg="RS256", tls=False, auth={"algorithms": ["RS256", "RS512"]}),
     ])
 
 
@@ -56,6 +58,20 @@ def test_rs256_token_on_rs256_vhost(g):
 
 def test_es256_token_on_es256_vhost(g):
     connect_ok(g, g.token(vhost="es"), vhost="es")
+
+
+@pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
+def test_each_configured_hs_algorithm_accepted(g, alg):
+    connect_ok(g, g.token(vhost="multi", alg=alg), vhost="multi")
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS512"])
+def test_each_configured_rs_algorithm_accepted(g, alg):
+    connect_ok(g, g.token(vhost="rsmulti", alg=alg), vhost="rsmulti")
+
+
+def test_unconfigured_rs_algorithm_rejected(g):
+    connect_rejected(g, g.token(vhost="rsmulti", alg="RS384"), vhost="rsmulti")
 
 
 def test_expired_within_leeway_accepted(g):
