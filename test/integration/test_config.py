@@ -301,3 +301,25 @@ def test_dropin_replaces_plugin_dirs(make_gateway, keys, tmp_path):
     g.start()
     with g.connect(g.token()) as ws:
         gw.probe(ws)
+
+
+def test_token_cli_refuses_vhost_without_secret(make_gateway, keys):
+    """An RS256 vhost holds only a public key: the token command cannot sign for it."""
+    g = make_gateway([gw.public_vhost(keys), gw.public_vhost(keys, "rs", alg="RS256", tls=False)])
+    r = gw.run_binary(["token", "--sub", "alice", "-c", g.conf_path, "--vhost", "rs"])
+    assert r.returncode != 0 and not r.stdout.strip(), (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.strip(), "no explanation on stderr"
+
+
+@pytest.mark.parametrize("args", [["--claims", "{not json"], ["--claims", "[1]"], ["--vhost", "nosuch"],
+                                  ["--ttl", "-5"], ["--ttl", "abc"]])
+def test_token_cli_bad_arguments(make_gateway, keys, args):
+    g = make_gateway(start=False)
+    r = gw.run_binary(["token", "--sub", "alice", "-c", g.conf_path] + args)
+    assert r.returncode != 0 and not r.stdout.strip(), (args, r.returncode, r.stdout, r.stderr)
+
+
+def test_token_cli_bad_sub(make_gateway, keys):
+    g = make_gateway(start=False)
+    r = gw.run_binary(["token", "--sub", "al ice", "-c", g.conf_path])
+    assert r.returncode != 0 and not r.stdout.strip(), (r.returncode, r.stdout, r.stderr)

@@ -341,3 +341,28 @@ def test_fragmented_ping_fails_connection(ws):
 def test_oversized_ping_fails_connection(ws):
     ws.send_frame(wsclient.OP_PING, b"x" * 126)
     expect_failed(ws, "a ping with 126 bytes of payload")
+
+
+# ------------------------------------------------------------------ limits set under "limits"
+@pytest.fixture(scope="module")
+def g_limits(make_module_gateway, keys):
+    v = gw.public_vhost(keys, "lim", tls=False, limits={"max_message_bytes": 512, "json_depth": 3})
+    del v["websocket"]["max_message_bytes"]
+    return make_module_gateway([v])
+
+
+def test_limits_max_message_bytes_honoured(g_limits):
+    with g_limits.connect(g_limits.token(vhost="lim"), vhost="lim") as c:
+        c.send_text(sized(512))
+        assert gw.check_envelope(c.recv_json())["type"] == "echo"
+        send_tolerant(c.send_text, sized(513))
+        expect_close(c, 1009)
+
+
+def test_limits_json_depth_honoured(g_limits):
+    with g_limits.connect(g_limits.token(vhost="lim"), vhost="lim") as c:
+        c.send_text(nested(3))
+        assert gw.check_envelope(c.recv_json())["type"] == "echo"
+        c.send_text(nested(4))
+        gw.expect_error(c, 1002)
+        gw.probe(c)
