@@ -123,3 +123,69 @@ def test_out_of_tree_plugin_via_pkg_config(binary, keys, tmp_path, make_gateway)
         ws.send_json({"type": "echo", "payload": {"oot": True}})
         m = gw.check_envelope(ws.recv_json())
         assert m["payload"] == {"greeting": "hi", "echo": {"oot": True}}, m
+
+
+def _build_variant(tmp_path, name, abi=None):
+    """example.c rebuilt as plugin `name` (optionally for another ABI) in tmp_path/plugins."""
+    inc = tmp_path / "inc" / "pavilion"
+    if not inc.exists():
+        inc.mkdir(parents=True)
+        for h in (gw.REPO / "include" / "pavilion").glob("*.h"):
+            shutil.copy(h, inc)
+    hdr = (gw.REPO / "include" / "pavilion" / "plugin.h").read_text()
+    if abi is not None:
+        hdr = re.sub(r"#define\s+PAV_PLUGIN_ABI_VERSION\s+\S+", "#define PAV_PLUGIN_ABI_VERSION %du" % abi, hdr)
+    (inc / "plugin.h").write_text(hdr)
+    src = (gw.REPO / "plugins" / "example" / "example.c").read_text()
+    src, n = re.subn(r'#define\s+PLUGIN_NAME\s+"example"', '#define PLUGIN_NAME "%s"' % name, src)
+    assert n == 1
+    (tmp_path / (name + ".c")).write_text(src)
+    pdir = tmp_path / "plugins"
+    pdir.mkdir(exist_ok=True)
+    so = pdir / (name + ".so")
+    _compile_plugin(tmp_path / (name + ".c"), so,
+                    ["-I" + str(tmp_path / "inc")] + _pkg("--cflags", "--libs", "json-c"))
+    return pdir, so
+
+
+def test_two_plugins_claiming_one_type_refused(binary, keys, tmp_path):
+    pdir, _ = _build_variant(tmp_path, "example2")
+    c = gw.base_config(keys, [gw.public_vhost(keys, plugins={"example": {}, "example2": {}})],
+                       plugin_dirs=[gw.PLUGIN_DIR, pdir])
+    p = tmp_path / "gateway.json"
+    p.write_text(json.dumps(c))
+    r = gw.run_binary(["--check", "-c", p])
+    assert r.returncode == 1, "two plugins handling echo on one vhost must be refused:\n%s" % r.stderr
+    assert "echo" in r.stderr and "vhosts[0].plugins" in r.stderr, r.stderr
+
+
+def test_same_type_from_different_plugins_on_different_vhosts(make_gateway, keys, tmp_path):
+    pdir, _ = _build_variant(tmp_path, "example2")
+    g = make_gateway([gw.public_vhost(keys, "a", plugins={"example": {"greeting": "A"}}),
+                      gw.public_vhost(keys, "b", tls=False, plugins={"example2": {"greeting": "B"}})],
+                     plugin_dirs=[gw.PLUGIN_DIR, pdir])
+    for name, greet in (("a", "A"), ("b", "B")):
+        with g.connect(g.token(vhost=name), vhost=name) as ws:
+            ws.send_json({"type": "echo", "payload": {}})
+            assert gw.check_envelope(ws.recv_json())["payload"]["greeting"] == greet
+
+
+def test_start_with_other_abi_plugin_logs_it(binary, keys, tmp_path):
+    """At start, a plugin for another ABI is refused with a log line naming it and the ABI;
+    the gateway either stops (like --check) or runs without it — it never loads it."""
+    pdir, so = _build_variant(tmp_path, "abiplug", abi=9999)
+    c = gw.base_config(keys, [gw.public_vhost(keys)], plugin_dirs=[gw.PLUGIN_DIR, pdir])
+    g = gw.Gateway(tmp_path / "g", keys, c)
+    try:
+        g.start()
+        started = True
+    except AssertionError:
+        started = False
+    finally:
+        if g.proc is not None and g.proc.poll() is None:
+            assert g.stop() == 0
+    log = g.log_text()
+    assert any(so.name in l and "ABI" in l for l in log.splitlines()), \
+        "no log line names %s and ABI:\n%s" % (so.name, log)
+    assert not any("abiplug" in l and "loaded" in l for l in log.splitlines()), log
+    del started
