@@ -22,12 +22,17 @@ from test_flow_util import API, Client, metric, uid  # noqa: F401  (re-exported)
 from wsclient import Closed, HandshakeRefused, WS
 
 SANITIZED = os.environ.get("PAVILION_BUILD", "").rstrip("/").endswith("asan")
+_made = []  # clients made here; settle() closes what a failed test left open
 
 
 # ------------------------------------------------------------------ neighbours
-def neighbour(g, vhost="public", **claims):
+def neighbour(g, vhost="public", headers=None, **claims):
     """A connection of a fresh user, made before the attack, proven served now."""
-    c = Client(g, sub=uid("nb"), vhost=vhost, **claims)
+    if headers:
+        c = client_on(g, sub=uid("nb"), vhost=vhost, headers=headers, **claims)
+    else:
+        c = Client(g, sub=uid("nb"), vhost=vhost, **claims)
+        _made.append(c)
     c.sync()
     return c
 
@@ -272,7 +277,8 @@ def wait_until(pred, timeout=5.0, step=0.05):
         time.sleep(step)
 
 
-def client_on(g, sub=None, vhost="public", src="127.0.0.1", rcvbuf=None, token=None, **claims):
+def client_on(g, sub=None, vhost="public", src="127.0.0.1", rcvbuf=None, token=None, headers=None,
+              **claims):
     """A test_flow_util.Client whose socket we built: source address, SO_RCVBUF."""
     c = Client.__new__(Client)
     c.g, c.vhost, c.inbox, c.n = g, vhost, [], 0
@@ -280,8 +286,9 @@ def client_on(g, sub=None, vhost="public", src="127.0.0.1", rcvbuf=None, token=N
     t = token or g.token(vhost=vhost, sub=c.sub, **claims)
     g.note_token(t)
     v = g.vhost(vhost)
-    c.ws = raw_upgrade(g.port(vhost), token=t, src=src, rcvbuf=rcvbuf,
+    c.ws = raw_upgrade(g.port(vhost), token=t, src=src, rcvbuf=rcvbuf, headers=headers,
                        tls="tls" in v and not v["tls"].get("terminated_upstream"))
+    _made.append(c)
     return c
 
 
@@ -293,6 +300,8 @@ def connections(g, vhost="internal"):
 def settle(g, vhost="internal", timeout=3.0):
     """Before the gateway is stopped: wait until every client close has been processed, so the
     SIGTERM finds no connection (a stop with open connections takes up to 10 s, see report)."""
+    while _made:
+        _made.pop().close()
     try:
         wait_until(lambda: connections(g, vhost) == 0, timeout)
     except (OSError, KeyError):
