@@ -145,3 +145,44 @@ def test_no_token_in_logs_after_refused_upgrades(g):
     log = g.log_text()
     for t in set(g.tokens_used):
         assert t not in log and t.rsplit(".", 1)[1] not in log, "token leaked into the log: %s..." % t[:40]
+
+
+def _raw(port, data, tls=False, timeout=3):
+    import socket
+    import ssl
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        if tls:
+            s = ssl._create_unverified_context().wrap_socket(s, server_hostname="localhost")
+        s.sendall(data)
+        out = b""
+        while len(out) < 65536:
+            c = s.recv(4096)
+            if not c:
+                break
+            out += c
+            if b"\r\n\r\n" in out:
+                break
+        return out
+    except OSError:
+        return b""
+    finally:
+        s.close()
+
+
+def test_plain_http_get_on_ws_path_is_not_upgraded(g):
+    out = _raw(g.port("plain"), b"GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert not out.startswith(b"HTTP/1.1 101"), out[:200]
+    with g.connect(g.token(vhost="plain"), vhost="plain") as ws:
+        gw.probe(ws)
+
+
+def test_garbage_on_ports_does_no_harm(g):
+    _raw(g.port("plain"), b"\x00\xff" * 512 + b"\r\n\r\n")
+    _raw(g.port("public"), b"GET /ws HTTP/1.1\r\n\r\n")  # plaintext to the TLS port
+    _raw(g.port("public"), b"\x16\x03\x01\x00\x05hello", tls=False)  # a broken ClientHello
+    _raw(g.port("public"), b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         b"Sec-WebSocket-Version: 13\r\n\r\n", tls=True)  # no Sec-WebSocket-Key
+    for v in ("public", "plain"):
+        with g.connect(g.token(vhost=v), vhost=v) as ws:
+            gw.probe(ws)

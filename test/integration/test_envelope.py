@@ -366,3 +366,13 @@ def test_limits_json_depth_honoured(g_limits):
         c.send_text(nested(4))
         gw.expect_error(c, 1002)
         gw.probe(c)
+
+
+def test_unicode_and_json_values_roundtrip(ws):
+    payload = {"s": "h\u00e9llo \u2713 \U0001F600 \u4e2d", "esc": "tab\tquote\"back\\slash/",
+               "n": [0, -1, 2**53, 1.5, -0.25, 1e300], "b": [True, False, None], "o": {"": ""}}
+    ws.send_text(json.dumps({"type": "echo", "payload": payload}, ensure_ascii=False))
+    m = gw.check_envelope(ws.recv_json())
+    assert m["payload"]["echo"] == payload, m
+    ws.send_text(json.dumps({"type": "echo", "payload": payload}, ensure_ascii=True))
+    assert gw.check_envelope(ws.recv_json())["payload"]["echo"] == payload
