@@ -441,8 +441,10 @@ static void begin_shutdown(void)
 	pav_info("shutting down: closing %zu connections with 1001",
 		 pav_map_count(pav_gw->conns));
 	pav_gw->shutting_down = 1;
+	/* clients that do not answer the close frame in time are cut when
+	 * the context goes: the whole exit stays well within the grace */
 	pav_gw->shutdown_deadline_ms =
-		pav_mono_ms() + PAV_SHUTDOWN_GRACE_S * 1000 - 500;
+		pav_mono_ms() + PAV_SHUTDOWN_CLOSE_WAIT_S * 1000;
 	pav_map_each(pav_gw->conns, close_one, NULL);
 	shutdown_tick(NULL);
 }
