@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Profiles the gateway during a fan-out run and prints its top functions.
+#
+#   bash test/bench/profile.sh perf      [SUBS] [PUBS] [poll|uv]  # sampled (cpu-clock), fan-out phase only
+#   bash test/bench/profile.sh callgrind [SUBS] [PUBS] [poll|uv]  # exact instruction and call counts
+#
+# perf: the gateway runs on CPU 0 and pavbench on CPU 1 (SCHED_FIFO 10, as
+# in compare-nchan.sh); perf records the gateway from the moment every
+# subscriber is connected for PERF_SECONDS (15).  Hardware counters are not
+# needed (software cpu-clock event).  Defaults: 10000 subscribers, 200
+# publications.
+# callgrind: counters are zeroed once every subscriber is connected and
+# dumped when pavbench is done, so the figures are the fan-out's own
+# (defaults 2000 x 100: valgrind is ~50x slower).  Shows call counts, e.g.
+# malloc calls against deliveries.
+# Output files stay in $OUT (default build-logs/profile-<time>/).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+tool=${1:-perf}
+loop=${4:-poll}
+case $tool in
+perf) SUBS=${2:-10000} PUBS=${3:-200} ;;
+callgrind) SUBS=${2:-2000} PUBS=${3:-100} ;;
+*) echo "usage: $0 perf|callgrind [SUBS] [PUBS] [poll|uv]" >&2; exit 2 ;;
+esac
+die() { echo "profile: $*" >&2; exit 1; }
+ulimit -n 20000 || die "cannot raise the open-file limit"
+
+BDIR=build-release
+[ -d "$BDIR" ] || meson setup "$BDIR" --buildtype=release -Dwerror=false >/dev/null || die "meson setup"
+meson compile -C "$BDIR" >/dev/null || die "build failed"
+OUT=${OUT:-$top/build-logs/profile-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+port() { local p; for _ in $(seq 200); do p=$((20000 + RANDOM % 30000)); [ -z "$(ss -Hltn "sport = :$p")" ] && { echo "$p"; return; }; done; die "no port"; }
+WS=$(port); API=$(port)
+bash test/bench/gateway-conf.sh "$OUT/conf" "$top/$BDIR/plugins" "$WS" "$API" "" "$loop" || die "config"
+
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${PERFPID:-}" ] && kill -INT "$PERFPID" 2>/dev/null; }
+trap cleanup EXIT
+if [ "$tool" = perf ]; then
+  command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)"
+  chrt -f 10 taskset -c 0 "$BDIR/src/pavilion-gateway" -c "$OUT/conf/gateway.json" >"$OUT/gateway.log" 2>&1 &
+else
+  command -v valgrind >/dev/null || die "valgrind is missing"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+    "$BDIR/src/pavilion-gateway" -c "$OUT/conf/gateway.json" >"$OUT/gateway.log" 2>&1 &
+fi
+PID=$!
+for _ in $(seq 300); do [ -n "$(ss -Hltn "sport = :$API")" ] && break; sleep 0.1; done
+
+CLI=(taskset -c 1 "$BDIR/test/bench/pavbench")
+[ "$tool" = perf ] && CLI=(chrt -f 10 "${CLI[@]}")
+"${CLI[@]}" fanout -n "$SUBS" -m "$PUBS" --port "$WS" --api-port "$API" \
+  --secret "$OUT/conf/jwt.key" --api-key-file "$OUT/conf/api.keys" --server-pid "$PID" \
+  --settle 2 --concurrency $([ "$tool" = perf ] && echo 200 || echo 50) --timeout 600 \
+  >"$OUT/pavbench.txt" 2>&1 &
+BPID=$!
+# wait until every subscriber holds a socket in the gateway
+for _ in $(seq 1200); do
+  [ "$(ls /proc/$PID/fd 2>/dev/null | wc -l)" -gt "$SUBS" ] && break
+  kill -0 "$BPID" 2>/dev/null || break
+  sleep 0.5
+done
+sleep 1
+if [ "$tool" = perf ]; then
+  perf record -e cpu-clock -F 2000 -g -p "$PID" -o "$OUT/perf.data" -- sleep "${PERF_SECONDS:-15}" >/dev/null 2>&1
+  wait "$BPID"
+  grep -E '^(connected|deliveries|deliveries_per_s|latency_p50_ms|latency_p99_ms|missing):' "$OUT/pavbench.txt"
+  perf report -i "$OUT/perf.data" --no-children --sort dso,symbol -g none 2>/dev/null |
+    grep -v '^#' | grep '%' | head -n "${TOP:-30}" | tee "$OUT/top.txt"
+else
+  callgrind_control -z "$PID" >/dev/null
+  wait "$BPID"
+  callgrind_control -d "$PID" >/dev/null
+  grep -E '^(connected|deliveries|missing):' "$OUT/pavbench.txt"
+  f=$(ls -S "$OUT"/callgrind.out.* 2>/dev/null | head -1)
+  [ -n "$f" ] || die "no callgrind dump"
+  callgrind_annotate --inclusive=yes "$f" 2>/dev/null | sed -n '/^Ir/,$p' | head -n "${TOP:-30}" | tee "$OUT/top.txt"
+  echo "-- malloc callers (calls in the fan-out window):"
+  callgrind_annotate --threshold=100 --tree=caller "$f" 2>/dev/null |
+    grep -B12 '\*  ./malloc/./malloc/malloc.c:malloc \[' | grep '<' | tee "$OUT/malloc.txt"
+fi
+echo "files: $OUT" >&2
