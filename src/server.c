@@ -416,20 +416,45 @@ static void housekeeping(lws_sorted_usec_list_t *sul)
 static void request_stop(void)
 {
 	stop_loop = 1;
+	pav_debug("shutdown: leaving the event loop");
+	/* we may be inside a service round that would wait for the next
+	 * timer before returning */
+	lws_cancel_service(pav_gw->ctx);
 #ifdef PAV_WITH_UV
 	if (use_uv)
 		uv_stop(&uv_loop);
 #endif
 }
 
-/* While stopping: every 100 ms, see whether everyone has gone. */
+static int cut_one(const char *key, void *val, void *arg)
+{
+	struct pav_conn *c = val;
+
+	(void)key;
+	(void)arg;
+	/* killed on the next service round, not inside this walk */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	return 0;
+}
+
+/* While stopping: every 100 ms, see whether everyone has gone; at the
+ * deadline cut those who did not answer the close, then leave. */
 static void shutdown_tick(lws_sorted_usec_list_t *sul)
 {
+	static int cut;
+	int64_t now = pav_mono_ms();
+
 	(void)sul;
 	if (!pav_map_count(pav_gw->conns) ||
-	    pav_mono_ms() >= pav_gw->shutdown_deadline_ms) {
+	    now >= pav_gw->shutdown_deadline_ms + 1000) {
 		request_stop();
 		return;
+	}
+	if (now >= pav_gw->shutdown_deadline_ms && !cut) {
+		cut = 1;
+		pav_info("shutdown: cutting %zu connections that did not "
+			 "answer the close", pav_map_count(pav_gw->conns));
+		pav_map_each(pav_gw->conns, cut_one, NULL);
 	}
 	lws_sul_schedule(pav_gw->ctx, 0, &shutdown_sul, shutdown_tick,
 			 100 * LWS_US_PER_MS);
