@@ -2,7 +2,6 @@
 UTF-8, hostile channel names, permessage-deflate bombs. Each attack gets the DESIGN
 answer (close 1009/1007, error 1002/1003) and a neighbour connected before stays served."""
 import json
-import struct
 import time
 
 import pytest

@@ -1,7 +1,6 @@
 """Hostile handshakes: slow-loris headers, idle TCP/TLS connections, forged or missing
 Origin, non-websocket Upgrade headers (the CVE-2025-11677 path), oversized headers.
 The gateway closes or refuses them in time and keeps serving a neighbour connected before."""
-import socket
 import ssl
 import threading
 import time

@@ -9,7 +9,7 @@ import gw
 from test_adversarial_util import (SANITIZED, API, check_neighbour, client_on, closes, metric,
                                    neighbour, rss_kb, settle, Publisher, upgrade_status, wait_until)
 from test_flow_util import FULL_PLUGINS, Client, uid
-from wsclient import Closed, HandshakeRefused
+from wsclient import HandshakeRefused
 
 PLUGINS = dict(FULL_PLUGINS, example={"greeting": "hi"})
 DEFAULT_RATE = {"messages_per_s": 10, "burst": 20, "abuse_close_after": 100}

@@ -7,9 +7,8 @@ import threading
 import time
 
 import gw
-from test_adversarial_util import API, Publisher, client_on, uid
+from test_adversarial_util import Publisher, client_on, uid
 from test_flow_util import FULL_PLUGINS
-from wsclient import Closed
 
 PLUGINS = dict(FULL_PLUGINS, example={"greeting": "hi"})
 

@@ -16,7 +16,6 @@ import struct
 import time
 import zlib
 
-import gw
 import wsclient
 from test_flow_util import API, Client, metric, uid  # noqa: F401  (re-exported)
 from wsclient import Closed, HandshakeRefused, WS
