@@ -224,3 +224,19 @@ def test_connection_close_logged_with_code(make_gateway):
     lines = [json.loads(l) for l in g.log_text().splitlines() if "closer" in l]
     assert len(lines) >= 2, "expected open and close lines for user closer: %r" % lines
     assert any("1000" in json.dumps(l) for l in lines), "close code not logged: %r" % lines
+
+
+def test_sighup_with_broken_certificate_keeps_old_one(make_gateway, tmp_path):
+    keys = gw.Keys(tmp_path / "k")
+    g = make_gateway(keys=keys)
+    before = _fingerprint(g.port())
+    live = g.connect(g.token())
+    keys.cert.write_text("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+    g.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert g.proc.poll() is None, "gateway died on a failed certificate reload:\n%s" % g.log_tail()
+    assert _fingerprint(g.port()) == before, "after a failed reload the old certificate must stay in use"
+    gw.probe(live)
+    live.close()
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
