@@ -322,3 +322,59 @@ def test_pmd_off_rsv1_frame_refused(g, nb):
         c = ws.wait_close(5)
         assert c.code in (1002, None), c
     check_neighbour(nb, "an RSV1 frame without the extension")
+
+
+# ------------------------------------------------------------------ control frames
+def test_ping_flood_without_reading_keeps_memory_bounded(g, nb):
+    """20000 pings (125 bytes each) from a client that never reads the pongs."""
+    from test_adversarial_util import rss_kb, tcp
+    rss0 = rss_kb(g)
+    ws = raw_upgrade(g.port(), token=g.token(sub=uid("ping")), rcvbuf=4096)
+    ping = wsclient.frame(wsclient.OP_PING, b"p" * 125)
+    sent = 0
+    ws.sock.settimeout(5)
+    try:
+        for _ in range(200):
+            ws.send_raw(ping * 100)
+            sent += 100
+    except OSError:
+        pass  # blocked or closed: either way the gateway did not buffer it all
+    growth = (rss_kb(g) - rss0) / 1024
+    ws.close()
+    assert growth < 32, "gateway RSS grew by %.1f MB under a ping flood (%d pings)" % (growth, sent)
+    check_neighbour(nb, "a ping flood")
+
+
+@pytest.mark.parametrize("case", ["ping-126-bytes", "fragmented-ping", "reserved-opcode", "rsv2",
+                                  "continuation-first", "text-inside-fragmented"])
+def test_protocol_violations_close_1002(g, nb, case):
+    with attacker(g) as ws:
+        if case == "ping-126-bytes":
+            ws.send_frame(wsclient.OP_PING, b"x" * 126)
+        elif case == "fragmented-ping":
+            ws.send_frame(wsclient.OP_PING, b"x", fin=False)
+        elif case == "reserved-opcode":
+            ws.send_frame(0x3, b"{}")
+        elif case == "rsv2":
+            ws.send_frame(OP_TEXT, b"{}", rsv=2)
+        elif case == "continuation-first":
+            ws.send_frame(OP_CONT, b'{"type":"echo","payload":{}}')
+        else:
+            ws.send_frame(OP_TEXT, b'{"type":', fin=False)
+            ws.send_frame(OP_TEXT, b'"echo","payload":{}}')
+        c = ws.wait_close(5)
+        # lws fails the connection: a close 1002, or (oversized control frame) a plain drop
+        assert c.code == 1002 or (case == "ping-126-bytes" and c.dropped), \
+            "%s: expected close 1002 (protocol error), got %r" % (case, c)
+    check_neighbour(nb, "a protocol violation (%s)" % case)
+
+
+@pytest.mark.parametrize("payload", [b"\x03\xed", b"\x03\xe8\xc0\xaf", b"\x00\x00", b"\x0f\xa0", b"\x03"],
+                         ids=["reserved-1005", "bad-utf8-reason", "code-0", "code-4000", "one-byte"])
+def test_odd_close_frames_handled(g, nb, payload):
+    """Close frames with reserved codes, invalid UTF-8 reasons or a 1-byte body: the
+    connection ends, the gateway stays up."""
+    with attacker(g) as ws:
+        ws.send_frame(wsclient.OP_CLOSE, payload)
+        ws.wait_close(5)  # answered with a close frame or dropped: either way it ends
+    check_neighbour(nb, "an odd close frame")
