@@ -1,4 +1,8 @@
 """The upgrade: endpoints, transports, path and Origin checks."""
+import socket
+import ssl
+import time
+
 import pytest
 
 import gw
@@ -114,8 +118,6 @@ def test_sni_selects_vhost_certificate(make_gateway, keys, tmp_path):
 
 
 def test_stalled_handshake_dropped_after_handshake_timeout(make_gateway, keys):
-    import socket
-    import time
     g = make_gateway([gw.public_vhost(keys, tls=False, limits={"handshake_timeout_s": 1})])
     with socket.create_connection(("127.0.0.1", g.port()), timeout=5) as s:
         s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\n")  # never finished
@@ -134,7 +136,6 @@ def test_stalled_handshake_dropped_after_handshake_timeout(make_gateway, keys):
 
 def test_no_token_in_logs_after_refused_upgrades(g):
     """Tokens sent on 404/403 upgrades (token in the URL of a refused request) stay out of logs."""
-    import time
     t404 = g.token(sub="leak404")
     with pytest.raises(HandshakeRefused):
         g.connect(None, path="/nope?token=" + t404)
@@ -148,8 +149,6 @@ def test_no_token_in_logs_after_refused_upgrades(g):
 
 
 def _raw(port, data, tls=False, timeout=3):
-    import socket
-    import ssl
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         if tls:

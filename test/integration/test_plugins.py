@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -178,9 +177,8 @@ def test_start_with_other_abi_plugin_logs_it(binary, keys, tmp_path):
     g = gw.Gateway(tmp_path / "g", keys, c)
     try:
         g.start()
-        started = True
     except AssertionError:
-        started = False
+        pass  # refusing to start is fine too
     finally:
         if g.proc is not None and g.proc.poll() is None:
             assert g.stop() == 0
@@ -188,4 +186,3 @@ def test_start_with_other_abi_plugin_logs_it(binary, keys, tmp_path):
     assert any(so.name in l and "ABI" in l for l in log.splitlines()), \
         "no log line names %s and ABI:\n%s" % (so.name, log)
     assert not any("abiplug" in l and "loaded" in l for l in log.splitlines()), log
-    del started
