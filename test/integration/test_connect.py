@@ -31,6 +31,13 @@ def test_wss_with_bearer_header(g):
         gw.probe(ws)
 
 
+def test_bearer_scheme_is_case_insensitive(g):
+    """RFC 7235 §2.1: the auth scheme is case-insensitive."""
+    t = g.token()
+    with g.connect(None, headers={"Authorization": "bearer " + g.note_token(t)}) as ws:
+        gw.probe(ws)
+
+
 def test_plain_ws_on_loopback_vhost(g):
     with g.connect(g.token(vhost="plain"), vhost="plain") as ws:
         gw.probe(ws)
