@@ -41,7 +41,8 @@ check() {
 
 tmp=$(mktemp -d /tmp/pavilion-pkgtest.XXXXXX)
 chmod 0755 "$tmp" # the gateway runs as pavilion and reads a config here
-gw_pid=
+gw_pid=  # the wrapper (strace, runuser) started in the background
+gw_real= # the gateway process itself, for cleanup
 user_existed=0
 getent passwd pavilion >/dev/null && user_existed=1
 finished=0
@@ -55,15 +56,24 @@ purge_packages() {
   return 0
 }
 
-# runuser forwards a SIGTERM it gets to the gateway but then exits by that
-# signal itself (143), hiding the gateway's status: signal the gateway
-# (runuser's child) and take its status from runuser.
-gateway_child() { pgrep -P "$gw_pid" | head -n 1; }
+# The gateway runs under runuser (and strace): runuser forwards a SIGTERM it
+# gets but then exits by that signal itself (143), hiding the gateway's
+# status.  So signal the gateway itself, found among gw_pid's descendants,
+# and take its status from the wrapper.
+gateway_pid() {
+  local p=$gw_pid i
+  for ((i = 0; i < 4; i++)); do
+    [ -n "$p" ] || return 1
+    [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = /usr/bin/pavilion-gateway ] && { echo "$p"; return 0; }
+    p=$(pgrep -P "$p" | head -n 1)
+  done
+  return 1
+}
 
 stop_gateway() { # sends SIGTERM, waits; 0 when it exited 0 within $WAIT s
   local pid=$gw_pid child i rc
   [ -n "$pid" ] || return 0
-  child=$(gateway_child)
+  child=$(gateway_pid)
   gw_pid=
   kill -TERM "${child:-$pid}" 2>/dev/null || return 1
   for ((i = 0; i < WAIT * 10; i++)); do
@@ -86,6 +96,9 @@ finish() {
   finished=1
   {
     stop_gateway
+    # a gateway that outlived its wrapper (it must not block userdel)
+    [ -n "$gw_real" ] && [ "$(readlink "/proc/$gw_real/exe")" = /usr/bin/pavilion-gateway ] &&
+      kill -KILL "$gw_real"
     rm -f "${plugin_so:-/nonexistent}"
     purge_packages
     if [ "$user_existed" = 0 ] && getent passwd pavilion >/dev/null; then
@@ -101,7 +114,7 @@ trap 'exit 130' INT TERM
 # --------------------------------------------------------------- tools
 need=(build-essential dpkg-dev debhelper fakeroot lintian rpm systemd
       meson ninja-build pkg-config libwebsockets-dev libssl-dev libjson-c-dev
-      libjwt-dev libcmocka-dev openssl iproute2 passwd adduser python3)
+      libjwt-dev libcmocka-dev openssl iproute2 passwd adduser python3 strace)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -320,7 +333,10 @@ check "reinstall keeps the existing secrets" reinstall_keeps
 # --------------------------------------------------------------- run
 port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
-start_gateway() { # config log -> sets gw_pid; 0 when both ports listen
+# start_gateway CONFIG LOG: the installed binary as user pavilion, under
+# strace (LOG.strace) to compare its system calls with the unit's filter.
+# Sets gw_pid; 0 when both ports listen.
+start_gateway() {
   local cfg=$1 log=$2 i p
   for p in $PUBLIC_PORT $INTERNAL_PORT; do
     if port_busy "$p"; then
@@ -329,13 +345,16 @@ start_gateway() { # config log -> sets gw_pid; 0 when both ports listen
       return 1
     fi
   done
-  runuser -u pavilion -- /usr/bin/pavilion-gateway -c "$cfg" >"$log" 2>&1 &
+  strace -f -qq -o "$log.strace" -- \
+    runuser -u pavilion -- /usr/bin/pavilion-gateway -c "$cfg" >"$log" 2>&1 &
   gw_pid=$!
   for ((i = 0; i < WAIT * 10; i++)); do
     if ! kill -0 "$gw_pid" 2>/dev/null; then
       echo "the gateway exited:"; tail -n 20 "$log"; gw_pid=; return 1
     fi
-    port_busy $PUBLIC_PORT && port_busy $INTERNAL_PORT && return 0
+    if port_busy $PUBLIC_PORT && port_busy $INTERNAL_PORT; then
+      gw_real=$(gateway_pid); return 0
+    fi
     sleep 0.1
   done
   echo "not listening on $PUBLIC_PORT and $INTERNAL_PORT after $WAIT s:"; tail -n 20 "$log"
@@ -390,11 +409,87 @@ if [ -n "$gw_pid" ]; then
   check "installed gateway listens on 127.0.0.1 only, as configured" loopback_only
 fi
 
+sighup_reload() { # ExecReload: SIGHUP keeps the gateway running
+  local pid
+  pid=$(gateway_pid) || { echo "the gateway is not running"; return 1; }
+  kill -HUP "$pid" && sleep 1 && kill -0 "$pid" ||
+    { echo "gone after SIGHUP:"; tail -n 20 "$tmp/gateway.log"; return 1; }
+  ws_exchange '{"type":"subscribe","id":"2","payload":{"channel":"user"}}' \
+    'm.get("type") == "ack" and m.get("id") == "2"'
+}
+if [ -n "$gw_pid" ]; then
+  check "SIGHUP (ExecReload): the gateway reloads and keeps serving" sighup_reload
+fi
+
 if [ -n "$gw_pid" ]; then
   check "SIGTERM: the gateway exits 0 within $WAIT s" stop_gateway
 else
   not_ok "SIGTERM: the gateway exits 0 within $WAIT s" "the gateway is not running"
 fi
+
+# The system calls the gateway made (start, TLS handshake, subscribe, reload,
+# shutdown) must pass the unit's SystemCallFilter, and its memory mappings
+# MemoryDenyWriteExecute: a service that dies by SIGSYS only under systemd
+# would pass every other test here.
+sandbox_fits() {
+  [ -s "$tmp/gateway.log.strace" ] || { echo "no strace output"; return 1; }
+  $PY - /lib/systemd/system/pavilion-gateway.service "$tmp/gateway.log.strace" <<'EOF'
+import re, subprocess, sys
+unit, trace = sys.argv[1], sys.argv[2]
+groups, cur = {}, None
+for line in subprocess.run(["systemd-analyze", "syscall-filter"], capture_output=True,
+                           text=True).stdout.splitlines():
+    if line.startswith("@"):
+        cur = groups.setdefault(line.strip(), set())
+    elif cur is not None and line.startswith("    ") and not line.strip().startswith("#"):
+        cur.add(line.strip())
+def expand(names, seen=()):
+    out = set()
+    for n in names:
+        out |= expand(groups[n], seen + (n,)) if n.startswith("@") and n not in seen else {n}
+    return out
+allow, deny = None, set()
+for line in open(unit):
+    m = re.match(r"SystemCallFilter=(~?)(.*)", line.strip())
+    if m:
+        names = expand(m.group(2).split())
+        if m.group(1):
+            deny |= names
+        else:
+            allow = names if allow is None else allow | names
+pids_after_exec, bad = set(), []
+calls = set()
+for line in open(trace):
+    m = re.match(r"(\d+) +([a-z0-9_]+)\((.*)", line)
+    r = re.match(r"(\d+) +<\.\.\. (clone3?|v?fork) resumed>.*= (\d+)$", line.strip())
+    if r and r.group(1) in pids_after_exec:
+        pids_after_exec.add(r.group(3))
+    if not m:
+        continue
+    pid, call, args = m.groups()
+    # runuser itself runs outside the filter: count from the gateway's execve
+    if call == "execve" and args.startswith('"/usr/bin/pavilion-gateway"'):
+        pids_after_exec.add(pid)
+    if pid not in pids_after_exec:
+        continue
+    calls.add(call)
+    # threads the gateway starts run under the same filter
+    r = re.search(r"= (\d+)$", line.strip())
+    if call in ("clone", "clone3", "fork", "vfork") and r:
+        pids_after_exec.add(r.group(1))
+    if call in ("mmap", "mprotect", "pkey_mprotect") and "PROT_EXEC" in args:
+        if "PROT_WRITE" in args or call != "mmap":
+            bad.append("MemoryDenyWriteExecute: " + line.strip())
+for c in sorted(calls):
+    if (allow is not None and c not in allow) or c in deny:
+        bad.append("SystemCallFilter: %s" % c)
+print("system calls:", " ".join(sorted(calls)))
+for b in bad:
+    print(b)
+sys.exit(1 if bad or not calls else 0)
+EOF
+}
+check "the running gateway fits the unit's SystemCallFilter and MemoryDenyWriteExecute" sandbox_fits
 
 plugin_so=
 build_plugin() {
