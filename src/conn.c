@@ -93,7 +93,19 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 		  json_object *payload)
 {
-	struct pav_msg *m = pav_msg_build(type, id, NULL, payload);
+	return pav_conn_send_msg(c, type, id, NULL, payload);
+}
+
+int pav_conn_send_on(struct pav_conn *c, const char *channel,
+		     const char *type, json_object *payload)
+{
+	return pav_conn_send_msg(c, type, NULL, channel, payload);
+}
+
+int pav_conn_send_msg(struct pav_conn *c, const char *type, const char *id,
+		      const char *channel, json_object *payload)
+{
+	struct pav_msg *m = pav_msg_build(type, id, channel, payload);
 	int rc;
 
 	if (!m)

@@ -128,6 +128,10 @@ extern struct pav_host pav_host_api;
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 		  json_object *payload);
+int pav_conn_send_on(struct pav_conn *c, const char *channel,
+		     const char *type, json_object *payload);
+int pav_conn_send_msg(struct pav_conn *c, const char *type, const char *id,
+		      const char *channel, json_object *payload);
 void pav_conn_error(struct pav_conn *c, int code, const char *msg,
 		    const char *id);
 void pav_conn_close(struct pav_conn *c, int code, const char *reason);

@@ -70,6 +70,12 @@ static int send_msg(pav_conn *c, const char *type, json_object *payload)
 	return pav_conn_send(c, type, NULL, payload);
 }
 
+static int send_channel(pav_conn *c, const char *channel, const char *type,
+			json_object *payload)
+{
+	return pav_conn_send_on(c, channel, type, payload);
+}
+
 static int channel_parse(const pav_conn *c, const char *in, char *out,
 			 size_t outlen)
 {
@@ -185,4 +191,5 @@ struct pav_host pav_host_api = {
 	.format_time = pav_format_time,
 	.parse_time = pav_parse_time,
 	.verify_token = verify_token,
+	.send_channel = send_channel,
 };

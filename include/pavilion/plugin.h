@@ -206,6 +206,12 @@ struct pav_host {
 	 * new reference the caller puts.  0 or -EACCES. */
 	int (*verify_token)(const pav_conn *c, const char *token,
 			    json_object **claims);
+
+	/* As send(), with a top-level "channel": for what belongs to a
+	 * channel but goes to one connection (an inbox replay on "user:<id>",
+	 * a presence snapshot of a zone). */
+	int (*send_channel)(pav_conn *c, const char *channel, const char *type,
+			    json_object *payload);
 };
 
 /* The descriptor a plugin exports as PAV_PLUGIN_SYMBOL. */

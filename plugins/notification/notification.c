@@ -165,16 +165,18 @@ static void replay_listed(void *arg, int err, json_object *list)
 {
 	struct pending *p = arg;
 	pav_conn *c = p->host->conn_find(p->conn_id);
+	char chan[80];
 
+	snprintf(chan, sizeof(chan), "user:%s", p->user);
 	if (err < 0)
 		p->host->log(PAV_LOG_WARN, PLUGIN_NAME,
 			     "inbox replay for user %s: store error: %s",
 			     p->user, strerror(-err));
 	else if (c && json_object_is_type(list, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(list); i++)
-			if (p->host->send(c, "notification",
-					  json_object_array_get_idx(list, i)) <
-			    0)
+			if (p->host->send_channel(
+				    c, chan, "notification",
+				    json_object_array_get_idx(list, i)) < 0)
 				break; /* closing, or its queue is full */
 	free(p);
 }

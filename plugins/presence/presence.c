@@ -405,6 +405,7 @@ struct snapshot {
 	const struct pav_host *host;
 	uint64_t conn_id;
 	char *ns;
+	char *channel;
 	size_t pending;
 	struct strset users;
 };
@@ -415,6 +416,7 @@ static void snapshot_release(struct snapshot *s)
 		return;
 	strset_free(&s->users);
 	free(s->ns);
+	free(s->channel);
 	free(s);
 }
 
@@ -427,7 +429,7 @@ static void snapshot_got(void *arg, int err, const struct pav_presence *p)
 	if (c && err == 0 && p && p->status &&
 	    (payload = status_payload(s->host, p->user, p->status,
 				      p->last_active_ms))) {
-		s->host->send(c, "status_update", payload);
+		s->host->send_channel(c, s->channel, "status_update", payload);
 		json_object_put(payload);
 	}
 	snapshot_release(s);
@@ -446,7 +448,9 @@ static void send_snapshot(const struct pav_host *host, const char *ns,
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
 
-	if (!s || !(s->ns = strdup(ns))) {
+	if (!s || !(s->ns = strdup(ns)) || !(s->channel = strdup(channel))) {
+		if (s)
+			free(s->ns);
 		free(s);
 		return;
 	}

@@ -107,8 +107,11 @@ def test_subscribe_user_since_replays_newer_notifications_oldest_first(g, api):
     with Client(g, user) as c:
         c.subscribe("user", since=_rfc3339(since))
         c.sync()
-        got = [m["payload"]["id"] for m in c.take("notification")]
+        msgs = c.take("notification")
+        got = [m["payload"]["id"] for m in msgs]
         assert got == new, "since-replay: expected %r (oldest first, not %s), got %r" % (new, old, got)
+        assert all(m.get("channel") == "user:" + user for m in msgs), \
+            "replayed notifications carry their channel: %r" % msgs
 
 
 def test_subscribe_user_since_in_the_future_replays_nothing(g, api):

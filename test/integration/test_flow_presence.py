@@ -204,6 +204,7 @@ def test_presence_snapshot_one_update_per_distinct_user(g, api):
         assert len(by_user.get(bob, [])) == 1 and by_user[bob][0]["payload"]["status"] == "online", got
         assert set(by_user) <= {alice, bob, carol.sub}, "snapshot names users not in the zone: %r" % got
         assert all(len(v) == 1 for v in by_user.values()), "a user appears twice: %r" % got
+        assert all(m.get("channel") == z for m in got), "snapshot updates carry their channel: %r" % got
 
 
 def test_subscribe_without_presence_parameter_sends_no_snapshot(g, api):
