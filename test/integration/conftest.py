@@ -1,7 +1,15 @@
 """Fixtures for the pavilion-gateway integration tests.
 
 Run from the repo root:  /usr/bin/python3 -m pytest -q test/integration
-The binary is $PAVILION_BUILD/src/pavilion-gateway (PAVILION_BUILD defaults to <repo>/build).
+Environment:
+  PAVILION_BUILD         build dir (default <repo>/build): uses src/pavilion-gateway and plugins/*.so
+                         (e.g. a -Dsanitize=true build: every gateway's stderr is checked for
+                         sanitizer reports at teardown)
+  PAVILION_NO_SNAPSHOT=1 run the build dir's files in place instead of a per-session copy
+  PAVILION_FULL_INSTALL=1 the out-of-tree plugin test does a full `meson install` (slow)
+
+Helpers live in gw.py (keys, JWT minting, config, the Gateway process) and wsclient.py
+(an RFC 6455 client over raw sockets).
 """
 import os
 import shutil
