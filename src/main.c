@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+#include "channel.h"
 #include "clock.h"
 #include "gateway.h"
 #include "log.h"
@@ -247,6 +248,11 @@ static int token_main(int argc, char **argv)
 	if (!a.sub || a.ttl <= 0) {
 		fprintf(stderr, "token: --sub is required and --ttl must be "
 			"positive\n");
+		return 2;
+	}
+	if (!pav_id_valid(a.sub, strlen(a.sub))) {
+		fprintf(stderr, "token: --sub must be 1-64 characters of "
+			"[A-Za-z0-9_-]\n");
 		return 2;
 	}
 	rc = mint(&a);

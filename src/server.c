@@ -383,8 +383,15 @@ static struct lws_context *create_context(const struct pav_config *cfg)
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.max_http_header_data = 4096;
 	info.max_http_header_pool = 256;
+	/* lws times the TCP/TLS accept with the context's value: the
+	 * strictest vhost's handshake timeout */
 	info.timeout_secs = PAV_DEF_HANDSHAKE_TIMEOUT_S;
-	info.timeout_secs_ah_idle = PAV_DEF_HANDSHAKE_TIMEOUT_S;
+	for (size_t i = 0; i < cfg->nvhosts; i++)
+		if ((unsigned)cfg->vhosts[i].limits.handshake_timeout_s <
+		    info.timeout_secs)
+			info.timeout_secs =
+				(unsigned)cfg->vhosts[i].limits.handshake_timeout_s;
+	info.timeout_secs_ah_idle = info.timeout_secs;
 	use_uv = cfg->event_loop && !strcmp(cfg->event_loop, "uv");
 	if (use_uv) {
 #ifdef PAV_WITH_UV
