@@ -46,6 +46,14 @@ static int digits(const char *s, int n, int *out)
 	return 0;
 }
 
+static int days_in_month(int y, int m)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return days[m - 1] + (m == 2 && leap);
+}
+
 int pav_parse_time(const char *s, int64_t *ms)
 {
 	int y, mo, d, h, mi, sec, frac = 0, off = 0;
@@ -58,8 +66,8 @@ int pav_parse_time(const char *s, int64_t *ms)
 	    digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) ||
 	    digits(s + 17, 2, &sec))
 		return -EINVAL;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+	    mi > 59 || sec > 60)
 		return -EINVAL;
 	s += 19;
 	if (*s == '.') {

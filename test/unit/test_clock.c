@@ -243,9 +243,23 @@ static void mono_does_not_go_backwards(void **state)
 	assert_true(b >= a);
 }
 
+static void impossible_dates_are_rejected(void **state)
+{
+	int64_t ms;
+
+	(void)state;
+	assert_int_equal(pav_parse_time("2024-02-30T12:00:00Z", &ms), -EINVAL);
+	assert_int_equal(pav_parse_time("2023-02-29T12:00:00Z", &ms), -EINVAL);
+	assert_int_equal(pav_parse_time("2024-04-31T00:00:00Z", &ms), -EINVAL);
+	assert_int_equal(pav_parse_time("2024-02-29T12:00:00Z", &ms), 0);
+	assert_int_equal(pav_parse_time("2000-02-29T12:00:00Z", &ms), 0);
+	assert_int_equal(pav_parse_time("1900-02-29T12:00:00Z", &ms), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(impossible_dates_are_rejected),
 		cmocka_unit_test(format_is_utc_with_milliseconds),
 		cmocka_unit_test(format_pads_every_field),
 		cmocka_unit_test(format_of_leap_day),
