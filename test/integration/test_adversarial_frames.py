@@ -327,7 +327,7 @@ def test_pmd_off_rsv1_frame_refused(g, nb):
 # ------------------------------------------------------------------ control frames
 def test_ping_flood_without_reading_keeps_memory_bounded(g, nb):
     """20000 pings (125 bytes each) from a client that never reads the pongs."""
-    from test_adversarial_util import rss_kb, tcp
+    from test_adversarial_util import rss_kb
     rss0 = rss_kb(g)
     ws = raw_upgrade(g.port(), token=g.token(sub=uid("ping")), rcvbuf=4096)
     ping = wsclient.frame(wsclient.OP_PING, b"p" * 125)

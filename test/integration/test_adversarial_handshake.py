@@ -10,7 +10,7 @@ import pytest
 import gw
 from test_adversarial_util import (check_neighbour, closed_within, neighbour, raw_upgrade, read_head,
                                    settle, tcp, upgrade_status)
-from test_flow_util import FULL_PLUGINS
+from test_flow_util import API, FULL_PLUGINS
 from wsclient import HandshakeRefused
 
 PLUGINS = dict(FULL_PLUGINS, example={"greeting": "hi"})
@@ -230,7 +230,7 @@ def test_non_websocket_upgrade_closed_no_101(g, vhost, upgrade):
     check_neighbour(nb, "Upgrade: %s" % upgrade)
     with g.connect(g.token()) as ws:
         gw.probe(ws)
-    r = __import__("test_flow_util").API(g).get("/healthz")
+    r = API(g).get("/healthz")
     assert r.status == 200, r
     nb.close()
 

@@ -1,6 +1,7 @@
 """Hostile volume: message floods (1005, then 4029), too many connections of one user (4029),
 slow consumers (4008 with bounded memory), too many connections or handshakes from one IP
 (HTTP 429, other IPs unaffected). A neighbour connected before each attack stays served."""
+import json
 import time
 
 import pytest
@@ -57,7 +58,7 @@ def test_flood_1000_messages_in_a_second_1005_then_4029(g, api):
     closed = ws.wait_close(5)
     elapsed = time.monotonic() - t0
     ws.close()
-    msgs = [gw.check_envelope(__import__("json").loads(d)) for _, d in closed.seen]
+    msgs = [gw.check_envelope(json.loads(d)) for _, d in closed.seen]
     acks = [m for m in msgs if m["type"] == "ack"]
     errs = [m for m in msgs if m["type"] == "error"]
     assert closed.code == 4029, "expected close 4029 after a flood, got %r (%d sent)" % (closed, sent)
