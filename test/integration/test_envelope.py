@@ -248,6 +248,8 @@ def test_overlong_utf8_encoding_closes_1007(ws):
     expect_close(ws, 1007)
 
 
+@pytest.mark.xfail(strict=True, reason="libwebsockets 4.1 accepts unmasked client frames and does "
+                   "not expose the mask bit (README: Security); passes if lws starts refusing them")
 def test_unmasked_client_frame_closes_connection(ws):
     ws.send_frame(wsclient.OP_TEXT, b'{"type":"echo","payload":{}}', mask=False)
     try:
