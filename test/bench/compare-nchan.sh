@@ -4,6 +4,7 @@
 # worker; the gateway is single-threaded); pavbench runs pinned to CPU 1.
 #
 #   bash test/bench/compare-nchan.sh [--loop poll|uv|both] [--quick]
+#   bash test/bench/compare-nchan.sh --table DIR
 #
 # Scenarios (environment overrides in brackets):
 #   idle      IDLE_N [10000] plain ws connections held; handshakes/s, RSS/conn
@@ -12,6 +13,7 @@
 #   fan-10k   FAN10K_PUBS [100] publications back to back to FAN10K_N [10000]
 #   p99-10k   P99_PUBS [50] publications at P99_RATE [5]/s to FAN10K_N subscribers
 # --quick divides the counts by 10 (a check of the script, not a figure).
+# --table DIR prints the table again from an earlier run's raw outputs.
 # BENCH_SCHED [rt]: how servers and client are scheduled, so that other
 # work on the machine does not skew either side: rt = SCHED_FIFO priority
 # 10 (chrt; the kernel's RT throttling still leaves 5% to others), nice =
@@ -23,16 +25,72 @@
 # Needs root (apt-get, nice) and Debian 12.  Bounded: every pavbench run has
 # its own --timeout; servers are stopped on exit.
 set -uo pipefail
+
+# ---- table (also printed alone by --table DIR) ------------------------------
+print_table() {
+val() { awk -F': ' -v k="$2" '$1 == k { print $2; exit }' "$OUT/$1.txt" 2>/dev/null; }
+
+# figure | scenario | key | higher is better (1) or lower (0)
+ROWS=(
+  "idle handshakes/s|idle|handshakes_per_s|1"
+  "idle failed handshakes|idle|failed|0"
+  "idle RSS KiB/conn|idle|rss_per_conn_kib|0"
+  "tls handshakes/s|idle-tls|handshakes_per_s|1"
+  "tls failed handshakes|idle-tls|failed|0"
+  "tls RSS KiB/conn|idle-tls|rss_per_conn_kib|0"
+  "fan-1k deliveries/s|fan-1k|deliveries_per_s|1"
+  "fan-1k p50 ms|fan-1k|latency_p50_ms|0"
+  "fan-1k p99 ms|fan-1k|latency_p99_ms|0"
+  "fan-1k missing|fan-1k|missing|0"
+  "fan-10k deliveries/s|fan-10k|deliveries_per_s|1"
+  "fan-10k p50 ms|fan-10k|latency_p50_ms|0"
+  "fan-10k p99 ms|fan-10k|latency_p99_ms|0"
+  "fan-10k missing|fan-10k|missing|0"
+  "${P99_RATE}/s-10k p50 ms|p99-10k|latency_p50_ms|0"
+  "${P99_RATE}/s-10k p99 ms|p99-10k|latency_p99_ms|0"
+  "${P99_RATE}/s-10k max ms|p99-10k|latency_max_ms|0"
+  "${P99_RATE}/s-10k missing|p99-10k|missing|0"
+)
+{
+  echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
+  echo "# gateway: $(cat "$OUT/gw_rev" 2>/dev/null); $BDIR --buildtype=release"
+  echo "# load average at the end: $(cat "$OUT/loadavg" 2>/dev/null); scheduling: $BENCH_SCHED"
+  echo "# idle/tls: $IDLE_N conns; fan-1k: $FAN1K_N subs x $FAN1K_PUBS pubs; fan-10k: $FAN10K_N x $FAN10K_PUBS;" \
+       "p99: $FAN10K_N x $P99_PUBS at $P99_RATE/s; ~100-byte bodies"
+  printf '%-24s %12s' figure nchan
+  for g in "${GW_LABELS[@]}"; do printf ' %12s %8s %6s' "$g" ratio better; done
+  echo
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r label sc key hib <<<"$row"
+    n=$(val "nchan-$sc" "$key")
+    printf '%-24s %12s' "$label" "${n:--}"
+    for g in "${GW_LABELS[@]}"; do
+      v=$(val "$g-$sc" "$key")
+      read -r ratio better < <(awk -v a="$v" -v b="$n" -v h="$hib" 'BEGIN {
+        if (a == "" || b == "") { print "- -"; exit }
+        r = (b + 0 != 0) ? sprintf("%.2f", a / b) : "-"
+        if (a + 0 == b + 0) w = "same"; else w = ((h == 1) == (a + 0 > b + 0)) ? "gw" : "nchan"
+        print r, w }')
+      printf ' %12s %8s %6s' "${v:--}" "$ratio" "$better"
+    done
+    echo
+  done
+} | tee "$OUT/table.txt"
+}
+
+main() {
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 
 LOOPS=poll
 QUICK=0
+TABLE_ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
   --loop) LOOPS=$2; shift 2 ;;
   --quick) QUICK=1; shift ;;
-  *) echo "usage: $0 [--loop poll|uv|both] [--quick]" >&2; exit 2 ;;
+  --table) TABLE_ONLY=$2; shift 2 ;;
+  *) echo "usage: $0 [--loop poll|uv|both] [--quick] | --table DIR" >&2; exit 2 ;;
   esac
 done
 [ "$LOOPS" = both ] && LOOPS="poll uv"
@@ -52,6 +110,14 @@ fi
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'compare-nchan: %s\n' "$*" >&2; exit 1; }
+
+if [ -n "$TABLE_ONLY" ]; then # an earlier run's raw outputs
+  OUT=$TABLE_ONLY BDIR=build-release BENCH_SCHED="$BENCH_SCHED (unless that run said otherwise)"
+  GW_LABELS=()
+  for f in "$OUT"/gw-*-idle.txt; do [ -f "$f" ] && GW_LABELS+=("$(basename "$f" -idle.txt)"); done
+  print_table
+  return 0
+fi
 
 # ---- prerequisites --------------------------------------------------------
 NCHAN_SO=/usr/lib/nginx/modules/ngx_nchan_module.so
@@ -76,6 +142,8 @@ if [ ! -d "$BDIR" ]; then
 fi
 meson compile -C "$BDIR" >/dev/null || die "build failed (meson compile -C $BDIR)"
 GW=$top/$BDIR/src/pavilion-gateway
+GW_REV="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+[ -n "$(git status --porcelain -- src plugins include 2>/dev/null)" ] && GW_REV="$GW_REV + uncommitted changes in src/plugins/include"
 BENCH=$top/$BDIR/test/bench/pavbench
 
 case $BENCH_SCHED in
@@ -221,52 +289,12 @@ for loop in $LOOPS; do
   GW_LABELS+=("gw-$loop")
 done
 
-# ---- table ------------------------------------------------------------------
-val() { awk -F': ' -v k="$2" '$1 == k { print $2; exit }' "$OUT/$1.txt" 2>/dev/null; }
-
-# figure | scenario | key | higher is better (1) or lower (0)
-ROWS=(
-  "idle handshakes/s|idle|handshakes_per_s|1"
-  "idle failed handshakes|idle|failed|0"
-  "idle RSS KiB/conn|idle|rss_per_conn_kib|0"
-  "tls handshakes/s|idle-tls|handshakes_per_s|1"
-  "tls failed handshakes|idle-tls|failed|0"
-  "tls RSS KiB/conn|idle-tls|rss_per_conn_kib|0"
-  "fan-1k deliveries/s|fan-1k|deliveries_per_s|1"
-  "fan-1k p50 ms|fan-1k|latency_p50_ms|0"
-  "fan-1k p99 ms|fan-1k|latency_p99_ms|0"
-  "fan-1k missing|fan-1k|missing|0"
-  "fan-10k deliveries/s|fan-10k|deliveries_per_s|1"
-  "fan-10k p50 ms|fan-10k|latency_p50_ms|0"
-  "fan-10k p99 ms|fan-10k|latency_p99_ms|0"
-  "fan-10k missing|fan-10k|missing|0"
-  "${P99_RATE}/s-10k p50 ms|p99-10k|latency_p50_ms|0"
-  "${P99_RATE}/s-10k p99 ms|p99-10k|latency_p99_ms|0"
-  "${P99_RATE}/s-10k max ms|p99-10k|latency_max_ms|0"
-  "${P99_RATE}/s-10k missing|p99-10k|missing|0"
-)
-{
-  echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
-  echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); scheduling: $BENCH_SCHED"
-  echo "# idle/tls: $IDLE_N conns; fan-1k: $FAN1K_N subs x $FAN1K_PUBS pubs; fan-10k: $FAN10K_N x $FAN10K_PUBS;" \
-       "p99: $FAN10K_N x $P99_PUBS at $P99_RATE/s; ~100-byte bodies"
-  printf '%-24s %12s' figure nchan
-  for g in "${GW_LABELS[@]}"; do printf ' %12s %8s %6s' "$g" ratio better; done
-  echo
-  for row in "${ROWS[@]}"; do
-    IFS='|' read -r label sc key hib <<<"$row"
-    n=$(val "nchan-$sc" "$key")
-    printf '%-24s %12s' "$label" "${n:--}"
-    for g in "${GW_LABELS[@]}"; do
-      v=$(val "$g-$sc" "$key")
-      read -r ratio better < <(awk -v a="$v" -v b="$n" -v h="$hib" 'BEGIN {
-        if (a == "" || b == "") { print "- -"; exit }
-        r = (b + 0 != 0) ? sprintf("%.2f", a / b) : "-"
-        if (a + 0 == b + 0) w = "same"; else w = ((h == 1) == (a + 0 > b + 0)) ? "gw" : "nchan"
-        print r, w }')
-      printf ' %12s %8s %6s' "${v:--}" "$ratio" "$better"
-    done
-    echo
-  done
-} | tee "$OUT/table.txt"
+cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg"
+echo "$GW_REV" >"$OUT/gw_rev"
+print_table
 echo "raw outputs: $OUT" >&2
+}
+
+# the whole script is read before it runs: editing it during a run is safe
+main "$@"
+exit $?
