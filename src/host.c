@@ -17,15 +17,11 @@
 static void host_log(enum pav_log_level level, const char *plugin,
 		     const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 
-	if (!pav_log_enabled(level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	pav_vlog(level, plugin, fmt, ap);
 	va_end(ap);
-	pav_log(level, plugin, "%s", msg);
 }
 
 static const char *vhost_name(const pav_vhost *vh)

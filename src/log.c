@@ -44,14 +44,21 @@ static void emit_json(const char *lvl, const char *ts, const char *who,
 
 void pav_log(enum pav_log_level level, const char *who, const char *fmt, ...)
 {
-	char msg[1024], ts[PAV_TIME_LEN];
 	va_list ap;
+
+	va_start(ap, fmt);
+	pav_vlog(level, who, fmt, ap);
+	va_end(ap);
+}
+
+void pav_vlog(enum pav_log_level level, const char *who, const char *fmt,
+	      va_list ap)
+{
+	char msg[1024], ts[PAV_TIME_LEN];
 
 	if (!pav_log_enabled(level))
 		return;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	/* one event, one line: fold embedded newlines */
 	for (char *p = msg; *p; p++)
 		if (*p == '\n' || *p == '\r')

@@ -2,6 +2,8 @@
 #ifndef PAV_LOG_H
 #define PAV_LOG_H
 
+#include <stdarg.h>
+
 #include "pavilion/plugin.h" /* enum pav_log_level */
 
 void pav_log_setup(int level, int json);
@@ -9,6 +11,8 @@ void pav_log_setup(int level, int json);
  * Callers never pass a token; redact with "token=REDACTED". */
 void pav_log(enum pav_log_level level, const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+void pav_vlog(enum pav_log_level level, const char *who, const char *fmt,
+	      va_list ap);
 int pav_log_enabled(enum pav_log_level level);
 
 #define pav_err(...) pav_log(PAV_LOG_ERROR, NULL, __VA_ARGS__)
