@@ -215,7 +215,7 @@ if ! [ -f "${debs[0]}" ] || ! [ -f "${debs[1]}" ]; then
 fi
 
 # --------------------------------------------------------------- lintian
-lintian --fail-on error --suppress-tags package-supports-alternative-init-but-no-init.d-script \
+lintian --fail-on error \
   "$out"/pavilion-gateway_*.changes >"$tmp/lintian.txt" 2>&1
 lrc=$?
 if [ "$lrc" -eq 0 ] && ! grep -q '^E:' "$tmp/lintian.txt"; then
