@@ -29,7 +29,15 @@ mkdir -p "$src" "$out/logs"
 
 # The clean copy: listed files that exist (a deleted tracked file is listed
 # by git until the deletion is committed).
-git ls-files -z -co --exclude-standard |
+list_files() {
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files -z -co --exclude-standard
+  else # a tarball of the tree: everything but build outputs
+    find . \( -path './build*' -o -path './.git' -o -name __pycache__ \) -prune -o \
+      \( -type f -o -type l \) -printf '%P\0'
+  fi
+}
+list_files |
   while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done |
   tar -c --null -T - -f - | tar -x -C "$src" -f -
 tar -C "$work" -czf "$work/$name.tar.gz" "$name"

@@ -190,15 +190,19 @@ rpm_config() { # every config file is %config(noreplace), and only those
         awk -F'|' '$1 ~ /c/ { print (($1 ~ /n/) ? "" : "replace: ") $2 }' | sort)
   [ "$got" = "$expected_rpm_config" ] || { echo "config files:"; echo "$got"; return 1; }
 }
+rpm_scripts() {
+  local tag body
+  rpm -qp --qf '%{PREIN}' "$1" | grep -q 'useradd -r' || { echo "%pre: no useradd -r"; return 1; }
+  rpm -qp --qf '%{POSTIN}' "$1" | grep -q 'openssl rand' || { echo "%post: no key generation"; return 1; }
+  for tag in PREIN POSTIN PREUN POSTUN; do
+    body=$(rpm -qp --qf "%{$tag}" "$1")
+    [ "$body" = "(none)" ] || sh -n <<<"$body" || { echo "%$tag is not valid sh"; return 1; }
+  done
+}
 if [ -f "${rpms[0]}" ]; then
   rpm_files "rpm -qlp pavilion-gateway lists the expected files" "${rpms[0]}" "$expected_rpm_gateway"
   check "rpm: configuration is %config(noreplace)" rpm_config "${rpms[0]}"
-  scripts=$(rpm -qp --scripts "${rpms[0]}")
-  if grep -q 'useradd -r' <<<"$scripts" && grep -q 'openssl rand' <<<"$scripts"; then
-    ok "rpm: %pre makes the user, %post the secrets"
-  else
-    not_ok "rpm: %pre makes the user, %post the secrets"
-  fi
+  check "rpm: %pre makes the user, %post the secrets; scriptlets are valid sh" rpm_scripts "${rpms[0]}"
 else
   not_ok "rpm -qlp pavilion-gateway lists the expected files" "no rpm"
 fi
