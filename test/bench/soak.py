@@ -28,10 +28,12 @@ import selectors
 import socket
 import struct
 import sys
-import threading
+import multiprocessing
 import time
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+PUB_COUNTERS = ("publishes", "deliveries_queued", "burst_publishes", "publish_errors")
 
 
 # ------------------------------------------------------------------ helpers
@@ -117,10 +119,19 @@ class Soak:
         self.normal = []  # held normal connections (open or opening)
         self.n = 0
         self.c = collections.Counter()  # counters reported as key: value
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.burst_q = queue.Queue()
+        # the publishers are processes (no GIL shared with the epoll loop), forked before any
+        # client socket exists; they count into shared memory
+        self.stop = multiprocessing.Event()
+        self.go = multiprocessing.Event()
+        self.burst_q = multiprocessing.Queue()
+        self.pc = multiprocessing.Array("q", len(PUB_COUNTERS), lock=False)
         self.zone_names = ["soak%d" % i for i in range(a.zones)]
+        if a.source:
+            self.sources = a.source.split(",")
+        elif a.host.startswith("127.") and a.sources > 0:
+            self.sources = ["127.0.0.%d" % (2 + i) for i in range(a.sources)]
+        else:
+            self.sources = []
         self.t0 = time.monotonic()
         self.exp = int(time.time()) + a.duration + 7200
 
@@ -143,13 +154,18 @@ class Soak:
         if rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.setblocking(False)
-        if self.a.source:
-            s.bind((self.a.source, 0))
+        src = self.sources[self.n % len(self.sources)] if self.sources else None
+        if src:
+            # the port is picked at connect(), per destination: no ephemeral-port shortage
+            s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            s.bind((src, 0))
         try:
-            s.connect_ex((self.a.host, self.a.port))
+            rc = s.connect_ex((self.a.host, self.a.port))
         except OSError:
+            rc = -1
+        if rc not in (0, 115):  # EINPROGRESS
             s.close()
-            self.c["connect_errors"] += 1
+            self.c["connect_errors_%s" % rc] += 1
             return None
         c.sock = s
         c.state = "connecting"
@@ -185,7 +201,8 @@ class Soak:
                 n = c.sock.send(c.outbuf)
             except BlockingIOError:
                 break
-            except OSError:
+            except OSError as e:
+                self.c["send_errors_%s" % e.errno] += 1
                 self.gone(c, None)
                 return
             del c.outbuf[:n]
@@ -217,9 +234,13 @@ class Soak:
             if prev == "closing":
                 self.c["churn_closed"] += 1
             else:
-                self.c["normal_lost_" + label] += 1
                 if prev in ("connecting", "handshake"):
-                    self.c["normal_handshake_failures"] += 1
+                    # not yet held: say where and after how long the handshake ended
+                    age = time.monotonic() - c.born
+                    self.c["normal_handshake_failed_%s_%s" % (prev, "under_1s" if age < 1 else
+                                                              "1_to_10s" if age < 10 else "over_10s")] += 1
+                else:
+                    self.c["normal_lost_" + label] += 1
         else:
             self.c["abuse_%s_close_%s" % (c.kind, label)] += 1
         self.c["client_closes_" + label] += 1
@@ -237,7 +258,7 @@ class Soak:
         if c.state == "connecting":
             err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
-                self.c["connect_errors"] += 1
+                self.c["connect_errors_%s" % err] += 1
                 self.gone(c, None)
                 return
             c.state = "handshake"
@@ -254,7 +275,8 @@ class Soak:
             data = c.sock.recv(262144)
         except BlockingIOError:
             return
-        except OSError:
+        except OSError as e:
+            self.c["recv_errors_%s" % e.errno] += 1
             data = b""
         if not data:
             self.gone(c, c.close_code)
@@ -426,8 +448,12 @@ class Soak:
                  ("server_rss_kb", pf.get("VmRSS", "?")), ("server_hwm_kb", pf.get("VmHWM", "?")),
                  ("server_fds", pf.get("fds", "?")),
                  ("connections_held", held), ("sockets_open", len(self.conns))]
-        with self.lock:
-            counters = dict(self.c)
+        counters = dict(self.c)
+        for (kind, state), n in collections.Counter((c.kind, c.state) for c in self.conns).items():
+            if (kind, state) != ("normal", "open"):
+                counters["sockets_%s_%s" % (kind, state)] = n
+        for i, k in enumerate(PUB_COUNTERS):
+            counters[k] = self.pc[i]
         lines += sorted(counters.items())
         lines += sorted(self.metrics().items())
         print("--- %s ---" % phase)
@@ -455,6 +481,7 @@ class Soak:
                     return h, None, b""
 
     def zone_publisher(self):
+        self.go.wait()
         h = self.api()
         seq = 0
         interval = 1.0 / self.a.rate
@@ -464,15 +491,14 @@ class Soak:
             z = self.zone_names[seq % len(self.zone_names)]
             h, st, out = self.post(h, {"channel": "zone:" + z, "type": "soak",
                                        "payload": {"seq": seq, "t": time.time(), "pad": "p" * 160}})
-            with self.lock:
-                if st == 202:
-                    self.c["publishes"] += 1
-                    try:
-                        self.c["deliveries_queued"] += int(json.loads(out)["recipients"])
-                    except (ValueError, KeyError):
-                        pass
-                else:
-                    self.c["publish_errors_%s" % st] += 1
+            if st == 202:
+                self.pc[0] += 1
+                try:
+                    self.pc[1] += int(json.loads(out)["recipients"])
+                except (ValueError, KeyError):
+                    pass
+            else:
+                self.pc[3] += 1
             nxt += interval
             d = nxt - time.monotonic()
             if d > 0:
@@ -483,6 +509,7 @@ class Soak:
 
     def burst_publisher(self):
         """Big messages to a slow reader's user channel until its queue overflows (4008)."""
+        self.go.wait()
         h = self.api()
         pad = "b" * 16000
         while not self.stop.is_set():
@@ -498,8 +525,7 @@ class Soak:
                                            "payload": {"i": i, "pad": pad}})
                 if st == 202 and b'"recipients":0' in out and i > 0:
                     break  # closed already
-                with self.lock:
-                    self.c["burst_publishes"] += 1
+                self.pc[2] += 1
         h.close()
 
     # -------------------------------------------------------------- main loop
@@ -510,6 +536,10 @@ class Soak:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass
+        procs = [multiprocessing.Process(target=self.zone_publisher, daemon=True),
+                 multiprocessing.Process(target=self.burst_publisher, daemon=True)]
+        for pr in procs:
+            pr.start()
         self.report("before")
         ramp_until = time.monotonic() + a.ramp_timeout
         while time.monotonic() < ramp_until:
@@ -522,10 +552,7 @@ class Soak:
         for _ in range(20):
             self.poll(0.05)
         self.report("start")
-        threads = [threading.Thread(target=self.zone_publisher, daemon=True),
-                   threading.Thread(target=self.burst_publisher, daemon=True)]
-        for t in threads:
-            t.start()
+        self.go.set()
         self.t0 = start = time.monotonic()
         end = start + a.duration
         next_sec = start + 1
@@ -538,6 +565,9 @@ class Soak:
                 break
             self.poll(min(0.05, max(0.0, end - now)))
             now = time.monotonic()
+            if now >= next_report:  # before this second's churn: held = all but the churn in flight
+                next_report += a.report_every
+                self.report("t+%ds" % round(now - start))
             if now >= next_sec:
                 next_sec += 1
                 self.tick(now)
@@ -547,12 +577,11 @@ class Soak:
                 next_abuse += a.abuse_every
                 self.abuse(abuse_i)
                 abuse_i += 1
-            if now >= next_report:
-                next_report += a.report_every
-                self.report("t+%ds" % round(now - start))
         self.stop.set()
-        for t in threads:
-            t.join(15)
+        for pr in procs:
+            pr.join(15)
+            if pr.is_alive():
+                pr.terminate()
         for _ in range(40):  # deliveries in flight
             self.poll(0.05)
         self.report("end")
@@ -600,7 +629,9 @@ def main():
     p.add_argument("--max-message-bytes", type=int, default=16384)
     p.add_argument("--report-every", type=int, default=60)
     p.add_argument("--ramp-timeout", type=float, default=120.0)
-    p.add_argument("--source", default=None, help="bind client sockets to this address")
+    p.add_argument("--source", default=None, help="bind client sockets to these addresses (comma list)")
+    p.add_argument("--sources", type=int, default=8,
+                   help="on a loopback host: spread clients over 127.0.0.2 .. 127.0.0.(N+1)")
     p.add_argument("--issuer")
     p.add_argument("--audience")
     a = p.parse_args()

@@ -11,7 +11,11 @@ repo=$(cd "$here/../.." && pwd)
 build=${BUILD:-$repo/build}
 
 if [ ! -f "$build/build.ninja" ]; then meson setup "$build" "$repo" >/dev/null; fi
-meson compile -C "$build" >/dev/null
+if ! out=$(meson compile -C "$build" 2>&1); then
+  echo "$out" | tail -20
+  echo "soak.sh: the build failed" >&2
+  exit 1
+fi
 bin=$build/src/pavilion-gateway
 
 dir=$(mktemp -d /tmp/pavilion-soak.XXXXXX)
@@ -20,7 +24,7 @@ mkdir -p "$dir/plugins"
 cp "$bin" "$dir/pavilion-gateway"
 cp "$build"/plugins/*.so "$dir/plugins/"
 head -c 48 /dev/urandom | base64 -w0 >"$dir/jwt.key"
-key=$(head -c 24 /dev/urandom | base64 -w0 | tr '+/' '-_')
+key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '# soak\n%s\n' "$key" >"$dir/api.keys"
 read -r ws_port api_port < <(/usr/bin/python3 -c '
 import socket
@@ -29,7 +33,7 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 
 # Public vhost: plain ws on loopback; per-IP limits raised for the soak's own address
-# (everything comes from 127.0.0.1); message rate, size, per-user and queue limits are the
+# (soak.py spreads its clients over 127.0.0.2-9); message rate, size, per-user and queue limits are the
 # defaults, so the abusive clients meet them.
 cat >"$dir/gateway.json" <<JSON
 {
@@ -63,7 +67,7 @@ echo "duration_s: $secs"
 echo "connections: $conns"
 
 /usr/bin/python3 "$here/soak.py" --host 127.0.0.1 --port "$ws_port" --api-port "$api_port" \
-  --api-key "$key" --jwt-key-file "$dir/jwt.key" --server-pid "$pid" \
+  --api-key="$key" --jwt-key-file "$dir/jwt.key" --server-pid "$pid" \
   --duration "$secs" --connections "$conns" || echo "soak_exit: $?"
 
 t0=$(date +%s.%N)
