@@ -660,12 +660,17 @@ static int64_t next_pub_ns;
 static char api_key[512];
 static char pad[70000];
 
+static int pub_fail_run; /* consecutive failures */
+
 static void pub_done(int ok)
 {
-	if (ok)
+	if (ok) {
 		n_pub_ok++;
-	else
+		pub_fail_run = 0;
+	} else {
 		n_pub_failed++;
+		pub_fail_run++;
+	}
 	conn_close(&pub);
 	pub.state = S_FREE;
 }
@@ -700,8 +705,9 @@ static void pub_response(void)
 		return;
 	status = atoi(pub.in + 9);
 	if (status < 200 || status > 299) {
-		fprintf(stderr, "pavbench: publish answered %d: %.*s\n", status,
-			(int)want, pub.in + hl);
+		if (n_pub_failed < 5)
+			fprintf(stderr, "pavbench: publish answered %d: %.*s\n",
+				status, (int)want, pub.in + hl);
 		return pub_done(0);
 	}
 	long r = find_recipients(pub.in + hl);
@@ -762,8 +768,9 @@ static void pub_event(uint32_t ev)
 			return;
 		getsockopt(pub.fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err) {
-			fprintf(stderr, "pavbench: publish connect: %s\n",
-				strerror(err));
+			if (n_pub_failed < 5)
+				fprintf(stderr, "pavbench: publish connect: %s\n",
+					strerror(err));
 			return pub_done(0);
 		}
 		pub.state = S_UPGRADE;
@@ -1091,7 +1098,7 @@ int main(int argc, char **argv)
 
 	/* fanout */
 	{
-		int body_fixed;
+		int body_fixed, m_req = opt.m;
 		int64_t t0, drain_end = 0;
 
 		/* {"t":<16 digits>,"pad":"..."}: the body is opt.size bytes */
@@ -1102,6 +1109,11 @@ int main(int argc, char **argv)
 		lat_us = malloc((lat_cap ? lat_cap : 1) * sizeof(*lat_us));
 		if (!lat_us)
 			die("out of memory for %" PRIu64 " samples", lat_cap);
+		if (!n_ready) {
+			fprintf(stderr, "pavbench: no subscriber connected: "
+					"nothing published\n");
+			opt.m = 0;
+		}
 		run_for(opt.settle_s);
 		rss0 = rss_kib();
 		t0 = now_ns();
@@ -1110,6 +1122,12 @@ int main(int argc, char **argv)
 			int64_t now = now_ns();
 			int timeout = 10;
 
+			if (pub_fail_run >= 10 && pub.state == S_FREE &&
+			    n_pub_sent < opt.m) {
+				fprintf(stderr, "pavbench: 10 publications failed in "
+						"a row: giving up\n");
+				opt.m = n_pub_sent;
+			}
 			if (n_pub_sent < opt.m && pub.state == S_FREE) {
 				if (now >= next_pub_ns) {
 					pub_start();
@@ -1139,7 +1157,7 @@ int main(int argc, char **argv)
 		qsort(lat_us, lat_n, sizeof(*lat_us), cmp_u32);
 		print_common();
 		printf("subscribers: %d\n", n_ready);
-		printf("publications: %d\n", opt.m);
+		printf("publications: %d\n", m_req);
 		printf("publications_ok: %d\n", n_pub_ok);
 		printf("publications_failed: %d\n", n_pub_failed);
 		printf("rate: %g\n", opt.rate);
