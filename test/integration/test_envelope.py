@@ -378,3 +378,53 @@ def test_unicode_and_json_values_roundtrip(ws):
     assert m["payload"]["echo"] == payload, m
     ws.send_text(json.dumps({"type": "echo", "payload": payload}, ensure_ascii=True))
     assert gw.check_envelope(ws.recv_json())["payload"]["echo"] == payload
+
+
+# ------------------------------------------------------------------ per-connection state
+def test_fragment_boundary_exactly_max_bytes_accepted(ws):
+    ws.send_fragmented(sized(LIMIT), 5)
+    assert gw.check_envelope(ws.recv_json())["type"] == "echo"
+
+
+def test_fragment_boundary_one_over_max_bytes_closes_1009(ws):
+    send_tolerant(ws.send_fragmented, sized(LIMIT + 1), 5)
+    expect_close(ws, 1009)
+
+
+def test_interleaved_fragmented_messages_on_two_connections(g):
+    with g.connect(g.token(sub="a1")) as a, g.connect(g.token(sub="b1")) as b:
+        da = json.dumps({"type": "echo", "payload": {"who": "a" * 300}}).encode()
+        db = json.dumps({"type": "echo", "payload": {"who": "b" * 300}}).encode()
+        a.send_frame(wsclient.OP_TEXT, da[:150], fin=False)
+        b.send_frame(wsclient.OP_TEXT, db[:100], fin=False)
+        b.send_frame(wsclient.OP_CONT, db[100:], fin=True)
+        assert gw.check_envelope(b.recv_json())["payload"]["echo"]["who"] == "b" * 300
+        a.send_frame(wsclient.OP_CONT, da[150:], fin=True)
+        assert gw.check_envelope(a.recv_json())["payload"]["echo"]["who"] == "a" * 300
+
+
+def test_pipelined_messages_answered_in_order(ws):
+    n = 200
+    ws.send_raw(b"".join(wsclient.frame(wsclient.OP_TEXT, json.dumps(
+        {"type": "echo", "id": "p%d" % i, "payload": {"i": i}})) for i in range(n)))
+    echoes, acks = [], []
+    while len(acks) < n:
+        m = gw.check_envelope(ws.recv_json(5))
+        assert m["type"] in ("echo", "ack"), m
+        (echoes if m["type"] == "echo" else acks).append(m)
+    assert [m["payload"]["echo"]["i"] for m in echoes] == list(range(n))
+    assert [m["id"] for m in acks] == ["p%d" % i for i in range(n)]
+
+
+def test_many_concurrent_connections(g):
+    conns = []
+    try:
+        for i in range(40):
+            conns.append(g.connect(g.token(sub="many%d" % i)))
+        for c in conns:
+            c.send_json({"type": "echo", "payload": {"me": id(c)}})
+        for c in conns:
+            assert gw.check_envelope(c.recv_json())["payload"]["echo"]["me"] == id(c)
+    finally:
+        for c in conns:
+            c.close()
