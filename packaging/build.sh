@@ -60,11 +60,13 @@ build_deb() {
 build_rpm() {
   local rb=$work/rpmbuild
   rm -f "$out"/*.rpm "$out/logs/rpm.txt"
-  mkdir -p "$rb"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
+  mkdir -p "$rb"/{SOURCES,SPECS,BUILD,RPMS,SRPMS,tmp}
   cp "$work/$name.tar.gz" "$rb/SOURCES/"
   cp "$src/packaging/rpm/pavilion-gateway.spec" "$rb/SPECS/"
   echo "build.sh: rpmbuild (log: build-pkg/logs/rpm.txt)" >&2
-  if ! rpmbuild -bb --nodeps --define "_topdir $rb" --define "pav_version $version" \
+  # _tmppath: scriptlet files of a failed build stay in $work, not /var/tmp
+  if ! rpmbuild -bb --nodeps --define "_topdir $rb" --define "_tmppath $rb/tmp" \
+      --define "pav_version $version" \
       --define 'debug_package %{nil}' "$rb/SPECS/pavilion-gateway.spec" \
       >"$out/logs/rpm.txt" 2>&1; then
     tail -n 40 "$out/logs/rpm.txt" >&2
