@@ -279,7 +279,7 @@ static int set_str(struct ctx *c, const struct field *f, json_object *v,
 static int set_file(struct ctx *c, json_object *v, char **dst,
 		    const char *path)
 {
-	const char *s;
+	const char *s = NULL;
 	char *file;
 	int rc = get_str(c, v, path, &s);
 
@@ -341,7 +341,7 @@ static int bad_choice(struct ctx *c, const struct field *f, const char *path)
 static int set_enum(struct ctx *c, const struct field *f, json_object *v,
 		    char *dst, const char *path)
 {
-	const char *s;
+	const char *s = NULL;
 	size_t i;
 
 	if (!json_object_is_type(v, json_type_string))
@@ -977,7 +977,7 @@ static int parse_include(struct ctx *c, json_object *v, void *base,
 			 const char *path)
 {
 	struct pav_config *cfg = base;
-	const char *s;
+	const char *s = NULL;
 	int rc;
 
 	if (!c->is_main)

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,7 +223,9 @@ int pav_conn_writeable(struct pav_conn *c)
 			return -1;
 		if (!n)
 			queue_pop(c);
-		if (lws_send_pipe_choked(c->wsi)) {
+		/* lws keeps what the socket did not take; asking the kernel
+		 * (lws_send_pipe_choked) would cost a poll() per frame */
+		if (lws_partial_buffered(c->wsi)) {
 			lws_callback_on_writable(c->wsi);
 			return 0;
 		}
@@ -291,7 +294,10 @@ void pav_conn_receive(struct pav_conn *c, const void *in, size_t len)
 
 /* ---- timers ----------------------------------------------------------- */
 
-static void schedule(struct pav_conn *c, int64_t now)
+/* Puts the connection's next deadline on the wheel: the next heartbeat,
+ * the idle limit or the token's expiry (+ leeway), whichever is first.
+ * Rounded up to the second, so a deadline is met at most a second late. */
+static void schedule(struct pav_conn *c)
 {
 	const struct pav_vhost_config *vc = c->vh->cfg;
 	int64_t next = c->next_heartbeat_ms;
@@ -302,15 +308,12 @@ static void schedule(struct pav_conn *c, int64_t now)
 		next = idle;
 	if (c->exp_ms && exp < next)
 		next = exp;
-	if (next < now + 1)
-		next = now + 1;
-	lws_set_timer_usecs(c->wsi, (lws_usec_t)(next - now) * 1000);
+	pav_wheel_add(&pav_gw->wheel, &c->tw, (next + 999) / 1000);
 }
 
-void pav_conn_timer(struct pav_conn *c)
+static void conn_deadline(struct pav_conn *c, int64_t now)
 {
 	const struct pav_vhost_config *vc = c->vh->cfg;
-	int64_t now = pav_now_ms();
 
 	if (c->state != PAV_CONN_OPEN)
 		return;
@@ -327,7 +330,20 @@ void pav_conn_timer(struct pav_conn *c)
 		pav_conn_send(c, "heartbeat", NULL, NULL);
 		c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
 	}
-	schedule(c, now);
+	schedule(c);
+}
+
+static void due(struct pav_wheel_node *n, void *arg)
+{
+	struct pav_conn *c = (struct pav_conn *)((char *)n -
+						 offsetof(struct pav_conn, tw));
+
+	conn_deadline(c, *(int64_t *)arg);
+}
+
+void pav_conns_tick(int64_t now_ms)
+{
+	pav_wheel_advance(&pav_gw->wheel, now_ms / 1000, due, &now_ms);
 }
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -354,6 +370,8 @@ int pav_conn_authenticate(struct pav_conn *c, const char *token)
 	c->exp_ms = json_object_object_get_ex(claims, "exp", &v)
 			    ? (int64_t)(json_object_get_double(v) * 1000)
 			    : 0;
+	if (c->state == PAV_CONN_OPEN) /* a renewal: the expiry moved */
+		schedule(c);
 	return 0;
 }
 
@@ -428,7 +446,7 @@ void pav_conn_established(struct pav_conn *c)
 	c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
 	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", c->id,
 		 vc->name, c->user, c->peer);
-	schedule(c, now);
+	schedule(c);
 	pav_gw->store->conn_add(vc->ns, c->user, c->id, conn_added,
 				(void *)(uintptr_t)c->id);
 }
@@ -503,6 +521,7 @@ void pav_conn_closed(struct pav_conn *c)
 	if (c->peer_counted)
 		pav_peer_conn(c->vh->cfg->name, c->peer, -1);
 	pav_hub_unsubscribe_all(c);
+	pav_wheel_del(&c->tw);
 	id_key(c->id, key, sizeof(key));
 	pav_map_del(pav_gw->conns, key);
 	queue_clear(c);

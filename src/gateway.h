@@ -12,6 +12,7 @@
 #include "map.h"
 #include "msg.h"
 #include "pav_limits.h"
+#include "wheel.h"
 #include "pavilion/plugin.h"
 
 struct pav_chan;
@@ -97,6 +98,7 @@ struct pav_conn {
 	int peer_counted; /* counted in the per-IP limits */
 	int64_t last_rx_ms;
 	int64_t next_heartbeat_ms;
+	struct pav_wheel_node tw; /* next deadline on pav_gateway.wheel */
 
 	/* rate limiting (token bucket in milli-tokens) */
 	int64_t bucket;
@@ -119,6 +121,7 @@ struct pav_gateway {
 	const struct pav_store *store;
 	int shutting_down;
 	int64_t shutdown_deadline_ms;
+	struct pav_wheel wheel; /* connection deadlines, one-second slots */
 };
 
 extern struct pav_gateway *pav_gw;
@@ -139,7 +142,8 @@ int pav_conn_writeable(struct pav_conn *c);
 void pav_conn_receive(struct pav_conn *c, const void *in, size_t len);
 void pav_conn_established(struct pav_conn *c);
 void pav_conn_closed(struct pav_conn *c);
-void pav_conn_timer(struct pav_conn *c);
+/* Runs the connection deadlines that are due (once a second). */
+void pav_conns_tick(int64_t now_ms);
 struct pav_conn *pav_conn_find(uint64_t id);
 int pav_conn_authenticate(struct pav_conn *c, const char *token);
 

@@ -217,9 +217,6 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pav_conn_writeable(c);
-	case LWS_CALLBACK_TIMER:
-		pav_conn_timer(c);
-		return 0;
 	case LWS_CALLBACK_CLOSED:
 		pav_conn_closed(c);
 		return 0;
@@ -283,6 +280,10 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* No lws validity pings or idle hang-ups (a timer per connection in lws'
+ * sorted list): the gateway's heartbeat and idle timeout do that job. */
+static const lws_retry_bo_t no_idle_policy = {0};
+
 static void fill_vhost_info(struct lws_context_creation_info *info,
 			    struct pav_vhost *vh, const char *name)
 {
@@ -301,6 +302,7 @@ static void fill_vhost_info(struct lws_context_creation_info *info,
 	info->timeout_secs = (unsigned)vc->limits.handshake_timeout_s;
 	info->timeout_secs_ah_idle = (unsigned)vc->limits.handshake_timeout_s;
 	info->keepalive_timeout = 5;
+	info->retry_and_idle_policy = &no_idle_policy;
 	info->alpn = "http/1.1";
 	if (vc->permessage_deflate)
 		info->extensions = deflate_exts;
@@ -412,12 +414,19 @@ static struct lws_context *create_context(const struct pav_config *cfg)
 
 static lws_sorted_usec_list_t housekeeping_sul;
 
+/* Once a second: connection deadlines; every ten, forget idle peers. */
 static void housekeeping(lws_sorted_usec_list_t *sul)
 {
+	static unsigned ticks;
+	int64_t now = pav_now_ms();
+
 	(void)sul;
-	pav_peer_sweep(pav_mono_ms());
+	pav_conns_tick(now);
+	if (ticks++ % 10 == 0)
+		pav_peer_sweep(pav_mono_ms());
+	/* aim just past the next whole second, when deadlines fall due */
 	lws_sul_schedule(pav_gw->ctx, 0, &housekeeping_sul, housekeeping,
-			 10 * LWS_US_PER_SEC);
+			 (lws_usec_t)(1000 - now % 1000 + 5) * LWS_US_PER_MS);
 }
 
 static void request_stop(void)
@@ -522,6 +531,7 @@ int pav_server_run(struct pav_gateway *gw)
 		destroy_context(gw);
 		return -EINVAL;
 	}
+	pav_wheel_init(&gw->wheel, pav_now_ms() / 1000);
 	housekeeping(NULL);
 	pav_info("pavilion-gateway %s ready (%s event loop)", PAV_VERSION,
 		 use_uv ? "libuv" : "poll");
