@@ -699,7 +699,7 @@ static void listed_notifications_are_copies(void **state)
 
 static void namespaces_are_isolated(void **state)
 {
-	char id[32];
+	char id[64];
 
 	(void)state;
 	assert_int_equal(conn_add("a", "alice", 1), 1);
