@@ -299,6 +299,10 @@ static void fill_vhost_info(struct lws_context_creation_info *info,
 	info->options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 			LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 			LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	/* lws 4.1 with IPv6 on binds "127.0.0.1" as [::] (every interface):
+	 * an IPv4 listen address gets an IPv4 socket */
+	if (!strchr(vc->listen_host, ':'))
+		info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info->timeout_secs = (unsigned)vc->limits.handshake_timeout_s;
 	info->timeout_secs_ah_idle = (unsigned)vc->limits.handshake_timeout_s;
 	info->keepalive_timeout = 5;
