@@ -91,6 +91,27 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
+/*
+ * Fan-out: a connection with nothing queued and nothing left in lws'
+ * buffer gets the frame written at once, without a round through poll()
+ * and the writable callback (most of a delivery's cost besides the send
+ * itself).  Anything that cannot go now is queued as usual.
+ */
+int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
+{
+	if (c->state != PAV_CONN_OPEN || c->q_count ||
+	    lws_partial_buffered(c->wsi))
+		return pav_conn_enqueue(c, m);
+	if (lws_write(c->wsi, pav_msg_text(m), m->len, LWS_WRITE_TEXT) <
+	    (int)m->len) {
+		pav_conn_close(c, 1011, "write failed");
+		return -EPIPE;
+	}
+	if (lws_partial_buffered(c->wsi))
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 		  json_object *payload)
 {

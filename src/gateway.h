@@ -129,6 +129,8 @@ extern struct pav_host pav_host_api;
 
 /* conn.c */
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
+/* As enqueue, but writes at once when nothing is waiting (fan-out). */
+int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m);
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 		  json_object *payload);
 int pav_conn_send_on(struct pav_conn *c, const char *channel,

@@ -216,7 +216,7 @@ static int deliver(struct pav_chan *ch, struct pav_msg *m,
 		if (c == except || c->stamp == stamp)
 			continue;
 		c->stamp = stamp;
-		if (!pav_conn_enqueue(c, m))
+		if (!pav_conn_deliver(c, m))
 			n++;
 	}
 	return n;
