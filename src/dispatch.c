@@ -4,6 +4,7 @@
  * vhost registered for the type; acks and errors with the client's id.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,9 +221,17 @@ int pav_dispatch_register(struct pav_vhost *vh, const char *type,
 
 	if (!vh->creating || !type || !*type || !fn)
 		return -EINVAL;
-	if (pav_map_get(vh->handlers, type) || !strcmp(type, "auth") ||
-	    !strcmp(type, "heartbeat_ack"))
+	if (!strcmp(type, "auth") || !strcmp(type, "heartbeat_ack")) {
+		snprintf(vh->conflict, sizeof(vh->conflict),
+			 "%s: handled by the gateway itself", type);
 		return -EEXIST;
+	}
+	if ((h = pav_map_get(vh->handlers, type))) {
+		snprintf(vh->conflict, sizeof(vh->conflict),
+			 "%s: already handled by plugin %s", type,
+			 h->inst->plugin->name);
+		return -EEXIST;
+	}
 	h = malloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;

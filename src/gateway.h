@@ -41,6 +41,7 @@ struct pav_vhost {
 	size_t ninsts;
 	struct pav_map *handlers;       /* type -> struct pav_handler */
 	struct pav_instance *creating;  /* set during vhost_create() */
+	char conflict[128];             /* why a registration was refused */
 	char **api_keys;                /* internal vhosts */
 	size_t napi_keys;
 	struct pav_lws_vhost *lws;

@@ -41,11 +41,14 @@ static int create_instance(struct pav_vhost *vh, const char *name,
 	}
 	*in = (struct pav_instance){p, NULL};
 	vh->creating = in;
+	vh->conflict[0] = '\0';
 	if (p->vhost_create(&pav_host_api, vh, opts, &in->state, why,
 			    sizeof(why))) {
 		vh->creating = NULL;
+		/* a refused registration explains itself better than the
+		 * plugin can: it names the other plugin */
 		snprintf(err, errlen, "%s: vhosts[%d].plugins.%s.%s", vc->file,
-			 vc->index, name, why);
+			 vc->index, name, vh->conflict[0] ? vh->conflict : why);
 		return -EINVAL;
 	}
 	vh->creating = NULL;

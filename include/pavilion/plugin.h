@@ -124,7 +124,9 @@ struct pav_host {
 
 	/* Registration, only from vhost_create(): `type` is handled by `fn`
 	 * on this vhost.  Returns 0, or -EEXIST when another enabled plugin
-	 * already handles the type on the vhost. */
+	 * (or the gateway: "auth", "heartbeat_ack") already handles the type
+	 * on the vhost; vhost_create() then just returns the error — the
+	 * gateway reports the conflict, naming both sides. */
 	int (*register_handler)(pav_vhost *vh, const char *type,
 				pav_handler_fn fn);
 

@@ -235,10 +235,6 @@ static int chat_create(const struct pav_host *host, pav_vhost *vh,
 	if (rc == 0 && ch->client_send)
 		rc = host->register_handler(vh, "chat_message",
 					    on_chat_message);
-	if (rc == -EEXIST)
-		snprintf(err, errlen,
-			 "client_send: chat_message is already handled by "
-			 "another plugin");
 	if (rc < 0) {
 		free(ch);
 		return rc;

@@ -105,8 +105,6 @@ static int example_create(const struct pav_host *host, pav_vhost *vh,
 	rc = read_options(ex, options, err, errlen);
 	if (rc == 0)
 		rc = host->register_handler(vh, "echo", on_echo);
-	if (rc == -EEXIST)
-		snprintf(err, errlen, "echo: already handled by another plugin");
 	if (rc < 0) {
 		example_destroy(ex);
 		return rc;

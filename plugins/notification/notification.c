@@ -250,9 +250,6 @@ static int notification_create(const struct pav_host *host, pav_vhost *vh,
 	nt->vh = vh;
 	rc = host->register_handler(vh, "mark_read", on_mark_read);
 	if (rc < 0) {
-		if (rc == -EEXIST)
-			snprintf(err, errlen, "mark_read: already handled by "
-					      "another plugin");
 		free(nt);
 		return rc;
 	}

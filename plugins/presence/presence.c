@@ -517,9 +517,6 @@ static int presence_create(const struct pav_host *host, pav_vhost *vh,
 	pr->vh = vh;
 	rc = host->register_handler(vh, "presence", on_presence);
 	if (rc < 0) {
-		if (rc == -EEXIST)
-			snprintf(err, errlen, "presence: already handled by "
-					      "another plugin");
 		free(pr);
 		return rc;
 	}

@@ -252,10 +252,6 @@ static int subscription_create(const struct pav_host *host, pav_vhost *vh,
 		rc = host->register_handler(vh, "subscribe", on_subscribe);
 	if (rc == 0)
 		rc = host->register_handler(vh, "unsubscribe", on_unsubscribe);
-	if (rc == -EEXIST)
-		snprintf(err, errlen,
-			 "subscription: its message types are already handled "
-			 "by another plugin");
 	if (rc < 0) {
 		free(s);
 		return rc;

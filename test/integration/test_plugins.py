@@ -156,6 +156,7 @@ def test_two_plugins_claiming_one_type_refused(binary, keys, tmp_path):
     r = gw.run_binary(["--check", "-c", p])
     assert r.returncode == 1, "two plugins handling echo on one vhost must be refused:\n%s" % r.stderr
     assert "echo" in r.stderr and "vhosts[0].plugins" in r.stderr, r.stderr
+    assert "already handled by plugin example" in r.stderr, "the conflict names the other plugin: " + r.stderr
 
 
 def test_same_type_from_different_plugins_on_different_vhosts(make_gateway, keys, tmp_path):
