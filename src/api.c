@@ -10,17 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "channel.h"
 #include "clock.h"
 #include "gateway.h"
-#include "json_check.h"
 #include "pav_limits.h"
 #include "log.h"
 #include "metrics.h"
-
-#define API_JSON_DEPTH 16
 
 struct api_req {
 	struct pav_vhost *vh;
@@ -83,176 +78,6 @@ static void req_untrack(struct api_req *r)
 	}
 }
 
-/* ---- pure helpers (unit-tested) -------------------------------------- */
-
-json_object *pav_api_parse_body(const char *buf, size_t len, const char **why)
-{
-	json_tokener *tok;
-	json_object *o;
-
-	if (pav_json_check(buf, len, API_JSON_DEPTH, why))
-		return NULL;
-	tok = json_tokener_new_ex(API_JSON_DEPTH + 1);
-	if (!tok) {
-		*why = "out of memory";
-		return NULL;
-	}
-	o = json_tokener_parse_ex(tok, buf, (int)len);
-	json_tokener_free(tok);
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		*why = "body must be one JSON object";
-		return NULL;
-	}
-	return o;
-}
-
-static int is_str(json_object *o, const char *key)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) &&
-	       json_object_is_type(v, json_type_string);
-}
-
-static const char *str(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int obj_of_strings(json_object *o, const char *key,
-			  const char *const *fields, int required)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v))
-		return !required;
-	if (!json_object_is_type(v, json_type_object))
-		return 0;
-	for (; *fields; fields++)
-		if (!is_str(v, *fields))
-			return 0;
-	return 1;
-}
-
-static const char *const sender_fields[] = {"id", "username", "profilePhoto",
-					    NULL};
-static const char *const reference_fields[] = {"type", "id", NULL};
-
-/* The notification body a backend gives (id/createdAt/isRead optional). */
-static int check_notification_body(json_object *p, const char **why)
-{
-	if (!is_str(p, "type") || !is_str(p, "content")) {
-		*why = "notification needs string type and content";
-		return -EINVAL;
-	}
-	if (!obj_of_strings(p, "sender", sender_fields, 0) ||
-	    !obj_of_strings(p, "reference", reference_fields, 0)) {
-		*why = "notification sender {id,username,profilePhoto} or "
-		       "reference {type,id} malformed";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_notification(json_object *p, const char **why)
-{
-	json_object *v;
-
-	if (check_notification_body(p, why))
-		return -EINVAL;
-	if (!is_str(p, "id") || !is_str(p, "createdAt") ||
-	    !json_object_object_get_ex(p, "isRead", &v) ||
-	    !json_object_is_type(v, json_type_boolean)) {
-		*why = "notification needs id, createdAt and boolean isRead";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_status(json_object *p, const char **why)
-{
-	static const char *const ok[] = {"online", "offline", "busy", "away"};
-	const char *u = str(p, "userId"), *s = str(p, "status");
-	int64_t ms;
-
-	if (!u || !pav_id_valid(u, strlen(u)) || !s) {
-		*why = "status_update needs userId and status";
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < 4; i++)
-		if (!strcmp(s, ok[i]))
-			goto status_ok;
-	*why = "status must be one of online, offline, busy, away";
-	return -EINVAL;
-status_ok:
-	if (!str(p, "lastActive") || pav_parse_time(str(p, "lastActive"), &ms)) {
-		*why = "status_update needs an RFC 3339 lastActive";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_chat(json_object *p, const char *channel, const char **why)
-{
-	const char *room = str(p, "roomId");
-	json_object *a;
-
-	if (!is_str(p, "id") || !room || !is_str(p, "content") ||
-	    !is_str(p, "createdAt") ||
-	    !obj_of_strings(p, "sender", sender_fields, 1)) {
-		*why = "chat_message needs id, roomId, sender, content, "
-		       "createdAt";
-		return -EINVAL;
-	}
-	if (json_object_object_get_ex(p, "attachments", &a) &&
-	    !json_object_is_type(a, json_type_array)) {
-		*why = "attachments must be an array";
-		return -EINVAL;
-	}
-	if (strncmp(channel, "chat:", 5) || strcmp(channel + 5, room)) {
-		*why = "chat_message roomId must match the chat: channel";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int pav_api_check_payload(const char *type, const char *channel,
-			  json_object *payload, const char **why)
-{
-	if (!json_object_is_type(payload, json_type_object)) {
-		*why = "payload must be an object";
-		return -EINVAL;
-	}
-	if (!strcmp(type, "notification"))
-		return check_notification(payload, why);
-	if (!strcmp(type, "status_update"))
-		return check_status(payload, why);
-	if (!strcmp(type, "chat_message"))
-		return check_chat(payload, channel, why);
-	return 0;
-}
-
-int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented)
-{
-	size_t plen = strlen(presented);
-	int ok = 0;
-
-	/* every key is compared, each in constant time for its length */
-	for (size_t i = 0; i < nkeys; i++) {
-		size_t klen = strlen(keys[i]);
-
-		if (klen == plen && !CRYPTO_memcmp(keys[i], presented, klen))
-			ok = 1;
-	}
-	return ok;
-}
-
 /* ---- answers ---------------------------------------------------------- */
 
 static void answer_json(struct api_req *r, int status, json_object *o)
@@ -302,7 +127,8 @@ static const char *api_ns(struct api_req *r)
 
 static void do_publish(struct api_req *r, json_object *body)
 {
-	const char *channel = str(body, "channel"), *type = str(body, "type");
+	const char *channel = pav_api_str(body, "channel");
+	const char *type = pav_api_str(body, "type");
 	json_object *payload, *o;
 	char canon[PAV_MAX_CHANNEL_LEN];
 	const char *why;
@@ -378,7 +204,7 @@ static void notif_added(void *arg, int err, const char *id)
 
 static void do_notification(struct api_req *r, json_object *body)
 {
-	const char *user = str(body, "userId"), *why;
+	const char *user = pav_api_str(body, "userId"), *why;
 	struct notif_ctx *x;
 	json_object *n;
 
@@ -387,7 +213,7 @@ static void do_notification(struct api_req *r, json_object *body)
 	if (!json_object_object_get_ex(body, "notification", &n) ||
 	    !json_object_is_type(n, json_type_object))
 		return answer_error(r, 400, "notification must be an object");
-	if (check_notification_body(n, &why))
+	if (pav_api_check_notification(n, 0, &why))
 		return answer_error(r, 400, why);
 	x = calloc(1, sizeof(*x));
 	if (!x)

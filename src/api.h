@@ -27,6 +27,15 @@ json_object *pav_api_parse_body(const char *buf, size_t len,
 int pav_api_check_payload(const char *type, const char *channel,
 			  json_object *payload, const char **why);
 
+/* The string member key of o, or NULL when absent or not a string. */
+const char *pav_api_str(json_object *o, const char *key);
+
+/* A notification object: string type and content, optional sender
+ * {id,username,profilePhoto} and reference {type,id}; with complete, also
+ * id, createdAt and boolean isRead (a published one).  0 or -EINVAL. */
+int pav_api_check_notification(json_object *p, int complete,
+			       const char **why);
+
 /* Constant-time comparison of a presented key against the known keys. */
 int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented);
 
