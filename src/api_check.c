@@ -18,24 +18,8 @@
 
 json_object *pav_api_parse_body(const char *buf, size_t len, const char **why)
 {
-	json_tokener *tok;
-	json_object *o;
-
-	if (pav_json_check(buf, len, API_JSON_DEPTH, why))
-		return NULL;
-	tok = json_tokener_new_ex(API_JSON_DEPTH + 1);
-	if (!tok) {
-		*why = "out of memory";
-		return NULL;
-	}
-	o = json_tokener_parse_ex(tok, buf, (int)len);
-	json_tokener_free(tok);
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		*why = "body must be one JSON object";
-		return NULL;
-	}
-	return o;
+	return pav_json_parse_object(buf, len, API_JSON_DEPTH,
+				     "body must be one JSON object", why);
 }
 
 static int is_str(json_object *o, const char *key)

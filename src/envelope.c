@@ -6,34 +6,6 @@
 #include "json_check.h"
 #include "pavilion/plugin.h"
 
-static json_object *parse_object(const char *buf, size_t len, int max_depth,
-				 const char **why)
-{
-	json_tokener *tok;
-	json_object *root;
-
-	if (pav_json_check(buf, len, max_depth, why))
-		return NULL;
-	/* the scan above is the rule; json-c only builds the tree */
-	tok = json_tokener_new_ex(max_depth + 1);
-	if (!tok) {
-		*why = "out of memory";
-		return NULL;
-	}
-	root = json_tokener_parse_ex(tok, buf, (int)len);
-	json_tokener_free(tok);
-	if (!root) {
-		*why = "invalid JSON";
-		return NULL;
-	}
-	if (!json_object_is_type(root, json_type_object)) {
-		*why = "message must be a JSON object";
-		json_object_put(root);
-		return NULL;
-	}
-	return root;
-}
-
 /* Validates "id" first so that every later error can echo it. */
 static int take_id(struct pav_envelope *env, const char **why)
 {
@@ -90,7 +62,8 @@ int pav_envelope_parse(const char *buf, size_t len, int max_depth,
 	int rc;
 
 	memset(env, 0, sizeof(*env));
-	env->root = parse_object(buf, len, max_depth, why);
+	env->root = pav_json_parse_object(buf, len, max_depth,
+					  "message must be a JSON object", why);
 	if (!env->root)
 		return PAV_ERR_FORMAT;
 	rc = take_id(env, why);

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 
+#include <json-c/json.h>
+
 struct scan {
 	const unsigned char *p, *end;
 	int depth, max_depth;
@@ -244,4 +246,35 @@ int pav_json_check(const char *buf, size_t len, int max_depth,
 bad:
 	*why = s.why ? s.why : "invalid JSON";
 	return -EINVAL;
+}
+
+struct json_object *pav_json_parse_object(const char *buf, size_t len,
+					  int max_depth,
+					  const char *not_object,
+					  const char **why)
+{
+	json_tokener *tok;
+	json_object *o;
+
+	if (pav_json_check(buf, len, max_depth, why))
+		return NULL;
+	/* the scan above is the rule; json-c only builds the tree (its own
+	 * depth counts scalars too, hence the + 1) */
+	tok = json_tokener_new_ex(max_depth + 1);
+	if (!tok) {
+		*why = "out of memory";
+		return NULL;
+	}
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	json_tokener_free(tok);
+	if (!o) {
+		*why = "invalid JSON";
+		return NULL;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		*why = not_object;
+		return NULL;
+	}
+	return o;
 }

@@ -17,4 +17,15 @@
 int pav_json_check(const char *buf, size_t len, int max_depth,
 		   const char **why);
 
+/*
+ * The gateway's one way to read untrusted JSON: pav_json_check(), then
+ * json-c builds the tree.  Returns a new object, or NULL with a static
+ * reason in *why (not_object when the value is valid JSON but no object).
+ */
+struct json_object;
+struct json_object *pav_json_parse_object(const char *buf, size_t len,
+					  int max_depth,
+					  const char *not_object,
+					  const char **why);
+
 #endif
