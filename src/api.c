@@ -1,21 +1,31 @@
 /*
  * api.c — the internal HTTP API (DESIGN section 4) on internal vhosts:
- * bearer-key auth, JSON in and out, a body cap, and the calls that let
- * the backend publish, create notifications and read state.
+ * bearer-key auth, JSON in and out, a body cap; the core's calls
+ * (publish, revoke, channels, history, health, metrics) and the routes
+ * that plugins register (notifications, presence) for the namespace.
  */
 #include "api.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libwebsockets.h>
+
+#include "broker.h"
 #include "channel.h"
 #include "clock.h"
-#include "gateway.h"
-#include "pav_limits.h"
+#include "core.h"
 #include "log.h"
+#include "map.h"
 #include "metrics.h"
+#include "msg.h"
+#include "pav_limits.h"
+#include "server.h"
+#include "state.h"
+#include "vhost.h"
 
 struct api_req {
 	struct pav_vhost *vh;
@@ -30,51 +40,60 @@ struct api_req {
 	int headers_sent;
 	int early; /* answered before the body was read: close after */
 	struct lws *wsi;
-	uint64_t rid; /* names the request to store callbacks */
+	uint64_t rid; /* names the request to late answers */
 };
 
-static uint64_t publish_offset;
-static uint64_t next_rid;
-static struct pav_map *pending; /* rid -> struct api_req, while it lives */
+/* What a route handler answers through: it outlives the HTTP request
+ * (an answer to a client that hung up is dropped). */
+struct pav_api_call {
+	struct pav_vhost *vh;
+	uint64_t rid;
+};
 
-/*
- * Store calls may answer after the HTTP connection is gone, so callbacks
- * carry the request's id, not its pointer, and look it up again.
- */
+#define BROKER(vh) ((vh)->core->store.be->broker)
+#define BROKER_SELF(vh) ((vh)->core->store.broker)
+#define STATE(vh) ((vh)->core->store.be->state)
+#define STATE_SELF(vh) ((vh)->core->store.state)
+
+/* ---- requests by id --------------------------------------------------- */
+
 static void rid_key(uint64_t rid, char *buf, size_t len)
 {
-	snprintf(buf, len, "%llx", (unsigned long long)rid);
+	snprintf(buf, len, "%" PRIx64, rid);
 }
 
-static struct api_req *req_find(uint64_t rid)
+static struct api_req *req_find(struct pav_vhost *vh, uint64_t rid)
 {
 	char k[24];
 
 	rid_key(rid, k, sizeof(k));
-	return pending ? pav_map_get(pending, k) : NULL;
+	return vh->api_calls ? pav_map_get(vh->api_calls, k) : NULL;
 }
 
 static int req_track(struct api_req *r)
 {
+	struct pav_vhost *vh = r->vh;
 	char k[24];
 
-	if (!pending && !(pending = pav_map_new()))
+	if (!vh->api_calls && !(vh->api_calls = pav_map_new()))
 		return -ENOMEM;
-	r->rid = ++next_rid;
+	r->rid = ++vh->api_next_rid;
 	rid_key(r->rid, k, sizeof(k));
-	return pav_map_put(pending, k, r);
+	return pav_map_put(vh->api_calls, k, r);
 }
 
 static void req_untrack(struct api_req *r)
 {
+	struct pav_vhost *vh = r->vh;
 	char k[24];
 
+	if (!vh || !vh->api_calls)
+		return;
 	rid_key(r->rid, k, sizeof(k));
-	if (pending)
-		pav_map_del(pending, k);
-	if (pending && !pav_map_count(pending)) {
-		pav_map_free(pending, NULL);
-		pending = NULL;
+	pav_map_del(vh->api_calls, k);
+	if (!pav_map_count(vh->api_calls)) {
+		pav_map_free(vh->api_calls, NULL);
+		vh->api_calls = NULL;
 	}
 }
 
@@ -101,173 +120,72 @@ static const char *slug(int status)
 	case 401: return "unauthorized";
 	case 404: return "not_found";
 	case 405: return "method_not_allowed";
+	case 409: return "conflict";
 	case 413: return "payload_too_large";
 	case 415: return "unsupported_media_type";
-	case 503: return "unavailable";
+	case 503: return "store_unavailable";
 	default: return "internal_error";
 	}
 }
 
-static void answer_error(struct api_req *r, int status, const char *msg)
+static json_object *error_body(int status, const char *msg)
 {
 	json_object *o = json_object_new_object(), *e = json_object_new_object();
 
 	json_object_object_add(e, "code", json_object_new_string(slug(status)));
 	json_object_object_add(e, "message", json_object_new_string(msg));
 	json_object_object_add(o, "error", e);
-	answer_json(r, status, o);
+	return o;
 }
 
-/* ---- calls ------------------------------------------------------------ */
-
-static const char *api_ns(struct api_req *r)
+static void answer_error(struct api_req *r, int status, const char *msg)
 {
-	return r->vh->cfg->ns;
+	answer_json(r, status, error_body(status, msg));
 }
 
-static void do_publish(struct api_req *r, json_object *body)
+/* An error from the store: 503 when it is unreachable. */
+static void answer_store_error(struct api_req *r, int err)
 {
-	const char *channel = pav_api_str(body, "channel");
-	const char *type = pav_api_str(body, "type");
-	json_object *payload, *o;
-	char canon[PAV_MAX_CHANNEL_LEN];
-	const char *why;
-	int n;
-
-	if (!channel || !type || !*type || strlen(type) > 64 ||
-	    !json_object_object_get_ex(body, "payload", &payload))
-		return answer_error(r, 400, "need channel, type and payload");
-	/* "user" alone means nothing without a connection */
-	if (!strcmp(channel, "user") ||
-	    pav_channel_parse("", channel, canon, sizeof(canon)))
-		return answer_error(r, 400, "invalid channel");
-	if (pav_api_check_payload(type, canon, payload, &why))
-		return answer_error(r, 400, why);
-	int64_t t0 = pav_mono_ms();
-	const char *chans[] = {canon};
-
-	n = pav_hub_publish(api_ns(r), chans, 1, type, payload, NULL);
-	pav_metrics_fanout_seconds((double)(pav_mono_ms() - t0) / 1000.0);
-	if (n < 0)
-		return answer_error(r, 500, "publish failed");
-	o = json_object_new_object();
-	json_object_object_add(o, "channel", json_object_new_string(canon));
-	json_object_object_add(o, "offset",
-			       json_object_new_int64((int64_t)++publish_offset));
-	json_object_object_add(o, "recipients", json_object_new_int(n));
-	answer_json(r, 202, o);
+	if (err == -EIO)
+		answer_error(r, 503, "session store unavailable");
+	else
+		answer_error(r, 500, "session store error");
 }
 
-struct notif_ctx {
-	uint64_t rid;
-	char ns[128];
-	char user[PAV_MAX_ID_LEN + 1];
-	char id[80];
-};
-
-/* Last step: the stored copy (with id, createdAt, isRead) goes out. */
-static void notif_got(void *arg, int err, json_object *list)
+void pav_api_answer(pav_api_call *call, int status, json_object *body)
 {
-	struct notif_ctx *x = arg;
-	struct api_req *r = req_find(x->rid);
-	char chan[PAV_MAX_CHANNEL_LEN];
-	const char *chans[] = {chan};
-	json_object *o;
+	struct api_req *r = call ? req_find(call->vh, call->rid) : NULL;
 
-	if (!err && json_object_array_length(list) == 1) {
-		snprintf(chan, sizeof(chan), "user:%s", x->user);
-		pav_hub_publish(x->ns, chans, 1, "notification",
-				json_object_array_get_idx(list, 0), NULL);
-	}
-	if (r) {
-		o = json_object_new_object();
-		json_object_object_add(o, "id", json_object_new_string(x->id));
-		answer_json(r, 201, o);
-	}
-	free(x);
+	if (r && !r->ans.status)
+		answer_json(r, status, body ? body : json_object_new_object());
+	else
+		json_object_put(body);
+	free(call);
 }
 
-static void notif_added(void *arg, int err, const char *id)
+void pav_api_error(pav_api_call *call, int status, const char *message)
 {
-	struct notif_ctx *x = arg;
-	struct api_req *r;
-
-	if (err) {
-		if ((r = req_find(x->rid)))
-			answer_error(r, 500, "session store unavailable");
-		free(x);
-		return;
-	}
-	snprintf(x->id, sizeof(x->id), "%s", id);
-	pav_gw->store->inbox_get(x->ns, x->user, x->id, notif_got, x);
+	pav_api_answer(call, status, error_body(status, message));
 }
 
-static void do_notification(struct api_req *r, json_object *body)
+static pav_api_call *call_new(struct api_req *r)
 {
-	const char *user = pav_api_str(body, "userId"), *why;
-	struct notif_ctx *x;
-	json_object *n;
+	pav_api_call *c = malloc(sizeof(*c));
 
-	if (!user || !pav_id_valid(user, strlen(user)))
-		return answer_error(r, 400, "userId must be 1-64 of [A-Za-z0-9_-]");
-	if (!json_object_object_get_ex(body, "notification", &n) ||
-	    !json_object_is_type(n, json_type_object))
-		return answer_error(r, 400, "notification must be an object");
-	if (pav_api_check_notification(n, 0, &why))
-		return answer_error(r, 400, why);
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return answer_error(r, 500, "out of memory");
-	x->rid = r->rid;
-	snprintf(x->ns, sizeof(x->ns), "%s", api_ns(r));
-	snprintf(x->user, sizeof(x->user), "%s", user);
-	pav_gw->store->inbox_add(x->ns, user, n, notif_added, x);
-}
-
-struct read_ctx {
-	uint64_t rid;
-	char user[PAV_MAX_ID_LEN + 1];
-};
-
-static struct read_ctx *read_ctx(struct api_req *r, const char *user)
-{
-	struct read_ctx *x = malloc(sizeof(*x));
-
-	if (!x) {
+	if (!c) {
 		answer_error(r, 500, "out of memory");
 		return NULL;
 	}
-	x->rid = r->rid;
-	snprintf(x->user, sizeof(x->user), "%s", user);
-	return x;
+	*c = (pav_api_call){r->vh, r->rid};
+	return c;
 }
 
-static void list_done(void *arg, int err, json_object *list)
-{
-	struct read_ctx *x = arg;
-	struct api_req *r = req_find(x->rid);
-	json_object *o;
-
-	if (r && err) {
-		answer_error(r, 500, "session store unavailable");
-	} else if (r) {
-		o = json_object_new_object();
-		json_object_object_add(o, "userId",
-				       json_object_new_string(x->user));
-		json_object_object_add(o, "notifications",
-				       json_object_get(list));
-		answer_json(r, 200, o);
-	}
-	free(x);
-}
-
-/* A query parameter as a whole number in [0, max]: the value, def when
- * absent, -1 when malformed. */
-static long query_num(const char *q, const char *key, long def, long max)
+long pav_api_query_number(const char *q, const char *key, long def, long max)
 {
 	size_t kl = strlen(key);
 
-	for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+	for (const char *p = q; p && *p;
+	     p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
 		const char *v = p + kl + 1;
 		long n = 0;
 
@@ -283,102 +201,354 @@ static long query_num(const char *q, const char *key, long def, long max)
 	return def;
 }
 
-static void do_inbox(struct api_req *r, const char *user)
-{
-	long unread = query_num(r->query, "unread", 0, 1);
-	long limit = query_num(r->query, "limit", 0, 10000);
-	struct read_ctx *x;
+/* ---- publishing ------------------------------------------------------- */
 
-	if (unread < 0)
-		return answer_error(r, 400, "unread must be 0 or 1");
-	if (limit < 0)
-		return answer_error(r, 400, "limit must be a number from 0 to 10000");
-	if (!(x = read_ctx(r, user)))
-		return;
-	pav_gw->store->inbox_list(api_ns(r), user, 0, (int)unread,
-				  (size_t)limit, list_done, x);
+static const char *api_ns(struct api_req *r)
+{
+	return r->vh->cfg->ns;
 }
 
-static void presence_done(void *arg, int err, const struct pav_presence *p)
+/* One publication of a request, checked: channel canonical in chan. */
+static int check_publication(struct api_req *r, json_object *p, char *chan,
+			     size_t len, const char **why)
 {
-	struct read_ctx *x = arg;
-	struct api_req *r = req_find(x->rid);
-	char ts[PAV_TIME_LEN];
-	json_object *o;
+	const char *channel = pav_api_str(p, "channel");
+	const char *type = pav_api_str(p, "type");
+	json_object *payload;
+	struct pav_check *ck;
 
-	free(x);
-	if (!r)
-		return;
-	if (err)
-		return answer_error(r, 500, "session store unavailable");
-	o = json_object_new_object();
-	json_object_object_add(o, "userId", json_object_new_string(p->user));
-	json_object_object_add(o, "status", json_object_new_string(p->status));
-	if (p->last_active_ms) {
-		pav_format_time(p->last_active_ms, ts, sizeof(ts));
-		json_object_object_add(o, "lastActive",
-				       json_object_new_string(ts));
-	} else {
-		json_object_object_add(o, "lastActive", NULL);
+	if (!json_object_is_type(p, json_type_object) || !channel || !type ||
+	    !*type || strlen(type) > PAV_MAX_ID_LEN ||
+	    !json_object_object_get_ex(p, "payload", &payload)) {
+		*why = "need channel, type and payload";
+		return -EINVAL;
 	}
-	json_object_object_add(o, "connections",
-			       json_object_new_int(p->connections));
-	answer_json(r, 200, o);
+	/* "user" alone means nothing without a connection */
+	if (!strcmp(channel, "user") || pav_channel_parse("", channel, chan, len)) {
+		*why = "invalid channel";
+		return -EINVAL;
+	}
+	if (!json_object_is_type(payload, json_type_object)) {
+		*why = "payload must be an object";
+		return -EINVAL;
+	}
+	ck = pav_map_get(r->vh->ns->checks, type);
+	if (ck && ck->fn(ck->inst->state, chan, payload, why))
+		return -EINVAL;
+	return 0;
 }
 
-static void do_presence(struct api_req *r, const char *user)
-{
-	struct read_ctx *x = read_ctx(r, user);
-
-	if (x)
-		pav_gw->store->presence_get(api_ns(r), user, presence_done, x);
-}
-
-struct revoke_ctx {
-	const char *ns, *user;
-	int n;
+/* A publish request on its way through the broker: its answers, in order. */
+struct pub_batch {
+	struct pav_vhost *vh;
+	uint64_t rid;
+	int64_t t0;
+	size_t n, done;
+	int err;
+	int batch; /* {"publications": [...]} */
+	json_object *results; /* array, index = order */
 };
 
-static int revoke_one(const char *key, void *val, void *arg)
+static json_object *result_of(const char *channel,
+			      const struct pav_published *res)
 {
-	struct pav_conn *c = val;
-	struct revoke_ctx *x = arg;
+	json_object *o = json_object_new_object();
 
-	(void)key;
-	if (c->state != PAV_CONN_OPEN || strcmp(c->user, x->user) ||
-	    strcmp(c->vh->cfg->ns, x->ns))
-		return 0;
-	pav_conn_error(c, PAV_ERR_AUTH, "connection revoked", NULL);
-	pav_conn_close(c, 4001, "revoked");
-	x->n++;
-	return 0;
+	json_object_object_add(o, "channel", json_object_new_string(channel));
+	json_object_object_add(o, "offset",
+			       json_object_new_int64((int64_t)res->offset));
+	if (res->epoch)
+		json_object_object_add(o, "epoch",
+				       json_object_new_string(res->epoch));
+	json_object_object_add(o, "recipients",
+			       json_object_new_int64(res->recipients));
+	return o;
+}
+
+static void batch_finish(struct pub_batch *b)
+{
+	struct api_req *r = req_find(b->vh, b->rid);
+	json_object *o;
+
+	pav_metrics_fanout_seconds((double)(pav_mono_ms() - b->t0) / 1000.0);
+	if (r && b->err) {
+		answer_store_error(r, b->err);
+	} else if (r && b->batch) {
+		o = json_object_new_object();
+		json_object_object_add(o, "results", json_object_get(b->results));
+		answer_json(r, 202, o);
+	} else if (r) {
+		answer_json(r, 202, json_object_get(json_object_array_get_idx(
+					    b->results, 0)));
+	}
+	json_object_put(b->results);
+	free(b);
+}
+
+struct pub_one {
+	struct pub_batch *b;
+	size_t idx;
+	char channel[PAV_CHANNEL_BUF];
+};
+
+static void published(void *arg, int err, const struct pav_published *res)
+{
+	struct pub_one *p = arg;
+	struct pub_batch *b = p->b;
+
+	if (err && !b->err)
+		b->err = err;
+	if (!err)
+		json_object_array_put_idx(b->results, p->idx,
+					  result_of(p->channel, res));
+	free(p);
+	if (++b->done == b->n)
+		batch_finish(b);
+}
+
+static void publish_one(struct pub_batch *b, size_t idx, const char *chan,
+			json_object *p)
+{
+	const char *chans[] = {chan};
+	struct pub_one *one = calloc(1, sizeof(*one));
+	json_object *payload = NULL;
+	struct pav_outgoing out = {
+		.channels = chans,
+		.nchannels = 1,
+		.type = pav_api_str(p, "type"),
+		.history = pav_ns_history(b->vh->ns, chan),
+	};
+
+	if (!one) {
+		published(&(struct pub_one){b, idx, ""}, -ENOMEM, NULL);
+		return;
+	}
+	json_object_object_get_ex(p, "payload", &payload);
+	out.payload = payload;
+	one->b = b;
+	one->idx = idx;
+	snprintf(one->channel, sizeof(one->channel), "%s", chan);
+	BROKER(b->vh)->publish(BROKER_SELF(b->vh), b->vh->cfg->ns, &out,
+			       published, one);
+}
+
+/* Every publication is checked before any is published: one bad entry
+ * and nothing goes out. */
+static void do_publish(struct api_req *r, json_object *body)
+{
+	json_object *list = NULL;
+	struct pub_batch *b;
+	size_t n = 1;
+	char (*chans)[PAV_CHANNEL_BUF];
+	const char *why;
+	char msg[160];
+
+	if (json_object_object_get_ex(body, "publications", &list)) {
+		if (!json_object_is_type(list, json_type_array) ||
+		    json_object_object_length(body) != 1 ||
+		    (n = json_object_array_length(list)) < 1 ||
+		    n > PAV_MAX_BATCH_PUBLICATIONS)
+			return answer_error(r, 400, "publications must be an "
+						    "array of 1 to 1000");
+	}
+	if (!pav_store_ready(&r->vh->core->store))
+		return answer_error(r, 503, "session store unavailable");
+	chans = calloc(n, sizeof(*chans));
+	b = calloc(1, sizeof(*b));
+	if (!chans || !b || !(b->results = json_object_new_array())) {
+		free(chans);
+		free(b);
+		return answer_error(r, 500, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *p = list ? json_object_array_get_idx(list, i) : body;
+
+		if (check_publication(r, p, chans[i], sizeof(chans[i]), &why)) {
+			if (list) {
+				snprintf(msg, sizeof(msg), "publications[%zu]: %s",
+					 i, why);
+				why = msg;
+			}
+			json_object_put(b->results);
+			free(b);
+			free(chans);
+			return answer_error(r, 400, why);
+		}
+	}
+	*b = (struct pub_batch){r->vh, r->rid, pav_mono_ms(), n, 0, 0,
+				list != NULL, b->results};
+	for (size_t i = 0; i < n; i++)
+		publish_one(b, i, chans[i],
+			    list ? json_object_array_get_idx(list, i) : body);
+	free(chans);
+}
+
+/* ---- the core's other calls -------------------------------------------- */
+
+struct read_ctx {
+	struct pav_vhost *vh;
+	uint64_t rid;
+	char name[PAV_CHANNEL_BUF];
+};
+
+static struct read_ctx *read_ctx(struct api_req *r, const char *name)
+{
+	struct read_ctx *x = malloc(sizeof(*x));
+
+	if (!x) {
+		answer_error(r, 500, "out of memory");
+		return NULL;
+	}
+	x->vh = r->vh;
+	x->rid = r->rid;
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	return x;
+}
+
+static void revoked(void *arg, int err, int64_t count)
+{
+	struct read_ctx *x = arg;
+	struct api_req *r = req_find(x->vh, x->rid);
+	json_object *o;
+
+	if (r && err) {
+		answer_store_error(r, err);
+	} else if (r) {
+		pav_info("api: revoked %" PRId64 " connections of user %s",
+			 count, x->name);
+		o = json_object_new_object();
+		json_object_object_add(o, "closed", json_object_new_int64(count));
+		answer_json(r, 200, o);
+	}
+	free(x);
 }
 
 static void do_revoke(struct api_req *r, const char *user)
 {
-	struct revoke_ctx x = {api_ns(r), user, 0};
-	json_object *o = json_object_new_object();
+	struct read_ctx *x = read_ctx(r, user);
 
-	pav_map_each(pav_gw->conns, revoke_one, &x);
-	pav_info("api: revoked %d connections of user %s", x.n, user);
-	json_object_object_add(o, "closed", json_object_new_int(x.n));
-	answer_json(r, 200, o);
+	if (x)
+		BROKER(r->vh)->revoke(BROKER_SELF(r->vh), api_ns(r), user,
+				      revoked, x);
+}
+
+static void counted(void *arg, int err, const int64_t *counts, size_t n)
+{
+	struct read_ctx *x = arg;
+	struct api_req *r = req_find(x->vh, x->rid);
+	json_object *o;
+
+	if (r && (err || n != 1)) {
+		answer_store_error(r, err ? err : -EIO);
+	} else if (r) {
+		o = json_object_new_object();
+		json_object_object_add(o, "channel",
+				       json_object_new_string(x->name));
+		json_object_object_add(o, "subscribers",
+				       json_object_new_int64(counts[0]));
+		answer_json(r, 200, o);
+	}
+	free(x);
+}
+
+/* A channel path segment: canonical, or -1 after answering 400. */
+static int channel_arg(struct api_req *r, const char *in, char *out,
+		       size_t len)
+{
+	if (!strcmp(in, "user") || pav_channel_parse("", in, out, len)) {
+		answer_error(r, 400, "invalid channel");
+		return -1;
+	}
+	return 0;
 }
 
 static void do_channel(struct api_req *r, const char *channel)
 {
-	char canon[PAV_MAX_CHANNEL_LEN];
-	json_object *o;
+	char canon[PAV_CHANNEL_BUF];
+	const char *chans[] = {canon};
+	struct read_ctx *x;
 
-	if (!strcmp(channel, "user") ||
-	    pav_channel_parse("", channel, canon, sizeof(canon)))
-		return answer_error(r, 400, "invalid channel");
-	o = json_object_new_object();
-	json_object_object_add(o, "channel", json_object_new_string(canon));
-	json_object_object_add(o, "subscribers",
-			       json_object_new_int64((int64_t)pav_hub_count(
-				       api_ns(r), canon)));
-	answer_json(r, 200, o);
+	if (channel_arg(r, channel, canon, sizeof(canon)) ||
+	    !(x = read_ctx(r, canon)))
+		return;
+	STATE(r->vh)->channel_counts(STATE_SELF(r->vh), api_ns(r), chans, 1,
+				     counted, x);
+}
+
+/* {"offset","type","payload","timestamp"} of a stored frame. */
+static json_object *publication_of(struct pav_msg *m)
+{
+	const char *why;
+	json_object *f = pav_api_parse_body((const char *)pav_msg_text(m),
+					    m->len, &why);
+	json_object *o = json_object_new_object(), *v;
+
+	json_object_object_add(o, "offset",
+			       json_object_new_int64((int64_t)m->offset));
+	for (size_t i = 0; f && i < 3; i++) {
+		static const char *const keys[] = {"type", "payload",
+						   "timestamp"};
+
+		if (json_object_object_get_ex(f, keys[i], &v))
+			json_object_object_add(o, keys[i], json_object_get(v));
+	}
+	json_object_put(f);
+	return o;
+}
+
+static void history_read(void *arg, int err, const struct pav_history *h)
+{
+	struct read_ctx *x = arg;
+	struct api_req *r = req_find(x->vh, x->rid);
+	json_object *o, *list;
+
+	if (r && err) {
+		answer_store_error(r, err);
+	} else if (r) {
+		o = json_object_new_object();
+		list = json_object_new_array();
+		for (size_t i = 0; i < h->n; i++)
+			json_object_array_add(list, publication_of(h->msgs[i]));
+		json_object_object_add(o, "channel",
+				       json_object_new_string(x->name));
+		json_object_object_add(o, "epoch",
+				       json_object_new_string(h->epoch));
+		json_object_object_add(o, "offset",
+				       json_object_new_int64((int64_t)h->offset));
+		json_object_object_add(o, "publications", list);
+		answer_json(r, 200, o);
+	}
+	free(x);
+}
+
+/*
+ * ?since=N&limit=M: the publications after offset N (default: what the
+ * history holds), at most M (default and cap: the channel kind's size),
+ * oldest first.
+ */
+static void do_history(struct api_req *r, const char *channel)
+{
+	char canon[PAV_CHANNEL_BUF];
+	const struct pav_history_cfg *h;
+	struct read_ctx *x;
+	long since, limit;
+
+	if (channel_arg(r, channel, canon, sizeof(canon)))
+		return;
+	if (!(h = pav_ns_history(r->vh->ns, canon)))
+		return answer_error(r, 404, "this channel kind keeps no history");
+	since = pav_api_query_number(r->query, "since", -2, INT64_MAX / 2);
+	limit = pav_api_query_number(r->query, "limit", h->size, 1000000);
+	if (since == -1 || limit < 0)
+		return answer_error(r, 400, "since and limit must be whole "
+					    "numbers");
+	if (!(x = read_ctx(r, canon)))
+		return;
+	if (limit == 0 || limit > h->size)
+		limit = h->size;
+	STATE(r->vh)->history_read(STATE_SELF(r->vh), api_ns(r), canon, h,
+				   since < 0 ? 0 : (uint64_t)since, (size_t)limit,
+				   history_read, x);
 }
 
 static void do_metrics(struct api_req *r)
@@ -393,7 +563,7 @@ static void do_metrics(struct api_req *r)
 static void do_health(struct api_req *r, int ready)
 {
 	json_object *o = json_object_new_object();
-	int ok = !ready || pav_gw->store->ready();
+	int ok = !ready || pav_store_ready(&r->vh->core->store);
 
 	json_object_object_add(o, "status",
 			       json_object_new_string(ok ? "ok" : "unavailable"));
@@ -402,64 +572,121 @@ static void do_health(struct api_req *r, int ready)
 
 /* ---- routing ---------------------------------------------------------- */
 
-/* Matches "/v1/users/{id}/<tail>": copies the id. */
-static int user_route(const char *path, const char *tail, char *id,
-		      size_t len)
+static const char *method_name(int m)
 {
-	const char *p = path + strlen("/v1/users/"), *slash;
-
-	if (strncmp(path, "/v1/users/", 10) || !(slash = strchr(p, '/')) ||
-	    strcmp(slash + 1, tail) || (size_t)(slash - p) >= len)
-		return 0;
-	memcpy(id, p, (size_t)(slash - p));
-	id[slash - p] = '\0';
-	return pav_id_valid(id, strlen(id)) ? 1 : -1;
+	switch (m) {
+	case LWSHUMETH_GET: return "GET";
+	case LWSHUMETH_POST: return "POST";
+	case LWSHUMETH_DELETE: return "DELETE";
+	default: return "";
+	}
 }
 
-static void route_body(struct api_req *r, void (*fn)(struct api_req *,
-						      json_object *))
+static json_object *parsed_body(struct api_req *r)
 {
 	const char *why;
 	json_object *body = pav_api_parse_body(r->body ? r->body : "",
 					       r->body_len, &why);
 
 	if (!body)
-		return answer_error(r, 400, why);
-	fn(r, body);
+		answer_error(r, 400, why);
+	return body;
+}
+
+/* A route a plugin of the namespace registered. */
+static int route_plugin(struct api_req *r, const char *m)
+{
+	char buf[512];
+	const char *args[PAV_ROUTE_MAX_SEGS];
+	size_t nargs = 0;
+	int bad = 0;
+	const struct pav_route *rt = pav_ns_route(r->vh->ns, m, r->path, buf,
+						  sizeof(buf), args, &nargs,
+						  &bad);
+	struct pav_api_request req = {m, r->path, r->query, args, 0, NULL};
+	pav_api_call *call;
+
+	if (!rt)
+		return 0;
+	if (bad) {
+		answer_error(r, 400, "invalid id in the path");
+		return 1;
+	}
+	req.nargs = nargs;
+	if (r->method == LWSHUMETH_POST && !(req.body = parsed_body(r)))
+		return 1;
+	if ((call = call_new(r)))
+		rt->fn(rt->inst->state, call, &req);
+	json_object_put(req.body);
+	return 1;
+}
+
+static void with_body(struct api_req *r,
+		      void (*fn)(struct api_req *, json_object *))
+{
+	json_object *body = parsed_body(r);
+
+	if (body)
+		fn(r, body);
 	json_object_put(body);
+}
+
+/* "/v1/channels/{c}" and "/v1/channels/{c}/history" (c holds a ':'). */
+static int route_channels(struct api_req *r, int get)
+{
+	char chan[PAV_CHANNEL_BUF + 16];
+	const char *p = r->path + strlen("/v1/channels/"), *slash;
+
+	if (strncmp(r->path, "/v1/channels/", 13))
+		return 0;
+	slash = strchr(p, '/');
+	if (slash && strcmp(slash, "/history"))
+		return 0;
+	snprintf(chan, sizeof(chan), "%.*s",
+		 (int)(slash ? (size_t)(slash - p) : strlen(p)), p);
+	if (!get)
+		answer_error(r, 405, "use GET");
+	else if (slash)
+		do_history(r, chan);
+	else
+		do_channel(r, chan);
+	return 1;
+}
+
+/* "DELETE /v1/users/{id}/connections". */
+static int route_revoke(struct api_req *r)
+{
+	const char *p = r->path + strlen("/v1/users/"), *slash;
+	char id[PAV_MAX_ID_LEN + 1];
+
+	if (strncmp(r->path, "/v1/users/", 10) || !(slash = strchr(p, '/')) ||
+	    strcmp(slash, "/connections"))
+		return 0;
+	if (r->method != LWSHUMETH_DELETE) {
+		answer_error(r, 405, "use DELETE");
+		return 1;
+	}
+	if (!pav_id_valid(p, (size_t)(slash - p))) {
+		answer_error(r, 400, "invalid user id");
+		return 1;
+	}
+	snprintf(id, sizeof(id), "%.*s", (int)(slash - p), p);
+	do_revoke(r, id);
+	return 1;
 }
 
 static void route_v1(struct api_req *r)
 {
-	char id[PAV_MAX_ID_LEN + 1];
-	int get = r->method == LWSHUMETH_GET, post = r->method == LWSHUMETH_POST;
-	int u;
+	const char *m = method_name(r->method);
 
 	if (!strcmp(r->path, "/v1/publish"))
-		return post ? route_body(r, do_publish)
-			    : answer_error(r, 405, "use POST");
-	if (!strcmp(r->path, "/v1/notifications"))
-		return post ? route_body(r, do_notification)
-			    : answer_error(r, 405, "use POST");
-	if (!strncmp(r->path, "/v1/channels/", 13))
-		return get ? do_channel(r, r->path + 13)
-			   : answer_error(r, 405, "use GET");
-	if ((u = user_route(r->path, "notifications", id, sizeof(id))) ||
-	    (u = user_route(r->path, "presence", id, sizeof(id))) ||
-	    (u = user_route(r->path, "connections", id, sizeof(id)))) {
-		const char *tail = strrchr(r->path, '/') + 1;
-		int del = r->method == LWSHUMETH_DELETE;
-
-		if (u < 0)
-			return answer_error(r, 400, "invalid user id");
-		if (!strcmp(tail, "connections"))
-			return del ? do_revoke(r, id)
-				   : answer_error(r, 405, "use DELETE");
-		if (!get)
-			return answer_error(r, 405, "use GET");
-		return !strcmp(tail, "presence") ? do_presence(r, id)
-						 : do_inbox(r, id);
-	}
+		return r->method == LWSHUMETH_POST ? with_body(r, do_publish)
+						   : answer_error(r, 405, "use POST");
+	if (route_channels(r, r->method == LWSHUMETH_GET) || route_revoke(r) ||
+	    route_plugin(r, m))
+		return;
+	if (pav_ns_path_known(r->vh->ns, r->path))
+		return answer_error(r, 405, "method not allowed here");
 	answer_error(r, 404, "no such call");
 }
 
@@ -520,7 +747,6 @@ static int on_request(struct lws *wsi, struct api_req *r)
 	int ulen;
 	char cl[32];
 
-	r->vh = lws_vhost_user(lws_get_vhost(wsi));
 	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 	snprintf(r->path, sizeof(r->path), "%.*s", ulen, uri);
 	if (lws_hdr_copy(wsi, r->query, sizeof(r->query),
@@ -626,6 +852,7 @@ static int start(struct lws *wsi, struct api_req **pr)
 	*pr = calloc(1, sizeof(**pr));
 	if (!*pr)
 		return -1;
+	(*pr)->vh = lws_vhost_user(lws_get_vhost(wsi));
 	if (req_track(*pr)) {
 		free(*pr);
 		*pr = NULL;

@@ -1,6 +1,6 @@
 /*
- * api_check.c — the internal API's pure parts: the request body's JSON,
- * the spec's payload shapes, and the key comparison.  No I/O; unit-tested
+ * api_check.c — the internal API's pure parts: the request body's JSON
+ * and the key comparison (payload shapes are the plugins').  No I/O; unit-tested
  * (test/unit/test_api.c) and fuzzed (test/fuzz/fuzz_api_body.c).
  */
 #include "api.h"
@@ -10,8 +10,6 @@
 
 #include <openssl/crypto.h>
 
-#include "channel.h"
-#include "clock.h"
 #include "json_check.h"
 
 #define API_JSON_DEPTH 16
@@ -22,14 +20,6 @@ json_object *pav_api_parse_body(const char *buf, size_t len, const char **why)
 				     "body must be one JSON object", why);
 }
 
-static int is_str(json_object *o, const char *key)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) &&
-	       json_object_is_type(v, json_type_string);
-}
-
 const char *pav_api_str(json_object *o, const char *key)
 {
 	json_object *v;
@@ -38,122 +28,6 @@ const char *pav_api_str(json_object *o, const char *key)
 	    !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
-}
-
-static int obj_of_strings(json_object *o, const char *key,
-			  const char *const *fields, int required)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v))
-		return !required;
-	if (!json_object_is_type(v, json_type_object))
-		return 0;
-	for (; *fields; fields++)
-		if (!is_str(v, *fields))
-			return 0;
-	return 1;
-}
-
-static const char *const sender_fields[] = {"id", "username", "profilePhoto",
-					    NULL};
-static const char *const reference_fields[] = {"type", "id", NULL};
-
-/* The notification body a backend gives (id/createdAt/isRead optional). */
-static int check_notification_body(json_object *p, const char **why)
-{
-	if (!is_str(p, "type") || !is_str(p, "content")) {
-		*why = "notification needs string type and content";
-		return -EINVAL;
-	}
-	if (!obj_of_strings(p, "sender", sender_fields, 0) ||
-	    !obj_of_strings(p, "reference", reference_fields, 0)) {
-		*why = "notification sender {id,username,profilePhoto} or "
-		       "reference {type,id} malformed";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int pav_api_check_notification(json_object *p, int complete,
-				const char **why)
-{
-	json_object *v;
-
-	if (check_notification_body(p, why))
-		return -EINVAL;
-	if (!complete)
-		return 0;
-	if (!is_str(p, "id") || !is_str(p, "createdAt") ||
-	    !json_object_object_get_ex(p, "isRead", &v) ||
-	    !json_object_is_type(v, json_type_boolean)) {
-		*why = "notification needs id, createdAt and boolean isRead";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_status(json_object *p, const char **why)
-{
-	static const char *const ok[] = {"online", "offline", "busy", "away"};
-	const char *u = pav_api_str(p, "userId"), *s = pav_api_str(p, "status");
-	int64_t ms;
-
-	if (!u || !pav_id_valid(u, strlen(u)) || !s) {
-		*why = "status_update needs userId and status";
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < 4; i++)
-		if (!strcmp(s, ok[i]))
-			goto status_ok;
-	*why = "status must be one of online, offline, busy, away";
-	return -EINVAL;
-status_ok:
-	if (!pav_api_str(p, "lastActive") || pav_parse_time(pav_api_str(p, "lastActive"), &ms)) {
-		*why = "status_update needs an RFC 3339 lastActive";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_chat(json_object *p, const char *channel, const char **why)
-{
-	const char *room = pav_api_str(p, "roomId");
-	json_object *a;
-
-	if (!is_str(p, "id") || !room || !is_str(p, "content") ||
-	    !is_str(p, "createdAt") ||
-	    !obj_of_strings(p, "sender", sender_fields, 1)) {
-		*why = "chat_message needs id, roomId, sender, content, "
-		       "createdAt";
-		return -EINVAL;
-	}
-	if (json_object_object_get_ex(p, "attachments", &a) &&
-	    !json_object_is_type(a, json_type_array)) {
-		*why = "attachments must be an array";
-		return -EINVAL;
-	}
-	if (strncmp(channel, "chat:", 5) || strcmp(channel + 5, room)) {
-		*why = "chat_message roomId must match the chat: channel";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int pav_api_check_payload(const char *type, const char *channel,
-			  json_object *payload, const char **why)
-{
-	if (!json_object_is_type(payload, json_type_object)) {
-		*why = "payload must be an object";
-		return -EINVAL;
-	}
-	if (!strcmp(type, "notification"))
-		return pav_api_check_notification(payload, 1, why);
-	if (!strcmp(type, "status_update"))
-		return check_status(payload, why);
-	if (!strcmp(type, "chat_message"))
-		return check_chat(payload, channel, why);
-	return 0;
 }
 
 int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented)

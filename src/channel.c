@@ -9,20 +9,6 @@
 
 static const char *const kinds[] = {"user:", "zone:", "channel:", "chat:"};
 
-int pav_id_valid(const char *s, size_t len)
-{
-	if (len < 1 || len > PAV_MAX_ID_LEN)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 int pav_channel_parse(const char *user, const char *in, char *out,
 		      size_t outlen)
 {
@@ -42,7 +28,13 @@ int pav_channel_parse(const char *user, const char *in, char *out,
 	}
 	if (in)
 		return -EINVAL;
-	n = snprintf(out, outlen, "user:%s", user);
+	return pav_channel_user(user, out, outlen);
+}
+
+int pav_channel_user(const char *user, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "user:%s", user);
+
 	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }
 

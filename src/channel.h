@@ -4,8 +4,7 @@
 
 #include <stddef.h>
 
-/* 1-64 chars of [A-Za-z0-9_-]: user ids and channel ids. */
-int pav_id_valid(const char *s, size_t len);
+#include "ids.h" /* pav_id_valid */
 
 /*
  * Canonicalises a client's channel name for user `user`: "user" and
@@ -15,6 +14,10 @@ int pav_id_valid(const char *s, size_t len);
  */
 int pav_channel_parse(const char *user, const char *in, char *out,
 		      size_t outlen);
+
+/* Writes "user:<user>", the one spelling of a user's own channel.  0 or
+ * -ENAMETOOLONG. */
+int pav_channel_user(const char *user, char *out, size_t outlen);
 
 /* Is channel one of zone:/channel:/chat: (the presence-sharing kinds)? */
 int pav_channel_is_shared(const char *channel);

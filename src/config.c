@@ -623,6 +623,45 @@ static const char *const api_required[] = {"keys_file", NULL};
 static const struct section api_sec = {.fields = api_fields,
 				       .required = api_required};
 
+/* A channel kind's history: {"size": N, "ttl_s": S}. */
+#define HIST(k, m) VH(history[k].m)
+#define HISTORY_KIND(name, k) \
+	static const struct field name##_fields[] = { \
+		INT("size", HIST(k, size), 1, PAV_MAX_HISTORY_SIZE), \
+		INT("ttl_s", HIST(k, ttl_s), 1, 30 * 86400), \
+		{0}, \
+	}; \
+	static const struct section name##_sec = {.fields = name##_fields, \
+						  .required = history_required}
+static const char *const history_required[] = {"size", NULL};
+HISTORY_KIND(history_zone, PAV_HISTORY_ZONE);
+HISTORY_KIND(history_channel, PAV_HISTORY_CHANNEL);
+HISTORY_KIND(history_chat, PAV_HISTORY_CHAT);
+
+static int history_finish(struct ctx *c, json_object *obj, void *base,
+			  const char *path)
+{
+	struct pav_vhost_config *vc = base;
+
+	(void)c;
+	(void)obj;
+	(void)path;
+	vc->history_set = 1;
+	for (int k = 0; k < PAV_HISTORY_KINDS; k++)
+		if (vc->history[k].size && !vc->history[k].ttl_s)
+			vc->history[k].ttl_s = PAV_DEF_HISTORY_TTL_S;
+	return 0;
+}
+
+static const struct field history_fields[] = {
+	SECTION("zone", history_zone_sec),
+	SECTION("channel", history_channel_sec),
+	SECTION("chat", history_chat_sec),
+	{0},
+};
+static const struct section history_sec = {.fields = history_fields,
+					   .finish = history_finish};
+
 /* ---------------------------------------------------------------- vhosts */
 
 static int listen_host(const char *s, size_t len, int v6, char *host)
@@ -748,6 +787,14 @@ static int vhost_unique(struct ctx *c, struct pav_vhost_config *vc,
 	for (size_t k = 0; k < (size_t)vc->index; k++) {
 		const struct pav_vhost_config *o = &cfg->vhosts[k];
 
+		if (vc->history_set && o->history_set &&
+		    !strcmp(o->ns ? o->ns : "default", vc->ns ? vc->ns : "default") &&
+		    memcmp(o->history, vc->history, sizeof(vc->history))) {
+			join(sub, path, "history");
+			return fail(c, -EINVAL, sub, "differs from vhost \"%s\" "
+				    "(%s) of the same namespace: its vhosts "
+				    "share channels", o->name, o->file);
+		}
 		if (!strcmp(o->name, vc->name)) {
 			join(sub, path, "name");
 			return fail(c, -EINVAL, sub, "\"%s\" is already the "
@@ -865,6 +912,8 @@ static const struct field vhost_fields[] = {
 	SECTION("limits", limits_sec),
 	CUSTOM("plugins", parse_plugins),
 	SECTION("api", api_sec),
+	SECTION("history", history_sec),
+	BOOL("reuse_port", VH(reuse_port)),
 	{0},
 };
 static const char *const vhost_required[] = {"name", "listen", NULL};
@@ -913,6 +962,8 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug",
 					 NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const store_backends[] = {"memory", "redis", NULL};
+static const char *const redis_only[] = {"url", "shards", "password_file",
+					 "node_ttl_s", "command_timeout_ms"};
 static const char *const event_loops[] = {"poll", "uv", NULL};
 
 static void log_reset(void *base)
@@ -934,39 +985,80 @@ static const struct section log_sec = {.fields = log_fields,
 static void store_reset(void *base)
 {
 	struct pav_config *cfg = base;
+	struct pav_store_config *st = &cfg->store;
 
-	free(cfg->store_backend);
-	free(cfg->store_url);
-	cfg->store_backend = NULL;
-	cfg->store_url = NULL;
-	cfg->inbox_size = PAV_DEF_INBOX_SIZE;
+	free(st->backend);
+	free_strv(st->urls, st->nurls);
+	free(st->password_file);
+	memset(st, 0, sizeof(*st));
+	st->inbox_size = PAV_DEF_INBOX_SIZE;
+	st->node_ttl_s = PAV_DEF_NODE_TTL_S;
+	st->command_timeout_ms = PAV_DEF_COMMAND_TIMEOUT_MS;
+	st->history_max_bytes = PAV_DEF_HISTORY_MAX_BYTES;
+}
+
+/* "url": one server, kept as the only entry of the shard list. */
+static int parse_store_url(struct ctx *c, json_object *v, void *base,
+			   const char *path)
+{
+	struct pav_store_config *st = &((struct pav_config *)base)->store;
+	const char *s, *why;
+	int rc = get_str(c, v, path, &s);
+
+	if (rc)
+		return rc;
+	if ((why = check_redis_url(s)))
+		return fail(c, -EINVAL, path, "%s", why);
+	free_strv(st->urls, st->nurls);
+	st->nurls = 0;
+	st->urls = calloc(2, sizeof(*st->urls));
+	if (!st->urls || !(st->urls[0] = strdup(s)))
+		return oom(c, path);
+	st->nurls = 1;
+	return 0;
 }
 
 static int store_finish(struct ctx *c, json_object *obj, void *base,
 			const char *path)
 {
 	struct pav_config *cfg = base;
+	struct pav_store_config *st = &cfg->store;
 	int redis;
 	char sub[KEYPATH];
 
-	(void)obj;
-	if (!cfg->store_backend &&
-	    replace_str(c, &cfg->store_backend, "memory", path))
+	st->file = c->file;
+	if (!st->backend && replace_str(c, &st->backend, "memory", path))
 		return -ENOMEM;
-	redis = !strcmp(cfg->store_backend, "redis");
-	join(sub, path, "url");
-	if (redis && !cfg->store_url)
+	redis = !strcmp(st->backend, "redis");
+	join(sub, path, has(obj, "shards") ? "shards" : "url");
+	if (has(obj, "url") && has(obj, "shards"))
+		return fail(c, -EINVAL, sub, "give \"url\" or \"shards\", "
+			    "not both");
+	if (redis && !st->nurls)
 		return fail(c, -EINVAL, sub, "required with \"backend\": "
 			    "\"redis\"");
-	if (!redis && cfg->store_url)
-		return fail(c, -EINVAL, sub, "only for \"backend\": \"redis\"");
+	for (size_t i = 0; !redis && i < sizeof(redis_only) /
+			sizeof(redis_only[0]); i++) {
+		if (!has(obj, redis_only[i]))
+			continue;
+		join(sub, path, redis_only[i]);
+		return fail(c, -EINVAL, sub, "only for \"backend\": "
+			    "\"redis\"");
+	}
 	return 0;
 }
 
+#define ST(m) offsetof(struct pav_config, store.m)
 static const struct field store_fields[] = {
-	ENUM_STR("backend", CF(store_backend), store_backends),
-	STR("url", CF(store_url), check_redis_url),
-	SIZE("inbox_size", CF(inbox_size), 1, 100000),
+	ENUM_STR("backend", ST(backend), store_backends),
+	CUSTOM("url", parse_store_url),
+	STRV("shards", F_STRV, ST(urls), ST(nurls), 1, check_redis_url),
+	FILEF("password_file", ST(password_file)),
+	INT("node_ttl_s", ST(node_ttl_s), 2, 3600),
+	INT("command_timeout_ms", ST(command_timeout_ms), 50, 60000),
+	SIZE("inbox_size", ST(inbox_size), 1, 100000),
+	SIZE("history_max_bytes", ST(history_max_bytes), 65536,
+	     (long long)1 << 40),
 	{0},
 };
 static const struct section store_sec = {.fields = store_fields,
@@ -1184,17 +1276,17 @@ static int set_defaults(struct ctx *c, const char *path)
 	struct pav_config *cfg = c->cfg;
 
 	log_reset(cfg);
-	cfg->inbox_size = PAV_DEF_INBOX_SIZE;
+	store_reset(cfg);
 	cfg->path = strdup(path);
 	c->dir = dir_of(path);
-	cfg->store_backend = strdup("memory");
+	cfg->store.backend = strdup("memory");
 	cfg->event_loop = strdup("poll");
 	cfg->plugin_dirs = calloc(2, sizeof(char *));
 	if (cfg->plugin_dirs) {
 		cfg->plugin_dirs[0] = strdup(PAV_DEFAULT_PLUGIN_DIR);
 		cfg->nplugin_dirs = cfg->plugin_dirs[0] != NULL;
 	}
-	if (!cfg->path || !c->dir || !cfg->store_backend || !cfg->event_loop ||
+	if (!cfg->path || !c->dir || !cfg->store.backend || !cfg->event_loop ||
 	    !cfg->nplugin_dirs)
 		return oom(c, NULL);
 	return 0;
@@ -1255,8 +1347,9 @@ void pav_config_free(struct pav_config *cfg)
 	free(cfg->include_dir);
 	free_strv(cfg->files, cfg->nfiles);
 	free_strv(cfg->plugin_dirs, cfg->nplugin_dirs);
-	free(cfg->store_backend);
-	free(cfg->store_url);
+	free(cfg->store.backend);
+	free_strv(cfg->store.urls, cfg->store.nurls);
+	free(cfg->store.password_file);
 	free(cfg->event_loop);
 	memset(cfg, 0, sizeof(*cfg));
 }

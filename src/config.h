@@ -6,6 +6,8 @@
 
 #include <json-c/json.h>
 
+#include "state.h" /* struct pav_history_cfg */
+
 struct pav_limits {
 	size_t max_message_bytes;
 	int json_depth;
@@ -18,6 +20,26 @@ struct pav_limits {
 	int max_connections_per_user;
 	size_t outbound_queue_bytes;
 	int handshake_timeout_s;
+};
+
+enum pav_history_kind {
+	PAV_HISTORY_ZONE,
+	PAV_HISTORY_CHANNEL,
+	PAV_HISTORY_CHAT,
+	PAV_HISTORY_KINDS,
+};
+
+/* "store": the backend and its settings (DESIGN 7.2). */
+struct pav_store_config {
+	const char *file;  /* the file that set "store" (for messages) */
+	char *backend;     /* "memory" (default) or "redis" */
+	char **urls;       /* redis: "url", or every "shards" entry */
+	size_t nurls;
+	char *password_file; /* redis: optional */
+	int node_ttl_s;      /* redis: 10 */
+	int command_timeout_ms; /* redis: 2000 */
+	size_t inbox_size;   /* notifications per user: 500 */
+	size_t history_max_bytes; /* all channels' history together */
 };
 
 enum pav_vhost_kind {
@@ -56,6 +78,12 @@ struct pav_vhost_config {
 
 	struct pav_limits limits;
 
+	/* "history": per channel kind; all vhosts of one namespace agree
+	 * (a vhost that sets none takes its namespace's) */
+	struct pav_history_cfg history[PAV_HISTORY_KINDS];
+	int history_set; /* this vhost said "history" */
+	int reuse_port;  /* share listen with other processes (SO_REUSEPORT) */
+
 	/* "plugins": {"name": {options}} — an owned reference, or NULL. */
 	json_object *plugins;
 
@@ -76,9 +104,7 @@ struct pav_config {
 	size_t nplugin_dirs;
 	int log_level;     /* enum pav_log_level */
 	int log_json;
-	char *store_backend; /* "memory" or "redis" */
-	char *store_url;
-	size_t inbox_size;
+	struct pav_store_config store;
 	char *event_loop; /* "poll" (default) or "uv" */
 	struct pav_vhost_config *vhosts;
 	size_t nvhosts;

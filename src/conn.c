@@ -1,36 +1,22 @@
 /*
- * conn.c — one client connection: its send queue, inbound reassembly,
- * dispatch by message type, heartbeat, idle and token-expiry timers.
+ * conn.c — one client connection's I/O (see conn.h).
  */
+#include "conn.h"
+
 #include <errno.h>
-#include <inttypes.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
+#include <libwebsockets.h>
+
 #include "clock.h"
-#include "dispatch.h"
-#include "envelope.h"
-#include "gateway.h"
-#include "pav_limits.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
-#include "peer.h"
-
-static void id_key(uint64_t id, char *buf, size_t len)
-{
-	snprintf(buf, len, "%" PRIx64, id);
-}
-
-struct pav_conn *pav_conn_find(uint64_t id)
-{
-	char key[24];
-
-	id_key(id, key, sizeof(key));
-	return pav_map_get(pav_gw->conns, key);
-}
+#include "msg.h"
+#include "pav_limits.h"
+#include "pavilion/plugin.h"
 
 /* ---- sending ---------------------------------------------------------- */
 
@@ -65,13 +51,19 @@ static int queue_push(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
+int pav_conn_is_open(const struct pav_conn *c)
+{
+	return c && c->state == PAV_CONN_OPEN;
+}
+
 /* A client that does not read: drop what it has not taken and close it.
  * The close frame may never get through, so lws gets a deadline too. */
-static void slow_consumer(struct pav_conn *c)
+void pav_conn_overflow(struct pav_conn *c)
 {
-	pav_warn("conn %" PRIu64 " user=%s peer=%s: outbound queue over %zu "
-		 "bytes, closing 4008",
-		 c->id, c->user, c->peer, c->vh->cfg->limits.outbound_queue_bytes);
+	if (!c || c->state != PAV_CONN_OPEN)
+		return;
+	pav_warn("conn %p: outbound queue over %zu bytes, closing 4008",
+		 (void *)c, c->vc->limits.outbound_queue_bytes);
 	queue_clear(c);
 	pav_conn_close(c, 4008, "slow consumer");
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
@@ -79,10 +71,10 @@ static void slow_consumer(struct pav_conn *c)
 
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
 {
-	if (c->state != PAV_CONN_OPEN && c->state != PAV_CONN_REFUSED)
+	if (c->state != PAV_CONN_OPEN)
 		return -EPIPE;
-	if (c->q_bytes + m->len > c->vh->cfg->limits.outbound_queue_bytes) {
-		slow_consumer(c);
+	if (c->q_bytes + m->len > c->vc->limits.outbound_queue_bytes) {
+		pav_conn_overflow(c);
 		return -ENOBUFS;
 	}
 	if (queue_push(c, m))
@@ -113,19 +105,7 @@ int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 }
 
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
-		  json_object *payload)
-{
-	return pav_conn_send_msg(c, type, id, NULL, payload);
-}
-
-int pav_conn_send_on(struct pav_conn *c, const char *channel,
-		     const char *type, json_object *payload)
-{
-	return pav_conn_send_msg(c, type, NULL, channel, payload);
-}
-
-int pav_conn_send_msg(struct pav_conn *c, const char *type, const char *id,
-		      const char *channel, json_object *payload)
+		  const char *channel, json_object *payload)
 {
 	struct pav_msg *m = pav_msg_build(type, id, channel, payload);
 	int rc;
@@ -161,6 +141,7 @@ void pav_conn_close(struct pav_conn *c, int code, const char *reason)
 	c->close_code = code;
 	c->close_reason = reason;
 	pav_metrics_close(code);
+	pav_wheel_del(&c->tw);
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -227,11 +208,9 @@ static int write_batch(struct pav_conn *c)
 	return n;
 }
 
-/* Writes as many queued frames as the socket takes, then the close frame
- * once a closing connection's queue is empty. */
 int pav_conn_writeable(struct pav_conn *c)
 {
-	int batchable = !c->vh->cfg->permessage_deflate;
+	int batchable = !c->vc->permessage_deflate;
 
 	while (c->q_count) {
 		struct pav_msg *m = c->q[c->q_head];
@@ -272,22 +251,37 @@ static void rx_reset(struct pav_conn *c)
 	c->rx_pieces = 0;
 }
 
-static void too_big(struct pav_conn *c)
+static int too_big(struct pav_conn *c)
 {
 	rx_reset(c);
 	pav_conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 		       "message too big");
+	return 0;
 }
 
-void pav_conn_receive(struct pav_conn *c, const void *in, size_t len)
+static int complete(struct pav_conn *c, const char *buf, size_t len,
+		    const char **msg, size_t *msg_len, int *binary)
 {
-	size_t max = c->vh->cfg->limits.max_message_bytes;
+	c->last_rx_ms = pav_now_ms(); /* any message counts as activity */
+	*msg = buf;
+	*msg_len = len;
+	*binary = c->rx_binary;
+	return 1;
+}
+
+int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
+		     const char **msg, size_t *msg_len, int *binary)
+{
+	size_t max = c->vc->limits.max_message_bytes;
 	int first = lws_is_first_fragment(c->wsi);
 	int final = lws_is_final_fragment(c->wsi);
 	size_t rest = lws_remaining_packet_payload(c->wsi);
+	char *nrx;
 
 	if (c->state != PAV_CONN_OPEN)
-		return; /* refused or closing: drop */
+		return 0; /* closing: drop */
+	if (c->rx_len == 0 && c->rx) /* the last message was handed out */
+		rx_reset(c);
 	if (first && !c->rx_len) {
 		c->rx_binary = lws_frame_is_binary(c->wsi);
 		c->rx_pieces = 0;
@@ -295,32 +289,29 @@ void pav_conn_receive(struct pav_conn *c, const void *in, size_t len)
 	/* empty fragments cost no bytes but still cost work: bounded too */
 	if (c->rx_len + len + rest > max || ++c->rx_pieces > PAV_MAX_FRAGMENTS)
 		return too_big(c);
-	if (final && !c->rx_len) { /* the whole message in one piece */
-		pav_dispatch(c, in, len, c->rx_binary);
-		c->rx_binary = 0;
-		return;
-	}
-	char *nrx = realloc(c->rx, c->rx_len + len + 1);
-
+	if (final && !c->rx_len) /* the whole message in one piece */
+		return complete(c, in, len, msg, msg_len, binary);
+	nrx = realloc(c->rx, c->rx_len + len + 1);
 	if (!nrx)
 		return too_big(c);
 	c->rx = nrx;
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
-	if (final) {
-		pav_dispatch(c, c->rx, c->rx_len, c->rx_binary);
-		rx_reset(c);
-	}
+	if (!final)
+		return 0;
+	len = c->rx_len;
+	c->rx_len = 0; /* c->rx stays valid until the next call */
+	return complete(c, c->rx, len, msg, msg_len, binary);
 }
 
-/* ---- timers ----------------------------------------------------------- */
+/* ---- deadlines -------------------------------------------------------- */
 
 /* Puts the connection's next deadline on the wheel: the next heartbeat,
  * the idle limit or the token's expiry (+ leeway), whichever is first.
  * Rounded up to the second, so a deadline is met at most a second late. */
 static void schedule(struct pav_conn *c)
 {
-	const struct pav_vhost_config *vc = c->vh->cfg;
+	const struct pav_vhost_config *vc = c->vc;
 	int64_t next = c->next_heartbeat_ms;
 	int64_t idle = c->last_rx_ms + (int64_t)vc->idle_timeout_s * 1000;
 	int64_t exp = c->exp_ms + (int64_t)vc->leeway_s * 1000 + 1;
@@ -329,12 +320,12 @@ static void schedule(struct pav_conn *c)
 		next = idle;
 	if (c->exp_ms && exp < next)
 		next = exp;
-	pav_wheel_add(&pav_gw->wheel, &c->tw, (next + 999) / 1000);
+	pav_wheel_add(&c->env->wheel, &c->tw, (next + 999) / 1000);
 }
 
-static void conn_deadline(struct pav_conn *c, int64_t now)
+static void deadline(struct pav_conn *c, int64_t now)
 {
-	const struct pav_vhost_config *vc = c->vh->cfg;
+	const struct pav_vhost_config *vc = c->vc;
 
 	if (c->state != PAV_CONN_OPEN)
 		return;
@@ -348,7 +339,7 @@ static void conn_deadline(struct pav_conn *c, int64_t now)
 		return;
 	}
 	if (now >= c->next_heartbeat_ms) {
-		pav_conn_send(c, "heartbeat", NULL, NULL);
+		pav_conn_send(c, "heartbeat", NULL, NULL, NULL);
 		c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
 	}
 	schedule(c);
@@ -359,196 +350,45 @@ static void due(struct pav_wheel_node *n, void *arg)
 	struct pav_conn *c = (struct pav_conn *)((char *)n -
 						 offsetof(struct pav_conn, tw));
 
-	conn_deadline(c, *(int64_t *)arg);
+	deadline(c, *(int64_t *)arg);
 }
 
-void pav_conns_tick(int64_t now_ms)
+void pav_conns_tick(struct pav_conn_env *env, int64_t now_ms)
 {
-	pav_wheel_advance(&pav_gw->wheel, now_ms / 1000, due, &now_ms);
+	pav_wheel_advance(&env->wheel, now_ms / 1000, due, &now_ms);
 }
 
-/* ---- life cycle ------------------------------------------------------- */
+/* ---- life ------------------------------------------------------------- */
 
-int pav_conn_authenticate(struct pav_conn *c, const char *token)
+void pav_conn_open(struct pav_conn *c, struct lws *wsi,
+		   const struct pav_vhost_config *vc,
+		   struct pav_conn_env *env, int64_t exp_ms)
 {
-	json_object *claims = NULL;
-	json_object *v;
-	const char *sub;
-
-	if (pav_auth_verify(&c->vh->auth, token, pav_now_ms() / 1000, &claims,
-			    &c->auth_why))
-		return -EACCES;
-	json_object_object_get_ex(claims, "sub", &v);
-	sub = json_object_get_string(v);
-	if (c->user[0] && strcmp(c->user, sub)) {
-		json_object_put(claims);
-		c->auth_why = "token is for another user";
-		return -EACCES;
-	}
-	snprintf(c->user, sizeof(c->user), "%s", sub);
-	json_object_put(c->claims);
-	c->claims = claims;
-	c->exp_ms = json_object_object_get_ex(claims, "exp", &v)
-			    ? (int64_t)(json_object_get_double(v) * 1000)
-			    : 0;
-	if (c->state == PAV_CONN_OPEN) /* a renewal: the expiry moved */
-		schedule(c);
-	return 0;
-}
-
-static int over_user_limit(struct pav_conn *c, int count)
-{
-	if (count <= c->vh->cfg->limits.max_connections_per_user)
-		return 0;
-	pav_warn("conn %" PRIu64 " user=%s: over %d connections per user",
-		 c->id, c->user, c->vh->cfg->limits.max_connections_per_user);
-	pav_conn_error(c, PAV_ERR_RATE, "too many connections for this user",
-		       NULL);
-	pav_conn_close(c, 4029, "too many connections");
-	return 1;
-}
-
-/* The store counted this connection: announce it to the plugins. */
-static void conn_added(void *arg, int err, int count)
-{
-	uint64_t id = (uint64_t)(uintptr_t)arg;
-	struct pav_conn *c = pav_conn_find(id);
-	char chan[PAV_MAX_CHANNEL_LEN];
-
-	if (!c || c->state != PAV_CONN_OPEN)
-		return;
-	if (err) {
-		pav_conn_error(c, PAV_ERR_INTERNAL, "session store unavailable",
-			       NULL);
-		pav_conn_close(c, 1011, "store unavailable");
-		return;
-	}
-	c->counted = 1;
-	if (over_user_limit(c, count))
-		return;
-	snprintf(chan, sizeof(chan), "user:%s", c->user);
-	pav_hub_subscribe(c, chan);
-	for (size_t i = 0; i < c->vh->ninsts; i++) {
-		struct pav_instance *in = &c->vh->insts[i];
-
-		if (in->plugin->on_open)
-			in->plugin->on_open(in->state, c, count == 1);
-	}
-	pav_dispatch_subscribed(c, chan, NULL, 1);
-}
-
-void pav_conn_established(struct pav_conn *c)
-{
-	const struct pav_vhost_config *vc = c->vh->cfg;
-	char key[24];
 	int64_t now = pav_now_ms();
 
-	c->id = ++pav_gw->next_conn_id;
-	id_key(c->id, key, sizeof(key));
-	if (pav_map_put(pav_gw->conns, key, c)) {
-		c->state = PAV_CONN_REFUSED;
-		c->auth_why = "out of memory";
-	}
-	pav_metrics_conn(1);
-	c->last_rx_ms = now;
-	c->bucket = (int64_t)vc->limits.burst * 1000;
-	c->bucket_ms = now;
-	if (c->state == PAV_CONN_REFUSED) {
-		pav_info("conn %" PRIu64 " vhost=%s peer=%s refused: %s",
-			 c->id, vc->name, c->peer, c->auth_why);
-		pav_metrics_auth_failure();
-		pav_conn_error(c, PAV_ERR_AUTH, c->auth_why, NULL);
-		pav_conn_close(c, 4001, "authentication failed");
-		return;
-	}
+	c->wsi = wsi;
+	c->vc = vc;
+	c->env = env;
 	c->state = PAV_CONN_OPEN;
-	c->peer_counted = 1;
-	pav_peer_conn(vc->name, c->peer, 1);
+	c->last_rx_ms = now;
+	c->exp_ms = exp_ms;
 	c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
-	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", c->id,
-		 vc->name, c->user, c->peer);
 	schedule(c);
-	pav_gw->store->conn_add(vc->ns, c->user, c->id, conn_added,
-				(void *)(uintptr_t)c->id);
 }
 
-/* The store's answer to conn_remove.  The memory store answers before
- * conn_remove returns; a network store answers later, when the connection
- * is gone: then the context only has to be freed. */
-struct close_ctx {
-	int state; /* 1 waiting, 0 answered, 2 abandoned */
-	int last;
-};
-
-static void conn_removed(void *arg, int err, int count)
+void pav_conn_set_expiry(struct pav_conn *c, int64_t exp_ms)
 {
-	struct close_ctx *x = arg;
-
-	if (x->state == 2) {
-		free(x);
-		return;
-	}
-	x->state = 0;
-	x->last = !err && count == 0;
+	c->exp_ms = exp_ms;
+	if (c->state == PAV_CONN_OPEN)
+		schedule(c);
 }
 
-/* Is c the user's last connection?  The store knows across nodes; when it
- * cannot say at once, this node's own connections decide. */
-static int user_last(struct pav_conn *c)
+void pav_conn_release(struct pav_conn *c)
 {
-	struct close_ctx *x = malloc(sizeof(*x));
-	char chan[PAV_MAX_CHANNEL_LEN];
-	int last;
-
-	snprintf(chan, sizeof(chan), "user:%s", c->user);
-	last = !pav_hub_user_count(c->vh->cfg->ns, chan, c->user, c);
-	if (!x)
-		return last;
-	x->state = 1;
-	pav_gw->store->conn_remove(c->vh->cfg->ns, c->user, c->id,
-				   conn_removed, x);
-	if (x->state == 1) {
-		x->state = 2;
-		return last;
-	}
-	last = x->last;
-	free(x);
-	return last;
-}
-
-static void notify_close(struct pav_conn *c)
-{
-	int last = user_last(c);
-
-	for (size_t i = 0; i < c->vh->ninsts; i++) {
-		struct pav_instance *in = &c->vh->insts[i];
-
-		if (in->plugin->on_close)
-			in->plugin->on_close(in->state, c, last);
-	}
-}
-
-void pav_conn_closed(struct pav_conn *c)
-{
-	char key[24];
-
-	if (!c->id)
-		return; /* never established */
-	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s closed code=%d",
-		 c->id, c->vh->cfg->name, c->user[0] ? c->user : "-", c->peer,
-		 c->close_code ? c->close_code : 1000);
-	if (c->counted)
-		notify_close(c);
-	if (c->peer_counted)
-		pav_peer_conn(c->vh->cfg->name, c->peer, -1);
-	pav_hub_unsubscribe_all(c);
 	pav_wheel_del(&c->tw);
-	id_key(c->id, key, sizeof(key));
-	pav_map_del(pav_gw->conns, key);
 	queue_clear(c);
 	free(c->q);
+	c->q = NULL;
+	c->q_cap = 0;
 	rx_reset(c);
-	json_object_put(c->claims);
-	pav_metrics_conn(-1);
-	memset(c, 0, sizeof(*c));
 }

@@ -1,18 +1,31 @@
 /*
- * host.c — the services handed to plugins (struct pav_host): thin,
- * checked wrappers over the core.
+ * host.c — the services handed to plugins (struct pav_host, ABI 2): thin,
+ * checked wrappers that turn a vhost into its namespace and a connection
+ * into its session, over the session layer, the hub and the store.
  */
+#include "host.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <libwebsockets.h>
+
+#include "api.h"
 #include "channel.h"
 #include "clock.h"
-#include "dispatch.h"
-#include "gateway.h"
-#include "pav_limits.h"
+#include "conn.h"
+#include "core.h"
+#include "hub.h"
+#include "ids.h"
 #include "log.h"
+#include "session.h"
+#include "vhost.h"
+
+#define STATE(vh) ((vh)->core->store.be->state)
+#define STATE_SELF(vh) ((vh)->core->store.state)
 
 static void host_log(enum pav_log_level level, const char *plugin,
 		     const char *fmt, ...)
@@ -29,21 +42,18 @@ static const char *vhost_name(const pav_vhost *vh)
 	return vh->cfg->name;
 }
 
-static const char *vhost_namespace(const pav_vhost *vh)
-{
-	return vh->cfg->ns;
-}
+/* ---- connections ---- */
 
 static uint64_t conn_id(const pav_conn *c)
 {
 	return c->id;
 }
 
-static pav_conn *conn_find(uint64_t id)
+static pav_conn *conn_find(pav_vhost *vh, uint64_t id)
 {
-	pav_conn *c = pav_conn_find(id);
+	struct pav_session *s = pav_session_find(vh->core, id);
 
-	return c && c->state == PAV_CONN_OPEN ? c : NULL;
+	return s && s->vh == vh && pav_conn_is_open(s->hc.conn) ? s : NULL;
 }
 
 static const char *conn_user(const pav_conn *c)
@@ -61,16 +71,21 @@ static pav_vhost *conn_vhost(const pav_conn *c)
 	return c->vh;
 }
 
-static int send_msg(pav_conn *c, const char *type, json_object *payload)
+static void conn_channels(const pav_conn *c,
+			  void (*fn)(const char *channel, void *arg), void *arg)
 {
-	return pav_conn_send(c, type, NULL, payload);
+	pav_session_channels(c, fn, arg);
 }
 
-static int send_channel(pav_conn *c, const char *channel, const char *type,
-			json_object *payload)
+static int send_msg(pav_conn *c, const char *channel, const char *type,
+		    json_object *payload)
 {
-	return pav_conn_send_on(c, channel, type, payload);
+	if (!c->hc.conn)
+		return -EPIPE;
+	return pav_conn_send(c->hc.conn, type, NULL, channel, payload);
 }
+
+/* ---- channels ---- */
 
 static int channel_parse(const pav_conn *c, const char *in, char *out,
 			 size_t outlen)
@@ -78,114 +93,274 @@ static int channel_parse(const pav_conn *c, const char *in, char *out,
 	return pav_channel_parse(c->user, in, out, outlen);
 }
 
-static int subscribe(pav_conn *c, const char *channel,
-		     json_object *parameters)
+static int id_valid(const char *s, size_t len)
 {
-	int user_first, rc;
+	return pav_id_valid(s, len);
+}
 
-	user_first = !pav_hub_user_count(c->vh->cfg->ns, channel, c->user, c);
-	rc = pav_hub_subscribe(c, channel);
-	/* a repeated subscribe still runs the hooks (since-replay, presence
-	 * snapshot), but announces nothing new */
-	if (rc >= 0)
-		pav_dispatch_subscribed(c, channel, parameters,
-					rc == 0 && user_first);
-	return rc;
+static int user_channel(const char *user, char *out, size_t outlen)
+{
+	return pav_channel_user(user, out, outlen);
+}
+
+static void subscribe(pav_conn *c, const char *channel,
+		      json_object *parameters, pav_reply *reply)
+{
+	pav_session_subscribe(c, channel, parameters, reply);
 }
 
 static int unsubscribe(pav_conn *c, const char *channel)
 {
-	int rc = pav_hub_unsubscribe(c, channel);
-
-	for (size_t i = 0; rc == 0 && i < c->vh->ninsts; i++) {
-		struct pav_instance *in = &c->vh->insts[i];
-
-		if (in->plugin->on_unsubscribed)
-			in->plugin->on_unsubscribed(in->state, c, channel);
-	}
-	return rc < 0 ? rc : 0;
+	return pav_session_unsubscribe(c, channel);
 }
 
 static int is_subscribed(const pav_conn *c, const char *channel)
 {
-	return pav_hub_is_subscribed(c, channel);
+	return pav_hub_is_member(&c->hc, channel);
 }
 
-static void conn_channels(const pav_conn *c,
+static void user_channels(pav_vhost *vh, const char *user,
 			  void (*fn)(const char *channel, void *arg), void *arg)
 {
-	for (uint32_t i = 0; i < c->nsubs; i++)
-		fn(pav_hub_sub_name(&c->subs[i]), arg);
+	pav_hub_user_channels(vh->core->hub, vh->cfg->ns, user, fn, arg);
 }
 
-struct each_ctx {
-	int (*fn)(pav_conn *c, void *arg);
+static void hold(pav_conn *c, const char *channel)
+{
+	pav_hub_hold(&c->hc, channel);
+}
+
+static void release(pav_conn *c, const char *channel,
+		    const char *const *skip, size_t nskip)
+{
+	pav_hub_release(&c->hc, channel, 0, skip, nskip);
+}
+
+/* ---- publishing ---- */
+
+static void outgoing(pav_vhost *vh, const struct pav_publication *pub,
+		     struct pav_outgoing *out)
+{
+	*out = (struct pav_outgoing){
+		.channels = pub->channels,
+		.nchannels = pub->nchannels,
+		.type = pub->type,
+		.payload = pub->payload,
+		.except = pub->except ? pub->except->id : 0,
+		.key = pub->key,
+	};
+	if (pub->nchannels == 1 && !pub->transient)
+		out->history = pav_ns_history(vh->ns, pub->channels[0]);
+}
+
+static void publish(pav_vhost *vh, const struct pav_publication *pub,
+		    pav_published_fn done, void *arg)
+{
+	struct pav_outgoing out;
+
+	if (!pub->nchannels || !pub->type) {
+		if (done)
+			done(arg, -EINVAL, NULL);
+		return;
+	}
+	outgoing(vh, pub, &out);
+	vh->core->store.be->broker->publish(vh->core->store.broker,
+					    vh->cfg->ns, &out, done, arg);
+}
+
+static pav_reply *defer(pav_conn *c, const struct pav_request *req)
+{
+	return pav_session_defer(c, req->type, req->id);
+}
+
+/* ---- shared state ---- */
+
+static void presence_get(pav_vhost *vh, const char *user, pav_presence_fn cb,
+			 void *arg)
+{
+	STATE(vh)->presence_get(STATE_SELF(vh), vh->cfg->ns, user, cb, arg);
+}
+
+static void presence_set(pav_vhost *vh, const struct pav_presence_change *ch,
+			 pav_presence_fn cb, void *arg)
+{
+	struct pav_outgoing out;
+
+	outgoing(vh, &ch->announce, &out);
+	out.history = NULL; /* presence is state, not a message stream */
+	STATE(vh)->presence_set(STATE_SELF(vh), vh->cfg->ns, ch->user,
+				ch->status, ch->when,
+				ch->announce.nchannels ? &out : NULL,
+				ch->stamp_member, cb, arg);
+}
+
+static void inbox_add(pav_vhost *vh, const char *user, json_object *n,
+		      pav_json_fn cb, void *arg)
+{
+	STATE(vh)->inbox_add(STATE_SELF(vh), vh->cfg->ns, user, n, cb, arg);
+}
+
+static void inbox_list(pav_vhost *vh, const char *user, int64_t since_ms,
+		       int unread_only, size_t limit, pav_json_fn cb,
+		       void *arg)
+{
+	STATE(vh)->inbox_list(STATE_SELF(vh), vh->cfg->ns, user, since_ms,
+			      unread_only, limit, cb, arg);
+}
+
+static void inbox_mark_read(pav_vhost *vh, const char *user, const char *id,
+			    pav_done_fn cb, void *arg)
+{
+	STATE(vh)->inbox_mark_read(STATE_SELF(vh), vh->cfg->ns, user, id, cb,
+				   arg);
+}
+
+static void channel_counts(pav_vhost *vh, const char *const *channels,
+			   size_t n, pav_counts_fn cb, void *arg)
+{
+	STATE(vh)->channel_counts(STATE_SELF(vh), vh->cfg->ns, channels, n, cb,
+				  arg);
+}
+
+static void channel_users(pav_vhost *vh, const char *channel, size_t max,
+			  pav_users_fn cb, void *arg)
+{
+	STATE(vh)->channel_users(STATE_SELF(vh), vh->cfg->ns, channel, max, cb,
+				 arg);
+}
+
+/* ---- timers ---- */
+
+struct pav_timer {
+	lws_sorted_usec_list_t sul; /* first: lws hands this back */
+	struct pav_timer *prev, *next;
+	struct pav_vhost *vh;
+	void (*fn)(void *arg);
 	void *arg;
 };
 
-static int each_open(struct pav_conn *c, void *arg)
+static void timer_unlink(struct pav_timer *t)
 {
-	struct each_ctx *x = arg;
-
-	return c->state == PAV_CONN_OPEN ? x->fn(c, x->arg) : 0;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		t->vh->timers = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
 }
 
-static void channel_conns(const char *ns, const char *channel,
-			  int (*fn)(pav_conn *c, void *arg), void *arg)
+static void timer_fire(lws_sorted_usec_list_t *sul)
 {
-	struct each_ctx x = {fn, arg};
+	struct pav_timer *t = (struct pav_timer *)sul;
+	void (*fn)(void *arg) = t->fn;
+	void *arg = t->arg;
 
-	pav_hub_each(ns, channel, each_open, &x);
+	timer_unlink(t);
+	free(t);
+	fn(arg);
 }
 
-static int publish(const char *ns, const char *const *channels,
-		   size_t nchannels, const char *type, json_object *payload,
-		   const pav_conn *except)
+static pav_timer *timer_start(pav_vhost *vh, int64_t delay_ms,
+			      void (*fn)(void *arg), void *arg)
 {
-	return pav_hub_publish(ns, channels, nchannels, type, payload, except);
+	struct pav_timer *t;
+
+	if (!vh->core->lws || !fn || !(t = calloc(1, sizeof(*t))))
+		return NULL;
+	t->vh = vh;
+	t->fn = fn;
+	t->arg = arg;
+	t->next = vh->timers;
+	if (t->next)
+		t->next->prev = t;
+	vh->timers = t;
+	lws_sul_schedule(vh->core->lws, 0, &t->sul, timer_fire,
+			 (lws_usec_t)(delay_ms > 0 ? delay_ms : 0) *
+				 LWS_US_PER_MS);
+	return t;
 }
+
+static void timer_cancel(pav_timer *t)
+{
+	if (!t)
+		return;
+	lws_sul_cancel(&t->sul);
+	timer_unlink(t);
+	free(t);
+}
+
+void pav_host_timers_cancel(struct pav_vhost *vh)
+{
+	while (vh->timers)
+		timer_cancel(vh->timers);
+}
+
+/* ---- tokens ---- */
 
 static int verify_token(const pav_conn *c, const char *token,
 			json_object **claims)
 {
 	const char *why;
+	json_object *cl = NULL;
 
-	return pav_auth_verify(&c->vh->auth, token, pav_now_ms() / 1000,
-			       claims, &why);
+	if (pav_auth_verify(&c->vh->auth, token, pav_now_ms() / 1000, &cl,
+			    &why))
+		return -EACCES;
+	/* a subscription token names its channel; a session token cannot
+	 * stand in for one */
+	if (!json_object_object_get_ex(cl, "channel", NULL)) {
+		json_object_put(cl);
+		return -EACCES;
+	}
+	if (claims)
+		*claims = cl;
+	else
+		json_object_put(cl);
+	return 0;
 }
 
-static int register_handler(pav_vhost *vh, const char *type,
-			    pav_handler_fn fn)
-{
-	return pav_dispatch_register(vh, type, fn);
-}
-
-struct pav_host pav_host_api = {
+const struct pav_host pav_host_table = {
 	.version = PAV_HOST_VERSION,
 	.size = sizeof(struct pav_host),
 	.log = host_log,
-	.register_handler = register_handler,
+	.register_handler = pav_vhost_register_handler,
+	.register_route = pav_vhost_register_route,
+	.register_payload_check = pav_vhost_register_check,
 	.vhost_name = vhost_name,
-	.vhost_namespace = vhost_namespace,
 	.conn_id = conn_id,
 	.conn_find = conn_find,
 	.conn_user = conn_user,
 	.conn_claims = conn_claims,
 	.conn_vhost = conn_vhost,
+	.conn_channels = conn_channels,
 	.send = send_msg,
 	.channel_parse = channel_parse,
+	.id_valid = id_valid,
+	.user_channel = user_channel,
 	.subscribe = subscribe,
 	.unsubscribe = unsubscribe,
 	.is_subscribed = is_subscribed,
-	.conn_channels = conn_channels,
-	.channel_conns = channel_conns,
+	.user_channels = user_channels,
+	.hold = hold,
+	.release = release,
 	.publish = publish,
-	.defer = pav_dispatch_defer,
-	.reply = pav_dispatch_reply,
-	.store = NULL, /* set at start, once the backend is chosen */
+	.defer = defer,
+	.reply = pav_session_reply,
+	.presence_get = presence_get,
+	.presence_set = presence_set,
+	.inbox_add = inbox_add,
+	.inbox_list = inbox_list,
+	.inbox_mark_read = inbox_mark_read,
+	.channel_counts = channel_counts,
+	.channel_users = channel_users,
 	.now_ms = pav_now_ms,
 	.format_time = pav_format_time,
 	.parse_time = pav_parse_time,
+	.random_id = pav_random_id,
+	.timer_start = timer_start,
+	.timer_cancel = timer_cancel,
 	.verify_token = verify_token,
-	.send_channel = send_channel,
+	.api_answer = pav_api_answer,
+	.api_error = pav_api_error,
+	.query_number = pav_api_query_number,
 };

@@ -1,24 +1,26 @@
 /*
- * hub.c — local channel membership and fan-out.
+ * hub.c — this node's channel membership and fan-out (see hub.h).
  *
- * A channel (per namespace) holds an array of members; each connection
- * holds an array of its subscriptions, and each side knows the other's
- * index, so that subscribe and unsubscribe are O(1) and a publication
- * walks exactly its recipients.  A publication is serialized once into a
- * reference-counted struct pav_msg and queued by reference.
+ * A publication arrives serialized once (struct pav_msg) and is queued to
+ * each recipient by reference.
  */
+#include "hub.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
-#include "pav_limits.h"
-#include "log.h"
+#include "broker.h"
+#include "channel.h"
+#include "conn.h"
+#include "map.h"
 #include "metrics.h"
+#include "msg.h"
+#include "pav_limits.h"
 
 struct pav_member {
-	struct pav_conn *c;
+	struct pav_hub_client *c;
 	uint32_t slot; /* index in c->subs */
 };
 
@@ -27,45 +29,33 @@ struct pav_chan {
 	const char *name; /* the channel part of key */
 	struct pav_member *m;
 	uint32_t n, cap;
+	uint32_t stamp;   /* user_channels(): seen in this walk */
 };
 
-static int chan_key(const char *ns, const char *channel, char *buf,
-		    size_t len)
+struct pav_hub {
+	struct pav_map *chans; /* "ns\x1fchannel" -> struct pav_chan */
+	uint32_t stamp;
+	uint64_t last_pub;     /* pav_delivery.pub_id of the last delivery */
+	uint32_t last_stamp;   /* and the stamp it used */
+	void (*revoke)(struct pav_hub_client *c, void *arg);
+	void *arg;
+};
+
+#define KEY_BUF (PAV_MAX_CHANNEL_LEN + 128)
+
+struct pav_hub *pav_hub_new(void (*revoke)(struct pav_hub_client *c,
+					   void *arg),
+			    void *arg)
 {
-	int n = snprintf(buf, len, "%s\x1f%s", ns, channel);
+	struct pav_hub *h = calloc(1, sizeof(*h));
 
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static struct pav_chan *chan_get(const char *ns, const char *channel)
-{
-	char key[PAV_MAX_CHANNEL_LEN + 80];
-
-	if (chan_key(ns, channel, key, sizeof(key)))
-		return NULL;
-	return pav_map_get(pav_gw->chans, key);
-}
-
-static struct pav_chan *chan_make(const char *ns, const char *channel)
-{
-	char key[PAV_MAX_CHANNEL_LEN + 80];
-	struct pav_chan *ch;
-
-	if (chan_key(ns, channel, key, sizeof(key)))
-		return NULL;
-	ch = pav_map_get(pav_gw->chans, key);
-	if (ch)
-		return ch;
-	ch = calloc(1, sizeof(*ch));
-	if (!ch || !(ch->key = strdup(key)) ||
-	    pav_map_put(pav_gw->chans, key, ch)) {
-		if (ch)
-			free(ch->key);
-		free(ch);
+	if (!h || !(h->chans = pav_map_new())) {
+		free(h);
 		return NULL;
 	}
-	ch->name = ch->key + strlen(ns) + 1;
-	return ch;
+	h->revoke = revoke;
+	h->arg = arg;
+	return h;
 }
 
 static void chan_free(void *p)
@@ -75,6 +65,54 @@ static void chan_free(void *p)
 	free(ch->m);
 	free(ch->key);
 	free(ch);
+}
+
+void pav_hub_free(struct pav_hub *h)
+{
+	if (!h)
+		return;
+	pav_map_free(h->chans, chan_free);
+	free(h);
+}
+
+static int chan_key(const char *ns, const char *channel, char *buf,
+		    size_t len)
+{
+	int n = snprintf(buf, len, "%s\x1f%s", ns, channel);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static struct pav_chan *chan_get(const struct pav_hub *h, const char *ns,
+				 const char *channel)
+{
+	char key[KEY_BUF];
+
+	if (chan_key(ns, channel, key, sizeof(key)))
+		return NULL;
+	return pav_map_get(h->chans, key);
+}
+
+static struct pav_chan *chan_make(struct pav_hub *h, const char *ns,
+				  const char *channel)
+{
+	char key[KEY_BUF];
+	struct pav_chan *ch;
+
+	if (chan_key(ns, channel, key, sizeof(key)))
+		return NULL;
+	ch = pav_map_get(h->chans, key);
+	if (ch)
+		return ch;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch || !(ch->key = strdup(key)) || pav_map_put(h->chans, key, ch)) {
+		if (ch)
+			free(ch->key);
+		free(ch);
+		return NULL;
+	}
+	ch->name = ch->key + strlen(ns) + 1;
+	return ch;
 }
 
 static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
@@ -94,7 +132,7 @@ static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
 	return 0;
 }
 
-static int find_sub(const struct pav_conn *c, const char *channel)
+static int find_sub(const struct pav_hub_client *c, const char *channel)
 {
 	for (uint32_t i = 0; i < c->nsubs; i++)
 		if (!strcmp(c->subs[i].chan->name, channel))
@@ -102,34 +140,55 @@ static int find_sub(const struct pav_conn *c, const char *channel)
 	return -1;
 }
 
-int pav_hub_subscribe(struct pav_conn *c, const char *channel)
+int pav_hub_join(struct pav_hub *h, struct pav_hub_client *c,
+		 const char *channel, uint32_t max_subs, int *first)
 {
 	struct pav_chan *ch;
 
+	*first = 0;
 	if (find_sub(c, channel) >= 0)
 		return 1;
-	if ((int)c->nsubs >= c->vh->cfg->limits.max_subscriptions + 1)
-		return -ENOSPC; /* + 1: the automatic user channel */
-	ch = chan_make(c->vh->cfg->ns, channel);
+	if (c->nsubs >= max_subs)
+		return -ENOSPC;
+	ch = chan_make(h, c->ns, channel);
 	if (!ch || grow((void **)&ch->m, &ch->cap, sizeof(*ch->m), ch->n + 1) ||
 	    grow((void **)&c->subs, &c->subs_cap, sizeof(*c->subs),
-		 c->nsubs + 1))
+		 c->nsubs + 1)) {
+		if (ch && !ch->n) {
+			pav_map_del(h->chans, ch->key);
+			chan_free(ch);
+		}
 		return -ENOMEM;
+	}
+	*first = ch->n == 0;
 	ch->m[ch->n] = (struct pav_member){c, c->nsubs};
-	c->subs[c->nsubs] = (struct pav_sub){ch, ch->n};
+	c->subs[c->nsubs] = (struct pav_sub){ch, ch->n, 0, NULL};
 	ch->n++;
 	c->nsubs++;
 	return 0;
 }
 
+static void hold_free(struct pav_hold *hd)
+{
+	if (!hd)
+		return;
+	for (size_t i = 0; i < hd->n; i++)
+		pav_msg_unref(hd->msgs[i]);
+	free(hd->msgs);
+	free(hd);
+}
+
 /* Removes subscription `slot` of c, swapping the last ones into the holes
- * on both sides and fixing their back-references. */
-static void remove_sub(struct pav_conn *c, uint32_t slot)
+ * on both sides and fixing their back-references.  1 when the channel
+ * has no local member left (and is gone). */
+static int remove_sub(struct pav_hub *h, struct pav_hub_client *c,
+		      uint32_t slot)
 {
 	struct pav_sub s = c->subs[slot];
 	struct pav_chan *ch = s.chan;
 	struct pav_member last = ch->m[--ch->n];
 
+	hold_free(s.hold);
 	if (s.idx != ch->n) {
 		ch->m[s.idx] = last;
 		last.c->subs[last.slot].idx = s.idx;
@@ -138,118 +197,223 @@ static void remove_sub(struct pav_conn *c, uint32_t slot)
 		c->subs[slot] = c->subs[c->nsubs];
 		c->subs[slot].chan->m[c->subs[slot].idx].slot = slot;
 	}
-	if (!ch->n) {
-		pav_map_del(pav_gw->chans, ch->key);
-		chan_free(ch);
-	}
+	if (ch->n)
+		return 0;
+	pav_map_del(h->chans, ch->key);
+	chan_free(ch);
+	return 1;
 }
 
-int pav_hub_unsubscribe(struct pav_conn *c, const char *channel)
+int pav_hub_leave(struct pav_hub *h, struct pav_hub_client *c,
+		  const char *channel, int *last, uint32_t *tag)
 {
 	int slot = find_sub(c, channel);
 
+	*last = 0;
+	*tag = 0;
 	if (slot < 0)
 		return 1;
-	remove_sub(c, (uint32_t)slot);
+	*tag = c->subs[slot].tag;
+	*last = remove_sub(h, c, (uint32_t)slot);
+	if (!c->nsubs) {
+		free(c->subs);
+		c->subs = NULL;
+		c->subs_cap = 0;
+	}
 	return 0;
 }
 
-int pav_hub_is_subscribed(const struct pav_conn *c, const char *channel)
+void pav_hub_tag(struct pav_hub_client *c, const char *channel,
+		 uint32_t bits)
+{
+	int slot = find_sub(c, channel);
+
+	if (slot >= 0)
+		c->subs[slot].tag |= bits;
+}
+
+int pav_hub_is_member(const struct pav_hub_client *c, const char *channel)
 {
 	return find_sub(c, channel) >= 0;
 }
 
-void pav_hub_unsubscribe_all(struct pav_conn *c)
+void pav_hub_sub_channel(const struct pav_hub_client *c, uint32_t i,
+			 char *buf, size_t len)
 {
-	while (c->nsubs)
-		remove_sub(c, c->nsubs - 1);
-	free(c->subs);
-	c->subs = NULL;
-	c->subs_cap = 0;
+	snprintf(buf, len, "%s", i < c->nsubs ? c->subs[i].chan->name : "");
 }
 
-const char *pav_hub_sub_name(const struct pav_sub *s)
+void pav_hub_channels(const struct pav_hub_client *c,
+		      void (*fn)(const char *channel, void *arg), void *arg)
 {
-	return s->chan->name;
+	for (uint32_t i = 0; i < c->nsubs; i++)
+		fn(c->subs[i].chan->name, arg);
 }
 
-size_t pav_hub_count(const char *ns, const char *channel)
+size_t pav_hub_count(const struct pav_hub *h, const char *ns,
+		     const char *channel)
 {
-	struct pav_chan *ch = chan_get(ns, channel);
+	struct pav_chan *ch = chan_get(h, ns, channel);
 
 	return ch ? ch->n : 0;
 }
 
-size_t pav_hub_user_count(const char *ns, const char *channel,
-			  const char *user, const struct pav_conn *except)
+static uint32_t next_stamp(struct pav_hub *h)
 {
-	struct pav_chan *ch = chan_get(ns, channel);
-	size_t n = 0;
-
-	for (uint32_t i = 0; ch && i < ch->n; i++)
-		if (ch->m[i].c != except && !strcmp(ch->m[i].c->user, user))
-			n++;
-	return n;
+	if (!++h->stamp) /* wrapped: 0 is every client's initial stamp */
+		++h->stamp;
+	return h->stamp;
 }
 
-void pav_hub_each(const char *ns, const char *channel,
-		  int (*fn)(struct pav_conn *c, void *arg), void *arg)
+void pav_hub_user_channels(struct pav_hub *h, const char *ns,
+			   const char *user,
+			   void (*fn)(const char *channel, void *arg),
+			   void *arg)
 {
-	struct pav_chan *ch = chan_get(ns, channel);
+	char own[PAV_MAX_CHANNEL_LEN];
+	struct pav_chan *uc;
+	uint32_t stamp = next_stamp(h);
 
-	/* fn may not change membership of this channel */
-	for (uint32_t i = 0; ch && i < ch->n; i++)
-		if (fn(ch->m[i].c, arg))
-			break;
+	if (pav_channel_user(user, own, sizeof(own)) ||
+	    !(uc = chan_get(h, ns, own)))
+		return;
+	for (uint32_t i = 0; i < uc->n; i++) {
+		struct pav_hub_client *c = uc->m[i].c;
+
+		for (uint32_t k = 0; k < c->nsubs; k++) {
+			struct pav_chan *ch = c->subs[k].chan;
+
+			if (ch->stamp == stamp || !pav_channel_is_shared(ch->name))
+				continue;
+			ch->stamp = stamp;
+			fn(ch->name, arg);
+		}
+	}
 }
 
-static int deliver(struct pav_chan *ch, struct pav_msg *m,
-		   const struct pav_conn *except, uint32_t stamp)
+/* ---- delivery ---- */
+
+static int hold_push(struct pav_hub_client *c, struct pav_hold *hd,
+		     struct pav_msg *m)
+{
+	struct pav_msg **nm;
+
+	if (hd->bytes + m->len > c->hold_max) {
+		pav_conn_overflow(c->conn);
+		return -ENOBUFS;
+	}
+	if (hd->n == hd->cap) {
+		size_t cap = hd->cap ? hd->cap * 2 : 8;
+
+		nm = realloc(hd->msgs, cap * sizeof(*nm));
+		if (!nm) {
+			pav_conn_overflow(c->conn);
+			return -ENOMEM;
+		}
+		hd->msgs = nm;
+		hd->cap = cap;
+	}
+	hd->msgs[hd->n++] = pav_msg_ref(m);
+	hd->bytes += m->len;
+	return 0;
+}
+
+static int deliver_one(struct pav_hub_client *c, struct pav_sub *s,
+		       struct pav_msg *m)
+{
+	if (!c->conn)
+		return -EPIPE;
+	if (s->hold)
+		return hold_push(c, s->hold, m);
+	return pav_conn_deliver(c->conn, m);
+}
+
+static int deliver_chan(struct pav_hub *h, struct pav_chan *ch,
+			const struct pav_delivery *d, uint32_t stamp)
 {
 	int n = 0;
 
-	/* enqueue may close a slow consumer, which only marks it closing:
-	 * membership does not change during the walk */
+	/* delivering may close a slow consumer, which only marks it
+	 * closing: membership does not change during the walk */
 	for (uint32_t i = 0; i < ch->n; i++) {
-		struct pav_conn *c = ch->m[i].c;
+		struct pav_hub_client *c = ch->m[i].c;
 
-		if (c == except || c->stamp == stamp)
+		if (c->id == d->except || c->stamp == stamp)
 			continue;
 		c->stamp = stamp;
-		if (!pav_conn_deliver(c, m))
+		if (d->kind == PAV_DELIVER_REVOKE) {
+			h->revoke(c, h->arg);
 			n++;
+		} else if (!deliver_one(c, &c->subs[ch->m[i].slot], d->msg)) {
+			n++;
+		}
 	}
 	return n;
 }
 
-int pav_hub_publish(const char *ns, const char *const *channels, size_t n,
-		    const char *type, json_object *payload,
-		    const struct pav_conn *except)
+int pav_hub_deliver(struct pav_hub *h, const struct pav_delivery *d)
 {
-	struct pav_msg *m;
 	uint32_t stamp;
 	int sent = 0;
 
-	m = pav_msg_build(type, NULL, n == 1 ? channels[0] : NULL, payload);
-	if (!m)
-		return -ENOMEM;
-	stamp = ++pav_gw->stamp;
-	if (!stamp) /* wrapped: 0 is every connection's initial stamp */
-		stamp = ++pav_gw->stamp;
-	for (size_t i = 0; i < n; i++) {
-		struct pav_chan *ch = chan_get(ns, channels[i]);
+	/* a multi-channel publication arriving once per channel keeps one
+	 * stamp, so each client still gets it once */
+	if (d->pub_id && d->pub_id == h->last_pub) {
+		stamp = h->last_stamp;
+	} else {
+		stamp = next_stamp(h);
+		h->last_pub = d->pub_id;
+		h->last_stamp = stamp;
+	}
+	for (size_t i = 0; i < d->nchannels; i++) {
+		struct pav_chan *ch = chan_get(h, d->ns, d->channels[i]);
 
 		if (ch)
-			sent += deliver(ch, m, except, stamp);
+			sent += deliver_chan(h, ch, d, stamp);
 	}
-	pav_metrics_out(type, (unsigned)sent);
-	pav_msg_unref(m);
+	if (d->kind == PAV_DELIVER_FRAME && d->type)
+		pav_metrics_out(d->type, (unsigned)sent);
 	return sent;
 }
 
-void pav_hub_free(void)
+/* ---- catching up ---- */
+
+int pav_hub_hold(struct pav_hub_client *c, const char *channel)
 {
-	if (pav_gw->chans)
-		pav_map_free(pav_gw->chans, chan_free);
-	pav_gw->chans = NULL;
+	int slot = find_sub(c, channel);
+
+	if (slot < 0)
+		return -ENOENT;
+	if (!c->subs[slot].hold &&
+	    !(c->subs[slot].hold = calloc(1, sizeof(struct pav_hold))))
+		return -ENOMEM;
+	return 0;
+}
+
+static int skipped(const struct pav_msg *m, uint64_t upto,
+		   const char *const *skip, size_t nskip)
+{
+	if (m->offset && m->offset <= upto)
+		return 1;
+	for (size_t i = 0; m->key && i < nskip; i++)
+		if (!strcmp(m->key, skip[i]))
+			return 1;
+	return 0;
+}
+
+int pav_hub_release(struct pav_hub_client *c, const char *channel,
+		    uint64_t upto, const char *const *skip, size_t nskip)
+{
+	int slot = find_sub(c, channel);
+	struct pav_hold *hd;
+
+	if (slot < 0)
+		return -ENOENT;
+	hd = c->subs[slot].hold;
+	c->subs[slot].hold = NULL;
+	for (size_t i = 0; hd && i < hd->n && c->conn; i++)
+		if (!skipped(hd->msgs[i], upto, skip, nskip))
+			pav_conn_deliver(c->conn, hd->msgs[i]);
+	hold_free(hd);
+	return 0;
 }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
+#include "loader.h"
 #include "log.h"
 
 #define MAX_PLUGINS 64

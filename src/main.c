@@ -10,17 +10,23 @@
 
 #include <openssl/ssl.h>
 
+#include "auth.h"
+#include "backend.h"
 #include "channel.h"
 #include "clock.h"
-#include "gateway.h"
+#include "core.h"
+#include "hub.h"
+#include "loader.h"
 #include "log.h"
+#include "map.h"
 #include "metrics.h"
 #include "peer.h"
 #include "pav_build.h"
-#include "store_memory.h"
+#include "server.h"
+#include "session.h"
+#include "vhost.h"
 
-struct pav_gateway *pav_gw;
-static struct pav_gateway gateway;
+static struct pav_core gateway;
 
 static void usage(FILE *f)
 {
@@ -66,20 +72,19 @@ static int check_tls(const struct pav_vhost_config *vc)
 	return ok ? 0 : -EINVAL;
 }
 
-static int open_store(void)
+/* --check: the backend can be made from the configuration (it connects
+ * to nothing without an event loop). */
+static int check_store(void)
 {
-	if (!strcmp(gateway.cfg.store_backend, "memory")) {
-		gateway.store = pav_store_memory_create(gateway.cfg.inbox_size);
-	} else {
-		fprintf(stderr, "%s: store.backend: \"%s\" is not available in "
-			"this build\n", gateway.cfg.path,
-			gateway.cfg.store_backend);
-		return -ENOTSUP;
-	}
-	if (!gateway.store)
-		return -ENOMEM;
-	pav_host_api.store = gateway.store;
-	return 0;
+	const struct pav_backend_env env = {0};
+	char err[512];
+	int rc = pav_store_open(&gateway.store, &gateway.cfg.store, &env, err,
+				sizeof(err));
+
+	if (rc)
+		fprintf(stderr, "%s\n", err);
+	pav_store_close(&gateway.store);
+	return rc;
 }
 
 /* Everything but binding: config, plugins, keys, plugin options. */
@@ -90,13 +95,12 @@ static int prepare(const char *path, int *refused)
 
 	if (rc)
 		return rc;
-	gateway.conns = pav_map_new();
-	gateway.chans = pav_map_new();
-	if (!gateway.conns || !gateway.chans)
+	gateway.sessions = pav_map_new();
+	gateway.live = pav_map_new();
+	gateway.hub = pav_hub_new(pav_session_revoke, &gateway);
+	if (!gateway.sessions || !gateway.live || !gateway.hub)
 		return -ENOMEM;
 	pav_loader_load(&gateway.cfg, refused);
-	if ((rc = open_store()))
-		return rc;
 	for (size_t i = 0; i < gateway.cfg.nvhosts; i++)
 		if (check_tls(&gateway.cfg.vhosts[i]))
 			rc = -EINVAL;
@@ -112,12 +116,12 @@ static int prepare(const char *path, int *refused)
 static void cleanup(void)
 {
 	pav_vhosts_teardown(&gateway);
-	pav_hub_free();
+	pav_hub_free(gateway.hub);
+	gateway.hub = NULL;
 	pav_peer_free();
-	if (gateway.conns)
-		pav_map_free(gateway.conns, NULL);
-	if (gateway.store)
-		pav_store_memory_destroy();
+	pav_map_free(gateway.sessions, NULL);
+	pav_map_free(gateway.live, NULL);
+	gateway.sessions = gateway.live = NULL;
 	pav_loader_unload();
 	pav_config_free(&gateway.cfg);
 }
@@ -128,6 +132,8 @@ static int run(const char *path, int check)
 	int rc = prepare(path, &refused);
 
 	if (check) {
+		if (!rc)
+			rc = check_store();
 		if (!rc && refused)
 			fprintf(stderr, "%d plugin(s) refused (see above)\n",
 				refused);
@@ -272,7 +278,6 @@ int main(int argc, char **argv)
 	const char *config = PAV_DEFAULT_CONFIG;
 	int check = 0, o;
 
-	pav_gw = &gateway;
 	if (argc > 1 && !strcmp(argv[1], "token"))
 		return token_main(argc - 1, argv + 1);
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {

@@ -8,16 +8,25 @@
 
 #include "clock.h"
 
-struct pav_msg *pav_msg_new(const char *text, size_t len)
+struct pav_msg *pav_msg_new(const char *text, size_t len, const char *key)
 {
-	struct pav_msg *m = malloc(sizeof(*m) + LWS_PRE + len + 1);
+	size_t klen = key ? strlen(key) + 1 : 0;
+	struct pav_msg *m = malloc(sizeof(*m) + LWS_PRE + len + 1 + klen);
 
 	if (!m)
 		return NULL;
 	m->refs = 1;
+	m->offset = 0;
 	m->len = len;
 	memcpy(m->buf + LWS_PRE, text, len);
 	m->buf[LWS_PRE + len] = '\0';
+	m->key = NULL;
+	if (key) {
+		char *k = (char *)m->buf + LWS_PRE + len + 1;
+
+		memcpy(k, key, klen);
+		m->key = k;
+	}
 	return m;
 }
 
@@ -32,8 +41,7 @@ unsigned char *pav_msg_text(struct pav_msg *m)
 	return m->buf + LWS_PRE;
 }
 
-struct pav_msg *pav_msg_build(const char *type, const char *id,
-			      const char *channel, json_object *payload)
+struct pav_msg *pav_msg_frame(const struct pav_frame *f)
 {
 	json_object *o = json_object_new_object();
 	char ts[PAV_TIME_LEN];
@@ -43,22 +51,39 @@ struct pav_msg *pav_msg_build(const char *type, const char *id,
 
 	if (!o)
 		return NULL;
-	pav_format_time(pav_now_ms(), ts, sizeof(ts));
-	json_object_object_add(o, "type", json_object_new_string(type));
-	if (id)
-		json_object_object_add(o, "id", json_object_new_string(id));
-	if (channel)
+	pav_format_time(f->timestamp_ms ? f->timestamp_ms : pav_now_ms(), ts,
+			sizeof(ts));
+	json_object_object_add(o, "type", json_object_new_string(f->type));
+	if (f->id)
+		json_object_object_add(o, "id", json_object_new_string(f->id));
+	if (f->channel)
 		json_object_object_add(o, "channel",
-				       json_object_new_string(channel));
-	if (payload)
-		json_object_object_add(o, "payload", json_object_get(payload));
+				       json_object_new_string(f->channel));
+	if (f->offset)
+		json_object_object_add(o, "offset",
+				       json_object_new_int64((int64_t)f->offset));
+	if (f->payload)
+		json_object_object_add(o, "payload",
+				       json_object_get(f->payload));
 	json_object_object_add(o, "timestamp", json_object_new_string(ts));
 	text = json_object_to_json_string_length(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 		&len);
-	m = text ? pav_msg_new(text, len) : NULL;
+	m = text ? pav_msg_new(text, len, f->key) : NULL;
+	if (m)
+		m->offset = f->offset;
 	json_object_put(o);
 	return m;
+}
+
+struct pav_msg *pav_msg_build(const char *type, const char *id,
+			      const char *channel, json_object *payload)
+{
+	const struct pav_frame f = {
+		.type = type, .id = id, .channel = channel, .payload = payload,
+	};
+
+	return pav_msg_frame(&f);
 }
 
 struct pav_msg *pav_msg_error(int code, const char *message, const char *id)

@@ -20,6 +20,12 @@
 #define PAV_DEF_LEEWAY_S 30
 #define PAV_DEF_INBOX_SIZE 500
 #define PAV_DEF_API_MAX_BODY (64 * 1024)
+#define PAV_MAX_BATCH_PUBLICATIONS 1000 /* per POST /v1/publish */
+#define PAV_DEF_HISTORY_MAX_BYTES (64 * 1024 * 1024) /* all channels */
+#define PAV_MAX_HISTORY_SIZE 10000 /* publications per channel */
+#define PAV_DEF_HISTORY_TTL_S 300
+#define PAV_DEF_NODE_TTL_S 10
+#define PAV_DEF_COMMAND_TIMEOUT_MS 2000
 #define PAV_PRESENCE_SNAPSHOT_MAX 1000
 #define PAV_MAX_ID_LEN 64       /* user, channel and message ids */
 #define PAV_MAX_CHANNEL_LEN 80  /* "channel:" + 64-char id + NUL, rounded */

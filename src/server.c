@@ -1,7 +1,7 @@
 /*
  * server.c — libwebsockets glue: the context, one lws vhost per configured
  * vhost and hostname, the public protocol's callback (a short dispatcher
- * to conn.c), signals and the service loop.
+ * to conn.c, session.c and dispatch.c), signals and the service loop.
  */
 #include <errno.h>
 #include <signal.h>
@@ -13,12 +13,36 @@
 #include <uv.h>
 #endif
 
+#include "server.h"
+
+#include "backend.h"
 #include "clock.h"
-#include "gateway.h"
-#include "pav_limits.h"
+#include "conn.h"
+#include "core.h"
+#include "dispatch.h"
 #include "log.h"
-#include "peer.h"
+#include "map.h"
+#include "metrics.h"
 #include "pav_build.h"
+#include "pav_limits.h"
+#include "peer.h"
+#include "session.h"
+#include "vhost.h"
+
+/* The public protocol's per-connection data. */
+struct pav_pss {
+	struct pav_conn conn;
+	struct pav_session *s; /* NULL until established, or refused */
+	/* from the handshake until the session takes them */
+	json_object *claims;
+	char user[PAV_ID_MAX + 1];
+	int64_t exp_ms;
+	const char *auth_why; /* non-NULL: refused */
+	char peer[48];
+	const char *peer_vhost; /* counted in the per-IP limits under it */
+};
+
+static struct pav_core *core; /* for the signal and lws callbacks */
 
 static volatile sig_atomic_t sig_stop, sig_reload;
 static struct lws_context *sig_ctx;
@@ -115,7 +139,7 @@ static int confirm_upgrade(struct lws *wsi)
 	if (!pav_server_upgrade_is_websocket(wsi))
 		return -1;
 
-	if (pav_gw->shutting_down)
+	if (core->shutting_down || !pav_store_ready(&core->store))
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
 	if (header(wsi, WSI_TOKEN_GET_URI, path, sizeof(path)) <= 0 ||
 	    strcmp(path, vh->cfg->ws_path))
@@ -144,24 +168,67 @@ static int find_token(struct lws *wsi, char *buf, int len)
 
 /* At the upgrade: remember who it is.  A bad token still upgrades, so
  * the client gets error 1001 and close 4001 (DESIGN section 2). */
-static int filter(struct lws *wsi, struct pav_conn *c)
+static int filter(struct lws *wsi, struct pav_pss *p)
 {
 	static char token[PAV_AUTH_MAX_TOKEN + 16];
 	int rc;
 
-	memset(c, 0, sizeof(*c));
-	c->wsi = wsi;
-	c->vh = vhost_of(wsi);
-	peer_address(wsi, c->peer, sizeof(c->peer));
+	memset(p, 0, sizeof(*p));
+	peer_address(wsi, p->peer, sizeof(p->peer));
 	rc = find_token(wsi, token, sizeof(token));
-	if (rc) {
-		c->state = PAV_CONN_REFUSED;
-		c->auth_why = rc == -ENOENT ? "token missing" : "malformed token";
-	} else if (pav_conn_authenticate(c, token)) {
-		c->state = PAV_CONN_REFUSED;
-	}
+	if (rc)
+		p->auth_why = rc == -ENOENT ? "token missing" : "malformed token";
+	else if (pav_session_verify(vhost_of(wsi), token, &p->claims, p->user,
+				    &p->exp_ms, &p->auth_why))
+		p->claims = NULL;
 	explicit_bzero(token, sizeof(token));
 	return 0;
+}
+
+static void established(struct lws *wsi, struct pav_pss *p)
+{
+	struct pav_vhost *vh = vhost_of(wsi);
+
+	pav_conn_open(&p->conn, wsi, vh->cfg, &core->conn_env, p->exp_ms);
+	if (p->auth_why) {
+		pav_info("vhost=%s peer=%s refused: %s", vh->cfg->name, p->peer,
+			 p->auth_why);
+		pav_metrics_auth_failure();
+		pav_conn_error(&p->conn, PAV_ERR_AUTH, p->auth_why, NULL);
+		pav_conn_close(&p->conn, 4001, "authentication failed");
+		return;
+	}
+	p->peer_vhost = vh->cfg->name;
+	pav_peer_conn(p->peer_vhost, p->peer, 1);
+	p->s = pav_session_open(core, vh, &p->conn, p->user, p->claims,
+				p->peer);
+	p->claims = NULL; /* the session's now (or freed) */
+	if (!p->s)
+		pav_conn_close(&p->conn, 1011, "out of memory");
+}
+
+static void receive(struct pav_pss *p, const void *in, size_t len)
+{
+	const char *msg;
+	size_t mlen;
+	int binary;
+
+	if (pav_conn_receive(&p->conn, in, len, &msg, &mlen, &binary) == 1 &&
+	    p->s)
+		pav_dispatch(p->s, msg, mlen, binary);
+}
+
+static void closed(struct pav_pss *p)
+{
+	if (p->s)
+		pav_session_closed(p->s);
+	p->s = NULL;
+	if (p->peer_vhost)
+		pav_peer_conn(p->peer_vhost, p->peer, -1);
+	p->peer_vhost = NULL;
+	pav_conn_release(&p->conn);
+	json_object_put(p->claims);
+	p->claims = NULL;
 }
 
 static int public_http(struct lws *wsi)
@@ -176,28 +243,16 @@ void pav_server_handle_signals(void)
 {
 	if (sig_reload) {
 		sig_reload = 0;
-		pav_vhosts_reload(pav_gw);
+		pav_vhosts_reload(core);
 	}
-	if (sig_stop && !pav_gw->shutting_down)
+	if (sig_stop && !core->shutting_down)
 		begin_shutdown();
-}
-
-static int close_one(const char *key, void *val, void *arg)
-{
-	struct pav_conn *c = val;
-
-	(void)key;
-	(void)arg;
-	if (c->state == PAV_CONN_OPEN || c->state == PAV_CONN_REFUSED)
-		pav_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY,
-			       "server shutting down");
-	return 0;
 }
 
 static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		     void *user, void *in, size_t len)
 {
-	struct pav_conn *c = user;
+	struct pav_pss *p = user;
 
 	switch (reason) {
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
@@ -208,17 +263,24 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP:
 		return public_http(wsi);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return filter(wsi, c);
+		return filter(wsi, p);
 	case LWS_CALLBACK_ESTABLISHED:
-		pav_conn_established(c);
+		established(wsi, p);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
-		pav_conn_receive(c, in, len);
+		receive(p, in, len);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return pav_conn_writeable(c);
+		return pav_conn_writeable(&p->conn);
 	case LWS_CALLBACK_CLOSED:
-		pav_conn_closed(c);
+		closed(p);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* a handshake that never became a connection */
+		if (p)
+			json_object_put(p->claims);
+		if (p)
+			p->claims = NULL;
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		pav_server_handle_signals();
@@ -232,7 +294,7 @@ static const struct lws_protocols public_protocols[] = {
 	{
 		.name = "pavilion",
 		.callback = public_cb,
-		.per_session_data_size = sizeof(struct pav_conn),
+		.per_session_data_size = sizeof(struct pav_pss),
 		/* lws allocates this per connection: small, since a longer
 		 * message is reassembled (conn.c) only while it is in flight */
 		.rx_buffer_size = PAV_RX_BUFFER_BYTES,
@@ -336,7 +398,7 @@ static int create_vhost(struct lws_context *ctx, struct pav_vhost *vh,
 	return 0;
 }
 
-static int create_vhosts(struct pav_gateway *gw)
+static int create_vhosts(struct pav_core *gw)
 {
 	for (size_t i = 0; i < gw->nvhosts; i++) {
 		struct pav_vhost *vh = &gw->vhosts[i];
@@ -347,7 +409,7 @@ static int create_vhosts(struct pav_gateway *gw)
 		if (!vh->lws)
 			return -ENOMEM;
 		for (size_t k = 0; k < n; k++)
-			if (create_vhost(gw->ctx, vh,
+			if (create_vhost(gw->lws, vh,
 					 vc->nhostnames ? vc->hostnames[k]
 							: vc->name))
 				return -EINVAL;
@@ -418,18 +480,21 @@ static struct lws_context *create_context(const struct pav_config *cfg)
 
 static lws_sorted_usec_list_t housekeeping_sul;
 
-/* Once a second: connection deadlines; every ten, forget idle peers. */
+/* Once a second: connection deadlines, the store's sweeps; every ten,
+ * forget idle peers. */
 static void housekeeping(lws_sorted_usec_list_t *sul)
 {
 	static unsigned ticks;
 	int64_t now = pav_now_ms();
 
 	(void)sul;
-	pav_conns_tick(now);
+	pav_conns_tick(&core->conn_env, now);
+	if (core->store.be && core->store.be->state->tick)
+		core->store.be->state->tick(core->store.state, now);
 	if (ticks++ % 10 == 0)
 		pav_peer_sweep(pav_mono_ms());
 	/* aim just past the next whole second, when deadlines fall due */
-	lws_sul_schedule(pav_gw->ctx, 0, &housekeeping_sul, housekeeping,
+	lws_sul_schedule(core->lws, 0, &housekeeping_sul, housekeeping,
 			 (lws_usec_t)(1000 - now % 1000 + 5) * LWS_US_PER_MS);
 }
 
@@ -439,7 +504,7 @@ static void request_stop(void)
 	pav_debug("shutdown: leaving the event loop");
 	/* we may be inside a service round that would wait for the next
 	 * timer before returning */
-	lws_cancel_service(pav_gw->ctx);
+	lws_cancel_service(core->lws);
 #ifdef PAV_WITH_UV
 	if (use_uv)
 		uv_stop(&uv_loop);
@@ -448,12 +513,14 @@ static void request_stop(void)
 
 static int cut_one(const char *key, void *val, void *arg)
 {
-	struct pav_conn *c = val;
+	struct pav_session *s = val;
 
 	(void)key;
 	(void)arg;
 	/* killed on the next service round, not inside this walk */
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	if (s->hc.conn)
+		lws_set_timeout(s->hc.conn->wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
 	return 0;
 }
 
@@ -463,20 +530,20 @@ static void shutdown_tick(lws_sorted_usec_list_t *sul)
 {
 	static int cut;
 	int64_t now = pav_mono_ms();
+	size_t left = pav_map_count(core->sessions);
 
 	(void)sul;
-	if (!pav_map_count(pav_gw->conns) ||
-	    now >= pav_gw->shutdown_deadline_ms + 1000) {
+	if (!left || now >= core->shutdown_deadline_ms + 1000) {
 		request_stop();
 		return;
 	}
-	if (now >= pav_gw->shutdown_deadline_ms && !cut) {
+	if (now >= core->shutdown_deadline_ms && !cut) {
 		cut = 1;
 		pav_info("shutdown: cutting %zu connections that did not "
-			 "answer the close", pav_map_count(pav_gw->conns));
-		pav_map_each(pav_gw->conns, cut_one, NULL);
+			 "answer the close", left);
+		pav_map_each(core->sessions, cut_one, NULL);
 	}
-	lws_sul_schedule(pav_gw->ctx, 0, &shutdown_sul, shutdown_tick,
+	lws_sul_schedule(core->lws, 0, &shutdown_sul, shutdown_tick,
 			 100 * LWS_US_PER_MS);
 }
 
@@ -484,17 +551,18 @@ static void shutdown_tick(lws_sorted_usec_list_t *sul)
 static void begin_shutdown(void)
 {
 	pav_info("shutting down: closing %zu connections with 1001",
-		 pav_map_count(pav_gw->conns));
-	pav_gw->shutting_down = 1;
+		 pav_map_count(core->sessions));
+	core->shutting_down = 1;
 	/* clients that do not answer the close frame in time are cut when
 	 * the context goes: the whole exit stays well within the grace */
-	pav_gw->shutdown_deadline_ms =
+	core->shutdown_deadline_ms =
 		pav_mono_ms() + PAV_SHUTDOWN_CLOSE_WAIT_S * 1000;
-	pav_map_each(pav_gw->conns, close_one, NULL);
+	pav_sessions_close_all(core, LWS_CLOSE_STATUS_GOINGAWAY,
+			       "server shutting down");
 	shutdown_tick(NULL);
 }
 
-static void run_loop(struct pav_gateway *gw)
+static void run_loop(struct pav_core *c)
 {
 #ifdef PAV_WITH_UV
 	if (use_uv) {
@@ -503,14 +571,14 @@ static void run_loop(struct pav_gateway *gw)
 		return;
 	}
 #endif
-	while (!stop_loop && lws_service(gw->ctx, 0) >= 0)
+	while (!stop_loop && lws_service(c->lws, 0) >= 0)
 		pav_server_handle_signals();
 }
 
-static void destroy_context(struct pav_gateway *gw)
+static void destroy_context(struct pav_core *c)
 {
-	lws_context_destroy(gw->ctx);
-	gw->ctx = NULL;
+	lws_context_destroy(c->lws);
+	c->lws = NULL;
 #ifdef PAV_WITH_UV
 	if (use_uv) {
 		/* lws closes its handles on our loop: let them finish */
@@ -520,30 +588,51 @@ static void destroy_context(struct pav_gateway *gw)
 #endif
 }
 
-int pav_server_run(struct pav_gateway *gw)
+static int open_store(struct pav_core *c)
 {
+	const struct pav_backend_env env = {
+		.lws = c->lws,
+		.deliver = pav_session_deliver,
+		.resync = pav_session_resync,
+		.arg = c,
+	};
+	char err[512];
+	int rc = pav_store_open(&c->store, &c->cfg.store, &env, err,
+				sizeof(err));
+
+	if (rc)
+		pav_err("%s", err);
+	return rc;
+}
+
+int pav_server_run(struct pav_core *c)
+{
+	int rc = -EINVAL;
+
+	core = c;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
-	gw->ctx = create_context(&gw->cfg);
-	if (!gw->ctx) {
+	c->lws = create_context(&c->cfg);
+	if (!c->lws) {
 		pav_err("cannot create the libwebsockets context");
 		return -EINVAL;
 	}
-	sig_ctx = gw->ctx;
+	sig_ctx = c->lws;
 	install_signals();
-	if (create_vhosts(gw)) {
-		sig_ctx = NULL;
-		destroy_context(gw);
-		return -EINVAL;
-	}
-	pav_wheel_init(&gw->wheel, pav_now_ms() / 1000);
+	if (open_store(c) || create_vhosts(c))
+		goto out;
+	pav_wheel_init(&c->conn_env.wheel, pav_now_ms() / 1000);
 	housekeeping(NULL);
-	pav_info("pavilion-gateway %s ready (%s event loop)", PAV_VERSION,
-		 use_uv ? "libuv" : "poll");
-	run_loop(gw);
+	pav_info("pavilion-gateway %s ready (%s event loop, %s store)",
+		 PAV_VERSION, use_uv ? "libuv" : "poll", c->cfg.store.backend);
+	run_loop(c);
+	rc = 0;
+out:
 	lws_sul_cancel(&shutdown_sul);
 	lws_sul_cancel(&housekeeping_sul);
 	sig_ctx = NULL;
-	destroy_context(gw);
+	destroy_context(c);
+	pav_store_close(&c->store);
+	core = NULL;
 	pav_info("stopped");
-	return 0;
+	return rc;
 }

@@ -1,14 +1,301 @@
 /*
- * vhost.c — runtime state of the configured vhosts: JWT keys, plugin
- * instances and handler tables, API keys; and their reload on SIGHUP.
+ * vhost.c — runtime state of the configured vhosts and namespaces: JWT
+ * keys, plugin instances and what they register, API keys; and their
+ * reload on SIGHUP (see vhost.h).
  */
+#include "vhost.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
+#include <openssl/ssl.h>
+
+#include "core.h"
+#include "host.h"
+#include "ids.h"
+#include "loader.h"
 #include "log.h"
+
+/* ---- namespaces ---- */
+
+const struct pav_history_cfg *pav_ns_history(const struct pav_ns *ns,
+					     const char *channel)
+{
+	static const char *const kinds[PAV_HISTORY_KINDS] = {
+		[PAV_HISTORY_ZONE] = "zone:",
+		[PAV_HISTORY_CHANNEL] = "channel:",
+		[PAV_HISTORY_CHAT] = "chat:",
+	};
+
+	for (int k = 0; ns && k < PAV_HISTORY_KINDS; k++)
+		if (!strncmp(channel, kinds[k], strlen(kinds[k])))
+			return ns->history[k].size > 0 ? &ns->history[k]
+						       : NULL;
+	return NULL;
+}
+
+static struct pav_ns *ns_find(struct pav_core *core, const char *name)
+{
+	for (size_t i = 0; i < core->nns; i++)
+		if (!strcmp(core->nss[i].name, name))
+			return &core->nss[i];
+	return NULL;
+}
+
+/* One pav_ns per distinct namespace; its history is the one any vhost of
+ * it configured (the configuration made sure they agree). */
+static int ns_setup(struct pav_core *core)
+{
+	core->nss = calloc(core->cfg.nvhosts, sizeof(*core->nss));
+	if (!core->nss)
+		return -ENOMEM;
+	for (size_t i = 0; i < core->cfg.nvhosts; i++) {
+		const struct pav_vhost_config *vc = &core->cfg.vhosts[i];
+		struct pav_ns *ns = ns_find(core, vc->ns);
+
+		if (!ns) {
+			ns = &core->nss[core->nns++];
+			ns->name = vc->ns;
+			if (!(ns->checks = pav_map_new()))
+				return -ENOMEM;
+		}
+		if (vc->history_set)
+			memcpy(ns->history, vc->history, sizeof(ns->history));
+	}
+	return 0;
+}
+
+static void ns_teardown(struct pav_core *core)
+{
+	for (size_t i = 0; i < core->nns; i++) {
+		struct pav_ns *ns = &core->nss[i];
+
+		for (size_t r = 0; r < ns->nroutes; r++)
+			free(ns->routes[r].pattern);
+		free(ns->routes);
+		pav_map_free(ns->checks, free);
+	}
+	free(core->nss);
+	core->nss = NULL;
+	core->nns = 0;
+}
+
+/* ---- registration ---- */
+
+static int refuse(struct pav_vhost *vh, const char *what, const char *name,
+		  const char *owner)
+{
+	snprintf(vh->conflict, sizeof(vh->conflict), "%s %s: already %s",
+		 what, name, owner);
+	return -EEXIST;
+}
+
+int pav_vhost_register_handler(struct pav_vhost *vh, const char *type,
+			       pav_handler_fn fn)
+{
+	struct pav_handler *h;
+	char owner[96];
+
+	if (!vh->creating || !type || !*type || !fn)
+		return -EINVAL;
+	if (!strcmp(type, "auth") || !strcmp(type, "heartbeat_ack"))
+		return refuse(vh, "message type", type,
+			      "handled by the gateway itself");
+	if ((h = pav_map_get(vh->handlers, type))) {
+		snprintf(owner, sizeof(owner), "handled by plugin %s",
+			 h->inst->plugin->name);
+		return refuse(vh, "message type", type, owner);
+	}
+	h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	*h = (struct pav_handler){fn, vh->creating};
+	if (pav_map_put(vh->handlers, type, h)) {
+		free(h);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Splits a pattern (a copy) at '/': "/v1/users/{id}/x" -> v1 users {id} x */
+static int split_pattern(struct pav_route *r)
+{
+	char *save = NULL;
+
+	r->nsegs = 0;
+	for (char *p = strtok_r(r->pattern, "/", &save); p;
+	     p = strtok_r(NULL, "/", &save)) {
+		if (r->nsegs == PAV_ROUTE_MAX_SEGS)
+			return -EINVAL;
+		r->segs[r->nsegs++] = p;
+	}
+	return r->nsegs ? 0 : -EINVAL;
+}
+
+static int same_route(const struct pav_route *a, const struct pav_route *b)
+{
+	if (strcmp(a->method, b->method) || a->nsegs != b->nsegs)
+		return 0;
+	for (size_t i = 0; i < a->nsegs; i++) {
+		int wa = a->segs[i][0] == '{', wb = b->segs[i][0] == '{';
+
+		if (wa != wb || (!wa && strcmp(a->segs[i], b->segs[i])))
+			return 0;
+	}
+	return 1;
+}
+
+static int valid_method(const char *m)
+{
+	return m && (!strcmp(m, "GET") || !strcmp(m, "POST") ||
+		     !strcmp(m, "DELETE"));
+}
+
+static int add_route(struct pav_ns *ns, struct pav_route *r)
+{
+	struct pav_route *nr = realloc(ns->routes,
+				       (ns->nroutes + 1) * sizeof(*nr));
+
+	if (!nr)
+		return -ENOMEM;
+	ns->routes = nr;
+	ns->routes[ns->nroutes++] = *r;
+	return 0;
+}
+
+int pav_vhost_register_route(struct pav_vhost *vh, const char *method,
+			     const char *pattern, pav_route_fn fn)
+{
+	struct pav_route r = {0};
+	int rc;
+
+	if (!vh->creating || !valid_method(method) || !fn || !pattern ||
+	    strncmp(pattern, "/v1/", 4))
+		return -EINVAL;
+	snprintf(r.method, sizeof(r.method), "%s", method);
+	r.fn = fn;
+	r.inst = vh->creating;
+	if (!(r.pattern = strdup(pattern)))
+		return -ENOMEM;
+	if ((rc = split_pattern(&r))) {
+		free(r.pattern);
+		return rc;
+	}
+	for (size_t i = 0; i < vh->ns->nroutes; i++) {
+		const struct pav_route *o = &vh->ns->routes[i];
+
+		if (!same_route(o, &r))
+			continue;
+		free(r.pattern);
+		/* another vhost of the namespace enabled the same plugin: the
+		 * first instance answers */
+		if (o->inst->plugin == vh->creating->plugin)
+			return 0;
+		char owner[96];
+
+		snprintf(owner, sizeof(owner), "routed to plugin %s",
+			 o->inst->plugin->name);
+		return refuse(vh, method, pattern, owner);
+	}
+	if ((rc = add_route(vh->ns, &r)))
+		free(r.pattern);
+	return rc;
+}
+
+int pav_vhost_register_check(struct pav_vhost *vh, const char *type,
+			     pav_payload_check_fn fn)
+{
+	struct pav_check *c;
+	char owner[96];
+
+	if (!vh->creating || !type || !*type || !fn)
+		return -EINVAL;
+	if ((c = pav_map_get(vh->ns->checks, type))) {
+		if (c->inst->plugin == vh->creating->plugin)
+			return 0;
+		snprintf(owner, sizeof(owner), "checked by plugin %s",
+			 c->inst->plugin->name);
+		return refuse(vh, "payload type", type, owner);
+	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	*c = (struct pav_check){fn, vh->creating};
+	if (pav_map_put(vh->ns->checks, type, c)) {
+		free(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Does path (without query) match route r?  Captures into args. */
+static int route_match(const struct pav_route *r, const char *path,
+		       char *buf, size_t buflen, const char **args,
+		       size_t *nargs, int *bad_arg)
+{
+	size_t seg = 0, used = 0;
+	const char *p = path;
+
+	*nargs = 0;
+	while (*p == '/' && seg < r->nsegs) {
+		const char *e = strchr(p + 1, '/');
+		size_t len = e ? (size_t)(e - p - 1) : strlen(p + 1);
+
+		if (r->segs[seg][0] == '{') {
+			if (!pav_id_valid(p + 1, len))
+				*bad_arg = 1;
+			if (used + len + 1 > buflen)
+				return 0;
+			memcpy(buf + used, p + 1, len);
+			buf[used + len] = '\0';
+			args[(*nargs)++] = buf + used;
+			used += len + 1;
+		} else if (strlen(r->segs[seg]) != len ||
+			   strncmp(r->segs[seg], p + 1, len)) {
+			return 0;
+		}
+		seg++;
+		p += len + 1;
+	}
+	return seg == r->nsegs && !*p;
+}
+
+const struct pav_route *pav_ns_route(const struct pav_ns *ns,
+				     const char *method, const char *path,
+				     char *buf, size_t buflen,
+				     const char **args, size_t *nargs,
+				     int *bad_arg)
+{
+	for (size_t i = 0; ns && i < ns->nroutes; i++) {
+		const struct pav_route *r = &ns->routes[i];
+		int bad = 0;
+
+		if (strcmp(r->method, method) ||
+		    !route_match(r, path, buf, buflen, args, nargs, &bad))
+			continue;
+		*bad_arg = bad;
+		return r;
+	}
+	return NULL;
+}
+
+int pav_ns_path_known(const struct pav_ns *ns, const char *path)
+{
+	char buf[512];
+	const char *args[PAV_ROUTE_MAX_SEGS];
+	size_t n;
+	int bad = 0;
+
+	for (size_t i = 0; ns && i < ns->nroutes; i++)
+		if (route_match(&ns->routes[i], path, buf, sizeof(buf), args,
+				&n, &bad))
+			return 1;
+	return 0;
+}
+
+/* ---- setup ---- */
 
 static int load_auth(struct pav_vhost *vh, char *err, size_t errlen)
 {
@@ -39,14 +326,14 @@ static int create_instance(struct pav_vhost *vh, const char *name,
 			 vc->file, vc->index, name, name, name);
 		return -ENOENT;
 	}
-	*in = (struct pav_instance){p, NULL};
+	*in = (struct pav_instance){p, NULL, vh};
 	vh->creating = in;
 	vh->conflict[0] = '\0';
-	if (p->vhost_create(&pav_host_api, vh, opts, &in->state, why,
+	if (p->vhost_create(&pav_host_table, vh, opts, &in->state, why,
 			    sizeof(why))) {
 		vh->creating = NULL;
 		/* a refused registration explains itself better than the
-		 * plugin can: it names the other plugin */
+		 * plugin can: it names the other side */
 		snprintf(err, errlen, "%s: vhosts[%d].plugins.%s.%s", vc->file,
 			 vc->index, name, vh->conflict[0] ? vh->conflict : why);
 		return -EINVAL;
@@ -146,17 +433,22 @@ static int load_api(struct pav_vhost *vh, char *err, size_t errlen)
 	return 0;
 }
 
-int pav_vhosts_setup(struct pav_gateway *gw, char *err, size_t errlen)
+int pav_vhosts_setup(struct pav_core *core, char *err, size_t errlen)
 {
-	gw->nvhosts = gw->cfg.nvhosts;
-	gw->vhosts = calloc(gw->nvhosts, sizeof(*gw->vhosts));
-	if (!gw->vhosts)
-		return -ENOMEM;
-	for (size_t i = 0; i < gw->nvhosts; i++) {
-		struct pav_vhost *vh = &gw->vhosts[i];
-		int rc;
+	int rc = ns_setup(core);
 
-		vh->cfg = &gw->cfg.vhosts[i];
+	if (rc)
+		return rc;
+	core->nvhosts = core->cfg.nvhosts;
+	core->vhosts = calloc(core->nvhosts, sizeof(*core->vhosts));
+	if (!core->vhosts)
+		return -ENOMEM;
+	for (size_t i = 0; i < core->nvhosts; i++) {
+		struct pav_vhost *vh = &core->vhosts[i];
+
+		vh->core = core;
+		vh->cfg = &core->cfg.vhosts[i];
+		vh->ns = ns_find(core, vh->cfg->ns);
 		if (vh->cfg->kind == PAV_VHOST_INTERNAL)
 			rc = load_api(vh, err, errlen);
 		else if (!(rc = load_auth(vh, err, errlen)))
@@ -167,15 +459,17 @@ int pav_vhosts_setup(struct pav_gateway *gw, char *err, size_t errlen)
 	return 0;
 }
 
-void pav_vhosts_teardown(struct pav_gateway *gw)
+void pav_vhosts_teardown(struct pav_core *core)
 {
-	for (size_t i = 0; gw->vhosts && i < gw->nvhosts; i++) {
-		struct pav_vhost *vh = &gw->vhosts[i];
+	for (size_t i = 0; core->vhosts && i < core->nvhosts; i++) {
+		struct pav_vhost *vh = &core->vhosts[i];
 
+		pav_host_timers_cancel(vh);
 		for (size_t k = 0; k < vh->ninsts; k++)
 			if (vh->insts[k].plugin->vhost_destroy)
 				vh->insts[k].plugin->vhost_destroy(
 					vh->insts[k].state);
+		pav_host_timers_cancel(vh);
 		free(vh->insts);
 		if (vh->handlers)
 			pav_map_free(vh->handlers, free);
@@ -183,8 +477,9 @@ void pav_vhosts_teardown(struct pav_gateway *gw)
 		free_keys(vh->api_keys, vh->napi_keys);
 		free(vh->lws);
 	}
-	free(gw->vhosts);
-	gw->vhosts = NULL;
+	free(core->vhosts);
+	core->vhosts = NULL;
+	ns_teardown(core);
 }
 
 static int reload_certs(struct pav_vhost *vh)
@@ -244,12 +539,12 @@ static int reload_one(struct pav_vhost *vh)
 	return rc;
 }
 
-int pav_vhosts_reload(struct pav_gateway *gw)
+int pav_vhosts_reload(struct pav_core *core)
 {
 	int rc = 0;
 
-	for (size_t i = 0; i < gw->nvhosts; i++)
-		if (reload_one(&gw->vhosts[i]))
+	for (size_t i = 0; i < core->nvhosts; i++)
+		if (reload_one(&core->vhosts[i]))
 			rc = -EINVAL;
 	pav_info("reload: certificates and keys %s",
 		 rc ? "partly reloaded (see errors)" : "reloaded");

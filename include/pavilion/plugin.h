@@ -1,15 +1,16 @@
 /*
- * pavilion/plugin.h — the plugin ABI of pavilion-gateway.
+ * pavilion/plugin.h — the plugin ABI of pavilion-gateway, version 2.
  *
  * This is the only header a plugin includes.  A plugin is a shared object
  * that exports one symbol, PAV_PLUGIN_SYMBOL, a const struct pav_plugin.
- * The gateway dlopen()s every "*.so" in its plugin directories, checks the
- * descriptor's magic and ABI version, and refuses (error log, non-zero
- * `--check`) any plugin built against another ABI.
+ * The gateway loads "<name>.so" from its plugin directories for every name
+ * some vhost enables, checks the descriptor's magic and ABI version, and
+ * refuses (error log naming both versions, non-zero `--check`) a plugin
+ * built against another ABI.
  *
  * A plugin links against nothing of the gateway: every service it may use
- * (sending, publishing, the session store, logging) is a function pointer
- * in struct pav_host, handed to the plugin's vhost_create().  Message
+ * (sending, publishing, subscribing, the shared state, timers, logging) is
+ * a function pointer in struct pav_host, handed to vhost_create().  Message
  * payloads are json-c objects, so a plugin links json-c
  * (`pkg-config --cflags --libs pavilion-plugin` says so).
  *
@@ -17,12 +18,25 @@
  * (one per vhost that enables the plugin, made by vhost_create() from that
  * vhost's options) and the connection (pav_conn, owned by the gateway).
  *
+ * Several gateway nodes may serve one namespace (the "redis" store): the
+ * host calls that read or change shared state (presence, inboxes, channel
+ * membership, publishing) act on every node; those that walk connections
+ * (conn_find, user_channels) see this node's only.  Shared-state calls
+ * answer through a callback, which may run before the call returns (the
+ * "memory" store) or later (a network store): never assume either.  A
+ * callback that finds err = -EIO met an unreachable store; answer the
+ * client 2000 (PAV_ERR_INTERNAL).
+ *
  * Threading: everything happens on the gateway's single event-loop thread.
  * No callback may block.
  *
  * Compatibility: structs that may grow start with a version or size field;
  * new members are only ever appended, and a plugin reads a host member only
- * when pav_host.version says it exists.
+ * when pav_host.version says it exists.  What changed from ABI 1 (which is
+ * refused): PAV_PENDING is no longer -1; publish, membership and state calls
+ * take the instance's vhost instead of a namespace string; subscribe answers
+ * the client itself; plugins may own internal-API routes and payload
+ * checks; hooks get a struct for subscriptions; timers, random ids, holds.
  */
 #ifndef PAVILION_PLUGIN_H
 #define PAVILION_PLUGIN_H
@@ -32,22 +46,20 @@
 
 #include <json-c/json.h>
 
-#include "pavilion/store.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Bumped whenever struct pav_plugin or the meaning of a host call changes
  * incompatibly.  The loader refuses any other value. */
-#define PAV_PLUGIN_ABI_VERSION 1u
+#define PAV_PLUGIN_ABI_VERSION 2u
 /* "PAVG": lets the loader tell a pavilion plugin from any other .so. */
 #define PAV_PLUGIN_MAGIC 0x50415647u
 /* The symbol the loader looks up with dlsym(). */
 #define PAV_PLUGIN_SYMBOL "pavilion_plugin"
 
 /* Version of struct pav_host this header describes (see pav_host.version). */
-#define PAV_HOST_VERSION 1u
+#define PAV_HOST_VERSION 2u
 
 /* Error codes of the protocol (spec "Error Codes"). */
 enum pav_error_code {
@@ -59,6 +71,20 @@ enum pav_error_code {
 	PAV_ERR_INTERNAL = 2000,     /* internal server error */
 };
 
+/*
+ * A handler's "I will answer later" (see pav_handler_fn).  Positive and far
+ * above every errno and protocol code, so that no mistaken return value
+ * can be read as it.
+ */
+#define PAV_PENDING 0x50454e44 /* "PEND" */
+
+/* Largest ids the protocol knows: user, channel and message ids. */
+#define PAV_ID_MAX 64
+/* A buffer that holds any canonical channel name ("channel:" + id). */
+#define PAV_CHANNEL_BUF 80
+/* A buffer that holds any RFC 3339 time the gateway formats. */
+#define PAV_TIME_BUF 32
+
 enum pav_log_level {
 	PAV_LOG_ERROR = 0,
 	PAV_LOG_WARN = 1,
@@ -69,7 +95,7 @@ enum pav_log_level {
 /* One client WebSocket connection.  Opaque; valid only during the callback
  * that hands it over.  To answer later, keep its id (pav_host.conn_id) and
  * look it up again with pav_host.conn_find(): it may have closed. */
-typedef struct pav_conn pav_conn;
+typedef struct pav_session pav_conn;
 
 /* The vhost an instance belongs to.  Opaque; valid for the instance's life. */
 typedef struct pav_vhost pav_vhost;
@@ -77,13 +103,19 @@ typedef struct pav_vhost pav_vhost;
 /* A deferred answer to a client message (see PAV_PENDING). */
 typedef struct pav_reply pav_reply;
 
+/* An internal-API request being answered (see register_route). */
+typedef struct pav_api_call pav_api_call;
+
+/* A host timer (see timer_start). */
+typedef struct pav_timer pav_timer;
+
 /*
  * A client message being handled.  Everything is borrowed from the gateway
  * for the duration of the handler call.
  */
 struct pav_request {
-	const char *type;    /* the envelope's "type" */
-	const char *id;      /* the envelope's "id", or NULL */
+	const char *type;     /* the envelope's "type" */
+	const char *id;       /* the envelope's "id", or NULL */
 	json_object *payload; /* the envelope's "payload" object, or NULL */
 	/*
 	 * Out: on success, extra members for the ack payload (only sent when
@@ -101,12 +133,129 @@ struct pav_request {
  *                     gave an id, nothing otherwise;
  *   a pav_error_code  the gateway sends that error (with
  *                     req->error_message, or a default text) and the id;
- *   PAV_PENDING       the plugin called pav_host.defer() and will answer
- *                     through pav_host.reply() later.
+ *   PAV_PENDING       the plugin called pav_host.defer() (or handed the
+ *                     request to a host call that answers it, such as
+ *                     subscribe) and the answer comes later.
+ * Anything else (a negative errno, say) is a plugin bug: the gateway logs
+ * it and answers 2000.
  */
-#define PAV_PENDING (-1)
 typedef int (*pav_handler_fn)(void *instance, pav_conn *conn,
 			      struct pav_request *req);
+
+/* ---- shared state: results handed to callbacks (borrowed) ---------- */
+
+/* Presence of one user.  status: "online", "offline", "busy", "away". */
+struct pav_presence {
+	const char *user;
+	const char *status;
+	int64_t last_active_ms; /* 0 when never seen */
+	int connections;        /* open connections, all nodes */
+};
+
+/* err: 0 or -errno (-ENOENT no such item, -EIO store unreachable). */
+typedef void (*pav_done_fn)(void *arg, int err);
+typedef void (*pav_presence_fn)(void *arg, int err,
+				const struct pav_presence *p);
+/* A json value (a notification, a list of them); borrowed, may be kept
+ * with json_object_get(). */
+typedef void (*pav_json_fn)(void *arg, int err, json_object *v);
+/* counts[i] belongs to the i-th channel asked for; -1 where unknown. */
+typedef void (*pav_counts_fn)(void *arg, int err, const int64_t *counts,
+			      size_t n);
+/* Distinct user ids, at most the number asked for. */
+typedef void (*pav_users_fn)(void *arg, int err, const char *const *users,
+			     size_t n);
+
+/* What a publication got: its channel's offset and epoch where the channel
+ * keeps history (else 0 and NULL), and its subscribers over all nodes when
+ * it was published to one channel (else -1). */
+struct pav_published {
+	uint64_t offset;
+	const char *epoch;
+	int64_t recipients;
+};
+typedef void (*pav_published_fn)(void *arg, int err,
+				 const struct pav_published *res);
+
+/*
+ * One message to publish: the union of the connections subscribed to any
+ * of `channels` (canonical names) in the vhost's namespace, on every node,
+ * gets it once.  It carries a top-level "channel" when nchannels is 1.
+ */
+struct pav_publication {
+	const char *const *channels;
+	size_t nchannels;
+	const char *type;
+	json_object *payload; /* borrowed; serialized once */
+	const pav_conn *except; /* gets nothing; may be NULL */
+	/* Identifies the message for pav_host.release() (a notification's
+	 * id, say); may be NULL. */
+	const char *key;
+	/* Not kept in the channel's history even where it has one (presence
+	 * announcements: state, not a message stream). */
+	int transient;
+};
+
+/* When a presence change applies (see presence_set). */
+enum pav_presence_when {
+	PAV_PRESENCE_ALWAYS = 0,
+	PAV_PRESENCE_IF_CONNECTED,    /* the user has a connection somewhere */
+	PAV_PRESENCE_IF_DISCONNECTED, /* the user has none anywhere */
+};
+
+/*
+ * A status change and what announces it.  The store records `status` and
+ * its own clock's time as lastActive when `when` holds and the status
+ * differs from the stored one, and then, in the same atomic step, publishes
+ * `announce` (when announce.nchannels > 0) with `stamp_member` of its
+ * payload set to that time (RFC 3339).  Changes of one user are therefore
+ * announced in the order the store applied them, on every node.
+ */
+struct pav_presence_change {
+	const char *user;
+	const char *status;
+	enum pav_presence_when when;
+	struct pav_publication announce;
+	const char *stamp_member; /* e.g. "lastActive"; NULL: none */
+};
+
+/* ---- internal API routes ------------------------------------------- */
+
+/* One internal-API request routed to a plugin.  Borrowed for the call. */
+struct pav_api_request {
+	const char *method; /* "GET", "POST", "DELETE" */
+	const char *path;   /* without the query */
+	const char *query;  /* after '?', "" when none */
+	/* The route pattern's "{id}" segments, in order, each a valid id
+	 * (1-64 of [A-Za-z0-9_-]); the gateway answered 400 otherwise. */
+	const char *const *args;
+	size_t nargs;
+	json_object *body; /* POST: the JSON object sent; else NULL */
+};
+
+/* Must end in exactly one api_answer() or api_error() on `call`, now or
+ * later (a later answer to a client that hung up is dropped). */
+typedef void (*pav_route_fn)(void *instance, pav_api_call *call,
+			     const struct pav_api_request *req);
+
+/* Checks a payload the backend publishes with POST /v1/publish for a type
+ * the plugin owns.  0, or -EINVAL with a static reason in *why (answered
+ * 400).  channel: the canonical target. */
+typedef int (*pav_payload_check_fn)(void *instance, const char *channel,
+				    json_object *payload, const char **why);
+
+/* ---- hooks' arguments ----------------------------------------------- */
+
+struct pav_subscribed {
+	const char *channel;     /* canonical */
+	json_object *parameters; /* the subscribe's "parameters", or NULL */
+	/* No other connection of this user (on any node) was in the
+	 * channel; 0 for a repeated subscribe. */
+	int user_first;
+	/* The channel's subscribers on all nodes after this one joined;
+	 * -1 when unknown. */
+	int64_t subscribers;
+};
 
 /*
  * Host services, handed to vhost_create().  The table lives as long as the
@@ -122,130 +271,231 @@ struct pav_host {
 		    const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 
-	/* Registration, only from vhost_create(): `type` is handled by `fn`
-	 * on this vhost.  Returns 0, or -EEXIST when another enabled plugin
-	 * (or the gateway: "auth", "heartbeat_ack") already handles the type
-	 * on the vhost; vhost_create() then just returns the error — the
-	 * gateway reports the conflict, naming both sides. */
+	/*
+	 * Registration, only from vhost_create().  Each returns 0, -EINVAL
+	 * for bad arguments, or -EEXIST when the name is taken (by another
+	 * plugin, or the gateway's own "auth"/"heartbeat_ack"); vhost_create()
+	 * then just returns the error: the gateway reports the conflict,
+	 * naming both sides.
+	 *
+	 * register_handler: client messages of `type` on this vhost go to fn.
+	 * register_route: internal-API requests `method` (GET/POST/DELETE)
+	 *   `pattern` (e.g. "/v1/users/{id}/notifications"; "{id}" matches one
+	 *   path segment holding an id) on the internal vhosts of this vhost's
+	 *   namespace go to fn.  Several vhosts of one namespace may enable the
+	 *   same plugin: the first instance registered answers.  With the
+	 *   plugin enabled on no vhost of the namespace, the path answers 404.
+	 * register_payload_check: POST /v1/publish of `type` in this
+	 *   namespace is checked by fn.
+	 */
 	int (*register_handler)(pav_vhost *vh, const char *type,
 				pav_handler_fn fn);
+	int (*register_route)(pav_vhost *vh, const char *method,
+			      const char *pattern, pav_route_fn fn);
+	int (*register_payload_check)(pav_vhost *vh, const char *type,
+				      pav_payload_check_fn fn);
 
-	/* Vhost facts. */
+	/* The vhost's configured name (for logs). */
 	const char *(*vhost_name)(const pav_vhost *vh);
-	const char *(*vhost_namespace)(const pav_vhost *vh);
 
 	/* Connection facts.  user: the JWT "sub"; claims: the whole verified
-	 * claim set (borrowed, read-only). */
+	 * claim set (borrowed, read-only).  conn_find answers only this
+	 * node's open connections of vhost vh, NULL once one closed. */
 	uint64_t (*conn_id)(const pav_conn *c);
-	pav_conn *(*conn_find)(uint64_t id); /* NULL once it closed */
+	pav_conn *(*conn_find)(pav_vhost *vh, uint64_t id);
 	const char *(*conn_user)(const pav_conn *c);
 	json_object *(*conn_claims)(const pav_conn *c);
 	pav_vhost *(*conn_vhost)(const pav_conn *c);
-
-	/* Sends one server message to one connection: {"type", "payload",
-	 * "timestamp"}.  payload may be NULL; it is borrowed.  Returns 0 or
-	 * -errno (the connection is closing, or its queue is full). */
-	int (*send)(pav_conn *c, const char *type, json_object *payload);
-
-	/*
-	 * Channels.  A channel name is canonical: "user:<id>", "zone:<id>",
-	 * "channel:<id>", "chat:<id>".  channel_parse() checks a client's
-	 * channel string and canonicalises "user" / "user:<own id>" for the
-	 * connection's user: returns 0 and writes `out` (NUL-terminated), or
-	 * -EINVAL for an invalid name.
-	 */
-	int (*channel_parse)(const pav_conn *c, const char *in, char *out,
-			     size_t outlen);
-	/* Subscribe / unsubscribe the connection (idempotent).  subscribe
-	 * returns 0, 1 when it was already subscribed, -ENOSPC past
-	 * max_subscriptions.  Plugins' on_subscribed hooks run after the
-	 * current message has been answered. */
-	int (*subscribe)(pav_conn *c, const char *channel,
-			 json_object *parameters);
-	int (*unsubscribe)(pav_conn *c, const char *channel);
-	int (*is_subscribed)(const pav_conn *c, const char *channel);
 	/* Calls fn for each channel the connection is subscribed to. */
 	void (*conn_channels)(const pav_conn *c,
 			      void (*fn)(const char *channel, void *arg),
 			      void *arg);
-	/* Calls fn for each local connection subscribed to the channel in the
-	 * namespace; stops early when fn returns non-zero. */
-	void (*channel_conns)(const char *ns, const char *channel,
-			      int (*fn)(pav_conn *c, void *arg), void *arg);
+
+	/* Sends one server message to one connection: {"type", "channel"?,
+	 * "payload"?, "timestamp"}.  channel and payload may be NULL; payload
+	 * is borrowed.  0 or -errno (closing, queue full). */
+	int (*send)(pav_conn *c, const char *channel, const char *type,
+		    json_object *payload);
 
 	/*
-	 * Publishes one message to the union of the connections subscribed to
-	 * any of `channels` in namespace `ns`: serialized once, each
-	 * connection gets one copy.  The message carries a top-level "channel"
-	 * (channels[0] when nchannels is 1, omitted otherwise).  `except` (may
-	 * be NULL) gets nothing.  Returns the number of local recipients or
-	 * -errno.
+	 * Channels.  channel_parse() checks a client's channel string and
+	 * canonicalises "user" / "user:<own id>" for the connection's user:
+	 * 0 and `out` (NUL-terminated), or -EINVAL.  id_valid(): 1 for 1-64
+	 * chars of [A-Za-z0-9_-].  user_channel() writes "user:<user>".
 	 */
-	int (*publish)(const char *ns, const char *const *channels,
-		       size_t nchannels, const char *type,
-		       json_object *payload, const pav_conn *except);
+	int (*channel_parse)(const pav_conn *c, const char *in, char *out,
+			     size_t outlen);
+	int (*id_valid)(const char *s, size_t len);
+	int (*user_channel)(const char *user, char *out, size_t outlen);
+
+	/*
+	 * Subscribes the connection and answers the client message `reply`
+	 * stands for (from defer()): the ack carries {"channel"} and, on a
+	 * channel with history, "offset", "epoch" and (when parameters hold
+	 * "recover") "recovered"; recovered publications follow the ack, in
+	 * order, before any live one.  Then every plugin's on_subscribed hook
+	 * runs.  Past max_subscriptions: error 1003; store unreachable: 2000.
+	 * A repeated subscribe is a success that runs the hooks again with
+	 * user_first 0.  parameters is borrowed.  Always answers `reply`.
+	 */
+	void (*subscribe)(pav_conn *c, const char *channel,
+			  json_object *parameters, pav_reply *reply);
+	/* Leaves a channel (idempotent); on_unsubscribed hooks run when it
+	 * was subscribed.  0 or -errno. */
+	int (*unsubscribe)(pav_conn *c, const char *channel);
+	int (*is_subscribed)(const pav_conn *c, const char *channel);
+	/* Calls fn once for each distinct zone:/channel:/chat: channel that
+	 * a connection of `user` on this node is subscribed to. */
+	void (*user_channels)(pav_vhost *vh, const char *user,
+			      void (*fn)(const char *channel, void *arg),
+			      void *arg);
+	/*
+	 * Catching up without a gap: hold() makes the connection keep (not
+	 * send) what is published to a channel it is subscribed to; release()
+	 * sends what was kept, in order, except publications whose key is in
+	 * skip (already sent by the caller).  Read the past after hold() and
+	 * release() after sending it.  A hold that outgrows the connection's
+	 * outbound queue closes it like a slow consumer (4008).
+	 */
+	void (*hold)(pav_conn *c, const char *channel);
+	void (*release)(pav_conn *c, const char *channel,
+			const char *const *skip, size_t nskip);
+
+	/* Publishes (see struct pav_publication).  done may be NULL. */
+	void (*publish)(pav_vhost *vh, const struct pav_publication *pub,
+			pav_published_fn done, void *arg);
 
 	/* Deferred answers: call defer() inside the handler, return
 	 * PAV_PENDING, and later call reply() exactly once (code 0 = success,
-	 * `ack` taken as in pav_request.ack).  reply() does nothing when the
-	 * connection has gone. */
+	 * `ack` taken as in pav_request.ack).  reply() does nothing visible
+	 * when the connection has gone.  defer() returns NULL when out of
+	 * memory: then answer PAV_ERR_INTERNAL at once. */
 	pav_reply *(*defer)(pav_conn *c, const struct pav_request *req);
 	void (*reply)(pav_reply *r, int code, const char *message,
 		      json_object *ack);
 
-	/* The session store (memory or redis), shared by all plugins. */
-	const struct pav_store *store;
+	/*
+	 * Shared state of the vhost's namespace, on every node.
+	 * presence_get: a user the store never saw is "offline", 0, 0.
+	 * presence_set: see struct pav_presence_change; cb's err is
+	 *   -EALREADY when nothing changed (status unchanged, or `when` did
+	 *   not hold), and its presence is the stored one after the call.
+	 * inbox_add: stores a copy of `notification` with "id", "createdAt"
+	 *   (the store's clock) and "isRead": false set, evicting the oldest
+	 *   past the inbox size; cb gets the stored copy.  It does not deliver.
+	 * inbox_list: created after since_ms (0: all), unread only when asked,
+	 *   the newest `limit` (0: all), oldest first; cb gets a json array.
+	 * inbox_mark_read: -ENOENT when id is not in this user's inbox.
+	 * channel_counts: subscribers of each channel on all nodes.
+	 * channel_users: distinct users subscribed to a channel, at most max.
+	 */
+	void (*presence_get)(pav_vhost *vh, const char *user,
+			     pav_presence_fn cb, void *arg);
+	void (*presence_set)(pav_vhost *vh,
+			     const struct pav_presence_change *change,
+			     pav_presence_fn cb, void *arg);
+	void (*inbox_add)(pav_vhost *vh, const char *user,
+			  json_object *notification, pav_json_fn cb,
+			  void *arg);
+	void (*inbox_list)(pav_vhost *vh, const char *user, int64_t since_ms,
+			   int unread_only, size_t limit, pav_json_fn cb,
+			   void *arg);
+	void (*inbox_mark_read)(pav_vhost *vh, const char *user,
+				const char *id, pav_done_fn cb, void *arg);
+	void (*channel_counts)(pav_vhost *vh, const char *const *channels,
+			       size_t n, pav_counts_fn cb, void *arg);
+	void (*channel_users)(pav_vhost *vh, const char *channel, size_t max,
+			      pav_users_fn cb, void *arg);
 
-	/* Current time: milliseconds since the epoch, and RFC 3339 UTC with
-	 * milliseconds into buf (at least 32 bytes). */
+	/* Time: ms since the epoch; RFC 3339 UTC with milliseconds into buf
+	 * (PAV_TIME_BUF bytes); parse_time: 0 or -EINVAL. */
 	int64_t (*now_ms)(void);
 	void (*format_time)(int64_t ms, char *buf, size_t len);
-	/* Parses RFC 3339 into ms since the epoch; 0 or -EINVAL. */
 	int (*parse_time)(const char *s, int64_t *ms);
 
-	/* Verifies a JWT with the connection's vhost key and algorithms
-	 * (exp required, iss/aud/nbf as configured).  On success *claims is a
+	/* A random id: `prefix` + 16 lowercase hex digits (64 random bits)
+	 * into buf (at least 18 bytes).  0 or -EIO. */
+	int (*random_id)(char prefix, char *buf, size_t len);
+
+	/* A one-shot timer on the event loop: fn(arg) after delay_ms, unless
+	 * cancelled first.  Cancel every timer of an instance in its
+	 * vhost_destroy (the gateway cancels leftovers).  NULL when out of
+	 * memory.  A timer must not be cancelled from its own fn. */
+	pav_timer *(*timer_start)(pav_vhost *vh, int64_t delay_ms,
+				  void (*fn)(void *arg), void *arg);
+	void (*timer_cancel)(pav_timer *t);
+
+	/* Verifies a subscription token (parameters.token) with the
+	 * connection's vhost key and algorithms (exp required, iss/aud/nbf as
+	 * configured, a "channel" claim required).  On success *claims is a
 	 * new reference the caller puts.  0 or -EACCES. */
 	int (*verify_token)(const pav_conn *c, const char *token,
 			    json_object **claims);
 
-	/* As send(), with a top-level "channel": for what belongs to a
-	 * channel but goes to one connection (an inbox replay on "user:<id>",
-	 * a presence snapshot of a zone). */
-	int (*send_channel)(pav_conn *c, const char *channel, const char *type,
-			    json_object *payload);
+	/* Answers an internal-API call: `body` (taken) as JSON with status;
+	 * or the gateway's error shape {"error":{"code","message"}} for
+	 * status (400, 404, 409, 500, 503, ...). */
+	void (*api_answer)(pav_api_call *call, int status, json_object *body);
+	void (*api_error)(pav_api_call *call, int status, const char *message);
+	/* A query parameter as a whole number in [0, max]: the value, def
+	 * when absent, -1 when malformed. */
+	long (*query_number)(const char *query, const char *key, long def,
+			     long max);
 };
 
 /* The descriptor a plugin exports as PAV_PLUGIN_SYMBOL. */
 struct pav_plugin {
 	uint32_t magic;       /* PAV_PLUGIN_MAGIC */
 	uint32_t abi_version; /* PAV_PLUGIN_ABI_VERSION the plugin was built for */
-	const char *name;     /* enables it in a vhost's "plugins" object */
+	const char *name;     /* the file is "<name>.so"; enables it in a
+				 vhost's "plugins" object */
 	const char *version;  /* the plugin's own version, for logs */
 	const char *description;
 
 	/*
 	 * Makes the instance for one vhost from its options (the vhost's
 	 * "plugins": {"<name>": {...}} object, never NULL).  Registers its
-	 * handlers.  On a bad option returns -EINVAL and writes
-	 * "key: reason" into err; the gateway prefixes file and path.
+	 * handlers, routes and checks.  On a bad option returns -EINVAL and
+	 * writes "key: reason" into err; the gateway prefixes file and path.
 	 */
 	int (*vhost_create)(const struct pav_host *host, pav_vhost *vh,
 			    json_object *options, void **instance, char *err,
 			    size_t errlen);
 	void (*vhost_destroy)(void *instance);
 
-	/* Optional hooks (NULL when unused).  first/last: this is the
-	 * user's first connection / the user's last one closed, in the
-	 * namespace, across all nodes. */
+	/*
+	 * Optional hooks (NULL when unused).  The gateway calls them, from one
+	 * place, in this order for one connection; for each event, instances
+	 * run in the order the vhost lists its plugins:
+	 *   on_open(first)          after the store counted the connection;
+	 *                           first: the user's first connection in
+	 *                           the namespace, on any node;
+	 *   on_subscribed(user:<id>) the automatic subscription, then one
+	 *                           on_subscribed per subscribe, after its ack;
+	 *   on_unsubscribed         per unsubscribe that left a channel;
+	 *   on_close(last)          after the socket closed and the store
+	 *                           removed the connection; last: no
+	 *                           connection of the user is left anywhere.
+	 *                           The connection still lists its channels
+	 *                           (conn_channels) but sends go nowhere.
+	 */
 	void (*on_open)(void *instance, pav_conn *c, int first);
-	void (*on_close)(void *instance, pav_conn *c, int last);
-	/* After a subscribe took effect (also the automatic "user:<id>").
-	 * user_first: no other connection of this user is in the channel. */
-	void (*on_subscribed)(void *instance, pav_conn *c, const char *channel,
-			      json_object *parameters, int user_first);
+	void (*on_subscribed)(void *instance, pav_conn *c,
+			      const struct pav_subscribed *ev);
 	void (*on_unsubscribed)(void *instance, pav_conn *c,
 				const char *channel);
+	void (*on_close)(void *instance, pav_conn *c, int last);
+
+	/*
+	 * Optional: checks the members of a subscribe's "parameters" that this
+	 * plugin acts on (its own names), before anything is subscribed, so
+	 * the client can still be told: 0, or PAV_ERR_FORMAT with a static
+	 * reason in *why.  Members no plugin knows are ignored.  The gateway
+	 * itself checks "recover".
+	 */
+	int (*check_parameters)(void *instance, pav_conn *c,
+				const char *channel, json_object *parameters,
+				const char **why);
 
 	void *reserved[8]; /* zero; room to grow without an ABI bump */
 };

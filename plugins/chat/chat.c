@@ -16,6 +16,9 @@
  * "sender", or a missing/mistyped roomId or content, → 1002.  The ack
  * carries the new message's {"id"}.
  *
+ * The internal API's POST /v1/publish of type "chat_message" is checked
+ * for the spec's shape, and its roomId must name the chat: channel.
+ *
  * Options:
  *   "client_send"  boolean, default false.  When false the plugin
  *                  registers no handler, and the core answers a
@@ -29,16 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <pavilion/plugin.h>
 
 #define PLUGIN_NAME "chat"
-#define MAX_ID_LEN 64
-/* "chat:" + a 64-character room id + NUL, with room to spare. */
-#define CHANNEL_BUF 128
-/* "m" + 16 hex digits + NUL. */
-#define MESSAGE_ID_BUF 18
 
 struct chat {
 	const struct pav_host *host;
@@ -46,28 +43,12 @@ struct chat {
 	int client_send;
 };
 
-/* The channel grammar's id: 1 to 64 of [A-Za-z0-9_-]. */
-static int valid_room_id(const char *s, size_t len)
-{
-	if (len < 1 || len > MAX_ID_LEN)
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz"
-			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			 "0123456789_-") == len;
-}
-
-/* "m" + 64 random bits in hex: unguessable and, in practice, unique. */
-static int new_message_id(char buf[MESSAGE_ID_BUF])
-{
-	unsigned char r[8];
-
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		return -EIO;
-	buf[0] = 'm';
-	for (size_t i = 0; i < sizeof(r); i++)
-		snprintf(buf + 1 + 2 * i, 3, "%02x", r[i]);
-	return 0;
-}
+/* A client's message on its way out. */
+struct sending {
+	const struct pav_host *host;
+	pav_reply *reply;
+	char id[24];
+};
 
 /* A string claim, or "" when absent or not a string. */
 static const char *claim_string(json_object *claims, const char *name)
@@ -113,7 +94,8 @@ static int bad_format(struct pav_request *req, const char *message)
 }
 
 /* Checks the payload; 0 or 1002 with req->error_message set. */
-static int read_incoming(struct pav_request *req, struct incoming *in)
+static int read_incoming(const struct pav_host *host,
+			 struct pav_request *req, struct incoming *in)
 {
 	json_object *p = req->payload, *room;
 
@@ -123,8 +105,8 @@ static int read_incoming(struct pav_request *req, struct incoming *in)
 		return bad_format(req, "sender is set by the server");
 	if (!json_object_object_get_ex(p, "roomId", &room) ||
 	    !json_object_is_type(room, json_type_string) ||
-	    !valid_room_id(json_object_get_string(room),
-			   (size_t)json_object_get_string_len(room)))
+	    !host->id_valid(json_object_get_string(room),
+			    (size_t)json_object_get_string_len(room)))
 		return bad_format(req, "payload.roomId must be 1 to 64 "
 				       "characters of A-Z, a-z, 0-9, _ and -");
 	if (!json_object_object_get_ex(p, "content", &in->content) ||
@@ -162,16 +144,34 @@ static json_object *build_message(const struct pav_host *host, pav_conn *c,
 	return m;
 }
 
+/* The publication is out: the ack carries the new message's id. */
+static void sent(void *arg, int err, const struct pav_published *res)
+{
+	struct sending *x = arg;
+	json_object *ack = NULL;
+
+	(void)res;
+	if (!err && (ack = json_object_new_object()))
+		json_object_object_add(ack, "id", json_object_new_string(x->id));
+	if (err)
+		x->host->log(PAV_LOG_ERROR, PLUGIN_NAME, "publish failed: %s",
+			     strerror(-err));
+	x->host->reply(x->reply, err ? PAV_ERR_INTERNAL : 0, NULL, ack);
+	free(x);
+}
+
 static int on_chat_message(void *instance, pav_conn *c,
 			   struct pav_request *req)
 {
 	struct chat *ch = instance;
 	const struct pav_host *host = ch->host;
-	char chan[CHANNEL_BUF], id[MESSAGE_ID_BUF];
+	char chan[PAV_CHANNEL_BUF];
 	const char *chans[] = {chan};
 	struct incoming in;
-	json_object *msg;
-	int rc = read_incoming(req, &in);
+	struct sending *x;
+	struct pav_publication pub = {chans, 1, "chat_message", NULL, NULL,
+				      NULL, 0};
+	int rc = read_incoming(host, req, &in);
 
 	if (rc != 0)
 		return rc;
@@ -180,21 +180,58 @@ static int on_chat_message(void *instance, pav_conn *c,
 		req->error_message = "not subscribed to this chat room";
 		return PAV_ERR_PERMISSION;
 	}
-	if (new_message_id(id) < 0 || !(msg = build_message(host, c, &in, id)))
-		return PAV_ERR_INTERNAL;
-	rc = host->publish(host->vhost_namespace(ch->vh), chans, 1,
-			   "chat_message", msg, NULL);
-	json_object_put(msg);
-	if (rc < 0) {
-		host->log(PAV_LOG_ERROR, PLUGIN_NAME,
-			  "publish to %s failed: %s", chan, strerror(-rc));
+	x = calloc(1, sizeof(*x));
+	if (!x || host->random_id('m', x->id, sizeof(x->id)) < 0 ||
+	    !(pub.payload = build_message(host, c, &in, x->id)) ||
+	    !(x->reply = host->defer(c, req))) {
+		json_object_put(pub.payload);
+		free(x);
 		return PAV_ERR_INTERNAL;
 	}
-	req->ack = json_object_new_object();
-	if (req->ack)
-		json_object_object_add(req->ack, "id",
-				       json_object_new_string(id));
+	x->host = host;
+	host->publish(ch->vh, &pub, sent, x);
+	json_object_put(pub.payload);
+	return PAV_PENDING;
+}
+
+/* A chat_message the backend publishes: the spec's shape, and a roomId
+ * that names the chat: channel it goes to. */
+static int check_published(void *instance, const char *channel,
+			   json_object *p, const char **why)
+{
+	static const char *const required[] = {"id", "roomId", "content",
+					       "createdAt", NULL};
+	static const char *const sender[] = {"id", "username", "profilePhoto",
+					     NULL};
+	json_object *v, *s;
+
+	(void)instance;
+	for (const char *const *k = required; *k; k++)
+		if (!json_object_object_get_ex(p, *k, &v) ||
+		    !json_object_is_type(v, json_type_string))
+			goto shape;
+	if (!json_object_object_get_ex(p, "sender", &s) ||
+	    !json_object_is_type(s, json_type_object))
+		goto shape;
+	for (const char *const *k = sender; *k; k++)
+		if (!json_object_object_get_ex(s, *k, &v) ||
+		    !json_object_is_type(v, json_type_string))
+			goto shape;
+	if (json_object_object_get_ex(p, "attachments", &v) &&
+	    !json_object_is_type(v, json_type_array)) {
+		*why = "attachments must be an array";
+		return -EINVAL;
+	}
+	json_object_object_get_ex(p, "roomId", &v);
+	if (strncmp(channel, "chat:", 5) ||
+	    strcmp(channel + 5, json_object_get_string(v))) {
+		*why = "chat_message roomId must match the chat: channel";
+		return -EINVAL;
+	}
 	return 0;
+shape:
+	*why = "chat_message needs id, roomId, sender, content, createdAt";
+	return -EINVAL;
 }
 
 static int read_options(struct chat *ch, json_object *options, char *err,
@@ -235,6 +272,9 @@ static int chat_create(const struct pav_host *host, pav_vhost *vh,
 	if (rc == 0 && ch->client_send)
 		rc = host->register_handler(vh, "chat_message",
 					    on_chat_message);
+	if (rc == 0)
+		rc = host->register_payload_check(vh, "chat_message",
+						  check_published);
 	if (rc < 0) {
 		free(ch);
 		return rc;
@@ -247,7 +287,7 @@ PAV_PLUGIN_EXPORT = {
 	.magic = PAV_PLUGIN_MAGIC,
 	.abi_version = PAV_PLUGIN_ABI_VERSION,
 	.name = PLUGIN_NAME,
-	.version = "1.0.0",
+	.version = "2.0.0",
 	.description = "chat rooms; optional client-sent chat_message",
 	.vhost_create = chat_create,
 	.vhost_destroy = chat_destroy,

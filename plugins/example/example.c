@@ -53,10 +53,10 @@ static int on_echo(void *instance, pav_conn *c, struct pav_request *req)
 	/* json_object_get(): the answer shares the request's payload, so it
 	 * takes its own reference; json_object_put() below drops both. */
 	json_object_object_add(payload, "echo", json_object_get(req->payload));
-	/* send() only borrows the payload.  It fails only when the connection
+	/* send() only borrows the payload (NULL: no "channel" member).  It fails only when the connection
 	 * is closing or its queue is full; the gateway handles both, so there
 	 * is nothing useful to answer. */
-	ex->host->send(c, "echo", payload);
+	ex->host->send(c, NULL, "echo", payload);
 	json_object_put(payload);
 	return 0; /* success: the gateway acks when the client gave an id */
 }

@@ -1,22 +1,33 @@
 /*
- * notification.c — the client side of the per-user notification inbox.
+ * notification.c — the per-user notification inbox: creation by the
+ * backend, delivery, mark_read, and replay on subscribe.
  *
- *   mark_read {"notificationId": "<id>"} → marks it read in the store;
- *       ack {"notificationId": "<id>"}; the user's other connections get
- *       {"type": "notification_read", "payload": {"notificationId": ...}}.
- *       An id not in this user's inbox → 1004 (the same answer whether it
+ * Internal API (on the internal vhosts of this vhost's namespace):
+ *   POST /v1/notifications {"userId", "notification": {type, content,
+ *       sender?, reference?, ...}} → stored in the user's inbox with "id",
+ *       "createdAt" and "isRead": false, delivered as a "notification"
+ *       message on "user:<id>" to every connection of the user, on every
+ *       node → 201 {"id"}.
+ *   GET /v1/users/{id}/notifications?unread=1&limit=N → 200 {"userId",
+ *       "notifications": [...]} (oldest first; with limit, the newest N).
+ *   POST /v1/publish of type "notification" is checked for the spec's
+ *       shape (id, createdAt and a boolean isRead included).
+ *
+ * Client messages:
+ *   mark_read {"notificationId": "<id>"} → marks it read; ack
+ *       {"notificationId"}; the user's other connections get
+ *       {"type": "notification_read", "payload": {"notificationId"}}.  An
+ *       id not in this user's inbox → 1004 (the same answer whether it
  *       exists for someone else or not); a bad payload → 1002.
- *   subscribe to "user" with parameters.since (RFC 3339) → the inbox's
- *       notifications created after it are sent to that connection,
- *       oldest first, as "notification" messages.  An unparsable `since`
- *       is ignored (the subscription itself already succeeded).
- *
- * Notifications are created and delivered live by the core's internal API;
- * this plugin only reads and marks the inbox.
+ *   subscribe to "user" with parameters.since (RFC 3339, else 1002) → the
+ *       inbox's notifications created after it go to that connection,
+ *       oldest first.  Live notifications that arrive while the inbox is
+ *       read are held and sent after the replay, those already replayed
+ *       dropped (by id): none twice, none missing.
  *
  * Options: none (the plugin's options object must be empty).
  *
- * Store calls are asynchronous: their callbacks find the connection again
+ * Every store call is asynchronous: callbacks find the connection again
  * by id, because it may have closed in between.
  */
 #ifndef _GNU_SOURCE
@@ -30,45 +41,110 @@
 #include <pavilion/plugin.h>
 
 #define PLUGIN_NAME "notification"
-#define MAX_ID_LEN 64
-/* "user:" + a 64-character user id + NUL, with room to spare. */
-#define CHANNEL_BUF 128
+/* An inbox replay sends at most this many (the default inbox size). */
+#define REPLAY_MAX 10000
 
 struct notification {
 	const struct pav_host *host;
 	pav_vhost *vh;
 };
 
-/* What a store callback needs; copied, since nothing of the request or
- * the connection outlives the handler.  The strings follow the struct. */
+/* ---- shapes ---- */
+
+static int is_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) &&
+	       json_object_is_type(v, json_type_string);
+}
+
+/* o[key], when present, is an object of string fields. */
+static int obj_of_strings(json_object *o, const char *key,
+			  const char *const *fields)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 1;
+	if (!json_object_is_type(v, json_type_object))
+		return 0;
+	for (; *fields; fields++)
+		if (!is_str(v, *fields))
+			return 0;
+	return 1;
+}
+
+/* The spec's notification: string type and content, optional sender
+ * {id,username,profilePhoto} and reference {type,id}; complete: also id,
+ * createdAt and a boolean isRead (a published one). */
+static int check_shape(json_object *p, int complete, const char **why)
+{
+	static const char *const sender[] = {"id", "username", "profilePhoto",
+					     NULL};
+	static const char *const reference[] = {"type", "id", NULL};
+	json_object *v;
+
+	if (!json_object_is_type(p, json_type_object) || !is_str(p, "type") ||
+	    !is_str(p, "content")) {
+		*why = "notification needs string type and content";
+		return -EINVAL;
+	}
+	if (!obj_of_strings(p, "sender", sender) ||
+	    !obj_of_strings(p, "reference", reference)) {
+		*why = "notification sender {id,username,profilePhoto} or "
+		       "reference {type,id} malformed";
+		return -EINVAL;
+	}
+	if (complete && (!is_str(p, "id") || !is_str(p, "createdAt") ||
+			 !json_object_object_get_ex(p, "isRead", &v) ||
+			 !json_object_is_type(v, json_type_boolean))) {
+		*why = "notification needs id, createdAt and boolean isRead";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_published(void *instance, const char *channel,
+			   json_object *payload, const char **why)
+{
+	(void)instance;
+	(void)channel;
+	return check_shape(payload, 1, why);
+}
+
+/* ---- what a store callback needs ---- */
+
+/* Copied, since nothing of the request or the connection outlives the
+ * handler.  The strings follow the struct. */
 struct pending {
-	const struct pav_host *host;
+	struct notification *nt;
 	uint64_t conn_id;
-	pav_reply *reply; /* mark_read only */
-	const char *ns;
+	pav_reply *reply;
+	pav_api_call *call;
 	const char *user;
-	const char *id; /* mark_read only */
+	const char *id;
+	char channel[PAV_CHANNEL_BUF]; /* "user:<user>" */
 };
 
-/* One allocation for the struct and copies of its strings. */
-static struct pending *pending_new(const struct pav_host *host, pav_conn *c,
-				   const char *ns, const char *id)
+static struct pending *pending_new(struct notification *nt, uint64_t conn_id,
+				   const char *user, const char *id)
 {
-	const char *user = host->conn_user(c);
-	size_t lns = strlen(ns) + 1, lu = strlen(user) + 1;
-	size_t lid = id ? strlen(id) + 1 : 0;
-	struct pending *p = malloc(sizeof(*p) + lns + lu + lid);
+	size_t lu = strlen(user) + 1, lid = id ? strlen(id) + 1 : 0;
+	struct pending *p = calloc(1, sizeof(*p) + lu + lid);
 	char *s;
 
 	if (!p)
 		return NULL;
-	p->host = host;
-	p->conn_id = host->conn_id(c);
-	p->reply = NULL;
+	p->nt = nt;
+	p->conn_id = conn_id;
 	s = (char *)(p + 1);
-	p->ns = memcpy(s, ns, lns);
-	p->user = memcpy(s + lns, user, lu);
-	p->id = id ? memcpy(s + lns + lu, id, lid) : NULL;
+	p->user = memcpy(s, user, lu);
+	p->id = id ? memcpy(s + lu, id, lid) : NULL;
+	if (nt->host->user_channel(user, p->channel, sizeof(p->channel)) < 0) {
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -83,27 +159,152 @@ static json_object *id_payload(const char *id)
 	return o;
 }
 
+/* ---- POST /v1/notifications ---- */
+
+static void delivered(void *arg, int err, const struct pav_published *res)
+{
+	struct pending *p = arg;
+	json_object *o;
+
+	(void)res;
+	if (err == -EIO) {
+		p->nt->host->api_error(p->call, 503,
+				       "session store unavailable");
+	} else if (err) {
+		p->nt->host->api_error(p->call, 500, "delivery failed");
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(p->id));
+		p->nt->host->api_answer(p->call, 201, o);
+	}
+	free(p);
+}
+
+/* Stored: deliver the stored copy (with id and createdAt) to the user. */
+static void stored(void *arg, int err, json_object *n)
+{
+	struct pending *p = arg, *q;
+	const struct pav_host *host = p->nt->host;
+	json_object *id;
+	const char *chans[] = {p->channel};
+	struct pav_publication pub = {chans, 1, "notification", n, NULL, NULL,
+				      0};
+
+	if (err || !json_object_object_get_ex(n, "id", &id)) {
+		host->api_error(p->call, err == -EIO ? 503 : 500,
+				err == -EIO ? "session store unavailable"
+					    : "session store error");
+		free(p);
+		return;
+	}
+	q = pending_new(p->nt, 0, p->user, json_object_get_string(id));
+	if (!q) {
+		host->api_error(p->call, 500, "out of memory");
+		free(p);
+		return;
+	}
+	q->call = p->call;
+	free(p);
+	pub.key = q->id;
+	host->publish(q->nt->vh, &pub, delivered, q);
+}
+
+static void post_notification(void *instance, pav_api_call *call,
+			      const struct pav_api_request *req)
+{
+	struct notification *nt = instance;
+	const struct pav_host *host = nt->host;
+	json_object *user, *n;
+	const char *why;
+	struct pending *p;
+
+	if (!json_object_object_get_ex(req->body, "userId", &user) ||
+	    !json_object_is_type(user, json_type_string) ||
+	    !host->id_valid(json_object_get_string(user),
+			    (size_t)json_object_get_string_len(user)))
+		return host->api_error(call, 400, "userId must be 1-64 of "
+						  "[A-Za-z0-9_-]");
+	if (!json_object_object_get_ex(req->body, "notification", &n) ||
+	    !json_object_is_type(n, json_type_object))
+		return host->api_error(call, 400,
+				       "notification must be an object");
+	if (check_shape(n, 0, &why))
+		return host->api_error(call, 400, why);
+	p = pending_new(nt, 0, json_object_get_string(user), NULL);
+	if (!p)
+		return host->api_error(call, 500, "out of memory");
+	p->call = call;
+	host->inbox_add(nt->vh, p->user, n, stored, p);
+}
+
+/* ---- GET /v1/users/{id}/notifications ---- */
+
+static void listed(void *arg, int err, json_object *list)
+{
+	struct pending *p = arg;
+	const struct pav_host *host = p->nt->host;
+	json_object *o;
+
+	if (err) {
+		host->api_error(p->call, err == -EIO ? 503 : 500,
+				"session store unavailable");
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, "userId",
+				       json_object_new_string(p->user));
+		json_object_object_add(o, "notifications",
+				       json_object_get(list));
+		host->api_answer(p->call, 200, o);
+	}
+	free(p);
+}
+
+static void get_inbox(void *instance, pav_api_call *call,
+		      const struct pav_api_request *req)
+{
+	struct notification *nt = instance;
+	const struct pav_host *host = nt->host;
+	long unread = host->query_number(req->query, "unread", 0, 1);
+	long limit = host->query_number(req->query, "limit", 0, 10000);
+	struct pending *p;
+
+	if (unread < 0)
+		return host->api_error(call, 400, "unread must be 0 or 1");
+	if (limit < 0)
+		return host->api_error(call, 400, "limit must be a number from "
+						  "0 to 10000");
+	p = pending_new(nt, 0, req->args[0], NULL);
+	if (!p)
+		return host->api_error(call, 500, "out of memory");
+	p->call = call;
+	host->inbox_list(nt->vh, p->user, 0, (int)unread, (size_t)limit,
+			 listed, p);
+}
+
+/* ---- mark_read ---- */
+
 /* Tells the user's other connections, on every node, that id was read. */
 static void announce_read(const struct pending *p)
 {
-	char chan[CHANNEL_BUF];
-	const char *chans[] = {chan};
+	const struct pav_host *host = p->nt->host;
+	const char *chans[] = {p->channel};
 	json_object *payload = id_payload(p->id);
+	struct pav_publication pub = {chans, 1, "notification_read", payload,
+				      NULL, NULL, 1};
 
 	if (!payload)
 		return;
-	snprintf(chan, sizeof(chan), "user:%s", p->user);
-	/* The acting connection may have closed meanwhile: then nobody is
-	 * left out. */
-	p->host->publish(p->ns, chans, 1, "notification_read", payload,
-			 p->host->conn_find(p->conn_id));
+	/* the acting connection may have closed meanwhile: then nobody is
+	 * left out */
+	pub.except = host->conn_find(p->nt->vh, p->conn_id);
+	host->publish(p->nt->vh, &pub, NULL, NULL);
 	json_object_put(payload);
 }
 
-static void mark_read_done(void *arg, int err)
+static void marked(void *arg, int err)
 {
 	struct pending *p = arg;
-	const struct pav_host *host = p->host;
+	const struct pav_host *host = p->nt->host;
 
 	if (err == -ENOENT) {
 		host->reply(p->reply, PAV_ERR_PERMISSION,
@@ -132,7 +333,7 @@ static const char *read_notification_id(struct pav_request *req)
 	    !json_object_is_type(v, json_type_string))
 		return NULL;
 	n = (size_t)json_object_get_string_len(v);
-	return n >= 1 && n <= MAX_ID_LEN ? json_object_get_string(v) : NULL;
+	return n >= 1 && n <= PAV_ID_MAX ? json_object_get_string(v) : NULL;
 }
 
 static int on_mark_read(void *instance, pav_conn *c, struct pav_request *req)
@@ -147,84 +348,97 @@ static int on_mark_read(void *instance, pav_conn *c, struct pav_request *req)
 				     "of 1 to 64 characters";
 		return PAV_ERR_FORMAT;
 	}
-	p = pending_new(host, c, host->vhost_namespace(nt->vh), id);
-	if (!p)
-		return PAV_ERR_INTERNAL;
-	p->reply = host->defer(c, req);
-	if (!p->reply) {
+	p = pending_new(nt, host->conn_id(c), host->conn_user(c), id);
+	if (!p || !(p->reply = host->defer(c, req))) {
 		free(p);
 		return PAV_ERR_INTERNAL;
 	}
-	host->store->inbox_mark_read(p->ns, p->user, p->id, mark_read_done, p);
+	host->inbox_mark_read(nt->vh, p->user, p->id, marked, p);
 	return PAV_PENDING;
 }
 
-/* Sends the inbox's notifications to the connection that subscribed,
- * if it is still there.  The list is oldest first already. */
+/* ---- replay on subscribe(user, since) ---- */
+
+/* Sends the listed notifications to the connection that subscribed, then
+ * what arrived live meanwhile, but for those just sent. */
 static void replay_listed(void *arg, int err, json_object *list)
 {
 	struct pending *p = arg;
-	pav_conn *c = p->host->conn_find(p->conn_id);
-	char chan[80];
+	const struct pav_host *host = p->nt->host;
+	pav_conn *c = host->conn_find(p->nt->vh, p->conn_id);
+	size_t n = err ? 0 : json_object_array_length(list), sent = 0;
+	const char **ids = n ? calloc(n, sizeof(*ids)) : NULL;
+	json_object *id;
 
-	snprintf(chan, sizeof(chan), "user:%s", p->user);
-	if (err < 0)
-		p->host->log(PAV_LOG_WARN, PLUGIN_NAME,
-			     "inbox replay for user %s: store error: %s",
-			     p->user, strerror(-err));
-	else if (c && json_object_is_type(list, json_type_array))
-		for (size_t i = 0; i < json_object_array_length(list); i++)
-			if (p->host->send_channel(
-				    c, chan, "notification",
-				    json_object_array_get_idx(list, i)) < 0)
-				break; /* closing, or its queue is full */
+	if (err)
+		host->log(PAV_LOG_WARN, PLUGIN_NAME,
+			  "inbox replay for user %s: store error: %s", p->user,
+			  strerror(-err));
+	for (size_t i = 0; c && i < n && i < REPLAY_MAX; i++) {
+		json_object *note = json_object_array_get_idx(list, i);
+
+		if (host->send(c, p->channel, "notification", note) < 0)
+			break; /* closing, or its queue is full */
+		if (ids && json_object_object_get_ex(note, "id", &id))
+			ids[sent++] = json_object_get_string(id);
+	}
+	if (c)
+		host->release(c, p->channel, ids, sent);
+	free(ids);
 	free(p);
 }
 
-/* parameters.since as ms since the epoch; 0, or -EINVAL when absent or
- * unparsable. */
 static int read_since(const struct pav_host *host, json_object *params,
 		      int64_t *since_ms)
 {
 	json_object *v;
 
-	if (!params || !json_object_object_get_ex(params, "since", &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!params || !json_object_object_get_ex(params, "since", &v))
+		return 1;
+	if (!json_object_is_type(v, json_type_string) ||
+	    host->parse_time(json_object_get_string(v), since_ms) < 0)
 		return -EINVAL;
-	return host->parse_time(json_object_get_string(v), since_ms) < 0
-		       ? -EINVAL
-		       : 0;
+	return 0;
+}
+
+static int notification_check_parameters(void *instance, pav_conn *c,
+					 const char *channel,
+					 json_object *params, const char **why)
+{
+	struct notification *nt = instance;
+	int64_t ms;
+
+	(void)c;
+	(void)channel;
+	if (read_since(nt->host, params, &ms) < 0) {
+		*why = "payload.parameters.since must be an RFC 3339 time";
+		return PAV_ERR_FORMAT;
+	}
+	return 0;
 }
 
 /* A subscription to the connection's own user channel with `since`
  * replays the inbox from then on. */
 static void notification_on_subscribed(void *instance, pav_conn *c,
-				       const char *channel,
-				       json_object *parameters,
-				       int user_first)
+				       const struct pav_subscribed *ev)
 {
 	struct notification *nt = instance;
 	const struct pav_host *host = nt->host;
-	const char *user = host->conn_user(c);
 	struct pending *p;
 	int64_t since_ms;
 
-	(void)user_first;
-	if (strncmp(channel, "user:", 5) != 0 || strcmp(channel + 5, user) != 0)
+	if (read_since(host, ev->parameters, &since_ms) != 0)
 		return;
-	if (read_since(host, parameters, &since_ms) < 0) {
-		if (parameters && json_object_object_get_ex(parameters, "since",
-							    NULL))
-			host->log(PAV_LOG_DEBUG, PLUGIN_NAME,
-				  "ignoring an invalid parameters.since");
+	p = pending_new(nt, host->conn_id(c), host->conn_user(c), NULL);
+	if (!p || strcmp(ev->channel, p->channel) != 0) {
+		free(p);
 		return;
 	}
-	p = pending_new(host, c, host->vhost_namespace(nt->vh), NULL);
-	if (!p)
-		return;
-	host->store->inbox_list(p->ns, p->user, since_ms, 0, 0, replay_listed,
-				p);
+	host->hold(c, p->channel);
+	host->inbox_list(nt->vh, p->user, since_ms, 0, 0, replay_listed, p);
 }
+
+/* ---- the instance ---- */
 
 static void notification_destroy(void *instance)
 {
@@ -249,6 +463,16 @@ static int notification_create(const struct pav_host *host, pav_vhost *vh,
 	nt->host = host;
 	nt->vh = vh;
 	rc = host->register_handler(vh, "mark_read", on_mark_read);
+	if (rc == 0)
+		rc = host->register_route(vh, "POST", "/v1/notifications",
+					  post_notification);
+	if (rc == 0)
+		rc = host->register_route(vh, "GET",
+					  "/v1/users/{id}/notifications",
+					  get_inbox);
+	if (rc == 0)
+		rc = host->register_payload_check(vh, "notification",
+						  check_published);
 	if (rc < 0) {
 		free(nt);
 		return rc;
@@ -261,9 +485,11 @@ PAV_PLUGIN_EXPORT = {
 	.magic = PAV_PLUGIN_MAGIC,
 	.abi_version = PAV_PLUGIN_ABI_VERSION,
 	.name = PLUGIN_NAME,
-	.version = "1.0.0",
-	.description = "mark_read and inbox replay on subscribe(user, since)",
+	.version = "2.0.0",
+	.description = "notification inbox: creation, delivery, mark_read, "
+		       "replay",
 	.vhost_create = notification_create,
 	.vhost_destroy = notification_destroy,
 	.on_subscribed = notification_on_subscribed,
+	.check_parameters = notification_check_parameters,
 };

@@ -8,9 +8,9 @@
  *   unsubscribe {"channel": "<name>"} → ack {"channel": "<canonical name>"}
  *
  * Errors: payload.channel missing or not a string, parameters not an
- * object, parameters.token not a string, parameters.since not an RFC 3339
- * time, parameters.presence not a boolean → 1002; an invalid channel name or
- * too many subscriptions → 1003; another user's channel, or a zone:/
+ * object, parameters.token not a string → 1002 (other plugins check their
+ * own parameters); an invalid channel name or too many subscriptions →
+ * 1003; another user's channel, or a zone:/
  * channel:/chat: channel neither the JWT claims nor a subscription token
  * grant → 1004 (the connection stays open).
  *
@@ -72,19 +72,13 @@ static int read_channel(const struct pav_host *host, pav_conn *c,
 	return 0;
 }
 
-/*
- * payload.parameters: absent → *params NULL; else an object.  The members
- * other plugins act on after the subscription are checked here, while the
- * client can still be told: "token" (a subscription token) a string,
- * "since" (the notification plugin's replay) an RFC 3339 time, "presence"
- * (the presence plugin's snapshot) a boolean.
- * Unknown members are ignored.
- */
-static int read_parameters(const struct pav_host *host,
-			   struct pav_request *req, json_object **params)
+/* payload.parameters: absent -> *params NULL; else an object whose
+ * "token" (a subscription token) is a string.  Other members belong to
+ * the plugins that act on them (their check_parameters hooks) and to the
+ * gateway ("recover"). */
+static int read_parameters(struct pav_request *req, json_object **params)
 {
 	json_object *v;
-	int64_t ms;
 
 	*params = NULL;
 	if (!json_object_object_get_ex(req->payload, "parameters", params))
@@ -95,15 +89,6 @@ static int read_parameters(const struct pav_host *host,
 	    !json_object_is_type(v, json_type_string))
 		return bad_format(req,
 				  "payload.parameters.token must be a string");
-	if (json_object_object_get_ex(*params, "since", &v) &&
-	    (!json_object_is_type(v, json_type_string) ||
-	     host->parse_time(json_object_get_string(v), &ms) < 0))
-		return bad_format(req, "payload.parameters.since must be an "
-				       "RFC 3339 time");
-	if (json_object_object_get_ex(*params, "presence", &v) &&
-	    !json_object_is_type(v, json_type_boolean))
-		return bad_format(req, "payload.parameters.presence must be "
-				       "true or false");
 	return 0;
 }
 
@@ -161,32 +146,29 @@ static json_object *channel_ack(const char *channel)
 	return ack;
 }
 
+/* Checks, then hands the request to the gateway, which subscribes,
+ * answers (ack {"channel", ...}, or 1003 past the limit) and runs the
+ * on_subscribed hooks. */
 static int on_subscribe(void *instance, pav_conn *c, struct pav_request *req)
 {
 	struct subscription *s = instance;
 	char channel[CHANNEL_BUF];
 	json_object *params;
+	pav_reply *reply;
 	int rc;
 
 	rc = read_channel(s->host, c, req, channel, sizeof(channel));
 	if (rc == 0)
-		rc = read_parameters(s->host, req, &params);
+		rc = read_parameters(req, &params);
 	if (rc == 0)
 		rc = check_access(s, c, req, params, channel);
 	if (rc != 0)
 		return rc;
-	rc = s->host->subscribe(c, channel, params);
-	if (rc == -ENOSPC) {
-		req->error_message = "too many subscriptions";
-		return PAV_ERR_SUBSCRIPTION;
-	}
-	if (rc < 0) {
-		s->host->log(PAV_LOG_ERROR, PLUGIN_NAME,
-			     "subscribe %s failed: %s", channel, strerror(-rc));
+	reply = s->host->defer(c, req);
+	if (!reply)
 		return PAV_ERR_INTERNAL;
-	}
-	req->ack = channel_ack(channel); /* 0 and 1 (already) alike */
-	return 0;
+	s->host->subscribe(c, channel, params, reply);
+	return PAV_PENDING;
 }
 
 /* Leaving is never access-controlled: one can only leave what one joined,

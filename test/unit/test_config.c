@@ -164,9 +164,9 @@ static void defaults_are_filled(void **state)
 	load_ok(f, ONE(PUB("pub", "127.0.0.1:8080")));
 	assert_int_equal(f->cfg.log_level, PAV_LOG_INFO);
 	assert_int_equal(f->cfg.log_json, 1);
-	assert_string_equal(f->cfg.store_backend, "memory");
-	assert_null(f->cfg.store_url);
-	assert_int_equal(f->cfg.inbox_size, PAV_DEF_INBOX_SIZE);
+	assert_string_equal(f->cfg.store.backend, "memory");
+	assert_int_equal(f->cfg.store.nurls, 0);
+	assert_int_equal(f->cfg.store.inbox_size, PAV_DEF_INBOX_SIZE);
 	assert_string_equal(f->cfg.event_loop, "poll");
 	assert_int_equal(f->cfg.nplugin_dirs, 1);
 	assert_string_equal(f->cfg.plugin_dirs[0], PAV_DEFAULT_PLUGIN_DIR);
@@ -244,9 +244,10 @@ static void every_key_of_the_design_example_is_read(void **state)
 		   "  'api': {'keys_file': 'api.keys', 'max_body_bytes': 2048}}]}");
 	assert_int_equal(f->cfg.log_level, PAV_LOG_DEBUG);
 	assert_int_equal(f->cfg.log_json, 0);
-	assert_string_equal(f->cfg.store_backend, "redis");
-	assert_string_equal(f->cfg.store_url, "redis://h:6379/0");
-	assert_int_equal(f->cfg.inbox_size, 7);
+	assert_string_equal(f->cfg.store.backend, "redis");
+	assert_int_equal(f->cfg.store.nurls, 1);
+	assert_string_equal(f->cfg.store.urls[0], "redis://h:6379/0");
+	assert_int_equal(f->cfg.store.inbox_size, 7);
 	assert_string_equal(f->cfg.event_loop, "uv");
 	assert_int_equal(f->cfg.nplugin_dirs, 2);
 	assert_string_equal(f->cfg.plugin_dirs[0], "/opt/p");

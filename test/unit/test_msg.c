@@ -152,7 +152,7 @@ static void payload_is_borrowed(void **state)
 
 static void text_sits_after_lws_padding(void **state)
 {
-	struct pav_msg *m = pav_msg_new("hello", 5);
+	struct pav_msg *m = pav_msg_new("hello", 5, NULL);
 
 	(void)state;
 	assert_non_null(m);
@@ -170,7 +170,7 @@ static void text_sits_after_lws_padding(void **state)
 static void new_copies_the_text(void **state)
 {
 	char src[] = "abc\0def";
-	struct pav_msg *m = pav_msg_new(src, sizeof(src) - 1);
+	struct pav_msg *m = pav_msg_new(src, sizeof(src) - 1, NULL);
 
 	(void)state;
 	assert_non_null(m);
@@ -182,7 +182,7 @@ static void new_copies_the_text(void **state)
 
 static void empty_text_is_allowed(void **state)
 {
-	struct pav_msg *m = pav_msg_new("", 0);
+	struct pav_msg *m = pav_msg_new("", 0, NULL);
 
 	(void)state;
 	assert_non_null(m);
@@ -193,7 +193,7 @@ static void empty_text_is_allowed(void **state)
 
 static void refs_start_at_one_and_count(void **state)
 {
-	struct pav_msg *m = pav_msg_new("x", 1), *r;
+	struct pav_msg *m = pav_msg_new("x", 1, NULL), *r;
 
 	(void)state;
 	assert_int_equal(m->refs, 1);

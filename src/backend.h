@@ -1,0 +1,62 @@
+/*
+ * backend.h — the store backends behind the core: a registry of named
+ * backends, each giving a state (state.h) and a broker (broker.h), and what
+ * the core hands them (struct pav_backend_env).
+ *
+ * `store.backend` in the configuration picks a backend by name; main.c and
+ * the rest of the core name none.  "memory" is the embedded one-node
+ * backend; "redis" makes several gateway processes one gateway.
+ */
+#ifndef PAV_BACKEND_H
+#define PAV_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "config.h"
+#include "state.h"
+
+struct lws_context;
+struct pav_delivery;
+
+/* What the core gives a backend at create. */
+struct pav_backend_env {
+	/* The event loop, or NULL under --check (nothing may connect). */
+	struct lws_context *lws;
+	/* Hands a publication that reached this node to the local hub. */
+	void (*deliver)(void *arg, const struct pav_delivery *d);
+	/* Connections may have missed publications (the backend lost and
+	 * regained its feed): the core sends them "resync". */
+	void (*resync)(void *arg);
+	void *arg;
+};
+
+struct pav_backend {
+	const char *name;
+	const struct pav_state_ops *state;
+	const struct pav_broker_ops *broker;
+};
+
+/* The backend named `name`, or NULL. */
+const struct pav_backend *pav_backend_find(const char *name);
+/* Comma-separated names of the registered backends (for messages). */
+const char *pav_backend_names(void);
+
+/* An open backend: its two halves and their instances. */
+struct pav_store {
+	const struct pav_backend *be;
+	void *state;  /* be->state's instance */
+	void *broker; /* be->broker's instance */
+};
+
+/* Creates both halves of the backend cfg->backend names.  0, or -errno
+ * with "file: store...: reason" in err. */
+int pav_store_open(struct pav_store *st, const struct pav_store_config *cfg,
+		   const struct pav_backend_env *env, char *err,
+		   size_t errlen);
+void pav_store_close(struct pav_store *st);
+/* Both halves can serve now (for /readyz and new handshakes). */
+int pav_store_ready(const struct pav_store *st);
+
+#endif

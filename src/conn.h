@@ -1,0 +1,98 @@
+/*
+ * conn.h — one client WebSocket connection's I/O: its send queue, inbound
+ * reassembly, the closing handshake and its deadlines (heartbeat, idle,
+ * token expiry).  It knows nothing of users, channels or plugins: the
+ * session (session.h) sits above it.
+ */
+#ifndef PAV_CONN_H
+#define PAV_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "wheel.h"
+
+struct lws;
+struct pav_msg;
+struct pav_vhost_config;
+
+/* What all connections share: the deadline wheel. */
+struct pav_conn_env {
+	struct pav_wheel wheel; /* one-second slots */
+};
+
+enum pav_conn_state {
+	PAV_CONN_NEW = 0,
+	PAV_CONN_OPEN,    /* serving */
+	PAV_CONN_CLOSING, /* flushing the queue, then the close frame */
+};
+
+struct pav_conn {
+	struct lws *wsi;
+	const struct pav_vhost_config *vc;
+	struct pav_conn_env *env;
+	enum pav_conn_state state;
+	int close_code;
+	const char *close_reason;
+
+	/* inbound reassembly, allocated only while a fragmented message is
+	 * in flight */
+	char *rx;
+	size_t rx_len;
+	int rx_binary;
+	unsigned rx_pieces;
+
+	/* outbound queue: a ring of shared messages */
+	struct pav_msg **q;
+	uint32_t q_head, q_count, q_cap;
+	size_t q_bytes;
+
+	/* deadlines */
+	int64_t last_rx_ms;
+	int64_t next_heartbeat_ms;
+	int64_t exp_ms; /* token expiry (without leeway), 0: none */
+	struct pav_wheel_node tw;
+};
+
+/* Starts serving: deadlines from now. */
+void pav_conn_open(struct pav_conn *c, struct lws *wsi,
+		   const struct pav_vhost_config *vc,
+		   struct pav_conn_env *env, int64_t exp_ms);
+/* The token was renewed: its expiry moved. */
+void pav_conn_set_expiry(struct pav_conn *c, int64_t exp_ms);
+/* Frees what the connection holds (lws frees the struct itself). */
+void pav_conn_release(struct pav_conn *c);
+
+/* Queues a message; 0, or -EPIPE (closing) / -ENOBUFS (over the outbound
+ * limit: the connection is being closed with 4008). */
+int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
+/* As enqueue, but writes at once when nothing is waiting (fan-out). */
+int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m);
+/* Builds and queues {"type","id"?,"channel"?,"payload"?,"timestamp"}. */
+int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
+		  const char *channel, json_object *payload);
+void pav_conn_error(struct pav_conn *c, int code, const char *message,
+		    const char *id);
+/* Starts the closing handshake with code (once). */
+void pav_conn_close(struct pav_conn *c, int code, const char *reason);
+/* A slow consumer: drop the queue, close 4008. */
+void pav_conn_overflow(struct pav_conn *c);
+int pav_conn_is_open(const struct pav_conn *c);
+
+/* lws' writable callback: queued frames, then the close frame.  -1: lws
+ * is to close the connection. */
+int pav_conn_writeable(struct pav_conn *c);
+/*
+ * Feeds a chunk lws received.  Returns 1 with msg, msg_len and binary set when a
+ * whole message is ready (valid until the next call), 0 otherwise (more to
+ * come, or the connection is closing and input is discarded).
+ */
+int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
+		     const char **msg, size_t *msg_len, int *binary);
+
+/* Runs the deadlines that are due (once a second). */
+void pav_conns_tick(struct pav_conn_env *env, int64_t now_ms);
+
+#endif

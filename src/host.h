@@ -1,0 +1,13 @@
+/* host.h — the services handed to plugins (struct pav_host, ABI 2). */
+#ifndef PAV_HOST_H
+#define PAV_HOST_H
+
+#include "pavilion/plugin.h"
+
+extern const struct pav_host pav_host_table;
+
+struct pav_vhost;
+/* Cancels every timer a vhost's plugins left running. */
+void pav_host_timers_cancel(struct pav_vhost *vh);
+
+#endif

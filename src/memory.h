@@ -1,0 +1,86 @@
+/*
+ * memory.h — the "memory" backend's shared table (private to
+ * memory_state.c, memory_history.c and memory_broker.c): one node, one
+ * process, everything answered before the call returns.
+ *
+ * Users and channels are keyed "ns\x1fname" (neither may contain 0x1f:
+ * ids are [A-Za-z0-9_-], namespaces come from the configuration).
+ */
+#ifndef PAV_MEMORY_H
+#define PAV_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "map.h"
+#include "msg.h"
+
+#define PAV_MEM_KEY_SMALL 192
+
+/* A channel's record: its members on this node and its history.  It lives
+ * while it has members or history, or (with history configured) until
+ * ttl_s after its last activity, so that an epoch outlives a short gap. */
+struct mem_chan {
+	char *key;
+	int64_t members;
+	struct pav_map *users; /* user -> count, as (void *)(uintptr_t) */
+
+	/* history: a ring of the newest publications */
+	struct pav_msg **ring;
+	size_t cap, head, count;
+	size_t bytes;
+	uint64_t offset; /* the newest publication's */
+	char epoch[20];
+	int ttl_s;       /* 0: no history configured */
+	int64_t active_ms; /* last publication, join or leave */
+	struct mem_chan *lru_prev, *lru_next; /* channels holding history,
+						 least recently published first */
+	int in_lru;
+};
+
+struct pav_mem {
+	struct pav_backend_env env;
+	struct pav_map *users; /* ns\x1fuser -> struct mem_user */
+	struct pav_map *chans; /* ns\x1fchannel -> struct mem_chan */
+	size_t inbox_size;
+	size_t history_max_bytes, history_bytes;
+	struct mem_chan *lru_head, *lru_tail;
+};
+
+/* "ns\x1fname" on the stack when it fits. */
+struct mem_key {
+	char small[PAV_MEM_KEY_SMALL];
+	char *s;
+};
+int pav_mem_key(struct mem_key *k, const char *ns, const char *name);
+void pav_mem_key_done(struct mem_key *k);
+
+/* The channel's record, made when `make`; NULL when absent or out of
+ * memory.  pav_mem_chan_drop() frees it once it holds nothing. */
+struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
+			      const char *channel, int make);
+void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now);
+int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
+			   const char *user);
+
+/* History (memory_history.c). */
+void pav_mem_history_config(struct mem_chan *ch,
+			    const struct pav_history_cfg *h);
+/* Appends a publication (takes a reference), evicting past the channel's
+ * size and the store's byte budget. */
+void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
+			    struct pav_msg *msg, int64_t now);
+void pav_mem_history_clear(struct pav_mem *m, struct mem_chan *ch);
+/* Drops the history of channels idle past their ttl. */
+void pav_mem_history_sweep(struct pav_mem *m, int64_t now);
+
+/* Publishes from inside the backend (presence announcements). */
+void pav_mem_publish(struct pav_mem *m, const char *ns,
+		     const struct pav_outgoing *out, pav_published_fn done,
+		     void *arg);
+
+extern const struct pav_state_ops pav_memory_state;
+extern const struct pav_broker_ops pav_memory_broker;
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * memory_broker.c — the "memory" backend's broker: a publication is
+ * serialized once, numbered and kept when its channel has history, and
+ * handed straight to the local hub.
+ */
+#include "memory.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "channel.h"
+#include "clock.h"
+
+void pav_mem_publish(struct pav_mem *m, const char *ns,
+		     const struct pav_outgoing *out, pav_published_fn done,
+		     void *arg)
+{
+	int one = out->nchannels == 1;
+	struct mem_chan *ch = one ? pav_mem_chan(m, ns, out->channels[0], 1)
+				  : NULL;
+	struct pav_published res = {0, NULL, one ? 0 : -1};
+	struct pav_frame f = {
+		.type = out->type,
+		.channel = one ? out->channels[0] : NULL,
+		.payload = out->payload,
+		.key = out->key,
+	};
+	struct pav_delivery d = {
+		.kind = PAV_DELIVER_FRAME,
+		.ns = ns,
+		.channels = out->channels,
+		.nchannels = out->nchannels,
+		.type = out->type,
+		.except = out->except,
+	};
+	int64_t now = pav_now_ms();
+
+	/* every channel counts its publications; only one with history
+	 * puts the number on the message and keeps the message */
+	if (ch) {
+		pav_mem_history_config(ch, out->history);
+		if (ch->cap && out->history) {
+			f.offset = res.offset = ++ch->offset;
+			res.epoch = ch->epoch;
+		} else if (!ch->cap) {
+			res.offset = ++ch->offset;
+		} /* else transient on a history channel: not numbered */
+	}
+	d.msg = pav_msg_frame(&f);
+	if (!d.msg) {
+		if (done)
+			done(arg, -ENOMEM, NULL);
+		return;
+	}
+	if (f.offset)
+		pav_mem_history_append(m, ch, d.msg, now);
+	if (ch)
+		res.recipients = ch->members;
+	if (m->env.deliver)
+		m->env.deliver(m->env.arg, &d);
+	pav_msg_unref(d.msg);
+	if (done)
+		done(arg, 0, &res);
+	if (ch)
+		pav_mem_chan_drop(m, ch, now);
+}
+
+static int broker_create(const struct pav_store_config *cfg,
+			 const struct pav_backend_env *env, void *state,
+			 void **self, char *err, size_t errlen)
+{
+	(void)cfg;
+	(void)env;
+	if (!state) {
+		snprintf(err, errlen, "the memory broker needs its state");
+		return -EINVAL;
+	}
+	*self = state; /* one table for both halves */
+	return 0;
+}
+
+static void broker_destroy(void *self)
+{
+	(void)self; /* the state half frees the table */
+}
+
+static int broker_ready(void *self)
+{
+	(void)self;
+	return 1;
+}
+
+static void broker_publish(void *self, const char *ns,
+			   const struct pav_outgoing *out,
+			   pav_published_fn done, void *arg)
+{
+	pav_mem_publish(self, ns, out, done, arg);
+}
+
+/* One node: every publication is already here. */
+static void broker_subscribe(void *self, const char *ns, const char *channel,
+			     pav_done_fn cb, void *arg)
+{
+	(void)self;
+	(void)ns;
+	(void)channel;
+	if (cb)
+		cb(arg, 0);
+}
+
+static void broker_unsubscribe(void *self, const char *ns,
+			       const char *channel)
+{
+	(void)self;
+	(void)ns;
+	(void)channel;
+}
+
+static void broker_revoke(void *self, const char *ns, const char *user,
+			  pav_state_count_fn cb, void *arg)
+{
+	struct pav_mem *m = self;
+	char chan[PAV_CHANNEL_BUF];
+	const char *chans[] = {chan};
+	int64_t n = pav_mem_user_conns(m, ns, user);
+	struct pav_delivery d = {
+		.kind = PAV_DELIVER_REVOKE,
+		.ns = ns,
+		.channels = chans,
+		.nchannels = 1,
+		.type = "revoke",
+	};
+
+	pav_channel_user(user, chan, sizeof(chan));
+	if (m->env.deliver)
+		m->env.deliver(m->env.arg, &d);
+	if (cb)
+		cb(arg, 0, n);
+}
+
+const struct pav_broker_ops pav_memory_broker = {
+	.create = broker_create,
+	.destroy = broker_destroy,
+	.ready = broker_ready,
+	.publish = broker_publish,
+	.subscribe = broker_subscribe,
+	.unsubscribe = broker_unsubscribe,
+	.revoke = broker_revoke,
+};

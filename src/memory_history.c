@@ -1,0 +1,131 @@
+/*
+ * memory_history.c — the "memory" backend's channel history: a ring of
+ * the newest `size` publications per channel, dropped `ttl_s` after the
+ * channel's last publication, and a byte budget over all channels that
+ * takes from the least recently published channel first.
+ */
+#include "memory.h"
+
+#include <stdlib.h>
+
+static void lru_unlink(struct pav_mem *m, struct mem_chan *ch)
+{
+	if (!ch->in_lru)
+		return;
+	if (ch->lru_prev)
+		ch->lru_prev->lru_next = ch->lru_next;
+	else
+		m->lru_head = ch->lru_next;
+	if (ch->lru_next)
+		ch->lru_next->lru_prev = ch->lru_prev;
+	else
+		m->lru_tail = ch->lru_prev;
+	ch->lru_prev = ch->lru_next = NULL;
+	ch->in_lru = 0;
+}
+
+/* The most recently published channel goes to the tail. */
+static void lru_touch(struct pav_mem *m, struct mem_chan *ch)
+{
+	lru_unlink(m, ch);
+	ch->lru_prev = m->lru_tail;
+	if (m->lru_tail)
+		m->lru_tail->lru_next = ch;
+	else
+		m->lru_head = ch;
+	m->lru_tail = ch;
+	ch->in_lru = 1;
+}
+
+void pav_mem_history_config(struct mem_chan *ch,
+			    const struct pav_history_cfg *h)
+{
+	struct pav_msg **ring;
+
+	if (!h || h->size <= 0 || ch->cap)
+		return;
+	ring = calloc((size_t)h->size, sizeof(*ring));
+	if (!ring)
+		return; /* no history: recoveries answer "not recovered" */
+	ch->ring = ring;
+	ch->cap = (size_t)h->size;
+	ch->ttl_s = h->ttl_s;
+}
+
+static void drop_oldest(struct pav_mem *m, struct mem_chan *ch)
+{
+	struct pav_msg *old = ch->ring[ch->head];
+
+	ch->head = (ch->head + 1) % ch->cap;
+	ch->count--;
+	ch->bytes -= old->len;
+	m->history_bytes -= old->len;
+	pav_msg_unref(old);
+	if (!ch->count)
+		lru_unlink(m, ch);
+}
+
+void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
+			    struct pav_msg *msg, int64_t now)
+{
+	if (!ch->cap)
+		return;
+	if (ch->count == ch->cap)
+		drop_oldest(m, ch);
+	ch->ring[(ch->head + ch->count) % ch->cap] = pav_msg_ref(msg);
+	ch->count++;
+	ch->bytes += msg->len;
+	m->history_bytes += msg->len;
+	ch->active_ms = now;
+	lru_touch(m, ch);
+	/* over the budget: the least recently published lose first (the
+	 * channel just written is the last resort) */
+	while (m->history_bytes > m->history_max_bytes && m->lru_head)
+		drop_oldest(m, m->lru_head);
+}
+
+void pav_mem_history_clear(struct pav_mem *m, struct mem_chan *ch)
+{
+	while (ch->count)
+		drop_oldest(m, ch);
+	lru_unlink(m, ch);
+}
+
+struct sweep {
+	struct pav_mem *m;
+	int64_t now;
+	struct mem_chan **dead;
+	size_t n, cap;
+};
+
+static int find_expired(const char *key, void *val, void *arg)
+{
+	struct mem_chan *ch = val;
+	struct sweep *s = arg;
+	struct mem_chan **d;
+
+	(void)key;
+	if (!ch->ttl_s || s->now < ch->active_ms + (int64_t)ch->ttl_s * 1000)
+		return 0;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		d = realloc(s->dead, s->cap * sizeof(*d));
+		if (!d)
+			return 1; /* the rest waits for the next sweep */
+		s->dead = d;
+	}
+	s->dead[s->n++] = ch;
+	return 0;
+}
+
+void pav_mem_history_sweep(struct pav_mem *m, int64_t now)
+{
+	struct sweep s = {m, now, NULL, 0, 0};
+
+	pav_map_each(m->chans, find_expired, &s);
+	for (size_t i = 0; i < s.n; i++) {
+		pav_mem_history_clear(m, s.dead[i]);
+		pav_mem_chan_drop(m, s.dead[i], now);
+	}
+	free(s.dead);
+}

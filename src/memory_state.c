@@ -1,0 +1,787 @@
+/*
+ * memory_state.c — the "memory" backend's state (state.h): one node.
+ *
+ * One record per (ns, user) in a pav_map: connection ids, presence and a
+ * ring buffer of notifications.  Memory: a record stays while it holds
+ * anything a caller could read back (a connection, a non-default presence
+ * or a notification).  So a user seen once keeps a small presence record
+ * (status + lastActive, which must survive the last connection) for the
+ * life of the process: bounded by the number of distinct users, which we
+ * accept for a single-node store.  Inboxes are bounded by inbox_size.
+ * Channel records (members and history) are memory.h's.
+ *
+ * What this backend adds to the contract of state.h:
+ * - every callback runs before the call returns; callbacks may call again;
+ * - conn_add of an id the user already has does not count it twice;
+ * - notification ids are "n" + 16 hex digits of a getrandom() value, never
+ *   repeated within one inbox; inbox_list's since is exclusive;
+ * - lists handed to callbacks hold copies.
+ */
+#include "memory.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "ids.h"
+#include "pav_limits.h"
+
+#define ID_LEN 18 /* "n" + 16 hex + NUL */
+#define CONNS_MIN 4
+#define INBOX_MIN 8
+
+struct note {
+	json_object *obj; /* owned; its "isRead" mirrors read */
+	int64_t created_ms;
+	int read;
+	char id[ID_LEN];
+};
+
+/* Ring buffer, oldest at head.  Grows on demand up to the inbox size so
+ * users with few notifications do not pay for 500 slots. */
+struct inbox {
+	struct note *notes;
+	size_t cap, head, count;
+};
+
+#define STATUS_LEN 16
+
+struct user {
+	char status[STATUS_LEN]; /* "": never set */
+	int64_t last_active_ms;
+	uint64_t *conns;
+	size_t nconns, conns_cap;
+	struct inbox inbox;
+};
+
+/* ---- keys ---- */
+
+int pav_mem_key(struct mem_key *k, const char *ns, const char *name)
+{
+	size_t len = strlen(ns) + 1 + strlen(name) + 1;
+
+	k->s = len <= sizeof(k->small) ? k->small : malloc(len);
+	if (!k->s)
+		return -ENOMEM;
+	snprintf(k->s, len, "%s\x1f%s", ns, name);
+	return 0;
+}
+
+void pav_mem_key_done(struct mem_key *k)
+{
+	if (k->s != k->small)
+		free(k->s);
+}
+
+/* ---- user records ---- */
+
+static void note_clear(struct note *n)
+{
+	json_object_put(n->obj);
+	n->obj = NULL;
+}
+
+static struct note *inbox_at(const struct inbox *ib, size_t i)
+{
+	return &ib->notes[(ib->head + i) % ib->cap];
+}
+
+static void user_free(void *p)
+{
+	struct user *u = p;
+
+	for (size_t i = 0; i < u->inbox.count; i++)
+		note_clear(inbox_at(&u->inbox, i));
+	free(u->inbox.notes);
+	free(u->conns);
+	free(u);
+}
+
+static struct user *user_find(struct pav_mem *m, const char *ns,
+			      const char *user)
+{
+	struct mem_key k;
+	struct user *u;
+
+	if (pav_mem_key(&k, ns, user))
+		return NULL;
+	u = pav_map_get(m->users, k.s);
+	pav_mem_key_done(&k);
+	return u;
+}
+
+/* Finds or creates the record. */
+static int user_get(struct pav_mem *m, const char *ns, const char *user,
+		    struct user **out)
+{
+	struct mem_key k;
+	int err = 0;
+
+	if (pav_mem_key(&k, ns, user))
+		return -ENOMEM;
+	*out = pav_map_get(m->users, k.s);
+	if (!*out) {
+		*out = calloc(1, sizeof(**out));
+		err = *out ? pav_map_put(m->users, k.s, *out) : -ENOMEM;
+		if (err) {
+			free(*out);
+			*out = NULL;
+		}
+	}
+	pav_mem_key_done(&k);
+	return err;
+}
+
+/* A record that presence_get would answer exactly like an unknown user
+ * is dead weight: drop it so short-lived users leave no trace. */
+static void user_drop_if_empty(struct pav_mem *m, const char *ns,
+			       const char *user, struct user *u)
+{
+	struct mem_key k;
+
+	if (u->nconns || u->inbox.count || u->last_active_ms ||
+	    (u->status[0] && strcmp(u->status, "offline") != 0))
+		return;
+	if (pav_mem_key(&k, ns, user))
+		return; /* harmless: the record stays */
+	user_free(pav_map_del(m->users, k.s));
+	pav_mem_key_done(&k);
+}
+
+int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
+			   const char *user)
+{
+	const struct user *u = user_find(m, ns, user);
+
+	return u ? (int64_t)u->nconns : 0;
+}
+
+/* ---- connections ---- */
+
+static int conn_index(const struct user *u, uint64_t id)
+{
+	for (size_t i = 0; i < u->nconns; i++)
+		if (u->conns[i] == id)
+			return (int)i;
+	return -1;
+}
+
+static int conn_push(struct user *u, uint64_t id)
+{
+	if (u->nconns == u->conns_cap) {
+		size_t cap = u->conns_cap ? u->conns_cap * 2 : CONNS_MIN;
+		uint64_t *c = realloc(u->conns, cap * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		u->conns = c;
+		u->conns_cap = cap;
+	}
+	u->conns[u->nconns++] = id;
+	return 0;
+}
+
+static int conn_add(struct pav_mem *m, const char *ns, const char *user,
+		    uint64_t conn, int max, int64_t *count)
+{
+	struct user *u;
+	int err = user_get(m, ns, user, &u);
+
+	if (err)
+		return err;
+	if (conn_index(u, conn) < 0) {
+		if (max > 0 && u->nconns >= (size_t)max)
+			err = -EUSERS;
+		else
+			err = conn_push(u, conn);
+	}
+	*count = (int64_t)u->nconns;
+	if (err)
+		user_drop_if_empty(m, ns, user, u);
+	return err;
+}
+
+static void mem_conn_add(void *self, const char *ns, const char *user,
+			 uint64_t conn, int max_per_user,
+			 pav_state_count_fn cb, void *arg)
+{
+	int64_t count = 0;
+	int err = conn_add(self, ns, user, conn, max_per_user, &count);
+
+	if (cb)
+		cb(arg, err, count);
+}
+
+static void mem_conn_remove(void *self, const char *ns, const char *user,
+			    uint64_t conn, pav_state_count_fn cb, void *arg)
+{
+	struct pav_mem *m = self;
+	struct user *u = user_find(m, ns, user);
+	int64_t count = 0;
+	int i;
+
+	if (u) {
+		i = conn_index(u, conn);
+		if (i >= 0) /* order does not matter: the last into the hole */
+			u->conns[i] = u->conns[--u->nconns];
+		count = (int64_t)u->nconns;
+		user_drop_if_empty(m, ns, user, u);
+	}
+	if (cb)
+		cb(arg, 0, count);
+}
+
+static void mem_user_count(void *self, const char *ns, const char *user,
+			   pav_state_count_fn cb, void *arg)
+{
+	cb(arg, 0, pav_mem_user_conns(self, ns, user));
+}
+
+/* ---- presence ---- */
+
+static void presence_answer(struct pav_mem *m, const char *ns,
+			    const char *user, int err, pav_presence_fn cb,
+			    void *arg)
+{
+	const struct user *u = user_find(m, ns, user);
+	struct pav_presence p = {.user = user, .status = "offline"};
+
+	if (!cb)
+		return;
+	if (u) {
+		p.status = u->status[0] ? u->status : "offline";
+		p.last_active_ms = u->last_active_ms;
+		p.connections = (int)u->nconns;
+	}
+	cb(arg, err, &p);
+}
+
+static void mem_presence_get(void *self, const char *ns, const char *user,
+			     pav_presence_fn cb, void *arg)
+{
+	presence_answer(self, ns, user, 0, cb, arg);
+}
+
+/* Does the change apply (its condition, a different status)?  0 or
+ * -EALREADY. */
+static int presence_applies(const struct user *u, enum pav_presence_when when,
+			    const char *s)
+{
+	size_t conns = u ? u->nconns : 0;
+	const char *now = u && u->status[0] ? u->status : "offline";
+
+	if ((when == PAV_PRESENCE_IF_CONNECTED && !conns) ||
+	    (when == PAV_PRESENCE_IF_DISCONNECTED && conns) ||
+	    strcmp(now, s) == 0)
+		return -EALREADY;
+	return 0;
+}
+
+static void announce(struct pav_mem *m, const char *ns,
+		     const struct pav_outgoing *out, const char *stamp,
+		     int64_t at)
+{
+	char when[PAV_TIME_LEN];
+
+	if (!out || !out->nchannels)
+		return;
+	if (stamp && out->payload) {
+		pav_format_time(at, when, sizeof(when));
+		json_object_object_add(out->payload, stamp,
+				       json_object_new_string(when));
+	}
+	pav_mem_publish(m, ns, out, NULL, NULL);
+}
+
+static void mem_presence_set(void *self, const char *ns, const char *user,
+			     const char *status, enum pav_presence_when when,
+			     const struct pav_outgoing *out, const char *stamp,
+			     pav_presence_fn cb, void *arg)
+{
+	struct pav_mem *m = self;
+	struct user *u = user_find(m, ns, user);
+	int64_t at = pav_now_ms();
+	int err = status && *status && strlen(status) < STATUS_LEN
+			  ? presence_applies(u, when, status)
+			  : -EINVAL;
+
+	if (!err)
+		err = user_get(m, ns, user, &u);
+	if (!err) {
+		snprintf(u->status, sizeof(u->status), "%s", status);
+		u->last_active_ms = at;
+		announce(m, ns, out, stamp, at);
+	}
+	presence_answer(m, ns, user, err, cb, arg);
+	u = user_find(m, ns, user);
+	if (u)
+		user_drop_if_empty(m, ns, user, u);
+}
+
+/* ---- notifications ---- */
+
+static struct note *inbox_find(const struct inbox *ib, const char *id)
+{
+	for (size_t i = 0; i < ib->count; i++) {
+		struct note *n = inbox_at(ib, i);
+
+		if (strcmp(n->id, id) == 0)
+			return n;
+	}
+	return NULL;
+}
+
+/* A fresh id, never one already in this inbox. */
+static int new_id(const struct inbox *ib, char id[ID_LEN])
+{
+	int err;
+
+	do {
+		err = pav_random_id('n', id, ID_LEN);
+	} while (!err && inbox_find(ib, id));
+	return err;
+}
+
+/* Sets obj[key] = val, replacing (and freeing) a caller-given member. */
+static int set_member(json_object *obj, const char *key, json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_object_add(obj, key, val)) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The stored copy with id, createdAt and isRead filled. */
+static int note_make(json_object *src, const char *id, struct note *n)
+{
+	char when[PAV_TIME_LEN];
+	json_object *obj = NULL;
+
+	if (json_object_deep_copy(src, &obj, NULL) != 0)
+		return -ENOMEM;
+	n->created_ms = pav_now_ms();
+	pav_format_time(n->created_ms, when, sizeof(when));
+	if (set_member(obj, "id", json_object_new_string(id)) ||
+	    set_member(obj, "createdAt", json_object_new_string(when)) ||
+	    set_member(obj, "isRead", json_object_new_boolean(0))) {
+		json_object_put(obj);
+		return -ENOMEM;
+	}
+	n->obj = obj;
+	n->read = 0;
+	memcpy(n->id, id, ID_LEN);
+	return 0;
+}
+
+/* Makes room for one more: grows up to max, else evicts the oldest. */
+static int inbox_room(struct inbox *ib, size_t max)
+{
+	size_t cap;
+	struct note *notes;
+
+	if (ib->count == max) {
+		note_clear(inbox_at(ib, 0));
+		ib->head = (ib->head + 1) % ib->cap;
+		ib->count--;
+		return 0;
+	}
+	if (ib->count < ib->cap)
+		return 0;
+	cap = ib->cap ? ib->cap * 2 : INBOX_MIN;
+	if (cap > max)
+		cap = max;
+	notes = malloc(cap * sizeof(*notes));
+	if (!notes)
+		return -ENOMEM;
+	for (size_t i = 0; i < ib->count; i++)
+		notes[i] = *inbox_at(ib, i);
+	free(ib->notes);
+	ib->notes = notes;
+	ib->cap = cap;
+	ib->head = 0;
+	return 0;
+}
+
+static int inbox_push(struct inbox *ib, size_t max, json_object *src,
+		      struct note **out)
+{
+	char id[ID_LEN];
+	struct note n;
+	int err;
+
+	err = new_id(ib, id);
+	if (!err)
+		err = note_make(src, id, &n);
+	if (err)
+		return err;
+	err = inbox_room(ib, max);
+	if (err) {
+		note_clear(&n);
+		return err;
+	}
+	*out = &ib->notes[(ib->head + ib->count) % ib->cap];
+	**out = n;
+	ib->count++;
+	return 0;
+}
+
+static void mem_inbox_add(void *self, const char *ns, const char *user,
+			  json_object *src, pav_json_fn cb, void *arg)
+{
+	struct pav_mem *m = self;
+	struct note *n = NULL;
+	struct user *u;
+	int err = json_object_is_type(src, json_type_object) ? 0 : -EINVAL;
+
+	if (!err)
+		err = user_get(m, ns, user, &u);
+	if (!err) {
+		err = inbox_push(&u->inbox, m->inbox_size, src, &n);
+		if (err)
+			user_drop_if_empty(m, ns, user, u);
+	}
+	if (cb)
+		cb(arg, err, n ? n->obj : NULL);
+}
+
+/* Appends a copy, so callbacks can neither corrupt nor pin the store. */
+static int list_append(json_object *list, const struct note *n)
+{
+	json_object *copy = NULL;
+
+	if (json_object_deep_copy(n->obj, &copy, NULL) != 0)
+		return -ENOMEM;
+	if (json_object_array_add(list, copy)) {
+		json_object_put(copy);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+struct filter {
+	int64_t since_ms;
+	int unread_only;
+};
+
+static int matches(const struct note *n, const struct filter *f)
+{
+	return n->created_ms > f->since_ms && !(f->unread_only && n->read);
+}
+
+/* Index of the oldest note to answer: with a limit, walk back from the
+ * newest until `limit` matches are seen. */
+static size_t list_start(const struct inbox *ib, const struct filter *f,
+			 size_t limit)
+{
+	size_t seen = 0, i = ib->count;
+
+	if (!limit)
+		return 0;
+	while (i > 0 && seen < limit)
+		if (matches(inbox_at(ib, --i), f))
+			seen++;
+	return i;
+}
+
+static int list_fill(json_object *list, const struct inbox *ib,
+		     const struct filter *f, size_t limit)
+{
+	for (size_t i = list_start(ib, f, limit); i < ib->count; i++) {
+		const struct note *n = inbox_at(ib, i);
+		int err;
+
+		if (!matches(n, f))
+			continue;
+		err = list_append(list, n);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void mem_inbox_list(void *self, const char *ns, const char *user,
+			   int64_t since_ms, int unread_only, size_t limit,
+			   pav_json_fn cb, void *arg)
+{
+	const struct filter f = {.since_ms = since_ms,
+				 .unread_only = unread_only};
+	const struct user *u = user_find(self, ns, user);
+	json_object *list = json_object_new_array();
+	int err = list ? 0 : -ENOMEM;
+
+	if (!err && u)
+		err = list_fill(list, &u->inbox, &f, limit);
+	cb(arg, err, err ? NULL : list);
+	json_object_put(list);
+}
+
+static void mem_inbox_mark_read(void *self, const char *ns, const char *user,
+				const char *id, pav_done_fn cb, void *arg)
+{
+	struct user *u = user_find(self, ns, user);
+	struct note *n = u && id ? inbox_find(&u->inbox, id) : NULL;
+	int err = n ? 0 : -ENOENT;
+
+	if (n && !n->read) {
+		err = set_member(n->obj, "isRead", json_object_new_boolean(1));
+		n->read = !err;
+	}
+	if (cb)
+		cb(arg, err);
+}
+
+/* ---- channel members ---- */
+
+static int64_t chan_user_count(const struct mem_chan *ch, const char *user)
+{
+	return (int64_t)(uintptr_t)pav_map_get(ch->users, user);
+}
+
+static void mem_member_add(void *self, const char *ns, const char *channel,
+			   const char *user, pav_state_member_fn cb, void *arg)
+{
+	struct pav_mem *m = self;
+	struct mem_chan *ch = pav_mem_chan(m, ns, channel, 1);
+	int64_t n;
+	int err = ch ? 0 : -ENOMEM;
+
+	if (ch) {
+		n = chan_user_count(ch, user) + 1;
+		err = pav_map_put(ch->users, user, (void *)(uintptr_t)n);
+		if (!err)
+			ch->members++;
+		ch->active_ms = pav_now_ms();
+	}
+	if (cb)
+		cb(arg, err, ch ? ch->members : 0,
+		   ch ? chan_user_count(ch, user) : 0);
+}
+
+static void mem_member_remove(void *self, const char *ns, const char *channel,
+			      const char *user)
+{
+	struct pav_mem *m = self;
+	struct mem_chan *ch = pav_mem_chan(m, ns, channel, 0);
+	int64_t n = ch ? chan_user_count(ch, user) : 0;
+
+	if (!n)
+		return;
+	if (n > 1)
+		pav_map_put(ch->users, user, (void *)(uintptr_t)(n - 1));
+	else
+		pav_map_del(ch->users, user);
+	ch->members--;
+	pav_mem_chan_drop(m, ch, pav_now_ms());
+}
+
+static void mem_channel_counts(void *self, const char *ns,
+			       const char *const *channels, size_t n,
+			       pav_counts_fn cb, void *arg)
+{
+	int64_t small[16] = {0};
+	int64_t *counts = n <= 16 ? small : calloc(n, sizeof(*counts));
+
+	if (!counts) {
+		cb(arg, -ENOMEM, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct mem_chan *ch = pav_mem_chan(self, ns, channels[i], 0);
+
+		counts[i] = ch ? ch->members : 0;
+	}
+	cb(arg, 0, counts, n);
+	if (counts != small)
+		free(counts);
+}
+
+struct users_walk {
+	const char **users;
+	size_t n, max;
+};
+
+static int collect_user(const char *key, void *val, void *arg)
+{
+	struct users_walk *w = arg;
+
+	(void)val;
+	if (w->n >= w->max)
+		return 1;
+	w->users[w->n++] = key;
+	return 0;
+}
+
+static void mem_channel_users(void *self, const char *ns, const char *channel,
+			      size_t max, pav_users_fn cb, void *arg)
+{
+	struct mem_chan *ch = pav_mem_chan(self, ns, channel, 0);
+	size_t have = ch ? pav_map_count(ch->users) : 0;
+	struct users_walk w = {NULL, 0, have < max ? have : max};
+
+	if (w.max && !(w.users = malloc(w.max * sizeof(*w.users)))) {
+		cb(arg, -ENOMEM, NULL, 0);
+		return;
+	}
+	if (ch)
+		pav_map_each(ch->users, collect_user, &w);
+	cb(arg, 0, (const char *const *)w.users, w.n);
+	free(w.users);
+}
+
+/* ---- history ---- */
+
+static void mem_history_read(void *self, const char *ns, const char *channel,
+			     const struct pav_history_cfg *h, uint64_t after,
+			     size_t max, pav_history_fn cb, void *arg)
+{
+	struct mem_chan *ch = pav_mem_chan(self, ns, channel, 1);
+	struct pav_history r = {0};
+	uint64_t oldest, first;
+
+	if (!ch) {
+		cb(arg, -ENOMEM, NULL);
+		return;
+	}
+	pav_mem_history_config(ch, h);
+	r.epoch = ch->epoch;
+	r.offset = ch->offset;
+	oldest = ch->offset - ch->count + 1; /* of what the ring holds */
+	first = after + 1 > oldest ? after + 1 : oldest;
+	r.complete = after <= ch->offset && first == after + 1 &&
+		     ch->offset - after <= max;
+	if (first <= ch->offset && max)
+		r.n = (size_t)(ch->offset - first + 1) < max
+			      ? (size_t)(ch->offset - first + 1) : max;
+	if (r.n && !(r.msgs = malloc(r.n * sizeof(*r.msgs)))) {
+		cb(arg, -ENOMEM, NULL);
+		return;
+	}
+	for (size_t i = 0; i < r.n; i++)
+		((struct pav_msg **)r.msgs)[i] =
+			ch->ring[(ch->head + (first - oldest) + i) % ch->cap];
+	cb(arg, 0, &r);
+	free((void *)r.msgs);
+	pav_mem_chan_drop(self, ch, pav_now_ms());
+}
+
+/* ---- instance ---- */
+
+static void chan_free(void *p)
+{
+	struct mem_chan *ch = p;
+
+	for (size_t i = 0; i < ch->count; i++)
+		pav_msg_unref(ch->ring[(ch->head + i) % ch->cap]);
+	free(ch->ring);
+	pav_map_free(ch->users, NULL);
+	free(ch->key);
+	free(ch);
+}
+
+struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
+			      const char *channel, int make)
+{
+	struct mem_key k;
+	struct mem_chan *ch;
+	uint64_t r = 0;
+
+	if (pav_mem_key(&k, ns, channel))
+		return NULL;
+	ch = pav_map_get(m->chans, k.s);
+	if (!ch && make && (ch = calloc(1, sizeof(*ch)))) {
+		ch->key = strdup(k.s);
+		ch->users = pav_map_new();
+		if (pav_random_u64(&r))
+			r = (uint64_t)pav_now_ms() ^ (uintptr_t)ch;
+		snprintf(ch->epoch, sizeof(ch->epoch), "%016" PRIx64, r);
+		ch->active_ms = pav_now_ms();
+		if (!ch->key || !ch->users || pav_map_put(m->chans, k.s, ch)) {
+			chan_free(ch);
+			ch = NULL;
+		}
+	}
+	pav_mem_key_done(&k);
+	return ch;
+}
+
+void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now)
+{
+	if (ch->members || ch->count ||
+	    (ch->ttl_s && now < ch->active_ms + (int64_t)ch->ttl_s * 1000))
+		return;
+	pav_mem_history_clear(m, ch);
+	pav_map_del(m->chans, ch->key);
+	chan_free(ch);
+}
+
+static int mem_create(const struct pav_store_config *cfg,
+		      const struct pav_backend_env *env, void **self, char *err,
+		      size_t errlen)
+{
+	struct pav_mem *m = calloc(1, sizeof(*m));
+
+	if (!m || !(m->users = pav_map_new()) || !(m->chans = pav_map_new())) {
+		if (m)
+			pav_map_free(m->users, NULL);
+		free(m);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (env)
+		m->env = *env;
+	m->inbox_size = cfg && cfg->inbox_size ? cfg->inbox_size
+						: PAV_DEF_INBOX_SIZE;
+	m->history_max_bytes = cfg && cfg->history_max_bytes
+				       ? cfg->history_max_bytes
+				       : PAV_DEF_HISTORY_MAX_BYTES;
+	*self = m;
+	return 0;
+}
+
+static void mem_destroy(void *self)
+{
+	struct pav_mem *m = self;
+
+	if (!m)
+		return;
+	pav_map_free(m->users, user_free);
+	pav_map_free(m->chans, chan_free);
+	free(m);
+}
+
+static int mem_ready(void *self)
+{
+	(void)self;
+	return 1;
+}
+
+static void mem_tick(void *self, int64_t now_ms)
+{
+	pav_mem_history_sweep(self, now_ms);
+}
+
+const struct pav_state_ops pav_memory_state = {
+	.create = mem_create,
+	.destroy = mem_destroy,
+	.ready = mem_ready,
+	.tick = mem_tick,
+	.conn_add = mem_conn_add,
+	.conn_remove = mem_conn_remove,
+	.presence_get = mem_presence_get,
+	.presence_set = mem_presence_set,
+	.inbox_add = mem_inbox_add,
+	.inbox_list = mem_inbox_list,
+	.inbox_mark_read = mem_inbox_mark_read,
+	.member_add = mem_member_add,
+	.member_remove = mem_member_remove,
+	.channel_counts = mem_channel_counts,
+	.channel_users = mem_channel_users,
+	.user_count = mem_user_count,
+	.history_read = mem_history_read,
+};

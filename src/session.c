@@ -1,0 +1,804 @@
+/*
+ * session.c — a connection's life above its socket (see session.h).
+ *
+ * Everything that asks the store is asynchronous: a step's callback finds
+ * the session again by id (it may have closed meanwhile) and goes on.
+ * Subscribing is the longest chain:
+ *
+ *   join the hub (and hold, on a history channel)
+ *   → the broker's feed of the channel is live (one request per channel
+ *     and node; later joiners wait on the same request)
+ *   → the store counts the member (subscribers, user_first)
+ *   → history: epoch, offset and, with "recover", the missed publications
+ *   → ack, replay, release of what arrived meanwhile (none twice)
+ *   → on_subscribed hooks.
+ *
+ * The hooks of one connection run from here only: on_open, on_subscribed
+ * (the automatic "user:<id>" first), on_unsubscribed, on_close.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "clock.h"
+#include "conn.h"
+#include "core.h"
+#include "log.h"
+#include "map.h"
+#include "metrics.h"
+#include "msg.h"
+#include "pav_limits.h"
+#include "vhost.h"
+
+/* pav_sub.tag bits */
+#define TAG_COUNTED 1u /* the store counts this membership */
+
+#define STATE(s) ((s)->core->store.be->state)
+#define STATE_SELF(s) ((s)->core->store.state)
+#define BROKER(s) ((s)->core->store.be->broker)
+#define BROKER_SELF(s) ((s)->core->store.broker)
+#define NS(s) ((s)->vh->cfg->ns)
+
+static void id_key(uint64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRIx64, id);
+}
+
+struct pav_session *pav_session_find(struct pav_core *core, uint64_t id)
+{
+	char key[24];
+	struct pav_session *s;
+
+	id_key(id, key, sizeof(key));
+	s = pav_map_get(core->sessions, key);
+	return s && s->state != PAV_SESSION_GONE ? s : NULL;
+}
+
+/* ---- hooks: the one place that calls them ----------------------------- */
+
+static void hook_open(struct pav_session *s, int first)
+{
+	for (size_t i = 0; i < s->vh->ninsts; i++) {
+		struct pav_instance *in = &s->vh->insts[i];
+
+		if (in->plugin->on_open && s->hc.conn)
+			in->plugin->on_open(in->state, s, first);
+	}
+}
+
+static void hook_subscribed(struct pav_session *s,
+			    const struct pav_subscribed *ev)
+{
+	for (size_t i = 0; i < s->vh->ninsts; i++) {
+		struct pav_instance *in = &s->vh->insts[i];
+
+		if (in->plugin->on_subscribed && s->hc.conn &&
+		    pav_hub_is_member(&s->hc, ev->channel))
+			in->plugin->on_subscribed(in->state, s, ev);
+	}
+}
+
+static void hook_unsubscribed(struct pav_session *s, const char *channel)
+{
+	for (size_t i = 0; i < s->vh->ninsts; i++) {
+		struct pav_instance *in = &s->vh->insts[i];
+
+		if (in->plugin->on_unsubscribed)
+			in->plugin->on_unsubscribed(in->state, s, channel);
+	}
+}
+
+static void hook_close(struct pav_session *s, int last)
+{
+	for (size_t i = 0; i < s->vh->ninsts; i++) {
+		struct pav_instance *in = &s->vh->insts[i];
+
+		if (in->plugin->on_close)
+			in->plugin->on_close(in->state, s, last);
+	}
+}
+
+/* Does any plugin reject these subscribe parameters?  0 or 1002. */
+static int check_parameters(struct pav_session *s, const char *channel,
+			    json_object *params, const char **why)
+{
+	for (size_t i = 0; params && i < s->vh->ninsts; i++) {
+		struct pav_instance *in = &s->vh->insts[i];
+		int rc;
+
+		if (!in->plugin->check_parameters)
+			continue;
+		rc = in->plugin->check_parameters(in->state, s, channel, params,
+						  why);
+		if (rc)
+			return rc == PAV_ERR_FORMAT ? rc : PAV_ERR_FORMAT;
+	}
+	return 0;
+}
+
+/* ---- answers ----------------------------------------------------------- */
+
+static const char *default_message(int code)
+{
+	switch (code) {
+	case PAV_ERR_AUTH:
+		return "authentication error";
+	case PAV_ERR_FORMAT:
+		return "invalid message format";
+	case PAV_ERR_SUBSCRIPTION:
+		return "invalid subscription";
+	case PAV_ERR_PERMISSION:
+		return "permission denied";
+	case PAV_ERR_RATE:
+		return "rate limit exceeded";
+	default:
+		return "internal server error";
+	}
+}
+
+void pav_session_answer(struct pav_session *s, const char *type,
+			const char *id, int code, const char *message,
+			json_object *ack)
+{
+	json_object *p;
+
+	if (!s->hc.conn) {
+		json_object_put(ack);
+		return;
+	}
+	if (code) {
+		pav_conn_error(s->hc.conn, code,
+			       message ? message : default_message(code), id);
+		json_object_put(ack);
+		return;
+	}
+	if (!id) {
+		json_object_put(ack);
+		return;
+	}
+	p = ack ? ack : json_object_new_object();
+	json_object_object_add(p, "for", json_object_new_string(type));
+	pav_conn_send(s->hc.conn, "ack", id, NULL, p);
+	json_object_put(p);
+}
+
+struct pav_reply *pav_session_defer(struct pav_session *s, const char *type,
+				    const char *id)
+{
+	struct pav_reply *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->core = s->core;
+	r->sid = s->id;
+	r->type = strdup(type);
+	r->id = id ? strdup(id) : NULL;
+	if (!r->type || (id && !r->id)) {
+		free(r->type);
+		free(r->id);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void pav_session_reply(struct pav_reply *r, int code, const char *message,
+		       json_object *ack)
+{
+	struct pav_session *s;
+
+	if (!r) {
+		json_object_put(ack);
+		return;
+	}
+	s = pav_session_find(r->core, r->sid);
+	if (s)
+		pav_session_answer(s, r->type, r->id, code, message, ack);
+	else
+		json_object_put(ack);
+	free(r->type);
+	free(r->id);
+	free(r);
+}
+
+/* ---- leaving a channel ------------------------------------------------- */
+
+/* Takes the session out of a channel here, in the store, and (for the
+ * node's last member) off the broker's feed.  0, or 1 when not in it. */
+static int leave(struct pav_session *s, const char *channel)
+{
+	uint32_t tag;
+	int last;
+
+	if (pav_hub_leave(s->core->hub, &s->hc, channel, &last, &tag))
+		return 1;
+	if (tag & TAG_COUNTED)
+		STATE(s)->member_remove(STATE_SELF(s), NS(s), channel, s->user);
+	if (last)
+		BROKER(s)->unsubscribe(BROKER_SELF(s), NS(s), channel);
+	return 0;
+}
+
+int pav_session_unsubscribe(struct pav_session *s, const char *channel)
+{
+	if (leave(s, channel) == 0)
+		hook_unsubscribed(s, channel);
+	return 0;
+}
+
+/* ---- subscribing ------------------------------------------------------- */
+
+struct sub_op {
+	struct pav_core *core;
+	uint64_t sid;
+	struct pav_reply *reply; /* NULL: the automatic user channel */
+	json_object *params;
+	char channel[PAV_CHANNEL_BUF];
+	const struct pav_history_cfg *hist;
+	int joined;     /* a new membership, not a repeat */
+	int opening;    /* the automatic user channel: on_open first */
+	int first_conn; /* (opening) the user's first connection */
+	int recover;
+	uint64_t rec_offset;
+	char rec_epoch[64];
+	int64_t subscribers, user_count;
+};
+
+static void op_free(struct sub_op *op)
+{
+	json_object_put(op->params);
+	free(op);
+}
+
+/* The session of an op, if it is still there and still in the channel. */
+static struct pav_session *op_session(struct sub_op *op)
+{
+	struct pav_session *s = pav_session_find(op->core, op->sid);
+
+	return s && pav_hub_is_member(&s->hc, op->channel) ? s : NULL;
+}
+
+/* Gives up: out of the channel again, the client told why. */
+static void op_fail(struct sub_op *op, int code, const char *message)
+{
+	struct pav_session *s = op_session(op);
+
+	if (s && op->joined)
+		leave(s, op->channel);
+	if (s && op->opening) {
+		pav_conn_error(s->hc.conn, PAV_ERR_INTERNAL, message, NULL);
+		pav_conn_close(s->hc.conn, 1011, "store unavailable");
+	}
+	pav_session_reply(op->reply, code, message, NULL);
+	op->reply = NULL;
+	op_free(op);
+}
+
+/* The ack of a subscribe: {"channel", "offset"?, "epoch"?, "recovered"?}. */
+static json_object *op_ack(const struct sub_op *op, const struct pav_history *h,
+			   int recovered)
+{
+	json_object *ack = json_object_new_object();
+
+	if (!ack)
+		return NULL;
+	json_object_object_add(ack, "channel",
+			       json_object_new_string(op->channel));
+	if (h) {
+		json_object_object_add(ack, "offset",
+				       json_object_new_int64((int64_t)h->offset));
+		json_object_object_add(ack, "epoch",
+				       json_object_new_string(h->epoch));
+	}
+	if (op->recover)
+		json_object_object_add(ack, "recovered",
+				       json_object_new_boolean(recovered));
+	return ack;
+}
+
+static void op_done(struct sub_op *op, const struct pav_history *h)
+{
+	struct pav_session *s = op_session(op);
+	int recovered = h && op->recover && op->joined && h->complete &&
+			!strcmp(op->rec_epoch, h->epoch);
+	struct pav_subscribed ev = {
+		.channel = op->channel,
+		.parameters = op->params,
+		.user_first = op->joined && op->user_count == 1,
+		.subscribers = op->subscribers,
+	};
+
+	if (!s) {
+		pav_session_reply(op->reply, 0, NULL, NULL);
+		op_free(op);
+		return;
+	}
+	if (op->reply)
+		pav_session_reply(op->reply, 0, NULL, op_ack(op, h, recovered));
+	op->reply = NULL;
+	for (size_t i = 0; recovered && i < h->n; i++)
+		pav_conn_enqueue(s->hc.conn, h->msgs[i]);
+	if (op->hist && op->joined)
+		pav_hub_release(&s->hc, op->channel, recovered ? h->offset : 0,
+				NULL, 0);
+	if (op->opening)
+		hook_open(s, op->first_conn);
+	hook_subscribed(s, &ev);
+	op_free(op);
+}
+
+static void op_history(void *arg, int err, const struct pav_history *h)
+{
+	struct sub_op *op = arg;
+
+	if (err)
+		return op_fail(op, PAV_ERR_INTERNAL, "session store unavailable");
+	op_done(op, h);
+}
+
+static void op_counted(void *arg, int err, int64_t subscribers,
+		       int64_t user_count)
+{
+	struct sub_op *op = arg;
+	struct pav_session *s = op_session(op);
+	uint64_t after;
+
+	if (!s)
+		return op_done(op, NULL);
+	if (err)
+		return op_fail(op, PAV_ERR_INTERNAL, "session store unavailable");
+	op->subscribers = subscribers;
+	op->user_count = user_count;
+	if (op->joined)
+		pav_hub_tag(&s->hc, op->channel, TAG_COUNTED);
+	if (!op->hist)
+		return op_done(op, NULL);
+	after = op->recover && op->joined ? op->rec_offset : 0;
+	STATE(s)->history_read(STATE_SELF(s), NS(s), op->channel, op->hist,
+			       after,
+			       op->recover && op->joined
+				       ? (size_t)op->hist->size : 0,
+			       op_history, op);
+}
+
+/* The broker's feed of the channel is live (or failed). */
+static void op_live(struct sub_op *op, int err)
+{
+	struct pav_session *s = op_session(op);
+
+	if (!s)
+		return op_done(op, NULL);
+	if (err)
+		return op_fail(op, PAV_ERR_INTERNAL, "session store unavailable");
+	if (!op->joined)
+		return op_counted(op, 0, -1, -1);
+	STATE(s)->member_add(STATE_SELF(s), NS(s), op->channel, s->user,
+			     op_counted, op);
+}
+
+/* Subscribe requests of one channel waiting for the broker's feed. */
+struct live_wait {
+	struct pav_core *core;
+	char *key;
+	struct sub_op **ops;
+	size_t n, cap;
+};
+
+static int wait_add(struct live_wait *w, struct sub_op *op)
+{
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4;
+		struct sub_op **ops = realloc(w->ops, cap * sizeof(*ops));
+
+		if (!ops)
+			return -ENOMEM;
+		w->ops = ops;
+		w->cap = cap;
+	}
+	w->ops[w->n++] = op;
+	return 0;
+}
+
+static void feed_live(void *arg, int err)
+{
+	struct live_wait *w = arg;
+
+	pav_map_del(w->core->live, w->key);
+	for (size_t i = 0; i < w->n; i++)
+		op_live(w->ops[i], err);
+	free(w->ops);
+	free(w->key);
+	free(w);
+}
+
+/* Goes on once the node receives the channel's publications: at once
+ * when it already did, else with (or after) the one broker request. */
+static void feed_want(struct pav_session *s, struct sub_op *op, int first)
+{
+	char key[PAV_CHANNEL_BUF + 160];
+	struct live_wait *w;
+
+	snprintf(key, sizeof(key), "%s\x1f%s", NS(s), op->channel);
+	w = pav_map_get(s->core->live, key);
+	if (w) {
+		if (wait_add(w, op))
+			op_fail(op, PAV_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	if (!first)
+		return op_live(op, 0);
+	w = calloc(1, sizeof(*w));
+	if (!w || !(w->key = strdup(key)) || wait_add(w, op) ||
+	    pav_map_put(s->core->live, key, w)) {
+		if (w) {
+			free(w->ops);
+			free(w->key);
+		}
+		free(w);
+		return op_fail(op, PAV_ERR_INTERNAL, "out of memory");
+	}
+	w->core = s->core;
+	BROKER(s)->subscribe(BROKER_SELF(s), NS(s), op->channel, feed_live, w);
+}
+
+/* parameters.recover: {"offset": n >= 0, "epoch": "…"}.  0 or 1002. */
+static int read_recover(struct sub_op *op, const char **why)
+{
+	json_object *r, *o, *e;
+	int64_t off;
+
+	if (!op->params ||
+	    !json_object_object_get_ex(op->params, "recover", &r))
+		return 0;
+	if (!json_object_is_type(r, json_type_object) ||
+	    !json_object_object_get_ex(r, "offset", &o) ||
+	    !json_object_is_type(o, json_type_int) ||
+	    (off = json_object_get_int64(o)) < 0 ||
+	    !json_object_object_get_ex(r, "epoch", &e) ||
+	    !json_object_is_type(e, json_type_string) ||
+	    (size_t)json_object_get_string_len(e) >= sizeof(op->rec_epoch)) {
+		*why = "payload.parameters.recover must be {\"offset\": n, "
+		       "\"epoch\": \"...\"}";
+		return PAV_ERR_FORMAT;
+	}
+	op->recover = 1;
+	op->rec_offset = (uint64_t)off;
+	snprintf(op->rec_epoch, sizeof(op->rec_epoch), "%s",
+		 json_object_get_string(e));
+	return 0;
+}
+
+static struct sub_op *op_new(struct pav_session *s, const char *channel,
+			     json_object *params, struct pav_reply *reply)
+{
+	struct sub_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->core = s->core;
+	op->sid = s->id;
+	op->reply = reply;
+	op->params = json_object_get(params);
+	op->subscribers = op->user_count = -1;
+	snprintf(op->channel, sizeof(op->channel), "%s", channel);
+	op->hist = pav_ns_history(s->vh->ns, channel);
+	return op;
+}
+
+/* Joins the hub and starts the chain; max: the subscription limit. */
+static void op_start(struct pav_session *s, struct sub_op *op, uint32_t max)
+{
+	int first = 0;
+	int rc = pav_hub_join(s->core->hub, &s->hc, op->channel, max, &first);
+
+	if (rc == -ENOSPC)
+		return op_fail(op, PAV_ERR_SUBSCRIPTION,
+			       "too many subscriptions");
+	if (rc < 0)
+		return op_fail(op, PAV_ERR_INTERNAL, "out of memory");
+	op->joined = rc == 0;
+	if (op->joined && op->hist)
+		pav_hub_hold(&s->hc, op->channel);
+	feed_want(s, op, first);
+}
+
+void pav_session_subscribe(struct pav_session *s, const char *channel,
+			   json_object *parameters, struct pav_reply *reply)
+{
+	const char *why = NULL;
+	struct sub_op *op;
+	int rc = check_parameters(s, channel, parameters, &why);
+
+	if (rc)
+		return pav_session_reply(reply, rc, why, NULL);
+	op = op_new(s, channel, parameters, reply);
+	if (!op)
+		return pav_session_reply(reply, PAV_ERR_INTERNAL, NULL, NULL);
+	rc = read_recover(op, &why);
+	if (rc) {
+		op->reply = NULL;
+		op_free(op);
+		return pav_session_reply(reply, rc, why, NULL);
+	}
+	/* + 1: the automatic user channel does not count */
+	op_start(s, op, (uint32_t)s->vh->cfg->limits.max_subscriptions + 1);
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+struct open_ctx {
+	struct pav_core *core;
+	uint64_t sid;
+	char ns[128];
+	char user[PAV_ID_MAX + 1];
+};
+
+static void refuse_open(struct pav_session *s, int err)
+{
+	if (err == -EUSERS) {
+		pav_warn("conn %" PRIu64 " user=%s: over %d connections per "
+			 "user", s->id, s->user,
+			 s->vh->cfg->limits.max_connections_per_user);
+		pav_conn_error(s->hc.conn, PAV_ERR_RATE,
+			       "too many connections for this user", NULL);
+		pav_conn_close(s->hc.conn, 4029, "too many connections");
+		return;
+	}
+	pav_conn_error(s->hc.conn, PAV_ERR_INTERNAL,
+		       "session store unavailable", NULL);
+	pav_conn_close(s->hc.conn, 1011, "store unavailable");
+}
+
+static void opened(void *arg, int err, int64_t count)
+{
+	struct open_ctx *x = arg;
+	struct pav_session *s = pav_session_find(x->core, x->sid);
+	char chan[PAV_CHANNEL_BUF];
+	struct sub_op *op;
+
+	if (!s && !err) /* it closed before the store answered: undo */
+		x->core->store.be->state->conn_remove(
+			x->core->store.state, x->ns, x->user, x->sid, NULL, NULL);
+	free(x);
+	if (!s)
+		return;
+	if (err)
+		return refuse_open(s, err);
+	s->counted = 1;
+	s->state = PAV_SESSION_OPEN;
+	pav_channel_user(s->user, chan, sizeof(chan));
+	op = op_new(s, chan, NULL, NULL);
+	if (!op)
+		return refuse_open(s, -ENOMEM);
+	op->opening = 1;
+	op->first_conn = count == 1;
+	op_start(s, op, (uint32_t)s->vh->cfg->limits.max_subscriptions + 1);
+}
+
+struct pav_session *pav_session_open(struct pav_core *core,
+				     struct pav_vhost *vh,
+				     struct pav_conn *conn, const char *user,
+				     json_object *claims, const char *peer)
+{
+	struct pav_session *s = calloc(1, sizeof(*s));
+	struct open_ctx *x = calloc(1, sizeof(*x));
+	char key[24];
+
+	if (!s || !x)
+		goto fail;
+	s->core = core;
+	s->vh = vh;
+	s->id = ++core->next_id;
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	s->hc = (struct pav_hub_client){
+		.conn = conn, .id = s->id, .user = s->user, .ns = vh->cfg->ns,
+		.hold_max = vh->cfg->limits.outbound_queue_bytes,
+	};
+	s->bucket = (int64_t)vh->cfg->limits.burst * 1000;
+	s->bucket_ms = pav_now_ms();
+	id_key(s->id, key, sizeof(key));
+	if (pav_map_put(core->sessions, key, s))
+		goto fail;
+	s->claims = claims;
+	pav_metrics_conn(1);
+	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", s->id,
+		 vh->cfg->name, s->user, s->peer);
+	*x = (struct open_ctx){core, s->id, "", ""};
+	snprintf(x->ns, sizeof(x->ns), "%s", vh->cfg->ns);
+	snprintf(x->user, sizeof(x->user), "%s", user);
+	core->store.be->state->conn_add(core->store.state, vh->cfg->ns, user,
+					s->id,
+					vh->cfg->limits.max_connections_per_user,
+					opened, x);
+	return s;
+fail:
+	free(s);
+	free(x);
+	json_object_put(claims);
+	return NULL;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void keep_name(const char *channel, void *arg)
+{
+	struct pav_session *s = arg;
+	char *copy = strdup(channel);
+
+	if (copy)
+		s->gone[s->ngone++] = copy;
+}
+
+static void session_free(struct pav_session *s)
+{
+	for (size_t i = 0; i < s->ngone; i++)
+		free(s->gone[i]);
+	free(s->gone);
+	free(s->hc.subs);
+	json_object_put(s->claims);
+	free(s);
+}
+
+static void closed_counted(void *arg, int err, int64_t count)
+{
+	struct pav_session *s = arg;
+
+	hook_close(s, !err && count == 0);
+	session_free(s);
+}
+
+void pav_session_closed(struct pav_session *s)
+{
+	char key[24];
+
+	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s closed code=%d",
+		 s->id, s->vh->cfg->name, s->user, s->peer,
+		 s->hc.conn && s->hc.conn->close_code ? s->hc.conn->close_code
+						      : 1000);
+	s->state = PAV_SESSION_GONE;
+	s->hc.conn = NULL;
+	id_key(s->id, key, sizeof(key));
+	pav_map_del(s->core->sessions, key);
+	pav_metrics_conn(-1);
+	/* the close hooks still see the channels it was in */
+	s->gone = calloc(s->hc.nsubs ? s->hc.nsubs : 1, sizeof(*s->gone));
+	if (s->gone)
+		pav_hub_channels(&s->hc, keep_name, s);
+	while (s->hc.nsubs) {
+		char chan[PAV_CHANNEL_BUF];
+
+		/* a copy: the hub frees the name with the channel */
+		pav_hub_sub_channel(&s->hc, s->hc.nsubs - 1, chan, sizeof(chan));
+		leave(s, chan);
+	}
+	if (!s->counted) {
+		session_free(s);
+		return;
+	}
+	STATE(s)->conn_remove(STATE_SELF(s), NS(s), s->user, s->id,
+			      closed_counted, s);
+}
+
+void pav_session_channels(const struct pav_session *s,
+			  void (*fn)(const char *channel, void *arg),
+			  void *arg)
+{
+	if (s->state != PAV_SESSION_GONE) {
+		pav_hub_channels(&s->hc, fn, arg);
+		return;
+	}
+	for (size_t i = 0; i < s->ngone; i++)
+		fn(s->gone[i], arg);
+}
+
+/* ---- renewal, revocation, resync, shutdown ---------------------------- */
+
+int pav_session_verify(struct pav_vhost *vh, const char *token,
+		       json_object **claims, char *user, int64_t *exp_ms,
+		       const char **why)
+{
+	json_object *v;
+
+	if (pav_auth_verify(&vh->auth, token, pav_now_ms() / 1000, claims,
+			    why))
+		return -EACCES;
+	if (json_object_object_get_ex(*claims, "channel", NULL)) {
+		json_object_put(*claims);
+		*claims = NULL;
+		*why = "a subscription token cannot open a session";
+		return -EACCES;
+	}
+	json_object_object_get_ex(*claims, "sub", &v);
+	snprintf(user, PAV_ID_MAX + 1, "%s", json_object_get_string(v));
+	json_object_object_get_ex(*claims, "exp", &v);
+	*exp_ms = (int64_t)(json_object_get_double(v) * 1000);
+	return 0;
+}
+
+int pav_session_renew(struct pav_session *s, const char *token,
+		      const char **why)
+{
+	json_object *claims = NULL;
+	char user[PAV_ID_MAX + 1];
+	int64_t exp_ms;
+
+	if (pav_session_verify(s->vh, token, &claims, user, &exp_ms, why))
+		return -EACCES;
+	if (strcmp(user, s->user)) {
+		json_object_put(claims);
+		*why = "token is for another user";
+		return -EACCES;
+	}
+	json_object_put(s->claims);
+	s->claims = claims;
+	if (s->hc.conn)
+		pav_conn_set_expiry(s->hc.conn, exp_ms);
+	return 0;
+}
+
+void pav_session_deliver(void *core, const struct pav_delivery *d)
+{
+	struct pav_core *c = core;
+
+	pav_hub_deliver(c->hub, d);
+}
+
+void pav_session_revoke(struct pav_hub_client *c, void *core)
+{
+	(void)core;
+	if (!pav_conn_is_open(c->conn))
+		return;
+	pav_conn_error(c->conn, PAV_ERR_AUTH, "connection revoked", NULL);
+	pav_conn_close(c->conn, 4001, "revoked");
+}
+
+static int resync_one(const char *key, void *val, void *arg)
+{
+	struct pav_session *s = val;
+
+	(void)key;
+	(void)arg;
+	if (pav_conn_is_open(s->hc.conn))
+		pav_conn_send(s->hc.conn, "resync", NULL, NULL, NULL);
+	return 0;
+}
+
+void pav_session_resync(void *core)
+{
+	struct pav_core *c = core;
+
+	pav_info("store: publications may have been missed; sending resync "
+		 "to %zu connections", pav_map_count(c->sessions));
+	pav_map_each(c->sessions, resync_one, NULL);
+}
+
+struct close_all {
+	int code;
+	const char *reason;
+};
+
+static int close_one(const char *key, void *val, void *arg)
+{
+	struct pav_session *s = val;
+	struct close_all *x = arg;
+
+	(void)key;
+	if (pav_conn_is_open(s->hc.conn))
+		pav_conn_close(s->hc.conn, x->code, x->reason);
+	return 0;
+}
+
+void pav_sessions_close_all(struct pav_core *core, int code,
+			    const char *reason)
+{
+	struct close_all x = {code, reason};
+
+	pav_map_each(core->sessions, close_one, &x);
+}

@@ -1,0 +1,112 @@
+/*
+ * session.h — a client connection's life above its socket: opening
+ * (counted in the store, the automatic "user:<id>"), subscriptions with
+ * catch-up from history, renewal, revocation and closing.  The session
+ * layer is the one place that calls plugin hooks, in the order
+ * pavilion/plugin.h documents.  A struct pav_session is what plugins see
+ * as pav_conn.
+ */
+#ifndef PAV_SESSION_H
+#define PAV_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "hub.h"
+#include "pavilion/plugin.h"
+
+struct pav_core;
+struct pav_conn;
+struct pav_vhost;
+
+enum pav_session_state {
+	PAV_SESSION_OPENING, /* waiting for the store to count it */
+	PAV_SESSION_OPEN,
+	PAV_SESSION_GONE,    /* socket closed; close hooks pending */
+};
+
+struct pav_session {
+	struct pav_hub_client hc; /* hc.conn: the socket, NULL once gone */
+	struct pav_core *core;
+	struct pav_vhost *vh;
+	uint64_t id;
+	enum pav_session_state state;
+	char user[PAV_ID_MAX + 1];
+	json_object *claims;
+	char peer[48];
+	int counted; /* the store counts this connection */
+
+	/* rate limiting (token bucket in milli-tokens) */
+	int64_t bucket, bucket_ms;
+	int64_t last_rate_err_ms, abuse_window_ms;
+	int abuse_count;
+
+	/* after the socket closed: its channels, for the close hooks */
+	char **gone;
+	size_t ngone;
+};
+
+/* A deferred answer (pav_host.defer). */
+struct pav_reply {
+	struct pav_core *core;
+	uint64_t sid;
+	char *type;
+	char *id;
+};
+
+/*
+ * Verifies a session token for vhost vh: pav_auth_verify(), and no
+ * "channel" claim (that makes it a subscription token).  0 with a new
+ * reference in *claims, the user in user (PAV_ID_MAX + 1 bytes) and the
+ * expiry in *exp_ms; or -EACCES with a static reason.
+ */
+int pav_session_verify(struct pav_vhost *vh, const char *token,
+		       json_object **claims, char *user, int64_t *exp_ms,
+		       const char **why);
+
+/* Makes the session of a connection whose token verified: takes claims.
+ * Returns NULL when out of memory (the caller closes 1011). */
+struct pav_session *pav_session_open(struct pav_core *core,
+				     struct pav_vhost *vh,
+				     struct pav_conn *conn, const char *user,
+				     json_object *claims, const char *peer);
+/* The socket closed: the session leaves every channel and the store, then
+ * runs the close hooks and frees itself (maybe later). */
+void pav_session_closed(struct pav_session *s);
+struct pav_session *pav_session_find(struct pav_core *core, uint64_t id);
+
+/* host.subscribe / unsubscribe (plugin.h). */
+void pav_session_subscribe(struct pav_session *s, const char *channel,
+			   json_object *parameters, struct pav_reply *reply);
+int pav_session_unsubscribe(struct pav_session *s, const char *channel);
+/* The connection's channels (also after it closed). */
+void pav_session_channels(const struct pav_session *s,
+			  void (*fn)(const char *channel, void *arg),
+			  void *arg);
+
+/* The `auth` message: a fresh token for the same user.  0, or -EACCES
+ * with a static reason. */
+int pav_session_renew(struct pav_session *s, const char *token,
+		      const char **why);
+
+/* Answers (pav_host.defer / reply). */
+struct pav_reply *pav_session_defer(struct pav_session *s, const char *type,
+				    const char *id);
+void pav_session_reply(struct pav_reply *r, int code, const char *message,
+		       json_object *ack);
+/* Answers one client message now: the error, or the ack when id. */
+void pav_session_answer(struct pav_session *s, const char *type,
+			const char *id, int code, const char *message,
+			json_object *ack);
+
+/* For the backends (struct pav_backend_env) and the hub. */
+void pav_session_deliver(void *core, const struct pav_delivery *d);
+void pav_session_resync(void *core);
+void pav_session_revoke(struct pav_hub_client *c, void *core);
+/* Shutting down: every session gets close 1001. */
+void pav_sessions_close_all(struct pav_core *core, int code,
+			    const char *reason);
+
+#endif

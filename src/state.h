@@ -1,0 +1,115 @@
+/*
+ * state.h — the shared state of every node of a namespace (sessions and
+ * per-user connection counts, presence, inboxes, channel member counts,
+ * history), as a vtable that each backend implements.
+ *
+ * Contract for every call: `self` is the instance create() made; strings
+ * are borrowed for the call; every callback runs exactly once, on the
+ * event-loop thread, either before the call returns (memory) or later (a
+ * network store) — callers must handle both; err is 0 or -errno, and -EIO
+ * means the store is unreachable.  Data handed to a callback is borrowed
+ * for the callback's duration.  cb may be NULL where noted.
+ */
+#ifndef PAV_STATE_H
+#define PAV_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pavilion/plugin.h"
+
+struct pav_store_config;
+struct pav_backend_env;
+struct pav_msg;
+struct pav_outgoing;
+
+/* count: the user's connections after the change, on every node. */
+typedef void (*pav_state_count_fn)(void *arg, int err, int64_t count);
+/* After a member joined: the channel's subscribers and this user's
+ * connections in it, on every node. */
+typedef void (*pav_state_member_fn)(void *arg, int err, int64_t subscribers,
+				    int64_t user_count);
+
+/* One channel kind's history (vhost "history"); size 0: none. */
+struct pav_history_cfg {
+	int size;  /* publications kept */
+	int ttl_s; /* kept this long after the channel's last publication */
+};
+
+/* A history read: the channel's epoch and newest offset, and the
+ * publications after the offset asked for that history still holds
+ * (frames with m->offset set), oldest first, at most the number asked
+ * for.  complete: every publication after that offset is there (so a
+ * recovery can say "recovered"). */
+struct pav_history {
+	const char *epoch;
+	uint64_t offset;
+	struct pav_msg *const *msgs;
+	size_t n;
+	int complete;
+};
+typedef void (*pav_history_fn)(void *arg, int err,
+			       const struct pav_history *h);
+
+struct pav_state_ops {
+	int (*create)(const struct pav_store_config *cfg,
+		      const struct pav_backend_env *env, void **self,
+		      char *err, size_t errlen);
+	void (*destroy)(void *self);
+	int (*ready)(void *self);
+	/* Once a second from the core's housekeeping (expiry sweeps). */
+	void (*tick)(void *self, int64_t now_ms);
+
+	/* Counts a connection for its user: -EUSERS (and nothing counted)
+	 * when the user already has max_per_user on all nodes. */
+	void (*conn_add)(void *self, const char *ns, const char *user,
+			 uint64_t conn, int max_per_user,
+			 pav_state_count_fn cb, void *arg);
+	/* cb may be NULL. */
+	void (*conn_remove)(void *self, const char *ns, const char *user,
+			    uint64_t conn, pav_state_count_fn cb, void *arg);
+
+	/* As pav_host.presence_get / presence_set (plugin.h); the change's
+	 * announcement (may be NULL) is published through this backend's
+	 * broker, its payload's stamp_member set to the change's time. */
+	void (*presence_get)(void *self, const char *ns, const char *user,
+			     pav_presence_fn cb, void *arg);
+	void (*presence_set)(void *self, const char *ns, const char *user,
+			     const char *status, enum pav_presence_when when,
+			     const struct pav_outgoing *announce,
+			     const char *stamp_member, pav_presence_fn cb,
+			     void *arg);
+
+	/* As pav_host.inbox_* (plugin.h); inbox_size from the config. */
+	void (*inbox_add)(void *self, const char *ns, const char *user,
+			  json_object *notification, pav_json_fn cb,
+			  void *arg);
+	void (*inbox_list)(void *self, const char *ns, const char *user,
+			   int64_t since_ms, int unread_only, size_t limit,
+			   pav_json_fn cb, void *arg);
+	void (*inbox_mark_read)(void *self, const char *ns, const char *user,
+				const char *id, pav_done_fn cb, void *arg);
+
+	/* Channel membership of this node's connections, counted on every
+	 * node.  member_remove's cb may be NULL. */
+	void (*member_add)(void *self, const char *ns, const char *channel,
+			   const char *user, pav_state_member_fn cb, void *arg);
+	void (*member_remove)(void *self, const char *ns, const char *channel,
+			      const char *user);
+	void (*channel_counts)(void *self, const char *ns,
+			       const char *const *channels, size_t n,
+			       pav_counts_fn cb, void *arg);
+	void (*channel_users)(void *self, const char *ns, const char *channel,
+			      size_t max, pav_users_fn cb, void *arg);
+	/* The user's connections on every node (0 for an unknown user). */
+	void (*user_count)(void *self, const char *ns, const char *user,
+			   pav_state_count_fn cb, void *arg);
+
+	/* History of a channel with history `h`: publications after
+	 * `after`, at most max (0: only epoch and offset). */
+	void (*history_read)(void *self, const char *ns, const char *channel,
+			     const struct pav_history_cfg *h, uint64_t after,
+			     size_t max, pav_history_fn cb, void *arg);
+};
+
+#endif
