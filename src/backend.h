@@ -29,6 +29,13 @@ struct pav_backend_env {
 	/* Connections may have missed publications (the backend lost and
 	 * regained its feed): the core sends them "resync". */
 	void (*resync)(void *arg);
+	/* Another node died and its connections were removed: `user` has no
+	 * connection left anywhere.  channels: the dead node's channels of
+	 * that user; at_ms: its last heartbeat.  The core runs the close
+	 * hooks (on_close, last = 1) for a stand-in connection. */
+	void (*user_gone)(void *arg, const char *ns, const char *user,
+			  const char *const *channels, size_t n,
+			  int64_t at_ms);
 	void *arg;
 };
 

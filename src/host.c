@@ -77,6 +77,11 @@ static void conn_channels(const pav_conn *c,
 	pav_session_channels(c, fn, arg);
 }
 
+static int64_t conn_closed_ms(const pav_conn *c)
+{
+	return c->closed_ms;
+}
+
 static int send_msg(pav_conn *c, const char *channel, const char *type,
 		    json_object *payload)
 {
@@ -189,7 +194,7 @@ static void presence_set(pav_vhost *vh, const struct pav_presence_change *ch,
 	outgoing(vh, &ch->announce, &out);
 	out.history = NULL; /* presence is state, not a message stream */
 	STATE(vh)->presence_set(STATE_SELF(vh), vh->cfg->ns, ch->user,
-				ch->status, ch->when,
+				ch->status, ch->when, ch->at_ms,
 				ch->announce.nchannels ? &out : NULL,
 				ch->stamp_member, cb, arg);
 }
@@ -333,6 +338,7 @@ const struct pav_host pav_host_table = {
 	.conn_claims = conn_claims,
 	.conn_vhost = conn_vhost,
 	.conn_channels = conn_channels,
+	.conn_closed_ms = conn_closed_ms,
 	.send = send_msg,
 	.channel_parse = channel_parse,
 	.id_valid = id_valid,

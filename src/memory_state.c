@@ -298,12 +298,12 @@ static void announce(struct pav_mem *m, const char *ns,
 
 static void mem_presence_set(void *self, const char *ns, const char *user,
 			     const char *status, enum pav_presence_when when,
-			     const struct pav_outgoing *out, const char *stamp,
-			     pav_presence_fn cb, void *arg)
+			     int64_t at_ms, const struct pav_outgoing *out,
+			     const char *stamp, pav_presence_fn cb, void *arg)
 {
 	struct pav_mem *m = self;
 	struct user *u = user_find(m, ns, user);
-	int64_t at = pav_now_ms();
+	int64_t at = at_ms > 0 ? at_ms : pav_now_ms();
 	int err = status && *status && strlen(status) < STATUS_LEN
 			  ? presence_applies(u, when, status)
 			  : -EINVAL;

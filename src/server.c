@@ -594,6 +594,7 @@ static int open_store(struct pav_core *c)
 		.lws = c->lws,
 		.deliver = pav_session_deliver,
 		.resync = pav_session_resync,
+		.user_gone = pav_session_user_gone,
 		.arg = c,
 	};
 	char err[512];

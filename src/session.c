@@ -664,6 +664,7 @@ void pav_session_closed(struct pav_session *s)
 						      : 1000);
 	s->state = PAV_SESSION_GONE;
 	s->hc.conn = NULL;
+	s->closed_ms = pav_now_ms();
 	id_key(s->id, key, sizeof(key));
 	pav_map_del(s->core->sessions, key);
 	pav_metrics_conn(-1);
@@ -696,6 +697,36 @@ void pav_session_channels(const struct pav_session *s,
 	}
 	for (size_t i = 0; i < s->ngone; i++)
 		fn(s->gone[i], arg);
+}
+
+/* A user of a dead node: the close hooks run once, on the first public
+ * vhost of the namespace, for a stand-in of the connections that went. */
+void pav_session_user_gone(void *core, const char *ns, const char *user,
+			   const char *const *channels, size_t n,
+			   int64_t at_ms)
+{
+	struct pav_core *c = core;
+	struct pav_session *s;
+	struct pav_vhost *vh = NULL;
+
+	for (size_t i = 0; !vh && i < c->nvhosts; i++)
+		if (c->vhosts[i].cfg->kind == PAV_VHOST_PUBLIC &&
+		    !strcmp(c->vhosts[i].cfg->ns, ns))
+			vh = &c->vhosts[i];
+	if (!vh || !(s = calloc(1, sizeof(*s))))
+		return;
+	s->core = c;
+	s->vh = vh;
+	s->state = PAV_SESSION_GONE;
+	s->closed_ms = at_ms;
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	s->gone = calloc(n ? n : 1, sizeof(*s->gone));
+	for (size_t i = 0; s->gone && i < n; i++)
+		keep_name(channels[i], s);
+	pav_info("user %s of namespace %s: its node stopped; closing it "
+		 "everywhere", user, ns);
+	hook_close(s, 1);
+	session_free(s);
 }
 
 /* ---- renewal, revocation, resync, shutdown ---------------------------- */

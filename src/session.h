@@ -46,6 +46,7 @@ struct pav_session {
 	/* after the socket closed: its channels, for the close hooks */
 	char **gone;
 	size_t ngone;
+	int64_t closed_ms;
 };
 
 /* A deferred answer (pav_host.defer). */
@@ -104,6 +105,9 @@ void pav_session_answer(struct pav_session *s, const char *type,
 /* For the backends (struct pav_backend_env) and the hub. */
 void pav_session_deliver(void *core, const struct pav_delivery *d);
 void pav_session_resync(void *core);
+void pav_session_user_gone(void *core, const char *ns, const char *user,
+			   const char *const *channels, size_t n,
+			   int64_t at_ms);
 void pav_session_revoke(struct pav_hub_client *c, void *core);
 /* Shutting down: every session gets close 1001. */
 void pav_sessions_close_all(struct pav_core *core, int code,

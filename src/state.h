@@ -76,7 +76,7 @@ struct pav_state_ops {
 			     pav_presence_fn cb, void *arg);
 	void (*presence_set)(void *self, const char *ns, const char *user,
 			     const char *status, enum pav_presence_when when,
-			     const struct pav_outgoing *announce,
+			     int64_t at_ms, const struct pav_outgoing *announce,
 			     const char *stamp_member, pav_presence_fn cb,
 			     void *arg);
 

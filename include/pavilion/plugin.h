@@ -217,6 +217,9 @@ struct pav_presence_change {
 	enum pav_presence_when when;
 	struct pav_publication announce;
 	const char *stamp_member; /* e.g. "lastActive"; NULL: none */
+	/* The change's time (ms since the epoch), e.g. conn_closed_ms() of
+	 * the connection that went; 0: the store's clock now. */
+	int64_t at_ms;
 };
 
 /* ---- internal API routes ------------------------------------------- */
@@ -310,6 +313,10 @@ struct pav_host {
 	void (*conn_channels)(const pav_conn *c,
 			      void (*fn)(const char *channel, void *arg),
 			      void *arg);
+	/* When a closed connection was last known alive (in on_close): the
+	 * time it closed, or — for the connections of a gateway node that
+	 * died — that node's last heartbeat.  0 while open. */
+	int64_t (*conn_closed_ms)(const pav_conn *c);
 
 	/* Sends one server message to one connection: {"type", "channel"?,
 	 * "payload"?, "timestamp"}.  channel and payload may be NULL; payload

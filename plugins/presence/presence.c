@@ -109,6 +109,7 @@ struct announce {
 	char user[PAV_ID_MAX + 1];
 	const char *status; /* static */
 	enum pav_presence_when when;
+	int64_t at_ms;   /* 0: now */
 	char **channels; /* [0] is "user:<id>" */
 	size_t n;
 	int truncated;
@@ -195,6 +196,7 @@ static void counted(void *arg, int err, const int64_t *counts, size_t n)
 		.status = a->status,
 		.when = a->when,
 		.stamp_member = "lastActive",
+		.at_ms = a->at_ms,
 	};
 
 	for (size_t i = 1; i < a->n; i++) {
@@ -231,8 +233,10 @@ static int set_status(struct presence *pr, pav_conn *c, const char *status,
 	/* a closed connection is no longer among the user's: its own
 	 * channels count (the user's other connections are gone, or the
 	 * status would not change) */
-	if (closing)
+	if (closing) {
+		a->at_ms = host->conn_closed_ms(c);
 		host->conn_channels(c, add_channel, a);
+	}
 	else
 		host->user_channels(pr->vh, a->user, add_channel, a);
 	host->channel_counts(pr->vh, (const char *const *)a->channels, a->n,
