@@ -365,6 +365,10 @@ static void fill_vhost_info(struct lws_context_creation_info *info,
 	 * an IPv4 listen address gets an IPv4 socket */
 	if (!strchr(vc->listen_host, ':'))
 		info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	/* several processes on one host share the port (SO_REUSEPORT): the
+	 * kernel spreads new connections over them */
+	if (vc->reuse_port)
+		info->options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
 	info->timeout_secs = (unsigned)vc->limits.handshake_timeout_s;
 	info->timeout_secs_ah_idle = (unsigned)vc->limits.handshake_timeout_s;
 	info->keepalive_timeout = 5;
