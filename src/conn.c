@@ -83,24 +83,41 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
-/*
- * Fan-out: a connection with nothing queued and nothing left in lws'
- * buffer gets the frame written at once, without a round through poll()
- * and the writable callback (most of a delivery's cost besides the send
- * itself).  Anything that cannot go now is queued as usual.
- */
+static int mark_dirty(struct pav_conn *c)
+{
+	struct pav_conn_env *e = c->env;
+
+	if (c->dirty)
+		return 0;
+	if (e->ndirty == e->dirty_cap) {
+		size_t cap = e->dirty_cap ? e->dirty_cap * 2 : 256;
+		struct pav_conn **d = realloc(e->dirty, cap * sizeof(*d));
+
+		if (!d)
+			return -ENOMEM;
+		e->dirty = d;
+		e->dirty_cap = cap;
+	}
+	e->dirty[e->ndirty++] = c;
+	c->dirty = (int)e->ndirty;
+	return 0;
+}
+
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 {
-	if (c->state != PAV_CONN_OPEN || c->q_count ||
-	    lws_partial_buffered(c->wsi))
+	int idle = c->state == PAV_CONN_OPEN && !c->q_count && !c->dirty &&
+		   !lws_partial_buffered(c->wsi);
+
+	if (!idle)
 		return pav_conn_enqueue(c, m);
-	if (lws_write(c->wsi, pav_msg_text(m), m->len, LWS_WRITE_TEXT) <
-	    (int)m->len) {
-		pav_conn_close(c, 1011, "write failed");
-		return -EPIPE;
+	if (c->q_bytes + m->len > c->vc->limits.outbound_queue_bytes) {
+		pav_conn_overflow(c);
+		return -ENOBUFS;
 	}
-	if (lws_partial_buffered(c->wsi))
-		lws_callback_on_writable(c->wsi);
+	if (queue_push(c, m))
+		return -ENOMEM;
+	if (mark_dirty(c))
+		lws_callback_on_writable(c->wsi); /* the slow way still works */
 	return 0;
 }
 
@@ -208,7 +225,10 @@ static int write_batch(struct pav_conn *c)
 	return n;
 }
 
-int pav_conn_writeable(struct pav_conn *c)
+/* Writes queued frames until the queue is empty or the socket is full
+ * (lws keeps the rest and asks for a writable callback).  -1 on a write
+ * error. */
+static int write_queue(struct pav_conn *c)
 {
 	int batchable = !c->vc->permessage_deflate;
 
@@ -230,6 +250,40 @@ int pav_conn_writeable(struct pav_conn *c)
 			return 0;
 		}
 	}
+	return 0;
+}
+
+void pav_conns_flush(struct pav_conn_env *env)
+{
+	/* a write may close a connection, never add one to the list */
+	for (size_t i = 0; i < env->ndirty; i++) {
+		struct pav_conn *c = env->dirty[i];
+
+		if (!c)
+			continue; /* released meanwhile */
+		c->dirty = 0;
+		if (c->state == PAV_CONN_OPEN && write_queue(c) < 0) {
+			pav_conn_close(c, 1011, "write failed");
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+					LWS_TO_KILL_ASYNC);
+		}
+	}
+	env->ndirty = 0;
+}
+
+void pav_conn_env_free(struct pav_conn_env *env)
+{
+	free(env->dirty);
+	env->dirty = NULL;
+	env->ndirty = env->dirty_cap = 0;
+}
+
+int pav_conn_writeable(struct pav_conn *c)
+{
+	if (write_queue(c) < 0)
+		return -1;
+	if (c->q_count || lws_partial_buffered(c->wsi))
+		return 0;
 	if (c->state == PAV_CONN_CLOSING) {
 		const char *r = c->close_reason ? c->close_reason : "";
 
@@ -385,6 +439,9 @@ void pav_conn_set_expiry(struct pav_conn *c, int64_t exp_ms)
 
 void pav_conn_release(struct pav_conn *c)
 {
+	if (c->dirty)
+		c->env->dirty[c->dirty - 1] = NULL;
+	c->dirty = 0;
 	pav_wheel_del(&c->tw);
 	queue_clear(c);
 	free(c->q);

@@ -18,9 +18,12 @@ struct lws;
 struct pav_msg;
 struct pav_vhost_config;
 
-/* What all connections share: the deadline wheel. */
+/* What all connections share: the deadline wheel, and the connections
+ * with fresh frames to write at the end of this turn of the event loop. */
 struct pav_conn_env {
 	struct pav_wheel wheel; /* one-second slots */
+	struct pav_conn **dirty;
+	size_t ndirty, dirty_cap;
 };
 
 enum pav_conn_state {
@@ -49,6 +52,8 @@ struct pav_conn {
 	uint32_t q_head, q_count, q_cap;
 	size_t q_bytes;
 
+	int dirty; /* 1 + its index in env->dirty; 0: not there */
+
 	/* deadlines */
 	int64_t last_rx_ms;
 	int64_t next_heartbeat_ms;
@@ -68,8 +73,17 @@ void pav_conn_release(struct pav_conn *c);
 /* Queues a message; 0, or -EPIPE (closing) / -ENOBUFS (over the outbound
  * limit: the connection is being closed with 4008). */
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
-/* As enqueue, but writes at once when nothing is waiting (fan-out). */
+/*
+ * Fan-out: queues like enqueue, but a connection with nothing waiting is
+ * written at the end of the current turn of the event loop
+ * (pav_conns_flush), not through a poll round and its writable callback:
+ * one publication goes out at once, and every publication that arrived in
+ * the same turn goes out in the same write.
+ */
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m);
+/* Writes the frames delivered during this turn (end of every loop turn). */
+void pav_conns_flush(struct pav_conn_env *env);
+void pav_conn_env_free(struct pav_conn_env *env);
 /* Builds and queues {"type","id"?,"channel"?,"payload"?,"timestamp"}. */
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 		  const char *channel, json_object *payload);

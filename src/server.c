@@ -438,6 +438,15 @@ static void lws_log_bridge(int level, const char *line)
 
 #ifdef PAV_WITH_UV
 static uv_loop_t uv_loop;
+static uv_check_t uv_flush; /* after each turn's I/O: write what was
+			       delivered during it */
+static int uv_flush_on;
+
+static void uv_flush_cb(uv_check_t *h)
+{
+	(void)h;
+	pav_conns_flush(&core->conn_env);
+}
 #endif
 static int use_uv;
 static int stop_loop;
@@ -575,16 +584,24 @@ static void run_loop(struct pav_core *c)
 		return;
 	}
 #endif
-	while (!stop_loop && lws_service(c->lws, 0) >= 0)
+	while (!stop_loop && lws_service(c->lws, 0) >= 0) {
+		pav_conns_flush(&c->conn_env);
 		pav_server_handle_signals();
+	}
 }
 
 static void destroy_context(struct pav_core *c)
 {
 	lws_context_destroy(c->lws);
 	c->lws = NULL;
+	pav_conn_env_free(&c->conn_env);
 #ifdef PAV_WITH_UV
 	if (use_uv) {
+		if (uv_flush_on) {
+			uv_check_stop(&uv_flush);
+			uv_close((uv_handle_t *)&uv_flush, NULL);
+			uv_flush_on = 0;
+		}
 		/* lws closes its handles on our loop: let them finish */
 		uv_run(&uv_loop, UV_RUN_DEFAULT);
 		uv_loop_close(&uv_loop);
@@ -626,6 +643,13 @@ int pav_server_run(struct pav_core *c)
 	if (open_store(c) || create_vhosts(c))
 		goto out;
 	pav_wheel_init(&c->conn_env.wheel, pav_now_ms() / 1000);
+#ifdef PAV_WITH_UV
+	if (use_uv) {
+		uv_check_init(&uv_loop, &uv_flush);
+		uv_check_start(&uv_flush, uv_flush_cb);
+		uv_flush_on = 1;
+	}
+#endif
 	housekeeping(NULL);
 	pav_info("pavilion-gateway %s ready (%s event loop, %s store)",
 		 PAV_VERSION, use_uv ? "libuv" : "poll", c->cfg.store.backend);
