@@ -740,6 +740,27 @@ static int json_content_type(struct lws *wsi)
 	       (!ct[16] || ct[16] == ';' || ct[16] == ' ');
 }
 
+/* The query's arguments joined by '&' (lws keeps each as a fragment, and
+ * lws_hdr_copy() would join them with ',').  -1 when they do not fit. */
+static int read_query(struct lws *wsi, char *buf, size_t len)
+{
+	size_t used = 0;
+	int n;
+
+	buf[0] = '\0';
+	for (int i = 0; (n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS,
+						    i)) > 0; i++) {
+		if (used + !!used + (size_t)n + 1 > len)
+			return -1;
+		if (used)
+			buf[used++] = '&';
+		lws_hdr_copy_fragment(wsi, buf + used, (int)(len - used),
+				      WSI_TOKEN_HTTP_URI_ARGS, i);
+		used += (size_t)n;
+	}
+	return 0;
+}
+
 /* The request line and headers are in: check what can be checked now. */
 static int on_request(struct lws *wsi, struct api_req *r)
 {
@@ -749,8 +770,7 @@ static int on_request(struct lws *wsi, struct api_req *r)
 
 	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 	snprintf(r->path, sizeof(r->path), "%.*s", ulen, uri);
-	if (lws_hdr_copy(wsi, r->query, sizeof(r->query),
-			 WSI_TOKEN_HTTP_URI_ARGS) < 0)
+	if (read_query(wsi, r->query, sizeof(r->query)) < 0)
 		r->query[0] = '\0';
 	if (!strncmp(r->path, "/v1/", 4) && !authorized(wsi, r)) {
 		answer_error(r, 401, "missing or wrong API key");
