@@ -159,6 +159,7 @@ expected_rpm_gateway="/etc/pavilion-gateway
 /etc/pavilion-gateway/gateway.json
 /usr/bin/pavilion-gateway
 /usr/lib/systemd/system/pavilion-gateway.service
+/usr/lib/systemd/system/pavilion-gateway@.service
 /usr/lib64/pavilion-gateway
 /usr/lib64/pavilion-gateway/plugins
 /usr/lib64/pavilion-gateway/plugins/chat.so
@@ -170,7 +171,6 @@ expected_rpm_gateway="/etc/pavilion-gateway
 /usr/share/man/man8/pavilion-gateway.8"
 expected_rpm_devel="/usr/include/pavilion
 /usr/include/pavilion/plugin.h
-/usr/include/pavilion/store.h
 /usr/lib64/pkgconfig/pavilion-plugin.pc"
 expected_rpm_config="/etc/pavilion-gateway/conf.d/README
 /etc/pavilion-gateway/gateway.json"
@@ -248,8 +248,9 @@ installed_files() {
   for f in /usr/bin/pavilion-gateway "$plugin_dir"/{subscription,notification,chat,presence}.so \
       /etc/pavilion-gateway/gateway.json /etc/pavilion-gateway/conf.d \
       /lib/systemd/system/pavilion-gateway.service \
+      /lib/systemd/system/pavilion-gateway@.service \
       /usr/share/man/man8/pavilion-gateway.8.gz \
-      /usr/include/pavilion/plugin.h /usr/include/pavilion/store.h \
+      /usr/include/pavilion/plugin.h \
       "/usr/lib/$multiarch/pkgconfig/pavilion-plugin.pc"; do
     [ -e "$f" ] || missing+=("$f")
   done
@@ -323,6 +324,8 @@ check "installed gateway.json: vhosts, keys, plugins, plugin_dirs, log json" ins
 
 check "systemd-analyze verify pavilion-gateway.service" \
   systemd-analyze verify /lib/systemd/system/pavilion-gateway.service
+check "systemd-analyze verify pavilion-gateway@2.service (the per-process template)" \
+  systemd-analyze verify pavilion-gateway@2.service
 
 sums() { sha256sum "${secrets[@]}" /etc/pavilion-gateway/tls/cert.pem; }
 reinstall_keeps() {
