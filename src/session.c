@@ -355,8 +355,6 @@ static void op_counted(void *arg, int err, int64_t subscribers,
 		return op_fail(op, PAV_ERR_INTERNAL, "session store unavailable");
 	op->subscribers = subscribers;
 	op->user_count = user_count;
-	if (op->joined)
-		pav_hub_tag(&s->hc, op->channel, TAG_COUNTED);
 	if (!op->hist)
 		return op_done(op, NULL);
 	after = op->recover && op->joined ? op->rec_offset : 0;
@@ -378,6 +376,9 @@ static void op_live(struct sub_op *op, int err)
 		return op_fail(op, PAV_ERR_INTERNAL, "session store unavailable");
 	if (!op->joined)
 		return op_counted(op, 0, -1, -1);
+	/* counted from now on: a close while the store is still answering
+	 * must take the member out again (the store sees both in order) */
+	pav_hub_tag(&s->hc, op->channel, TAG_COUNTED);
 	STATE(s)->member_add(STATE_SELF(s), NS(s), op->channel, s->user,
 			     op_counted, op);
 }
