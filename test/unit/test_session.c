@@ -1,0 +1,1001 @@
+/*
+ * test_session.c — a connection's life above its socket (src/session.c)
+ * on the memory backend, a hub, a core and a vhost with two recorder
+ * plugin instances (session_fixture.c): opening (counted, the automatic
+ * user:<id>, the per-user cap, the hook order), subscribing (the ack, the
+ * subscription limit, parameters, hooks after the ack), recovery from
+ * history, unsubscribing, closing, renewal, revocation and the other
+ * calls the backends make.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_clock.h"
+#include "hub.h"
+#include "memory.h"
+#include "msg.h"
+#include "session_fixture.h"
+
+#define NS "default"
+
+static struct fake_conn fc1, fc2, fc3;
+
+static int setup(void **state)
+{
+	memset(&fc1, 0, sizeof(fc1));
+	memset(&fc2, 0, sizeof(fc2));
+	memset(&fc3, 0, sizeof(fc3));
+	return fx_setup(state);
+}
+
+static int teardown(void **state)
+{
+	int rc = fx_teardown(state);
+
+	fake_conn_free(&fc1);
+	fake_conn_free(&fc2);
+	fake_conn_free(&fc3);
+	return rc;
+}
+
+/* ---- store reads ---- */
+
+static int64_t got_count;
+
+static void on_count(void *arg, int err, int64_t count)
+{
+	(void)arg;
+	assert_int_equal(err, 0);
+	got_count = count;
+}
+
+static int64_t user_conns(const char *user)
+{
+	got_count = -1;
+	pav_memory_state.user_count(fx_core.store.state, NS, user, on_count,
+				    NULL);
+	return got_count;
+}
+
+static int64_t got_counts[4];
+
+static void on_counts(void *arg, int err, const int64_t *counts, size_t n)
+{
+	(void)arg;
+	assert_int_equal(err, 0);
+	for (size_t i = 0; i < n && i < 4; i++)
+		got_counts[i] = counts[i];
+}
+
+static int64_t subscribers(const char *channel)
+{
+	const char *chans[] = {channel};
+
+	pav_memory_state.channel_counts(fx_core.store.state, NS, chans, 1,
+					on_counts, NULL);
+	return got_counts[0];
+}
+
+/* ---- frames ---- */
+
+static json_object *payload_of(const struct fake_conn *fc, size_t i)
+{
+	return fx_member(fc, i, "payload");
+}
+
+/* Frame i is an ack for `id` of a subscribe to channel; returns its
+ * payload (a new reference). */
+static json_object *ack_of(const struct fake_conn *fc, size_t i,
+			   const char *id, const char *channel)
+{
+	json_object *p, *v;
+
+	assert_string_equal(fake_type(fc, i), "ack");
+	v = fx_member(fc, i, "id");
+	assert_non_null(v);
+	assert_string_equal(json_object_get_string(v), id);
+	json_object_put(v);
+	p = payload_of(fc, i);
+	assert_non_null(p);
+	assert_true(json_object_object_get_ex(p, "for", &v));
+	assert_string_equal(json_object_get_string(v), "subscribe");
+	assert_true(json_object_object_get_ex(p, "channel", &v));
+	assert_string_equal(json_object_get_string(v), channel);
+	return p;
+}
+
+static int64_t int_member(json_object *o, const char *key)
+{
+	json_object *v;
+
+	assert_true(json_object_object_get_ex(o, key, &v));
+	assert_true(json_object_is_type(v, json_type_int));
+	return json_object_get_int64(v);
+}
+
+/* Frame i is an error with code (and the id, when given). */
+static void error_is(const struct fake_conn *fc, size_t i, int code,
+		     const char *id, const char *message)
+{
+	json_object *p = payload_of(fc, i), *v;
+
+	assert_string_equal(fake_type(fc, i), "error");
+	assert_int_equal(int_member(p, "code"), code);
+	if (message) {
+		assert_true(json_object_object_get_ex(p, "message", &v));
+		assert_string_equal(json_object_get_string(v), message);
+	}
+	json_object_put(p);
+	v = fx_member(fc, i, "id");
+	if (id) {
+		assert_non_null(v);
+		assert_string_equal(json_object_get_string(v), id);
+	} else {
+		assert_null(v);
+	}
+	json_object_put(v);
+}
+
+static uint64_t offset_of(const struct fake_conn *fc, size_t i)
+{
+	json_object *v = fx_member(fc, i, "offset");
+	uint64_t off = v ? (uint64_t)json_object_get_int64(v) : 0;
+
+	json_object_put(v);
+	return off;
+}
+
+/* Subscribes fc's session to zone:z1 and answers the ack's epoch. */
+static const char *epoch_of_ack(const struct fake_conn *fc, size_t i,
+				const char *channel)
+{
+	static char epoch[32];
+	json_object *p = ack_of(fc, i, "r1", channel), *v;
+
+	assert_true(json_object_object_get_ex(p, "epoch", &v));
+	snprintf(epoch, sizeof(epoch), "%s", json_object_get_string(v));
+	json_object_put(p);
+	return epoch;
+}
+
+/* ---- opening ---- */
+
+static void open_counts_the_connection_and_joins_its_user_channel(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	assert_non_null(s);
+	assert_int_equal(s->state, PAV_SESSION_OPEN);
+	assert_ptr_equal(pav_session_find(&fx_core, s->id), s);
+	assert_int_equal(user_conns("u1"), 1);
+	assert_true(pav_hub_is_member(&s->hc, "user:u1"));
+	assert_int_equal(pav_hub_count(fx_core.hub, NS, "user:u1"), 1);
+	assert_int_equal(subscribers("user:u1"), 1);
+	assert_int_equal(fc1.n, 0); /* the client is told nothing */
+}
+
+static void open_runs_on_open_then_on_subscribed_of_the_user_channel(
+	void **state)
+{
+	(void)state;
+	fx_open(&fc1, "u1", NULL);
+	assert_int_equal(fx_nevents, 4);
+	/* each event in every instance, in the vhost's plugin order */
+	assert_string_equal(fx_events[0].text, "A open u1 first=1");
+	assert_string_equal(fx_events[1].text, "B open u1 first=1");
+	assert_string_equal(fx_events[2].text,
+			    "A subscribed u1 user:u1 first=1 subs=1 params=-");
+	assert_string_equal(fx_events[3].text,
+			    "B subscribed u1 user:u1 first=1 subs=1 params=-");
+}
+
+static void second_connection_of_a_user_is_not_first(void **state)
+{
+	(void)state;
+	fx_open(&fc1, "u1", NULL);
+	fx_events_clear();
+	fx_open(&fc2, "u1", NULL);
+	assert_string_equal(fx_a(0), "open u1 first=0");
+	assert_string_equal(fx_a(1),
+			    "subscribed u1 user:u1 first=0 subs=2 params=-");
+	assert_int_equal(user_conns("u1"), 2);
+}
+
+static void connection_past_the_per_user_cap_gets_1005_and_4029(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	fx_open(&fc1, "u1", NULL);
+	fx_open(&fc2, "u1", NULL);
+	fx_events_clear();
+	s = fx_open(&fc3, "u1", NULL);
+	assert_non_null(s);
+	assert_int_equal(fc3.n, 1);
+	error_is(&fc3, 0, PAV_ERR_RATE, NULL,
+		 "too many connections for this user");
+	assert_int_equal(fc3.c.close_code, 4029);
+	assert_false(pav_hub_is_member(&s->hc, "user:u1"));
+	assert_int_equal(user_conns("u1"), 2);
+	assert_int_equal(fx_nevents, 0); /* no hooks for it */
+	fx_close(s);
+	assert_int_equal(fx_nevents, 0); /* never opened: no on_close */
+	assert_int_equal(user_conns("u1"), 2);
+	/* another user is not affected */
+	fx_close(pav_session_find(&fx_core, 1));
+	assert_int_equal(user_conns("u1"), 1);
+}
+
+static void connection_the_store_cannot_count_gets_2000_and_1011(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	fx_fail_conn_add(-EIO);
+	s = fx_open(&fc1, "u1", NULL);
+	assert_non_null(s);
+	error_is(&fc1, 0, PAV_ERR_INTERNAL, NULL, "session store unavailable");
+	assert_int_equal(fc1.c.close_code, 1011);
+	assert_int_equal(fx_nevents, 0);
+	fx_close(s);
+	assert_int_equal(fx_nevents, 0);
+}
+
+static void connection_whose_user_channel_fails_gets_1011_and_no_hooks(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	fx_fail_member_add(-EIO);
+	s = fx_open(&fc1, "u1", NULL);
+	assert_non_null(s);
+	error_is(&fc1, 0, PAV_ERR_INTERNAL, NULL, NULL);
+	assert_int_equal(fc1.c.close_code, 1011);
+	assert_false(pav_hub_is_member(&s->hc, "user:u1"));
+	assert_int_equal(fx_nevents, 0); /* never opened */
+	fx_close(s);
+	assert_int_equal(user_conns("u1"), 0);
+	/* plugin.h: on_close follows an on_open; this one never opened */
+	if (fx_nevents)
+		fail_msg("on_close ran for a connection that never opened: %s",
+			 fx_events[0].text);
+}
+
+static void connection_closed_before_the_store_counted_it_is_uncounted(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	fx_hold_conn_add(1);
+	s = fx_open(&fc1, "u1", NULL);
+	assert_int_equal(s->state, PAV_SESSION_OPENING);
+	fx_close(s);
+	assert_int_equal(fx_run_conn_add(), 1);
+	assert_int_equal(user_conns("u1"), 0);
+	assert_int_equal(fx_nevents, 0);
+}
+
+static void subscribe_before_the_store_counted_the_connection_waits_for_on_open(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	fx_hold_conn_add(1);
+	s = fx_open(&fc1, "u1", NULL);
+	/* clients subscribe as soon as the socket is open; a network store
+	 * may not have counted the connection yet */
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_run_conn_add();
+	assert_int_equal(fx_a_count(), 3);
+	/* plugin.h: on_open, on_subscribed(user:<id>), then one per
+	 * subscribe */
+	assert_string_equal(fx_a(0), "open u1 first=1");
+	assert_string_equal(fx_a(1),
+			    "subscribed u1 user:u1 first=1 subs=1 params=-");
+	assert_string_equal(fx_a(2),
+			    "subscribed u1 zone:z1 first=1 subs=1 params=-");
+}
+
+static void subscribe_of_a_connection_the_store_refuses_joins_nothing(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	fx_open(&fc1, "u1", NULL);
+	fx_open(&fc2, "u1", NULL);
+	fx_hold_conn_add(1);
+	s = fx_open(&fc3, "u1", NULL); /* one too many */
+	fx_events_clear();
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_run_conn_add();
+	assert_int_equal(fc3.c.close_code, 4029);
+	assert_int_equal(fake_count_type(&fc3, "ack"), 0);
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_int_equal(subscribers("zone:z1"), 0);
+	assert_int_equal(fx_nevents, 0);
+}
+
+/* ---- subscribing ---- */
+
+static void subscribe_acks_with_the_channel(void **state)
+{
+	struct pav_session *s;
+	json_object *p;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "channel:c1", NULL, "r1");
+	assert_int_equal(fc1.n, 1);
+	p = ack_of(&fc1, 0, "r1", "channel:c1");
+	assert_int_equal(json_object_object_length(p), 2); /* for, channel */
+	json_object_put(p);
+	assert_true(pav_hub_is_member(&s->hc, "channel:c1"));
+	assert_int_equal(subscribers("channel:c1"), 1);
+}
+
+static void subscribe_to_a_history_channel_acks_its_offset_and_epoch(
+	void **state)
+{
+	struct pav_session *s;
+	json_object *p, *v;
+
+	(void)state;
+	fx_publish("zone:z1", 1);
+	fx_publish("zone:z1", 2);
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	p = ack_of(&fc1, 0, "r1", "zone:z1");
+	assert_int_equal(int_member(p, "offset"), 2);
+	assert_true(json_object_object_get_ex(p, "epoch", &v));
+	assert_int_equal(json_object_get_string_len(v), 16);
+	assert_false(json_object_object_get_ex(p, "recovered", NULL));
+	json_object_put(p);
+	assert_int_equal(fc1.n, 1); /* no replay without "recover" */
+}
+
+static void subscribed_hooks_run_after_the_ack(void **state)
+{
+	struct pav_session *s;
+	int i;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_events_clear();
+	fx_subscribe(s, "zone:z1", "{\"x\":1}", "r1");
+	i = fx_event_find("A subscribed u1 zone:z1 first=1 subs=1 "
+			  "params={\"x\":1}",
+			  0);
+	assert_true(i >= 0);
+	assert_int_equal(fx_events[i].frames, 1); /* the ack went first */
+	assert_int_equal(fx_nevents, 2);
+}
+
+static void user_first_tells_the_users_first_connection_in_a_channel(
+	void **state)
+{
+	struct pav_session *a1, *a2, *b;
+
+	(void)state;
+	a1 = fx_open(&fc1, "u1", NULL);
+	a2 = fx_open(&fc2, "u1", NULL);
+	b = fx_open(&fc3, "u2", NULL);
+	fx_events_clear();
+	fx_subscribe(a1, "zone:z1", NULL, "r1");
+	fx_subscribe(a2, "zone:z1", NULL, "r1");
+	fx_subscribe(b, "zone:z1", NULL, "r1");
+	assert_int_equal(fx_a_count(), 3);
+	assert_string_equal(fx_a(0),
+			    "subscribed u1 zone:z1 first=1 subs=1 params=-");
+	assert_string_equal(fx_a(1),
+			    "subscribed u1 zone:z1 first=0 subs=2 params=-");
+	assert_string_equal(fx_a(2),
+			    "subscribed u2 zone:z1 first=1 subs=3 params=-");
+}
+
+static void repeated_subscribe_acks_again_with_user_first_zero(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_events_clear();
+	fx_subscribe(s, "zone:z1", NULL, "r2");
+	assert_int_equal(fc1.n, 2);
+	json_object_put(ack_of(&fc1, 1, "r2", "zone:z1"));
+	assert_string_equal(fx_a(0),
+			    "subscribed u1 zone:z1 first=0 subs=-1 params=-");
+	assert_int_equal(subscribers("zone:z1"), 1); /* counted once */
+}
+
+static void subscribe_past_max_subscriptions_is_1003(void **state)
+{
+	struct pav_session *s;
+	char ch[32];
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	/* the automatic user channel does not count */
+	for (int i = 0; i < FX_MAX_SUBS; i++) {
+		snprintf(ch, sizeof(ch), "channel:c%d", i);
+		fx_subscribe(s, ch, NULL, "r1");
+	}
+	assert_int_equal(fake_count_type(&fc1, "ack"), FX_MAX_SUBS);
+	fx_events_clear();
+	fx_subscribe(s, "channel:over", NULL, "r9");
+	error_is(&fc1, FX_MAX_SUBS, PAV_ERR_SUBSCRIPTION, "r9",
+		 "too many subscriptions");
+	assert_false(pav_hub_is_member(&s->hc, "channel:over"));
+	assert_int_equal(subscribers("channel:over"), 0);
+	assert_int_equal(fx_nevents, 0);
+}
+
+static void parameters_a_plugin_refuses_are_1002_and_nothing_joined(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_events_clear();
+	fx_subscribe(s, "zone:z1", "{\"bad\":true}", "r1");
+	error_is(&fc1, 0, PAV_ERR_FORMAT, "r1", "bad parameter");
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_int_equal(fx_nevents, 0);
+}
+
+static void malformed_recover_is_1002(void **state)
+{
+	static const char *const bad[] = {
+		"{\"recover\":5}",
+		"{\"recover\":{\"epoch\":\"e\"}}",
+		"{\"recover\":{\"offset\":-1,\"epoch\":\"e\"}}",
+		"{\"recover\":{\"offset\":\"1\",\"epoch\":\"e\"}}",
+		"{\"recover\":{\"offset\":1}}",
+		"{\"recover\":{\"offset\":1,\"epoch\":7}}",
+	};
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fx_subscribe(s, "zone:z1", bad[i], "r1");
+		error_is(&fc1, i, PAV_ERR_FORMAT, "r1", NULL);
+	}
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
+}
+
+static void subscribe_without_an_id_is_silent_but_runs_the_hooks(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_events_clear();
+	fx_subscribe(s, "zone:z1", NULL, NULL);
+	assert_int_equal(fc1.n, 0);
+	assert_true(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_string_equal(fx_a(0),
+			    "subscribed u1 zone:z1 first=1 subs=1 params=-");
+}
+
+static void store_failure_during_subscribe_is_2000_and_nothing_joined(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_events_clear();
+	fx_fail_member_add(-EIO);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	error_is(&fc1, 0, PAV_ERR_INTERNAL, "r1", "session store unavailable");
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_int_equal(fx_nevents, 0);
+	assert_int_equal(fc1.c.close_code, 0); /* the connection stays */
+}
+
+static void publication_reaches_the_subscribers(void **state)
+{
+	struct pav_session *a, *b;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	fx_subscribe(b, "chat:other", NULL, "r1");
+	assert_int_equal(fx_publish("zone:z1", 7), 1);
+	assert_int_equal(fc1.n, 2);
+	assert_string_equal(fake_type(&fc1, 1), "msg");
+	assert_int_equal(offset_of(&fc1, 1), 1);
+	assert_string_equal(fx_payload_str(&fc1, 1, "n"), "7");
+	assert_int_equal(fc2.n, 1);
+}
+
+/* ---- recovery ---- */
+
+static void recovery_with_the_right_epoch_replays_what_was_missed(
+	void **state)
+{
+	struct pav_session *a, *b;
+	const char *epoch;
+	char params[128];
+	json_object *p, *v;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
+	for (int n = 1; n <= 3; n++)
+		fx_publish("zone:z1", n);
+	/* b saw offset 1 before it lost its connection */
+	b = fx_open(&fc2, "u2", NULL);
+	snprintf(params, sizeof(params),
+		 "{\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", epoch);
+	fx_events_clear();
+	fx_subscribe(b, "zone:z1", params, "r1");
+	assert_int_equal(fc2.n, 3);
+	p = ack_of(&fc2, 0, "r1", "zone:z1");
+	assert_int_equal(int_member(p, "offset"), 3);
+	assert_true(json_object_object_get_ex(p, "epoch", &v));
+	assert_string_equal(json_object_get_string(v), epoch);
+	assert_true(json_object_object_get_ex(p, "recovered", &v));
+	assert_true(json_object_get_boolean(v));
+	json_object_put(p);
+	assert_int_equal(offset_of(&fc2, 1), 2);
+	assert_string_equal(fx_payload_str(&fc2, 1, "n"), "2");
+	assert_int_equal(offset_of(&fc2, 2), 3);
+	/* the hooks after the replay; live publications after that */
+	assert_int_equal(fx_a_count(), 1);
+	assert_non_null(strstr(fx_a(0), "subscribed u2 zone:z1 first=1 "
+				     "subs=2 params={\"recover\""));
+	assert_int_equal(fx_events[0].frames, 3);
+	fx_publish("zone:z1", 4);
+	assert_int_equal(fc2.n, 4);
+	assert_int_equal(offset_of(&fc2, 3), 4);
+}
+
+static void recovery_with_another_epoch_is_not_recovered(void **state)
+{
+	struct pav_session *b;
+	json_object *p, *v;
+
+	(void)state;
+	for (int n = 1; n <= 3; n++)
+		fx_publish("zone:z1", n);
+	b = fx_open(&fc2, "u2", NULL);
+	fx_subscribe(b, "zone:z1",
+		     "{\"recover\":{\"offset\":1,\"epoch\":\"0000000000000000\"}}",
+		     "r1");
+	assert_int_equal(fc2.n, 1);
+	p = ack_of(&fc2, 0, "r1", "zone:z1");
+	assert_int_equal(int_member(p, "offset"), 3);
+	assert_true(json_object_object_get_ex(p, "recovered", &v));
+	assert_false(json_object_get_boolean(v));
+	json_object_put(p);
+}
+
+static void recovery_from_further_back_than_the_history_is_not_recovered(
+	void **state)
+{
+	struct pav_session *a, *b;
+	const char *epoch;
+	char params[128];
+	json_object *p, *v;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
+	for (int n = 1; n <= 12; n++) /* history keeps 10 */
+		fx_publish("zone:z1", n);
+	b = fx_open(&fc2, "u2", NULL);
+	snprintf(params, sizeof(params),
+		 "{\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", epoch);
+	fx_subscribe(b, "zone:z1", params, "r1");
+	assert_int_equal(fc2.n, 1);
+	p = ack_of(&fc2, 0, "r1", "zone:z1");
+	assert_true(json_object_object_get_ex(p, "recovered", &v));
+	assert_false(json_object_get_boolean(v));
+	json_object_put(p);
+}
+
+static void recovery_of_a_channel_without_history_is_not_recovered(
+	void **state)
+{
+	struct pav_session *s;
+	json_object *p, *v;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "channel:c1",
+		     "{\"recover\":{\"offset\":0,\"epoch\":\"e\"}}", "r1");
+	p = ack_of(&fc1, 0, "r1", "channel:c1");
+	assert_false(json_object_object_get_ex(p, "offset", NULL));
+	assert_true(json_object_object_get_ex(p, "recovered", &v));
+	assert_false(json_object_get_boolean(v));
+	json_object_put(p);
+}
+
+static void recovery_while_the_store_is_slow_sends_each_publication_once(
+	void **state)
+{
+	struct pav_session *a, *b;
+	const char *epoch;
+	char params[128];
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
+	fx_publish("zone:z1", 1);
+	fx_publish("zone:z1", 2);
+	b = fx_open(&fc2, "u2", NULL);
+	snprintf(params, sizeof(params),
+		 "{\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", epoch);
+	fx_hold_history(1);
+	fx_subscribe(b, "zone:z1", params, "r1");
+	assert_int_equal(fc2.n, 0); /* waiting for the store */
+	fx_publish("zone:z1", 3);   /* live, while the history is read */
+	assert_int_equal(fc2.n, 0); /* held */
+	assert_int_equal(fx_run_history(), 1);
+	/* ack, then 2 and 3 once each, in order */
+	assert_int_equal(fc2.n, 3);
+	json_object_put(ack_of(&fc2, 0, "r1", "zone:z1"));
+	assert_int_equal(offset_of(&fc2, 1), 2);
+	assert_int_equal(offset_of(&fc2, 2), 3);
+	fx_publish("zone:z1", 4);
+	assert_int_equal(fc2.n, 4);
+	assert_int_equal(offset_of(&fc2, 3), 4);
+}
+
+static void publication_during_a_slow_subscribe_comes_after_the_ack(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_hold_history(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_publish("zone:z1", 1);
+	assert_int_equal(fc1.n, 0);
+	fx_run_history();
+	assert_int_equal(fc1.n, 2);
+	assert_string_equal(fake_type(&fc1, 0), "ack");
+	assert_int_equal(offset_of(&fc1, 1), 1);
+}
+
+static void connection_closed_during_a_slow_subscribe_gets_no_hooks(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_hold_history(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_close(s);
+	fx_events_clear();
+	assert_int_equal(fx_run_history(), 1);
+	assert_int_equal(fx_nevents, 0);
+	assert_int_equal(fc1.n, 0);
+	assert_int_equal(subscribers("zone:z1"), 0);
+}
+
+/* ---- unsubscribing ---- */
+
+static void unsubscribe_leaves_and_runs_the_hooks(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_events_clear();
+	assert_int_equal(pav_session_unsubscribe(s, "zone:z1"), 0);
+	assert_int_equal(fx_nevents, 2);
+	assert_string_equal(fx_events[0].text, "A unsubscribed u1 zone:z1");
+	assert_string_equal(fx_events[1].text, "B unsubscribed u1 zone:z1");
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_int_equal(subscribers("zone:z1"), 0);
+	fx_publish("zone:z1", 1);
+	assert_int_equal(fc1.n, 1); /* just the ack */
+}
+
+static void unsubscribe_from_a_channel_not_joined_runs_no_hook(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_events_clear();
+	assert_int_equal(pav_session_unsubscribe(s, "zone:z1"), 0);
+	assert_int_equal(fx_nevents, 0);
+}
+
+/* ---- closing ---- */
+
+static void close_runs_on_close_with_last_and_the_channels_it_was_in(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_subscribe(s, "chat:c1", NULL, "r2");
+	fx_events_clear();
+	fake_clock_advance(5);
+	fx_close(s);
+	assert_int_equal(fx_nevents, 2);
+	assert_string_equal(fx_events[0].text,
+			    "A close u1 last=1 at=5 "
+			    "channels=chat:c1,user:u1,zone:z1");
+	assert_string_equal(fx_events[1].text,
+			    "B close u1 last=1 at=5 "
+			    "channels=chat:c1,user:u1,zone:z1");
+	assert_int_equal(user_conns("u1"), 0);
+	assert_int_equal(subscribers("zone:z1"), 0);
+	assert_int_equal(pav_hub_count(fx_core.hub, NS, "user:u1"), 0);
+	assert_int_equal(pav_map_count(fx_core.sessions), 0);
+}
+
+static void closing_one_of_two_connections_is_not_last(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_open(&fc2, "u1", NULL);
+	fx_events_clear();
+	fx_close(s);
+	assert_string_equal(fx_a(0), "close u1 last=0 at=0 channels=user:u1");
+	assert_int_equal(user_conns("u1"), 1);
+}
+
+static void closed_session_is_not_found_and_late_replies_do_nothing(
+	void **state)
+{
+	struct pav_session *s;
+	struct pav_reply *r;
+	uint64_t id;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	id = s->id;
+	r = pav_session_defer(s, "x", "r1");
+	fx_close(s);
+	assert_null(pav_session_find(&fx_core, id));
+	pav_session_reply(r, 0, NULL, json_object_new_object());
+	assert_int_equal(fc1.n, 0);
+}
+
+static void dead_nodes_user_goes_through_the_close_hooks(void **state)
+{
+	const char *chans[] = {"zone:z1", "user:u9"};
+
+	(void)state;
+	pav_session_user_gone(&fx_core, NS, "u9", chans, 2, FX_T0 - 3000);
+	assert_int_equal(fx_nevents, 2);
+	assert_string_equal(fx_events[0].text,
+			    "A close u9 last=1 at=-3000 "
+			    "channels=user:u9,zone:z1");
+	pav_session_user_gone(&fx_core, "no-such-ns", "u9", chans, 2, FX_T0);
+	assert_int_equal(fx_nevents, 2);
+}
+
+/* ---- renewal ---- */
+
+static void renewal_with_the_same_users_token_replaces_its_claims(
+	void **state)
+{
+	struct pav_session *s;
+	const char *why = NULL;
+	char *tok;
+	json_object *v;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	tok = fx_token("{\"sub\":\"u1\",\"role\":\"admin\","
+		       "\"exp\":1800007200}");
+	assert_int_equal(pav_session_renew(s, tok, &why), 0);
+	free(tok);
+	assert_true(json_object_object_get_ex(s->claims, "role", &v));
+	assert_string_equal(json_object_get_string(v), "admin");
+	assert_true(fc1.exp_ms == 1800007200000LL);
+}
+
+static void renewal_with_another_users_token_is_refused(void **state)
+{
+	struct pav_session *s;
+	const char *why = NULL;
+	char *tok;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	tok = fx_token("{\"sub\":\"u2\"}");
+	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	free(tok);
+	assert_string_equal(why, "token is for another user");
+	assert_false(json_object_object_get_ex(s->claims, "exp", NULL));
+	assert_true(fc1.exp_ms == 0);
+}
+
+static void renewal_with_a_subscription_token_is_refused(void **state)
+{
+	struct pav_session *s;
+	const char *why = NULL;
+	char *tok;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	tok = fx_token("{\"sub\":\"u1\",\"channel\":\"zone:z1\"}");
+	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	free(tok);
+	assert_non_null(why);
+}
+
+static void renewal_with_an_expired_or_forged_token_is_refused(void **state)
+{
+	struct pav_session *s;
+	const char *why = NULL;
+	char *tok;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	tok = fx_token("{\"sub\":\"u1\",\"exp\":1799990000}");
+	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	assert_string_equal(why, "token expired");
+	tok[strlen(tok) - 2] ^= 1; /* the signature */
+	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	free(tok);
+	assert_int_equal(pav_session_renew(s, "not.a.token", &why), -EACCES);
+}
+
+static void verify_answers_the_user_and_expiry_of_a_session_token(
+	void **state)
+{
+	json_object *claims = NULL;
+	char user[PAV_ID_MAX + 1];
+	int64_t exp_ms = 0;
+	const char *why = NULL;
+	char *tok;
+
+	(void)state;
+	tok = fx_token("{\"sub\":\"u7\"}");
+	assert_int_equal(pav_session_verify(&fx_vh, tok, &claims, user,
+					    &exp_ms, &why),
+			 0);
+	free(tok);
+	assert_string_equal(user, "u7");
+	assert_true(exp_ms == FX_T0 + 3600 * 1000);
+	assert_non_null(claims);
+	json_object_put(claims);
+	tok = fx_token("{\"sub\":\"u7\",\"channel\":\"zone:z1\"}");
+	assert_int_equal(pav_session_verify(&fx_vh, tok, &claims, user,
+					    &exp_ms, &why),
+			 -EACCES);
+	free(tok);
+	assert_string_equal(why, "a subscription token cannot open a session");
+}
+
+/* ---- revocation, resync, shutdown ---- */
+
+static void on_revoked(void *arg, int err, int64_t count)
+{
+	int64_t *n = arg;
+
+	assert_int_equal(err, 0);
+	*n = count;
+}
+
+static void revocation_closes_every_connection_of_the_user_with_4001(
+	void **state)
+{
+	int64_t n = -1;
+
+	(void)state;
+	fx_open(&fc1, "u1", NULL);
+	fx_open(&fc2, "u1", NULL);
+	fx_open(&fc3, "u2", NULL);
+	pav_memory_broker.revoke(fx_core.store.broker, NS, "u1", on_revoked,
+				 &n);
+	assert_int_equal(n, 2);
+	error_is(&fc1, 0, PAV_ERR_AUTH, NULL, "connection revoked");
+	assert_int_equal(fc1.c.close_code, 4001);
+	assert_int_equal(fc2.c.close_code, 4001);
+	assert_int_equal(fc3.c.close_code, 0);
+	assert_int_equal(fc3.n, 0);
+}
+
+static void resync_is_sent_to_every_open_connection(void **state)
+{
+	(void)state;
+	fx_open(&fc1, "u1", NULL);
+	fx_open(&fc2, "u2", NULL);
+	pav_conn_close(&fc2.c, 1000, "bye");
+	pav_session_resync(&fx_core);
+	assert_int_equal(fc1.n, 1);
+	assert_string_equal(fake_type(&fc1, 0), "resync");
+	assert_int_equal(fc2.n, 0);
+}
+
+static void shutdown_closes_every_session(void **state)
+{
+	(void)state;
+	fx_open(&fc1, "u1", NULL);
+	fx_open(&fc2, "u2", NULL);
+	pav_sessions_close_all(&fx_core, 1001, "going away");
+	assert_int_equal(fc1.c.close_code, 1001);
+	assert_int_equal(fc2.c.close_code, 1001);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(open_counts_the_connection_and_joins_its_user_channel),
+		T(open_runs_on_open_then_on_subscribed_of_the_user_channel),
+		T(second_connection_of_a_user_is_not_first),
+		T(connection_past_the_per_user_cap_gets_1005_and_4029),
+		T(connection_the_store_cannot_count_gets_2000_and_1011),
+		T(connection_whose_user_channel_fails_gets_1011_and_no_hooks),
+		T(connection_closed_before_the_store_counted_it_is_uncounted),
+		T(subscribe_before_the_store_counted_the_connection_waits_for_on_open),
+		T(subscribe_of_a_connection_the_store_refuses_joins_nothing),
+		T(subscribe_acks_with_the_channel),
+		T(subscribe_to_a_history_channel_acks_its_offset_and_epoch),
+		T(subscribed_hooks_run_after_the_ack),
+		T(user_first_tells_the_users_first_connection_in_a_channel),
+		T(repeated_subscribe_acks_again_with_user_first_zero),
+		T(subscribe_past_max_subscriptions_is_1003),
+		T(parameters_a_plugin_refuses_are_1002_and_nothing_joined),
+		T(malformed_recover_is_1002),
+		T(subscribe_without_an_id_is_silent_but_runs_the_hooks),
+		T(store_failure_during_subscribe_is_2000_and_nothing_joined),
+		T(publication_reaches_the_subscribers),
+		T(recovery_with_the_right_epoch_replays_what_was_missed),
+		T(recovery_with_another_epoch_is_not_recovered),
+		T(recovery_from_further_back_than_the_history_is_not_recovered),
+		T(recovery_of_a_channel_without_history_is_not_recovered),
+		T(recovery_while_the_store_is_slow_sends_each_publication_once),
+		T(publication_during_a_slow_subscribe_comes_after_the_ack),
+		T(connection_closed_during_a_slow_subscribe_gets_no_hooks),
+		T(unsubscribe_leaves_and_runs_the_hooks),
+		T(unsubscribe_from_a_channel_not_joined_runs_no_hook),
+		T(close_runs_on_close_with_last_and_the_channels_it_was_in),
+		T(closing_one_of_two_connections_is_not_last),
+		T(closed_session_is_not_found_and_late_replies_do_nothing),
+		T(dead_nodes_user_goes_through_the_close_hooks),
+		T(renewal_with_the_same_users_token_replaces_its_claims),
+		T(renewal_with_another_users_token_is_refused),
+		T(renewal_with_a_subscription_token_is_refused),
+		T(renewal_with_an_expired_or_forged_token_is_refused),
+		T(verify_answers_the_user_and_expiry_of_a_session_token),
+		T(revocation_closes_every_connection_of_the_user_with_4001),
+		T(resync_is_sent_to_every_open_connection),
+		T(shutdown_closes_every_session),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
