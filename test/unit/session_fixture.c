@@ -220,26 +220,50 @@ int fx_run_history(void)
 	return n;
 }
 
-/* ---- conn_add held back, failures ---- */
+/* ---- a network store's timing: applied now, answered later ---- */
 
-struct held_add {
-	char ns[32], user[80];
-	uint64_t conn;
-	int max;
-	pav_state_count_fn cb;
+/* An answer of conn_add (count) or member_add (subscribers, user count)
+ * waiting to be delivered. */
+struct later {
+	int member; /* 0: conn_add */
+	pav_state_count_fn count_cb;
+	pav_state_member_fn member_cb;
 	void *arg;
+	int err;
+	int64_t a, b;
 };
 
-static struct held_add held_adds[16];
-static size_t nheld_adds;
-static int holding_adds, fail_member, fail_conn;
+static struct later laters[32];
+static size_t nlaters;
+static int holding_adds, holding_members, fail_member, fail_conn;
+static struct later *capturing;
+
+static struct later *later_new(void)
+{
+	assert_true(nlaters < 32);
+	return &laters[nlaters++];
+}
+
+static void capture_count(void *arg, int err, int64_t count)
+{
+	(void)arg;
+	capturing->err = err;
+	capturing->a = count;
+}
+
+static void capture_member(void *arg, int err, int64_t subscribers,
+			   int64_t user_count)
+{
+	(void)arg;
+	capturing->err = err;
+	capturing->a = subscribers;
+	capturing->b = user_count;
+}
 
 static void held_conn_add(void *self, const char *ns, const char *user,
 			  uint64_t conn, int max, pav_state_count_fn cb,
 			  void *arg)
 {
-	struct held_add *x;
-
 	if (fail_conn) {
 		cb(arg, fail_conn, 0);
 		return;
@@ -248,14 +272,10 @@ static void held_conn_add(void *self, const char *ns, const char *user,
 		pav_memory_state.conn_add(self, ns, user, conn, max, cb, arg);
 		return;
 	}
-	assert_true(nheld_adds < 16);
-	x = &held_adds[nheld_adds++];
-	snprintf(x->ns, sizeof(x->ns), "%s", ns);
-	snprintf(x->user, sizeof(x->user), "%s", user);
-	x->conn = conn;
-	x->max = max;
-	x->cb = cb;
-	x->arg = arg;
+	capturing = later_new();
+	*capturing = (struct later){.count_cb = cb, .arg = arg};
+	pav_memory_state.conn_add(self, ns, user, conn, max, capture_count,
+				  NULL);
 }
 
 void fx_hold_conn_add(int on)
@@ -263,17 +283,46 @@ void fx_hold_conn_add(int on)
 	holding_adds = on;
 }
 
-int fx_run_conn_add(void)
+void fx_hold_member_add(int on)
+{
+	holding_members = on;
+}
+
+/* Answers the held conn_add (member 0) or member_add (1) calls. */
+static int run_laters(int member)
 {
 	int n = 0;
 
-	for (size_t i = 0; i < nheld_adds; i++, n++)
-		pav_memory_state.conn_add(fx_core.store.state, held_adds[i].ns,
-					  held_adds[i].user, held_adds[i].conn,
-					  held_adds[i].max, held_adds[i].cb,
-					  held_adds[i].arg);
-	nheld_adds = 0;
+	for (size_t i = 0; i < nlaters; i++) {
+		struct later x = laters[i];
+
+		if (x.member != member || !(x.count_cb || x.member_cb))
+			continue;
+		laters[i].count_cb = NULL;
+		laters[i].member_cb = NULL;
+		n++;
+		if (member)
+			x.member_cb(x.arg, x.err, x.a, x.b);
+		else
+			x.count_cb(x.arg, x.err, x.a);
+	}
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < nlaters; i++)
+		if (laters[i].count_cb || laters[i].member_cb)
+			return n;
+	nlaters = 0;
 	return n;
+}
+
+int fx_run_conn_add(void)
+{
+	return run_laters(0);
+}
+
+int fx_run_member_add(void)
+{
+	return run_laters(1);
 }
 
 static void failing_member_add(void *self, const char *ns, const char *channel,
@@ -285,7 +334,14 @@ static void failing_member_add(void *self, const char *ns, const char *channel,
 			cb(arg, fail_member, 0, 0);
 		return;
 	}
-	pav_memory_state.member_add(self, ns, channel, user, cb, arg);
+	if (!holding_members) {
+		pav_memory_state.member_add(self, ns, channel, user, cb, arg);
+		return;
+	}
+	capturing = later_new();
+	*capturing = (struct later){.member = 1, .member_cb = cb, .arg = arg};
+	pav_memory_state.member_add(self, ns, channel, user, capture_member,
+				    NULL);
 }
 
 void fx_fail_member_add(int err)
@@ -330,8 +386,8 @@ int fx_setup(void **state)
 	fx_nevents = 0;
 	nheld = 0;
 	holding = 0;
-	nheld_adds = 0;
-	holding_adds = fail_member = fail_conn = 0;
+	nlaters = 0;
+	holding_adds = holding_members = fail_member = fail_conn = 0;
 	memset(&fx_core, 0, sizeof(fx_core));
 	memset(&fx_vh, 0, sizeof(fx_vh));
 	memset(&fx_vc, 0, sizeof(fx_vc));
@@ -409,9 +465,10 @@ int fx_teardown(void **state)
 
 	(void)state;
 	holding = 0;
-	holding_adds = fail_member = fail_conn = 0;
+	holding_adds = holding_members = fail_member = fail_conn = 0;
 	fx_run_history();
 	fx_run_conn_add();
+	fx_run_member_add();
 	pav_map_each(fx_core.sessions, collect_session, open);
 	for (size_t i = 0; i < 64 && open[i]; i++)
 		pav_session_closed(open[i]);

@@ -63,10 +63,13 @@ void fx_hold_history(int on);
 /* Answers the held history reads, oldest first; how many. */
 int fx_run_history(void);
 
-/* Hold the store's conn_add answers back until fx_run_conn_add() (a
- * network store that has not answered yet); how many were answered. */
+/* A network store's timing for conn_add / member_add: each call is
+ * applied at once (in order with the others) but answered only by
+ * fx_run_conn_add() / fx_run_member_add(); they answer how many. */
 void fx_hold_conn_add(int on);
 int fx_run_conn_add(void);
+void fx_hold_member_add(int on);
+int fx_run_member_add(void);
 
 /* The store's member_add / conn_add answer err (e.g. -EIO) while set;
  * 0: the memory backend's answers. */

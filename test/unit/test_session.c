@@ -513,6 +513,23 @@ static void store_failure_during_subscribe_is_2000_and_nothing_joined(
 	assert_int_equal(fc1.c.close_code, 0); /* the connection stays */
 }
 
+static void store_failure_during_subscribe_leaves_the_counts_as_they_were(
+	void **state)
+{
+	struct pav_session *a, *b;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u1", NULL);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	fx_fail_member_add(-EIO); /* not applied: the store was unreachable */
+	fx_subscribe(b, "zone:z1", NULL, "r1");
+	error_is(&fc2, 0, PAV_ERR_INTERNAL, "r1", NULL);
+	fx_fail_member_add(0);
+	/* u1's other connection is still in the channel */
+	assert_int_equal(subscribers("zone:z1"), 1);
+}
+
 static void publication_reaches_the_subscribers(void **state)
 {
 	struct pav_session *a, *b;
@@ -682,6 +699,26 @@ static void publication_during_a_slow_subscribe_comes_after_the_ack(
 	assert_int_equal(fc1.n, 2);
 	assert_string_equal(fake_type(&fc1, 0), "ack");
 	assert_int_equal(offset_of(&fc1, 1), 1);
+}
+
+static void connection_closed_while_its_membership_is_counted_leaves_none(
+	void **state)
+{
+	struct pav_session *a, *b;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u1", NULL);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	fx_hold_member_add(1);
+	fx_subscribe(b, "zone:z1", NULL, "r1");
+	assert_int_equal(subscribers("zone:z1"), 2); /* applied, unanswered */
+	fx_close(b);
+	fx_events_clear();
+	assert_int_equal(fx_run_member_add(), 1);
+	assert_int_equal(subscribers("zone:z1"), 1);
+	assert_int_equal(fx_nevents, 0);
+	assert_int_equal(fc2.n, 0);
 }
 
 static void connection_closed_during_a_slow_subscribe_gets_no_hooks(
@@ -973,6 +1010,7 @@ int main(void)
 		T(malformed_recover_is_1002),
 		T(subscribe_without_an_id_is_silent_but_runs_the_hooks),
 		T(store_failure_during_subscribe_is_2000_and_nothing_joined),
+		T(store_failure_during_subscribe_leaves_the_counts_as_they_were),
 		T(publication_reaches_the_subscribers),
 		T(recovery_with_the_right_epoch_replays_what_was_missed),
 		T(recovery_with_another_epoch_is_not_recovered),
@@ -980,6 +1018,7 @@ int main(void)
 		T(recovery_of_a_channel_without_history_is_not_recovered),
 		T(recovery_while_the_store_is_slow_sends_each_publication_once),
 		T(publication_during_a_slow_subscribe_comes_after_the_ack),
+		T(connection_closed_while_its_membership_is_counted_leaves_none),
 		T(connection_closed_during_a_slow_subscribe_gets_no_hooks),
 		T(unsubscribe_leaves_and_runs_the_hooks),
 		T(unsubscribe_from_a_channel_not_joined_runs_no_hook),
