@@ -1,0 +1,331 @@
+/*
+ * test_plugin_subscription.c — the subscription plugin's handlers
+ * (plugins/subscription/subscription.c) with a fake host
+ * (plugin_host.c): payload checks (1002), the channel grammar (1003),
+ * access (1004; the decisions themselves are test_acl.c's), and the
+ * hand-over of an allowed subscribe to host->subscribe with a deferred
+ * reply.  Options are checked at creation.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plugin_host.h"
+
+extern const struct pav_plugin pavilion_plugin;
+
+static void *inst;
+static pav_conn *c;
+
+static int create(const char *options)
+{
+	char err[256];
+
+	ph_setup();
+	if (ph_create(&pavilion_plugin, options, &inst, err, sizeof(err)))
+		return -1;
+	c = ph_conn(1, "u1", "{\"zones\":[\"z1\"],\"chats\":[\"*\"]}", NULL);
+	ph_log_clear();
+	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return create("{}");
+}
+
+static int setup_open(void **state)
+{
+	(void)state;
+	return create("{\"policy\":\"open\"}");
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ph_destroy(&pavilion_plugin, inst);
+	inst = NULL;
+	ph_teardown();
+	return 0;
+}
+
+static int sub(const char *payload, const char **why)
+{
+	return ph_handle(inst, c, "subscribe", "r1", payload, NULL, why);
+}
+
+/* A subscribe that must be refused with code; nothing subscribed. */
+static void refused(const char *payload, int code)
+{
+	const char *why = NULL;
+	size_t subs = ph_count("subscribe "), defers = ph_count("defer ");
+	int rc = sub(payload, &why);
+
+	if (rc != code)
+		fail_msg("%s: got %d, want %d", payload, rc, code);
+	assert_non_null(why);
+	assert_int_equal(ph_count("subscribe "), subs);
+	assert_int_equal(ph_count("defer "), defers);
+}
+
+/* ---- creation ---- */
+
+static void registers_subscribe_and_unsubscribe(void **state)
+{
+	void *i2;
+	char err[128];
+
+	(void)state;
+	ph_forget_registrations();
+	assert_int_equal(ph_create(&pavilion_plugin, "{}", &i2, err,
+				   sizeof(err)),
+			 0);
+	assert_non_null(ph_handler("subscribe"));
+	assert_non_null(ph_handler("unsubscribe"));
+	assert_int_equal(ph_count("register_route"), 0);
+	ph_destroy(&pavilion_plugin, i2);
+}
+
+static void unknown_option_is_refused(void **state)
+{
+	void *i2;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(ph_create(&pavilion_plugin, "{\"polcy\":\"open\"}",
+				   &i2, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "polcy: unknown option");
+}
+
+static void policy_other_than_claims_or_open_is_refused(void **state)
+{
+	void *i2;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(ph_create(&pavilion_plugin, "{\"policy\":\"all\"}",
+				   &i2, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "policy"));
+	assert_int_equal(ph_create(&pavilion_plugin, "{\"policy\":1}", &i2,
+				   err, sizeof(err)),
+			 -EINVAL);
+}
+
+/* ---- payloads ---- */
+
+static void subscribe_payload_without_a_channel_string_is_1002(void **state)
+{
+	const char *why;
+
+	(void)state;
+	assert_int_equal(ph_handle(inst, c, "subscribe", "r1", NULL, NULL,
+				   &why),
+			 PAV_ERR_FORMAT);
+	refused("{}", PAV_ERR_FORMAT);
+	refused("{\"channel\":7}", PAV_ERR_FORMAT);
+	refused("{\"channel\":null}", PAV_ERR_FORMAT);
+	refused("{\"channel\":[\"zone:z1\"]}", PAV_ERR_FORMAT);
+}
+
+static void parameters_not_an_object_is_1002(void **state)
+{
+	(void)state;
+	refused("{\"channel\":\"zone:z1\",\"parameters\":[]}", PAV_ERR_FORMAT);
+	refused("{\"channel\":\"zone:z1\",\"parameters\":\"x\"}",
+		PAV_ERR_FORMAT);
+}
+
+static void token_parameter_not_a_string_is_1002(void **state)
+{
+	(void)state;
+	refused("{\"channel\":\"zone:z9\",\"parameters\":{\"token\":1}}",
+		PAV_ERR_FORMAT);
+}
+
+static void channel_outside_the_grammar_is_1003(void **state)
+{
+	(void)state;
+	refused("{\"channel\":\"\"}", PAV_ERR_SUBSCRIPTION);
+	refused("{\"channel\":\"zone:\"}", PAV_ERR_SUBSCRIPTION);
+	refused("{\"channel\":\"room:r1\"}", PAV_ERR_SUBSCRIPTION);
+	refused("{\"channel\":\"zone:a b\"}", PAV_ERR_SUBSCRIPTION);
+	refused("{\"channel\":\"zone:z1:x\"}", PAV_ERR_SUBSCRIPTION);
+}
+
+/* ---- access ---- */
+
+static void another_users_channel_is_1004(void **state)
+{
+	(void)state;
+	refused("{\"channel\":\"user:u2\"}", PAV_ERR_PERMISSION);
+}
+
+static void channel_no_claim_grants_is_1004_without_a_token(void **state)
+{
+	(void)state;
+	refused("{\"channel\":\"zone:z2\"}", PAV_ERR_PERMISSION);
+	refused("{\"channel\":\"channel:c1\"}", PAV_ERR_PERMISSION);
+	assert_int_equal(ph_count("verify_token"), 0);
+}
+
+static void token_that_does_not_verify_is_1004(void **state)
+{
+	(void)state;
+	ph.good_token = "good";
+	ph.token_claims = "{\"sub\":\"u1\",\"channel\":\"zone:z2\"}";
+	refused("{\"channel\":\"zone:z2\",\"parameters\":{\"token\":\"bad\"}}",
+		PAV_ERR_PERMISSION);
+	assert_int_equal(ph_count("verify_token c1 bad"), 1);
+}
+
+static void token_for_another_channel_or_user_is_1004(void **state)
+{
+	(void)state;
+	ph.good_token = "good";
+	ph.token_claims = "{\"sub\":\"u1\",\"channel\":\"zone:z3\"}";
+	refused("{\"channel\":\"zone:z2\",\"parameters\":{\"token\":\"good\"}}",
+		PAV_ERR_PERMISSION);
+	ph.token_claims = "{\"sub\":\"u2\",\"channel\":\"zone:z2\"}";
+	refused("{\"channel\":\"zone:z2\",\"parameters\":{\"token\":\"good\"}}",
+		PAV_ERR_PERMISSION);
+}
+
+/* ---- the hand-over ---- */
+
+static void allowed_subscribe_goes_to_the_host_with_a_deferred_reply(
+	void **state)
+{
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(sub("{\"channel\":\"zone:z1\","
+			     "\"parameters\":{\"presence\":true}}",
+			     &why),
+			 PAV_PENDING);
+	assert_int_equal(ph_nlog, 2);
+	assert_string_equal(ph_at(0), "defer c1 subscribe r1");
+	assert_string_equal(ph_at(1), "subscribe c1 zone:z1 "
+				      "params={\"presence\":true} reply=1");
+}
+
+static void own_user_channel_is_subscribed_by_its_canonical_name(
+	void **state)
+{
+	(void)state;
+	assert_int_equal(sub("{\"channel\":\"user\"}", NULL), PAV_PENDING);
+	assert_string_equal(ph_at(1), "subscribe c1 user:u1 params=- reply=1");
+	assert_int_equal(sub("{\"channel\":\"user:u1\"}", NULL), PAV_PENDING);
+	assert_string_equal(ph_at(3), "subscribe c1 user:u1 params=- reply=2");
+}
+
+static void valid_subscription_token_grants_the_channel(void **state)
+{
+	(void)state;
+	ph.good_token = "good";
+	ph.token_claims = "{\"sub\":\"u1\",\"channel\":\"zone:z2\"}";
+	assert_int_equal(sub("{\"channel\":\"zone:z2\","
+			     "\"parameters\":{\"token\":\"good\"}}",
+			     NULL),
+			 PAV_PENDING);
+	assert_true(ph_find("subscribe c1 zone:z2 ", 0) >= 0);
+}
+
+static void open_policy_needs_no_claim(void **state)
+{
+	(void)state;
+	assert_int_equal(sub("{\"channel\":\"channel:c9\"}", NULL),
+			 PAV_PENDING);
+	/* user: channels stay private */
+	refused("{\"channel\":\"user:u2\"}", PAV_ERR_PERMISSION);
+}
+
+static void deferral_failure_is_2000(void **state)
+{
+	(void)state;
+	ph.defer_fails = 1;
+	assert_int_equal(sub("{\"channel\":\"zone:z1\"}", NULL),
+			 PAV_ERR_INTERNAL);
+	assert_int_equal(ph_count("subscribe "), 0);
+}
+
+/* ---- unsubscribe ---- */
+
+static void unsubscribe_leaves_and_acks_the_canonical_channel(void **state)
+{
+	json_object *ack = NULL;
+
+	(void)state;
+	assert_int_equal(ph_handle(inst, c, "unsubscribe", "u1",
+				   "{\"channel\":\"zone:z2\"}", &ack, NULL),
+			 0);
+	assert_string_equal(ph_at(0), "unsubscribe c1 zone:z2");
+	assert_string_equal(ph_json(ack), "{\"channel\":\"zone:z2\"}");
+	json_object_put(ack);
+	assert_int_equal(ph_handle(inst, c, "unsubscribe", NULL,
+				   "{\"channel\":\"user\"}", &ack, NULL),
+			 0);
+	assert_string_equal(ph_json(ack), "{\"channel\":\"user:u1\"}");
+	json_object_put(ack);
+}
+
+static void unsubscribe_checks_the_channel(void **state)
+{
+	const char *why;
+
+	(void)state;
+	assert_int_equal(ph_handle(inst, c, "unsubscribe", "u1", "{}", NULL,
+				   &why),
+			 PAV_ERR_FORMAT);
+	assert_int_equal(ph_handle(inst, c, "unsubscribe", "u1",
+				   "{\"channel\":\"bogus\"}", NULL, &why),
+			 PAV_ERR_SUBSCRIPTION);
+	assert_int_equal(ph_count("unsubscribe "), 0);
+}
+
+static void unsubscribe_failure_is_2000(void **state)
+{
+	(void)state;
+	ph.unsubscribe_rc = -ENOMEM;
+	assert_int_equal(ph_handle(inst, c, "unsubscribe", "u1",
+				   "{\"channel\":\"zone:z1\"}", NULL, NULL),
+			 PAV_ERR_INTERNAL);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(registers_subscribe_and_unsubscribe),
+		T(unknown_option_is_refused),
+		T(policy_other_than_claims_or_open_is_refused),
+		T(subscribe_payload_without_a_channel_string_is_1002),
+		T(parameters_not_an_object_is_1002),
+		T(token_parameter_not_a_string_is_1002),
+		T(channel_outside_the_grammar_is_1003),
+		T(another_users_channel_is_1004),
+		T(channel_no_claim_grants_is_1004_without_a_token),
+		T(token_that_does_not_verify_is_1004),
+		T(token_for_another_channel_or_user_is_1004),
+		T(allowed_subscribe_goes_to_the_host_with_a_deferred_reply),
+		T(own_user_channel_is_subscribed_by_its_canonical_name),
+		T(valid_subscription_token_grants_the_channel),
+		cmocka_unit_test_setup_teardown(open_policy_needs_no_claim,
+						setup_open, teardown),
+		T(deferral_failure_is_2000),
+		T(unsubscribe_leaves_and_acks_the_canonical_channel),
+		T(unsubscribe_checks_the_channel),
+		T(unsubscribe_failure_is_2000),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
