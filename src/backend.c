@@ -57,6 +57,12 @@ int pav_store_open(struct pav_store *st, const struct pav_store_config *cfg,
 	return rc;
 }
 
+void pav_store_shutdown(struct pav_store *st)
+{
+	if (st->be && st->be->state->shutdown)
+		st->be->state->shutdown(st->state);
+}
+
 void pav_store_close(struct pav_store *st)
 {
 	if (!st->be)

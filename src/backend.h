@@ -62,6 +62,9 @@ struct pav_store {
 int pav_store_open(struct pav_store *st, const struct pav_store_config *cfg,
 		   const struct pav_backend_env *env, char *err,
 		   size_t errlen);
+/* Before the event loop goes: the backend lets go of it (state's
+ * shutdown); later calls fail at once. */
+void pav_store_shutdown(struct pav_store *st);
 void pav_store_close(struct pav_store *st);
 /* Both halves can serve now (for /readyz and new handshakes). */
 int pav_store_ready(const struct pav_store *st);

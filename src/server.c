@@ -659,6 +659,9 @@ out:
 	lws_sul_cancel(&shutdown_sul);
 	lws_sul_cancel(&housekeeping_sul);
 	sig_ctx = NULL;
+	/* the store lets go of the loop first; sessions closed by the
+	 * context's end then find it answering -ECANCELED */
+	pav_store_shutdown(&c->store);
 	destroy_context(c);
 	pav_store_close(&c->store);
 	core = NULL;

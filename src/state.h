@@ -57,6 +57,11 @@ struct pav_state_ops {
 		      char *err, size_t errlen);
 	void (*destroy)(void *self);
 	int (*ready)(void *self);
+	/* Optional (may be NULL): the event loop is about to go.  Let go of
+	 * everything that lives on it (connections, timers); every call after
+	 * this fails at once (its callback gets -ECANCELED).  destroy() still
+	 * follows, after the loop is gone. */
+	void (*shutdown)(void *self);
 	/* Once a second from the core's housekeeping (expiry sweeps). */
 	void (*tick)(void *self, int64_t now_ms);
 
