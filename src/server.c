@@ -543,7 +543,8 @@ static void shutdown_tick(lws_sorted_usec_list_t *sul)
 {
 	static int cut;
 	int64_t now = pav_mono_ms();
-	size_t left = pav_map_count(core->sessions);
+	/* sessions still open, and closed ones the store still removes */
+	size_t left = pav_map_count(core->sessions) + core->closing;
 
 	(void)sul;
 	if (!left || now >= core->shutdown_deadline_ms + 1000) {

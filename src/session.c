@@ -651,6 +651,7 @@ static void closed_counted(void *arg, int err, int64_t count)
 {
 	struct pav_session *s = arg;
 
+	s->core->closing--;
 	hook_close(s, !err && count == 0);
 	session_free(s);
 }
@@ -684,6 +685,7 @@ void pav_session_closed(struct pav_session *s)
 		session_free(s);
 		return;
 	}
+	s->core->closing++;
 	STATE(s)->conn_remove(STATE_SELF(s), NS(s), s->user, s->id,
 			      closed_counted, s);
 }

@@ -1,0 +1,621 @@
+/*
+ * redis_broker.c — the "redis" backend's broker (broker.h): publications
+ * go through Redis pub/sub and are delivered only as they come back, on
+ * the publishing node too, so that every node sees one channel's
+ * publications in Redis' order.
+ *
+ * A gateway channel (ns, channel) is the pub/sub channel
+ * "pav:p:<ns>:<channel>" on the channel's shard ("pav:p@<db>:..." when
+ * the shard's URL names a database other than 0: Redis pub/sub ignores
+ * SELECT, and two gateways on two databases of one server must not hear
+ * each other).  A message is a one-line
+ * header and the frame every recipient gets (redis_scripts.h):
+ *   P1 <pub_id hex> <except> <kind> <key> <type> <offset>\n<frame>
+ * A malformed message is logged and dropped.  pub_id is 0 for a
+ * publication to one channel, and the same random number in every copy
+ * of a publication to several: the copies one script publishes reach a
+ * node back to back, and the hub sends such a run to each connection once.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "log.h"
+#include "msg.h"
+#include "redis_backend.h"
+#include "redis_node.h"
+
+#define rlog(level, ...) pav_log(level, "store", __VA_ARGS__)
+
+#define OFFSET_MARK ",\"offset\":1"
+
+/* ---- the wire ------------------------------------------------------------ */
+
+/* key and type between spaces: bytes <= 0x20, 0x7f and '%' as %XX; a
+ * NULL key is "-" (and a key "-" is "%2D"). */
+static size_t escape(char *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	if (!s) {
+		if (out)
+			out[0] = '-';
+		return 1;
+	}
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int bad = *p <= 0x20 || *p == 0x7f || *p == '%' ||
+			  (*p == '-' && p == (const unsigned char *)s && !p[1]);
+
+		if (bad && out) {
+			out[n] = '%';
+			out[n + 1] = hex[*p >> 4];
+			out[n + 2] = hex[*p & 15];
+		} else if (out) {
+			out[n] = (char)*p;
+		}
+		n += bad ? 3 : 1;
+	}
+	return n;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes s[0..n) in place into a NUL-terminated string; -EINVAL. */
+static int unescape(char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (s[i] != '%') {
+			s[o++] = s[i];
+			continue;
+		}
+		if (i + 2 >= n)
+			return -EINVAL;
+		hi = hexval((unsigned char)s[i + 1]);
+		lo = hexval((unsigned char)s[i + 2]);
+		if (hi < 0 || lo < 0 || (!hi && !lo))
+			return -EINVAL;
+		s[o++] = (char)(hi * 16 + lo);
+		i += 2;
+	}
+	s[o] = '\0';
+	return 0;
+}
+
+char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
+		    char kind, const char *key, const char *type)
+{
+	size_t kl = escape(NULL, key), tl = escape(NULL, type ? type : "");
+	size_t len = 3 + 17 + 1 + RB_NODE_LEN + 17 + 1 + 2 + kl + 1 + tl + 2;
+	char *h = malloc(len), *p;
+	int n;
+
+	if (!h)
+		return NULL;
+	if (except)
+		n = snprintf(h, len, "P1 %" PRIx64 " %s:%" PRIx64 " %c ",
+			     pub_id, b->node, except, kind);
+	else
+		n = snprintf(h, len, "P1 %" PRIx64 " - %c ", pub_id, kind);
+	p = h + n;
+	p += escape(p, key);
+	*p++ = ' ';
+	p += escape(p, type ? type : "");
+	*p++ = ' ';
+	*p = '\0';
+	return h;
+}
+
+struct wire {
+	uint64_t pub_id;
+	uint64_t except; /* of this node, else 0 */
+	char kind;
+	char *key;       /* NULL: none */
+	char *type;
+	uint64_t offset;
+	const char *frame;
+	size_t flen;
+};
+
+/* The next space-separated field of [*p, end); NULL at a malformed end. */
+static char *field(char **p, char *end)
+{
+	char *s = *p, *sp = memchr(s, ' ', (size_t)(end - s));
+
+	if (!sp)
+		sp = end;
+	if (sp == s)
+		return NULL;
+	*sp = '\0';
+	*p = sp < end ? sp + 1 : end;
+	return s;
+}
+
+static int parse_u64(const char *s, int base, uint64_t *v)
+{
+	char *e;
+
+	if (!*s)
+		return -EINVAL;
+	*v = strtoull(s, &e, base);
+	return *e ? -EINVAL : 0;
+}
+
+/* Parses the header of buf (a copy of the message, changed in place). */
+static int wire_parse(struct rb *b, char *buf, size_t len, struct wire *w)
+{
+	char *nl = memchr(buf, '\n', len), *p = buf, *f[7], *colon;
+
+	if (!nl)
+		return -EINVAL;
+	for (int i = 0; i < 7; i++)
+		if (!(f[i] = field(&p, nl)))
+			return -EINVAL;
+	if (p != nl || strcmp(f[0], "P1") || parse_u64(f[1], 16, &w->pub_id) ||
+	    strlen(f[3]) != 1 || (f[3][0] != 'F' && f[3][0] != 'R') ||
+	    parse_u64(f[6], 10, &w->offset))
+		return -EINVAL;
+	w->kind = f[3][0];
+	w->except = 0;
+	if (strcmp(f[2], "-")) {
+		colon = strchr(f[2], ':');
+		if (!colon)
+			return -EINVAL;
+		*colon = '\0';
+		if (!strcmp(f[2], b->node) &&
+		    parse_u64(colon + 1, 16, &w->except))
+			return -EINVAL;
+	}
+	w->key = strcmp(f[4], "-") ? f[4] : NULL;
+	w->type = f[5];
+	if ((w->key && unescape(w->key, strlen(w->key))) ||
+	    unescape(w->type, strlen(w->type)))
+		return -EINVAL;
+	w->frame = nl + 1;
+	w->flen = len - (size_t)(nl + 1 - buf);
+	return 0;
+}
+
+void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
+		       const char *data, size_t dlen)
+{
+	struct rb *b = sh->b;
+	size_t pl = strlen(sh->prefix);
+	char ns[RB_NS_LEN], chan[PAV_MAX_CHANNEL_LEN];
+	const char *rest = channel + pl, *colon;
+	const char *chans[] = {chan};
+	struct pav_delivery d = {.ns = ns, .channels = chans, .nchannels = 1};
+	struct wire w;
+	char *buf;
+
+	if (clen <= pl || strncmp(channel, sh->prefix, pl) ||
+	    !(colon = strchr(rest, ':')) || (size_t)(colon - rest) >= sizeof(ns) ||
+	    strlen(colon + 1) >= sizeof(chan)) {
+		rlog(PAV_LOG_WARN, "a message on an unknown channel dropped");
+		return;
+	}
+	snprintf(ns, sizeof(ns), "%.*s", (int)(colon - rest), rest);
+	snprintf(chan, sizeof(chan), "%s", colon + 1);
+	buf = malloc(dlen + 1);
+	if (!buf)
+		return;
+	memcpy(buf, data, dlen);
+	buf[dlen] = '\0';
+	if (wire_parse(b, buf, dlen, &w)) {
+		rlog(PAV_LOG_WARN, "a malformed message on %s dropped", chan);
+		free(buf);
+		return;
+	}
+	d.kind = w.kind == 'R' ? PAV_DELIVER_REVOKE : PAV_DELIVER_FRAME;
+	d.type = w.type;
+	d.except = w.except;
+	d.pub_id = w.pub_id;
+	if (d.kind == PAV_DELIVER_FRAME) {
+		d.msg = pav_msg_new(w.frame, w.flen, w.key);
+		if (!d.msg) {
+			free(buf);
+			return;
+		}
+		d.msg->offset = w.offset;
+	}
+	if (b->env.deliver)
+		b->env.deliver(b->env.arg, &d);
+	pav_msg_unref(d.msg);
+	free(buf);
+}
+
+/* ---- publishing ----------------------------------------------------------- */
+
+/* One message to many channels: one script per shard. */
+struct raw_call {
+	void (*done)(void *arg, int err);
+	void *arg;
+	size_t pending;
+	int err;
+};
+
+static void raw_finish(struct raw_call *k)
+{
+	if (--k->pending)
+		return;
+	if (k->done)
+		k->done(k->arg, k->err);
+	free(k);
+}
+
+static void raw_published(void *arg, int err, const redisReply *rep)
+{
+	struct raw_call *k = arg;
+
+	err = pav_rb_reply_err(err, rep, -1, "publish");
+	if (err && !k->err)
+		k->err = err;
+	raw_finish(k);
+}
+
+void pav_rb_publish_raw(struct rb *b, const char *ns,
+			const char *const *channels, size_t n,
+			const char *msg, size_t len,
+			void (*done)(void *arg, int err), void *arg)
+{
+	struct raw_call *k = calloc(1, sizeof(*k));
+
+	if (!k) {
+		if (done)
+			done(arg, -ENOMEM);
+		return;
+	}
+	*k = (struct raw_call){done, arg, 1, 0};
+	for (size_t s = 0; s < b->nshards; s++) {
+		struct rb_argv a;
+
+		pav_rb_av_init(&a);
+		pav_rb_av_add(&a, msg, len);
+		for (size_t i = 0; i < n; i++)
+			if (pav_rb_shard_of(b, ns, channels[i]) == s)
+				pav_rb_av_fmt(&a, "%s%s:%s",
+					      b->shards[s].prefix, ns,
+					      channels[i]);
+		if (a.n > 1) {
+			k->pending++;
+			pav_rb_eval(b, s, PAV_RB_PUBLISH_MULTI, 0,
+				    a.oom ? 0 : a.n, a.oom ? NULL : a.v, a.len,
+				    raw_published, k);
+		}
+		pav_rb_av_free(&a);
+	}
+	raw_finish(k);
+}
+
+struct multi_call {
+	pav_published_fn done;
+	void *arg;
+};
+
+static void multi_done(void *arg, int err)
+{
+	struct multi_call *x = arg;
+	struct pav_published res = {0, NULL, -1};
+
+	if (x->done)
+		x->done(x->arg, err, err ? NULL : &res);
+	free(x);
+}
+
+static void publish_multi(struct rb *b, const char *ns,
+			  const struct pav_outgoing *out, pav_published_fn done,
+			  void *arg)
+{
+	struct pav_frame f = {.type = out->type, .payload = out->payload,
+			      .key = out->key};
+	struct pav_msg *m = pav_msg_frame(&f);
+	char *hdr = pav_rb_header(b, pav_rb_rand(b) | 1, out->except, 'F',
+				  out->key, out->type);
+	struct multi_call *x = calloc(1, sizeof(*x));
+	size_t hl, len;
+	char *msg = NULL;
+
+	if (m && hdr && x) {
+		hl = strlen(hdr);
+		len = hl + 2 + m->len;
+		msg = malloc(len);
+	}
+	if (!msg) {
+		pav_msg_unref(m);
+		free(hdr);
+		free(x);
+		if (done)
+			done(arg, -ENOMEM, NULL);
+		return;
+	}
+	memcpy(msg, hdr, hl);
+	memcpy(msg + hl, "0\n", 2);
+	memcpy(msg + hl + 2, pav_msg_text(m), m->len);
+	*x = (struct multi_call){done, arg};
+	pav_rb_publish_raw(b, ns, out->channels, out->nchannels, msg, len,
+			   multi_done, x);
+	free(msg);
+	free(hdr);
+	pav_msg_unref(m);
+}
+
+struct pub_call {
+	pav_published_fn done;
+	void *arg;
+	int history;
+};
+
+static int64_t int_of(const redisReply *r)
+{
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r && r->type == REDIS_REPLY_STRING)
+		return strtoll(r->str, NULL, 10);
+	return 0;
+}
+
+static void published(void *arg, int err, const redisReply *rep)
+{
+	struct pub_call *x = arg;
+	struct pav_published res = {0, NULL, 0};
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "publish");
+	if (!err && rep->elements != 3)
+		err = -EIO;
+	if (!err) {
+		res.offset = (uint64_t)int_of(rep->element[0]);
+		if (x->history && rep->element[1]->type == REDIS_REPLY_STRING)
+			res.epoch = rep->element[1]->str;
+		res.recipients = int_of(rep->element[2]);
+	}
+	if (x->done)
+		x->done(x->arg, err, err ? NULL : &res);
+	free(x);
+}
+
+/* A history channel's frame carries the offset the script assigns: the
+ * frame is made with offset 1 and cut around it.  type, id and channel
+ * come first and are JSON strings, which cannot hold an unescaped quote:
+ * the first ,"offset":1 is the member. */
+static void publish_one(struct rb *b, const char *ns,
+			const struct pav_outgoing *out, pav_published_fn done,
+			void *arg)
+{
+	const char *chan = out->channels[0];
+	const struct pav_history_cfg *h = out->history;
+	int history = h && h->size > 0;
+	struct pav_frame f = {.type = out->type, .channel = chan,
+			      .payload = out->payload, .key = out->key,
+			      .offset = history ? 1 : 0};
+	struct pav_msg *m = pav_msg_frame(&f);
+	char *hdr = pav_rb_header(b, 0, out->except, 'F', out->key, out->type);
+	struct pub_call *x = calloc(1, sizeof(*x));
+	const char *text = m ? (const char *)pav_msg_text(m) : NULL, *mark;
+	size_t head = m ? m->len : 0, tail = head;
+	struct rb_argv a;
+
+	if (m && history) {
+		mark = strstr(text, OFFSET_MARK);
+		if (mark) {
+			head = (size_t)(mark - text) + strlen(OFFSET_MARK) - 1;
+			tail = head + 1;
+		} else {
+			history = 0;
+		}
+	}
+	if (!m || !hdr || !x) {
+		pav_msg_unref(m);
+		free(hdr);
+		free(x);
+		if (done)
+			done(arg, -ENOMEM, NULL);
+		return;
+	}
+	*x = (struct pub_call){done, arg, history};
+	pav_rb_av_init(&a);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:meta", ns, chan);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:hist", ns, chan);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:seq", ns, chan);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:n", ns, chan);
+	pav_rb_av_fmt(&a, "%s%s:%s",
+		      b->shards[pav_rb_shard_of(b, ns, chan)].prefix, ns, chan);
+	pav_rb_av_str(&a, hdr);
+	pav_rb_av_add(&a, text, head);
+	pav_rb_av_add(&a, text + tail, m->len - tail);
+	pav_rb_av_fmt(&a, "%d", history ? h->size : 0);
+	pav_rb_av_fmt(&a, "%" PRId64,
+		      (int64_t)(history && h->ttl_s > 0 ? h->ttl_s : 1) * 1000);
+	pav_rb_av_fmt(&a, "%016" PRIx64, pav_rb_rand(b));
+	pav_rb_av_str(&a, done ? "1" : "0");
+	pav_rb_eval(b, pav_rb_shard_of(b, ns, chan), PAV_RB_PUBLISH, 4,
+		    a.oom ? 0 : a.n, a.oom ? NULL : a.v, a.len, published, x);
+	pav_rb_av_free(&a);
+	free(hdr);
+	pav_msg_unref(m);
+}
+
+static void rb_publish(void *self, const char *ns,
+		       const struct pav_outgoing *out, pav_published_fn done,
+		       void *arg)
+{
+	if (!out->nchannels) {
+		if (done)
+			done(arg, -EINVAL, NULL);
+		return;
+	}
+	if (out->nchannels == 1)
+		publish_one(self, ns, out, done, arg);
+	else
+		publish_multi(self, ns, out, done, arg);
+}
+
+/* ---- feeds ---------------------------------------------------------------- */
+
+struct sub_call {
+	pav_done_fn cb;
+	void *arg;
+};
+
+static void subscribed(void *arg, int err, const redisReply *rep)
+{
+	struct sub_call *x = arg;
+
+	(void)rep;
+	if (x->cb)
+		x->cb(x->arg, err ? -EIO : 0);
+	free(x);
+}
+
+static void rb_subscribe(void *self, const char *ns, const char *channel,
+			 pav_done_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct rb_shard *sh = &b->shards[pav_rb_shard_of(b, ns, channel)];
+	struct sub_call *x = calloc(1, sizeof(*x));
+	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
+	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
+			 channel);
+	int rc = -EIO;
+
+	if (x && sh->r && sh->up) {
+		*x = (struct sub_call){cb, arg};
+		rc = pav_redis_subscribe(sh->r, name, (size_t)n, subscribed, x);
+	}
+	if (rc) {
+		free(x);
+		if (cb)
+			cb(arg, -EIO);
+	}
+}
+
+static void rb_unsubscribe(void *self, const char *ns, const char *channel)
+{
+	struct rb *b = self;
+	struct rb_shard *sh = &b->shards[pav_rb_shard_of(b, ns, channel)];
+	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
+	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
+			 channel);
+
+	if (sh->r)
+		pav_redis_unsubscribe(sh->r, name, (size_t)n);
+}
+
+/* ---- revoke --------------------------------------------------------------- */
+
+struct revoke_call {
+	struct rb *b;
+	pav_state_count_fn cb;
+	void *arg;
+	int64_t count;
+	char ns[RB_NS_LEN];
+	char chan[PAV_CHANNEL_BUF];
+};
+
+static void revoke_sent(void *arg, int err)
+{
+	struct revoke_call *x = arg;
+
+	if (x->cb)
+		x->cb(x->arg, err ? -EIO : 0, err ? 0 : x->count);
+	free(x);
+}
+
+/* Counted on the user's shard first: `closed` is what the revoke met. */
+static void revoke_counted(void *arg, int err, const redisReply *rep)
+{
+	struct revoke_call *x = arg;
+	const char *chans[] = {x->chan};
+	char *hdr;
+	size_t len;
+	char *msg;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER, "revoke");
+	if (err) {
+		revoke_sent(x, err);
+		return;
+	}
+	x->count = rep->integer;
+	hdr = pav_rb_header(x->b, 0, 0, 'R', NULL, "revoke");
+	len = hdr ? strlen(hdr) + 2 : 0;
+	msg = hdr ? malloc(len + 1) : NULL;
+	if (!msg) {
+		free(hdr);
+		revoke_sent(x, -ENOMEM);
+		return;
+	}
+	snprintf(msg, len + 1, "%s0\n", hdr);
+	free(hdr);
+	pav_rb_publish_raw(x->b, x->ns, chans, 1, msg, len, revoke_sent, x);
+	free(msg);
+}
+
+static void rb_revoke(void *self, const char *ns, const char *user,
+		      pav_state_count_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct revoke_call *x = calloc(1, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x) {
+		if (cb)
+			cb(arg, -ENOMEM, 0);
+		return;
+	}
+	*x = (struct revoke_call){.b = b, .cb = cb, .arg = arg};
+	snprintf(x->ns, sizeof(x->ns), "%s", ns);
+	pav_channel_user(user, x->chan, sizeof(x->chan));
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, "HLEN");
+	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:conns", ns, user);
+	pav_rb_command(b, pav_rb_shard_of(b, ns, user), a.oom ? 0 : a.n,
+		       a.oom ? NULL : a.v, a.len, revoke_counted, x);
+	pav_rb_av_free(&a);
+}
+
+/* ---- the vtable ------------------------------------------------------------ */
+
+static int broker_create(const struct pav_store_config *cfg,
+			 const struct pav_backend_env *env, void *state,
+			 void **self, char *err, size_t errlen)
+{
+	(void)cfg;
+	(void)env;
+	if (!state) {
+		snprintf(err, errlen, "the redis broker needs its state");
+		return -EINVAL;
+	}
+	*self = state; /* one instance, one set of connections */
+	return 0;
+}
+
+static void broker_destroy(void *self)
+{
+	(void)self; /* the state half frees the instance */
+}
+
+const struct pav_broker_ops pav_redis_broker = {
+	.create = broker_create,
+	.destroy = broker_destroy,
+	.ready = pav_rb_ready,
+	.publish = rb_publish,
+	.subscribe = rb_subscribe,
+	.unsubscribe = rb_unsubscribe,
+	.revoke = rb_revoke,
+};

@@ -1,0 +1,1133 @@
+/*
+ * redis_node.c — the "redis" backend's instance (redis_node.h): shards
+ * and their clients, this node's heartbeat, the reaper of dead nodes, the
+ * registry of what this node registered and the sync pass that writes it
+ * again, and the two halves' create/destroy/ready/tick.
+ *
+ * Liveness of nodes.  Every second each node sets pav:N:alive (PX
+ * node_ttl) and its score in pav:nodes (Redis TIME) on every shard.  Every
+ * second each node also looks, on every shard, for nodes whose score is
+ * older than node_ttl and whose alive key is gone; it takes the node's
+ * reaper lock and reaps it there in bounded steps, calling
+ * env->user_gone() for each user left with no connection (lastActive: the
+ * dead node's last heartbeat).  A node detected dead within node_ttl + 1 s
+ * of its last heartbeat is reaped a few round trips later.
+ *
+ * Failures.  While a shard is down every call on it fails (-EIO) before it
+ * returns and nothing is queued: the client's queues bound memory, and the
+ * registry holds no more than this node's connections and channels.  On
+ * the shard's return (or a heartbeat that finds this node's alive key
+ * gone) every entry of the shard is dirty; once the sync pass has written
+ * them all, users whose last local connection went while the store could
+ * not confirm it are settled (count 0 anywhere: env->user_gone), and every
+ * connection gets "resync".  A replaced pub/sub connection alone means
+ * "resync" at once.
+ *
+ * Shutdown order.  The clients live on the lws context and must go before
+ * it.  The core may destroy the context first, so a vhost of ours with one
+ * protocol hears LWS_CALLBACK_PROTOCOL_DESTROY while the context still
+ * stands (after every connection closed) and destroys the clients then;
+ * destroy() frees the rest.
+ */
+#include "redis_node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "clock.h"
+#include "ids.h"
+#include "log.h"
+#include "redis_backend.h"
+
+#define rlog(level, ...) pav_log(level, "store", __VA_ARGS__)
+
+#define SYNC_BATCH 256     /* sync scripts in flight at most */
+#define REAP_BATCH "500"   /* users (then channels) per reap step */
+#define REAP_LOCK_MS 30000 /* the reaper's lock, refreshed per step */
+#define PASSWORD_MAX 1024
+
+/* ---- small helpers ------------------------------------------------------ */
+
+size_t pav_rb_shard_of(const struct rb *b, const char *ns, const char *name)
+{
+	uint32_t h = 2166136261u;
+	const char *parts[] = {ns, "\x1f", name};
+
+	if (b->nshards < 2)
+		return 0;
+	for (size_t i = 0; i < 3; i++)
+		for (const unsigned char *p = (const unsigned char *)parts[i];
+		     *p; p++)
+			h = (h ^ *p) * 16777619u;
+	return h % b->nshards;
+}
+
+uint64_t pav_rb_rand(struct rb *b)
+{
+	b->rnd ^= b->rnd >> 12;
+	b->rnd ^= b->rnd << 25;
+	b->rnd ^= b->rnd >> 27;
+	return b->rnd * 0x2545F4914F6CDD1DULL;
+}
+
+void pav_rb_eval(struct rb *b, size_t shard, enum pav_rb_script s,
+		 int nkeys, int argc, const char **argv, const size_t *lens,
+		 pav_redis_reply_fn fn, void *arg)
+{
+	struct rb_shard *sh = &b->shards[shard];
+	int rc = -EIO;
+
+	if (sh->r && sh->up && argv)
+		rc = pav_redis_eval(sh->r, sh->script[s], nkeys, argc, argv,
+				    lens, fn, arg);
+	if (rc && fn)
+		fn(arg, -EIO, NULL);
+}
+
+void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
+		    const size_t *lens, pav_redis_reply_fn fn, void *arg)
+{
+	struct rb_shard *sh = &b->shards[shard];
+	int rc = -EIO;
+
+	if (sh->r && sh->up && argv)
+		rc = pav_redis_command(sh->r, fn, arg, argc, argv, lens);
+	if (rc && fn)
+		fn(arg, -EIO, NULL);
+}
+
+int pav_rb_reply_err(int err, const redisReply *rep, int type,
+		     const char *what)
+{
+	if (err)
+		return -EIO;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		rlog(PAV_LOG_ERROR, "%s: Redis answered %s", what, rep->str);
+		return -EIO;
+	}
+	if (type >= 0 && rep->type != type) {
+		rlog(PAV_LOG_ERROR, "%s: unexpected reply type %d", what,
+		     rep->type);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int64_t int_of(const redisReply *r)
+{
+	if (!r)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING)
+		return strtoll(r->str, NULL, 10);
+	return 0;
+}
+
+/* ---- argument lists ------------------------------------------------------ */
+
+void pav_rb_av_init(struct rb_argv *a)
+{
+	memset(a, 0, sizeof(*a));
+}
+
+void pav_rb_av_add(struct rb_argv *a, const char *s, size_t len)
+{
+	if (a->oom)
+		return;
+	if (a->n == a->cap) {
+		int cap = a->cap ? a->cap * 2 : 16;
+		const char **v = realloc(a->v, (size_t)cap * sizeof(*v));
+		size_t *l = v ? realloc(a->len, (size_t)cap * sizeof(*l)) : NULL;
+
+		if (v)
+			a->v = v;
+		if (!v || !l) {
+			a->oom = 1;
+			return;
+		}
+		a->len = l;
+		a->cap = cap;
+	}
+	a->v[a->n] = s;
+	a->len[a->n++] = len;
+}
+
+void pav_rb_av_str(struct rb_argv *a, const char *s)
+{
+	pav_rb_av_add(a, s, strlen(s));
+}
+
+void pav_rb_av_fmt(struct rb_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	if (a->oom)
+		return;
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		a->oom = 1;
+		return;
+	}
+	if (a->nowned == a->owned_cap) {
+		int cap = a->owned_cap ? a->owned_cap * 2 : 16;
+		char **o = realloc(a->owned, (size_t)cap * sizeof(*o));
+
+		if (!o) {
+			free(s);
+			a->oom = 1;
+			return;
+		}
+		a->owned = o;
+		a->owned_cap = cap;
+	}
+	a->owned[a->nowned++] = s;
+	pav_rb_av_add(a, s, (size_t)n);
+}
+
+void pav_rb_av_free(struct rb_argv *a)
+{
+	for (int i = 0; i < a->nowned; i++)
+		free(a->owned[i]);
+	free(a->owned);
+	free(a->v);
+	free(a->len);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- the registry ------------------------------------------------------- */
+
+static int entry_key(char *buf, size_t len, const char *ns, const char *name)
+{
+	int n = snprintf(buf, len, "%s\x1f%s", ns, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+#define KEY_BUF (RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 2)
+
+static void user_free(void *p)
+{
+	struct rb_user *u = p;
+
+	pav_map_free(u->chans, NULL);
+	free(u->conns);
+	free(u);
+}
+
+static void chan_free(void *p)
+{
+	struct rb_chan *c = p;
+
+	pav_map_free(c->users, NULL);
+	free(c);
+}
+
+struct rb_user *pav_rb_user(struct rb *b, const char *ns, const char *user,
+			    int make)
+{
+	char key[KEY_BUF];
+	struct rb_user *u;
+
+	if (entry_key(key, sizeof(key), ns, user) ||
+	    strlen(ns) >= RB_NS_LEN || strlen(user) > PAV_MAX_ID_LEN)
+		return NULL;
+	u = pav_map_get(b->users, key);
+	if (u || !make)
+		return u;
+	u = calloc(1, sizeof(*u));
+	if (!u || !(u->chans = pav_map_new()) || pav_map_put(b->users, key, u)) {
+		if (u)
+			pav_map_free(u->chans, NULL);
+		free(u);
+		return NULL;
+	}
+	snprintf(u->ns, sizeof(u->ns), "%s", ns);
+	snprintf(u->name, sizeof(u->name), "%s", user);
+	u->shard = pav_rb_shard_of(b, ns, user);
+	return u;
+}
+
+struct rb_chan *pav_rb_chan(struct rb *b, const char *ns, const char *channel,
+			    int make)
+{
+	char key[KEY_BUF];
+	struct rb_chan *c;
+
+	if (entry_key(key, sizeof(key), ns, channel) ||
+	    strlen(ns) >= RB_NS_LEN || strlen(channel) >= PAV_MAX_CHANNEL_LEN)
+		return NULL;
+	c = pav_map_get(b->chans, key);
+	if (c || !make)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->users = pav_map_new()) || pav_map_put(b->chans, key, c)) {
+		if (c)
+			pav_map_free(c->users, NULL);
+		free(c);
+		return NULL;
+	}
+	snprintf(c->ns, sizeof(c->ns), "%s", ns);
+	snprintf(c->name, sizeof(c->name), "%s", channel);
+	c->shard = pav_rb_shard_of(b, ns, channel);
+	return c;
+}
+
+void pav_rb_user_dirty(struct rb *b, struct rb_user *u)
+{
+	if (u && !u->dirty) {
+		u->dirty = 1;
+		b->shards[u->shard].ndirty++;
+	}
+}
+
+void pav_rb_chan_dirty(struct rb *b, struct rb_chan *c)
+{
+	if (c && !c->dirty) {
+		c->dirty = 1;
+		b->shards[c->shard].ndirty++;
+	}
+}
+
+static void user_clean(struct rb *b, struct rb_user *u)
+{
+	if (u->dirty) {
+		u->dirty = 0;
+		b->shards[u->shard].ndirty--;
+	}
+}
+
+static void chan_clean(struct rb *b, struct rb_chan *c)
+{
+	if (c->dirty) {
+		c->dirty = 0;
+		b->shards[c->shard].ndirty--;
+	}
+}
+
+void pav_rb_user_settle(struct rb *b, struct rb_user *u)
+{
+	char key[KEY_BUF];
+
+	if (!u || u->nconns || u->dirty || u->busy || u->gone_ms ||
+	    pav_map_count(u->chans))
+		return;
+	entry_key(key, sizeof(key), u->ns, u->name);
+	user_free(pav_map_del(b->users, key));
+}
+
+void pav_rb_chan_settle(struct rb *b, struct rb_chan *c)
+{
+	char key[KEY_BUF];
+
+	if (!c || c->members || c->dirty || c->busy)
+		return;
+	entry_key(key, sizeof(key), c->ns, c->name);
+	chan_free(pav_map_del(b->chans, key));
+}
+
+struct mark {
+	struct rb *b;
+	size_t shard;
+};
+
+static int mark_user(const char *key, void *val, void *arg)
+{
+	struct mark *m = arg;
+	struct rb_user *u = val;
+
+	(void)key;
+	if (u->shard == m->shard)
+		pav_rb_user_dirty(m->b, u);
+	return 0;
+}
+
+static int mark_chan(const char *key, void *val, void *arg)
+{
+	struct mark *m = arg;
+	struct rb_chan *c = val;
+
+	(void)key;
+	if (c->shard == m->shard)
+		pav_rb_chan_dirty(m->b, c);
+	return 0;
+}
+
+/* Redis may not hold what this node registered on the shard: write it
+ * all again, then tell the clients. */
+static void shard_rebuild(struct rb_shard *sh)
+{
+	struct mark m = {sh->b, sh->idx};
+
+	pav_map_each(sh->b->users, mark_user, &m);
+	pav_map_each(sh->b->chans, mark_chan, &m);
+	sh->resync_due = 1;
+}
+
+/* ---- the sync pass -------------------------------------------------------- */
+
+static void sync_pass(struct rb *b);
+
+/* Every shard whose registry is written again: one "resync" for all. */
+static void maybe_resync(struct rb *b)
+{
+	int due = 0;
+
+	for (size_t i = 0; i < b->nshards; i++) {
+		struct rb_shard *sh = &b->shards[i];
+
+		if (sh->resync_due && sh->registered && !sh->ndirty) {
+			sh->resync_due = 0;
+			due = 1;
+		}
+	}
+	if (due && b->env.resync)
+		b->env.resync(b->env.arg);
+}
+
+static void sync_done(struct rb *b)
+{
+	if (--b->sync_out)
+		return;
+	maybe_resync(b);
+	sync_pass(b);
+}
+
+struct user_sync {
+	struct rb *b;
+	char ns[RB_NS_LEN];
+	char name[PAV_MAX_ID_LEN + 1];
+};
+
+static void user_synced(void *arg, int err, const redisReply *rep)
+{
+	struct user_sync *x = arg;
+	struct rb *b = x->b;
+	struct rb_user *u = pav_rb_user(b, x->ns, x->name, 0);
+	const redisReply *rm;
+	int64_t count;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "user sync");
+	if (!err && (rep->elements != 2 ||
+		     rep->element[1]->type != REDIS_REPLY_ARRAY))
+		err = -EIO;
+	if (u) {
+		u->busy--;
+		if (!err && u->dirty)
+			user_clean(b, u);
+	}
+	if (!err && u && u->gone_ms) {
+		int64_t at = u->gone_ms;
+		const char **chans;
+
+		count = int_of(rep->element[0]);
+		rm = rep->element[1];
+		u->gone_ms = 0;
+		chans = calloc(rm->elements + 1, sizeof(*chans));
+		for (size_t i = 0; chans && i < rm->elements; i++)
+			chans[i] = rm->element[i]->type == REDIS_REPLY_STRING
+					   ? rm->element[i]->str : "";
+		if (count == 0 && !u->nconns && b->env.user_gone && chans)
+			b->env.user_gone(b->env.arg, x->ns, x->name, chans,
+					 rm->elements, at);
+		free(chans);
+		u = pav_rb_user(b, x->ns, x->name, 0); /* the hooks may act */
+	}
+	pav_rb_user_settle(b, u);
+	free(x);
+	sync_done(b);
+}
+
+struct chan_field {
+	struct rb *b;
+	struct rb_argv *a;
+	const char *node;
+};
+
+static int add_chan_field(const char *key, void *val, void *arg)
+{
+	struct chan_field *f = arg;
+
+	pav_rb_av_fmt(f->a, "%s|%s", f->node, key);
+	pav_rb_av_fmt(f->a, "%" PRIuPTR, (uintptr_t)val);
+	return 0;
+}
+
+static void user_sync(struct rb *b, struct rb_user *u)
+{
+	struct user_sync *x = calloc(1, sizeof(*x));
+	struct chan_field f;
+	struct rb_argv a;
+
+	if (!x)
+		return;
+	x->b = b;
+	snprintf(x->ns, sizeof(x->ns), "%s", u->ns);
+	snprintf(x->name, sizeof(x->name), "%s", u->name);
+	pav_rb_av_init(&a);
+	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:conns", u->ns, u->name);
+	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:chans", u->ns, u->name);
+	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:presence", u->ns, u->name);
+	pav_rb_av_fmt(&a, "pav:{n:%s}:users", b->node);
+	pav_rb_av_str(&a, b->node);
+	pav_rb_av_fmt(&a, "%s\x1f%s", u->ns, u->name);
+	pav_rb_av_str(&a, u->status[0] ? u->status : "online");
+	pav_rb_av_fmt(&a, "%" PRId64, pav_now_ms());
+	pav_rb_av_str(&a, RB_PRESENCE_TTL_MS);
+	pav_rb_av_fmt(&a, "%zu", u->nconns);
+	for (size_t i = 0; i < u->nconns; i++)
+		pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, u->conns[i]);
+	f = (struct chan_field){b, &a, b->node};
+	pav_map_each(u->chans, add_chan_field, &f);
+	u->busy++;
+	b->sync_out++;
+	pav_rb_eval(b, u->shard, PAV_RB_USER_SYNC, 4, a.oom ? 0 : a.n,
+		    a.oom ? NULL : a.v, a.len, user_synced, x);
+	pav_rb_av_free(&a);
+}
+
+struct chan_sync {
+	struct rb *b;
+	char ns[RB_NS_LEN];
+	char name[PAV_MAX_CHANNEL_LEN];
+};
+
+static void chan_synced(void *arg, int err, const redisReply *rep)
+{
+	struct chan_sync *x = arg;
+	struct rb *b = x->b;
+	struct rb_chan *c = pav_rb_chan(b, x->ns, x->name, 0);
+
+	err = pav_rb_reply_err(err, rep, -1, "channel sync");
+	if (c) {
+		c->busy--;
+		if (!err && c->dirty)
+			chan_clean(b, c);
+		pav_rb_chan_settle(b, c);
+	}
+	free(x);
+	sync_done(b);
+}
+
+static int add_user_count(const char *key, void *val, void *arg)
+{
+	struct rb_argv *a = arg;
+
+	pav_rb_av_str(a, key);
+	pav_rb_av_fmt(a, "%" PRIuPTR, (uintptr_t)val);
+	return 0;
+}
+
+static void chan_sync(struct rb *b, struct rb_chan *c)
+{
+	struct chan_sync *x = calloc(1, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x)
+		return;
+	x->b = b;
+	snprintf(x->ns, sizeof(x->ns), "%s", c->ns);
+	snprintf(x->name, sizeof(x->name), "%s", c->name);
+	pav_rb_av_init(&a);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:n", c->ns, c->name);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:%s", c->ns, c->name, b->node);
+	pav_rb_av_fmt(&a, "pav:{n:%s}:chans", b->node);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:meta", c->ns, c->name);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:hist", c->ns, c->name);
+	pav_rb_av_str(&a, b->node);
+	pav_rb_av_fmt(&a, "%s\x1f%s", c->ns, c->name);
+	pav_rb_av_fmt(&a, "%" PRId64, c->members);
+	pav_map_each(c->users, add_user_count, &a);
+	c->busy++;
+	b->sync_out++;
+	pav_rb_eval(b, c->shard, PAV_RB_CHAN_SYNC, 5, a.oom ? 0 : a.n,
+		    a.oom ? NULL : a.v, a.len, chan_synced, x);
+	pav_rb_av_free(&a);
+}
+
+struct collect {
+	struct rb *b;
+	void *items[SYNC_BATCH];
+	size_t n;
+};
+
+static int ready_to_sync(const struct rb *b, size_t shard, int dirty,
+			 int busy)
+{
+	const struct rb_shard *sh = &b->shards[shard];
+
+	return dirty && !busy && sh->up && sh->registered;
+}
+
+static int collect_user(const char *key, void *val, void *arg)
+{
+	struct collect *k = arg;
+	struct rb_user *u = val;
+
+	(void)key;
+	if (ready_to_sync(k->b, u->shard, u->dirty, u->busy))
+		k->items[k->n++] = u;
+	return k->n == SYNC_BATCH;
+}
+
+static int collect_chan(const char *key, void *val, void *arg)
+{
+	struct collect *k = arg;
+	struct rb_chan *c = val;
+
+	(void)key;
+	if (ready_to_sync(k->b, c->shard, c->dirty, c->busy))
+		k->items[k->n++] = c;
+	return k->n == SYNC_BATCH;
+}
+
+/* One batch at a time; the last answer of a batch starts the next. */
+static void sync_pass(struct rb *b)
+{
+	struct collect *k;
+	size_t dirty = 0;
+
+	for (size_t i = 0; i < b->nshards; i++)
+		dirty += b->shards[i].ndirty;
+	if (!dirty || b->sync_out || !(k = calloc(1, sizeof(*k))))
+		return;
+	k->b = b;
+	b->sync_out++; /* ours, while issuing */
+	pav_map_each(b->users, collect_user, k);
+	for (size_t i = 0; i < k->n; i++)
+		user_sync(b, k->items[i]);
+	k->n = 0;
+	pav_map_each(b->chans, collect_chan, k);
+	for (size_t i = 0; i < k->n; i++)
+		chan_sync(b, k->items[i]);
+	free(k);
+	if (--b->sync_out == 0)
+		maybe_resync(b);
+}
+
+/* ---- heartbeat and reaper ------------------------------------------------- */
+
+static void heartbeat_done(void *arg, int err, const redisReply *rep)
+{
+	struct rb_shard *sh = arg;
+
+	sh->hb_out = 0;
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "heartbeat");
+	if (err || rep->elements != 2 || !sh->up)
+		return;
+	/* alive key gone while we were registered: a reaper may have taken
+	 * this node for dead, or Redis lost its data */
+	if (sh->registered && int_of(rep->element[0]) == 0) {
+		rlog(PAV_LOG_WARN, "shard %zu: this node's registration was "
+		     "lost; registering everything again", sh->idx);
+		shard_rebuild(sh);
+	}
+	sh->registered = 1;
+	maybe_resync(sh->b);
+	sync_pass(sh->b);
+}
+
+static void heartbeat(struct rb_shard *sh)
+{
+	struct rb *b = sh->b;
+	struct rb_argv a;
+
+	if (sh->hb_out || !sh->up)
+		return;
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, "pav:nodes");
+	pav_rb_av_fmt(&a, "pav:{n:%s}:alive", b->node);
+	pav_rb_av_str(&a, b->node);
+	pav_rb_av_fmt(&a, "%" PRId64, b->node_ttl_ms);
+	sh->hb_out = 1;
+	pav_rb_eval(b, sh->idx, PAV_RB_HEARTBEAT, 2, a.oom ? 0 : a.n,
+		    a.oom ? NULL : a.v, a.len, heartbeat_done, sh);
+	pav_rb_av_free(&a);
+}
+
+struct reap {
+	struct rb_shard *sh;
+	char dead[RB_NODE_LEN + 16];
+	int64_t last_ms;
+	struct reap *next; /* the other dead nodes found with it */
+};
+
+static void reap_step(struct reap *rp);
+
+static void reap_next(struct reap *rp)
+{
+	struct reap *next = rp->next;
+	struct rb_shard *sh = rp->sh;
+
+	free(rp);
+	if (next)
+		reap_step(next);
+	else
+		sh->dead_out = 0;
+}
+
+/* {{ns, user, {channel...}}...}: each user has no connection left. */
+static void users_gone(struct rb *b, const redisReply *list, int64_t at)
+{
+	for (size_t i = 0; i < list->elements; i++) {
+		const redisReply *e = list->element[i];
+		const char **chans;
+
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+		    e->element[0]->type != REDIS_REPLY_STRING ||
+		    e->element[1]->type != REDIS_REPLY_STRING ||
+		    e->element[2]->type != REDIS_REPLY_ARRAY)
+			continue;
+		chans = calloc(e->element[2]->elements + 1, sizeof(*chans));
+		if (!chans)
+			continue;
+		for (size_t k = 0; k < e->element[2]->elements; k++)
+			chans[k] = e->element[2]->element[k]->type ==
+						   REDIS_REPLY_STRING
+					   ? e->element[2]->element[k]->str
+					   : "";
+		if (b->env.user_gone)
+			b->env.user_gone(b->env.arg, e->element[0]->str,
+					 e->element[1]->str, chans,
+					 e->element[2]->elements, at);
+		free(chans);
+	}
+}
+
+static void reaped(void *arg, int err, const redisReply *rep)
+{
+	struct reap *rp = arg;
+	int64_t state;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "reaper");
+	if (err || rep->elements != 2 ||
+	    rep->element[1]->type != REDIS_REPLY_ARRAY) {
+		reap_next(rp);
+		return;
+	}
+	state = int_of(rep->element[0]);
+	users_gone(rp->sh->b, rep->element[1], rp->last_ms);
+	if (state == 0) {
+		reap_step(rp);
+		return;
+	}
+	rlog(PAV_LOG_INFO, "shard %zu: node %s %s", rp->sh->idx, rp->dead,
+	     state == 1 ? "reaped" : "is alive again: left to itself");
+	reap_next(rp);
+}
+
+static void reap_step(struct reap *rp)
+{
+	struct rb *b = rp->sh->b;
+	struct rb_argv a;
+
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, "pav:nodes");
+	pav_rb_av_str(&a, rp->dead);
+	pav_rb_av_str(&a, REAP_BATCH);
+	pav_rb_av_fmt(&a, "%d", REAP_LOCK_MS);
+	pav_rb_eval(b, rp->sh->idx, PAV_RB_REAP, 1, a.oom ? 0 : a.n,
+		    a.oom ? NULL : a.v, a.len, reaped, rp);
+	pav_rb_av_free(&a);
+}
+
+static void dead_found(void *arg, int err, const redisReply *rep)
+{
+	struct rb_shard *sh = arg;
+	struct reap *first = NULL, **tail = &first;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "reaper");
+	for (size_t i = 0; !err && i + 1 < rep->elements; i += 2) {
+		struct reap *rp = calloc(1, sizeof(*rp));
+
+		if (!rp || rep->element[i]->type != REDIS_REPLY_STRING) {
+			free(rp);
+			continue;
+		}
+		rp->sh = sh;
+		snprintf(rp->dead, sizeof(rp->dead), "%s",
+			 rep->element[i]->str);
+		rp->last_ms = int_of(rep->element[i + 1]);
+		rlog(PAV_LOG_WARN, "shard %zu: node %s stopped (last "
+		     "heartbeat %" PRId64 "): reaping it", sh->idx, rp->dead,
+		     rp->last_ms);
+		*tail = rp;
+		tail = &rp->next;
+	}
+	if (first)
+		reap_step(first);
+	else
+		sh->dead_out = 0;
+}
+
+static void find_dead(struct rb_shard *sh)
+{
+	struct rb *b = sh->b;
+	struct rb_argv a;
+
+	if (sh->dead_out || !sh->up || !sh->registered)
+		return;
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, "pav:nodes");
+	pav_rb_av_fmt(&a, "%" PRId64, b->node_ttl_ms);
+	pav_rb_av_fmt(&a, "%d", REAP_LOCK_MS);
+	pav_rb_av_str(&a, b->node);
+	sh->dead_out = 1;
+	pav_rb_eval(b, sh->idx, PAV_RB_FIND_DEAD, 1, a.oom ? 0 : a.n,
+		    a.oom ? NULL : a.v, a.len, dead_found, sh);
+	pav_rb_av_free(&a);
+}
+
+/* ---- client events ------------------------------------------------------- */
+
+static void on_up(void *arg)
+{
+	struct rb_shard *sh = arg;
+
+	sh->up = 1;
+	sh->registered = 0;
+	rlog(PAV_LOG_INFO, "shard %zu: connected (node %s)", sh->idx,
+	     sh->b->node);
+	if (sh->was_up)
+		shard_rebuild(sh);
+	sh->was_up = 1;
+	heartbeat(sh);
+}
+
+static void on_down(void *arg)
+{
+	struct rb_shard *sh = arg;
+
+	sh->up = 0;
+	sh->registered = 0;
+	rlog(PAV_LOG_WARN, "shard %zu: unreachable; store calls fail until "
+	     "it is back", sh->idx);
+}
+
+static void on_resync(void *arg)
+{
+	struct rb_shard *sh = arg;
+
+	if (sh->b->env.resync)
+		sh->b->env.resync(sh->b->env.arg);
+}
+
+static void on_message(void *arg, const char *channel, size_t clen,
+		       const char *data, size_t dlen)
+{
+	struct rb_shard *sh = arg;
+
+	pav_rb_on_message(sh, channel, clen, data, dlen);
+}
+
+/* ---- lws: our vhost, to go before the context ---------------------------- */
+
+static void clients_destroy(struct rb *b)
+{
+	for (size_t i = 0; b->shards && i < b->nshards; i++) {
+		struct pav_redis *r = b->shards[i].r;
+
+		b->shards[i].r = NULL;
+		b->shards[i].up = 0;
+		pav_redis_destroy(r); /* fails what is pending: -ECANCELED */
+	}
+}
+
+static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		  void *user, void *in, size_t len)
+{
+	struct lws_vhost *vh = lws_get_vhost(wsi);
+	struct rb_anchor *an = vh ? lws_vhost_user(vh) : NULL;
+
+	(void)user;
+	(void)in;
+	(void)len;
+	if (!an)
+		return 0;
+	if (reason == LWS_CALLBACK_PROTOCOL_INIT) {
+		an->inited = 1;
+	} else if (reason == LWS_CALLBACK_PROTOCOL_DESTROY) {
+		if (an->b) {
+			clients_destroy(an->b);
+			an->b->anchor = NULL;
+		}
+		free(an);
+	}
+	return 0;
+}
+
+static const struct lws_protocols lws_protocols[] = {
+	{"pavilion-redis-backend", lws_cb, 0, 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static int make_vhost(struct rb *b, struct lws_context *ctx)
+{
+	struct lws_context_creation_info info;
+	char name[64];
+
+	b->anchor = calloc(1, sizeof(*b->anchor));
+	if (!b->anchor)
+		return -ENOMEM;
+	b->anchor->b = b;
+	snprintf(name, sizeof(name), "pavilion-store-%s", b->node);
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.vhost_name = name;
+	info.protocols = lws_protocols;
+	info.user = b->anchor;
+	b->vh = lws_create_vhost(ctx, &info);
+	if (!b->vh) {
+		free(b->anchor);
+		b->anchor = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- create, destroy ------------------------------------------------------ */
+
+static int read_password(const char *path, char **out, char *err,
+			 size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char buf[PASSWORD_MAX + 2];
+	size_t n;
+
+	*out = NULL;
+	if (!f) {
+		snprintf(err, errlen, "password_file: cannot open %s: %s", path,
+			 strerror(errno));
+		return -errno;
+	}
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	n = strcspn(buf, "\r\n");
+	if (n > PASSWORD_MAX) {
+		snprintf(err, errlen, "password_file: %s: the first line is "
+			 "longer than %d bytes", path, PASSWORD_MAX);
+		return -EINVAL;
+	}
+	buf[n] = '\0';
+	if (!n) {
+		snprintf(err, errlen, "password_file: %s: the first line is "
+			 "empty", path);
+		return -EINVAL;
+	}
+	*out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return *out ? 0 : -ENOMEM;
+}
+
+static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
+		      struct pav_redis_config *rc, const char *password,
+		      char *err, size_t errlen)
+{
+	char why[256];
+
+	for (size_t i = 0; i < cfg->nurls; i++) {
+		if (pav_redis_parse_url(cfg->urls[i], &rc[i], why,
+					sizeof(why))) {
+			snprintf(err, errlen, "%s[%zu]: %s",
+				 cfg->nurls > 1 ? "shards" : "url", i, why);
+			return -EINVAL;
+		}
+		rc[i].command_timeout_ms = cfg->command_timeout_ms;
+		if (rc[i].db)
+			snprintf(b->shards[i].prefix, sizeof(b->shards[i].prefix),
+				 "pav:p@%d:", rc[i].db);
+		else
+			snprintf(b->shards[i].prefix, sizeof(b->shards[i].prefix),
+				 "pav:p:");
+		if (password) {
+			pav_redis_config_clear(&rc[i]);
+			rc[i].password = (char *)password; /* copied by create */
+		}
+	}
+	return 0;
+}
+
+static int register_scripts(struct rb_shard *sh)
+{
+	for (int s = 0; s < PAV_RB_NSCRIPTS; s++) {
+		sh->script[s] = pav_redis_script(sh->r, pav_rb_lua[s]);
+		if (sh->script[s] < 0)
+			return sh->script[s];
+	}
+	return 0;
+}
+
+static int clients_create(struct rb *b, struct lws_context *ctx,
+			  struct pav_redis_config *rc, char *err,
+			  size_t errlen)
+{
+	for (size_t i = 0; i < b->nshards; i++) {
+		struct rb_shard *sh = &b->shards[i];
+		const struct pav_redis_events ev = {
+			.arg = sh,
+			.up = on_up,
+			.down = on_down,
+			.message = on_message,
+			.resync = on_resync,
+		};
+
+		sh->r = pav_redis_create(ctx, &rc[i], &ev);
+		if (!sh->r || register_scripts(sh)) {
+			snprintf(err, errlen, "cannot make the Redis client of "
+				 "%s", b->nshards > 1 ? "a shard" : "url");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void rb_free(struct rb *b)
+{
+	if (!b)
+		return;
+	if (b->anchor) { /* the context stands: our clients go now */
+		clients_destroy(b);
+		b->anchor->b = NULL;
+		if (!b->anchor->inited)
+			free(b->anchor); /* lws will not call us back */
+	}
+	pav_map_free(b->users, user_free);
+	pav_map_free(b->chans, chan_free);
+	free(b->shards);
+	free(b);
+}
+
+static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
+		    const struct pav_backend_env *env, char *err,
+		    size_t errlen)
+{
+	struct pav_redis_config *rc = calloc(cfg->nurls, sizeof(*rc));
+	char *password = NULL;
+	int rc_err = rc ? 0 : -ENOMEM;
+
+	if (!rc_err && cfg->password_file)
+		rc_err = read_password(cfg->password_file, &password, err,
+				       errlen);
+	if (!rc_err)
+		rc_err = parse_urls(b, cfg, rc, password, err, errlen);
+	if (!rc_err && env->lws)
+		rc_err = make_vhost(b, env->lws);
+	if (!rc_err && env->lws)
+		rc_err = clients_create(b, env->lws, rc, err, errlen);
+	for (size_t i = 0; rc && i < cfg->nurls; i++) {
+		if (rc[i].password == password)
+			rc[i].password = NULL;
+		pav_redis_config_clear(&rc[i]);
+	}
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	free(rc);
+	if (rc_err == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	return rc_err;
+}
+
+static int rb_create(const struct pav_store_config *cfg,
+		     const struct pav_backend_env *env, void **self,
+		     char *err, size_t errlen)
+{
+	struct rb *b = calloc(1, sizeof(*b));
+	uint64_t id = 0;
+	int rc;
+
+	*self = NULL;
+	if (!cfg || !cfg->nurls) {
+		free(b);
+		snprintf(err, errlen, "url: required with \"backend\": "
+			 "\"redis\"");
+		return -EINVAL;
+	}
+	if (!b || !(b->shards = calloc(cfg->nurls, sizeof(*b->shards))) ||
+	    !(b->users = pav_map_new()) || !(b->chans = pav_map_new())) {
+		rb_free(b);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	b->env = *env;
+	b->nshards = cfg->nurls;
+	for (size_t i = 0; i < b->nshards; i++)
+		b->shards[i] = (struct rb_shard){.b = b, .idx = i};
+	b->node_ttl_ms = (int64_t)(cfg->node_ttl_s > 0 ? cfg->node_ttl_s
+						       : PAV_DEF_NODE_TTL_S) *
+			 1000;
+	b->inbox_size = cfg->inbox_size ? cfg->inbox_size : PAV_DEF_INBOX_SIZE;
+	if (pav_random_u64(&id))
+		id = (uint64_t)pav_now_ms() ^ ((uint64_t)(uintptr_t)b << 16);
+	snprintf(b->node, sizeof(b->node), "%016" PRIx64, id);
+	b->rnd = id | 1;
+	rc = rb_setup(b, cfg, env, err, errlen);
+	if (rc) {
+		rb_free(b);
+		return rc;
+	}
+	if (env->lws)
+		rlog(PAV_LOG_INFO, "node %s: %zu Redis server%s, node_ttl %ds",
+		     b->node, b->nshards, b->nshards > 1 ? "s" : "",
+		     (int)(b->node_ttl_ms / 1000));
+	*self = b;
+	return 0;
+}
+
+static int rb_ready(void *self)
+{
+	struct rb *b = self;
+
+	for (size_t i = 0; i < b->nshards; i++)
+		if (!b->shards[i].up || !b->shards[i].registered)
+			return 0;
+	return b->nshards > 0;
+}
+
+static void rb_tick(void *self, int64_t now_ms)
+{
+	struct rb *b = self;
+
+	(void)now_ms;
+	for (size_t i = 0; i < b->nshards; i++) {
+		heartbeat(&b->shards[i]);
+		find_dead(&b->shards[i]);
+	}
+	sync_pass(b);
+}
+
+/* ---- what the vtables share ----------------------------------------------- */
+
+int pav_rb_create(const struct pav_store_config *cfg,
+		  const struct pav_backend_env *env, void **self, char *err,
+		  size_t errlen)
+{
+	return rb_create(cfg, env, self, err, errlen);
+}
+
+void pav_rb_destroy(void *self)
+{
+	rb_free(self);
+}
+
+int pav_rb_ready(void *self)
+{
+	return rb_ready(self);
+}
+
+void pav_rb_tick(void *self, int64_t now_ms)
+{
+	rb_tick(self, now_ms);
+}

@@ -1,0 +1,172 @@
+/*
+ * redis_node.h — the "redis" backend's instance, private to redis_node.c,
+ * redis_state.c and redis_broker.c (the scripts are redis_scripts.h's).
+ *
+ * One instance per process, shared by the state and the broker halves:
+ * one Redis client (two connections) per shard, this node's id, and the
+ * node's own registry of what it registered in Redis — its users'
+ * connections and shared channels, its channels' members by user, the
+ * last status set for its users.  The registry is what makes the state
+ * rebuildable: whenever Redis may not hold what the node registered (it
+ * came back after an outage, a write was refused or not answered, a
+ * reaper took the node for dead), the entries concerned are "dirty" and a
+ * sync pass writes them again as absolute values, one script per entry.
+ *
+ * Users and channels are keyed "ns\x1fname" (namespaces are
+ * [A-Za-z0-9_.-], ids [A-Za-z0-9_-]: neither holds 0x1f, ':' or '{').
+ */
+#ifndef PAV_REDIS_NODE_H
+#define PAV_REDIS_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "backend.h"
+#include "map.h"
+#include "pav_limits.h"
+#include "redis.h"
+#include "redis_scripts.h"
+
+#define RB_NODE_LEN 17 /* 16 hex digits + NUL */
+#define RB_NS_LEN 65
+#define RB_STATUS_LEN 16
+#define RB_PRESENCE_TTL_MS "2592000000" /* 30 days */
+#define RB_INBOX_TTL_MS "2592000000"
+
+struct rb;
+
+struct rb_shard {
+	struct rb *b;
+	size_t idx;
+	struct pav_redis *r;
+	int script[PAV_RB_NSCRIPTS];
+	int up;           /* the client is up */
+	int was_up;       /* it has been up before: an `up` is a return */
+	int registered;   /* a heartbeat was answered since `up` */
+	int hb_out;       /* a heartbeat is in flight */
+	int dead_out;     /* a search for dead nodes (or a reap) runs */
+	int resync_due;   /* tell clients once this shard is synced */
+	size_t ndirty;    /* registry entries of this shard to sync */
+	char prefix[24];  /* of its pub/sub channels: "pav:p:", "pav:p@<db>:" */
+};
+
+/* A user with connections on this node (or whose last one the store has
+ * not confirmed gone yet). */
+struct rb_user {
+	char ns[RB_NS_LEN];
+	char name[PAV_MAX_ID_LEN + 1];
+	size_t shard;
+	uint64_t *conns; /* counted here */
+	size_t nconns, cap;
+	struct pav_map *chans; /* shared channel -> count, (void *)(uintptr_t) */
+	char status[RB_STATUS_LEN]; /* the last one the store answered */
+	int64_t gone_ms; /* the last local connection went unconfirmed */
+	int dirty, busy;
+};
+
+/* A channel with members on this node (or not yet synced to none). */
+struct rb_chan {
+	char ns[RB_NS_LEN];
+	char name[PAV_MAX_CHANNEL_LEN];
+	size_t shard;
+	int64_t members;
+	struct pav_map *users; /* user -> count, (void *)(uintptr_t) */
+	int dirty, busy;
+};
+
+/* The vhost's user pointer: outlives the instance when lws goes last. */
+struct rb_anchor {
+	struct rb *b;
+	int inited;
+};
+
+struct rb {
+	struct pav_backend_env env;
+	char node[RB_NODE_LEN];
+	struct rb_shard *shards;
+	size_t nshards;
+	int64_t node_ttl_ms;
+	size_t inbox_size;
+	struct pav_map *users; /* "ns\x1fuser" -> struct rb_user */
+	struct pav_map *chans; /* "ns\x1fchannel" -> struct rb_chan */
+	size_t sync_out;       /* sync scripts in flight */
+	uint64_t rnd;
+	struct lws_vhost *vh;
+	struct rb_anchor *anchor;
+};
+
+/* ---- redis_node.c ---- */
+
+/* The instance both halves share: the state creates and frees it. */
+int pav_rb_create(const struct pav_store_config *cfg,
+		  const struct pav_backend_env *env, void **self, char *err,
+		  size_t errlen);
+void pav_rb_destroy(void *self);
+int pav_rb_ready(void *self);
+void pav_rb_tick(void *self, int64_t now_ms);
+
+size_t pav_rb_shard_of(const struct rb *b, const char *ns, const char *name);
+/* 64 random bits (xorshift seeded from getrandom at create). */
+uint64_t pav_rb_rand(struct rb *b);
+/* Runs a script on a shard; when it cannot be queued (the shard is down,
+ * the queue is full) fn runs before this returns, with -EIO. */
+void pav_rb_eval(struct rb *b, size_t shard, enum pav_rb_script s,
+		 int nkeys, int argc, const char **argv, const size_t *lens,
+		 pav_redis_reply_fn fn, void *arg);
+/* The same for a plain command. */
+void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
+		    const size_t *lens, pav_redis_reply_fn fn, void *arg);
+/* 0, or -EIO for a failure or a Redis error (logged with what). */
+int pav_rb_reply_err(int err, const redisReply *rep, int type,
+		     const char *what);
+
+struct rb_user *pav_rb_user(struct rb *b, const char *ns, const char *user,
+			    int make);
+struct rb_chan *pav_rb_chan(struct rb *b, const char *ns,
+			    const char *channel, int make);
+void pav_rb_user_dirty(struct rb *b, struct rb_user *u);
+void pav_rb_chan_dirty(struct rb *b, struct rb_chan *c);
+/* Drops the entry once it holds nothing and owes nothing. */
+void pav_rb_user_settle(struct rb *b, struct rb_user *u);
+void pav_rb_chan_settle(struct rb *b, struct rb_chan *c);
+
+/* ---- redis_broker.c ---- */
+
+/* A message on a subscribed pub/sub channel, from shard sh. */
+void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
+		       const char *data, size_t dlen);
+/* Publishes one ready message (header + frame) to gateway channels of one
+ * namespace, grouped by shard; done (may be NULL) once every shard
+ * answered. */
+void pav_rb_publish_raw(struct rb *b, const char *ns,
+			const char *const *channels, size_t n,
+			const char *msg, size_t len,
+			void (*done)(void *arg, int err), void *arg);
+/* The wire header "P1 <pub_id> <except> F <key> <type> " (the offset and
+ * newline follow), malloc'd; NULL when out of memory. */
+char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
+		    char kind, const char *key, const char *type);
+
+/* ---- argument lists ---- */
+
+struct rb_argv {
+	const char **v;
+	size_t *len;
+	int n, cap;
+	char **owned;
+	int nowned, owned_cap;
+	int oom;
+};
+
+void pav_rb_av_init(struct rb_argv *a);
+/* Borrowed: must outlive the call that uses the list. */
+void pav_rb_av_add(struct rb_argv *a, const char *s, size_t len);
+void pav_rb_av_str(struct rb_argv *a, const char *s);
+/* A formatted copy, freed with the list. */
+void pav_rb_av_fmt(struct rb_argv *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void pav_rb_av_free(struct rb_argv *a);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * redis_scripts.c — the Lua scripts of the "redis" backend (see
+ * redis_scripts.h for the keys and each script's arguments).
+ *
+ * Redis runs Lua 5.1: numbers are doubles, exact for the millisecond
+ * times and counters used here (< 2^53), and printed with "%.0f" so that
+ * no exponent ever reaches a key or a reply.
+ */
+#include "redis_scripts.h"
+
+/* Redis TIME in ms. */
+#define LUA_NOW \
+	"local function now_ms()\n" \
+	"  local t = redis.call('TIME')\n" \
+	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+	"end\n"
+
+#define LUA_INT \
+	"local function int(n) return string.format('%.0f', n) end\n"
+
+/* RFC 3339 UTC with milliseconds, as pav_format_time() writes it: the
+ * civil date from days since 1970-01-01 (proleptic Gregorian, by 400-year
+ * eras counted from 0000-03-01). */
+#define LUA_RFC3339 \
+	"local function rfc3339(ms)\n" \
+	"  local s = math.floor(ms / 1000)\n" \
+	"  local msec = ms - s * 1000\n" \
+	"  local days = math.floor(s / 86400)\n" \
+	"  local sod = s - days * 86400\n" \
+	"  local z = days + 719468\n" \
+	"  local era = math.floor(z / 146097)\n" \
+	"  local doe = z - era * 146097\n" \
+	"  local yoe = math.floor((doe - math.floor(doe / 1460) +\n" \
+	"    math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)\n" \
+	"  local y = yoe + era * 400\n" \
+	"  local doy = doe - (365 * yoe + math.floor(yoe / 4) -\n" \
+	"    math.floor(yoe / 100))\n" \
+	"  local mp = math.floor((5 * doy + 2) / 153)\n" \
+	"  local d = doy - math.floor((153 * mp + 2) / 5) + 1\n" \
+	"  local m = mp < 10 and mp + 3 or mp - 9\n" \
+	"  if m <= 2 then y = y + 1 end\n" \
+	"  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m,\n" \
+	"    d, math.floor(sod / 3600), math.floor(sod % 3600 / 60),\n" \
+	"    sod % 60, msec)\n" \
+	"end\n"
+
+/* A history channel's keys live while the channel has members anywhere
+ * (C:n exists) and expire `ttl` after the last change otherwise. */
+#define LUA_TTL_FIX \
+	"local function ttl_fix(cn, meta, hist)\n" \
+	"  if redis.call('EXISTS', meta) == 0 then return end\n" \
+	"  if redis.call('EXISTS', cn) == 1 then\n" \
+	"    redis.call('PERSIST', meta)\n" \
+	"    redis.call('PERSIST', hist)\n" \
+	"  else\n" \
+	"    local ttl = redis.call('HGET', meta, 'ttl')\n" \
+	"    if ttl then\n" \
+	"      redis.call('PEXPIRE', meta, ttl)\n" \
+	"      redis.call('PEXPIRE', hist, ttl)\n" \
+	"    end\n" \
+	"  end\n" \
+	"end\n"
+
+/* Decrements a hash field, removing it at 0; returns the new value. */
+#define LUA_DEC \
+	"local function dec(key, field)\n" \
+	"  local v = redis.call('HINCRBY', key, field, -1)\n" \
+	"  if v <= 0 then redis.call('HDEL', key, field) end\n" \
+	"  return v\n" \
+	"end\n"
+
+/* "ns\x1fname" -> ns, name */
+#define LUA_SPLIT \
+	"local function split(m)\n" \
+	"  local i = string.find(m, '\\31', 1, true)\n" \
+	"  if not i then return nil end\n" \
+	"  return string.sub(m, 1, i - 1), string.sub(m, i + 1)\n" \
+	"end\n"
+
+static const char conn_add[] =
+	"local n = redis.call('HLEN', KEYS[1])\n"
+	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then\n"
+	"  return {1, n}\n"
+	"end\n"
+	"local max = tonumber(ARGV[3])\n"
+	"if max > 0 and n >= max then return {0, n} end\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+	"redis.call('SADD', KEYS[2], ARGV[4])\n"
+	"return {1, n + 1}\n";
+
+/* The node leaves N:users once it holds no connection of the user. */
+static const char conn_remove[] =
+	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"local vals = redis.call('HVALS', KEYS[1])\n"
+	"for i = 1, #vals do\n"
+	"  if vals[i] == ARGV[2] then return #vals end\n"
+	"end\n"
+	"redis.call('SREM', KEYS[2], ARGV[3])\n"
+	"return #vals\n";
+
+static const char presence_get[] =
+	"local p = redis.call('HMGET', KEYS[1], 'status', 'last')\n"
+	"return {p[1], p[2], redis.call('HLEN', KEYS[2])}\n";
+
+/* The change and its announcement in one step: every node sees one
+ * user's changes in the order they were applied. */
+static const char presence_set[] =
+	LUA_NOW LUA_INT LUA_RFC3339
+	"local n = redis.call('HLEN', KEYS[2])\n"
+	"local p = redis.call('HMGET', KEYS[1], 'status', 'last')\n"
+	"local cur = p[1] or 'offline'\n"
+	"local w = ARGV[2]\n"
+	"if (w == '1' and n == 0) or (w == '2' and n > 0) or\n"
+	"   cur == ARGV[1] then\n"
+	"  return {0, cur, p[2] or '0', n}\n"
+	"end\n"
+	"local at = tonumber(ARGV[3])\n"
+	"if at <= 0 then at = now_ms() end\n"
+	"redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last', int(at))\n"
+	"redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+	"if #ARGV >= 9 then\n"
+	"  local stamp = ''\n"
+	"  if ARGV[8] == '1' then stamp = rfc3339(at) end\n"
+	"  local msg = ARGV[5] .. '0\\n' .. ARGV[6] .. stamp .. ARGV[7]\n"
+	"  for i = 9, #ARGV do redis.call('PUBLISH', ARGV[i], msg) end\n"
+	"end\n"
+	"return {1, ARGV[1], int(at), n}\n";
+
+/* createdAt is Redis' clock, bumped past the newest one of the inbox on
+ * a tie: one inbox's order by createdAt is the order of creation, which
+ * makes `since` exact. */
+static const char inbox_add[] =
+	LUA_NOW LUA_INT
+	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return false end\n"
+	"local t = now_ms()\n"
+	"local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')\n"
+	"if last[2] and tonumber(last[2]) >= t then\n"
+	"  t = tonumber(last[2]) + 1\n"
+	"end\n"
+	"redis.call('ZADD', KEYS[2], int(t), ARGV[1])\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+	"local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])\n"
+	"if over > 0 then\n"
+	"  local old = redis.call('ZPOPMIN', KEYS[2], over)\n"
+	"  for i = 1, #old, 2 do\n"
+	"    redis.call('HDEL', KEYS[1], old[i])\n"
+	"    redis.call('SREM', KEYS[3], old[i])\n"
+	"  end\n"
+	"end\n"
+	"for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end\n"
+	"return int(t)\n";
+
+/* With a limit: the newest `limit` that match, walking back from the
+ * newest; answered oldest first. */
+static const char inbox_list[] =
+	"local limit = tonumber(ARGV[3])\n"
+	"local unread = ARGV[2] == '1'\n"
+	"local ids\n"
+	"if limit > 0 and not unread then\n"
+	"  ids = redis.call('ZREVRANGEBYSCORE', KEYS[2], '+inf',\n"
+	"    '(' .. ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)\n"
+	"else\n"
+	"  ids = redis.call('ZREVRANGEBYSCORE', KEYS[2], '+inf',\n"
+	"    '(' .. ARGV[1], 'WITHSCORES')\n"
+	"end\n"
+	"local out = {}\n"
+	"for i = 1, #ids, 2 do\n"
+	"  local read = redis.call('SISMEMBER', KEYS[3], ids[i])\n"
+	"  if not (unread and read == 1) then\n"
+	"    local j = redis.call('HGET', KEYS[1], ids[i])\n"
+	"    if j then\n"
+	"      out[#out + 1] = {ids[i], ids[i + 1], j, read}\n"
+	"      if limit > 0 and #out >= limit then break end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"local r = {}\n"
+	"for i = #out, 1, -1 do\n"
+	"  for k = 1, 4 do r[#r + 1] = out[i][k] end\n"
+	"end\n"
+	"return r\n";
+
+/* The read set expires with the inbox. */
+static const char inbox_mark_read[] =
+	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+	"redis.call('SADD', KEYS[2], ARGV[1])\n"
+	"local ttl = redis.call('PTTL', KEYS[1])\n"
+	"if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end\n"
+	"return 1\n";
+
+/* The user's count over nodes: its entry in each node's C:u. */
+static const char member_add[] =
+	LUA_TTL_FIX
+	"redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
+	"redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
+	"redis.call('SADD', KEYS[3], ARGV[3])\n"
+	"ttl_fix(KEYS[1], KEYS[4], KEYS[5])\n"
+	"local subs, uc = 0, 0\n"
+	"local h = redis.call('HGETALL', KEYS[1])\n"
+	"for i = 1, #h, 2 do\n"
+	"  subs = subs + tonumber(h[i + 1])\n"
+	"  local c = redis.call('HGET', ARGV[4] .. h[i], ARGV[2])\n"
+	"  if c then uc = uc + tonumber(c) end\n"
+	"end\n"
+	"return {subs, uc}\n";
+
+static const char member_remove[] =
+	LUA_TTL_FIX LUA_DEC
+	"if dec(KEYS[1], ARGV[1]) <= 0 then\n"
+	"  redis.call('SREM', KEYS[3], ARGV[3])\n"
+	"end\n"
+	"dec(KEYS[2], ARGV[2])\n"
+	"ttl_fix(KEYS[1], KEYS[4], KEYS[5])\n"
+	"return 1\n";
+
+static const char hash_add[] =
+	"local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])\n"
+	"if v <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
+	"return v\n";
+
+static const char channel_counts[] =
+	"local out = {}\n"
+	"for k = 1, #KEYS do\n"
+	"  local s = 0\n"
+	"  local v = redis.call('HVALS', KEYS[k])\n"
+	"  for i = 1, #v do s = s + tonumber(v[i]) end\n"
+	"  out[k] = s\n"
+	"end\n"
+	"return out\n";
+
+/* Bounded: stops at max distinct users, scanning each node's C:u. */
+static const char channel_users[] =
+	"local max = tonumber(ARGV[2])\n"
+	"local seen, out = {}, {}\n"
+	"if max <= 0 then return out end\n"
+	"for _, node in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
+	"  local cursor = '0'\n"
+	"  repeat\n"
+	"    local r = redis.call('HSCAN', ARGV[1] .. node, cursor,\n"
+	"      'COUNT', 200)\n"
+	"    cursor = r[1]\n"
+	"    for i = 1, #r[2], 2 do\n"
+	"      local u = r[2][i]\n"
+	"      if not seen[u] then\n"
+	"        seen[u] = true\n"
+	"        out[#out + 1] = u\n"
+	"        if #out >= max then return out end\n"
+	"      end\n"
+	"    end\n"
+	"  until cursor == '0'\n"
+	"end\n"
+	"return out\n";
+
+/* Offset, history append and publication in one step: every node sees
+ * a channel's publications in this order.  No meta: a new epoch (the one
+ * the node made up for the case), so lost history is detected. */
+static const char publish[] =
+	LUA_INT LUA_TTL_FIX
+	"local size = tonumber(ARGV[5])\n"
+	"local off, epoch, hoff, frame = 0, false, '0', ARGV[3]\n"
+	"if size > 0 then\n"
+	"  if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+	"    redis.call('DEL', KEYS[2])\n"
+	"    redis.call('HSET', KEYS[1], 'epoch', ARGV[7], 'offset', 0)\n"
+	"  end\n"
+	"  redis.call('HSET', KEYS[1], 'ttl', ARGV[6])\n"
+	"  off = redis.call('HINCRBY', KEYS[1], 'offset', 1)\n"
+	"  epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
+	"  hoff = int(off)\n"
+	"  frame = ARGV[3] .. hoff .. ARGV[4]\n"
+	"  redis.call('RPUSH', KEYS[2], frame)\n"
+	"  redis.call('LTRIM', KEYS[2], -size, -1)\n"
+	"  ttl_fix(KEYS[4], KEYS[1], KEYS[2])\n"
+	"elseif ARGV[8] == '1' then\n"
+	"  off = redis.call('INCR', KEYS[3])\n"
+	"  redis.call('PEXPIRE', KEYS[3], 3600000)\n"
+	"end\n"
+	"local subs = 0\n"
+	"local v = redis.call('HVALS', KEYS[4])\n"
+	"for i = 1, #v do subs = subs + tonumber(v[i]) end\n"
+	"redis.call('PUBLISH', ARGV[1], ARGV[2] .. hoff .. '\\n' .. frame)\n"
+	"return {off, epoch, subs}\n";
+
+/* One message to several channels at once: a node subscribed to more
+ * than one of them receives the copies back to back. */
+static const char publish_multi[] =
+	"for i = 2, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[1]) end\n"
+	"return 1\n";
+
+/* As memory_state.c reads a ring: complete when every publication after
+ * `after` is still held and fits in max.  A channel without meta gets one
+ * (a new epoch), so a subscriber's epoch is the channel's. */
+static const char history_read[] =
+	LUA_INT LUA_TTL_FIX
+	"if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+	"  redis.call('DEL', KEYS[2])\n"
+	"  redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'offset', 0,\n"
+	"    'ttl', ARGV[4])\n"
+	"  redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+	"  ttl_fix(KEYS[3], KEYS[1], KEYS[2])\n"
+	"end\n"
+	"local m = redis.call('HMGET', KEYS[1], 'epoch', 'offset')\n"
+	"local offset = tonumber(m[2])\n"
+	"local after = tonumber(ARGV[1])\n"
+	"local max = tonumber(ARGV[2])\n"
+	"local count = redis.call('LLEN', KEYS[2])\n"
+	"local oldest = offset - count + 1\n"
+	"local first = math.max(after + 1, oldest)\n"
+	"local complete = 0\n"
+	"if after <= offset and first == after + 1 and\n"
+	"   offset - after <= max then complete = 1 end\n"
+	"local out = {m[1], m[2], complete}\n"
+	"if first <= offset and max > 0 then\n"
+	"  local n = math.min(offset - first + 1, max)\n"
+	"  local from = first - oldest\n"
+	"  out[4] = int(first)\n"
+	"  local frames = redis.call('LRANGE', KEYS[2], from, from + n - 1)\n"
+	"  for i = 1, #frames do out[#out + 1] = frames[i] end\n"
+	"end\n"
+	"return out\n";
+
+/* Did someone else find this node dead meanwhile (no alive key)? */
+static const char heartbeat[] =
+	LUA_NOW LUA_INT
+	"local t = now_ms()\n"
+	"local had = redis.call('EXISTS', KEYS[2])\n"
+	"redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])\n"
+	"redis.call('ZADD', KEYS[1], int(t), ARGV[1])\n"
+	"return {had, int(t)}\n";
+
+/* Nodes whose last heartbeat is older than ttl and whose alive key is
+ * gone, each locked for this node to reap. */
+static const char find_dead[] =
+	LUA_NOW LUA_INT
+	"local t = now_ms()\n"
+	"local c = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
+	"  int(t - tonumber(ARGV[1])), 'WITHSCORES', 'LIMIT', 0, 16)\n"
+	"local out = {}\n"
+	"for i = 1, #c, 2 do\n"
+	"  local node = c[i]\n"
+	"  if node ~= ARGV[3] and\n"
+	"     redis.call('EXISTS', 'pav:{n:' .. node .. '}:alive') == 0 and\n"
+	"     redis.call('SET', 'pav:reap:' .. node, ARGV[3], 'NX', 'PX',\n"
+	"       ARGV[2]) then\n"
+	"    out[#out + 1] = node\n"
+	"    out[#out + 1] = c[i + 1]\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* Bounded work per call: `batch` users, then `batch` channels at a time.
+ * Users left with no connection come back with the dead node's shared
+ * channels of theirs, for their offline announcement.  Stops (2) when the
+ * node turns out alive: it re-registers itself. */
+static const char reap[] =
+	LUA_TTL_FIX LUA_SPLIT
+	"local dead = ARGV[1]\n"
+	"local N = 'pav:{n:' .. dead .. '}'\n"
+	"local lock = 'pav:reap:' .. dead\n"
+	"local batch = tonumber(ARGV[2])\n"
+	"if redis.call('EXISTS', N .. ':alive') == 1 then\n"
+	"  redis.call('DEL', lock)\n"
+	"  return {2, {}}\n"
+	"end\n"
+	"local out = {}\n"
+	"local pre = dead .. '|'\n"
+	"local users = redis.call('SPOP', N .. ':users', batch)\n"
+	"for _, m in ipairs(users) do\n"
+	"  local ns, user = split(m)\n"
+	"  if ns then\n"
+	"    local U = 'pav:{u:' .. ns .. ':' .. user .. '}'\n"
+	"    local h = redis.call('HGETALL', U .. ':conns')\n"
+	"    for i = 1, #h, 2 do\n"
+	"      if h[i + 1] == dead then redis.call('HDEL', U .. ':conns', h[i]) end\n"
+	"    end\n"
+	"    local chans = {}\n"
+	"    local uc = redis.call('HGETALL', U .. ':chans')\n"
+	"    for i = 1, #uc, 2 do\n"
+	"      if string.sub(uc[i], 1, #pre) == pre then\n"
+	"        redis.call('HDEL', U .. ':chans', uc[i])\n"
+	"        chans[#chans + 1] = string.sub(uc[i], #pre + 1)\n"
+	"      end\n"
+	"    end\n"
+	"    if redis.call('HLEN', U .. ':conns') == 0 then\n"
+	"      out[#out + 1] = {ns, user, chans}\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"if #users == 0 then\n"
+	"  local chans = redis.call('SPOP', N .. ':chans', batch)\n"
+	"  for _, m in ipairs(chans) do\n"
+	"    local ns, ch = split(m)\n"
+	"    if ns then\n"
+	"      local C = 'pav:{c:' .. ns .. ':' .. ch .. '}'\n"
+	"      redis.call('HDEL', C .. ':n', dead)\n"
+	"      redis.call('DEL', C .. ':u:' .. dead)\n"
+	"      ttl_fix(C .. ':n', C .. ':meta', C .. ':hist')\n"
+	"    end\n"
+	"  end\n"
+	"  if #chans == 0 then\n"
+	"    redis.call('DEL', N .. ':users', N .. ':chans', lock)\n"
+	"    redis.call('ZREM', KEYS[1], dead)\n"
+	"    return {1, out}\n"
+	"  end\n"
+	"end\n"
+	"redis.call('PEXPIRE', lock, ARGV[3])\n"
+	"return {0, out}\n";
+
+/* Makes the user's entries of this node what the node holds (absolute),
+ * and restores presence lost with Redis' data (or set offline by a reaper
+ * that took this node for dead). */
+static const char user_sync[] =
+	"local node = ARGV[1]\n"
+	"local nc = tonumber(ARGV[6])\n"
+	"local want = {}\n"
+	"for i = 7, 6 + nc do want[ARGV[i]] = true end\n"
+	"local h = redis.call('HGETALL', KEYS[1])\n"
+	"for i = 1, #h, 2 do\n"
+	"  if h[i + 1] == node and not want[h[i]] then\n"
+	"    redis.call('HDEL', KEYS[1], h[i])\n"
+	"  end\n"
+	"end\n"
+	"for i = 7, 6 + nc do redis.call('HSET', KEYS[1], ARGV[i], node) end\n"
+	"local wantc = {}\n"
+	"for i = 7 + nc, #ARGV - 1, 2 do wantc[ARGV[i]] = ARGV[i + 1] end\n"
+	"local pre = node .. '|'\n"
+	"local removed = {}\n"
+	"local uc = redis.call('HGETALL', KEYS[2])\n"
+	"for i = 1, #uc, 2 do\n"
+	"  if string.sub(uc[i], 1, #pre) == pre and not wantc[uc[i]] then\n"
+	"    redis.call('HDEL', KEYS[2], uc[i])\n"
+	"    removed[#removed + 1] = string.sub(uc[i], #pre + 1)\n"
+	"  end\n"
+	"end\n"
+	"for f, c in pairs(wantc) do redis.call('HSET', KEYS[2], f, c) end\n"
+	"if nc > 0 then\n"
+	"  redis.call('SADD', KEYS[4], ARGV[2])\n"
+	"else\n"
+	"  redis.call('SREM', KEYS[4], ARGV[2])\n"
+	"end\n"
+	"if nc > 0 and ARGV[3] ~= '' then\n"
+	"  local st = redis.call('HGET', KEYS[3], 'status')\n"
+	"  if not st or st == 'offline' then\n"
+	"    redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last', ARGV[4])\n"
+	"    redis.call('PEXPIRE', KEYS[3], ARGV[5])\n"
+	"  end\n"
+	"end\n"
+	"return {redis.call('HLEN', KEYS[1]), removed}\n";
+
+static const char chan_sync[] =
+	LUA_TTL_FIX
+	"redis.call('DEL', KEYS[2])\n"
+	"if tonumber(ARGV[3]) > 0 then\n"
+	"  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
+	"  for i = 4, #ARGV - 1, 2 do\n"
+	"    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
+	"  end\n"
+	"  redis.call('SADD', KEYS[3], ARGV[2])\n"
+	"else\n"
+	"  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"  redis.call('SREM', KEYS[3], ARGV[2])\n"
+	"end\n"
+	"ttl_fix(KEYS[1], KEYS[4], KEYS[5])\n"
+	"return 1\n";
+
+const char *const pav_rb_lua[PAV_RB_NSCRIPTS] = {
+	[PAV_RB_CONN_ADD] = conn_add,
+	[PAV_RB_CONN_REMOVE] = conn_remove,
+	[PAV_RB_PRESENCE_GET] = presence_get,
+	[PAV_RB_PRESENCE_SET] = presence_set,
+	[PAV_RB_INBOX_ADD] = inbox_add,
+	[PAV_RB_INBOX_LIST] = inbox_list,
+	[PAV_RB_INBOX_MARK_READ] = inbox_mark_read,
+	[PAV_RB_MEMBER_ADD] = member_add,
+	[PAV_RB_MEMBER_REMOVE] = member_remove,
+	[PAV_RB_HASH_ADD] = hash_add,
+	[PAV_RB_CHANNEL_COUNTS] = channel_counts,
+	[PAV_RB_CHANNEL_USERS] = channel_users,
+	[PAV_RB_PUBLISH] = publish,
+	[PAV_RB_PUBLISH_MULTI] = publish_multi,
+	[PAV_RB_HISTORY_READ] = history_read,
+	[PAV_RB_HEARTBEAT] = heartbeat,
+	[PAV_RB_FIND_DEAD] = find_dead,
+	[PAV_RB_REAP] = reap,
+	[PAV_RB_USER_SYNC] = user_sync,
+	[PAV_RB_CHAN_SYNC] = chan_sync,
+};

@@ -1,0 +1,100 @@
+/*
+ * redis_scripts.h — the Lua scripts of the "redis" backend, one atomic
+ * step each.  Every multi-key change of the shared state is one of these.
+ *
+ * Keys (prefix "pav:"; the part in braces is a Redis Cluster hash tag, so
+ * that every key of one user, one channel or one node lives together):
+ *   U = {u:<ns>:<user>}   C = {c:<ns>:<channel>}   N = {n:<node>}
+ *   pav:U:conns      HASH "<node>:<conn hex>" -> node
+ *   pav:U:presence   HASH status, last (ms); 30 days after each change
+ *   pav:U:inbox      HASH id -> notification JSON (with "id")
+ *   pav:U:inbox:t    ZSET id -> createdAt ms (strictly increasing)
+ *   pav:U:read       SET of read ids
+ *   pav:U:chans      HASH "<node>|<channel>" -> count (shared channels)
+ *   pav:C:n          HASH node -> members on that node
+ *   pav:C:u:<node>   HASH user -> count (that node's members)
+ *   pav:C:seq        counter of a channel without history (1 h)
+ *   pav:C:meta       HASH epoch, offset, ttl (ms) of a history channel
+ *   pav:C:hist       LIST of frames, the newest `size`
+ *   pav:nodes        ZSET node -> last heartbeat (ms, Redis TIME)
+ *   pav:N:alive      STRING, PX node_ttl
+ *   pav:N:users      SET "ns\x1fuser" with connections on the node
+ *   pav:N:chans      SET "ns\x1fchannel" with members on the node
+ *   pav:reap:<node>  STRING, the reaper's lock (NX PX)
+ * Pub/sub: a gateway channel is published on "pav:p:<ns>:<channel>".
+ *
+ * meta and hist of a channel expire ttl after its last publication while
+ * the channel has no member on any node, and do not expire while it has
+ * (every script that changes C:n settles that), so that an epoch outlives
+ * a quiet spell of a channel people are in.
+ *
+ * Published messages (the wire): "P1 <pub_id hex> <except> <kind> <key>
+ * <type> <offset>\n<frame>" — except "-" or "<node>:<conn hex>", kind F
+ * (a frame) or R (revoke), key "-" or %-escaped, type %-escaped, offset
+ * the frame's history offset (0: none).  Scripts get the header up to the
+ * offset and append it.
+ */
+#ifndef PAV_REDIS_SCRIPTS_H
+#define PAV_REDIS_SCRIPTS_H
+
+enum pav_rb_script {
+	/* KEYS U:conns N:users; ARGV field node max member
+	 * -> {1 added or already there | 0 over max, count} */
+	PAV_RB_CONN_ADD,
+	/* KEYS U:conns N:users; ARGV field node member -> count */
+	PAV_RB_CONN_REMOVE,
+	/* KEYS U:presence U:conns -> {status|nil, last|nil, count} */
+	PAV_RB_PRESENCE_GET,
+	/* KEYS U:presence U:conns; ARGV status when(0|1|2) at_ms ttl_ms hdr
+	 * head tail stamp(0|1) pubchan...
+	 * -> {applied 1|0, status, last, count} */
+	PAV_RB_PRESENCE_SET,
+	/* KEYS inbox inbox:t read; ARGV id json size ttl_ms
+	 * -> createdAt ms, or nil when the id is taken */
+	PAV_RB_INBOX_ADD,
+	/* KEYS inbox inbox:t read; ARGV since_ms unread(0|1) limit
+	 * -> {id, createdAt, json, read(0|1)}... oldest first */
+	PAV_RB_INBOX_LIST,
+	/* KEYS inbox read; ARGV id -> 1, or 0 when not in the inbox */
+	PAV_RB_INBOX_MARK_READ,
+	/* KEYS C:n C:u:<node> N:chans C:meta C:hist; ARGV node user member
+	 * C:u: -> {subscribers, the user's count} */
+	PAV_RB_MEMBER_ADD,
+	/* KEYS C:n C:u:<node> N:chans C:meta C:hist; ARGV node user member
+	 * -> 1 */
+	PAV_RB_MEMBER_REMOVE,
+	/* KEYS hash; ARGV field delta -> the new value (field gone at <= 0) */
+	PAV_RB_HASH_ADD,
+	/* KEYS C:n... -> subscribers of each */
+	PAV_RB_CHANNEL_COUNTS,
+	/* KEYS C:n; ARGV C:u: max -> distinct users, at most max */
+	PAV_RB_CHANNEL_USERS,
+	/* KEYS C:meta C:hist C:seq C:n; ARGV pubchan hdr head tail size
+	 * ttl_ms epoch count(0|1) -> {offset, epoch|nil, subscribers} */
+	PAV_RB_PUBLISH,
+	/* ARGV message pubchan... -> 1 (one message to several channels) */
+	PAV_RB_PUBLISH_MULTI,
+	/* KEYS C:meta C:hist C:n; ARGV after max epoch ttl_ms
+	 * -> {epoch, offset, complete, first?, frame...} */
+	PAV_RB_HISTORY_READ,
+	/* KEYS pav:nodes N:alive; ARGV node ttl_ms -> {alive was set, now} */
+	PAV_RB_HEARTBEAT,
+	/* KEYS pav:nodes; ARGV ttl_ms lock_ms me -> {node, last}... locked */
+	PAV_RB_FIND_DEAD,
+	/* KEYS pav:nodes; ARGV dead batch lock_ms
+	 * -> {state 0 more|1 done|2 it is alive, {{ns, user, {chan...}}...}} */
+	PAV_RB_REAP,
+	/* KEYS U:conns U:chans U:presence N:users; ARGV node member status
+	 * last_ms ttl_ms nconns field... (chanfield count)...
+	 * -> {count, {removed channel...}} */
+	PAV_RB_USER_SYNC,
+	/* KEYS C:n C:u:<node> N:chans C:meta C:hist; ARGV node member total
+	 * (user count)... -> 1 */
+	PAV_RB_CHAN_SYNC,
+	PAV_RB_NSCRIPTS,
+};
+
+/* The text of each script, indexed by enum pav_rb_script. */
+extern const char *const pav_rb_lua[PAV_RB_NSCRIPTS];
+
+#endif

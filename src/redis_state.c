@@ -1,0 +1,1185 @@
+/*
+ * redis_state.c — the "redis" backend's state (state.h): every call is a
+ * script (redis_scripts.h) on the shard of the user or channel it is
+ * about, answered from the client's reply callback; a call that cannot be
+ * queued (the shard is down, the queue is full) answers -EIO before it
+ * returns.  Changes of this node's connections and memberships also go
+ * into the node's registry (redis_node.h), so that they can be written
+ * again whenever Redis may have lost them.
+ *
+ * What this backend adds to the contract of state.h, as memory_state.c:
+ * conn_add of an id the user already has does not count it twice;
+ * notification ids are "n" + 16 hex digits, unique within one inbox;
+ * inbox_list's since is exclusive; createdAt is Redis' clock and strictly
+ * increases within one inbox (a tie is bumped by 1 ms).
+ *
+ * A presence change is applied and announced by one script on the user's
+ * shard: with one Redis every node sees one user's changes in the order
+ * they were applied.  With shards, channels of other shards get the
+ * announcement from this node right after the script answered: in order
+ * per node, and a connection subscribed to two of its channels on two
+ * shards may get it twice.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "clock.h"
+#include "ids.h"
+#include "log.h"
+#include "msg.h"
+#include "redis_backend.h"
+#include "redis_node.h"
+
+#define STAMP_MARK "#pav-stamp#"
+#define ID_LEN 18 /* "n" + 16 hex + NUL */
+#define ADD_TRIES 3
+
+static int64_t int_of(const redisReply *r)
+{
+	if (!r)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING)
+		return strtoll(r->str, NULL, 10);
+	return 0;
+}
+
+static int is_str(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_STRING;
+}
+
+/* The shared context of one call: where the answer goes. */
+struct call {
+	struct rb *b;
+	char ns[RB_NS_LEN];
+	char name[PAV_MAX_CHANNEL_LEN]; /* user or channel */
+	void (*cb)(void); /* the caller's, cast back by each answer */
+	void *arg;
+};
+
+typedef void (*any_fn)(void);
+
+static struct call *call_new(struct rb *b, const char *ns, const char *name,
+			     any_fn cb, void *arg, size_t size)
+{
+	struct call *c = calloc(1, size);
+
+	if (!c)
+		return NULL;
+	c->b = b;
+	snprintf(c->ns, sizeof(c->ns), "%s", ns);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->cb = cb;
+	c->arg = arg;
+	return c;
+}
+
+static void ukey(struct rb_argv *a, const char *ns, const char *user,
+		 const char *suffix)
+{
+	pav_rb_av_fmt(a, "pav:{u:%s:%s}:%s", ns, user, suffix);
+}
+
+static void ckey(struct rb_argv *a, const char *ns, const char *chan,
+		 const char *suffix)
+{
+	pav_rb_av_fmt(a, "pav:{c:%s:%s}:%s", ns, chan, suffix);
+}
+
+static size_t user_shard(struct rb *b, const char *ns, const char *user)
+{
+	return pav_rb_shard_of(b, ns, user);
+}
+
+/* Runs a built argument list (refused when building ran out of memory). */
+static void eval(struct rb *b, size_t shard, enum pav_rb_script s, int nkeys,
+		 struct rb_argv *a, pav_redis_reply_fn fn, void *arg)
+{
+	pav_rb_eval(b, shard, s, nkeys, a->oom ? 0 : a->n, a->oom ? NULL : a->v,
+		    a->len, fn, arg);
+	pav_rb_av_free(a);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+struct conn_call {
+	struct call c;
+	uint64_t conn;
+};
+
+static int conn_index(const struct rb_user *u, uint64_t id)
+{
+	for (size_t i = 0; i < u->nconns; i++)
+		if (u->conns[i] == id)
+			return (int)i;
+	return -1;
+}
+
+static int conn_push(struct rb_user *u, uint64_t id)
+{
+	if (conn_index(u, id) >= 0)
+		return 0;
+	if (u->nconns == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 4;
+		uint64_t *c = realloc(u->conns, cap * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		u->conns = c;
+		u->cap = cap;
+	}
+	u->conns[u->nconns++] = id;
+	return 0;
+}
+
+static void conn_added(void *arg, int err, const redisReply *rep)
+{
+	struct conn_call *x = arg;
+	struct rb *b = x->c.b;
+	struct rb_user *u = pav_rb_user(b, x->c.ns, x->c.name, 0);
+	pav_state_count_fn cb = (pav_state_count_fn)x->c.cb;
+	int64_t count = 0;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "conn_add");
+	if (!err && rep->elements != 2)
+		err = -EIO;
+	if (!err) {
+		count = int_of(rep->element[1]);
+		if (int_of(rep->element[0]) != 1)
+			err = -EUSERS;
+		else if (u && conn_push(u, x->conn))
+			pav_rb_user_dirty(b, u); /* counted there, not here */
+		if (u && !err)
+			u->gone_ms = 0;
+	} else {
+		/* Redis may have counted it: make it forget */
+		pav_rb_user_dirty(b, u);
+	}
+	if (u) {
+		u->busy--;
+		pav_rb_user_settle(b, u);
+	}
+	if (cb)
+		cb(x->c.arg, err, count);
+	free(x);
+}
+
+static void rb_conn_add(void *self, const char *ns, const char *user,
+			uint64_t conn, int max_per_user, pav_state_count_fn cb,
+			void *arg)
+{
+	struct rb *b = self;
+	struct rb_user *u = pav_rb_user(b, ns, user, 1);
+	struct conn_call *x = u ? (struct conn_call *)call_new(
+					  b, ns, user, (any_fn)cb, arg,
+					  sizeof(*x))
+				: NULL;
+	struct rb_argv a;
+
+	if (!x) {
+		pav_rb_user_settle(b, u);
+		if (cb)
+			cb(arg, -ENOMEM, 0);
+		return;
+	}
+	x->conn = conn;
+	u->busy++;
+	pav_rb_av_init(&a);
+	ukey(&a, ns, user, "conns");
+	pav_rb_av_fmt(&a, "pav:{n:%s}:users", b->node);
+	pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, conn);
+	pav_rb_av_str(&a, b->node);
+	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);
+	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
+	eval(b, u->shard, PAV_RB_CONN_ADD, 2, &a, conn_added, x);
+}
+
+static void conn_removed(void *arg, int err, const redisReply *rep)
+{
+	struct conn_call *x = arg;
+	struct rb *b = x->c.b;
+	struct rb_user *u = pav_rb_user(b, x->c.ns, x->c.name, 0);
+	pav_state_count_fn cb = (pav_state_count_fn)x->c.cb;
+	int64_t count = 0;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER, "conn_remove");
+	if (!err)
+		count = rep->integer;
+	if (u) {
+		u->busy--;
+		if (err)
+			pav_rb_user_dirty(b, u); /* gone_ms stays: settle later */
+		else
+			u->gone_ms = 0;
+		pav_rb_user_settle(b, u);
+	}
+	if (cb)
+		cb(x->c.arg, err, count);
+	free(x);
+}
+
+static void rb_conn_remove(void *self, const char *ns, const char *user,
+			   uint64_t conn, pav_state_count_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct rb_user *u = pav_rb_user(b, ns, user, 1);
+	struct conn_call *x = u ? (struct conn_call *)call_new(
+					  b, ns, user, (any_fn)cb, arg,
+					  sizeof(*x))
+				: NULL;
+	struct rb_argv a;
+	int i;
+
+	if (!x) {
+		pav_rb_user_settle(b, u);
+		if (cb)
+			cb(arg, -ENOMEM, 0);
+		return;
+	}
+	x->conn = conn;
+	i = conn_index(u, conn);
+	if (i >= 0) {
+		u->conns[i] = u->conns[--u->nconns];
+		if (!u->nconns)
+			u->gone_ms = pav_now_ms();
+	}
+	u->busy++;
+	pav_rb_av_init(&a);
+	ukey(&a, ns, user, "conns");
+	pav_rb_av_fmt(&a, "pav:{n:%s}:users", b->node);
+	pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, conn);
+	pav_rb_av_str(&a, b->node);
+	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
+	eval(b, u->shard, PAV_RB_CONN_REMOVE, 2, &a, conn_removed, x);
+}
+
+static void counted(void *arg, int err, const redisReply *rep)
+{
+	struct call *x = arg;
+	pav_state_count_fn cb = (pav_state_count_fn)x->cb;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER, "user_count");
+	cb(x->arg, err, err ? 0 : rep->integer);
+	free(x);
+}
+
+static void rb_user_count(void *self, const char *ns, const char *user,
+			  pav_state_count_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct call *x = call_new(b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x) {
+		cb(arg, -ENOMEM, 0);
+		return;
+	}
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, "HLEN");
+	ukey(&a, ns, user, "conns");
+	pav_rb_command(b, user_shard(b, ns, user), a.oom ? 0 : a.n,
+		       a.oom ? NULL : a.v, a.len, counted, x);
+	pav_rb_av_free(&a);
+}
+
+/* ---- presence ----------------------------------------------------------- */
+
+/* The status the store answered, kept for users of this node: what a
+ * rebuild restores. */
+static void remember_status(struct rb *b, const char *ns, const char *user,
+			    const char *status)
+{
+	struct rb_user *u = pav_rb_user(b, ns, user, 0);
+
+	if (u && status && strlen(status) < sizeof(u->status))
+		snprintf(u->status, sizeof(u->status), "%s", status);
+}
+
+static void presence_got(void *arg, int err, const redisReply *rep)
+{
+	struct call *x = arg;
+	pav_presence_fn cb = (pav_presence_fn)x->cb;
+	struct pav_presence p = {.user = x->name, .status = "offline"};
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "presence_get");
+	if (!err && rep->elements != 3)
+		err = -EIO;
+	if (!err) {
+		if (is_str(rep->element[0]))
+			p.status = rep->element[0]->str;
+		p.last_active_ms = int_of(rep->element[1]);
+		p.connections = (int)int_of(rep->element[2]);
+		remember_status(x->b, x->ns, x->name, p.status);
+	}
+	if (cb)
+		cb(x->arg, err, &p);
+	free(x);
+}
+
+static void rb_presence_get(void *self, const char *ns, const char *user,
+			    pav_presence_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct call *x = call_new(b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct pav_presence p = {.user = user, .status = "offline"};
+	struct rb_argv a;
+
+	if (!x) {
+		cb(arg, -ENOMEM, &p);
+		return;
+	}
+	pav_rb_av_init(&a);
+	ukey(&a, ns, user, "presence");
+	ukey(&a, ns, user, "conns");
+	eval(b, user_shard(b, ns, user), PAV_RB_PRESENCE_GET, 2, &a,
+	     presence_got, x);
+}
+
+struct presence_call {
+	struct call c;
+	struct pav_msg *frame;   /* with STAMP_MARK where the time goes */
+	size_t head_len;         /* up to the mark's opening quote */
+	size_t tail_off;         /* from the mark's closing quote */
+	int stamp;
+	char *hdr;
+	char **others;           /* channels of other shards */
+	size_t nothers;
+};
+
+static void presence_call_free(struct presence_call *x)
+{
+	for (size_t i = 0; i < x->nothers; i++)
+		free(x->others[i]);
+	free(x->others);
+	free(x->hdr);
+	pav_msg_unref(x->frame);
+	free(x);
+}
+
+/* The last occurrence of the quoted mark: the stamp member is the last
+ * one the payload got, and only "timestamp" follows the payload. */
+static const char *find_mark(const char *text, size_t len)
+{
+	const char *mark = "\"" STAMP_MARK "\"";
+	size_t ml = strlen(mark);
+
+	for (size_t i = len >= ml ? len - ml + 1 : 0; i-- > 0;)
+		if (!memcmp(text + i, mark, ml))
+			return text + i;
+	return NULL;
+}
+
+/* Serializes the announcement once, with a mark for the stamp. */
+static int announce_frame(struct presence_call *x,
+			  const struct pav_outgoing *out, const char *stamp)
+{
+	struct pav_frame f = {
+		.type = out->type,
+		.channel = out->nchannels == 1 ? out->channels[0] : NULL,
+		.payload = out->payload,
+		.key = out->key,
+	};
+	const char *text, *m;
+
+	x->stamp = stamp && out->payload &&
+		   json_object_is_type(out->payload, json_type_object);
+	if (x->stamp)
+		json_object_object_add(out->payload, stamp,
+				       json_object_new_string(STAMP_MARK));
+	x->frame = pav_msg_frame(&f);
+	if (x->stamp)
+		json_object_object_del(out->payload, stamp);
+	if (!x->frame)
+		return -ENOMEM;
+	text = (const char *)pav_msg_text(x->frame);
+	x->head_len = x->frame->len;
+	x->tail_off = x->frame->len;
+	if (x->stamp) {
+		m = find_mark(text, x->frame->len);
+		if (!m)
+			return -EINVAL;
+		x->head_len = (size_t)(m - text) + 1;
+		x->tail_off = x->head_len + strlen(STAMP_MARK);
+	}
+	return 0;
+}
+
+static void publish_others(struct presence_call *x, int64_t at)
+{
+	char when[PAV_TIME_LEN] = "";
+	const char *text = (const char *)pav_msg_text(x->frame);
+	size_t hl = strlen(x->hdr), wl, len;
+	char *msg;
+
+	if (x->stamp)
+		pav_format_time(at, when, sizeof(when));
+	wl = strlen(when);
+	len = hl + 2 + x->head_len + wl + (x->frame->len - x->tail_off);
+	msg = malloc(len + 1);
+	if (!msg)
+		return;
+	memcpy(msg, x->hdr, hl);
+	memcpy(msg + hl, "0\n", 2);
+	memcpy(msg + hl + 2, text, x->head_len);
+	memcpy(msg + hl + 2 + x->head_len, when, wl);
+	memcpy(msg + hl + 2 + x->head_len + wl, text + x->tail_off,
+	       x->frame->len - x->tail_off);
+	msg[len] = '\0';
+	pav_rb_publish_raw(x->c.b, x->c.ns, (const char *const *)x->others,
+			   x->nothers, msg, len, NULL, NULL);
+	free(msg);
+}
+
+static void presence_applied(void *arg, int err, const redisReply *rep)
+{
+	struct presence_call *x = arg;
+	pav_presence_fn cb = (pav_presence_fn)x->c.cb;
+	struct pav_presence p = {.user = x->c.name, .status = "offline"};
+	int applied = 0;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "presence_set");
+	if (!err && rep->elements != 4)
+		err = -EIO;
+	if (!err) {
+		applied = int_of(rep->element[0]) == 1;
+		if (is_str(rep->element[1]))
+			p.status = rep->element[1]->str;
+		p.last_active_ms = int_of(rep->element[2]);
+		p.connections = (int)int_of(rep->element[3]);
+		remember_status(x->c.b, x->c.ns, x->c.name, p.status);
+		if (!applied)
+			err = -EALREADY;
+		else if (x->nothers)
+			publish_others(x, p.last_active_ms);
+	}
+	if (cb)
+		cb(x->c.arg, err, &p);
+	presence_call_free(x);
+}
+
+/* The announcement's channels: this shard's go to the script. */
+static int split_channels(struct presence_call *x,
+			  const struct pav_outgoing *out, size_t shard,
+			  struct rb_argv *a)
+{
+	struct rb *b = x->c.b;
+
+	x->others = calloc(out->nchannels, sizeof(*x->others));
+	if (!x->others)
+		return -ENOMEM;
+	for (size_t i = 0; i < out->nchannels; i++) {
+		if (pav_rb_shard_of(b, x->c.ns, out->channels[i]) == shard) {
+			pav_rb_av_fmt(a, "%s%s:%s", b->shards[shard].prefix,
+				      x->c.ns,
+				      out->channels[i]);
+			continue;
+		}
+		x->others[x->nothers] = strdup(out->channels[i]);
+		if (!x->others[x->nothers])
+			return -ENOMEM;
+		x->nothers++;
+	}
+	return 0;
+}
+
+static void rb_presence_set(void *self, const char *ns, const char *user,
+			    const char *status, enum pav_presence_when when,
+			    int64_t at_ms, const struct pav_outgoing *out,
+			    const char *stamp, pav_presence_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct pav_presence p = {.user = user, .status = "offline"};
+	struct presence_call *x;
+	size_t shard = user_shard(b, ns, user);
+	struct rb_argv a;
+	int err = 0;
+
+	if (!status || !*status || strlen(status) >= RB_STATUS_LEN) {
+		if (cb)
+			cb(arg, -EINVAL, &p);
+		return;
+	}
+	x = (struct presence_call *)call_new(b, ns, user, (any_fn)cb, arg,
+					     sizeof(*x));
+	if (!x) {
+		if (cb)
+			cb(arg, -ENOMEM, &p);
+		return;
+	}
+	pav_rb_av_init(&a);
+	ukey(&a, ns, user, "presence");
+	ukey(&a, ns, user, "conns");
+	pav_rb_av_str(&a, status);
+	pav_rb_av_fmt(&a, "%d", (int)when);
+	pav_rb_av_fmt(&a, "%" PRId64, at_ms > 0 ? at_ms : 0);
+	pav_rb_av_str(&a, RB_PRESENCE_TTL_MS);
+	if (out && out->nchannels) {
+		err = announce_frame(x, out, stamp);
+		if (!err)
+			x->hdr = pav_rb_header(b, pav_rb_rand(b) | 1,
+					       out->except, 'F', out->key,
+					       out->type);
+		if (!err && !x->hdr)
+			err = -ENOMEM;
+		if (!err) {
+			const char *text =
+				(const char *)pav_msg_text(x->frame);
+
+			pav_rb_av_str(&a, x->hdr);
+			pav_rb_av_add(&a, text, x->head_len);
+			pav_rb_av_add(&a, text + x->tail_off,
+				      x->frame->len - x->tail_off);
+			pav_rb_av_str(&a, x->stamp ? "1" : "0");
+			err = split_channels(x, out, shard, &a);
+		}
+	}
+	if (err) {
+		pav_rb_av_free(&a);
+		presence_call_free(x);
+		if (cb)
+			cb(arg, err, &p);
+		return;
+	}
+	eval(b, shard, PAV_RB_PRESENCE_SET, 2, &a, presence_applied, x);
+}
+
+/* ---- notifications ------------------------------------------------------ */
+
+struct inbox_call {
+	struct call c;
+	json_object *note; /* the stored copy, with "id" */
+	int tries;
+};
+
+static void inbox_try(struct inbox_call *x);
+
+static int set_member(json_object *obj, const char *key, json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_object_add(obj, key, val)) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* createdAt and isRead, as the store answers them. */
+static int complete_note(json_object *note, int64_t created_ms, int read)
+{
+	char when[PAV_TIME_LEN];
+
+	pav_format_time(created_ms, when, sizeof(when));
+	if (set_member(note, "createdAt", json_object_new_string(when)) ||
+	    set_member(note, "isRead", json_object_new_boolean(read)))
+		return -ENOMEM;
+	return 0;
+}
+
+static void inbox_added(void *arg, int err, const redisReply *rep)
+{
+	struct inbox_call *x = arg;
+	pav_json_fn cb = (pav_json_fn)x->c.cb;
+
+	err = pav_rb_reply_err(err, rep, -1, "inbox_add");
+	if (!err && rep->type == REDIS_REPLY_NIL && ++x->tries < ADD_TRIES) {
+		inbox_try(x); /* the id was taken: another one */
+		return;
+	}
+	if (!err && !is_str(rep))
+		err = -EIO;
+	if (!err)
+		err = complete_note(x->note, strtoll(rep->str, NULL, 10), 0);
+	if (cb)
+		cb(x->c.arg, err, err ? NULL : x->note);
+	json_object_put(x->note);
+	free(x);
+}
+
+static void inbox_try(struct inbox_call *x)
+{
+	struct rb *b = x->c.b;
+	char id[ID_LEN];
+	const char *text;
+	struct rb_argv a;
+	size_t len;
+
+	if (pav_random_id('n', id, sizeof(id)) ||
+	    set_member(x->note, "id", json_object_new_string(id))) {
+		inbox_added(x, -EIO, NULL);
+		return;
+	}
+	text = json_object_to_json_string_length(
+		x->note, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		&len);
+	pav_rb_av_init(&a);
+	ukey(&a, x->c.ns, x->c.name, "inbox");
+	ukey(&a, x->c.ns, x->c.name, "inbox:t");
+	ukey(&a, x->c.ns, x->c.name, "read");
+	pav_rb_av_str(&a, id);
+	pav_rb_av_add(&a, text ? text : "", text ? len : 0);
+	pav_rb_av_fmt(&a, "%zu", b->inbox_size);
+	pav_rb_av_str(&a, RB_INBOX_TTL_MS);
+	if (!text)
+		a.oom = 1;
+	eval(b, user_shard(b, x->c.ns, x->c.name), PAV_RB_INBOX_ADD, 3, &a,
+	     inbox_added, x);
+}
+
+static void rb_inbox_add(void *self, const char *ns, const char *user,
+			 json_object *src, pav_json_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct inbox_call *x;
+
+	if (!json_object_is_type(src, json_type_object)) {
+		if (cb)
+			cb(arg, -EINVAL, NULL);
+		return;
+	}
+	x = (struct inbox_call *)call_new(b, ns, user, (any_fn)cb, arg,
+					  sizeof(*x));
+	if (!x || json_object_deep_copy(src, &x->note, NULL) != 0) {
+		free(x);
+		if (cb)
+			cb(arg, -ENOMEM, NULL);
+		return;
+	}
+	inbox_try(x);
+}
+
+/* {id, createdAt, json, read}... -> a json array of complete copies. */
+static int list_of(const redisReply *rep, json_object *list)
+{
+	for (size_t i = 0; i + 3 < rep->elements; i += 4) {
+		json_object *note;
+
+		if (!is_str(rep->element[i + 2]))
+			continue;
+		note = json_tokener_parse(rep->element[i + 2]->str);
+		if (!note || !json_object_is_type(note, json_type_object)) {
+			json_object_put(note);
+			continue; /* not ours: never written like that */
+		}
+		if (complete_note(note, int_of(rep->element[i + 1]),
+				  int_of(rep->element[i + 3]) == 1) ||
+		    json_object_array_add(list, note)) {
+			json_object_put(note);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static void inbox_listed(void *arg, int err, const redisReply *rep)
+{
+	struct call *x = arg;
+	pav_json_fn cb = (pav_json_fn)x->cb;
+	json_object *list = NULL;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "inbox_list");
+	if (!err && !(list = json_object_new_array()))
+		err = -ENOMEM;
+	if (!err)
+		err = list_of(rep, list);
+	cb(x->arg, err, err ? NULL : list);
+	json_object_put(list);
+	free(x);
+}
+
+static void rb_inbox_list(void *self, const char *ns, const char *user,
+			  int64_t since_ms, int unread_only, size_t limit,
+			  pav_json_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct call *x = call_new(b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x) {
+		cb(arg, -ENOMEM, NULL);
+		return;
+	}
+	pav_rb_av_init(&a);
+	ukey(&a, ns, user, "inbox");
+	ukey(&a, ns, user, "inbox:t");
+	ukey(&a, ns, user, "read");
+	pav_rb_av_fmt(&a, "%" PRId64, since_ms > 0 ? since_ms : 0);
+	pav_rb_av_str(&a, unread_only ? "1" : "0");
+	pav_rb_av_fmt(&a, "%zu", limit);
+	eval(b, user_shard(b, ns, user), PAV_RB_INBOX_LIST, 3, &a,
+	     inbox_listed, x);
+}
+
+static void marked(void *arg, int err, const redisReply *rep)
+{
+	struct call *x = arg;
+	pav_done_fn cb = (pav_done_fn)x->cb;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER, "mark_read");
+	if (!err && rep->integer != 1)
+		err = -ENOENT;
+	if (cb)
+		cb(x->arg, err);
+	free(x);
+}
+
+static void rb_inbox_mark_read(void *self, const char *ns, const char *user,
+			       const char *id, pav_done_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct call *x;
+	struct rb_argv a;
+
+	if (!id || !*id) {
+		if (cb)
+			cb(arg, -ENOENT);
+		return;
+	}
+	x = call_new(b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	if (!x) {
+		if (cb)
+			cb(arg, -ENOMEM);
+		return;
+	}
+	pav_rb_av_init(&a);
+	ukey(&a, ns, user, "inbox");
+	ukey(&a, ns, user, "read");
+	pav_rb_av_str(&a, id);
+	eval(b, user_shard(b, ns, user), PAV_RB_INBOX_MARK_READ, 2, &a, marked,
+	     x);
+}
+
+/* ---- channel members ----------------------------------------------------- */
+
+static int64_t map_count(struct pav_map *m, const char *key)
+{
+	return (int64_t)(uintptr_t)pav_map_get(m, key);
+}
+
+/* Adds delta to a count kept in a map; 0 removes the entry. */
+static int map_add(struct pav_map *m, const char *key, int64_t delta)
+{
+	int64_t n = map_count(m, key) + delta;
+
+	if (n <= 0) {
+		pav_map_del(m, key);
+		return 0;
+	}
+	return pav_map_put(m, key, (void *)(uintptr_t)n);
+}
+
+struct member_call {
+	struct call c;
+	char user[PAV_MAX_ID_LEN + 1];
+};
+
+static void uchans_done(void *arg, int err, const redisReply *rep)
+{
+	struct member_call *x = arg;
+	struct rb_user *u = pav_rb_user(x->c.b, x->c.ns, x->user, 0);
+
+	if (pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER, "user channels"))
+		pav_rb_user_dirty(x->c.b, u);
+	if (u) {
+		u->busy--;
+		pav_rb_user_settle(x->c.b, u);
+	}
+	free(x);
+}
+
+/* The user's shared channels on this node (U:chans), for announcing its
+ * departure should this node die. */
+static void uchans_add(struct rb *b, const char *ns, const char *channel,
+		       const char *user, int delta)
+{
+	struct rb_user *u = pav_rb_user(b, ns, user, 1);
+	struct member_call *x;
+	struct rb_argv a;
+
+	if (!u || !pav_channel_is_shared(channel))
+		return;
+	if (map_add(u->chans, channel, delta))
+		pav_rb_user_dirty(b, u);
+	x = (struct member_call *)call_new(b, ns, channel, NULL, NULL,
+					   sizeof(*x));
+	if (!x) {
+		pav_rb_user_dirty(b, u);
+		pav_rb_user_settle(b, u);
+		return;
+	}
+	snprintf(x->user, sizeof(x->user), "%s", user);
+	u->busy++;
+	pav_rb_av_init(&a);
+	ukey(&a, ns, user, "chans");
+	pav_rb_av_fmt(&a, "%s|%s", b->node, channel);
+	pav_rb_av_fmt(&a, "%d", delta);
+	eval(b, u->shard, PAV_RB_HASH_ADD, 1, &a, uchans_done, x);
+}
+
+static void member_keys(struct rb *b, struct rb_argv *a, const char *ns,
+			const char *channel, const char *user)
+{
+	ckey(a, ns, channel, "n");
+	pav_rb_av_fmt(a, "pav:{c:%s:%s}:u:%s", ns, channel, b->node);
+	pav_rb_av_fmt(a, "pav:{n:%s}:chans", b->node);
+	ckey(a, ns, channel, "meta");
+	ckey(a, ns, channel, "hist");
+	pav_rb_av_str(a, b->node);
+	pav_rb_av_str(a, user);
+	pav_rb_av_fmt(a, "%s\x1f%s", ns, channel);
+}
+
+static void member_added(void *arg, int err, const redisReply *rep)
+{
+	struct member_call *x = arg;
+	struct rb *b = x->c.b;
+	struct rb_chan *c = pav_rb_chan(b, x->c.ns, x->c.name, 0);
+	pav_state_member_fn cb = (pav_state_member_fn)x->c.cb;
+	int64_t subs = 0, uc = 0;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "member_add");
+	if (!err && rep->elements != 2)
+		err = -EIO;
+	if (!err) {
+		subs = int_of(rep->element[0]);
+		uc = int_of(rep->element[1]);
+	} else if (c) {
+		/* not counted for the core: take it back here, and let a
+		 * sync undo whatever Redis did */
+		c->members--;
+		map_add(c->users, x->user, -1);
+		pav_rb_chan_dirty(b, c);
+		if (pav_channel_is_shared(x->c.name)) {
+			struct rb_user *u = pav_rb_user(b, x->c.ns, x->user, 0);
+
+			if (u) {
+				map_add(u->chans, x->c.name, -1);
+				pav_rb_user_dirty(b, u);
+			}
+		}
+	}
+	if (c) {
+		c->busy--;
+		pav_rb_chan_settle(b, c);
+	}
+	if (cb)
+		cb(x->c.arg, err, subs, uc);
+	free(x);
+}
+
+static void rb_member_add(void *self, const char *ns, const char *channel,
+			  const char *user, pav_state_member_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct rb_chan *c = pav_rb_chan(b, ns, channel, 1);
+	struct member_call *x = c ? (struct member_call *)call_new(
+					    b, ns, channel, (any_fn)cb, arg,
+					    sizeof(*x))
+				  : NULL;
+	struct rb_argv a;
+
+	if (!x || map_add(c->users, user, 1)) {
+		free(x);
+		pav_rb_chan_settle(b, c);
+		if (cb)
+			cb(arg, -ENOMEM, 0, 0);
+		return;
+	}
+	snprintf(x->user, sizeof(x->user), "%s", user);
+	c->members++;
+	c->busy++;
+	uchans_add(b, ns, channel, user, 1);
+	pav_rb_av_init(&a);
+	member_keys(b, &a, ns, channel, user);
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:", ns, channel);
+	eval(b, c->shard, PAV_RB_MEMBER_ADD, 5, &a, member_added, x);
+}
+
+static void member_removed(void *arg, int err, const redisReply *rep)
+{
+	struct member_call *x = arg;
+	struct rb_chan *c = pav_rb_chan(x->c.b, x->c.ns, x->c.name, 0);
+
+	err = pav_rb_reply_err(err, rep, -1, "member_remove");
+	if (c) {
+		if (err)
+			pav_rb_chan_dirty(x->c.b, c);
+		c->busy--;
+		pav_rb_chan_settle(x->c.b, c);
+	}
+	free(x);
+}
+
+static void rb_member_remove(void *self, const char *ns, const char *channel,
+			     const char *user)
+{
+	struct rb *b = self;
+	struct rb_chan *c = pav_rb_chan(b, ns, channel, 0);
+	struct member_call *x;
+	struct rb_argv a;
+
+	if (!c || !map_count(c->users, user))
+		return;
+	map_add(c->users, user, -1);
+	c->members--;
+	uchans_add(b, ns, channel, user, -1);
+	x = (struct member_call *)call_new(b, ns, channel, NULL, NULL,
+					   sizeof(*x));
+	if (!x) {
+		pav_rb_chan_dirty(b, c);
+		return;
+	}
+	snprintf(x->user, sizeof(x->user), "%s", user);
+	c->busy++;
+	pav_rb_av_init(&a);
+	member_keys(b, &a, ns, channel, user);
+	eval(b, c->shard, PAV_RB_MEMBER_REMOVE, 5, &a, member_removed, x);
+}
+
+/* channel_counts: one script per shard holding some of the channels. */
+struct counts_call {
+	struct rb *b;
+	pav_counts_fn cb;
+	void *arg;
+	int64_t *counts;
+	size_t n;
+	size_t pending;
+	int err;
+	size_t *idx;  /* per shard call: the channels' indexes */
+	size_t nidx;
+};
+
+struct counts_part {
+	struct counts_call *all;
+	size_t from, n; /* into all->idx */
+};
+
+static void counts_finish(struct counts_call *k)
+{
+	if (--k->pending)
+		return;
+	k->cb(k->arg, k->err, k->err ? NULL : k->counts, k->n);
+	free(k->counts);
+	free(k->idx);
+	free(k);
+}
+
+static void counts_got(void *arg, int err, const redisReply *rep)
+{
+	struct counts_part *p = arg;
+	struct counts_call *k = p->all;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "channel_counts");
+	if (!err && rep->elements != p->n)
+		err = -EIO;
+	for (size_t i = 0; !err && i < p->n; i++)
+		k->counts[k->idx[p->from + i]] = int_of(rep->element[i]);
+	if (err && !k->err)
+		k->err = err;
+	free(p);
+	counts_finish(k);
+}
+
+static void counts_shard(struct counts_call *k, const char *ns,
+			 const char *const *channels, size_t shard)
+{
+	struct counts_part *p = calloc(1, sizeof(*p));
+	struct rb_argv a;
+
+	if (!p) {
+		k->err = -ENOMEM;
+		return;
+	}
+	p->all = k;
+	p->from = k->nidx;
+	pav_rb_av_init(&a);
+	for (size_t i = 0; i < k->n; i++) {
+		if (pav_rb_shard_of(k->b, ns, channels[i]) != shard)
+			continue;
+		k->idx[k->nidx++] = i;
+		ckey(&a, ns, channels[i], "n");
+	}
+	p->n = k->nidx - p->from;
+	if (!p->n) {
+		pav_rb_av_free(&a);
+		free(p);
+		return;
+	}
+	k->pending++;
+	eval(k->b, shard, PAV_RB_CHANNEL_COUNTS, (int)p->n, &a, counts_got, p);
+}
+
+static void rb_channel_counts(void *self, const char *ns,
+			      const char *const *channels, size_t n,
+			      pav_counts_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct counts_call *k = calloc(1, sizeof(*k));
+
+	if (!k || !(k->counts = calloc(n ? n : 1, sizeof(*k->counts))) ||
+	    !(k->idx = calloc(n ? n : 1, sizeof(*k->idx)))) {
+		if (k)
+			free(k->counts);
+		free(k);
+		cb(arg, -ENOMEM, NULL, 0);
+		return;
+	}
+	k->b = b;
+	k->cb = cb;
+	k->arg = arg;
+	k->n = n;
+	k->pending = 1; /* ours, while asking */
+	for (size_t s = 0; s < b->nshards && !k->err; s++)
+		counts_shard(k, ns, channels, s);
+	counts_finish(k); /* ours */
+}
+
+static void users_got(void *arg, int err, const redisReply *rep)
+{
+	struct call *x = arg;
+	pav_users_fn cb = (pav_users_fn)x->cb;
+	const char **users = NULL;
+	size_t n = 0;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "channel_users");
+	if (!err && rep->elements &&
+	    !(users = calloc(rep->elements, sizeof(*users))))
+		err = -ENOMEM;
+	for (size_t i = 0; !err && i < rep->elements; i++)
+		if (is_str(rep->element[i]))
+			users[n++] = rep->element[i]->str;
+	cb(x->arg, err, err ? NULL : users, n);
+	free(users);
+	free(x);
+}
+
+static void rb_channel_users(void *self, const char *ns, const char *channel,
+			     size_t max, pav_users_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct call *x = call_new(b, ns, channel, (any_fn)cb, arg, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x) {
+		cb(arg, -ENOMEM, NULL, 0);
+		return;
+	}
+	pav_rb_av_init(&a);
+	ckey(&a, ns, channel, "n");
+	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:", ns, channel);
+	pav_rb_av_fmt(&a, "%zu", max);
+	eval(b, pav_rb_shard_of(b, ns, channel), PAV_RB_CHANNEL_USERS, 1, &a,
+	     users_got, x);
+}
+
+/* ---- history ------------------------------------------------------------ */
+
+struct history_call {
+	struct call c;
+	pav_history_fn cb;
+};
+
+static void history_got(void *arg, int err, const redisReply *rep)
+{
+	struct history_call *x = arg;
+	struct pav_history h = {0};
+	struct pav_msg **msgs = NULL;
+	uint64_t first = 0;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "history_read");
+	if (!err && (rep->elements < 3 || !is_str(rep->element[0])))
+		err = -EIO;
+	if (!err) {
+		h.epoch = rep->element[0]->str;
+		h.offset = (uint64_t)int_of(rep->element[1]);
+		h.complete = int_of(rep->element[2]) == 1;
+		if (rep->elements > 4) {
+			first = (uint64_t)int_of(rep->element[3]);
+			msgs = calloc(rep->elements - 4, sizeof(*msgs));
+			if (!msgs)
+				err = -ENOMEM;
+		}
+	}
+	for (size_t i = 4; !err && msgs && i < rep->elements; i++) {
+		const redisReply *f = rep->element[i];
+
+		if (!is_str(f) || !(msgs[h.n] = pav_msg_new(f->str,
+							    (size_t)f->len,
+							    NULL))) {
+			err = -ENOMEM;
+			break;
+		}
+		msgs[h.n]->offset = first + h.n;
+		h.n++;
+	}
+	h.msgs = msgs;
+	if (err)
+		x->cb(x->c.arg, err, NULL);
+	else
+		x->cb(x->c.arg, 0, &h);
+	for (size_t i = 0; msgs && i < h.n; i++)
+		pav_msg_unref(msgs[i]);
+	free(msgs);
+	free(x);
+}
+
+static void rb_history_read(void *self, const char *ns, const char *channel,
+			    const struct pav_history_cfg *h, uint64_t after,
+			    size_t max, pav_history_fn cb, void *arg)
+{
+	struct rb *b = self;
+	struct history_call *x = (struct history_call *)call_new(
+		b, ns, channel, NULL, arg, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x) {
+		cb(arg, -ENOMEM, NULL);
+		return;
+	}
+	x->cb = cb;
+	pav_rb_av_init(&a);
+	ckey(&a, ns, channel, "meta");
+	ckey(&a, ns, channel, "hist");
+	ckey(&a, ns, channel, "n");
+	pav_rb_av_fmt(&a, "%" PRIu64, after);
+	pav_rb_av_fmt(&a, "%zu", max);
+	pav_rb_av_fmt(&a, "%016" PRIx64, pav_rb_rand(b));
+	pav_rb_av_fmt(&a, "%" PRId64,
+		      (int64_t)(h && h->ttl_s > 0 ? h->ttl_s : 1) * 1000);
+	eval(b, pav_rb_shard_of(b, ns, channel), PAV_RB_HISTORY_READ, 3, &a,
+	     history_got, x);
+}
+
+/* ---- the vtable ----------------------------------------------------------- */
+
+static void rb_state_destroy(void *self)
+{
+	pav_rb_destroy(self);
+}
+
+const struct pav_state_ops pav_redis_state = {
+	.create = pav_rb_create,
+	.destroy = rb_state_destroy,
+	.ready = pav_rb_ready,
+	.tick = pav_rb_tick,
+	.conn_add = rb_conn_add,
+	.conn_remove = rb_conn_remove,
+	.presence_get = rb_presence_get,
+	.presence_set = rb_presence_set,
+	.inbox_add = rb_inbox_add,
+	.inbox_list = rb_inbox_list,
+	.inbox_mark_read = rb_inbox_mark_read,
+	.member_add = rb_member_add,
+	.member_remove = rb_member_remove,
+	.channel_counts = rb_channel_counts,
+	.channel_users = rb_channel_users,
+	.user_count = rb_user_count,
+	.history_read = rb_history_read,
+};
