@@ -151,7 +151,7 @@ static void run_thunk(struct thunk *t)
 	json_object *j;
 	struct pav_presence p;
 	struct pav_published res;
-	char names[16][8];
+	char names[16][24];
 	const char *users[16];
 
 	switch (t->kind) {
