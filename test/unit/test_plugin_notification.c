@@ -232,8 +232,10 @@ static void posted_notification_needs_a_valid_user_id(void **state)
 		"{\"userId\":\"\",\"notification\":{\"type\":\"t\",\"content\":\"c\"}}",
 		"{\"userId\":\"u 1\",\"notification\":{\"type\":\"t\",\"content\":\"c\"}}",
 		"{\"userId\":\"u1:x\",\"notification\":{\"type\":\"t\",\"content\":\"c\"}}",
-		"{\"userId\":\"0123456789012345678901234567890123456789012345678"
-		"9012345678901234\",\"notification\":{\"type\":\"t\",\"content\":\"c\"}}",
+		/* 65 characters */
+		("{\"userId\":\"0123456789012345678901234567890123456789012345678"
+		 "9012345678901234\",\"notification\":{\"type\":\"t\","
+		 "\"content\":\"c\"}}"),
 	};
 
 	(void)state;
@@ -395,8 +397,9 @@ static void mark_read_payload_needs_an_id_of_1_to_64_characters(
 		"{\"notificationId\":7}",
 		"{\"notificationId\":\"\"}",
 		"{\"notificationId\":null}",
-		"{\"notificationId\":\"0123456789012345678901234567890123456789"
-		"0123456789012345678901234\"}",
+		/* 65 characters */
+		("{\"notificationId\":\"0123456789012345678901234567890123456789"
+		 "0123456789012345678901234\"}"),
 	};
 	const char *why;
 
