@@ -487,6 +487,15 @@ static void connection_past_max_per_user_is_eusers_and_not_counted(
 	assert_int_equal(r.count, 2);
 }
 
+static void connection_already_counted_is_not_refused_at_the_cap(
+	void **state)
+{
+	(void)state;
+	assert_int_equal(conn_add_max(NS, "alice", 1, 1), 0);
+	assert_int_equal(conn_add_max(NS, "alice", 1, 1), 0);
+	assert_int_equal(r.count, 1);
+}
+
 static void cap_is_per_user_and_namespace(void **state)
 {
 	(void)state;
@@ -1395,6 +1404,7 @@ int main(void)
 		T(removing_unknown_connection_answers_current_count),
 		T(zero_max_per_user_means_no_cap),
 		T(connection_past_max_per_user_is_eusers_and_not_counted),
+		T(connection_already_counted_is_not_refused_at_the_cap),
 		T(cap_is_per_user_and_namespace),
 		T(refused_first_connection_leaves_no_record),
 		T(unknown_user_is_offline),
