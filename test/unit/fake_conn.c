@@ -7,10 +7,25 @@
 
 #include "msg.h"
 
+/* The one libwebsockets call made above conn.c (session.c holds a new
+ * connection's input back); wsi is a fake_conn (fake_conn_init). */
+struct lws;
+int lws_rx_flow_control(struct lws *wsi, int enable);
+
+int lws_rx_flow_control(struct lws *wsi, int enable)
+{
+	struct fake_conn *f = (struct fake_conn *)wsi;
+
+	f->rx_paused = !enable;
+	f->rx_calls++;
+	return 0;
+}
+
 void fake_conn_init(struct fake_conn *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->c.state = PAV_CONN_OPEN;
+	f->c.wsi = (struct lws *)f;
 }
 
 void fake_conn_clear(struct fake_conn *f)

@@ -38,9 +38,15 @@ struct fake_conn {
 	int closes;       /* pav_conn_close() calls that took effect */
 	int64_t exp_ms;   /* the last pav_conn_set_expiry() */
 	size_t refuse_after; /* > 0: sends past this many frames fail */
+	/* lws_rx_flow_control() on c.wsi (set it to the fake itself):
+	 * whether input is paused now, and how many calls were made */
+	int rx_paused;
+	int rx_calls;
 };
 
-/* An open connection with nothing sent. */
+/* An open connection with nothing sent.  Its c.wsi is the fake itself,
+ * so the libwebsockets calls the code under test makes on it land in
+ * fake_conn.c too (only lws_rx_flow_control is there). */
 void fake_conn_init(struct fake_conn *f);
 /* Frees the recorded frames (the connection stays as it is). */
 void fake_conn_clear(struct fake_conn *f);
