@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libwebsockets.h>
+
 #include "broker.h"
 #include "channel.h"
 #include "clock.h"
@@ -58,6 +60,16 @@ struct pav_session *pav_session_find(struct pav_core *core, uint64_t id)
 	id_key(id, key, sizeof(key));
 	s = pav_map_get(core->sessions, key);
 	return s && s->state != PAV_SESSION_GONE ? s : NULL;
+}
+
+/* A new connection's messages wait while the store counts it and its user
+ * channel goes live (until on_open has run): with a network store, whose
+ * answers come later, a client message could otherwise overtake its own
+ * opening (a "presence" undone by on_open's "online", say). */
+static void rx_hold(struct pav_session *s, int hold)
+{
+	if (s->hc.conn && s->hc.conn->wsi)
+		lws_rx_flow_control(s->hc.conn->wsi, !hold);
 }
 
 /* ---- hooks: the one place that calls them ----------------------------- */
@@ -272,6 +284,7 @@ static void op_fail(struct sub_op *op, int code, const char *message)
 	if (s && op->joined)
 		leave(s, op->channel);
 	if (s && op->opening) {
+		rx_hold(s, 0);
 		pav_conn_error(s->hc.conn, PAV_ERR_INTERNAL, message, NULL);
 		pav_conn_close(s->hc.conn, 1011, "store unavailable");
 	}
@@ -327,8 +340,10 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 	if (op->hist && op->joined)
 		pav_hub_release(&s->hc, op->channel, recovered ? h->offset : 0,
 				NULL, 0);
-	if (op->opening)
+	if (op->opening) {
 		hook_open(s, op->first_conn);
+		rx_hold(s, 0);
+	}
 	hook_subscribed(s, &ev);
 	op_free(op);
 }
@@ -410,7 +425,9 @@ static void feed_live(void *arg, int err)
 {
 	struct live_wait *w = arg;
 
-	pav_map_del(w->core->live, w->key);
+	/* a newer request may hold the key by now (see feed_want) */
+	if (pav_map_get(w->core->live, w->key) == w)
+		pav_map_del(w->core->live, w->key);
 	for (size_t i = 0; i < w->n; i++)
 		op_live(w->ops[i], err);
 	free(w->ops);
@@ -427,7 +444,10 @@ static void feed_want(struct pav_session *s, struct sub_op *op, int first)
 
 	snprintf(key, sizeof(key), "%s\x1f%s", NS(s), op->channel);
 	w = pav_map_get(s->core->live, key);
-	if (w) {
+	/* first with a request pending: the members that made it left and
+	 * the broker was told to stop the feed, which may cancel that
+	 * request; this joiner needs a request of its own */
+	if (w && !first) {
 		if (wait_add(w, op))
 			op_fail(op, PAV_ERR_INTERNAL, "out of memory");
 		return;
@@ -542,6 +562,7 @@ struct open_ctx {
 
 static void refuse_open(struct pav_session *s, int err)
 {
+	rx_hold(s, 0);
 	if (err == -EUSERS) {
 		pav_warn("conn %" PRIu64 " user=%s: over %d connections per "
 			 "user", s->id, s->user,
@@ -614,6 +635,7 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	*x = (struct open_ctx){core, s->id, "", ""};
 	snprintf(x->ns, sizeof(x->ns), "%s", vh->cfg->ns);
 	snprintf(x->user, sizeof(x->user), "%s", user);
+	rx_hold(s, 1);
 	core->store.be->state->conn_add(core->store.state, vh->cfg->ns, user,
 					s->id,
 					vh->cfg->limits.max_connections_per_user,
