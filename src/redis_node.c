@@ -23,11 +23,12 @@
  * connection gets "resync".  A replaced pub/sub connection alone means
  * "resync" at once.
  *
- * Shutdown order.  The clients live on the lws context and must go before
- * it.  The core may destroy the context first, so a vhost of ours with one
- * protocol hears LWS_CALLBACK_PROTOCOL_DESTROY while the context still
- * stands (after every connection closed) and destroys the clients then;
- * destroy() frees the rest.
+ * Shutdown.  The clients live on the event loop: shutdown() destroys them
+ * before the loop goes (what is pending fails -ECANCELED), and every call
+ * after that fails at once with -ECANCELED; destroy() frees the rest.
+ * A clean stop does not deregister the node: its alive key expires and
+ * a live node reaps what is left of it (users whose offline write did not
+ * make it go offline then), node_ttl later.
  */
 #include "redis_node.h"
 
@@ -37,8 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <libwebsockets.h>
 
 #include "clock.h"
 #include "ids.h"
@@ -81,13 +80,13 @@ void pav_rb_eval(struct rb *b, size_t shard, enum pav_rb_script s,
 		 pav_redis_reply_fn fn, void *arg)
 {
 	struct rb_shard *sh = &b->shards[shard];
-	int rc = -EIO;
+	int rc = b->shut ? -ECANCELED : -EIO;
 
 	if (sh->r && sh->up && argv)
 		rc = pav_redis_eval(sh->r, sh->script[s], nkeys, argc, argv,
 				    lens, fn, arg);
 	if (rc && fn)
-		fn(arg, -EIO, NULL);
+		fn(arg, b->shut ? -ECANCELED : -EIO, NULL);
 }
 
 void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
@@ -99,14 +98,14 @@ void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
 	if (sh->r && sh->up && argv)
 		rc = pav_redis_command(sh->r, fn, arg, argc, argv, lens);
 	if (rc && fn)
-		fn(arg, -EIO, NULL);
+		fn(arg, b->shut ? -ECANCELED : -EIO, NULL);
 }
 
 int pav_rb_reply_err(int err, const redisReply *rep, int type,
 		     const char *what)
 {
 	if (err)
-		return -EIO;
+		return err == -ECANCELED ? -ECANCELED : -EIO;
 	if (rep->type == REDIS_REPLY_ERROR) {
 		rlog(PAV_LOG_ERROR, "%s: Redis answered %s", what, rep->str);
 		return -EIO;
@@ -830,7 +829,7 @@ static void on_message(void *arg, const char *channel, size_t clen,
 	pav_rb_on_message(sh, channel, clen, data, dlen);
 }
 
-/* ---- lws: our vhost, to go before the context ---------------------------- */
+/* ---- shutdown: the clients go before the event loop ------------------------ */
 
 static void clients_destroy(struct rb *b)
 {
@@ -839,60 +838,17 @@ static void clients_destroy(struct rb *b)
 
 		b->shards[i].r = NULL;
 		b->shards[i].up = 0;
+		b->shards[i].registered = 0;
 		pav_redis_destroy(r); /* fails what is pending: -ECANCELED */
 	}
 }
 
-static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason,
-		  void *user, void *in, size_t len)
+void pav_rb_shutdown(void *self)
 {
-	struct lws_vhost *vh = lws_get_vhost(wsi);
-	struct rb_anchor *an = vh ? lws_vhost_user(vh) : NULL;
+	struct rb *b = self;
 
-	(void)user;
-	(void)in;
-	(void)len;
-	if (!an)
-		return 0;
-	if (reason == LWS_CALLBACK_PROTOCOL_INIT) {
-		an->inited = 1;
-	} else if (reason == LWS_CALLBACK_PROTOCOL_DESTROY) {
-		if (an->b) {
-			clients_destroy(an->b);
-			an->b->anchor = NULL;
-		}
-		free(an);
-	}
-	return 0;
-}
-
-static const struct lws_protocols lws_protocols[] = {
-	{"pavilion-redis-backend", lws_cb, 0, 0, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static int make_vhost(struct rb *b, struct lws_context *ctx)
-{
-	struct lws_context_creation_info info;
-	char name[64];
-
-	b->anchor = calloc(1, sizeof(*b->anchor));
-	if (!b->anchor)
-		return -ENOMEM;
-	b->anchor->b = b;
-	snprintf(name, sizeof(name), "pavilion-store-%s", b->node);
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.vhost_name = name;
-	info.protocols = lws_protocols;
-	info.user = b->anchor;
-	b->vh = lws_create_vhost(ctx, &info);
-	if (!b->vh) {
-		free(b->anchor);
-		b->anchor = NULL;
-		return -EIO;
-	}
-	return 0;
+	b->shut = 1;
+	clients_destroy(b);
 }
 
 /* ---- create, destroy ------------------------------------------------------ */
@@ -996,12 +952,7 @@ static void rb_free(struct rb *b)
 {
 	if (!b)
 		return;
-	if (b->anchor) { /* the context stands: our clients go now */
-		clients_destroy(b);
-		b->anchor->b = NULL;
-		if (!b->anchor->inited)
-			free(b->anchor); /* lws will not call us back */
-	}
+	clients_destroy(b); /* no shutdown before: the loop stands */
 	pav_map_free(b->users, user_free);
 	pav_map_free(b->chans, chan_free);
 	free(b->shards);
@@ -1021,8 +972,6 @@ static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
 				       errlen);
 	if (!rc_err)
 		rc_err = parse_urls(b, cfg, rc, password, err, errlen);
-	if (!rc_err && env->lws)
-		rc_err = make_vhost(b, env->lws);
 	if (!rc_err && env->lws)
 		rc_err = clients_create(b, env->lws, rc, err, errlen);
 	for (size_t i = 0; rc && i < cfg->nurls; i++) {

@@ -76,12 +76,6 @@ struct rb_chan {
 	int dirty, busy;
 };
 
-/* The vhost's user pointer: outlives the instance when lws goes last. */
-struct rb_anchor {
-	struct rb *b;
-	int inited;
-};
-
 struct rb {
 	struct pav_backend_env env;
 	char node[RB_NODE_LEN];
@@ -93,8 +87,7 @@ struct rb {
 	struct pav_map *chans; /* "ns\x1fchannel" -> struct rb_chan */
 	size_t sync_out;       /* sync scripts in flight */
 	uint64_t rnd;
-	struct lws_vhost *vh;
-	struct rb_anchor *anchor;
+	int shut; /* shutdown() ran: every call fails -ECANCELED */
 };
 
 /* ---- redis_node.c ---- */
@@ -105,20 +98,23 @@ int pav_rb_create(const struct pav_store_config *cfg,
 		  size_t errlen);
 void pav_rb_destroy(void *self);
 int pav_rb_ready(void *self);
+void pav_rb_shutdown(void *self);
 void pav_rb_tick(void *self, int64_t now_ms);
 
 size_t pav_rb_shard_of(const struct rb *b, const char *ns, const char *name);
 /* 64 random bits (xorshift seeded from getrandom at create). */
 uint64_t pav_rb_rand(struct rb *b);
 /* Runs a script on a shard; when it cannot be queued (the shard is down,
- * the queue is full) fn runs before this returns, with -EIO. */
+ * the queue is full) fn runs before this returns, with -EIO (-ECANCELED
+ * after shutdown). */
 void pav_rb_eval(struct rb *b, size_t shard, enum pav_rb_script s,
 		 int nkeys, int argc, const char **argv, const size_t *lens,
 		 pav_redis_reply_fn fn, void *arg);
 /* The same for a plain command. */
 void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
 		    const size_t *lens, pav_redis_reply_fn fn, void *arg);
-/* 0, or -EIO for a failure or a Redis error (logged with what). */
+/* 0, or -EIO for a failure or a Redis error (logged with what);
+ * -ECANCELED stays (shutdown). */
 int pav_rb_reply_err(int err, const redisReply *rep, int type,
 		     const char *what);
 

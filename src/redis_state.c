@@ -850,20 +850,10 @@ static void member_added(void *arg, int err, const redisReply *rep)
 	if (!err) {
 		subs = int_of(rep->element[0]);
 		uc = int_of(rep->element[1]);
-	} else if (c) {
-		/* not counted for the core: take it back here, and let a
-		 * sync undo whatever Redis did */
-		c->members--;
-		map_add(c->users, x->user, -1);
+	} else {
+		/* the core takes the member out again (member_remove): a
+		 * sync makes Redis agree with what is left */
 		pav_rb_chan_dirty(b, c);
-		if (pav_channel_is_shared(x->c.name)) {
-			struct rb_user *u = pav_rb_user(b, x->c.ns, x->user, 0);
-
-			if (u) {
-				map_add(u->chans, x->c.name, -1);
-				pav_rb_user_dirty(b, u);
-			}
-		}
 	}
 	if (c) {
 		c->busy--;
@@ -1168,6 +1158,7 @@ const struct pav_state_ops pav_redis_state = {
 	.create = pav_rb_create,
 	.destroy = rb_state_destroy,
 	.ready = pav_rb_ready,
+	.shutdown = pav_rb_shutdown,
 	.tick = pav_rb_tick,
 	.conn_add = rb_conn_add,
 	.conn_remove = rb_conn_remove,
