@@ -1,0 +1,1007 @@
+/*
+ * test_redis_scripts.c — every Lua script of the "redis" backend
+ * (src/redis_scripts.c) against a real redis-server, started here on a
+ * free loopback port for the whole run and flushed before each test.  The
+ * scripts are run with EVAL through a plain synchronous hiredis
+ * connection; a second connection subscribes where a script publishes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "clock.h"
+#include "redis_scripts.h"
+
+static pid_t redis_pid;
+static int redis_port;
+static redisContext *R;   /* commands */
+static redisContext *SUB; /* pub/sub, when a test listens */
+
+/* ---- the server ----------------------------------------------------------- */
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len))
+		return -1;
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static redisContext *connect_redis(void)
+{
+	struct timeval tv = {5, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+
+	if (c && !c->err) {
+		redisSetTimeout(c, tv);
+		return c;
+	}
+	if (c)
+		redisFree(c);
+	return NULL;
+}
+
+static int group_setup(void **state)
+{
+	char port[8];
+
+	(void)state;
+	redis_port = free_port();
+	snprintf(port, sizeof(port), "%d", redis_port);
+	redis_pid = fork();
+	if (redis_pid < 0)
+		return -1;
+	if (redis_pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("redis-server", "redis-server", "--port", port, "--bind",
+		       "127.0.0.1", "--save", "", "--appendonly", "no",
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && !(R = connect_redis()); i++)
+		usleep(10000);
+	if (!R) {
+		fprintf(stderr, "redis-server did not start (installed?)\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (R)
+		redisFree(R);
+	if (redis_pid > 0) {
+		kill(redis_pid, SIGKILL);
+		waitpid(redis_pid, NULL, 0);
+	}
+	return 0;
+}
+
+static int setup(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	r = redisCommand(R, "FLUSHALL");
+	assert_non_null(r);
+	freeReplyObject(r);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (SUB)
+		redisFree(SUB);
+	SUB = NULL;
+	return 0;
+}
+
+/* ---- calling ---------------------------------------------------------------- */
+
+#define MAX_ARGS 64
+
+/* EVAL of script s: nkeys keys, then arguments; the list ends with NULL. */
+static redisReply *ev(enum pav_rb_script s, int nkeys, ...)
+{
+	const char *argv[MAX_ARGS];
+	char nk[8];
+	int argc = 0;
+	va_list ap;
+	redisReply *r;
+
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[argc++] = "EVAL";
+	argv[argc++] = pav_rb_lua[s];
+	argv[argc++] = nk;
+	va_start(ap, nkeys);
+	for (const char *a = va_arg(ap, const char *); a && argc < MAX_ARGS;
+	     a = va_arg(ap, const char *))
+		argv[argc++] = a;
+	va_end(ap);
+	r = redisCommandArgv(R, argc, argv, NULL);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("script %d failed: %s", (int)s, r->str);
+	return r;
+}
+
+static long long cmd_int(const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *r;
+	long long v;
+
+	va_start(ap, fmt);
+	r = redisvCommand(R, fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	else if (r->type == REDIS_REPLY_STRING)
+		v = strtoll(r->str, NULL, 10);
+	else
+		v = -1; /* nil */
+	freeReplyObject(r);
+	return v;
+}
+
+/* The string reply of a command, "" for nil. */
+static void cmd_str(char *out, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *r;
+
+	va_start(ap, fmt);
+	r = redisvCommand(R, fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	snprintf(out, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+	freeReplyObject(r);
+}
+
+static long long el_int(const redisReply *r, size_t i)
+{
+	assert_true(i < r->elements);
+	if (r->element[i]->type == REDIS_REPLY_INTEGER)
+		return r->element[i]->integer;
+	if (r->element[i]->type == REDIS_REPLY_STRING)
+		return strtoll(r->element[i]->str, NULL, 10);
+	return -1;
+}
+
+static const char *el_str(const redisReply *r, size_t i)
+{
+	assert_true(i < r->elements);
+	return r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str
+							  : NULL;
+}
+
+static void listen_to(const char *channel)
+{
+	redisReply *r;
+
+	SUB = connect_redis();
+	assert_non_null(SUB);
+	r = redisCommand(SUB, "SUBSCRIBE %s", channel);
+	assert_non_null(r);
+	freeReplyObject(r);
+}
+
+/* The data of the next message on SUB, copied into out. */
+static void next_message(char *out, size_t len)
+{
+	redisReply *r = NULL;
+
+	assert_int_equal(redisGetReply(SUB, (void **)&r), REDIS_OK);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 3);
+	assert_string_equal(r->element[0]->str, "message");
+	snprintf(out, len, "%.*s", (int)r->element[2]->len, r->element[2]->str);
+	freeReplyObject(r);
+}
+
+#define UC "pav:{u:ns:alice}:conns"
+#define NU "pav:{n:A}:users"
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void conn_add_counts_once_and_stops_at_max(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:1", "A", "2", "ns\x1f" "alice",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	assert_int_equal(el_int(r, 1), 1);
+	freeReplyObject(r);
+	/* the same id again: not counted twice */
+	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:1", "A", "2", "ns\x1f" "alice",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	assert_int_equal(el_int(r, 1), 1);
+	freeReplyObject(r);
+	r = ev(PAV_RB_CONN_ADD, 2, UC, "pav:{n:B}:users", "B:7", "B", "2",
+	       "ns\x1f" "alice", NULL);
+	assert_int_equal(el_int(r, 1), 2);
+	freeReplyObject(r);
+	/* over the cap: refused, nothing added */
+	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:2", "A", "2", "ns\x1f" "alice",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	assert_int_equal(el_int(r, 1), 2);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HLEN %s", UC), 2);
+	assert_int_equal(cmd_int("HEXISTS %s A:2", UC), 0);
+	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 1);
+	/* max 0: no cap */
+	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:3", "A", "0", "ns\x1f" "alice",
+	       NULL);
+	assert_int_equal(el_int(r, 1), 3);
+	freeReplyObject(r);
+}
+
+static void conn_remove_leaves_node_set_with_its_last(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	cmd_int("HSET %s A:1 A A:2 A B:1 B", UC);
+	cmd_int("SADD %s ns\x1f" "alice", NU);
+	r = ev(PAV_RB_CONN_REMOVE, 2, UC, NU, "A:1", "A", "ns\x1f" "alice",
+	       NULL);
+	assert_int_equal(r->integer, 2);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 1);
+	r = ev(PAV_RB_CONN_REMOVE, 2, UC, NU, "A:2", "A", "ns\x1f" "alice",
+	       NULL);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 0);
+	/* an unknown id changes nothing */
+	r = ev(PAV_RB_CONN_REMOVE, 2, UC, NU, "A:9", "A", "ns\x1f" "alice",
+	       NULL);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+}
+
+/* ---- presence ------------------------------------------------------------------ */
+
+#define UP "pav:{u:ns:alice}:presence"
+
+static void presence_get_of_an_unknown_user_is_empty(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	r = ev(PAV_RB_PRESENCE_GET, 2, UP, UC, NULL);
+	assert_int_equal(r->elements, 3);
+	assert_int_equal(r->element[0]->type, REDIS_REPLY_NIL);
+	assert_int_equal(r->element[1]->type, REDIS_REPLY_NIL);
+	assert_int_equal(el_int(r, 2), 0);
+	freeReplyObject(r);
+	cmd_int("HSET %s status busy last 1234", UP);
+	cmd_int("HSET %s A:1 A", UC);
+	r = ev(PAV_RB_PRESENCE_GET, 2, UP, UC, NULL);
+	assert_string_equal(el_str(r, 0), "busy");
+	assert_int_equal(el_int(r, 1), 1234);
+	assert_int_equal(el_int(r, 2), 1);
+	freeReplyObject(r);
+}
+
+static void presence_set_checks_when_and_unchanged(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	/* if connected, with none: not applied */
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "1", "0", "1000",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	assert_string_equal(el_str(r, 1), "offline");
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("EXISTS %s", UP), 0);
+	cmd_int("HSET %s A:1 A", UC);
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "1", "5000", "100000",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	assert_string_equal(el_str(r, 1), "online");
+	assert_int_equal(el_int(r, 2), 5000);
+	assert_int_equal(el_int(r, 3), 1);
+	freeReplyObject(r);
+	assert_true(cmd_int("PTTL %s", UP) > 90000);
+	/* unchanged: not applied, the stored one answered */
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "0", "9000", "100000",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	assert_int_equal(el_int(r, 2), 5000);
+	freeReplyObject(r);
+	/* if disconnected, with one: not applied */
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "2", "0", "100000",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	freeReplyObject(r);
+	cmd_int("DEL %s", UC);
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "2", "0", "100000",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	/* at 0: Redis' clock */
+	assert_true(llabs(el_int(r, 2) - pav_now_ms()) < 5000);
+	freeReplyObject(r);
+}
+
+/* The stamp the script writes is what pav_format_time() writes. */
+static void presence_set_announces_with_its_time(void **state)
+{
+	static const int64_t times[] = {
+		0 + 1, 951782400123LL /* 2000-02-29 */, 1709208000999LL,
+		4107542400000LL /* 2100-03-01 */, 1735689599999LL,
+		253402300799999LL /* 9999-12-31 */, 68169600000LL,
+	};
+	char at[32], msg[512], want[512], when[PAV_TIME_LEN];
+
+	(void)state;
+	listen_to("pav:p:ns:zone:z");
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		redisReply *r;
+
+		cmd_int("DEL %s", UP);
+		snprintf(at, sizeof(at), "%lld", (long long)times[i]);
+		r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "away", "0", at,
+		       "100000", "P1 9 - F - status_update ",
+		       "{\"payload\":{\"lastActive\":\"", "\"}}", "1",
+		       "pav:p:ns:zone:z", NULL);
+		assert_int_equal(el_int(r, 0), 1);
+		freeReplyObject(r);
+		next_message(msg, sizeof(msg));
+		pav_format_time(times[i], when, sizeof(when));
+		snprintf(want, sizeof(want),
+			 "P1 9 - F - status_update 0\n"
+			 "{\"payload\":{\"lastActive\":\"%s\"}}", when);
+		assert_string_equal(msg, want);
+	}
+	/* without a stamp the frame goes as it is */
+	{
+		redisReply *r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "busy", "0",
+				   "0", "100000", "H ", "{\"a\":", "1}", "0",
+				   "pav:p:ns:zone:z", NULL);
+
+		freeReplyObject(r);
+		next_message(msg, sizeof(msg));
+		assert_string_equal(msg, "H 0\n{\"a\":1}");
+	}
+}
+
+/* ---- notifications -------------------------------------------------------------- */
+
+#define IB "pav:{u:ns:alice}:inbox"
+#define IT "pav:{u:ns:alice}:inbox:t"
+#define RD "pav:{u:ns:alice}:read"
+
+static long long add_note(const char *id, const char *size)
+{
+	redisReply *r = ev(PAV_RB_INBOX_ADD, 3, IB, IT, RD, id,
+			   "{\"type\":\"t\",\"content\":\"c\"}", size,
+			   "100000", NULL);
+	long long t = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+						      : -1;
+
+	freeReplyObject(r);
+	return t;
+}
+
+static void inbox_add_orders_evicts_and_refuses_a_taken_id(void **state)
+{
+	long long t[6];
+	char id[8];
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		snprintf(id, sizeof(id), "n%d", i);
+		t[i] = add_note(id, "4");
+		assert_true(t[i] > 0);
+		if (i)
+			assert_true(t[i] > t[i - 1]); /* ties are bumped */
+	}
+	assert_true(llabs(t[0] - pav_now_ms()) < 5000);
+	assert_int_equal(cmd_int("ZCARD %s", IT), 4);
+	assert_int_equal(cmd_int("HLEN %s", IB), 4);
+	assert_int_equal(cmd_int("HEXISTS %s n1", IB), 0); /* the oldest went */
+	assert_int_equal(cmd_int("HEXISTS %s n2", IB), 1);
+	assert_true(cmd_int("PTTL %s", IB) > 90000);
+	assert_true(cmd_int("PTTL %s", IT) > 90000);
+	/* a read mark goes with its notification */
+	cmd_int("SADD %s n2", RD);
+	add_note("n9", "4");
+	assert_int_equal(cmd_int("SISMEMBER %s n2", RD), 0);
+	/* a taken id: nil, nothing changed */
+	assert_int_equal(add_note("n5", "4"), -1);
+	assert_int_equal(cmd_int("ZCARD %s", IT), 4);
+}
+
+static void inbox_list_since_unread_and_limit(void **state)
+{
+	redisReply *r;
+	char since[24];
+
+	(void)state;
+	cmd_int("ZADD %s 100 a 200 b 300 c 400 d", IT);
+	cmd_int("HSET %s a {\"id\":\"a\"} b {\"id\":\"b\"} c {\"id\":\"c\"} d "
+		"{\"id\":\"d\"}", IB);
+	cmd_int("SADD %s c", RD);
+	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, "0", "0", "0", NULL);
+	assert_int_equal(r->elements, 16);
+	assert_string_equal(el_str(r, 0), "a"); /* oldest first */
+	assert_int_equal(el_int(r, 1), 100);
+	assert_string_equal(el_str(r, 2), "{\"id\":\"a\"}");
+	assert_int_equal(el_int(r, 3), 0);
+	assert_string_equal(el_str(r, 8), "c");
+	assert_int_equal(el_int(r, 11), 1);
+	freeReplyObject(r);
+	/* since is exclusive */
+	snprintf(since, sizeof(since), "200");
+	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, since, "0", "0", NULL);
+	assert_int_equal(r->elements, 8);
+	assert_string_equal(el_str(r, 0), "c");
+	freeReplyObject(r);
+	/* the newest 2 unread: b and d */
+	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, "0", "1", "2", NULL);
+	assert_int_equal(r->elements, 8);
+	assert_string_equal(el_str(r, 0), "b");
+	assert_string_equal(el_str(r, 4), "d");
+	freeReplyObject(r);
+	/* the newest 3 */
+	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, "0", "0", "3", NULL);
+	assert_int_equal(r->elements, 12);
+	assert_string_equal(el_str(r, 0), "b");
+	freeReplyObject(r);
+	r = ev(PAV_RB_INBOX_LIST, 3, "pav:{u:ns:x}:inbox", "pav:{u:ns:x}:inbox:t",
+	       "pav:{u:ns:x}:read", "0", "0", "0", NULL);
+	assert_int_equal(r->elements, 0);
+	freeReplyObject(r);
+}
+
+static void inbox_mark_read_knows_only_this_inbox(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	add_note("n1", "10");
+	r = ev(PAV_RB_INBOX_MARK_READ, 2, IB, RD, "n2", NULL);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("EXISTS %s", RD), 0);
+	r = ev(PAV_RB_INBOX_MARK_READ, 2, IB, RD, "n1", NULL);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("SISMEMBER %s n1", RD), 1);
+	assert_true(cmd_int("PTTL %s", RD) > 90000); /* expires with it */
+}
+
+/* ---- channels ---------------------------------------------------------------- */
+
+#define CN "pav:{c:ns:zone:z}:n"
+#define CM "pav:{c:ns:zone:z}:meta"
+#define CH "pav:{c:ns:zone:z}:hist"
+#define CUP "pav:{c:ns:zone:z}:u:"
+
+static void member(int add, const char *node, const char *user,
+		   long long *subs, long long *uc)
+{
+	char cu[64], nc[64];
+	redisReply *r;
+
+	snprintf(cu, sizeof(cu), CUP "%s", node);
+	snprintf(nc, sizeof(nc), "pav:{n:%s}:chans", node);
+	if (add) {
+		r = ev(PAV_RB_MEMBER_ADD, 5, CN, cu, nc, CM, CH, node, user,
+		       "ns\x1fzone:z", CUP, NULL);
+		*subs = el_int(r, 0);
+		*uc = el_int(r, 1);
+	} else {
+		r = ev(PAV_RB_MEMBER_REMOVE, 5, CN, cu, nc, CM, CH, node, user,
+		       "ns\x1fzone:z", NULL);
+	}
+	freeReplyObject(r);
+}
+
+static void members_count_over_nodes_and_leave_nothing(void **state)
+{
+	long long subs = 0, uc = 0;
+
+	(void)state;
+	member(1, "A", "alice", &subs, &uc);
+	assert_int_equal(subs, 1);
+	assert_int_equal(uc, 1);
+	member(1, "B", "alice", &subs, &uc);
+	assert_int_equal(subs, 2);
+	assert_int_equal(uc, 2);
+	member(1, "B", "bob", &subs, &uc);
+	assert_int_equal(subs, 3);
+	assert_int_equal(uc, 1);
+	assert_int_equal(cmd_int("SISMEMBER pav:{n:B}:chans ns\x1fzone:z"), 1);
+	member(0, "B", "bob", NULL, NULL);
+	member(0, "B", "alice", NULL, NULL);
+	assert_int_equal(cmd_int("HEXISTS %s B", CN), 0);
+	assert_int_equal(cmd_int("EXISTS " CUP "B"), 0);
+	assert_int_equal(cmd_int("SISMEMBER pav:{n:B}:chans ns\x1fzone:z"), 0);
+	assert_int_equal(cmd_int("HGET %s A", CN), 1);
+	member(0, "A", "alice", NULL, NULL);
+	/* an idle channel leaves nothing behind */
+	assert_int_equal(cmd_int("EXISTS %s " CUP "A pav:{n:A}:chans", CN), 0);
+}
+
+/* A history channel's keys do not expire while it has members, and
+ * expire ttl after the last one left. */
+static void history_keys_live_with_members(void **state)
+{
+	long long subs, uc;
+
+	(void)state;
+	cmd_int("HSET %s epoch e offset 3 ttl 60000", CM);
+	cmd_int("RPUSH %s f1", CH);
+	cmd_int("PEXPIRE %s 60000", CM);
+	cmd_int("PEXPIRE %s 60000", CH);
+	member(1, "A", "alice", &subs, &uc);
+	assert_int_equal(cmd_int("PTTL %s", CM), -1);
+	assert_int_equal(cmd_int("PTTL %s", CH), -1);
+	member(0, "A", "alice", NULL, NULL);
+	assert_true(cmd_int("PTTL %s", CM) > 50000);
+	assert_true(cmd_int("PTTL %s", CH) > 50000);
+}
+
+static void hash_add_removes_at_zero(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	r = ev(PAV_RB_HASH_ADD, 1, "h", "f", "2", NULL);
+	assert_int_equal(r->integer, 2);
+	freeReplyObject(r);
+	r = ev(PAV_RB_HASH_ADD, 1, "h", "f", "-2", NULL);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("EXISTS h"), 0);
+}
+
+static void channel_counts_sum_every_node(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	cmd_int("HSET %s A 2 B 5", CN);
+	r = ev(PAV_RB_CHANNEL_COUNTS, 2, CN, "pav:{c:ns:zone:none}:n", NULL);
+	assert_int_equal(r->elements, 2);
+	assert_int_equal(el_int(r, 0), 7);
+	assert_int_equal(el_int(r, 1), 0);
+	freeReplyObject(r);
+}
+
+static void channel_users_are_distinct_and_bounded(void **state)
+{
+	redisReply *r;
+	char name[16];
+
+	(void)state;
+	cmd_int("HSET %s A 2 B 600", CN);
+	cmd_int("HSET " CUP "A alice 1 bob 1");
+	for (int i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		cmd_int("HSET " CUP "B %s 1", name);
+	}
+	cmd_int("HSET " CUP "B alice 1");
+	r = ev(PAV_RB_CHANNEL_USERS, 1, CN, CUP, "1000", NULL);
+	assert_int_equal(r->elements, 602);
+	freeReplyObject(r);
+	r = ev(PAV_RB_CHANNEL_USERS, 1, CN, CUP, "10", NULL);
+	assert_int_equal(r->elements, 10);
+	freeReplyObject(r);
+	r = ev(PAV_RB_CHANNEL_USERS, 1, "pav:{c:ns:zone:none}:n", CUP, "10",
+	       NULL);
+	assert_int_equal(r->elements, 0);
+	freeReplyObject(r);
+}
+
+/* ---- publishing and history ------------------------------------------------------ */
+
+#define CS "pav:{c:ns:zone:z}:seq"
+
+static redisReply *publish(const char *size, const char *epoch,
+			   const char *count)
+{
+	return ev(PAV_RB_PUBLISH, 4, CM, CH, CS, CN, "pav:p:ns:zone:z",
+		  "P1 0 - F - msg ", "{\"channel\":\"zone:z\",\"offset\":",
+		  ",\"payload\":{}}", size, "60000", epoch, count, NULL);
+}
+
+static void publish_numbers_keeps_and_sends_in_one_step(void **state)
+{
+	char msg[256], frame[128];
+	redisReply *r;
+
+	(void)state;
+	cmd_int("HSET %s A 2 B 1", CN);
+	listen_to("pav:p:ns:zone:z");
+	for (int i = 1; i <= 5; i++) {
+		r = publish("3", i == 1 ? "e1" : "other", "1");
+		assert_int_equal(el_int(r, 0), i);
+		assert_string_equal(el_str(r, 1), "e1"); /* made once */
+		assert_int_equal(el_int(r, 2), 3);
+		freeReplyObject(r);
+		next_message(msg, sizeof(msg));
+		snprintf(frame, sizeof(frame),
+			 "P1 0 - F - msg %d\n{\"channel\":\"zone:z\","
+			 "\"offset\":%d,\"payload\":{}}", i, i);
+		assert_string_equal(msg, frame);
+	}
+	assert_int_equal(cmd_int("LLEN %s", CH), 3); /* the newest size */
+	cmd_str(frame, sizeof(frame), "LINDEX %s 0", CH);
+	assert_non_null(strstr(frame, "\"offset\":3,"));
+	/* members: the history does not expire */
+	assert_int_equal(cmd_int("PTTL %s", CM), -1);
+	/* history lost: a new epoch from the caller, offsets from 1 */
+	cmd_int("DEL %s %s", CM, CH);
+	r = publish("3", "e2", "1");
+	assert_int_equal(el_int(r, 0), 1);
+	assert_string_equal(el_str(r, 1), "e2");
+	freeReplyObject(r);
+	/* no member: it expires ttl after this */
+	cmd_int("DEL %s", CN);
+	r = publish("3", "x", "1");
+	freeReplyObject(r);
+	assert_true(cmd_int("PTTL %s", CM) > 50000);
+	assert_true(cmd_int("PTTL %s", CH) > 50000);
+}
+
+static void publish_without_history_counts_only_when_asked(void **state)
+{
+	char msg[256];
+	redisReply *r;
+
+	(void)state;
+	listen_to("pav:p:ns:zone:z");
+	r = publish("0", "e", "1");
+	assert_int_equal(el_int(r, 0), 1);
+	assert_int_equal(r->element[1]->type, REDIS_REPLY_NIL);
+	assert_int_equal(el_int(r, 2), 0);
+	freeReplyObject(r);
+	next_message(msg, sizeof(msg));
+	/* no offset in the frame: the head is the frame, the tail too */
+	assert_string_equal(msg, "P1 0 - F - msg 0\n{\"channel\":\"zone:z\","
+				 "\"offset\":");
+	assert_true(cmd_int("PTTL %s", CS) > 3000000);
+	r = publish("0", "e", "0");
+	assert_int_equal(el_int(r, 0), 0);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("GET %s", CS), 1);
+	assert_int_equal(cmd_int("EXISTS %s %s", CM, CH), 0);
+}
+
+static void publish_multi_sends_one_message_everywhere(void **state)
+{
+	char msg[64];
+	redisReply *r;
+
+	(void)state;
+	listen_to("pav:p:ns:zone:z");
+	r = ev(PAV_RB_PUBLISH_MULTI, 0, "M", "pav:p:ns:zone:y",
+	       "pav:p:ns:zone:z", NULL);
+	freeReplyObject(r);
+	next_message(msg, sizeof(msg));
+	assert_string_equal(msg, "M");
+}
+
+static redisReply *history(const char *after, const char *max)
+{
+	return ev(PAV_RB_HISTORY_READ, 3, CM, CH, CN, after, max, "fresh",
+		  "60000", NULL);
+}
+
+static void history_read_answers_like_a_ring(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	/* no meta: made with the new epoch, nothing held */
+	r = history("0", "10");
+	assert_string_equal(el_str(r, 0), "fresh");
+	assert_int_equal(el_int(r, 1), 0);
+	assert_int_equal(el_int(r, 2), 1);
+	assert_int_equal(r->elements, 3);
+	freeReplyObject(r);
+	assert_true(cmd_int("PTTL %s", CM) > 50000);
+	/* offsets 1..7 published, 5..7 held */
+	cmd_int("HSET %s epoch e offset 7", CM);
+	cmd_int("RPUSH %s f5 f6 f7", CH);
+	r = history("5", "10");
+	assert_string_equal(el_str(r, 0), "e");
+	assert_int_equal(el_int(r, 1), 7);
+	assert_int_equal(el_int(r, 2), 1);
+	assert_int_equal(el_int(r, 3), 6);
+	assert_int_equal(r->elements, 6);
+	assert_string_equal(el_str(r, 4), "f6");
+	assert_string_equal(el_str(r, 5), "f7");
+	freeReplyObject(r);
+	/* a gap: 3 and 4 are gone */
+	r = history("2", "10");
+	assert_int_equal(el_int(r, 2), 0);
+	assert_int_equal(el_int(r, 3), 5);
+	assert_int_equal(r->elements, 7);
+	freeReplyObject(r);
+	/* more than max: not complete, the oldest max */
+	r = history("4", "2");
+	assert_int_equal(el_int(r, 2), 0);
+	assert_int_equal(el_int(r, 3), 5);
+	assert_string_equal(el_str(r, 5), "f6");
+	assert_int_equal(r->elements, 6);
+	freeReplyObject(r);
+	/* up to date, and ahead of the channel */
+	r = history("7", "10");
+	assert_int_equal(el_int(r, 2), 1);
+	assert_int_equal(r->elements, 3);
+	freeReplyObject(r);
+	r = history("9", "10");
+	assert_int_equal(el_int(r, 2), 0);
+	freeReplyObject(r);
+	/* max 0: only epoch and offset */
+	r = history("5", "0");
+	assert_int_equal(r->elements, 3);
+	freeReplyObject(r);
+}
+
+/* ---- nodes ---------------------------------------------------------------------- */
+
+static void heartbeat_says_whether_it_was_alive(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	r = ev(PAV_RB_HEARTBEAT, 2, "pav:nodes", "pav:{n:A}:alive", "A", "5000",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	assert_true(llabs(el_int(r, 1) - pav_now_ms()) < 5000);
+	freeReplyObject(r);
+	r = ev(PAV_RB_HEARTBEAT, 2, "pav:nodes", "pav:{n:A}:alive", "A", "5000",
+	       NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	freeReplyObject(r);
+	assert_true(cmd_int("PTTL pav:{n:A}:alive") > 4000);
+	assert_true(cmd_int("ZSCORE pav:nodes A") > 0);
+}
+
+static void find_dead_locks_expired_nodes_once(void **state)
+{
+	redisReply *r;
+	char old[24];
+
+	(void)state;
+	snprintf(old, sizeof(old), "%lld", (long long)pav_now_ms() - 20000);
+	cmd_int("ZADD pav:nodes %s dead %s back %s me", old, old, old);
+	cmd_int("SET pav:{n:back}:alive 1");
+	cmd_int("ZADD pav:nodes %lld fresh", (long long)pav_now_ms());
+	r = ev(PAV_RB_FIND_DEAD, 1, "pav:nodes", "10000", "30000", "me", NULL);
+	assert_int_equal(r->elements, 2);
+	assert_string_equal(el_str(r, 0), "dead");
+	assert_string_equal(el_str(r, 1), old);
+	freeReplyObject(r);
+	assert_true(cmd_int("PTTL pav:reap:dead") > 20000);
+	/* locked: another node takes only what is left (this one's "me") */
+	r = ev(PAV_RB_FIND_DEAD, 1, "pav:nodes", "10000", "30000", "other",
+	       NULL);
+	assert_int_equal(r->elements, 2);
+	assert_string_equal(el_str(r, 0), "me");
+	freeReplyObject(r);
+}
+
+static void reap_takes_the_dead_nodes_entries_in_steps(void **state)
+{
+	redisReply *r;
+	int steps = 0;
+	long long state_ = 0;
+	size_t gone = 0;
+	char field[32];
+
+	(void)state;
+	cmd_int("ZADD pav:nodes 1 D 2 L");
+	cmd_int("SET pav:reap:D me");
+	/* 700 users of D: alice also has a connection on L */
+	for (int i = 0; i < 700; i++) {
+		snprintf(field, sizeof(field), "u%d", i);
+		cmd_int("SADD pav:{n:D}:users ns\x1f%s", field);
+		cmd_int("HSET pav:{u:ns:%s}:conns D:1 D", field);
+		cmd_int("HSET pav:{u:ns:%s}:chans D|zone:z 1", field);
+	}
+	cmd_int("SADD pav:{n:D}:users ns\x1f" "alice");
+	cmd_int("HSET %s D:1 D D:2 D L:1 L", UC);
+	cmd_int("HSET pav:{u:ns:alice}:chans D|zone:z 2 L|zone:z 1 D|chat:c 1");
+	cmd_int("SADD pav:{n:D}:chans ns\x1fzone:z");
+	cmd_int("HSET %s D 701 L 1", CN);
+	cmd_int("HSET " CUP "D alice 1");
+	cmd_int("HSET %s epoch e offset 1 ttl 60000", CM);
+	cmd_int("PEXPIRE %s 60000", CM);
+	while (state_ == 0 && steps < 10) {
+		r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", NULL);
+		state_ = el_int(r, 0);
+		for (size_t i = 0; i < r->element[1]->elements; i++) {
+			const redisReply *u = r->element[1]->element[i];
+
+			assert_int_equal(u->elements, 3);
+			assert_string_equal(u->element[0]->str, "ns");
+			assert_string_not_equal(u->element[1]->str, "alice");
+			assert_int_equal(u->element[2]->elements, 1);
+			assert_string_equal(u->element[2]->element[0]->str,
+					    "zone:z");
+			gone++;
+		}
+		freeReplyObject(r);
+		steps++;
+	}
+	assert_int_equal(state_, 1);
+	assert_true(steps >= 3); /* 701 users at 500 a step, then channels */
+	assert_int_equal(gone, 700);
+	/* alice keeps L's connection and channel, loses D's */
+	assert_int_equal(cmd_int("HLEN %s", UC), 1);
+	assert_int_equal(cmd_int("HLEN pav:{u:ns:alice}:chans"), 1);
+	assert_int_equal(cmd_int("HGET pav:{u:ns:alice}:chans L|zone:z"), 1);
+	assert_int_equal(cmd_int("EXISTS pav:{u:ns:u3}:conns "
+				 "pav:{u:ns:u3}:chans"), 0);
+	assert_int_equal(cmd_int("HEXISTS %s D", CN), 0);
+	assert_int_equal(cmd_int("EXISTS " CUP "D"), 0);
+	assert_int_equal(cmd_int("EXISTS pav:{n:D}:users pav:{n:D}:chans "
+				 "pav:reap:D"), 0);
+	assert_int_equal(cmd_int("ZSCORE pav:nodes D"), -1);
+	assert_int_equal(cmd_int("ZSCORE pav:nodes L"), 2);
+	assert_int_equal(cmd_int("PTTL %s", CM), -1); /* L is still in it */
+}
+
+static void reap_stops_when_the_node_is_alive(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	cmd_int("ZADD pav:nodes 1 D");
+	cmd_int("SET pav:reap:D me");
+	cmd_int("SET pav:{n:D}:alive 1");
+	cmd_int("SADD pav:{n:D}:users ns\x1f" "alice");
+	cmd_int("HSET %s D:1 D", UC);
+	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", NULL);
+	assert_int_equal(el_int(r, 0), 2);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HLEN %s", UC), 1);
+	assert_int_equal(cmd_int("EXISTS pav:reap:D"), 0);
+}
+
+/* ---- sync ------------------------------------------------------------------------- */
+
+static void user_sync_makes_the_nodes_entries_absolute(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	cmd_int("HSET %s A:1 A A:2 A B:1 B", UC);
+	cmd_int("HSET pav:{u:ns:alice}:chans A|zone:old 1 A|zone:z 4 "
+		"B|zone:z 1");
+	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
+	       "ns\x1f" "alice", "busy", "777", "100000", "2", "A:2", "A:3",
+	       "A|zone:z", "1", "A|chat:c", "2", NULL);
+	assert_int_equal(el_int(r, 0), 3);
+	assert_int_equal(r->element[1]->elements, 1);
+	assert_string_equal(r->element[1]->element[0]->str, "zone:old");
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HEXISTS %s A:1", UC), 0);
+	assert_int_equal(cmd_int("HEXISTS %s A:3", UC), 1);
+	assert_int_equal(cmd_int("HEXISTS %s B:1", UC), 1);
+	assert_int_equal(cmd_int("HGET pav:{u:ns:alice}:chans A|zone:z"), 1);
+	assert_int_equal(cmd_int("HGET pav:{u:ns:alice}:chans A|chat:c"), 2);
+	assert_int_equal(cmd_int("HGET pav:{u:ns:alice}:chans B|zone:z"), 1);
+	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 1);
+	/* presence lost: restored */
+	assert_int_equal(cmd_int("HGET %s last", UP), 777);
+	/* set by someone (not offline): kept */
+	cmd_int("HSET %s status away last 1", UP);
+	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
+	       "ns\x1f" "alice", "busy", "888", "100000", "1", "A:2",
+	       "A|zone:z", "1", "A|chat:c", "2", NULL);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HGET %s last", UP), 1);
+	/* offline with connections here (a reaper took us for dead) */
+	cmd_int("HSET %s status offline", UP);
+	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
+	       "ns\x1f" "alice", "busy", "999", "100000", "1", "A:2",
+	       "A|zone:z", "1", "A|chat:c", "2", NULL);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HGET %s last", UP), 999);
+	/* none left here */
+	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
+	       "ns\x1f" "alice", "busy", "1", "100000", "0", NULL);
+	assert_int_equal(el_int(r, 0), 1); /* B's */
+	assert_int_equal(r->element[1]->elements, 2);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 0);
+	assert_int_equal(cmd_int("HLEN pav:{u:ns:alice}:chans"), 1);
+}
+
+static void chan_sync_makes_the_nodes_members_absolute(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	cmd_int("HSET %s A 9 B 1", CN);
+	cmd_int("HSET " CUP "A stale 9");
+	r = ev(PAV_RB_CHAN_SYNC, 5, CN, CUP "A", "pav:{n:A}:chans", CM, CH, "A",
+	       "ns\x1fzone:z", "3", "alice", "2", "bob", "1", NULL);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HGET %s A", CN), 3);
+	assert_int_equal(cmd_int("HEXISTS " CUP "A stale"), 0);
+	assert_int_equal(cmd_int("HGET " CUP "A alice"), 2);
+	assert_int_equal(cmd_int("SISMEMBER pav:{n:A}:chans ns\x1fzone:z"), 1);
+	r = ev(PAV_RB_CHAN_SYNC, 5, CN, CUP "A", "pav:{n:A}:chans", CM, CH, "A",
+	       "ns\x1fzone:z", "0", NULL);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HEXISTS %s A", CN), 0);
+	assert_int_equal(cmd_int("EXISTS " CUP "A"), 0);
+	assert_int_equal(cmd_int("SISMEMBER pav:{n:A}:chans ns\x1fzone:z"), 0);
+	assert_int_equal(cmd_int("HGET %s B", CN), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(conn_add_counts_once_and_stops_at_max),
+		T(conn_remove_leaves_node_set_with_its_last),
+		T(presence_get_of_an_unknown_user_is_empty),
+		T(presence_set_checks_when_and_unchanged),
+		T(presence_set_announces_with_its_time),
+		T(inbox_add_orders_evicts_and_refuses_a_taken_id),
+		T(inbox_list_since_unread_and_limit),
+		T(inbox_mark_read_knows_only_this_inbox),
+		T(members_count_over_nodes_and_leave_nothing),
+		T(history_keys_live_with_members),
+		T(hash_add_removes_at_zero),
+		T(channel_counts_sum_every_node),
+		T(channel_users_are_distinct_and_bounded),
+		T(publish_numbers_keeps_and_sends_in_one_step),
+		T(publish_without_history_counts_only_when_asked),
+		T(publish_multi_sends_one_message_everywhere),
+		T(history_read_answers_like_a_ring),
+		T(heartbeat_says_whether_it_was_alive),
+		T(find_dead_locks_expired_nodes_once),
+		T(reap_takes_the_dead_nodes_entries_in_steps),
+		T(reap_stops_when_the_node_is_alive),
+		T(user_sync_makes_the_nodes_entries_absolute),
+		T(chan_sync_makes_the_nodes_members_absolute),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
