@@ -240,6 +240,7 @@ int pav_dispatch_register(struct pav_vhost *vh, const char *type,
 		free(h);
 		return -ENOMEM;
 	}
+	pav_metrics_known_type(type); /* counted by name in /metrics */
 	return 0;
 }
 
