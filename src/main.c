@@ -13,6 +13,7 @@
 #include "channel.h"
 #include "clock.h"
 #include "gateway.h"
+#include "loader.h"
 #include "log.h"
 #include "metrics.h"
 #include "peer.h"
@@ -35,15 +36,20 @@ static void usage(FILE *f)
 		PAV_DEFAULT_CONFIG);
 }
 
-static int load_config(const char *path)
+/* check: --check shows warnings whatever log.level says. */
+static int load_config(const char *path, int check)
 {
 	char err[1024];
+	int level;
 
 	if (pav_config_load(path, &gateway.cfg, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -EINVAL;
 	}
-	pav_log_setup(gateway.cfg.log_level, gateway.cfg.log_json);
+	level = gateway.cfg.log_level;
+	if (check && level < PAV_LOG_WARN)
+		level = PAV_LOG_WARN;
+	pav_log_setup(level, gateway.cfg.log_json);
 	return 0;
 }
 
@@ -83,10 +89,10 @@ static int open_store(void)
 }
 
 /* Everything but binding: config, plugins, keys, plugin options. */
-static int prepare(const char *path, int *refused)
+static int prepare(const char *path, int check, int *refused)
 {
 	char err[1024];
-	int rc = load_config(path);
+	int rc = load_config(path, check);
 
 	if (rc)
 		return rc;
@@ -94,7 +100,16 @@ static int prepare(const char *path, int *refused)
 	gateway.chans = pav_map_new();
 	if (!gateway.conns || !gateway.chans)
 		return -ENOMEM;
+	pav_loader_unused_level(check ? PAV_LOG_WARN : PAV_LOG_INFO);
 	pav_loader_load(&gateway.cfg, refused);
+	/* only enabled plugins and their directories are looked at, so a
+	 * refusal concerns something the configuration asked for: no start
+	 * (--check goes on, to report the rest) */
+	if (*refused && !check) {
+		fprintf(stderr, "%d plugin(s) or plugin directories refused "
+			"(see above)\n", *refused);
+		return -EINVAL;
+	}
 	if ((rc = open_store()))
 		return rc;
 	for (size_t i = 0; i < gateway.cfg.nvhosts; i++)
@@ -125,11 +140,12 @@ static void cleanup(void)
 static int run(const char *path, int check)
 {
 	int refused = 0;
-	int rc = prepare(path, &refused);
+	int rc = prepare(path, check, &refused);
 
 	if (check) {
 		if (!rc && refused)
-			fprintf(stderr, "%d plugin(s) refused (see above)\n",
+			fprintf(stderr, "%d plugin(s) or plugin directories refused "
+				"(see above)\n",
 				refused);
 		if (!rc && !refused)
 			printf("%s: configuration OK\n", path);
@@ -192,7 +208,7 @@ static int mint(const struct token_args *a)
 	json_object *claims;
 	char err[256], *tok = NULL;
 
-	if (load_config(a->config))
+	if (load_config(a->config, 0))
 		return 1;
 	vc = token_vhost(a->vhost);
 	if (!vc) {
