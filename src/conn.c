@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "channel.h"
 #include "clock.h"
@@ -17,7 +18,6 @@
 #include "pav_limits.h"
 #include "log.h"
 #include "metrics.h"
-#include "peer.h"
 
 static void id_key(uint64_t id, char *buf, size_t len)
 {
@@ -66,7 +66,8 @@ static int queue_push(struct pav_conn *c, struct pav_msg *m)
 }
 
 /* A client that does not read: drop what it has not taken and close it.
- * The close frame may never get through, so lws gets a deadline too. */
+ * What lws already holds goes first, then the close frame, if the client
+ * reads again before the close deadline. */
 static void slow_consumer(struct pav_conn *c)
 {
 	pav_warn("conn %" PRIu64 " user=%s peer=%s: outbound queue over %zu "
@@ -74,7 +75,6 @@ static void slow_consumer(struct pav_conn *c)
 		 c->id, c->user, c->peer, c->vh->cfg->limits.outbound_queue_bytes);
 	queue_clear(c);
 	pav_conn_close(c, 4008, "slow consumer");
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
@@ -153,17 +153,6 @@ void pav_conn_error(struct pav_conn *c, int code, const char *msg,
 	pav_msg_unref(m);
 }
 
-void pav_conn_close(struct pav_conn *c, int code, const char *reason)
-{
-	if (c->state == PAV_CONN_CLOSING)
-		return;
-	c->state = PAV_CONN_CLOSING;
-	c->close_code = code;
-	c->close_reason = reason;
-	pav_metrics_close(code);
-	lws_callback_on_writable(c->wsi);
-}
-
 static void queue_pop(struct pav_conn *c)
 {
 	struct pav_msg *m = c->q[c->q_head];
@@ -227,21 +216,32 @@ static int write_batch(struct pav_conn *c)
 	return n;
 }
 
+static int send_close(struct pav_conn *c);
+
+/* A write failed: the socket is gone, nothing more is tried on it. */
+static int write_failed(struct pav_conn *c)
+{
+	c->state = PAV_CONN_DRAINING;
+	return -1;
+}
+
 /* Writes as many queued frames as the socket takes, then the close frame
  * once a closing connection's queue is empty. */
 int pav_conn_writeable(struct pav_conn *c)
 {
 	int batchable = !c->vh->cfg->permessage_deflate;
 
+	if (c->state == PAV_CONN_DRAINING)
+		return 0; /* lws owns the close now: -1 here would cut it */
 	while (c->q_count) {
 		struct pav_msg *m = c->q[c->q_head];
 		int n = batchable && c->q_count > 1 ? write_batch(c) : 0;
 
 		if (n < 0)
-			return -1;
+			return write_failed(c);
 		if (!n && lws_write(c->wsi, pav_msg_text(m), m->len,
 				    LWS_WRITE_TEXT) < (int)m->len)
-			return -1;
+			return write_failed(c);
 		if (!n)
 			queue_pop(c);
 		/* lws keeps what the socket did not take; asking the kernel
@@ -251,14 +251,138 @@ int pav_conn_writeable(struct pav_conn *c)
 			return 0;
 		}
 	}
-	if (c->state == PAV_CONN_CLOSING) {
-		const char *r = c->close_reason ? c->close_reason : "";
+	return c->state == PAV_CONN_CLOSING ? send_close(c) : 0;
+}
 
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)r, strlen(r));
-		return -1;
+/* ---- closing ---------------------------------------------------------- */
+
+/*
+ * Every close the gateway starts completes the closing handshake: the
+ * client gets the close frame even while it is still sending.
+ *
+ * What lws 4.1.6 does, and why the gateway steers it: a protocol callback
+ * that returns -1 with a close reason set makes lws queue the close frame
+ * (LRS_WAITING_TO_SEND_CLOSE), write it on the next POLLOUT and wait for
+ * the client's close (LRS_AWAITING_CLOSE_ACK, PENDING_TIMEOUT_CLOSE_ACK
+ * 5 s); meanwhile it parses and drops the client's frames without calling
+ * us.  But a second -1 (lws still calls SERVER_WRITEABLE while it waits),
+ * the close-ack timeout, or the client's close itself all end in
+ * just_kill_connection, which in 4.1.6 does shutdown(SHUT_WR) and close()
+ * at once (the LRS_SHUTDOWN stage that would wait for EOF is skipped,
+ * since socket_is_permanently_unusable is set just before it is tested).
+ * A close() with unread data in the receive buffer sends a TCP RST, and an
+ * RST makes the client's kernel discard what the client has not read yet:
+ * the close frame is lost and a strict client reports 1006.  And a -1
+ * while lws still holds part of a frame makes it flush and hang up with
+ * no close frame at all (LRS_FLUSHING_BEFORE_CLOSE).
+ *
+ * So: the close is handed to lws exactly once, after the queue and lws'
+ * partial frame have gone out; from then on (DRAINING) the gateway
+ * returns 0 from every callback and lws reads and discards until the
+ * client's close frame or EOF.  Deadlines sit on the connection's timing
+ * wheel node: PAV_CLOSE_FLUSH_S for the close frame to get out, then
+ * PAV_CLOSE_DRAIN_S for the client to answer; then the socket is cut.
+ * Nothing is buffered meanwhile (the queue is empty, reassembly freed).
+ */
+#define PAV_CLOSE_FLUSH_S 5
+#define PAV_CLOSE_DRAIN_S 2
+
+/* The connection is cut at the wheel tick of second now + secs: between
+ * secs - 1 and secs seconds from now. */
+static void close_deadline(struct pav_conn *c, int secs)
+{
+	pav_wheel_add(&pav_gw->wheel, &c->tw, pav_now_ms() / 1000 + secs);
+}
+
+static int send_close(struct pav_conn *c)
+{
+	const char *r = c->close_reason ? c->close_reason : "";
+
+	if (lws_partial_buffered(c->wsi)) { /* the rest of a frame first */
+		lws_callback_on_writable(c->wsi);
+		return 0;
 	}
-	return 0;
+	lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+			 (unsigned char *)r, strlen(r));
+	c->state = PAV_CONN_DRAINING;
+	close_deadline(c, PAV_CLOSE_DRAIN_S);
+	return -1; /* lws sends the close frame and waits for the client's */
+}
+
+void pav_conn_close(struct pav_conn *c, int code, const char *reason)
+{
+	if (c->state == PAV_CONN_CLOSING || c->state == PAV_CONN_DRAINING)
+		return;
+	c->state = PAV_CONN_CLOSING;
+	c->close_code = code;
+	c->close_reason = reason;
+	pav_metrics_close(code);
+	close_deadline(c, PAV_CLOSE_FLUSH_S);
+	lws_callback_on_writable(c->wsi);
+}
+
+/* A close deadline passed: the client did not read the close frame in
+ * time or did not answer it.  Killed on the next service round. */
+static void close_expired(struct pav_conn *c)
+{
+	pav_debug("conn %" PRIu64 " peer=%s: close deadline passed, cutting",
+		  c->id, c->peer);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+}
+
+void pav_conn_peer_closed(struct pav_conn *c)
+{
+	if (c->state == PAV_CONN_DRAINING)
+		return;
+	c->state = PAV_CONN_DRAINING;
+	close_deadline(c, PAV_CLOSE_DRAIN_S);
+}
+
+/* Is the client's side of the socket still open (no EOF, no error)? */
+static int peer_still_there(struct lws *wsi)
+{
+	char b;
+	ssize_t n = recv(lws_get_socket_fd(wsi), &b, 1,
+			 MSG_PEEK | MSG_DONTWAIT);
+
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+				   errno == EINTR));
+}
+
+/*
+ * lws decided to close a connection the gateway had not closed.  With a
+ * close reason set (1002 for most protocol errors, 1007 for bad UTF-8)
+ * lws sends the close frame itself; the gateway only counts it and puts
+ * the drain deadline on it.  Without one it would hang up with no close
+ * frame: lws 4.1 does that for a control frame longer than 125 bytes and
+ * for a 64-bit length with its top bit set (lws_ws_rx_sm returns -1 with
+ * no reason).  This callback comes before lws looks at the reason
+ * (__lws_close_free_wsi calls DROP_PROTOCOL, then
+ * close_via_role_protocol), so a reason set here makes it send close
+ * 1002.  EOF and socket errors also arrive here without a reason: the
+ * socket is peeked to leave those alone.
+ */
+void pav_conn_dropping(struct pav_conn *c)
+{
+	const unsigned char *p;
+	int code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+
+	if (!c->id || (c->state != PAV_CONN_OPEN &&
+		       c->state != PAV_CONN_REFUSED))
+		return;
+	if (lws_get_close_length(c->wsi) >= 2) {
+		p = lws_get_close_payload(c->wsi);
+		code = p[0] << 8 | p[1];
+	} else if (peer_still_there(c->wsi)) {
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+				 (unsigned char *)"protocol error", 14);
+	} else {
+		return;
+	}
+	c->state = PAV_CONN_DRAINING;
+	c->close_code = code;
+	pav_metrics_close(code);
+	close_deadline(c, PAV_CLOSE_DRAIN_S);
 }
 
 /* ---- receiving -------------------------------------------------------- */
@@ -286,8 +410,10 @@ void pav_conn_receive(struct pav_conn *c, const void *in, size_t len)
 	int final = lws_is_final_fragment(c->wsi);
 	size_t rest = lws_remaining_packet_payload(c->wsi);
 
-	if (c->state != PAV_CONN_OPEN)
-		return; /* refused or closing: drop */
+	if (c->state != PAV_CONN_OPEN) {
+		rx_reset(c); /* refused or closing: drop, keep nothing */
+		return;
+	}
 	if (first && !c->rx_len) {
 		c->rx_binary = lws_frame_is_binary(c->wsi);
 		c->rx_pieces = 0;
@@ -336,6 +462,10 @@ static void conn_deadline(struct pav_conn *c, int64_t now)
 {
 	const struct pav_vhost_config *vc = c->vh->cfg;
 
+	if (c->state == PAV_CONN_CLOSING || c->state == PAV_CONN_DRAINING) {
+		close_expired(c);
+		return;
+	}
 	if (c->state != PAV_CONN_OPEN)
 		return;
 	if (c->exp_ms && now > c->exp_ms + (int64_t)vc->leeway_s * 1000) {
@@ -462,8 +592,6 @@ void pav_conn_established(struct pav_conn *c)
 		return;
 	}
 	c->state = PAV_CONN_OPEN;
-	c->peer_counted = 1;
-	pav_peer_conn(vc->name, c->peer, 1);
 	c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
 	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", c->id,
 		 vc->name, c->user, c->peer);
@@ -539,8 +667,6 @@ void pav_conn_closed(struct pav_conn *c)
 		 c->close_code ? c->close_code : 1000);
 	if (c->counted)
 		notify_close(c);
-	if (c->peer_counted)
-		pav_peer_conn(c->vh->cfg->name, c->peer, -1);
 	pav_hub_unsubscribe_all(c);
 	pav_wheel_del(&c->tw);
 	id_key(c->id, key, sizeof(key));

@@ -59,6 +59,8 @@ enum pav_conn_state {
 	PAV_CONN_OPEN,    /* authenticated, serving */
 	PAV_CONN_REFUSED, /* auth failed: error 1001 then close 4001 */
 	PAV_CONN_CLOSING, /* flushing the queue, then close with close_code */
+	PAV_CONN_DRAINING, /* close frame handed to lws: discard until the
+			    * client's close, EOF or the drain deadline */
 };
 
 /*
@@ -96,7 +98,6 @@ struct pav_conn {
 	uint32_t stamp; /* publication dedup */
 
 	int counted; /* the store counts this connection */
-	int peer_counted; /* counted in the per-IP limits */
 	int64_t last_rx_ms;
 	int64_t next_heartbeat_ms;
 	struct pav_wheel_node tw; /* next deadline on pav_gateway.wheel */
@@ -145,6 +146,11 @@ int pav_conn_writeable(struct pav_conn *c);
 void pav_conn_receive(struct pav_conn *c, const void *in, size_t len);
 void pav_conn_established(struct pav_conn *c);
 void pav_conn_closed(struct pav_conn *c);
+/* The client sent a close frame: lws answers it, the gateway sends none. */
+void pav_conn_peer_closed(struct pav_conn *c);
+/* lws is closing the connection (WS_SERVER_DROP_PROTOCOL, before it
+ * decides whether a close frame goes out). */
+void pav_conn_dropping(struct pav_conn *c);
 /* Runs the connection deadlines that are due (once a second). */
 void pav_conns_tick(int64_t now_ms);
 struct pav_conn *pav_conn_find(uint64_t id);
