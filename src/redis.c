@@ -1,0 +1,1776 @@
+/*
+ * redis.c — the asynchronous Redis client (redis.h).
+ *
+ * I/O.  Each connection is a non-blocking TCP socket connected by us and
+ * handed to lws as a raw *file* descriptor (lws_adopt_descriptor_vhost on
+ * a listen-less vhost of our own): lws only polls it, on whichever event
+ * loop the context runs (poll or libuv).  We read, write and check the
+ * connect ourselves; hiredis only formats commands and parses replies
+ * (redisReader).  Not a raw *socket*: lws' raw-socket role reads one
+ * service buffer (4 KiB by default) per poll round, a thousand rounds for
+ * a 4 MB reply; here one callback reads up to READS_PER_CALLBACK chunks.
+ *
+ * Two lws 4.1 facts shape the write path: (1) after a raw file's
+ * writable callback lws clears POLLOUT, so interest armed inside that
+ * callback is lost: a partial write re-arms from a zero-delay timer
+ * (rearm_sul); (2) the callback runs before the read callback of the same
+ * poll round, so arming from a read callback (a reply callback queueing a
+ * command) is kept.  Commands are not written when queued: they wait for
+ * the writable callback, so all that one loop turn queued goes out in one
+ * send().
+ *
+ * Closing.  We never close an adopted socket inside a call that lws may
+ * still be using: the wsi is detached from us (opaque pointer NULL) and
+ * killed on lws' next timer run (LWS_TO_KILL_ASYNC); lws closes the fd.
+ * A callback that finds no client behind its wsi asks lws to close it.
+ *
+ * Reentrancy.  User callbacks may call anything, pav_redis_destroy too:
+ * `depth` counts the frames of ours on the stack, a destroy inside one
+ * only marks the client `dying`, and the memory goes when the outermost
+ * frame leaves.  A pending entry is unlinked before its callback runs, so
+ * each runs once whatever the callback does.
+ */
+#include "redis.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+#include <openssl/evp.h>
+
+#include "clock.h"
+#include "log.h"
+#include "map.h"
+
+#define VHOST_NAME "pavilion-redis"
+#define PROTOCOL_NAME "pavilion-redis"
+#define READ_CHUNK (64 * 1024)
+#define READS_PER_CALLBACK 16       /* then let other sockets have a turn */
+#define OUT_KEEP_BYTES (256 * 1024) /* an emptied bigger write buffer goes */
+#define SUBSCRIBE_BATCH 1024        /* channels per SUBSCRIBE when restoring */
+
+#define rlog(level, ...) pav_log(level, "redis", __VA_ARGS__)
+
+enum conn_state { CS_CLOSED, CS_CONNECTING, CS_HANDSHAKE, CS_READY };
+
+enum pend_kind {
+	PK_USER,   /* a caller's command */
+	PK_EVAL,   /* a caller's EVALSHA: retried once on NOSCRIPT */
+	PK_WAITER, /* a subscribe confirmation (in a channel, not a FIFO) */
+	PK_SETUP,  /* AUTH or SELECT while connecting: an error is fatal */
+	PK_SETUP_LOAD, /* SCRIPT LOAD while connecting: an error is logged */
+	PK_LOAD,   /* SCRIPT LOAD at other times */
+	PK_PING,   /* health request */
+	PK_PROBE,  /* health request that also publishes a pub/sub probe */
+};
+
+struct pending {
+	struct pending *next;
+	enum pend_kind kind;
+	pav_redis_reply_fn cb;
+	void *arg;
+	int err;          /* a waiter's result, once it is due */
+	int64_t deadline; /* monotonic ms */
+	uint64_t seq;     /* PK_PROBE: probe number; PK_EVAL: script handle */
+	unsigned gen;     /* PK_PROBE: the pub/sub connection it tests */
+	char *again;      /* PK_EVAL: the formatted command, for the retry */
+	size_t again_len;
+	int retried;
+};
+
+struct fifo {
+	struct pending *head, *tail;
+};
+
+struct outbuf {
+	char *data;
+	size_t off, len, cap;
+};
+
+struct conn {
+	struct pav_redis *r;
+	const char *name;
+	struct lws *wsi; /* NULL: no socket of ours */
+	int fd;
+	enum conn_state state;
+	unsigned gen;    /* bumped on every connect */
+	redisReader *reader;
+	size_t unparsed; /* bytes of the reply being read */
+	struct outbuf out;
+	struct fifo fifo;   /* sent or queued, oldest first */
+	int setup_owed;     /* handshake replies (and restore acks) owed */
+	int64_t setup_deadline;
+	int64_t last_rx;
+	int health_out;     /* a PING/PROBE is unanswered */
+	int want_write, in_writable;
+	lws_sorted_usec_list_t rearm_sul;
+};
+
+struct channel {
+	int wanted;    /* in the caller's set */
+	int acks_owed; /* SUBSCRIBE/UNSUBSCRIBE sent, not yet confirmed */
+	struct fifo waiters;
+};
+
+struct script {
+	char *lua;
+	char sha[41];
+};
+
+struct pav_redis {
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	struct pav_redis_config cfg;
+	struct pav_redis_events ev;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct conn cmd, sub;
+	int up;
+	int depth, dying;
+	unsigned retry_n, sub_retry_n;
+	int sub_replaced; /* since up: `resync` when the new one is ready */
+	uint64_t rnd;
+	struct pav_map *channels; /* name -> struct channel */
+	struct fifo firing;       /* waiters whose callback is due */
+	size_t nwaiting;          /* caller commands and waiters */
+	size_t again_bytes;       /* kept for EVALSHA retries */
+	struct script *scripts;
+	int nscripts;
+	char probe_chan[40];
+	uint64_t probe_seq, probe_seen, probe_wait;
+	int64_t probe_deadline, next_health;
+	lws_sorted_usec_list_t tick_sul, retry_sul, sub_retry_sul, fire_sul;
+};
+
+static void conn_fail(struct conn *c, int err, const char *why);
+static void tick_cb(lws_sorted_usec_list_t *sul);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	return pav_mono_ms();
+}
+
+static void sched(struct pav_redis *r, lws_sorted_usec_list_t *sul,
+		  sul_cb_t cb, int64_t ms)
+{
+	lws_sul_schedule(r->ctx, 0, sul, cb, (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
+static uint64_t rnd_next(struct pav_redis *r)
+{
+	/* xorshift64*: jitter and probe names, nothing secret */
+	r->rnd ^= r->rnd >> 12;
+	r->rnd ^= r->rnd << 25;
+	r->rnd ^= r->rnd >> 27;
+	return r->rnd * 0x2545F4914F6CDD1DULL;
+}
+
+static void fifo_push(struct fifo *f, struct pending *p)
+{
+	p->next = NULL;
+	if (f->tail)
+		f->tail->next = p;
+	else
+		f->head = p;
+	f->tail = p;
+}
+
+static struct pending *fifo_pop(struct fifo *f)
+{
+	struct pending *p = f->head;
+
+	if (p) {
+		f->head = p->next;
+		if (!f->head)
+			f->tail = NULL;
+		p->next = NULL;
+	}
+	return p;
+}
+
+/* Moves every entry of from to the end of to, each with err. */
+static void fifo_move(struct fifo *to, struct fifo *from, int err)
+{
+	struct pending *p;
+
+	while ((p = fifo_pop(from))) {
+		p->err = err;
+		fifo_push(to, p);
+	}
+}
+
+static struct pending *pending_new(enum pend_kind kind, pav_redis_reply_fn cb,
+				   void *arg, int64_t timeout_ms)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	if (p) {
+		p->kind = kind;
+		p->cb = cb;
+		p->arg = arg;
+		p->deadline = now_ms() + timeout_ms;
+	}
+	return p;
+}
+
+static int is_callers(const struct pending *p)
+{
+	return p->kind == PK_USER || p->kind == PK_EVAL || p->kind == PK_WAITER;
+}
+
+/* Unlinked p: frees it, then runs its callback (if it has one). */
+static void complete(struct pav_redis *r, struct pending *p, int err,
+		     const redisReply *reply)
+{
+	pav_redis_reply_fn cb = p->cb;
+	void *arg = p->arg;
+
+	if (p->again) {
+		r->again_bytes -= p->again_len;
+		redisFreeCommand(p->again);
+	}
+	if (is_callers(p))
+		r->nwaiting--;
+	free(p);
+	if (cb)
+		cb(arg, err, reply);
+}
+
+static void leave(struct pav_redis *r);
+
+/* Runs the waiters that are due; err < 0 overrides theirs. */
+static void run_firing(struct pav_redis *r, int err)
+{
+	struct pending *p;
+
+	while ((p = fifo_pop(&r->firing)))
+		complete(r, p, err < 0 ? err : p->err, NULL);
+}
+
+static void fire_cb(lws_sorted_usec_list_t *sul)
+{
+	struct pav_redis *r = lws_container_of(sul, struct pav_redis, fire_sul);
+
+	r->depth++;
+	run_firing(r, 0);
+	leave(r);
+}
+
+/* ---- the write buffer --------------------------------------------------- */
+
+static size_t out_pending(const struct outbuf *o)
+{
+	return o->len - o->off;
+}
+
+static int out_append(struct outbuf *o, const char *p, size_t n)
+{
+	if (o->off && o->len + n > o->cap) { /* compact before growing */
+		memmove(o->data, o->data + o->off, o->len - o->off);
+		o->len -= o->off;
+		o->off = 0;
+	}
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 4096;
+		char *d;
+
+		while (cap < o->len + n)
+			cap *= 2;
+		d = realloc(o->data, cap);
+		if (!d)
+			return -ENOMEM;
+		o->data = d;
+		o->cap = cap;
+	}
+	memcpy(o->data + o->len, p, n);
+	o->len += n;
+	return 0;
+}
+
+static void out_free(struct outbuf *o)
+{
+	free(o->data);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Bytes held for writing or retrying, against max_buffer_bytes. */
+static size_t held_bytes(const struct pav_redis *r)
+{
+	return out_pending(&r->cmd.out) + r->again_bytes;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void arm_write(struct conn *c)
+{
+	/* inside the writable callback lws would drop the interest: the
+	 * callback flushes what is queued and re-arms by timer instead */
+	if (!c->wsi || c->in_writable || c->want_write)
+		return;
+	c->want_write = 1;
+	lws_callback_on_writable(c->wsi);
+}
+
+static void rearm_cb(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, rearm_sul);
+
+	if (out_pending(&c->out))
+		arm_write(c);
+}
+
+/* Queues a formatted command (copied) and its pending entry (may be NULL). */
+static int enqueue(struct conn *c, struct pending *p, const char *cmd,
+		   size_t len)
+{
+	if (out_append(&c->out, cmd, len))
+		return -ENOMEM;
+	if (p)
+		fifo_push(&c->fifo, p);
+	arm_write(c);
+	return 0;
+}
+
+static int send_argv(struct conn *c, struct pending *p, int argc,
+		     const char **argv, const size_t *lens)
+{
+	char *cmd;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	int rc;
+
+	if (len < 0)
+		return -ENOMEM;
+	rc = enqueue(c, p, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	return rc;
+}
+
+/* An internal command, answered into an entry of `kind`. */
+static int send_internal(struct conn *c, enum pend_kind kind, int argc,
+			 const char **argv)
+{
+	struct pending *p = pending_new(kind, NULL, NULL,
+					c->r->cfg.command_timeout_ms);
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	rc = send_argv(c, p, argc, argv, NULL);
+	if (rc)
+		free(p);
+	return rc;
+}
+
+static void flush(struct conn *c)
+{
+	struct outbuf *o = &c->out;
+
+	while (out_pending(o)) {
+		ssize_t n = send(c->fd, o->data + o->off, out_pending(o),
+				 MSG_NOSIGNAL);
+
+		if (n > 0) {
+			o->off += (size_t)n;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			return;
+		} else if (errno != EINTR) {
+			conn_fail(c, -EIO, strerror(errno));
+			return;
+		}
+	}
+	o->off = o->len = 0;
+	if (o->cap > OUT_KEEP_BYTES)
+		out_free(o);
+}
+
+/* ---- connecting and closing -------------------------------------------- */
+
+static void conn_close(struct conn *c)
+{
+	if (c->wsi) {
+		lws_set_opaque_user_data(c->wsi, NULL);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
+	}
+	c->wsi = NULL;
+	c->fd = -1;
+	lws_sul_cancel(&c->rearm_sul);
+	if (c->reader)
+		redisReaderFree(c->reader);
+	c->reader = NULL;
+	out_free(&c->out);
+	c->state = CS_CLOSED;
+	c->unparsed = 0;
+	c->setup_owed = 0;
+	c->health_out = 0;
+	c->want_write = 0;
+}
+
+static int conn_adopt(struct conn *c, int fd)
+{
+	lws_adopt_desc_t ad;
+
+	memset(&ad, 0, sizeof(ad));
+	ad.vh = c->r->vh;
+	ad.type = LWS_ADOPT_RAW_FILE_DESC;
+	ad.fd.filefd = fd;
+	ad.vh_prot_name = PROTOCOL_NAME;
+	ad.opaque = c;
+	c->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+	return c->wsi ? 0 : -EIO;
+}
+
+/* Starts a non-blocking connect; the writable callback finishes it. */
+static int conn_open(struct conn *c)
+{
+	struct pav_redis *r = c->r;
+	int one = 1, rc = -ENOMEM;
+	int fd = socket(r->addr.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&r->addr, r->addrlen) &&
+	    errno != EINPROGRESS) {
+		rc = -errno;
+		goto fail;
+	}
+	c->reader = redisReaderCreate();
+	if (!c->reader || (rc = conn_adopt(c, fd)))
+		goto fail;
+	c->fd = fd;
+	c->gen++;
+	c->state = CS_CONNECTING;
+	c->setup_deadline = now_ms() + r->cfg.command_timeout_ms;
+	c->want_write = 1;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+fail:
+	close(fd);
+	if (c->reader)
+		redisReaderFree(c->reader);
+	c->reader = NULL;
+	return rc;
+}
+
+static int64_t backoff_ms(struct pav_redis *r, unsigned n)
+{
+	int64_t d = PAV_REDIS_BACKOFF_FIRST_MS;
+
+	while (n-- && d < PAV_REDIS_BACKOFF_MAX_MS)
+		d *= 2;
+	if (d > PAV_REDIS_BACKOFF_MAX_MS)
+		d = PAV_REDIS_BACKOFF_MAX_MS;
+	/* "equal jitter": nodes that lost Redis together do not come back
+	 * in lockstep */
+	return d / 2 + (int64_t)(rnd_next(r) % (uint64_t)(d / 2 + 1));
+}
+
+/* Fails every entry of c's FIFO with err (internal ones silently). */
+static void fail_fifo(struct pav_redis *r, struct conn *c, int err)
+{
+	struct pending *p;
+
+	while ((p = fifo_pop(&c->fifo)))
+		complete(r, p, err, NULL);
+}
+
+/* ---- the subscription set ------------------------------------------------ */
+
+enum which { WANTED, UNWANTED };
+
+struct collect {
+	struct pav_redis *r;
+	enum which which;
+	int err; /* != 0: also move every waiter to firing with it */
+	char **names;
+	size_t n;
+};
+
+static int collect_one(const char *key, void *val, void *arg)
+{
+	struct collect *k = arg;
+	struct channel *ch = val;
+
+	if (k->err)
+		fifo_move(&k->r->firing, &ch->waiters, k->err);
+	if (!ch->wanted == (k->which == UNWANTED))
+		k->names[k->n++] = (char *)key;
+	return 0;
+}
+
+/* The names of the wanted (or unwanted) channels, borrowed from the map:
+ * valid until it changes.  NULL when short of memory. */
+static char **collect_names(struct pav_redis *r, enum which which, int err,
+			    size_t *n)
+{
+	struct collect k = {r, which, err, NULL, 0};
+
+	k.names = malloc((pav_map_count(r->channels) + 1) * sizeof(char *));
+	if (!k.names)
+		return NULL;
+	pav_map_each(r->channels, collect_one, &k);
+	*n = k.n;
+	return k.names;
+}
+
+/* Forgets one channel; its waiters are due with -ECANCELED. */
+static void drop_channel(struct pav_redis *r, const char *name)
+{
+	struct channel *ch = pav_map_del(r->channels, name);
+
+	if (ch) {
+		fifo_move(&r->firing, &ch->waiters, -ECANCELED);
+		free(ch);
+	}
+}
+
+/* The pub/sub connection went: nothing is owed any more; unwanted
+ * channels go; with err, every waiter is due with err. */
+static void subs_reset(struct pav_redis *r, int err)
+{
+	size_t n = 0;
+	char **names = collect_names(r, UNWANTED, err, &n);
+
+	for (size_t i = 0; names && i < n; i++) {
+		char *name = strdup(names[i]); /* the map frees its key */
+
+		if (name)
+			drop_channel(r, name);
+		free(name);
+	}
+	free(names);
+}
+
+static int reset_acks(const char *key, void *val, void *arg)
+{
+	struct channel *ch = val;
+
+	(void)key;
+	(void)arg;
+	ch->acks_owed = ch->wanted;
+	return 0;
+}
+
+/* SUBSCRIBE the probe channel and every wanted channel; returns how many
+ * confirmations to wait for, or -ENOMEM. */
+static int restore_subs(struct pav_redis *r)
+{
+	size_t n = 0, i = 0;
+	char **names = collect_names(r, WANTED, 0, &n);
+	const char **argv = malloc((SUBSCRIBE_BATCH + 2) * sizeof(char *));
+	int rc = names && argv ? 0 : -ENOMEM, first = 1;
+
+	pav_map_each(r->channels, reset_acks, NULL);
+	while (!rc && (first || i < n)) {
+		int argc = 0;
+
+		argv[argc++] = "SUBSCRIBE";
+		if (first)
+			argv[argc++] = r->probe_chan;
+		first = 0;
+		while (i < n && argc <= SUBSCRIBE_BATCH)
+			argv[argc++] = names[i++];
+		rc = send_argv(&r->sub, NULL, argc, argv, NULL);
+	}
+	free(names);
+	free(argv);
+	return rc ? rc : (int)n + 1;
+}
+
+/* ---- up, down, the pub/sub connection ------------------------------------ */
+
+static void maybe_up(struct pav_redis *r)
+{
+	if (r->cmd.state != CS_READY || r->sub.state != CS_READY)
+		return;
+	if (!r->up) {
+		r->up = 1;
+		r->retry_n = 0;
+		r->next_health = now_ms() + r->cfg.probe_interval_ms;
+		rlog(PAV_LOG_INFO, "connected to %s:%d", r->cfg.host,
+		     r->cfg.port);
+		if (r->ev.up)
+			r->ev.up(r->ev.arg);
+	} else if (r->sub_replaced) {
+		r->sub_replaced = 0;
+		rlog(PAV_LOG_INFO, "pub/sub connection replaced, "
+		     "subscriptions restored");
+		if (r->ev.resync)
+			r->ev.resync(r->ev.arg);
+	}
+}
+
+static void retry_cb(lws_sorted_usec_list_t *sul);
+
+/* Both connections go; callers' entries fail with err; a retry is set. */
+static void go_down(struct pav_redis *r, int err, const char *why)
+{
+	int was_up = r->up;
+
+	rlog(was_up || !r->retry_n ? PAV_LOG_WARN : PAV_LOG_INFO,
+	     "%s:%d %s: %s", r->cfg.host, r->cfg.port,
+	     was_up ? "down" : "unavailable", why);
+	r->up = 0;
+	r->sub_replaced = 0;
+	r->probe_wait = 0;
+	conn_close(&r->cmd);
+	conn_close(&r->sub);
+	lws_sul_cancel(&r->sub_retry_sul);
+	sched(r, &r->retry_sul, retry_cb, backoff_ms(r, r->retry_n++));
+	fail_fifo(r, &r->sub, err);
+	fail_fifo(r, &r->cmd, err);
+	if (r->dying)
+		return;
+	subs_reset(r, err);
+	run_firing(r, 0);
+	if (!r->dying && was_up && r->ev.down)
+		r->ev.down(r->ev.arg);
+}
+
+static void sub_retry_cb(lws_sorted_usec_list_t *sul)
+{
+	struct pav_redis *r = lws_container_of(sul, struct pav_redis,
+					       sub_retry_sul);
+
+	r->depth++;
+	if (conn_open(&r->sub))
+		go_down(r, -EIO, "cannot open the pub/sub connection");
+	leave(r);
+}
+
+/* A ready pub/sub connection was lost while up: only it is replaced. */
+static void sub_lost(struct pav_redis *r, const char *why)
+{
+	rlog(PAV_LOG_WARN, "pub/sub connection to %s:%d lost (%s): "
+	     "reconnecting it", r->cfg.host, r->cfg.port, why);
+	conn_close(&r->sub);
+	fail_fifo(r, &r->sub, -EIO);
+	r->probe_wait = 0;
+	r->sub_replaced = 1;
+	sched(r, &r->sub_retry_sul, sub_retry_cb,
+	      backoff_ms(r, r->sub_retry_n++));
+	subs_reset(r, 0);
+	run_firing(r, 0);
+}
+
+static void conn_fail(struct conn *c, int err, const char *why)
+{
+	struct pav_redis *r = c->r;
+	char buf[160];
+
+	if (r->dying)
+		return;
+	snprintf(buf, sizeof(buf), "%s connection: %s", c->name, why);
+	/* a pub/sub connection that fails before it is ready takes the
+	 * client down: no reconnect loop on one connection alone */
+	if (c == &r->sub && r->up && c->state == CS_READY)
+		sub_lost(r, why);
+	else
+		go_down(r, err, buf);
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+static int reply_is(const redisReply *rep, const char *s)
+{
+	size_t n = strlen(s);
+
+	return rep && (rep->type == REDIS_REPLY_STRING ||
+		       rep->type == REDIS_REPLY_STATUS) &&
+	       (size_t)rep->len == n && !strncasecmp(rep->str, s, n);
+}
+
+static void conn_ready(struct conn *c)
+{
+	c->state = CS_READY;
+	maybe_up(c->r);
+}
+
+static void setup_reply(struct conn *c, struct pending *p,
+			const redisReply *rep)
+{
+	enum pend_kind kind = p->kind;
+
+	free(p);
+	if (rep->type == REDIS_REPLY_ERROR) {
+		if (kind == PK_SETUP) {
+			conn_fail(c, -EIO, rep->str);
+			return;
+		}
+		rlog(PAV_LOG_ERROR, "SCRIPT LOAD refused: %s", rep->str);
+	}
+	if (--c->setup_owed == 0 && c->state == CS_HANDSHAKE)
+		conn_ready(c);
+}
+
+static void probe_answered(struct pav_redis *r, const struct pending *p)
+{
+	if (r->sub.gen != p->gen || r->sub.state != CS_READY)
+		return;
+	if (r->probe_seen >= p->seq) {
+		r->sub_retry_n = 0;
+		return;
+	}
+	/* Redis published it before answering: it is on its way */
+	r->probe_wait = p->seq;
+	r->probe_deadline = now_ms() + r->cfg.command_timeout_ms;
+}
+
+static int is_noscript(const redisReply *rep)
+{
+	return rep->type == REDIS_REPLY_ERROR && rep->len >= 8 &&
+	       !strncmp(rep->str, "NOSCRIPT", 8);
+}
+
+static int eval_retry(struct conn *c, struct pending *p)
+{
+	struct pav_redis *r = c->r;
+	const char *argv[3] = {"SCRIPT", "LOAD", r->scripts[p->seq].lua};
+
+	if (send_internal(c, PK_LOAD, 3, argv))
+		return -ENOMEM;
+	p->retried = 1;
+	p->deadline = now_ms() + r->cfg.command_timeout_ms;
+	return enqueue(c, p, p->again, p->again_len);
+}
+
+static void cmd_reply(struct conn *c, const redisReply *rep)
+{
+	struct pav_redis *r = c->r;
+	struct pending *p = fifo_pop(&c->fifo);
+
+	if (!p) {
+		conn_fail(c, -EIO, "a reply to no command");
+		return;
+	}
+	switch (p->kind) {
+	case PK_SETUP:
+	case PK_SETUP_LOAD:
+		setup_reply(c, p, rep);
+		return;
+	case PK_EVAL:
+		if (is_noscript(rep) && !p->retried && !eval_retry(c, p))
+			return;
+		break;
+	case PK_LOAD:
+		if (rep->type == REDIS_REPLY_ERROR)
+			rlog(PAV_LOG_ERROR, "SCRIPT LOAD refused: %s", rep->str);
+		break;
+	case PK_PROBE:
+		probe_answered(r, p);
+		/* fall through */
+	case PK_PING:
+		c->health_out = 0;
+		break;
+	default:
+		break;
+	}
+	complete(r, p, 0, rep);
+}
+
+/* A channel's SUBSCRIBE/UNSUBSCRIBE confirmations are all in. */
+static void settle(struct pav_redis *r, const char *name, struct channel *ch)
+{
+	if (ch->wanted)
+		fifo_move(&r->firing, &ch->waiters, 0);
+	else
+		drop_channel(r, name);
+	run_firing(r, 0);
+}
+
+static void on_ack(struct pav_redis *r, const redisReply *name)
+{
+	struct conn *c = &r->sub;
+	struct channel *ch = pav_map_get(r->channels, name->str);
+	int ready = c->state == CS_HANDSHAKE && c->setup_owed > 0 &&
+		    --c->setup_owed == 0;
+
+	if (ch && ch->acks_owed > 0 && --ch->acks_owed == 0)
+		settle(r, name->str, ch);
+	if (ready && !r->dying && c->state == CS_HANDSHAKE)
+		conn_ready(c);
+}
+
+static void on_probe(struct pav_redis *r, const redisReply *data)
+{
+	uint64_t seq = strtoull(data->str, NULL, 10);
+
+	if (seq > r->probe_seen)
+		r->probe_seen = seq;
+	if (r->probe_wait && r->probe_seen >= r->probe_wait) {
+		r->probe_wait = 0;
+		r->sub_retry_n = 0;
+	}
+}
+
+static void on_message(struct pav_redis *r, const redisReply *name,
+		       const redisReply *data)
+{
+	struct channel *ch;
+
+	if (!strcmp(name->str, r->probe_chan)) {
+		on_probe(r, data);
+		return;
+	}
+	ch = pav_map_get(r->channels, name->str);
+	if (ch && ch->wanted && r->ev.message)
+		r->ev.message(r->ev.arg, name->str, (size_t)name->len,
+			      data->str, (size_t)data->len);
+}
+
+/* Pushes are arrays led by a kind; anything else answers AUTH. */
+static void sub_reply(struct conn *c, const redisReply *rep)
+{
+	struct pav_redis *r = c->r;
+	const redisReply *const *e = (const redisReply *const *)rep->element;
+	struct pending *p;
+
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	    e[1]->type == REDIS_REPLY_STRING) {
+		if (reply_is(e[0], "message") &&
+		    e[2]->type == REDIS_REPLY_STRING) {
+			on_message(r, e[1], e[2]);
+			return;
+		}
+		if (reply_is(e[0], "subscribe") ||
+		    reply_is(e[0], "unsubscribe")) {
+			on_ack(r, e[1]);
+			return;
+		}
+	}
+	p = fifo_pop(&c->fifo);
+	if (p && p->kind == PK_SETUP) {
+		setup_reply(c, p, rep);
+		return;
+	}
+	free(p);
+	conn_fail(c, -EIO, rep->type == REDIS_REPLY_ERROR ? rep->str
+			   : "an unexpected reply");
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+/* Parses what is buffered; stops when the connection or client goes. */
+static void drain(struct conn *c, struct lws *wsi)
+{
+	struct pav_redis *r = c->r;
+
+	while (c->wsi == wsi && !r->dying) {
+		void *rep = NULL;
+
+		if (redisReaderGetReply(c->reader, &rep) != REDIS_OK) {
+			conn_fail(c, -EIO, c->reader->errstr);
+			return;
+		}
+		if (!rep)
+			break;
+		/* what is left belongs to the next replies */
+		c->unparsed = c->reader->len - c->reader->pos;
+		if (c == &r->cmd)
+			cmd_reply(c, rep);
+		else
+			sub_reply(c, rep);
+		freeReplyObject(rep);
+	}
+	if (c->wsi == wsi && !r->dying &&
+	    c->unparsed > r->cfg.max_buffer_bytes)
+		conn_fail(c, -EIO, "a reply larger than max_buffer_bytes");
+}
+
+/* Returns 0 to keep going, -1 when the wsi is no longer ours. */
+static int on_readable(struct conn *c)
+{
+	static char buf[READ_CHUNK]; /* single-threaded by contract */
+	struct lws *wsi = c->wsi;
+
+	for (int i = 0; i < READS_PER_CALLBACK; i++) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			conn_fail(c, -EIO, n ? strerror(errno)
+					     : "closed by the server");
+			break;
+		}
+		c->last_rx = now_ms();
+		if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
+			conn_fail(c, -EIO, "out of memory");
+			break;
+		}
+		c->unparsed += (size_t)n;
+		drain(c, wsi);
+		/* a short read emptied the socket: poll tells us of more */
+		if (c->wsi != wsi || c->r->dying || (size_t)n < sizeof(buf))
+			break;
+	}
+	return c->wsi == wsi ? 0 : -1;
+}
+
+/* ---- handshakes --------------------------------------------------------------- */
+
+static int cmd_setup(struct conn *c)
+{
+	struct pav_redis *r = c->r;
+	char db[16];
+	int n = 0, rc = 0;
+
+	if (r->cfg.password) {
+		const char *argv[2] = {"AUTH", r->cfg.password};
+
+		rc |= send_internal(c, PK_SETUP, 2, argv);
+		n++;
+	}
+	if (r->cfg.db > 0) {
+		const char *argv[2] = {"SELECT", db};
+
+		snprintf(db, sizeof(db), "%d", r->cfg.db);
+		rc |= send_internal(c, PK_SETUP, 2, argv);
+		n++;
+	}
+	for (int i = 0; i < r->nscripts; i++) {
+		const char *argv[3] = {"SCRIPT", "LOAD", r->scripts[i].lua};
+
+		rc |= send_internal(c, PK_SETUP_LOAD, 3, argv);
+		n++;
+	}
+	c->setup_owed = n;
+	return rc ? -ENOMEM : 0;
+}
+
+static int sub_setup(struct conn *c)
+{
+	struct pav_redis *r = c->r;
+	int n;
+
+	c->setup_owed = 0;
+	if (r->cfg.password) {
+		const char *argv[2] = {"AUTH", r->cfg.password};
+
+		if (send_internal(c, PK_SETUP, 2, argv))
+			return -ENOMEM;
+		c->setup_owed++;
+	}
+	n = restore_subs(r);
+	if (n < 0)
+		return n;
+	c->setup_owed += n;
+	return 0;
+}
+
+/* The non-blocking connect is over: did it work? */
+static void connected(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+		conn_fail(c, -EIO, strerror(err ? err : errno));
+		return;
+	}
+	c->state = CS_HANDSHAKE;
+	c->last_rx = now_ms();
+	if ((c == &c->r->cmd ? cmd_setup(c) : sub_setup(c))) {
+		conn_fail(c, -EIO, "out of memory");
+		return;
+	}
+	if (!c->setup_owed)
+		conn_ready(c);
+}
+
+static int on_writable(struct conn *c)
+{
+	struct lws *wsi = c->wsi;
+
+	c->want_write = 0;
+	c->in_writable = 1;
+	if (c->state == CS_CONNECTING)
+		connected(c);
+	if (c->wsi == wsi && !c->r->dying)
+		flush(c);
+	c->in_writable = 0;
+	if (c->wsi == wsi && out_pending(&c->out))
+		sched(c->r, &c->rearm_sul, rearm_cb, 0);
+	return c->wsi == wsi ? 0 : -1;
+}
+
+/* lws closes the socket (hang-up, context going): it is no longer ours. */
+static int on_lws_close(struct conn *c)
+{
+	c->wsi = NULL;
+	conn_fail(c, -EIO, "closed");
+	return 0;
+}
+
+static void leave(struct pav_redis *r);
+
+static int in_callback(struct conn *c, int (*fn)(struct conn *))
+{
+	struct pav_redis *r = c->r;
+	int rc;
+
+	r->depth++;
+	rc = fn(c);
+	leave(r);
+	return rc;
+}
+
+static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		  void *user, void *in, size_t len)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+
+	(void)user;
+	(void)in;
+	(void)len;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		return c ? in_callback(c, on_readable) : -1;
+	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+		return c ? in_callback(c, on_writable) : -1;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		if (c)
+			in_callback(c, on_lws_close);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{PROTOCOL_NAME, raw_cb, 0, 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- timers --------------------------------------------------------------- */
+
+static void retry_cb(lws_sorted_usec_list_t *sul)
+{
+	struct pav_redis *r = lws_container_of(sul, struct pav_redis,
+					       retry_sul);
+	int rc;
+
+	r->depth++;
+	rc = conn_open(&r->cmd);
+	if (!rc)
+		rc = conn_open(&r->sub);
+	if (rc)
+		go_down(r, -EIO, strerror(-rc));
+	leave(r);
+}
+
+static void check_cmd(struct pav_redis *r, int64_t now)
+{
+	struct conn *c = &r->cmd;
+	int timeout = r->cfg.command_timeout_ms;
+
+	if (c->state == CS_CLOSED)
+		return;
+	if (c->state != CS_READY && now >= c->setup_deadline)
+		conn_fail(c, -ETIMEDOUT, "connect or handshake timed out");
+	else if (c->fifo.head && now >= c->fifo.head->deadline)
+		conn_fail(c, -ETIMEDOUT, "a command was not answered in time");
+	else if (c->health_out && now - c->last_rx >= timeout)
+		conn_fail(c, -ETIMEDOUT, "nothing read while a PING waits");
+}
+
+static void check_sub(struct pav_redis *r, int64_t now)
+{
+	struct conn *c = &r->sub;
+
+	if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) {
+		if (now >= c->setup_deadline)
+			conn_fail(c, -ETIMEDOUT, "subscribing timed out");
+	} else if (c->state == CS_READY && r->probe_wait &&
+		   now >= r->probe_deadline) {
+		conn_fail(c, -ETIMEDOUT, "probe message not seen back");
+	}
+}
+
+/* Every probe_interval_ms: a PUBLISH to our probe channel (tests both
+ * connections), or a PING while the pub/sub side is not ready. */
+static void send_health(struct pav_redis *r, int64_t now)
+{
+	struct conn *c = &r->cmd;
+	char seq[24];
+	const char *argv[3] = {"PUBLISH", r->probe_chan, seq};
+	struct pending *p;
+
+	if (c->state != CS_READY || c->health_out || now < r->next_health)
+		return;
+	r->next_health = now + r->cfg.probe_interval_ms;
+	if (r->up && r->sub.state == CS_READY && !r->probe_wait) {
+		p = pending_new(PK_PROBE, NULL, NULL, r->cfg.command_timeout_ms);
+		if (!p)
+			return;
+		p->seq = ++r->probe_seq;
+		p->gen = r->sub.gen;
+		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)p->seq);
+		if (send_argv(c, p, 3, argv, NULL)) {
+			free(p);
+			return;
+		}
+	} else if (send_internal(c, PK_PING, 1, (const char *[]){"PING"})) {
+		return;
+	}
+	c->health_out = 1;
+}
+
+static int64_t earlier(int64_t a, int64_t b)
+{
+	return b < a ? b : a;
+}
+
+static void schedule_tick(struct pav_redis *r, int64_t now)
+{
+	const struct conn *c = &r->cmd;
+	int64_t next = now + r->cfg.probe_interval_ms;
+
+	if (c->state != CS_CLOSED && c->state != CS_READY)
+		next = earlier(next, c->setup_deadline);
+	if (c->fifo.head)
+		next = earlier(next, c->fifo.head->deadline);
+	if (c->health_out)
+		next = earlier(next, c->last_rx + r->cfg.command_timeout_ms);
+	else if (c->state == CS_READY)
+		next = earlier(next, r->next_health);
+	if (r->sub.state == CS_CONNECTING || r->sub.state == CS_HANDSHAKE)
+		next = earlier(next, r->sub.setup_deadline);
+	if (r->probe_wait)
+		next = earlier(next, r->probe_deadline);
+	sched(r, &r->tick_sul, tick_cb, next > now ? next - now + 1 : 1);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+	struct pav_redis *r = lws_container_of(sul, struct pav_redis,
+					       tick_sul);
+	int64_t now = now_ms();
+
+	r->depth++;
+	check_cmd(r, now);
+	if (!r->dying)
+		check_sub(r, now);
+	if (!r->dying)
+		send_health(r, now);
+	if (!r->dying)
+		schedule_tick(r, now);
+	leave(r);
+}
+
+/* ---- configuration --------------------------------------------------------- */
+
+void pav_redis_config_defaults(struct pav_redis_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+	cfg->port = PAV_REDIS_DEF_PORT;
+	cfg->command_timeout_ms = PAV_REDIS_DEF_COMMAND_TIMEOUT_MS;
+	cfg->max_pending = PAV_REDIS_DEF_MAX_PENDING;
+	cfg->probe_interval_ms = PAV_REDIS_DEF_PROBE_INTERVAL_MS;
+	cfg->max_buffer_bytes = PAV_REDIS_DEF_MAX_BUFFER_BYTES;
+}
+
+void pav_redis_config_clear(struct pav_redis_config *cfg)
+{
+	if (cfg->password) {
+		explicit_bzero(cfg->password, strlen(cfg->password));
+		free(cfg->password);
+	}
+	cfg->password = NULL;
+}
+
+static int url_fail(char *err, size_t errlen, const char *why)
+{
+	if (errlen)
+		snprintf(err, errlen, "%s", why);
+	return -EINVAL;
+}
+
+static int hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20;
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* %-decodes s[0..n) into a new string; NULL on a bad escape or a NUL. */
+static char *pct_decode(const char *s, size_t n)
+{
+	char *out = malloc(n + 1), *o = out;
+
+	for (size_t i = 0; out && i < n; i++) {
+		int hi, lo;
+
+		if (s[i] != '%') {
+			*o++ = s[i];
+			continue;
+		}
+		hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+		lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			free(out);
+			return NULL;
+		}
+		*o++ = (char)(hi * 16 + lo);
+		i += 2;
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}
+
+/* A decimal in [lo, hi] spanning exactly s[0..n). */
+static int parse_int(const char *s, size_t n, long lo, long hi, int *out)
+{
+	long v = 0;
+
+	if (!n || n > 9)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+/* "host[:port]" or "[v6][:port]" in s[0..n). */
+static int parse_hostport(const char *s, size_t n,
+			  struct pav_redis_config *cfg, const char **why)
+{
+	const char *host = s, *colon;
+	size_t hlen;
+
+	if (n && s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+
+		if (!close)
+			return *why = "unclosed [ in the host", -EINVAL;
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		colon = close + 1 < s + n ? close + 1 : NULL;
+		if (colon && *colon != ':')
+			return *why = "junk after ]", -EINVAL;
+	} else {
+		colon = memchr(s, ':', n);
+		hlen = colon ? (size_t)(colon - s) : n;
+	}
+	if (!hlen || hlen >= sizeof(cfg->host))
+		return *why = "empty or overlong host", -EINVAL;
+	memcpy(cfg->host, host, hlen);
+	cfg->host[hlen] = '\0';
+	if (colon && parse_int(colon + 1, (size_t)(s + n - colon - 1), 1,
+			       65535, &cfg->port))
+		return *why = "port must be 1..65535", -EINVAL;
+	return 0;
+}
+
+/* "[:password@]" at the start of *p (advanced past it). */
+static int parse_password(const char **p, struct pav_redis_config *cfg,
+			  const char **why)
+{
+	const char *at = strrchr(*p, '@'); /* the db part has none */
+
+	if (!at)
+		return 0;
+	if (**p != ':')
+		return *why = "user names are not supported: use "
+			      "redis://:password@host", -EINVAL;
+	cfg->password = pct_decode(*p + 1, (size_t)(at - *p - 1));
+	if (!cfg->password)
+		return *why = "bad %-escape in the password", -EINVAL;
+	*p = at + 1;
+	return 0;
+}
+
+int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
+			char *err, size_t errlen)
+{
+	const char *p, *slash, *end, *why = NULL;
+	int rc;
+
+	pav_redis_config_defaults(cfg);
+	if (!url || strncmp(url, "redis://", 8))
+		return url_fail(err, errlen, "the URL must start with redis://");
+	p = url + 8;
+	rc = parse_password(&p, cfg, &why);
+	if (!rc && strpbrk(p, "?#"))
+		rc = -EINVAL, why = "no query or fragment allowed";
+	end = p + strlen(p);
+	slash = memchr(p, '/', (size_t)(end - p));
+	if (!rc)
+		rc = parse_hostport(p, (size_t)((slash ? slash : end) - p),
+				    cfg, &why);
+	if (!rc && slash && slash + 1 < end &&
+	    parse_int(slash + 1, (size_t)(end - slash - 1), 0, 65535,
+		      &cfg->db))
+		rc = -EINVAL, why = "db must be a number 0..65535";
+	if (rc) {
+		pav_redis_config_clear(cfg);
+		return url_fail(err, errlen, why);
+	}
+	return 0;
+}
+
+/* ---- creating and destroying ------------------------------------------------- */
+
+static int resolve(struct pav_redis *r)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[8];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", r->cfg.port);
+	rc = getaddrinfo(r->cfg.host, port, &hints, &res);
+	if (rc == EAI_NONAME) { /* a name: the one blocking lookup */
+		hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+		rc = getaddrinfo(r->cfg.host, port, &hints, &res);
+	}
+	if (rc) {
+		rlog(PAV_LOG_ERROR, "cannot resolve %s: %s", r->cfg.host,
+		     gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(&r->addr, res->ai_addr, res->ai_addrlen);
+	r->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static struct lws_vhost *our_vhost(struct lws_context *ctx)
+{
+	struct lws_context_creation_info info;
+	struct lws_vhost *vh = lws_get_vhost_by_name(ctx, VHOST_NAME);
+
+	if (vh)
+		return vh;
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.vhost_name = VHOST_NAME;
+	info.protocols = protocols;
+	return lws_create_vhost(ctx, &info);
+}
+
+static int config_ok(const struct pav_redis_config *cfg)
+{
+	return cfg->host[0] && memchr(cfg->host, '\0', sizeof(cfg->host)) &&
+	       cfg->port > 0 && cfg->port <= 65535 && cfg->db >= 0;
+}
+
+static void apply_defaults(struct pav_redis_config *c)
+{
+	if (c->command_timeout_ms <= 0)
+		c->command_timeout_ms = PAV_REDIS_DEF_COMMAND_TIMEOUT_MS;
+	if (!c->max_pending)
+		c->max_pending = PAV_REDIS_DEF_MAX_PENDING;
+	if (c->probe_interval_ms <= 0)
+		c->probe_interval_ms = PAV_REDIS_DEF_PROBE_INTERVAL_MS;
+	/* an idle connection must be found dead within the timeout */
+	if (c->probe_interval_ms > c->command_timeout_ms / 2)
+		c->probe_interval_ms = c->command_timeout_ms / 2;
+	if (c->probe_interval_ms < 1)
+		c->probe_interval_ms = 1;
+	if (!c->max_buffer_bytes)
+		c->max_buffer_bytes = PAV_REDIS_DEF_MAX_BUFFER_BYTES;
+}
+
+static void seed(struct pav_redis *r)
+{
+	if (getrandom(&r->rnd, sizeof(r->rnd), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(r->rnd))
+		r->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	r->rnd |= 1; /* xorshift must not start at 0 */
+	snprintf(r->probe_chan, sizeof(r->probe_chan), "__pav_probe:%016llx",
+		 (unsigned long long)rnd_next(r));
+}
+
+static void free_client(struct pav_redis *r)
+{
+	pav_map_free(r->channels, free);
+	for (int i = 0; i < r->nscripts; i++)
+		free(r->scripts[i].lua);
+	free(r->scripts);
+	pav_redis_config_clear(&r->cfg);
+	free(r);
+}
+
+static void leave(struct pav_redis *r)
+{
+	if (--r->depth == 0 && r->dying)
+		free_client(r);
+}
+
+static struct pav_redis *client_new(struct lws_context *ctx,
+				    const struct pav_redis_config *cfg,
+				    const struct pav_redis_events *ev)
+{
+	struct pav_redis *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->ctx = ctx;
+	r->cfg = *cfg;
+	r->cfg.password = NULL;
+	apply_defaults(&r->cfg);
+	if (ev)
+		r->ev = *ev;
+	r->cmd.r = r->sub.r = r;
+	r->cmd.name = "command";
+	r->sub.name = "pub/sub";
+	r->cmd.fd = r->sub.fd = -1;
+	seed(r);
+	r->channels = pav_map_new();
+	if (!r->channels || (cfg->password &&
+			     !(r->cfg.password = strdup(cfg->password)))) {
+		free_client(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct pav_redis *pav_redis_create(struct lws_context *ctx,
+				   const struct pav_redis_config *cfg,
+				   const struct pav_redis_events *ev)
+{
+	struct pav_redis *r;
+
+	if (!ctx || !cfg || !config_ok(cfg)) {
+		rlog(PAV_LOG_ERROR, "invalid configuration");
+		return NULL;
+	}
+	r = client_new(ctx, cfg, ev);
+	if (!r)
+		return NULL;
+	r->vh = our_vhost(ctx);
+	if (!r->vh || resolve(r)) {
+		rlog(PAV_LOG_ERROR, "cannot create the client of %s:%d",
+		     cfg->host, cfg->port);
+		free_client(r);
+		return NULL;
+	}
+	if (conn_open(&r->cmd) || conn_open(&r->sub)) {
+		conn_close(&r->cmd);
+		conn_close(&r->sub);
+		sched(r, &r->retry_sul, retry_cb, backoff_ms(r, r->retry_n++));
+	}
+	schedule_tick(r, now_ms());
+	return r;
+}
+
+static int cancel_waiters(const char *key, void *val, void *arg)
+{
+	struct pav_redis *r = arg;
+	struct channel *ch = val;
+
+	(void)key;
+	fifo_move(&r->firing, &ch->waiters, -ECANCELED);
+	return 0;
+}
+
+void pav_redis_destroy(struct pav_redis *r)
+{
+	if (!r || r->dying)
+		return;
+	r->dying = 1;
+	r->depth++;
+	r->up = 0;
+	lws_sul_cancel(&r->tick_sul);
+	lws_sul_cancel(&r->retry_sul);
+	lws_sul_cancel(&r->sub_retry_sul);
+	lws_sul_cancel(&r->fire_sul);
+	conn_close(&r->cmd);
+	conn_close(&r->sub);
+	fail_fifo(r, &r->cmd, -ECANCELED);
+	fail_fifo(r, &r->sub, -ECANCELED);
+	pav_map_each(r->channels, cancel_waiters, r);
+	run_firing(r, -ECANCELED);
+	leave(r);
+}
+
+int pav_redis_is_up(const struct pav_redis *r)
+{
+	return r && r->up && !r->dying;
+}
+
+/* ---- commands ----------------------------------------------------------------- */
+
+/* Refuses what cannot be queued now. */
+static int admit(const struct pav_redis *r, int argc, const char **argv,
+		 const size_t *lens, size_t extra)
+{
+	size_t bytes = extra;
+
+	if (!r || r->dying || !r->up)
+		return -EIO;
+	if (argc < 0 || (argc && !argv))
+		return -EINVAL;
+	if (r->nwaiting >= r->cfg.max_pending)
+		return -ENOBUFS;
+	for (int i = 0; i < argc; i++)
+		bytes += (lens ? lens[i] : strlen(argv[i])) + 32;
+	if (bytes > r->cfg.max_buffer_bytes ||
+	    held_bytes(r) + bytes > r->cfg.max_buffer_bytes)
+		return -ENOBUFS;
+	return 0;
+}
+
+int pav_redis_command(struct pav_redis *r, pav_redis_reply_fn cb, void *arg,
+		      int argc, const char **argv, const size_t *argvlen)
+{
+	struct pending *p;
+	int rc = admit(r, argc, argv, argvlen, 0);
+
+	if (rc)
+		return rc;
+	if (argc < 1)
+		return -EINVAL;
+	p = pending_new(PK_USER, cb, arg, r->cfg.command_timeout_ms);
+	if (!p)
+		return -ENOMEM;
+	rc = send_argv(&r->cmd, p, argc, argv, argvlen);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	r->nwaiting++;
+	return 0;
+}
+
+static void sha1_hex(const char *s, char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	EVP_Digest(s, strlen(s), md, &n, EVP_sha1(), NULL);
+	for (unsigned int i = 0; i < n && i < 20; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	out[40] = '\0';
+}
+
+int pav_redis_script(struct pav_redis *r, const char *lua)
+{
+	struct script *s;
+	char sha[41];
+
+	if (!r || r->dying || !lua || !*lua)
+		return -EINVAL;
+	sha1_hex(lua, sha);
+	for (int i = 0; i < r->nscripts; i++)
+		if (!strcmp(r->scripts[i].sha, sha))
+			return i;
+	if (r->nscripts >= PAV_REDIS_MAX_SCRIPTS)
+		return -ENOSPC;
+	s = realloc(r->scripts, (size_t)(r->nscripts + 1) * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r->scripts = s;
+	s = &r->scripts[r->nscripts];
+	s->lua = strdup(lua);
+	if (!s->lua)
+		return -ENOMEM;
+	memcpy(s->sha, sha, sizeof(sha));
+	/* a connection past its connect has queued its loads already */
+	if (r->cmd.state == CS_HANDSHAKE || r->cmd.state == CS_READY) {
+		const char *argv[3] = {"SCRIPT", "LOAD", s->lua};
+
+		send_internal(&r->cmd, PK_LOAD, 3, argv); /* else: NOSCRIPT */
+	}
+	return r->nscripts++;
+}
+
+/* EVALSHA sha nkeys argv... formatted into p->again. */
+static int format_eval(struct pav_redis *r, struct pending *p, int script,
+		       int nkeys, int argc, const char **argv,
+		       const size_t *argvlen)
+{
+	const char **av = malloc((size_t)(argc + 3) * sizeof(*av));
+	size_t *lens = malloc((size_t)(argc + 3) * sizeof(*lens));
+	char nk[16];
+	int len = -1;
+
+	if (av && lens) {
+		snprintf(nk, sizeof(nk), "%d", nkeys);
+		av[0] = "EVALSHA";
+		av[1] = r->scripts[script].sha;
+		av[2] = nk;
+		for (int i = 0; i < 3; i++)
+			lens[i] = strlen(av[i]);
+		for (int i = 0; i < argc; i++) {
+			av[i + 3] = argv[i];
+			lens[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+		}
+		len = redisFormatCommandArgv(&p->again, argc + 3, av, lens);
+	}
+	free(av);
+	free(lens);
+	if (len < 0)
+		return -ENOMEM;
+	p->again_len = (size_t)len;
+	p->seq = (uint64_t)script;
+	return 0;
+}
+
+int pav_redis_eval(struct pav_redis *r, int script, int nkeys, int argc,
+		   const char **argv, const size_t *argvlen,
+		   pav_redis_reply_fn cb, void *arg)
+{
+	struct pending *p;
+	int rc = admit(r, argc, argv, argvlen, 128);
+
+	if (rc)
+		return rc;
+	if (script < 0 || script >= r->nscripts || nkeys < 0 || nkeys > argc)
+		return -EINVAL;
+	p = pending_new(PK_EVAL, cb, arg, r->cfg.command_timeout_ms);
+	if (!p)
+		return -ENOMEM;
+	rc = format_eval(r, p, script, nkeys, argc, argv, argvlen);
+	if (!rc)
+		rc = enqueue(&r->cmd, p, p->again, p->again_len);
+	if (rc) {
+		if (p->again)
+			redisFreeCommand(p->again);
+		free(p);
+		return rc;
+	}
+	r->again_bytes += p->again_len;
+	r->nwaiting++;
+	return 0;
+}
+
+/* ---- subscriptions ---------------------------------------------------------------- */
+
+static int sub_connected(const struct pav_redis *r)
+{
+	return r->sub.state == CS_HANDSHAKE || r->sub.state == CS_READY;
+}
+
+static int send_sub(struct pav_redis *r, const char *verb, const char *name,
+		    struct channel *ch)
+{
+	const char *argv[2] = {verb, name};
+
+	if (out_pending(&r->sub.out) > r->cfg.max_buffer_bytes)
+		return -ENOBUFS;
+	if (send_argv(&r->sub, NULL, 2, argv, NULL))
+		return -ENOMEM;
+	ch->acks_owed++;
+	return 0;
+}
+
+static struct channel *channel_get(struct pav_redis *r, const char *name)
+{
+	struct channel *ch = pav_map_get(r->channels, name);
+
+	if (ch)
+		return ch;
+	ch = calloc(1, sizeof(*ch));
+	if (ch && pav_map_put(r->channels, name, ch)) {
+		free(ch);
+		ch = NULL;
+	}
+	return ch;
+}
+
+static int subscribe_named(struct pav_redis *r, const char *name,
+			   pav_redis_reply_fn cb, void *arg)
+{
+	struct channel *ch = channel_get(r, name);
+	struct pending *w = cb ? pending_new(PK_WAITER, cb, arg, 0) : NULL;
+	int rc = ch && (w || !cb) ? 0 : -ENOMEM;
+
+	if (!rc && sub_connected(r))
+		rc = send_sub(r, "SUBSCRIBE", name, ch);
+	if (rc) {
+		if (ch && !ch->wanted && !ch->acks_owed && !ch->waiters.head)
+			drop_channel(r, name);
+		free(w);
+		return rc;
+	}
+	ch->wanted = 1;
+	if (w) {
+		fifo_push(&ch->waiters, w);
+		r->nwaiting++;
+	}
+	return 0;
+}
+
+static char *channel_name(const char *channel, size_t len)
+{
+	char *name;
+
+	if (!channel || !len || memchr(channel, '\0', len))
+		return NULL;
+	name = malloc(len + 1);
+	if (name) {
+		memcpy(name, channel, len);
+		name[len] = '\0';
+	}
+	return name;
+}
+
+int pav_redis_subscribe(struct pav_redis *r, const char *channel, size_t len,
+			pav_redis_reply_fn cb, void *arg)
+{
+	char *name;
+	int rc;
+
+	if (!r || r->dying || !r->up)
+		return -EIO;
+	if (cb && r->nwaiting >= r->cfg.max_pending)
+		return -ENOBUFS;
+	name = channel_name(channel, len);
+	if (!name)
+		return channel && len && !memchr(channel, '\0', len) ? -ENOMEM
+								    : -EINVAL;
+	rc = subscribe_named(r, name, cb, arg);
+	free(name);
+	return rc;
+}
+
+int pav_redis_unsubscribe(struct pav_redis *r, const char *channel,
+			  size_t len)
+{
+	struct channel *ch;
+	char *name = channel_name(channel, len);
+
+	if (!name)
+		return channel && len && !memchr(channel, '\0', len) ? -ENOMEM
+								    : -EINVAL;
+	ch = r && !r->dying ? pav_map_get(r->channels, name) : NULL;
+	if (ch && ch->wanted) {
+		ch->wanted = 0;
+		if (sub_connected(r))
+			send_sub(r, "UNSUBSCRIBE", name, ch);
+		if (!ch->acks_owed) { /* nothing in flight: forget it now */
+			drop_channel(r, name);
+			sched(r, &r->fire_sul, fire_cb, 0);
+		}
+	}
+	free(name);
+	return 0;
+}

@@ -1,0 +1,176 @@
+/*
+ * redis.h — an asynchronous Redis client on the gateway's lws event loop.
+ *
+ * One client keeps two TCP connections to one Redis server: a command
+ * connection (pipelined commands, Lua scripts, health checks) and a
+ * pub/sub connection (subscriptions).  Single-threaded: every function
+ * here must be called on the thread that services the lws context, and
+ * every callback runs from that context's service loop.  Nothing blocks
+ * after pav_redis_create (which resolves the host name once).
+ *
+ * Callbacks never run inside the call that registered them: a reply,
+ * failure or confirmation comes from a later turn of the event loop.
+ * The one exception is pav_redis_destroy, which fails what is pending
+ * (-ECANCELED) before it returns.  A callback may call any function
+ * here, pav_redis_destroy included.
+ *
+ * Liveness: a command not answered within command_timeout_ms fails the
+ * command connection (-ETIMEDOUT); while idle, a health request goes out
+ * every probe_interval_ms and the connection is dead when it has read
+ * nothing for command_timeout_ms while one is unanswered.  The pub/sub
+ * connection is checked end to end: every probe_interval_ms the command
+ * connection publishes a probe to a channel of this client's own; a
+ * probe not seen back on the pub/sub connection within command_timeout_ms
+ * (or that connection closing) replaces the pub/sub connection.
+ *
+ * Reconnection: after the client is down it reconnects by itself, the
+ * first retry within PAV_REDIS_BACKOFF_FIRST_MS, then backing off
+ * exponentially (with jitter) up to PAV_REDIS_BACKOFF_MAX_MS.  Each new
+ * connection redoes AUTH and SELECT, loads every registered script and
+ * restores every subscription before `up` is called.
+ *
+ * Memory is bounded: at most max_pending commands (and subscribe
+ * confirmations) wait for Redis, at most max_buffer_bytes of commands wait
+ * to be written, and a reply being read may not exceed max_buffer_bytes
+ * (the connection is reset).  While down, nothing is queued.
+ *
+ * Destroy the client before the lws context.
+ */
+#ifndef PAV_REDIS_H
+#define PAV_REDIS_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h> /* struct redisReply, REDIS_REPLY_* */
+
+struct lws_context;
+
+#define PAV_REDIS_DEF_PORT 6379
+#define PAV_REDIS_DEF_COMMAND_TIMEOUT_MS 2000
+#define PAV_REDIS_DEF_MAX_PENDING 10000
+#define PAV_REDIS_DEF_PROBE_INTERVAL_MS 1000
+#define PAV_REDIS_DEF_MAX_BUFFER_BYTES ((size_t)64 << 20)
+#define PAV_REDIS_BACKOFF_FIRST_MS 100
+#define PAV_REDIS_BACKOFF_MAX_MS 5000
+#define PAV_REDIS_MAX_SCRIPTS 256
+
+struct pav_redis_config {
+	char host[256];         /* name or numeric address; "[v6]" not here */
+	int port;               /* 1..65535 */
+	int db;                 /* SELECTed on every connection when > 0 */
+	char *password;         /* NULL: no AUTH.  Caller's: the client copies */
+	int command_timeout_ms; /* <= 0: the default */
+	size_t max_pending;     /* 0: the default */
+	int probe_interval_ms;  /* <= 0: the default; at most half the timeout */
+	size_t max_buffer_bytes; /* 0: the default */
+};
+
+/* Fills cfg with the defaults (host "127.0.0.1", port 6379, db 0). */
+void pav_redis_config_defaults(struct pav_redis_config *cfg);
+
+/*
+ * "redis://[:password@]host[:port][/db]" -> cfg (defaults for the rest).
+ * host may be "[v6 address]"; the password may be %-encoded.  Returns 0,
+ * or -EINVAL with a reason in err, or -ENOMEM.  On success cfg->password
+ * is NULL or allocated: release it with pav_redis_config_clear.
+ */
+int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
+			char *err, size_t errlen);
+/* Wipes and frees cfg->password (set to NULL). */
+void pav_redis_config_clear(struct pav_redis_config *cfg);
+
+/* Every callback gets `arg`.  Any of them may be NULL. */
+struct pav_redis_events {
+	void *arg;
+	/* Both connections are ready: AUTH/SELECT done, scripts loaded,
+	 * subscriptions restored.  After a `down`, messages published while
+	 * down were missed (no `resync` is added). */
+	void (*up)(void *arg);
+	/* The client was up and is not any more; every pending command and
+	 * subscribe confirmation has already failed (-EIO or -ETIMEDOUT). */
+	void (*down)(void *arg);
+	/* A message on a subscribed channel, in publication order.  channel
+	 * and data are borrowed for the call. */
+	void (*message)(void *arg, const char *channel, size_t clen,
+			const char *data, size_t dlen);
+	/* While up, the pub/sub connection was replaced and every channel
+	 * subscribed again: messages may have been missed. */
+	void (*resync)(void *arg);
+};
+
+struct pav_redis;
+
+/*
+ * Starts connecting; returns NULL when cfg is invalid, the host does not
+ * resolve or memory is short (logged).  cfg and ev are copied.  No event
+ * runs inside this call.
+ */
+struct pav_redis *pav_redis_create(struct lws_context *ctx,
+				   const struct pav_redis_config *cfg,
+				   const struct pav_redis_events *ev);
+/*
+ * Fails every pending command and subscribe confirmation with
+ * -ECANCELED (before returning), then frees the client; no event or
+ * callback runs after.  Callable from inside any of its callbacks
+ * (the memory goes when that callback returns).  NULL is ignored.
+ */
+void pav_redis_destroy(struct pav_redis *r);
+/* 1 while both connections are ready. */
+int pav_redis_is_up(const struct pav_redis *r);
+
+/*
+ * The reply callback.  err 0: reply is Redis' answer (a Redis error is
+ * err 0 with reply->type == REDIS_REPLY_ERROR); reply is borrowed for
+ * the call.  Otherwise reply is NULL and err is -EIO (connection lost),
+ * -ETIMEDOUT (no answer within command_timeout_ms) or -ECANCELED
+ * (pav_redis_destroy).
+ */
+typedef void (*pav_redis_reply_fn)(void *arg, int err,
+				   const struct redisReply *reply);
+
+/*
+ * Queues one command (argv[0] is its name; argvlen NULL: C strings) on
+ * the command connection; commands go out and are answered in the order
+ * queued.  The arguments are copied.  Returns 0: cb (may be NULL) runs
+ * exactly once, later.  Otherwise cb is never called: -EIO (down),
+ * -ENOBUFS (max_pending or max_buffer_bytes reached), -EINVAL, -ENOMEM.
+ * Do not SUBSCRIBE, MONITOR or change the connection's state (SELECT,
+ * AUTH, MULTI without EXEC) here.
+ */
+int pav_redis_command(struct pav_redis *r, pav_redis_reply_fn cb, void *arg,
+		      int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * Registers a Lua script (copied) and returns its handle (>= 0), the same
+ * for the same text; -EINVAL, -ENOMEM or -ENOSPC (PAV_REDIS_MAX_SCRIPTS).
+ * Any time after create; scripts are loaded on every new connection.
+ */
+int pav_redis_script(struct pav_redis *r, const char *lua);
+/*
+ * EVALSHA of a registered script with nkeys keys first in argv.  On a
+ * NOSCRIPT answer the script is loaded and the call retried once (the
+ * retry then runs after commands queued meanwhile).  Returns and calls
+ * back like pav_redis_command; -EINVAL for an unknown handle.
+ */
+int pav_redis_eval(struct pav_redis *r, int script, int nkeys, int argc,
+		   const char **argv, const size_t *argvlen,
+		   pav_redis_reply_fn cb, void *arg);
+
+/*
+ * Adds channel to the client's set of subscriptions, which is restored on
+ * every new pub/sub connection.  Idempotent.  cb (may be NULL) runs once,
+ * later: err 0 when Redis confirmed the subscription (reply NULL);
+ * -EIO/-ETIMEDOUT when the client went down first (the channel stays in
+ * the set: unsubscribe if it is not wanted); -ECANCELED when unsubscribed
+ * first, or at destroy.  Returns 0, -EIO (down: nothing recorded),
+ * -ENOBUFS (max_pending waiting callbacks), -EINVAL (empty, or a NUL
+ * inside), -ENOMEM.
+ */
+int pav_redis_subscribe(struct pav_redis *r, const char *channel, size_t len,
+			pav_redis_reply_fn cb, void *arg);
+/* Removes channel from the set (no more messages once Redis confirmed).
+ * 0 (also when it was not in the set), or -EINVAL. */
+int pav_redis_unsubscribe(struct pav_redis *r, const char *channel,
+			  size_t len);
+
+#endif
