@@ -95,7 +95,7 @@ export interface ClientEvents {
   state: (state: ConnectionState, previous: ConnectionState) => void;
   /** A connection attempt starts. */
   connecting: (info: { attempt: number }) => void;
-  /** The socket is open; `reconnected` after the first time. */
+  /** Connected and served (the gateway answered a first request); `reconnected` after the first time. */
   connected: (info: { reconnected: boolean }) => void;
   /** The connection is gone. */
   disconnected: (info: DisconnectInfo) => void;
@@ -481,20 +481,38 @@ export class PavilionClient extends Emitter<ClientEvents> {
       close: (code, reason) => this.lost(gen, code, reason),
     });
     const ms = this.opts.connectTimeoutMs ?? 10000;
-    this.setTimer('connect', ms, () => this.drop(gen, CloseCode.ABNORMAL, `no handshake within ${ms} ms`));
+    this.setTimer('connect', ms, () => this.drop(gen, CloseCode.ABNORMAL, `not connected within ${ms} ms`));
   }
 
+  /**
+   * The socket is open, but the gateway completes the upgrade even for a bad
+   * token (then sends 1001 and closes with 4001). So the connection counts as
+   * connected only once a first request is answered: a `heartbeat_ack` with
+   * an id, sent ahead of the re-subscriptions. Application messages wait
+   * until then, so that none is lost to a connection that is being refused.
+   */
   private onOpen(gen: number): void {
     if (gen !== this.generation) return;
+    this.queue.newConnection();
+    this.lastMessageMs = Date.now();
+    this.armDeadTimer(gen);
+    this.controlRequest('heartbeat_ack', undefined, {
+      ack: () => this.onReady(gen),
+      // an error with our id still means an authenticated, served connection
+      fail: (e) => { if (typeof e.code === 'number') this.onReady(gen); },
+      lost: () => undefined,
+    });
+    this.resubscribe();
+    this.flush();
+  }
+
+  private onReady(gen: number): void {
+    if (gen !== this.generation || this._state !== 'connecting') return;
     this.clearTimer('connect');
     const reconnected = this.everConnected;
     this.everConnected = true;
-    this.queue.newConnection();
     this.setState('connected');
-    this.lastMessageMs = Date.now();
-    this.armDeadTimer(gen);
     this.setTimer('stable', this.opts.stableAfterMs ?? 10000, () => this.backoff.reset());
-    this.resubscribe();
     this.scheduleRenewal(gen);
     this.emit('connected', { reconnected });
     this.flush();
@@ -735,7 +753,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
   }
 
   /** A request of the client's own: ahead of application messages, not bounded, void on disconnect. */
-  private controlRequest(type: string, payload: Record<string, unknown>,
+  private controlRequest(type: string, payload: Record<string, unknown> | undefined,
                          handlers: Omit<Pending, 'type' | 'sent' | 'timer'>): void {
     const id = this.nextId();
     const p: Pending = { type, sent: false, ...handlers };
@@ -743,16 +761,17 @@ export class PavilionClient extends Emitter<ClientEvents> {
     p.timer = setTimeout(() => this.settleFailure(id, new RequestTimeoutError(ms, { type, id })), ms);
     this.pending.set(id, p);
     this.queue.pushControl({
-      text: JSON.stringify({ type, id, payload }),
+      text: JSON.stringify(payload === undefined ? { type, id } : { type, id, payload }),
       sent: () => { p.sent = true; },
     });
   }
 
+  /** Sends what the queue lets go: control messages once the socket is open, application ones once connected. */
   private flush(): void {
-    if (this._state !== 'connected' || !this.transport) return;
-    this.clearTimer('drain');
     const t = this.transport;
-    const wait = this.queue.drain((text) => t.send(text));
+    if (!t || !t.isOpen) return;
+    this.clearTimer('drain');
+    const wait = this.queue.drain((text) => t.send(text), this._state === 'connected');
     if (wait > 0) this.setTimer('drain', wait, () => this.flush());
   }
 

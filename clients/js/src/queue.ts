@@ -101,13 +101,13 @@ export class OutboundQueue {
 
   /**
    * Sends what the bucket allows through `send` (which returns false when the
-   * socket cannot take it). Returns the ms until the next message may go, or 0
+   * socket cannot take it); application messages only when `appToo`. Returns the ms until the next message may go, or 0
    * when nothing is left (or `send` refused).
    */
-  drain(send: (text: string) => boolean): number {
+  drain(send: (text: string) => boolean, appToo = true): number {
     this.refill();
     for (;;) {
-      const lane = this.control.length > 0 ? this.control : this.app;
+      const lane = this.control.length > 0 || !appToo ? this.control : this.app;
       const msg = lane[0];
       if (!msg) return 0;
       if (this.tokens < 1) return Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.rate));

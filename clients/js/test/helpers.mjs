@@ -279,14 +279,16 @@ export class Api {
  * its send queue fills; `resume()` undoes it.
  */
 export class TcpProxy {
-  static async create(targetPort) {
-    const p = new TcpProxy(targetPort);
+  static async create(targetPort, options = {}) {
+    const p = new TcpProxy(targetPort, options);
     await p.listen();
     return p;
   }
 
-  constructor(targetPort) {
+  /** options.upstreamDelayMs: client → gateway bytes are held this long (network latency). */
+  constructor(targetPort, options = {}) {
     this.targetPort = targetPort;
+    this.upstreamDelayMs = options.upstreamDelayMs ?? 0;
     this.pairs = new Set();
     this.stalled = false;
     this.accepted = 0;
@@ -314,7 +316,11 @@ export class TcpProxy {
       client.destroy();
       upstream.destroy();
     };
-    client.on('data', (d) => { if (!this.stalled) upstream.write(d); });
+    client.on('data', (d) => {
+      if (this.stalled) return;
+      if (this.upstreamDelayMs > 0) setTimeout(() => upstream.write(d), this.upstreamDelayMs);
+      else upstream.write(d);
+    });
     upstream.on('data', (d) => { if (!this.stalled) client.write(d); });
     for (const s of [client, upstream]) {
       s.on('error', end);
@@ -377,3 +383,16 @@ export function cliToken(bin, confPath, sub, claims) {
 }
 
 export { readFileSync };
+
+/** A `ws` WebSocket class that records every message the client sends (parsed). */
+export async function spyWebSocket() {
+  const { WebSocket } = await import('ws');
+  const sent = [];
+  class Spy extends WebSocket {
+    send(data, ...rest) {
+      sent.push(JSON.parse(String(data)));
+      return super.send(data, ...rest);
+    }
+  }
+  return { WebSocket: Spy, sent };
+}
