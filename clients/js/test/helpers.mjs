@@ -118,7 +118,8 @@ export const uid = (prefix = 'u') => `${prefix}-${run}-${++seq}`;
  * an internal API vhost, memory store, on free loopback ports.
  *
  * options: public (merged into the public vhost, one level deep), store, top
- * (merged into the top level), heartbeatS, leewayS, plugins.
+ * (merged into the top level), heartbeatS, leewayS, plugins, secret and apiKey
+ * (to share them between nodes), port and apiPort.
  */
 export class Gateway {
   static async create(options = {}) {
@@ -132,7 +133,7 @@ export class Gateway {
     this.bin = bin;
     this.dir = mkdtempSync(join(TMP_ROOT, 'gw-'));
     this.secret = options.secret ?? randomBytes(24).toString('base64url');
-    this.apiKey = `key-${randomBytes(12).toString('hex')}`;
+    this.apiKey = options.apiKey ?? `key-${randomBytes(12).toString('hex')}`;
     writeFileSync(join(this.dir, 'jwt.key'), `${this.secret}\n`);
     writeFileSync(join(this.dir, 'api.keys'), `# test\n${this.apiKey}\n`);
     this.port = options.port ?? await freePort();
@@ -395,4 +396,28 @@ export async function spyWebSocket() {
     }
   }
   return { WebSocket: Spy, sent };
+}
+
+/** A throwaway redis-server on a free loopback port (no persistence). */
+export class Redis {
+  static async start() {
+    const r = new Redis();
+    r.port = await freePort();
+    r.dir = mkdtempSync(join(TMP_ROOT, 'redis-'));
+    r.proc = spawn('redis-server', ['--port', String(r.port), '--bind', '127.0.0.1', '--save', '',
+      '--appendonly', 'no', '--dir', r.dir], { stdio: 'ignore' });
+    r.exited = new Promise((res) => r.proc.once('exit', res));
+    r.proc.once('error', () => undefined);
+    await until(() => canConnect(r.port), 10000, `redis-server on ${r.port}`, 50);
+    r.url = `redis://127.0.0.1:${r.port}/0`;
+    return r;
+  }
+
+  async stop() {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 10000);
+    await this.exited;
+    clearTimeout(t);
+  }
 }
