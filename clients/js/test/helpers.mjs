@@ -118,7 +118,8 @@ export const uid = (prefix = 'u') => `${prefix}-${run}-${++seq}`;
  * an internal API vhost, memory store, on free loopback ports.
  *
  * options: public (merged into the public vhost, one level deep), store, top
- * (merged into the top level), heartbeatS, leewayS, plugins, secret and apiKey
+ * (merged into the top level), heartbeatS, leewayS, plugins, tls (a self-signed
+ * certificate made with openssl: wss), secret and apiKey
  * (to share them between nodes), port and apiPort.
  */
 export class Gateway {
@@ -149,6 +150,15 @@ export class Gateway {
         subscription: { policy: 'claims' }, notification: {}, chat: {}, presence: {},
       },
     };
+    if (options.tls) {
+      const cert = join(this.dir, 'cert.pem');
+      const key = join(this.dir, 'key.pem');
+      const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+        '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8', timeout: 30000 });
+      if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+      pub.tls = { cert, key };
+    }
     for (const [k, v] of Object.entries(options.public ?? {})) {
       pub[k] = v && typeof v === 'object' && !Array.isArray(v) && typeof pub[k] === 'object' ? { ...pub[k], ...v } : v;
     }
@@ -162,7 +172,7 @@ export class Gateway {
     };
     this.confPath = join(this.dir, 'gateway.json');
     writeFileSync(this.confPath, JSON.stringify(this.config, null, 2));
-    this.url = `ws://127.0.0.1:${this.port}/ws`;
+    this.url = `${options.tls ? 'wss' : 'ws'}://127.0.0.1:${this.port}/ws`;
     this.api = new Api(`http://127.0.0.1:${this.apiPort}`, this.apiKey);
   }
 
