@@ -508,6 +508,13 @@ int pav_conn_authenticate(struct pav_conn *c, const char *token)
 	if (pav_auth_verify(&c->vh->auth, token, pav_now_ms() / 1000, &claims,
 			    &c->auth_why))
 		return -EACCES;
+	/* a subscription token (parameters.token) names one channel: it
+	 * grants that subscription, never a session */
+	if (json_object_object_get_ex(claims, "channel", NULL)) {
+		json_object_put(claims);
+		c->auth_why = "subscription token cannot open a session";
+		return -EACCES;
+	}
 	json_object_object_get_ex(claims, "sub", &v);
 	sub = json_object_get_string(v);
 	if (c->user[0] && strcmp(c->user, sub)) {
