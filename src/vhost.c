@@ -36,7 +36,7 @@ static int create_instance(struct pav_vhost *vh, const char *name,
 
 	if (!p) {
 		snprintf(err, errlen, "%s: vhosts[%d].plugins.%s: no plugin "
-			 "'%s' loaded from plugin_dirs (missing %s.so?)",
+			 "'%s' loaded from plugin_dirs (%s.so missing or refused)",
 			 vc->file, vc->index, name, name, name);
 		return -ENOENT;
 	}
