@@ -210,7 +210,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
           if (epoch !== undefined) lost.current.epoch = epoch;
         }
       }
-      this._offset = offset;
+      // same epoch: never move back (a publication may have come before the ack)
+      const sameEpoch = epoch !== undefined && epoch === this._epoch;
+      this._offset = sameEpoch && this._offset !== undefined && offset !== undefined
+        ? Math.max(this._offset, offset) : offset;
       this._epoch = epoch;
     }
     this._lastAck = ack;

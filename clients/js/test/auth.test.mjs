@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { ErrorCode, PavilionClient, PavilionError } from '../dist/index.js';
 import { Gateway, mint, next, record, sleep, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
 
-describe('tokens', () => {
+describe('tokens', { timeout: 180000 }, () => {
   let g;
   let proxy;
   const clients = [];

@@ -15,7 +15,7 @@ import { canConnect, freePort, Gateway, JS_DIR, uid, until } from './helpers.mjs
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(JS_DIR, 'test-artifacts');
 
-describe('example page in headless Chromium', () => {
+describe('example page in headless Chromium', { timeout: 180000 }, () => {
   let g;
   let server;
   let serverUrl;

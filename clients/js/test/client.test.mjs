@@ -11,7 +11,7 @@ import { Gateway, next, record, TcpProxy, uid, until } from './helpers.mjs';
 
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 
-describe('client against the gateway', () => {
+describe('client against the gateway', { timeout: 180000 }, () => {
   let g;
   const clients = [];
   before(async () => {

@@ -9,7 +9,7 @@ import { Gateway, next, record, sleep, spyWebSocket, TcpProxy, uid, until } from
 
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 
-describe('close codes and heartbeats', () => {
+describe('close codes and heartbeats', { timeout: 180000 }, () => {
   const cleanup = [];
   after(async () => {
     for (const f of cleanup.reverse()) await f();

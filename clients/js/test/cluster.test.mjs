@@ -11,7 +11,7 @@ import { Gateway, next, record, Redis, TcpProxy, uid, until } from './helpers.mj
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 const enabled = process.env.PAVILION_JS_REDIS === '1';
 
-describe('two nodes on one Redis', { skip: !enabled && 'set PAVILION_JS_REDIS=1 to run (redis backend)' }, () => {
+describe('two nodes on one Redis', { timeout: 180000, skip: !enabled && 'set PAVILION_JS_REDIS=1 to run (redis backend)' }, () => {
   let redis;
   let a;
   let b;

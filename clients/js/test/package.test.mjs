@@ -12,7 +12,7 @@ import { JS_DIR } from './helpers.mjs';
 
 const npm = (args, cwd) => execFileSync('npm', args, { cwd, encoding: 'utf8', timeout: 180000, stdio: ['ignore', 'pipe', 'pipe'] });
 
-describe('npm package', () => {
+describe('npm package', { timeout: 180000 }, () => {
   let dir;
   let installed;
   let packed;

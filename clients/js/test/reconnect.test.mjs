@@ -10,7 +10,7 @@ import { Gateway, next, record, spyWebSocket, TcpProxy, uid, until } from './hel
 
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 
-describe('reconnect', () => {
+describe('reconnect', { timeout: 180000 }, () => {
   let g;
   let proxy;
   const clients = [];

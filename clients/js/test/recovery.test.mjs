@@ -13,7 +13,7 @@ import { Gateway, next, record, spyWebSocket, TcpProxy, uid, until } from './hel
 
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 
-describe('history and recovery', () => {
+describe('history and recovery', { timeout: 180000 }, () => {
   const cleanup = [];
   after(async () => {
     for (const f of cleanup.reverse()) await f();
