@@ -594,6 +594,36 @@ static void large_replies_are_parsed_across_reads(void **state)
 	free(v);
 }
 
+#define HUGE (32 * 1024 * 1024)
+
+/* More than the socket buffers take while Redis is stopped: the write
+ * stops at EAGAIN and must go on when the socket drains. */
+static void a_write_larger_than_the_socket_buffers_completes(void **state)
+{
+	struct pav_redis_config c = config();
+	char *v = calloc(1, HUGE);
+	const char *argv[3] = {"SET", "huge", v};
+	const size_t lens[3] = {3, 4, HUGE};
+	struct rep x = {0};
+
+	(void)state;
+	/* no health request comes to re-arm a stalled write */
+	c.command_timeout_ms = 60000;
+	c.probe_interval_ms = 30000;
+	connect_with(&c);
+	kill(F.redis, SIGSTOP);
+	assert_int_equal(pav_redis_command(F.r, on_reply, &x, 3, argv, lens),
+			 0);
+	run_for(300);
+	kill(F.redis, SIGCONT);
+	WAIT_FOR(x.calls, 20000);
+	assert_int_equal(x.calls, 1);
+	assert_int_equal(x.err, 0);
+	sync_cmd(&x, "STRLEN", "huge", NULL);
+	assert_int_equal(x.integer, HUGE);
+	free(v);
+}
+
 static void a_reply_over_max_buffer_resets_the_connection(void **state)
 {
 	struct pav_redis_config c = config();
@@ -670,12 +700,13 @@ static void a_stopped_redis_is_noticed_with_nothing_pending(void **state)
 	struct pav_redis_config c = config();
 
 	(void)state;
-	c.command_timeout_ms = 1000;
-	connect_with(&c);
-	run_for(1200); /* idle, a few health checks done */
+	connect_with(&c); /* 2000 ms timeout, a health request a second */
+	/* stop Redis just after the second health request was answered: the
+	 * next one, a second later, would only time out 3 s after the stop */
+	run_for(2050);
 	assert_true(pav_redis_is_up(F.r));
 	kill(F.redis, SIGSTOP);
-	WAIT_FOR(!pav_redis_is_up(F.r), 1000 + 300);
+	WAIT_FOR(!pav_redis_is_up(F.r), 2000 + 400);
 	assert_false(pav_redis_is_up(F.r));
 	assert_int_equal(F.downs, 1);
 }
@@ -1291,6 +1322,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(commands_answer_later_and_redis_errors_are_err_0, setup, teardown),
 		cmocka_unit_test_setup_teardown(many_commands_in_flight_are_answered_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(large_replies_are_parsed_across_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_write_larger_than_the_socket_buffers_completes, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_reply_over_max_buffer_resets_the_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(commands_over_max_buffer_bytes_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_stopped_redis_times_commands_out, setup, teardown),
