@@ -290,16 +290,14 @@ export class Api {
  * its send queue fills; `resume()` undoes it.
  */
 export class TcpProxy {
-  static async create(targetPort, options = {}) {
-    const p = new TcpProxy(targetPort, options);
+  static async create(targetPort) {
+    const p = new TcpProxy(targetPort);
     await p.listen();
     return p;
   }
 
-  /** options.upstreamDelayMs: client → gateway bytes are held this long (network latency). */
-  constructor(targetPort, options = {}) {
+  constructor(targetPort) {
     this.targetPort = targetPort;
-    this.upstreamDelayMs = options.upstreamDelayMs ?? 0;
     this.pairs = new Set();
     this.stalled = false;
     this.accepted = 0;
@@ -327,11 +325,7 @@ export class TcpProxy {
       client.destroy();
       upstream.destroy();
     };
-    client.on('data', (d) => {
-      if (this.stalled) return;
-      if (this.upstreamDelayMs > 0) setTimeout(() => upstream.write(d), this.upstreamDelayMs);
-      else upstream.write(d);
-    });
+    client.on('data', (d) => { if (!this.stalled) upstream.write(d); });
     upstream.on('data', (d) => { if (!this.stalled) client.write(d); });
     for (const s of [client, upstream]) {
       s.on('error', end);
