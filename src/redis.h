@@ -115,7 +115,8 @@ struct pav_redis *pav_redis_create(struct lws_context *ctx,
  * (the memory goes when that callback returns).  NULL is ignored.
  */
 void pav_redis_destroy(struct pav_redis *r);
-/* 1 while both connections are ready. */
+/* 1 from `up` to `down`: commands are accepted (meanwhile the pub/sub
+ * connection may be being replaced: see `resync`). */
 int pav_redis_is_up(const struct pav_redis *r);
 
 /*

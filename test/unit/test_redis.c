@@ -1272,6 +1272,30 @@ static void a_host_name_is_resolved_at_create(void **state)
 	assert_null(pav_redis_create(F.ctx, &c, &events));
 }
 
+static void two_clients_share_one_context(void **state)
+{
+	struct pav_redis_config c = config();
+	struct pav_redis_events quiet = {0};
+	struct pav_redis *other;
+	struct rep x = {0};
+	const char *argv[3] = {"PUBLISH", "shared", "from-other"};
+
+	(void)state;
+	connect_with(&c);
+	subscribe_sync("shared");
+	other = pav_redis_create(F.ctx, &c, &quiet);
+	assert_non_null(other);
+	WAIT_FOR(pav_redis_is_up(other), 5000);
+	assert_true(pav_redis_is_up(other));
+	assert_int_equal(pav_redis_command(other, on_reply, &x, 3, argv, NULL),
+			 0);
+	WAIT_FOR(has_msg("shared from-other"), 5000);
+	assert_true(has_msg("shared from-other"));
+	assert_int_equal(x.integer, 1); /* its probe channel is its own */
+	pav_redis_destroy(other);
+	sync_cmd(&x, "PING", NULL);
+}
+
 #ifdef PAV_WITH_UV
 static uv_timer_t uv_tick;
 
@@ -1341,6 +1365,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(destroy_cancels_everything_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(destroy_inside_a_reply_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_host_name_is_resolved_at_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(two_clients_share_one_context, setup, teardown),
 #ifdef PAV_WITH_UV
 		cmocka_unit_test_setup_teardown(works_on_a_libuv_context, setup, teardown),
 #endif
