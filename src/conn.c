@@ -264,25 +264,28 @@ int pav_conn_writeable(struct pav_conn *c)
  * that returns -1 with a close reason set makes lws queue the close frame
  * (LRS_WAITING_TO_SEND_CLOSE), write it on the next POLLOUT and wait for
  * the client's close (LRS_AWAITING_CLOSE_ACK, PENDING_TIMEOUT_CLOSE_ACK
- * 5 s); meanwhile it parses and drops the client's frames without calling
- * us.  But a second -1 (lws still calls SERVER_WRITEABLE while it waits),
- * the close-ack timeout, or the client's close itself all end in
- * just_kill_connection, which in 4.1.6 does shutdown(SHUT_WR) and close()
- * at once (the LRS_SHUTDOWN stage that would wait for EOF is skipped,
- * since socket_is_permanently_unusable is set just before it is tested).
- * A close() with unread data in the receive buffer sends a TCP RST, and an
- * RST makes the client's kernel discard what the client has not read yet:
- * the close frame is lost and a strict client reports 1006.  And a -1
- * while lws still holds part of a frame makes it flush and hang up with
- * no close frame at all (LRS_FLUSHING_BEFORE_CLOSE).
+ * 5 s), parsing and dropping the client's frames meanwhile without calling
+ * us; the client's close then ends it cleanly.  But lws still calls
+ * SERVER_WRITEABLE while it waits, and a second -1 there (or the ack
+ * timeout) goes to just_kill_connection, which in 4.1.6 does
+ * shutdown(SHUT_WR) and close() at once: the LRS_SHUTDOWN stage that would
+ * wait for EOF is skipped, since socket_is_permanently_unusable is set just
+ * before it is tested.  A close() with unread data in the receive buffer
+ * sends a TCP RST; a client still sending then gets its connection reset
+ * on its next write, and a stack that ends the connection there (asyncio,
+ * so Python websockets; Windows drops unread data on a reset anyway)
+ * never reads the close frame: it reports 1006.  (A -1 while lws still
+ * held part of a frame would make it flush and hang up with no close frame
+ * at all, LRS_FLUSHING_BEFORE_CLOSE; but lws calls SERVER_WRITEABLE only
+ * once its partial frame is out.)
  *
- * So: the close is handed to lws exactly once, after the queue and lws'
- * partial frame have gone out; from then on (DRAINING) the gateway
- * returns 0 from every callback and lws reads and discards until the
- * client's close frame or EOF.  Deadlines sit on the connection's timing
- * wheel node: PAV_CLOSE_FLUSH_S for the close frame to get out, then
- * PAV_CLOSE_DRAIN_S for the client to answer; then the socket is cut.
- * Nothing is buffered meanwhile (the queue is empty, reassembly freed).
+ * So the close is handed to lws exactly once, when the queue is empty;
+ * from then on (DRAINING) the gateway returns 0 from every callback and lws
+ * reads and discards until the client's close frame or EOF.  Deadlines sit
+ * on the connection's timing-wheel node: PAV_CLOSE_FLUSH_S for the close
+ * frame to get out, then PAV_CLOSE_DRAIN_S for the client to answer; then
+ * the socket is cut.  Nothing is buffered meanwhile (the queue is empty,
+ * reassembly freed).
  */
 #define PAV_CLOSE_FLUSH_S 5
 #define PAV_CLOSE_DRAIN_S 2
@@ -298,10 +301,6 @@ static int send_close(struct pav_conn *c)
 {
 	const char *r = c->close_reason ? c->close_reason : "";
 
-	if (lws_partial_buffered(c->wsi)) { /* the rest of a frame first */
-		lws_callback_on_writable(c->wsi);
-		return 0;
-	}
 	lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
 			 (unsigned char *)r, strlen(r));
 	c->state = PAV_CONN_DRAINING;
