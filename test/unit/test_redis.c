@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +126,7 @@ static void start_redis(void)
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan if we crash */
 		dup2(null, 1);
 		dup2(null, 2);
 		if (F.password)
@@ -1119,6 +1121,7 @@ static void start_proxy(void)
 	F.proxy = fork();
 	assert_true(F.proxy >= 0);
 	if (F.proxy == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fcntl(lfd, F_SETFL, 0);
 		proxy_main(lfd, F.port);
 		_exit(0);
