@@ -126,14 +126,17 @@ static void peer_address(struct lws *wsi, char *buf, size_t len)
  *    is answered 429 at its request, far past it closed at accept;
  *  - counts it, until its upgrade, against the public share of the pool:
  *    PAV_HEADER_POOL_RESERVE buffers stay for the internal vhosts, and new
- *    public connections are closed at accept while the rest is taken;
+ *    public connections are closed at accept while the rest is taken (the
+ *    pool is large enough that one IP within max_connections_per_ip, 256
+ *    by default, cannot take the public share; lws allocates a buffer only
+ *    while a connection holds it);
  *  - times it: the request must be upgraded or answered within the
  *    vhost's handshake_timeout_s from accept, however its bytes trickle.
  * A plain HTTP request on a public vhost is answered 404 and closed; its
  * body, if any, is never read.
  */
-#define PAV_HEADER_POOL 256
-#define PAV_HEADER_POOL_RESERVE 32
+#define PAV_HEADER_POOL 1024
+#define PAV_HEADER_POOL_RESERVE 64
 #define PAV_PUBLIC_PENDING_MAX (PAV_HEADER_POOL - PAV_HEADER_POOL_RESERVE)
 /* connections past max_connections_per_ip that still get their 429 */
 #define PAV_PEER_OVER_ANSWERED 16
