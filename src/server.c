@@ -115,11 +115,12 @@ static void peer_address(struct lws *wsi, char *buf, size_t len)
 /* ---- accepted connections ---------------------------------------------
  *
  * lws keeps one pool of header buffers for the whole process, and a
- * connection holds one from its first request byte until it is upgraded
- * or answered.  The per-IP limits used to run only at the upgrade, so
- * sockets that never got there (a POST whose body trickles in, which lws
- * drains with a timeout that every byte renews) could hold the whole pool:
- * the internal vhost's /healthz and every new handshake waited.  So every
+ * connection holds one from accept (plain) or the end of its TLS handshake
+ * until it is upgraded or answered.  The per-IP limits used to run only at
+ * the upgrade, so sockets that never got there (a POST whose body trickles
+ * in, which lws drains with a timeout that every byte renews) could hold
+ * the whole pool: the internal vhost's /healthz and every new handshake
+ * waited.  So every
  * connection accepted on a public vhost gets a record, from accept to
  * WSI_DESTROY (the wsi's opaque user data), that
  *  - counts it against its IP's max_connections_per_ip: past the limit it
@@ -212,6 +213,7 @@ static int filter_accept(struct lws *wsi, int fd)
 static int accepted_new(struct lws *wsi)
 {
 	struct pav_vhost *vh = vhost_of(wsi);
+	const struct pav_limits *l = &vh->cfg->limits;
 	struct accepted *a = calloc(1, sizeof(*a));
 	char ip[INET6_ADDRSTRLEN];
 
@@ -223,11 +225,10 @@ static int accepted_new(struct lws *wsi)
 		return -1;
 	}
 	a->wsi = wsi;
-	a->over = pav_peer_count(a->peer) >
-		  vh->cfg->limits.max_connections_per_ip;
+	a->over = pav_peer_count(a->peer) > l->max_connections_per_ip;
 	public_pending++;
 	pav_wheel_add(&request_wheel, &a->tw,
-		      pav_now_ms() / 1000 + vh->cfg->limits.handshake_timeout_s);
+		      pav_now_ms() / 1000 + l->handshake_timeout_s);
 	lws_set_opaque_user_data(wsi, a);
 	return 0;
 }
