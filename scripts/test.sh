@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-STAGES=${PAV_STAGES:-"unit integration asan fuzz package bench"}
+STAGES=${PAV_STAGES:-"unit integration js asan fuzz package bench"}
 PASSED=0
 FAILED=0
 PY=/usr/bin/python3
@@ -64,6 +64,17 @@ for stage in $STAGES; do
   integration)
     say "integration tests (real binary, real sockets)"
     build build && PAVILION_BUILD=$top/build pytest_counts integration test/integration
+    ;;
+  js)
+    say "JavaScript client (clients/js: node --test against the real binary, headless Chromium)"
+    if build build; then
+      bash clients/js/scripts/ci.sh "$top/build" >"$log/js.txt" 2>&1
+      p=$(grep -aE '^# pass [0-9]+$' "$log/js.txt" | tail -n 1 | awk '{print $3}')
+      f=$(grep -aE '^# (fail|cancelled) [0-9]+$' "$log/js.txt" | tail -n 2 | awk '{s+=$3} END {print s+0}')
+      grep -aE '^ *not ok ' "$log/js.txt" | head -n 30
+      [ -z "$p" ] && { tail -n 20 "$log/js.txt"; f=$((f + 1)); }
+      count "${p:-0}" "$f" "js"
+    else tail -n 30 "$log/compile-build.txt"; count 0 1 "js build"; fi
     ;;
   asan)
     say "ASan+UBSan build: unit and integration tests, leak detection on"

@@ -6,11 +6,14 @@
  */
 #include "api.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libwebsockets.h>
 
@@ -30,8 +33,8 @@
 struct api_req {
 	struct pav_vhost *vh;
 	int method;
-	char path[256];
-	char query[256];
+	char path[PAV_API_PATH_MAX + 1];
+	char query[PAV_API_PATH_MAX + 1];
 	char *body;
 	size_t body_len;
 	int too_big;
@@ -692,7 +695,8 @@ static void route_v1(struct api_req *r)
 
 static int authorized(struct lws *wsi, struct api_req *r)
 {
-	char h[512];
+	/* "Bearer " + the longest key + NUL; lws refuses a longer header */
+	char h[sizeof("Bearer ") + PAV_API_KEY_MAX_LEN];
 
 	if (lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
 	    strncasecmp(h, "Bearer ", 7))
@@ -761,17 +765,96 @@ static int read_query(struct lws *wsi, char *buf, size_t len)
 	return 0;
 }
 
-/* The request line and headers are in: check what can be checked now. */
-static int on_request(struct lws *wsi, struct api_req *r)
+/* A listener named by interface (lws binds one of its addresses): does
+ * local belong to it? */
+static int on_interface(const struct sockaddr *local, const char *ifname,
+			int port)
 {
-	char *uri;
-	int ulen;
-	char cl[32];
+	struct ifaddrs *list, *i;
+	char host[INET6_ADDRSTRLEN];
+	int ok = 0;
+
+	if (getifaddrs(&list))
+		return 0;
+	for (i = list; i && !ok; i = i->ifa_next) {
+		const void *a;
+
+		if (!i->ifa_addr || !i->ifa_name || strcmp(i->ifa_name, ifname))
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET)
+			a = &((const struct sockaddr_in *)(const void *)
+				      i->ifa_addr)->sin_addr;
+		else if (i->ifa_addr->sa_family == AF_INET6)
+			a = &((const struct sockaddr_in6 *)(const void *)
+				      i->ifa_addr)->sin6_addr;
+		else
+			continue;
+		ok = inet_ntop(i->ifa_addr->sa_family, a, host, sizeof(host)) &&
+		     pav_api_listener_match(local, host, port) == 1;
+	}
+	freeifaddrs(list);
+	return ok;
+}
+
+/*
+ * lws picks a request's vhost by its Host header among every vhost of the
+ * listener's port, whatever their addresses: a request for this vhost may
+ * have come in through another vhost's socket.  Only our own listener
+ * (the accepted socket's local address and port) is served.
+ */
+static int on_own_listener(struct lws *wsi, const struct pav_vhost_config *vc)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = lws_get_socket_fd(wsi), rc;
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return 0;
+	rc = pav_api_listener_match((struct sockaddr *)&ss, vc->listen_host,
+				    vc->port);
+	if (rc == -ENOENT)
+		rc = on_interface((struct sockaddr *)&ss, vc->listen_host,
+				  vc->port);
+	return rc == 1;
+}
+
+/* Request line: a method, and a path (and query) the API can read whole. */
+static int read_request_line(struct lws *wsi, struct api_req *r)
+{
+	const char *why = "bad request line";
+	char *uri = NULL;
+	int ulen = 0;
 
 	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
-	snprintf(r->path, sizeof(r->path), "%.*s", ulen, uri);
-	if (read_query(wsi, r->query, sizeof(r->query)) < 0)
-		r->query[0] = '\0';
+	if (r->method < 0 || !uri || ulen < 0 ||
+	    pav_api_check_path(uri, (size_t)ulen, &why)) {
+		answer_error(r, 400, why);
+		return -EINVAL;
+	}
+	memcpy(r->path, uri, (size_t)ulen);
+	r->path[ulen] = '\0';
+	if (read_query(wsi, r->query, sizeof(r->query)) < 0) {
+		answer_error(r, 400, "query string too long");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The request line and headers are in: check what can be checked now.
+ * Returns 1 when answered already (the body, if any, is not read). */
+static int on_request(struct lws *wsi, struct api_req *r)
+{
+	char cl[32];
+
+	if (!on_own_listener(wsi, r->vh->cfg)) {
+		pav_warn("api: a request for vhost %s came in through another "
+			 "listener: 404", r->vh->cfg->name);
+		r->early = 1; /* and no further request on this connection */
+		answer_error(r, 404, "no such path");
+		return 1;
+	}
+	if (read_request_line(wsi, r))
+		return 1;
 	if (!strncmp(r->path, "/v1/", 4) && !authorized(wsi, r)) {
 		answer_error(r, 401, "missing or wrong API key");
 		return 1;
@@ -879,7 +962,9 @@ static int start(struct lws *wsi, struct api_req **pr)
 		return -1;
 	}
 	(*pr)->wsi = wsi;
-	(*pr)->early = on_request(wsi, *pr) && (*pr)->method == LWSHUMETH_POST;
+	if (on_request(wsi, *pr) && ((*pr)->method == LWSHUMETH_POST ||
+				     (*pr)->method < 0))
+		(*pr)->early = 1;
 	if ((*pr)->ans.status || (*pr)->method != LWSHUMETH_POST) {
 		if (!(*pr)->ans.status)
 			route(*pr);

@@ -6,6 +6,15 @@
 #include <stddef.h>
 
 #include <json-c/json.h>
+#include <sys/socket.h>
+
+/* The longest API key: longer key-file lines are refused at load, and the
+ * Authorization header ("Bearer " + key) is read into a buffer this fits. */
+#define PAV_API_KEY_MAX_LEN 256
+
+/* The longest request path and query string the API reads (bytes, after
+ * lws' URL decoding); longer ones are answered 400. */
+#define PAV_API_PATH_MAX 255
 
 #include "pavilion/plugin.h"
 
@@ -34,6 +43,24 @@ json_object *pav_api_parse_body(const char *buf, size_t len,
 
 /* The string member key of o, or NULL when absent or not a string. */
 const char *pav_api_str(json_object *o, const char *key);
+
+/*
+ * A request path as lws decoded it (len bytes, may hold a NUL from "%00"):
+ * 0, or -EINVAL with a static reason when it is empty, longer than
+ * PAV_API_PATH_MAX, or holds a NUL, a control character or a non-ASCII
+ * byte (no API path has any).
+ */
+int pav_api_check_path(const char *path, size_t len, const char **why);
+
+/*
+ * Did a request arrive on its vhost's own listener "host:port"?  local is
+ * the accepted socket's local address.  1 yes, 0 no; -ENOENT when host is
+ * not an address literal (an interface name, as lws reads it), for the
+ * caller to match against that interface's addresses.  "0.0.0.0" and "::"
+ * match any address; a v4-mapped IPv6 address counts as its IPv4 one.
+ */
+int pav_api_listener_match(const struct sockaddr *local, const char *host,
+			   int port);
 
 /* Constant-time comparison of a presented key against the known keys. */
 int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented);

@@ -777,12 +777,54 @@ static int hostnames_overlap(const struct pav_vhost_config *a,
 	return 0;
 }
 
+static const char *kind_name(const struct pav_vhost_config *vc)
+{
+	return vc->kind == PAV_VHOST_INTERNAL ? "internal" : "public";
+}
+
+/*
+ * libwebsockets picks the vhost of a request by its Host header (or SNI)
+ * among every vhost with the listener's port, whatever the address: an
+ * internal vhost sharing a port with a public one would be reachable
+ * through the public address.  So the two kinds share no port and no
+ * hostname.
+ */
+static int vhost_kinds_apart(struct ctx *c, const struct pav_vhost_config *vc,
+			     const struct pav_vhost_config *o,
+			     const char *path)
+{
+	char sub[KEYPATH];
+
+	if (vc->kind == o->kind)
+		return 0;
+	if (vc->port == o->port) {
+		join(sub, path, "listen");
+		return fail(c, -EINVAL, sub, "port %d is also used by %s "
+			    "vhost \"%s\" (%s); internal and public vhosts "
+			    "may not share a port, on any address", vc->port,
+			    kind_name(o), o->name, o->file);
+	}
+	for (size_t i = 0; i < vc->nhostnames; i++)
+		for (size_t j = 0; j < o->nhostnames; j++) {
+			if (strcasecmp(vc->hostnames[i], o->hostnames[j]))
+				continue;
+			join(sub, path, "hostnames");
+			return fail(c, -EINVAL, sub, "\"%s\" is also a "
+				    "hostname of %s vhost \"%s\" (%s); internal "
+				    "and public vhosts may not share a hostname",
+				    vc->hostnames[i], kind_name(o), o->name,
+				    o->file);
+		}
+	return 0;
+}
+
 /* Names are unique; a shared listen needs distinct hostnames (SNI). */
 static int vhost_unique(struct ctx *c, struct pav_vhost_config *vc,
 			const char *path)
 {
 	const struct pav_config *cfg = c->cfg;
 	char sub[KEYPATH];
+	int rc;
 
 	for (size_t k = 0; k < (size_t)vc->index; k++) {
 		const struct pav_vhost_config *o = &cfg->vhosts[k];
@@ -801,6 +843,8 @@ static int vhost_unique(struct ctx *c, struct pav_vhost_config *vc,
 				    "name of vhosts[%d] in %s", vc->name,
 				    index_in_file(cfg, k), o->file);
 		}
+		if ((rc = vhost_kinds_apart(c, vc, o, path)))
+			return rc;
 		if (o->port != vc->port ||
 		    strcasecmp(o->listen_host, vc->listen_host) ||
 		    !hostnames_overlap(o, vc))
@@ -838,17 +882,20 @@ static int vhost_kind(struct ctx *c, json_object *obj,
 	return 0;
 }
 
+/* Clear text (ws, or the internal API's HTTP) only on loopback or behind
+ * a TLS proxy that says so. */
 static int vhost_tls(struct ctx *c, const struct pav_vhost_config *vc,
 		     const char *path)
 {
 	char sub[KEYPATH];
 
-	if (vc->kind == PAV_VHOST_INTERNAL || vc->tls ||
-	    vc->tls_terminated_upstream || is_loopback(vc->listen_host))
+	if (vc->tls || vc->tls_terminated_upstream ||
+	    is_loopback(vc->listen_host))
 		return 0;
 	join(sub, path, "tls");
-	return fail(c, -EINVAL, sub, "plain ws is allowed only on a loopback "
-		    "address or with \"terminated_upstream\": true");
+	return fail(c, -EINVAL, sub, "plain %s is allowed only on a loopback "
+		    "address or with \"terminated_upstream\": true",
+		    vc->kind == PAV_VHOST_INTERNAL ? "HTTP" : "ws");
 }
 
 /* max_message_bytes may be set under websocket or limits, not both apart. */

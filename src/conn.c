@@ -4,9 +4,11 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libwebsockets.h>
 
@@ -57,16 +59,16 @@ int pav_conn_is_open(const struct pav_conn *c)
 }
 
 /* A client that does not read: drop what it has not taken and close it.
- * The close frame may never get through, so lws gets a deadline too. */
+ * What lws already holds goes first, then the close frame, if the client
+ * reads again before the close deadline. */
 void pav_conn_overflow(struct pav_conn *c)
 {
 	if (!c || c->state != PAV_CONN_OPEN)
 		return;
-	pav_warn("conn %p: outbound queue over %zu bytes, closing 4008",
-		 (void *)c, c->vc->limits.outbound_queue_bytes);
+	pav_warn("conn %" PRIu64 ": outbound queue over %zu bytes, closing "
+		 "4008", c->id, c->vc->limits.outbound_queue_bytes);
 	queue_clear(c);
 	pav_conn_close(c, 4008, "slow consumer");
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
@@ -148,18 +150,6 @@ void pav_conn_error(struct pav_conn *c, int code, const char *msg,
 		pav_metrics_error(code);
 	}
 	pav_msg_unref(m);
-}
-
-void pav_conn_close(struct pav_conn *c, int code, const char *reason)
-{
-	if (c->state == PAV_CONN_CLOSING)
-		return;
-	c->state = PAV_CONN_CLOSING;
-	c->close_code = code;
-	c->close_reason = reason;
-	pav_metrics_close(code);
-	pav_wheel_del(&c->tw);
-	lws_callback_on_writable(c->wsi);
 }
 
 static void queue_pop(struct pav_conn *c)
@@ -263,7 +253,8 @@ void pav_conns_flush(struct pav_conn_env *env)
 			continue; /* released meanwhile */
 		c->dirty = 0;
 		if (c->state == PAV_CONN_OPEN && write_queue(c) < 0) {
-			pav_conn_close(c, 1011, "write failed");
+			/* the socket is gone: nothing more is tried on it */
+			c->state = PAV_CONN_DRAINING;
 			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
 					LWS_TO_KILL_ASYNC);
 		}
@@ -278,20 +269,141 @@ void pav_conn_env_free(struct pav_conn_env *env)
 	env->ndirty = env->dirty_cap = 0;
 }
 
+static int send_close(struct pav_conn *c);
+
 int pav_conn_writeable(struct pav_conn *c)
 {
-	if (write_queue(c) < 0)
-		return -1;
-	if (c->q_count || lws_partial_buffered(c->wsi))
-		return 0;
-	if (c->state == PAV_CONN_CLOSING) {
-		const char *r = c->close_reason ? c->close_reason : "";
-
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)r, strlen(r));
+	if (c->state == PAV_CONN_DRAINING)
+		return 0; /* lws owns the close now: -1 here would cut it */
+	if (write_queue(c) < 0) {
+		c->state = PAV_CONN_DRAINING; /* the socket is gone */
 		return -1;
 	}
-	return 0;
+	if (c->q_count || lws_partial_buffered(c->wsi))
+		return 0;
+	return c->state == PAV_CONN_CLOSING ? send_close(c) : 0;
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+/*
+ * Every close the gateway starts completes the closing handshake: the
+ * client gets the close frame even while it is still sending.
+ *
+ * What lws 4.1.6 does, and why the gateway steers it: a protocol callback
+ * that returns -1 with a close reason set makes lws queue the close frame
+ * (LRS_WAITING_TO_SEND_CLOSE), write it on the next POLLOUT and wait for
+ * the client's close (LRS_AWAITING_CLOSE_ACK, PENDING_TIMEOUT_CLOSE_ACK
+ * 5 s), parsing and dropping the client's frames meanwhile without calling
+ * us; the client's close then ends it cleanly.  But lws still calls
+ * SERVER_WRITEABLE while it waits, and a second -1 there (or the ack
+ * timeout) goes to just_kill_connection, which in 4.1.6 does
+ * shutdown(SHUT_WR) and close() at once: the LRS_SHUTDOWN stage that would
+ * wait for EOF is skipped, since socket_is_permanently_unusable is set just
+ * before it is tested.  A close() with unread data in the receive buffer
+ * sends a TCP RST; a client still sending then gets its connection reset
+ * on its next write, and a stack that ends the connection there (asyncio,
+ * so Python websockets) never reads the close frame: it reports 1006.
+ *
+ * So the close is handed to lws exactly once, when the queue is empty;
+ * from then on (DRAINING) the gateway returns 0 from every callback and lws
+ * reads and discards until the client's close frame or EOF.  Deadlines sit
+ * on the connection's timing-wheel node: PAV_CLOSE_FLUSH_S for the close
+ * frame to get out, then PAV_CLOSE_DRAIN_S for the client to answer; then
+ * the socket is cut.  Nothing is buffered meanwhile (the queue is empty,
+ * reassembly freed).
+ */
+
+/* The connection is cut at the wheel tick of second now + secs: between
+ * secs - 1 and secs seconds from now. */
+static void close_deadline(struct pav_conn *c, int secs)
+{
+	pav_wheel_add(&c->env->wheel, &c->tw, pav_now_ms() / 1000 + secs);
+}
+
+static int send_close(struct pav_conn *c)
+{
+	const char *r = c->close_reason ? c->close_reason : "";
+
+	lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+			 (unsigned char *)r, strlen(r));
+	c->state = PAV_CONN_DRAINING;
+	close_deadline(c, PAV_CLOSE_DRAIN_S);
+	return -1; /* lws sends the close frame and waits for the client's */
+}
+
+void pav_conn_close(struct pav_conn *c, int code, const char *reason)
+{
+	if (c->state == PAV_CONN_CLOSING || c->state == PAV_CONN_DRAINING)
+		return;
+	c->state = PAV_CONN_CLOSING;
+	c->close_code = code;
+	c->close_reason = reason;
+	pav_metrics_close(code);
+	close_deadline(c, PAV_CLOSE_FLUSH_S);
+	lws_callback_on_writable(c->wsi);
+}
+
+/* A close deadline passed: the client did not read the close frame in
+ * time or did not answer it.  Killed on the next service round. */
+static void close_expired(struct pav_conn *c)
+{
+	pav_debug("conn %" PRIu64 ": close deadline passed, cutting", c->id);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+}
+
+void pav_conn_peer_closed(struct pav_conn *c)
+{
+	if (c->state == PAV_CONN_DRAINING)
+		return;
+	c->state = PAV_CONN_DRAINING;
+	close_deadline(c, PAV_CLOSE_DRAIN_S);
+}
+
+/* Is the client's side of the socket still open (no EOF, no error)? */
+static int peer_still_there(struct lws *wsi)
+{
+	char b;
+	ssize_t n = recv(lws_get_socket_fd(wsi), &b, 1,
+			 MSG_PEEK | MSG_DONTWAIT);
+
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+				   errno == EINTR));
+}
+
+/*
+ * lws decided to close a connection the gateway had not closed.  With a
+ * close reason set (1002 for most protocol errors, 1007 for bad UTF-8)
+ * lws sends the close frame itself; the gateway only counts it and puts
+ * the drain deadline on it.  Without one it would hang up with no close
+ * frame: lws 4.1 does that for a control frame longer than 125 bytes and
+ * for a 64-bit length with its top bit set (lws_ws_rx_sm returns -1 with
+ * no reason).  This callback comes before lws looks at the reason
+ * (__lws_close_free_wsi calls DROP_PROTOCOL, then
+ * close_via_role_protocol), so a reason set here makes it send close
+ * 1002.  EOF and socket errors also arrive here without a reason: the
+ * socket is peeked to leave those alone.
+ */
+void pav_conn_dropping(struct pav_conn *c)
+{
+	const unsigned char *p;
+	int code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+
+	if (c->state != PAV_CONN_OPEN)
+		return;
+	if (lws_get_close_length(c->wsi) >= 2) {
+		p = lws_get_close_payload(c->wsi);
+		code = p[0] << 8 | p[1];
+	} else if (peer_still_there(c->wsi)) {
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+				 (unsigned char *)"protocol error", 14);
+	} else {
+		return;
+	}
+	c->state = PAV_CONN_DRAINING;
+	c->close_code = code;
+	pav_metrics_close(code);
+	close_deadline(c, PAV_CLOSE_DRAIN_S);
 }
 
 /* ---- receiving -------------------------------------------------------- */
@@ -332,8 +444,10 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 	size_t rest = lws_remaining_packet_payload(c->wsi);
 	char *nrx;
 
-	if (c->state != PAV_CONN_OPEN)
-		return 0; /* closing: drop */
+	if (c->state != PAV_CONN_OPEN) {
+		rx_reset(c); /* closing: drop, keep nothing */
+		return 0;
+	}
 	if (c->rx_len == 0 && c->rx) /* the last message was handed out */
 		rx_reset(c);
 	if (first && !c->rx_len) {
@@ -381,6 +495,10 @@ static void deadline(struct pav_conn *c, int64_t now)
 {
 	const struct pav_vhost_config *vc = c->vc;
 
+	if (c->state == PAV_CONN_CLOSING || c->state == PAV_CONN_DRAINING) {
+		close_expired(c);
+		return;
+	}
 	if (c->state != PAV_CONN_OPEN)
 		return;
 	if (c->exp_ms && now > c->exp_ms + (int64_t)vc->leeway_s * 1000) {

@@ -28,8 +28,10 @@ struct pav_conn_env {
 
 enum pav_conn_state {
 	PAV_CONN_NEW = 0,
-	PAV_CONN_OPEN,    /* serving */
-	PAV_CONN_CLOSING, /* flushing the queue, then the close frame */
+	PAV_CONN_OPEN,     /* serving */
+	PAV_CONN_CLOSING,  /* flushing the queue, then the close frame */
+	PAV_CONN_DRAINING, /* close frame handed to lws: discard until the
+			    * client's close, EOF or the drain deadline */
 };
 
 struct pav_conn {
@@ -37,6 +39,7 @@ struct pav_conn {
 	const struct pav_vhost_config *vc;
 	struct pav_conn_env *env;
 	enum pav_conn_state state;
+	uint64_t id; /* the session's, for logs (0 before it has one) */
 	int close_code;
 	const char *close_reason;
 
@@ -89,8 +92,16 @@ int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 		  const char *channel, json_object *payload);
 void pav_conn_error(struct pav_conn *c, int code, const char *message,
 		    const char *id);
-/* Starts the closing handshake with code (once). */
+/* Starts the closing handshake with code (once): the queue is written,
+ * then the close frame; the client's frames are discarded until its close
+ * or EOF (bounded by deadlines), so the close frame reaches a client that
+ * is still sending. */
 void pav_conn_close(struct pav_conn *c, int code, const char *reason);
+/* The client sent a close frame: lws answers it, the gateway sends none. */
+void pav_conn_peer_closed(struct pav_conn *c);
+/* lws is closing the connection (WS_SERVER_DROP_PROTOCOL, before it
+ * decides whether a close frame goes out). */
+void pav_conn_dropping(struct pav_conn *c);
 /* A slow consumer: drop the queue, close 4008. */
 void pav_conn_overflow(struct pav_conn *c);
 int pav_conn_is_open(const struct pav_conn *c);

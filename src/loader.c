@@ -1,13 +1,27 @@
 /*
- * loader.c — finds "*.so" plugins in the configured directories, checks
- * each descriptor (magic, ABI version, name) and refuses loudly.
+ * loader.c — loads the plugins the configuration enables, like nginx's
+ * load_module: for each plugin name some vhost enables, "<name>.so" from
+ * the first of plugin_dirs that has it.  Nothing else in those
+ * directories is opened, so no stray shared object runs code (a
+ * constructor runs at dlopen, before any check could refuse it).
+ *
+ * A plugin runs with the gateway's rights, so a plugin file and a plugin
+ * directory must be writable by root or the gateway's own user only: owned
+ * by one of them, neither group- nor world-writable.  A symlinked plugin
+ * is resolved and its target, and the target's directory, pass the same
+ * checks; the resolved file is what is loaded.  Refusals name the path and
+ * why.  Other "*.so" files present (hidden ones aside) are reported as
+ * warnings.
  */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "loader.h"
 #include "log.h"
@@ -17,11 +31,20 @@
 struct loaded {
 	void *dl;
 	const struct pav_plugin *p;
-	char *path;
+	char *path; /* dir/<name>.so as found in plugin_dirs */
 };
 
 static struct loaded plugins[MAX_PLUGINS];
 static size_t nplugins;
+/* every dir/<name>.so tried during this load, loaded or refused */
+static char *tried[MAX_PLUGINS];
+static size_t ntried;
+static enum pav_log_level unused_level = PAV_LOG_INFO;
+
+void pav_loader_unused_level(enum pav_log_level level)
+{
+	unused_level = level;
+}
 
 const struct pav_plugin *pav_loader_find(const char *name)
 {
@@ -31,7 +54,123 @@ const struct pav_plugin *pav_loader_find(const char *name)
 	return NULL;
 }
 
-static int check(const char *path, const struct pav_plugin *p)
+/* ---- who may have written it ----------------------------------------- */
+
+/* NULL when only root or our own user can change it, else why not. */
+static const char *unsafe(const struct stat *st, char *buf, size_t len)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(buf, len, "owned by uid %u, neither root nor the "
+			 "gateway's user", (unsigned)st->st_uid);
+		return buf;
+	}
+	if (st->st_mode & S_IWOTH)
+		return "world-writable";
+	if (st->st_mode & S_IWGRP)
+		return "group-writable";
+	return NULL;
+}
+
+/* 0 when dir may hold plugins; -ENOENT when absent (a warning). */
+static int dir_ok(const char *dir)
+{
+	struct stat st;
+	const char *why;
+	char buf[96];
+
+	if (stat(dir, &st)) {
+		int e = errno;
+
+		if (e != ENOENT)
+			pav_err("plugin directory %s: %s: refused", dir,
+				strerror(e));
+		else
+			pav_warn("plugin directory %s: %s", dir, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		pav_err("plugin directory %s: not a directory: refused", dir);
+		return -ENOTDIR;
+	}
+	if ((why = unsafe(&st, buf, sizeof(buf)))) {
+		pav_err("plugin directory %s: %s: refused (only root or the "
+			"gateway's user may be able to change plugins)", dir,
+			why);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* A symlinked plugin: its target and the target's directory are checked
+ * as the plugin itself would be.  Returns the resolved path or NULL. */
+static char *resolve_link(const char *path)
+{
+	char *real = realpath(path, NULL), *slash;
+	struct stat st;
+	const char *why = NULL;
+	char buf[96];
+	int bad;
+
+	if (!real) {
+		pav_err("plugin %s: symlink does not resolve (%s): refused",
+			path, strerror(errno));
+		return NULL;
+	}
+	slash = strrchr(real, '/');
+	*slash = '\0';
+	bad = stat(*real ? real : "/", &st) ||
+	      (why = unsafe(&st, buf, sizeof(buf)));
+	*slash = '/';
+	if (bad) {
+		pav_err("plugin %s: symlink to %s, whose directory is %s: "
+			"refused", path, real, why ? why : strerror(errno));
+		free(real);
+		return NULL;
+	}
+	return real;
+}
+
+/* dir/<name>.so: -ENOENT when absent; 0 with *file (malloc'd) the file to
+ * load; another -errno when refused (logged). */
+static int plugin_file(const char *path, char **file)
+{
+	struct stat st;
+	const char *why;
+	char buf[96];
+
+	if (lstat(path, &st)) {
+		int e = errno;
+
+		if (e == ENOENT)
+			return -ENOENT;
+		pav_err("plugin %s: %s: refused", path, strerror(e));
+		return -e;
+	}
+	*file = S_ISLNK(st.st_mode) ? resolve_link(path) : strdup(path);
+	if (!*file)
+		return -EPERM;
+	if (stat(*file, &st) || !S_ISREG(st.st_mode)) {
+		pav_err("plugin %s: not a regular file: refused", path);
+		goto refused;
+	}
+	if ((why = unsafe(&st, buf, sizeof(buf)))) {
+		pav_err("plugin %s%s%s: %s: refused (only root or the gateway's "
+			"user may be able to change a plugin)", path,
+			strcmp(path, *file) ? " -> " : "",
+			strcmp(path, *file) ? *file : "", why);
+		goto refused;
+	}
+	return 0;
+refused:
+	free(*file);
+	*file = NULL;
+	return -EPERM;
+}
+
+/* ---- the descriptor -------------------------------------------------- */
+
+static int check(const char *path, const char *name,
+		 const struct pav_plugin *p)
 {
 	if (!p) {
 		pav_err("plugin %s: no '%s' symbol: not a pavilion plugin",
@@ -54,17 +193,18 @@ static int check(const char *path, const struct pav_plugin *p)
 			path);
 		return -EINVAL;
 	}
-	if (pav_loader_find(p->name)) {
-		pav_err("plugin %s: a plugin named '%s' is already loaded",
-			path, p->name);
-		return -EEXIST;
+	if (strcmp(p->name, name)) {
+		pav_err("plugin %s: declares the name '%s', not '%s': refused "
+			"(a plugin named X is the file X.so)", path, p->name,
+			name);
+		return -EINVAL;
 	}
 	return 0;
 }
 
-static int load_one(const char *path)
+static int load_one(const char *path, const char *file, const char *name)
 {
-	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	void *dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
 	const struct pav_plugin *p;
 
 	if (!dl) {
@@ -72,7 +212,7 @@ static int load_one(const char *path)
 		return -EINVAL;
 	}
 	p = dlsym(dl, PAV_PLUGIN_SYMBOL);
-	if (check(path, p) || nplugins == MAX_PLUGINS) {
+	if (check(path, name, p)) {
 		dlclose(dl);
 		return -EINVAL;
 	}
@@ -82,39 +222,127 @@ static int load_one(const char *path)
 	return 0;
 }
 
-static int is_so(const struct dirent *d)
+/* ---- which ----------------------------------------------------------- */
+
+/* Finds <name>.so in the first usable directory that has it and loads it.
+ * Returns 0 (also when no directory has it: the vhost says so later). */
+static int load_named(const struct pav_config *cfg, const int *usable,
+		      const char *name)
+{
+	for (size_t i = 0; i < cfg->nplugin_dirs; i++) {
+		char path[PATH_MAX], *file = NULL;
+		int rc;
+
+		if (!usable[i])
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s.so",
+			     cfg->plugin_dirs[i], name) >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		rc = plugin_file(path, &file);
+		if (rc == -ENOENT)
+			continue;
+		if (ntried < MAX_PLUGINS)
+			tried[ntried++] = strdup(path);
+		if (!rc)
+			rc = load_one(path, file, name);
+		free(file);
+		return rc;
+	}
+	return 0;
+}
+
+static int was_tried(const char *path)
+{
+	for (size_t i = 0; i < ntried; i++)
+		if (tried[i] && !strcmp(tried[i], path))
+			return 1;
+	return 0;
+}
+
+static int is_visible_so(const struct dirent *d)
 {
 	size_t n = strlen(d->d_name);
 
-	return n > 3 && !strcmp(d->d_name + n - 3, ".so");
+	return d->d_name[0] != '.' && n > 3 &&
+	       !strcmp(d->d_name + n - 3, ".so");
 }
 
-/* Loads every plugin of one directory in lexical order; counts refusals. */
-static void load_dir(const char *dir, int *refused)
+/* Every other "*.so" of a directory is reported, never opened. */
+static void warn_unused(const char *dir)
 {
 	struct dirent **names;
-	int n = scandir(dir, &names, is_so, alphasort);
+	int n = scandir(dir, &names, is_visible_so, alphasort);
 
-	if (n < 0) {
-		pav_warn("plugin directory %s: %s", dir, strerror(errno));
-		return;
-	}
 	for (int i = 0; i < n; i++) {
-		char path[4096];
+		char path[PATH_MAX], stem[NAME_MAX + 1];
+		const struct pav_plugin *p;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		if (load_one(path))
-			(*refused)++;
+		snprintf(stem, sizeof(stem), "%.*s",
+			 (int)(strlen(names[i]->d_name) - 3), names[i]->d_name);
+		if (!was_tried(path)) {
+			p = pav_loader_find(stem);
+			pav_log(unused_level, NULL, "plugin file %s not loaded: "
+				"%s '%s'", path, p ? "an earlier plugin "
+				"directory holds" : "no vhost enables a plugin",
+				stem);
+		}
 		free(names[i]);
 	}
-	free(names);
+	if (n > 0)
+		free(names);
+}
+
+/* The plugin names enabled on some vhost, each once. */
+static size_t enabled_names(const struct pav_config *cfg,
+			    const char **names, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t v = 0; v < cfg->nvhosts; v++) {
+		json_object *plugins = cfg->vhosts[v].plugins;
+
+		if (!plugins)
+			continue;
+		json_object_object_foreach(plugins, name, opts) {
+			size_t k = 0;
+
+			(void)opts;
+			while (k < n && strcmp(names[k], name))
+				k++;
+			if (k == n && n < max)
+				names[n++] = name;
+		}
+	}
+	return n;
 }
 
 int pav_loader_load(const struct pav_config *cfg, int *refused)
 {
+	const char *names[MAX_PLUGINS];
+	size_t nnames = enabled_names(cfg, names, MAX_PLUGINS);
+	int *usable = calloc(cfg->nplugin_dirs + 1, sizeof(*usable));
+
 	*refused = 0;
+	if (!usable)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->nplugin_dirs; i++) {
+		int rc = dir_ok(cfg->plugin_dirs[i]);
+
+		usable[i] = !rc;
+		if (rc && rc != -ENOENT)
+			(*refused)++;
+	}
+	for (size_t k = 0; k < nnames; k++)
+		if (load_named(cfg, usable, names[k]))
+			(*refused)++;
 	for (size_t i = 0; i < cfg->nplugin_dirs; i++)
-		load_dir(cfg->plugin_dirs[i], refused);
+		if (usable[i])
+			warn_unused(cfg->plugin_dirs[i]);
+	free(usable);
+	for (size_t i = 0; i < ntried; i++)
+		free(tried[i]);
+	ntried = 0;
 	return 0;
 }
 

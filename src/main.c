@@ -41,15 +41,20 @@ static void usage(FILE *f)
 		PAV_DEFAULT_CONFIG);
 }
 
-static int load_config(const char *path)
+/* check: --check shows warnings whatever log.level says. */
+static int load_config(const char *path, int check)
 {
 	char err[1024];
+	int level;
 
 	if (pav_config_load(path, &gateway.cfg, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -EINVAL;
 	}
-	pav_log_setup(gateway.cfg.log_level, gateway.cfg.log_json);
+	level = gateway.cfg.log_level;
+	if (check && level < PAV_LOG_WARN)
+		level = PAV_LOG_WARN;
+	pav_log_setup(level, gateway.cfg.log_json);
 	return 0;
 }
 
@@ -88,10 +93,10 @@ static int check_store(void)
 }
 
 /* Everything but binding: config, plugins, keys, plugin options. */
-static int prepare(const char *path, int *refused)
+static int prepare(const char *path, int check, int *refused)
 {
 	char err[1024];
-	int rc = load_config(path);
+	int rc = load_config(path, check);
 
 	if (rc)
 		return rc;
@@ -100,7 +105,16 @@ static int prepare(const char *path, int *refused)
 	gateway.hub = pav_hub_new(pav_session_revoke, &gateway);
 	if (!gateway.sessions || !gateway.live || !gateway.hub)
 		return -ENOMEM;
+	pav_loader_unused_level(check ? PAV_LOG_WARN : PAV_LOG_INFO);
 	pav_loader_load(&gateway.cfg, refused);
+	/* only enabled plugins and their directories are looked at, so a
+	 * refusal concerns something the configuration asked for: no start
+	 * (--check goes on, to report the rest) */
+	if (*refused && !check) {
+		fprintf(stderr, "%d plugin(s) or plugin directories refused "
+			"(see above)\n", *refused);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < gateway.cfg.nvhosts; i++)
 		if (check_tls(&gateway.cfg.vhosts[i]))
 			rc = -EINVAL;
@@ -129,13 +143,14 @@ static void cleanup(void)
 static int run(const char *path, int check)
 {
 	int refused = 0;
-	int rc = prepare(path, &refused);
+	int rc = prepare(path, check, &refused);
 
 	if (check) {
 		if (!rc)
 			rc = check_store();
 		if (!rc && refused)
-			fprintf(stderr, "%d plugin(s) refused (see above)\n",
+			fprintf(stderr, "%d plugin(s) or plugin directories refused "
+				"(see above)\n",
 				refused);
 		if (!rc && !refused)
 			printf("%s: configuration OK\n", path);
@@ -198,7 +213,7 @@ static int mint(const struct token_args *a)
 	json_object *claims;
 	char err[256], *tok = NULL;
 
-	if (load_config(a->config))
+	if (load_config(a->config, 0))
 		return 1;
 	vc = token_vhost(a->vhost);
 	if (!vc) {

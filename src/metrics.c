@@ -1,7 +1,11 @@
 /*
- * metrics.c — process counters.  Message types are client-chosen strings,
- * so the label set is bounded: past PAV_METRIC_TYPES distinct types, the
- * rest count as "other".
+ * metrics.c — process counters.  Client messages name their own type, so
+ * an incoming type is counted under its name only when some vhost has a
+ * handler for it (pav_metrics_known_type) or it is the gateway's own;
+ * anything else counts as "other".  Outgoing types are the gateway's, the
+ * plugins' and the backend's; past PAV_METRIC_TYPES distinct types they
+ * count as "other" too.  Label values are escaped as the Prometheus text
+ * format says.
  */
 #include "metrics.h"
 
@@ -12,8 +16,10 @@
 #include <string.h>
 
 #define PAV_METRIC_TYPES 48
+#define PAV_METRIC_KNOWN 64 /* registered handler types remembered */
 #define PAV_METRIC_CODES 24
 #define TYPE_LEN 32
+#define OTHER "other"
 
 struct type_count {
 	char type[TYPE_LEN];
@@ -41,9 +47,36 @@ static struct {
 	double fan_sum;
 } m;
 
+/* Types a handler is registered for, on any vhost. */
+static char known[PAV_METRIC_KNOWN][TYPE_LEN];
+static size_t nknown;
+
 void pav_metrics_reset(void)
 {
 	memset(&m, 0, sizeof(m));
+	nknown = 0;
+}
+
+static int is_known(const char *type)
+{
+	/* the gateway's own: handled by dispatch.c, or its parse failures */
+	static const char *const own[] = {"auth", "heartbeat_ack", "invalid"};
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (!strcmp(type, own[i]))
+			return 1;
+	for (size_t i = 0; i < nknown; i++)
+		if (!strcmp(type, known[i]))
+			return 1;
+	return 0;
+}
+
+void pav_metrics_known_type(const char *type)
+{
+	if (!type || strlen(type) >= TYPE_LEN || is_known(type) ||
+	    nknown == PAV_METRIC_KNOWN)
+		return;
+	snprintf(known[nknown++], TYPE_LEN, "%s", type);
 }
 
 static struct type_count *type_slot(const char *type)
@@ -51,11 +84,13 @@ static struct type_count *type_slot(const char *type)
 	for (size_t i = 0; i < m.ntypes; i++)
 		if (!strcmp(m.types[i].type, type))
 			return &m.types[i];
-	if (m.ntypes < PAV_METRIC_TYPES && strlen(type) < TYPE_LEN) {
+	/* "other" itself is the overflow slot, never a second line */
+	if (m.ntypes < PAV_METRIC_TYPES && strlen(type) < TYPE_LEN &&
+	    strcmp(type, OTHER)) {
 		snprintf(m.types[m.ntypes].type, TYPE_LEN, "%s", type);
 		return &m.types[m.ntypes++];
 	}
-	snprintf(m.types[PAV_METRIC_TYPES].type, TYPE_LEN, "other");
+	snprintf(m.types[PAV_METRIC_TYPES].type, TYPE_LEN, OTHER);
 	return &m.types[PAV_METRIC_TYPES];
 }
 
@@ -79,7 +114,7 @@ void pav_metrics_conn(int delta)
 
 void pav_metrics_in(const char *type)
 {
-	type_slot(type)->in++;
+	type_slot(is_known(type) ? type : OTHER)->in++;
 }
 
 void pav_metrics_out(const char *type, unsigned n)
@@ -161,22 +196,40 @@ static void render_codes(struct out *o, const char *name, const char *help,
 		    (unsigned long long)arr[i].n);
 }
 
+/* A label value as the text format wants it: \\, \" and \n escaped. */
+static void escape_label(const char *s, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *s && n + 3 <= len; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n')
+			out[n++] = '\\';
+		out[n++] = *s == '\n' ? 'n' : *s;
+	}
+	out[n] = '\0';
+}
+
+static void render_type_lines(struct out *o, const char *name, int in)
+{
+	char label[2 * TYPE_LEN + 1];
+
+	for (size_t i = 0; i <= PAV_METRIC_TYPES; i++) {
+		if (!m.types[i].type[0])
+			continue;
+		escape_label(m.types[i].type, label, sizeof(label));
+		put(o, "%s{type=\"%s\"} %llu\n", name, label,
+		    (unsigned long long)(in ? m.types[i].in : m.types[i].out));
+	}
+}
+
 static void render_types(struct out *o)
 {
 	put(o, "# HELP pavilion_messages_in_total Client messages by type.\n"
 	       "# TYPE pavilion_messages_in_total counter\n");
-	for (size_t i = 0; i <= PAV_METRIC_TYPES; i++)
-		if (m.types[i].type[0])
-			put(o, "pavilion_messages_in_total{type=\"%s\"} %llu\n",
-			    m.types[i].type,
-			    (unsigned long long)m.types[i].in);
+	render_type_lines(o, "pavilion_messages_in_total", 1);
 	put(o, "# HELP pavilion_messages_out_total Server messages by type.\n"
 	       "# TYPE pavilion_messages_out_total counter\n");
-	for (size_t i = 0; i <= PAV_METRIC_TYPES; i++)
-		if (m.types[i].type[0])
-			put(o, "pavilion_messages_out_total{type=\"%s\"} %llu\n",
-			    m.types[i].type,
-			    (unsigned long long)m.types[i].out);
+	render_type_lines(o, "pavilion_messages_out_total", 0);
 }
 
 static void render_histogram(struct out *o)

@@ -4,6 +4,11 @@
 
 #include <stddef.h>
 
+/* A message type some vhost has a handler for: client messages of this
+ * type are counted under its name (others as "other").  Called at handler
+ * registration; types of 32 characters or more, or past 64 of them, stay
+ * "other". */
+void pav_metrics_known_type(const char *type);
 void pav_metrics_conn(int delta);
 void pav_metrics_in(const char *type);
 void pav_metrics_out(const char *type, unsigned n);
@@ -14,6 +19,7 @@ void pav_metrics_rate_limited(void);
 void pav_metrics_fanout_seconds(double s);
 /* The exposition text (malloc'd, *len set) or NULL. */
 char *pav_metrics_render(size_t *len);
+/* Zeroes every counter and forgets the registered types. */
 void pav_metrics_reset(void);
 
 #endif

@@ -31,6 +31,8 @@
 #define PAV_MAX_CHANNEL_LEN 80  /* "channel:" + 64-char id + NUL, rounded */
 #define PAV_SHUTDOWN_GRACE_S 10
 #define PAV_SHUTDOWN_CLOSE_WAIT_S 3 /* for clients to answer the 1001 close */
+#define PAV_CLOSE_FLUSH_S 5 /* for a close frame to get out */
+#define PAV_CLOSE_DRAIN_S 2 /* then for the client's close or EOF */
 #define PAV_WRITE_BATCH_BYTES (64 * 1024) /* frames joined into one write */
 #define PAV_RX_BUFFER_BYTES 1024 /* lws' per-connection receive buffer */
 #define PAV_MAX_FRAGMENTS 4096  /* lws deliveries per message: frames and chunks */

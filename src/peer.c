@@ -2,6 +2,8 @@
  * peer.c — per-IP accounting.  A record lives while its IP has open
  * connections or handshakes in the current second; pav_peer_sweep() drops
  * the rest, so the table is bounded by recent activity, not by history.
+ * A held record (conns > 0) is never dropped, so its address stays valid
+ * for the connection that holds it.
  */
 #include "peer.h"
 
@@ -11,7 +13,7 @@
 
 #include "map.h"
 
-struct peer {
+struct pav_peer {
 	int conns;
 	int handshakes;
 	int64_t window_ms;
@@ -26,10 +28,10 @@ static int key(char *buf, size_t len, const char *vhost, const char *ip)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static struct peer *get(const char *vhost, const char *ip, int make)
+static struct pav_peer *get(const char *vhost, const char *ip, int make)
 {
 	char k[192];
-	struct peer *p;
+	struct pav_peer *p;
 
 	if (key(k, sizeof(k), vhost, ip))
 		return NULL;
@@ -46,30 +48,41 @@ static struct peer *get(const char *vhost, const char *ip, int make)
 	return p;
 }
 
-int pav_peer_admit(const char *vhost, const char *ip,
-		   const struct pav_limits *l, int64_t now_ms)
+int pav_peer_conns(const char *vhost, const char *ip)
 {
-	struct peer *p = get(vhost, ip, 1);
+	struct pav_peer *p = get(vhost, ip, 0);
 
-	if (!p)
-		return 503;
+	return p ? p->conns : 0;
+}
+
+struct pav_peer *pav_peer_hold(const char *vhost, const char *ip)
+{
+	struct pav_peer *p = get(vhost, ip, 1);
+
+	if (p)
+		p->conns++;
+	return p;
+}
+
+void pav_peer_release(struct pav_peer *p)
+{
+	if (p)
+		p->conns--;
+}
+
+int pav_peer_count(const struct pav_peer *p)
+{
+	return p->conns;
+}
+
+int pav_peer_handshake(struct pav_peer *p, const struct pav_limits *l,
+		       int64_t now_ms)
+{
 	if (now_ms - p->window_ms >= 1000) {
 		p->window_ms = now_ms;
 		p->handshakes = 0;
 	}
-	if (++p->handshakes > l->handshakes_per_s_per_ip)
-		return 429;
-	if (p->conns >= l->max_connections_per_ip)
-		return 429;
-	return 0;
-}
-
-void pav_peer_conn(const char *vhost, const char *ip, int delta)
-{
-	struct peer *p = get(vhost, ip, 1);
-
-	if (p)
-		p->conns += delta;
+	return ++p->handshakes > l->handshakes_per_s_per_ip ? 429 : 0;
 }
 
 struct sweep {
@@ -80,7 +93,7 @@ struct sweep {
 
 static int collect(const char *k, void *val, void *arg)
 {
-	struct peer *p = val;
+	struct pav_peer *p = val;
 	struct sweep *s = arg;
 
 	if (p->conns <= 0 && s->now - p->window_ms >= 1000) {

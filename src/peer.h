@@ -1,5 +1,6 @@
 /* peer.h — per-client-IP limits (Debian's lws lacks LWS_WITH_PEER_LIMITS):
- * concurrent WebSocket connections and handshakes per second, per vhost. */
+ * concurrent connections, counted from accept, and WebSocket handshakes
+ * per second, per vhost. */
 #ifndef PAV_PEER_H
 #define PAV_PEER_H
 
@@ -7,11 +8,20 @@
 
 #include "config.h"
 
-/* A handshake from ip on vhost: 0 to go on, or the HTTP status (429). */
-int pav_peer_admit(const char *vhost, const char *ip,
-		   const struct pav_limits *l, int64_t now_ms);
-/* A WebSocket connection from ip opened (+1) or closed (-1). */
-void pav_peer_conn(const char *vhost, const char *ip, int delta);
+struct pav_peer;
+
+/* Connections from ip on vhost now (0 when none). */
+int pav_peer_conns(const char *vhost, const char *ip);
+/* A connection from ip was accepted on vhost: counts it until
+ * pav_peer_release() and returns its record (NULL: out of memory). */
+struct pav_peer *pav_peer_hold(const char *vhost, const char *ip);
+void pav_peer_release(struct pav_peer *p);
+/* Connections of p's IP, the holder's own included. */
+int pav_peer_count(const struct pav_peer *p);
+/* A WebSocket handshake by p's IP: 0 to go on, or 429 past
+ * handshakes_per_s_per_ip in the current second. */
+int pav_peer_handshake(struct pav_peer *p, const struct pav_limits *l,
+		       int64_t now_ms);
 /* Forgets idle peers; returns how many remain. */
 size_t pav_peer_sweep(int64_t now_ms);
 void pav_peer_free(void);

@@ -52,7 +52,7 @@
 #include "log.h"
 #include "map.h"
 
-#define VHOST_NAME "pavilion-redis"
+#define VHOST_NAME "pavilion-redis-client"
 #define PROTOCOL_NAME "pavilion-redis"
 #define READ_CHUNK (64 * 1024)
 #define READS_PER_CALLBACK 16       /* then let other sockets have a turn */
@@ -383,7 +383,7 @@ static void flush(struct conn *c)
 
 		if (n > 0) {
 			o->off += (size_t)n;
-		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		} else if (!n || errno == EAGAIN || errno == EWOULDBLOCK) {
 			return;
 		} else if (errno != EINTR) {
 			conn_fail(c, -EIO, strerror(errno));
@@ -538,12 +538,25 @@ static void drop_channel(struct pav_redis *r, const char *name)
 	}
 }
 
+static int clear_acks(const char *key, void *val, void *arg)
+{
+	struct channel *ch = val;
+
+	(void)key;
+	(void)arg;
+	ch->acks_owed = 0;
+	return 0;
+}
+
 /* The pub/sub connection went: nothing is owed any more; unwanted
  * channels go; with err, every waiter is due with err. */
 static void subs_reset(struct pav_redis *r, int err)
 {
 	size_t n = 0;
-	char **names = collect_names(r, UNWANTED, err, &n);
+	char **names;
+
+	pav_map_each(r->channels, clear_acks, NULL);
+	names = collect_names(r, UNWANTED, err, &n);
 
 	for (size_t i = 0; names && i < n; i++) {
 		char *name = strdup(names[i]); /* the map frees its key */
@@ -1366,8 +1379,8 @@ static struct lws_vhost *our_vhost(struct lws_context *ctx)
 	struct lws_context_creation_info info;
 	struct lws_vhost *vh = lws_get_vhost_by_name(ctx, VHOST_NAME);
 
-	if (vh)
-		return vh;
+	if (vh) /* ours, made by an earlier client, unless a name clashes */
+		return lws_vhost_name_to_protocol(vh, PROTOCOL_NAME) ? vh : NULL;
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.vhost_name = VHOST_NAME;

@@ -15,9 +15,10 @@
  * here, pav_redis_destroy included.
  *
  * Liveness: a command not answered within command_timeout_ms fails the
- * command connection (-ETIMEDOUT); while idle, a health request goes out
- * every probe_interval_ms and the connection is dead when it has read
- * nothing for command_timeout_ms while one is unanswered.  The pub/sub
+ * command connection (-ETIMEDOUT); a health request goes out every
+ * probe_interval_ms and the connection is dead when it has read nothing
+ * for command_timeout_ms while one is unanswered, so a silent Redis is
+ * noticed within command_timeout_ms even with nothing pending.  The pub/sub
  * connection is checked end to end: every probe_interval_ms the command
  * connection publishes a probe to a channel of this client's own; a
  * probe not seen back on the pub/sub connection within command_timeout_ms
@@ -57,7 +58,7 @@ struct lws_context;
 struct pav_redis_config {
 	char host[256];         /* name or numeric address; "[v6]" not here */
 	int port;               /* 1..65535 */
-	int db;                 /* SELECTed on every connection when > 0 */
+	int db;                 /* SELECTed on each command connection if > 0 */
 	char *password;         /* NULL: no AUTH.  Caller's: the client copies */
 	int command_timeout_ms; /* <= 0: the default */
 	size_t max_pending;     /* 0: the default */
@@ -115,7 +116,8 @@ struct pav_redis *pav_redis_create(struct lws_context *ctx,
  * (the memory goes when that callback returns).  NULL is ignored.
  */
 void pav_redis_destroy(struct pav_redis *r);
-/* 1 while both connections are ready. */
+/* 1 from `up` to `down`: commands are accepted (meanwhile the pub/sub
+ * connection may be being replaced: see `resync`). */
 int pav_redis_is_up(const struct pav_redis *r);
 
 /*
@@ -135,7 +137,8 @@ typedef void (*pav_redis_reply_fn)(void *arg, int err,
  * exactly once, later.  Otherwise cb is never called: -EIO (down),
  * -ENOBUFS (max_pending or max_buffer_bytes reached), -EINVAL, -ENOMEM.
  * Do not SUBSCRIBE, MONITOR or change the connection's state (SELECT,
- * AUTH, MULTI without EXEC) here.
+ * AUTH, MULTI without EXEC) here, and give a blocking command (BLPOP...)
+ * a server-side timeout below command_timeout_ms.
  */
 int pav_redis_command(struct pav_redis *r, pav_redis_reply_fn cb, void *arg,
 		      int argc, const char **argv, const size_t *argvlen);

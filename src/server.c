@@ -3,11 +3,14 @@
  * vhost and hostname, the public protocol's callback (a short dispatcher
  * to conn.c, session.c and dispatch.c), signals and the service loop.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #ifdef PAV_WITH_UV
 #include <uv.h>
@@ -39,7 +42,6 @@ struct pav_pss {
 	int64_t exp_ms;
 	const char *auth_why; /* non-NULL: refused */
 	char peer[48];
-	const char *peer_vhost; /* counted in the per-IP limits under it */
 };
 
 static struct pav_core *core; /* for the signal and lws callbacks */
@@ -73,10 +75,43 @@ static int header(struct lws *wsi, enum lws_token_indexes t, char *buf,
 	return n;
 }
 
+static const char *status_reason(unsigned code)
+{
+	switch (code) {
+	case HTTP_STATUS_FORBIDDEN:
+		return "Forbidden";
+	case HTTP_STATUS_NOT_FOUND:
+		return "Not Found";
+	case 429:
+		return "Too Many Requests";
+	default:
+		return "Service Unavailable";
+	}
+}
+
+/*
+ * An HTTP refusal, then hang up (-1).  Written here rather than with
+ * lws_return_http_status(): before lws_http_action() has run (at
+ * CONFIRM_UPGRADE) lws 4.1 has not read the request's version and answers
+ * "HTTP/1.0", which strict clients refuse to read.  A partial write is
+ * kept and flushed by lws before it closes.
+ */
 static int refuse(struct lws *wsi, unsigned code)
 {
-	lws_return_http_status(wsi, code, NULL);
-	return 1;
+	unsigned char buf[LWS_PRE + 256];
+	char *p = (char *)buf + LWS_PRE;
+	const char *why = status_reason(code);
+	int n = snprintf(p, 256,
+			 "HTTP/1.1 %u %s\r\n"
+			 "Content-Type: text/plain\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Connection: close\r\n"
+			 "\r\n"
+			 "%u %s\n",
+			 code, why, strlen(why) + 5, code, why);
+
+	lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+	return -1;
 }
 
 static int origin_allowed(struct lws *wsi, const struct pav_vhost_config *vc)
@@ -100,16 +135,174 @@ static void peer_address(struct lws *wsi, char *buf, size_t len)
 		memmove(buf, buf + 7, strlen(buf + 7) + 1);
 }
 
+/* ---- accepted connections ---------------------------------------------
+ *
+ * lws keeps one pool of header buffers for the whole process, and a
+ * connection holds one from accept (plain) or the end of its TLS handshake
+ * until it is upgraded or answered.  The per-IP limits used to run only at
+ * the upgrade, so sockets that never got there (a POST whose body trickles
+ * in, which lws drains with a timeout that every byte renews) could hold
+ * the whole pool: the internal vhost's /healthz and every new handshake
+ * waited.  So every
+ * connection accepted on a public vhost gets a record, from accept to
+ * WSI_DESTROY (the wsi's opaque user data), that
+ *  - counts it against its IP's max_connections_per_ip: past the limit it
+ *    is answered 429 at its request, far past it closed at accept;
+ *  - counts it, until its upgrade, against the public share of the pool:
+ *    PAV_HEADER_POOL_RESERVE buffers stay for the internal vhosts, and new
+ *    public connections are closed at accept while the rest is taken (the
+ *    pool is large enough that one IP within max_connections_per_ip, 256
+ *    by default, cannot take the public share; lws allocates a buffer only
+ *    while a connection holds it);
+ *  - times it: the request must be upgraded or answered within the
+ *    vhost's handshake_timeout_s from accept, however its bytes trickle.
+ * A plain HTTP request on a public vhost is answered 404 and closed; its
+ * body, if any, is never read.
+ */
+#define PAV_HEADER_POOL 1024
+#define PAV_HEADER_POOL_RESERVE 64
+#define PAV_PUBLIC_PENDING_MAX (PAV_HEADER_POOL - PAV_HEADER_POOL_RESERVE)
+/* connections past max_connections_per_ip that still get their 429 */
+#define PAV_PEER_OVER_ANSWERED 16
+
+struct accepted {
+	struct pav_wheel_node tw; /* the request deadline, until upgraded */
+	struct lws *wsi;
+	struct pav_peer *peer;
+	int over;     /* past max_connections_per_ip: answered 429 */
+	int upgraded; /* no longer counted as pending */
+};
+
+static unsigned public_pending; /* accepted, not yet upgraded or gone */
+static struct pav_wheel request_wheel; /* struct accepted deadlines */
+static unsigned accept_refused; /* since the last log line */
+static int64_t accept_refused_logged_ms;
+
+/* The client address of an accepted socket, v4-mapped shown as v4. */
+static int fd_peer(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	const void *a;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return -errno;
+	a = ss.ss_family == AF_INET6 ?
+		    (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
+		    (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+	if (!inet_ntop(ss.ss_family, a, buf, (socklen_t)len))
+		return -errno;
+	if (!strncmp(buf, "::ffff:", 7))
+		memmove(buf, buf + 7, strlen(buf + 7) + 1);
+	return 0;
+}
+
+/* One log line a second at most while accepts are refused (an attack
+ * would otherwise write one per socket). */
+static int refuse_accept(const struct pav_vhost *vh, const char *ip,
+			 const char *why)
+{
+	int64_t now = pav_mono_ms();
+
+	accept_refused++;
+	if (now - accept_refused_logged_ms >= 1000) {
+		pav_warn("vhost %s peer=%s: connection closed at accept (%s); "
+			 "%u such in the last second(s)",
+			 vh->cfg->name, ip, why, accept_refused);
+		accept_refused = 0;
+		accept_refused_logged_ms = now;
+	}
+	return 1;
+}
+
+/* FILTER_NETWORK_CONNECTION (wsi is the listener): nonzero closes the
+ * socket before lws makes a connection of it. */
+static int filter_accept(struct lws *wsi, int fd)
+{
+	struct pav_vhost *vh = vhost_of(wsi);
+	char ip[INET6_ADDRSTRLEN];
+
+	if (fd_peer(fd, ip, sizeof(ip)))
+		return 1;
+	if (public_pending >= PAV_PUBLIC_PENDING_MAX)
+		return refuse_accept(vh, ip, "header pool reserve");
+	if (pav_peer_conns(vh->cfg->name, ip) >=
+	    vh->cfg->limits.max_connections_per_ip + PAV_PEER_OVER_ANSWERED)
+		return refuse_accept(vh, ip, "per-IP limit");
+	return 0;
+}
+
+/* SERVER_NEW_CLIENT_INSTANTIATED: the connection's record. */
+static int accepted_new(struct lws *wsi)
+{
+	struct pav_vhost *vh = vhost_of(wsi);
+	const struct pav_limits *l = &vh->cfg->limits;
+	struct accepted *a = calloc(1, sizeof(*a));
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!a)
+		return -1;
+	if (fd_peer(lws_get_socket_fd(wsi), ip, sizeof(ip)) ||
+	    !(a->peer = pav_peer_hold(vh->cfg->name, ip))) {
+		free(a);
+		return -1;
+	}
+	a->wsi = wsi;
+	a->over = pav_peer_count(a->peer) > l->max_connections_per_ip;
+	public_pending++;
+	pav_wheel_add(&request_wheel, &a->tw,
+		      pav_now_ms() / 1000 + l->handshake_timeout_s);
+	lws_set_opaque_user_data(wsi, a);
+	return 0;
+}
+
+/* Upgraded (or gone): no longer pending, no request deadline. */
+static void accepted_done(struct accepted *a)
+{
+	if (!a || a->upgraded)
+		return;
+	a->upgraded = 1;
+	public_pending--;
+	pav_wheel_del(&a->tw);
+}
+
+/* WSI_DESTROY: every wsi of a public vhost, with a record or not. */
+static void accepted_gone(struct lws *wsi)
+{
+	struct accepted *a = lws_get_opaque_user_data(wsi);
+
+	if (!a)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	accepted_done(a);
+	pav_peer_release(a->peer);
+	free(a);
+}
+
+static void request_expired(struct pav_wheel_node *n, void *arg)
+{
+	struct accepted *a = (struct accepted *)((char *)n -
+						 offsetof(struct accepted, tw));
+
+	(void)arg;
+	pav_debug("request not upgraded or answered within the handshake "
+		  "timeout: closing");
+	lws_set_timeout(a->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 {
+	struct accepted *a = lws_get_opaque_user_data(wsi);
 	char ip[48];
 	int status;
 
-	peer_address(wsi, ip, sizeof(ip));
-	status = pav_peer_admit(vh->cfg->name, ip, &vh->cfg->limits,
-				pav_mono_ms());
+	if (!a)
+		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+	status = a->over ? 429 : pav_peer_handshake(a->peer, &vh->cfg->limits,
+						      pav_mono_ms());
 	if (!status)
 		return 0;
+	peer_address(wsi, ip, sizeof(ip));
 	pav_warn("vhost %s peer=%s: handshake refused with %d (per-IP limit)",
 		 vh->cfg->name, ip, status);
 	return refuse(wsi, (unsigned)status);
@@ -198,8 +391,6 @@ static void established(struct lws *wsi, struct pav_pss *p)
 		pav_conn_close(&p->conn, 4001, "authentication failed");
 		return;
 	}
-	p->peer_vhost = vh->cfg->name;
-	pav_peer_conn(p->peer_vhost, p->peer, 1);
 	p->s = pav_session_open(core, vh, &p->conn, p->user, p->claims,
 				p->peer);
 	p->claims = NULL; /* the session's now (or freed) */
@@ -223,18 +414,15 @@ static void closed(struct pav_pss *p)
 	if (p->s)
 		pav_session_closed(p->s);
 	p->s = NULL;
-	if (p->peer_vhost)
-		pav_peer_conn(p->peer_vhost, p->peer, -1);
-	p->peer_vhost = NULL;
 	pav_conn_release(&p->conn);
 	json_object_put(p->claims);
 	p->claims = NULL;
 }
 
+/* A plain HTTP request on a public vhost: 404 and close, body unread. */
 static int public_http(struct lws *wsi)
 {
-	lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	return refuse(wsi, HTTP_STATUS_NOT_FOUND);
 }
 
 static void begin_shutdown(void);
@@ -258,6 +446,10 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
 		pav_server_note_ssl_ctx(user);
 		return 0;
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return filter_accept(wsi, (int)(intptr_t)in);
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		return accepted_new(wsi);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(wsi);
 	case LWS_CALLBACK_HTTP:
@@ -265,6 +457,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return filter(wsi, p);
 	case LWS_CALLBACK_ESTABLISHED:
+		accepted_done(lws_get_opaque_user_data(wsi));
 		established(wsi, p);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
@@ -272,15 +465,22 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pav_conn_writeable(&p->conn);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		pav_conn_peer_closed(&p->conn);
+		return 0;
+	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
+		pav_conn_dropping(&p->conn);
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		closed(p);
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
+		accepted_gone(wsi);
 		/* a handshake that never became a connection */
-		if (p)
+		if (p) {
 			json_object_put(p->claims);
-		if (p)
 			p->claims = NULL;
+		}
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		pav_server_handle_signals();
@@ -463,7 +663,7 @@ static struct lws_context *create_context(const struct pav_config *cfg)
 		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.max_http_header_data = 4096;
-	info.max_http_header_pool = 256;
+	info.max_http_header_pool = PAV_HEADER_POOL;
 	/* lws times the TCP/TLS accept with the context's value: the
 	 * strictest vhost's handshake timeout */
 	info.timeout_secs = PAV_DEF_HANDSHAKE_TIMEOUT_S;
@@ -502,6 +702,7 @@ static void housekeeping(lws_sorted_usec_list_t *sul)
 
 	(void)sul;
 	pav_conns_tick(&core->conn_env, now);
+	pav_wheel_advance(&request_wheel, now / 1000, request_expired, NULL);
 	if (core->store.be && core->store.be->state->tick)
 		core->store.be->state->tick(core->store.state, now);
 	if (ticks++ % 10 == 0)
@@ -644,6 +845,7 @@ int pav_server_run(struct pav_core *c)
 	if (open_store(c) || create_vhosts(c))
 		goto out;
 	pav_wheel_init(&c->conn_env.wheel, pav_now_ms() / 1000);
+	pav_wheel_init(&request_wheel, pav_now_ms() / 1000);
 #ifdef PAV_WITH_UV
 	if (use_uv) {
 		uv_check_init(&uv_loop, &uv_flush);

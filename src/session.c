@@ -619,6 +619,7 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	s->id = ++core->next_id;
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	conn->id = s->id;
 	s->hc = (struct pav_hub_client){
 		.conn = conn, .id = s->id, .user = s->user, .ns = vh->cfg->ns,
 		.hold_max = vh->cfg->limits.outbound_queue_bytes,
@@ -768,7 +769,7 @@ int pav_session_verify(struct pav_vhost *vh, const char *token,
 	if (json_object_object_get_ex(*claims, "channel", NULL)) {
 		json_object_put(*claims);
 		*claims = NULL;
-		*why = "a subscription token cannot open a session";
+		*why = "subscription token cannot open a session";
 		return -EACCES;
 	}
 	json_object_object_get_ex(*claims, "sub", &v);

@@ -12,11 +12,13 @@
 
 #include <openssl/ssl.h>
 
+#include "api.h"
 #include "core.h"
 #include "host.h"
 #include "ids.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 
 /* ---- namespaces ---- */
 
@@ -116,6 +118,7 @@ int pav_vhost_register_handler(struct pav_vhost *vh, const char *type,
 		free(h);
 		return -ENOMEM;
 	}
+	pav_metrics_known_type(type); /* counted by name in /metrics */
 	return 0;
 }
 
@@ -322,7 +325,7 @@ static int create_instance(struct pav_vhost *vh, const char *name,
 
 	if (!p) {
 		snprintf(err, errlen, "%s: vhosts[%d].plugins.%s: no plugin "
-			 "'%s' loaded from plugin_dirs (missing %s.so?)",
+			 "'%s' loaded from plugin_dirs (%s.so missing or refused)",
 			 vc->file, vc->index, name, name, name);
 		return -ENOENT;
 	}
@@ -375,49 +378,85 @@ static char *trim(char *s)
 	return s;
 }
 
-int pav_api_keys_load(const char *file, char ***keys, size_t *n, char *err,
-		      size_t errlen)
-{
-	FILE *f = fopen(file, "r");
-	char line[1024];
-	char **k = NULL;
-	size_t cnt = 0;
-
-	if (!f) {
-		snprintf(err, errlen, "cannot read: %s", strerror(errno));
-		return -errno;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *s = trim(line), **nk;
-
-		if (!*s || *s == '#')
-			continue;
-		nk = realloc(k, (cnt + 1) * sizeof(*k));
-		if (!nk || !(nk[cnt] = strdup(s))) {
-			k = nk ? nk : k;
-			break;
-		}
-		k = nk;
-		cnt++;
-	}
-	fclose(f);
-	if (!cnt) {
-		free(k);
-		snprintf(err, errlen, "no API key in the file");
-		return -EINVAL;
-	}
-	*keys = k;
-	*n = cnt;
-	return 0;
-}
-
 static void free_keys(char **keys, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; keys && i < n; i++) {
 		explicit_bzero(keys[i], strlen(keys[i]));
 		free(keys[i]);
 	}
 	free(keys);
+}
+
+/* One line of a keys file: skipped (1), added (0) or refused (-errno). */
+static int add_key_line(char *line, size_t len, unsigned lineno, char ***k,
+			size_t *cnt, char *err, size_t errlen)
+{
+	char *s, **nk;
+
+	if (memchr(line, '\0', len)) {
+		snprintf(err, errlen, "line %u: holds a NUL byte", lineno);
+		return -EINVAL;
+	}
+	s = trim(line);
+	if (!*s || *s == '#')
+		return 1;
+	/* a longer key could never be presented (api.c reads at most this
+	 * much of the header): refused rather than cut into pieces */
+	if (strlen(s) > PAV_API_KEY_MAX_LEN) {
+		snprintf(err, errlen, "line %u: a key longer than %d characters "
+			 "(the longest the API accepts)", lineno,
+			 PAV_API_KEY_MAX_LEN);
+		return -EINVAL;
+	}
+	nk = realloc(*k, (*cnt + 1) * sizeof(**k));
+	if (!nk || !(nk[*cnt] = strdup(s))) {
+		*k = nk ? nk : *k;
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	*k = nk;
+	(*cnt)++;
+	return 0;
+}
+
+int pav_api_keys_load(const char *file, char ***keys, size_t *n, char *err,
+		      size_t errlen)
+{
+	FILE *f = fopen(file, "re");
+	char *line = NULL, **k = NULL;
+	size_t cap = 0, cnt = 0;
+	unsigned lineno = 0;
+	ssize_t len;
+	int rc = 0;
+
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+		return rc;
+	}
+	/* whole lines, however long: a long one must not become two keys */
+	while (rc >= 0 && (len = getline(&line, &cap, f)) >= 0)
+		rc = add_key_line(line, (size_t)len, ++lineno, &k, &cnt, err,
+				  errlen);
+	if (rc >= 0 && ferror(f)) {
+		rc = -EIO;
+		snprintf(err, errlen, "cannot read: %s", strerror(EIO));
+	}
+	fclose(f);
+	if (line)
+		explicit_bzero(line, cap);
+	free(line);
+	if (rc >= 0 && !cnt) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "no API key in the file");
+	}
+	if (rc < 0) {
+		free_keys(k, cnt);
+		return rc;
+	}
+	*keys = k;
+	*n = cnt;
+	return 0;
 }
 
 static int load_api(struct pav_vhost *vh, char *err, size_t errlen)
@@ -517,8 +556,9 @@ static int reload_one(struct pav_vhost *vh)
 
 		if (pav_api_keys_load(vh->cfg->api_keys_file, &keys, &n, err,
 				      sizeof(err))) {
-			pav_err("vhost %s: API keys not reloaded: %s",
-				vh->cfg->name, err);
+			pav_err("vhost %s: API keys not reloaded, the old ones "
+				"stay: %s: %s", vh->cfg->name,
+				vh->cfg->api_keys_file, err);
 			return -EINVAL;
 		}
 		free_keys(vh->api_keys, vh->napi_keys);

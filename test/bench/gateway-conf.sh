@@ -2,9 +2,22 @@
 # Writes a benchmark configuration for pavilion-gateway into DIR:
 #   gateway-conf.sh DIR PLUGIN_DIR WS_PORT API_PORT [TLS_PORT] [EVENT_LOOP]
 # DIR gets jwt.key, api.keys, gateway.json (and tls/ when TLS_PORT is set).
-# Public vhost: plain ws on 127.0.0.1 (loopback allows it), per-IP and
-# message limits raised, heartbeats out of the way, subscription plugin
-# only (policy open: the bench's tokens also carry chats ["*"]).
+# What users run, as the packages and the dev config ship it: all four
+# protocol plugins (subscription, notification, chat, presence) with their
+# default options, so subscription access follows the JWT claims
+# ("zones"/"channels"/"chats": pavbench mints them) and the presence plugin
+# runs on every open, close and join.  Changed for a loopback benchmark:
+# plain ws on 127.0.0.1 (loopback allows it), per-IP connection and
+# handshake limits and the message rate raised (every client comes from
+# 127/8), heartbeats out of the way (pavbench does not answer them).
+# The outbound queue per connection stays at the gateway's default
+# (256 KiB, the slow-consumer limit users get), so 4008 closes show.
+# Environment:
+#   BENCH_PLUGINS  the vhost's "plugins" object (JSON); default all four,
+#                  e.g. '{"subscription": {"policy": "open"}}' for the
+#                  subscription plugin alone
+#   BENCH_OUTBOUND_QUEUE_BYTES  outbound queue per connection (default:
+#                  the gateway's own, 262144)
 set -euo pipefail
 dir=$1 plugins=$2 ws_port=$3 api_port=$4 tls_port=${5:-} loop=${6:-poll}
 mkdir -p "$dir"
@@ -13,10 +26,11 @@ mkdir -p "$dir"
 
 limits='"limits": {"max_connections_per_ip": 100000, "handshakes_per_s_per_ip": 100000,
                  "messages_per_s": 100000, "burst": 100000, "max_connections_per_user": 16,
-                 "outbound_queue_bytes": 67108864, "handshake_timeout_s": 60}'
+                 "handshake_timeout_s": 60'"${BENCH_OUTBOUND_QUEUE_BYTES:+, \"outbound_queue_bytes\": $BENCH_OUTBOUND_QUEUE_BYTES}"'}'
 ws='"websocket": {"path": "/ws", "heartbeat_interval_s": 3600, "idle_timeout_s": 86400}'
 auth="\"auth\": {\"algorithms\": [\"HS256\"], \"key_file\": \"$dir/jwt.key\", \"leeway_s\": 30}"
-plugins_on='"plugins": {"subscription": {"policy": "open"}}'
+all_four='{"subscription": {}, "notification": {}, "chat": {}, "presence": {}}'
+plugins_on="\"plugins\": ${BENCH_PLUGINS:-$all_four}"
 
 tls_vhost=
 if [ -n "$tls_port" ]; then

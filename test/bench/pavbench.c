@@ -2,28 +2,38 @@
  * pavbench — WebSocket load generator for pavilion-gateway (and, for
  * comparison, nginx + nchan).  One thread, one epoll set, loopback only.
  *
- *   pavbench idle   -n N [--tls] --secret FILE [--server-pid PID] [--hold S]
- *   pavbench fanout -n N -m M [--rate R] --secret FILE --api-key-file FILE
- *                   [--api-port P] [--size BYTES] [--server-pid PID]
- *   add --target nchan (no secret, no API key) to run the same load
+ *   pavbench idle      -n N [--tls] --secret FILE [--hold S]
+ *   pavbench fanout    -n N -m M [--publishers P] [--rate R] [--batch K]
+ *                      --secret FILE --api-key-file FILE [--api-port P]
+ *   pavbench joinstorm -n N --secret FILE [--no-presence]
+ *   add --target nchan (no secret, no API key) to run idle or fanout
  *   against nchan's /sub/<chan> and /pub/<chan> locations.
  *
  * Every client socket is bound to a source address in 127/8 before
  * connect, so ephemeral ports never run out.  Output: "key: value" lines
- * only.  Everything is bounded: --timeout caps the whole run.
+ * only (progress notes go to stderr).  Everything is bounded: --timeout
+ * caps the whole run, --request-timeout each publish request, --drain the
+ * wait for deliveries, and a dead server ends the run with failures.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -39,22 +49,33 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
+/* The gateway's internal API refuses bodies above 64 KiB. */
+#define API_BODY_MAX 65536
+/* Consecutive failed publish requests before pavbench gives up. */
+#define PUB_FAIL_RUN_MAX 10
+/* Exit status when the gateway refuses batch publishing. */
+#define EXIT_NO_BATCH 3
+
 /* ---- options ------------------------------------------------------------ */
 
 enum target { T_PAVILION, T_NCHAN };
-enum mode { M_IDLE, M_FANOUT };
+enum mode { M_IDLE, M_FANOUT, M_JOINSTORM };
 
 static struct {
 	enum mode mode;
 	enum target target;
 	const char *host;
 	int port, api_port;
-	const char *path;      /* pavilion websocket path */
-	const char *channel;   /* pavilion: chat:<channel>; nchan: /sub/<channel> */
+	const char *path;    /* pavilion websocket path */
+	const char *channel; /* the channel id: <kind>:<id> or /sub/<id> */
+	const char *kind;    /* pavilion channel kind: zone, channel, chat */
 	const char *secret_file, *api_key_file, *api_key;
 	int n, m, tls, sources, concurrency, size, id_offset;
-	double rate, hold_s, timeout_s, drain_s, settle_s;
+	int publishers, batch, presence;
+	double rate, hold_s, timeout_s, drain_s, settle_s, quiet_s, quiet_max_s;
+	double request_timeout_s;
 	long server_pid;
+	const char *server_pid_from; /* "option", "port" or NULL */
 } opt = {
 	.target = T_PAVILION,
 	.host = "127.0.0.1",
@@ -62,16 +83,25 @@ static struct {
 	.api_port = 8081,
 	.path = "/ws",
 	.channel = "bench",
+	.kind = "zone",
 	.n = 1000,
 	.m = 100,
 	.sources = 200,
 	.concurrency = 200,
 	.size = 100,
+	.publishers = 1,
+	.batch = 1,
+	.presence = 1,
 	.hold_s = 2,
 	.timeout_s = 300,
 	.drain_s = 30,
 	.settle_s = 0.5,
+	.quiet_s = 0.5,
+	.quiet_max_s = 60,
+	.request_timeout_s = 10,
 };
+
+static char chan_full[160]; /* "zone:bench" */
 
 static void die(const char *fmt, ...)
 {
@@ -135,17 +165,21 @@ static size_t b64url(const unsigned char *in, size_t len, char *out)
 	return o;
 }
 
-/* HS256 token with sub=u<i>, exp=now+3600 and chats ["*"]. */
+/*
+ * HS256 token with sub=u<i>, exp=now+3600 and the claim that grants the
+ * bench channel under the gateway's default access policy ("claims"):
+ * "zones", "channels" or "chats" holding exactly that id.
+ */
 static void mint(int i, char *out, size_t cap)
 {
-	char claims[256], buf[1024];
+	char claims[512], buf[1024];
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned maclen = 0;
 	size_t o;
 
 	snprintf(claims, sizeof(claims),
-		 "{\"sub\":\"u%d\",\"exp\":%lld,\"chats\":[\"*\"]}", i,
-		 (long long)time(NULL) + 3600);
+		 "{\"sub\":\"u%d\",\"exp\":%lld,\"%ss\":[\"%s\"]}", i,
+		 (long long)time(NULL) + 3600, opt.kind, opt.channel);
 	o = b64url((const unsigned char *)"{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
 		   27, buf);
 	buf[o++] = '.';
@@ -185,6 +219,7 @@ struct conn {
 	char *out;
 	size_t out_len, out_cap;
 	uint32_t received;
+	int64_t t_start; /* connect() called */
 };
 
 static struct conn *conns;
@@ -193,15 +228,95 @@ static SSL_CTX *ssl_ctx;
 
 /* counters */
 static int n_started, n_inflight, n_ready, n_failed, n_closed_after_ready;
-static int64_t t_connect0, t_connect_last;
-static uint64_t deliveries, dup_or_late, stale, frames_other;
+/* of n_failed: before the 101 (TCP, TLS, HTTP), after it (before the ack) */
+static int n_failed_handshake, n_failed_upgraded;
+static int64_t t_connect0, t_connect_last, t_last_frame;
+static uint64_t deliveries, dup_or_late, stale, frames;
 static uint32_t *lat_us;
 static uint64_t lat_cap, lat_n;
+static uint32_t *join_us; /* connect → ack, per subscriber */
+static uint64_t join_n;
 static int64_t t_first_pub, t_last_delivery;
 static int fail_reasons[8];
 enum { FR_CONNECT, FR_STATUS, FR_CLOSED, FR_ERROR, FR_TIMEOUT, FR_TLS, FR_IO };
 static const char *const fr_names[] = {"connect", "http_status", "closed",
 				       "error_frame", "timeout", "tls", "io"};
+
+/* close frames received, by code */
+#define MAX_CLOSE_CODES 32
+static struct {
+	int code;
+	int n;
+} close_codes[MAX_CLOSE_CODES];
+static int n_close_codes, n_closes, n_eof_no_close;
+
+/* messages received, by envelope "type" */
+#define MAX_TYPES 32
+static struct {
+	char name[32];
+	uint64_t n;
+} types[MAX_TYPES];
+static int n_types;
+
+static void count_close(int code)
+{
+	n_closes++;
+	for (int i = 0; i < n_close_codes; i++)
+		if (close_codes[i].code == code) {
+			close_codes[i].n++;
+			return;
+		}
+	if (n_close_codes < MAX_CLOSE_CODES) {
+		close_codes[n_close_codes].code = code;
+		close_codes[n_close_codes++].n = 1;
+	}
+}
+
+static int closes_with(int code)
+{
+	for (int i = 0; i < n_close_codes; i++)
+		if (close_codes[i].code == code)
+			return close_codes[i].n;
+	return 0;
+}
+
+/* Counts a message under its "type" (the gateway's envelope puts it first;
+ * nchan's raw bodies have none: "untyped"). */
+static void count_type(const char *p, size_t n)
+{
+	const char *t = memmem(p, n < 96 ? n : 96, "\"type\":\"", 8);
+	char name[32] = "untyped";
+
+	if (t) {
+		size_t k = 0;
+
+		t += 8;
+		while (t < p + n && *t != '"' && k < sizeof(name) - 1) {
+			char ch = *t++;
+
+			name[k++] = isalnum((unsigned char)ch) || ch == '_' ? ch : '_';
+		}
+		name[k] = '\0';
+	}
+	for (int i = 0; i < n_types; i++)
+		if (!strcmp(types[i].name, name)) {
+			types[i].n++;
+			return;
+		}
+	if (n_types < MAX_TYPES) {
+		snprintf(types[n_types].name, sizeof(types[n_types].name), "%s",
+			 name);
+		types[n_types++].n = 1;
+	}
+}
+
+static uint64_t messages_of(const char *name)
+{
+	for (int i = 0; i < n_types; i++)
+		if (!strcmp(types[i].name, name))
+			return types[i].n;
+	return 0;
+}
 
 static void source_addr(int i, struct sockaddr_in *sa)
 {
@@ -286,6 +401,10 @@ static void ws_fail(struct conn *c, int why)
 		n_closed_after_ready++;
 	} else if (c->state != S_DEAD) {
 		n_failed++;
+		if (c->state == S_WAIT_ACK)
+			n_failed_upgraded++;
+		else
+			n_failed_handshake++;
 		fail_reasons[why]++;
 		n_inflight--;
 	}
@@ -388,15 +507,19 @@ static void send_upgrade(struct conn *c)
 
 static void became_ready(struct conn *c)
 {
+	int64_t now = now_ns();
+
 	c->state = S_READY;
 	n_ready++;
 	n_inflight--;
-	t_connect_last = now_ns();
+	t_connect_last = now;
+	if (join_us)
+		join_us[join_n++] = (uint32_t)((now - c->t_start) / 1000);
 }
 
 static void after_upgrade(struct conn *c)
 {
-	char msg[160];
+	char msg[256];
 	int n;
 
 	if (opt.target == T_NCHAN) {
@@ -404,40 +527,53 @@ static void after_upgrade(struct conn *c)
 		return;
 	}
 	/* idle: confirm authentication with an idempotent subscribe to
-	 * "user"; fanout: subscribe to the bench channel */
-	n = snprintf(msg, sizeof(msg),
-		     "{\"type\":\"subscribe\",\"id\":\"s\",\"payload\":"
-		     "{\"channel\":\"%s%s\"}}",
-		     opt.mode == M_IDLE ? "user" : "chat:",
-		     opt.mode == M_IDLE ? "" : opt.channel);
+	 * "user"; fanout and joinstorm: subscribe to the bench channel */
+	if (opt.mode == M_IDLE)
+		n = snprintf(msg, sizeof(msg),
+			     "{\"type\":\"subscribe\",\"id\":\"s\",\"payload\":"
+			     "{\"channel\":\"user\"}}");
+	else
+		n = snprintf(msg, sizeof(msg),
+			     "{\"type\":\"subscribe\",\"id\":\"s\",\"payload\":"
+			     "{\"channel\":\"%s\"%s}}", chan_full,
+			     opt.mode == M_JOINSTORM && opt.presence
+				     ? ",\"parameters\":{\"presence\":true}"
+				     : "");
 	c->state = S_WAIT_ACK;
 	if (ws_send(c, 1, msg, (size_t)n))
 		ws_fail(c, FR_IO);
+}
+
+/* A publication carrying its send time: one delivery. */
+static void on_delivery(struct conn *c, const char *t)
+{
+	int64_t sent = strtoll(t + 4, NULL, 10), now = now_ns();
+	int64_t us = (now - sent) / 1000;
+
+	if (!t_first_pub || sent < t_first_pub) {
+		stale++; /* a message published before this run */
+		return;
+	}
+	if (c->received >= (uint32_t)opt.m) {
+		dup_or_late++;
+		return;
+	}
+	c->received++;
+	deliveries++;
+	t_last_delivery = now;
+	if (lat_n < lat_cap)
+		lat_us[lat_n++] = us < 0 ? 0 : (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
 }
 
 static void on_text(struct conn *c, const char *p, size_t n)
 {
 	const char *t = memmem(p, n, "\"t\":", 4);
 
-	if (t) {
-		int64_t sent = strtoll(t + 4, NULL, 10), now = now_ns();
-		int64_t us = (now - sent) / 1000;
-
-		if (!t_first_pub || sent < t_first_pub) {
-			stale++; /* a message published before this run */
-			return;
-		}
-		if (c->received >= (uint32_t)opt.m) {
-			dup_or_late++;
-			return;
-		}
-		c->received++;
-		deliveries++;
-		t_last_delivery = now;
-		if (lat_n < lat_cap)
-			lat_us[lat_n++] = us < 0 ? 0 : (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
-		return;
-	}
+	frames++;
+	t_last_frame = now_ns();
+	count_type(p, n);
+	if (t && opt.mode == M_FANOUT)
+		return on_delivery(c, t);
 	if (c->state == S_WAIT_ACK) {
 		if (memmem(p, n, "\"type\":\"ack\"", 12))
 			became_ready(c);
@@ -446,9 +582,18 @@ static void on_text(struct conn *c, const char *p, size_t n)
 				fprintf(stderr, "conn %d: %.*s\n", c->idx, (int)n, p);
 			ws_fail(c, FR_ERROR);
 		}
-		return;
 	}
-	frames_other++;
+}
+
+static void on_close_frame(struct conn *c, const char *pl, uint64_t len)
+{
+	int code = len >= 2 ? (unsigned char)pl[0] << 8 | (unsigned char)pl[1]
+			    : 1005; /* "no status received" */
+
+	count_close(code);
+	if (getenv("PAVBENCH_DEBUG"))
+		fprintf(stderr, "conn %d closed %d\n", c->idx, code);
+	ws_fail(c, FR_CLOSED);
 }
 
 /* Parses whole frames out of c->in. */
@@ -491,13 +636,8 @@ static void parse_frames(struct conn *c)
 		case 2:
 			on_text(c, pl, (size_t)len);
 			break;
-		case 8: /* close */
-			if (getenv("PAVBENCH_DEBUG"))
-				fprintf(stderr, "conn %d closed %d\n", c->idx,
-					len >= 2 ? (unsigned char)pl[0] << 8 |
-							   (unsigned char)pl[1]
-						 : 0);
-			ws_fail(c, FR_CLOSED);
+		case 8:
+			on_close_frame(c, pl, len);
 			return;
 		case 9: /* ping */
 			if (ws_send(c, 10, pl, (size_t)len))
@@ -582,27 +722,33 @@ static int read_all(struct conn *c)
 	}
 }
 
+/* Connected: TLS handshake next, or the upgrade request. */
+static void ws_connected(struct conn *c, uint32_t ev)
+{
+	int err = 0;
+	socklen_t l = sizeof(err);
+
+	if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		return;
+	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+	if (err)
+		return ws_fail(c, FR_CONNECT);
+	if (opt.tls) {
+		c->ssl = SSL_new(ssl_ctx);
+		SSL_set_fd(c->ssl, c->fd);
+		SSL_set_connect_state(c->ssl);
+		c->state = S_TLS;
+	} else {
+		send_upgrade(c);
+	}
+}
+
 static void ws_event(struct conn *c, uint32_t ev)
 {
 	if (c->state == S_CONNECTING) {
-		int err = 0;
-		socklen_t l = sizeof(err);
-
-		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		ws_connected(c, ev);
+		if (c->state == S_CONNECTING || c->state == S_DEAD)
 			return;
-		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-		if (err)
-			return ws_fail(c, FR_CONNECT);
-		if (opt.tls) {
-			c->ssl = SSL_new(ssl_ctx);
-			SSL_set_fd(c->ssl, c->fd);
-			SSL_set_connect_state(c->ssl);
-			c->state = S_TLS;
-		} else {
-			send_upgrade(c);
-			if (c->state == S_DEAD)
-				return;
-		}
 	}
 	if (c->state == S_TLS) {
 		int r = SSL_do_handshake(c->ssl);
@@ -620,8 +766,11 @@ static void ws_event(struct conn *c, uint32_t ev)
 	}
 	if ((ev & EPOLLOUT) && c->out_len && flush_out(c))
 		return ws_fail(c, FR_IO);
-	if (read_all(c))
+	if (read_all(c)) {
+		if (c->state != S_DEAD)
+			n_eof_no_close++;
 		return ws_fail(c, (ev & EPOLLERR) ? FR_IO : FR_CLOSED);
+	}
 	/* idle connections keep no input buffer around */
 	if (opt.mode == M_IDLE && c->state == S_READY && !c->in_len && c->in) {
 		free(c->in);
@@ -638,41 +787,58 @@ static void start_conn(int i)
 
 	c->kind = K_WS;
 	c->idx = i;
+	c->t_start = now_ns();
 	c->fd = tcp_connect(i, opt.port);
 	n_started++;
 	n_inflight++;
+	c->state = S_CONNECTING;
 	if (c->fd < 0) {
-		c->state = S_CONNECTING;
 		ws_fail(c, FR_CONNECT);
 		return;
 	}
-	c->state = S_CONNECTING;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &e))
 		die("epoll_ctl: %s", strerror(errno));
 }
 
-/* ---- publisher (one request at a time, Connection: close) ---------------- */
+/* ---- publishers: keep-alive HTTP, one request in flight each ------------- */
 
-static struct conn pub = {.kind = K_PUB, .fd = -1};
-static int n_pub_sent, n_pub_ok, n_pub_failed;
+struct pub {
+	struct conn c;   /* kind K_PUB, idx = publisher number */
+	int busy;        /* a request is in flight */
+	int opened;      /* connections opened so far */
+	int k;           /* publications in that request */
+	int64_t sent_ns; /* when it was sent */
+};
+
+static struct pub *pubs;
+static int n_pub_sent, n_pub_ok, n_pub_failed, n_requests, n_reconnects;
+static int pub_fail_run;   /* consecutive failed requests */
+static int batch_refused;  /* the gateway answered a batch with 400 */
+static int pub_stop;       /* no more publications are sent */
 static long recipients_first = -1, recipients_last = -1;
-static int64_t next_pub_ns;
 static char api_key[512];
 static char pad[70000];
+static char *req_buf; /* one request, rebuilt for each */
+static size_t req_len, req_cap;
 
-static int pub_fail_run; /* consecutive failures */
+static void pub_close(struct pub *p)
+{
+	conn_close(&p->c);
+	p->c.state = S_FREE;
+}
 
-static void pub_done(int ok)
+static void pub_done(struct pub *p, int ok)
 {
 	if (ok) {
-		n_pub_ok++;
+		n_pub_ok += p->k;
 		pub_fail_run = 0;
 	} else {
-		n_pub_failed++;
+		n_pub_failed += p->k;
 		pub_fail_run++;
+		pub_close(p); /* whatever state it was in: start afresh */
 	}
-	conn_close(&pub);
-	pub.state = S_FREE;
+	p->busy = 0;
+	p->k = 0;
 }
 
 static long find_recipients(const char *body)
@@ -687,129 +853,388 @@ static long find_recipients(const char *body)
 	return p ? strtol(p + 13, NULL, 10) : -1;
 }
 
-static void pub_response(void)
+/* The value of header `name` within the head h[0..hl), or NULL. */
+static const char *hdr_find(const char *h, size_t hl, const char *name)
 {
-	char *end, *cl;
-	size_t hl, want;
-	int status;
+	size_t nl = strlen(name);
 
-	buf_add(&pub.in, &pub.in_len, &pub.in_cap, "", 1); /* NUL */
-	pub.in_len--;
-	end = strstr(pub.in, "\r\n\r\n");
+	for (const char *l = h; l && l < h + hl;) {
+		const char *eol = memmem(l, (size_t)(h + hl - l), "\r\n", 2);
+
+		if ((size_t)(h + hl - l) > nl && !strncasecmp(l, name, nl) &&
+		    l[nl] == ':') {
+			l += nl + 1;
+			while (*l == ' ' || *l == '\t')
+				l++;
+			return l;
+		}
+		l = eol ? eol + 2 : NULL;
+	}
+	return NULL;
+}
+
+/*
+ * 1 when c->in holds a whole HTTP answer: its status, the head's length
+ * and the body's; *close_after when the server will close the connection.
+ */
+static int http_answer(struct conn *c, int *status, size_t *hl, size_t *bl,
+		       int *close_after)
+{
+	char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+	const char *v;
+
 	if (!end)
-		return;
-	hl = (size_t)(end - pub.in) + 4;
-	cl = strcasestr(pub.in, "\r\ncontent-length:");
-	want = cl && cl < end ? (size_t)strtoul(cl + 17, NULL, 10) : 0;
-	if (pub.in_len < hl + want)
-		return;
-	status = atoi(pub.in + 9);
-	if (status < 200 || status > 299) {
-		if (n_pub_failed < 5)
-			fprintf(stderr, "pavbench: publish answered %d: %.*s\n",
-				status, (int)want, pub.in + hl);
-		return pub_done(0);
-	}
-	long r = find_recipients(pub.in + hl);
+		return 0;
+	*hl = (size_t)(end - c->in) + 4;
+	*status = c->in_len >= 12 && !strncmp(c->in, "HTTP/", 5)
+		? atoi(c->in + 9) : -1;
+	v = hdr_find(c->in, *hl, "connection");
+	*close_after = v && !strncasecmp(v, "close", 5);
+	v = hdr_find(c->in, *hl, "transfer-encoding");
+	if (v && !strncasecmp(v, "chunked", 7)) {
+		/* the last chunk: "0\r\n\r\n" right after a line end */
+		char *last = memmem(end, c->in_len - (*hl - 4), "\r\n0\r\n\r\n", 7);
 
-	if (recipients_first < 0)
-		recipients_first = r;
-	recipients_last = r;
-	pub_done(1);
+		if (!last)
+			return 0;
+		*bl = (size_t)(last + 7 - c->in) - *hl;
+		return 1;
+	}
+	v = hdr_find(c->in, *hl, "content-length");
+	*bl = v ? (size_t)strtoul(v, NULL, 10) : 0;
+	return c->in_len >= *hl + *bl;
 }
 
-static void pub_start(void)
+static void on_batch_refused(const char *body)
 {
-	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
-				.data.ptr = &pub};
-	char body[72000], req[74000];
-	int bl, rl;
-	int64_t t = now_ns();
-
-	pub.fd = tcp_connect(0, opt.target == T_NCHAN ? opt.port : opt.api_port);
-	if (pub.fd < 0)
-		die("cannot connect to the publish endpoint");
-	if (opt.target == T_NCHAN) {
-		bl = snprintf(body, sizeof(body), "{\"t\":%" PRId64 ",\"pad\":\"%s\"}",
-			      t, pad);
-		rl = snprintf(req, sizeof(req),
-			      "POST /pub/%s HTTP/1.1\r\nHost: %s\r\n"
-			      "Content-Type: text/plain\r\nContent-Length: %d\r\n"
-			      "Connection: close\r\n\r\n%s",
-			      opt.channel, opt.host, bl, body);
-	} else {
-		bl = snprintf(body, sizeof(body),
-			      "{\"channel\":\"chat:%s\",\"type\":\"bench\","
-			      "\"payload\":{\"t\":%" PRId64 ",\"pad\":\"%s\"}}",
-			      opt.channel, t, pad);
-		rl = snprintf(req, sizeof(req),
-			      "POST /v1/publish HTTP/1.1\r\nHost: %s\r\n"
-			      "Authorization: Bearer %s\r\n"
-			      "Content-Type: application/json\r\n"
-			      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-			      opt.host, api_key, bl, body);
-	}
-	if (!t_first_pub)
-		t_first_pub = t;
-	n_pub_sent++;
-	pub.state = S_CONNECTING;
-	buf_add(&pub.out, &pub.out_len, &pub.out_cap, req, (size_t)rl);
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, pub.fd, &e))
-		die("epoll_ctl: %s", strerror(errno));
+	batch_refused = 1;
+	pub_stop = 1;
+	fprintf(stderr, "pavbench: batch publish not supported by this gateway "
+			"(POST /v1/publish {\"publications\":[...]} answered "
+			"400: %.300s)\n", body);
 }
 
-static void pub_event(uint32_t ev)
+/* The answer to p's request is in: 2xx or not. */
+static void pub_answered(struct pub *p, int status, const char *body)
 {
-	if (pub.state == S_CONNECTING) {
+	if (status >= 200 && status <= 299) {
+		long r = find_recipients(body);
+
+		if (recipients_first < 0)
+			recipients_first = r;
+		recipients_last = r;
+		if (opt.batch > 1 && !strstr(body, "\"results\""))
+			fprintf(stderr, "pavbench: batch answer without "
+					"\"results\": %.200s\n", body);
+		return pub_done(p, 1);
+	}
+	if (status == 400 && opt.batch > 1 && opt.target == T_PAVILION &&
+	    !batch_refused)
+		on_batch_refused(body);
+	else if (n_pub_failed < 5 && !batch_refused)
+		fprintf(stderr, "pavbench: publish answered %d: %.300s\n",
+			status, body);
+	pub_done(p, 0);
+}
+
+/* Consumes a complete answer from p's input, if there is one. */
+static void pub_read_answer(struct pub *p)
+{
+	int status, close_after;
+	size_t hl, bl;
+	char *body;
+
+	if (!p->busy || !http_answer(&p->c, &status, &hl, &bl, &close_after))
+		return;
+	body = strndup(p->c.in + hl, bl);
+	if (!body)
+		die("out of memory");
+	p->c.in_len = 0; /* one request in flight: nothing else can follow */
+	pub_answered(p, status, body);
+	free(body);
+	if (close_after && p->c.fd >= 0)
+		pub_close(p);
+}
+
+static void pub_event(struct pub *p, uint32_t ev)
+{
+	struct conn *c = &p->c;
+
+	if (c->state == S_CONNECTING) {
 		int err = 0;
 		socklen_t l = sizeof(err);
 
 		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
-		getsockopt(pub.fd, SOL_SOCKET, SO_ERROR, &err, &l);
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err) {
 			if (n_pub_failed < 5)
 				fprintf(stderr, "pavbench: publish connect: %s\n",
 					strerror(err));
-			return pub_done(0);
+			return pub_done(p, 0);
 		}
-		pub.state = S_UPGRADE;
+		c->state = S_READY;
 	}
-	if (pub.out_len && flush_out(&pub))
-		return pub_done(0);
+	if (c->out_len && flush_out(c))
+		return pub_done(p, 0);
 	for (;;) {
-		if (pub.in_cap - pub.in_len < 2048) {
-			size_t nc = pub.in_cap ? pub.in_cap * 2 : 4096;
+		if (c->in_cap - c->in_len < 2048) {
+			size_t nc = c->in_cap ? c->in_cap * 2 : 4096;
 
-			pub.in = realloc(pub.in, nc);
-			pub.in_cap = nc;
+			c->in = realloc(c->in, nc);
+			if (!c->in)
+				die("out of memory");
+			c->in_cap = nc;
 		}
-		ssize_t n = recv(pub.fd, pub.in + pub.in_len,
-				 pub.in_cap - pub.in_len - 1, 0);
+		ssize_t n = recv(c->fd, c->in + c->in_len,
+				 c->in_cap - c->in_len - 1, 0);
 
 		if (n > 0) {
-			pub.in_len += (size_t)n;
+			c->in_len += (size_t)n;
+			pub_read_answer(p);
+			if (c->fd < 0)
+				return;
 			continue;
 		}
 		if (n < 0 && errno == EAGAIN)
-			break;
-		/* EOF or error: what came is the answer */
-		pub_response();
-		if (pub.state != S_FREE) {
-			fprintf(stderr, "pavbench: publish: connection closed "
-					"without a complete answer\n");
-			pub_done(0);
+			return;
+		/* EOF or error: an answer still owed is lost */
+		if (p->busy) {
+			if (n_pub_failed < 5)
+				fprintf(stderr, "pavbench: publish: connection "
+						"closed without a complete answer\n");
+			return pub_done(p, 0);
 		}
-		return;
+		return pub_close(p);
 	}
-	pub_response();
 }
 
-/* ---- reporting -------------------------------------------------------- */
+/* One publication's JSON object (pavilion) into req_buf. */
+static void add_publication(int64_t t)
+{
+	char one[256];
+	int n = snprintf(one, sizeof(one),
+			 "{\"channel\":\"%s\",\"type\":\"bench\",\"payload\":"
+			 "{\"t\":%" PRId64 ",\"pad\":\"", chan_full, t);
 
-static long rss_kib(void)
+	buf_add(&req_buf, &req_len, &req_cap, one, (size_t)n);
+	buf_add(&req_buf, &req_len, &req_cap, pad, strlen(pad));
+	buf_add(&req_buf, &req_len, &req_cap, "\"}}", 3);
+}
+
+/* The body of a request carrying k publications sent at t. */
+static void build_body(int k, int64_t t)
+{
+	char one[64];
+
+	req_len = 0;
+	if (opt.target == T_NCHAN) {
+		int n = snprintf(one, sizeof(one), "{\"t\":%" PRId64 ",\"pad\":\"", t);
+
+		buf_add(&req_buf, &req_len, &req_cap, one, (size_t)n);
+		buf_add(&req_buf, &req_len, &req_cap, pad, strlen(pad));
+		buf_add(&req_buf, &req_len, &req_cap, "\"}", 2);
+		return;
+	}
+	if (opt.batch <= 1)
+		return add_publication(t);
+	buf_add(&req_buf, &req_len, &req_cap, "{\"publications\":[", 17);
+	for (int i = 0; i < k; i++) {
+		if (i)
+			buf_add(&req_buf, &req_len, &req_cap, ",", 1);
+		add_publication(t);
+	}
+	buf_add(&req_buf, &req_len, &req_cap, "]}", 2);
+}
+
+static int pub_open(struct pub *p)
+{
+	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
+				.data.ptr = &p->c};
+
+	p->c.fd = tcp_connect(opt.n + p->c.idx,
+			      opt.target == T_NCHAN ? opt.port : opt.api_port);
+	if (p->c.fd < 0)
+		return -1;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, p->c.fd, &e))
+		die("epoll_ctl: %s", strerror(errno));
+	p->c.state = S_CONNECTING;
+	if (p->opened++)
+		n_reconnects++;
+	return 0;
+}
+
+/* Sends the next request (k publications) on p, opening it if needed. */
+static void pub_send(struct pub *p, int k)
+{
+	char head[1024];
+	int64_t t = now_ns();
+	int hn;
+
+	p->busy = 1;
+	p->k = k;
+	p->sent_ns = t;
+	n_pub_sent += k;
+	n_requests++;
+	if (!t_first_pub)
+		t_first_pub = t;
+	if (p->c.fd < 0 && pub_open(p)) {
+		if (n_pub_failed < 5)
+			fprintf(stderr, "pavbench: cannot connect to the publish "
+					"endpoint\n");
+		return pub_done(p, 0);
+	}
+	build_body(k, t);
+	if (opt.target == T_NCHAN)
+		hn = snprintf(head, sizeof(head),
+			      "POST /pub/%s HTTP/1.1\r\nHost: %s\r\n"
+			      "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
+			      opt.channel, opt.host, req_len);
+	else
+		hn = snprintf(head, sizeof(head),
+			      "POST /v1/publish HTTP/1.1\r\nHost: %s\r\n"
+			      "Authorization: Bearer %s\r\n"
+			      "Content-Type: application/json\r\n"
+			      "Content-Length: %zu\r\n\r\n",
+			      opt.host, api_key, req_len);
+	buf_add(&p->c.out, &p->c.out_len, &p->c.out_cap, head, (size_t)hn);
+	buf_add(&p->c.out, &p->c.out_len, &p->c.out_cap, req_buf, req_len);
+	if (p->c.state == S_READY && flush_out(&p->c))
+		pub_done(p, 0);
+}
+
+/* Requests older than --request-timeout fail (a hung server). */
+static void pub_expire(int64_t now)
+{
+	for (int i = 0; i < opt.publishers; i++)
+		if (pubs[i].busy &&
+		    now - pubs[i].sent_ns > (int64_t)(opt.request_timeout_s * 1e9)) {
+			if (n_pub_failed < 5)
+				fprintf(stderr, "pavbench: publish: no answer "
+						"within %g s\n", opt.request_timeout_s);
+			pub_done(&pubs[i], 0);
+		}
+}
+
+static int pubs_busy(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < opt.publishers; i++)
+		n += pubs[i].busy;
+	return n;
+}
+
+/* ---- the server process: CPU time, RSS, found by port -------------------- */
+
+/* The inode of the socket listening on TCP port `port`, or 0. */
+static unsigned long listen_inode(int port)
+{
+	static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	char line[512];
+
+	for (size_t f = 0; f < 2; f++) {
+		FILE *fp = fopen(files[f], "r");
+
+		if (!fp)
+			continue;
+		while (fgets(line, sizeof(line), fp)) {
+			char local[64];
+			unsigned st;
+			unsigned long inode;
+			const char *colon;
+
+			if (sscanf(line, " %*d: %63s %*s %x %*s %*s %*s %*s %*s %lu",
+				   local, &st, &inode) != 3 || st != 0x0a)
+				continue;
+			colon = strrchr(local, ':');
+			if (colon && strtol(colon + 1, NULL, 16) == port) {
+				fclose(fp);
+				return inode;
+			}
+		}
+		fclose(fp);
+	}
+	return 0;
+}
+
+/* 1 when process pid holds the socket with this inode. */
+static int holds_socket(long pid, unsigned long inode)
+{
+	char dir[64], path[384], link[64], want[64];
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = !strcmp(link, want);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static long parent_of(long pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	const char *p;
+	long ppid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 1, " %*c %ld", &ppid);
+	fclose(f);
+	return ppid;
+}
+
+/*
+ * The process listening on `port`.  When several hold the socket (nginx's
+ * master and its worker), the one whose parent holds it too: the worker.
+ */
+static long pid_from_port(int port)
+{
+	unsigned long inode = listen_inode(port);
+	long found[16];
+	int n = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (!inode || !(d = opendir("/proc")))
+		return -1;
+	while (n < 16 && (de = readdir(d))) {
+		long pid = strtol(de->d_name, NULL, 10);
+
+		if (pid > 0 && pid != getpid() && holds_socket(pid, inode))
+			found[n++] = pid;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if (parent_of(found[i]) == found[j])
+				return found[i];
+	return n ? found[0] : -1;
+}
+
+/* A "Vm...:" line of the server's /proc status in KiB, or -1. */
+static long server_vm_kib(const char *key)
 {
 	char path[64], line[256];
+	size_t kl = strlen(key);
 	long v = -1;
 	FILE *f;
 
@@ -820,11 +1245,60 @@ static long rss_kib(void)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			v = strtol(line + 6, NULL, 10);
+		if (!strncmp(line, key, kl) && line[kl] == ':')
+			v = strtol(line + kl + 1, NULL, 10);
 	fclose(f);
 	return v;
 }
+
+static long rss_kib(void)
+{
+	return server_vm_kib("VmRSS");
+}
+
+/* RSS and its high-water mark (since the server started) at the end. */
+static void print_rss(long before, long after)
+{
+	long peak = server_vm_kib("VmHWM");
+
+	if (before < 0 || after < 0)
+		return;
+	printf("server_rss_before_kib: %ld\n", before);
+	printf("server_rss_after_kib: %ld\n", after);
+	if (peak >= 0)
+		printf("server_rss_peak_kib: %ld\n", peak);
+}
+
+/* The server's user + system CPU time in seconds, or -1. */
+static double server_cpu_s(void)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+	const char *p;
+	FILE *f;
+	int ok = 0;
+
+	if (opt.server_pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", opt.server_pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	/* after "pid (comm)": state is field 3, utime 14, stime 15 */
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		ok = sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+				   "%llu %llu", &ut, &st) == 2;
+	fclose(f);
+	return ok ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : -1;
+}
+
+static void print_cpu(const char *key, double a, double b)
+{
+	if (a >= 0 && b >= 0)
+		printf("%s: %.2f\n", key, b - a);
+}
+
+/* ---- reporting -------------------------------------------------------- */
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -833,14 +1307,21 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double pct_ms(double p)
+/* The p-th quantile (0..1) of sorted samples in microseconds, in ms. */
+static double quantile_ms(const uint32_t *v, uint64_t n, double p)
 {
-	uint64_t i;
-
-	if (!lat_n)
+	if (!n)
 		return 0;
-	i = (uint64_t)(p * (double)(lat_n - 1) + 0.5);
-	return lat_us[i] / 1000.0;
+	return v[(uint64_t)(p * (double)(n - 1) + 0.5)] / 1000.0;
+}
+
+static void print_quantiles(const char *prefix, uint32_t *v, uint64_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u32);
+	printf("%s_p50_ms: %.3f\n", prefix, quantile_ms(v, n, 0.50));
+	printf("%s_p90_ms: %.3f\n", prefix, quantile_ms(v, n, 0.90));
+	printf("%s_p99_ms: %.3f\n", prefix, quantile_ms(v, n, 0.99));
+	printf("%s_max_ms: %.3f\n", prefix, n ? v[n - 1] / 1000.0 : 0.0);
 }
 
 static void print_fail_reasons(void)
@@ -848,6 +1329,19 @@ static void print_fail_reasons(void)
 	for (int i = 0; i <= FR_IO; i++)
 		if (fail_reasons[i])
 			printf("failed_%s: %d\n", fr_names[i], fail_reasons[i]);
+}
+
+/* Close codes received (4008: slow consumer) and messages by type. */
+static void print_closes_and_messages(void)
+{
+	printf("closes_received: %d\n", n_closes);
+	printf("closed_4008: %d\n", closes_with(4008));
+	for (int i = 0; i < n_close_codes; i++)
+		printf("close_%d: %d\n", close_codes[i].code, close_codes[i].n);
+	printf("eof_without_close: %d\n", n_eof_no_close);
+	printf("messages: %" PRIu64 "\n", frames);
+	for (int i = 0; i < n_types; i++)
+		printf("messages_%s: %" PRIu64 "\n", types[i].name, types[i].n);
 }
 
 /* ---- main loop ---------------------------------------------------------- */
@@ -863,7 +1357,7 @@ static void poll_once(int timeout_ms)
 		struct conn *c = ev[i].data.ptr;
 
 		if (c->kind == K_PUB)
-			pub_event(ev[i].events);
+			pub_event(&pubs[c->idx], ev[i].events);
 		else if (c->state != S_DEAD && c->state != S_FREE)
 			ws_event(c, ev[i].events);
 	}
@@ -887,37 +1381,63 @@ static void connect_phase(int64_t deadline)
 			ws_fail(&conns[i], FR_TIMEOUT);
 }
 
-static void run_for(double s)
+static void run_for(double s, int64_t deadline)
 {
 	int64_t end = now_ns() + (int64_t)(s * 1e9);
 
+	if (end > deadline)
+		end = deadline;
 	while (now_ns() < end)
 		poll_once(10);
+}
+
+/* Reads until no frame came for quiet_s (at most max_s); the time spent. */
+static double wait_quiet(double quiet_s, double max_s, int64_t deadline)
+{
+	int64_t t0 = now_ns(), end = t0 + (int64_t)(max_s * 1e9);
+	int64_t q = (int64_t)(quiet_s * 1e9);
+
+	if (end > deadline)
+		end = deadline;
+	for (;;) {
+		int64_t now = now_ns(), last = t_last_frame > t0 ? t_last_frame : t0;
+
+		if (now - last >= q || now >= end)
+			return (double)(now - t0) / 1e9;
+		poll_once(10);
+	}
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: pavbench idle|fanout [options]\n"
+		"usage: pavbench idle|fanout|joinstorm [options]\n"
 		"  -n, --connections N     connections / subscribers (1000)\n"
 		"  -m, --publications M    fanout: publications (100)\n"
-		"  --rate R                fanout: publications/s (0 = back to back)\n"
+		"  --publishers P          fanout: concurrent keep-alive publishers (1)\n"
+		"  --rate R                fanout: publications/s in all (0 = back to back)\n"
+		"  --batch K               fanout: K publications per request (1)\n"
 		"  --size B                fanout: message body bytes (100)\n"
 		"  --host H --port P       the WebSocket server (127.0.0.1:8080)\n"
 		"  --api-port P            pavilion internal API port (8081)\n"
 		"  --path P                pavilion websocket path (/ws)\n"
-		"  --channel C             chat:C (pavilion) or /sub/C (nchan) (bench)\n"
+		"  --channel ID            the channel id (bench)\n"
+		"  --kind zone|channel|chat  pavilion channel kind (zone)\n"
+		"  --no-presence           joinstorm: subscribe without presence\n"
 		"  --secret FILE           HS256 secret (pavilion)\n"
 		"  --api-key-file FILE     first key of an api.keys file (pavilion)\n"
 		"  --api-key KEY           the key itself\n"
 		"  --tls                   wss (no certificate check)\n"
 		"  --target pavilion|nchan (pavilion)\n"
-		"  --server-pid PID        report the server's VmRSS\n"
+		"  --server-pid PID        the server (RSS, CPU); else found by --port\n"
 		"  --sources K             source addresses in 127/8 (200)\n"
 		"  --concurrency C         handshakes in flight (200)\n"
 		"  --hold S                idle: seconds to hold (2)\n"
 		"  --settle S              pause before measuring (0.5)\n"
-		"  --drain S               fanout: wait after the last publish (30)\n"
+		"  --quiet S               silence that ends the joins' messages (0.5)\n"
+		"  --quiet-max S           bound on waiting for that silence (60)\n"
+		"  --drain S               fanout: bound on waiting for deliveries (30)\n"
+		"  --request-timeout S     bound on one publish answer (10)\n"
 		"  --timeout S             whole run bound (300)\n"
 		"  --id-offset K           user ids start at u<K> (0)\n");
 	exit(2);
@@ -943,6 +1463,52 @@ static void read_api_key(const char *path)
 		die("%s: no key", path);
 }
 
+static void parse_mode(const char *m)
+{
+	if (!strcmp(m, "idle"))
+		opt.mode = M_IDLE;
+	else if (!strcmp(m, "fanout"))
+		opt.mode = M_FANOUT;
+	else if (!strcmp(m, "joinstorm"))
+		opt.mode = M_JOINSTORM;
+	else
+		usage();
+}
+
+static void check_args(void)
+{
+	if (opt.n < 1 || opt.m < 0 || opt.sources < 1 || opt.sources > 60000 ||
+	    opt.concurrency < 1 || opt.size < 40 || opt.size > 65000 ||
+	    opt.publishers < 1 || opt.publishers > 1000 || opt.batch < 1 ||
+	    opt.batch > 1000 || opt.rate < 0 || opt.request_timeout_s <= 0)
+		usage();
+	if (strcmp(opt.kind, "zone") && strcmp(opt.kind, "channel") &&
+	    strcmp(opt.kind, "chat"))
+		die("--kind must be zone, channel or chat");
+	if (strlen(opt.channel) > 64 ||
+	    strspn(opt.channel, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				"0123456789_-") != strlen(opt.channel))
+		die("--channel: 1-64 characters of [A-Za-z0-9_-]");
+	snprintf(chan_full, sizeof(chan_full), "%s:%s", opt.kind, opt.channel);
+	if (opt.target == T_NCHAN && opt.batch > 1)
+		die("--batch: nchan has no batch publish");
+	if (opt.target == T_NCHAN && opt.mode == M_JOINSTORM)
+		die("joinstorm: nchan has no presence (pavilion target only)");
+	if (opt.target == T_NCHAN)
+		return;
+	if (!opt.secret_file)
+		die("--secret FILE is needed for the pavilion target");
+	read_secret(opt.secret_file);
+	if (opt.mode != M_FANOUT)
+		return;
+	if (opt.api_key)
+		snprintf(api_key, sizeof(api_key), "%s", opt.api_key);
+	else if (opt.api_key_file)
+		read_api_key(opt.api_key_file);
+	else
+		die("--api-key-file FILE or --api-key KEY is needed");
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -957,18 +1523,17 @@ static void parse_args(int argc, char **argv)
 		{"sources", 1, 0, 'o'},     {"concurrency", 1, 0, 'C'},
 		{"hold", 1, 0, 'h'},        {"settle", 1, 0, 'e'},
 		{"drain", 1, 0, 'd'},       {"timeout", 1, 0, 'w'},
-		{"id-offset", 1, 0, 'i'},   {0, 0, 0, 0},
+		{"id-offset", 1, 0, 'i'},   {"publishers", 1, 0, 'u'},
+		{"batch", 1, 0, 'b'},       {"kind", 1, 0, 'y'},
+		{"quiet", 1, 0, 'q'},       {"no-presence", 0, 0, 'N'},
+		{"request-timeout", 1, 0, 'R'}, {"quiet-max", 1, 0, 'Q'},
+		{0, 0, 0, 0},
 	};
 	int ch;
 
 	if (argc < 2)
 		usage();
-	if (!strcmp(argv[1], "idle"))
-		opt.mode = M_IDLE;
-	else if (!strcmp(argv[1], "fanout"))
-		opt.mode = M_FANOUT;
-	else
-		usage();
+	parse_mode(argv[1]);
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "n:m:", lo, NULL)) != -1) {
 		switch (ch) {
@@ -1001,50 +1566,67 @@ static void parse_args(int argc, char **argv)
 		case 'd': opt.drain_s = atof(optarg); break;
 		case 'w': opt.timeout_s = atof(optarg); break;
 		case 'i': opt.id_offset = atoi(optarg); break;
+		case 'u': opt.publishers = atoi(optarg); break;
+		case 'b': opt.batch = atoi(optarg); break;
+		case 'y': opt.kind = optarg; break;
+		case 'q': opt.quiet_s = atof(optarg); break;
+		case 'N': opt.presence = 0; break;
+		case 'R': opt.request_timeout_s = atof(optarg); break;
+		case 'Q': opt.quiet_max_s = atof(optarg); break;
 		default: usage();
 		}
 	}
-	if (opt.n < 1 || opt.m < 0 || opt.sources < 1 || opt.sources > 60000 ||
-	    opt.concurrency < 1 || opt.size < 40 || opt.size > 65000)
-		usage();
-	if (opt.target == T_PAVILION) {
-		if (!opt.secret_file)
-			die("--secret FILE is needed for the pavilion target");
-		read_secret(opt.secret_file);
-		if (opt.mode == M_FANOUT) {
-			if (opt.api_key)
-				snprintf(api_key, sizeof(api_key), "%s", opt.api_key);
-			else if (opt.api_key_file)
-				read_api_key(opt.api_key_file);
-			else
-				die("--api-key-file FILE or --api-key KEY is needed");
-		}
-	}
+	check_args();
 }
 
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
+	rlim_t need = (rlim_t)opt.n + (rlim_t)opt.publishers + 32;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return;
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if ((rlim_t)opt.n + 32 > rl.rlim_cur)
+	if (need > rl.rlim_cur)
 		die("%d connections need more than the %llu open files allowed; "
 		    "split the load over several processes (--id-offset)",
 		    opt.n, (unsigned long long)rl.rlim_cur);
 }
 
+static void find_server(void)
+{
+	if (opt.server_pid > 0) {
+		opt.server_pid_from = "option";
+		return;
+	}
+	opt.server_pid = pid_from_port(opt.port);
+	if (opt.server_pid > 0)
+		opt.server_pid_from = "port";
+	else
+		fprintf(stderr, "pavbench: no process found listening on port %d: "
+				"no server RSS or CPU figures\n", opt.port);
+}
+
 static void print_common(void)
 {
-	printf("mode: %s\n", opt.mode == M_IDLE ? "idle" : "fanout");
+	static const char *const names[] = {"idle", "fanout", "joinstorm"};
+
+	printf("mode: %s\n", names[opt.mode]);
 	printf("target: %s\n", opt.target == T_NCHAN ? "nchan" : "pavilion");
 	printf("transport: %s\n", opt.tls ? "wss" : "ws");
+	if (opt.mode != M_IDLE)
+		printf("channel: %s\n", opt.target == T_NCHAN ? opt.channel : chan_full);
+	if (opt.server_pid > 0) {
+		printf("server_pid: %ld\n", opt.server_pid);
+		printf("server_pid_from: %s\n", opt.server_pid_from);
+	}
 	printf("connections: %d\n", opt.n);
 	printf("connected: %d\n", n_ready);
 	printf("failed: %d\n", n_failed);
+	printf("failed_handshake: %d\n", n_failed_handshake);
+	printf("failed_after_upgrade: %d\n", n_failed_upgraded);
 	print_fail_reasons();
 	double cs = (double)(t_connect_last - t_connect0) / 1e9;
 
@@ -1052,14 +1634,205 @@ static void print_common(void)
 	printf("handshakes_per_s: %.0f\n", n_ready && cs > 0 ? n_ready / cs : 0.0);
 }
 
+/* ---- the modes ----------------------------------------------------------- */
+
+static int run_idle(int64_t deadline)
+{
+	long rss0 = rss_kib(), rss1;
+	double cpu0 = server_cpu_s(), cpu1;
+
+	connect_phase(deadline);
+	run_for(opt.settle_s, deadline);
+	rss1 = rss_kib();
+	cpu1 = server_cpu_s();
+	print_common();
+	print_cpu("server_cpu_s", cpu0, cpu1);
+	print_rss(rss0, rss1);
+	if (rss0 >= 0 && rss1 >= 0) {
+		printf("rss_per_conn_kib: %.2f\n",
+		       n_ready ? (double)(rss1 - rss0) / n_ready : 0.0);
+	}
+	run_for(opt.hold_s, deadline);
+	printf("closed_by_server: %d\n", n_closed_after_ready);
+	print_closes_and_messages();
+	return n_failed || n_closed_after_ready ? 1 : 0;
+}
+
+static int run_joinstorm(int64_t deadline)
+{
+	long rss0 = rss_kib(), rss1;
+	double cpu0 = server_cpu_s(), cpu_storm, cpu_end, quiet;
+
+	join_us = calloc((size_t)opt.n, sizeof(*join_us));
+	if (!join_us)
+		die("out of memory");
+	connect_phase(deadline);
+	cpu_storm = server_cpu_s();
+	/* the snapshots and join announcements still on their way */
+	quiet = wait_quiet(opt.quiet_s, opt.quiet_max_s, deadline);
+	cpu_end = server_cpu_s();
+	rss1 = rss_kib();
+	print_common();
+	printf("presence: %s\n", opt.presence ? "true" : "false");
+	printf("subscribed: %d\n", n_ready);
+	printf("storm_s: %.3f\n",
+	       n_ready ? (double)(t_connect_last - t_connect0) / 1e9 : 0.0);
+	print_quantiles("join", join_us, join_n);
+	printf("closed_by_server: %d\n", n_closed_after_ready);
+	print_closes_and_messages();
+	printf("messages_per_client: %.1f\n", (double)frames / opt.n);
+	printf("status_update_per_client: %.1f\n",
+	       (double)messages_of("status_update") / opt.n);
+	printf("drain_s: %.3f\n", quiet);
+	print_cpu("server_cpu_storm_s", cpu0, cpu_storm);
+	print_cpu("server_cpu_total_s", cpu0, cpu_end);
+	print_rss(rss0, rss1);
+	return n_ready == opt.n && !n_closes && !n_closed_after_ready ? 0 : 1;
+}
+
+/* Starts every request that is due on a free publisher; the poll timeout
+ * until the next one is due. */
+static int publish_due(int64_t t0, int64_t *next_due)
+{
+	int64_t now = now_ns();
+
+	if (!pub_stop && pub_fail_run >= PUB_FAIL_RUN_MAX) {
+		fprintf(stderr, "pavbench: %d publish requests failed in a row: "
+				"giving up\n", PUB_FAIL_RUN_MAX);
+		pub_stop = 1;
+	}
+	for (int i = 0; i < opt.publishers && !pub_stop && n_pub_sent < opt.m; i++) {
+		int k = opt.m - n_pub_sent < opt.batch ? opt.m - n_pub_sent : opt.batch;
+
+		if (pubs[i].busy)
+			continue;
+		if (now < *next_due) {
+			int64_t w = (*next_due - now) / 1000000;
+
+			return w < 1 ? 0 : w > 10 ? 10 : (int)w;
+		}
+		pub_send(&pubs[i], k);
+		if (opt.rate > 0)
+			*next_due = t0 + (int64_t)(n_pub_sent * 1e9 / opt.rate);
+	}
+	return 10;
+}
+
+static void publish_phase(int64_t deadline)
+{
+	int64_t t0 = now_ns(), next_due = t0, drain_end = 0;
+
+	pubs = calloc((size_t)opt.publishers, sizeof(*pubs));
+	if (!pubs)
+		die("out of memory");
+	for (int i = 0; i < opt.publishers; i++)
+		pubs[i].c = (struct conn){.kind = K_PUB, .fd = -1, .idx = i};
+	fprintf(stderr, "pavbench: phase publish\n");
+	while (now_ns() < deadline) {
+		int timeout = publish_due(t0, &next_due);
+		int64_t now = now_ns();
+
+		pub_expire(now);
+		if ((n_pub_sent >= opt.m || pub_stop) && !pubs_busy()) {
+			if (!drain_end)
+				drain_end = now + (int64_t)(opt.drain_s * 1e9);
+			if (deliveries >= (uint64_t)n_ready * (uint64_t)n_pub_ok ||
+			    now >= drain_end)
+				break;
+		}
+		poll_once(timeout);
+	}
+	for (int i = 0; i < opt.publishers; i++)
+		pub_close(&pubs[i]);
+}
+
+static void print_fanout(int m_req, double quiet, double cpu0, double cpu1)
+{
+	uint64_t expected = (uint64_t)n_ready * (uint64_t)n_pub_ok;
+	double d = (double)(t_last_delivery - t_first_pub) / 1e9;
+
+	printf("subscribers: %d\n", n_ready);
+	printf("quiet_before_publish_s: %.3f\n", quiet);
+	printf("publishers: %d\n", opt.publishers);
+	printf("batch: %d\n", opt.batch);
+	if (batch_refused)
+		printf("batch_supported: no\n");
+	printf("publications: %d\n", m_req);
+	printf("publications_ok: %d\n", n_pub_ok);
+	printf("publications_failed: %d\n", n_pub_failed);
+	printf("requests: %d\n", n_requests);
+	printf("reconnects: %d\n", n_reconnects);
+	printf("rate: %g\n", opt.rate);
+	printf("body_bytes: %d\n", opt.size);
+	printf("server_recipients_first: %ld\n", recipients_first);
+	printf("server_recipients_last: %ld\n", recipients_last);
+	printf("expected: %" PRIu64 "\n", expected);
+	printf("deliveries: %" PRIu64 "\n", deliveries);
+	printf("missing: %" PRId64 "\n", (int64_t)expected - (int64_t)deliveries);
+	printf("duplicates: %" PRIu64 "\n", dup_or_late);
+	printf("stale: %" PRIu64 "\n", stale);
+	printf("duration_s: %.3f\n", deliveries ? d : 0.0);
+	printf("deliveries_per_s: %.0f\n", deliveries && d > 0 ? deliveries / d : 0.0);
+	print_quantiles("latency", lat_us, lat_n);
+	print_cpu("server_cpu_s", cpu0, cpu1);
+	if (cpu0 >= 0 && cpu1 >= 0 && deliveries)
+		printf("server_cpu_us_per_delivery: %.2f\n",
+		       (cpu1 - cpu0) * 1e6 / (double)deliveries);
+	printf("closed_by_server: %d\n", n_closed_after_ready);
+	print_closes_and_messages();
+}
+
+static int run_fanout(int64_t deadline)
+{
+	int body_fixed, m_req = opt.m;
+	double quiet, cpu_c0 = server_cpu_s(), cpu0, cpu1;
+	long rss0, rss1;
+
+	/* {"t":<16 digits>,"pad":"..."}: the body is opt.size bytes */
+	body_fixed = (int)strlen("{\"t\":,\"pad\":\"\"}") + 16;
+	memset(pad, 'x', (size_t)(opt.size - body_fixed));
+	pad[opt.size - body_fixed] = '\0';
+	if ((size_t)opt.batch * (size_t)(opt.size + 80) > API_BODY_MAX)
+		die("--batch %d of %d-byte bodies exceeds the API's 64 KiB body "
+		    "limit", opt.batch, opt.size);
+	connect_phase(deadline);
+	lat_cap = (uint64_t)n_ready * (uint64_t)opt.m;
+	lat_us = malloc((lat_cap ? lat_cap : 1) * sizeof(*lat_us));
+	if (!lat_us)
+		die("out of memory for %" PRIu64 " samples", lat_cap);
+	if (!n_ready) {
+		fprintf(stderr, "pavbench: no subscriber connected: "
+				"nothing published\n");
+		opt.m = 0;
+	}
+	run_for(opt.settle_s, deadline);
+	/* joins may set off messages (presence): publish into a quiet line */
+	quiet = wait_quiet(opt.quiet_s, opt.quiet_max_s, deadline);
+	cpu0 = server_cpu_s();
+	rss0 = rss_kib();
+	if (opt.m)
+		publish_phase(deadline);
+	cpu1 = server_cpu_s();
+	rss1 = rss_kib();
+	print_common();
+	print_cpu("server_cpu_connect_s", cpu_c0, cpu0);
+	print_fanout(m_req, quiet, cpu0, cpu1);
+	print_rss(rss0, rss1);
+	if (batch_refused)
+		return EXIT_NO_BATCH;
+	return deliveries == (uint64_t)n_ready * (uint64_t)n_pub_ok &&
+	       !n_failed && !n_pub_failed && n_pub_ok == m_req ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	int64_t deadline;
-	long rss0, rss1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN); /* SSL_write on a closed socket */
 	parse_args(argc, argv);
 	raise_fd_limit();
+	find_server();
 	deadline = now_ns() + (int64_t)(opt.timeout_s * 1e9);
 	if (opt.tls) {
 		ssl_ctx = SSL_CTX_new(TLS_client_method());
@@ -1077,114 +1850,12 @@ int main(int argc, char **argv)
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd < 0)
 		die("epoll_create1: %s", strerror(errno));
-
-	rss0 = rss_kib();
-	connect_phase(deadline);
-
-	if (opt.mode == M_IDLE) {
-		run_for(opt.settle_s);
-		rss1 = rss_kib();
-		print_common();
-		if (rss0 >= 0 && rss1 >= 0) {
-			printf("server_rss_before_kib: %ld\n", rss0);
-			printf("server_rss_after_kib: %ld\n", rss1);
-			printf("rss_per_conn_kib: %.2f\n",
-			       n_ready ? (double)(rss1 - rss0) / n_ready : 0.0);
-		}
-		run_for(opt.hold_s);
-		printf("closed_by_server: %d\n", n_closed_after_ready);
-		return n_failed || n_closed_after_ready ? 1 : 0;
-	}
-
-	/* fanout */
-	{
-		int body_fixed, m_req = opt.m;
-		int64_t t0, drain_end = 0;
-
-		/* {"t":<16 digits>,"pad":"..."}: the body is opt.size bytes */
-		body_fixed = (int)strlen("{\"t\":,\"pad\":\"\"}") + 16;
-		memset(pad, 'x', (size_t)(opt.size - body_fixed));
-		pad[opt.size - body_fixed] = '\0';
-		lat_cap = (uint64_t)n_ready * (uint64_t)opt.m;
-		lat_us = malloc((lat_cap ? lat_cap : 1) * sizeof(*lat_us));
-		if (!lat_us)
-			die("out of memory for %" PRIu64 " samples", lat_cap);
-		if (!n_ready) {
-			fprintf(stderr, "pavbench: no subscriber connected: "
-					"nothing published\n");
-			opt.m = 0;
-		}
-		run_for(opt.settle_s);
-		rss0 = rss_kib();
-		t0 = now_ns();
-		next_pub_ns = t0;
-		while (now_ns() < deadline) {
-			int64_t now = now_ns();
-			int timeout = 10;
-
-			if (pub_fail_run >= 10 && pub.state == S_FREE &&
-			    n_pub_sent < opt.m) {
-				fprintf(stderr, "pavbench: 10 publications failed in "
-						"a row: giving up\n");
-				opt.m = n_pub_sent;
-			}
-			if (n_pub_sent < opt.m && pub.state == S_FREE) {
-				if (now >= next_pub_ns) {
-					pub_start();
-					next_pub_ns = opt.rate > 0
-						? t0 + (int64_t)(n_pub_sent * 1e9 / opt.rate)
-						: now;
-					timeout = 0;
-				} else {
-					int64_t w = next_pub_ns - now;
-
-					timeout = w < 1000000 ? 0 : (int)(w / 1000000);
-					if (timeout > 10)
-						timeout = 10;
-				}
-			}
-			if (n_pub_sent == opt.m && pub.state == S_FREE) {
-				if (!drain_end)
-					drain_end = now + (int64_t)(opt.drain_s * 1e9);
-				if (deliveries >= lat_cap || now >= drain_end)
-					break;
-			}
-			poll_once(timeout);
-		}
-		rss1 = rss_kib();
-		uint64_t expected = (uint64_t)n_ready * (uint64_t)n_pub_ok;
-
-		qsort(lat_us, lat_n, sizeof(*lat_us), cmp_u32);
-		print_common();
-		printf("subscribers: %d\n", n_ready);
-		printf("publications: %d\n", m_req);
-		printf("publications_ok: %d\n", n_pub_ok);
-		printf("publications_failed: %d\n", n_pub_failed);
-		printf("rate: %g\n", opt.rate);
-		printf("body_bytes: %d\n", opt.size);
-		printf("server_recipients_first: %ld\n", recipients_first);
-		printf("server_recipients_last: %ld\n", recipients_last);
-		printf("expected: %" PRIu64 "\n", expected);
-		printf("deliveries: %" PRIu64 "\n", deliveries);
-		printf("missing: %" PRId64 "\n",
-		       (int64_t)expected - (int64_t)deliveries);
-		printf("duplicates: %" PRIu64 "\n", dup_or_late);
-		printf("stale: %" PRIu64 "\n", stale);
-		double d = (double)(t_last_delivery - t_first_pub) / 1e9;
-
-		printf("duration_s: %.3f\n", deliveries ? d : 0.0);
-		printf("deliveries_per_s: %.0f\n",
-		       deliveries && d > 0 ? deliveries / d : 0.0);
-		printf("latency_p50_ms: %.3f\n", pct_ms(0.50));
-		printf("latency_p90_ms: %.3f\n", pct_ms(0.90));
-		printf("latency_p99_ms: %.3f\n", pct_ms(0.99));
-		printf("latency_max_ms: %.3f\n",
-		       lat_n ? lat_us[lat_n - 1] / 1000.0 : 0.0);
-		printf("closed_by_server: %d\n", n_closed_after_ready);
-		if (rss0 >= 0 && rss1 >= 0) {
-			printf("server_rss_before_kib: %ld\n", rss0);
-			printf("server_rss_after_kib: %ld\n", rss1);
-		}
-		return deliveries == expected && !n_failed && !n_pub_failed ? 0 : 1;
+	switch (opt.mode) {
+	case M_IDLE:
+		return run_idle(deadline);
+	case M_JOINSTORM:
+		return run_joinstorm(deadline);
+	default:
+		return run_fanout(deadline);
 	}
 }

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Profiles the gateway during a fan-out run and prints its top functions.
+# Profiles the gateway (all four plugins, gateway-conf.sh) during a fan-out
+# or a join storm and prints its top functions.
 #
-#   bash test/bench/profile.sh perf      [SUBS] [PUBS] [poll|uv]  # sampled (cpu-clock), fan-out phase only
+#   bash test/bench/profile.sh perf      [SUBS] [PUBS] [poll|uv]  # sampled (cpu-clock)
 #   bash test/bench/profile.sh callgrind [SUBS] [PUBS] [poll|uv]  # exact instruction and call counts
 #
+# SCENARIO=fanout (default): the window is the publish phase only —
+# pavbench says "phase publish" on stderr once every subscriber is in and
+# the joins' presence messages have gone quiet.  PUBLISHERS (1) concurrent
+# publishers.
+# SCENARIO=joinstorm: SUBS clients subscribe to one zone with
+# parameters.presence; the window starts before the first connect (PUBS
+# is not used).
 # perf: the gateway runs on CPU 0 and pavbench on CPU 1 (SCHED_FIFO 10, as
-# in compare-nchan.sh); perf records the gateway from the moment every
-# subscriber is connected for PERF_SECONDS (15).  Hardware counters are not
-# needed (software cpu-clock event).  Defaults: 10000 subscribers, 200
-# publications.
-# callgrind: counters are zeroed once every subscriber is connected and
-# dumped when pavbench is done, so the figures are the fan-out's own
-# (defaults 2000 x 100: valgrind is ~50x slower).  Shows call counts, e.g.
-# malloc calls against deliveries.
+# in compare-nchan.sh); perf records the gateway for PERF_SECONDS (15).
+# Hardware counters are not needed (software cpu-clock event).  Defaults:
+# 10000 subscribers, 200 publications.
+# callgrind: counters are zeroed when the window opens and dumped when
+# pavbench is done (defaults 2000 x 100: valgrind is ~50x slower).  Shows
+# call counts, e.g. malloc calls against deliveries.
 # Output files stay in $OUT (default build-logs/profile-<time>/).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,10 +30,12 @@ perf) SUBS=${2:-10000} PUBS=${3:-200} ;;
 callgrind) SUBS=${2:-2000} PUBS=${3:-100} ;;
 *) echo "usage: $0 perf|callgrind [SUBS] [PUBS] [poll|uv]" >&2; exit 2 ;;
 esac
+SCENARIO=${SCENARIO:-fanout}
+case $SCENARIO in fanout|joinstorm) ;; *) echo "SCENARIO must be fanout or joinstorm" >&2; exit 2 ;; esac
 die() { echo "profile: $*" >&2; exit 1; }
 ulimit -n 20000 || die "cannot raise the open-file limit"
 
-BDIR=build-release
+BDIR=${BDIR:-build-release}
 [ -d "$BDIR" ] || meson setup "$BDIR" --buildtype=release -Dwerror=false >/dev/null || die "meson setup"
 meson compile -C "$BDIR" >/dev/null || die "build failed"
 OUT=${OUT:-$top/build-logs/profile-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -52,29 +60,50 @@ for _ in $(seq 300); do [ -n "$(ss -Hltn "sport = :$API")" ] && break; sleep 0.1
 
 CLI=(taskset -c 1 "$BDIR/test/bench/pavbench")
 [ "$tool" = perf ] && CLI=(chrt -f 10 "${CLI[@]}")
-"${CLI[@]}" fanout -n "$SUBS" -m "$PUBS" --port "$WS" --api-port "$API" \
-  --secret "$OUT/conf/jwt.key" --api-key-file "$OUT/conf/api.keys" --server-pid "$PID" \
-  --settle 2 --concurrency $([ "$tool" = perf ] && echo 200 || echo 50) --timeout 600 \
-  >"$OUT/pavbench.txt" 2>&1 &
-BPID=$!
-# wait until every subscriber holds a socket in the gateway
-for _ in $(seq 1200); do
-  [ "$(ls /proc/$PID/fd 2>/dev/null | wc -l)" -gt "$SUBS" ] && break
-  kill -0 "$BPID" 2>/dev/null || break
-  sleep 0.5
-done
-sleep 1
+if [ "$SCENARIO" = fanout ]; then
+  ARGS=(fanout -n "$SUBS" -m "$PUBS" --publishers "${PUBLISHERS:-1}" --api-port "$API"
+        --api-key-file "$OUT/conf/api.keys" --settle 2 --quiet-max 600)
+else
+  ARGS=(joinstorm -n "$SUBS" --quiet 1 --quiet-max 600)
+  [ "$tool" = perf ] && PERF_SECONDS=${PERF_SECONDS:-15}
+fi
+start_bench() {
+  "${CLI[@]}" "${ARGS[@]}" --port "$WS" --secret "$OUT/conf/jwt.key" --server-pid "$PID" \
+    --concurrency $([ "$tool" = perf ] && echo 200 || echo 50) --timeout 1200 \
+    >"$OUT/pavbench.txt" 2>&1 &
+  BPID=$!
+}
+if [ "$SCENARIO" = fanout ]; then
+  start_bench
+  # the publish phase: every subscriber in, the joins' messages quiet
+  for _ in $(seq 12000); do
+    grep -q 'phase publish' "$OUT/pavbench.txt" 2>/dev/null && break
+    kill -0 "$BPID" 2>/dev/null || break
+    sleep 0.1
+  done
+fi
+SUMMARY='^(connected|deliveries|deliveries_per_s|latency_p50_ms|latency_p99_ms|missing|storm_s|closed_4008|messages_status_update|server_cpu_s|server_cpu_total_s):'
 if [ "$tool" = perf ]; then
-  perf record -e cpu-clock -F 2000 -g -p "$PID" -o "$OUT/perf.data" -- sleep "${PERF_SECONDS:-15}" >/dev/null 2>&1
+  if [ "$SCENARIO" = joinstorm ]; then
+    perf record -e cpu-clock -F 2000 -g -p "$PID" -o "$OUT/perf.data" -- sleep "$PERF_SECONDS" >/dev/null 2>&1 &
+    PERFPID=$!
+    sleep 0.5
+    start_bench
+    wait "$PERFPID"
+    PERFPID=
+  else
+    perf record -e cpu-clock -F 2000 -g -p "$PID" -o "$OUT/perf.data" -- sleep "${PERF_SECONDS:-15}" >/dev/null 2>&1
+  fi
   wait "$BPID"
-  grep -E '^(connected|deliveries|deliveries_per_s|latency_p50_ms|latency_p99_ms|missing):' "$OUT/pavbench.txt"
+  grep -E "$SUMMARY" "$OUT/pavbench.txt"
   perf report -i "$OUT/perf.data" --no-children --sort dso,symbol -g none 2>/dev/null |
     grep -v '^#' | grep '%' | head -n "${TOP:-30}" | tee "$OUT/top.txt"
 else
   callgrind_control -z "$PID" >/dev/null
+  [ "$SCENARIO" = joinstorm ] && start_bench
   wait "$BPID"
   callgrind_control -d "$PID" >/dev/null
-  grep -E '^(connected|deliveries|missing):' "$OUT/pavbench.txt"
+  grep -E "$SUMMARY" "$OUT/pavbench.txt"
   f=$(ls -S "$OUT"/callgrind.out.* 2>/dev/null | head -1)
   [ -n "$f" ] || die "no callgrind dump"
   callgrind_annotate --inclusive=yes "$f" 2>/dev/null | sed -n '/^Ir/,$p' | head -n "${TOP:-30}" | tee "$OUT/top.txt"

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Benchmark smoke run: builds, starts the gateway on a temporary config,
-# fans 20 publications out to 200 subscribers with pavbench and exits 0
-# only when every subscriber connected and every delivery arrived
-# ("missing: 0").  No speed is asserted.  Bounded: about 60 s at most.
+# Benchmark smoke run: builds, starts the gateway on a temporary config
+# with all four protocol plugins (as shipped), then with pavbench:
+#   1. fans 20 publications from 2 concurrent keep-alive publishers out to
+#      200 subscribers of one zone; every subscriber must connect and every
+#      delivery arrive ("missing: 0");
+#   2. a join storm: 200 clients subscribe to another zone with
+#      parameters.presence (the presence plugin's snapshot and join
+#      announcements); every one must be subscribed, with no failed
+#      handshake and no close (no 4008 slow-consumer close).
+# No speed is asserted.  Bounded: about 90 s at most.
 #   PAV_BUILD  build directory (default: build)
+#   SMOKE_SUBSCRIBERS, SMOKE_PUBLICATIONS, SMOKE_PUBLISHERS, SMOKE_STORM
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 bdir=${PAV_BUILD:-build}
 SUBS=${SMOKE_SUBSCRIBERS:-200}
 PUBS=${SMOKE_PUBLICATIONS:-20}
+PUBLISHERS=${SMOKE_PUBLISHERS:-2}
+STORM=${SMOKE_STORM:-200}
 
 fail() { echo "smoke: FAIL: $*"; exit 1; }
 
@@ -56,14 +65,28 @@ for _ in $(seq 100); do
 done
 curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null || { cat "$tmp/gateway.log"; fail "gateway not ready"; }
 
-out=$(timeout 45 "$bench" fanout -n "$SUBS" -m "$PUBS" --rate 0 \
-  --port "$ws_port" --api-port "$api_port" --secret "$tmp/jwt.key" \
-  --api-key-file "$tmp/api.keys" --server-pid "$gwpid" --timeout 40 --drain 10)
+out=$(timeout 45 "$bench" fanout -n "$SUBS" -m "$PUBS" --publishers "$PUBLISHERS" --rate 0 \
+  --port "$ws_port" --api-port "$api_port" --secret "$tmp/jwt.key" --channel smoke_fan \
+  --api-key-file "$tmp/api.keys" --server-pid "$gwpid" --timeout 40 --drain 10 --quiet-max 10)
 rc=$?
 echo "$out"
 grep -qx "connected: $SUBS" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "not every subscriber connected (pavbench rc=$rc)"; }
 grep -qx "failed: 0" <<<"$out" || fail "failed handshakes"
 grep -qx "publications_ok: $PUBS" <<<"$out" || fail "not every publication accepted"
 grep -qx "missing: 0" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "deliveries missing"; }
-[ "$rc" -eq 0 ] || fail "pavbench exited $rc"
+grep -qx "closes_received: 0" <<<"$out" || fail "the gateway closed subscribers"
+[ "$rc" -eq 0 ] || fail "pavbench fanout exited $rc"
+
+out=$(timeout 45 "$bench" joinstorm -n "$STORM" --port "$ws_port" --secret "$tmp/jwt.key" \
+  --channel smoke_storm --server-pid "$gwpid" --timeout 40 --quiet-max 10)
+rc=$?
+echo "$out"
+grep -qx "subscribed: $STORM" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "join storm: not every client subscribed (pavbench rc=$rc)"; }
+grep -qx "failed: 0" <<<"$out" || fail "join storm: failed handshakes"
+grep -qx "closed_4008: 0" <<<"$out" || fail "join storm: 4008 slow-consumer closes"
+grep -qx "closes_received: 0" <<<"$out" || fail "join storm: the gateway closed clients"
+# every client's presence snapshot lists at least itself
+su=$(awk -F': ' '$1 == "messages_status_update" { print $2 }' <<<"$out")
+[ "${su:-0}" -ge "$STORM" ] || fail "join storm: $su status_update messages for $STORM clients"
+[ "$rc" -eq 0 ] || fail "pavbench joinstorm exited $rc"
 echo "smoke: OK"

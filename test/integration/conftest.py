@@ -26,6 +26,9 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: builds/installs the project (runs once per session)")
+    # the gateway refuses group- or world-writable plugins and plugin directories: files the
+    # tests make (plugins compiled at test time included) must not depend on the caller's umask
+    os.umask(0o022)
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +47,7 @@ def binary(tmp_path_factory):
             shutil.copy2(src_bin, snap / "pavilion-gateway")
             for so in src_plugins.glob("*.so"):
                 shutil.copy2(so, snap / "plugins" / so.name)
+                os.chmod(snap / "plugins" / so.name, 0o755)  # whatever the build's umask was
             r = subprocess.run([str(snap / "pavilion-gateway"), "--version"], capture_output=True, timeout=10)
             if r.returncode == 0:
                 break

@@ -84,10 +84,10 @@ def test_plugin_with_other_abi_refused_by_check(binary, keys, tmp_path):
     (inc / "plugin.h").write_text(text)
     pdir = tmp_path / "plugins"
     pdir.mkdir()
-    so = pdir / "example_abi9999.so"
+    so = pdir / "example.so"  # only enabled plugins are opened: <name>.so
     _compile_plugin(gw.REPO / "plugins" / "example" / "example.c", so,
                     ["-I" + str(tmp_path / "inc")] + _pkg("--cflags", "--libs", "json-c"))
-    p, r = _check(tmp_path, keys, [pdir], {})
+    p, r = _check(tmp_path, keys, [pdir], {"example": {}})
     assert r.returncode == 1, "--check must refuse a plugin built for another ABI:\n%s" % r.stderr
     assert so.name in r.stderr and "ABI" in r.stderr, "error should name %s and say ABI:\n%s" % (so.name, r.stderr)
 
@@ -174,7 +174,8 @@ def test_start_with_other_abi_plugin_logs_it(binary, keys, tmp_path):
     """At start, a plugin for another ABI is refused with a log line naming it and the ABI;
     the gateway either stops (like --check) or runs without it — it never loads it."""
     pdir, so = _build_variant(tmp_path, "abiplug", abi=9999)
-    c = gw.base_config(keys, [gw.public_vhost(keys)], plugin_dirs=[gw.PLUGIN_DIR, pdir])
+    c = gw.base_config(keys, [gw.public_vhost(keys, plugins={"example": {}, "abiplug": {}})],
+                       plugin_dirs=[gw.PLUGIN_DIR, pdir])
     g = gw.Gateway(tmp_path / "g", keys, c)
     try:
         g.start()

@@ -11,7 +11,9 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -304,6 +306,124 @@ static void empty_key_is_refused(void **state)
 	assert_false(pav_api_key_ok(NULL, 0, "second-key"));
 }
 
+/* ---- request paths ---------------------------------------------------- */
+
+static int path_refused(const char *p, size_t len)
+{
+	const char *why = NULL;
+	int rc = pav_api_check_path(p, len, &why);
+
+	if (rc)
+		assert_non_null(why);
+	return rc == -EINVAL;
+}
+
+#define PATH_OK(lit) assert_false(path_refused(lit, sizeof(lit) - 1))
+#define PATH_BAD(lit) assert_true(path_refused(lit, sizeof(lit) - 1))
+
+static void api_paths_are_accepted(void **state)
+{
+	(void)state;
+	PATH_OK("/");
+	PATH_OK("/healthz");
+	PATH_OK("/v1/users/a-b_C9/notifications");
+	PATH_OK("/v1/channels/zone:lobby");
+}
+
+/* What lws hands over after decoding %xx: "/%00" arrives as a NUL inside
+ * the path (lws drops only a %00 that does not follow a '/'). */
+static void nul_control_and_non_ascii_paths_are_refused(void **state)
+{
+	(void)state;
+	PATH_BAD("/v1/users/\0/notifications");
+	PATH_BAD("/healthz\x01");
+	PATH_BAD("/healthz\x7f");
+	PATH_BAD("/v1/users/\t/presence");
+	PATH_BAD("/v1/users/\xc3\xa9/presence");
+	PATH_BAD("");
+	PATH_BAD("healthz");
+}
+
+static void overlong_path_is_refused(void **state)
+{
+	char p[PAV_API_PATH_MAX + 2];
+
+	(void)state;
+	memset(p, 'a', sizeof(p));
+	p[0] = '/';
+	assert_false(path_refused(p, PAV_API_PATH_MAX));
+	assert_true(path_refused(p, PAV_API_PATH_MAX + 1));
+}
+
+/* ---- the listener a request came in on -------------------------------- */
+
+static struct sockaddr_storage local4(const char *ip, int port)
+{
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+	return ss;
+}
+
+static struct sockaddr_storage local6(const char *ip, int port)
+{
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons((uint16_t)port);
+	assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+	return ss;
+}
+
+static int match(struct sockaddr_storage ss, const char *host, int port)
+{
+	return pav_api_listener_match((struct sockaddr *)&ss, host, port);
+}
+
+static void request_on_own_listener_matches(void **state)
+{
+	(void)state;
+	assert_int_equal(match(local4("127.0.0.1", 8081), "127.0.0.1", 8081), 1);
+	assert_int_equal(match(local6("::1", 8081), "::1", 8081), 1);
+	assert_int_equal(match(local6("::ffff:10.1.2.3", 8081), "10.1.2.3",
+			       8081), 1);
+	assert_int_equal(match(local4("10.1.2.3", 8081), "::ffff:10.1.2.3",
+			       8081), 1);
+	/* wildcard listeners: any local address of theirs */
+	assert_int_equal(match(local4("10.1.2.3", 8081), "0.0.0.0", 8081), 1);
+	assert_int_equal(match(local6("fe80::1", 8081), "::", 8081), 1);
+	assert_int_equal(match(local6("::ffff:10.1.2.3", 8081), "::", 8081), 1);
+}
+
+/* The case the check exists for: the public vhost's socket (127.0.0.2:P)
+ * handed a request to the internal vhost (127.0.0.1:P) by Host header. */
+static void request_through_another_listener_does_not_match(void **state)
+{
+	(void)state;
+	assert_int_equal(match(local4("127.0.0.2", 8081), "127.0.0.1", 8081), 0);
+	assert_int_equal(match(local4("127.0.0.1", 8443), "127.0.0.1", 8081), 0);
+	assert_int_equal(match(local6("::1", 8081), "127.0.0.1", 8081), 0);
+	assert_int_equal(match(local4("127.0.0.1", 8081), "::1", 8081), 0);
+	assert_int_equal(match(local6("::2", 8081), "::1", 8081), 0);
+	assert_int_equal(match(local4("10.1.2.3", 8080), "0.0.0.0", 8081), 0);
+}
+
+static void interface_name_is_left_to_the_caller(void **state)
+{
+	struct sockaddr_storage un = {0};
+
+	(void)state;
+	assert_int_equal(match(local4("127.0.0.1", 8081), "lo", 8081), -ENOENT);
+	/* a wrong port is known without looking the interface up */
+	assert_int_equal(match(local4("127.0.0.1", 8080), "lo", 8081), 0);
+	un.ss_family = AF_UNIX;
+	assert_int_equal(match(un, "0.0.0.0", 8081), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +447,12 @@ int main(void)
 		cmocka_unit_test(prefix_of_a_key_is_refused),
 		cmocka_unit_test(key_with_more_is_refused),
 		cmocka_unit_test(empty_key_is_refused),
+		cmocka_unit_test(api_paths_are_accepted),
+		cmocka_unit_test(nul_control_and_non_ascii_paths_are_refused),
+		cmocka_unit_test(overlong_path_is_refused),
+		cmocka_unit_test(request_on_own_listener_matches),
+		cmocka_unit_test(request_through_another_listener_does_not_match),
+		cmocka_unit_test(interface_name_is_left_to_the_caller),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -240,7 +240,7 @@ static void every_key_of_the_design_example_is_read(void **state)
 		   "  'limits': {'messages_per_s': 3, 'burst': 4,"
 		   "     'max_subscriptions': 5, 'outbound_queue_bytes': 4096},"
 		   "  'plugins': {'example': {'greeting': 'hi'}, 'chat': {}}},"
-		   " {'name': 'internal', 'listen': '0.0.0.0:8081',"
+		   " {'name': 'internal', 'listen': '127.0.0.1:8081',"
 		   "  'api': {'keys_file': 'api.keys', 'max_body_bytes': 2048}}]}");
 	assert_int_equal(f->cfg.log_level, PAV_LOG_DEBUG);
 	assert_int_equal(f->cfg.log_json, 0);
@@ -283,8 +283,7 @@ static void internal_vhost_defaults(void **state)
 {
 	struct fx *f = *state;
 
-	/* plain on any address is fine for the internal API */
-	load_ok(f, ONE(INTERNAL("int", "0.0.0.0:8081")));
+	load_ok(f, ONE(INTERNAL("int", "127.0.0.1:8081")));
 	assert_int_equal(f->cfg.vhosts[0].kind, PAV_VHOST_INTERNAL);
 	assert_int_equal(f->cfg.vhosts[0].api_max_body, PAV_DEF_API_MAX_BODY);
 	assert_int_equal(f->cfg.vhosts[0].tls, 0);
@@ -698,6 +697,90 @@ static void tls_needs_cert_and_key_together(void **state)
 		"gateway.json: vhosts[0].tls.cert: cannot read ");
 }
 
+/* The internal API in clear text: only on loopback or behind a TLS proxy;
+ * with a certificate it serves HTTPS. */
+static void internal_plain_http_on_any_address_is_refused(void **state)
+{
+	struct fx *f = *state;
+
+	refused(f, ONE(INTERNAL("i", "0.0.0.0:8081")),
+		"@/gateway.json: vhosts[0].tls: plain HTTP is allowed only on a "
+		"loopback address or with \"terminated_upstream\": true");
+	refused(f, ONE(INTERNAL("i", "[::]:8081")),
+		"gateway.json: vhosts[0].tls: plain HTTP is allowed only");
+	refused(f, ONE("{'name': 'i', 'listen': '10.0.0.1:8081', "
+		       "'tls': {'terminated_upstream': false}, "
+		       "'api': {'keys_file': 'api.keys'}}"),
+		"gateway.json: vhosts[0].tls: plain HTTP is allowed only");
+}
+
+static void internal_tls_or_terminated_upstream_is_accepted(void **state)
+{
+	struct fx *f = *state;
+
+	load_ok(f, "{'vhosts': [{'name': 'i', 'listen': '0.0.0.0:8081', "
+		   "'tls': {'cert': 'cert.pem', 'key': 'key.pem'}, "
+		   "'api': {'keys_file': 'api.keys'}}, "
+		   "{'name': 'j', 'listen': '10.0.0.1:8082', "
+		   "'tls': {'terminated_upstream': true}, "
+		   "'api': {'keys_file': 'api.keys'}}]}");
+	assert_int_equal(f->cfg.vhosts[0].kind, PAV_VHOST_INTERNAL);
+	assert_int_equal(f->cfg.vhosts[0].tls, 1);
+	assert_int_equal(f->cfg.vhosts[1].tls_terminated_upstream, 1);
+}
+
+/* lws routes a request by Host among all vhosts of the listener's port,
+ * on any address: internal and public vhosts share no port. */
+static void internal_and_public_may_not_share_a_port(void **state)
+{
+	struct fx *f = *state;
+
+	refused(f, "{'vhosts': [" PUB("pub", "127.0.0.2:8080") ","
+		   INTERNAL("int", "127.0.0.1:8080") "]}",
+		"@/gateway.json: vhosts[1].listen: port 8080 is also used by "
+		"public vhost \"pub\" (@/gateway.json); internal and public "
+		"vhosts may not share a port, on any address");
+	refused(f, "{'vhosts': [" INTERNAL("int", "127.0.0.1:8080") ","
+		   PUB("pub", "[::1]:8080") "]}",
+		"gateway.json: vhosts[1].listen: port 8080 is also used by "
+		"internal vhost \"int\"");
+	refused(f, "{'vhosts': [" PUB_WITH("pub", "127.0.0.1:8080",
+					  "'hostnames': ['a.test']") ","
+		   "{'name': 'int', 'listen': '127.0.0.1:8080', "
+		   "'hostnames': ['b.test'], 'api': {'keys_file': 'api.keys'}}]}",
+		"gateway.json: vhosts[1].listen: port 8080 is also used by "
+		"public vhost \"pub\"");
+}
+
+static void internal_and_public_may_not_share_a_hostname(void **state)
+{
+	struct fx *f = *state;
+
+	put(f, "gateway.json", "{'include': 'conf.d', 'vhosts': ["
+	    PUB_WITH("pub", "127.0.0.1:8080",
+		     "'hostnames': ['x.test', 'api.test']") "]}");
+	mkconfd(f);
+	put(f, "conf.d/10-i.json", "{'vhosts': [{'name': 'int', "
+	    "'listen': '127.0.0.1:8081', 'hostnames': ['API.test'], "
+	    "'api': {'keys_file': 'api.keys'}}]}");
+	fails_with(f, "@/conf.d/10-i.json: vhosts[0].hostnames: \"API.test\" "
+		   "is also a hostname of public vhost \"pub\" "
+		   "(@/gateway.json); internal and public vhosts may not share "
+		   "a hostname");
+}
+
+/* Only the two kinds are kept apart: internal vhosts may share a port on
+ * different addresses (the API checks the listener per request). */
+static void internal_vhosts_may_share_a_port(void **state)
+{
+	struct fx *f = *state;
+
+	load_ok(f, "{'vhosts': [" INTERNAL("a", "127.0.0.1:8081") ","
+		   INTERNAL("b", "127.0.0.2:8081") ","
+		   PUB("pub", "127.0.0.1:8080") "]}");
+	assert_int_equal(f->cfg.nvhosts, 3);
+}
+
 /* ------------------------------------------------------------ internal */
 
 static void internal_vhost_with_auth_is_refused(void **state)
@@ -838,6 +921,11 @@ int main(void)
 		T(plain_ws_with_terminated_upstream_is_accepted),
 		T(tls_needs_cert_and_key_together),
 		T(internal_vhost_with_auth_is_refused),
+		T(internal_plain_http_on_any_address_is_refused),
+		T(internal_tls_or_terminated_upstream_is_accepted),
+		T(internal_and_public_may_not_share_a_port),
+		T(internal_and_public_may_not_share_a_hostname),
+		T(internal_vhosts_may_share_a_port),
 		T(redis_without_url_is_refused),
 		T(invalid_json_names_file),
 		T(trailing_garbage_is_refused),

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +126,7 @@ static void start_redis(void)
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan if we crash */
 		dup2(null, 1);
 		dup2(null, 2);
 		if (F.password)
@@ -594,6 +596,36 @@ static void large_replies_are_parsed_across_reads(void **state)
 	free(v);
 }
 
+#define HUGE (32 * 1024 * 1024)
+
+/* More than the socket buffers take while Redis is stopped: the write
+ * stops at EAGAIN and must go on when the socket drains. */
+static void a_write_larger_than_the_socket_buffers_completes(void **state)
+{
+	struct pav_redis_config c = config();
+	char *v = calloc(1, HUGE);
+	const char *argv[3] = {"SET", "huge", v};
+	const size_t lens[3] = {3, 4, HUGE};
+	struct rep x = {0};
+
+	(void)state;
+	/* no health request comes to re-arm a stalled write */
+	c.command_timeout_ms = 60000;
+	c.probe_interval_ms = 30000;
+	connect_with(&c);
+	kill(F.redis, SIGSTOP);
+	assert_int_equal(pav_redis_command(F.r, on_reply, &x, 3, argv, lens),
+			 0);
+	run_for(300);
+	kill(F.redis, SIGCONT);
+	WAIT_FOR(x.calls, 20000);
+	assert_int_equal(x.calls, 1);
+	assert_int_equal(x.err, 0);
+	sync_cmd(&x, "STRLEN", "huge", NULL);
+	assert_int_equal(x.integer, HUGE);
+	free(v);
+}
+
 static void a_reply_over_max_buffer_resets_the_connection(void **state)
 {
 	struct pav_redis_config c = config();
@@ -670,12 +702,13 @@ static void a_stopped_redis_is_noticed_with_nothing_pending(void **state)
 	struct pav_redis_config c = config();
 
 	(void)state;
-	c.command_timeout_ms = 1000;
-	connect_with(&c);
-	run_for(1200); /* idle, a few health checks done */
+	connect_with(&c); /* 2000 ms timeout, a health request a second */
+	/* stop Redis just after the second health request was answered: the
+	 * next one, a second later, would only time out 3 s after the stop */
+	run_for(2050);
 	assert_true(pav_redis_is_up(F.r));
 	kill(F.redis, SIGSTOP);
-	WAIT_FOR(!pav_redis_is_up(F.r), 1000 + 300);
+	WAIT_FOR(!pav_redis_is_up(F.r), 2000 + 400);
 	assert_false(pav_redis_is_up(F.r));
 	assert_int_equal(F.downs, 1);
 }
@@ -1088,6 +1121,7 @@ static void start_proxy(void)
 	F.proxy = fork();
 	assert_true(F.proxy >= 0);
 	if (F.proxy == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fcntl(lfd, F_SETFL, 0);
 		proxy_main(lfd, F.port);
 		_exit(0);
@@ -1241,6 +1275,30 @@ static void a_host_name_is_resolved_at_create(void **state)
 	assert_null(pav_redis_create(F.ctx, &c, &events));
 }
 
+static void two_clients_share_one_context(void **state)
+{
+	struct pav_redis_config c = config();
+	struct pav_redis_events quiet = {0};
+	struct pav_redis *other;
+	struct rep x = {0};
+	const char *argv[3] = {"PUBLISH", "shared", "from-other"};
+
+	(void)state;
+	connect_with(&c);
+	subscribe_sync("shared");
+	other = pav_redis_create(F.ctx, &c, &quiet);
+	assert_non_null(other);
+	WAIT_FOR(pav_redis_is_up(other), 5000);
+	assert_true(pav_redis_is_up(other));
+	assert_int_equal(pav_redis_command(other, on_reply, &x, 3, argv, NULL),
+			 0);
+	WAIT_FOR(has_msg("shared from-other"), 5000);
+	assert_true(has_msg("shared from-other"));
+	assert_int_equal(x.integer, 1); /* its probe channel is its own */
+	pav_redis_destroy(other);
+	sync_cmd(&x, "PING", NULL);
+}
+
 #ifdef PAV_WITH_UV
 static uv_timer_t uv_tick;
 
@@ -1291,6 +1349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(commands_answer_later_and_redis_errors_are_err_0, setup, teardown),
 		cmocka_unit_test_setup_teardown(many_commands_in_flight_are_answered_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(large_replies_are_parsed_across_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_write_larger_than_the_socket_buffers_completes, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_reply_over_max_buffer_resets_the_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(commands_over_max_buffer_bytes_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_stopped_redis_times_commands_out, setup, teardown),
@@ -1309,6 +1368,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(destroy_cancels_everything_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(destroy_inside_a_reply_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_host_name_is_resolved_at_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(two_clients_share_one_context, setup, teardown),
 #ifdef PAV_WITH_UV
 		cmocka_unit_test_setup_teardown(works_on_a_libuv_context, setup, teardown),
 #endif

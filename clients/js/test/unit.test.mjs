@@ -1,0 +1,282 @@
+// Units without a gateway: backoff, token timing, the queue, the emitter, and
+// the client's own bookkeeping driven by a scripted in-process WebSocket
+// (offset de-duplication, recover parameters, unrecovered, resync).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import {
+  Backoff, decodeToken, Emitter, PavilionClient, QueueFullError, renewalTime,
+} from '../dist/index.js';
+import { OutboundQueue } from '../dist/queue.js';
+import { mint, next, record, until } from './helpers.mjs';
+
+describe('Backoff', () => {
+  test('ceilings double from min to max; full jitter spans [0, ceiling]', () => {
+    const top = new Backoff({ minDelayMs: 500, maxDelayMs: 30000, random: () => 0.99999 });
+    assert.deepEqual(Array.from({ length: 9 }, () => top.next()),
+      [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    const bottom = new Backoff({ random: () => 0 });
+    assert.deepEqual(Array.from({ length: 4 }, () => bottom.next()), [0, 0, 0, 0]);
+    const b = new Backoff();
+    for (let i = 0; i < 200; i++) {
+      const ceiling = b.ceiling();
+      const d = b.next();
+      assert.ok(d >= 0 && d <= ceiling && d <= 30000, `${d} in [0, ${ceiling}]`);
+    }
+  });
+
+  test('reset starts over', () => {
+    const b = new Backoff({ random: () => 0.99999 });
+    b.next();
+    b.next();
+    b.reset();
+    assert.equal(b.attempts, 0);
+    assert.equal(b.next(), 500);
+  });
+});
+
+describe('tokens', () => {
+  test('decodeToken reads the payload, refuses what is not a JWT', () => {
+    const t = mint('k', { sub: 'zoë', zones: ['a'] }, 60);
+    const c = decodeToken(t);
+    assert.equal(c.sub, 'zoë');
+    assert.deepEqual(c.zones, ['a']);
+    assert.equal(c.exp - c.iat, 60);
+    assert.equal(decodeToken('nope'), null);
+    assert.equal(decodeToken('a.b.c'), null);
+    assert.equal(decodeToken(`x.${Buffer.from('[1]').toString('base64url')}.y`), null);
+  });
+
+  test('renewalTime: the earlier of 80 % and exp − 30 s, never before half the lifetime', () => {
+    const at = (iat, exp) => renewalTime({ iat, exp }, 0) / 1000;
+    assert.equal(at(0, 3600), 2880); // 80 % comes first
+    assert.equal(at(0, 100), 70); // 30 s before exp comes first
+    assert.equal(at(0, 10), 5); // short token: half its life
+    assert.equal(renewalTime({ exp: 100 }, 60000), 80000); // no iat: its life counts from when it was obtained
+    assert.equal(renewalTime({ sub: 'x' }, 0), null);
+    assert.equal(renewalTime(null, 0), null);
+  });
+});
+
+describe('OutboundQueue', () => {
+  test('bounded application lane, control lane first, pacing by token bucket', () => {
+    let now = 0;
+    const q = new OutboundQueue({ maxQueue: 2, messagesPerSecond: 10, burst: 2 }, () => now);
+    q.pushApp({ text: 'a1' });
+    q.pushApp({ text: 'a2' });
+    assert.throws(() => q.pushApp({ text: 'a3' }, { type: 't' }), (e) => e instanceof QueueFullError && e.code === 'queue_full');
+    q.pushControl({ text: 'c1' });
+    const out = [];
+    const wait = q.drain((t) => out.push(t) > 0);
+    assert.deepEqual(out, ['c1', 'a1']);
+    assert.equal(wait, 100);
+    now += 100;
+    q.drain((t) => out.push(t) > 0);
+    assert.deepEqual(out, ['c1', 'a1', 'a2']);
+    assert.equal(q.size, 0);
+  });
+
+  test('control only until connected; a refused send keeps the message', () => {
+    const q = new OutboundQueue({ messagesPerSecond: Infinity });
+    q.pushApp({ text: 'app' });
+    q.pushControl({ text: 'ctl' });
+    const out = [];
+    q.drain((t) => out.push(t) > 0, false);
+    assert.deepEqual(out, ['ctl']);
+    assert.equal(q.drain(() => false), 0);
+    assert.equal(q.size, 1);
+    const dropped = [];
+    q.pushApp({ text: 'x', dropped: (e) => dropped.push(e.message) });
+    q.clear(new Error('gone'));
+    assert.deepEqual(dropped, ['gone']);
+    assert.equal(q.size, 0);
+  });
+});
+
+test('Emitter: a throwing listener does not stop the others; its error is rethrown later', () => {
+  const e = new Emitter();
+  const got = [];
+  const later = [];
+  const saved = globalThis.queueMicrotask;
+  globalThis.queueMicrotask = (fn) => later.push(fn);
+  try {
+    e.on('x', () => { throw new Error('listener bug'); });
+    const off = e.on('x', (v) => got.push(v));
+    e.once('x', (v) => got.push(`once ${v}`));
+    e.emit('x', 1);
+    e.emit('x', 2);
+    off();
+    e.emit('x', 3);
+  } finally {
+    globalThis.queueMicrotask = saved;
+  }
+  assert.deepEqual(got, [1, 'once 1', 2]);
+  assert.equal(later.length, 3);
+  assert.throws(later[0], /listener bug/);
+});
+
+// ------------------------------------------------------------------ scripted socket
+/**
+ * An in-process WebSocket: acks the client's requests like the gateway
+ * would, with `onRequest` deciding extra ack members; `push` sends a server
+ * message; `cut` drops the connection (1006).
+ */
+class Script {
+  constructor() {
+    this.sockets = [];
+    this.sent = [];
+    this.onRequest = () => ({});
+    const script = this;
+    this.WebSocket = class {
+      constructor(url) {
+        this.url = url;
+        this.readyState = 0;
+        this.listeners = {};
+        script.sockets.push(this);
+        setTimeout(() => { this.readyState = 1; this.fire('open', {}); }, 1);
+      }
+      addEventListener(type, fn) { (this.listeners[type] ??= []).push(fn); }
+      fire(type, ev) { for (const fn of this.listeners[type] ?? []) fn(ev); }
+      send(text) {
+        const m = JSON.parse(text);
+        script.sent.push(m);
+        if (m.id === undefined) return;
+        const extra = script.onRequest(m) ?? {};
+        if (extra === 'silent') return;
+        const payload = { for: m.type, ...(m.payload?.channel ? { channel: m.payload.channel.replace(/^user$/, 'user:me') } : {}), ...extra };
+        setTimeout(() => this.fire('message', { data: JSON.stringify({ type: 'ack', id: m.id, payload, timestamp: new Date().toISOString() }) }), 1);
+      }
+      close() { this.readyState = 3; setTimeout(() => this.fire('close', { code: 1000, reason: '' }), 1); }
+    };
+  }
+
+  get socket() {
+    return this.sockets[this.sockets.length - 1];
+  }
+
+  push(msg) {
+    this.socket.fire('message', { data: typeof msg === 'string' ? msg : JSON.stringify({ timestamp: new Date().toISOString(), ...msg }) });
+  }
+
+  cut() {
+    const s = this.socket;
+    s.readyState = 3;
+    s.fire('close', { code: 1006, reason: '' });
+  }
+}
+
+function scripted(extra = {}) {
+  const script = new Script();
+  const c = new PavilionClient({
+    url: 'ws://gateway.invalid/ws?x=1', token: () => mint('k', { sub: 'me' }), WebSocket: script.WebSocket,
+    minReconnectDelayMs: 1, maxReconnectDelayMs: 5, ...extra,
+  });
+  return { script, c };
+}
+
+describe('client bookkeeping (scripted socket)', () => {
+  test('the token goes in the query, next to what the URL had', async () => {
+    const { script, c } = scripted();
+    c.connect();
+    await c.ready(2000);
+    const u = new URL(script.socket.url);
+    assert.equal(u.searchParams.get('x'), '1');
+    assert.equal(decodeToken(u.searchParams.get('token')).sub, 'me');
+    assert.equal(c.userId, 'me');
+    c.close();
+  });
+
+  test('offsets: duplicates dropped; recover sent on reconnect; recovered false → unrecovered', async () => {
+    const { script, c } = scripted();
+    let recovered = true;
+    script.onRequest = (m) => (m.type === 'subscribe' && m.payload.channel === 'zone:h'
+      ? { offset: 10, epoch: 'e1', ...(m.payload.parameters?.recover ? { recovered } : {}) } : {});
+    c.connect();
+    await c.ready(2000);
+    const zone = c.channel('zone:h');
+    const pubs = record(zone, ['publication']);
+    const lost = record(c, ['unrecovered']);
+    await zone.subscribe();
+    for (const offset of [11, 12, 12, 11, 13]) script.push({ type: 'note', channel: 'zone:h', offset, payload: { offset } });
+    assert.deepEqual(pubs.of('publication').map((p) => p.offset), [11, 12, 13]);
+    assert.deepEqual(zone.position, { offset: 13, epoch: 'e1' });
+    // reconnect: recover from 13; replayed 14, 15 and a duplicate 13
+    let again = next(zone, 'subscribed');
+    script.cut();
+    await again;
+    const sub2 = script.sent.filter((m) => m.type === 'subscribe' && m.payload.channel === 'zone:h')[1];
+    assert.deepEqual(sub2.payload.parameters, { recover: { offset: 13, epoch: 'e1' } });
+    for (const offset of [13, 14, 15]) script.push({ type: 'note', channel: 'zone:h', offset, payload: {} });
+    assert.deepEqual(pubs.of('publication').map((p) => p.offset), [11, 12, 13, 14, 15]);
+    assert.deepEqual(lost.events, []);
+    // history gone: recovered false → unrecovered, position from the ack
+    recovered = false;
+    again = next(zone, 'subscribed');
+    script.cut();
+    await again;
+    assert.equal(lost.events.length, 1);
+    const info = lost.of('unrecovered')[0];
+    assert.deepEqual(info.previous, { offset: 15, epoch: 'e1' });
+    assert.deepEqual(info.current, { offset: 10, epoch: 'e1' });
+    assert.equal(info.subscription, zone);
+    c.close();
+  });
+
+  test('a gateway that ignores recover (no "recovered" in the ack) counts as unrecovered', async () => {
+    const { script, c } = scripted();
+    script.onRequest = (m) => (m.type === 'subscribe' && m.payload.channel === 'zone:o' && !m.payload.parameters
+      ? { offset: 1, epoch: 'x' } : {});
+    c.connect();
+    await c.ready(2000);
+    const zone = c.channel('zone:o');
+    await zone.subscribe();
+    const lost = next(zone, 'unrecovered');
+    script.cut();
+    const info = await lost;
+    assert.deepEqual(info.previous, { offset: 1, epoch: 'x' });
+    assert.equal(zone.position, undefined);
+    c.close();
+  });
+
+  test('resync, notification duplicates, heartbeat answers, malformed messages', async () => {
+    const { script, c } = scripted();
+    c.connect();
+    await c.ready(2000);
+    const ev = record(c, ['resync', 'notification', 'error']);
+    script.push({ type: 'resync' });
+    const n = { id: 'n1', type: 'like', content: 'x', isRead: false, createdAt: '2026-01-01T00:00:00.000Z' };
+    script.push({ type: 'notification', channel: 'user:me', payload: n });
+    script.push({ type: 'notification', channel: 'user:me', payload: n });
+    script.push({ type: 'heartbeat' });
+    script.push('not json');
+    script.push({ notype: 1 });
+    await until(() => script.sent.some((m) => m.type === 'heartbeat_ack' && m.id === undefined), 2000, 'heartbeat_ack');
+    assert.equal(ev.of('resync').length, 1);
+    assert.equal(ev.of('notification').length, 1);
+    assert.deepEqual(ev.of('error').map((e) => e.code), ['invalid_message', 'invalid_message']);
+    // since on the next connection: the newest createdAt less the 1 s overlap
+    const again = next(c, 'connected');
+    script.cut();
+    await again;
+    const userSub = script.sent.filter((m) => m.type === 'subscribe' && m.payload.channel === 'user').pop();
+    assert.equal(userSub.payload.parameters.since, '2025-12-31T23:59:59.000Z');
+    c.close();
+  });
+
+  test('connect timeout: a handshake that never completes is dropped and retried', async () => {
+    const script = new Script();
+    let n = 0;
+    const Stuck = class extends script.WebSocket {
+      constructor(url) {
+        super(url);
+        if (++n === 1) this.fire = () => undefined; // the first socket never opens
+      }
+    };
+    const c = new PavilionClient({ url: 'ws://gateway.invalid/ws', token: 't.e.st', WebSocket: Stuck, connectTimeoutMs: 50, minReconnectDelayMs: 1 });
+    const down = next(c, 'disconnected');
+    c.connect();
+    assert.match((await down).reason, /not connected within 50 ms/);
+    await c.ready(2000);
+    c.close();
+  });
+});

@@ -1,0 +1,100 @@
+"""API key files: a line longer than the longest key the API accepts (256 characters) is
+refused at start, at --check and at SIGHUP (the old keys stay), instead of being read as
+two keys whose tail alone would be accepted."""
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+import gw
+
+KEY_MAX = 256
+
+
+def write(path, obj):
+    path.write_text(json.dumps(obj, indent=2))
+    return path
+
+
+def config(keys):
+    return gw.base_config(keys, [gw.public_vhost(keys, tls=False), gw.internal_vhost(keys)])
+
+
+def get_channel(g, key):
+    """Status of an authenticated GET on the internal API with this key."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", g.port("internal"), timeout=5)
+    try:
+        conn.request("GET", "/v1/channels/zone:k", headers={"Authorization": "Bearer " + key})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
+
+
+def long_key_file(keys, head="h", tail_len=77):
+    """1100 characters: read 1023 at a time before, the last 77 became a key of their own."""
+    long_key = head * (1100 - tail_len) + "T" * tail_len
+    keys.api_keys_file.write_text("# keys\n%s\n" % long_key)
+    return long_key, long_key[1023:]
+
+
+def test_long_key_line_refused_by_check(binary, tmp_path):
+    keys = gw.Keys(tmp_path / "k")
+    long_key_file(keys)
+    p = write(tmp_path / "gateway.json", config(keys))
+    r = gw.run_binary(["--check", "-c", p])
+    assert r.returncode == 1, "--check accepted a 1100-character key:\n%s%s" % (r.stdout, r.stderr)
+    assert "gateway.json: vhosts[1].api.keys_file: line 2: a key longer than 256 characters" \
+        in r.stderr, r.stderr
+
+
+def test_long_key_line_refused_at_start(binary, tmp_path):
+    keys = gw.Keys(tmp_path / "k")
+    long_key_file(keys)
+    p = write(tmp_path / "gateway.json", config(keys))
+    try:
+        r = gw.run_binary(["-c", p], timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the gateway started with a 1100-character API key line")
+    assert r.returncode != 0
+    assert "vhosts[1].api.keys_file: line 2: a key longer than 256 characters" in r.stderr, r.stderr
+
+
+def test_key_of_the_longest_length_works_and_one_more_is_refused(binary, make_gateway, tmp_path):
+    """The Authorization header copy takes a key of the full length."""
+    keys = gw.Keys(tmp_path / "k")
+    longest = "L" * KEY_MAX
+    keys.api_keys_file.write_text(longest + "\n")
+    g = make_gateway(config(keys)["vhosts"], keys=keys)
+    assert get_channel(g, longest) == 200
+    assert get_channel(g, longest[:-1]) == 401
+    assert get_channel(g, longest + "L") == 401
+    keys2 = gw.Keys(tmp_path / "k2")
+    keys2.api_keys_file.write_text("L" * (KEY_MAX + 1) + "\n")
+    r = gw.run_binary(["--check", "-c", write(tmp_path / "g2.json", config(keys2))])
+    assert r.returncode == 1 and "line 1: a key longer than 256" in r.stderr, r.stderr
+
+
+def test_long_key_line_refused_on_sighup_old_keys_stay(make_gateway, tmp_path):
+    keys = gw.Keys(tmp_path / "k")
+    g = make_gateway(config(keys)["vhosts"], keys=keys)
+    old = keys.api_key
+    assert get_channel(g, old) == 200
+    new_short = "new-" + "n" * 20
+    long_key = "h" * 1023 + "tail-of-a-long-key"
+    keys.api_keys_file.write_text("%s\n%s\n" % (new_short, long_key))
+    g.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "API keys not reloaded" not in g.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = [l for l in g.log_text().splitlines() if "API keys not reloaded" in l]
+    assert line, "no error line after SIGHUP:\n%s" % g.log_tail()
+    assert "line 2: a key longer than 256 characters" in line[0] and str(keys.api_keys_file) in line[0], line
+    assert long_key not in g.log_text(), "a key reached the log"
+    assert get_channel(g, old) == 200, "the old key must stay"
+    for k in (new_short, long_key[1023:], long_key[:1023]):
+        assert get_channel(g, k) == 401, k

@@ -1,0 +1,204 @@
+"""Plugin loading runs only what the configuration asks for: `<name>.so` for each plugin
+some vhost enables (nothing else is opened, so no stray constructor runs, not even under
+--check), hidden files skipped, other `*.so` reported as warnings by --check; plugin files
+and directories writable by anyone but root or the gateway's user are refused, and a
+symlinked plugin is checked at its target."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import gw
+
+STRAY_C = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void ran(void)
+{
+	FILE *f = fopen(MARKER, "w");
+	if (f) {
+		fputs("constructor ran\n", f);
+		fclose(f);
+	}
+}
+"""
+
+
+def stray_so(path, marker):
+    src = path.with_suffix(".c")
+    src.write_text(STRAY_C)
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-o", str(path), str(src),
+                        '-DMARKER="%s"' % marker], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+def plugin_dir(tmp_path, name="plugins", plugins=("example",)):
+    d = tmp_path / name
+    d.mkdir(mode=0o755)
+    for p in plugins:
+        shutil.copy(gw.PLUGIN_DIR / (p + ".so"), d / (p + ".so"))
+        os.chmod(d / (p + ".so"), 0o755)
+    return d
+
+
+def write_config(tmp_path, keys, dirs, plugins=None):
+    c = gw.base_config(keys, [gw.public_vhost(keys, tls=False,
+                                              plugins=plugins or {"example": {"greeting": "hi"}})],
+                       plugin_dirs=dirs)
+    p = tmp_path / "gateway.json"
+    p.write_text(json.dumps(c))
+    return p, c
+
+
+def check(p):
+    return gw.run_binary(["--check", "-c", p])
+
+
+def start_fails(p):
+    try:
+        r = gw.run_binary(["-c", p], timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the gateway started with a plugin it must refuse")
+    assert r.returncode != 0, r.stderr
+    return r.stderr
+
+
+def echo_works(g):
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
+
+
+def refused_everywhere(p, *needles):
+    r = check(p)
+    assert r.returncode == 1, "--check accepted it:\n%s" % r.stderr
+    err = start_fails(p)
+    for out in (r.stderr, err):
+        for n in needles:
+            assert n in out, "%r not in:\n%s" % (n, out)
+
+
+# ------------------------------------------------------------------ what is opened
+def test_stray_so_does_not_run_under_check_and_is_reported(binary, keys, tmp_path):
+    d = plugin_dir(tmp_path, plugins=("example", "chat"))
+    marker = tmp_path / "stray-ran"
+    stray_so(d / "stray.so", marker)
+    p, _ = write_config(tmp_path, keys, [d])
+    r = check(p)
+    assert not marker.exists(), "--check ran a stray .so's constructor"
+    assert r.returncode == 0, "extra .so files are warnings, not errors:\n%s" % r.stderr
+    for so in ("stray.so", "chat.so"):
+        lines = [l for l in r.stderr.splitlines() if str(d / so) in l]
+        assert lines and "warn" in lines[0] and "not loaded" in lines[0], r.stderr
+
+
+def test_check_warns_about_extra_so_even_with_log_level_error(binary, keys, tmp_path):
+    d = plugin_dir(tmp_path, plugins=("example", "chat"))
+    p, c = write_config(tmp_path, keys, [d])
+    c["log"] = {"level": "error", "format": "json"}
+    p.write_text(json.dumps(c))
+    r = check(p)
+    assert r.returncode == 0, r.stderr
+    assert any(str(d / "chat.so") in l and json.loads(l)["level"] == "warn"
+               for l in r.stderr.splitlines()), r.stderr
+
+
+def test_stray_so_does_not_run_at_start(make_gateway, keys, tmp_path):
+    d = plugin_dir(tmp_path)
+    marker = tmp_path / "stray-ran"
+    stray_so(d / "stray.so", marker)
+    g = make_gateway([gw.public_vhost(keys, tls=False)], plugin_dirs=[d])
+    echo_works(g)
+    assert not marker.exists(), "the gateway ran a stray .so's constructor"
+    assert "stray.so not loaded" in g.log_text(), g.log_tail()
+
+
+def test_hidden_files_are_skipped(binary, keys, tmp_path):
+    d = plugin_dir(tmp_path)
+    marker = tmp_path / "hidden-ran"
+    stray_so(d / ".hidden.so", marker)
+    p, _ = write_config(tmp_path, keys, [d])
+    r = check(p)
+    assert r.returncode == 0, r.stderr
+    assert not marker.exists(), "a hidden .so ran"
+    assert ".hidden.so" not in r.stderr, r.stderr
+
+
+def test_plugin_file_must_carry_its_name(binary, keys, tmp_path):
+    """`other.so` holding the plugin named example is not plugin `other`."""
+    d = plugin_dir(tmp_path, plugins=())
+    shutil.copy(gw.PLUGIN_DIR / "example.so", d / "other.so")
+    p, _ = write_config(tmp_path, keys, [d], plugins={"other": {}})
+    r = check(p)
+    assert r.returncode == 1 and "declares the name 'example', not 'other'" in r.stderr, r.stderr
+
+
+def test_first_directory_with_the_plugin_wins(make_gateway, keys, tmp_path):
+    a = plugin_dir(tmp_path, "a")
+    b = plugin_dir(tmp_path, "b")
+    g = make_gateway([gw.public_vhost(keys, tls=False)], plugin_dirs=[a, b])
+    echo_works(g)
+    log = g.log_text()
+    assert "loaded from %s" % (a / "example.so") in log, log
+    assert "%s not loaded: an earlier plugin directory holds 'example'" % (b / "example.so") in log, log
+
+
+# ------------------------------------------------------------------ who may write them
+def test_group_writable_plugin_refused(binary, keys, tmp_path):
+    d = plugin_dir(tmp_path)
+    os.chmod(d / "example.so", 0o775)
+    p, _ = write_config(tmp_path, keys, [d])
+    refused_everywhere(p, "plugin %s: group-writable: refused" % (d / "example.so"))
+
+
+def test_world_writable_plugin_directory_refused(binary, keys, tmp_path):
+    d = plugin_dir(tmp_path)
+    os.chmod(d, 0o777)
+    p, _ = write_config(tmp_path, keys, [d])
+    refused_everywhere(p, "plugin directory %s: world-writable: refused" % d)
+
+
+def test_group_writable_directory_without_enabled_plugin_refused(binary, keys, tmp_path):
+    """A listed directory is refused even when the plugins come from another one."""
+    good = plugin_dir(tmp_path, "good")
+    bad = plugin_dir(tmp_path, "bad", plugins=())
+    os.chmod(bad, 0o775)
+    p, _ = write_config(tmp_path, keys, [good, bad])
+    refused_everywhere(p, "plugin directory %s: group-writable: refused" % bad)
+
+
+def test_plugin_owned_by_another_user_refused(binary, keys, tmp_path):
+    d = plugin_dir(tmp_path)
+    os.chown(d / "example.so", 65534, 65534)
+    p, _ = write_config(tmp_path, keys, [d])
+    refused_everywhere(p, "plugin %s: owned by uid 65534" % (d / "example.so"))
+
+
+# ------------------------------------------------------------------ symlinks
+def test_symlinked_plugin_to_safe_target_loads(make_gateway, keys, tmp_path):
+    real = plugin_dir(tmp_path, "real")
+    d = plugin_dir(tmp_path, plugins=())
+    (d / "example.so").symlink_to(real / "example.so")
+    g = make_gateway([gw.public_vhost(keys, tls=False)], plugin_dirs=[d])
+    echo_works(g)
+
+
+def test_symlinked_plugin_into_group_writable_directory_refused(binary, keys, tmp_path):
+    real = plugin_dir(tmp_path, "real")
+    os.chmod(real, 0o775)
+    d = plugin_dir(tmp_path, plugins=())
+    (d / "example.so").symlink_to(real / "example.so")
+    p, _ = write_config(tmp_path, keys, [d])
+    refused_everywhere(p, "plugin %s: symlink to %s, whose directory is group-writable: refused"
+                       % (d / "example.so", real / "example.so"))
+
+
+def test_symlinked_plugin_to_writable_file_refused(binary, keys, tmp_path):
+    real = plugin_dir(tmp_path, "real")
+    os.chmod(real / "example.so", 0o757)
+    d = plugin_dir(tmp_path, plugins=())
+    (d / "example.so").symlink_to(real / "example.so")
+    p, _ = write_config(tmp_path, keys, [d])
+    refused_everywhere(p, "plugin %s -> %s: world-writable: refused"
+                       % (d / "example.so", real / "example.so"))
