@@ -763,6 +763,91 @@ static void connection_closed_during_a_slow_subscribe_gets_no_hooks(
 	assert_int_equal(subscribers("zone:z1"), 0);
 }
 
+/* ---- the broker's feed ---- */
+
+static void joiners_of_one_channel_wait_on_one_feed_request(void **state)
+{
+	struct pav_session *a, *b;
+	int before;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	before = fx_feed_requests;
+	fx_hold_feeds(1);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	fx_subscribe(b, "zone:z1", NULL, "r1");
+	assert_int_equal(fx_feed_requests - before, 1);
+	assert_int_equal(fc1.n + fc2.n, 0); /* not live yet */
+	assert_int_equal(fx_run_feeds(0), 1);
+	json_object_put(ack_of(&fc1, 0, "r1", "zone:z1"));
+	json_object_put(ack_of(&fc2, 0, "r1", "zone:z1"));
+	assert_int_equal(subscribers("zone:z1"), 2);
+	/* a live feed needs no new request */
+	fx_open(&fc3, "u3", NULL);
+	fx_subscribe(pav_session_find(&fx_core, 3), "zone:z1", NULL, "r1");
+	assert_int_equal(fx_feed_requests - before, 2); /* its user: only */
+}
+
+static void last_member_leaving_stops_the_feed(void **state)
+{
+	struct pav_session *a, *b;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	fx_subscribe(a, "zone:z1", NULL, NULL);
+	fx_subscribe(b, "zone:z1", NULL, NULL);
+	fx_feed_stops = 0;
+	pav_session_unsubscribe(a, "zone:z1");
+	assert_int_equal(fx_feed_stops, 0);
+	pav_session_unsubscribe(b, "zone:z1");
+	assert_int_equal(fx_feed_stops, 1);
+}
+
+static void joiner_after_the_last_member_left_asks_the_broker_again(
+	void **state)
+{
+	struct pav_session *a, *b;
+	int before;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	before = fx_feed_requests;
+	fx_hold_feeds(1);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	pav_session_unsubscribe(a, "zone:z1"); /* the feed is stopped */
+	fx_subscribe(b, "zone:z1", NULL, "r1");
+	assert_int_equal(fx_feed_requests - before, 2);
+	fx_run_feeds(0);
+	json_object_put(ack_of(&fc2, 0, "r1", "zone:z1"));
+	assert_true(pav_hub_is_member(&b->hc, "zone:z1"));
+	assert_int_equal(subscribers("zone:z1"), 1);
+}
+
+static void feed_that_fails_answers_every_waiting_subscribe_2000(
+	void **state)
+{
+	struct pav_session *a, *b;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	fx_hold_feeds(1);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	fx_subscribe(b, "zone:z1", NULL, "r2");
+	fx_events_clear();
+	fx_run_feeds(-EIO);
+	error_is(&fc1, 0, PAV_ERR_INTERNAL, "r1", "session store unavailable");
+	error_is(&fc2, 0, PAV_ERR_INTERNAL, "r2", "session store unavailable");
+	assert_false(pav_hub_is_member(&a->hc, "zone:z1"));
+	assert_false(pav_hub_is_member(&b->hc, "zone:z1"));
+	assert_int_equal(pav_hub_count(fx_core.hub, NS, "zone:z1"), 0);
+	assert_int_equal(subscribers("zone:z1"), 0);
+	assert_int_equal(fx_nevents, 0);
+}
+
 /* ---- unsubscribing ---- */
 
 static void unsubscribe_leaves_and_runs_the_hooks(void **state)
@@ -1047,6 +1132,10 @@ int main(void)
 		T(connection_closed_while_its_membership_is_counted_leaves_none),
 		T(subscribe_answered_after_an_unsubscribe_still_names_its_channel),
 		T(connection_closed_during_a_slow_subscribe_gets_no_hooks),
+		T(joiners_of_one_channel_wait_on_one_feed_request),
+		T(last_member_leaving_stops_the_feed),
+		T(joiner_after_the_last_member_left_asks_the_broker_again),
+		T(feed_that_fails_answers_every_waiting_subscribe_2000),
 		T(unsubscribe_leaves_and_runs_the_hooks),
 		T(unsubscribe_from_a_channel_not_joined_runs_no_hook),
 		T(close_runs_on_close_with_last_and_the_channels_it_was_in),
