@@ -205,6 +205,7 @@ static void stored(void *arg, int err, json_object *n)
 	}
 	q->call = p->call;
 	free(p);
+	chans[0] = q->channel; /* p's went with it */
 	pub.key = q->id;
 	host->publish(q->nt->vh, &pub, delivered, q);
 }

@@ -30,6 +30,7 @@ size_t fx_nevents;
 
 static struct pav_instance insts[2];
 static struct pav_state_ops state_ops; /* memory, history maybe held */
+static struct pav_broker_ops broker_ops; /* memory, feeds maybe held */
 static struct pav_backend backend;
 static char dir[64], key_path[96];
 static char *algs[] = {"HS256"};
@@ -354,6 +355,54 @@ void fx_fail_conn_add(int err)
 	fail_conn = err;
 }
 
+/* ---- the broker's feeds, held back ---- */
+
+struct held_feed {
+	pav_done_fn cb;
+	void *arg;
+};
+
+static struct held_feed feeds[16];
+static size_t nfeeds;
+static int holding_feeds, feed_err;
+int fx_feed_requests, fx_feed_stops;
+
+static void held_subscribe(void *self, const char *ns, const char *channel,
+			   pav_done_fn cb, void *arg)
+{
+	fx_feed_requests++;
+	if (!holding_feeds) {
+		pav_memory_broker.subscribe(self, ns, channel, cb, arg);
+		return;
+	}
+	assert_true(nfeeds < 16);
+	feeds[nfeeds++] = (struct held_feed){cb, arg};
+}
+
+static void counted_unsubscribe(void *self, const char *ns,
+				const char *channel)
+{
+	fx_feed_stops++;
+	pav_memory_broker.unsubscribe(self, ns, channel);
+}
+
+void fx_hold_feeds(int on)
+{
+	holding_feeds = on;
+}
+
+int fx_run_feeds(int err)
+{
+	size_t n = nfeeds;
+
+	feed_err = err;
+	nfeeds = 0;
+	for (size_t i = 0; i < n; i++)
+		if (feeds[i].cb)
+			feeds[i].cb(feeds[i].arg, err);
+	return (int)n;
+}
+
 /* ---- set up, tear down ---- */
 
 static void write_key(void)
@@ -388,6 +437,9 @@ int fx_setup(void **state)
 	holding = 0;
 	nlaters = 0;
 	holding_adds = holding_members = fail_member = fail_conn = 0;
+	nfeeds = 0;
+	holding_feeds = feed_err = 0;
+	fx_feed_requests = fx_feed_stops = 0;
 	memset(&fx_core, 0, sizeof(fx_core));
 	memset(&fx_vh, 0, sizeof(fx_vh));
 	memset(&fx_vc, 0, sizeof(fx_vc));
@@ -397,7 +449,10 @@ int fx_setup(void **state)
 	state_ops.history_read = held_history_read;
 	state_ops.conn_add = held_conn_add;
 	state_ops.member_add = failing_member_add;
-	backend = (struct pav_backend){"memory", &state_ops, &pav_memory_broker};
+	broker_ops = pav_memory_broker;
+	broker_ops.subscribe = held_subscribe;
+	broker_ops.unsubscribe = counted_unsubscribe;
+	backend = (struct pav_backend){"memory", &state_ops, &broker_ops};
 	fx_core.store.be = &backend;
 	if (state_ops.create(&scfg, &env, &fx_core.store.state, err,
 			     sizeof(err)) ||
@@ -466,6 +521,8 @@ int fx_teardown(void **state)
 	(void)state;
 	holding = 0;
 	holding_adds = holding_members = fail_member = fail_conn = 0;
+	holding_feeds = 0;
+	fx_run_feeds(0);
 	fx_run_history();
 	fx_run_conn_add();
 	fx_run_member_add();

@@ -76,6 +76,13 @@ int fx_run_member_add(void);
 void fx_fail_member_add(int err);
 void fx_fail_conn_add(int err);
 
+/* Hold the broker's feed requests (subscribe) back until fx_run_feeds()
+ * answers them with err, oldest first; how many.  Requests and stops
+ * (unsubscribe) the session layer made are counted. */
+void fx_hold_feeds(int on);
+int fx_run_feeds(int err);
+extern int fx_feed_requests, fx_feed_stops;
+
 int fx_setup(void **state);
 int fx_teardown(void **state);
 

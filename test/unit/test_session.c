@@ -290,46 +290,48 @@ static void connection_closed_before_the_store_counted_it_is_uncounted(
 	assert_int_equal(fx_nevents, 0);
 }
 
-static void subscribe_before_the_store_counted_the_connection_waits_for_on_open(
-	void **state)
+static void input_of_a_new_connection_waits_until_on_open_ran(void **state)
 {
-	struct pav_session *s;
-
 	(void)state;
 	fx_hold_conn_add(1);
-	s = fx_open(&fc1, "u1", NULL);
-	/* clients subscribe as soon as the socket is open; a network store
-	 * may not have counted the connection yet */
-	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_open(&fc1, "u1", NULL);
+	/* a client subscribes as soon as its socket is open; a network store
+	 * may not have counted the connection yet: nothing is read until
+	 * the hooks of the opening ran */
+	assert_int_equal(fc1.rx_paused, 1);
 	fx_run_conn_add();
-	assert_int_equal(fx_a_count(), 3);
-	/* plugin.h: on_open, on_subscribed(user:<id>), then one per
-	 * subscribe */
+	assert_int_equal(fc1.rx_paused, 0);
 	assert_string_equal(fx_a(0), "open u1 first=1");
 	assert_string_equal(fx_a(1),
 			    "subscribed u1 user:u1 first=1 subs=1 params=-");
-	assert_string_equal(fx_a(2),
-			    "subscribed u1 zone:z1 first=1 subs=1 params=-");
 }
 
-static void subscribe_of_a_connection_the_store_refuses_joins_nothing(
-	void **state)
+static void refused_connection_reads_again_to_close(void **state)
 {
-	struct pav_session *s;
-
 	(void)state;
 	fx_open(&fc1, "u1", NULL);
 	fx_open(&fc2, "u1", NULL);
 	fx_hold_conn_add(1);
-	s = fx_open(&fc3, "u1", NULL); /* one too many */
-	fx_events_clear();
-	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_open(&fc3, "u1", NULL); /* one too many */
+	assert_int_equal(fc3.rx_paused, 1);
 	fx_run_conn_add();
 	assert_int_equal(fc3.c.close_code, 4029);
-	assert_int_equal(fake_count_type(&fc3, "ack"), 0);
-	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
-	assert_int_equal(subscribers("zone:z1"), 0);
-	assert_int_equal(fx_nevents, 0);
+	assert_int_equal(fc3.rx_paused, 0); /* the close handshake */
+}
+
+static void connection_that_failed_to_open_reads_again_to_close(
+	void **state)
+{
+	(void)state;
+	fx_fail_conn_add(-EIO);
+	fx_open(&fc1, "u1", NULL);
+	assert_int_equal(fc1.c.close_code, 1011);
+	assert_int_equal(fc1.rx_paused, 0);
+	fx_fail_conn_add(0);
+	fx_fail_member_add(-EIO);
+	fx_open(&fc2, "u2", NULL);
+	assert_int_equal(fc2.c.close_code, 1011);
+	assert_int_equal(fc2.rx_paused, 0);
 }
 
 /* ---- subscribing ---- */
@@ -721,6 +723,31 @@ static void connection_closed_while_its_membership_is_counted_leaves_none(
 	assert_int_equal(fc2.n, 0);
 }
 
+static void subscribe_answered_after_an_unsubscribe_still_names_its_channel(
+	void **state)
+{
+	struct pav_session *s;
+	json_object *p, *v;
+	int has;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_hold_history(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	/* the client changed its mind before the store answered */
+	pav_session_unsubscribe(s, "zone:z1");
+	fx_run_history();
+	assert_int_equal(fc1.n, 1);
+	assert_string_equal(fake_type(&fc1, 0), "ack");
+	assert_int_equal(subscribers("zone:z1"), 0);
+	p = fx_member(&fc1, 0, "payload");
+	has = json_object_object_get_ex(p, "channel", &v);
+	json_object_put(p);
+	/* plugin.h: the ack of a subscribe carries {"channel"} */
+	if (!has)
+		fail_msg("ack without \"channel\": %s", fake_text(&fc1, 0));
+}
+
 static void connection_closed_during_a_slow_subscribe_gets_no_hooks(
 	void **state)
 {
@@ -736,6 +763,91 @@ static void connection_closed_during_a_slow_subscribe_gets_no_hooks(
 	assert_int_equal(fx_nevents, 0);
 	assert_int_equal(fc1.n, 0);
 	assert_int_equal(subscribers("zone:z1"), 0);
+}
+
+/* ---- the broker's feed ---- */
+
+static void joiners_of_one_channel_wait_on_one_feed_request(void **state)
+{
+	struct pav_session *a, *b;
+	int before;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	before = fx_feed_requests;
+	fx_hold_feeds(1);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	fx_subscribe(b, "zone:z1", NULL, "r1");
+	assert_int_equal(fx_feed_requests - before, 1);
+	assert_int_equal(fc1.n + fc2.n, 0); /* not live yet */
+	assert_int_equal(fx_run_feeds(0), 1);
+	json_object_put(ack_of(&fc1, 0, "r1", "zone:z1"));
+	json_object_put(ack_of(&fc2, 0, "r1", "zone:z1"));
+	assert_int_equal(subscribers("zone:z1"), 2);
+	/* a live feed needs no new request */
+	fx_open(&fc3, "u3", NULL);
+	fx_subscribe(pav_session_find(&fx_core, 3), "zone:z1", NULL, "r1");
+	assert_int_equal(fx_feed_requests - before, 2); /* its user: only */
+}
+
+static void last_member_leaving_stops_the_feed(void **state)
+{
+	struct pav_session *a, *b;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	fx_subscribe(a, "zone:z1", NULL, NULL);
+	fx_subscribe(b, "zone:z1", NULL, NULL);
+	fx_feed_stops = 0;
+	pav_session_unsubscribe(a, "zone:z1");
+	assert_int_equal(fx_feed_stops, 0);
+	pav_session_unsubscribe(b, "zone:z1");
+	assert_int_equal(fx_feed_stops, 1);
+}
+
+static void joiner_after_the_last_member_left_asks_the_broker_again(
+	void **state)
+{
+	struct pav_session *a, *b;
+	int before;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	before = fx_feed_requests;
+	fx_hold_feeds(1);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	pav_session_unsubscribe(a, "zone:z1"); /* the feed is stopped */
+	fx_subscribe(b, "zone:z1", NULL, "r1");
+	assert_int_equal(fx_feed_requests - before, 2);
+	fx_run_feeds(0);
+	json_object_put(ack_of(&fc2, 0, "r1", "zone:z1"));
+	assert_true(pav_hub_is_member(&b->hc, "zone:z1"));
+	assert_int_equal(subscribers("zone:z1"), 1);
+}
+
+static void feed_that_fails_answers_every_waiting_subscribe_2000(
+	void **state)
+{
+	struct pav_session *a, *b;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	fx_hold_feeds(1);
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	fx_subscribe(b, "zone:z1", NULL, "r2");
+	fx_events_clear();
+	fx_run_feeds(-EIO);
+	error_is(&fc1, 0, PAV_ERR_INTERNAL, "r1", "session store unavailable");
+	error_is(&fc2, 0, PAV_ERR_INTERNAL, "r2", "session store unavailable");
+	assert_false(pav_hub_is_member(&a->hc, "zone:z1"));
+	assert_false(pav_hub_is_member(&b->hc, "zone:z1"));
+	assert_int_equal(pav_hub_count(fx_core.hub, NS, "zone:z1"), 0);
+	assert_int_equal(subscribers("zone:z1"), 0);
+	assert_int_equal(fx_nevents, 0);
 }
 
 /* ---- unsubscribing ---- */
@@ -998,8 +1110,9 @@ int main(void)
 		T(connection_the_store_cannot_count_gets_2000_and_1011),
 		T(connection_whose_user_channel_fails_gets_1011_and_no_hooks),
 		T(connection_closed_before_the_store_counted_it_is_uncounted),
-		T(subscribe_before_the_store_counted_the_connection_waits_for_on_open),
-		T(subscribe_of_a_connection_the_store_refuses_joins_nothing),
+		T(input_of_a_new_connection_waits_until_on_open_ran),
+		T(refused_connection_reads_again_to_close),
+		T(connection_that_failed_to_open_reads_again_to_close),
 		T(subscribe_acks_with_the_channel),
 		T(subscribe_to_a_history_channel_acks_its_offset_and_epoch),
 		T(subscribed_hooks_run_after_the_ack),
@@ -1019,7 +1132,12 @@ int main(void)
 		T(recovery_while_the_store_is_slow_sends_each_publication_once),
 		T(publication_during_a_slow_subscribe_comes_after_the_ack),
 		T(connection_closed_while_its_membership_is_counted_leaves_none),
+		T(subscribe_answered_after_an_unsubscribe_still_names_its_channel),
 		T(connection_closed_during_a_slow_subscribe_gets_no_hooks),
+		T(joiners_of_one_channel_wait_on_one_feed_request),
+		T(last_member_leaving_stops_the_feed),
+		T(joiner_after_the_last_member_left_asks_the_broker_again),
+		T(feed_that_fails_answers_every_waiting_subscribe_2000),
 		T(unsubscribe_leaves_and_runs_the_hooks),
 		T(unsubscribe_from_a_channel_not_joined_runs_no_hook),
 		T(close_runs_on_close_with_last_and_the_channels_it_was_in),
