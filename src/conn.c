@@ -58,6 +58,12 @@ int pav_conn_is_open(const struct pav_conn *c)
 	return c && c->state == PAV_CONN_OPEN;
 }
 
+void pav_conn_rx_pause(struct pav_conn *c, int pause)
+{
+	if (c && c->wsi)
+		lws_rx_flow_control(c->wsi, !pause);
+}
+
 /* A client that does not read: drop what it has not taken and close it.
  * What lws already holds goes first, then the close frame, if the client
  * reads again before the close deadline. */

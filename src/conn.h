@@ -105,6 +105,8 @@ void pav_conn_dropping(struct pav_conn *c);
 /* A slow consumer: drop the queue, close 4008. */
 void pav_conn_overflow(struct pav_conn *c);
 int pav_conn_is_open(const struct pav_conn *c);
+/* Stops (1) or resumes (0) reading the client's input. */
+void pav_conn_rx_pause(struct pav_conn *c, int pause);
 
 /* lws' writable callback: queued frames, then the close frame.  -1: lws
  * is to close the connection. */

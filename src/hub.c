@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "clock.h"
 #include "conn.h"
 #include "map.h"
 #include "metrics.h"
@@ -32,11 +33,18 @@ struct pav_chan {
 	uint32_t stamp;   /* user_channels(): seen in this walk */
 };
 
+/* Recent multi-channel publications: their copies may arrive one per
+ * channel, not always back to back (shards). */
+#define RECENT_PUBS 64
+
 struct pav_hub {
 	struct pav_map *chans; /* "ns\x1fchannel" -> struct pav_chan */
 	uint32_t stamp;
-	uint64_t last_pub;     /* pav_delivery.pub_id of the last delivery */
-	uint32_t last_stamp;   /* and the stamp it used */
+	struct {
+		uint64_t pub_id;
+		uint32_t stamp;
+	} recent[RECENT_PUBS];
+	unsigned next_recent;
 	void (*revoke)(struct pav_hub_client *c, void *arg);
 	void *arg;
 };
@@ -162,10 +170,19 @@ int pav_hub_join(struct pav_hub *h, struct pav_hub_client *c,
 	}
 	*first = ch->n == 0;
 	ch->m[ch->n] = (struct pav_member){c, c->nsubs};
-	c->subs[c->nsubs] = (struct pav_sub){ch, ch->n, 0, NULL};
+	c->subs[c->nsubs] = (struct pav_sub){ch, ch->n, 0, NULL, NULL};
 	ch->n++;
 	c->nsubs++;
 	return 0;
+}
+
+static void skip_free(struct pav_skip *sk)
+{
+	for (size_t i = 0; sk && i < sk->n; i++)
+		free(sk->keys[i]);
+	if (sk)
+		free(sk->keys);
+	free(sk);
 }
 
 static void hold_free(struct pav_hold *hd)
@@ -189,6 +206,7 @@ static int remove_sub(struct pav_hub *h, struct pav_hub_client *c,
 	struct pav_member last = ch->m[--ch->n];
 
 	hold_free(s.hold);
+	skip_free(s.skip);
 	if (s.idx != ch->n) {
 		ch->m[s.idx] = last;
 		last.c->subs[last.slot].idx = s.idx;
@@ -230,6 +248,15 @@ void pav_hub_tag(struct pav_hub_client *c, const char *channel,
 
 	if (slot >= 0)
 		c->subs[slot].tag |= bits;
+}
+
+void pav_hub_untag(struct pav_hub_client *c, const char *channel,
+		   uint32_t bits)
+{
+	int slot = find_sub(c, channel);
+
+	if (slot >= 0)
+		c->subs[slot].tag &= ~bits;
 }
 
 int pav_hub_is_member(const struct pav_hub_client *c, const char *channel)
@@ -318,11 +345,27 @@ static int hold_push(struct pav_hub_client *c, struct pav_hold *hd,
 	return 0;
 }
 
+/* Was m just sent by a catch-up (its key in the sub's skip list)? */
+static int just_sent(struct pav_sub *s, const struct pav_msg *m)
+{
+	if (pav_mono_ms() > s->skip->until_ms) {
+		skip_free(s->skip);
+		s->skip = NULL;
+		return 0;
+	}
+	for (size_t i = 0; m->key && i < s->skip->n; i++)
+		if (!strcmp(s->skip->keys[i], m->key))
+			return 1;
+	return 0;
+}
+
 static int deliver_one(struct pav_hub_client *c, struct pav_sub *s,
 		       struct pav_msg *m)
 {
 	if (!c->conn)
 		return -EPIPE;
+	if (s->skip && just_sent(s, m))
+		return -EALREADY;
 	if (s->hold)
 		return hold_push(c, s->hold, m);
 	return pav_conn_deliver(c->conn, m);
@@ -351,20 +394,29 @@ static int deliver_chan(struct pav_hub *h, struct pav_chan *ch,
 	return n;
 }
 
+/* A multi-channel publication arriving once per channel keeps one stamp,
+ * so each client still gets it once. */
+static uint32_t pub_stamp(struct pav_hub *h, uint64_t pub_id)
+{
+	unsigned slot;
+
+	for (unsigned i = 0; pub_id && i < RECENT_PUBS; i++)
+		if (h->recent[i].pub_id == pub_id)
+			return h->recent[i].stamp;
+	if (!pub_id)
+		return next_stamp(h);
+	slot = h->next_recent++ % RECENT_PUBS;
+	h->recent[slot].pub_id = pub_id;
+	h->recent[slot].stamp = next_stamp(h);
+	return h->recent[slot].stamp;
+}
+
 int pav_hub_deliver(struct pav_hub *h, const struct pav_delivery *d)
 {
 	uint32_t stamp;
 	int sent = 0;
 
-	/* a multi-channel publication arriving once per channel keeps one
-	 * stamp, so each client still gets it once */
-	if (d->pub_id && d->pub_id == h->last_pub) {
-		stamp = h->last_stamp;
-	} else {
-		stamp = next_stamp(h);
-		h->last_pub = d->pub_id;
-		h->last_stamp = stamp;
-	}
+	stamp = pub_stamp(h, d->pub_id);
 	for (size_t i = 0; i < d->nchannels; i++) {
 		struct pav_chan *ch = chan_get(h, d->ns, d->channels[i]);
 
@@ -401,6 +453,28 @@ static int skipped(const struct pav_msg *m, uint64_t upto,
 	return 0;
 }
 
+/* The catch-up's keys stay a while: a publication stored before it was
+ * read may still arrive live after the release. */
+static void keep_skips(struct pav_sub *s, const char *const *skip,
+		       size_t nskip)
+{
+	struct pav_skip *sk;
+
+	skip_free(s->skip);
+	s->skip = NULL;
+	if (!nskip || !(sk = calloc(1, sizeof(*sk))) ||
+	    !(sk->keys = calloc(nskip, sizeof(*sk->keys)))) {
+		if (nskip)
+			free(sk);
+		return;
+	}
+	for (size_t i = 0; i < nskip; i++)
+		if ((sk->keys[sk->n] = strdup(skip[i])))
+			sk->n++;
+	sk->until_ms = pav_mono_ms() + PAV_HUB_SKIP_MS;
+	s->skip = sk;
+}
+
 int pav_hub_release(struct pav_hub_client *c, const char *channel,
 		    uint64_t upto, const char *const *skip, size_t nskip)
 {
@@ -415,5 +489,6 @@ int pav_hub_release(struct pav_hub_client *c, const char *channel,
 		if (!skipped(hd->msgs[i], upto, skip, nskip))
 			pav_conn_deliver(c->conn, hd->msgs[i]);
 	hold_free(hd);
+	keep_skips(&c->subs[slot], skip, nskip);
 	return 0;
 }

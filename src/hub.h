@@ -26,12 +26,23 @@ struct pav_hold {
 	size_t bytes;
 };
 
+/* Keys of publications just sent by a catch-up, dropped if they still
+ * arrive live for a little while after it (PAV_HUB_SKIP_MS). */
+struct pav_skip {
+	char **keys;
+	size_t n;
+	int64_t until_ms; /* monotonic */
+};
+
+#define PAV_HUB_SKIP_MS 10000
+
 /* One subscription of a client: where it sits in the channel. */
 struct pav_sub {
 	struct pav_chan *chan;
 	uint32_t idx;           /* index in the channel's members */
 	uint32_t tag;           /* the owner's bits (pav_hub_tag) */
 	struct pav_hold *hold;  /* non-NULL while catching up */
+	struct pav_skip *skip;  /* non-NULL just after a catch-up */
 };
 
 struct pav_hub_client {
@@ -63,9 +74,11 @@ int pav_hub_join(struct pav_hub *h, struct pav_hub_client *c,
  * subscription's tag), 1 not a member.  A hold in progress is dropped. */
 int pav_hub_leave(struct pav_hub *h, struct pav_hub_client *c,
 		  const char *channel, int *last, uint32_t *tag);
-/* Sets bits in a subscription's tag (the owner's bookkeeping). */
+/* Sets / clears bits in a subscription's tag (the owner's bookkeeping). */
 void pav_hub_tag(struct pav_hub_client *c, const char *channel,
 		 uint32_t bits);
+void pav_hub_untag(struct pav_hub_client *c, const char *channel,
+		   uint32_t bits);
 int pav_hub_is_member(const struct pav_hub_client *c, const char *channel);
 /* Copies the name of the client's subscription number i. */
 void pav_hub_sub_channel(const struct pav_hub_client *c, uint32_t i,
@@ -89,8 +102,11 @@ int pav_hub_deliver(struct pav_hub *h, const struct pav_delivery *d);
 /*
  * Catching up: after hold(), deliveries to the client through `channel`
  * are kept; release() sends them in order, except those with an offset
- * up to `upto` or a key in skip.  -ENOENT when not a member.  A hold past
- * hold_max bytes closes the connection as a slow consumer (4008).
+ * up to `upto` or a key in skip; publications with a key in skip that
+ * still arrive within PAV_HUB_SKIP_MS are dropped too (a store that
+ * stores before it publishes may list one before it arrives).  -ENOENT
+ * when not a member.  A hold past hold_max bytes closes the connection as
+ * a slow consumer (4008).
  */
 int pav_hub_hold(struct pav_hub_client *c, const char *channel);
 int pav_hub_release(struct pav_hub_client *c, const char *channel,

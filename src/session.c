@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libwebsockets.h>
-
 #include "broker.h"
 #include "channel.h"
 #include "clock.h"
@@ -68,8 +66,7 @@ struct pav_session *pav_session_find(struct pav_core *core, uint64_t id)
  * opening (a "presence" undone by on_open's "online", say). */
 static void rx_hold(struct pav_session *s, int hold)
 {
-	if (s->hc.conn && s->hc.conn->wsi)
-		lws_rx_flow_control(s->hc.conn->wsi, !hold);
+	pav_conn_rx_pause(s->hc.conn, hold);
 }
 
 /* ---- hooks: the one place that calls them ----------------------------- */
@@ -327,8 +324,9 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 		.subscribers = op->subscribers,
 	};
 
-	if (!s) {
-		pav_session_reply(op->reply, 0, NULL, NULL);
+	if (!s) { /* closed, or left the channel meanwhile */
+		if (op->reply)
+			pav_session_reply(op->reply, 0, NULL, op_ack(op, NULL, 0));
 		op_free(op);
 		return;
 	}
@@ -341,6 +339,7 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 		pav_hub_release(&s->hc, op->channel, recovered ? h->offset : 0,
 				NULL, 0);
 	if (op->opening) {
+		s->opened = 1;
 		hook_open(s, op->first_conn);
 		rx_hold(s, 0);
 	}
@@ -366,8 +365,13 @@ static void op_counted(void *arg, int err, int64_t subscribers,
 
 	if (!s)
 		return op_done(op, NULL);
-	if (err)
+	if (err) {
+		/* not counted (or not known to be): leaving must not take
+		 * away someone else's count; a network store re-registers
+		 * this node's counts when it comes back */
+		pav_hub_untag(&s->hc, op->channel, TAG_COUNTED);
 		return op_fail(op, PAV_ERR_INTERNAL, "session store unavailable");
+	}
 	op->subscribers = subscribers;
 	op->user_count = user_count;
 	if (!op->hist)
@@ -675,7 +679,8 @@ static void closed_counted(void *arg, int err, int64_t count)
 	struct pav_session *s = arg;
 
 	s->core->closing--;
-	hook_close(s, !err && count == 0);
+	if (s->opened) /* no close without the open the plugins saw */
+		hook_close(s, !err && count == 0);
 	session_free(s);
 }
 
@@ -744,6 +749,7 @@ void pav_session_user_gone(void *core, const char *ns, const char *user,
 	s->core = c;
 	s->vh = vh;
 	s->state = PAV_SESSION_GONE;
+	s->opened = 1; /* it was, on the node that died */
 	s->closed_ms = at_ms;
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	s->gone = calloc(n ? n : 1, sizeof(*s->gone));

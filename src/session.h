@@ -37,6 +37,7 @@ struct pav_session {
 	json_object *claims;
 	char peer[48];
 	int counted; /* the store counts this connection */
+	int opened;  /* the on_open hooks ran */
 
 	/* rate limiting (token bucket in milli-tokens) */
 	int64_t bucket, bucket_ms;

@@ -7,18 +7,17 @@
 
 #include "msg.h"
 
-/* The one libwebsockets call made above conn.c (session.c holds a new
- * connection's input back); wsi is a fake_conn (fake_conn_init). */
-struct lws;
-int lws_rx_flow_control(struct lws *wsi, int enable);
-
-int lws_rx_flow_control(struct lws *wsi, int enable)
+/* session.c holds a new connection's input back through conn.c; wsi is
+ * a fake_conn (fake_conn_init). */
+void pav_conn_rx_pause(struct pav_conn *c, int pause)
 {
-	struct fake_conn *f = (struct fake_conn *)wsi;
+	struct fake_conn *f;
 
-	f->rx_paused = !enable;
+	if (!c || !c->wsi)
+		return;
+	f = (struct fake_conn *)(void *)c->wsi;
+	f->rx_paused = pause;
 	f->rx_calls++;
-	return 0;
 }
 
 void fake_conn_init(struct fake_conn *f)

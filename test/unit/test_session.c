@@ -1044,7 +1044,7 @@ static void verify_answers_the_user_and_expiry_of_a_session_token(
 					    &exp_ms, &why),
 			 -EACCES);
 	free(tok);
-	assert_string_equal(why, "a subscription token cannot open a session");
+	assert_string_equal(why, "subscription token cannot open a session");
 }
 
 /* ---- revocation, resync, shutdown ---- */
