@@ -30,6 +30,8 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
+#include "json_check.h"
+
 /* Longest decoded header or claims: three quarters of the longest token. */
 #define DECODED_MAX (PAV_AUTH_MAX_TOKEN / 4 * 3 + 3)
 
@@ -130,26 +132,14 @@ static size_t b64url_decode(const char *s, size_t n, char *out)
 	return o;
 }
 
-/* Parses exactly one JSON object from s[0, len): depth-limited, strict,
- * valid UTF-8, nothing after it.  NULL otherwise. */
+/* Parses exactly one JSON object from s[0, len) with the gateway's one
+ * strict reader (json_check.c).  NULL otherwise. */
 static json_object *parse_object(const char *s, size_t len)
 {
-	struct json_tokener *tok = json_tokener_new_ex(PAV_AUTH_JSON_DEPTH);
-	json_object *o;
+	const char *why;
 
-	if (!tok)
-		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-					    JSON_TOKENER_VALIDATE_UTF8);
-	o = json_tokener_parse_ex(tok, s, (int)len);
-	if (o && (json_tokener_get_error(tok) != json_tokener_success ||
-		  json_tokener_get_parse_end(tok) != len ||
-		  !json_object_is_type(o, json_type_object))) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
+	return pav_json_parse_object(s, len, PAV_AUTH_JSON_DEPTH,
+				     "not an object", &why);
 }
 
 /* Decodes and parses one base64url part of the token as a JSON object. */

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_check.h"
 #include "pav_limits.h"
 #include "pav_build.h"
 #include "pavilion/plugin.h"
@@ -1198,36 +1199,22 @@ static int json_fail(struct ctx *c, const char *buf, size_t end,
 		    why, line, col);
 }
 
+/* A file's JSON, through the gateway's one strict reader (json_check.c):
+ * errors name the line and column. */
 static int parse_json(struct ctx *c, const char *buf, size_t len,
 		      json_object **out)
 {
-	json_tokener *tok = json_tokener_new_ex(CONFIG_MAX_DEPTH);
-	size_t end;
-	int rc = 0;
+	static const char not_object[] = "must contain a JSON object";
+	const char *why = NULL;
+	size_t at = 0;
 
-	if (!tok)
-		return oom(c, NULL);
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-			       JSON_TOKENER_ALLOW_TRAILING_CHARS |
-			       JSON_TOKENER_VALIDATE_UTF8);
-	*out = json_tokener_parse_ex(tok, buf, (int)len + 1);
-	end = json_tokener_get_parse_end(tok);
-	if (memchr(buf, '\0', len))
-		rc = json_fail(c, buf, strlen(buf), "NUL byte");
-	else if (!*out)
-		rc = json_fail(c, buf, end, json_tokener_error_desc(
-				       json_tokener_get_error(tok)));
-	else if (end < len && buf[end + strspn(buf + end, " \t\r\n")])
-		rc = json_fail(c, buf, end, "trailing characters after the "
-			       "top-level object");
-	else if (!json_object_is_type(*out, json_type_object))
-		rc = fail(c, -EINVAL, NULL, "must contain a JSON object");
-	json_tokener_free(tok);
-	if (rc) {
-		json_object_put(*out);
-		*out = NULL;
-	}
-	return rc;
+	*out = pav_json_parse_object_at(buf, len, CONFIG_MAX_DEPTH, not_object,
+					&why, &at);
+	if (*out)
+		return 0;
+	if (why == not_object)
+		return fail(c, -EINVAL, NULL, "%s", not_object);
+	return json_fail(c, buf, at, why);
 }
 
 static int add_file(struct ctx *c, const char *file)

@@ -1,7 +1,8 @@
 /*
  * json_check.c — a recursive-descent validator (no allocation, no tree):
- * the gateway's single definition of "valid JSON" for client messages and
- * API bodies.  json-c builds the tree afterwards.
+ * the gateway's single definition of "valid JSON" for client messages,
+ * API bodies, JWT headers and claims, and configuration files.  json-c
+ * builds the tree afterwards.
  */
 #include "json_check.h"
 
@@ -10,15 +11,18 @@
 #include <json-c/json.h>
 
 struct scan {
-	const unsigned char *p, *end;
+	const unsigned char *p, *end, *start;
 	int depth, max_depth;
 	const char *why;
+	size_t at; /* where the first failure was seen */
 };
 
 static int fail(struct scan *s, const char *why)
 {
-	if (!s->why)
+	if (!s->why) {
 		s->why = why;
+		s->at = (size_t)((s->p < s->end ? s->p : s->end) - s->start);
+	}
 	return -EINVAL;
 }
 
@@ -165,7 +169,7 @@ static int literal(struct scan *s, const char *word)
 {
 	for (; *word; word++, s->p++)
 		if (s->p >= s->end || *s->p != (unsigned char)*word)
-			return fail(s, "invalid JSON");
+			return fail(s, "unexpected character");
 	return 0;
 }
 
@@ -189,7 +193,7 @@ static int container(struct scan *s, unsigned char close)
 				return fail(s, "object keys must be strings");
 			ws(s);
 			if (s->p >= s->end || *s->p++ != ':')
-				return fail(s, "invalid JSON");
+				return fail(s, "unexpected character");
 		}
 		if (value(s))
 			return -EINVAL;
@@ -201,7 +205,7 @@ static int container(struct scan *s, unsigned char close)
 			return 0;
 		}
 		if (*s->p++ != ',')
-			return fail(s, "invalid JSON");
+			return fail(s, "unexpected character");
 		ws(s);
 	}
 }
@@ -223,29 +227,38 @@ static int value(struct scan *s)
 	default:
 		rc = *s->p == '-' || (*s->p >= '0' && *s->p <= '9')
 			     ? number(s)
-			     : fail(s, "invalid JSON");
+			     : fail(s, "unexpected character");
 	}
 	if (!rc)
 		ws(s);
 	return rc;
 }
 
-int pav_json_check(const char *buf, size_t len, int max_depth,
-		   const char **why)
+int pav_json_check_at(const char *buf, size_t len, int max_depth,
+		      const char **why, size_t *at)
 {
 	struct scan s = {(const unsigned char *)buf,
-			 (const unsigned char *)buf + len, 0, max_depth, NULL};
+			 (const unsigned char *)buf + len,
+			 (const unsigned char *)buf, 0, max_depth, NULL, 0};
 
 	if (value(&s))
 		goto bad;
 	if (s.p != s.end) {
-		fail(&s, "trailing data after the JSON value");
+		fail(&s, "trailing characters after the JSON value");
 		goto bad;
 	}
 	return 0;
 bad:
 	*why = s.why ? s.why : "invalid JSON";
+	if (at)
+		*at = s.at;
 	return -EINVAL;
+}
+
+int pav_json_check(const char *buf, size_t len, int max_depth,
+		   const char **why)
+{
+	return pav_json_check_at(buf, len, max_depth, why, NULL);
 }
 
 struct json_object *pav_json_parse_object(const char *buf, size_t len,
@@ -253,10 +266,19 @@ struct json_object *pav_json_parse_object(const char *buf, size_t len,
 					  const char *not_object,
 					  const char **why)
 {
+	return pav_json_parse_object_at(buf, len, max_depth, not_object, why,
+					NULL);
+}
+
+struct json_object *pav_json_parse_object_at(const char *buf, size_t len,
+					     int max_depth,
+					     const char *not_object,
+					     const char **why, size_t *at)
+{
 	json_tokener *tok;
 	json_object *o;
 
-	if (pav_json_check(buf, len, max_depth, why))
+	if (pav_json_check_at(buf, len, max_depth, why, at))
 		return NULL;
 	/* the scan above is the rule; json-c only builds the tree (its own
 	 * depth counts scalars too, hence the + 1) */

@@ -16,6 +16,9 @@
  */
 int pav_json_check(const char *buf, size_t len, int max_depth,
 		   const char **why);
+/* The same, and on failure the byte offset where it was seen in *at. */
+int pav_json_check_at(const char *buf, size_t len, int max_depth,
+		      const char **why, size_t *at);
 
 /*
  * The gateway's one way to read untrusted JSON: pav_json_check(), then
@@ -27,5 +30,11 @@ struct json_object *pav_json_parse_object(const char *buf, size_t len,
 					  int max_depth,
 					  const char *not_object,
 					  const char **why);
+/* The same, with the offset of a syntax error in *at (left alone when the
+ * value is valid but no object). */
+struct json_object *pav_json_parse_object_at(const char *buf, size_t len,
+					     int max_depth,
+					     const char *not_object,
+					     const char **why, size_t *at);
 
 #endif

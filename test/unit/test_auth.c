@@ -568,8 +568,19 @@ static void alg_is_matched_case_sensitively(void **state)
 			    "algorithm not allowed");
 	assert_string_equal(hs_why("{\"alg\":\"HS256 \"}", CLAIMS_OK),
 			    "algorithm not allowed");
+}
+
+/* The gateway's one strict JSON reader refuses "\u0000" anywhere (a C
+ * string would end there): a header whose alg hides one is malformed,
+ * refused before any algorithm is looked at. */
+static void nul_escape_in_the_header_is_a_malformed_token(void **state)
+{
+	(void)state;
 	assert_string_equal(hs_why("{\"alg\":\"HS256\\u0000\"}", CLAIMS_OK),
-			    "algorithm not allowed");
+			    "malformed token");
+	assert_string_equal(hs_why("{\"alg\":\"HS256\"}",
+				   "{\"sub\":\"al\\u0000ice\",\"exp\":" EXP_OK "}"),
+			    "malformed token");
 }
 
 static void unpinned_algorithm_is_rejected(void **state)
@@ -1094,6 +1105,7 @@ int main(void)
 		cmocka_unit_test(alg_none_is_rejected),
 		cmocka_unit_test(alg_none_in_other_cases_is_rejected),
 		cmocka_unit_test(alg_is_matched_case_sensitively),
+		cmocka_unit_test(nul_escape_in_the_header_is_a_malformed_token),
 		cmocka_unit_test(unpinned_algorithm_is_rejected),
 		cmocka_unit_test(hs256_with_rsa_public_key_as_secret_is_rejected),
 		cmocka_unit_test(es256_on_rs_vhost_is_rejected),
