@@ -92,6 +92,37 @@ def test_plugin_with_other_abi_refused_by_check(binary, keys, tmp_path):
     assert so.name in r.stderr and "ABI" in r.stderr, "error should name %s and say ABI:\n%s" % (so.name, r.stderr)
 
 
+# A plugin built against ABI 1: the descriptor of that version, as such a
+# plugin exports it (magic, ABI version, name first; ABI 1 had no route or
+# parameter hooks and a PAV_PENDING of -1).
+ABI1_PLUGIN = r"""
+#include <stdint.h>
+#include <stddef.h>
+struct abi1_plugin {
+	uint32_t magic, abi_version;
+	const char *name, *version, *description;
+	void *vhost_create, *vhost_destroy, *on_open, *on_close,
+	     *on_subscribed, *on_unsubscribed, *reserved[8];
+};
+__attribute__((visibility("default"))) const struct abi1_plugin
+	pavilion_plugin = {0x50415647u, 1u, "legacy", "1.0.0", "built for ABI 1"};
+"""
+
+
+def test_abi_1_plugin_refused_naming_both_versions(binary, keys, tmp_path):
+    pdir = tmp_path / "plugins"
+    pdir.mkdir()
+    src = tmp_path / "legacy.c"
+    src.write_text(ABI1_PLUGIN)
+    so = pdir / "legacy.so"
+    _compile_plugin(src, so, [])
+    p, r = _check(tmp_path, keys, [pdir], {"legacy": {}})
+    assert r.returncode == 1, "--check must refuse an ABI 1 plugin:\n%s" % r.stderr
+    assert so.name in r.stderr, r.stderr
+    assert re.search(r"ABI version 1\b", r.stderr) and re.search(r"ABI version 2\b", r.stderr), \
+        "the refusal names both versions:\n%s" % r.stderr
+
+
 @pytest.mark.slow
 def test_out_of_tree_plugin_via_pkg_config(binary, keys, tmp_path, make_gateway):
     """meson setup + install to a temp prefix, then build example.c outside the tree with
