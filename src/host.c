@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libwebsockets.h>
-
 #include "api.h"
 #include "channel.h"
 #include "clock.h"
@@ -22,6 +20,7 @@
 #include "ids.h"
 #include "log.h"
 #include "session.h"
+#include "timer.h"
 #include "vhost.h"
 
 #define STATE(vh) ((vh)->core->store.be->state)
@@ -236,68 +235,10 @@ static void channel_users(pav_vhost *vh, const char *channel, size_t max,
 
 /* ---- timers ---- */
 
-struct pav_timer {
-	lws_sorted_usec_list_t sul; /* first: lws hands this back */
-	struct pav_timer *prev, *next;
-	struct pav_vhost *vh;
-	void (*fn)(void *arg);
-	void *arg;
-};
-
-static void timer_unlink(struct pav_timer *t)
-{
-	if (t->prev)
-		t->prev->next = t->next;
-	else
-		t->vh->timers = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
-}
-
-static void timer_fire(lws_sorted_usec_list_t *sul)
-{
-	struct pav_timer *t = (struct pav_timer *)sul;
-	void (*fn)(void *arg) = t->fn;
-	void *arg = t->arg;
-
-	timer_unlink(t);
-	free(t);
-	fn(arg);
-}
-
 static pav_timer *timer_start(pav_vhost *vh, int64_t delay_ms,
 			      void (*fn)(void *arg), void *arg)
 {
-	struct pav_timer *t;
-
-	if (!vh->core->lws || !fn || !(t = calloc(1, sizeof(*t))))
-		return NULL;
-	t->vh = vh;
-	t->fn = fn;
-	t->arg = arg;
-	t->next = vh->timers;
-	if (t->next)
-		t->next->prev = t;
-	vh->timers = t;
-	lws_sul_schedule(vh->core->lws, 0, &t->sul, timer_fire,
-			 (lws_usec_t)(delay_ms > 0 ? delay_ms : 0) *
-				 LWS_US_PER_MS);
-	return t;
-}
-
-static void timer_cancel(pav_timer *t)
-{
-	if (!t)
-		return;
-	lws_sul_cancel(&t->sul);
-	timer_unlink(t);
-	free(t);
-}
-
-void pav_host_timers_cancel(struct pav_vhost *vh)
-{
-	while (vh->timers)
-		timer_cancel(vh->timers);
+	return pav_timer_start(&vh->timers, vh->core->lws, delay_ms, fn, arg);
 }
 
 /* ---- tokens ---- */
@@ -364,7 +305,7 @@ const struct pav_host pav_host_table = {
 	.parse_time = pav_parse_time,
 	.random_id = pav_random_id,
 	.timer_start = timer_start,
-	.timer_cancel = timer_cancel,
+	.timer_cancel = pav_timer_cancel,
 	.verify_token = verify_token,
 	.api_answer = pav_api_answer,
 	.api_error = pav_api_error,

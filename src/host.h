@@ -6,8 +6,4 @@
 
 extern const struct pav_host pav_host_table;
 
-struct pav_vhost;
-/* Cancels every timer a vhost's plugins left running. */
-void pav_host_timers_cancel(struct pav_vhost *vh);
-
 #endif

@@ -15,6 +15,7 @@
 #include "channel.h"
 #include "clock.h"
 #include "core.h"
+#include "host.h"
 #include "hub.h"
 #include "loader.h"
 #include "log.h"
@@ -120,7 +121,8 @@ static int prepare(const char *path, int check, int *refused)
 			rc = -EINVAL;
 	if (rc)
 		return rc;
-	if ((rc = pav_vhosts_setup(&gateway, err, sizeof(err)))) {
+	if ((rc = pav_vhosts_setup(&gateway, &pav_host_table, err,
+				   sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
 		pav_err("%s", err);
 	}

@@ -48,6 +48,33 @@ struct pav_mem {
 	struct mem_chan *lru_head, *lru_tail;
 };
 
+/* A user's record: connections, presence, inbox. */
+#define PAV_MEM_ID_LEN 18 /* "n" + 16 hex + NUL */
+
+struct note {
+	json_object *obj; /* owned; its "isRead" mirrors read */
+	int64_t created_ms;
+	int read;
+	char id[PAV_MEM_ID_LEN];
+};
+
+/* Ring buffer, oldest at head.  Grows on demand up to the inbox size so
+ * users with few notifications do not pay for 500 slots. */
+struct inbox {
+	struct note *notes;
+	size_t cap, head, count;
+};
+
+#define PAV_MEM_STATUS_LEN 16
+
+struct user {
+	char status[PAV_MEM_STATUS_LEN]; /* "": never set */
+	int64_t last_active_ms;
+	uint64_t *conns;
+	size_t nconns, conns_cap;
+	struct inbox inbox;
+};
+
 /* "ns\x1fname" on the stack when it fits. */
 struct mem_key {
 	char small[PAV_MEM_KEY_SMALL];
@@ -56,11 +83,26 @@ struct mem_key {
 int pav_mem_key(struct mem_key *k, const char *ns, const char *name);
 void pav_mem_key_done(struct mem_key *k);
 
-/* The channel's record, made when `make`; NULL when absent or out of
+/* Users (memory_table.c). */
+void pav_mem_note_clear(struct note *n);
+struct note *pav_mem_inbox_at(const struct inbox *ib, size_t i);
+void pav_mem_user_free(void *p);
+struct user *pav_mem_user_find(struct pav_mem *m, const char *ns,
+			       const char *user);
+/* Finds or makes the record.  0 or -ENOMEM. */
+int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
+		     struct user **out);
+/* Drops a record that holds nothing presence_get would not answer for an
+ * unknown user. */
+void pav_mem_user_drop_if_empty(struct pav_mem *m, const char *ns,
+				const char *user, struct user *u);
+
+/* Channels (memory_table.c).  The channel's record, made when `make`; NULL when absent or out of
  * memory.  pav_mem_chan_drop() frees it once it holds nothing. */
 struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			      const char *channel, int make);
 void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now);
+void pav_mem_chan_free(void *p);
 int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
 			   const char *user);
 

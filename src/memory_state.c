@@ -29,135 +29,8 @@
 #include "ids.h"
 #include "pav_limits.h"
 
-#define ID_LEN 18 /* "n" + 16 hex + NUL */
 #define CONNS_MIN 4
 #define INBOX_MIN 8
-
-struct note {
-	json_object *obj; /* owned; its "isRead" mirrors read */
-	int64_t created_ms;
-	int read;
-	char id[ID_LEN];
-};
-
-/* Ring buffer, oldest at head.  Grows on demand up to the inbox size so
- * users with few notifications do not pay for 500 slots. */
-struct inbox {
-	struct note *notes;
-	size_t cap, head, count;
-};
-
-#define STATUS_LEN 16
-
-struct user {
-	char status[STATUS_LEN]; /* "": never set */
-	int64_t last_active_ms;
-	uint64_t *conns;
-	size_t nconns, conns_cap;
-	struct inbox inbox;
-};
-
-/* ---- keys ---- */
-
-int pav_mem_key(struct mem_key *k, const char *ns, const char *name)
-{
-	size_t len = strlen(ns) + 1 + strlen(name) + 1;
-
-	k->s = len <= sizeof(k->small) ? k->small : malloc(len);
-	if (!k->s)
-		return -ENOMEM;
-	snprintf(k->s, len, "%s\x1f%s", ns, name);
-	return 0;
-}
-
-void pav_mem_key_done(struct mem_key *k)
-{
-	if (k->s != k->small)
-		free(k->s);
-}
-
-/* ---- user records ---- */
-
-static void note_clear(struct note *n)
-{
-	json_object_put(n->obj);
-	n->obj = NULL;
-}
-
-static struct note *inbox_at(const struct inbox *ib, size_t i)
-{
-	return &ib->notes[(ib->head + i) % ib->cap];
-}
-
-static void user_free(void *p)
-{
-	struct user *u = p;
-
-	for (size_t i = 0; i < u->inbox.count; i++)
-		note_clear(inbox_at(&u->inbox, i));
-	free(u->inbox.notes);
-	free(u->conns);
-	free(u);
-}
-
-static struct user *user_find(struct pav_mem *m, const char *ns,
-			      const char *user)
-{
-	struct mem_key k;
-	struct user *u;
-
-	if (pav_mem_key(&k, ns, user))
-		return NULL;
-	u = pav_map_get(m->users, k.s);
-	pav_mem_key_done(&k);
-	return u;
-}
-
-/* Finds or creates the record. */
-static int user_get(struct pav_mem *m, const char *ns, const char *user,
-		    struct user **out)
-{
-	struct mem_key k;
-	int err = 0;
-
-	if (pav_mem_key(&k, ns, user))
-		return -ENOMEM;
-	*out = pav_map_get(m->users, k.s);
-	if (!*out) {
-		*out = calloc(1, sizeof(**out));
-		err = *out ? pav_map_put(m->users, k.s, *out) : -ENOMEM;
-		if (err) {
-			free(*out);
-			*out = NULL;
-		}
-	}
-	pav_mem_key_done(&k);
-	return err;
-}
-
-/* A record that presence_get would answer exactly like an unknown user
- * is dead weight: drop it so short-lived users leave no trace. */
-static void user_drop_if_empty(struct pav_mem *m, const char *ns,
-			       const char *user, struct user *u)
-{
-	struct mem_key k;
-
-	if (u->nconns || u->inbox.count || u->last_active_ms ||
-	    (u->status[0] && strcmp(u->status, "offline") != 0))
-		return;
-	if (pav_mem_key(&k, ns, user))
-		return; /* harmless: the record stays */
-	user_free(pav_map_del(m->users, k.s));
-	pav_mem_key_done(&k);
-}
-
-int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
-			   const char *user)
-{
-	const struct user *u = user_find(m, ns, user);
-
-	return u ? (int64_t)u->nconns : 0;
-}
 
 /* ---- connections ---- */
 
@@ -188,7 +61,7 @@ static int conn_add(struct pav_mem *m, const char *ns, const char *user,
 		    uint64_t conn, int max, int64_t *count)
 {
 	struct user *u;
-	int err = user_get(m, ns, user, &u);
+	int err = pav_mem_user_get(m, ns, user, &u);
 
 	if (err)
 		return err;
@@ -200,7 +73,7 @@ static int conn_add(struct pav_mem *m, const char *ns, const char *user,
 	}
 	*count = (int64_t)u->nconns;
 	if (err)
-		user_drop_if_empty(m, ns, user, u);
+		pav_mem_user_drop_if_empty(m, ns, user, u);
 	return err;
 }
 
@@ -219,7 +92,7 @@ static void mem_conn_remove(void *self, const char *ns, const char *user,
 			    uint64_t conn, pav_state_count_fn cb, void *arg)
 {
 	struct pav_mem *m = self;
-	struct user *u = user_find(m, ns, user);
+	struct user *u = pav_mem_user_find(m, ns, user);
 	int64_t count = 0;
 	int i;
 
@@ -228,7 +101,7 @@ static void mem_conn_remove(void *self, const char *ns, const char *user,
 		if (i >= 0) /* order does not matter: the last into the hole */
 			u->conns[i] = u->conns[--u->nconns];
 		count = (int64_t)u->nconns;
-		user_drop_if_empty(m, ns, user, u);
+		pav_mem_user_drop_if_empty(m, ns, user, u);
 	}
 	if (cb)
 		cb(arg, 0, count);
@@ -246,7 +119,7 @@ static void presence_answer(struct pav_mem *m, const char *ns,
 			    const char *user, int err, pav_presence_fn cb,
 			    void *arg)
 {
-	const struct user *u = user_find(m, ns, user);
+	const struct user *u = pav_mem_user_find(m, ns, user);
 	struct pav_presence p = {.user = user, .status = "offline"};
 
 	if (!cb)
@@ -302,23 +175,23 @@ static void mem_presence_set(void *self, const char *ns, const char *user,
 			     const char *stamp, pav_presence_fn cb, void *arg)
 {
 	struct pav_mem *m = self;
-	struct user *u = user_find(m, ns, user);
+	struct user *u = pav_mem_user_find(m, ns, user);
 	int64_t at = at_ms > 0 ? at_ms : pav_now_ms();
-	int err = status && *status && strlen(status) < STATUS_LEN
+	int err = status && *status && strlen(status) < PAV_MEM_STATUS_LEN
 			  ? presence_applies(u, when, status)
 			  : -EINVAL;
 
 	if (!err)
-		err = user_get(m, ns, user, &u);
+		err = pav_mem_user_get(m, ns, user, &u);
 	if (!err) {
 		snprintf(u->status, sizeof(u->status), "%s", status);
 		u->last_active_ms = at;
 		announce(m, ns, out, stamp, at);
 	}
 	presence_answer(m, ns, user, err, cb, arg);
-	u = user_find(m, ns, user);
+	u = pav_mem_user_find(m, ns, user);
 	if (u)
-		user_drop_if_empty(m, ns, user, u);
+		pav_mem_user_drop_if_empty(m, ns, user, u);
 }
 
 /* ---- notifications ---- */
@@ -326,7 +199,7 @@ static void mem_presence_set(void *self, const char *ns, const char *user,
 static struct note *inbox_find(const struct inbox *ib, const char *id)
 {
 	for (size_t i = 0; i < ib->count; i++) {
-		struct note *n = inbox_at(ib, i);
+		struct note *n = pav_mem_inbox_at(ib, i);
 
 		if (strcmp(n->id, id) == 0)
 			return n;
@@ -335,12 +208,12 @@ static struct note *inbox_find(const struct inbox *ib, const char *id)
 }
 
 /* A fresh id, never one already in this inbox. */
-static int new_id(const struct inbox *ib, char id[ID_LEN])
+static int new_id(const struct inbox *ib, char id[PAV_MEM_ID_LEN])
 {
 	int err;
 
 	do {
-		err = pav_random_id('n', id, ID_LEN);
+		err = pav_random_id('n', id, PAV_MEM_ID_LEN);
 	} while (!err && inbox_find(ib, id));
 	return err;
 }
@@ -375,7 +248,7 @@ static int note_make(json_object *src, const char *id, struct note *n)
 	}
 	n->obj = obj;
 	n->read = 0;
-	memcpy(n->id, id, ID_LEN);
+	memcpy(n->id, id, PAV_MEM_ID_LEN);
 	return 0;
 }
 
@@ -386,7 +259,7 @@ static int inbox_room(struct inbox *ib, size_t max)
 	struct note *notes;
 
 	if (ib->count == max) {
-		note_clear(inbox_at(ib, 0));
+		pav_mem_note_clear(pav_mem_inbox_at(ib, 0));
 		ib->head = (ib->head + 1) % ib->cap;
 		ib->count--;
 		return 0;
@@ -400,7 +273,7 @@ static int inbox_room(struct inbox *ib, size_t max)
 	if (!notes)
 		return -ENOMEM;
 	for (size_t i = 0; i < ib->count; i++)
-		notes[i] = *inbox_at(ib, i);
+		notes[i] = *pav_mem_inbox_at(ib, i);
 	free(ib->notes);
 	ib->notes = notes;
 	ib->cap = cap;
@@ -411,7 +284,7 @@ static int inbox_room(struct inbox *ib, size_t max)
 static int inbox_push(struct inbox *ib, size_t max, json_object *src,
 		      struct note **out)
 {
-	char id[ID_LEN];
+	char id[PAV_MEM_ID_LEN];
 	struct note n;
 	int err;
 
@@ -422,7 +295,7 @@ static int inbox_push(struct inbox *ib, size_t max, json_object *src,
 		return err;
 	err = inbox_room(ib, max);
 	if (err) {
-		note_clear(&n);
+		pav_mem_note_clear(&n);
 		return err;
 	}
 	*out = &ib->notes[(ib->head + ib->count) % ib->cap];
@@ -440,11 +313,11 @@ static void mem_inbox_add(void *self, const char *ns, const char *user,
 	int err = json_object_is_type(src, json_type_object) ? 0 : -EINVAL;
 
 	if (!err)
-		err = user_get(m, ns, user, &u);
+		err = pav_mem_user_get(m, ns, user, &u);
 	if (!err) {
 		err = inbox_push(&u->inbox, m->inbox_size, src, &n);
 		if (err)
-			user_drop_if_empty(m, ns, user, u);
+			pav_mem_user_drop_if_empty(m, ns, user, u);
 	}
 	if (cb)
 		cb(arg, err, n ? n->obj : NULL);
@@ -484,7 +357,7 @@ static size_t list_start(const struct inbox *ib, const struct filter *f,
 	if (!limit)
 		return 0;
 	while (i > 0 && seen < limit)
-		if (matches(inbox_at(ib, --i), f))
+		if (matches(pav_mem_inbox_at(ib, --i), f))
 			seen++;
 	return i;
 }
@@ -493,7 +366,7 @@ static int list_fill(json_object *list, const struct inbox *ib,
 		     const struct filter *f, size_t limit)
 {
 	for (size_t i = list_start(ib, f, limit); i < ib->count; i++) {
-		const struct note *n = inbox_at(ib, i);
+		const struct note *n = pav_mem_inbox_at(ib, i);
 		int err;
 
 		if (!matches(n, f))
@@ -511,7 +384,7 @@ static void mem_inbox_list(void *self, const char *ns, const char *user,
 {
 	const struct filter f = {.since_ms = since_ms,
 				 .unread_only = unread_only};
-	const struct user *u = user_find(self, ns, user);
+	const struct user *u = pav_mem_user_find(self, ns, user);
 	json_object *list = json_object_new_array();
 	int err = list ? 0 : -ENOMEM;
 
@@ -524,7 +397,7 @@ static void mem_inbox_list(void *self, const char *ns, const char *user,
 static void mem_inbox_mark_read(void *self, const char *ns, const char *user,
 				const char *id, pav_done_fn cb, void *arg)
 {
-	struct user *u = user_find(self, ns, user);
+	struct user *u = pav_mem_user_find(self, ns, user);
 	struct note *n = u && id ? inbox_find(&u->inbox, id) : NULL;
 	int err = n ? 0 : -ENOENT;
 
@@ -672,54 +545,6 @@ static void mem_history_read(void *self, const char *ns, const char *channel,
 
 /* ---- instance ---- */
 
-static void chan_free(void *p)
-{
-	struct mem_chan *ch = p;
-
-	for (size_t i = 0; i < ch->count; i++)
-		pav_msg_unref(ch->ring[(ch->head + i) % ch->cap]);
-	free(ch->ring);
-	pav_map_free(ch->users, NULL);
-	free(ch->key);
-	free(ch);
-}
-
-struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
-			      const char *channel, int make)
-{
-	struct mem_key k;
-	struct mem_chan *ch;
-	uint64_t r = 0;
-
-	if (pav_mem_key(&k, ns, channel))
-		return NULL;
-	ch = pav_map_get(m->chans, k.s);
-	if (!ch && make && (ch = calloc(1, sizeof(*ch)))) {
-		ch->key = strdup(k.s);
-		ch->users = pav_map_new();
-		if (pav_random_u64(&r))
-			r = (uint64_t)pav_now_ms() ^ (uintptr_t)ch;
-		snprintf(ch->epoch, sizeof(ch->epoch), "%016" PRIx64, r);
-		ch->active_ms = pav_now_ms();
-		if (!ch->key || !ch->users || pav_map_put(m->chans, k.s, ch)) {
-			chan_free(ch);
-			ch = NULL;
-		}
-	}
-	pav_mem_key_done(&k);
-	return ch;
-}
-
-void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now)
-{
-	if (ch->members || ch->count ||
-	    (ch->ttl_s && now < ch->active_ms + (int64_t)ch->ttl_s * 1000))
-		return;
-	pav_mem_history_clear(m, ch);
-	pav_map_del(m->chans, ch->key);
-	chan_free(ch);
-}
-
 static int mem_create(const struct pav_store_config *cfg,
 		      const struct pav_backend_env *env, void **self, char *err,
 		      size_t errlen)
@@ -750,8 +575,8 @@ static void mem_destroy(void *self)
 
 	if (!m)
 		return;
-	pav_map_free(m->users, user_free);
-	pav_map_free(m->chans, chan_free);
+	pav_map_free(m->users, pav_mem_user_free);
+	pav_map_free(m->chans, pav_mem_chan_free);
 	free(m);
 }
 

@@ -14,7 +14,6 @@
 
 #include "api.h"
 #include "core.h"
-#include "host.h"
 #include "ids.h"
 #include "loader.h"
 #include "log.h"
@@ -315,8 +314,9 @@ static int load_auth(struct pav_vhost *vh, char *err, size_t errlen)
 	return 0;
 }
 
-static int create_instance(struct pav_vhost *vh, const char *name,
-			   json_object *opts, char *err, size_t errlen)
+static int create_instance(struct pav_vhost *vh, const struct pav_host *host,
+			   const char *name, json_object *opts, char *err,
+			   size_t errlen)
 {
 	const struct pav_vhost_config *vc = vh->cfg;
 	const struct pav_plugin *p = pav_loader_find(name);
@@ -332,7 +332,7 @@ static int create_instance(struct pav_vhost *vh, const char *name,
 	*in = (struct pav_instance){p, NULL, vh};
 	vh->creating = in;
 	vh->conflict[0] = '\0';
-	if (p->vhost_create(&pav_host_table, vh, opts, &in->state, why,
+	if (p->vhost_create(host, vh, opts, &in->state, why,
 			    sizeof(why))) {
 		vh->creating = NULL;
 		/* a refused registration explains itself better than the
@@ -346,7 +346,8 @@ static int create_instance(struct pav_vhost *vh, const char *name,
 	return 0;
 }
 
-static int load_plugins(struct pav_vhost *vh, char *err, size_t errlen)
+static int load_plugins(struct pav_vhost *vh, const struct pav_host *host,
+			char *err, size_t errlen)
 {
 	json_object *plugins = vh->cfg->plugins;
 	size_t n = plugins ? (size_t)json_object_object_length(plugins) : 0;
@@ -358,7 +359,7 @@ static int load_plugins(struct pav_vhost *vh, char *err, size_t errlen)
 	if (!plugins)
 		return 0;
 	json_object_object_foreach(plugins, name, opts) {
-		int rc = create_instance(vh, name, opts, err, errlen);
+		int rc = create_instance(vh, host, name, opts, err, errlen);
 
 		if (rc)
 			return rc;
@@ -472,7 +473,8 @@ static int load_api(struct pav_vhost *vh, char *err, size_t errlen)
 	return 0;
 }
 
-int pav_vhosts_setup(struct pav_core *core, char *err, size_t errlen)
+int pav_vhosts_setup(struct pav_core *core, const struct pav_host *host,
+		     char *err, size_t errlen)
 {
 	int rc = ns_setup(core);
 
@@ -491,7 +493,7 @@ int pav_vhosts_setup(struct pav_core *core, char *err, size_t errlen)
 		if (vh->cfg->kind == PAV_VHOST_INTERNAL)
 			rc = load_api(vh, err, errlen);
 		else if (!(rc = load_auth(vh, err, errlen)))
-			rc = load_plugins(vh, err, errlen);
+			rc = load_plugins(vh, host, err, errlen);
 		if (rc)
 			return rc;
 	}
@@ -503,12 +505,12 @@ void pav_vhosts_teardown(struct pav_core *core)
 	for (size_t i = 0; core->vhosts && i < core->nvhosts; i++) {
 		struct pav_vhost *vh = &core->vhosts[i];
 
-		pav_host_timers_cancel(vh);
+		pav_timers_cancel_all(&vh->timers);
 		for (size_t k = 0; k < vh->ninsts; k++)
 			if (vh->insts[k].plugin->vhost_destroy)
 				vh->insts[k].plugin->vhost_destroy(
 					vh->insts[k].state);
-		pav_host_timers_cancel(vh);
+		pav_timers_cancel_all(&vh->timers);
 		free(vh->insts);
 		if (vh->handlers)
 			pav_map_free(vh->handlers, free);

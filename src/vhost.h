@@ -13,6 +13,7 @@
 #include "config.h"
 #include "map.h"
 #include "pavilion/plugin.h"
+#include "timer.h"
 
 struct pav_core;
 struct lws_vhost;
@@ -76,14 +77,15 @@ struct pav_vhost {
 	size_t napi_keys;
 	struct pav_lws_vhost *lws;
 	size_t nlws;
-	struct pav_timer *timers;      /* live host timers */
+	struct pav_timers timers;      /* the plugins' live timers */
 	struct pav_map *api_calls;     /* internal API requests by id */
 	uint64_t api_next_rid;
 };
 
-/* Builds vhosts and namespaces from core->cfg, makes plugin instances.
- * 0, or -errno with "file: key: reason" in err. */
-int pav_vhosts_setup(struct pav_core *core, char *err, size_t errlen);
+/* Builds vhosts and namespaces from core->cfg, makes plugin instances
+ * (handing them `host`).  0, or -errno with "file: key: reason" in err. */
+int pav_vhosts_setup(struct pav_core *core, const struct pav_host *host,
+		     char *err, size_t errlen);
 void pav_vhosts_teardown(struct pav_core *core);
 int pav_vhosts_reload(struct pav_core *core);
 int pav_api_keys_load(const char *file, char ***keys, size_t *n, char *err,

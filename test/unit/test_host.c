@@ -41,7 +41,7 @@ static int teardown(void **state)
 {
 	int rc;
 
-	pav_host_timers_cancel(&fx_vh);
+	pav_timers_cancel_all(&fx_vh.timers);
 	rc = fx_teardown(state);
 	fake_conn_free(&fc1);
 	fake_conn_free(&fc2);
@@ -418,7 +418,7 @@ static void timer_runs_its_function_once(void **state)
 	assert_true(fake_suls[0].us == 250 * 1000);
 	fake_timer_fire(0);
 	assert_int_equal(fired, 1);
-	assert_null(fx_vh.timers); /* off the vhost's list, freed */
+	assert_null(fx_vh.timers.head); /* off the vhost's list, freed */
 	fx_core.lws = NULL;
 }
 
@@ -435,9 +435,9 @@ static void cancelled_timer_does_not_run(void **state)
 	h->timer_cancel(t);
 	assert_false(fake_suls[0].live);
 	/* the vhost's leftovers go at teardown */
-	pav_host_timers_cancel(&fx_vh);
+	pav_timers_cancel_all(&fx_vh.timers);
 	assert_false(fake_suls[1].live);
-	assert_null(fx_vh.timers);
+	assert_null(fx_vh.timers.head);
 	assert_int_equal(fired, 0);
 	fx_core.lws = NULL;
 }
