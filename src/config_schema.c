@@ -1,0 +1,805 @@
+/* config_schema.c — what the configuration may say (DESIGN section 3).
+ *
+ * One table per JSON object (limits, tls, websocket, auth, api, history,
+ * vhost, log, store, the top level), walked by config_walk.c; the parsers
+ * of values no field type covers (listen, plugins, store url, include,
+ * vhosts); the rules between fields, run once an object's keys are read;
+ * and the defaults each object starts from.  Limits and default values
+ * themselves are named in pav_limits.h.
+ */
+#include "config_walk.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pav_limits.h"
+#include "pavilion/plugin.h"
+
+#define NAME_MAX_LEN 64     /* vhost, namespace and plugin names */
+#define HOST_MAX_LEN 253
+
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+#define LOWER_ALNUM "abcdefghijklmnopqrstuvwxyz0123456789"
+
+/* ---------------------------------------------------------- checks */
+
+static const char *check_name(const char *s)
+{
+	if (strlen(s) > NAME_MAX_LEN || !pav_cfg_in_set(s, ALNUM "_.-"))
+		return "must be 1 to 64 characters of A-Z a-z 0-9 _ . -";
+	return NULL;
+}
+
+/* Keys of "plugins", not strings: the walker has not refused "" yet. */
+static const char *check_plugin_name(const char *s)
+{
+	if (!*s || strlen(s) > NAME_MAX_LEN ||
+	    !pav_cfg_in_set(s, LOWER_ALNUM "_-"))
+		return "plugin names are 1 to 64 characters of a-z 0-9 _ -";
+	return NULL;
+}
+
+static const char *check_hostname(const char *s)
+{
+	if (!strncmp(s, "*.", 2))
+		s += 2;
+	if (!*s || strlen(s) > HOST_MAX_LEN || !pav_cfg_in_set(s, ALNUM ".-"))
+		return "must be a host name (A-Z a-z 0-9 . -, optionally "
+		       "starting with \"*.\")";
+	return NULL;
+}
+
+static const char *check_ws_path(const char *s)
+{
+	if (s[0] != '/' || strpbrk(s, "?# \t\r\n"))
+		return "must start with \"/\" and contain no spaces, \"?\" or "
+		       "\"#\"";
+	return NULL;
+}
+
+/* A browser's Origin is scheme://host[:port]: no path, no trailing '/'. */
+static const char *check_origin(const char *s)
+{
+	const char *sep = strstr(s, "://");
+
+	if (!sep || sep == s || !sep[3] || strchr(sep + 3, '/'))
+		return "must be an origin like \"https://example.com\" "
+		       "(scheme://host[:port], no path)";
+	return NULL;
+}
+
+static const char *check_redis_url(const char *s)
+{
+	if (strncmp(s, "redis://", 8))
+		return "must start with \"redis://\"";
+	return NULL;
+}
+
+static const char *const algorithm_names[] = {
+	"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+	"ES256", "ES384", NULL,
+};
+
+static const char *check_algorithm(const char *s)
+{
+	for (size_t i = 0; algorithm_names[i]; i++)
+		if (!strcmp(s, algorithm_names[i]))
+			return NULL;
+	return "must be one of HS256, HS384, HS512, RS256, RS384, RS512, "
+	       "ES256, ES384";
+}
+
+/* ---------------------------------------------------------- vhost parts */
+
+#define VH(m) offsetof(struct pav_vhost_config, m)
+#define CF(m) offsetof(struct pav_config, m)
+#define MSG_MIN 64
+#define MSG_MAX 16777216
+
+static const struct pav_cfg_field limits_fields[] = {
+	PAV_CFG_SIZE("max_message_bytes", VH(limits.max_message_bytes),
+		     MSG_MIN, MSG_MAX),
+	PAV_CFG_INT("json_depth", VH(limits.json_depth), 1, 64),
+	PAV_CFG_INT("messages_per_s", VH(limits.messages_per_s), 1, 100000),
+	PAV_CFG_INT("burst", VH(limits.burst), 1, 100000),
+	PAV_CFG_INT("abuse_close_after", VH(limits.abuse_close_after), 1,
+		    1000000),
+	PAV_CFG_INT("max_subscriptions", VH(limits.max_subscriptions), 1,
+		    100000),
+	PAV_CFG_INT("max_connections_per_ip",
+		    VH(limits.max_connections_per_ip), 1, 1000000),
+	PAV_CFG_INT("handshakes_per_s_per_ip",
+		    VH(limits.handshakes_per_s_per_ip), 1, 1000000),
+	PAV_CFG_INT("max_connections_per_user",
+		    VH(limits.max_connections_per_user), 1, 100000),
+	PAV_CFG_SIZE("outbound_queue_bytes", VH(limits.outbound_queue_bytes),
+		     4096, 1073741824),
+	PAV_CFG_INT("handshake_timeout_s", VH(limits.handshake_timeout_s), 1,
+		    3600),
+	{0},
+};
+static const struct pav_cfg_section limits_sec = {.fields = limits_fields};
+
+static int tls_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
+		      const char *path)
+{
+	struct pav_vhost_config *vc = base;
+	char sub[PAV_CFG_KEYPATH];
+
+	(void)obj;
+	if (!!vc->tls_cert == !!vc->tls_key) {
+		vc->tls = vc->tls_cert != NULL;
+		return 0;
+	}
+	pav_cfg_join(sub, path, vc->tls_cert ? "key" : "cert");
+	return pav_cfg_fail(c, -EINVAL, sub, "required with tls.%s",
+			    vc->tls_cert ? "cert" : "key");
+}
+
+static const struct pav_cfg_field tls_fields[] = {
+	PAV_CFG_FILE("cert", VH(tls_cert)),
+	PAV_CFG_FILE("key", VH(tls_key)),
+	PAV_CFG_BOOL("terminated_upstream", VH(tls_terminated_upstream)),
+	{0},
+};
+static const struct pav_cfg_section tls_sec = {.fields = tls_fields,
+					       .finish = tls_finish};
+
+static const struct pav_cfg_field websocket_fields[] = {
+	PAV_CFG_STR("path", VH(ws_path), check_ws_path),
+	PAV_CFG_STRV("allowed_origins", VH(allowed_origins),
+		     VH(nallowed_origins), 1, check_origin),
+	PAV_CFG_INT("heartbeat_interval_s", VH(heartbeat_interval_s), 1, 3600),
+	PAV_CFG_INT("idle_timeout_s", VH(idle_timeout_s), 1, 86400),
+	PAV_CFG_SIZE("max_message_bytes", VH(limits.max_message_bytes),
+		     MSG_MIN, MSG_MAX),
+	PAV_CFG_BOOL("permessage_deflate", VH(permessage_deflate)),
+	{0},
+};
+static const struct pav_cfg_section websocket_sec = {
+	.fields = websocket_fields,
+};
+
+/* One key file serves every algorithm: HS* want a secret, RS/ES a PEM key. */
+static int auth_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
+		       const char *path)
+{
+	struct pav_vhost_config *vc = base;
+	char sub[PAV_CFG_KEYPATH], alg[PAV_CFG_KEYPATH];
+	int hs0 = vc->algorithms[0][0] == 'H';
+
+	(void)obj;
+	pav_cfg_join(alg, path, "algorithms");
+	for (size_t i = 1; i < vc->nalgorithms; i++) {
+		pav_cfg_join_index(sub, alg, i);
+		if ((vc->algorithms[i][0] == 'H') != hs0)
+			return pav_cfg_fail(c, -EINVAL, alg, "must be all HS*, "
+					    "or all RS*/ES* (one key_file "
+					    "serves them all)");
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(vc->algorithms[i], vc->algorithms[j]))
+				return pav_cfg_fail(c, -EINVAL, sub,
+						    "duplicate");
+	}
+	return 0;
+}
+
+static const struct pav_cfg_field auth_fields[] = {
+	PAV_CFG_STRV("algorithms", VH(algorithms), VH(nalgorithms), 1,
+		     check_algorithm),
+	PAV_CFG_FILE("key_file", VH(key_file)),
+	PAV_CFG_STR("issuer", VH(issuer), NULL),
+	PAV_CFG_STR("audience", VH(audience), NULL),
+	PAV_CFG_INT("leeway_s", VH(leeway_s), 0, 3600),
+	{0},
+};
+static const char *const auth_required[] = {"algorithms", "key_file", NULL};
+static const struct pav_cfg_section auth_sec = {.fields = auth_fields,
+						.required = auth_required,
+						.finish = auth_finish};
+
+static const struct pav_cfg_field api_fields[] = {
+	PAV_CFG_FILE("keys_file", VH(api_keys_file)),
+	PAV_CFG_SIZE("max_body_bytes", VH(api_max_body), 1024, 16777216),
+	{0},
+};
+static const char *const api_required[] = {"keys_file", NULL};
+static const struct pav_cfg_section api_sec = {.fields = api_fields,
+					       .required = api_required};
+
+/* A channel kind's history: {"size": N, "ttl_s": S}. */
+#define HIST(k, m) VH(history[k].m)
+#define HISTORY_KIND(name, k) \
+	static const struct pav_cfg_field name##_fields[] = { \
+		PAV_CFG_INT("size", HIST(k, size), 1, PAV_MAX_HISTORY_SIZE), \
+		PAV_CFG_INT("ttl_s", HIST(k, ttl_s), 1, 30 * 86400), \
+		{0}, \
+	}; \
+	static const struct pav_cfg_section name##_sec = { \
+		.fields = name##_fields, \
+		.required = history_required, \
+	}
+static const char *const history_required[] = {"size", NULL};
+HISTORY_KIND(history_zone, PAV_HISTORY_ZONE);
+HISTORY_KIND(history_channel, PAV_HISTORY_CHANNEL);
+HISTORY_KIND(history_chat, PAV_HISTORY_CHAT);
+
+static int history_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
+			  const char *path)
+{
+	struct pav_vhost_config *vc = base;
+
+	(void)c;
+	(void)obj;
+	(void)path;
+	vc->history_set = 1;
+	for (int k = 0; k < PAV_HISTORY_KINDS; k++)
+		if (vc->history[k].size && !vc->history[k].ttl_s)
+			vc->history[k].ttl_s = PAV_DEF_HISTORY_TTL_S;
+	return 0;
+}
+
+static const struct pav_cfg_field history_fields[] = {
+	PAV_CFG_SECTION("zone", history_zone_sec),
+	PAV_CFG_SECTION("channel", history_channel_sec),
+	PAV_CFG_SECTION("chat", history_chat_sec),
+	{0},
+};
+static const struct pav_cfg_section history_sec = {.fields = history_fields,
+						   .finish = history_finish};
+
+/* ---------------------------------------------------------- listen, plugins */
+
+static int listen_host(const char *s, size_t len, int v6, char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!len || len > HOST_MAX_LEN)
+		return -1;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (v6)
+		return inet_pton(AF_INET6, host, &a6) == 1 ? 0 : -1;
+	if (!pav_cfg_in_set(host, ALNUM ".-"))
+		return -1;
+	if (pav_cfg_in_set(host, "0123456789.") &&
+	    inet_pton(AF_INET, host, &a4) != 1)
+		return -1; /* looks like IPv4 but is not */
+	return 0;
+}
+
+static int parse_port(const char *s)
+{
+	long port;
+
+	if (!*s || !pav_cfg_in_set(s, "0123456789") || strlen(s) > 5)
+		return -1;
+	port = strtol(s, NULL, 10);
+	return port >= 1 && port <= 65535 ? (int)port : -1;
+}
+
+/* "host:port" or "[v6]:port"; the host is kept without brackets. */
+static int parse_listen(struct pav_cfg_ctx *c, json_object *v, void *base,
+			const char *path)
+{
+	struct pav_vhost_config *vc = base;
+	char host[HOST_MAX_LEN + 1];
+	const char *s, *h, *colon;
+	int v6, rc = pav_cfg_get_str(c, v, path, &s);
+
+	if (rc)
+		return rc;
+	v6 = s[0] == '[';
+	h = s + v6;
+	colon = v6 ? strstr(h, "]:") : strrchr(s, ':');
+	if (!colon || listen_host(h, (size_t)(colon - h), v6, host))
+		goto bad;
+	vc->port = parse_port(colon + 1 + v6);
+	if (vc->port < 0)
+		goto bad;
+	return pav_cfg_replace_str(c, &vc->listen_host, host, path);
+bad:
+	return pav_cfg_fail(c, -EINVAL, path, "must be \"host:port\" or "
+			    "\"[ipv6]:port\" with a port from 1 to 65535");
+}
+
+/* The options stay JSON: each plugin reads its own at init. */
+static int parse_plugins(struct pav_cfg_ctx *c, json_object *v, void *base,
+			 const char *path)
+{
+	struct pav_vhost_config *vc = base;
+	char sub[PAV_CFG_KEYPATH];
+	const char *why;
+
+	if (!json_object_is_type(v, json_type_object))
+		return pav_cfg_fail(c, -EINVAL, path, "must be an object of "
+				    "plugin name to options object");
+	json_object_object_foreach(v, name, opts) {
+		pav_cfg_join(sub, path, name);
+		if ((why = check_plugin_name(name)))
+			return pav_cfg_fail(c, -EINVAL, sub, "%s", why);
+		if (!json_object_is_type(opts, json_type_object))
+			return pav_cfg_fail(c, -EINVAL, sub, "must be an "
+					    "object (the plugin's options)");
+	}
+	json_object_put(vc->plugins);
+	vc->plugins = json_object_get(v);
+	return 0;
+}
+
+/* ---------------------------------------------------------- vhost rules */
+
+static int is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!strcasecmp(host, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return 0;
+}
+
+/* Index of vhost k within the array of the file that declared it. */
+static int index_in_file(const struct pav_config *cfg, size_t k)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < k; i++)
+		n += cfg->vhosts[i].file == cfg->vhosts[k].file;
+	return n;
+}
+
+static int hostnames_overlap(const struct pav_vhost_config *a,
+			     const struct pav_vhost_config *b)
+{
+	if (!a->nhostnames || !b->nhostnames)
+		return 1;
+	for (size_t i = 0; i < a->nhostnames; i++)
+		for (size_t j = 0; j < b->nhostnames; j++)
+			if (!strcasecmp(a->hostnames[i], b->hostnames[j]))
+				return 1;
+	return 0;
+}
+
+static const char *kind_name(const struct pav_vhost_config *vc)
+{
+	return vc->kind == PAV_VHOST_INTERNAL ? "internal" : "public";
+}
+
+/*
+ * libwebsockets picks the vhost of a request by its Host header (or SNI)
+ * among every vhost with the listener's port, whatever the address: an
+ * internal vhost sharing a port with a public one would be reachable
+ * through the public address.  So the two kinds share no port and no
+ * hostname.
+ */
+static int vhost_kinds_apart(struct pav_cfg_ctx *c,
+			     const struct pav_vhost_config *vc,
+			     const struct pav_vhost_config *o,
+			     const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+
+	if (vc->kind == o->kind)
+		return 0;
+	if (vc->port == o->port) {
+		pav_cfg_join(sub, path, "listen");
+		return pav_cfg_fail(c, -EINVAL, sub, "port %d is also used by "
+				    "%s vhost \"%s\" (%s); internal and public "
+				    "vhosts may not share a port, on any "
+				    "address", vc->port, kind_name(o), o->name,
+				    o->file);
+	}
+	for (size_t i = 0; i < vc->nhostnames; i++)
+		for (size_t j = 0; j < o->nhostnames; j++) {
+			if (strcasecmp(vc->hostnames[i], o->hostnames[j]))
+				continue;
+			pav_cfg_join(sub, path, "hostnames");
+			return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" is also "
+					    "a hostname of %s vhost \"%s\" "
+					    "(%s); internal and public vhosts "
+					    "may not share a hostname",
+					    vc->hostnames[i], kind_name(o),
+					    o->name, o->file);
+		}
+	return 0;
+}
+
+/* The vhosts of a namespace share its channels, so they keep them alike.
+ * vc's own namespace default ("default") is set only after the rules. */
+static int vhost_history_agrees(struct pav_cfg_ctx *c,
+				const struct pav_vhost_config *vc,
+				const struct pav_vhost_config *o,
+				const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+
+	if (!vc->history_set || !o->history_set ||
+	    strcmp(o->ns ? o->ns : "default", vc->ns ? vc->ns : "default") ||
+	    !memcmp(o->history, vc->history, sizeof(vc->history)))
+		return 0;
+	pav_cfg_join(sub, path, "history");
+	return pav_cfg_fail(c, -EINVAL, sub, "differs from vhost \"%s\" (%s) "
+			    "of the same namespace: its vhosts share channels",
+			    o->name, o->file);
+}
+
+/* o is vhosts[k]. */
+static int vhost_name_unique(struct pav_cfg_ctx *c,
+			     const struct pav_vhost_config *vc,
+			     const struct pav_vhost_config *o, size_t k,
+			     const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+
+	if (strcmp(o->name, vc->name))
+		return 0;
+	pav_cfg_join(sub, path, "name");
+	return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" is already the name of "
+			    "vhosts[%d] in %s", vc->name,
+			    index_in_file(c->cfg, k), o->file);
+}
+
+/* A shared listen needs distinct hostnames (SNI, Host) to tell them apart. */
+static int vhost_listen_apart(struct pav_cfg_ctx *c,
+			      const struct pav_vhost_config *vc,
+			      const struct pav_vhost_config *o,
+			      const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+
+	if (o->port != vc->port ||
+	    strcasecmp(o->listen_host, vc->listen_host) ||
+	    !hostnames_overlap(o, vc))
+		return 0;
+	pav_cfg_join(sub, path, "listen");
+	return pav_cfg_fail(c, -EINVAL, sub, "also used by vhost \"%s\" (%s); "
+			    "vhosts may share a listen address only with "
+			    "distinct, non-empty \"hostnames\"", o->name,
+			    o->file);
+}
+
+/* vc against every vhost before it, in this file and the earlier ones. */
+static int vhost_unique(struct pav_cfg_ctx *c, struct pav_vhost_config *vc,
+			const char *path)
+{
+	int rc = 0;
+
+	for (size_t k = 0; k < (size_t)vc->index && !rc; k++) {
+		const struct pav_vhost_config *o = &c->cfg->vhosts[k];
+
+		rc = vhost_history_agrees(c, vc, o, path);
+		if (!rc)
+			rc = vhost_name_unique(c, vc, o, k, path);
+		if (!rc)
+			rc = vhost_kinds_apart(c, vc, o, path);
+		if (!rc)
+			rc = vhost_listen_apart(c, vc, o, path);
+	}
+	return rc;
+}
+
+static int vhost_kind(struct pav_cfg_ctx *c, json_object *obj,
+		      struct pav_vhost_config *vc, const char *path)
+{
+	static const char *const not_internal[] = {"websocket", "auth",
+						   "plugins", NULL};
+	char sub[PAV_CFG_KEYPATH];
+
+	vc->kind = pav_cfg_has(obj, "api") ? PAV_VHOST_INTERNAL
+					   : PAV_VHOST_PUBLIC;
+	if (vc->kind == PAV_VHOST_PUBLIC && !pav_cfg_has(obj, "auth")) {
+		pav_cfg_join(sub, path, "auth");
+		return pav_cfg_fail(c, -EINVAL, sub, "required on a public "
+				    "vhost (one without \"api\")");
+	}
+	for (size_t i = 0; vc->kind == PAV_VHOST_INTERNAL && not_internal[i];
+	     i++) {
+		if (!pav_cfg_has(obj, not_internal[i]))
+			continue;
+		pav_cfg_join(sub, path, not_internal[i]);
+		return pav_cfg_fail(c, -EINVAL, sub, "not allowed on an "
+				    "internal vhost (one with \"api\")");
+	}
+	return 0;
+}
+
+/* Clear text (ws, or the internal API's HTTP) only on loopback or behind
+ * a TLS proxy that says so. */
+static int vhost_tls(struct pav_cfg_ctx *c, const struct pav_vhost_config *vc,
+		     const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+
+	if (vc->tls || vc->tls_terminated_upstream ||
+	    is_loopback(vc->listen_host))
+		return 0;
+	pav_cfg_join(sub, path, "tls");
+	return pav_cfg_fail(c, -EINVAL, sub, "plain %s is allowed only on a "
+			    "loopback address or with \"terminated_upstream\": "
+			    "true",
+			    vc->kind == PAV_VHOST_INTERNAL ? "HTTP" : "ws");
+}
+
+/* max_message_bytes may be set under websocket or limits, not both apart. */
+static int vhost_message_size(struct pav_cfg_ctx *c, json_object *obj,
+			      const char *path)
+{
+	json_object *ws, *lim, *a, *b;
+	char sub[PAV_CFG_KEYPATH];
+
+	if (!json_object_object_get_ex(obj, "websocket", &ws) ||
+	    !json_object_object_get_ex(obj, "limits", &lim) ||
+	    !json_object_object_get_ex(ws, "max_message_bytes", &a) ||
+	    !json_object_object_get_ex(lim, "max_message_bytes", &b) ||
+	    json_object_get_int64(a) == json_object_get_int64(b))
+		return 0;
+	pav_cfg_join(sub, path, "websocket.max_message_bytes");
+	return pav_cfg_fail(c, -EINVAL, sub, "differs from "
+			    "limits.max_message_bytes; set it in one place");
+}
+
+static int vhost_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
+			const char *path)
+{
+	struct pav_vhost_config *vc = base;
+	int rc;
+
+	rc = vhost_kind(c, obj, vc, path);
+	if (!rc)
+		rc = vhost_tls(c, vc, path);
+	if (!rc)
+		rc = vhost_message_size(c, obj, path);
+	if (!rc)
+		rc = vhost_unique(c, vc, path);
+	if (!rc && !vc->ws_path)
+		rc = pav_cfg_replace_str(c, &vc->ws_path, PAV_DEF_WS_PATH,
+					 path);
+	if (!rc && !vc->ns)
+		rc = pav_cfg_replace_str(c, &vc->ns, "default", path);
+	return rc;
+}
+
+/* ---------------------------------------------------------- vhosts */
+
+void pav_limits_default(struct pav_limits *l)
+{
+	l->max_message_bytes = PAV_DEF_MAX_MESSAGE_BYTES;
+	l->json_depth = PAV_DEF_JSON_DEPTH;
+	l->messages_per_s = PAV_DEF_MESSAGES_PER_S;
+	l->burst = PAV_DEF_BURST;
+	l->abuse_close_after = PAV_DEF_ABUSE_CLOSE_AFTER;
+	l->max_subscriptions = PAV_DEF_MAX_SUBSCRIPTIONS;
+	l->max_connections_per_ip = PAV_DEF_MAX_CONNECTIONS_PER_IP;
+	l->handshakes_per_s_per_ip = PAV_DEF_HANDSHAKES_PER_S_PER_IP;
+	l->max_connections_per_user = PAV_DEF_MAX_CONNECTIONS_PER_USER;
+	l->outbound_queue_bytes = PAV_DEF_OUTBOUND_QUEUE_BYTES;
+	l->handshake_timeout_s = PAV_DEF_HANDSHAKE_TIMEOUT_S;
+}
+
+/* The vhost is zeroed by add_vhost; these are the non-zero defaults. */
+static void vhost_reset(void *base)
+{
+	struct pav_vhost_config *vc = base;
+
+	pav_limits_default(&vc->limits);
+	vc->heartbeat_interval_s = PAV_DEF_HEARTBEAT_INTERVAL_S;
+	vc->idle_timeout_s = PAV_DEF_IDLE_TIMEOUT_S;
+	vc->leeway_s = PAV_DEF_LEEWAY_S;
+	vc->api_max_body = PAV_DEF_API_MAX_BODY;
+}
+
+static const struct pav_cfg_field vhost_fields[] = {
+	PAV_CFG_STR("name", VH(name), check_name),
+	PAV_CFG_CUSTOM("listen", parse_listen),
+	PAV_CFG_STRV("hostnames", VH(hostnames), VH(nhostnames), 0,
+		     check_hostname),
+	PAV_CFG_STR("namespace", VH(ns), check_name),
+	PAV_CFG_SECTION("tls", tls_sec),
+	PAV_CFG_SECTION("websocket", websocket_sec),
+	PAV_CFG_SECTION("auth", auth_sec),
+	PAV_CFG_SECTION("limits", limits_sec),
+	PAV_CFG_CUSTOM("plugins", parse_plugins),
+	PAV_CFG_SECTION("api", api_sec),
+	PAV_CFG_SECTION("history", history_sec),
+	PAV_CFG_BOOL("reuse_port", VH(reuse_port)),
+	{0},
+};
+static const char *const vhost_required[] = {"name", "listen", NULL};
+static const struct pav_cfg_section vhost_sec = {.fields = vhost_fields,
+						 .required = vhost_required,
+						 .reset = vhost_reset,
+						 .finish = vhost_finish};
+
+/* Counted before it is walked, so a failed load frees what it holds. */
+static int add_vhost(struct pav_cfg_ctx *c, json_object *v, const char *path)
+{
+	struct pav_config *cfg = c->cfg;
+	struct pav_vhost_config *vhosts, *vc;
+
+	vhosts = realloc(cfg->vhosts, (cfg->nvhosts + 1) * sizeof(*vhosts));
+	if (!vhosts)
+		return pav_cfg_oom(c, path);
+	cfg->vhosts = vhosts;
+	vc = &vhosts[cfg->nvhosts];
+	memset(vc, 0, sizeof(*vc));
+	vc->file = c->file;
+	vc->index = (int)cfg->nvhosts++;
+	return pav_cfg_walk(c, v, &vhost_sec, vc, path);
+}
+
+/* Appends: each file adds its vhosts to the earlier files'. */
+static int parse_vhosts(struct pav_cfg_ctx *c, json_object *v, void *base,
+			const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+	size_t n;
+	int rc = 0;
+
+	(void)base;
+	if (!json_object_is_type(v, json_type_array))
+		return pav_cfg_fail(c, -EINVAL, path,
+				    "must be an array of objects");
+	n = json_object_array_length(v);
+	for (size_t i = 0; i < n && !rc; i++) {
+		pav_cfg_join_index(sub, path, i);
+		rc = add_vhost(c, json_object_array_get_idx(v, i), sub);
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------- log, store */
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug",
+					 NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const store_backends[] = {"memory", "redis", NULL};
+static const char *const redis_only[] = {"url", "shards", "password_file",
+					 "node_ttl_s", "command_timeout_ms"};
+static const char *const event_loops[] = {"poll", "uv", NULL};
+
+void pav_cfg_log_reset(void *base)
+{
+	struct pav_config *cfg = base;
+
+	cfg->log_level = PAV_LOG_INFO;
+	cfg->log_json = 1;
+}
+
+static const struct pav_cfg_field log_fields[] = {
+	PAV_CFG_ENUM("level", CF(log_level), log_levels),
+	PAV_CFG_ENUM("format", CF(log_json), log_formats), /* text 0, json 1 */
+	{0},
+};
+static const struct pav_cfg_section log_sec = {.fields = log_fields,
+					       .reset = pav_cfg_log_reset};
+
+void pav_cfg_store_reset(void *base)
+{
+	struct pav_config *cfg = base;
+	struct pav_store_config *st = &cfg->store;
+
+	free(st->backend);
+	pav_cfg_free_strv(st->urls, st->nurls);
+	free(st->password_file);
+	memset(st, 0, sizeof(*st));
+	st->inbox_size = PAV_DEF_INBOX_SIZE;
+	st->node_ttl_s = PAV_DEF_NODE_TTL_S;
+	st->command_timeout_ms = PAV_DEF_COMMAND_TIMEOUT_MS;
+	st->history_max_bytes = PAV_DEF_HISTORY_MAX_BYTES;
+}
+
+/* "url": one server, kept as the only entry of the shard list. */
+static int parse_store_url(struct pav_cfg_ctx *c, json_object *v, void *base,
+			   const char *path)
+{
+	struct pav_store_config *st = &((struct pav_config *)base)->store;
+	const char *s, *why;
+	int rc = pav_cfg_get_str(c, v, path, &s);
+
+	if (rc)
+		return rc;
+	if ((why = check_redis_url(s)))
+		return pav_cfg_fail(c, -EINVAL, path, "%s", why);
+	pav_cfg_free_strv(st->urls, st->nurls);
+	st->nurls = 0;
+	st->urls = calloc(2, sizeof(*st->urls));
+	if (!st->urls || !(st->urls[0] = strdup(s)))
+		return pav_cfg_oom(c, path);
+	st->nurls = 1;
+	return 0;
+}
+
+static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
+			const char *path)
+{
+	struct pav_config *cfg = base;
+	struct pav_store_config *st = &cfg->store;
+	int redis;
+	char sub[PAV_CFG_KEYPATH];
+
+	st->file = c->file;
+	if (!st->backend &&
+	    pav_cfg_replace_str(c, &st->backend, "memory", path))
+		return -ENOMEM;
+	redis = !strcmp(st->backend, "redis");
+	pav_cfg_join(sub, path, pav_cfg_has(obj, "shards") ? "shards" : "url");
+	if (pav_cfg_has(obj, "url") && pav_cfg_has(obj, "shards"))
+		return pav_cfg_fail(c, -EINVAL, sub, "give \"url\" or "
+				    "\"shards\", not both");
+	if (redis && !st->nurls)
+		return pav_cfg_fail(c, -EINVAL, sub, "required with "
+				    "\"backend\": \"redis\"");
+	for (size_t i = 0; !redis && i < sizeof(redis_only) /
+			sizeof(redis_only[0]); i++) {
+		if (!pav_cfg_has(obj, redis_only[i]))
+			continue;
+		pav_cfg_join(sub, path, redis_only[i]);
+		return pav_cfg_fail(c, -EINVAL, sub, "only for \"backend\": "
+				    "\"redis\"");
+	}
+	return 0;
+}
+
+#define ST(m) offsetof(struct pav_config, store.m)
+static const struct pav_cfg_field store_fields[] = {
+	PAV_CFG_ENUM_STR("backend", ST(backend), store_backends),
+	PAV_CFG_CUSTOM("url", parse_store_url),
+	PAV_CFG_STRV("shards", ST(urls), ST(nurls), 1, check_redis_url),
+	PAV_CFG_FILE("password_file", ST(password_file)),
+	PAV_CFG_INT("node_ttl_s", ST(node_ttl_s), 2, 3600),
+	PAV_CFG_INT("command_timeout_ms", ST(command_timeout_ms), 50, 60000),
+	PAV_CFG_SIZE("inbox_size", ST(inbox_size), 1, 100000),
+	PAV_CFG_SIZE("history_max_bytes", ST(history_max_bytes), 65536,
+		     (long long)1 << 40),
+	{0},
+};
+static const struct pav_cfg_section store_sec = {
+	.fields = store_fields,
+	.reset = pav_cfg_store_reset,
+	.finish = store_finish,
+};
+
+/* ---------------------------------------------------------- top level */
+
+/* Only the main file names the drop-in directory: one level of includes,
+ * read in a known order. */
+static int parse_include(struct pav_cfg_ctx *c, json_object *v, void *base,
+			 const char *path)
+{
+	struct pav_config *cfg = base;
+	const char *s = NULL;
+	int rc;
+
+	if (!c->is_main)
+		return pav_cfg_fail(c, -EINVAL, path,
+				    "allowed only in the main file");
+	rc = pav_cfg_get_str(c, v, path, &s);
+	if (rc)
+		return rc;
+	free(cfg->include_dir);
+	cfg->include_dir = pav_cfg_resolve(c, s);
+	return cfg->include_dir ? 0 : pav_cfg_oom(c, path);
+}
+
+static const struct pav_cfg_field top_fields[] = {
+	PAV_CFG_CUSTOM("include", parse_include),
+	PAV_CFG_PATHV("plugin_dirs", CF(plugin_dirs), CF(nplugin_dirs), 0,
+		      NULL),
+	PAV_CFG_SECTION("log", log_sec),
+	PAV_CFG_SECTION("store", store_sec),
+	PAV_CFG_ENUM_STR("event_loop", CF(event_loop), event_loops),
+	PAV_CFG_CUSTOM("vhosts", parse_vhosts),
+	{0},
+};
+const struct pav_cfg_section pav_cfg_top_section = {.fields = top_fields};
