@@ -13,7 +13,8 @@
  * pav_build.h):
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *     -Isrc -Iinclude -Ibuild $(pkg-config --cflags json-c) \
- *     test/fuzz/fuzz_config.c src/config.c -o fuzz_config \
+ *     test/fuzz/fuzz_config.c src/config_file.c src/config_schema.c \
+ *     src/config_walk.c src/json_check.c -o fuzz_config \
  *     $(pkg-config --libs json-c)
  * Run:
  *   ./fuzz_config -max_len=4096 test/fuzz/corpus/config
