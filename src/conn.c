@@ -22,17 +22,34 @@
 
 /* ---- sending ---------------------------------------------------------- */
 
+/*
+ * Queue entries are message pointers; bit 0 set marks one that does not
+ * count against outbound_queue_bytes: a publication the store keeps anyway
+ * (history being replayed), whose memory is the store's, bounded there.
+ */
+#define Q_KEPT ((uintptr_t)1)
+
+static struct pav_msg *q_msg(struct pav_msg *e)
+{
+	return (struct pav_msg *)((uintptr_t)e & ~Q_KEPT);
+}
+
+static int q_counts(const struct pav_msg *e)
+{
+	return !((uintptr_t)e & Q_KEPT);
+}
+
 static void queue_clear(struct pav_conn *c)
 {
 	while (c->q_count) {
-		pav_msg_unref(c->q[c->q_head]);
+		pav_msg_unref(q_msg(c->q[c->q_head]));
 		c->q_head = (c->q_head + 1) % c->q_cap;
 		c->q_count--;
 	}
 	c->q_bytes = 0;
 }
 
-static int queue_push(struct pav_conn *c, struct pav_msg *m)
+static int queue_push_entry(struct pav_conn *c, struct pav_msg *m, int kept)
 {
 	if (c->q_count == c->q_cap) {
 		uint32_t ncap = c->q_cap ? c->q_cap * 2 : 8;
@@ -47,10 +64,18 @@ static int queue_push(struct pav_conn *c, struct pav_msg *m)
 		c->q_cap = ncap;
 		c->q_head = 0;
 	}
-	c->q[(c->q_head + c->q_count) % c->q_cap] = pav_msg_ref(m);
+	pav_msg_ref(m);
+	c->q[(c->q_head + c->q_count) % c->q_cap] =
+		kept ? (struct pav_msg *)((uintptr_t)m | Q_KEPT) : m;
 	c->q_count++;
-	c->q_bytes += m->len;
+	if (!kept)
+		c->q_bytes += m->len;
 	return 0;
+}
+
+static int queue_push(struct pav_conn *c, struct pav_msg *m)
+{
+	return queue_push_entry(c, m, 0);
 }
 
 int pav_conn_is_open(const struct pav_conn *c)
@@ -75,6 +100,16 @@ void pav_conn_overflow(struct pav_conn *c)
 		 "4008", c->id, c->vc->limits.outbound_queue_bytes);
 	queue_clear(c);
 	pav_conn_close(c, 4008, "slow consumer");
+}
+
+int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
+{
+	if (c->state != PAV_CONN_OPEN)
+		return -EPIPE;
+	if (queue_push_entry(c, m, 1))
+		return -ENOMEM;
+	lws_callback_on_writable(c->wsi);
+	return 0;
 }
 
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
@@ -160,11 +195,12 @@ void pav_conn_error(struct pav_conn *c, int code, const char *msg,
 
 static void queue_pop(struct pav_conn *c)
 {
-	struct pav_msg *m = c->q[c->q_head];
+	struct pav_msg *e = c->q[c->q_head], *m = q_msg(e);
 
 	c->q_head = (c->q_head + 1) % c->q_cap;
 	c->q_count--;
-	c->q_bytes -= m->len;
+	if (q_counts(e))
+		c->q_bytes -= m->len;
 	pav_msg_unref(m);
 }
 
@@ -203,7 +239,7 @@ static int write_batch(struct pav_conn *c)
 	int n = 0;
 
 	for (uint32_t i = 0; i < c->q_count; i++) {
-		struct pav_msg *m = c->q[(c->q_head + i) % c->q_cap];
+		struct pav_msg *m = q_msg(c->q[(c->q_head + i) % c->q_cap]);
 
 		if (used + 10 + m->len > PAV_WRITE_BATCH_BYTES)
 			break;
@@ -229,7 +265,7 @@ static int write_queue(struct pav_conn *c)
 	int batchable = !c->vc->permessage_deflate;
 
 	while (c->q_count) {
-		struct pav_msg *m = c->q[c->q_head];
+		struct pav_msg *m = q_msg(c->q[c->q_head]);
 		int n = batchable && c->q_count > 1 ? write_batch(c) : 0;
 
 		if (n < 0)

@@ -76,6 +76,10 @@ void pav_conn_release(struct pav_conn *c);
 /* Queues a message; 0, or -EPIPE (closing) / -ENOBUFS (over the outbound
  * limit: the connection is being closed with 4008). */
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
+/* Queues a publication the store keeps anyway (a history replay): it does
+ * not count against outbound_queue_bytes (its memory is the store's, and
+ * bounded there), so a replay larger than the queue still goes out. */
+int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m);
 /*
  * Fan-out: queues like enqueue, but a connection with nothing waiting is
  * written at the end of the current turn of the event loop

@@ -251,3 +251,22 @@ def test_history_config_errors_name_file_and_key(tmp_path, keys):
         path.write_text(json.dumps(cfg))
         r = gw.run_binary(["--check", "-c", str(path)])
         assert r.returncode == 1 and ("vhosts[0]." + key) in r.stderr, (bad, r.stderr)
+
+
+def test_a_recovery_larger_than_the_outbound_queue_arrives_whole(make_gateway, keys):
+    """Replayed history is the store's memory: it does not count against
+    outbound_queue_bytes, so a client that was away long enough to miss more
+    than its queue holds still recovers, instead of being closed 4008 again."""
+    g1 = make_gateway(flow_vhosts(keys, history={"zone": {"size": 500, "ttl_s": 60}},
+                                  limits={"outbound_queue_bytes": 8192}))
+    api = API(g1)
+    z = "zone:" + uid("z")
+    first = api.publish(z, "tick", {"n": 0}).json
+    body = "x" * 900
+    for i in range(1, 61):  # ~60 KiB missed: 7x the queue
+        api.publish(z, "tick", {"n": i, "body": body})
+    with Client(g1, zones=["*"]) as c:
+        ack = c.subscribe(z, recover={"offset": 1, "epoch": first["epoch"]})["payload"]
+        assert ack["recovered"] is True and ack["offset"] == 61, ack
+        got = ticks(c, z, 60)
+        assert [m["payload"]["n"] for m in got] == list(range(1, 61)), got
