@@ -5,7 +5,7 @@
  *   pavbench idle      -n N [--tls] --secret FILE [--hold S]
  *   pavbench fanout    -n N -m M [--publishers P] [--rate R] [--batch K]
  *                      --secret FILE --api-key-file FILE [--api-port P]
- *   pavbench joinstorm -n N --secret FILE [--no-presence]
+ *   pavbench joinstorm -n N --secret FILE [--snapshot]
  *   add --target nchan (no secret, no API key) to run idle or fanout
  *   against nchan's /sub/<chan> and /pub/<chan> locations.
  *
@@ -91,7 +91,7 @@ static struct {
 	.size = 100,
 	.publishers = 1,
 	.batch = 1,
-	.presence = 1,
+	.presence = 0,
 	.hold_s = 2,
 	.timeout_s = 300,
 	.drain_s = 30,
@@ -1423,7 +1423,8 @@ static void usage(void)
 		"  --path P                pavilion websocket path (/ws)\n"
 		"  --channel ID            the channel id (bench)\n"
 		"  --kind zone|channel|chat  pavilion channel kind (zone)\n"
-		"  --no-presence           joinstorm: subscribe without presence\n"
+		"  --snapshot              joinstorm: subscribe with parameters.presence\n"
+		"                          (each joiner also asks a presence snapshot)\n"
 		"  --secret FILE           HS256 secret (pavilion)\n"
 		"  --api-key-file FILE     first key of an api.keys file (pavilion)\n"
 		"  --api-key KEY           the key itself\n"
@@ -1525,7 +1526,7 @@ static void parse_args(int argc, char **argv)
 		{"drain", 1, 0, 'd'},       {"timeout", 1, 0, 'w'},
 		{"id-offset", 1, 0, 'i'},   {"publishers", 1, 0, 'u'},
 		{"batch", 1, 0, 'b'},       {"kind", 1, 0, 'y'},
-		{"quiet", 1, 0, 'q'},       {"no-presence", 0, 0, 'N'},
+		{"quiet", 1, 0, 'q'},       {"snapshot", 0, 0, 'N'},
 		{"request-timeout", 1, 0, 'R'}, {"quiet-max", 1, 0, 'Q'},
 		{0, 0, 0, 0},
 	};
@@ -1570,7 +1571,7 @@ static void parse_args(int argc, char **argv)
 		case 'b': opt.batch = atoi(optarg); break;
 		case 'y': opt.kind = optarg; break;
 		case 'q': opt.quiet_s = atof(optarg); break;
-		case 'N': opt.presence = 0; break;
+		case 'N': opt.presence = 1; break;
 		case 'R': opt.request_timeout_s = atof(optarg); break;
 		case 'Q': opt.quiet_max_s = atof(optarg); break;
 		default: usage();
@@ -1673,7 +1674,7 @@ static int run_joinstorm(int64_t deadline)
 	cpu_end = server_cpu_s();
 	rss1 = rss_kib();
 	print_common();
-	printf("presence: %s\n", opt.presence ? "true" : "false");
+	printf("snapshot: %s\n", opt.presence ? "true" : "false");
 	printf("subscribed: %d\n", n_ready);
 	printf("storm_s: %.3f\n",
 	       n_ready ? (double)(t_connect_last - t_connect0) / 1e9 : 0.0);

@@ -77,7 +77,7 @@ grep -qx "missing: 0" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "delive
 grep -qx "closes_received: 0" <<<"$out" || fail "the gateway closed subscribers"
 [ "$rc" -eq 0 ] || fail "pavbench fanout exited $rc"
 
-out=$(timeout 45 "$bench" joinstorm -n "$STORM" --port "$ws_port" --secret "$tmp/jwt.key" \
+out=$(timeout 45 "$bench" joinstorm -n "$STORM" --snapshot --port "$ws_port" --secret "$tmp/jwt.key" \
   --channel smoke_storm --server-pid "$gwpid" --timeout 40 --quiet-max 10)
 rc=$?
 echo "$out"
