@@ -93,6 +93,7 @@ struct pav_vhost_config {
 
 	const char *file; /* the file that declared it (points into config) */
 	int index;        /* its index in the merged vhosts array */
+	int file_index;   /* its index in its file's "vhosts": for messages */
 };
 
 struct pav_config {

@@ -635,6 +635,7 @@ static int add_vhost(struct pav_cfg_ctx *c, json_object *v, const char *path)
 	memset(vc, 0, sizeof(*vc));
 	vc->file = c->file;
 	vc->index = (int)cfg->nvhosts++;
+	vc->file_index = index_in_file(cfg, (size_t)vc->index);
 	return pav_cfg_walk(c, v, &vhost_sec, vc, path);
 }
 

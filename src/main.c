@@ -74,7 +74,7 @@ static int check_tls(const struct pav_vhost_config *vc)
 	if (!ok)
 		fprintf(stderr, "%s: vhosts[%d].tls: certificate %s and key %s "
 			"do not load or do not match\n",
-			vc->file, vc->index, vc->tls_cert, vc->tls_key);
+			vc->file, vc->file_index, vc->tls_cert, vc->tls_key);
 	return ok ? 0 : -EINVAL;
 }
 
@@ -227,7 +227,7 @@ static int mint(const struct token_args *a)
 			  vc->nalgorithms, vc->key_file, vc->issuer,
 			  vc->audience, vc->leeway_s, err, sizeof(err))) {
 		fprintf(stderr, "%s: vhosts[%d].auth.key_file: %s\n", vc->file,
-			vc->index, err);
+			vc->file_index, err);
 		return 1;
 	}
 	claims = token_claims(a, vc);

@@ -308,7 +308,7 @@ static int load_auth(struct pav_vhost *vh, char *err, size_t errlen)
 			  vc->nalgorithms, vc->key_file, vc->issuer,
 			  vc->audience, vc->leeway_s, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: vhosts[%d].auth.key_file: %s",
-			 vc->file, vc->index, why);
+			 vc->file, vc->file_index, why);
 		return -EINVAL;
 	}
 	return 0;
@@ -326,7 +326,7 @@ static int create_instance(struct pav_vhost *vh, const struct pav_host *host,
 	if (!p) {
 		snprintf(err, errlen, "%s: vhosts[%d].plugins.%s: no plugin "
 			 "'%s' loaded from plugin_dirs (%s.so missing or refused)",
-			 vc->file, vc->index, name, name, name);
+			 vc->file, vc->file_index, name, name, name);
 		return -ENOENT;
 	}
 	*in = (struct pav_instance){p, NULL, vh};
@@ -338,7 +338,7 @@ static int create_instance(struct pav_vhost *vh, const struct pav_host *host,
 		/* a refused registration explains itself better than the
 		 * plugin can: it names the other side */
 		snprintf(err, errlen, "%s: vhosts[%d].plugins.%s.%s", vc->file,
-			 vc->index, name, vh->conflict[0] ? vh->conflict : why);
+			 vc->file_index, name, vh->conflict[0] ? vh->conflict : why);
 		return -EINVAL;
 	}
 	vh->creating = NULL;
@@ -467,7 +467,7 @@ static int load_api(struct pav_vhost *vh, char *err, size_t errlen)
 	if (pav_api_keys_load(vh->cfg->api_keys_file, &vh->api_keys,
 			      &vh->napi_keys, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: vhosts[%d].api.keys_file: %s",
-			 vh->cfg->file, vh->cfg->index, why);
+			 vh->cfg->file, vh->cfg->file_index, why);
 		return -EINVAL;
 	}
 	return 0;

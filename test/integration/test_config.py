@@ -160,6 +160,21 @@ def test_include_dir_bad_key_names_dropin_file(binary, keys, tmp_path):
     assert bad.name in r.stderr and "bogus_key" in r.stderr, r.stderr
 
 
+def test_dropin_vhost_errors_found_at_start_name_its_index_in_its_file(binary, keys, tmp_path):
+    """Errors found after loading (keys, plugin options) name the vhost as its own file
+    numbers it, as loading errors do: vhosts[0] of the drop-in, not of the merged list."""
+    c = good_config(keys)
+    c["include"] = "conf.d"
+    p = write(tmp_path / "gateway.json", c)
+    (tmp_path / "conf.d").mkdir()
+    bad = write(tmp_path / "conf.d" / "10-extra.json",
+                {"vhosts": [gw.public_vhost(keys, name="second", port=gw.free_port(),
+                                            plugins={"example": {"greeting": 5}})]})
+    r = check(p)
+    assert r.returncode == 1, r.stderr
+    assert "%s: vhosts[0].plugins.example" % bad in r.stderr, r.stderr
+
+
 def test_include_dir_ignores_non_json_files(binary, keys, tmp_path):
     c = good_config(keys)
     c["include"] = "conf.d"
