@@ -36,7 +36,7 @@ die() { echo "profile: $*" >&2; exit 1; }
 ulimit -n 20000 || die "cannot raise the open-file limit"
 
 BDIR=${BDIR:-build-release}
-[ -d "$BDIR" ] || meson setup "$BDIR" --buildtype=release -Dwerror=false >/dev/null || die "meson setup"
+[ -d "$BDIR" ] || meson setup "$BDIR" --buildtype=release >/dev/null || die "meson setup"
 meson compile -C "$BDIR" >/dev/null || die "build failed"
 OUT=${OUT:-$top/build-logs/profile-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
