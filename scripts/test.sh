@@ -68,7 +68,8 @@ for stage in $STAGES; do
   js)
     say "JavaScript client (clients/js: node --test against the real binary, headless Chromium)"
     if build build; then
-      bash clients/js/scripts/ci.sh "$top/build" >"$log/js.txt" 2>&1
+      # the two-node tests need redis-server (scripts/deps.sh installs it)
+      PAVILION_JS_REDIS=1 bash clients/js/scripts/ci.sh "$top/build" >"$log/js.txt" 2>&1
       p=$(grep -aE '^# pass [0-9]+$' "$log/js.txt" | tail -n 1 | awk '{print $3}')
       f=$(grep -aE '^# (fail|cancelled) [0-9]+$' "$log/js.txt" | tail -n 2 | awk '{s+=$3} END {print s+0}')
       grep -aE '^ *not ok ' "$log/js.txt" | head -n 30
