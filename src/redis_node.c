@@ -774,7 +774,8 @@ static void find_dead(struct rb_shard *sh)
 	struct rb *b = sh->b;
 	struct rb_argv a;
 
-	if (sh->dead_out || !sh->up || !sh->registered)
+	if (sh->dead_out || !sh->up || !sh->registered ||
+	    pav_mono_ms() < sh->reap_from)
 		return;
 	pav_rb_av_init(&a);
 	pav_rb_av_str(&a, "pav:nodes");
@@ -795,6 +796,10 @@ static void on_up(void *arg)
 
 	sh->up = 1;
 	sh->registered = 0;
+	/* after an outage every node's alive key may have expired while
+	 * Redis was away: give the others node_ttl to come back and
+	 * heartbeat before anyone is taken for dead */
+	sh->reap_from = sh->was_up ? pav_mono_ms() + sh->b->node_ttl_ms : 0;
 	rlog(PAV_LOG_INFO, "shard %zu: connected (node %s)", sh->idx,
 	     sh->b->node);
 	if (sh->was_up)

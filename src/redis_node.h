@@ -47,6 +47,7 @@ struct rb_shard {
 	int registered;   /* a heartbeat was answered since `up` */
 	int hb_out;       /* a heartbeat is in flight */
 	int dead_out;     /* a search for dead nodes (or a reap) runs */
+	int64_t reap_from; /* monotonic ms: no reaping before (see on_up) */
 	int resync_due;   /* tell clients once this shard is synced */
 	size_t ndirty;    /* registry entries of this shard to sync */
 	char prefix[24];  /* of its pub/sub channels: "pav:p:", "pav:p@<db>:" */

@@ -287,6 +287,47 @@ def test_connection_closed_during_the_outage_goes_offline_once_redis_is_back(
     o.close()
 
 
+def test_redis_stopped_longer_than_node_ttl_takes_no_node_for_dead(make_gateway, keys, redis):
+    """Every alive key expires while Redis is stopped: the node that is back first must
+    not reap the others before they had node_ttl_s to come back and heartbeat.  Node 2 is
+    held (SIGSTOP) until 1.5 s after node 1 is back."""
+    ttl = 2
+    nodes = outage_nodes(make_gateway, keys, redis, node_ttl_s=ttl, command_timeout_ms=300)
+    z = "zone:" + uid("z")
+    a, b = Client(nodes[0], **ALL), Client(nodes[1], **ALL)
+    a.subscribe(z)
+    b.subscribe(z)
+    nodes.settle()
+    for c in (a, b):
+        c.sync()
+        c.inbox.clear()
+    redis.freeze()
+    try:
+        wait_ready(nodes, 503, 3)
+        nodes[1].proc.send_signal(signal.SIGSTOP)
+        time.sleep(ttl + 1.5)
+    finally:
+        redis.thaw()
+    try:
+        rf.wait_until(lambda: nodes.api(0).get("/readyz").status == 200, 10, what="node 1")
+        time.sleep(1.5)
+    finally:
+        nodes[1].proc.send_signal(signal.SIGCONT)
+    wait_ready(nodes, 200, 10)
+    for c in (a, b):
+        c.wait_for("resync", timeout=10)
+    time.sleep(ttl + 2)  # past the grace: a reaper would have struck by now
+    nodes.settle()
+    for c, other in ((a, b), (b, a)):
+        c.sync()
+        assert not c.take("status_update", userId=other.sub, status="offline"), \
+            "%s was taken for dead" % other.sub
+        p = nodes.api(0).presence(other.sub)
+        assert p["status"] == "online" and p["connections"] == 1, p
+    a.close()
+    b.close()
+
+
 # ------------------------------------------------------------------ 7. pub/sub cut
 def test_killed_pubsub_connection_is_replaced_and_clients_resync(make_gateway, keys, redis):
     nodes = rf.Nodes(make_gateway, keys, redis, n=2).start()
