@@ -289,7 +289,7 @@ void pav_rb_publish_raw(struct rb *b, const char *ns,
 		pav_rb_av_init(&a);
 		pav_rb_av_add(&a, msg, len);
 		for (size_t i = 0; i < n; i++)
-			if (pav_rb_shard_of(b, ns, channels[i]) == s)
+			if (pav_rb_chan_shard(b, ns, channels[i]) == s)
 				pav_rb_av_fmt(&a, "%s%s:%s",
 					      b->shards[s].prefix, ns,
 					      channels[i]);
@@ -390,6 +390,10 @@ static void published(void *arg, int err, const redisReply *rep)
 	free(x);
 }
 
+/* The keys of a user's inbox (see redis_scripts.h). */
+static const char *const inbox_sfx[] = {"inbox", "inbox:t", "read",
+					"inbox:new", "inbox:s"};
+
 /* A history channel's frame carries the offset the script assigns: the
  * frame is made with offset 1 and cut around it.  type, id and channel
  * come first and are JSON strings, which cannot hold an unescaped quote:
@@ -409,6 +413,9 @@ static void publish_one(struct rb *b, const char *ns,
 	struct pub_call *x = calloc(1, sizeof(*x));
 	const char *text = m ? (const char *)pav_msg_text(m) : NULL, *mark;
 	size_t head = m ? m->len : 0, tail = head;
+	/* with a key on a user channel: maybe the delivery of a staged
+	 * notification, which enters the inbox in this step */
+	int delivers_note = out->key && !strncmp(chan, "user:", 5);
 	struct rb_argv a;
 
 	if (m && history) {
@@ -434,8 +441,12 @@ static void publish_one(struct rb *b, const char *ns,
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:hist", ns, chan);
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:seq", ns, chan);
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:n", ns, chan);
+	if (delivers_note)
+		for (size_t i = 0; i < 5; i++)
+			pav_rb_av_fmt(&a, "pav:{u:%s:%s}:%s", ns, chan + 5,
+				      inbox_sfx[i]);
 	pav_rb_av_fmt(&a, "%s%s:%s",
-		      b->shards[pav_rb_shard_of(b, ns, chan)].prefix, ns, chan);
+		      b->shards[pav_rb_chan_shard(b, ns, chan)].prefix, ns, chan);
 	pav_rb_av_str(&a, hdr);
 	pav_rb_av_add(&a, text, head);
 	pav_rb_av_add(&a, text + tail, m->len - tail);
@@ -444,8 +455,14 @@ static void publish_one(struct rb *b, const char *ns,
 		      (int64_t)(history && h->ttl_s > 0 ? h->ttl_s : 1) * 1000);
 	pav_rb_av_fmt(&a, "%016" PRIx64, pav_rb_rand(b));
 	pav_rb_av_str(&a, done ? "1" : "0");
-	pav_rb_eval(b, pav_rb_shard_of(b, ns, chan), PAV_RB_PUBLISH, 4,
-		    a.oom ? 0 : a.n, a.oom ? NULL : a.v, a.len, published, x);
+	if (delivers_note) {
+		pav_rb_av_str(&a, out->key);
+		pav_rb_av_fmt(&a, "%zu", b->inbox_size);
+		pav_rb_av_str(&a, RB_INBOX_TTL_MS);
+	}
+	pav_rb_eval(b, pav_rb_chan_shard(b, ns, chan), PAV_RB_PUBLISH,
+		    delivers_note ? 9 : 4, a.oom ? 0 : a.n, a.oom ? NULL : a.v,
+		    a.len, published, x);
 	pav_rb_av_free(&a);
 	free(hdr);
 	pav_msg_unref(m);
@@ -487,7 +504,7 @@ static void rb_subscribe(void *self, const char *ns, const char *channel,
 			 pav_done_fn cb, void *arg)
 {
 	struct rb *b = self;
-	struct rb_shard *sh = &b->shards[pav_rb_shard_of(b, ns, channel)];
+	struct rb_shard *sh = &b->shards[pav_rb_chan_shard(b, ns, channel)];
 	struct sub_call *x = calloc(1, sizeof(*x));
 	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
 	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
@@ -508,7 +525,7 @@ static void rb_subscribe(void *self, const char *ns, const char *channel,
 static void rb_unsubscribe(void *self, const char *ns, const char *channel)
 {
 	struct rb *b = self;
-	struct rb_shard *sh = &b->shards[pav_rb_shard_of(b, ns, channel)];
+	struct rb_shard *sh = &b->shards[pav_rb_chan_shard(b, ns, channel)];
 	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
 	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
 			 channel);

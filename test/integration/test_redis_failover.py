@@ -196,7 +196,9 @@ def test_redis_stopped_then_back_with_its_data(make_gateway, keys, redis):
             m = recv_until(a.ws, lambda m: m.get("id") == "x%d" % i, 5)
             assert m["type"] == "error" and m["payload"]["code"] == 2000, m
         grown = rss_kb(nodes[0]) - rss0
-        assert grown < 16 * 1024, "gateway grew %d KiB while Redis was down" % grown
+        # (a sanitizer's quarantine keeps what is freed: no measure there)
+        assert grown < 16 * 1024 or os.environ.get("PAVILION_SANITIZED"), \
+            "gateway grew %d KiB while Redis was down" % grown
     finally:
         redis.thaw()
     wait_ready(nodes, 200, 10)
