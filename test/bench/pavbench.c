@@ -53,6 +53,7 @@ static struct {
 	const char *channel;   /* pavilion: chat:<channel>; nchan: /sub/<channel> */
 	const char *secret_file, *api_key_file, *api_key;
 	int n, m, tls, sources, concurrency, size, id_offset;
+	int listen_only; /* fanout: publish nothing, count what another sends */
 	double rate, hold_s, timeout_s, drain_s, settle_s;
 	long server_pid;
 } opt = {
@@ -198,6 +199,7 @@ static uint64_t deliveries, dup_or_late, stale, frames_other;
 static uint32_t *lat_us;
 static uint64_t lat_cap, lat_n;
 static int64_t t_first_pub, t_last_delivery;
+static int64_t t_min_sent; /* --listen-only: the earliest send time seen */
 static int fail_reasons[8];
 enum { FR_CONNECT, FR_STATUS, FR_CLOSED, FR_ERROR, FR_TIMEOUT, FR_TLS, FR_IO };
 static const char *const fr_names[] = {"connect", "http_status", "closed",
@@ -434,6 +436,8 @@ static void on_text(struct conn *c, const char *p, size_t n)
 		c->received++;
 		deliveries++;
 		t_last_delivery = now;
+		if (!t_min_sent || sent < t_min_sent)
+			t_min_sent = sent;
 		if (lat_n < lat_cap)
 			lat_us[lat_n++] = us < 0 ? 0 : (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
 		return;
@@ -919,7 +923,11 @@ static void usage(void)
 		"  --settle S              pause before measuring (0.5)\n"
 		"  --drain S               fanout: wait after the last publish (30)\n"
 		"  --timeout S             whole run bound (300)\n"
-		"  --id-offset K           user ids start at u<K> (0)\n");
+		"  --id-offset K           user ids start at u<K> (0)\n"
+		"  --listen-only           fanout: subscribe and count the M\n"
+		"                          publications another pavbench sends\n"
+		"                          (start this one first; prints\n"
+		"                          first_sent_ns/last_delivery_ns)\n");
 	exit(2);
 }
 
@@ -957,7 +965,8 @@ static void parse_args(int argc, char **argv)
 		{"sources", 1, 0, 'o'},     {"concurrency", 1, 0, 'C'},
 		{"hold", 1, 0, 'h'},        {"settle", 1, 0, 'e'},
 		{"drain", 1, 0, 'd'},       {"timeout", 1, 0, 'w'},
-		{"id-offset", 1, 0, 'i'},   {0, 0, 0, 0},
+		{"id-offset", 1, 0, 'i'},   {"listen-only", 0, 0, 'l'},
+		{0, 0, 0, 0},
 	};
 	int ch;
 
@@ -1001,6 +1010,7 @@ static void parse_args(int argc, char **argv)
 		case 'd': opt.drain_s = atof(optarg); break;
 		case 'w': opt.timeout_s = atof(optarg); break;
 		case 'i': opt.id_offset = atoi(optarg); break;
+		case 'l': opt.listen_only = 1; break;
 		default: usage();
 		}
 	}
@@ -1118,6 +1128,13 @@ int main(int argc, char **argv)
 		rss0 = rss_kib();
 		t0 = now_ns();
 		next_pub_ns = t0;
+		if (opt.listen_only) {
+			/* what was sent from now on counts */
+			t_first_pub = t0;
+			n_pub_ok = opt.m;
+			fprintf(stderr, "pavbench: %d subscribers ready, "
+					"listening\n", n_ready);
+		}
 		while (now_ns() < deadline) {
 			int64_t now = now_ns();
 			int timeout = 10;
@@ -1128,7 +1145,12 @@ int main(int argc, char **argv)
 						"a row: giving up\n");
 				opt.m = n_pub_sent;
 			}
-			if (n_pub_sent < opt.m && pub.state == S_FREE) {
+			if (opt.listen_only) {
+				if (deliveries >= lat_cap ||
+				    (t_last_delivery &&
+				     now - t_last_delivery > (int64_t)(opt.drain_s * 1e9)))
+					break;
+			} else if (n_pub_sent < opt.m && pub.state == S_FREE) {
 				if (now >= next_pub_ns) {
 					pub_start();
 					next_pub_ns = opt.rate > 0
@@ -1143,7 +1165,8 @@ int main(int argc, char **argv)
 						timeout = 10;
 				}
 			}
-			if (n_pub_sent == opt.m && pub.state == S_FREE) {
+			if (!opt.listen_only && n_pub_sent == opt.m &&
+			    pub.state == S_FREE) {
 				if (!drain_end)
 					drain_end = now + (int64_t)(opt.drain_s * 1e9);
 				if (deliveries >= lat_cap || now >= drain_end)
@@ -1170,7 +1193,12 @@ int main(int argc, char **argv)
 		       (int64_t)expected - (int64_t)deliveries);
 		printf("duplicates: %" PRIu64 "\n", dup_or_late);
 		printf("stale: %" PRIu64 "\n", stale);
-		double d = (double)(t_last_delivery - t_first_pub) / 1e9;
+		double d = (double)(t_last_delivery -
+				    (opt.listen_only ? t_min_sent : t_first_pub)) / 1e9;
+
+		printf("first_sent_ns: %" PRId64 "\n",
+		       opt.listen_only ? t_min_sent : t_first_pub);
+		printf("last_delivery_ns: %" PRId64 "\n", t_last_delivery);
 
 		printf("duration_s: %.3f\n", deliveries ? d : 0.0);
 		printf("deliveries_per_s: %.0f\n",
