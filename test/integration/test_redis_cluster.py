@@ -432,3 +432,23 @@ def test_two_processes_share_one_listen_and_are_one_gateway(make_gateway, keys, 
     finally:
         for c in cs:
             c.close()
+
+
+def test_two_processes_share_one_tls_listen(make_gateway, keys, redis):
+    """reuse_port with TLS: each process serves the connections the kernel gives it."""
+    port = gw.free_port()
+    gws = []
+    for _ in range(2):
+        vh = [gw.public_vhost(keys, port=port, reuse_port=True), gw.internal_vhost(keys)]
+        gws.append(make_gateway(vhosts=vh, start=False, store=rf.redis_store(redis.url)))
+    for g in gws:
+        g.start()
+    wss = [gws[0].connect(gws[0].token(sub=uid("t"))) for _ in range(16)]
+    try:
+        for ws in wss:
+            gw.probe(ws)
+        open_ = [metric(API(g).metrics(), "pavilion_connections") for g in gws]
+        assert sum(open_) == 16 and min(open_) > 0, "connections not spread: %r" % open_
+    finally:
+        for ws in wss:
+            ws.close()
