@@ -130,8 +130,6 @@ struct wire {
 	char *key;       /* NULL: none */
 	char *type;
 	uint64_t offset;
-	const char *frame;
-	size_t flen;
 };
 
 /* The next space-separated field of [*p, end); NULL at a malformed end. */
@@ -158,17 +156,18 @@ static int parse_u64(const char *s, int base, uint64_t *v)
 	return *e ? -EINVAL : 0;
 }
 
-/* Parses the header of buf (a copy of the message, changed in place). */
-static int wire_parse(struct rb *b, char *buf, size_t len, struct wire *w)
-{
-	char *nl = memchr(buf, '\n', len), *p = buf, *f[7], *colon;
+#define HEADER_MAX 512 /* "P1" line: ids, an escaped key and type */
 
-	if (!nl)
-		return -EINVAL;
+/* Parses the header line of a message: hdr is a copy of it (changed in
+ * place), without its newline; the frame is what follows in data. */
+static int wire_parse(struct rb *b, char *hdr, size_t hlen, struct wire *w)
+{
+	char *end = hdr + hlen, *p = hdr, *f[7], *colon;
+
 	for (int i = 0; i < 7; i++)
-		if (!(f[i] = field(&p, nl)))
+		if (!(f[i] = field(&p, end)))
 			return -EINVAL;
-	if (p != nl || strcmp(f[0], "P1") || parse_u64(f[1], 16, &w->pub_id) ||
+	if (p != end || strcmp(f[0], "P1") || parse_u64(f[1], 16, &w->pub_id) ||
 	    strlen(f[3]) != 1 || (f[3][0] != 'F' && f[3][0] != 'R') ||
 	    parse_u64(f[6], 10, &w->offset))
 		return -EINVAL;
@@ -188,22 +187,21 @@ static int wire_parse(struct rb *b, char *buf, size_t len, struct wire *w)
 	if ((w->key && unescape(w->key, strlen(w->key))) ||
 	    unescape(w->type, strlen(w->type)))
 		return -EINVAL;
-	w->frame = nl + 1;
-	w->flen = len - (size_t)(nl + 1 - buf);
 	return 0;
 }
 
+/* Hands one message to the local hub: the frame is copied once, into the
+ * message every recipient shares. */
 void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
 		       const char *data, size_t dlen)
 {
 	struct rb *b = sh->b;
-	size_t pl = strlen(sh->prefix);
-	char ns[RB_NS_LEN], chan[PAV_MAX_CHANNEL_LEN];
-	const char *rest = channel + pl, *colon;
+	size_t pl = strlen(sh->prefix), hlen;
+	char ns[RB_NS_LEN], chan[PAV_MAX_CHANNEL_LEN], hdr[HEADER_MAX];
+	const char *rest = channel + pl, *colon, *nl;
 	const char *chans[] = {chan};
 	struct pav_delivery d = {.ns = ns, .channels = chans, .nchannels = 1};
 	struct wire w;
-	char *buf;
 
 	if (clen <= pl || strncmp(channel, sh->prefix, pl) ||
 	    !(colon = strchr(rest, ':')) || (size_t)(colon - rest) >= sizeof(ns) ||
@@ -213,14 +211,14 @@ void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
 	}
 	snprintf(ns, sizeof(ns), "%.*s", (int)(colon - rest), rest);
 	snprintf(chan, sizeof(chan), "%s", colon + 1);
-	buf = malloc(dlen + 1);
-	if (!buf)
-		return;
-	memcpy(buf, data, dlen);
-	buf[dlen] = '\0';
-	if (wire_parse(b, buf, dlen, &w)) {
+	nl = memchr(data, '\n', dlen < HEADER_MAX ? dlen : HEADER_MAX);
+	hlen = nl ? (size_t)(nl - data) : 0;
+	if (nl) {
+		memcpy(hdr, data, hlen);
+		hdr[hlen] = '\0';
+	}
+	if (!nl || wire_parse(b, hdr, hlen, &w)) {
 		rlog(PAV_LOG_WARN, "a malformed message on %s dropped", chan);
-		free(buf);
 		return;
 	}
 	d.kind = w.kind == 'R' ? PAV_DELIVER_REVOKE : PAV_DELIVER_FRAME;
@@ -228,17 +226,14 @@ void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
 	d.except = w.except;
 	d.pub_id = w.pub_id;
 	if (d.kind == PAV_DELIVER_FRAME) {
-		d.msg = pav_msg_new(w.frame, w.flen, w.key);
-		if (!d.msg) {
-			free(buf);
+		d.msg = pav_msg_new(nl + 1, dlen - hlen - 1, w.key);
+		if (!d.msg)
 			return;
-		}
 		d.msg->offset = w.offset;
 	}
 	if (b->env.deliver)
 		b->env.deliver(b->env.arg, &d);
 	pav_msg_unref(d.msg);
-	free(buf);
 }
 
 /* ---- publishing ----------------------------------------------------------- */
