@@ -251,12 +251,14 @@ class Gateway:
         url = self.config["store"].get("url") or self.config["store"]["shards"][0]
         hostport, _, db = url[len("redis://"):].partition("/")
         port = int(hostport.rsplit(":", 1)[1])
+        pw = self.config["store"].get("password_file")
+        pw = Path(pw).read_text().splitlines()[0] if pw else None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("gateway exited %r; stderr:\n%s" % (self.proc.returncode, self.log_tail()))
             try:
-                c = redisfix.RespClient(port, timeout=1.0, db=int(db or 0))
+                c = redisfix.RespClient(port, timeout=1.0, db=int(db or 0), password=pw)
                 try:
                     if c.call("ZCOUNT", "pav:nodes", since_ms, "+inf"):
                         time.sleep(0.02)  # its reply is on the way to it

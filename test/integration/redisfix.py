@@ -27,9 +27,11 @@ class RedisError(Exception):
 class RespClient:
     """One connection speaking RESP2: call(*args) -> the decoded reply."""
 
-    def __init__(self, port, timeout=5.0, db=0):
+    def __init__(self, port, timeout=5.0, db=0, password=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
+        if password:
+            self.call("AUTH", password)
         if db:
             self.call("SELECT", db)
 
@@ -106,12 +108,16 @@ class RedisServer:
         while time.monotonic() < deadline:
             try:
                 c = RespClient(self.port, timeout=1.0)
-                ok = c.call("PING") == "PONG"
+                try:
+                    ok = c.call("PING") == "PONG"
+                except RedisError as e:
+                    ok = "NOAUTH" in str(e)  # it answers: a password is set
                 c.close()
                 if ok:
                     return self
-            except (OSError, RedisError):
-                time.sleep(0.02)
+            except OSError:
+                pass
+            time.sleep(0.02)
         raise AssertionError("redis-server did not start on %d" % self.port)
 
     def client(self, db=0):
