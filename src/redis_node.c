@@ -23,6 +23,17 @@
  * connection gets "resync".  A replaced pub/sub connection alone means
  * "resync" at once.
  *
+ * After an outage a node reaps nobody for node_ttl: every alive key may
+ * have expired while Redis was away, and the others need that long to
+ * reconnect and heartbeat.
+ *
+ * Fences.  A read that a subscriber catches up from (history with
+ * recover, the inbox with since) publishes a number on this node's fence
+ * channel last; its answer is used once that number came back on the
+ * pub/sub connection, so that the live copy of everything the read saw
+ * has reached the node (and the subscriber's hold) before the hold is
+ * released.
+ *
  * Shutdown.  The clients live on the event loop: shutdown() destroys them
  * before the loop goes (what is pending fails -ECANCELED), and every call
  * after that fails at once with -ECANCELED; destroy() frees the rest.

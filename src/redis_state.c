@@ -11,7 +11,9 @@
  * conn_add of an id the user already has does not count it twice;
  * notification ids are "n" + 16 hex digits, unique within one inbox;
  * inbox_list's since is exclusive; createdAt is Redis' clock and strictly
- * increases within one inbox (a tie is bumped by 1 ms).
+ * increases within one inbox (a tie is bumped by 1 ms); an added
+ * notification is listed once its delivery was published (the broker's
+ * publication with its id as key on the user's channel), or 10 s later.
  *
  * A presence change is applied and announced by one script on the user's
  * shard: with one Redis every node sees one user's changes in the order
