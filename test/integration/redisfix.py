@@ -118,6 +118,7 @@ class RedisServer:
             except OSError:
                 pass
             time.sleep(0.02)
+        self.kill()
         raise AssertionError("redis-server did not start on %d" % self.port)
 
     def client(self, db=0):
