@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit (cmocka), integration (the real binary, real
-# clients), the same under ASan+UBSan with leak detection, fuzz targets for
-# a bounded time, packaging, and a benchmark smoke run.  Installs what it
+# clients), the integration suite again on the redis store, the same under
+# ASan+UBSan with leak detection, fuzz targets for a bounded time,
+# packaging, and a benchmark smoke run.  Installs what it
 # needs first.  The last line is "N passed, M failed" over all of them.
 #
 #   PAV_STAGES   stages to run (default: all of them, in this order)
@@ -10,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-STAGES=${PAV_STAGES:-"unit integration js asan fuzz package bench"}
+STAGES=${PAV_STAGES:-"unit integration integration-redis js asan fuzz package bench"}
 PASSED=0
 FAILED=0
 PY=/usr/bin/python3
@@ -64,6 +65,13 @@ for stage in $STAGES; do
   integration)
     say "integration tests (real binary, real sockets)"
     build build && PAVILION_BUILD=$top/build pytest_counts integration test/integration
+    ;;
+  integration-redis)
+    # the whole suite again with store.backend "redis" (one node each, on one
+    # redis-server the session starts); test_redis_* ran in `integration`
+    say "integration tests on the redis store (real redis-server)"
+    build build && PAVILION_BUILD=$top/build PAVILION_STORE=redis pytest_counts integration-redis \
+      test/integration --ignore-glob='test/integration/test_redis_*'
     ;;
   js)
     say "JavaScript client (clients/js: node --test against the real binary, headless Chromium)"

@@ -176,6 +176,7 @@ static void mem_presence_set(void *self, const char *ns, const char *user,
 {
 	struct pav_mem *m = self;
 	struct user *u = pav_mem_user_find(m, ns, user);
+	char name[PAV_ID_MAX + 1];
 	int64_t at = at_ms > 0 ? at_ms : pav_now_ms();
 	int err = status && *status && strlen(status) < PAV_MEM_STATUS_LEN
 			  ? presence_applies(u, when, status)
@@ -188,10 +189,12 @@ static void mem_presence_set(void *self, const char *ns, const char *user,
 		u->last_active_ms = at;
 		announce(m, ns, out, stamp, at);
 	}
-	presence_answer(m, ns, user, err, cb, arg);
-	u = pav_mem_user_find(m, ns, user);
+	/* the callback may free what user points into (the caller's copy) */
+	snprintf(name, sizeof(name), "%s", user);
+	presence_answer(m, ns, name, err, cb, arg);
+	u = pav_mem_user_find(m, ns, name);
 	if (u)
-		pav_mem_user_drop_if_empty(m, ns, user, u);
+		pav_mem_user_drop_if_empty(m, ns, name, u);
 }
 
 /* ---- notifications ---- */

@@ -130,8 +130,6 @@ struct wire {
 	char *key;       /* NULL: none */
 	char *type;
 	uint64_t offset;
-	const char *frame;
-	size_t flen;
 };
 
 /* The next space-separated field of [*p, end); NULL at a malformed end. */
@@ -158,17 +156,18 @@ static int parse_u64(const char *s, int base, uint64_t *v)
 	return *e ? -EINVAL : 0;
 }
 
-/* Parses the header of buf (a copy of the message, changed in place). */
-static int wire_parse(struct rb *b, char *buf, size_t len, struct wire *w)
-{
-	char *nl = memchr(buf, '\n', len), *p = buf, *f[7], *colon;
+#define HEADER_MAX 512 /* "P1" line: ids, an escaped key and type */
 
-	if (!nl)
-		return -EINVAL;
+/* Parses the header line of a message: hdr is a copy of it (changed in
+ * place), without its newline; the frame is what follows in data. */
+static int wire_parse(struct rb *b, char *hdr, size_t hlen, struct wire *w)
+{
+	char *end = hdr + hlen, *p = hdr, *f[7], *colon;
+
 	for (int i = 0; i < 7; i++)
-		if (!(f[i] = field(&p, nl)))
+		if (!(f[i] = field(&p, end)))
 			return -EINVAL;
-	if (p != nl || strcmp(f[0], "P1") || parse_u64(f[1], 16, &w->pub_id) ||
+	if (p != end || strcmp(f[0], "P1") || parse_u64(f[1], 16, &w->pub_id) ||
 	    strlen(f[3]) != 1 || (f[3][0] != 'F' && f[3][0] != 'R') ||
 	    parse_u64(f[6], 10, &w->offset))
 		return -EINVAL;
@@ -188,22 +187,21 @@ static int wire_parse(struct rb *b, char *buf, size_t len, struct wire *w)
 	if ((w->key && unescape(w->key, strlen(w->key))) ||
 	    unescape(w->type, strlen(w->type)))
 		return -EINVAL;
-	w->frame = nl + 1;
-	w->flen = len - (size_t)(nl + 1 - buf);
 	return 0;
 }
 
+/* Hands one message to the local hub: the frame is copied once, into the
+ * message every recipient shares. */
 void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
 		       const char *data, size_t dlen)
 {
 	struct rb *b = sh->b;
-	size_t pl = strlen(sh->prefix);
-	char ns[RB_NS_LEN], chan[PAV_MAX_CHANNEL_LEN];
-	const char *rest = channel + pl, *colon;
+	size_t pl = strlen(sh->prefix), hlen;
+	char ns[RB_NS_LEN], chan[PAV_MAX_CHANNEL_LEN], hdr[HEADER_MAX];
+	const char *rest = channel + pl, *colon, *nl;
 	const char *chans[] = {chan};
 	struct pav_delivery d = {.ns = ns, .channels = chans, .nchannels = 1};
 	struct wire w;
-	char *buf;
 
 	if (clen <= pl || strncmp(channel, sh->prefix, pl) ||
 	    !(colon = strchr(rest, ':')) || (size_t)(colon - rest) >= sizeof(ns) ||
@@ -213,14 +211,14 @@ void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
 	}
 	snprintf(ns, sizeof(ns), "%.*s", (int)(colon - rest), rest);
 	snprintf(chan, sizeof(chan), "%s", colon + 1);
-	buf = malloc(dlen + 1);
-	if (!buf)
-		return;
-	memcpy(buf, data, dlen);
-	buf[dlen] = '\0';
-	if (wire_parse(b, buf, dlen, &w)) {
+	nl = memchr(data, '\n', dlen < HEADER_MAX ? dlen : HEADER_MAX);
+	hlen = nl ? (size_t)(nl - data) : 0;
+	if (nl) {
+		memcpy(hdr, data, hlen);
+		hdr[hlen] = '\0';
+	}
+	if (!nl || wire_parse(b, hdr, hlen, &w)) {
 		rlog(PAV_LOG_WARN, "a malformed message on %s dropped", chan);
-		free(buf);
 		return;
 	}
 	d.kind = w.kind == 'R' ? PAV_DELIVER_REVOKE : PAV_DELIVER_FRAME;
@@ -228,17 +226,14 @@ void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
 	d.except = w.except;
 	d.pub_id = w.pub_id;
 	if (d.kind == PAV_DELIVER_FRAME) {
-		d.msg = pav_msg_new(w.frame, w.flen, w.key);
-		if (!d.msg) {
-			free(buf);
+		d.msg = pav_msg_new(nl + 1, dlen - hlen - 1, w.key);
+		if (!d.msg)
 			return;
-		}
 		d.msg->offset = w.offset;
 	}
 	if (b->env.deliver)
 		b->env.deliver(b->env.arg, &d);
 	pav_msg_unref(d.msg);
-	free(buf);
 }
 
 /* ---- publishing ----------------------------------------------------------- */
@@ -289,7 +284,7 @@ void pav_rb_publish_raw(struct rb *b, const char *ns,
 		pav_rb_av_init(&a);
 		pav_rb_av_add(&a, msg, len);
 		for (size_t i = 0; i < n; i++)
-			if (pav_rb_shard_of(b, ns, channels[i]) == s)
+			if (pav_rb_chan_shard(b, ns, channels[i]) == s)
 				pav_rb_av_fmt(&a, "%s%s:%s",
 					      b->shards[s].prefix, ns,
 					      channels[i]);
@@ -390,6 +385,10 @@ static void published(void *arg, int err, const redisReply *rep)
 	free(x);
 }
 
+/* The keys of a user's inbox (see redis_scripts.h). */
+static const char *const inbox_sfx[] = {"inbox", "inbox:t", "read",
+					"inbox:new", "inbox:s"};
+
 /* A history channel's frame carries the offset the script assigns: the
  * frame is made with offset 1 and cut around it.  type, id and channel
  * come first and are JSON strings, which cannot hold an unescaped quote:
@@ -409,6 +408,9 @@ static void publish_one(struct rb *b, const char *ns,
 	struct pub_call *x = calloc(1, sizeof(*x));
 	const char *text = m ? (const char *)pav_msg_text(m) : NULL, *mark;
 	size_t head = m ? m->len : 0, tail = head;
+	/* with a key on a user channel: maybe the delivery of a staged
+	 * notification, which enters the inbox in this step */
+	int delivers_note = out->key && !strncmp(chan, "user:", 5);
 	struct rb_argv a;
 
 	if (m && history) {
@@ -434,8 +436,12 @@ static void publish_one(struct rb *b, const char *ns,
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:hist", ns, chan);
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:seq", ns, chan);
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:n", ns, chan);
+	if (delivers_note)
+		for (size_t i = 0; i < 5; i++)
+			pav_rb_av_fmt(&a, "pav:{u:%s:%s}:%s", ns, chan + 5,
+				      inbox_sfx[i]);
 	pav_rb_av_fmt(&a, "%s%s:%s",
-		      b->shards[pav_rb_shard_of(b, ns, chan)].prefix, ns, chan);
+		      b->shards[pav_rb_chan_shard(b, ns, chan)].prefix, ns, chan);
 	pav_rb_av_str(&a, hdr);
 	pav_rb_av_add(&a, text, head);
 	pav_rb_av_add(&a, text + tail, m->len - tail);
@@ -444,8 +450,14 @@ static void publish_one(struct rb *b, const char *ns,
 		      (int64_t)(history && h->ttl_s > 0 ? h->ttl_s : 1) * 1000);
 	pav_rb_av_fmt(&a, "%016" PRIx64, pav_rb_rand(b));
 	pav_rb_av_str(&a, done ? "1" : "0");
-	pav_rb_eval(b, pav_rb_shard_of(b, ns, chan), PAV_RB_PUBLISH, 4,
-		    a.oom ? 0 : a.n, a.oom ? NULL : a.v, a.len, published, x);
+	if (delivers_note) {
+		pav_rb_av_str(&a, out->key);
+		pav_rb_av_fmt(&a, "%zu", b->inbox_size);
+		pav_rb_av_str(&a, RB_INBOX_TTL_MS);
+	}
+	pav_rb_eval(b, pav_rb_chan_shard(b, ns, chan), PAV_RB_PUBLISH,
+		    delivers_note ? 9 : 4, a.oom ? 0 : a.n, a.oom ? NULL : a.v,
+		    a.len, published, x);
 	pav_rb_av_free(&a);
 	free(hdr);
 	pav_msg_unref(m);
@@ -487,7 +499,7 @@ static void rb_subscribe(void *self, const char *ns, const char *channel,
 			 pav_done_fn cb, void *arg)
 {
 	struct rb *b = self;
-	struct rb_shard *sh = &b->shards[pav_rb_shard_of(b, ns, channel)];
+	struct rb_shard *sh = &b->shards[pav_rb_chan_shard(b, ns, channel)];
 	struct sub_call *x = calloc(1, sizeof(*x));
 	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
 	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
@@ -508,7 +520,7 @@ static void rb_subscribe(void *self, const char *ns, const char *channel,
 static void rb_unsubscribe(void *self, const char *ns, const char *channel)
 {
 	struct rb *b = self;
-	struct rb_shard *sh = &b->shards[pav_rb_shard_of(b, ns, channel)];
+	struct rb_shard *sh = &b->shards[pav_rb_chan_shard(b, ns, channel)];
 	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
 	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
 			 channel);

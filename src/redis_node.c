@@ -23,6 +23,17 @@
  * connection gets "resync".  A replaced pub/sub connection alone means
  * "resync" at once.
  *
+ * After an outage a node reaps nobody for node_ttl: every alive key may
+ * have expired while Redis was away, and the others need that long to
+ * reconnect and heartbeat.
+ *
+ * Fences.  A read that a subscriber catches up from (history with
+ * recover, the inbox with since) publishes a number on this node's fence
+ * channel last; its answer is used once that number came back on the
+ * pub/sub connection, so that the live copy of everything the read saw
+ * has reached the node (and the subscriber's hold) before the hold is
+ * released.
+ *
  * Shutdown.  The clients live on the event loop: shutdown() destroys them
  * before the loop goes (what is pending fails -ECANCELED), and every call
  * after that fails at once with -ECANCELED; destroy() frees the rest.
@@ -65,6 +76,16 @@ size_t pav_rb_shard_of(const struct rb *b, const char *ns, const char *name)
 		     *p; p++)
 			h = (h ^ *p) * 16777619u;
 	return h % b->nshards;
+}
+
+/* A user's channel lives with the user's keys: its publications can
+ * touch the user's inbox in the same step. */
+size_t pav_rb_chan_shard(const struct rb *b, const char *ns,
+			 const char *channel)
+{
+	if (!strncmp(channel, "user:", 5))
+		return pav_rb_shard_of(b, ns, channel + 5);
+	return pav_rb_shard_of(b, ns, channel);
 }
 
 uint64_t pav_rb_rand(struct rb *b)
@@ -278,7 +299,7 @@ struct rb_chan *pav_rb_chan(struct rb *b, const char *ns, const char *channel,
 	}
 	snprintf(c->ns, sizeof(c->ns), "%s", ns);
 	snprintf(c->name, sizeof(c->name), "%s", channel);
-	c->shard = pav_rb_shard_of(b, ns, channel);
+	c->shard = pav_rb_chan_shard(b, ns, channel);
 	return c;
 }
 
@@ -774,7 +795,8 @@ static void find_dead(struct rb_shard *sh)
 	struct rb *b = sh->b;
 	struct rb_argv a;
 
-	if (sh->dead_out || !sh->up || !sh->registered)
+	if (sh->dead_out || !sh->up || !sh->registered ||
+	    pav_mono_ms() < sh->reap_from)
 		return;
 	pav_rb_av_init(&a);
 	pav_rb_av_str(&a, "pav:nodes");
@@ -787,6 +809,81 @@ static void find_dead(struct rb_shard *sh)
 	pav_rb_av_free(&a);
 }
 
+/* ---- fences ---------------------------------------------------------------- */
+
+const char *pav_rb_fence_next(struct rb_shard *sh, uint64_t *seq)
+{
+	if (!sh->fence_live || !sh->up) {
+		*seq = 0;
+		return "";
+	}
+	*seq = ++sh->fence_seq;
+	return sh->fence;
+}
+
+/* Runs every waiter whose fence came back (all of them with all). */
+static void fences_fire(struct rb_shard *sh, int all)
+{
+	struct rb_fence_wait *w;
+
+	if (all)
+		sh->fence_seen = sh->fence_seq;
+	while ((w = sh->fw_head) && w->seq <= sh->fence_seen) {
+		sh->fw_head = w->next;
+		if (!sh->fw_head)
+			sh->fw_tail = NULL;
+		w->fn(w->arg);
+		free(w);
+	}
+}
+
+void pav_rb_fence_wait(struct rb_shard *sh, uint64_t seq,
+		       void (*fn)(void *arg), void *arg)
+{
+	struct rb_fence_wait *w;
+
+	if (!seq || seq <= sh->fence_seen || !sh->r ||
+	    !(w = calloc(1, sizeof(*w)))) {
+		fn(arg);
+		return;
+	}
+	*w = (struct rb_fence_wait){NULL, seq, fn, arg};
+	if (sh->fw_tail)
+		sh->fw_tail->next = w;
+	else
+		sh->fw_head = w;
+	sh->fw_tail = w;
+}
+
+static void fence_message(struct rb_shard *sh, const char *data, size_t len)
+{
+	char buf[24];
+	uint64_t seq;
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)(len < 23 ? len : 23), data);
+	seq = strtoull(buf, NULL, 10);
+	if (seq > sh->fence_seen && seq <= sh->fence_seq)
+		sh->fence_seen = seq;
+	fences_fire(sh, 0);
+}
+
+static void fence_subscribed(void *arg, int err, const redisReply *rep)
+{
+	struct rb_shard *sh = arg;
+
+	(void)rep;
+	if (!err && sh->r)
+		sh->fence_live = 1;
+}
+
+static void fence_subscribe(struct rb_shard *sh)
+{
+	if (sh->fence_live || !sh->r)
+		return;
+	pav_redis_subscribe(sh->r, sh->fence, strlen(sh->fence),
+			    fence_subscribed, sh);
+}
+
 /* ---- client events ------------------------------------------------------- */
 
 static void on_up(void *arg)
@@ -795,11 +892,16 @@ static void on_up(void *arg)
 
 	sh->up = 1;
 	sh->registered = 0;
+	/* after an outage every node's alive key may have expired while
+	 * Redis was away: give the others node_ttl to come back and
+	 * heartbeat before anyone is taken for dead */
+	sh->reap_from = sh->was_up ? pav_mono_ms() + sh->b->node_ttl_ms : 0;
 	rlog(PAV_LOG_INFO, "shard %zu: connected (node %s)", sh->idx,
 	     sh->b->node);
 	if (sh->was_up)
 		shard_rebuild(sh);
 	sh->was_up = 1;
+	fence_subscribe(sh);
 	heartbeat(sh);
 }
 
@@ -811,12 +913,14 @@ static void on_down(void *arg)
 	sh->registered = 0;
 	rlog(PAV_LOG_WARN, "shard %zu: unreachable; store calls fail until "
 	     "it is back", sh->idx);
+	fences_fire(sh, 1); /* they will not come: clients get resync */
 }
 
 static void on_resync(void *arg)
 {
 	struct rb_shard *sh = arg;
 
+	fences_fire(sh, 1);
 	if (sh->b->env.resync)
 		sh->b->env.resync(sh->b->env.arg);
 }
@@ -826,6 +930,10 @@ static void on_message(void *arg, const char *channel, size_t clen,
 {
 	struct rb_shard *sh = arg;
 
+	if (clen == strlen(sh->fence) && !memcmp(channel, sh->fence, clen)) {
+		fence_message(sh, data, dlen);
+		return;
+	}
 	pav_rb_on_message(sh, channel, clen, data, dlen);
 }
 
@@ -840,6 +948,7 @@ static void clients_destroy(struct rb *b)
 		b->shards[i].up = 0;
 		b->shards[i].registered = 0;
 		pav_redis_destroy(r); /* fails what is pending: -ECANCELED */
+		fences_fire(&b->shards[i], 1);
 	}
 }
 
@@ -900,12 +1009,17 @@ static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
 			return -EINVAL;
 		}
 		rc[i].command_timeout_ms = cfg->command_timeout_ms;
-		if (rc[i].db)
+		if (rc[i].db) {
 			snprintf(b->shards[i].prefix, sizeof(b->shards[i].prefix),
 				 "pav:p@%d:", rc[i].db);
-		else
+			snprintf(b->shards[i].fence, sizeof(b->shards[i].fence),
+				 "pav:f@%d:%s", rc[i].db, b->node);
+		} else {
 			snprintf(b->shards[i].prefix, sizeof(b->shards[i].prefix),
 				 "pav:p:");
+			snprintf(b->shards[i].fence, sizeof(b->shards[i].fence),
+				 "pav:f:%s", b->node);
+		}
 		if (password) {
 			pav_redis_config_clear(&rc[i]);
 			rc[i].password = (char *)password; /* copied by create */

@@ -37,6 +37,14 @@
 
 struct rb;
 
+/* Something waiting for a fence to come back (see pav_rb_fence_wait). */
+struct rb_fence_wait {
+	struct rb_fence_wait *next;
+	uint64_t seq;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
 struct rb_shard {
 	struct rb *b;
 	size_t idx;
@@ -47,9 +55,18 @@ struct rb_shard {
 	int registered;   /* a heartbeat was answered since `up` */
 	int hb_out;       /* a heartbeat is in flight */
 	int dead_out;     /* a search for dead nodes (or a reap) runs */
+	int64_t reap_from; /* monotonic ms: no reaping before (see on_up) */
 	int resync_due;   /* tell clients once this shard is synced */
 	size_t ndirty;    /* registry entries of this shard to sync */
 	char prefix[24];  /* of its pub/sub channels: "pav:p:", "pav:p@<db>:" */
+	/* fences: this node's own pub/sub channel, on which scripts that
+	 * read for a catch-up publish a number last; the node uses what
+	 * they read once that number came back, so that the live copy of
+	 * everything published before the read has reached it */
+	char fence[48];
+	int fence_live;   /* subscribed */
+	uint64_t fence_seq, fence_seen;
+	struct rb_fence_wait *fw_head, *fw_tail;
 };
 
 /* A user with connections on this node (or whose last one the store has
@@ -101,7 +118,10 @@ int pav_rb_ready(void *self);
 void pav_rb_shutdown(void *self);
 void pav_rb_tick(void *self, int64_t now_ms);
 
+/* The shard of a user ("ns", user) or of a channel (pav_rb_chan_shard). */
 size_t pav_rb_shard_of(const struct rb *b, const char *ns, const char *name);
+size_t pav_rb_chan_shard(const struct rb *b, const char *ns,
+			 const char *channel);
 /* 64 random bits (xorshift seeded from getrandom at create). */
 uint64_t pav_rb_rand(struct rb *b);
 /* Runs a script on a shard; when it cannot be queued (the shard is down,
@@ -127,6 +147,15 @@ void pav_rb_chan_dirty(struct rb *b, struct rb_chan *c);
 /* Drops the entry once it holds nothing and owes nothing. */
 void pav_rb_user_settle(struct rb *b, struct rb_user *u);
 void pav_rb_chan_settle(struct rb *b, struct rb_chan *c);
+
+/* The channel and number of the next fence on shard sh (a script
+ * publishes the number on the channel), or "" when the node cannot hear
+ * it (then there is nothing to wait for). */
+const char *pav_rb_fence_next(struct rb_shard *sh, uint64_t *seq);
+/* fn(arg) once fence seq came back (or the pub/sub connection that would
+ * carry it was lost); before this returns when it already did. */
+void pav_rb_fence_wait(struct rb_shard *sh, uint64_t seq,
+		       void (*fn)(void *arg), void *arg);
 
 /* ---- redis_broker.c ---- */
 

@@ -126,33 +126,73 @@ static const char presence_set[] =
 	"end\n"
 	"return {1, ARGV[1], int(at), n}\n";
 
-/* createdAt is Redis' clock, bumped past the newest one of the inbox on
- * a tie: one inbox's order by createdAt is the order of creation, which
- * makes `since` exact. */
-static const char inbox_add[] =
-	LUA_NOW LUA_INT
-	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return false end\n"
-	"local t = now_ms()\n"
-	"local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')\n"
-	"if last[2] and tonumber(last[2]) >= t then\n"
-	"  t = tonumber(last[2]) + 1\n"
+/* Committing a staged notification into the inbox (at its publication,
+ * or when it was never published): KEYS inbox inbox:t read inbox:new
+ * inbox:s; evicts the oldest past size. */
+#define LUA_COMMIT \
+	"local function commit(k, id, size, ttl)\n" \
+	"  local t = redis.call('ZSCORE', k[5], id)\n" \
+	"  local j = redis.call('HGET', k[4], id)\n" \
+	"  if not t or not j then return 0 end\n" \
+	"  redis.call('ZREM', k[5], id)\n" \
+	"  redis.call('HDEL', k[4], id)\n" \
+	"  redis.call('ZADD', k[2], t, id)\n" \
+	"  redis.call('HSET', k[1], id, j)\n" \
+	"  local over = redis.call('ZCARD', k[2]) - tonumber(size)\n" \
+	"  if over > 0 then\n" \
+	"    local old = redis.call('ZPOPMIN', k[2], over)\n" \
+	"    for i = 1, #old, 2 do\n" \
+	"      redis.call('HDEL', k[1], old[i])\n" \
+	"      redis.call('SREM', k[3], old[i])\n" \
+	"    end\n" \
+	"  end\n" \
+	"  for i = 1, 3 do redis.call('PEXPIRE', k[i], ttl) end\n" \
+	"  return 1\n" \
 	"end\n"
-	"redis.call('ZADD', KEYS[2], int(t), ARGV[1])\n"
-	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-	"local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])\n"
-	"if over > 0 then\n"
-	"  local old = redis.call('ZPOPMIN', KEYS[2], over)\n"
-	"  for i = 1, #old, 2 do\n"
-	"    redis.call('HDEL', KEYS[1], old[i])\n"
-	"    redis.call('SREM', KEYS[3], old[i])\n"
+
+/* Staged notifications never published (their delivery failed) are in
+ * the inbox all the same once they are this old. */
+#define LUA_COMMIT_ORPHANS \
+	"local function commit_orphans(k, now, size, ttl)\n" \
+	"  local ids = redis.call('ZRANGEBYSCORE', k[5], '-inf', now - 10000)\n" \
+	"  for _, id in ipairs(ids) do commit(k, id, size, ttl) end\n" \
+	"end\n"
+
+/* A notification is staged (inbox:new, inbox:s) and enters the inbox in
+ * the same step as its delivery is published (see publish): a replay read
+ * meets only notifications whose live copy went out before it.  createdAt
+ * is Redis' clock, bumped past the newest one of the inbox on a tie: one
+ * inbox's order by createdAt is the order of creation, which makes
+ * `since` exact. */
+static const char inbox_add[] =
+	LUA_NOW LUA_INT LUA_COMMIT LUA_COMMIT_ORPHANS
+	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or\n"
+	"   redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return false end\n"
+	"local t = now_ms()\n"
+	"commit_orphans(KEYS, t, ARGV[3], ARGV[4])\n"
+	"for k = 2, 5, 3 do\n"
+	"  local last = redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')\n"
+	"  if last[2] and tonumber(last[2]) >= t then\n"
+	"    t = tonumber(last[2]) + 1\n"
 	"  end\n"
 	"end\n"
-	"for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end\n"
+	"redis.call('ZADD', KEYS[5], int(t), ARGV[1])\n"
+	"redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])\n"
+	"local over = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[3])\n"
+	"if over > 0 then\n"
+	"  local old = redis.call('ZPOPMIN', KEYS[5], over)\n"
+	"  for i = 1, #old, 2 do redis.call('HDEL', KEYS[4], old[i]) end\n"
+	"end\n"
+	"for i = 4, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end\n"
 	"return int(t)\n";
 
 /* With a limit: the newest `limit` that match, walking back from the
- * newest; answered oldest first. */
+ * newest; answered oldest first.  Then a fence message on this node's
+ * own channel: the node answers once it has seen it, so that every live
+ * copy published before this read has reached it. */
 static const char inbox_list[] =
+	LUA_NOW LUA_COMMIT LUA_COMMIT_ORPHANS
+	"commit_orphans(KEYS, now_ms(), ARGV[4], ARGV[5])\n"
 	"local limit = tonumber(ARGV[3])\n"
 	"local unread = ARGV[2] == '1'\n"
 	"local ids\n"
@@ -178,6 +218,7 @@ static const char inbox_list[] =
 	"for i = #out, 1, -1 do\n"
 	"  for k = 1, 4 do r[#r + 1] = out[i][k] end\n"
 	"end\n"
+	"if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end\n"
 	"return r\n";
 
 /* The read set expires with the inbox. */
@@ -255,7 +296,7 @@ static const char channel_users[] =
  * a channel's publications in this order.  No meta: a new epoch (the one
  * the node made up for the case), so lost history is detected. */
 static const char publish[] =
-	LUA_INT LUA_TTL_FIX
+	LUA_INT LUA_TTL_FIX LUA_COMMIT
 	"local size = tonumber(ARGV[5])\n"
 	"local off, epoch, hoff, frame = 0, false, '0', ARGV[3]\n"
 	"if size > 0 then\n"
@@ -279,6 +320,10 @@ static const char publish[] =
 	"local v = redis.call('HVALS', KEYS[4])\n"
 	"for i = 1, #v do subs = subs + tonumber(v[i]) end\n"
 	"redis.call('PUBLISH', ARGV[1], ARGV[2] .. hoff .. '\\n' .. frame)\n"
+	"if #KEYS == 9 then\n"
+	"  commit({KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}, ARGV[9],\n"
+	"    ARGV[10], ARGV[11])\n"
+	"end\n"
 	"return {off, epoch, subs}\n";
 
 /* One message to several channels at once: a node subscribed to more
@@ -289,7 +334,9 @@ static const char publish_multi[] =
 
 /* As memory_state.c reads a ring: complete when every publication after
  * `after` is still held and fits in max.  A channel without meta gets one
- * (a new epoch), so a subscriber's epoch is the channel's. */
+ * (a new epoch), so a subscriber's epoch is the channel's.  Then a fence
+ * (see inbox_list): the live copy of every publication read here reaches
+ * the node before the answer is used. */
 static const char history_read[] =
 	LUA_INT LUA_TTL_FIX
 	"if redis.call('EXISTS', KEYS[1]) == 0 then\n"
@@ -317,6 +364,7 @@ static const char history_read[] =
 	"  local frames = redis.call('LRANGE', KEYS[2], from, from + n - 1)\n"
 	"  for i = 1, #frames do out[#out + 1] = frames[i] end\n"
 	"end\n"
+	"if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end\n"
 	"return out\n";
 
 /* Did someone else find this node dead meanwhile (no alive key)? */

@@ -10,6 +10,9 @@
  *   pav:U:inbox      HASH id -> notification JSON (with "id")
  *   pav:U:inbox:t    ZSET id -> createdAt ms (strictly increasing)
  *   pav:U:read       SET of read ids
+ *   pav:U:inbox:new  HASH, pav:U:inbox:s ZSET: notifications added and not
+ *                    yet published; they enter the inbox in the step that
+ *                    publishes them (or 10 s later if that never comes)
  *   pav:U:chans      HASH "<node>|<channel>" -> count (shared channels)
  *   pav:C:n          HASH node -> members on that node
  *   pav:C:u:<node>   HASH user -> count (that node's members)
@@ -21,7 +24,10 @@
  *   pav:N:users      SET "ns\x1fuser" with connections on the node
  *   pav:N:chans      SET "ns\x1fchannel" with members on the node
  *   pav:reap:<node>  STRING, the reaper's lock (NX PX)
- * Pub/sub: a gateway channel is published on "pav:p:<ns>:<channel>".
+ * Pub/sub: a gateway channel is published on "pav:p:<ns>:<channel>"
+ * ("pav:p@<db>:..." on a database other than 0); a node's fence channel
+ * is "pav:f:<node>" ("pav:f@<db>:<node>").  A user channel "user:<id>"
+ * lives on the user's shard, with the user's keys.
  *
  * meta and hist of a channel expire ttl after its last publication while
  * the channel has no member on any node, and do not expire while it has
@@ -49,10 +55,11 @@ enum pav_rb_script {
 	 * head tail stamp(0|1) pubchan...
 	 * -> {applied 1|0, status, last, count} */
 	PAV_RB_PRESENCE_SET,
-	/* KEYS inbox inbox:t read; ARGV id json size ttl_ms
+	/* KEYS inbox inbox:t read inbox:new inbox:s; ARGV id json size ttl_ms
 	 * -> createdAt ms, or nil when the id is taken */
 	PAV_RB_INBOX_ADD,
-	/* KEYS inbox inbox:t read; ARGV since_ms unread(0|1) limit
+	/* KEYS inbox inbox:t read inbox:new inbox:s; ARGV since_ms
+	 * unread(0|1) limit size ttl_ms fence_channel|'' fence_seq
 	 * -> {id, createdAt, json, read(0|1)}... oldest first */
 	PAV_RB_INBOX_LIST,
 	/* KEYS inbox read; ARGV id -> 1, or 0 when not in the inbox */
@@ -69,13 +76,17 @@ enum pav_rb_script {
 	PAV_RB_CHANNEL_COUNTS,
 	/* KEYS C:n; ARGV C:u: max -> distinct users, at most max */
 	PAV_RB_CHANNEL_USERS,
-	/* KEYS C:meta C:hist C:seq C:n; ARGV pubchan hdr head tail size
-	 * ttl_ms epoch count(0|1) -> {offset, epoch|nil, subscribers} */
+	/* KEYS C:meta C:hist C:seq C:n [inbox inbox:t read inbox:new inbox:s];
+	 * ARGV pubchan hdr head tail size ttl_ms epoch count(0|1) [key
+	 * inbox_size inbox_ttl_ms] -> {offset, epoch|nil, subscribers}; with
+	 * the inbox keys (a user channel, a key) the staged notification of
+	 * that id enters the inbox */
 	PAV_RB_PUBLISH,
 	/* ARGV message pubchan... -> 1 (one message to several channels) */
 	PAV_RB_PUBLISH_MULTI,
 	/* KEYS C:meta C:hist C:n; ARGV after max epoch ttl_ms
-	 * -> {epoch, offset, complete, first?, frame...} */
+	 * fence_channel|'' fence_seq -> {epoch, offset, complete, first?,
+	 * frame...} */
 	PAV_RB_HISTORY_READ,
 	/* KEYS pav:nodes N:alive; ARGV node ttl_ms -> {alive was set, now} */
 	PAV_RB_HEARTBEAT,

@@ -11,7 +11,9 @@
  * conn_add of an id the user already has does not count it twice;
  * notification ids are "n" + 16 hex digits, unique within one inbox;
  * inbox_list's since is exclusive; createdAt is Redis' clock and strictly
- * increases within one inbox (a tie is bumped by 1 ms).
+ * increases within one inbox (a tie is bumped by 1 ms); an added
+ * notification is listed once its delivery was published (the broker's
+ * publication with its id as key on the user's channel), or 10 s later.
  *
  * A presence change is applied and announced by one script on the user's
  * shard: with one Redis every node sees one user's changes in the order
@@ -475,7 +477,7 @@ static int split_channels(struct presence_call *x,
 	if (!x->others)
 		return -ENOMEM;
 	for (size_t i = 0; i < out->nchannels; i++) {
-		if (pav_rb_shard_of(b, x->c.ns, out->channels[i]) == shard) {
+		if (pav_rb_chan_shard(b, x->c.ns, out->channels[i]) == shard) {
 			pav_rb_av_fmt(a, "%s%s:%s", b->shards[shard].prefix,
 				      x->c.ns,
 				      out->channels[i]);
@@ -623,13 +625,15 @@ static void inbox_try(struct inbox_call *x)
 	ukey(&a, x->c.ns, x->c.name, "inbox");
 	ukey(&a, x->c.ns, x->c.name, "inbox:t");
 	ukey(&a, x->c.ns, x->c.name, "read");
+	ukey(&a, x->c.ns, x->c.name, "inbox:new");
+	ukey(&a, x->c.ns, x->c.name, "inbox:s");
 	pav_rb_av_str(&a, id);
 	pav_rb_av_add(&a, text ? text : "", text ? len : 0);
 	pav_rb_av_fmt(&a, "%zu", b->inbox_size);
 	pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	if (!text)
 		a.oom = 1;
-	eval(b, user_shard(b, x->c.ns, x->c.name), PAV_RB_INBOX_ADD, 3, &a,
+	eval(b, user_shard(b, x->c.ns, x->c.name), PAV_RB_INBOX_ADD, 5, &a,
 	     inbox_added, x);
 }
 
@@ -678,20 +682,40 @@ static int list_of(const redisReply *rep, json_object *list)
 	return 0;
 }
 
+/* A list read for a replay, answered once its fence came back. */
+struct list_call {
+	struct call c;
+	size_t shard;
+	uint64_t fence;
+	int err;
+	json_object *list;
+};
+
+static void inbox_list_answer(void *arg)
+{
+	struct list_call *x = arg;
+	pav_json_fn cb = (pav_json_fn)x->c.cb;
+
+	cb(x->c.arg, x->err, x->err ? NULL : x->list);
+	json_object_put(x->list);
+	free(x);
+}
+
 static void inbox_listed(void *arg, int err, const redisReply *rep)
 {
-	struct call *x = arg;
-	pav_json_fn cb = (pav_json_fn)x->cb;
-	json_object *list = NULL;
+	struct list_call *x = arg;
 
 	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "inbox_list");
-	if (!err && !(list = json_object_new_array()))
+	if (!err && !(x->list = json_object_new_array()))
 		err = -ENOMEM;
 	if (!err)
-		err = list_of(rep, list);
-	cb(x->arg, err, err ? NULL : list);
-	json_object_put(list);
-	free(x);
+		err = list_of(rep, x->list);
+	x->err = err;
+	if (err)
+		inbox_list_answer(x);
+	else
+		pav_rb_fence_wait(&x->c.b->shards[x->shard], x->fence,
+				  inbox_list_answer, x);
 }
 
 static void rb_inbox_list(void *self, const char *ns, const char *user,
@@ -699,22 +723,29 @@ static void rb_inbox_list(void *self, const char *ns, const char *user,
 			  pav_json_fn cb, void *arg)
 {
 	struct rb *b = self;
-	struct call *x = call_new(b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct list_call *x = (struct list_call *)call_new(
+		b, ns, user, (any_fn)cb, arg, sizeof(*x));
 	struct rb_argv a;
 
 	if (!x) {
 		cb(arg, -ENOMEM, NULL);
 		return;
 	}
+	x->shard = user_shard(b, ns, user);
 	pav_rb_av_init(&a);
 	ukey(&a, ns, user, "inbox");
 	ukey(&a, ns, user, "inbox:t");
 	ukey(&a, ns, user, "read");
+	ukey(&a, ns, user, "inbox:new");
+	ukey(&a, ns, user, "inbox:s");
 	pav_rb_av_fmt(&a, "%" PRId64, since_ms > 0 ? since_ms : 0);
 	pav_rb_av_str(&a, unread_only ? "1" : "0");
 	pav_rb_av_fmt(&a, "%zu", limit);
-	eval(b, user_shard(b, ns, user), PAV_RB_INBOX_LIST, 3, &a,
-	     inbox_listed, x);
+	pav_rb_av_fmt(&a, "%zu", b->inbox_size);
+	pav_rb_av_str(&a, RB_INBOX_TTL_MS);
+	pav_rb_av_str(&a, pav_rb_fence_next(&b->shards[x->shard], &x->fence));
+	pav_rb_av_fmt(&a, "%" PRIu64, x->fence);
+	eval(b, x->shard, PAV_RB_INBOX_LIST, 5, &a, inbox_listed, x);
 }
 
 static void marked(void *arg, int err, const redisReply *rep)
@@ -991,7 +1022,7 @@ static void counts_shard(struct counts_call *k, const char *ns,
 	p->from = k->nidx;
 	pav_rb_av_init(&a);
 	for (size_t i = 0; i < k->n; i++) {
-		if (pav_rb_shard_of(k->b, ns, channels[i]) != shard)
+		if (pav_rb_chan_shard(k->b, ns, channels[i]) != shard)
 			continue;
 		k->idx[k->nidx++] = i;
 		ckey(&a, ns, channels[i], "n");
@@ -1065,7 +1096,7 @@ static void rb_channel_users(void *self, const char *ns, const char *channel,
 	ckey(&a, ns, channel, "n");
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:", ns, channel);
 	pav_rb_av_fmt(&a, "%zu", max);
-	eval(b, pav_rb_shard_of(b, ns, channel), PAV_RB_CHANNEL_USERS, 1, &a,
+	eval(b, pav_rb_chan_shard(b, ns, channel), PAV_RB_CHANNEL_USERS, 1, &a,
 	     users_got, x);
 }
 
@@ -1074,50 +1105,72 @@ static void rb_channel_users(void *self, const char *ns, const char *channel,
 struct history_call {
 	struct call c;
 	pav_history_fn cb;
+	size_t shard;
+	uint64_t fence;
+	int err;
+	char epoch[64];
+	struct pav_history h;
+	struct pav_msg **msgs;
 };
+
+static void history_answer(void *arg)
+{
+	struct history_call *x = arg;
+
+	x->h.epoch = x->epoch;
+	x->h.msgs = x->msgs;
+	if (x->err)
+		x->cb(x->c.arg, x->err, NULL);
+	else
+		x->cb(x->c.arg, 0, &x->h);
+	for (size_t i = 0; x->msgs && i < x->h.n; i++)
+		pav_msg_unref(x->msgs[i]);
+	free(x->msgs);
+	free(x);
+}
+
+static int history_of(struct history_call *x, const redisReply *rep)
+{
+	uint64_t first = 0;
+
+	if (rep->elements < 3 || !is_str(rep->element[0]) ||
+	    (size_t)rep->element[0]->len >= sizeof(x->epoch))
+		return -EIO;
+	snprintf(x->epoch, sizeof(x->epoch), "%s", rep->element[0]->str);
+	x->h.offset = (uint64_t)int_of(rep->element[1]);
+	x->h.complete = int_of(rep->element[2]) == 1;
+	if (rep->elements <= 4)
+		return 0;
+	first = (uint64_t)int_of(rep->element[3]);
+	x->msgs = calloc(rep->elements - 4, sizeof(*x->msgs));
+	if (!x->msgs)
+		return -ENOMEM;
+	for (size_t i = 4; i < rep->elements; i++) {
+		const redisReply *f = rep->element[i];
+
+		if (!is_str(f) ||
+		    !(x->msgs[x->h.n] = pav_msg_new(f->str, (size_t)f->len,
+						    NULL)))
+			return -ENOMEM;
+		x->msgs[x->h.n]->offset = first + x->h.n;
+		x->h.n++;
+	}
+	return 0;
+}
 
 static void history_got(void *arg, int err, const redisReply *rep)
 {
 	struct history_call *x = arg;
-	struct pav_history h = {0};
-	struct pav_msg **msgs = NULL;
-	uint64_t first = 0;
 
 	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "history_read");
-	if (!err && (rep->elements < 3 || !is_str(rep->element[0])))
-		err = -EIO;
-	if (!err) {
-		h.epoch = rep->element[0]->str;
-		h.offset = (uint64_t)int_of(rep->element[1]);
-		h.complete = int_of(rep->element[2]) == 1;
-		if (rep->elements > 4) {
-			first = (uint64_t)int_of(rep->element[3]);
-			msgs = calloc(rep->elements - 4, sizeof(*msgs));
-			if (!msgs)
-				err = -ENOMEM;
-		}
-	}
-	for (size_t i = 4; !err && msgs && i < rep->elements; i++) {
-		const redisReply *f = rep->element[i];
-
-		if (!is_str(f) || !(msgs[h.n] = pav_msg_new(f->str,
-							    (size_t)f->len,
-							    NULL))) {
-			err = -ENOMEM;
-			break;
-		}
-		msgs[h.n]->offset = first + h.n;
-		h.n++;
-	}
-	h.msgs = msgs;
+	if (!err)
+		err = history_of(x, rep);
+	x->err = err;
 	if (err)
-		x->cb(x->c.arg, err, NULL);
+		history_answer(x);
 	else
-		x->cb(x->c.arg, 0, &h);
-	for (size_t i = 0; msgs && i < h.n; i++)
-		pav_msg_unref(msgs[i]);
-	free(msgs);
-	free(x);
+		pav_rb_fence_wait(&x->c.b->shards[x->shard], x->fence,
+				  history_answer, x);
 }
 
 static void rb_history_read(void *self, const char *ns, const char *channel,
@@ -1134,6 +1187,7 @@ static void rb_history_read(void *self, const char *ns, const char *channel,
 		return;
 	}
 	x->cb = cb;
+	x->shard = pav_rb_chan_shard(b, ns, channel);
 	pav_rb_av_init(&a);
 	ckey(&a, ns, channel, "meta");
 	ckey(&a, ns, channel, "hist");
@@ -1143,8 +1197,14 @@ static void rb_history_read(void *self, const char *ns, const char *channel,
 	pav_rb_av_fmt(&a, "%016" PRIx64, pav_rb_rand(b));
 	pav_rb_av_fmt(&a, "%" PRId64,
 		      (int64_t)(h && h->ttl_s > 0 ? h->ttl_s : 1) * 1000);
-	eval(b, pav_rb_shard_of(b, ns, channel), PAV_RB_HISTORY_READ, 3, &a,
-	     history_got, x);
+	/* a catch-up (max > 0) waits for the live copies of what it read */
+	if (max)
+		pav_rb_av_str(&a, pav_rb_fence_next(&b->shards[x->shard],
+						    &x->fence));
+	else
+		pav_rb_av_str(&a, "");
+	pav_rb_av_fmt(&a, "%" PRIu64, x->fence);
+	eval(b, x->shard, PAV_RB_HISTORY_READ, 3, &a, history_got, x);
 }
 
 /* ---- the vtable ----------------------------------------------------------- */

@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "core.h"
 #include "dispatch.h"
+#include "listen_share.h"
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
@@ -566,9 +567,11 @@ static void fill_vhost_info(struct lws_context_creation_info *info,
 	if (!strchr(vc->listen_host, ':'))
 		info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	/* several processes on one host share the port (SO_REUSEPORT): the
-	 * kernel spreads new connections over them */
+	 * kernel spreads new connections over them.  lws 4.1 sets that
+	 * option only with several service threads: the gateway listens
+	 * itself (listen_share.c) and lws serves what it accepts */
 	if (vc->reuse_port)
-		info->options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+		info->port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info->timeout_secs = (unsigned)vc->limits.handshake_timeout_s;
 	info->timeout_secs_ah_idle = (unsigned)vc->limits.handshake_timeout_s;
 	info->keepalive_timeout = 5;
@@ -593,7 +596,10 @@ static int create_vhost(struct lws_context *ctx, struct pav_vhost *vh,
 	creating_ssl_ctx = &slot->ssl_ctx;
 	slot->lv = lws_create_vhost(ctx, &info);
 	creating_ssl_ctx = NULL;
-	if (!slot->lv) {
+	if (!slot->lv ||
+	    (vh->cfg->reuse_port && !vh->nlws &&
+	     pav_listen_share(ctx, slot->lv, vh->cfg->listen_host,
+			      vh->cfg->port))) {
 		pav_err("vhost %s: cannot listen on %s:%d (or bad TLS files)",
 			vh->cfg->name, vh->cfg->listen_host, vh->cfg->port);
 		return -EADDRINUSE;

@@ -72,6 +72,7 @@ static struct {
 	const char *secret_file, *api_key_file, *api_key;
 	int n, m, tls, sources, concurrency, size, id_offset;
 	int publishers, batch, presence;
+	int listen_only; /* fanout: publish nothing, count what another sends */
 	double rate, hold_s, timeout_s, drain_s, settle_s, quiet_s, quiet_max_s;
 	double request_timeout_s;
 	long server_pid;
@@ -237,6 +238,7 @@ static uint64_t lat_cap, lat_n;
 static uint32_t *join_us; /* connect → ack, per subscriber */
 static uint64_t join_n;
 static int64_t t_first_pub, t_last_delivery;
+static int64_t t_min_sent; /* --listen-only: the earliest send time seen */
 static int fail_reasons[8];
 enum { FR_CONNECT, FR_STATUS, FR_CLOSED, FR_ERROR, FR_TIMEOUT, FR_TLS, FR_IO };
 static const char *const fr_names[] = {"connect", "http_status", "closed",
@@ -561,6 +563,8 @@ static void on_delivery(struct conn *c, const char *t)
 	c->received++;
 	deliveries++;
 	t_last_delivery = now;
+	if (!t_min_sent || sent < t_min_sent)
+		t_min_sent = sent;
 	if (lat_n < lat_cap)
 		lat_us[lat_n++] = us < 0 ? 0 : (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
 }
@@ -1440,7 +1444,11 @@ static void usage(void)
 		"  --drain S               fanout: bound on waiting for deliveries (30)\n"
 		"  --request-timeout S     bound on one publish answer (10)\n"
 		"  --timeout S             whole run bound (300)\n"
-		"  --id-offset K           user ids start at u<K> (0)\n");
+		"  --id-offset K           user ids start at u<K> (0)\n"
+		"  --listen-only           fanout: subscribe and count the M\n"
+		"                          publications another pavbench sends\n"
+		"                          (start this one first; prints\n"
+		"                          first_sent_ns/last_delivery_ns)\n");
 	exit(2);
 }
 
@@ -1525,6 +1533,7 @@ static void parse_args(int argc, char **argv)
 		{"hold", 1, 0, 'h'},        {"settle", 1, 0, 'e'},
 		{"drain", 1, 0, 'd'},       {"timeout", 1, 0, 'w'},
 		{"id-offset", 1, 0, 'i'},   {"publishers", 1, 0, 'u'},
+		{"listen-only", 0, 0, 'l'},
 		{"batch", 1, 0, 'b'},       {"kind", 1, 0, 'y'},
 		{"quiet", 1, 0, 'q'},       {"snapshot", 0, 0, 'N'},
 		{"request-timeout", 1, 0, 'R'}, {"quiet-max", 1, 0, 'Q'},
@@ -1567,6 +1576,7 @@ static void parse_args(int argc, char **argv)
 		case 'd': opt.drain_s = atof(optarg); break;
 		case 'w': opt.timeout_s = atof(optarg); break;
 		case 'i': opt.id_offset = atoi(optarg); break;
+		case 'l': opt.listen_only = 1; break;
 		case 'u': opt.publishers = atoi(optarg); break;
 		case 'b': opt.batch = atoi(optarg); break;
 		case 'y': opt.kind = optarg; break;
@@ -1719,9 +1729,26 @@ static int publish_due(int64_t t0, int64_t *next_due)
 	return 10;
 }
 
+/* --listen-only: another pavbench publishes; count until it is quiet. */
+static void listen_phase(int64_t deadline)
+{
+	uint64_t want = (uint64_t)n_ready * (uint64_t)opt.m;
+
+	t_first_pub = now_ns(); /* what was sent from now on counts */
+	n_pub_ok = opt.m;
+	fprintf(stderr, "pavbench: %d subscribers ready, listening\n", n_ready);
+	while (now_ns() < deadline && deliveries < want &&
+	       !(t_last_delivery &&
+		 now_ns() - t_last_delivery > (int64_t)(opt.drain_s * 1e9)))
+		poll_once(10);
+}
+
 static void publish_phase(int64_t deadline)
 {
 	int64_t t0 = now_ns(), next_due = t0, drain_end = 0;
+
+	if (opt.listen_only)
+		return listen_phase(deadline);
 
 	pubs = calloc((size_t)opt.publishers, sizeof(*pubs));
 	if (!pubs)
@@ -1750,8 +1777,11 @@ static void publish_phase(int64_t deadline)
 static void print_fanout(int m_req, double quiet, double cpu0, double cpu1)
 {
 	uint64_t expected = (uint64_t)n_ready * (uint64_t)n_pub_ok;
-	double d = (double)(t_last_delivery - t_first_pub) / 1e9;
+	int64_t from = opt.listen_only ? t_min_sent : t_first_pub;
+	double d = (double)(t_last_delivery - from) / 1e9;
 
+	printf("first_sent_ns: %" PRId64 "\n", from);
+	printf("last_delivery_ns: %" PRId64 "\n", t_last_delivery);
 	printf("subscribers: %d\n", n_ready);
 	printf("quiet_before_publish_s: %.3f\n", quiet);
 	printf("publishers: %d\n", opt.publishers);

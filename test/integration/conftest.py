@@ -7,6 +7,8 @@ Environment:
                          sanitizer reports at teardown)
   PAVILION_NO_SNAPSHOT=1 run the build dir's files in place instead of a per-session copy
   PAVILION_FULL_INSTALL=1 the out-of-tree plugin test does a full `meson install` (slow)
+  PAVILION_STORE=redis   every gateway runs on store.backend "redis" (one node each, a database
+                         each) on one redis-server that this session starts
 
 Helpers live in gw.py (keys, JWT minting, config, the Gateway process) and wsclient.py
 (an RFC 6455 client over raw sockets).
@@ -57,6 +59,20 @@ def binary(tmp_path_factory):
         time.sleep(1)
     gw.BINARY, gw.PLUGIN_DIR = snap / "pavilion-gateway", snap / "plugins"
     return gw.BINARY
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_server(tmp_path_factory):
+    """PAVILION_STORE=redis: the redis-server every gateway's default store uses."""
+    if gw.STORE != "redis":
+        yield None
+        return
+    import redisfix
+    r = redisfix.RedisServer(tmp_path_factory.mktemp("redis"),
+                             extra=["--databases", str(gw.REDIS_DBS)]).start()
+    gw.REDIS_PORT = r.port
+    yield r
+    r.kill()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import re
@@ -25,6 +26,13 @@ BINARY = BUILD / "src" / "pavilion-gateway"
 PLUGIN_DIR = BUILD / "plugins"
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+# PAVILION_STORE=redis: every gateway gets store.backend "redis" on the session's redis-server
+# (conftest.py), each in a database of its own, so that gateways stay as separate as on
+# the memory backend.
+STORE = os.environ.get("PAVILION_STORE", "memory")
+REDIS_PORT = None
+REDIS_DBS = 4096
+_redis_db = itertools.count(1)
 
 
 # ------------------------------------------------------------------ key material
@@ -174,10 +182,18 @@ def internal_vhost(keys, name="internal", port=None):
             "api": {"keys_file": str(keys.api_keys_file)}}
 
 
+def default_store():
+    if STORE != "redis":
+        return {"backend": "memory"}
+    assert REDIS_PORT, "PAVILION_STORE=redis needs the session's redis-server (conftest.py)"
+    return {"backend": "redis",
+            "url": "redis://127.0.0.1:%d/%d" % (REDIS_PORT, next(_redis_db) % REDIS_DBS)}
+
+
 def base_config(keys, vhosts, log=None, plugin_dirs=None, **top):
     c = {"plugin_dirs": [str(PLUGIN_DIR)] if plugin_dirs is None else [str(p) for p in plugin_dirs],
          "log": log or {"level": "info", "format": "text"},
-         "store": {"backend": "memory"},
+         "store": default_store(),
          "vhosts": vhosts}
     c.update(top)
     return c
@@ -213,6 +229,7 @@ class Gateway:
     def start(self, timeout=10.0):
         assert BINARY.exists(), "gateway binary not built: %s (set PAVILION_BUILD)" % BINARY
         self._log = open(self.log_path, "ab")
+        t0 = int(time.time() * 1000) - 5  # Redis TIME runs on this machine's clock
         self.proc = subprocess.Popen([str(BINARY), "-c", str(self.conf_path)], stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log, cwd=str(self.dir))
         for v in self.config["vhosts"]:
@@ -224,7 +241,34 @@ class Gateway:
                     self.proc.wait(5)
                 raise AssertionError("gateway did not listen on %d (exit %r); stderr:\n%s"
                                      % (port, rc, self.log_tail()))
+        if self.config.get("store", {}).get("backend") == "redis":
+            self.wait_registered(t0, timeout)
         return self
+
+    def wait_registered(self, since_ms, timeout=10.0):
+        """redis store: wait until this process heartbeated (its store is ready)."""
+        import redisfix
+        url = self.config["store"].get("url") or self.config["store"]["shards"][0]
+        hostport, _, db = url[len("redis://"):].partition("/")
+        port = int(hostport.rsplit(":", 1)[1])
+        pw = self.config["store"].get("password_file")
+        pw = Path(pw).read_text().splitlines()[0] if pw else None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("gateway exited %r; stderr:\n%s" % (self.proc.returncode, self.log_tail()))
+            try:
+                c = redisfix.RespClient(port, timeout=1.0, db=int(db or 0), password=pw)
+                try:
+                    if c.call("ZCOUNT", "pav:nodes", since_ms, "+inf"):
+                        time.sleep(0.02)  # its reply is on the way to it
+                        return
+                finally:
+                    c.close()
+            except (OSError, redisfix.RedisError):
+                pass
+            time.sleep(0.02)
+        raise AssertionError("gateway never registered in Redis; stderr:\n%s" % self.log_tail())
 
     def signal(self, sig):
         self.proc.send_signal(sig)

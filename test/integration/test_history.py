@@ -201,6 +201,8 @@ def test_presence_announcements_are_not_kept_in_history(g, api):
     assert r.json["publications"] == [] and r.json["offset"] == 0, r
 
 
+@pytest.mark.skipif(gw.STORE == "redis", reason="the history outlives the process in Redis "
+                    "(a new epoch after Redis lost its data: test_redis_failover.py)")
 def test_restarting_the_memory_store_starts_a_new_epoch(make_gateway, keys):
     g1 = history_gateway(make_gateway, keys)
     api = API(g1)

@@ -406,10 +406,14 @@ static void presence_set_announces_with_its_time(void **state)
 #define IB "pav:{u:ns:alice}:inbox"
 #define IT "pav:{u:ns:alice}:inbox:t"
 #define RD "pav:{u:ns:alice}:read"
+#define NW "pav:{u:ns:alice}:inbox:new"
+#define NS "pav:{u:ns:alice}:inbox:s"
+#define INBOX IB, IT, RD, NW, NS
 
-static long long add_note(const char *id, const char *size)
+/* Stages a notification: its createdAt, or -1 when the id is taken. */
+static long long stage_note(const char *id, const char *size)
 {
-	redisReply *r = ev(PAV_RB_INBOX_ADD, 3, IB, IT, RD, id,
+	redisReply *r = ev(PAV_RB_INBOX_ADD, 5, INBOX, id,
 			   "{\"type\":\"t\",\"content\":\"c\"}", size,
 			   "100000", NULL);
 	long long t = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
@@ -417,6 +421,34 @@ static long long add_note(const char *id, const char *size)
 
 	freeReplyObject(r);
 	return t;
+}
+
+/* Publishes the delivery of notification id on alice's user channel. */
+static void deliver_note(const char *id, const char *size)
+{
+	redisReply *r = ev(PAV_RB_PUBLISH, 9, "pav:{c:ns:user:alice}:meta",
+			   "pav:{c:ns:user:alice}:hist",
+			   "pav:{c:ns:user:alice}:seq", "pav:{c:ns:user:alice}:n",
+			   INBOX, "pav:p:ns:user:alice", "P1 0 - F ", "{}", "",
+			   "0", "1000", "e", "0", id, size, "100000", NULL);
+
+	freeReplyObject(r);
+}
+
+static long long add_note(const char *id, const char *size)
+{
+	long long t = stage_note(id, size);
+
+	if (t > 0)
+		deliver_note(id, size);
+	return t;
+}
+
+static redisReply *list(const char *since, const char *unread,
+			const char *limit)
+{
+	return ev(PAV_RB_INBOX_LIST, 5, INBOX, since, unread, limit, "100",
+		  "100000", "", "0", NULL);
 }
 
 static void inbox_add_orders_evicts_and_refuses_a_taken_id(void **state)
@@ -439,6 +471,7 @@ static void inbox_add_orders_evicts_and_refuses_a_taken_id(void **state)
 	assert_int_equal(cmd_int("HEXISTS %s n2", IB), 1);
 	assert_true(cmd_int("PTTL %s", IB) > 90000);
 	assert_true(cmd_int("PTTL %s", IT) > 90000);
+	assert_int_equal(cmd_int("EXISTS %s %s", NW, NS), 0);
 	/* a read mark goes with its notification */
 	cmd_int("SADD %s n2", RD);
 	add_note("n9", "4");
@@ -446,6 +479,61 @@ static void inbox_add_orders_evicts_and_refuses_a_taken_id(void **state)
 	/* a taken id: nil, nothing changed */
 	assert_int_equal(add_note("n5", "4"), -1);
 	assert_int_equal(cmd_int("ZCARD %s", IT), 4);
+}
+
+/* Added is not yet listed: a notification enters the inbox in the step
+ * that publishes its delivery (or 10 s later if that never happens). */
+static void a_notification_enters_the_inbox_with_its_delivery(void **state)
+{
+	char old[24];
+	redisReply *r;
+	long long t;
+
+	(void)state;
+	t = stage_note("n1", "10");
+	assert_true(t > 0);
+	assert_int_equal(stage_note("n1", "10"), -1); /* staged: taken */
+	r = list("0", "0", "0");
+	assert_int_equal(r->elements, 0);
+	freeReplyObject(r);
+	r = ev(PAV_RB_INBOX_MARK_READ, 2, IB, RD, "n1", NULL);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	/* a publication without its key, or of another key: still staged */
+	deliver_note("n2", "10");
+	r = list("0", "0", "0");
+	assert_int_equal(r->elements, 0);
+	freeReplyObject(r);
+	deliver_note("n1", "10");
+	r = list("0", "0", "0");
+	assert_int_equal(r->elements, 4);
+	assert_string_equal(el_str(r, 0), "n1");
+	assert_int_equal(el_int(r, 1), t); /* its createdAt */
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("EXISTS %s %s", NW, NS), 0);
+	/* never delivered: listed once 10 s old */
+	stage_note("n3", "10");
+	snprintf(old, sizeof(old), "%lld", (long long)pav_now_ms() - 11000);
+	cmd_int("ZADD %s %s n3", NS, old);
+	r = list("0", "0", "0");
+	assert_int_equal(r->elements, 8);
+	assert_string_equal(el_str(r, 0), "n3");
+	freeReplyObject(r);
+}
+
+/* A list read for a replay publishes the caller's fence number last. */
+static void inbox_list_publishes_its_fence(void **state)
+{
+	char msg[64];
+	redisReply *r;
+
+	(void)state;
+	listen_to("pav:f:A");
+	r = ev(PAV_RB_INBOX_LIST, 5, INBOX, "0", "0", "0", "100", "100000",
+	       "pav:f:A", "42", NULL);
+	freeReplyObject(r);
+	next_message(msg, sizeof(msg));
+	assert_string_equal(msg, "42");
 }
 
 static void inbox_list_since_unread_and_limit(void **state)
@@ -458,7 +546,7 @@ static void inbox_list_since_unread_and_limit(void **state)
 	cmd_int("HSET %s a {\"id\":\"a\"} b {\"id\":\"b\"} c {\"id\":\"c\"} d "
 		"{\"id\":\"d\"}", IB);
 	cmd_int("SADD %s c", RD);
-	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, "0", "0", "0", NULL);
+	r = list("0", "0", "0");
 	assert_int_equal(r->elements, 16);
 	assert_string_equal(el_str(r, 0), "a"); /* oldest first */
 	assert_int_equal(el_int(r, 1), 100);
@@ -469,23 +557,25 @@ static void inbox_list_since_unread_and_limit(void **state)
 	freeReplyObject(r);
 	/* since is exclusive */
 	snprintf(since, sizeof(since), "200");
-	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, since, "0", "0", NULL);
+	r = list(since, "0", "0");
 	assert_int_equal(r->elements, 8);
 	assert_string_equal(el_str(r, 0), "c");
 	freeReplyObject(r);
 	/* the newest 2 unread: b and d */
-	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, "0", "1", "2", NULL);
+	r = list("0", "1", "2");
 	assert_int_equal(r->elements, 8);
 	assert_string_equal(el_str(r, 0), "b");
 	assert_string_equal(el_str(r, 4), "d");
 	freeReplyObject(r);
 	/* the newest 3 */
-	r = ev(PAV_RB_INBOX_LIST, 3, IB, IT, RD, "0", "0", "3", NULL);
+	r = list("0", "0", "3");
 	assert_int_equal(r->elements, 12);
 	assert_string_equal(el_str(r, 0), "b");
 	freeReplyObject(r);
-	r = ev(PAV_RB_INBOX_LIST, 3, "pav:{u:ns:x}:inbox", "pav:{u:ns:x}:inbox:t",
-	       "pav:{u:ns:x}:read", "0", "0", "0", NULL);
+	r = ev(PAV_RB_INBOX_LIST, 5, "pav:{u:ns:x}:inbox", "pav:{u:ns:x}:inbox:t",
+	       "pav:{u:ns:x}:read", "pav:{u:ns:x}:inbox:new",
+	       "pav:{u:ns:x}:inbox:s", "0", "0", "0", "100", "100000", "", "0",
+	       NULL);
 	assert_int_equal(r->elements, 0);
 	freeReplyObject(r);
 }
@@ -723,7 +813,7 @@ static void publish_multi_sends_one_message_everywhere(void **state)
 static redisReply *history(const char *after, const char *max)
 {
 	return ev(PAV_RB_HISTORY_READ, 3, CM, CH, CN, after, max, "fresh",
-		  "60000", NULL);
+		  "60000", "", "0", NULL);
 }
 
 static void history_read_answers_like_a_ring(void **state)
@@ -776,6 +866,20 @@ static void history_read_answers_like_a_ring(void **state)
 	r = history("5", "0");
 	assert_int_equal(r->elements, 3);
 	freeReplyObject(r);
+}
+
+static void history_read_publishes_its_fence(void **state)
+{
+	char msg[64];
+	redisReply *r;
+
+	(void)state;
+	listen_to("pav:f:A");
+	r = ev(PAV_RB_HISTORY_READ, 3, CM, CH, CN, "0", "10", "e", "60000",
+	       "pav:f:A", "7", NULL);
+	freeReplyObject(r);
+	next_message(msg, sizeof(msg));
+	assert_string_equal(msg, "7");
 }
 
 /* ---- nodes ---------------------------------------------------------------------- */
@@ -983,6 +1087,8 @@ int main(void)
 		T(presence_set_checks_when_and_unchanged),
 		T(presence_set_announces_with_its_time),
 		T(inbox_add_orders_evicts_and_refuses_a_taken_id),
+		T(a_notification_enters_the_inbox_with_its_delivery),
+		T(inbox_list_publishes_its_fence),
 		T(inbox_list_since_unread_and_limit),
 		T(inbox_mark_read_knows_only_this_inbox),
 		T(members_count_over_nodes_and_leave_nothing),
@@ -994,6 +1100,7 @@ int main(void)
 		T(publish_without_history_counts_only_when_asked),
 		T(publish_multi_sends_one_message_everywhere),
 		T(history_read_answers_like_a_ring),
+		T(history_read_publishes_its_fence),
 		T(heartbeat_says_whether_it_was_alive),
 		T(find_dead_locks_expired_nodes_once),
 		T(reap_takes_the_dead_nodes_entries_in_steps),

@@ -1,0 +1,80 @@
+"""The redis store's configuration: --check connects nothing and reports URL and password
+file problems as "file: store: ..."; a password file authenticates every connection; a
+wrong password leaves the gateway unready, not dead; a database number keeps two
+gateways on one server apart (pub/sub included)."""
+import pytest
+
+import gw
+import redisfix as rf
+from test_flow_util import API, Client, flow_vhosts, uid
+
+pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
+
+
+def config_file(tmp_path, keys, store):
+    g = gw.Gateway(tmp_path / "g", keys, gw.base_config(keys, flow_vhosts(keys), store=store))
+    return g
+
+
+def check(g):
+    return gw.run_binary(["--check", "-c", g.conf_path])
+
+
+def test_check_connects_nothing(tmp_path, keys):
+    port = gw.free_port()  # nothing listens there
+    g = config_file(tmp_path, keys, {"backend": "redis", "url": "redis://127.0.0.1:%d/3" % port})
+    r = check(g)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("content,why", [("", "the first line is empty"),
+                                         ("\nsecret\n", "the first line is empty")])
+def test_check_refuses_an_empty_password_file(tmp_path, keys, content, why):
+    pw = tmp_path / "redis.pw"
+    pw.write_text(content)
+    g = config_file(tmp_path, keys, {"backend": "redis", "url": "redis://127.0.0.1:6379",
+                                     "password_file": str(pw)})
+    r = check(g)
+    assert r.returncode != 0, r.stdout
+    assert "store: password_file:" in r.stderr and why in r.stderr, r.stderr
+
+
+def test_password_file_authenticates_and_a_wrong_one_stays_unready(make_gateway, keys, tmp_path):
+    redis = rf.RedisServer(tmp_path / "redis", extra=["--requirepass", "s3cret pass"]).start()
+    try:
+        good, bad = tmp_path / "good.pw", tmp_path / "bad.pw"
+        good.write_text("s3cret pass\n")
+        bad.write_text("nope\n")
+        g = make_gateway(flow_vhosts(keys), store={"backend": "redis", "url": redis.url,
+                                                   "password_file": str(good)})
+        with Client(g, zones=["*"]) as c:
+            c.subscribe("zone:" + uid("z"))
+        assert API(g).get("/readyz").status == 200
+        g2 = make_gateway(flow_vhosts(keys), start=False,
+                          store={"backend": "redis", "url": redis.url, "password_file": str(bad)})
+        with pytest.raises(AssertionError, match="never registered"):
+            g2.start(timeout=3)
+        assert g2.proc.poll() is None, "a wrong password must not stop the gateway"
+        assert API(g2).get("/readyz").status == 503
+        assert "s3cret" not in g.log_text() + g2.log_text() and "nope" not in g2.log_text()
+    finally:
+        redis.kill()
+
+
+def test_two_databases_of_one_server_are_two_gateways(make_gateway, keys, tmp_path):
+    redis = rf.RedisServer(tmp_path / "redis").start()
+    try:
+        g1 = make_gateway(flow_vhosts(keys), store=rf.redis_store(redis.url + "/1"))
+        g2 = make_gateway(flow_vhosts(keys), store=rf.redis_store(redis.url + "/2"))
+        z = "zone:" + uid("z")
+        with Client(g1, zones=["*"]) as a, Client(g2, zones=["*"]) as b:
+            a.subscribe(z)
+            b.subscribe(z)
+            r = API(g1).publish(z, "tick", {"n": 1})
+            assert r.json["recipients"] == 1, r
+            a.wait_for("tick")
+            b.sync()
+            assert not b.take("tick"), "a publication crossed databases"
+            assert API(g2).get("/v1/channels/" + z).json["subscribers"] == 1
+    finally:
+        redis.kill()
