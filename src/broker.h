@@ -10,7 +10,9 @@
 #ifndef PAV_BROKER_H
 #define PAV_BROKER_H
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "pavilion/plugin.h"
@@ -77,5 +79,28 @@ struct pav_broker_ops {
 	void (*revoke)(void *self, const char *ns, const char *user,
 		       pav_state_count_fn cb, void *arg);
 };
+
+/* A broker's create/destroy for a backend whose broker is its state's
+ * instance (one table, one set of connections): *self = state; the state
+ * half frees it. */
+static inline int pav_backend_share(const struct pav_store_config *cfg,
+				    const struct pav_backend_env *env,
+				    void *state, void **self, char *err,
+				    size_t errlen)
+{
+	(void)cfg;
+	(void)env;
+	*self = state;
+	if (state)
+		return 0;
+	if (errlen)
+		snprintf(err, errlen, "the broker needs its state half");
+	return -EINVAL;
+}
+
+static inline void pav_backend_shared_destroy(void *self)
+{
+	(void)self; /* the state half frees it */
+}
 
 #endif

@@ -65,24 +65,6 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 		pav_mem_chan_drop(m, ch, now);
 }
 
-static int broker_create(const struct pav_store_config *cfg,
-			 const struct pav_backend_env *env, void *state,
-			 void **self, char *err, size_t errlen)
-{
-	(void)cfg;
-	(void)env;
-	if (!state) {
-		snprintf(err, errlen, "the memory broker needs its state");
-		return -EINVAL;
-	}
-	*self = state; /* one table for both halves */
-	return 0;
-}
-
-static void broker_destroy(void *self)
-{
-	(void)self; /* the state half frees the table */
-}
 
 static int broker_ready(void *self)
 {
@@ -139,8 +121,8 @@ static void broker_revoke(void *self, const char *ns, const char *user,
 }
 
 const struct pav_broker_ops pav_memory_broker = {
-	.create = broker_create,
-	.destroy = broker_destroy,
+	.create = pav_backend_share, /* one table for both halves */
+	.destroy = pav_backend_shared_destroy,
 	.ready = broker_ready,
 	.publish = broker_publish,
 	.subscribe = broker_subscribe,

@@ -192,7 +192,7 @@ static int wire_parse(struct rb *b, char *hdr, size_t hlen, struct wire *w)
 
 /* Hands one message to the local hub: the frame is copied once, into the
  * message every recipient shares. */
-void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
+static void on_message(struct rb_shard *sh, const char *channel, size_t clen,
 		       const char *data, size_t dlen)
 {
 	struct rb *b = sh->b;
@@ -607,24 +607,16 @@ static int broker_create(const struct pav_store_config *cfg,
 			 const struct pav_backend_env *env, void *state,
 			 void **self, char *err, size_t errlen)
 {
-	(void)cfg;
-	(void)env;
-	if (!state) {
-		snprintf(err, errlen, "the redis broker needs its state");
-		return -EINVAL;
-	}
-	*self = state; /* one instance, one set of connections */
-	return 0;
-}
+	int rc = pav_backend_share(cfg, env, state, self, err, errlen);
 
-static void broker_destroy(void *self)
-{
-	(void)self; /* the state half frees the instance */
+	if (!rc) /* pub/sub messages come to us */
+		((struct rb *)state)->on_message = on_message;
+	return rc;
 }
 
 const struct pav_broker_ops pav_redis_broker = {
 	.create = broker_create,
-	.destroy = broker_destroy,
+	.destroy = pav_backend_shared_destroy,
 	.ready = pav_rb_ready,
 	.publish = rb_publish,
 	.subscribe = rb_subscribe,

@@ -934,7 +934,8 @@ static void on_message(void *arg, const char *channel, size_t clen,
 		fence_message(sh, data, dlen);
 		return;
 	}
-	pav_rb_on_message(sh, channel, clen, data, dlen);
+	if (sh->b->on_message)
+		sh->b->on_message(sh, channel, clen, data, dlen);
 }
 
 /* ---- shutdown: the clients go before the event loop ------------------------ */

@@ -105,6 +105,9 @@ struct rb {
 	size_t sync_out;       /* sync scripts in flight */
 	uint64_t rnd;
 	int shut; /* shutdown() ran: every call fails -ECANCELED */
+	/* the broker's reader of pub/sub messages (set by its create) */
+	void (*on_message)(struct rb_shard *sh, const char *channel,
+			   size_t clen, const char *data, size_t dlen);
 };
 
 /* ---- redis_node.c ---- */
@@ -159,9 +162,6 @@ void pav_rb_fence_wait(struct rb_shard *sh, uint64_t seq,
 
 /* ---- redis_broker.c ---- */
 
-/* A message on a subscribed pub/sub channel, from shard sh. */
-void pav_rb_on_message(struct rb_shard *sh, const char *channel, size_t clen,
-		       const char *data, size_t dlen);
 /* Publishes one ready message (header + frame) to gateway channels of one
  * namespace, grouped by shard; done (may be NULL) once every shard
  * answered. */
