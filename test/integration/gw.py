@@ -118,10 +118,20 @@ def claims(sub="alice", ttl=300, iss=None, aud=None, **extra):
 
 
 # ------------------------------------------------------------------ misc
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this test run: the kernel may give the
+    same ephemeral port to two bind(0) calls in a row, and one config then lists it twice."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no fresh free port in 100 tries")
 
 
 def wait_port(port, timeout=10.0, proc=None):
