@@ -126,12 +126,30 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
+/* Drops the list's written head when it is most of the array, fixing the
+ * indexes the connections keep. */
+static void dirty_compact(struct pav_conn_env *e)
+{
+	size_t live = e->ndirty - e->head;
+
+	if (!e->head || e->head < live)
+		return;
+	memmove(e->dirty, e->dirty + e->head, live * sizeof(*e->dirty));
+	e->head = 0;
+	e->ndirty = live;
+	for (size_t i = 0; i < live; i++)
+		if (e->dirty[i])
+			e->dirty[i]->dirty = (int)i + 1;
+}
+
 static int mark_dirty(struct pav_conn *c)
 {
 	struct pav_conn_env *e = c->env;
 
 	if (c->dirty)
 		return 0;
+	if (e->ndirty == e->dirty_cap)
+		dirty_compact(e);
 	if (e->ndirty == e->dirty_cap) {
 		size_t cap = e->dirty_cap ? e->dirty_cap * 2 : 256;
 		struct pav_conn **d = realloc(e->dirty, cap * sizeof(*d));
@@ -148,10 +166,10 @@ static int mark_dirty(struct pav_conn *c)
 
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 {
-	int idle = c->state == PAV_CONN_OPEN && !c->q_count && !c->dirty &&
-		   !lws_partial_buffered(c->wsi);
-
-	if (!idle)
+	if (c->state != PAV_CONN_OPEN)
+		return -EPIPE;
+	/* waiting for POLLOUT already: its writable callback takes it */
+	if (!c->dirty && (c->q_count || lws_partial_buffered(c->wsi)))
 		return pav_conn_enqueue(c, m);
 	if (c->q_bytes + m->len > c->vc->limits.outbound_queue_bytes) {
 		pav_conn_overflow(c);
@@ -285,10 +303,13 @@ static int write_queue(struct pav_conn *c)
 	return 0;
 }
 
-void pav_conns_flush(struct pav_conn_env *env)
+int pav_conns_flush(struct pav_conn_env *env, size_t slice)
 {
+	size_t end = env->ndirty - env->head > slice ? env->head + slice
+						     : env->ndirty;
+
 	/* a write may close a connection, never add one to the list */
-	for (size_t i = 0; i < env->ndirty; i++) {
+	for (size_t i = env->head; i < end; i++) {
 		struct pav_conn *c = env->dirty[i];
 
 		if (!c)
@@ -301,14 +322,18 @@ void pav_conns_flush(struct pav_conn_env *env)
 					LWS_TO_KILL_ASYNC);
 		}
 	}
-	env->ndirty = 0;
+	env->head = end;
+	if (env->head < env->ndirty)
+		return 1;
+	env->head = env->ndirty = 0;
+	return 0;
 }
 
 void pav_conn_env_free(struct pav_conn_env *env)
 {
 	free(env->dirty);
 	env->dirty = NULL;
-	env->ndirty = env->dirty_cap = 0;
+	env->head = env->ndirty = env->dirty_cap = 0;
 }
 
 static int send_close(struct pav_conn *c);

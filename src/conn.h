@@ -19,11 +19,12 @@ struct pav_msg;
 struct pav_vhost_config;
 
 /* What all connections share: the deadline wheel, and the connections
- * with fresh frames to write at the end of this turn of the event loop. */
+ * with fresh frames to write (dirty[head..ndirty), in the order they got
+ * them; NULL where one was released). */
 struct pav_conn_env {
 	struct pav_wheel wheel; /* one-second slots */
 	struct pav_conn **dirty;
-	size_t ndirty, dirty_cap;
+	size_t head, ndirty, dirty_cap;
 };
 
 enum pav_conn_state {
@@ -81,15 +82,20 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
  * bounded there), so a replay larger than the queue still goes out. */
 int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m);
 /*
- * Fan-out: queues like enqueue, but a connection with nothing waiting is
- * written at the end of the current turn of the event loop
- * (pav_conns_flush), not through a poll round and its writable callback:
- * one publication goes out at once, and every publication that arrived in
- * the same turn goes out in the same write.
+ * Fan-out: queues like enqueue, but a connection with nothing waiting
+ * joins the dirty list and is written by pav_conns_flush() at the end of
+ * the event loop's turn, not through a poll round and its writable
+ * callback.  A lone publication goes out at once.  A pass over many
+ * connections goes in slices with the loop's input served between them:
+ * what arrives meanwhile joins the queues of the connections not written
+ * yet, so when publications come faster than a pass drains, each write
+ * carries several (adaptive coalescing, decided by what is pending, not by
+ * a timer).
  */
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m);
-/* Writes the frames delivered during this turn (end of every loop turn). */
-void pav_conns_flush(struct pav_conn_env *env);
+/* Writes up to `slice` dirty connections; 1 when some are left (serve
+ * the loop without waiting, then call again). */
+int pav_conns_flush(struct pav_conn_env *env, size_t slice);
 void pav_conn_env_free(struct pav_conn_env *env);
 /* Builds and queues {"type","id"?,"channel"?,"payload"?,"timestamp"}. */
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,

@@ -72,6 +72,10 @@ struct user {
 	int64_t last_active_ms;
 	uint64_t *conns;
 	size_t nconns, conns_cap;
+	/* members of "user:<this user>": counted here, not in a channel
+	 * record (every connection is one; a record each would cost more
+	 * than the connection's own state) */
+	int64_t own_members;
 	struct inbox inbox;
 };
 
@@ -96,6 +100,15 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
  * unknown user. */
 void pav_mem_user_drop_if_empty(struct pav_mem *m, const char *ns,
 				const char *user, struct user *u);
+
+/* The user whose own channel "user:<id>" channel is, or NULL (also when
+ * it is no user channel); made when `make`. */
+struct user *pav_mem_own_channel(struct pav_mem *m, const char *ns,
+				 const char *channel, int make);
+
+/* A channel's subscribers on this node (for "user:<id>": own_members). */
+int64_t pav_mem_members(struct pav_mem *m, const char *ns,
+			const char *channel);
 
 /* Channels (memory_table.c).  The channel's record, made when `make`; NULL when absent or out of
  * memory.  pav_mem_chan_drop() frees it once it holds nothing. */

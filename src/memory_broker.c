@@ -54,8 +54,8 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 	}
 	if (f.offset)
 		pav_mem_history_append(m, ch, d.msg, now);
-	if (ch)
-		res.recipients = ch->members;
+	if (one)
+		res.recipients = pav_mem_members(m, ns, out->channels[0]);
 	if (m->env.deliver)
 		m->env.deliver(m->env.arg, &d);
 	pav_msg_unref(d.msg);

@@ -419,13 +419,32 @@ static int64_t chan_user_count(const struct mem_chan *ch, const char *user)
 	return (int64_t)(uintptr_t)pav_map_get(ch->users, user);
 }
 
+/* "user:<id>": its members are the user's own connections. */
+static void own_member_add(struct pav_mem *m, const char *ns,
+			   const char *channel, pav_state_member_fn cb,
+			   void *arg)
+{
+	struct user *u = pav_mem_own_channel(m, ns, channel, 1);
+
+	if (u)
+		u->own_members++;
+	if (cb)
+		cb(arg, u ? 0 : -ENOMEM, u ? u->own_members : 0,
+		   u ? u->own_members : 0);
+}
+
 static void mem_member_add(void *self, const char *ns, const char *channel,
 			   const char *user, pav_state_member_fn cb, void *arg)
 {
 	struct pav_mem *m = self;
-	struct mem_chan *ch = pav_mem_chan(m, ns, channel, 1);
+	struct mem_chan *ch;
 	int64_t n;
-	int err = ch ? 0 : -ENOMEM;
+	int err;
+
+	if (!strncmp(channel, "user:", 5))
+		return own_member_add(m, ns, channel, cb, arg);
+	ch = pav_mem_chan(m, ns, channel, 1);
+	err = ch ? 0 : -ENOMEM;
 
 	if (ch) {
 		n = chan_user_count(ch, user) + 1;
@@ -443,9 +462,17 @@ static void mem_member_remove(void *self, const char *ns, const char *channel,
 			      const char *user)
 {
 	struct pav_mem *m = self;
-	struct mem_chan *ch = pav_mem_chan(m, ns, channel, 0);
-	int64_t n = ch ? chan_user_count(ch, user) : 0;
+	struct user *u = pav_mem_own_channel(m, ns, channel, 0);
+	struct mem_chan *ch;
+	int64_t n;
 
+	if (u && u->own_members > 0) {
+		u->own_members--;
+		pav_mem_user_drop_if_empty(m, ns, channel + 5, u);
+		return;
+	}
+	ch = pav_mem_chan(m, ns, channel, 0);
+	n = ch ? chan_user_count(ch, user) : 0;
 	if (!n)
 		return;
 	if (n > 1)
@@ -467,11 +494,8 @@ static void mem_channel_counts(void *self, const char *ns,
 		cb(arg, -ENOMEM, NULL, 0);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct mem_chan *ch = pav_mem_chan(self, ns, channels[i], 0);
-
-		counts[i] = ch ? ch->members : 0;
-	}
+	for (size_t i = 0; i < n; i++)
+		counts[i] = pav_mem_members(self, ns, channels[i]);
 	cb(arg, 0, counts, n);
 	if (counts != small)
 		free(counts);
@@ -496,7 +520,15 @@ static int collect_user(const char *key, void *val, void *arg)
 static void mem_channel_users(void *self, const char *ns, const char *channel,
 			      size_t max, pav_users_fn cb, void *arg)
 {
-	struct mem_chan *ch = pav_mem_chan(self, ns, channel, 0);
+	struct user *u = pav_mem_own_channel(self, ns, channel, 0);
+	const char *own[] = {channel + 5};
+	struct mem_chan *ch;
+
+	if (u || !strncmp(channel, "user:", 5)) {
+		cb(arg, 0, own, u && u->own_members > 0 && max ? 1 : 0);
+		return;
+	}
+	ch = pav_mem_chan(self, ns, channel, 0);
 	size_t have = ch ? pav_map_count(ch->users) : 0;
 	struct users_walk w = {NULL, 0, have < max ? have : max};
 

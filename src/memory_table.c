@@ -101,7 +101,7 @@ void pav_mem_user_drop_if_empty(struct pav_mem *m, const char *ns,
 {
 	struct mem_key k;
 
-	if (u->nconns || u->inbox.count || u->last_active_ms ||
+	if (u->nconns || u->own_members || u->inbox.count || u->last_active_ms ||
 	    (u->status[0] && strcmp(u->status, "offline") != 0))
 		return;
 	if (pav_mem_key(&k, ns, user))
@@ -116,6 +116,32 @@ int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
 	const struct user *u = pav_mem_user_find(m, ns, user);
 
 	return u ? (int64_t)u->nconns : 0;
+}
+
+struct user *pav_mem_own_channel(struct pav_mem *m, const char *ns,
+				 const char *channel, int make)
+{
+	struct user *u = NULL;
+
+	if (strncmp(channel, "user:", 5))
+		return NULL;
+	if (make)
+		pav_mem_user_get(m, ns, channel + 5, &u);
+	else
+		u = pav_mem_user_find(m, ns, channel + 5);
+	return u;
+}
+
+int64_t pav_mem_members(struct pav_mem *m, const char *ns,
+			const char *channel)
+{
+	struct user *u = pav_mem_own_channel(m, ns, channel, 0);
+	struct mem_chan *ch;
+
+	if (!strncmp(channel, "user:", 5))
+		return u ? u->own_members : 0;
+	ch = pav_mem_chan(m, ns, channel, 0);
+	return ch ? ch->members : 0;
 }
 
 /* ---- channels ---- */

@@ -648,10 +648,20 @@ static uv_check_t uv_flush; /* after each turn's I/O: write what was
 			       delivered during it */
 static int uv_flush_on;
 
+static uv_idle_t uv_spin; /* keeps polls from waiting while a pass runs */
+
+static void uv_spin_cb(uv_idle_t *h)
+{
+	(void)h;
+}
+
 static void uv_flush_cb(uv_check_t *h)
 {
 	(void)h;
-	pav_conns_flush(&core->conn_env);
+	if (pav_conns_flush(&core->conn_env, PAV_FLUSH_SLICE))
+		uv_idle_start(&uv_spin, uv_spin_cb);
+	else
+		uv_idle_stop(&uv_spin);
 }
 #endif
 static int use_uv;
@@ -792,8 +802,12 @@ static void run_loop(struct pav_core *c)
 		return;
 	}
 #endif
-	while (!stop_loop && lws_service(c->lws, 0) >= 0) {
-		pav_conns_flush(&c->conn_env);
+	int more = 0;
+
+	/* while a fan-out pass is unfinished, the loop looks at its input
+	 * without waiting, between slices */
+	while (!stop_loop && lws_service(c->lws, more ? -1 : 0) >= 0) {
+		more = pav_conns_flush(&c->conn_env, PAV_FLUSH_SLICE);
 		pav_server_handle_signals();
 	}
 }
@@ -808,6 +822,8 @@ static void destroy_context(struct pav_core *c)
 		if (uv_flush_on) {
 			uv_check_stop(&uv_flush);
 			uv_close((uv_handle_t *)&uv_flush, NULL);
+			uv_idle_stop(&uv_spin);
+			uv_close((uv_handle_t *)&uv_spin, NULL);
 			uv_flush_on = 0;
 		}
 		/* lws closes its handles on our loop: let them finish */
@@ -856,6 +872,7 @@ int pav_server_run(struct pav_core *c)
 	if (use_uv) {
 		uv_check_init(&uv_loop, &uv_flush);
 		uv_check_start(&uv_flush, uv_flush_cb);
+		uv_idle_init(&uv_loop, &uv_spin);
 		uv_flush_on = 1;
 	}
 #endif

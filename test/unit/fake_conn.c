@@ -206,9 +206,11 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 	return 1;
 }
 
-void pav_conns_flush(struct pav_conn_env *env)
+int pav_conns_flush(struct pav_conn_env *env, size_t slice)
 {
 	(void)env;
+	(void)slice;
+	return 0;
 }
 
 void pav_conn_env_free(struct pav_conn_env *env)
