@@ -34,7 +34,9 @@
 #define PAV_CLOSE_FLUSH_S 5 /* for a close frame to get out */
 #define PAV_CLOSE_DRAIN_S 2 /* then for the client's close or EOF */
 #define PAV_WRITE_BATCH_BYTES (64 * 1024) /* frames joined into one write */
+#ifndef PAV_FLUSH_SLICE /* -D for experiments */
 #define PAV_FLUSH_SLICE 2048 /* connections written between two looks at input */
+#endif
 #define PAV_RX_BUFFER_BYTES 1024 /* lws' per-connection receive buffer */
 #define PAV_MAX_FRAGMENTS 4096  /* lws deliveries per message: frames and chunks */
 
