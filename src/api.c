@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ struct api_req {
 	size_t sent;
 	int headers_sent;
 	int early; /* answered before the body was read: close after */
+	int unsent; /* counted in vh->api_unsent */
 	struct lws *wsi;
 	uint64_t rid; /* names the request to late answers */
 };
@@ -102,6 +104,17 @@ static void req_untrack(struct api_req *r)
 
 /* ---- answers ---------------------------------------------------------- */
 
+static void mark_unsent(struct api_req *r, int unsent)
+{
+	if (!r->vh || r->unsent == unsent)
+		return;
+	r->unsent = unsent;
+	if (unsent)
+		r->vh->api_unsent++;
+	else
+		r->vh->api_unsent--;
+}
+
 static void answer_json(struct api_req *r, int status, json_object *o)
 {
 	const char *t = json_object_to_json_string_ext(
@@ -112,6 +125,7 @@ static void answer_json(struct api_req *r, int status, json_object *o)
 	r->ans.body = strdup(t);
 	r->ans.len = r->ans.body ? strlen(r->ans.body) : 0;
 	json_object_put(o);
+	mark_unsent(r, 1);
 	if (r->wsi)
 		lws_callback_on_writable(r->wsi);
 }
@@ -559,6 +573,7 @@ static void do_metrics(struct api_req *r)
 	r->ans.status = 200;
 	r->ans.content_type = "text/plain; version=0.0.4";
 	r->ans.body = pav_metrics_render(&r->ans.len);
+	mark_unsent(r, 1);
 	if (!r->ans.body)
 		answer_error(r, 500, "out of memory");
 }
@@ -727,6 +742,7 @@ static void free_req(struct api_req **pr)
 {
 	if (!*pr)
 		return;
+	mark_unsent(*pr, 0);
 	req_untrack(*pr);
 	free((*pr)->body);
 	free((*pr)->ans.body);
@@ -929,6 +945,7 @@ static int write_body(struct lws *wsi, struct api_req *r)
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
+	mark_unsent(r, 0);
 	if (r->early)
 		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -941,8 +958,10 @@ static int on_writeable(struct lws *wsi, struct api_req *r)
 	if (!r->headers_sent) {
 		if (write_headers(wsi, r))
 			return -1;
-		if (!r->ans.len)
+		if (!r->ans.len) {
+			mark_unsent(r, 0);
 			return r->early || lws_http_transaction_completed(wsi) ? -1 : 0;
+		}
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -985,6 +1004,66 @@ static int body_done(struct lws *wsi, struct api_req *r)
 	return 0;
 }
 
+/* ---- the API's connections, for pav_api_busy() ------------------------ */
+
+static void conn_add(struct lws *wsi)
+{
+	struct pav_vhost *vh = lws_vhost_user(lws_get_vhost(wsi));
+	struct lws **c;
+
+	if (!vh)
+		return;
+	if (vh->napi_conns == vh->api_conns_cap) {
+		size_t cap = vh->api_conns_cap ? vh->api_conns_cap * 2 : 8;
+
+		if (!(c = realloc(vh->api_conns, cap * sizeof(*c))))
+			return; /* not watched: it only is not looked at early */
+		vh->api_conns = c;
+		vh->api_conns_cap = cap;
+	}
+	vh->api_conns[vh->napi_conns++] = wsi;
+	lws_set_opaque_user_data(wsi, (void *)(uintptr_t)vh->napi_conns);
+}
+
+static void conn_gone(struct lws *wsi)
+{
+	struct pav_vhost *vh = lws_vhost_user(lws_get_vhost(wsi));
+	size_t i = (size_t)(uintptr_t)lws_get_opaque_user_data(wsi);
+
+	if (!vh || !i || i > vh->napi_conns || vh->api_conns[i - 1] != wsi)
+		return;
+	vh->api_conns[i - 1] = vh->api_conns[--vh->napi_conns];
+	lws_set_opaque_user_data(vh->api_conns[i - 1], (void *)(uintptr_t)i);
+	lws_set_opaque_user_data(wsi, NULL);
+}
+
+static int input_waiting(struct pav_vhost *vh)
+{
+	struct pollfd fds[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < vh->napi_conns && n < 64; i++) {
+		int fd = lws_get_socket_fd(vh->api_conns[i]);
+
+		if (fd >= 0)
+			fds[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+	}
+	return n && poll(fds, (nfds_t)n, 0) > 0;
+}
+
+int pav_api_busy(struct pav_core *core)
+{
+	for (size_t i = 0; i < core->nvhosts; i++) {
+		struct pav_vhost *vh = &core->vhosts[i];
+
+		if (vh->cfg->kind != PAV_VHOST_INTERNAL)
+			continue;
+		if (vh->api_unsent || input_waiting(vh))
+			return 1;
+	}
+	return 0;
+}
+
 int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		     void *user, void *in, size_t len)
 {
@@ -999,6 +1078,12 @@ int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return -1; /* see server.c: CVE-2025-11677 */
 		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
 		return 1;
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		conn_add(wsi);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		conn_gone(wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		return start(wsi, pr);
 	case LWS_CALLBACK_HTTP_BODY:

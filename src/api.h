@@ -26,6 +26,13 @@ struct pav_api_answer {
 	size_t len;
 };
 
+struct pav_core;
+/* Is the backend waiting on us: an API answer made but not written, or an
+ * API connection with input to read?  (Between slices of a fan-out pass,
+ * the loop serves such input first, so publications coming faster than a
+ * pass drains share its writes.) */
+int pav_api_busy(struct pav_core *core);
+
 /* pav_host.api_answer / api_error / query_number (plugin.h). */
 void pav_api_answer(pav_api_call *call, int status, json_object *body);
 void pav_api_error(pav_api_call *call, int status, const char *message);

@@ -18,6 +18,7 @@
 
 #include "server.h"
 
+#include "api.h"
 #include "backend.h"
 #include "clock.h"
 #include "conn.h"
@@ -657,8 +658,13 @@ static void uv_spin_cb(uv_idle_t *h)
 
 static void uv_flush_cb(uv_check_t *h)
 {
+	int more;
+
 	(void)h;
-	if (pav_conns_flush(&core->conn_env, PAV_FLUSH_SLICE))
+	do
+		more = pav_conns_flush(&core->conn_env, PAV_FLUSH_SLICE);
+	while (more && !pav_api_busy(core));
+	if (more)
 		uv_idle_start(&uv_spin, uv_spin_cb);
 	else
 		uv_idle_stop(&uv_spin);
@@ -807,7 +813,12 @@ static void run_loop(struct pav_core *c)
 	/* while a fan-out pass is unfinished, the loop looks at its input
 	 * without waiting, between slices */
 	while (!stop_loop && lws_service(c->lws, more ? -1 : 0) >= 0) {
-		more = pav_conns_flush(&c->conn_env, PAV_FLUSH_SLICE);
+		/* slice after slice, until the backend waits on us (an answer
+		 * to write, a request to read): then serve it first, so what
+		 * it publishes next shares the writes still to come */
+		do
+			more = pav_conns_flush(&c->conn_env, PAV_FLUSH_SLICE);
+		while (more && !pav_api_busy(c));
 		pav_server_handle_signals();
 	}
 }

@@ -516,6 +516,7 @@ void pav_vhosts_teardown(struct pav_core *core)
 			pav_map_free(vh->handlers, free);
 		pav_auth_free(&vh->auth);
 		free_keys(vh->api_keys, vh->napi_keys);
+		free(vh->api_conns);
 		free(vh->lws);
 	}
 	free(core->vhosts);

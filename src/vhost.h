@@ -80,6 +80,9 @@ struct pav_vhost {
 	struct pav_timers timers;      /* the plugins' live timers */
 	struct pav_map *api_calls;     /* internal API requests by id */
 	uint64_t api_next_rid;
+	struct lws **api_conns;        /* its open API connections */
+	size_t napi_conns, api_conns_cap;
+	unsigned api_unsent;           /* answers made, not yet written */
 };
 
 /* Builds vhosts and namespaces from core->cfg, makes plugin instances
