@@ -705,13 +705,11 @@ static int parse_store_url(struct pav_cfg_ctx *c, json_object *v, void *base,
 			   const char *path)
 {
 	struct pav_store_config *st = &((struct pav_config *)base)->store;
-	const char *s, *why;
-	int rc = pav_cfg_get_str(c, v, path, &s);
+	const char *s;
+	int rc = pav_cfg_get_checked_str(c, v, path, check_redis_url, &s);
 
 	if (rc)
 		return rc;
-	if ((why = check_redis_url(s)))
-		return pav_cfg_fail(c, -EINVAL, path, "%s", why);
 	pav_cfg_free_strv(st->urls, st->nurls);
 	st->nurls = 0;
 	st->urls = calloc(2, sizeof(*st->urls));

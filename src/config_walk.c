@@ -99,6 +99,20 @@ int pav_cfg_get_str(struct pav_cfg_ctx *c, json_object *v, const char *path,
 	return 0;
 }
 
+int pav_cfg_get_checked_str(struct pav_cfg_ctx *c, json_object *v,
+			    const char *path, pav_cfg_check_fn check,
+			    const char **out)
+{
+	const char *why;
+	int rc = pav_cfg_get_str(c, v, path, out);
+
+	if (rc)
+		return rc;
+	if (check && (why = check(*out)))
+		return pav_cfg_fail(c, -EINVAL, path, "%s", why);
+	return 0;
+}
+
 int pav_cfg_replace_str(struct pav_cfg_ctx *c, char **dst, const char *s,
 			const char *path)
 {
@@ -157,14 +171,10 @@ static int check_readable(struct pav_cfg_ctx *c, const char *file,
 static int set_str(struct pav_cfg_ctx *c, const struct pav_cfg_field *f,
 		   json_object *v, char **dst, const char *path)
 {
-	const char *s, *why;
-	int rc = pav_cfg_get_str(c, v, path, &s);
+	const char *s;
+	int rc = pav_cfg_get_checked_str(c, v, path, f->check, &s);
 
-	if (rc)
-		return rc;
-	if (f->check && (why = f->check(s)))
-		return pav_cfg_fail(c, -EINVAL, path, "%s", why);
-	return pav_cfg_replace_str(c, dst, s, path);
+	return rc ? rc : pav_cfg_replace_str(c, dst, s, path);
 }
 
 static int set_file(struct pav_cfg_ctx *c, json_object *v, char **dst,
@@ -258,13 +268,11 @@ static int set_enum(struct pav_cfg_ctx *c, const struct pav_cfg_field *f,
 static int strv_item(struct pav_cfg_ctx *c, const struct pav_cfg_field *f,
 		     json_object *v, const char *path, char **out)
 {
-	const char *s, *why;
-	int rc = pav_cfg_get_str(c, v, path, &s);
+	const char *s;
+	int rc = pav_cfg_get_checked_str(c, v, path, f->check, &s);
 
 	if (rc)
 		return rc;
-	if (f->check && (why = f->check(s)))
-		return pav_cfg_fail(c, -EINVAL, path, "%s", why);
 	*out = f->type == PAV_CFG_T_PATHV ? pav_cfg_resolve(c, s) : strdup(s);
 	return *out ? 0 : pav_cfg_oom(c, path);
 }

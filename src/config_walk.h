@@ -122,6 +122,10 @@ int pav_cfg_has(json_object *obj, const char *key);
 /* *out = v's string: a non-empty string without NUL, else an error. */
 int pav_cfg_get_str(struct pav_cfg_ctx *c, json_object *v, const char *path,
 		    const char **out);
+/* The same, then check (when not NULL): its reason is the error. */
+int pav_cfg_get_checked_str(struct pav_cfg_ctx *c, json_object *v,
+			    const char *path, pav_cfg_check_fn check,
+			    const char **out);
 /* *dst = a copy of s; the old *dst is freed only once the copy exists. */
 int pav_cfg_replace_str(struct pav_cfg_ctx *c, char **dst, const char *s,
 			const char *path);
