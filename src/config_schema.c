@@ -93,6 +93,23 @@ static const char *check_algorithm(const char *s)
 	       "ES256, ES384";
 }
 
+/* The first of keys (NULL-terminated) that obj holds is refused, at its
+ * own path, for why: keys that another key's value rules out. */
+static int refuse_keys(struct pav_cfg_ctx *c, json_object *obj,
+		       const char *const *keys, const char *path,
+		       const char *why)
+{
+	char sub[PAV_CFG_KEYPATH];
+
+	for (size_t i = 0; keys[i]; i++) {
+		if (!pav_cfg_has(obj, keys[i]))
+			continue;
+		pav_cfg_join(sub, path, keys[i]);
+		return pav_cfg_fail(c, -EINVAL, sub, "%s", why);
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------- vhost parts */
 
 #define VH(m) offsetof(struct pav_vhost_config, m)
@@ -503,14 +520,9 @@ static int vhost_kind(struct pav_cfg_ctx *c, json_object *obj,
 		return pav_cfg_fail(c, -EINVAL, sub, "required on a public "
 				    "vhost (one without \"api\")");
 	}
-	for (size_t i = 0; vc->kind == PAV_VHOST_INTERNAL && not_internal[i];
-	     i++) {
-		if (!pav_cfg_has(obj, not_internal[i]))
-			continue;
-		pav_cfg_join(sub, path, not_internal[i]);
-		return pav_cfg_fail(c, -EINVAL, sub, "not allowed on an "
-				    "internal vhost (one with \"api\")");
-	}
+	if (vc->kind == PAV_VHOST_INTERNAL)
+		return refuse_keys(c, obj, not_internal, path, "not allowed on "
+				   "an internal vhost (one with \"api\")");
 	return 0;
 }
 
@@ -666,7 +678,8 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug",
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const store_backends[] = {"memory", "redis", NULL};
 static const char *const redis_only[] = {"url", "shards", "password_file",
-					 "node_ttl_s", "command_timeout_ms"};
+					 "node_ttl_s", "command_timeout_ms",
+					 NULL};
 static const char *const event_loops[] = {"poll", "uv", NULL};
 
 void pav_cfg_log_reset(void *base)
@@ -739,14 +752,9 @@ static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 	if (redis && !st->nurls)
 		return pav_cfg_fail(c, -EINVAL, sub, "required with "
 				    "\"backend\": \"redis\"");
-	for (size_t i = 0; !redis && i < sizeof(redis_only) /
-			sizeof(redis_only[0]); i++) {
-		if (!pav_cfg_has(obj, redis_only[i]))
-			continue;
-		pav_cfg_join(sub, path, redis_only[i]);
-		return pav_cfg_fail(c, -EINVAL, sub, "only for \"backend\": "
-				    "\"redis\"");
-	}
+	if (!redis)
+		return refuse_keys(c, obj, redis_only, path,
+				   "only for \"backend\": \"redis\"");
 	return 0;
 }
 
