@@ -451,10 +451,9 @@ static int vhost_history_agrees(struct pav_cfg_ctx *c,
 			    o->name, o->file);
 }
 
-/* o is vhosts[k]. */
 static int vhost_name_unique(struct pav_cfg_ctx *c,
 			     const struct pav_vhost_config *vc,
-			     const struct pav_vhost_config *o, size_t k,
+			     const struct pav_vhost_config *o,
 			     const char *path)
 {
 	char sub[PAV_CFG_KEYPATH];
@@ -463,8 +462,8 @@ static int vhost_name_unique(struct pav_cfg_ctx *c,
 		return 0;
 	pav_cfg_join(sub, path, "name");
 	return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" is already the name of "
-			    "vhosts[%d] in %s", vc->name,
-			    index_in_file(c->cfg, k), o->file);
+			    "vhosts[%d] in %s", vc->name, o->file_index,
+			    o->file);
 }
 
 /* A shared listen needs distinct hostnames (SNI, Host) to tell them apart. */
@@ -497,7 +496,7 @@ static int vhost_unique(struct pav_cfg_ctx *c, struct pav_vhost_config *vc,
 
 		rc = vhost_history_agrees(c, vc, o, path);
 		if (!rc)
-			rc = vhost_name_unique(c, vc, o, k, path);
+			rc = vhost_name_unique(c, vc, o, path);
 		if (!rc)
 			rc = vhost_kinds_apart(c, vc, o, path);
 		if (!rc)
