@@ -376,16 +376,22 @@ static int index_in_file(const struct pav_config *cfg, size_t k)
 	return n;
 }
 
-static int hostnames_overlap(const struct pav_vhost_config *a,
-			     const struct pav_vhost_config *b)
+/* The first of a's hostnames that b has too, or NULL. */
+static const char *shared_hostname(const struct pav_vhost_config *a,
+				   const struct pav_vhost_config *b)
 {
-	if (!a->nhostnames || !b->nhostnames)
-		return 1;
 	for (size_t i = 0; i < a->nhostnames; i++)
 		for (size_t j = 0; j < b->nhostnames; j++)
 			if (!strcasecmp(a->hostnames[i], b->hostnames[j]))
-				return 1;
-	return 0;
+				return a->hostnames[i];
+	return NULL;
+}
+
+/* A vhost without hostnames answers every Host. */
+static int hostnames_overlap(const struct pav_vhost_config *a,
+			     const struct pav_vhost_config *b)
+{
+	return !a->nhostnames || !b->nhostnames || shared_hostname(a, b);
 }
 
 static const char *kind_name(const struct pav_vhost_config *vc)
@@ -406,6 +412,7 @@ static int vhost_kinds_apart(struct pav_cfg_ctx *c,
 			     const char *path)
 {
 	char sub[PAV_CFG_KEYPATH];
+	const char *host;
 
 	if (vc->kind == o->kind)
 		return 0;
@@ -417,19 +424,14 @@ static int vhost_kinds_apart(struct pav_cfg_ctx *c,
 				    "address", vc->port, kind_name(o), o->name,
 				    o->file);
 	}
-	for (size_t i = 0; i < vc->nhostnames; i++)
-		for (size_t j = 0; j < o->nhostnames; j++) {
-			if (strcasecmp(vc->hostnames[i], o->hostnames[j]))
-				continue;
-			pav_cfg_join(sub, path, "hostnames");
-			return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" is also "
-					    "a hostname of %s vhost \"%s\" "
-					    "(%s); internal and public vhosts "
-					    "may not share a hostname",
-					    vc->hostnames[i], kind_name(o),
-					    o->name, o->file);
-		}
-	return 0;
+	host = shared_hostname(vc, o);
+	if (!host)
+		return 0;
+	pav_cfg_join(sub, path, "hostnames");
+	return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" is also a hostname of "
+			    "%s vhost \"%s\" (%s); internal and public vhosts "
+			    "may not share a hostname", host, kind_name(o),
+			    o->name, o->file);
 }
 
 /* The vhosts of a namespace share its channels, so they keep them alike.
