@@ -278,9 +278,7 @@ void pav_config_free(struct pav_config *cfg)
 	free(cfg->include_dir);
 	pav_cfg_free_strv(cfg->files, cfg->nfiles);
 	pav_cfg_free_strv(cfg->plugin_dirs, cfg->nplugin_dirs);
-	free(cfg->store.backend);
-	pav_cfg_free_strv(cfg->store.urls, cfg->store.nurls);
-	free(cfg->store.password_file);
+	pav_cfg_store_reset(cfg); /* frees what store holds */
 	free(cfg->event_loop);
 	memset(cfg, 0, sizeof(*cfg));
 }
