@@ -197,27 +197,6 @@ static pav_api_call *call_new(struct api_req *r)
 	return c;
 }
 
-long pav_api_query_number(const char *q, const char *key, long def, long max)
-{
-	size_t kl = strlen(key);
-
-	for (const char *p = q; p && *p;
-	     p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-		const char *v = p + kl + 1;
-		long n = 0;
-
-		if (strncmp(p, key, kl) || p[kl] != '=')
-			continue;
-		if (*v < '0' || *v > '9')
-			return -1;
-		for (; *v >= '0' && *v <= '9'; v++)
-			if ((n = n * 10 + (*v - '0')) > max)
-				return -1;
-		return *v && *v != '&' ? -1 : n;
-	}
-	return def;
-}
-
 /* ---- publishing ------------------------------------------------------- */
 
 static const char *api_ns(struct api_req *r)

@@ -33,9 +33,11 @@ struct pav_core;
  * pass drains share its writes.) */
 int pav_api_busy(struct pav_core *core);
 
-/* pav_host.api_answer / api_error / query_number (plugin.h). */
+/* pav_host.api_answer / api_error (plugin.h). */
 void pav_api_answer(pav_api_call *call, int status, json_object *body);
 void pav_api_error(pav_api_call *call, int status, const char *message);
+/* pav_host.query_number (plugin.h), also the API's own ?since= and
+ * ?limit=; in api_query.c, which needs no libwebsockets. */
 long pav_api_query_number(const char *query, const char *key, long def,
 			  long max);
 

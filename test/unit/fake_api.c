@@ -56,12 +56,3 @@ void pav_api_error(pav_api_call *call, int status, const char *message)
 	(void)status;
 	(void)message;
 }
-
-long pav_api_query_number(const char *query, const char *key, long def,
-			  long max)
-{
-	(void)query;
-	(void)key;
-	(void)max;
-	return def;
-}

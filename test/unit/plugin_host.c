@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "channel.h"
 #include "clock.h"
 #include "ids.h"
@@ -685,35 +686,6 @@ static void api_error(pav_api_call *call, int status, const char *message)
 	free(call);
 }
 
-/* key=digits in [0, max]: the value; def when absent; -1 malformed. */
-static long query_number(const char *query, const char *key, long def,
-			 long max)
-{
-	size_t kl = strlen(key);
-
-	for (const char *p = query; p && *p;) {
-		const char *amp = strchr(p, '&');
-
-		if (!strncmp(p, key, kl) && p[kl] == '=') {
-			const char *v = p + kl + 1;
-			long n = 0;
-
-			if (v == amp || !*v)
-				return -1;
-			for (; *v && *v != '&'; v++) {
-				if (*v < '0' || *v > '9')
-					return -1;
-				n = n * 10 + (*v - '0');
-				if (n > max)
-					return -1;
-			}
-			return n;
-		}
-		p = amp ? amp + 1 : NULL;
-	}
-	return def;
-}
-
 const struct pav_host ph_host = {
 	.version = PAV_HOST_VERSION,
 	.size = sizeof(struct pav_host),
@@ -758,7 +730,7 @@ const struct pav_host ph_host = {
 	.verify_token = verify_token,
 	.api_answer = api_answer,
 	.api_error = api_error,
-	.query_number = query_number,
+	.query_number = pav_api_query_number,
 };
 
 /* ---- set up ---- */

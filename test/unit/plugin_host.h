@@ -4,7 +4,8 @@
  * answers from what the test set up, and the plugin-facing objects
  * (pav_conn, pav_vhost, pav_reply, pav_api_call) as plain structs.  No
  * gateway code runs besides the pure helpers (channel grammar, ids, time
- * text); a plugin is created through its own descriptor with this host.
+ * text, query numbers); a plugin is created through its own descriptor
+ * with this host.
  *
  * Store callbacks (inbox_*, presence_*, channel_*, publish's done) run at
  * once, or — after ph_async(1) — only when ph_run() is called, like a
