@@ -70,12 +70,6 @@ static pav_vhost *conn_vhost(const pav_conn *c)
 	return c->vh;
 }
 
-static void conn_channels(const pav_conn *c,
-			  void (*fn)(const char *channel, void *arg), void *arg)
-{
-	pav_session_channels(c, fn, arg);
-}
-
 static int64_t conn_closed_ms(const pav_conn *c)
 {
 	return c->closed_ms;
@@ -95,27 +89,6 @@ static int channel_parse(const pav_conn *c, const char *in, char *out,
 			 size_t outlen)
 {
 	return pav_channel_parse(c->user, in, out, outlen);
-}
-
-static int id_valid(const char *s, size_t len)
-{
-	return pav_id_valid(s, len);
-}
-
-static int user_channel(const char *user, char *out, size_t outlen)
-{
-	return pav_channel_user(user, out, outlen);
-}
-
-static void subscribe(pav_conn *c, const char *channel,
-		      json_object *parameters, pav_reply *reply)
-{
-	pav_session_subscribe(c, channel, parameters, reply);
-}
-
-static int unsubscribe(pav_conn *c, const char *channel)
-{
-	return pav_session_unsubscribe(c, channel);
 }
 
 static int is_subscribed(const pav_conn *c, const char *channel)
@@ -278,14 +251,14 @@ const struct pav_host pav_host_table = {
 	.conn_user = conn_user,
 	.conn_claims = conn_claims,
 	.conn_vhost = conn_vhost,
-	.conn_channels = conn_channels,
+	.conn_channels = pav_session_channels,
 	.conn_closed_ms = conn_closed_ms,
 	.send = send_msg,
 	.channel_parse = channel_parse,
-	.id_valid = id_valid,
-	.user_channel = user_channel,
-	.subscribe = subscribe,
-	.unsubscribe = unsubscribe,
+	.id_valid = pav_id_valid,
+	.user_channel = pav_channel_user,
+	.subscribe = pav_session_subscribe,
+	.unsubscribe = pav_session_unsubscribe,
 	.is_subscribed = is_subscribed,
 	.user_channels = user_channels,
 	.hold = hold,

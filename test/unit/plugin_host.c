@@ -398,16 +398,6 @@ static int channel_parse(const pav_conn *c, const char *in, char *out,
 	return pav_channel_parse(c->user, in, out, outlen);
 }
 
-static int id_valid(const char *s, size_t len)
-{
-	return pav_id_valid(s, len);
-}
-
-static int user_channel(const char *user, char *out, size_t outlen)
-{
-	return pav_channel_user(user, out, outlen);
-}
-
 static struct pav_reply *replies[64];
 static int nreplies;
 
@@ -703,8 +693,8 @@ const struct pav_host ph_host = {
 	.conn_closed_ms = conn_closed_ms,
 	.send = send_msg,
 	.channel_parse = channel_parse,
-	.id_valid = id_valid,
-	.user_channel = user_channel,
+	.id_valid = pav_id_valid,
+	.user_channel = pav_channel_user,
 	.subscribe = subscribe,
 	.unsubscribe = unsubscribe,
 	.is_subscribed = is_subscribed,
