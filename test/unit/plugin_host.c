@@ -847,8 +847,9 @@ void ph_call_route(void *inst, const char *method, const char *pattern,
 	json_object_put(b);
 }
 
-int ph_check_payload(void *inst, const char *type, const char *channel,
-		     const char *payload, const char **why)
+/* Runs the check of `type` on payload; its answer, *why its reason. */
+static int check_payload(void *inst, const char *type, const char *channel,
+			 const char *payload, const char **why)
 {
 	pav_payload_check_fn fn = ph_check(type);
 	json_object *p = json_tokener_parse(payload);
@@ -861,4 +862,56 @@ int ph_check_payload(void *inst, const char *type, const char *channel,
 	rc = fn(inst, channel, p, why);
 	json_object_put(p);
 	return rc;
+}
+
+void ph_payload_ok(void *inst, const char *type, const char *channel,
+		   const char *payload)
+{
+	const char *why;
+
+	if (check_payload(inst, type, channel, payload, &why))
+		fail_msg("refused on %s (%s): %s", channel, why, payload);
+}
+
+void ph_payload_refused(void *inst, const char *type, const char *channel,
+			const char *payload)
+{
+	const char *why;
+	int rc = check_payload(inst, type, channel, payload, &why);
+
+	if (rc != -EINVAL)
+		fail_msg("%s: got %d, want -EINVAL: %s", channel, rc, payload);
+	assert_non_null(why);
+}
+
+/* ---- a test's fixture ---- */
+
+static const struct pav_plugin *started;
+static void *started_inst;
+
+int ph_start(const struct pav_plugin *p, const char *options,
+	     const char *claims, const char *const *channels, void **inst,
+	     pav_conn **c)
+{
+	char err[256];
+	int rc;
+
+	ph_setup();
+	rc = ph_create(p, options, inst, err, sizeof(err));
+	started = p;
+	started_inst = *inst;
+	if (rc)
+		return -1;
+	*c = ph_conn(1, "u1", claims, channels);
+	ph_log_clear();
+	return 0;
+}
+
+int ph_end(void **state)
+{
+	(void)state;
+	ph_destroy(started, started_inst);
+	started_inst = NULL;
+	ph_teardown();
+	return 0;
 }

@@ -121,9 +121,23 @@ int ph_handle(void *inst, pav_conn *c, const char *type, const char *id,
 void ph_call_route(void *inst, const char *method, const char *pattern,
 		   const char *path_arg, const char *query, const char *body);
 
-/* Calls a payload check on a payload (JSON text): 0 or -EINVAL. */
-int ph_check_payload(void *inst, const char *type, const char *channel,
-		     const char *payload, const char **why);
+/* The payload check of `type` on a payload (JSON text) published to
+ * channel: it must pass; or it must answer -EINVAL with a reason. */
+void ph_payload_ok(void *inst, const char *type, const char *channel,
+		   const char *payload);
+void ph_payload_refused(void *inst, const char *type, const char *channel,
+			const char *payload);
+
+/* ---- a test's fixture ---- */
+/* ph_setup(), an instance of p made from options into *inst, connection 1
+ * of user "u1" (claims and channels as for ph_conn) into *c, and an empty
+ * log: a cmocka setup's work.  0, or -1 when p refused the options. */
+int ph_start(const struct pav_plugin *p, const char *options,
+	     const char *claims, const char *const *channels, void **inst,
+	     pav_conn **c);
+/* A cmocka teardown: destroys the instance ph_start() made, then
+ * ph_teardown(). */
+int ph_end(void **state);
 
 /* JSON text of o as the log writes it. */
 const char *ph_json(json_object *o);

@@ -24,17 +24,12 @@ static pav_conn *c;
 
 static int create(const char *options)
 {
-	char err[256];
 	static const char *const rooms[] = {"chat:r1", "zone:z1", NULL};
 
-	ph_setup();
-	if (ph_create(&pavilion_plugin, options, &inst, err, sizeof(err)))
-		return -1;
-	c = ph_conn(1, "u1",
-		    "{\"username\":\"alice\",\"picture\":\"https://p/a.png\"}",
-		    rooms);
-	ph_log_clear();
-	return 0;
+	return ph_start(&pavilion_plugin, options,
+			"{\"username\":\"alice\","
+			"\"picture\":\"https://p/a.png\"}",
+			rooms, &inst, &c);
 }
 
 static int setup(void **state)
@@ -47,15 +42,6 @@ static int setup_send(void **state)
 {
 	(void)state;
 	return create("{\"client_send\":true}");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ph_destroy(&pavilion_plugin, inst);
-	inst = NULL;
-	ph_teardown();
-	return 0;
 }
 
 /* ---- creation ---- */
@@ -95,21 +81,12 @@ static void client_send_must_be_a_boolean(void **state)
 
 static void payload_ok(const char *channel, const char *payload)
 {
-	const char *why;
-
-	if (ph_check_payload(inst, "chat_message", channel, payload, &why))
-		fail_msg("refused on %s (%s): %s", channel, why, payload);
+	ph_payload_ok(inst, "chat_message", channel, payload);
 }
 
 static void payload_refused(const char *channel, const char *payload)
 {
-	const char *why;
-	int rc = ph_check_payload(inst, "chat_message", channel, payload,
-				  &why);
-
-	if (rc != -EINVAL)
-		fail_msg("%s: got %d, want -EINVAL: %s", channel, rc, payload);
-	assert_non_null(why);
+	ph_payload_refused(inst, "chat_message", channel, payload);
 }
 
 #define SENDER "{\"id\":\"u2\",\"username\":\"bob\",\"profilePhoto\":\"p.png\"}"
@@ -312,8 +289,8 @@ static void deferral_failure_is_2000(void **state)
 	assert_int_equal(ph_count("publish"), 0);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-#define TC(f) cmocka_unit_test_setup_teardown(f, setup_send, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ph_end)
+#define TC(f) cmocka_unit_test_setup_teardown(f, setup_send, ph_end)
 
 int main(void)
 {

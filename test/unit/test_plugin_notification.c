@@ -28,24 +28,8 @@ static pav_conn *c;
 
 static int setup(void **state)
 {
-	char err[256];
-
 	(void)state;
-	ph_setup();
-	if (ph_create(&pavilion_plugin, "{}", &inst, err, sizeof(err)))
-		return -1;
-	c = ph_conn(1, "u1", NULL, NULL);
-	ph_log_clear();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ph_destroy(&pavilion_plugin, inst);
-	inst = NULL;
-	ph_teardown();
-	return 0;
+	return ph_start(&pavilion_plugin, "{}", NULL, NULL, &inst, &c);
 }
 
 /* ---- creation ---- */
@@ -86,21 +70,12 @@ static void any_option_is_refused(void **state)
 
 static void payload_ok(const char *payload)
 {
-	const char *why;
-
-	if (ph_check_payload(inst, "notification", "user:u1", payload, &why))
-		fail_msg("refused (%s): %s", why, payload);
+	ph_payload_ok(inst, "notification", "user:u1", payload);
 }
 
 static void payload_refused(const char *payload)
 {
-	const char *why;
-	int rc = ph_check_payload(inst, "notification", "user:u1", payload,
-				  &why);
-
-	if (rc != -EINVAL)
-		fail_msg("got %d, want -EINVAL: %s", rc, payload);
-	assert_non_null(why);
+	ph_payload_refused(inst, "notification", "user:u1", payload);
 }
 
 #define N_MIN "\"id\":\"n1\",\"type\":\"like\",\"content\":\"hi\"," \
@@ -544,7 +519,7 @@ static void since_must_be_an_rfc3339_time(void **state)
 			 PAV_ERR_FORMAT);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ph_end)
 
 int main(void)
 {

@@ -26,16 +26,10 @@ static pav_conn *c;
 
 static int create(const char *options)
 {
-	char err[256];
 	static const char *const chans[] = {"user:u1", "zone:a", "chat:b",
 					    NULL};
 
-	ph_setup();
-	if (ph_create(&pavilion_plugin, options, &inst, err, sizeof(err)))
-		return -1;
-	c = ph_conn(1, "u1", NULL, chans);
-	ph_log_clear();
-	return 0;
+	return ph_start(&pavilion_plugin, options, NULL, chans, &inst, &c);
 }
 
 static int setup(void **state)
@@ -48,15 +42,6 @@ static int setup_max0(void **state)
 {
 	(void)state;
 	return create("{\"max_broadcast\":0}");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ph_destroy(&pavilion_plugin, inst);
-	inst = NULL;
-	ph_teardown();
-	return 0;
 }
 
 /* ---- creation ---- */
@@ -109,21 +94,12 @@ static void max_broadcast_is_an_integer_from_0_to_a_billion(void **state)
 
 static void payload_ok(const char *payload)
 {
-	const char *why;
-
-	if (ph_check_payload(inst, "status_update", "zone:z1", payload, &why))
-		fail_msg("refused (%s): %s", why, payload);
+	ph_payload_ok(inst, "status_update", "zone:z1", payload);
 }
 
 static void payload_refused(const char *payload)
 {
-	const char *why;
-	int rc = ph_check_payload(inst, "status_update", "zone:z1", payload,
-				  &why);
-
-	if (rc != -EINVAL)
-		fail_msg("got %d, want -EINVAL: %s", rc, payload);
-	assert_non_null(why);
+	ph_payload_refused(inst, "status_update", "zone:z1", payload);
 }
 
 #define S_OK(status) \
@@ -520,7 +496,7 @@ static void presence_route_store_failure_is_503(void **state)
 	assert_string_equal(ph_at(1), "api_error 503 session store unavailable");
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ph_end)
 
 int main(void)
 {
@@ -544,7 +520,7 @@ int main(void)
 		T(channels_over_max_broadcast_are_dropped_but_the_user_kept),
 		cmocka_unit_test_setup_teardown(
 			max_broadcast_zero_announces_to_the_user_only,
-			setup_max0, teardown),
+			setup_max0, ph_end),
 		T(counts_failure_announces_to_the_user_only),
 		T(change_waits_for_the_counts),
 		T(users_first_join_sends_its_status_to_the_channel),

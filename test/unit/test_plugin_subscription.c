@@ -25,14 +25,9 @@ static pav_conn *c;
 
 static int create(const char *options)
 {
-	char err[256];
-
-	ph_setup();
-	if (ph_create(&pavilion_plugin, options, &inst, err, sizeof(err)))
-		return -1;
-	c = ph_conn(1, "u1", "{\"zones\":[\"z1\"],\"chats\":[\"*\"]}", NULL);
-	ph_log_clear();
-	return 0;
+	return ph_start(&pavilion_plugin, options,
+			"{\"zones\":[\"z1\"],\"chats\":[\"*\"]}", NULL, &inst,
+			&c);
 }
 
 static int setup(void **state)
@@ -45,15 +40,6 @@ static int setup_open(void **state)
 {
 	(void)state;
 	return create("{\"policy\":\"open\"}");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ph_destroy(&pavilion_plugin, inst);
-	inst = NULL;
-	ph_teardown();
-	return 0;
 }
 
 static int sub(const char *payload, const char **why)
@@ -300,7 +286,7 @@ static void unsubscribe_failure_is_2000(void **state)
 			 PAV_ERR_INTERNAL);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, ph_end)
 
 int main(void)
 {
@@ -320,7 +306,7 @@ int main(void)
 		T(own_user_channel_is_subscribed_by_its_canonical_name),
 		T(valid_subscription_token_grants_the_channel),
 		cmocka_unit_test_setup_teardown(open_policy_needs_no_claim,
-						setup_open, teardown),
+						setup_open, ph_end),
 		T(deferral_failure_is_2000),
 		T(unsubscribe_leaves_and_acks_the_canonical_channel),
 		T(unsubscribe_checks_the_channel),
