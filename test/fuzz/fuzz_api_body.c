@@ -55,16 +55,6 @@ static void check_text(const char *text, size_t len)
 	CHECK(pav_json_check(text, len, API_DEPTH + 2, &why) == 0);
 }
 
-static const char *str(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* ---- a host table with what plugins need to register their checks ---- */
 
 struct check {
@@ -160,14 +150,6 @@ static void plugins_create(void)
 	CHECK(nchecks == 3);
 }
 
-static int is_string(json_object *o, const char *key)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) &&
-	       json_object_is_type(v, json_type_string);
-}
-
 static void check_payload(const struct check *ck, const char *channel,
 			  json_object *payload)
 {
@@ -182,30 +164,33 @@ static void check_payload(const struct check *ck, const char *channel,
 		return;
 	}
 	if (!strcmp(ck->type, "chat_message")) {
-		const char *room = str(payload, "roomId");
+		const char *room = pav_api_str(payload, "roomId");
 
 		CHECK(room && !strncmp(channel, "chat:", 5) &&
 		      !strcmp(channel + 5, room));
-		CHECK(is_string(payload, "id") && is_string(payload, "content"));
+		CHECK(pav_api_str(payload, "id") &&
+		      pav_api_str(payload, "content"));
 	}
 	if (!strcmp(ck->type, "status_update")) {
-		const char *s = str(payload, "status");
+		const char *s = pav_api_str(payload, "status");
 
 		for (size_t i = 0; s && i < 4; i++)
 			ok |= !strcmp(s, statuses[i]);
 		CHECK(ok);
-		CHECK(pav_parse_time(str(payload, "lastActive"), &ms) == 0);
+		CHECK(pav_parse_time(pav_api_str(payload, "lastActive"),
+				     &ms) == 0);
 	}
 	if (!strcmp(ck->type, "notification"))
-		CHECK(is_string(payload, "type") &&
-		      is_string(payload, "content") &&
-		      is_string(payload, "id") &&
-		      is_string(payload, "createdAt"));
+		CHECK(pav_api_str(payload, "type") &&
+		      pav_api_str(payload, "content") &&
+		      pav_api_str(payload, "id") &&
+		      pav_api_str(payload, "createdAt"));
 }
 
 static void publish(json_object *body)
 {
-	const char *channel = str(body, "channel"), *type = str(body, "type");
+	const char *channel = pav_api_str(body, "channel");
+	const char *type = pav_api_str(body, "type");
 	char canon[PAV_MAX_CHANNEL_LEN];
 	json_object *payload;
 	struct pav_msg *m;
