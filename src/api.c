@@ -204,6 +204,15 @@ static const char *api_ns(struct api_req *r)
 	return r->vh->cfg->ns;
 }
 
+/* A channel the backend names, canonical into out: 0 or -EINVAL.  "user"
+ * alone means nothing without a connection. */
+static int api_channel(const char *in, char *out, size_t len)
+{
+	if (!strcmp(in, "user") || pav_channel_parse("", in, out, len))
+		return -EINVAL;
+	return 0;
+}
+
 /* One publication of a request, checked: channel canonical in chan. */
 static int check_publication(struct api_req *r, json_object *p, char *chan,
 			     size_t len, const char **why)
@@ -219,8 +228,7 @@ static int check_publication(struct api_req *r, json_object *p, char *chan,
 		*why = "need channel, type and payload";
 		return -EINVAL;
 	}
-	/* "user" alone means nothing without a connection */
-	if (!strcmp(channel, "user") || pav_channel_parse("", channel, chan, len)) {
+	if (api_channel(channel, chan, len)) {
 		*why = "invalid channel";
 		return -EINVAL;
 	}
@@ -451,7 +459,7 @@ static void counted(void *arg, int err, const int64_t *counts, size_t n)
 static int channel_arg(struct api_req *r, const char *in, char *out,
 		       size_t len)
 {
-	if (!strcmp(in, "user") || pav_channel_parse("", in, out, len)) {
+	if (api_channel(in, out, len)) {
 		answer_error(r, 400, "invalid channel");
 		return -1;
 	}
