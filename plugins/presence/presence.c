@@ -111,7 +111,7 @@ struct announce {
 	enum pav_presence_when when;
 	int64_t at_ms;   /* 0: now */
 	char **channels; /* [0] is "user:<id>" */
-	size_t n;
+	size_t n, cap;
 	int truncated;
 };
 
@@ -126,8 +126,9 @@ static void announce_free(struct announce *a)
 static void add_channel(const char *channel, void *arg)
 {
 	struct announce *a = arg;
+	char **grown;
 
-	if (!is_shared_channel(channel) || !a->channels)
+	if (!is_shared_channel(channel))
 		return;
 	if (a->n == ANNOUNCE_MAX_CHANNELS) {
 		if (!a->truncated++)
@@ -136,6 +137,14 @@ static void add_channel(const char *channel, void *arg)
 					 "channels", a->user,
 					 ANNOUNCE_MAX_CHANNELS);
 		return;
+	}
+	/* grown as needed: most users share a few channels, not the bound */
+	if (a->n == a->cap) {
+		grown = realloc(a->channels, 2 * a->cap * sizeof(*grown));
+		if (!grown)
+			return;
+		a->channels = grown;
+		a->cap *= 2;
 	}
 	if ((a->channels[a->n] = strdup(channel)))
 		a->n++;
@@ -156,7 +165,8 @@ static struct announce *announce_new(struct presence *pr, pav_conn *c,
 	a->status = status;
 	a->when = when;
 	snprintf(a->user, sizeof(a->user), "%s", host->conn_user(c));
-	a->channels = calloc(ANNOUNCE_MAX_CHANNELS + 1, sizeof(*a->channels));
+	a->cap = 8;
+	a->channels = malloc(a->cap * sizeof(*a->channels));
 	if (!a->channels || host->user_channel(a->user, own, sizeof(own)) < 0 ||
 	    !(a->channels[0] = strdup(own))) {
 		announce_free(a);

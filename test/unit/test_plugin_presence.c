@@ -236,6 +236,27 @@ static void channels_not_shared_are_not_announced_to(void **state)
 	assert_string_equal(ph_at(2), "channel_counts [user:u1,zone:a]");
 }
 
+static void every_shared_channel_is_announced_to(void **state)
+{
+	static const char *const zones[] = {"zone:a", "zone:b", "zone:c",
+					    "zone:d", "zone:e", "zone:f",
+					    "zone:g", "zone:h", "zone:i",
+					    "zone:j", "zone:k", "zone:l"};
+	const char *all = "[user:u1,zone:a,zone:b,zone:c,zone:d,zone:e,"
+			  "zone:f,zone:g,zone:h,zone:i,zone:j,zone:k,zone:l]";
+	char want[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
+		ph.user_channels[i] = zones[i];
+	presence("{\"status\":\"away\"}", NULL);
+	snprintf(want, sizeof(want), "channel_counts %s", all);
+	assert_string_equal(ph_at(2), want);
+	snprintf(want, sizeof(want), "presence_set u1 away when=0 at=0 "
+		 "stamp=lastActive announce=%s status_update", all);
+	assert_int_equal(strncmp(ph_at(3), want, strlen(want)), 0);
+}
+
 /* ---- automatic online / offline ---- */
 
 static void first_connection_sets_online_if_connected(void **state)
@@ -513,6 +534,7 @@ int main(void)
 		T(store_failure_is_answered_2000),
 		T(status_outside_the_four_is_1002),
 		T(channels_not_shared_are_not_announced_to),
+		T(every_shared_channel_is_announced_to),
 		T(first_connection_sets_online_if_connected),
 		T(other_connections_change_nothing_on_open),
 		T(last_connection_sets_offline_at_its_close_time),
