@@ -38,8 +38,6 @@
 #include "acl.h"
 
 #define PLUGIN_NAME "subscription"
-/* "channel:" + a 64-character id + NUL fits with room to spare. */
-#define CHANNEL_BUF 128
 
 struct subscription {
 	const struct pav_host *host;
@@ -152,7 +150,7 @@ static json_object *channel_ack(const char *channel)
 static int on_subscribe(void *instance, pav_conn *c, struct pav_request *req)
 {
 	struct subscription *s = instance;
-	char channel[CHANNEL_BUF];
+	char channel[PAV_CHANNEL_BUF];
 	json_object *params;
 	pav_reply *reply;
 	int rc;
@@ -177,7 +175,7 @@ static int on_unsubscribe(void *instance, pav_conn *c,
 			  struct pav_request *req)
 {
 	struct subscription *s = instance;
-	char channel[CHANNEL_BUF];
+	char channel[PAV_CHANNEL_BUF];
 	int rc;
 
 	rc = read_channel(s->host, c, req, channel, sizeof(channel));
