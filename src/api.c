@@ -213,31 +213,39 @@ static int api_channel(const char *in, char *out, size_t len)
 	return 0;
 }
 
-/* One publication of a request, checked: channel canonical in chan. */
-static int check_publication(struct api_req *r, json_object *p, char *chan,
-			     size_t len, const char **why)
+/* One publication of a request as it was checked; type and payload are
+ * borrowed from the request's body. */
+struct pub_in {
+	char channel[PAV_CHANNEL_BUF]; /* canonical */
+	const char *type;
+	json_object *payload;
+};
+
+/* Checks the publication p and reads it into in. */
+static int check_publication(struct api_req *r, json_object *p,
+			     struct pub_in *in, const char **why)
 {
 	const char *channel = pav_api_str(p, "channel");
 	const char *type = pav_api_str(p, "type");
-	json_object *payload;
 	struct pav_check *ck;
 
 	if (!json_object_is_type(p, json_type_object) || !channel || !type ||
 	    !*type || strlen(type) > PAV_MAX_ID_LEN ||
-	    !json_object_object_get_ex(p, "payload", &payload)) {
+	    !json_object_object_get_ex(p, "payload", &in->payload)) {
 		*why = "need channel, type and payload";
 		return -EINVAL;
 	}
-	if (api_channel(channel, chan, len)) {
+	if (api_channel(channel, in->channel, sizeof(in->channel))) {
 		*why = "invalid channel";
 		return -EINVAL;
 	}
-	if (!json_object_is_type(payload, json_type_object)) {
+	if (!json_object_is_type(in->payload, json_type_object)) {
 		*why = "payload must be an object";
 		return -EINVAL;
 	}
+	in->type = type;
 	ck = pav_map_get(r->vh->ns->checks, type);
-	if (ck && ck->fn(ck->inst->state, chan, payload, why))
+	if (ck && ck->fn(ck->inst->state, in->channel, in->payload, why))
 		return -EINVAL;
 	return 0;
 }
@@ -310,28 +318,26 @@ static void published(void *arg, int err, const struct pav_published *res)
 		batch_finish(b);
 }
 
-static void publish_one(struct pub_batch *b, size_t idx, const char *chan,
-			json_object *p)
+static void publish_one(struct pub_batch *b, size_t idx,
+			const struct pub_in *in)
 {
-	const char *chans[] = {chan};
+	const char *chans[] = {in->channel};
 	struct pub_one *one = calloc(1, sizeof(*one));
-	json_object *payload = NULL;
 	struct pav_outgoing out = {
 		.channels = chans,
 		.nchannels = 1,
-		.type = pav_api_str(p, "type"),
-		.history = pav_ns_history(b->vh->ns, chan),
+		.type = in->type,
+		.payload = in->payload,
+		.history = pav_ns_history(b->vh->ns, in->channel),
 	};
 
 	if (!one) {
 		published(&(struct pub_one){b, idx, ""}, -ENOMEM, NULL);
 		return;
 	}
-	json_object_object_get_ex(p, "payload", &payload);
-	out.payload = payload;
 	one->b = b;
 	one->idx = idx;
-	snprintf(one->channel, sizeof(one->channel), "%s", chan);
+	snprintf(one->channel, sizeof(one->channel), "%s", in->channel);
 	BROKER(b->vh)->publish(BROKER_SELF(b->vh), b->vh->cfg->ns, &out,
 			       published, one);
 }
@@ -343,7 +349,7 @@ static void do_publish(struct api_req *r, json_object *body)
 	json_object *list = NULL;
 	struct pub_batch *b;
 	size_t n = 1;
-	char (*chans)[PAV_CHANNEL_BUF];
+	struct pub_in *ins;
 	const char *why;
 	char msg[160];
 
@@ -357,17 +363,17 @@ static void do_publish(struct api_req *r, json_object *body)
 	}
 	if (!pav_store_ready(&r->vh->core->store))
 		return answer_error(r, 503, "session store unavailable");
-	chans = calloc(n, sizeof(*chans));
+	ins = calloc(n, sizeof(*ins));
 	b = calloc(1, sizeof(*b));
-	if (!chans || !b || !(b->results = json_object_new_array())) {
-		free(chans);
+	if (!ins || !b || !(b->results = json_object_new_array())) {
+		free(ins);
 		free(b);
 		return answer_error(r, 500, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_object *p = list ? json_object_array_get_idx(list, i) : body;
 
-		if (check_publication(r, p, chans[i], sizeof(chans[i]), &why)) {
+		if (check_publication(r, p, &ins[i], &why)) {
 			if (list) {
 				snprintf(msg, sizeof(msg), "publications[%zu]: %s",
 					 i, why);
@@ -375,16 +381,15 @@ static void do_publish(struct api_req *r, json_object *body)
 			}
 			json_object_put(b->results);
 			free(b);
-			free(chans);
+			free(ins);
 			return answer_error(r, 400, why);
 		}
 	}
 	*b = (struct pub_batch){r->vh, r->rid, pav_mono_ms(), n, 0, 0,
 				list != NULL, b->results};
 	for (size_t i = 0; i < n; i++)
-		publish_one(b, i, chans[i],
-			    list ? json_object_array_get_idx(list, i) : body);
-	free(chans);
+		publish_one(b, i, &ins[i]);
+	free(ins);
 }
 
 /* ---- the core's other calls -------------------------------------------- */
