@@ -317,15 +317,12 @@ pav_payload_check_fn ph_check(const char *type)
 
 /* ---- the host table ---- */
 
-static int nlogged;
-
 static void host_log(enum pav_log_level level, const char *plugin,
 		     const char *fmt, ...)
 {
 	(void)level;
 	(void)plugin;
 	(void)fmt;
-	nlogged++;
 }
 
 static const char *vhost_name(const pav_vhost *vh)
@@ -735,7 +732,6 @@ void ph_setup(void)
 	nreplies = 0;
 	ncalls = 0;
 	note_seq = id_seq = 0;
-	nlogged = 0;
 	q_head = q_tail = NULL;
 }
 

@@ -8,7 +8,7 @@
  * with this host.
  *
  * Store callbacks (inbox_*, presence_*, channel_*, publish's done) run at
- * once, or — after ph_async(1) — only when ph_run() is called, like a
+ * once, or — after ph.async = 1 — only when ph_run() is called, like a
  * network store's.
  */
 #ifndef PAV_TEST_PLUGIN_HOST_H
