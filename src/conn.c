@@ -73,11 +73,6 @@ static int queue_push_entry(struct pav_conn *c, struct pav_msg *m, int kept)
 	return 0;
 }
 
-static int queue_push(struct pav_conn *c, struct pav_msg *m)
-{
-	return queue_push_entry(c, m, 0);
-}
-
 int pav_conn_is_open(const struct pav_conn *c)
 {
 	return c && c->state == PAV_CONN_OPEN;
@@ -112,16 +107,25 @@ int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
-int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
+/* Queues a message that counts against outbound_queue_bytes; past it the
+ * connection is closed as a slow consumer (-ENOBUFS). */
+static int queue_bounded(struct pav_conn *c, struct pav_msg *m)
 {
-	if (c->state != PAV_CONN_OPEN)
-		return -EPIPE;
 	if (c->q_bytes + m->len > c->vc->limits.outbound_queue_bytes) {
 		pav_conn_overflow(c);
 		return -ENOBUFS;
 	}
-	if (queue_push(c, m))
-		return -ENOMEM;
+	return queue_push_entry(c, m, 0);
+}
+
+int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m)
+{
+	int rc;
+
+	if (c->state != PAV_CONN_OPEN)
+		return -EPIPE;
+	if ((rc = queue_bounded(c, m)))
+		return rc;
 	lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -166,19 +170,17 @@ static int mark_dirty(struct pav_conn *c)
 
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 {
+	int waiting, rc;
+
 	if (c->state != PAV_CONN_OPEN)
 		return -EPIPE;
 	/* waiting for POLLOUT already: its writable callback takes it */
-	if (!c->dirty && (c->q_count || lws_partial_buffered(c->wsi)))
-		return pav_conn_enqueue(c, m);
-	if (c->q_bytes + m->len > c->vc->limits.outbound_queue_bytes) {
-		pav_conn_overflow(c);
-		return -ENOBUFS;
-	}
-	if (queue_push(c, m))
-		return -ENOMEM;
-	if (mark_dirty(c))
-		lws_callback_on_writable(c->wsi); /* the slow way still works */
+	waiting = !c->dirty && (c->q_count || lws_partial_buffered(c->wsi));
+	if ((rc = queue_bounded(c, m)))
+		return rc;
+	/* no room on the dirty list: the slow way still works */
+	if (waiting || mark_dirty(c))
+		lws_callback_on_writable(c->wsi);
 	return 0;
 }
 
