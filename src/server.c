@@ -643,6 +643,22 @@ static void lws_log_bridge(int level, const char *line)
 		buf);
 }
 
+/*
+ * Fan-out writes: slice after slice, until none is left or the backend
+ * waits on us (an answer to write, a request to read); then the loop
+ * serves it first, so what it publishes next shares the writes still to
+ * come.  1 when some are left.
+ */
+static int flush_slices(struct pav_core *c)
+{
+	int more;
+
+	do
+		more = pav_conns_flush(&c->conn_env, PAV_FLUSH_SLICE);
+	while (more && !pav_api_busy(c));
+	return more;
+}
+
 #ifdef PAV_WITH_UV
 static uv_loop_t uv_loop;
 static uv_check_t uv_flush; /* after each turn's I/O: write what was
@@ -658,13 +674,8 @@ static void uv_spin_cb(uv_idle_t *h)
 
 static void uv_flush_cb(uv_check_t *h)
 {
-	int more;
-
 	(void)h;
-	do
-		more = pav_conns_flush(&core->conn_env, PAV_FLUSH_SLICE);
-	while (more && !pav_api_busy(core));
-	if (more)
+	if (flush_slices(core))
 		uv_idle_start(&uv_spin, uv_spin_cb);
 	else
 		uv_idle_stop(&uv_spin);
@@ -813,12 +824,7 @@ static void run_loop(struct pav_core *c)
 	/* while a fan-out pass is unfinished, the loop looks at its input
 	 * without waiting, between slices */
 	while (!stop_loop && lws_service(c->lws, more ? -1 : 0) >= 0) {
-		/* slice after slice, until the backend waits on us (an answer
-		 * to write, a request to read): then serve it first, so what
-		 * it publishes next shares the writes still to come */
-		do
-			more = pav_conns_flush(&c->conn_env, PAV_FLUSH_SLICE);
-		while (more && !pav_api_busy(c));
+		more = flush_slices(c);
 		pav_server_handle_signals();
 	}
 }
