@@ -130,13 +130,6 @@ static int origin_allowed(struct lws *wsi, const struct pav_vhost_config *vc)
 	return 0;
 }
 
-static void peer_address(struct lws *wsi, char *buf, size_t len)
-{
-	lws_get_peer_simple(wsi, buf, len);
-	if (!strncmp(buf, "::ffff:", 7)) /* v4-mapped: use the v4 form */
-		memmove(buf, buf + 7, strlen(buf + 7) + 1);
-}
-
 /* ---- accepted connections ---------------------------------------------
  *
  * lws keeps one pool of header buffers for the whole process, and a
@@ -171,6 +164,7 @@ struct accepted {
 	struct pav_wheel_node tw; /* the request deadline, until upgraded */
 	struct lws *wsi;
 	struct pav_peer *peer;
+	char ip[INET6_ADDRSTRLEN]; /* the client's address, for the logs */
 	int over;     /* past max_connections_per_ip: answered 429 */
 	int upgraded; /* no longer counted as pending */
 };
@@ -194,7 +188,7 @@ static int fd_peer(int fd, char *buf, size_t len)
 		    (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
 	if (!inet_ntop(ss.ss_family, a, buf, (socklen_t)len))
 		return -errno;
-	if (!strncmp(buf, "::ffff:", 7))
+	if (!strncmp(buf, "::ffff:", 7)) /* v4-mapped: use the v4 form */
 		memmove(buf, buf + 7, strlen(buf + 7) + 1);
 	return 0;
 }
@@ -240,12 +234,11 @@ static int accepted_new(struct lws *wsi)
 	struct pav_vhost *vh = vhost_of(wsi);
 	const struct pav_limits *l = &vh->cfg->limits;
 	struct accepted *a = calloc(1, sizeof(*a));
-	char ip[INET6_ADDRSTRLEN];
 
 	if (!a)
 		return -1;
-	if (fd_peer(lws_get_socket_fd(wsi), ip, sizeof(ip)) ||
-	    !(a->peer = pav_peer_hold(vh->cfg->name, ip))) {
+	if (fd_peer(lws_get_socket_fd(wsi), a->ip, sizeof(a->ip)) ||
+	    !(a->peer = pav_peer_hold(vh->cfg->name, a->ip))) {
 		free(a);
 		return -1;
 	}
@@ -295,7 +288,6 @@ static void request_expired(struct pav_wheel_node *n, void *arg)
 static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 {
 	struct accepted *a = lws_get_opaque_user_data(wsi);
-	char ip[48];
 	int status;
 
 	if (!a)
@@ -304,9 +296,8 @@ static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 						      pav_mono_ms());
 	if (!status)
 		return 0;
-	peer_address(wsi, ip, sizeof(ip));
 	pav_warn("vhost %s peer=%s: handshake refused with %d (per-IP limit)",
-		 vh->cfg->name, ip, status);
+		 vh->cfg->name, a->ip, status);
 	return refuse(wsi, (unsigned)status);
 }
 
@@ -366,10 +357,13 @@ static int find_token(struct lws *wsi, char *buf, int len)
 static int filter(struct lws *wsi, struct pav_pss *p)
 {
 	static char token[PAV_AUTH_MAX_TOKEN + 16];
+	const struct accepted *a = lws_get_opaque_user_data(wsi);
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	peer_address(wsi, p->peer, sizeof(p->peer));
+	/* read at accept (confirm_upgrade refused a socket without one) */
+	if (a)
+		snprintf(p->peer, sizeof(p->peer), "%s", a->ip);
 	rc = find_token(wsi, token, sizeof(token));
 	if (rc)
 		p->auth_why = rc == -ENOENT ? "token missing" : "malformed token";
