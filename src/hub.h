@@ -48,7 +48,6 @@ struct pav_sub {
 struct pav_hub_client {
 	struct pav_conn *conn; /* where deliveries go; NULL: nowhere */
 	uint64_t id;           /* a node-unique connection id */
-	const char *user;
 	const char *ns;
 	size_t hold_max;       /* bytes a hold may keep */
 	struct pav_sub *subs;

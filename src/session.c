@@ -625,7 +625,7 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
 	conn->id = s->id;
 	s->hc = (struct pav_hub_client){
-		.conn = conn, .id = s->id, .user = s->user, .ns = vh->cfg->ns,
+		.conn = conn, .id = s->id, .ns = vh->cfg->ns,
 		.hold_max = vh->cfg->limits.outbound_queue_bytes,
 	};
 	s->bucket = (int64_t)vh->cfg->limits.burst * 1000;

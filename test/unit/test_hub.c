@@ -30,7 +30,6 @@
 static struct pav_hub *hub;
 static struct fake_conn fc[NCLIENT];
 static struct pav_hub_client cl[NCLIENT];
-static char users[NCLIENT][16];
 
 /* REVOKE deliveries seen: which clients, in order. */
 static struct pav_hub_client *revoked[NCLIENT];
@@ -52,11 +51,9 @@ static int setup(void **state)
 	revoke_arg = NULL;
 	for (int i = 0; i < NCLIENT; i++) {
 		fake_conn_init(&fc[i]);
-		snprintf(users[i], sizeof(users[i]), "u%d", i % 7);
 		cl[i] = (struct pav_hub_client){
 			.conn = &fc[i].c,
 			.id = (uint64_t)i + 1,
-			.user = users[i],
 			.ns = NS,
 			.hold_max = 1 << 20,
 		};
