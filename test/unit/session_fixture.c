@@ -648,6 +648,48 @@ const char *fx_payload_str(const struct fake_conn *fc, size_t i,
 	return buf;
 }
 
+json_object *fx_ack_is(const struct fake_conn *fc, size_t i, const char *id,
+		       const char *type)
+{
+	json_object *p, *v;
+
+	assert_string_equal(fake_type(fc, i), "ack");
+	v = fx_member(fc, i, "id");
+	assert_non_null(v);
+	assert_string_equal(json_object_get_string(v), id);
+	json_object_put(v);
+	p = fx_member(fc, i, "payload");
+	assert_non_null(p);
+	assert_true(json_object_object_get_ex(p, "for", &v));
+	assert_string_equal(json_object_get_string(v), type);
+	return p;
+}
+
+void fx_error_is(const struct fake_conn *fc, size_t i, int code,
+		 const char *message, const char *id)
+{
+	json_object *p = fx_member(fc, i, "payload"), *v;
+
+	assert_string_equal(fake_type(fc, i), "error");
+	assert_non_null(p);
+	assert_true(json_object_object_get_ex(p, "code", &v));
+	assert_true(json_object_is_type(v, json_type_int));
+	assert_int_equal(json_object_get_int64(v), code);
+	if (message) {
+		assert_true(json_object_object_get_ex(p, "message", &v));
+		assert_string_equal(json_object_get_string(v), message);
+	}
+	json_object_put(p);
+	v = fx_member(fc, i, "id");
+	if (id) {
+		assert_non_null(v);
+		assert_string_equal(json_object_get_string(v), id);
+	} else {
+		assert_null(v);
+	}
+	json_object_put(v);
+}
+
 int fx_register(const char *type, pav_handler_fn fn)
 {
 	int rc;

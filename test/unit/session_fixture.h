@@ -106,6 +106,15 @@ uint64_t fx_publish(const char *channel, int n);
  * "exp" added (FX_T0 + 1 h) unless given.  malloc'd. */
 char *fx_token(const char *claims);
 
+/* Frame i of fc is {"type":"ack","id":id,"payload":{"for":type,...}};
+ * returns its payload (a new reference). */
+json_object *fx_ack_is(const struct fake_conn *fc, size_t i, const char *id,
+		       const char *type);
+/* Frame i of fc is an error: code, message (when not NULL) and id (or
+ * none when NULL). */
+void fx_error_is(const struct fake_conn *fc, size_t i, int code,
+		 const char *message, const char *id);
+
 /* Frame i of fc: member `key` of its payload as text ("" when absent). */
 const char *fx_payload_str(const struct fake_conn *fc, size_t i,
 			   const char *key);

@@ -132,42 +132,14 @@ static void send_text(const char *text)
 /* Frame i is an error: code, message (when given) and id (or none). */
 static void error_is(size_t i, int code, const char *message, const char *id)
 {
-	json_object *p = fx_member(&fc, i, "payload"), *v;
-
-	assert_string_equal(fake_type(&fc, i), "error");
-	assert_non_null(p);
-	assert_true(json_object_object_get_ex(p, "code", &v));
-	assert_int_equal(json_object_get_int(v), code);
-	if (message) {
-		assert_true(json_object_object_get_ex(p, "message", &v));
-		assert_string_equal(json_object_get_string(v), message);
-	}
-	json_object_put(p);
-	v = fx_member(&fc, i, "id");
-	if (id) {
-		assert_non_null(v);
-		assert_string_equal(json_object_get_string(v), id);
-	} else {
-		assert_null(v);
-	}
-	json_object_put(v);
+	fx_error_is(&fc, i, code, message, id);
 }
 
 /* Frame i is {"type":"ack","id":id,"payload":{"for":type,...}}; returns
  * the payload (a new reference). */
 static json_object *ack_is(size_t i, const char *id, const char *type)
 {
-	json_object *p = fx_member(&fc, i, "payload"), *v;
-
-	assert_string_equal(fake_type(&fc, i), "ack");
-	v = fx_member(&fc, i, "id");
-	assert_non_null(v);
-	assert_string_equal(json_object_get_string(v), id);
-	json_object_put(v);
-	assert_non_null(p);
-	assert_true(json_object_object_get_ex(p, "for", &v));
-	assert_string_equal(json_object_get_string(v), type);
-	return p;
+	return fx_ack_is(&fc, i, id, type);
 }
 
 /* ---- the gateway's own types ---- */

@@ -86,27 +86,13 @@ static int64_t subscribers(const char *channel)
 
 /* ---- frames ---- */
 
-static json_object *payload_of(const struct fake_conn *fc, size_t i)
-{
-	return fx_member(fc, i, "payload");
-}
-
 /* Frame i is an ack for `id` of a subscribe to channel; returns its
  * payload (a new reference). */
 static json_object *ack_of(const struct fake_conn *fc, size_t i,
 			   const char *id, const char *channel)
 {
-	json_object *p, *v;
+	json_object *p = fx_ack_is(fc, i, id, "subscribe"), *v;
 
-	assert_string_equal(fake_type(fc, i), "ack");
-	v = fx_member(fc, i, "id");
-	assert_non_null(v);
-	assert_string_equal(json_object_get_string(v), id);
-	json_object_put(v);
-	p = payload_of(fc, i);
-	assert_non_null(p);
-	assert_true(json_object_object_get_ex(p, "for", &v));
-	assert_string_equal(json_object_get_string(v), "subscribe");
 	assert_true(json_object_object_get_ex(p, "channel", &v));
 	assert_string_equal(json_object_get_string(v), channel);
 	return p;
@@ -119,29 +105,6 @@ static int64_t int_member(json_object *o, const char *key)
 	assert_true(json_object_object_get_ex(o, key, &v));
 	assert_true(json_object_is_type(v, json_type_int));
 	return json_object_get_int64(v);
-}
-
-/* Frame i is an error with code (and the id, when given). */
-static void error_is(const struct fake_conn *fc, size_t i, int code,
-		     const char *id, const char *message)
-{
-	json_object *p = payload_of(fc, i), *v;
-
-	assert_string_equal(fake_type(fc, i), "error");
-	assert_int_equal(int_member(p, "code"), code);
-	if (message) {
-		assert_true(json_object_object_get_ex(p, "message", &v));
-		assert_string_equal(json_object_get_string(v), message);
-	}
-	json_object_put(p);
-	v = fx_member(fc, i, "id");
-	if (id) {
-		assert_non_null(v);
-		assert_string_equal(json_object_get_string(v), id);
-	} else {
-		assert_null(v);
-	}
-	json_object_put(v);
 }
 
 static uint64_t offset_of(const struct fake_conn *fc, size_t i)
@@ -224,8 +187,8 @@ static void connection_past_the_per_user_cap_gets_1005_and_4029(
 	s = fx_open(&fc3, "u1", NULL);
 	assert_non_null(s);
 	assert_int_equal(fc3.n, 1);
-	error_is(&fc3, 0, PAV_ERR_RATE, NULL,
-		 "too many connections for this user");
+	fx_error_is(&fc3, 0, PAV_ERR_RATE,
+		    "too many connections for this user", NULL);
 	assert_int_equal(fc3.c.close_code, 4029);
 	assert_false(pav_hub_is_member(&s->hc, "user:u1"));
 	assert_int_equal(user_conns("u1"), 2);
@@ -247,7 +210,8 @@ static void connection_the_store_cannot_count_gets_2000_and_1011(
 	fx_fail_conn_add(-EIO);
 	s = fx_open(&fc1, "u1", NULL);
 	assert_non_null(s);
-	error_is(&fc1, 0, PAV_ERR_INTERNAL, NULL, "session store unavailable");
+	fx_error_is(&fc1, 0, PAV_ERR_INTERNAL, "session store unavailable",
+		    NULL);
 	assert_int_equal(fc1.c.close_code, 1011);
 	assert_int_equal(fx_nevents, 0);
 	fx_close(s);
@@ -263,7 +227,7 @@ static void connection_whose_user_channel_fails_gets_1011_and_no_hooks(
 	fx_fail_member_add(-EIO);
 	s = fx_open(&fc1, "u1", NULL);
 	assert_non_null(s);
-	error_is(&fc1, 0, PAV_ERR_INTERNAL, NULL, NULL);
+	fx_error_is(&fc1, 0, PAV_ERR_INTERNAL, NULL, NULL);
 	assert_int_equal(fc1.c.close_code, 1011);
 	assert_false(pav_hub_is_member(&s->hc, "user:u1"));
 	assert_int_equal(fx_nevents, 0); /* never opened */
@@ -442,8 +406,8 @@ static void subscribe_past_max_subscriptions_is_1003(void **state)
 	assert_int_equal(fake_count_type(&fc1, "ack"), FX_MAX_SUBS);
 	fx_events_clear();
 	fx_subscribe(s, "channel:over", NULL, "r9");
-	error_is(&fc1, FX_MAX_SUBS, PAV_ERR_SUBSCRIPTION, "r9",
-		 "too many subscriptions");
+	fx_error_is(&fc1, FX_MAX_SUBS, PAV_ERR_SUBSCRIPTION,
+		    "too many subscriptions", "r9");
 	assert_false(pav_hub_is_member(&s->hc, "channel:over"));
 	assert_int_equal(subscribers("channel:over"), 0);
 	assert_int_equal(fx_nevents, 0);
@@ -458,7 +422,7 @@ static void parameters_a_plugin_refuses_are_1002_and_nothing_joined(
 	s = fx_open(&fc1, "u1", NULL);
 	fx_events_clear();
 	fx_subscribe(s, "zone:z1", "{\"bad\":true}", "r1");
-	error_is(&fc1, 0, PAV_ERR_FORMAT, "r1", "bad parameter");
+	fx_error_is(&fc1, 0, PAV_ERR_FORMAT, "bad parameter", "r1");
 	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
 	assert_int_equal(fx_nevents, 0);
 }
@@ -479,7 +443,7 @@ static void malformed_recover_is_1002(void **state)
 	s = fx_open(&fc1, "u1", NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		fx_subscribe(s, "zone:z1", bad[i], "r1");
-		error_is(&fc1, i, PAV_ERR_FORMAT, "r1", NULL);
+		fx_error_is(&fc1, i, PAV_ERR_FORMAT, NULL, "r1");
 	}
 	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
 }
@@ -509,7 +473,8 @@ static void store_failure_during_subscribe_is_2000_and_nothing_joined(
 	fx_events_clear();
 	fx_fail_member_add(-EIO);
 	fx_subscribe(s, "zone:z1", NULL, "r1");
-	error_is(&fc1, 0, PAV_ERR_INTERNAL, "r1", "session store unavailable");
+	fx_error_is(&fc1, 0, PAV_ERR_INTERNAL, "session store unavailable",
+		    "r1");
 	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
 	assert_int_equal(fx_nevents, 0);
 	assert_int_equal(fc1.c.close_code, 0); /* the connection stays */
@@ -526,7 +491,7 @@ static void store_failure_during_subscribe_leaves_the_counts_as_they_were(
 	fx_subscribe(a, "zone:z1", NULL, "r1");
 	fx_fail_member_add(-EIO); /* not applied: the store was unreachable */
 	fx_subscribe(b, "zone:z1", NULL, "r1");
-	error_is(&fc2, 0, PAV_ERR_INTERNAL, "r1", NULL);
+	fx_error_is(&fc2, 0, PAV_ERR_INTERNAL, NULL, "r1");
 	fx_fail_member_add(0);
 	/* u1's other connection is still in the channel */
 	assert_int_equal(subscribers("zone:z1"), 1);
@@ -841,8 +806,10 @@ static void feed_that_fails_answers_every_waiting_subscribe_2000(
 	fx_subscribe(b, "zone:z1", NULL, "r2");
 	fx_events_clear();
 	fx_run_feeds(-EIO);
-	error_is(&fc1, 0, PAV_ERR_INTERNAL, "r1", "session store unavailable");
-	error_is(&fc2, 0, PAV_ERR_INTERNAL, "r2", "session store unavailable");
+	fx_error_is(&fc1, 0, PAV_ERR_INTERNAL, "session store unavailable",
+		    "r1");
+	fx_error_is(&fc2, 0, PAV_ERR_INTERNAL, "session store unavailable",
+		    "r2");
 	assert_false(pav_hub_is_member(&a->hc, "zone:z1"));
 	assert_false(pav_hub_is_member(&b->hc, "zone:z1"));
 	assert_int_equal(pav_hub_count(fx_core.hub, NS, "zone:z1"), 0);
@@ -1069,7 +1036,7 @@ static void revocation_closes_every_connection_of_the_user_with_4001(
 	pav_memory_broker.revoke(fx_core.store.broker, NS, "u1", on_revoked,
 				 &n);
 	assert_int_equal(n, 2);
-	error_is(&fc1, 0, PAV_ERR_AUTH, NULL, "connection revoked");
+	fx_error_is(&fc1, 0, PAV_ERR_AUTH, "connection revoked", NULL);
 	assert_int_equal(fc1.c.close_code, 4001);
 	assert_int_equal(fc2.c.close_code, 4001);
 	assert_int_equal(fc3.c.close_code, 0);
