@@ -116,7 +116,7 @@ static uint64_t offset_of(const struct fake_conn *fc, size_t i)
 	return off;
 }
 
-/* Subscribes fc's session to zone:z1 and answers the ack's epoch. */
+/* Frame i of fc is the ack of subscribe "r1" to channel: its epoch. */
 static const char *epoch_of_ack(const struct fake_conn *fc, size_t i,
 				const char *channel)
 {
@@ -127,6 +127,24 @@ static const char *epoch_of_ack(const struct fake_conn *fc, size_t i,
 	snprintf(epoch, sizeof(epoch), "%s", json_object_get_string(v));
 	json_object_put(p);
 	return epoch;
+}
+
+/* u1 subscribes to zone:z1 on fc1 (for the channel's epoch) and n
+ * publications follow; then u2 opens on fc2, having seen offset 1: its
+ * session, and in params the parameters that ask to recover from there. */
+static struct pav_session *missed_after_offset_1(int n, char *params,
+						 size_t len)
+{
+	struct pav_session *a = fx_open(&fc1, "u1", NULL);
+	const char *epoch;
+
+	fx_subscribe(a, "zone:z1", NULL, "r1");
+	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
+	for (int k = 1; k <= n; k++)
+		fx_publish("zone:z1", k);
+	snprintf(params, len, "{\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}",
+		 epoch);
+	return fx_open(&fc2, "u2", NULL);
 }
 
 /* ---- opening ---- */
@@ -519,21 +537,15 @@ static void publication_reaches_the_subscribers(void **state)
 static void recovery_with_the_right_epoch_replays_what_was_missed(
 	void **state)
 {
-	struct pav_session *a, *b;
+	struct pav_session *b;
 	const char *epoch;
 	char params[128];
 	json_object *p, *v;
 
 	(void)state;
-	a = fx_open(&fc1, "u1", NULL);
-	fx_subscribe(a, "zone:z1", NULL, "r1");
-	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
-	for (int n = 1; n <= 3; n++)
-		fx_publish("zone:z1", n);
 	/* b saw offset 1 before it lost its connection */
-	b = fx_open(&fc2, "u2", NULL);
-	snprintf(params, sizeof(params),
-		 "{\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", epoch);
+	b = missed_after_offset_1(3, params, sizeof(params));
+	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
 	fx_events_clear();
 	fx_subscribe(b, "zone:z1", params, "r1");
 	assert_int_equal(fc2.n, 3);
@@ -580,20 +592,12 @@ static void recovery_with_another_epoch_is_not_recovered(void **state)
 static void recovery_from_further_back_than_the_history_is_not_recovered(
 	void **state)
 {
-	struct pav_session *a, *b;
-	const char *epoch;
+	struct pav_session *b;
 	char params[128];
 	json_object *p, *v;
 
 	(void)state;
-	a = fx_open(&fc1, "u1", NULL);
-	fx_subscribe(a, "zone:z1", NULL, "r1");
-	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
-	for (int n = 1; n <= 12; n++) /* history keeps 10 */
-		fx_publish("zone:z1", n);
-	b = fx_open(&fc2, "u2", NULL);
-	snprintf(params, sizeof(params),
-		 "{\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", epoch);
+	b = missed_after_offset_1(12, params, sizeof(params)); /* history: 10 */
 	fx_subscribe(b, "zone:z1", params, "r1");
 	assert_int_equal(fc2.n, 1);
 	p = ack_of(&fc2, 0, "r1", "zone:z1");
@@ -622,19 +626,11 @@ static void recovery_of_a_channel_without_history_is_not_recovered(
 static void recovery_while_the_store_is_slow_sends_each_publication_once(
 	void **state)
 {
-	struct pav_session *a, *b;
-	const char *epoch;
+	struct pav_session *b;
 	char params[128];
 
 	(void)state;
-	a = fx_open(&fc1, "u1", NULL);
-	fx_subscribe(a, "zone:z1", NULL, "r1");
-	epoch = epoch_of_ack(&fc1, 0, "zone:z1");
-	fx_publish("zone:z1", 1);
-	fx_publish("zone:z1", 2);
-	b = fx_open(&fc2, "u2", NULL);
-	snprintf(params, sizeof(params),
-		 "{\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", epoch);
+	b = missed_after_offset_1(2, params, sizeof(params));
 	fx_hold_history(1);
 	fx_subscribe(b, "zone:z1", params, "r1");
 	assert_int_equal(fc2.n, 0); /* waiting for the store */
