@@ -505,7 +505,9 @@ void pav_vhosts_teardown(struct pav_core *core)
 	for (size_t i = 0; core->vhosts && i < core->nvhosts; i++) {
 		struct pav_vhost *vh = &core->vhosts[i];
 
-		pav_timers_cancel_all(&vh->timers);
+		/* each instance cancels its own timers (plugin.h); what they
+		 * leave is cancelled after them, not before: a timer freed
+		 * here first would be cancelled twice */
 		for (size_t k = 0; k < vh->ninsts; k++)
 			if (vh->insts[k].plugin->vhost_destroy)
 				vh->insts[k].plugin->vhost_destroy(

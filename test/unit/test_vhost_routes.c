@@ -2,7 +2,8 @@
  * test_vhost_routes.c — what plugins register on a vhost (src/vhost.c):
  * internal-API routes ("{id}" segments, bad ids, methods, the same plugin
  * on several vhosts, conflicts between plugins), message handlers and
- * payload checks, and a namespace's history by channel kind.
+ * payload checks, a namespace's history by channel kind, and the plugins'
+ * timers at teardown.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
+#include "fake_api.h"
 #include "map.h"
 #include "vhost.h"
 
@@ -362,6 +365,63 @@ static void history_is_the_namespaces_for_the_channels_kind(void **state)
 	assert_null(pav_ns_history(NULL, "zone:z1"));
 }
 
+/* ---- teardown ---- */
+
+static struct pav_timer *own_timer;
+static int timer_fired;
+
+static void on_timer(void *arg)
+{
+	(void)arg;
+	timer_fired++;
+}
+
+/* Cancels its own timer in vhost_destroy, as plugin.h asks. */
+static void destroy_tidily(void *inst)
+{
+	(void)inst;
+	pav_timer_cancel(own_timer);
+	own_timer = NULL;
+}
+
+static const struct pav_plugin tidy = {
+	.name = "tidy",
+	.vhost_destroy = destroy_tidily,
+};
+
+static void teardown_lets_plugins_cancel_their_timers_first(
+	void **state)
+{
+	struct pav_core core = {0};
+	struct pav_vhost *v;
+	/* any loop: fake_api.c records the scheduling */
+	struct lws_context *ctx = (struct lws_context *)&core;
+
+	(void)state;
+	fake_nsuls = 0;
+	fake_sul_cancels = 0;
+	timer_fired = 0;
+	core.vhosts = calloc(1, sizeof(*core.vhosts));
+	core.nss = calloc(1, sizeof(*core.nss));
+	assert_non_null(core.vhosts);
+	assert_non_null(core.nss);
+	core.nvhosts = core.nns = 1;
+	v = &core.vhosts[0];
+	v->insts = calloc(1, sizeof(*v->insts));
+	assert_non_null(v->insts);
+	v->insts[0] = (struct pav_instance){&tidy, NULL, v};
+	v->ninsts = 1;
+	own_timer = pav_timer_start(&v->timers, ctx, 1000, on_timer, NULL);
+	assert_non_null(own_timer);
+	/* one the plugin forgets: the gateway's to cancel */
+	assert_non_null(pav_timer_start(&v->timers, ctx, 1000, on_timer, NULL));
+	pav_vhosts_teardown(&core);
+	assert_null(own_timer);
+	assert_int_equal(fake_sul_cancels, 2); /* each once */
+	assert_int_equal(timer_fired, 0);
+	assert_null(core.vhosts);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -383,6 +443,7 @@ int main(void)
 		T(payload_check_of_the_same_plugin_again_is_ignored),
 		T(payload_check_of_another_plugin_is_refused),
 		T(history_is_the_namespaces_for_the_channels_kind),
+		T(teardown_lets_plugins_cancel_their_timers_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
