@@ -705,8 +705,10 @@ void pav_session_closed(struct pav_session *s)
 	while (s->hc.nsubs) {
 		char chan[PAV_CHANNEL_BUF];
 
-		/* a copy: the hub frees the name with the channel */
-		pav_hub_sub_channel(&s->hc, s->hc.nsubs - 1, chan, sizeof(chan));
+		/* a copy: the hub frees the name with the channel.  Always
+		 * the first: leaving looks it up by name, and finds the first
+		 * at once (the last took a walk over all of them) */
+		pav_hub_sub_channel(&s->hc, 0, chan, sizeof(chan));
 		leave(s, chan);
 	}
 	if (!s->counted) {
