@@ -12,6 +12,10 @@ Environment:
 
 Helpers live in gw.py (keys, JWT minting, config, the Gateway process) and wsclient.py
 (an RFC 6455 client over raw sockets).
+
+A module's gateway is the fixture `g`: by default one made of test_flow_util.flow_vhosts (a
+plain-ws public vhost with the flow plugins and an internal one); a module that needs other
+vhosts defines its own `g`, and `api` is then the internal API of that one.
 """
 import os
 import shutil
@@ -21,6 +25,7 @@ import time
 import pytest
 
 import gw
+import test_flow_util as fu
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer")
@@ -130,3 +135,15 @@ def make_module_gateway(binary, keys, tmp_path_factory):
     f = Factory(tmp_path_factory.mktemp("gwmod"), keys)
     yield f
     f.close()
+
+
+@pytest.fixture(scope="module")
+def g(make_module_gateway, keys):
+    """The module's gateway (see the module docstring); modules override it."""
+    return make_module_gateway(fu.flow_vhosts(keys))
+
+
+@pytest.fixture(scope="module")
+def api(g):
+    """The internal API of the module's gateway `g`."""
+    return fu.API(g)

@@ -22,11 +22,6 @@ def g(make_module_gateway, keys):
     settle(g)
 
 
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
-
-
 def api_alive(api):
     r = api.get("/healthz")
     assert r.status == 200, r

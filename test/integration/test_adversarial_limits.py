@@ -7,7 +7,7 @@ import time
 import pytest
 
 import gw
-from test_adversarial_util import (SANITIZED, API, check_neighbour, client_on, closes, metric,
+from test_adversarial_util import (SANITIZED, check_neighbour, client_on, closes, metric,
                                    neighbour, rss_kb, settle, Publisher, upgrade_status, wait_until)
 from test_flow_util import FULL_PLUGINS, Client, uid
 from wsclient import HandshakeRefused
@@ -31,11 +31,6 @@ def g(make_module_gateway, keys):
     ])
     yield g
     settle(g)
-
-
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
 
 
 # ------------------------------------------------------------------ message flood

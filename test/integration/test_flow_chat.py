@@ -14,11 +14,6 @@ def g(make_module_gateway, keys):
     return make_module_gateway(vh)
 
 
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
-
-
 def chat_payload(room, content="hello room", **kw):
     p = {"id": uid("msg"), "roomId": room,
          "sender": {"id": "bob", "username": "Bob", "profilePhoto": "https://x.example/bob.png"},

@@ -3,20 +3,8 @@ failures: read before and after some traffic and compare. One gateway for this m
 only, so the deltas are exactly this traffic."""
 import time
 
-import pytest
-
 import gw
-from test_flow_util import API, Client, flow_vhosts, metric, uid
-
-
-@pytest.fixture(scope="module")
-def g(make_module_gateway, keys):
-    return make_module_gateway(flow_vhosts(keys))
-
-
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
+from test_flow_util import Client, metric, uid
 
 
 def settle(api, fn, want, timeout=3.0):

@@ -6,17 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import gw
-from test_flow_util import API, Client, flow_vhosts, uid
-
-
-@pytest.fixture(scope="module")
-def g(make_module_gateway, keys):
-    return make_module_gateway(flow_vhosts(keys))
-
-
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
+from test_flow_util import Client, uid
 
 
 def note(content="hello", **kw):

@@ -7,19 +7,9 @@ from datetime import datetime, timezone
 import pytest
 
 import gw
-from test_flow_util import API, Client, flow_vhosts, uid
+from test_flow_util import Client, uid
 
 ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
-
-
-@pytest.fixture(scope="module")
-def g(make_module_gateway, keys):
-    return make_module_gateway(flow_vhosts(keys))
-
-
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
 
 
 def C(g, sub=None):

@@ -3,7 +3,7 @@ tokens, user:<other>), max_subscriptions, idempotence, delivery with "channel"."
 import pytest
 
 import gw
-from test_flow_util import FULL_PLUGINS, API, Client, flow_vhosts, uid
+from test_flow_util import FULL_PLUGINS, Client, flow_vhosts, uid
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +14,6 @@ def g(make_module_gateway, keys):
     vh.append(gw.public_vhost(keys, "small", tls=False, plugins=dict(FULL_PLUGINS),
                               limits={"max_subscriptions": 3}))
     return make_module_gateway(vh)
-
-
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
 
 
 def delivered(api, c, channel):

@@ -24,11 +24,6 @@ def g(make_module_gateway, keys):
     return make_module_gateway(vh)
 
 
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
-
-
 def test_full_vhost_serves_every_flow_type(g, api):
     with Client(g, **ALL) as c:
         c.subscribe("zone:" + uid("z"))

@@ -3,24 +3,12 @@ only when a handler is registered for it (or it is the gateway's own), anything 
 "other"; every label value is escaped as the Prometheus text format says."""
 import re
 
-import pytest
-
-from test_flow_util import API, Client, flow_vhosts, metric
+from test_flow_util import Client, metric
 
 INJECT = 'x"} 1\nfake_admin_up 1\n#'
 # a sample line of the text exposition format: name, optional {labels}, value
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*",?)*\})? '
                     r'[-+0-9.eE]+|[-+]?Inf|NaN$')
-
-
-@pytest.fixture(scope="module")
-def g(make_module_gateway, keys):
-    return make_module_gateway(flow_vhosts(keys))
-
-
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
 
 
 def metrics_text(api):

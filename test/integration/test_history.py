@@ -20,11 +20,6 @@ def g(make_module_gateway, keys):
     return history_gateway(make_module_gateway, keys)
 
 
-@pytest.fixture(scope="module")
-def api(g):
-    return API(g)
-
-
 def publish_n(api, channel, n, start=0):
     return [api.publish(channel, "tick", {"n": start + i}).json for i in range(n)]
 
