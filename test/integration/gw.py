@@ -152,6 +152,37 @@ def run_binary(args, timeout=20, **kw):
                           timeout=timeout, **kw)
 
 
+def write_json(path, obj):
+    path.write_text(json.dumps(obj, indent=2))
+    return path
+
+
+def check_config(path):
+    """`pavilion-gateway --check -c path`: the CompletedProcess."""
+    return run_binary(["--check", "-c", path])
+
+
+def start_fails(path, timeout=10):
+    """Start the gateway on a config that must be refused: it exits non-zero by itself.
+    Returns its stderr. A gateway that starts is killed and fails the test."""
+    try:
+        r = run_binary(["-c", path], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the gateway started with a configuration it must refuse: %s" % path)
+    assert r.returncode != 0, r.stderr
+    return r.stderr
+
+
+def refused_everywhere(path, *needles):
+    """--check exits 1 and a start exits non-zero, each saying every one of `needles`."""
+    r = check_config(path)
+    assert r.returncode == 1, "--check accepted it:\n%s%s" % (r.stdout, r.stderr)
+    err = start_fails(path)
+    for out in (r.stderr, err):
+        for n in needles:
+            assert n in out, "%r not in:\n%s" % (n, out)
+
+
 def peer_cert_der(port, host="127.0.0.1", server_hostname="localhost"):
     ctx = ssl._create_unverified_context()
     with socket.create_connection((host, port), timeout=5) as raw:

@@ -10,15 +10,6 @@ import pytest
 import gw
 
 
-def write(path, obj):
-    path.write_text(json.dumps(obj, indent=2))
-    return path
-
-
-def check(path):
-    return gw.run_binary(["--check", "-c", path])
-
-
 def good_config(keys):
     return gw.base_config(keys, [gw.public_vhost(keys), gw.internal_vhost(keys)])
 
@@ -39,8 +30,8 @@ def test_version_prints_name_and_version(binary):
 
 
 def test_check_accepts_good_config(binary, keys, tmp_path):
-    p = write(tmp_path / "gateway.json", good_config(keys))
-    r = check(p)
+    p = gw.write_json(tmp_path / "gateway.json", good_config(keys))
+    r = gw.check_config(p)
     assert r.returncode == 0, "good config rejected:\n%s" % r.stderr
 
 
@@ -55,7 +46,7 @@ def test_check_binds_nothing(binary, keys, tmp_path):
         s.listen(1)
         holders.append(s)
     try:
-        r = check(write(tmp_path / "gateway.json", c))
+        r = gw.check_config(gw.write_json(tmp_path / "gateway.json", c))
         assert r.returncode == 0, r.stderr
     finally:
         for s in holders:
@@ -91,27 +82,27 @@ def test_check_rejects_bad_config(binary, keys, tmp_path, case):
     _, mutate, key = next(m for m in _mutations(keys, tmp_path) if m[0] == case)
     c = gw.base_config(keys, [gw.public_vhost(keys)])
     mutate(c)
-    p = write(tmp_path / "gateway.json", c)
-    assert_check_fails(check(p), p, key)
+    p = gw.write_json(tmp_path / "gateway.json", c)
+    assert_check_fails(gw.check_config(p), p, key)
 
 
 def test_check_rejects_invalid_json(binary, tmp_path):
     p = tmp_path / "gateway.json"
     p.write_text('{"vhosts": [')
-    r = check(p)
+    r = gw.check_config(p)
     assert r.returncode == 1 and p.name in r.stderr, r.stderr
 
 
 def test_check_accepts_plain_public_vhost_on_loopback(binary, keys, tmp_path):
     c = gw.base_config(keys, [gw.public_vhost(keys, tls=False)])
-    r = check(write(tmp_path / "gateway.json", c))
+    r = gw.check_config(gw.write_json(tmp_path / "gateway.json", c))
     assert r.returncode == 0, r.stderr
 
 
 def test_check_accepts_plain_public_vhost_on_any_address_when_terminated_upstream(binary, keys, tmp_path):
     v = gw.public_vhost(keys, tls=False, listen="0.0.0.0:%d" % gw.free_port())
     v["tls"] = {"terminated_upstream": True}
-    r = check(write(tmp_path / "gateway.json", gw.base_config(keys, [v])))
+    r = gw.check_config(gw.write_json(tmp_path / "gateway.json", gw.base_config(keys, [v])))
     assert r.returncode == 0, r.stderr
 
 
@@ -119,7 +110,7 @@ def test_check_accepts_max_message_bytes_under_limits(binary, keys, tmp_path):
     v = gw.public_vhost(keys)
     del v["websocket"]["max_message_bytes"]
     v["limits"]["max_message_bytes"] = 4096
-    r = check(write(tmp_path / "gateway.json", gw.base_config(keys, [v])))
+    r = gw.check_config(gw.write_json(tmp_path / "gateway.json", gw.base_config(keys, [v])))
     assert r.returncode == 0, r.stderr
 
 
@@ -128,9 +119,9 @@ def test_include_dir_vhosts_appended_and_log_replaced(make_gateway, keys):
     d = g.dir / "conf.d"
     d.mkdir()
     second = gw.public_vhost(keys, name="second", tls=False)
-    write(d / "10-extra.json", {"vhosts": [second], "log": {"level": "info", "format": "text"}})
-    write(d / "20-log.json", {"log": {"level": "info", "format": "json"}})
-    r = check(g.conf_path)
+    gw.write_json(d / "10-extra.json", {"vhosts": [second], "log": {"level": "info", "format": "text"}})
+    gw.write_json(d / "20-log.json", {"log": {"level": "info", "format": "json"}})
+    r = gw.check_config(g.conf_path)
     assert r.returncode == 0, r.stderr
     g.start()
     port2 = int(second["listen"].rsplit(":", 1)[1])
@@ -151,11 +142,11 @@ def test_include_dir_vhosts_appended_and_log_replaced(make_gateway, keys):
 def test_include_dir_bad_key_names_dropin_file(binary, keys, tmp_path):
     c = good_config(keys)
     c["include"] = "conf.d"
-    p = write(tmp_path / "gateway.json", c)
+    p = gw.write_json(tmp_path / "gateway.json", c)
     (tmp_path / "conf.d").mkdir()
-    bad = write(tmp_path / "conf.d" / "10-extra.json",
-                {"vhosts": [gw.public_vhost(keys, name="second", bogus_key=1)]})
-    r = check(p)
+    bad = gw.write_json(tmp_path / "conf.d" / "10-extra.json",
+                        {"vhosts": [gw.public_vhost(keys, name="second", bogus_key=1)]})
+    r = gw.check_config(p)
     assert r.returncode == 1, r.stderr
     assert bad.name in r.stderr and "bogus_key" in r.stderr, r.stderr
 
@@ -165,12 +156,12 @@ def test_dropin_vhost_errors_found_at_start_name_its_index_in_its_file(binary, k
     numbers it, as loading errors do: vhosts[0] of the drop-in, not of the merged list."""
     c = good_config(keys)
     c["include"] = "conf.d"
-    p = write(tmp_path / "gateway.json", c)
+    p = gw.write_json(tmp_path / "gateway.json", c)
     (tmp_path / "conf.d").mkdir()
-    bad = write(tmp_path / "conf.d" / "10-extra.json",
-                {"vhosts": [gw.public_vhost(keys, name="second", port=gw.free_port(),
-                                            plugins={"example": {"greeting": 5}})]})
-    r = check(p)
+    bad = gw.write_json(tmp_path / "conf.d" / "10-extra.json",
+                        {"vhosts": [gw.public_vhost(keys, name="second", port=gw.free_port(),
+                                                    plugins={"example": {"greeting": 5}})]})
+    r = gw.check_config(p)
     assert r.returncode == 1, r.stderr
     assert "%s: vhosts[0].plugins.example" % bad in r.stderr, r.stderr
 
@@ -178,11 +169,11 @@ def test_dropin_vhost_errors_found_at_start_name_its_index_in_its_file(binary, k
 def test_include_dir_ignores_non_json_files(binary, keys, tmp_path):
     c = good_config(keys)
     c["include"] = "conf.d"
-    p = write(tmp_path / "gateway.json", c)
+    p = gw.write_json(tmp_path / "gateway.json", c)
     (tmp_path / "conf.d").mkdir()
     (tmp_path / "conf.d" / "README").write_text("not json")
     (tmp_path / "conf.d" / "old.json.bak").write_text("{")
-    r = check(p)
+    r = gw.check_config(p)
     assert r.returncode == 0, r.stderr
 
 
@@ -223,13 +214,13 @@ def test_token_cli_token_passes_configured_issuer_and_audience(make_gateway, key
 
 def test_missing_config_file_fails(binary, tmp_path):
     p = tmp_path / "absent.json"
-    r = gw.run_binary(["--check", "-c", p])
+    r = gw.check_config(p)
     assert r.returncode == 1 and p.name in r.stderr, r.stderr
 
 
 def test_start_with_bad_config_exits_nonzero(binary, keys, tmp_path):
     c = gw.base_config(keys, [gw.public_vhost(keys, bogus=1)])
-    p = write(tmp_path / "gateway.json", c)
+    p = gw.write_json(tmp_path / "gateway.json", c)
     r = gw.run_binary(["-c", p], timeout=10)
     assert r.returncode != 0 and "vhosts[0].bogus" in r.stderr, (r.returncode, r.stderr)
 
@@ -238,7 +229,7 @@ def test_start_with_bad_config_exits_nonzero(binary, keys, tmp_path):
 def _with(keys, tmp_path, mutate, vhosts=None):
     c = gw.base_config(keys, vhosts or [gw.public_vhost(keys)])
     mutate(c)
-    return write(tmp_path / "gateway.json", c)
+    return gw.write_json(tmp_path / "gateway.json", c)
 
 
 def _vh(c):
@@ -282,7 +273,7 @@ def test_check_rejects(binary, keys, tmp_path, case):
         "empty_algorithms": (lambda c: _vh(c)["auth"].update(algorithms=[]), "vhosts[0].auth.algorithms"),
     }[case]
     p = _with(keys, tmp_path, m[0])
-    assert_check_fails(check(p), p, m[1])
+    assert_check_fails(gw.check_config(p), p, m[1])
 
 
 def test_hs_key_file_without_trailing_newline(make_gateway, tmp_path):
@@ -297,8 +288,8 @@ def test_mixed_hs_and_rs_algorithms_with_pem_key(make_gateway, keys, tmp_path):
     """HS256 next to RS256 with a PEM key: either the config is refused, or HS256 tokens
     signed with the PEM (the confusion attack) are still rejected."""
     v = gw.public_vhost(keys, alg="RS256", auth={"algorithms": ["RS256", "HS256"]})
-    p = write(tmp_path / "gateway.json", gw.base_config(keys, [v]))
-    if check(p).returncode == 1:
+    p = gw.write_json(tmp_path / "gateway.json", gw.base_config(keys, [v]))
+    if gw.check_config(p).returncode == 1:
         return
     g = make_gateway([v])
     with g.connect(g.token(alg="RS256")) as ws:
@@ -312,7 +303,7 @@ def test_dropin_replaces_plugin_dirs(make_gateway, keys, tmp_path):
     file is replaced by the good one from conf.d."""
     g = make_gateway(start=False, include="conf.d", plugin_dirs=[tmp_path / "nonexistent"])
     (g.dir / "conf.d").mkdir()
-    write(g.dir / "conf.d" / "50-plugins.json", {"plugin_dirs": [str(gw.PLUGIN_DIR)]})
+    gw.write_json(g.dir / "conf.d" / "50-plugins.json", {"plugin_dirs": [str(gw.PLUGIN_DIR)]})
     g.start()
     with g.connect(g.token()) as ws:
         gw.probe(ws)

@@ -6,42 +6,10 @@ request paths get a JSON 400 where libwebsockets hands them over."""
 import json
 import socket
 import ssl
-import subprocess
 
 import pytest
 
 import gw
-
-
-def write(path, obj):
-    path.write_text(json.dumps(obj, indent=2))
-    return path
-
-
-def check(path):
-    return gw.run_binary(["--check", "-c", path])
-
-
-def start_fails(path, timeout=10):
-    """Start the gateway on a config that must be refused: it exits non-zero by itself.
-    Returns its stderr. A gateway that starts is killed and fails the test."""
-    try:
-        r = gw.run_binary(["-c", path], timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the gateway started with a configuration it must refuse: %s" % path)
-    assert r.returncode != 0, r.stderr
-    return r.stderr
-
-
-def refused_everywhere(path, *needles):
-    """--check exits 1 and a start exits non-zero, both with `file: key: reason`."""
-    r = check(path)
-    assert r.returncode == 1, "--check accepted it:\n%s%s" % (r.stdout, r.stderr)
-    err = start_fails(path)
-    for out in (r.stderr, err):
-        assert path.name in out, out
-        for n in needles:
-            assert n in out, "%r not in:\n%s" % (n, out)
 
 
 def http(host, port, path, headers=None, method="GET", tls=False, timeout=5.0):
@@ -84,8 +52,9 @@ def test_internal_vhost_on_public_port_refused(binary, keys, tmp_path):
     port = gw.free_port()
     c = gw.base_config(keys, [gw.public_vhost(keys, listen="127.0.0.2:%d" % port),
                               gw.internal_vhost(keys, port=port)])
-    p = write(tmp_path / "gateway.json", c)
-    refused_everywhere(p, "vhosts[1].listen: port %d is also used by public vhost \"public\"" % port)
+    p = gw.write_json(tmp_path / "gateway.json", c)
+    gw.refused_everywhere(p, p.name,
+                          "vhosts[1].listen: port %d is also used by public vhost \"public\"" % port)
 
 
 def test_public_vhost_on_internal_port_refused(binary, keys, tmp_path):
@@ -93,16 +62,18 @@ def test_public_vhost_on_internal_port_refused(binary, keys, tmp_path):
     port = gw.free_port()
     c = gw.base_config(keys, [gw.internal_vhost(keys, port=port),
                               gw.public_vhost(keys, listen="[::1]:%d" % port)])
-    p = write(tmp_path / "gateway.json", c)
-    refused_everywhere(p, "vhosts[1].listen: port %d is also used by internal vhost \"internal\"" % port)
+    p = gw.write_json(tmp_path / "gateway.json", c)
+    gw.refused_everywhere(p, p.name,
+                          "vhosts[1].listen: port %d is also used by internal vhost \"internal\"" % port)
 
 
 def test_internal_vhost_sharing_a_public_hostname_refused(binary, keys, tmp_path):
     iv = gw.internal_vhost(keys)
     iv["hostnames"] = ["API.example.test"]
     c = gw.base_config(keys, [gw.public_vhost(keys, hostnames=["api.example.test"]), iv])
-    p = write(tmp_path / "gateway.json", c)
-    refused_everywhere(p, "vhosts[1].hostnames: \"API.example.test\" is also a hostname of public vhost")
+    p = gw.write_json(tmp_path / "gateway.json", c)
+    gw.refused_everywhere(p, p.name,
+                          "vhosts[1].hostnames: \"API.example.test\" is also a hostname of public vhost")
 
 
 @pytest.fixture
@@ -149,16 +120,17 @@ def test_api_request_routed_from_another_listener_gets_404(two_internal):
 def test_plain_internal_vhost_on_any_address_refused(binary, keys, tmp_path):
     iv = gw.internal_vhost(keys)
     iv["listen"] = "0.0.0.0:%d" % gw.free_port()
-    p = write(tmp_path / "gateway.json", gw.base_config(keys, [gw.public_vhost(keys), iv]))
-    refused_everywhere(p, "vhosts[1].tls: plain HTTP is allowed only on a loopback address or with "
-                          "\"terminated_upstream\": true")
+    p = gw.write_json(tmp_path / "gateway.json", gw.base_config(keys, [gw.public_vhost(keys), iv]))
+    gw.refused_everywhere(p, p.name, "vhosts[1].tls: plain HTTP is allowed only on a loopback address "
+                          "or with \"terminated_upstream\": true")
 
 
 def test_plain_internal_vhost_terminated_upstream_accepted(binary, keys, tmp_path):
     iv = gw.internal_vhost(keys)
     iv["listen"] = "0.0.0.0:%d" % gw.free_port()
     iv["tls"] = {"terminated_upstream": True}
-    r = check(write(tmp_path / "gateway.json", gw.base_config(keys, [gw.public_vhost(keys), iv])))
+    p = gw.write_json(tmp_path / "gateway.json", gw.base_config(keys, [gw.public_vhost(keys), iv]))
+    r = gw.check_config(p)
     assert r.returncode == 0, r.stderr
 
 

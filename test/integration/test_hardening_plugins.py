@@ -8,8 +8,6 @@ import os
 import shutil
 import subprocess
 
-import pytest
-
 import gw
 
 STRAY_C = r"""
@@ -47,36 +45,12 @@ def write_config(tmp_path, keys, dirs, plugins=None):
     c = gw.base_config(keys, [gw.public_vhost(keys, tls=False,
                                               plugins=plugins or {"example": {"greeting": "hi"}})],
                        plugin_dirs=dirs)
-    p = tmp_path / "gateway.json"
-    p.write_text(json.dumps(c))
-    return p, c
-
-
-def check(p):
-    return gw.run_binary(["--check", "-c", p])
-
-
-def start_fails(p):
-    try:
-        r = gw.run_binary(["-c", p], timeout=10)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the gateway started with a plugin it must refuse")
-    assert r.returncode != 0, r.stderr
-    return r.stderr
+    return gw.write_json(tmp_path / "gateway.json", c), c
 
 
 def echo_works(g):
     with g.connect(g.token()) as ws:
         gw.probe(ws)
-
-
-def refused_everywhere(p, *needles):
-    r = check(p)
-    assert r.returncode == 1, "--check accepted it:\n%s" % r.stderr
-    err = start_fails(p)
-    for out in (r.stderr, err):
-        for n in needles:
-            assert n in out, "%r not in:\n%s" % (n, out)
 
 
 # ------------------------------------------------------------------ what is opened
@@ -85,7 +59,7 @@ def test_stray_so_does_not_run_under_check_and_is_reported(binary, keys, tmp_pat
     marker = tmp_path / "stray-ran"
     stray_so(d / "stray.so", marker)
     p, _ = write_config(tmp_path, keys, [d])
-    r = check(p)
+    r = gw.check_config(p)
     assert not marker.exists(), "--check ran a stray .so's constructor"
     assert r.returncode == 0, "extra .so files are warnings, not errors:\n%s" % r.stderr
     for so in ("stray.so", "chat.so"):
@@ -97,8 +71,8 @@ def test_check_warns_about_extra_so_even_with_log_level_error(binary, keys, tmp_
     d = plugin_dir(tmp_path, plugins=("example", "chat"))
     p, c = write_config(tmp_path, keys, [d])
     c["log"] = {"level": "error", "format": "json"}
-    p.write_text(json.dumps(c))
-    r = check(p)
+    gw.write_json(p, c)
+    r = gw.check_config(p)
     assert r.returncode == 0, r.stderr
     assert any(str(d / "chat.so") in l and json.loads(l)["level"] == "warn"
                for l in r.stderr.splitlines()), r.stderr
@@ -119,7 +93,7 @@ def test_hidden_files_are_skipped(binary, keys, tmp_path):
     marker = tmp_path / "hidden-ran"
     stray_so(d / ".hidden.so", marker)
     p, _ = write_config(tmp_path, keys, [d])
-    r = check(p)
+    r = gw.check_config(p)
     assert r.returncode == 0, r.stderr
     assert not marker.exists(), "a hidden .so ran"
     assert ".hidden.so" not in r.stderr, r.stderr
@@ -130,7 +104,7 @@ def test_plugin_file_must_carry_its_name(binary, keys, tmp_path):
     d = plugin_dir(tmp_path, plugins=())
     shutil.copy(gw.PLUGIN_DIR / "example.so", d / "other.so")
     p, _ = write_config(tmp_path, keys, [d], plugins={"other": {}})
-    r = check(p)
+    r = gw.check_config(p)
     assert r.returncode == 1 and "declares the name 'example', not 'other'" in r.stderr, r.stderr
 
 
@@ -149,14 +123,14 @@ def test_group_writable_plugin_refused(binary, keys, tmp_path):
     d = plugin_dir(tmp_path)
     os.chmod(d / "example.so", 0o775)
     p, _ = write_config(tmp_path, keys, [d])
-    refused_everywhere(p, "plugin %s: group-writable: refused" % (d / "example.so"))
+    gw.refused_everywhere(p, "plugin %s: group-writable: refused" % (d / "example.so"))
 
 
 def test_world_writable_plugin_directory_refused(binary, keys, tmp_path):
     d = plugin_dir(tmp_path)
     os.chmod(d, 0o777)
     p, _ = write_config(tmp_path, keys, [d])
-    refused_everywhere(p, "plugin directory %s: world-writable: refused" % d)
+    gw.refused_everywhere(p, "plugin directory %s: world-writable: refused" % d)
 
 
 def test_group_writable_directory_without_enabled_plugin_refused(binary, keys, tmp_path):
@@ -165,14 +139,14 @@ def test_group_writable_directory_without_enabled_plugin_refused(binary, keys, t
     bad = plugin_dir(tmp_path, "bad", plugins=())
     os.chmod(bad, 0o775)
     p, _ = write_config(tmp_path, keys, [good, bad])
-    refused_everywhere(p, "plugin directory %s: group-writable: refused" % bad)
+    gw.refused_everywhere(p, "plugin directory %s: group-writable: refused" % bad)
 
 
 def test_plugin_owned_by_another_user_refused(binary, keys, tmp_path):
     d = plugin_dir(tmp_path)
     os.chown(d / "example.so", 65534, 65534)
     p, _ = write_config(tmp_path, keys, [d])
-    refused_everywhere(p, "plugin %s: owned by uid 65534" % (d / "example.so"))
+    gw.refused_everywhere(p, "plugin %s: owned by uid 65534" % (d / "example.so"))
 
 
 # ------------------------------------------------------------------ symlinks
@@ -190,8 +164,8 @@ def test_symlinked_plugin_into_group_writable_directory_refused(binary, keys, tm
     d = plugin_dir(tmp_path, plugins=())
     (d / "example.so").symlink_to(real / "example.so")
     p, _ = write_config(tmp_path, keys, [d])
-    refused_everywhere(p, "plugin %s: symlink to %s, whose directory is group-writable: refused"
-                       % (d / "example.so", real / "example.so"))
+    gw.refused_everywhere(p, "plugin %s: symlink to %s, whose directory is group-writable: refused"
+                          % (d / "example.so", real / "example.so"))
 
 
 def test_symlinked_plugin_to_writable_file_refused(binary, keys, tmp_path):
@@ -200,5 +174,5 @@ def test_symlinked_plugin_to_writable_file_refused(binary, keys, tmp_path):
     d = plugin_dir(tmp_path, plugins=())
     (d / "example.so").symlink_to(real / "example.so")
     p, _ = write_config(tmp_path, keys, [d])
-    refused_everywhere(p, "plugin %s -> %s: world-writable: refused"
-                       % (d / "example.so", real / "example.so"))
+    gw.refused_everywhere(p, "plugin %s -> %s: world-writable: refused"
+                          % (d / "example.so", real / "example.so"))

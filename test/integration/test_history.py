@@ -230,23 +230,17 @@ def test_vhosts_of_one_namespace_must_agree_on_history(tmp_path, keys):
     other = gw.public_vhost(keys, "other", tls=False, plugins={}, history={"zone": {"size": 3}})
     vh.append(other)
     cfg = gw.base_config(keys, vh)
-    path = tmp_path / "gateway.json"
-    import json
-    path.write_text(json.dumps(cfg))
-    r = gw.run_binary(["--check", "-c", str(path)])
+    r = gw.check_config(gw.write_json(tmp_path / "gateway.json", cfg))
     assert r.returncode == 1 and "vhosts[2].history" in r.stderr and "same namespace" in r.stderr, r
 
 
 def test_history_config_errors_name_file_and_key(tmp_path, keys):
-    import json
     for bad, key in (({"zone": {"size": 0}}, "history.zone.size"),
                      ({"zone": {"ttl_s": 5}}, "history.zone.size"),
                      ({"user": {"size": 5}}, "history.user"),
                      ({"zone": {"size": 5, "ttl_s": "x"}}, "history.zone.ttl_s")):
         cfg = gw.base_config(keys, flow_vhosts(keys, history=bad))
-        path = tmp_path / "gateway.json"
-        path.write_text(json.dumps(cfg))
-        r = gw.run_binary(["--check", "-c", str(path)])
+        r = gw.check_config(gw.write_json(tmp_path / "gateway.json", cfg))
         assert r.returncode == 1 and ("vhosts[0]." + key) in r.stderr, (bad, r.stderr)
 
 

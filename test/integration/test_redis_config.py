@@ -16,14 +16,10 @@ def config_file(tmp_path, keys, store):
     return g
 
 
-def check(g):
-    return gw.run_binary(["--check", "-c", g.conf_path])
-
-
 def test_check_connects_nothing(tmp_path, keys):
     port = gw.free_port()  # nothing listens there
     g = config_file(tmp_path, keys, {"backend": "redis", "url": "redis://127.0.0.1:%d/3" % port})
-    r = check(g)
+    r = gw.check_config(g.conf_path)
     assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
 
 
@@ -34,7 +30,7 @@ def test_check_refuses_an_empty_password_file(tmp_path, keys, content, why):
     pw.write_text(content)
     g = config_file(tmp_path, keys, {"backend": "redis", "url": "redis://127.0.0.1:6379",
                                      "password_file": str(pw)})
-    r = check(g)
+    r = gw.check_config(g.conf_path)
     assert r.returncode != 0, r.stdout
     assert "store: password_file:" in r.stderr and why in r.stderr, r.stderr
 
