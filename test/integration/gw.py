@@ -147,6 +147,16 @@ def wait_port(port, timeout=10.0, proc=None):
     return False
 
 
+def wait_until(pred, timeout=5.0, step=0.05):
+    """pred() every `step` s until it is true or `timeout` s have passed: its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
 def run_binary(args, timeout=20, **kw):
     return subprocess.run([str(BINARY)] + [str(a) for a in args], capture_output=True, text=True,
                           timeout=timeout, **kw)

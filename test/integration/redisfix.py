@@ -168,14 +168,11 @@ class RedisServer:
 
 
 def wait_until(cond, timeout=10.0, step=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("%s not reached within %.1fs" % (what, timeout))
-        time.sleep(step)
+    """gw.wait_until that fails the test when cond() is still false at the end."""
+    v = gw.wait_until(cond, timeout, step)
+    if not v:
+        raise AssertionError("%s not reached within %.1fs" % (what, timeout))
+    return v
 
 
 def registered_nodes(redis, db=0):

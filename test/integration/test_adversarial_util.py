@@ -17,6 +17,7 @@ import time
 import zlib
 
 import wsclient
+from gw import wait_until  # noqa: F401  (re-exported)
 from test_flow_util import API, Client, metric, uid  # noqa: F401  (re-exported)
 from wsclient import Closed, HandshakeRefused, WS
 
@@ -265,15 +266,6 @@ def fd_count(g):
 
 def closes(api, code):
     return metric(api.metrics(), "pavilion_closes_total", code=str(code))
-
-
-def wait_until(pred, timeout=5.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 def client_on(g, sub=None, vhost="public", src="127.0.0.1", rcvbuf=None, token=None, headers=None,

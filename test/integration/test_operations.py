@@ -59,15 +59,6 @@ def test_sigint_closes_clients_1001_and_exits_0(make_gateway):
     assert g.proc.wait(10) == 0, g.log_tail()
 
 
-def _wait_until(fn, timeout=5.0, step=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        r = fn()
-        if r or time.monotonic() > deadline:
-            return r
-        time.sleep(step)
-
-
 def _accepted(g, token):
     with g.connect(token) as ws:
         try:
@@ -87,7 +78,7 @@ def test_sighup_reloads_jwt_key_without_dropping_connections(make_gateway, tmp_p
     keys.hs_file.write_bytes(new_secret + b"\n")
     g.signal(signal.SIGHUP)
     new_token = g.token(key=new_secret)
-    assert _wait_until(lambda: _accepted(g, new_token)), \
+    assert gw.wait_until(lambda: _accepted(g, new_token), step=0.2), \
         "token signed with the new key still refused 5 s after SIGHUP; stderr:\n%s" % g.log_tail()
     gw.probe(live)  # the already connected client stays and works
     with g.connect(g.token()) as ws:  # signed with the old key
@@ -123,7 +114,8 @@ def test_sighup_reloads_certificate(make_gateway, tmp_path):
     gw.probe(live)
     gw.make_cert(keys.dir)  # overwrites cert.pem / cert.key with a new self-signed pair
     g.signal(signal.SIGHUP)
-    after = _wait_until(lambda: (_fingerprint(g.port()) != before) and _fingerprint(g.port()), 5)
+    after = gw.wait_until(lambda: (_fingerprint(g.port()) != before) and _fingerprint(g.port()), 5,
+                           step=0.2)
     assert after, "new TLS connections still see the old certificate 5 s after SIGHUP"
     new_pem_der = subprocess.run(["openssl", "x509", "-in", str(keys.cert), "-outform", "DER"],
                                  capture_output=True, check=True).stdout
@@ -200,7 +192,8 @@ def test_sighup_reloads_rs256_public_key(make_gateway, tmp_path):
     keys.rsa_pub_file.write_bytes(new.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     g.signal(signal.SIGHUP)
-    assert _wait_until(lambda: _accepted(g, g.token(key=new))), "new RS256 key not in use 5 s after SIGHUP"
+    assert gw.wait_until(lambda: _accepted(g, g.token(key=new)), step=0.2), \
+        "new RS256 key not in use 5 s after SIGHUP"
     with g.connect(g.token()) as ws:
         gw.expect_auth_rejected(ws)
     gw.probe(live)
