@@ -8,6 +8,7 @@ Nodes makes 2-3 gateway processes that are one gateway through one Redis: distin
 one namespace, each with a public (plain ws) and an internal vhost.
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -177,6 +178,13 @@ def wait_until(cond, timeout=10.0, step=0.05, what="condition"):
 
 def registered_nodes(redis, db=0):
     return redis.call("ZCARD", "pav:nodes", db=db)
+
+
+def node_id(g):
+    """The store node id a gateway on the redis store logged at start."""
+    m = re.search(r"store: node ([0-9a-f]{16})", g.log_text())
+    assert m, g.log_tail()
+    return m.group(1)
 
 
 def redis_store(url, **over):

@@ -4,7 +4,6 @@ restarted empty), and a pub/sub connection killed or cut for its output buffer.
 
 Every test starts its own redis-server on a free loopback port and 2 gateways on it."""
 import os
-import re
 import signal
 import threading
 import time
@@ -15,6 +14,7 @@ import pytest
 import gw
 import redisfix as rf
 import wsclient
+from test_adversarial_util import rss_kb
 from test_flow_util import API, Client, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
@@ -27,20 +27,6 @@ def redis(tmp_path):
     r = rf.RedisServer(tmp_path / "redis").start()
     yield r
     r.kill()
-
-
-def node_id(g):
-    m = re.search(r"store: node ([0-9a-f]{16})", g.log_text())
-    assert m, g.log_tail()
-    return m.group(1)
-
-
-def rss_kb(g):
-    with open("/proc/%d/status" % g.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def ms_of(rfc3339):
@@ -65,7 +51,7 @@ def test_killed_node_users_go_offline_caps_free_up_and_its_keys_are_reaped(
                                              "handshakes_per_s_per_ip": 100000,
                                              "max_connections_per_user": 2}}).start()
     dead, live = nodes[0], nodes[1]
-    dead_id = node_id(dead)
+    dead_id = rf.node_id(dead)
     zones = ["zone:" + uid("z") for _ in range(10)]
     users = [uid("k") for _ in range(1000)]
     socks = []

@@ -1,7 +1,6 @@
 """The redis backend on two sharded Redis servers ("shards": [url, url]): users and channels
 spread over both by hash, and two gateways on them are still one gateway — publications,
 presence, caps, revocation, counts, and the reaping of a killed node on both shards."""
-import re
 import signal
 import time
 
@@ -116,7 +115,7 @@ def test_presence_cap_and_revoke_across_shards(nodes):
 def test_a_killed_node_is_reaped_on_both_shards(make_gateway, keys, shards):
     ns = make_nodes(make_gateway, keys, shards)
     dead, live = ns[0], ns[1]
-    dead_id = re.search(r"store: node ([0-9a-f]{16})", dead.log_text()).group(1)
+    dead_id = rf.node_id(dead)
     zones = ["zone:" + uid("z") for _ in range(6)]
     users = [uid("k") for _ in range(60)]
     cs = []
