@@ -80,6 +80,16 @@ def store_server(tmp_path_factory):
     r.kill()
 
 
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory):
+    """A redis-server of the module's own (test_redis_*); a module whose tests each need a
+    fresh one defines its own."""
+    import redisfix
+    r = redisfix.RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield r
+    r.kill()
+
+
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory):
     """Shared, read-only key material. Tests that change keys make their own gw.Keys."""

@@ -2,8 +2,8 @@
 publications, notifications, presence, caps, revocation and counts across 3 nodes, and
 two processes sharing one listen address with reuse_port.
 
-Each module test runs against its own redis-server (started here on a free loopback port)
-and 3 gateways with distinct ports, one namespace, one Redis."""
+Each module test runs against the module's own redis-server (conftest.py's `redis`, on a free
+loopback port) and 3 gateways with distinct ports, one namespace, one Redis."""
 import threading
 import time
 
@@ -16,13 +16,6 @@ from test_flow_util import API, Client, flow_vhosts, metric, uid
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
 ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    r = rf.RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield r
-    r.kill()
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,6 @@ ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    r = rf.RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield r
-    r.kill()
-
-
-@pytest.fixture(scope="module")
 def nodes(redis, make_module_gateway, keys):
     return rf.Nodes(make_module_gateway, keys, redis, n=3,
                     public_over={"history": HISTORY}).start()
