@@ -282,3 +282,12 @@ class Client:
 
     def wait_close(self, timeout=5.0):
         return self.ws.wait_close(timeout)
+
+
+def ticks(client, channel, want, timeout=5.0):
+    """The next `want` tick messages client gets (in arrival order), each of `channel`."""
+    got = []
+    while len(got) < want:
+        got.append(client.wait_for("tick", timeout=timeout))
+        assert got[-1].get("channel") == channel, got[-1]
+    return got

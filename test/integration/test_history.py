@@ -6,7 +6,7 @@ import time
 import pytest
 
 import gw
-from test_flow_util import API, Client, flow_vhosts, uid
+from test_flow_util import API, Client, flow_vhosts, ticks, uid
 
 HISTORY = {"zone": {"size": 200, "ttl_s": 60}, "chat": {"size": 5, "ttl_s": 60}}
 
@@ -22,15 +22,6 @@ def g(make_module_gateway, keys):
 
 def publish_n(api, channel, n, start=0):
     return [api.publish(channel, "tick", {"n": start + i}).json for i in range(n)]
-
-
-def ticks(client, channel, want, timeout=5.0):
-    """The next `want` tick messages of `channel` (in arrival order)."""
-    got = []
-    while len(got) < want:
-        got.append(client.wait_for("tick", timeout=timeout))
-        assert got[-1].get("channel") == channel, got[-1]
-    return got
 
 
 def test_publications_on_a_history_channel_carry_offsets_and_the_answer_an_epoch(g, api):

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import redisfix as rf
-from test_flow_util import Client, uid
+from test_flow_util import Client, ticks, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
@@ -24,12 +24,6 @@ def nodes(redis, make_module_gateway, keys):
 
 def C(node):
     return Client(node, **ALL)
-
-
-def ticks(c, channel, n, timeout=5.0):
-    got = [c.wait_for("tick", timeout=timeout) for _ in range(n)]
-    assert all(m.get("channel") == channel for m in got), got
-    return got
 
 
 def test_a_channel_has_one_epoch_and_one_offset_sequence_on_every_node(nodes):
