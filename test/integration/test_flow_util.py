@@ -135,10 +135,13 @@ class API:
         assert r.status == 200, r
         return r.json
 
-    def metrics(self):
+    def metrics_text(self):
         r = self.call("GET", "/metrics", key=None)
         assert r.status == 200, r
-        return parse_metrics(r.text)
+        return r.text
+
+    def metrics(self):
+        return parse_metrics(self.metrics_text())
 
 
 def parse_metrics(text):
