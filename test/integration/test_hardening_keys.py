@@ -5,6 +5,7 @@ import signal
 import time
 
 import gw
+from test_flow_util import API
 
 KEY_MAX = 256
 
@@ -15,15 +16,7 @@ def config(keys):
 
 def get_channel(g, key):
     """Status of an authenticated GET on the internal API with this key."""
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", g.port("internal"), timeout=5)
-    try:
-        conn.request("GET", "/v1/channels/zone:k", headers={"Authorization": "Bearer " + key})
-        r = conn.getresponse()
-        r.read()
-        return r.status
-    finally:
-        conn.close()
+    return API(g).get("/v1/channels/zone:k", key=key).status
 
 
 def long_key_file(keys, head="h", tail_len=77):
