@@ -277,6 +277,11 @@ class Gateway:
     def port(self, name="public"):
         return int(self.vhost(name)["listen"].rsplit(":", 1)[1])
 
+    def client_tls(self, name="public"):
+        """A client of this vhost speaks TLS to it (not when a proxy in front terminates it)."""
+        v = self.vhost(name)
+        return "tls" in v and not v["tls"].get("terminated_upstream")
+
     def start(self, timeout=10.0):
         assert BINARY.exists(), "gateway binary not built: %s (set PAVILION_BUILD)" % BINARY
         self._log = open(self.log_path, "ab")
@@ -374,7 +379,7 @@ class Gateway:
             else:
                 path += ("&" if "?" in path else "?") + "token=" + token
         return wsclient.WS.connect("127.0.0.1", self.port(vhost), path, headers,
-                                   tls="tls" in v and not v["tls"].get("terminated_upstream"), **kw)
+                                   tls=self.client_tls(vhost), **kw)
 
 
 # ------------------------------------------------------------------ assertions

@@ -276,9 +276,8 @@ def client_on(g, sub=None, vhost="public", src="127.0.0.1", rcvbuf=None, token=N
     c.sub = sub or uid()
     t = token or g.token(vhost=vhost, sub=c.sub, **claims)
     g.note_token(t)
-    v = g.vhost(vhost)
     c.ws = raw_upgrade(g.port(vhost), token=t, src=src, rcvbuf=rcvbuf, headers=headers,
-                       tls="tls" in v and not v["tls"].get("terminated_upstream"))
+                       tls=g.client_tls(vhost))
     _made.append(c)
     return c
 

@@ -49,10 +49,8 @@ class LockedWS(WS):
 
 
 def raw_client(g, vhost="public", token=None, rcvbuf=None, **claims):
-    v = g.vhost(vhost)
     t = g.note_token(token or g.token(vhost=vhost, **claims))
-    return raw_upgrade(g.port(vhost), token=t, rcvbuf=rcvbuf, cls=LockedWS,
-                       tls="tls" in v and not v["tls"].get("terminated_upstream"))
+    return raw_upgrade(g.port(vhost), token=t, rcvbuf=rcvbuf, cls=LockedWS, tls=g.client_tls(vhost))
 
 
 # How a client "keeps sending": BATCH messages every INTERVAL s (~10,000 a second), so that
@@ -142,8 +140,7 @@ def raw_close_seen(ws, sender, code, timeout=10.0):
 
 # ------------------------------------------------------------------ python websockets
 def ws_uri(g, vhost="public", token=None, path="/ws"):
-    v = g.vhost(vhost)
-    tls = "tls" in v and not v["tls"].get("terminated_upstream")
+    tls = g.client_tls(vhost)
     uri = "%s://127.0.0.1:%d%s" % ("wss" if tls else "ws", g.port(vhost), path)
     if token is not None:
         g.note_token(token)
