@@ -24,8 +24,8 @@ import wsclient
 from test_adversarial_util import (Publisher, closes, frame_header, raw_upgrade, read_head,
                                    settle, tcp, wait_until)
 from test_flow_util import API, FULL_PLUGINS, uid
-from test_hardening_util import (BATCH, HEARTBEAT_ACK, INTERVAL, Sender, raw_client, raw_close_seen, run,
-                                 tcp_end, ws_check_close, ws_connect,
+from test_hardening_util import (HEARTBEAT_ACK, Sender, raw_client, raw_close_seen, run, tcp_end,
+                                 ws_check_close, ws_connect, ws_keep_sending,
                                  ws_keep_sending_until_close)
 from wsclient import HandshakeRefused
 
@@ -169,17 +169,7 @@ def test_4008_arrives_when_the_client_reads_again_websockets(g):
                               read_limit=1024, max_size=2 ** 20) as ws:
             await ws.send('{"type":"subscribe","id":"s","payload":{"channel":"%s"}}' % chan)
             assert '"ack"' in await asyncio.wait_for(ws.recv(), 3)
-
-            async def sender():
-                try:
-                    while True:
-                        for _ in range(BATCH):
-                            await ws.send(HEARTBEAT_ACK)
-                        await asyncio.sleep(INTERVAL)
-                except websockets.ConnectionClosed:
-                    pass
-
-            task = asyncio.create_task(sender())
+            task = asyncio.create_task(ws_keep_sending(ws))
             await asyncio.to_thread(publish_until_4008, g, chan)
             task.cancel()
             # now read everything, still sending

@@ -161,22 +161,24 @@ def ws_connect(g, vhost="public", token=None, path="/ws", **kw):
     return websockets.connect(uri, **kw)
 
 
+async def ws_keep_sending(ws, msg=HEARTBEAT_ACK, interval=INTERVAL, first=()):
+    """Send `first`, then BATCH x `msg` every `interval` s, until the connection closes."""
+    try:
+        for m in first:
+            await ws.send(m)
+        while True:
+            for _ in range(BATCH):
+                await ws.send(msg)
+            await asyncio.sleep(interval)
+    except websockets.ConnectionClosed:
+        pass
+
+
 async def ws_keep_sending_until_close(ws, msg=HEARTBEAT_ACK, interval=INTERVAL, first=(),
                                       timeout=10.0):
-    """Send `first`, then BATCH x `msg` every `interval` s, while reading every message,
-    until the connection closes. Returns (ConnectionClosed, JSON messages read)."""
-    async def sender():
-        try:
-            for m in first:
-                await ws.send(m)
-            while True:
-                for _ in range(BATCH):
-                    await ws.send(msg)
-                await asyncio.sleep(interval)
-        except websockets.ConnectionClosed:
-            pass
-
-    task = asyncio.create_task(sender())
+    """ws_keep_sending() while reading every message, until the connection closes.
+    Returns (ConnectionClosed, JSON messages read)."""
+    task = asyncio.create_task(ws_keep_sending(ws, msg, interval, first))
     msgs = []
     try:
         while True:
