@@ -237,15 +237,10 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$TMP"' EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 30000))
-    [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return; }
-  done
-  die "no free port"
-}
-WS_PORT=$(free_port); TLS_PORT=$(free_port); API_PORT=$(free_port)
+. test/bench/lib.sh
+WS_PORT=$(free_port) || die "no free port"
+TLS_PORT=$(free_port) || die "no free port"
+API_PORT=$(free_port) || die "no free port"
 
 wait_port() { # port
   for _ in $(seq 100); do

@@ -40,8 +40,9 @@ BDIR=${BDIR:-build-release}
 meson compile -C "$BDIR" >/dev/null || die "build failed"
 OUT=${OUT:-$top/build-logs/profile-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-port() { local p; for _ in $(seq 200); do p=$((20000 + RANDOM % 30000)); [ -z "$(ss -Hltn "sport = :$p")" ] && { echo "$p"; return; }; done; die "no port"; }
-WS=$(port); API=$(port)
+. test/bench/lib.sh
+WS=$(free_port) || die "no port"
+API=$(free_port) || die "no port"
 bash test/bench/gateway-conf.sh "$OUT/conf" "$top/$BDIR/plugins" "$WS" "$API" "" "$loop" || die "config"
 
 PID=

@@ -28,14 +28,7 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 20000 2>/dev/null || true
 
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 30000))
-    [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return; }
-  done
-  exit 1
-}
+. test/bench/lib.sh
 wait_http() { # port
   for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
@@ -46,7 +39,7 @@ wait_http() { # port
 val() { grep -E "^$1: " "$2" | head -n 1 | awk '{print $2}'; }
 
 # ---- two processes on one Redis
-rport=$(free_port)
+rport=$(free_port) || exit 1
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$tmp" >"$tmp/redis.log" 2>&1 &
 pids+=($!)
@@ -54,7 +47,8 @@ for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sle
 
 declare -A WS API
 for i in a b; do
-  WS[$i]=$(free_port); API[$i]=$(free_port)
+  WS[$i]=$(free_port) || exit 1
+  API[$i]=$(free_port) || exit 1
   mkdir -p "$tmp/$i"
   if [ "$i" = b ]; then cp "$tmp/a/jwt.key" "$tmp/a/api.keys" "$tmp/b/"; fi
   bash test/bench/gateway-conf.sh "$tmp/$i" "$top/$bdir/plugins" "${WS[$i]}" "${API[$i]}"
@@ -88,7 +82,8 @@ pids=()
 sleep 1
 
 # ---- one process on the memory store
-ws=$(free_port); api=$(free_port)
+ws=$(free_port) || exit 1
+api=$(free_port) || exit 1
 mkdir -p "$tmp/m"
 bash test/bench/gateway-conf.sh "$tmp/m" "$top/$bdir/plugins" "$ws" "$api"
 "$gw" -c "$tmp/m/gateway.json" >"$tmp/m/gateway.log" 2>&1 &

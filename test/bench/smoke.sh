@@ -42,17 +42,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 30000))
-    [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return; }
-  done
-  fail "no free port"
-}
-ws_port=$(free_port)
-api_port=$(free_port)
-while [ "$api_port" = "$ws_port" ]; do api_port=$(free_port); done
+. test/bench/lib.sh
+ws_port=$(free_port) || fail "no free port"
+api_port=$(free_port) || fail "no free port"
+while [ "$api_port" = "$ws_port" ]; do api_port=$(free_port) || fail "no free port"; done
 
 bash test/bench/gateway-conf.sh "$tmp" "$top/$bdir/plugins" "$ws_port" "$api_port" || fail "config"
 ulimit -n 4096 2>/dev/null || true
