@@ -18,6 +18,8 @@
 #                  subscription plugin alone
 #   BENCH_OUTBOUND_QUEUE_BYTES  outbound queue per connection (default:
 #                  the gateway's own, 262144)
+#   BENCH_STORE    the "store" object (JSON); default {"backend": "memory"},
+#                  e.g. '{"backend": "redis", "url": "redis://127.0.0.1:6379"}'
 set -euo pipefail
 dir=$1 plugins=$2 ws_port=$3 api_port=$4 tls_port=${5:-} loop=${6:-poll}
 mkdir -p "$dir"
@@ -31,6 +33,7 @@ ws='"websocket": {"path": "/ws", "heartbeat_interval_s": 3600, "idle_timeout_s":
 auth="\"auth\": {\"algorithms\": [\"HS256\"], \"key_file\": \"$dir/jwt.key\", \"leeway_s\": 30}"
 all_four='{"subscription": {}, "notification": {}, "chat": {}, "presence": {}}'
 plugins_on="\"plugins\": ${BENCH_PLUGINS:-$all_four}"
+memory='{"backend": "memory"}'
 
 tls_vhost=
 if [ -n "$tls_port" ]; then
@@ -49,7 +52,7 @@ cat >"$dir/gateway.json" <<JSON
 {
   "plugin_dirs": ["$plugins"],
   "log": {"level": "warn", "format": "text"},
-  "store": {"backend": "memory"},
+  "store": ${BENCH_STORE:-$memory},
   "event_loop": "$loop",
   "vhosts": [
     {"name": "public", "listen": "127.0.0.1:$ws_port", "namespace": "default",

@@ -51,9 +51,8 @@ for i in a b; do
   API[$i]=$(free_port) || exit 1
   mkdir -p "$tmp/$i"
   if [ "$i" = b ]; then cp "$tmp/a/jwt.key" "$tmp/a/api.keys" "$tmp/b/"; fi
-  bash test/bench/gateway-conf.sh "$tmp/$i" "$top/$bdir/plugins" "${WS[$i]}" "${API[$i]}"
-  sed -i "s|\"store\": {\"backend\": \"memory\"}|\"store\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:$rport\"}|" \
-    "$tmp/$i/gateway.json"
+  BENCH_STORE="{\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:$rport\"}" \
+    bash test/bench/gateway-conf.sh "$tmp/$i" "$top/$bdir/plugins" "${WS[$i]}" "${API[$i]}"
   "$gw" -c "$tmp/$i/gateway.json" >"$tmp/$i/gateway.log" 2>&1 &
   pids+=($!)
   eval "pid_$i=$!"
