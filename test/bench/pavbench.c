@@ -375,6 +375,20 @@ static void buf_add(char **b, size_t *len, size_t *cap, const void *p, size_t n)
 	*len += n;
 }
 
+/* At least `room` free bytes at the end of c's input buffer (it doubles). */
+static void in_room(struct conn *c, size_t room)
+{
+	size_t nc;
+
+	if (c->in_cap - c->in_len >= room)
+		return;
+	nc = c->in_cap ? c->in_cap * 2 : 2 * room;
+	c->in = realloc(c->in, nc);
+	if (!c->in)
+		die("out of memory");
+	c->in_cap = nc;
+}
+
 static void conn_free_bufs(struct conn *c)
 {
 	free(c->in);
@@ -687,14 +701,7 @@ static int read_all(struct conn *c)
 	for (;;) {
 		ssize_t n;
 
-		if (c->in_cap - c->in_len < 4096) {
-			size_t nc = c->in_cap ? c->in_cap * 2 : 8192;
-
-			c->in = realloc(c->in, nc);
-			if (!c->in)
-				die("out of memory");
-			c->in_cap = nc;
-		}
+		in_room(c, 4096);
 		if (c->ssl) {
 			int r = SSL_read(c->ssl, c->in + c->in_len,
 					 (int)(c->in_cap - c->in_len));
@@ -982,14 +989,7 @@ static void pub_event(struct pub *p, uint32_t ev)
 	if (c->out_len && flush_out(c))
 		return pub_done(p, 0);
 	for (;;) {
-		if (c->in_cap - c->in_len < 2048) {
-			size_t nc = c->in_cap ? c->in_cap * 2 : 4096;
-
-			c->in = realloc(c->in, nc);
-			if (!c->in)
-				die("out of memory");
-			c->in_cap = nc;
-		}
+		in_room(c, 2048);
 		ssize_t n = recv(c->fd, c->in + c->in_len,
 				 c->in_cap - c->in_len - 1, 0);
 
