@@ -270,11 +270,9 @@ export class PavilionClient extends Emitter<ClientEvents> {
     t?.abandon(1000, 'client closed');
     for (const name of [...this.timers.keys()]) this.clearTimer(name);
     this.setState('closed');
-    const pend = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of pend) {
-      if (p.timer) clearTimeout(p.timer);
-      p.fail(new ClientClosedError({ type: p.type }));
+    for (const id of [...this.pending.keys()]) {
+      const p = this.take(id);
+      if (p) p.fail(new ClientClosedError({ type: p.type }));
     }
     this.queue.clear(new ClientClosedError());
     for (const sub of this.subs.values()) {
@@ -576,8 +574,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
   private failInFlight(): void {
     for (const [id, p] of [...this.pending]) {
       if (!p.sent) continue;
-      this.pending.delete(id);
-      if (p.timer) clearTimeout(p.timer);
+      this.take(id);
       if (p.lost) p.lost();
       else p.fail(new ConnectionLostError({ type: p.type, id }));
     }
@@ -651,11 +648,8 @@ export class PavilionClient extends Emitter<ClientEvents> {
   }
 
   private onAck(m: ServerMessage): void {
-    if (typeof m.id !== 'string') return;
-    const p = this.pending.get(m.id);
+    const p = typeof m.id === 'string' ? this.take(m.id) : undefined;
     if (!p) return;
-    this.pending.delete(m.id);
-    if (p.timer) clearTimeout(p.timer);
     p.ack((isObject(m.payload) ? m.payload : { for: p.type }) as Ack, m);
   }
 
@@ -663,20 +657,25 @@ export class PavilionClient extends Emitter<ClientEvents> {
     const payload = isObject(m.payload) ? m.payload : {};
     const code = typeof payload.code === 'number' ? payload.code : 2000;
     const text = typeof payload.message === 'string' ? payload.message : 'error';
-    if (typeof m.id === 'string' && this.pending.has(m.id)) {
-      const type = this.pending.get(m.id)?.type;
-      this.settleFailure(m.id, new PavilionError(code, text, { type, id: m.id }));
+    const p = typeof m.id === 'string' ? this.take(m.id) : undefined;
+    if (p) {
+      p.fail(new PavilionError(code, text, { type: p.type, id: m.id }));
       return;
     }
     this.emit('error', new PavilionError(code, text, typeof m.id === 'string' ? { id: m.id } : undefined));
   }
 
   private settleFailure(id: string, err: PavilionError): void {
+    this.take(id)?.fail(err);
+  }
+
+  /** Takes a request out of the pending ones and stops its timeout: it is being settled. */
+  private take(id: string): Pending | undefined {
     const p = this.pending.get(id);
-    if (!p) return;
+    if (!p) return undefined;
     this.pending.delete(id);
     if (p.timer) clearTimeout(p.timer);
-    p.fail(err);
+    return p;
   }
 
   private onNotification(m: ServerMessage): void {
