@@ -153,6 +153,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A message to the gateway: `{type, id, payload}`; JSON leaves out an `id` or `payload` that is undefined. */
+function envelope(type: string, id: string | undefined, payload: Record<string, unknown> | undefined): string {
+  return JSON.stringify({ type, id, payload });
+}
+
 function withToken(url: string, token: string): string {
   const u = new URL(url);
   u.searchParams.set('token', token);
@@ -324,7 +329,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
     const id = this.nextId();
     const ms = options.timeoutMs ?? this.opts.requestTimeoutMs ?? 10000;
     return new Promise<Ack>((resolve, reject) => {
-      const msg: QueuedMessage = { text: JSON.stringify(payload === undefined ? { type, id } : { type, id, payload }) };
+      const msg: QueuedMessage = { text: envelope(type, id, payload) };
       const p: Pending = {
         type,
         sent: false,
@@ -356,7 +361,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
    */
   send(type: string, payload?: Record<string, unknown>): void {
     if (this._state === 'closed') throw new ClientClosedError({ type });
-    this.queue.pushApp({ text: JSON.stringify(payload === undefined ? { type } : { type, payload }) }, { type });
+    this.queue.pushApp({ text: envelope(type, undefined, payload) }, { type });
     this.flush();
   }
 
@@ -760,7 +765,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
     p.timer = setTimeout(() => this.settleFailure(id, new RequestTimeoutError(ms, { type, id })), ms);
     this.pending.set(id, p);
     this.queue.pushControl({
-      text: JSON.stringify(payload === undefined ? { type, id } : { type, id, payload }),
+      text: envelope(type, id, payload),
       sent: () => { p.sent = true; },
     });
   }
