@@ -337,7 +337,6 @@ export class PavilionClient extends Emitter<ClientEvents> {
         fail: (e) => reject(e),
       };
       msg.sent = () => { p.sent = true; };
-      msg.dropped = (e) => this.settleFailure(id, e instanceof PavilionError ? e : new ClientClosedError({ type, id }));
       try {
         this.queue.pushApp(msg, { type, id });
       } catch (e) {
