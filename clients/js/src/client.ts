@@ -11,7 +11,7 @@ import {
 } from './errors.js';
 import { OutboundQueue, type QueueOptions, type QueuedMessage } from './queue.js';
 import {
-  Subscription, type StreamPosition, type SubscriptionOptions,
+  Subscription, toPublication, type StreamPosition, type SubscriptionOptions,
   type UnrecoveredInfo,
 } from './subscription.js';
 import { decodeToken, renewalTime, type RenewalPolicy } from './token.js';
@@ -710,9 +710,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
       if (!pub) return; // a duplicate
       sub.emit('publication', pub);
     } else {
-      pub = { channel, type: m.type, payload: m.payload };
-      if (typeof m.offset === 'number') pub.offset = m.offset;
-      if (typeof m.timestamp === 'string') pub.timestamp = m.timestamp;
+      pub = toPublication(m, channel);
     }
     this.emit('publication', pub);
   }

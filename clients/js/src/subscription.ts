@@ -62,6 +62,14 @@ export interface SubscriptionHost {
   unsubscribeChannel(sub: Subscription): Promise<Ack | null>;
 }
 
+/** @internal A message that came through `channel`, as a {@link Publication}. */
+export function toPublication(msg: ServerMessage, channel: string): Publication {
+  const pub: Publication = { channel, type: msg.type, payload: msg.payload };
+  if (typeof msg.offset === 'number') pub.offset = msg.offset;
+  if (typeof msg.timestamp === 'string') pub.timestamp = msg.timestamp;
+  return pub;
+}
+
 interface Waiter {
   resolve: (ack: SubscribeAck) => void;
   reject: (err: Error) => void;
@@ -250,9 +258,6 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       if (this._epoch !== undefined && this._offset !== undefined && msg.offset <= this._offset) return null;
       this._offset = msg.offset;
     }
-    const pub: Publication = { channel: msg.channel ?? this.channel, type: msg.type, payload: msg.payload };
-    if (typeof msg.offset === 'number') pub.offset = msg.offset;
-    if (typeof msg.timestamp === 'string') pub.timestamp = msg.timestamp;
-    return pub;
+    return toPublication(msg, msg.channel ?? this.channel);
   }
 }
