@@ -160,21 +160,19 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   /** @internal Rejects every pending `subscribe()`. */
   _rejectWaiters(err: Error): void {
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
+    for (const w of this.takeWaiters()) w.reject(err);
   }
 
   private resolveWaiters(ack: SubscribeAck): void {
+    for (const w of this.takeWaiters()) w.resolve(ack);
+  }
+
+  /** Every pending `subscribe()`, with its timeout stopped: they are being settled. */
+  private takeWaiters(): Waiter[] {
     const ws = this.waiters;
     this.waiters = [];
-    for (const w of ws) {
-      clearTimeout(w.timer);
-      w.resolve(ack);
-    }
+    for (const w of ws) clearTimeout(w.timer);
+    return ws;
   }
 
   /**
