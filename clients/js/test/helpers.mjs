@@ -378,6 +378,18 @@ export class TcpProxy {
   }
 }
 
+/**
+ * Cuts client `c` off through `proxy` and keeps it off (new connections
+ * refused) once it reported the disconnect; the returned function lets it back.
+ */
+export async function offline(c, proxy) {
+  proxy.block();
+  const down = next(c, 'disconnected');
+  proxy.cut();
+  await down;
+  return () => proxy.unblock();
+}
+
 /** Runs `pavilion-gateway token` (the dev tool) for a config. */
 export function cliToken(bin, confPath, sub, claims) {
   const args = ['token', '-c', confPath, '--sub', sub];

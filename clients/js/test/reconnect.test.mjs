@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { PavilionClient } from '../dist/index.js';
-import { Gateway, next, record, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
+import { Gateway, next, offline, record, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
 
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 
@@ -131,13 +131,10 @@ describe('reconnect', { timeout: 180000 }, () => {
     const first = next(c, 'notification');
     const n0 = (await g.api.notify(user, { type: 'like', content: 'n0' })).id;
     await first;
-    proxy.block();
-    const down = next(c, 'disconnected');
-    proxy.cut();
-    await down;
+    const back = await offline(c, proxy);
     const missed = [];
     for (let i = 1; i <= 3; i++) missed.push((await g.api.notify(user, { type: 'like', content: `n${i}` })).id);
-    proxy.unblock();
+    back();
     await until(() => notes.events.length === 4, 10000, 'the three missed notifications');
     const n4 = (await g.api.notify(user, { type: 'like', content: 'n4' })).id;
     await until(() => notes.events.length === 5, 5000, 'the live one');
@@ -156,13 +153,10 @@ describe('reconnect', { timeout: 180000 }, () => {
     const acked = next(c, 'message', (m) => m.type === 'ack' && m.payload?.channel === `user:${user}`);
     c.connect();
     await acked;
-    proxy.block();
-    const down = next(c, 'disconnected');
-    proxy.cut();
-    await down;
+    const back = await offline(c, proxy);
     const ids = [];
     for (let i = 0; i < 2; i++) ids.push((await g.api.notify(user, { type: 'like', content: `m${i}` })).id);
-    proxy.unblock();
+    back();
     await until(() => notes.events.length === 2, 10000, 'two replayed notifications');
     assert.deepEqual(notes.of('notification').map((n) => n.id), ids);
   });
@@ -172,14 +166,11 @@ describe('reconnect', { timeout: 180000 }, () => {
     const c = client(user);
     c.connect();
     await c.ready(5000);
-    proxy.block();
-    const down = next(c, 'disconnected');
-    proxy.cut();
-    await down;
+    const back = await offline(c, proxy);
     const zone = `zone:${uid('q')}`;
     const acks = Promise.all([c.request('subscribe', { channel: zone }), c.presence('away')]);
     assert.equal(c.queueSize, 2);
-    proxy.unblock();
+    back();
     const [sub, pres] = await acks;
     assert.equal(sub.for, 'subscribe');
     assert.equal(pres.for, 'presence');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
 import { PavilionClient } from '../dist/index.js';
-import { Gateway, next, record, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
+import { Gateway, next, offline, record, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
 
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 
@@ -34,15 +34,6 @@ describe('history and recovery', { timeout: 180000 }, () => {
     c.connect();
     await c.ready(5000);
     return { g, proxy, spy, c };
-  }
-
-  /** Cuts the client off and keeps it off until the returned function is called. */
-  async function offline(c, proxy) {
-    proxy.block();
-    const down = next(c, 'disconnected');
-    proxy.cut();
-    await down;
-    return () => proxy.unblock();
   }
 
   test('a history channel acks offset and epoch; publications carry increasing offsets', async () => {
