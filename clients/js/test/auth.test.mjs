@@ -2,25 +2,13 @@
 // (reconnect only with a new token from the getter).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { ErrorCode, PavilionClient, PavilionError } from '../dist/index.js';
-import { Gateway, mint, next, record, sleep, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
+import { gatewayBehindProxy, mint, next, record, sleep, spyWebSocket, uid, until } from './helpers.mjs';
 
 describe('tokens', { timeout: 180000 }, () => {
-  let g;
-  let proxy;
-  const clients = [];
-  before(async () => {
-    g = await Gateway.create({ leewayS: 0 });
-    await g.start();
-    proxy = await TcpProxy.create(g.port);
-  });
-  after(async () => {
-    for (const c of clients) c.close();
-    await proxy.close();
-    await g.stop();
-  });
+  const { g, proxy, clients } = gatewayBehindProxy({ leewayS: 0 });
 
   function client(token, extra = {}) {
     const c = new PavilionClient({ url: proxy.url, token, minReconnectDelayMs: 50, maxReconnectDelayMs: 200, ...extra });

@@ -11,6 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const JS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -376,6 +377,31 @@ export class TcpProxy {
     this.cut();
     return new Promise((r) => this.server.close(() => r()));
   }
+}
+
+/**
+ * The gateway and proxy of a describe block's tests: a gateway (`options` as
+ * for Gateway.create) with a TcpProxy in front, started before the tests and
+ * stopped after them, once every client pushed to `clients` is closed. The
+ * objects exist at once (configured and started in `before`), so that the
+ * block can destructure them.
+ */
+export function gatewayBehindProxy(options = {}) {
+  const g = new Gateway();
+  const proxy = new TcpProxy();
+  const clients = [];
+  before(async () => {
+    await g.configure(options);
+    await g.start();
+    proxy.targetPort = g.port;
+    await proxy.listen();
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await proxy.close();
+    await g.stop();
+  });
+  return { g, proxy, clients };
 }
 
 /**

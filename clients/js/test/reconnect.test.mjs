@@ -3,27 +3,15 @@
 // messages come back; notifications missed meanwhile are replayed with
 // `since`, none twice.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { PavilionClient } from '../dist/index.js';
-import { Gateway, next, offline, record, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
+import { gatewayBehindProxy, next, offline, record, spyWebSocket, uid, until } from './helpers.mjs';
 
 const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 
 describe('reconnect', { timeout: 180000 }, () => {
-  let g;
-  let proxy;
-  const clients = [];
-  before(async () => {
-    g = await Gateway.create();
-    await g.start();
-    proxy = await TcpProxy.create(g.port);
-  });
-  after(async () => {
-    for (const c of clients) c.close();
-    await proxy.close();
-    await g.stop();
-  });
+  const { g, proxy, clients } = gatewayBehindProxy();
 
   function client(sub, extra = {}) {
     const c = new PavilionClient({
