@@ -5,6 +5,7 @@
 // PAVILION_BUILD  the gateway's build directory (default <repo>/build): its
 //                 src/pavilion-gateway and plugins/*.so are copied to a temp
 //                 dir first, so a rebuild running meanwhile cannot break a test.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -278,6 +279,23 @@ export class Api {
       if (line.startsWith(name) && (!label || line.includes(label))) total += Number(line.split(' ').pop()) || 0;
     }
     return total;
+  }
+
+  /**
+   * Publishes `bulk` messages to `channel`, `payload(i)` for i = 1, 2, …, ten
+   * at a time, until the gateway counts one more close with `code` (a
+   * connection it gave up on); fails after `max` publications. Returns how
+   * many it published.
+   */
+  async publishUntilClose(channel, code, payload, max) {
+    const label = `code="${code}"`;
+    const before = await this.metric('pavilion_closes_total', label);
+    let n = 0;
+    while ((await this.metric('pavilion_closes_total', label)) === before) {
+      assert.ok(n < max, `no ${code} after ${max} publications`);
+      for (let k = 0; k < 10; k++) await this.publish(channel, 'bulk', payload(++n));
+    }
+    return n;
   }
 }
 
