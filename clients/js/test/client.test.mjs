@@ -7,9 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   ClientClosedError, ErrorCode, PavilionClient, PavilionError, QueueFullError, RequestTimeoutError,
 } from '../dist/index.js';
-import { Gateway, next, record, TcpProxy, uid, until } from './helpers.mjs';
-
-const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
+import { ALL, Gateway, next, record, TcpProxy, uid, until } from './helpers.mjs';
 
 describe('client against the gateway', { timeout: 180000 }, () => {
   let g;

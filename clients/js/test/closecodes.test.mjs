@@ -5,9 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 
 import { PavilionClient } from '../dist/index.js';
-import { Gateway, next, record, sleep, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
-
-const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
+import { ALL, Gateway, next, record, sleep, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
 
 describe('close codes and heartbeats', { timeout: 180000 }, () => {
   const cleanup = [];

@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
 import { PavilionClient } from '../dist/index.js';
-import { Gateway, next, record, Redis, TcpProxy, uid, until } from './helpers.mjs';
+import { ALL, Gateway, next, record, Redis, TcpProxy, uid, until } from './helpers.mjs';
 
-const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
 const enabled = process.env.PAVILION_JS_REDIS === '1';
 
 describe('two nodes on one Redis', { timeout: 180000, skip: !enabled && 'set PAVILION_JS_REDIS=1 to run (redis backend)' }, () => {

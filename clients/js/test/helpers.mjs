@@ -99,6 +99,9 @@ export function canConnect(port, host = '127.0.0.1') {
   });
 }
 
+/** Token claims that allow every zone, chat and channel. */
+export const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
+
 const b64u = (b) => Buffer.from(b).toString('base64url');
 
 /** An HS256 JWT. `claims` gets iat/exp from `ttl` (seconds) unless given. */

@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { PavilionClient } from '../dist/index.js';
-import { gatewayBehindProxy, next, offline, record, spyWebSocket, uid, until } from './helpers.mjs';
-
-const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
+import { ALL, gatewayBehindProxy, next, offline, record, sleep, spyWebSocket, uid, until } from './helpers.mjs';
 
 describe('reconnect', { timeout: 180000 }, () => {
   const { g, proxy, clients } = gatewayBehindProxy();
@@ -86,7 +84,7 @@ describe('reconnect', { timeout: 180000 }, () => {
     const delays = downs.of('disconnected').slice(0, 6).map((d) => d.delayMs);
     assert.deepEqual(delays, [50, 100, 200, 400, 400, 400]);
     // stable for stableAfterMs: the next drop starts over at the smallest ceiling
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
     const again = next(c, 'disconnected');
     proxy.cut();
     assert.equal((await again).delayMs, 50);

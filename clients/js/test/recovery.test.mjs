@@ -9,9 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
 import { PavilionClient } from '../dist/index.js';
-import { Gateway, next, offline, record, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
-
-const ALL = { zones: ['*'], chats: ['*'], channels: ['*'] };
+import { ALL, Gateway, next, offline, record, spyWebSocket, TcpProxy, uid, until } from './helpers.mjs';
 
 describe('history and recovery', { timeout: 180000 }, () => {
   const cleanup = [];
