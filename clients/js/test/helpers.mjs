@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -436,17 +436,6 @@ export async function offline(c, proxy) {
   await down;
   return () => proxy.unblock();
 }
-
-/** Runs `pavilion-gateway token` (the dev tool) for a config. */
-export function cliToken(bin, confPath, sub, claims) {
-  const args = ['token', '-c', confPath, '--sub', sub];
-  if (claims) args.push('--claims', JSON.stringify(claims));
-  const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 10000 });
-  if (r.status !== 0) throw new Error(`pavilion-gateway token: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-export { readFileSync };
 
 /** A `ws` WebSocket class that records every message the client sends (parsed). */
 export async function spyWebSocket() {
