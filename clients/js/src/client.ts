@@ -330,24 +330,13 @@ export class PavilionClient extends Emitter<ClientEvents> {
     const ms = options.timeoutMs ?? this.opts.requestTimeoutMs ?? 10000;
     return new Promise<Ack>((resolve, reject) => {
       const msg: QueuedMessage = { text: envelope(type, id, payload) };
-      const p: Pending = {
-        type,
-        sent: false,
-        ack: (a) => resolve(a),
-        fail: (e) => reject(e),
-      };
-      msg.sent = () => { p.sent = true; };
       try {
         this.queue.pushApp(msg, { type, id });
       } catch (e) {
         reject(e);
         return;
       }
-      p.timer = setTimeout(() => {
-        this.queue.remove(msg);
-        this.settleFailure(id, new RequestTimeoutError(ms, { type, id }));
-      }, ms);
-      this.pending.set(id, p);
+      this.track(id, type, msg, ms, { ack: (a) => resolve(a), fail: (e) => reject(e) });
       this.flush();
     });
   }
@@ -757,14 +746,25 @@ export class PavilionClient extends Emitter<ClientEvents> {
   private controlRequest(type: string, payload: Record<string, unknown> | undefined,
                          handlers: Omit<Pending, 'type' | 'sent' | 'timer'>): void {
     const id = this.nextId();
+    const msg: QueuedMessage = { text: envelope(type, id, payload) };
+    this.track(id, type, msg, this.opts.requestTimeoutMs ?? 10000, handlers);
+    this.queue.pushControl(msg);
+  }
+
+  /**
+   * Request `id` (queued as `msg`) waits for its answer: it counts as sent
+   * once `msg` goes out; after `ms` it leaves the application lane if it is
+   * still there and fails with a timeout.
+   */
+  private track(id: string, type: string, msg: QueuedMessage, ms: number,
+                handlers: Omit<Pending, 'type' | 'sent' | 'timer'>): void {
     const p: Pending = { type, sent: false, ...handlers };
-    const ms = this.opts.requestTimeoutMs ?? 10000;
-    p.timer = setTimeout(() => this.settleFailure(id, new RequestTimeoutError(ms, { type, id })), ms);
+    msg.sent = () => { p.sent = true; };
+    p.timer = setTimeout(() => {
+      this.queue.remove(msg);
+      this.settleFailure(id, new RequestTimeoutError(ms, { type, id }));
+    }, ms);
     this.pending.set(id, p);
-    this.queue.pushControl({
-      text: envelope(type, id, payload),
-      sent: () => { p.sent = true; },
-    });
   }
 
   /** Sends what the queue lets go: control messages once the socket is open, application ones once connected. */
