@@ -3,7 +3,7 @@
 // and ships a browser bundle without the `ws` package.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,7 +22,7 @@ describe('npm package', { timeout: 180000 }, () => {
     const out = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dir], JS_DIR);
     [packed] = JSON.parse(out);
     const app = join(dir, 'app');
-    execFileSync('mkdir', ['-p', app]);
+    mkdirSync(app, { recursive: true });
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     npm(['install', '--no-audit', '--no-fund', '--prefer-offline', join(dir, packed.filename)], app);
     installed = join(app, 'node_modules', 'pavilion-gateway-client');
