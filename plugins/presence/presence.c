@@ -193,8 +193,9 @@ static void status_stored(void *arg, int err, const struct pav_presence *p)
 	announce_free(a);
 }
 
-/* The counts are in: keep "user:<id>" and the channels small enough to
- * broadcast to, then store and announce in one step. */
+/* The counts of channels [1, n) are in (counts[i - 1]): keep "user:<id>"
+ * and the channels small enough to broadcast to, then store and announce
+ * in one step. */
 static void counted(void *arg, int err, const int64_t *counts, size_t n)
 {
 	struct announce *a = arg;
@@ -210,8 +211,8 @@ static void counted(void *arg, int err, const int64_t *counts, size_t n)
 	};
 
 	for (size_t i = 1; i < a->n; i++) {
-		if (!err && i < n && counts[i] >= 0 &&
-		    counts[i] <= pr->max_broadcast) {
+		if (!err && i <= n && counts[i - 1] >= 0 &&
+		    counts[i - 1] <= pr->max_broadcast) {
 			a->channels[kept++] = a->channels[i];
 			continue;
 		}
@@ -249,8 +250,14 @@ static int set_status(struct presence *pr, pav_conn *c, const char *status,
 	}
 	else
 		host->user_channels(pr->vh, a->user, add_channel, a);
-	host->channel_counts(pr->vh, (const char *const *)a->channels, a->n,
-			     counted, a);
+	/* only the shared channels are weighed: "user:<id>" is always kept,
+	 * and a user who shares none needs no store call at all */
+	if (a->n == 1)
+		counted(a, 0, NULL, 0);
+	else
+		host->channel_counts(pr->vh,
+				     (const char *const *)a->channels + 1,
+				     a->n - 1, counted, a);
 	return 0;
 }
 

@@ -181,7 +181,7 @@ static void status_change_is_stored_and_announced_in_one_step(void **state)
 	/* all the user's connections' channels on this node */
 	assert_string_equal(ph_at(1), "user_channels u1");
 	assert_string_equal(ph_at(2),
-			    "channel_counts [user:u1,zone:a,chat:other]");
+			    "channel_counts [zone:a,chat:other]");
 	/* the store stamps lastActive; the acting connection is left out */
 	assert_string_equal(ph_at(3),
 			    "presence_set u1 busy when=0 at=0 stamp=lastActive "
@@ -233,7 +233,7 @@ static void channels_not_shared_are_not_announced_to(void **state)
 	ph.user_channels[0] = "user:u9"; /* not a shared channel */
 	ph.user_channels[1] = "zone:a";
 	presence("{\"status\":\"away\"}", NULL);
-	assert_string_equal(ph_at(2), "channel_counts [user:u1,zone:a]");
+	assert_string_equal(ph_at(2), "channel_counts [zone:a]");
 }
 
 static void every_shared_channel_is_announced_to(void **state)
@@ -250,7 +250,9 @@ static void every_shared_channel_is_announced_to(void **state)
 	for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
 		ph.user_channels[i] = zones[i];
 	presence("{\"status\":\"away\"}", NULL);
-	snprintf(want, sizeof(want), "channel_counts %s", all);
+	/* the shared channels are weighed, "user:u1" is not */
+	snprintf(want, sizeof(want), "channel_counts [%s",
+		 all + strlen("[user:u1,"));
 	assert_string_equal(ph_at(2), want);
 	snprintf(want, sizeof(want), "presence_set u1 away when=0 at=0 "
 		 "stamp=lastActive announce=%s status_update", all);
@@ -266,10 +268,24 @@ static void first_connection_sets_online_if_connected(void **state)
 	pavilion_plugin.on_open(inst, c, 1);
 	assert_int_equal(ph_nlog, 3);
 	assert_string_equal(ph_at(0), "user_channels u1");
-	assert_string_equal(ph_at(1), "channel_counts [user:u1,zone:a]");
+	assert_string_equal(ph_at(1), "channel_counts [zone:a]");
 	assert_string_equal(ph_at(2),
 			    "presence_set u1 online when=1 at=0 "
 			    "stamp=lastActive announce=[user:u1,zone:a] "
+			    "status_update except=c1 transient=1 "
+			    "{\"userId\":\"u1\",\"status\":\"online\"}");
+}
+
+static void a_user_sharing_no_channel_costs_no_count(void **state)
+{
+	(void)state;
+	ph.user_channels[0] = "user:u9"; /* not a shared channel */
+	pavilion_plugin.on_open(inst, c, 1);
+	assert_int_equal(ph_nlog, 2);
+	assert_string_equal(ph_at(0), "user_channels u1");
+	assert_string_equal(ph_at(1),
+			    "presence_set u1 online when=1 at=0 "
+			    "stamp=lastActive announce=[user:u1] "
 			    "status_update except=c1 transient=1 "
 			    "{\"userId\":\"u1\",\"status\":\"online\"}");
 }
@@ -291,7 +307,7 @@ static void last_connection_sets_offline_at_its_close_time(void **state)
 	/* the closed connection's own channels: the user has no other */
 	assert_string_equal(ph_at(0), "conn_channels c1");
 	assert_string_equal(ph_at(1),
-			    "channel_counts [user:u1,zone:a,chat:b]");
+			    "channel_counts [zone:a,chat:b]");
 	assert_string_equal(ph_at(2),
 			    "presence_set u1 offline when=2 at=1799999997500 "
 			    "stamp=lastActive announce=[user:u1,zone:a,chat:b] "
@@ -314,11 +330,11 @@ static void channels_over_max_broadcast_are_dropped_but_the_user_kept(
 	ph.user_channels[0] = "zone:a";
 	ph.user_channels[1] = "zone:big";
 	ph.user_channels[2] = "zone:unknown";
-	ph.counts[0] = 5000; /* user:u1: always kept */
-	ph.counts[1] = 1000;
-	ph.counts[2] = 1001;
-	ph.counts[3] = -1;
-	ph.ncounts_set = 4;
+	/* user:u1 is not weighed: always kept */
+	ph.counts[0] = 1000;
+	ph.counts[1] = 1001;
+	ph.counts[2] = -1;
+	ph.ncounts_set = 3;
 	pavilion_plugin.on_open(inst, c, 1);
 	assert_non_null(strstr(ph_at(2), " announce=[user:u1,zone:a] "));
 }
@@ -329,9 +345,8 @@ static void max_broadcast_zero_announces_to_the_user_only(void **state)
 	ph.user_channels[0] = "zone:a";
 	ph.user_channels[1] = "zone:empty";
 	ph.counts[0] = 1;
-	ph.counts[1] = 1;
-	ph.counts[2] = 0;
-	ph.ncounts_set = 3;
+	ph.counts[1] = 0;
+	ph.ncounts_set = 2;
 	pavilion_plugin.on_open(inst, c, 1);
 	assert_non_null(strstr(ph_at(2), " announce=[user:u1,zone:empty] "));
 }
@@ -536,6 +551,7 @@ int main(void)
 		T(channels_not_shared_are_not_announced_to),
 		T(every_shared_channel_is_announced_to),
 		T(first_connection_sets_online_if_connected),
+		T(a_user_sharing_no_channel_costs_no_count),
 		T(other_connections_change_nothing_on_open),
 		T(last_connection_sets_offline_at_its_close_time),
 		T(other_connections_change_nothing_on_close),
