@@ -78,7 +78,9 @@ export function record(emitter, names) {
 }
 
 // ------------------------------------------------------------------ ports, tokens
-export function freePort() {
+const portsGiven = new Set();
+
+function boundPort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
@@ -87,6 +89,20 @@ export function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A port free now and not handed out before in this process: the kernel
+ * may give the same port to two listen(0) calls in a row, and a gateway
+ * then gets one port for its public and its API vhost. */
+export async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = await boundPort();
+    if (!portsGiven.has(port)) {
+      portsGiven.add(port);
+      return port;
+    }
+  }
+  throw new Error('no fresh free port in 100 tries');
 }
 
 export function canConnect(port, host = '127.0.0.1') {
