@@ -19,6 +19,18 @@ int pav_channel_parse(const char *user, const char *in, char *out,
  * -ENAMETOOLONG. */
 int pav_channel_user(const char *user, char *out, size_t outlen);
 
+/* The shared kinds (many users meet there: presence and history apply),
+ * by their prefixes "zone:", "channel:", "chat:". */
+enum pav_channel_kind {
+	PAV_CHANNEL_ZONE,
+	PAV_CHANNEL_CHANNEL,
+	PAV_CHANNEL_CHAT,
+	PAV_CHANNEL_SHARED_KINDS,
+};
+
+/* The shared kind of channel, or -1 ("user:..." or not a channel). */
+int pav_channel_shared_kind(const char *channel);
+
 /* Is channel one of zone:/channel:/chat: (the presence-sharing kinds)? */
 int pav_channel_is_shared(const char *channel);
 

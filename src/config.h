@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "channel.h" /* enum pav_channel_kind */
 #include "state.h" /* struct pav_history_cfg */
 
 struct pav_limits {
@@ -22,11 +23,12 @@ struct pav_limits {
 	int handshake_timeout_s;
 };
 
+/* History is configured per shared channel kind. */
 enum pav_history_kind {
-	PAV_HISTORY_ZONE,
-	PAV_HISTORY_CHANNEL,
-	PAV_HISTORY_CHAT,
-	PAV_HISTORY_KINDS,
+	PAV_HISTORY_ZONE = PAV_CHANNEL_ZONE,
+	PAV_HISTORY_CHANNEL = PAV_CHANNEL_CHANNEL,
+	PAV_HISTORY_CHAT = PAV_CHANNEL_CHAT,
+	PAV_HISTORY_KINDS = PAV_CHANNEL_SHARED_KINDS,
 };
 
 /* "store": the backend and its settings (DESIGN 7.2). */

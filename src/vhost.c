@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "api.h"
+#include "channel.h"
 #include "core.h"
 #include "ids.h"
 #include "loader.h"
@@ -24,17 +25,11 @@
 const struct pav_history_cfg *pav_ns_history(const struct pav_ns *ns,
 					     const char *channel)
 {
-	static const char *const kinds[PAV_HISTORY_KINDS] = {
-		[PAV_HISTORY_ZONE] = "zone:",
-		[PAV_HISTORY_CHANNEL] = "channel:",
-		[PAV_HISTORY_CHAT] = "chat:",
-	};
+	int k = pav_channel_shared_kind(channel);
 
-	for (int k = 0; ns && k < PAV_HISTORY_KINDS; k++)
-		if (!strncmp(channel, kinds[k], strlen(kinds[k])))
-			return ns->history[k].size > 0 ? &ns->history[k]
-						       : NULL;
-	return NULL;
+	if (!ns || k < 0)
+		return NULL;
+	return ns->history[k].size > 0 ? &ns->history[k] : NULL;
 }
 
 static struct pav_ns *ns_find(struct pav_core *core, const char *name)
