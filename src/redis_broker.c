@@ -357,15 +357,6 @@ struct pub_call {
 	int history;
 };
 
-static int64_t int_of(const redisReply *r)
-{
-	if (r && r->type == REDIS_REPLY_INTEGER)
-		return r->integer;
-	if (r && r->type == REDIS_REPLY_STRING)
-		return strtoll(r->str, NULL, 10);
-	return 0;
-}
-
 static void published(void *arg, int err, const redisReply *rep)
 {
 	struct pub_call *x = arg;
@@ -375,10 +366,10 @@ static void published(void *arg, int err, const redisReply *rep)
 	if (!err && rep->elements != 3)
 		err = -EIO;
 	if (!err) {
-		res.offset = (uint64_t)int_of(rep->element[0]);
+		res.offset = (uint64_t)pav_rb_int(rep->element[0]);
 		if (x->history && rep->element[1]->type == REDIS_REPLY_STRING)
 			res.epoch = rep->element[1]->str;
-		res.recipients = int_of(rep->element[2]);
+		res.recipients = pav_rb_int(rep->element[2]);
 	}
 	if (x->done)
 		x->done(x->arg, err, err ? NULL : &res);

@@ -139,7 +139,7 @@ int pav_rb_reply_err(int err, const redisReply *rep, int type,
 	return 0;
 }
 
-static int64_t int_of(const redisReply *r)
+int64_t pav_rb_int(const redisReply *r)
 {
 	if (!r)
 		return 0;
@@ -450,7 +450,7 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 		int64_t at = u->gone_ms;
 		const char **chans;
 
-		count = int_of(rep->element[0]);
+		count = pav_rb_int(rep->element[0]);
 		rm = rep->element[1];
 		u->gone_ms = 0;
 		chans = calloc(rm->elements + 1, sizeof(*chans));
@@ -647,7 +647,7 @@ static void heartbeat_done(void *arg, int err, const redisReply *rep)
 		return;
 	/* alive key gone while we were registered: a reaper may have taken
 	 * this node for dead, or Redis lost its data */
-	if (sh->registered && int_of(rep->element[0]) == 0) {
+	if (sh->registered && pav_rb_int(rep->element[0]) == 0) {
 		rlog(PAV_LOG_WARN, "shard %zu: this node's registration was "
 		     "lost; registering everything again", sh->idx);
 		shard_rebuild(sh);
@@ -735,7 +735,7 @@ static void reaped(void *arg, int err, const redisReply *rep)
 		reap_next(rp);
 		return;
 	}
-	state = int_of(rep->element[0]);
+	state = pav_rb_int(rep->element[0]);
 	users_gone(rp->sh->b, rep->element[1], rp->last_ms);
 	if (state == 0) {
 		reap_step(rp);
@@ -777,7 +777,7 @@ static void dead_found(void *arg, int err, const redisReply *rep)
 		rp->sh = sh;
 		snprintf(rp->dead, sizeof(rp->dead), "%s",
 			 rep->element[i]->str);
-		rp->last_ms = int_of(rep->element[i + 1]);
+		rp->last_ms = pav_rb_int(rep->element[i + 1]);
 		rlog(PAV_LOG_WARN, "shard %zu: node %s stopped (last "
 		     "heartbeat %" PRId64 "): reaping it", sh->idx, rp->dead,
 		     rp->last_ms);

@@ -140,6 +140,9 @@ void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
  * -ECANCELED stays (shutdown). */
 int pav_rb_reply_err(int err, const redisReply *rep, int type,
 		     const char *what);
+/* An integer reply, or a string reply holding one; 0 for anything else
+ * (NULL, nil). */
+int64_t pav_rb_int(const redisReply *r);
 
 struct rb_user *pav_rb_user(struct rb *b, const char *ns, const char *user,
 			    int make);

@@ -41,17 +41,6 @@
 #define ID_LEN 18 /* "n" + 16 hex + NUL */
 #define ADD_TRIES 3
 
-static int64_t int_of(const redisReply *r)
-{
-	if (!r)
-		return 0;
-	if (r->type == REDIS_REPLY_INTEGER)
-		return r->integer;
-	if (r->type == REDIS_REPLY_STRING)
-		return strtoll(r->str, NULL, 10);
-	return 0;
-}
-
 static int is_str(const redisReply *r)
 {
 	return r && r->type == REDIS_REPLY_STRING;
@@ -153,8 +142,8 @@ static void conn_added(void *arg, int err, const redisReply *rep)
 	if (!err && rep->elements != 2)
 		err = -EIO;
 	if (!err) {
-		count = int_of(rep->element[1]);
-		if (int_of(rep->element[0]) != 1)
+		count = pav_rb_int(rep->element[1]);
+		if (pav_rb_int(rep->element[0]) != 1)
 			err = -EUSERS;
 		else if (u && conn_push(u, x->conn))
 			pav_rb_user_dirty(b, u); /* counted there, not here */
@@ -316,8 +305,8 @@ static void presence_got(void *arg, int err, const redisReply *rep)
 	if (!err) {
 		if (is_str(rep->element[0]))
 			p.status = rep->element[0]->str;
-		p.last_active_ms = int_of(rep->element[1]);
-		p.connections = (int)int_of(rep->element[2]);
+		p.last_active_ms = pav_rb_int(rep->element[1]);
+		p.connections = (int)pav_rb_int(rep->element[2]);
 		remember_status(x->b, x->ns, x->name, p.status);
 	}
 	if (cb)
@@ -450,11 +439,11 @@ static void presence_applied(void *arg, int err, const redisReply *rep)
 	if (!err && rep->elements != 4)
 		err = -EIO;
 	if (!err) {
-		applied = int_of(rep->element[0]) == 1;
+		applied = pav_rb_int(rep->element[0]) == 1;
 		if (is_str(rep->element[1]))
 			p.status = rep->element[1]->str;
-		p.last_active_ms = int_of(rep->element[2]);
-		p.connections = (int)int_of(rep->element[3]);
+		p.last_active_ms = pav_rb_int(rep->element[2]);
+		p.connections = (int)pav_rb_int(rep->element[3]);
 		remember_status(x->c.b, x->c.ns, x->c.name, p.status);
 		if (!applied)
 			err = -EALREADY;
@@ -672,8 +661,8 @@ static int list_of(const redisReply *rep, json_object *list)
 			json_object_put(note);
 			continue; /* not ours: never written like that */
 		}
-		if (complete_note(note, int_of(rep->element[i + 1]),
-				  int_of(rep->element[i + 3]) == 1) ||
+		if (complete_note(note, pav_rb_int(rep->element[i + 1]),
+				  pav_rb_int(rep->element[i + 3]) == 1) ||
 		    json_object_array_add(list, note)) {
 			json_object_put(note);
 			return -ENOMEM;
@@ -879,8 +868,8 @@ static void member_added(void *arg, int err, const redisReply *rep)
 	if (!err && rep->elements != 2)
 		err = -EIO;
 	if (!err) {
-		subs = int_of(rep->element[0]);
-		uc = int_of(rep->element[1]);
+		subs = pav_rb_int(rep->element[0]);
+		uc = pav_rb_int(rep->element[1]);
 	} else {
 		/* the core takes the member out again (member_remove): a
 		 * sync makes Redis agree with what is left */
@@ -1001,7 +990,7 @@ static void counts_got(void *arg, int err, const redisReply *rep)
 	if (!err && rep->elements != p->n)
 		err = -EIO;
 	for (size_t i = 0; !err && i < p->n; i++)
-		k->counts[k->idx[p->from + i]] = int_of(rep->element[i]);
+		k->counts[k->idx[p->from + i]] = pav_rb_int(rep->element[i]);
 	if (err && !k->err)
 		k->err = err;
 	free(p);
@@ -1137,11 +1126,11 @@ static int history_of(struct history_call *x, const redisReply *rep)
 	    (size_t)rep->element[0]->len >= sizeof(x->epoch))
 		return -EIO;
 	snprintf(x->epoch, sizeof(x->epoch), "%s", rep->element[0]->str);
-	x->h.offset = (uint64_t)int_of(rep->element[1]);
-	x->h.complete = int_of(rep->element[2]) == 1;
+	x->h.offset = (uint64_t)pav_rb_int(rep->element[1]);
+	x->h.complete = pav_rb_int(rep->element[2]) == 1;
 	if (rep->elements <= 4)
 		return 0;
-	first = (uint64_t)int_of(rep->element[3]);
+	first = (uint64_t)pav_rb_int(rep->element[3]);
 	x->msgs = calloc(rep->elements - 4, sizeof(*x->msgs));
 	if (!x->msgs)
 		return -ENOMEM;
