@@ -290,11 +290,11 @@ void pav_rb_publish_raw(struct rb *b, const char *ns,
 					      channels[i]);
 		if (a.n > 1) {
 			k->pending++;
-			pav_rb_eval(b, s, PAV_RB_PUBLISH_MULTI, 0,
-				    a.oom ? 0 : a.n, a.oom ? NULL : a.v, a.len,
+			pav_rb_eval(b, s, PAV_RB_PUBLISH_MULTI, 0, &a,
 				    raw_published, k);
+		} else {
+			pav_rb_av_free(&a);
 		}
-		pav_rb_av_free(&a);
 	}
 	raw_finish(k);
 }
@@ -447,9 +447,7 @@ static void publish_one(struct rb *b, const char *ns,
 		pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	}
 	pav_rb_eval(b, pav_rb_chan_shard(b, ns, chan), PAV_RB_PUBLISH,
-		    delivers_note ? 9 : 4, a.oom ? 0 : a.n, a.oom ? NULL : a.v,
-		    a.len, published, x);
-	pav_rb_av_free(&a);
+		    delivers_note ? 9 : 4, &a, published, x);
 	free(hdr);
 	pav_msg_unref(m);
 }
@@ -587,9 +585,7 @@ static void rb_revoke(void *self, const char *ns, const char *user,
 	pav_rb_av_init(&a);
 	pav_rb_av_str(&a, "HLEN");
 	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:conns", ns, user);
-	pav_rb_command(b, pav_rb_shard_of(b, ns, user), a.oom ? 0 : a.n,
-		       a.oom ? NULL : a.v, a.len, revoke_counted, x);
-	pav_rb_av_free(&a);
+	pav_rb_command(b, pav_rb_shard_of(b, ns, user), &a, revoke_counted, x);
 }
 
 /* ---- the vtable ------------------------------------------------------------ */

@@ -97,29 +97,32 @@ uint64_t pav_rb_rand(struct rb *b)
 }
 
 void pav_rb_eval(struct rb *b, size_t shard, enum pav_rb_script s,
-		 int nkeys, int argc, const char **argv, const size_t *lens,
-		 pav_redis_reply_fn fn, void *arg)
+		 int nkeys, struct rb_argv *a, pav_redis_reply_fn fn, void *arg)
 {
 	struct rb_shard *sh = &b->shards[shard];
+	const char **argv = a->oom ? NULL : a->v;
 	int rc = b->shut ? -ECANCELED : -EIO;
 
 	if (sh->r && sh->up && argv)
-		rc = pav_redis_eval(sh->r, sh->script[s], nkeys, argc, argv,
-				    lens, fn, arg);
+		rc = pav_redis_eval(sh->r, sh->script[s], nkeys, a->n, argv,
+				    a->len, fn, arg);
 	if (rc && fn)
 		fn(arg, b->shut ? -ECANCELED : -EIO, NULL);
+	pav_rb_av_free(a);
 }
 
-void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
-		    const size_t *lens, pav_redis_reply_fn fn, void *arg)
+void pav_rb_command(struct rb *b, size_t shard, struct rb_argv *a,
+		    pav_redis_reply_fn fn, void *arg)
 {
 	struct rb_shard *sh = &b->shards[shard];
+	const char **argv = a->oom ? NULL : a->v;
 	int rc = -EIO;
 
 	if (sh->r && sh->up && argv)
-		rc = pav_redis_command(sh->r, fn, arg, argc, argv, lens);
+		rc = pav_redis_command(sh->r, fn, arg, a->n, argv, a->len);
 	if (rc && fn)
 		fn(arg, b->shut ? -ECANCELED : -EIO, NULL);
+	pav_rb_av_free(a);
 }
 
 int pav_rb_reply_err(int err, const redisReply *rep, int type,
@@ -511,9 +514,7 @@ static void user_sync(struct rb *b, struct rb_user *u)
 	pav_map_each(u->chans, add_chan_field, &f);
 	u->busy++;
 	b->sync_out++;
-	pav_rb_eval(b, u->shard, PAV_RB_USER_SYNC, 4, a.oom ? 0 : a.n,
-		    a.oom ? NULL : a.v, a.len, user_synced, x);
-	pav_rb_av_free(&a);
+	pav_rb_eval(b, u->shard, PAV_RB_USER_SYNC, 4, &a, user_synced, x);
 }
 
 struct chan_sync {
@@ -570,9 +571,7 @@ static void chan_sync(struct rb *b, struct rb_chan *c)
 	pav_map_each(c->users, add_user_count, &a);
 	c->busy++;
 	b->sync_out++;
-	pav_rb_eval(b, c->shard, PAV_RB_CHAN_SYNC, 5, a.oom ? 0 : a.n,
-		    a.oom ? NULL : a.v, a.len, chan_synced, x);
-	pav_rb_av_free(&a);
+	pav_rb_eval(b, c->shard, PAV_RB_CHAN_SYNC, 5, &a, chan_synced, x);
 }
 
 struct collect {
@@ -670,9 +669,7 @@ static void heartbeat(struct rb_shard *sh)
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%" PRId64, b->node_ttl_ms);
 	sh->hb_out = 1;
-	pav_rb_eval(b, sh->idx, PAV_RB_HEARTBEAT, 2, a.oom ? 0 : a.n,
-		    a.oom ? NULL : a.v, a.len, heartbeat_done, sh);
-	pav_rb_av_free(&a);
+	pav_rb_eval(b, sh->idx, PAV_RB_HEARTBEAT, 2, &a, heartbeat_done, sh);
 }
 
 struct reap {
@@ -756,9 +753,7 @@ static void reap_step(struct reap *rp)
 	pav_rb_av_str(&a, rp->dead);
 	pav_rb_av_str(&a, REAP_BATCH);
 	pav_rb_av_fmt(&a, "%d", REAP_LOCK_MS);
-	pav_rb_eval(b, rp->sh->idx, PAV_RB_REAP, 1, a.oom ? 0 : a.n,
-		    a.oom ? NULL : a.v, a.len, reaped, rp);
-	pav_rb_av_free(&a);
+	pav_rb_eval(b, rp->sh->idx, PAV_RB_REAP, 1, &a, reaped, rp);
 }
 
 static void dead_found(void *arg, int err, const redisReply *rep)
@@ -804,9 +799,7 @@ static void find_dead(struct rb_shard *sh)
 	pav_rb_av_fmt(&a, "%d", REAP_LOCK_MS);
 	pav_rb_av_str(&a, b->node);
 	sh->dead_out = 1;
-	pav_rb_eval(b, sh->idx, PAV_RB_FIND_DEAD, 1, a.oom ? 0 : a.n,
-		    a.oom ? NULL : a.v, a.len, dead_found, sh);
-	pav_rb_av_free(&a);
+	pav_rb_eval(b, sh->idx, PAV_RB_FIND_DEAD, 1, &a, dead_found, sh);
 }
 
 /* ---- fences ---------------------------------------------------------------- */

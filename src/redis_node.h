@@ -36,6 +36,7 @@
 #define RB_INBOX_TTL_MS "2592000000"
 
 struct rb;
+struct rb_argv;
 
 /* Something waiting for a fence to come back (see pav_rb_fence_wait). */
 struct rb_fence_wait {
@@ -127,15 +128,16 @@ size_t pav_rb_chan_shard(const struct rb *b, const char *ns,
 			 const char *channel);
 /* 64 random bits (xorshift seeded from getrandom at create). */
 uint64_t pav_rb_rand(struct rb *b);
-/* Runs a script on a shard; when it cannot be queued (the shard is down,
- * the queue is full) fn runs before this returns, with -EIO (-ECANCELED
- * after shutdown). */
+/* Runs a script on a shard with the argument list a (keys first), then
+ * frees the list.  When it cannot be queued (the shard is down, the queue
+ * is full, building the list ran out of memory) fn runs before this
+ * returns, with -EIO (-ECANCELED after shutdown). */
 void pav_rb_eval(struct rb *b, size_t shard, enum pav_rb_script s,
-		 int nkeys, int argc, const char **argv, const size_t *lens,
-		 pav_redis_reply_fn fn, void *arg);
-/* The same for a plain command. */
-void pav_rb_command(struct rb *b, size_t shard, int argc, const char **argv,
-		    const size_t *lens, pav_redis_reply_fn fn, void *arg);
+		 int nkeys, struct rb_argv *a, pav_redis_reply_fn fn,
+		 void *arg);
+/* The same for a plain command (a's first entry is its name). */
+void pav_rb_command(struct rb *b, size_t shard, struct rb_argv *a,
+		    pav_redis_reply_fn fn, void *arg);
 /* 0, or -EIO for a failure or a Redis error (logged with what);
  * -ECANCELED stays (shutdown). */
 int pav_rb_reply_err(int err, const redisReply *rep, int type,

@@ -89,15 +89,6 @@ static size_t user_shard(struct rb *b, const char *ns, const char *user)
 	return pav_rb_shard_of(b, ns, user);
 }
 
-/* Runs a built argument list (refused when building ran out of memory). */
-static void eval(struct rb *b, size_t shard, enum pav_rb_script s, int nkeys,
-		 struct rb_argv *a, pav_redis_reply_fn fn, void *arg)
-{
-	pav_rb_eval(b, shard, s, nkeys, a->oom ? 0 : a->n, a->oom ? NULL : a->v,
-		    a->len, fn, arg);
-	pav_rb_av_free(a);
-}
-
 /* ---- connections ------------------------------------------------------- */
 
 struct conn_call {
@@ -189,7 +180,7 @@ static void rb_conn_add(void *self, const char *ns, const char *user,
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
-	eval(b, u->shard, PAV_RB_CONN_ADD, 2, &a, conn_added, x);
+	pav_rb_eval(b, u->shard, PAV_RB_CONN_ADD, 2, &a, conn_added, x);
 }
 
 static void conn_removed(void *arg, int err, const redisReply *rep)
@@ -248,7 +239,7 @@ static void rb_conn_remove(void *self, const char *ns, const char *user,
 	pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, conn);
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
-	eval(b, u->shard, PAV_RB_CONN_REMOVE, 2, &a, conn_removed, x);
+	pav_rb_eval(b, u->shard, PAV_RB_CONN_REMOVE, 2, &a, conn_removed, x);
 }
 
 static void counted(void *arg, int err, const redisReply *rep)
@@ -275,9 +266,7 @@ static void rb_user_count(void *self, const char *ns, const char *user,
 	pav_rb_av_init(&a);
 	pav_rb_av_str(&a, "HLEN");
 	ukey(&a, ns, user, "conns");
-	pav_rb_command(b, user_shard(b, ns, user), a.oom ? 0 : a.n,
-		       a.oom ? NULL : a.v, a.len, counted, x);
-	pav_rb_av_free(&a);
+	pav_rb_command(b, user_shard(b, ns, user), &a, counted, x);
 }
 
 /* ---- presence ----------------------------------------------------------- */
@@ -329,8 +318,8 @@ static void rb_presence_get(void *self, const char *ns, const char *user,
 	pav_rb_av_init(&a);
 	ukey(&a, ns, user, "presence");
 	ukey(&a, ns, user, "conns");
-	eval(b, user_shard(b, ns, user), PAV_RB_PRESENCE_GET, 2, &a,
-	     presence_got, x);
+	pav_rb_eval(b, user_shard(b, ns, user), PAV_RB_PRESENCE_GET, 2, &a,
+		    presence_got, x);
 }
 
 struct presence_call {
@@ -538,7 +527,7 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 			cb(arg, err, &p);
 		return;
 	}
-	eval(b, shard, PAV_RB_PRESENCE_SET, 2, &a, presence_applied, x);
+	pav_rb_eval(b, shard, PAV_RB_PRESENCE_SET, 2, &a, presence_applied, x);
 }
 
 /* ---- notifications ------------------------------------------------------ */
@@ -622,8 +611,8 @@ static void inbox_try(struct inbox_call *x)
 	pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	if (!text)
 		a.oom = 1;
-	eval(b, user_shard(b, x->c.ns, x->c.name), PAV_RB_INBOX_ADD, 5, &a,
-	     inbox_added, x);
+	pav_rb_eval(b, user_shard(b, x->c.ns, x->c.name), PAV_RB_INBOX_ADD, 5,
+		    &a, inbox_added, x);
 }
 
 static void rb_inbox_add(void *self, const char *ns, const char *user,
@@ -734,7 +723,7 @@ static void rb_inbox_list(void *self, const char *ns, const char *user,
 	pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	pav_rb_av_str(&a, pav_rb_fence_next(&b->shards[x->shard], &x->fence));
 	pav_rb_av_fmt(&a, "%" PRIu64, x->fence);
-	eval(b, x->shard, PAV_RB_INBOX_LIST, 5, &a, inbox_listed, x);
+	pav_rb_eval(b, x->shard, PAV_RB_INBOX_LIST, 5, &a, inbox_listed, x);
 }
 
 static void marked(void *arg, int err, const redisReply *rep)
@@ -772,8 +761,8 @@ static void rb_inbox_mark_read(void *self, const char *ns, const char *user,
 	ukey(&a, ns, user, "inbox");
 	ukey(&a, ns, user, "read");
 	pav_rb_av_str(&a, id);
-	eval(b, user_shard(b, ns, user), PAV_RB_INBOX_MARK_READ, 2, &a, marked,
-	     x);
+	pav_rb_eval(b, user_shard(b, ns, user), PAV_RB_INBOX_MARK_READ, 2, &a,
+		    marked, x);
 }
 
 /* ---- channel members ----------------------------------------------------- */
@@ -840,7 +829,7 @@ static void uchans_add(struct rb *b, const char *ns, const char *channel,
 	ukey(&a, ns, user, "chans");
 	pav_rb_av_fmt(&a, "%s|%s", b->node, channel);
 	pav_rb_av_fmt(&a, "%d", delta);
-	eval(b, u->shard, PAV_RB_HASH_ADD, 1, &a, uchans_done, x);
+	pav_rb_eval(b, u->shard, PAV_RB_HASH_ADD, 1, &a, uchans_done, x);
 }
 
 static void member_keys(struct rb *b, struct rb_argv *a, const char *ns,
@@ -909,7 +898,7 @@ static void rb_member_add(void *self, const char *ns, const char *channel,
 	pav_rb_av_init(&a);
 	member_keys(b, &a, ns, channel, user);
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:", ns, channel);
-	eval(b, c->shard, PAV_RB_MEMBER_ADD, 5, &a, member_added, x);
+	pav_rb_eval(b, c->shard, PAV_RB_MEMBER_ADD, 5, &a, member_added, x);
 }
 
 static void member_removed(void *arg, int err, const redisReply *rep)
@@ -950,7 +939,8 @@ static void rb_member_remove(void *self, const char *ns, const char *channel,
 	c->busy++;
 	pav_rb_av_init(&a);
 	member_keys(b, &a, ns, channel, user);
-	eval(b, c->shard, PAV_RB_MEMBER_REMOVE, 5, &a, member_removed, x);
+	pav_rb_eval(b, c->shard, PAV_RB_MEMBER_REMOVE, 5, &a, member_removed,
+		    x);
 }
 
 /* channel_counts: one script per shard holding some of the channels. */
@@ -1023,7 +1013,8 @@ static void counts_shard(struct counts_call *k, const char *ns,
 		return;
 	}
 	k->pending++;
-	eval(k->b, shard, PAV_RB_CHANNEL_COUNTS, (int)p->n, &a, counts_got, p);
+	pav_rb_eval(k->b, shard, PAV_RB_CHANNEL_COUNTS, (int)p->n, &a,
+		    counts_got, p);
 }
 
 static void rb_channel_counts(void *self, const char *ns,
@@ -1085,8 +1076,8 @@ static void rb_channel_users(void *self, const char *ns, const char *channel,
 	ckey(&a, ns, channel, "n");
 	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:", ns, channel);
 	pav_rb_av_fmt(&a, "%zu", max);
-	eval(b, pav_rb_chan_shard(b, ns, channel), PAV_RB_CHANNEL_USERS, 1, &a,
-	     users_got, x);
+	pav_rb_eval(b, pav_rb_chan_shard(b, ns, channel), PAV_RB_CHANNEL_USERS,
+		    1, &a, users_got, x);
 }
 
 /* ---- history ------------------------------------------------------------ */
@@ -1193,7 +1184,7 @@ static void rb_history_read(void *self, const char *ns, const char *channel,
 	else
 		pav_rb_av_str(&a, "");
 	pav_rb_av_fmt(&a, "%" PRIu64, x->fence);
-	eval(b, x->shard, PAV_RB_HISTORY_READ, 3, &a, history_got, x);
+	pav_rb_eval(b, x->shard, PAV_RB_HISTORY_READ, 3, &a, history_got, x);
 }
 
 /* ---- the vtable ----------------------------------------------------------- */
