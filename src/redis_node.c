@@ -1056,8 +1056,10 @@ static int clients_create(struct rb *b, struct lws_context *ctx,
 	return 0;
 }
 
-static void rb_free(struct rb *b)
+void pav_rb_destroy(void *self)
 {
+	struct rb *b = self;
+
 	if (!b)
 		return;
 	clients_destroy(b); /* no shutdown before: the loop stands */
@@ -1097,9 +1099,9 @@ static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
 	return rc_err;
 }
 
-static int rb_create(const struct pav_store_config *cfg,
-		     const struct pav_backend_env *env, void **self,
-		     char *err, size_t errlen)
+int pav_rb_create(const struct pav_store_config *cfg,
+		  const struct pav_backend_env *env, void **self, char *err,
+		  size_t errlen)
 {
 	struct rb *b = calloc(1, sizeof(*b));
 	uint64_t id = 0;
@@ -1114,7 +1116,7 @@ static int rb_create(const struct pav_store_config *cfg,
 	}
 	if (!b || !(b->shards = calloc(cfg->nurls, sizeof(*b->shards))) ||
 	    !(b->users = pav_map_new()) || !(b->chans = pav_map_new())) {
-		rb_free(b);
+		pav_rb_destroy(b);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1132,7 +1134,7 @@ static int rb_create(const struct pav_store_config *cfg,
 	b->rnd = id | 1;
 	rc = rb_setup(b, cfg, env, err, errlen);
 	if (rc) {
-		rb_free(b);
+		pav_rb_destroy(b);
 		return rc;
 	}
 	if (env->lws)
@@ -1143,7 +1145,7 @@ static int rb_create(const struct pav_store_config *cfg,
 	return 0;
 }
 
-static int rb_ready(void *self)
+int pav_rb_ready(void *self)
 {
 	struct rb *b = self;
 
@@ -1153,7 +1155,7 @@ static int rb_ready(void *self)
 	return b->nshards > 0;
 }
 
-static void rb_tick(void *self, int64_t now_ms)
+void pav_rb_tick(void *self, int64_t now_ms)
 {
 	struct rb *b = self;
 
@@ -1163,28 +1165,4 @@ static void rb_tick(void *self, int64_t now_ms)
 		find_dead(&b->shards[i]);
 	}
 	sync_pass(b);
-}
-
-/* ---- what the vtables share ----------------------------------------------- */
-
-int pav_rb_create(const struct pav_store_config *cfg,
-		  const struct pav_backend_env *env, void **self, char *err,
-		  size_t errlen)
-{
-	return rb_create(cfg, env, self, err, errlen);
-}
-
-void pav_rb_destroy(void *self)
-{
-	rb_free(self);
-}
-
-int pav_rb_ready(void *self)
-{
-	return rb_ready(self);
-}
-
-void pav_rb_tick(void *self, int64_t now_ms)
-{
-	rb_tick(self, now_ms);
 }

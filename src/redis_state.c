@@ -1189,14 +1189,9 @@ static void rb_history_read(void *self, const char *ns, const char *channel,
 
 /* ---- the vtable ----------------------------------------------------------- */
 
-static void rb_state_destroy(void *self)
-{
-	pav_rb_destroy(self);
-}
-
 const struct pav_state_ops pav_redis_state = {
 	.create = pav_rb_create,
-	.destroy = rb_state_destroy,
+	.destroy = pav_rb_destroy,
 	.ready = pav_rb_ready,
 	.shutdown = pav_rb_shutdown,
 	.tick = pav_rb_tick,
