@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "conn_ids.h"
 #include "map.h"
 #include "msg.h"
 
@@ -70,8 +71,7 @@ struct inbox {
 struct user {
 	char status[PAV_MEM_STATUS_LEN]; /* "": never set */
 	int64_t last_active_ms;
-	uint64_t *conns;
-	size_t nconns, conns_cap;
+	struct pav_conn_ids conns;
 	/* members of "user:<this user>": counted here, not in a channel
 	 * record (every connection is one; a record each would cost more
 	 * than the connection's own state) */

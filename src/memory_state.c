@@ -29,33 +29,9 @@
 #include "ids.h"
 #include "pav_limits.h"
 
-#define CONNS_MIN 4
 #define INBOX_MIN 8
 
 /* ---- connections ---- */
-
-static int conn_index(const struct user *u, uint64_t id)
-{
-	for (size_t i = 0; i < u->nconns; i++)
-		if (u->conns[i] == id)
-			return (int)i;
-	return -1;
-}
-
-static int conn_push(struct user *u, uint64_t id)
-{
-	if (u->nconns == u->conns_cap) {
-		size_t cap = u->conns_cap ? u->conns_cap * 2 : CONNS_MIN;
-		uint64_t *c = realloc(u->conns, cap * sizeof(*c));
-
-		if (!c)
-			return -ENOMEM;
-		u->conns = c;
-		u->conns_cap = cap;
-	}
-	u->conns[u->nconns++] = id;
-	return 0;
-}
 
 static int conn_add(struct pav_mem *m, const char *ns, const char *user,
 		    uint64_t conn, int max, int64_t *count)
@@ -65,13 +41,13 @@ static int conn_add(struct pav_mem *m, const char *ns, const char *user,
 
 	if (err)
 		return err;
-	if (conn_index(u, conn) < 0) {
-		if (max > 0 && u->nconns >= (size_t)max)
+	if (!pav_conn_ids_has(&u->conns, conn)) {
+		if (max > 0 && u->conns.n >= (size_t)max)
 			err = -EUSERS;
 		else
-			err = conn_push(u, conn);
+			err = pav_conn_ids_push(&u->conns, conn);
 	}
-	*count = (int64_t)u->nconns;
+	*count = (int64_t)u->conns.n;
 	if (err)
 		pav_mem_user_drop_if_empty(m, ns, user, u);
 	return err;
@@ -94,13 +70,10 @@ static void mem_conn_remove(void *self, const char *ns, const char *user,
 	struct pav_mem *m = self;
 	struct user *u = pav_mem_user_find(m, ns, user);
 	int64_t count = 0;
-	int i;
 
 	if (u) {
-		i = conn_index(u, conn);
-		if (i >= 0) /* order does not matter: the last into the hole */
-			u->conns[i] = u->conns[--u->nconns];
-		count = (int64_t)u->nconns;
+		pav_conn_ids_remove(&u->conns, conn);
+		count = (int64_t)u->conns.n;
 		pav_mem_user_drop_if_empty(m, ns, user, u);
 	}
 	if (cb)
@@ -127,7 +100,7 @@ static void presence_answer(struct pav_mem *m, const char *ns,
 	if (u) {
 		p.status = u->status[0] ? u->status : "offline";
 		p.last_active_ms = u->last_active_ms;
-		p.connections = (int)u->nconns;
+		p.connections = (int)u->conns.n;
 	}
 	cb(arg, err, &p);
 }
@@ -143,7 +116,7 @@ static void mem_presence_get(void *self, const char *ns, const char *user,
 static int presence_applies(const struct user *u, enum pav_presence_when when,
 			    const char *s)
 {
-	size_t conns = u ? u->nconns : 0;
+	size_t conns = u ? u->conns.n : 0;
 	const char *now = u && u->status[0] ? u->status : "offline";
 
 	if ((when == PAV_PRESENCE_IF_CONNECTED && !conns) ||

@@ -55,7 +55,7 @@ void pav_mem_user_free(void *p)
 	for (size_t i = 0; i < u->inbox.count; i++)
 		pav_mem_note_clear(pav_mem_inbox_at(&u->inbox, i));
 	free(u->inbox.notes);
-	free(u->conns);
+	pav_conn_ids_free(&u->conns);
 	free(u);
 }
 
@@ -101,7 +101,8 @@ void pav_mem_user_drop_if_empty(struct pav_mem *m, const char *ns,
 {
 	struct mem_key k;
 
-	if (u->nconns || u->own_members || u->inbox.count || u->last_active_ms ||
+	if (u->conns.n || u->own_members || u->inbox.count ||
+	    u->last_active_ms ||
 	    (u->status[0] && strcmp(u->status, "offline") != 0))
 		return;
 	if (pav_mem_key(&k, ns, user))
@@ -115,7 +116,7 @@ int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
 {
 	const struct user *u = pav_mem_user_find(m, ns, user);
 
-	return u ? (int64_t)u->nconns : 0;
+	return u ? (int64_t)u->conns.n : 0;
 }
 
 struct user *pav_mem_own_channel(struct pav_mem *m, const char *ns,

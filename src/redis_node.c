@@ -244,7 +244,7 @@ static void user_free(void *p)
 	struct rb_user *u = p;
 
 	pav_map_free(u->chans, NULL);
-	free(u->conns);
+	pav_conn_ids_free(&u->conns);
 	free(u);
 }
 
@@ -342,7 +342,7 @@ void pav_rb_user_settle(struct rb *b, struct rb_user *u)
 {
 	char key[KEY_BUF];
 
-	if (!u || u->nconns || u->dirty || u->busy || u->gone_ms ||
+	if (!u || u->conns.n || u->dirty || u->busy || u->gone_ms ||
 	    pav_map_count(u->chans))
 		return;
 	entry_key(key, sizeof(key), u->ns, u->name);
@@ -460,7 +460,7 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 		for (size_t i = 0; chans && i < rm->elements; i++)
 			chans[i] = rm->element[i]->type == REDIS_REPLY_STRING
 					   ? rm->element[i]->str : "";
-		if (count == 0 && !u->nconns && b->env.user_gone && chans)
+		if (count == 0 && !u->conns.n && b->env.user_gone && chans)
 			b->env.user_gone(b->env.arg, x->ns, x->name, chans,
 					 rm->elements, at);
 		free(chans);
@@ -507,9 +507,9 @@ static void user_sync(struct rb *b, struct rb_user *u)
 	pav_rb_av_str(&a, u->status[0] ? u->status : "online");
 	pav_rb_av_fmt(&a, "%" PRId64, pav_now_ms());
 	pav_rb_av_str(&a, RB_PRESENCE_TTL_MS);
-	pav_rb_av_fmt(&a, "%zu", u->nconns);
-	for (size_t i = 0; i < u->nconns; i++)
-		pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, u->conns[i]);
+	pav_rb_av_fmt(&a, "%zu", u->conns.n);
+	for (size_t i = 0; i < u->conns.n; i++)
+		pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, u->conns.v[i]);
 	f = (struct chan_field){b, &a, b->node};
 	pav_map_each(u->chans, add_chan_field, &f);
 	u->busy++;

@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "backend.h"
+#include "conn_ids.h"
 #include "map.h"
 #include "pav_limits.h"
 #include "redis.h"
@@ -76,8 +77,7 @@ struct rb_user {
 	char ns[RB_NS_LEN];
 	char name[PAV_MAX_ID_LEN + 1];
 	size_t shard;
-	uint64_t *conns; /* counted here */
-	size_t nconns, cap;
+	struct pav_conn_ids conns; /* counted here */
 	struct pav_map *chans; /* shared channel -> count, (void *)(uintptr_t) */
 	char status[RB_STATUS_LEN]; /* the last one the store answered */
 	int64_t gone_ms; /* the last local connection went unconfirmed */

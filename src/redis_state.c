@@ -96,31 +96,6 @@ struct conn_call {
 	uint64_t conn;
 };
 
-static int conn_index(const struct rb_user *u, uint64_t id)
-{
-	for (size_t i = 0; i < u->nconns; i++)
-		if (u->conns[i] == id)
-			return (int)i;
-	return -1;
-}
-
-static int conn_push(struct rb_user *u, uint64_t id)
-{
-	if (conn_index(u, id) >= 0)
-		return 0;
-	if (u->nconns == u->cap) {
-		size_t cap = u->cap ? u->cap * 2 : 4;
-		uint64_t *c = realloc(u->conns, cap * sizeof(*c));
-
-		if (!c)
-			return -ENOMEM;
-		u->conns = c;
-		u->cap = cap;
-	}
-	u->conns[u->nconns++] = id;
-	return 0;
-}
-
 static void conn_added(void *arg, int err, const redisReply *rep)
 {
 	struct conn_call *x = arg;
@@ -136,7 +111,8 @@ static void conn_added(void *arg, int err, const redisReply *rep)
 		count = pav_rb_int(rep->element[1]);
 		if (pav_rb_int(rep->element[0]) != 1)
 			err = -EUSERS;
-		else if (u && conn_push(u, x->conn))
+		else if (u && !pav_conn_ids_has(&u->conns, x->conn) &&
+			 pav_conn_ids_push(&u->conns, x->conn))
 			pav_rb_user_dirty(b, u); /* counted there, not here */
 		if (u && !err)
 			u->gone_ms = 0;
@@ -217,7 +193,6 @@ static void rb_conn_remove(void *self, const char *ns, const char *user,
 					  sizeof(*x))
 				: NULL;
 	struct rb_argv a;
-	int i;
 
 	if (!x) {
 		pav_rb_user_settle(b, u);
@@ -226,12 +201,8 @@ static void rb_conn_remove(void *self, const char *ns, const char *user,
 		return;
 	}
 	x->conn = conn;
-	i = conn_index(u, conn);
-	if (i >= 0) {
-		u->conns[i] = u->conns[--u->nconns];
-		if (!u->nconns)
-			u->gone_ms = pav_now_ms();
-	}
+	if (pav_conn_ids_remove(&u->conns, conn) && !u->conns.n)
+		u->gone_ms = pav_now_ms();
 	u->busy++;
 	pav_rb_av_init(&a);
 	ukey(&a, ns, user, "conns");
