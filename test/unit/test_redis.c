@@ -33,6 +33,7 @@
 #include "clock.h"
 #include "log.h"
 #include "redis.h"
+#include "redis_server.h"
 
 #define PASSWORD "hunter2-test"
 #define MAX_MSGS 4096
@@ -90,75 +91,22 @@ static void run_for(int ms)
 
 static int free_port(void)
 {
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port = redis_server_free_port();
 
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static int port_open(int port)
-{
-	struct sockaddr_in a = {0};
-	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
+	assert_true(port > 0);
+	return port;
 }
 
 static void start_redis(void)
 {
-	char port[8];
-	pid_t pid;
-
-	snprintf(port, sizeof(port), "%d", F.port);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan if we crash */
-		dup2(null, 1);
-		dup2(null, 2);
-		if (F.password)
-			execlp("redis-server", "redis-server", "--port", port,
-			       "--bind", "127.0.0.1", "-::1", "--save", "",
-			       "--appendonly", "no", "--requirepass",
-			       F.password, (char *)NULL);
-		else
-			execlp("redis-server", "redis-server", "--port", port,
-			       "--bind", "127.0.0.1", "-::1", "--save", "",
-			       "--appendonly", "no", (char *)NULL);
-		_exit(127);
-	}
-	F.redis = pid;
-	for (int i = 0; i < 500 && !port_open(F.port); i++)
-		usleep(10000);
-	if (!port_open(F.port))
+	F.redis = redis_server_start(F.port, F.password);
+	if (F.redis < 0)
 		fail_msg("redis-server did not start (is it installed?)");
-}
-
-static void kill_child(pid_t *pid)
-{
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGKILL);
-	waitpid(*pid, NULL, 0);
-	*pid = 0;
 }
 
 static void stop_redis(void)
 {
-	kill_child(&F.redis);
+	redis_server_kill(&F.redis);
 }
 
 static struct lws_context *make_context(void *uv_loop)
@@ -221,7 +169,7 @@ static int teardown(void **state)
 	if (F.ctx)
 		lws_context_destroy(F.ctx);
 	F.ctx = NULL;
-	kill_child(&F.proxy);
+	redis_server_kill(&F.proxy);
 	stop_redis();
 	for (int i = 0; i < F.nmsgs; i++)
 		free(F.msgs[i]);

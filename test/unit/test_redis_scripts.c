@@ -11,21 +11,17 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include <hiredis/hiredis.h>
 
 #include "clock.h"
 #include "redis_scripts.h"
+#include "redis_server.h"
 
 static pid_t redis_pid;
 static int redis_port;
@@ -33,21 +29,6 @@ static redisContext *R;   /* commands */
 static redisContext *SUB; /* pub/sub, when a test listens */
 
 /* ---- the server ----------------------------------------------------------- */
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		return -1;
-	close(fd);
-	return ntohs(a.sin_port);
-}
 
 static redisContext *connect_redis(void)
 {
@@ -65,27 +46,10 @@ static redisContext *connect_redis(void)
 
 static int group_setup(void **state)
 {
-	char port[8];
-
 	(void)state;
-	redis_port = free_port();
-	snprintf(port, sizeof(port), "%d", redis_port);
-	redis_pid = fork();
-	if (redis_pid < 0)
-		return -1;
-	if (redis_pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execlp("redis-server", "redis-server", "--port", port, "--bind",
-		       "127.0.0.1", "--save", "", "--appendonly", "no",
-		       (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 500 && !(R = connect_redis()); i++)
-		usleep(10000);
-	if (!R) {
+	redis_port = redis_server_free_port();
+	redis_pid = redis_port > 0 ? redis_server_start(redis_port, NULL) : -1;
+	if (redis_pid < 0 || !(R = connect_redis())) {
 		fprintf(stderr, "redis-server did not start (installed?)\n");
 		return -1;
 	}
@@ -97,10 +61,7 @@ static int group_teardown(void **state)
 	(void)state;
 	if (R)
 		redisFree(R);
-	if (redis_pid > 0) {
-		kill(redis_pid, SIGKILL);
-		waitpid(redis_pid, NULL, 0);
-	}
+	redis_server_kill(&redis_pid);
 	return 0;
 }
 
