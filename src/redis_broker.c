@@ -376,10 +376,6 @@ static void published(void *arg, int err, const redisReply *rep)
 	free(x);
 }
 
-/* The keys of a user's inbox (see redis_scripts.h). */
-static const char *const inbox_sfx[] = {"inbox", "inbox:t", "read",
-					"inbox:new", "inbox:s"};
-
 /* A history channel's frame carries the offset the script assigns: the
  * frame is made with offset 1 and cut around it.  type, id and channel
  * come first and are JSON strings, which cannot hold an unescaped quote:
@@ -423,14 +419,12 @@ static void publish_one(struct rb *b, const char *ns,
 	}
 	*x = (struct pub_call){done, arg, history};
 	pav_rb_av_init(&a);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:meta", ns, chan);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:hist", ns, chan);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:seq", ns, chan);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:n", ns, chan);
+	pav_rb_ckey(&a, ns, chan, "meta");
+	pav_rb_ckey(&a, ns, chan, "hist");
+	pav_rb_ckey(&a, ns, chan, "seq");
+	pav_rb_ckey(&a, ns, chan, "n");
 	if (delivers_note)
-		for (size_t i = 0; i < 5; i++)
-			pav_rb_av_fmt(&a, "pav:{u:%s:%s}:%s", ns, chan + 5,
-				      inbox_sfx[i]);
+		pav_rb_inbox_keys(&a, ns, chan + 5);
 	pav_rb_av_fmt(&a, "%s%s:%s",
 		      b->shards[pav_rb_chan_shard(b, ns, chan)].prefix, ns, chan);
 	pav_rb_av_str(&a, hdr);
@@ -584,7 +578,7 @@ static void rb_revoke(void *self, const char *ns, const char *user,
 	pav_channel_user(user, x->chan, sizeof(x->chan));
 	pav_rb_av_init(&a);
 	pav_rb_av_str(&a, "HLEN");
-	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:conns", ns, user);
+	pav_rb_ukey(&a, ns, user, "conns");
 	pav_rb_command(b, pav_rb_shard_of(b, ns, user), &a, revoke_counted, x);
 }
 

@@ -228,6 +228,44 @@ void pav_rb_av_free(struct rb_argv *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* ---- keys (redis_scripts.h) --------------------------------------------- */
+
+void pav_rb_ukey(struct rb_argv *a, const char *ns, const char *user,
+		 const char *suffix)
+{
+	pav_rb_av_fmt(a, "pav:{u:%s:%s}:%s", ns, user, suffix);
+}
+
+void pav_rb_ckey(struct rb_argv *a, const char *ns, const char *chan,
+		 const char *suffix)
+{
+	pav_rb_av_fmt(a, "pav:{c:%s:%s}:%s", ns, chan, suffix);
+}
+
+void pav_rb_nkey(struct rb *b, struct rb_argv *a, const char *suffix)
+{
+	pav_rb_av_fmt(a, "pav:{n:%s}:%s", b->node, suffix);
+}
+
+void pav_rb_inbox_keys(struct rb_argv *a, const char *ns, const char *user)
+{
+	static const char *const sfx[] = {"inbox", "inbox:t", "read",
+					  "inbox:new", "inbox:s"};
+
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++)
+		pav_rb_ukey(a, ns, user, sfx[i]);
+}
+
+void pav_rb_member_keys(struct rb *b, struct rb_argv *a, const char *ns,
+			const char *channel)
+{
+	pav_rb_ckey(a, ns, channel, "n");
+	pav_rb_av_fmt(a, "pav:{c:%s:%s}:u:%s", ns, channel, b->node);
+	pav_rb_nkey(b, a, "chans");
+	pav_rb_ckey(a, ns, channel, "meta");
+	pav_rb_ckey(a, ns, channel, "hist");
+}
+
 /* ---- the registry ------------------------------------------------------- */
 
 static int entry_key(char *buf, size_t len, const char *ns, const char *name)
@@ -498,10 +536,10 @@ static void user_sync(struct rb *b, struct rb_user *u)
 	snprintf(x->ns, sizeof(x->ns), "%s", u->ns);
 	snprintf(x->name, sizeof(x->name), "%s", u->name);
 	pav_rb_av_init(&a);
-	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:conns", u->ns, u->name);
-	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:chans", u->ns, u->name);
-	pav_rb_av_fmt(&a, "pav:{u:%s:%s}:presence", u->ns, u->name);
-	pav_rb_av_fmt(&a, "pav:{n:%s}:users", b->node);
+	pav_rb_ukey(&a, u->ns, u->name, "conns");
+	pav_rb_ukey(&a, u->ns, u->name, "chans");
+	pav_rb_ukey(&a, u->ns, u->name, "presence");
+	pav_rb_nkey(b, &a, "users");
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%s\x1f%s", u->ns, u->name);
 	pav_rb_av_str(&a, u->status[0] ? u->status : "online");
@@ -560,11 +598,7 @@ static void chan_sync(struct rb *b, struct rb_chan *c)
 	snprintf(x->ns, sizeof(x->ns), "%s", c->ns);
 	snprintf(x->name, sizeof(x->name), "%s", c->name);
 	pav_rb_av_init(&a);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:n", c->ns, c->name);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:%s", c->ns, c->name, b->node);
-	pav_rb_av_fmt(&a, "pav:{n:%s}:chans", b->node);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:meta", c->ns, c->name);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:hist", c->ns, c->name);
+	pav_rb_member_keys(b, &a, c->ns, c->name);
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%s\x1f%s", c->ns, c->name);
 	pav_rb_av_fmt(&a, "%" PRId64, c->members);
@@ -665,7 +699,7 @@ static void heartbeat(struct rb_shard *sh)
 		return;
 	pav_rb_av_init(&a);
 	pav_rb_av_str(&a, "pav:nodes");
-	pav_rb_av_fmt(&a, "pav:{n:%s}:alive", b->node);
+	pav_rb_nkey(b, &a, "alive");
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%" PRId64, b->node_ttl_ms);
 	sh->hb_out = 1;

@@ -165,6 +165,20 @@ const char *pav_rb_fence_next(struct rb_shard *sh, uint64_t *seq);
 void pav_rb_fence_wait(struct rb_shard *sh, uint64_t seq,
 		       void (*fn)(void *arg), void *arg);
 
+/* Keys (see redis_scripts.h): pav:U:<suffix> of a user, pav:C:<suffix> of
+ * a channel, pav:N:<suffix> of this node; the five keys of a user's inbox,
+ * in the order the inbox scripts take them; the keys of a channel's
+ * members on this node (C:n C:u:<node> N:chans C:meta C:hist), as the
+ * member scripts take them. */
+void pav_rb_ukey(struct rb_argv *a, const char *ns, const char *user,
+		 const char *suffix);
+void pav_rb_ckey(struct rb_argv *a, const char *ns, const char *chan,
+		 const char *suffix);
+void pav_rb_nkey(struct rb *b, struct rb_argv *a, const char *suffix);
+void pav_rb_inbox_keys(struct rb_argv *a, const char *ns, const char *user);
+void pav_rb_member_keys(struct rb *b, struct rb_argv *a, const char *ns,
+			const char *channel);
+
 /* ---- redis_broker.c ---- */
 
 /* Publishes one ready message (header + frame) to gateway channels of one

@@ -72,18 +72,6 @@ static struct call *call_new(struct rb *b, const char *ns, const char *name,
 	return c;
 }
 
-static void ukey(struct rb_argv *a, const char *ns, const char *user,
-		 const char *suffix)
-{
-	pav_rb_av_fmt(a, "pav:{u:%s:%s}:%s", ns, user, suffix);
-}
-
-static void ckey(struct rb_argv *a, const char *ns, const char *chan,
-		 const char *suffix)
-{
-	pav_rb_av_fmt(a, "pav:{c:%s:%s}:%s", ns, chan, suffix);
-}
-
 static size_t user_shard(struct rb *b, const char *ns, const char *user)
 {
 	return pav_rb_shard_of(b, ns, user);
@@ -150,8 +138,8 @@ static void rb_conn_add(void *self, const char *ns, const char *user,
 	x->conn = conn;
 	u->busy++;
 	pav_rb_av_init(&a);
-	ukey(&a, ns, user, "conns");
-	pav_rb_av_fmt(&a, "pav:{n:%s}:users", b->node);
+	pav_rb_ukey(&a, ns, user, "conns");
+	pav_rb_nkey(b, &a, "users");
 	pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, conn);
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);
@@ -205,8 +193,8 @@ static void rb_conn_remove(void *self, const char *ns, const char *user,
 		u->gone_ms = pav_now_ms();
 	u->busy++;
 	pav_rb_av_init(&a);
-	ukey(&a, ns, user, "conns");
-	pav_rb_av_fmt(&a, "pav:{n:%s}:users", b->node);
+	pav_rb_ukey(&a, ns, user, "conns");
+	pav_rb_nkey(b, &a, "users");
 	pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, conn);
 	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
@@ -236,7 +224,7 @@ static void rb_user_count(void *self, const char *ns, const char *user,
 	}
 	pav_rb_av_init(&a);
 	pav_rb_av_str(&a, "HLEN");
-	ukey(&a, ns, user, "conns");
+	pav_rb_ukey(&a, ns, user, "conns");
 	pav_rb_command(b, user_shard(b, ns, user), &a, counted, x);
 }
 
@@ -287,8 +275,8 @@ static void rb_presence_get(void *self, const char *ns, const char *user,
 		return;
 	}
 	pav_rb_av_init(&a);
-	ukey(&a, ns, user, "presence");
-	ukey(&a, ns, user, "conns");
+	pav_rb_ukey(&a, ns, user, "presence");
+	pav_rb_ukey(&a, ns, user, "conns");
 	pav_rb_eval(b, user_shard(b, ns, user), PAV_RB_PRESENCE_GET, 2, &a,
 		    presence_got, x);
 }
@@ -465,8 +453,8 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 		return;
 	}
 	pav_rb_av_init(&a);
-	ukey(&a, ns, user, "presence");
-	ukey(&a, ns, user, "conns");
+	pav_rb_ukey(&a, ns, user, "presence");
+	pav_rb_ukey(&a, ns, user, "conns");
 	pav_rb_av_str(&a, status);
 	pav_rb_av_fmt(&a, "%d", (int)when);
 	pav_rb_av_fmt(&a, "%" PRId64, at_ms > 0 ? at_ms : 0);
@@ -571,11 +559,7 @@ static void inbox_try(struct inbox_call *x)
 		x->note, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 		&len);
 	pav_rb_av_init(&a);
-	ukey(&a, x->c.ns, x->c.name, "inbox");
-	ukey(&a, x->c.ns, x->c.name, "inbox:t");
-	ukey(&a, x->c.ns, x->c.name, "read");
-	ukey(&a, x->c.ns, x->c.name, "inbox:new");
-	ukey(&a, x->c.ns, x->c.name, "inbox:s");
+	pav_rb_inbox_keys(&a, x->c.ns, x->c.name);
 	pav_rb_av_str(&a, id);
 	pav_rb_av_add(&a, text ? text : "", text ? len : 0);
 	pav_rb_av_fmt(&a, "%zu", b->inbox_size);
@@ -682,11 +666,7 @@ static void rb_inbox_list(void *self, const char *ns, const char *user,
 	}
 	x->shard = user_shard(b, ns, user);
 	pav_rb_av_init(&a);
-	ukey(&a, ns, user, "inbox");
-	ukey(&a, ns, user, "inbox:t");
-	ukey(&a, ns, user, "read");
-	ukey(&a, ns, user, "inbox:new");
-	ukey(&a, ns, user, "inbox:s");
+	pav_rb_inbox_keys(&a, ns, user);
 	pav_rb_av_fmt(&a, "%" PRId64, since_ms > 0 ? since_ms : 0);
 	pav_rb_av_str(&a, unread_only ? "1" : "0");
 	pav_rb_av_fmt(&a, "%zu", limit);
@@ -729,8 +709,8 @@ static void rb_inbox_mark_read(void *self, const char *ns, const char *user,
 		return;
 	}
 	pav_rb_av_init(&a);
-	ukey(&a, ns, user, "inbox");
-	ukey(&a, ns, user, "read");
+	pav_rb_ukey(&a, ns, user, "inbox");
+	pav_rb_ukey(&a, ns, user, "read");
 	pav_rb_av_str(&a, id);
 	pav_rb_eval(b, user_shard(b, ns, user), PAV_RB_INBOX_MARK_READ, 2, &a,
 		    marked, x);
@@ -797,7 +777,7 @@ static void uchans_add(struct rb *b, const char *ns, const char *channel,
 	snprintf(x->user, sizeof(x->user), "%s", user);
 	u->busy++;
 	pav_rb_av_init(&a);
-	ukey(&a, ns, user, "chans");
+	pav_rb_ukey(&a, ns, user, "chans");
 	pav_rb_av_fmt(&a, "%s|%s", b->node, channel);
 	pav_rb_av_fmt(&a, "%d", delta);
 	pav_rb_eval(b, u->shard, PAV_RB_HASH_ADD, 1, &a, uchans_done, x);
@@ -806,11 +786,7 @@ static void uchans_add(struct rb *b, const char *ns, const char *channel,
 static void member_keys(struct rb *b, struct rb_argv *a, const char *ns,
 			const char *channel, const char *user)
 {
-	ckey(a, ns, channel, "n");
-	pav_rb_av_fmt(a, "pav:{c:%s:%s}:u:%s", ns, channel, b->node);
-	pav_rb_av_fmt(a, "pav:{n:%s}:chans", b->node);
-	ckey(a, ns, channel, "meta");
-	ckey(a, ns, channel, "hist");
+	pav_rb_member_keys(b, a, ns, channel);
 	pav_rb_av_str(a, b->node);
 	pav_rb_av_str(a, user);
 	pav_rb_av_fmt(a, "%s\x1f%s", ns, channel);
@@ -868,7 +844,7 @@ static void rb_member_add(void *self, const char *ns, const char *channel,
 	uchans_add(b, ns, channel, user, 1);
 	pav_rb_av_init(&a);
 	member_keys(b, &a, ns, channel, user);
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:", ns, channel);
+	pav_rb_ckey(&a, ns, channel, "u:");
 	pav_rb_eval(b, c->shard, PAV_RB_MEMBER_ADD, 5, &a, member_added, x);
 }
 
@@ -975,7 +951,7 @@ static void counts_shard(struct counts_call *k, const char *ns,
 		if (pav_rb_chan_shard(k->b, ns, channels[i]) != shard)
 			continue;
 		k->idx[k->nidx++] = i;
-		ckey(&a, ns, channels[i], "n");
+		pav_rb_ckey(&a, ns, channels[i], "n");
 	}
 	p->n = k->nidx - p->from;
 	if (!p->n) {
@@ -1044,8 +1020,8 @@ static void rb_channel_users(void *self, const char *ns, const char *channel,
 		return;
 	}
 	pav_rb_av_init(&a);
-	ckey(&a, ns, channel, "n");
-	pav_rb_av_fmt(&a, "pav:{c:%s:%s}:u:", ns, channel);
+	pav_rb_ckey(&a, ns, channel, "n");
+	pav_rb_ckey(&a, ns, channel, "u:");
 	pav_rb_av_fmt(&a, "%zu", max);
 	pav_rb_eval(b, pav_rb_chan_shard(b, ns, channel), PAV_RB_CHANNEL_USERS,
 		    1, &a, users_got, x);
@@ -1140,9 +1116,9 @@ static void rb_history_read(void *self, const char *ns, const char *channel,
 	x->cb = cb;
 	x->shard = pav_rb_chan_shard(b, ns, channel);
 	pav_rb_av_init(&a);
-	ckey(&a, ns, channel, "meta");
-	ckey(&a, ns, channel, "hist");
-	ckey(&a, ns, channel, "n");
+	pav_rb_ckey(&a, ns, channel, "meta");
+	pav_rb_ckey(&a, ns, channel, "hist");
+	pav_rb_ckey(&a, ns, channel, "n");
 	pav_rb_av_fmt(&a, "%" PRIu64, after);
 	pav_rb_av_fmt(&a, "%zu", max);
 	pav_rb_av_fmt(&a, "%016" PRIx64, pav_rb_rand(b));
