@@ -464,6 +464,25 @@ static void sync_done(struct rb *b)
 	sync_pass(b);
 }
 
+/* env->user_gone() for a user with no connection left anywhere; chans: a
+ * reply's list of the user's shared channels concerned. */
+static void user_gone(struct rb *b, const char *ns, const char *user,
+		      const redisReply *chans, int64_t at)
+{
+	const char **v;
+
+	if (!b->env.user_gone)
+		return;
+	v = calloc(chans->elements + 1, sizeof(*v));
+	if (!v)
+		return;
+	for (size_t i = 0; i < chans->elements; i++)
+		v[i] = chans->element[i]->type == REDIS_REPLY_STRING
+			       ? chans->element[i]->str : "";
+	b->env.user_gone(b->env.arg, ns, user, v, chans->elements, at);
+	free(v);
+}
+
 struct user_sync {
 	struct rb *b;
 	char ns[RB_NS_LEN];
@@ -475,8 +494,6 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 	struct user_sync *x = arg;
 	struct rb *b = x->b;
 	struct rb_user *u = pav_rb_user(b, x->ns, x->name, 0);
-	const redisReply *rm;
-	int64_t count;
 
 	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "user sync");
 	if (!err && (rep->elements != 2 ||
@@ -489,19 +506,10 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 	}
 	if (!err && u && u->gone_ms) {
 		int64_t at = u->gone_ms;
-		const char **chans;
 
-		count = pav_rb_int(rep->element[0]);
-		rm = rep->element[1];
 		u->gone_ms = 0;
-		chans = calloc(rm->elements + 1, sizeof(*chans));
-		for (size_t i = 0; chans && i < rm->elements; i++)
-			chans[i] = rm->element[i]->type == REDIS_REPLY_STRING
-					   ? rm->element[i]->str : "";
-		if (count == 0 && !u->conns.n && b->env.user_gone && chans)
-			b->env.user_gone(b->env.arg, x->ns, x->name, chans,
-					 rm->elements, at);
-		free(chans);
+		if (pav_rb_int(rep->element[0]) == 0 && !u->conns.n)
+			user_gone(b, x->ns, x->name, rep->element[1], at);
 		u = pav_rb_user(b, x->ns, x->name, 0); /* the hooks may act */
 	}
 	pav_rb_user_settle(b, u);
@@ -732,26 +740,14 @@ static void users_gone(struct rb *b, const redisReply *list, int64_t at)
 {
 	for (size_t i = 0; i < list->elements; i++) {
 		const redisReply *e = list->element[i];
-		const char **chans;
 
 		if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
 		    e->element[0]->type != REDIS_REPLY_STRING ||
 		    e->element[1]->type != REDIS_REPLY_STRING ||
 		    e->element[2]->type != REDIS_REPLY_ARRAY)
 			continue;
-		chans = calloc(e->element[2]->elements + 1, sizeof(*chans));
-		if (!chans)
-			continue;
-		for (size_t k = 0; k < e->element[2]->elements; k++)
-			chans[k] = e->element[2]->element[k]->type ==
-						   REDIS_REPLY_STRING
-					   ? e->element[2]->element[k]->str
-					   : "";
-		if (b->env.user_gone)
-			b->env.user_gone(b->env.arg, e->element[0]->str,
-					 e->element[1]->str, chans,
-					 e->element[2]->elements, at);
-		free(chans);
+		user_gone(b, e->element[0]->str, e->element[1]->str,
+			  e->element[2], at);
 	}
 }
 
