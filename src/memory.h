@@ -32,7 +32,7 @@ struct mem_chan {
 	size_t cap, head, count;
 	size_t bytes;
 	uint64_t offset; /* the newest publication's */
-	char epoch[20];
+	char epoch[20];  /* "": not drawn yet (pav_mem_chan_epoch) */
 	int ttl_s;       /* 0: no history configured */
 	int64_t active_ms; /* last publication, join or leave */
 	struct mem_chan *lru_prev, *lru_next; /* channels holding history,
@@ -115,6 +115,10 @@ int64_t pav_mem_members(struct pav_mem *m, const char *ns,
 struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			      const char *channel, int make);
 void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now);
+/* The record's epoch, drawn at the first call: a record made for one
+ * publication to a channel nobody is in (counted, then dropped) never
+ * needs one, so a publication does not pay for drawing it. */
+const char *pav_mem_chan_epoch(struct mem_chan *ch);
 void pav_mem_chan_free(void *p);
 int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
 			   const char *user);

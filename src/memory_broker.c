@@ -41,7 +41,7 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 		pav_mem_history_config(ch, out->history);
 		if (ch->cap && out->history) {
 			f.offset = res.offset = ++ch->offset;
-			res.epoch = ch->epoch;
+			res.epoch = pav_mem_chan_epoch(ch);
 		} else if (!ch->cap) {
 			res.offset = ++ch->offset;
 		} /* else transient on a history channel: not numbered */

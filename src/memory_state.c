@@ -530,7 +530,7 @@ static void mem_history_read(void *self, const char *ns, const char *channel,
 		return;
 	}
 	pav_mem_history_config(ch, h);
-	r.epoch = ch->epoch;
+	r.epoch = pav_mem_chan_epoch(ch);
 	r.offset = ch->offset;
 	oldest = ch->offset - ch->count + 1; /* of what the ring holds */
 	first = after + 1 > oldest ? after + 1 : oldest;

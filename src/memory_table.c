@@ -164,7 +164,6 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 {
 	struct mem_key k;
 	struct mem_chan *ch;
-	uint64_t r = 0;
 
 	if (pav_mem_key(&k, ns, channel))
 		return NULL;
@@ -172,9 +171,6 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 	if (!ch && make && (ch = calloc(1, sizeof(*ch)))) {
 		ch->key = strdup(k.s);
 		ch->users = pav_map_new();
-		if (pav_random_u64(&r))
-			r = (uint64_t)pav_now_ms() ^ (uintptr_t)ch;
-		snprintf(ch->epoch, sizeof(ch->epoch), "%016" PRIx64, r);
 		ch->active_ms = pav_now_ms();
 		if (!ch->key || !ch->users || pav_map_put(m->chans, k.s, ch)) {
 			pav_mem_chan_free(ch);
@@ -183,6 +179,18 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 	}
 	pav_mem_key_done(&k);
 	return ch;
+}
+
+const char *pav_mem_chan_epoch(struct mem_chan *ch)
+{
+	uint64_t r = 0;
+
+	if (!ch->epoch[0]) {
+		if (pav_random_u64(&r))
+			r = (uint64_t)pav_now_ms() ^ (uintptr_t)ch;
+		snprintf(ch->epoch, sizeof(ch->epoch), "%016" PRIx64, r);
+	}
+	return ch->epoch;
 }
 
 void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now)
