@@ -285,9 +285,8 @@ void pav_rb_publish_raw(struct rb *b, const char *ns,
 		pav_rb_av_add(&a, msg, len);
 		for (size_t i = 0; i < n; i++)
 			if (pav_rb_chan_shard(b, ns, channels[i]) == s)
-				pav_rb_av_fmt(&a, "%s%s:%s",
-					      b->shards[s].prefix, ns,
-					      channels[i]);
+				pav_rb_feed(&b->shards[s], &a, ns,
+					    channels[i]);
 		if (a.n > 1) {
 			k->pending++;
 			pav_rb_eval(b, s, PAV_RB_PUBLISH_MULTI, 0, &a,
@@ -385,6 +384,7 @@ static void publish_one(struct rb *b, const char *ns,
 			void *arg)
 {
 	const char *chan = out->channels[0];
+	size_t shard = pav_rb_chan_shard(b, ns, chan);
 	const struct pav_history_cfg *h = out->history;
 	int history = h && h->size > 0;
 	struct pav_frame f = {.type = out->type, .channel = chan,
@@ -425,8 +425,7 @@ static void publish_one(struct rb *b, const char *ns,
 	pav_rb_ckey(&a, ns, chan, "n");
 	if (delivers_note)
 		pav_rb_inbox_keys(&a, ns, chan + 5);
-	pav_rb_av_fmt(&a, "%s%s:%s",
-		      b->shards[pav_rb_chan_shard(b, ns, chan)].prefix, ns, chan);
+	pav_rb_feed(&b->shards[shard], &a, ns, chan);
 	pav_rb_av_str(&a, hdr);
 	pav_rb_av_add(&a, text, head);
 	pav_rb_av_add(&a, text + tail, m->len - tail);
@@ -440,8 +439,8 @@ static void publish_one(struct rb *b, const char *ns,
 		pav_rb_av_fmt(&a, "%zu", b->inbox_size);
 		pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	}
-	pav_rb_eval(b, pav_rb_chan_shard(b, ns, chan), PAV_RB_PUBLISH,
-		    delivers_note ? 9 : 4, &a, published, x);
+	pav_rb_eval(b, shard, PAV_RB_PUBLISH, delivers_note ? 9 : 4, &a,
+		    published, x);
 	free(hdr);
 	pav_msg_unref(m);
 }
@@ -468,6 +467,20 @@ struct sub_call {
 	void *arg;
 };
 
+#define FEED_LEN (RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8)
+
+/* The shard of (ns, channel) and its pub/sub channel there, into name
+ * (FEED_LEN bytes); *len: its length. */
+static struct rb_shard *feed_of(struct rb *b, const char *ns,
+				const char *channel, char *name, size_t *len)
+{
+	struct rb_shard *sh = &b->shards[pav_rb_chan_shard(b, ns, channel)];
+
+	*len = (size_t)snprintf(name, FEED_LEN, "%s%s:%s", sh->prefix, ns,
+				channel);
+	return sh;
+}
+
 static void subscribed(void *arg, int err, const redisReply *rep)
 {
 	struct sub_call *x = arg;
@@ -481,17 +494,15 @@ static void subscribed(void *arg, int err, const redisReply *rep)
 static void rb_subscribe(void *self, const char *ns, const char *channel,
 			 pav_done_fn cb, void *arg)
 {
-	struct rb *b = self;
-	struct rb_shard *sh = &b->shards[pav_rb_chan_shard(b, ns, channel)];
+	char name[FEED_LEN];
+	size_t n;
+	struct rb_shard *sh = feed_of(self, ns, channel, name, &n);
 	struct sub_call *x = calloc(1, sizeof(*x));
-	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
-	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
-			 channel);
 	int rc = -EIO;
 
 	if (x && sh->r && sh->up) {
 		*x = (struct sub_call){cb, arg};
-		rc = pav_redis_subscribe(sh->r, name, (size_t)n, subscribed, x);
+		rc = pav_redis_subscribe(sh->r, name, n, subscribed, x);
 	}
 	if (rc) {
 		free(x);
@@ -502,14 +513,12 @@ static void rb_subscribe(void *self, const char *ns, const char *channel,
 
 static void rb_unsubscribe(void *self, const char *ns, const char *channel)
 {
-	struct rb *b = self;
-	struct rb_shard *sh = &b->shards[pav_rb_chan_shard(b, ns, channel)];
-	char name[RB_NS_LEN + PAV_MAX_CHANNEL_LEN + 8];
-	int n = snprintf(name, sizeof(name), "%s%s:%s", sh->prefix, ns,
-			 channel);
+	char name[FEED_LEN];
+	size_t n;
+	struct rb_shard *sh = feed_of(self, ns, channel, name, &n);
 
 	if (sh->r)
-		pav_redis_unsubscribe(sh->r, name, (size_t)n);
+		pav_redis_unsubscribe(sh->r, name, n);
 }
 
 /* ---- revoke --------------------------------------------------------------- */

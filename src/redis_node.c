@@ -247,6 +247,12 @@ void pav_rb_nkey(struct rb *b, struct rb_argv *a, const char *suffix)
 	pav_rb_av_fmt(a, "pav:{n:%s}:%s", b->node, suffix);
 }
 
+void pav_rb_feed(struct rb_shard *sh, struct rb_argv *a, const char *ns,
+		 const char *channel)
+{
+	pav_rb_av_fmt(a, "%s%s:%s", sh->prefix, ns, channel);
+}
+
 void pav_rb_inbox_keys(struct rb_argv *a, const char *ns, const char *user)
 {
 	static const char *const sfx[] = {"inbox", "inbox:t", "read",

@@ -175,6 +175,9 @@ void pav_rb_ukey(struct rb_argv *a, const char *ns, const char *user,
 void pav_rb_ckey(struct rb_argv *a, const char *ns, const char *chan,
 		 const char *suffix);
 void pav_rb_nkey(struct rb *b, struct rb_argv *a, const char *suffix);
+/* The pub/sub channel of (ns, channel) on its shard sh. */
+void pav_rb_feed(struct rb_shard *sh, struct rb_argv *a, const char *ns,
+		 const char *channel);
 void pav_rb_inbox_keys(struct rb_argv *a, const char *ns, const char *user);
 void pav_rb_member_keys(struct rb *b, struct rb_argv *a, const char *ns,
 			const char *channel);

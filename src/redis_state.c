@@ -415,9 +415,8 @@ static int split_channels(struct presence_call *x,
 		return -ENOMEM;
 	for (size_t i = 0; i < out->nchannels; i++) {
 		if (pav_rb_chan_shard(b, x->c.ns, out->channels[i]) == shard) {
-			pav_rb_av_fmt(a, "%s%s:%s", b->shards[shard].prefix,
-				      x->c.ns,
-				      out->channels[i]);
+			pav_rb_feed(&b->shards[shard], a, x->c.ns,
+				    out->channels[i]);
 			continue;
 		}
 		x->others[x->nothers] = strdup(out->channels[i]);
