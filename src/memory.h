@@ -25,7 +25,7 @@
 struct mem_chan {
 	char *key;
 	int64_t members;
-	struct pav_map *users; /* user -> count, as (void *)(uintptr_t) */
+	struct pav_map *users; /* user -> count (tally.h) */
 
 	/* history: a ring of the newest publications */
 	struct pav_msg **ring;

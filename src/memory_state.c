@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "ids.h"
 #include "pav_limits.h"
+#include "tally.h"
 
 #define INBOX_MIN 8
 
@@ -387,11 +388,6 @@ static void mem_inbox_mark_read(void *self, const char *ns, const char *user,
 
 /* ---- channel members ---- */
 
-static int64_t chan_user_count(const struct mem_chan *ch, const char *user)
-{
-	return (int64_t)(uintptr_t)pav_map_get(ch->users, user);
-}
-
 /* "user:<id>": its members are the user's own connections. */
 static void own_member_add(struct pav_mem *m, const char *ns,
 			   const char *channel, pav_state_member_fn cb,
@@ -411,7 +407,6 @@ static void mem_member_add(void *self, const char *ns, const char *channel,
 {
 	struct pav_mem *m = self;
 	struct mem_chan *ch;
-	int64_t n;
 	int err;
 
 	if (!strncmp(channel, "user:", 5))
@@ -420,15 +415,14 @@ static void mem_member_add(void *self, const char *ns, const char *channel,
 	err = ch ? 0 : -ENOMEM;
 
 	if (ch) {
-		n = chan_user_count(ch, user) + 1;
-		err = pav_map_put(ch->users, user, (void *)(uintptr_t)n);
+		err = pav_tally_add(ch->users, user, 1);
 		if (!err)
 			ch->members++;
 		ch->active_ms = pav_now_ms();
 	}
 	if (cb)
 		cb(arg, err, ch ? ch->members : 0,
-		   ch ? chan_user_count(ch, user) : 0);
+		   ch ? pav_tally_get(ch->users, user) : 0);
 }
 
 static void mem_member_remove(void *self, const char *ns, const char *channel,
@@ -437,7 +431,6 @@ static void mem_member_remove(void *self, const char *ns, const char *channel,
 	struct pav_mem *m = self;
 	struct user *u = pav_mem_own_channel(m, ns, channel, 0);
 	struct mem_chan *ch;
-	int64_t n;
 
 	if (u && u->own_members > 0) {
 		u->own_members--;
@@ -445,13 +438,9 @@ static void mem_member_remove(void *self, const char *ns, const char *channel,
 		return;
 	}
 	ch = pav_mem_chan(m, ns, channel, 0);
-	n = ch ? chan_user_count(ch, user) : 0;
-	if (!n)
+	if (!ch || !pav_tally_get(ch->users, user))
 		return;
-	if (n > 1)
-		pav_map_put(ch->users, user, (void *)(uintptr_t)(n - 1));
-	else
-		pav_map_del(ch->users, user);
+	pav_tally_add(ch->users, user, -1);
 	ch->members--;
 	pav_mem_chan_drop(m, ch, pav_now_ms());
 }

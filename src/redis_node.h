@@ -78,7 +78,7 @@ struct rb_user {
 	char name[PAV_MAX_ID_LEN + 1];
 	size_t shard;
 	struct pav_conn_ids conns; /* counted here */
-	struct pav_map *chans; /* shared channel -> count, (void *)(uintptr_t) */
+	struct pav_map *chans; /* shared channel -> count (tally.h) */
 	char status[RB_STATUS_LEN]; /* the last one the store answered */
 	int64_t gone_ms; /* the last local connection went unconfirmed */
 	int dirty, busy;
@@ -90,7 +90,7 @@ struct rb_chan {
 	char name[PAV_MAX_CHANNEL_LEN];
 	size_t shard;
 	int64_t members;
-	struct pav_map *users; /* user -> count, (void *)(uintptr_t) */
+	struct pav_map *users; /* user -> count (tally.h) */
 	int dirty, busy;
 };
 

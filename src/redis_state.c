@@ -36,6 +36,7 @@
 #include "msg.h"
 #include "redis_backend.h"
 #include "redis_node.h"
+#include "tally.h"
 
 #define STAMP_MARK "#pav-stamp#"
 #define ID_LEN 18 /* "n" + 16 hex + NUL */
@@ -717,23 +718,6 @@ static void rb_inbox_mark_read(void *self, const char *ns, const char *user,
 
 /* ---- channel members ----------------------------------------------------- */
 
-static int64_t map_count(struct pav_map *m, const char *key)
-{
-	return (int64_t)(uintptr_t)pav_map_get(m, key);
-}
-
-/* Adds delta to a count kept in a map; 0 removes the entry. */
-static int map_add(struct pav_map *m, const char *key, int64_t delta)
-{
-	int64_t n = map_count(m, key) + delta;
-
-	if (n <= 0) {
-		pav_map_del(m, key);
-		return 0;
-	}
-	return pav_map_put(m, key, (void *)(uintptr_t)n);
-}
-
 struct member_call {
 	struct call c;
 	char user[PAV_MAX_ID_LEN + 1];
@@ -764,7 +748,7 @@ static void uchans_add(struct rb *b, const char *ns, const char *channel,
 
 	if (!u || !pav_channel_is_shared(channel))
 		return;
-	if (map_add(u->chans, channel, delta))
+	if (pav_tally_add(u->chans, channel, delta))
 		pav_rb_user_dirty(b, u);
 	x = (struct member_call *)call_new(b, ns, channel, NULL, NULL,
 					   sizeof(*x));
@@ -830,7 +814,7 @@ static void rb_member_add(void *self, const char *ns, const char *channel,
 				  : NULL;
 	struct rb_argv a;
 
-	if (!x || map_add(c->users, user, 1)) {
+	if (!x || pav_tally_add(c->users, user, 1)) {
 		free(x);
 		pav_rb_chan_settle(b, c);
 		if (cb)
@@ -870,9 +854,9 @@ static void rb_member_remove(void *self, const char *ns, const char *channel,
 	struct member_call *x;
 	struct rb_argv a;
 
-	if (!c || !map_count(c->users, user))
+	if (!c || !pav_tally_get(c->users, user))
 		return;
-	map_add(c->users, user, -1);
+	pav_tally_add(c->users, user, -1);
 	c->members--;
 	uchans_add(b, ns, channel, user, -1);
 	x = (struct member_call *)call_new(b, ns, channel, NULL, NULL,
