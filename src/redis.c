@@ -1732,18 +1732,19 @@ static int subscribe_named(struct pav_redis *r, const char *name,
 	return 0;
 }
 
-static char *channel_name(const char *channel, size_t len)
+/* A NUL-terminated copy of channel[0..len) into *name: 0, -EINVAL (empty,
+ * or a NUL inside) or -ENOMEM. */
+static int channel_name(const char *channel, size_t len, char **name)
 {
-	char *name;
-
+	*name = NULL;
 	if (!channel || !len || memchr(channel, '\0', len))
-		return NULL;
-	name = malloc(len + 1);
-	if (name) {
-		memcpy(name, channel, len);
-		name[len] = '\0';
-	}
-	return name;
+		return -EINVAL;
+	*name = malloc(len + 1);
+	if (!*name)
+		return -ENOMEM;
+	memcpy(*name, channel, len);
+	(*name)[len] = '\0';
+	return 0;
 }
 
 int pav_redis_subscribe(struct pav_redis *r, const char *channel, size_t len,
@@ -1756,10 +1757,9 @@ int pav_redis_subscribe(struct pav_redis *r, const char *channel, size_t len,
 		return -EIO;
 	if (cb && r->nwaiting >= r->cfg.max_pending)
 		return -ENOBUFS;
-	name = channel_name(channel, len);
-	if (!name)
-		return channel && len && !memchr(channel, '\0', len) ? -ENOMEM
-								    : -EINVAL;
+	rc = channel_name(channel, len, &name);
+	if (rc)
+		return rc;
 	rc = subscribe_named(r, name, cb, arg);
 	free(name);
 	return rc;
@@ -1769,11 +1769,11 @@ int pav_redis_unsubscribe(struct pav_redis *r, const char *channel,
 			  size_t len)
 {
 	struct channel *ch;
-	char *name = channel_name(channel, len);
+	char *name;
+	int rc = channel_name(channel, len, &name);
 
-	if (!name)
-		return channel && len && !memchr(channel, '\0', len) ? -ENOMEM
-								    : -EINVAL;
+	if (rc)
+		return rc;
 	ch = r && !r->dying ? pav_map_get(r->channels, name) : NULL;
 	if (ch && ch->wanted) {
 		ch->wanted = 0;
