@@ -28,7 +28,15 @@ const struct pav_backend *pav_backend_find(const char *name)
 
 const char *pav_backend_names(void)
 {
-	return "memory, redis";
+	static char names[128];
+	size_t n = 0;
+
+	if (names[0])
+		return names;
+	for (size_t i = 0; i < NBACKENDS && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
+				      i ? ", " : "", backends[i].name);
+	return names;
 }
 
 int pav_store_open(struct pav_store *st, const struct pav_store_config *cfg,
