@@ -61,12 +61,22 @@
 	"  end\n" \
 	"end\n"
 
-/* Decrements a hash field, removing it at 0; returns the new value. */
-#define LUA_DEC \
-	"local function dec(key, field)\n" \
-	"  local v = redis.call('HINCRBY', key, field, -1)\n" \
+/* Adds delta to a hash field, removing it at 0 or below; returns the new
+ * value. */
+#define LUA_ADD \
+	"local function add(key, field, delta)\n" \
+	"  local v = redis.call('HINCRBY', key, field, delta)\n" \
 	"  if v <= 0 then redis.call('HDEL', key, field) end\n" \
 	"  return v\n" \
+	"end\n"
+
+/* A channel's subscribers: the sum of its C:n (members per node). */
+#define LUA_SUBS \
+	"local function subs(cn)\n" \
+	"  local s = 0\n" \
+	"  local v = redis.call('HVALS', cn)\n" \
+	"  for i = 1, #v do s = s + tonumber(v[i]) end\n" \
+	"  return s\n" \
 	"end\n"
 
 /* "ns\x1fname" -> ns, name */
@@ -246,27 +256,22 @@ static const char member_add[] =
 	"return {subs, uc}\n";
 
 static const char member_remove[] =
-	LUA_TTL_FIX LUA_DEC
-	"if dec(KEYS[1], ARGV[1]) <= 0 then\n"
+	LUA_TTL_FIX LUA_ADD
+	"if add(KEYS[1], ARGV[1], -1) <= 0 then\n"
 	"  redis.call('SREM', KEYS[3], ARGV[3])\n"
 	"end\n"
-	"dec(KEYS[2], ARGV[2])\n"
+	"add(KEYS[2], ARGV[2], -1)\n"
 	"ttl_fix(KEYS[1], KEYS[4], KEYS[5])\n"
 	"return 1\n";
 
 static const char hash_add[] =
-	"local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])\n"
-	"if v <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
-	"return v\n";
+	LUA_ADD
+	"return add(KEYS[1], ARGV[1], ARGV[2])\n";
 
 static const char channel_counts[] =
+	LUA_SUBS
 	"local out = {}\n"
-	"for k = 1, #KEYS do\n"
-	"  local s = 0\n"
-	"  local v = redis.call('HVALS', KEYS[k])\n"
-	"  for i = 1, #v do s = s + tonumber(v[i]) end\n"
-	"  out[k] = s\n"
-	"end\n"
+	"for k = 1, #KEYS do out[k] = subs(KEYS[k]) end\n"
 	"return out\n";
 
 /* Bounded: stops at max distinct users, scanning each node's C:u. */
@@ -296,7 +301,7 @@ static const char channel_users[] =
  * a channel's publications in this order.  No meta: a new epoch (the one
  * the node made up for the case), so lost history is detected. */
 static const char publish[] =
-	LUA_INT LUA_TTL_FIX LUA_COMMIT
+	LUA_INT LUA_TTL_FIX LUA_COMMIT LUA_SUBS
 	"local size = tonumber(ARGV[5])\n"
 	"local off, epoch, hoff, frame = 0, false, '0', ARGV[3]\n"
 	"if size > 0 then\n"
@@ -316,15 +321,12 @@ static const char publish[] =
 	"  off = redis.call('INCR', KEYS[3])\n"
 	"  redis.call('PEXPIRE', KEYS[3], 3600000)\n"
 	"end\n"
-	"local subs = 0\n"
-	"local v = redis.call('HVALS', KEYS[4])\n"
-	"for i = 1, #v do subs = subs + tonumber(v[i]) end\n"
 	"redis.call('PUBLISH', ARGV[1], ARGV[2] .. hoff .. '\\n' .. frame)\n"
 	"if #KEYS == 9 then\n"
 	"  commit({KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}, ARGV[9],\n"
 	"    ARGV[10], ARGV[11])\n"
 	"end\n"
-	"return {off, epoch, subs}\n";
+	"return {off, epoch, subs(KEYS[4])}\n";
 
 /* One message to several channels at once: a node subscribed to more
  * than one of them receives the copies back to back. */
