@@ -17,8 +17,6 @@
 #include "map.h"
 #include "msg.h"
 
-#define PAV_MEM_KEY_SMALL 192
-
 /* A channel's record: its members on this node and its history.  It lives
  * while it has members or history, or (with history configured) until
  * ttl_s after its last activity, so that an epoch outlives a short gap. */
@@ -79,14 +77,6 @@ struct user {
 	struct inbox inbox;
 };
 
-/* "ns\x1fname" on the stack when it fits. */
-struct mem_key {
-	char small[PAV_MEM_KEY_SMALL];
-	char *s;
-};
-int pav_mem_key(struct mem_key *k, const char *ns, const char *name);
-void pav_mem_key_done(struct mem_key *k);
-
 /* Users (memory_table.c). */
 void pav_mem_note_clear(struct note *n);
 struct note *pav_mem_inbox_at(const struct inbox *ib, size_t i);
@@ -130,7 +120,6 @@ void pav_mem_history_config(struct mem_chan *ch,
  * size and the store's byte budget. */
 void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 			    struct pav_msg *msg, int64_t now);
-void pav_mem_history_clear(struct pav_mem *m, struct mem_chan *ch);
 /* Drops the history of channels idle past their ttl. */
 void pav_mem_history_sweep(struct pav_mem *m, int64_t now);
 

@@ -84,7 +84,7 @@ void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 		drop_oldest(m, m->lru_head);
 }
 
-void pav_mem_history_clear(struct pav_mem *m, struct mem_chan *ch)
+static void history_clear(struct pav_mem *m, struct mem_chan *ch)
 {
 	while (ch->count)
 		drop_oldest(m, ch);
@@ -124,7 +124,7 @@ void pav_mem_history_sweep(struct pav_mem *m, int64_t now)
 
 	pav_map_each(m->chans, find_expired, &s);
 	for (size_t i = 0; i < s.n; i++) {
-		pav_mem_history_clear(m, s.dead[i]);
+		history_clear(m, s.dead[i]);
 		pav_mem_chan_drop(m, s.dead[i], now);
 	}
 	free(s.dead);

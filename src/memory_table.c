@@ -18,7 +18,15 @@
 
 /* ---- keys ---- */
 
-int pav_mem_key(struct mem_key *k, const char *ns, const char *name)
+#define KEY_SMALL 192
+
+/* "ns\x1fname" on the stack when it fits. */
+struct mem_key {
+	char small[KEY_SMALL];
+	char *s;
+};
+
+static int mem_key(struct mem_key *k, const char *ns, const char *name)
 {
 	size_t len = strlen(ns) + 1 + strlen(name) + 1;
 
@@ -29,7 +37,7 @@ int pav_mem_key(struct mem_key *k, const char *ns, const char *name)
 	return 0;
 }
 
-void pav_mem_key_done(struct mem_key *k)
+static void mem_key_done(struct mem_key *k)
 {
 	if (k->s != k->small)
 		free(k->s);
@@ -65,10 +73,10 @@ struct user *pav_mem_user_find(struct pav_mem *m, const char *ns,
 	struct mem_key k;
 	struct user *u;
 
-	if (pav_mem_key(&k, ns, user))
+	if (mem_key(&k, ns, user))
 		return NULL;
 	u = pav_map_get(m->users, k.s);
-	pav_mem_key_done(&k);
+	mem_key_done(&k);
 	return u;
 }
 
@@ -79,7 +87,7 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 	struct mem_key k;
 	int err = 0;
 
-	if (pav_mem_key(&k, ns, user))
+	if (mem_key(&k, ns, user))
 		return -ENOMEM;
 	*out = pav_map_get(m->users, k.s);
 	if (!*out) {
@@ -90,7 +98,7 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 			*out = NULL;
 		}
 	}
-	pav_mem_key_done(&k);
+	mem_key_done(&k);
 	return err;
 }
 
@@ -105,10 +113,10 @@ void pav_mem_user_drop_if_empty(struct pav_mem *m, const char *ns,
 	    u->last_active_ms ||
 	    (u->status[0] && strcmp(u->status, "offline") != 0))
 		return;
-	if (pav_mem_key(&k, ns, user))
+	if (mem_key(&k, ns, user))
 		return; /* harmless: the record stays */
 	pav_mem_user_free(pav_map_del(m->users, k.s));
-	pav_mem_key_done(&k);
+	mem_key_done(&k);
 }
 
 int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
@@ -165,7 +173,7 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 	struct mem_key k;
 	struct mem_chan *ch;
 
-	if (pav_mem_key(&k, ns, channel))
+	if (mem_key(&k, ns, channel))
 		return NULL;
 	ch = pav_map_get(m->chans, k.s);
 	if (!ch && make && (ch = calloc(1, sizeof(*ch)))) {
@@ -177,7 +185,7 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			ch = NULL;
 		}
 	}
-	pav_mem_key_done(&k);
+	mem_key_done(&k);
 	return ch;
 }
 
