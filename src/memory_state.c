@@ -27,6 +27,7 @@
 
 #include "clock.h"
 #include "ids.h"
+#include "note.h"
 #include "pav_limits.h"
 #include "tally.h"
 
@@ -195,31 +196,16 @@ static int new_id(const struct inbox *ib, char id[PAV_MEM_ID_LEN])
 	return err;
 }
 
-/* Sets obj[key] = val, replacing (and freeing) a caller-given member. */
-static int set_member(json_object *obj, const char *key, json_object *val)
-{
-	if (!val)
-		return -ENOMEM;
-	if (json_object_object_add(obj, key, val)) {
-		json_object_put(val);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 /* The stored copy with id, createdAt and isRead filled. */
 static int note_make(json_object *src, const char *id, struct note *n)
 {
-	char when[PAV_TIME_LEN];
 	json_object *obj = NULL;
 
 	if (json_object_deep_copy(src, &obj, NULL) != 0)
 		return -ENOMEM;
 	n->created_ms = pav_now_ms();
-	pav_format_time(n->created_ms, when, sizeof(when));
-	if (set_member(obj, "id", json_object_new_string(id)) ||
-	    set_member(obj, "createdAt", json_object_new_string(when)) ||
-	    set_member(obj, "isRead", json_object_new_boolean(0))) {
+	if (pav_note_set(obj, "id", json_object_new_string(id)) ||
+	    pav_note_complete(obj, n->created_ms, 0)) {
 		json_object_put(obj);
 		return -ENOMEM;
 	}
@@ -379,7 +365,8 @@ static void mem_inbox_mark_read(void *self, const char *ns, const char *user,
 	int err = n ? 0 : -ENOENT;
 
 	if (n && !n->read) {
-		err = set_member(n->obj, "isRead", json_object_new_boolean(1));
+		err = pav_note_set(n->obj, "isRead",
+				   json_object_new_boolean(1));
 		n->read = !err;
 	}
 	if (cb)

@@ -34,6 +34,7 @@
 #include "ids.h"
 #include "log.h"
 #include "msg.h"
+#include "note.h"
 #include "redis_backend.h"
 #include "redis_node.h"
 #include "tally.h"
@@ -499,29 +500,6 @@ struct inbox_call {
 
 static void inbox_try(struct inbox_call *x);
 
-static int set_member(json_object *obj, const char *key, json_object *val)
-{
-	if (!val)
-		return -ENOMEM;
-	if (json_object_object_add(obj, key, val)) {
-		json_object_put(val);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* createdAt and isRead, as the store answers them. */
-static int complete_note(json_object *note, int64_t created_ms, int read)
-{
-	char when[PAV_TIME_LEN];
-
-	pav_format_time(created_ms, when, sizeof(when));
-	if (set_member(note, "createdAt", json_object_new_string(when)) ||
-	    set_member(note, "isRead", json_object_new_boolean(read)))
-		return -ENOMEM;
-	return 0;
-}
-
 static void inbox_added(void *arg, int err, const redisReply *rep)
 {
 	struct inbox_call *x = arg;
@@ -535,7 +513,8 @@ static void inbox_added(void *arg, int err, const redisReply *rep)
 	if (!err && !is_str(rep))
 		err = -EIO;
 	if (!err)
-		err = complete_note(x->note, strtoll(rep->str, NULL, 10), 0);
+		err = pav_note_complete(x->note, strtoll(rep->str, NULL, 10),
+					0);
 	if (cb)
 		cb(x->c.arg, err, err ? NULL : x->note);
 	json_object_put(x->note);
@@ -551,7 +530,7 @@ static void inbox_try(struct inbox_call *x)
 	size_t len;
 
 	if (pav_random_id('n', id, sizeof(id)) ||
-	    set_member(x->note, "id", json_object_new_string(id))) {
+	    pav_note_set(x->note, "id", json_object_new_string(id))) {
 		inbox_added(x, -EIO, NULL);
 		return;
 	}
@@ -605,7 +584,7 @@ static int list_of(const redisReply *rep, json_object *list)
 			json_object_put(note);
 			continue; /* not ours: never written like that */
 		}
-		if (complete_note(note, pav_rb_int(rep->element[i + 1]),
+		if (pav_note_complete(note, pav_rb_int(rep->element[i + 1]),
 				  pav_rb_int(rep->element[i + 3]) == 1) ||
 		    json_object_array_add(list, note)) {
 			json_object_put(note);
