@@ -119,31 +119,46 @@ static void conn_added(void *arg, int err, const redisReply *rep)
 	free(x);
 }
 
+/* What conn_add and conn_remove share: the user's entry (busy until the
+ * answer), the call in *x, and a begun with the keys, the connection's
+ * field and this node.  NULL (cb got -ENOMEM) when out of memory. */
+static struct rb_user *conn_start(struct rb *b, const char *ns,
+				  const char *user, uint64_t conn,
+				  pav_state_count_fn cb, void *arg,
+				  struct conn_call **x, struct rb_argv *a)
+{
+	struct rb_user *u = pav_rb_user(b, ns, user, 1);
+
+	*x = u ? (struct conn_call *)call_new(b, ns, user, (any_fn)cb, arg,
+					      sizeof(**x))
+	       : NULL;
+	if (!*x) {
+		pav_rb_user_settle(b, u);
+		if (cb)
+			cb(arg, -ENOMEM, 0);
+		return NULL;
+	}
+	(*x)->conn = conn;
+	u->busy++;
+	pav_rb_av_init(a);
+	pav_rb_ukey(a, ns, user, "conns");
+	pav_rb_nkey(b, a, "users");
+	pav_rb_av_fmt(a, "%s:%" PRIx64, b->node, conn);
+	pav_rb_av_str(a, b->node);
+	return u;
+}
+
 static void rb_conn_add(void *self, const char *ns, const char *user,
 			uint64_t conn, int max_per_user, pav_state_count_fn cb,
 			void *arg)
 {
 	struct rb *b = self;
-	struct rb_user *u = pav_rb_user(b, ns, user, 1);
-	struct conn_call *x = u ? (struct conn_call *)call_new(
-					  b, ns, user, (any_fn)cb, arg,
-					  sizeof(*x))
-				: NULL;
+	struct conn_call *x;
 	struct rb_argv a;
+	struct rb_user *u = conn_start(b, ns, user, conn, cb, arg, &x, &a);
 
-	if (!x) {
-		pav_rb_user_settle(b, u);
-		if (cb)
-			cb(arg, -ENOMEM, 0);
+	if (!u)
 		return;
-	}
-	x->conn = conn;
-	u->busy++;
-	pav_rb_av_init(&a);
-	pav_rb_ukey(&a, ns, user, "conns");
-	pav_rb_nkey(b, &a, "users");
-	pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, conn);
-	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
 	pav_rb_eval(b, u->shard, PAV_RB_CONN_ADD, 2, &a, conn_added, x);
@@ -177,28 +192,14 @@ static void rb_conn_remove(void *self, const char *ns, const char *user,
 			   uint64_t conn, pav_state_count_fn cb, void *arg)
 {
 	struct rb *b = self;
-	struct rb_user *u = pav_rb_user(b, ns, user, 1);
-	struct conn_call *x = u ? (struct conn_call *)call_new(
-					  b, ns, user, (any_fn)cb, arg,
-					  sizeof(*x))
-				: NULL;
+	struct conn_call *x;
 	struct rb_argv a;
+	struct rb_user *u = conn_start(b, ns, user, conn, cb, arg, &x, &a);
 
-	if (!x) {
-		pav_rb_user_settle(b, u);
-		if (cb)
-			cb(arg, -ENOMEM, 0);
+	if (!u)
 		return;
-	}
-	x->conn = conn;
 	if (pav_conn_ids_remove(&u->conns, conn) && !u->conns.n)
 		u->gone_ms = pav_now_ms();
-	u->busy++;
-	pav_rb_av_init(&a);
-	pav_rb_ukey(&a, ns, user, "conns");
-	pav_rb_nkey(b, &a, "users");
-	pav_rb_av_fmt(&a, "%s:%" PRIx64, b->node, conn);
-	pav_rb_av_str(&a, b->node);
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
 	pav_rb_eval(b, u->shard, PAV_RB_CONN_REMOVE, 2, &a, conn_removed, x);
 }
