@@ -8,6 +8,7 @@
  *   join the hub (and hold, on a history channel)
  *   → the broker's feed of the channel is live (one request per channel
  *     and node; later joiners wait on the same request)
+ *   → (opening, on "user:<id>") the store counts the connection
  *   → the store counts the member (subscribers, user_first)
  *   → history: epoch, offset and, with "recover", the missed publications
  *   → ack, replay, release of what arrived meanwhile (none twice)
@@ -384,6 +385,8 @@ static void op_counted(void *arg, int err, int64_t subscribers,
 			       op_history, op);
 }
 
+static void count_conn(struct pav_session *s, struct sub_op *op);
+
 /* The broker's feed of the channel is live (or failed). */
 static void op_live(struct sub_op *op, int err)
 {
@@ -393,6 +396,8 @@ static void op_live(struct sub_op *op, int err)
 		return op_done(op, NULL);
 	if (err)
 		return op_fail(op, PAV_ERR_INTERNAL, "session store unavailable");
+	if (op->opening && !s->counted)
+		return count_conn(s, op);
 	if (!op->joined)
 		return op_counted(op, 0, -1, -1);
 	/* counted from now on: a close while the store is still answering
@@ -557,8 +562,9 @@ void pav_session_subscribe(struct pav_session *s, const char *channel,
 
 /* ---- opening ----------------------------------------------------------- */
 
+/* The connection's count, on its way: the op of its user channel. */
 struct open_ctx {
-	struct pav_core *core;
+	struct sub_op *op;
 	uint64_t sid;
 	char ns[128];
 	char user[PAV_ID_MAX + 1];
@@ -581,30 +587,46 @@ static void refuse_open(struct pav_session *s, int err)
 	pav_conn_close(s->hc.conn, 1011, "store unavailable");
 }
 
-static void opened(void *arg, int err, int64_t count)
+static void conn_counted(void *arg, int err, int64_t count)
 {
 	struct open_ctx *x = arg;
-	struct pav_session *s = pav_session_find(x->core, x->sid);
-	char chan[PAV_CHANNEL_BUF];
-	struct sub_op *op;
+	struct sub_op *op = x->op;
+	struct pav_session *s = op_session(op);
 
 	if (!s && !err) /* it closed before the store answered: undo */
-		x->core->store.be->state->conn_remove(
-			x->core->store.state, x->ns, x->user, x->sid, NULL, NULL);
+		op->core->store.be->state->conn_remove(
+			op->core->store.state, x->ns, x->user, x->sid, NULL,
+			NULL);
 	free(x);
 	if (!s)
-		return;
-	if (err)
-		return refuse_open(s, err);
+		return op_done(op, NULL);
+	if (err) {
+		leave(s, op->channel);
+		refuse_open(s, err);
+		return op_free(op);
+	}
 	s->counted = 1;
 	s->state = PAV_SESSION_OPEN;
-	pav_channel_user(s->user, chan, sizeof(chan));
-	op = op_new(s, chan, NULL, NULL);
-	if (!op)
-		return refuse_open(s, -ENOMEM);
-	op->opening = 1;
 	op->first_conn = count == 1;
-	op_start(s, op, (uint32_t)s->vh->cfg->limits.max_subscriptions + 1);
+	op_live(op, 0);
+}
+
+/* The user channel's feed is live: now the store may count the
+ * connection.  In this order a revocation (which closes what the store
+ * counted, through that feed) never counts a connection it cannot reach,
+ * and a publication to the user made after the count arrives. */
+static void count_conn(struct pav_session *s, struct sub_op *op)
+{
+	struct open_ctx *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return op_fail(op, PAV_ERR_INTERNAL, "out of memory");
+	*x = (struct open_ctx){op, s->id, "", ""};
+	snprintf(x->ns, sizeof(x->ns), "%s", NS(s));
+	snprintf(x->user, sizeof(x->user), "%s", s->user);
+	STATE(s)->conn_add(STATE_SELF(s), NS(s), s->user, s->id,
+			   s->vh->cfg->limits.max_connections_per_user,
+			   conn_counted, x);
 }
 
 struct pav_session *pav_session_open(struct pav_core *core,
@@ -613,10 +635,11 @@ struct pav_session *pav_session_open(struct pav_core *core,
 				     json_object *claims, const char *peer)
 {
 	struct pav_session *s = calloc(1, sizeof(*s));
-	struct open_ctx *x = calloc(1, sizeof(*x));
+	struct sub_op *op;
 	char key[24];
+	char chan[PAV_CHANNEL_BUF];
 
-	if (!s || !x)
+	if (!s)
 		goto fail;
 	s->core = core;
 	s->vh = vh;
@@ -631,24 +654,23 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	s->bucket = (int64_t)vh->cfg->limits.burst * 1000;
 	s->bucket_ms = pav_now_ms();
 	id_key(s->id, key, sizeof(key));
-	if (pav_map_put(core->sessions, key, s))
+	pav_channel_user(s->user, chan, sizeof(chan));
+	if (!(op = op_new(s, chan, NULL, NULL)))
 		goto fail;
+	if (pav_map_put(core->sessions, key, s)) {
+		op_free(op);
+		goto fail;
+	}
 	s->claims = claims;
 	pav_metrics_conn(1);
 	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", s->id,
 		 vh->cfg->name, s->user, s->peer);
-	*x = (struct open_ctx){core, s->id, "", ""};
-	snprintf(x->ns, sizeof(x->ns), "%s", vh->cfg->ns);
-	snprintf(x->user, sizeof(x->user), "%s", user);
 	rx_hold(s, 1);
-	core->store.be->state->conn_add(core->store.state, vh->cfg->ns, user,
-					s->id,
-					vh->cfg->limits.max_connections_per_user,
-					opened, x);
+	op->opening = 1;
+	op_start(s, op, (uint32_t)vh->cfg->limits.max_subscriptions + 1);
 	return s;
 fail:
 	free(s);
-	free(x);
 	json_object_put(claims);
 	return NULL;
 }

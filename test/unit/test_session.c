@@ -272,6 +272,22 @@ static void connection_closed_before_the_store_counted_it_is_uncounted(
 	assert_int_equal(fx_nevents, 0);
 }
 
+static void connection_is_counted_once_its_user_feed_is_live(void **state)
+{
+	(void)state;
+	fx_hold_feeds(1);
+	fx_hold_conn_add(1);
+	fx_open(&fc1, "u1", NULL);
+	/* a revocation reaches the connections the store counted through
+	 * their user's feed: none may be counted before that feed is live */
+	assert_int_equal(user_conns("u1"), 0);
+	assert_int_equal(fx_run_conn_add(), 0);
+	assert_int_equal(fx_run_feeds(0), 1);
+	assert_int_equal(user_conns("u1"), 1);
+	assert_int_equal(fx_run_conn_add(), 1);
+	assert_string_equal(fx_a(0), "open u1 first=1");
+}
+
 static void input_of_a_new_connection_waits_until_on_open_ran(void **state)
 {
 	(void)state;
@@ -1073,6 +1089,7 @@ int main(void)
 		T(connection_the_store_cannot_count_gets_2000_and_1011),
 		T(connection_whose_user_channel_fails_gets_1011_and_no_hooks),
 		T(connection_closed_before_the_store_counted_it_is_uncounted),
+		T(connection_is_counted_once_its_user_feed_is_live),
 		T(input_of_a_new_connection_waits_until_on_open_ran),
 		T(refused_connection_reads_again_to_close),
 		T(connection_that_failed_to_open_reads_again_to_close),
