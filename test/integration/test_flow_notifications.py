@@ -18,6 +18,8 @@ def note(content="hello", **kw):
 def test_notification_reaches_exactly_the_users_connections(g, api):
     alice, bob = uid("alice"), uid("bob")
     with Client(g, alice) as a1, Client(g, alice) as a2, Client(g, bob) as b:
+        for c in (a1, a2, b):
+            c.sync()  # open: its user channel is live (protocol.md §1)
         sender = {"id": bob, "username": "bob", "profilePhoto": "https://x.example/b.png"}
         ref = {"type": "post", "id": "p1"}
         r = api.notify(alice, note("liked your post", sender=sender, reference=ref))
@@ -52,6 +54,8 @@ def test_notification_created_is_listed_in_inbox(g, api):
 def test_mark_read_reaches_other_device_and_inbox(g, api):
     alice = uid("alice")
     with Client(g, alice) as a1, Client(g, alice) as a2:
+        for c in (a1, a2):
+            c.sync()  # open: its user channel is live (protocol.md §1)
         nid = api.notify(alice, note()).json["id"]
         other = api.notify(alice, note("still unread")).json["id"]
         a1.wait_for("notification", id=nid)

@@ -156,6 +156,8 @@ def test_namespaces_isolate_notifications(ns):
     user = uid("alice")
     with Client(ns, user, vhost="a1") as a1, Client(ns, user, vhost="a2") as a2, \
             Client(ns, user, vhost="b1") as b1:
+        for c in (a1, a2, b1):
+            c.sync()  # open: its user channel is live (protocol.md §1)
         nid = API(ns, "ia").notify(user, {"type": "t", "content": "for tenant a"}).json["id"]
         a1.wait_for("notification", id=nid)
         a2.wait_for("notification", id=nid)

@@ -121,6 +121,8 @@ def test_4001_revocation_arrives_while_the_client_keeps_sending(g, client):
     api = API(g)
 
     def revoke():
+        # once the store counts the connection (revocation closes what it counts)
+        gw.wait_until(lambda: api.presence(sub).get("connections") == 1, 5)
         r = api.call("DELETE", "/v1/users/%s/connections" % sub)
         assert r.status == 200 and r.json == {"closed": 1}, r
 
