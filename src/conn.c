@@ -184,6 +184,35 @@ int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
+int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
+		  const char *channel, json_object *payload)
+{
+	struct pav_msg *m = pav_msg_build(type, id, channel, payload);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = pav_conn_enqueue(c, m);
+	pav_msg_unref(m);
+	if (!rc)
+		pav_metrics_out(type, 1);
+	return rc;
+}
+
+void pav_conn_error(struct pav_conn *c, int code, const char *msg,
+		    const char *id)
+{
+	struct pav_msg *m = pav_msg_error(code, msg, id);
+
+	if (!m)
+		return;
+	if (!pav_conn_enqueue(c, m)) {
+		pav_metrics_out("error", 1);
+		pav_metrics_error(code);
+	}
+	pav_msg_unref(m);
+}
+
 static void queue_pop(struct pav_conn *c)
 {
 	struct pav_msg *e = c->q[c->q_head], *m = q_msg(e);

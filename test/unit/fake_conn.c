@@ -144,6 +144,29 @@ int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 	return record(c, m, FAKE_DELIVER);
 }
 
+int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
+		  const char *channel, json_object *payload)
+{
+	struct pav_msg *m = pav_msg_build(type, id, channel, payload);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = record(c, m, FAKE_SEND);
+	pav_msg_unref(m);
+	return rc;
+}
+
+void pav_conn_error(struct pav_conn *c, int code, const char *message,
+		    const char *id)
+{
+	struct pav_msg *m = pav_msg_error(code, message, id);
+
+	if (m)
+		record(c, m, FAKE_ERROR);
+	pav_msg_unref(m);
+}
+
 void pav_conn_close(struct pav_conn *c, int code, const char *reason)
 {
 	if (c->state == PAV_CONN_CLOSING)

@@ -1,9 +1,7 @@
 /*
  * fake_conn.h — a stand-in for src/conn.c (which needs a live lws
- * connection): each conn.h function of conn.c acts on a struct fake_conn,
- * which records what the connection was sent, in order, and how it was
- * closed (the messages src/conn_send.c builds arrive through its
- * pav_conn_enqueue).
+ * connection): every conn.h function acts on a struct fake_conn, which
+ * records what the connection was sent, in order, and how it was closed.
  * The hub and the session layer hold &fc->c, so tests build a
  * struct fake_conn and hand its `c` over.
  */
@@ -20,8 +18,9 @@
 /* How a frame reached the connection. */
 enum fake_via {
 	FAKE_DELIVER, /* pav_conn_deliver (fan-out, release) */
-	FAKE_ENQUEUE, /* pav_conn_enqueue: replays, and the acks, errors and
-		       * server messages conn_send.c builds */
+	FAKE_ENQUEUE, /* pav_conn_enqueue (replays) */
+	FAKE_SEND,    /* pav_conn_send (acks, server messages) */
+	FAKE_ERROR,   /* pav_conn_error */
 };
 
 struct fake_frame {
