@@ -27,7 +27,6 @@
 #include "metrics.h"
 #include "msg.h"
 #include "pav_limits.h"
-#include "server.h"
 #include "state.h"
 #include "vhost.h"
 
@@ -1062,14 +1061,6 @@ int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	struct api_req **pr = user;
 
 	switch (reason) {
-	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-		pav_server_note_ssl_ctx(user);
-		return 0;
-	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		if (!pav_server_upgrade_is_websocket(wsi))
-			return -1; /* see server.c: CVE-2025-11677 */
-		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
-		return 1;
 	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
 		conn_add(wsi);
 		return 0;
@@ -1084,9 +1075,6 @@ int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return body_done(wsi, *pr);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return on_writeable(wsi, *pr);
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		pav_server_handle_signals();
-		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (pr)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include <json-c/json.h>
+#include <libwebsockets.h>
 #include <sys/socket.h>
 
 /* The longest API key: longer key-file lines are refused at load, and the
@@ -25,6 +26,11 @@ struct pav_api_answer {
 	char *body; /* malloc'd */
 	size_t len;
 };
+
+/* The internal vhosts' protocol callback; server.c's own callback handles
+ * what every vhost shares (TLS, upgrades, signals) and passes on the rest. */
+int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		     void *user, void *in, size_t len);
 
 struct pav_core;
 /* Is the backend waiting on us: an API answer made but not written, or an

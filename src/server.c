@@ -498,10 +498,32 @@ static const struct lws_protocols public_protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* The internal vhosts: what every vhost's callback does (TLS, upgrades,
+ * signals) here, the HTTP API in api.c.  No WebSocket there: 400. */
+static int internal_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		pav_server_note_ssl_ctx(user);
+		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		if (!pav_server_upgrade_is_websocket(wsi))
+			return -1; /* CVE-2025-11677, as in confirm_upgrade() */
+		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
+		return 1;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		pav_server_handle_signals();
+		return 0;
+	default:
+		return pav_api_callback(wsi, reason, user, in, len);
+	}
+}
+
 static const struct lws_protocols internal_protocols[] = {
 	{
 		.name = "pavilion-api",
-		.callback = pav_api_callback,
+		.callback = internal_cb,
 		.per_session_data_size = sizeof(void *),
 	},
 	{NULL, NULL, 0, 0, 0, NULL, 0},

@@ -22,8 +22,4 @@ void pav_server_handle_signals(void);
 /* Is the request's Upgrade header "websocket"? (never reads lws' `in`) */
 int pav_server_upgrade_is_websocket(struct lws *wsi);
 
-/* The internal vhosts' protocol callback (api.c). */
-int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
-		     void *user, void *in, size_t len);
-
 #endif
