@@ -38,6 +38,9 @@ unit_counts() { # dir label
   mf=$(grep -aE '^(Fail|Timeout):' "$log/unit-$2.txt" | awk '{s+=$2} END {print s+0}')
   [ "$mf" -gt "$f" ] && f=$mf
   grep -aE '^ *[0-9]+/[0-9]+ ' "$log/unit-$2.txt" | tail -n 20
+  # what failed, and where: cmocka's messages and any sanitizer report
+  [ "$f" -gt 0 ] && grep -aE '^\[  (ERROR|FAILED) +\]|^\[  FAILED  \] |: error: |Failure!|ERROR: (Address|Leak)Sanitizer|runtime error|^SUMMARY' \
+    "$dir/meson-logs/testlog.txt" | head -n 40
   count "$p" "$f" "unit ($2)"
 }
 
