@@ -1,5 +1,6 @@
 /*
- * json_check.c — a recursive-descent validator (no allocation, no tree):
+ * json_check.c — a recursive-descent validator (no tree; it allocates only
+ * to say where a duplicate key is):
  * the gateway's single definition of "valid JSON" for client messages,
  * API bodies, JWT headers and claims, and configuration files.  json-c
  * builds the tree afterwards.
@@ -7,6 +8,8 @@
 #include "json_check.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
@@ -14,7 +17,9 @@ struct scan {
 	const unsigned char *p, *end, *start;
 	int depth, max_depth;
 	const char *why;
-	size_t at; /* where the first failure was seen */
+	size_t at;      /* where the first failure was seen */
+	size_t members; /* object members seen, every object counted */
+	int find_dup;   /* look for a repeated key, spelled the same */
 };
 
 static int fail(struct scan *s, const char *why)
@@ -175,22 +180,53 @@ static int literal(struct scan *s, const char *word)
 
 static int value(struct scan *s);
 
-/* Objects and arrays: open, members separated by commas, close. */
-static int container(struct scan *s, unsigned char close)
+/* The keys of one object, while find_dup looks for a repeated one. */
+struct keys {
+	struct key {
+		const unsigned char *k;
+		size_t len; /* quotes included */
+	} *at;
+	size_t n, cap;
+};
+
+/* Is the key just scanned (from k to s->p) one seen before?  Raw bytes
+ * are compared: "a" and "\u0061" are not found here (the count in
+ * pav_json_parse_object_at() still refuses them, with no position). */
+static int repeated_key(struct scan *s, struct keys *ks,
+			const unsigned char *k)
 {
-	if (++s->depth > s->max_depth)
-		return fail(s, "JSON nested too deeply");
-	s->p++;
-	ws(s);
-	if (s->p < s->end && *s->p == close) {
-		s->p++;
-		s->depth--;
-		return 0;
+	size_t len = (size_t)(s->p - k);
+
+	for (size_t i = 0; i < ks->n; i++)
+		if (ks->at[i].len == len && !memcmp(ks->at[i].k, k, len))
+			return 1;
+	if (ks->n == ks->cap) {
+		size_t cap = ks->cap ? ks->cap * 2 : 16;
+		struct key *at = realloc(ks->at, cap * sizeof(*at));
+
+		if (!at)
+			return 0; /* not found: only the position is lost */
+		ks->at = at;
+		ks->cap = cap;
 	}
+	ks->at[ks->n++] = (struct key){k, len};
+	return 0;
+}
+
+/* Objects and arrays: open, members separated by commas, close. */
+static int members(struct scan *s, unsigned char close, struct keys *ks)
+{
 	for (;;) {
 		if (close == '}') {
+			const unsigned char *k = s->p;
+
 			if (s->p >= s->end || *s->p != '"' || string(s))
 				return fail(s, "object keys must be strings");
+			s->members++;
+			if (ks && repeated_key(s, ks, k)) {
+				s->p = k;
+				return fail(s, "duplicate key in an object");
+			}
 			ws(s);
 			if (s->p >= s->end || *s->p++ != ':')
 				return fail(s, "unexpected character");
@@ -201,13 +237,33 @@ static int container(struct scan *s, unsigned char close)
 			return fail(s, "incomplete JSON");
 		if (*s->p == close) {
 			s->p++;
-			s->depth--;
 			return 0;
 		}
 		if (*s->p++ != ',')
 			return fail(s, "unexpected character");
 		ws(s);
 	}
+}
+
+static int container(struct scan *s, unsigned char close)
+{
+	struct keys ks = {NULL, 0, 0};
+	int rc;
+
+	if (++s->depth > s->max_depth)
+		return fail(s, "JSON nested too deeply");
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		s->depth--;
+		return 0;
+	}
+	rc = members(s, close, s->find_dup && close == '}' ? &ks : NULL);
+	free(ks.at);
+	if (!rc)
+		s->depth--;
+	return rc;
 }
 
 static int value(struct scan *s)
@@ -234,12 +290,15 @@ static int value(struct scan *s)
 	return rc;
 }
 
-int pav_json_check_at(const char *buf, size_t len, int max_depth,
-		      const char **why, size_t *at)
+/* The scan; with find_dup, a key repeated in one object fails it too.
+ * *members: how many object members there are, all objects counted. */
+static int check(const char *buf, size_t len, int max_depth, int find_dup,
+		 const char **why, size_t *at, size_t *members)
 {
 	struct scan s = {(const unsigned char *)buf,
 			 (const unsigned char *)buf + len,
-			 (const unsigned char *)buf, 0, max_depth, NULL, 0};
+			 (const unsigned char *)buf, 0, max_depth, NULL, 0, 0,
+			 find_dup};
 
 	if (value(&s))
 		goto bad;
@@ -247,12 +306,20 @@ int pav_json_check_at(const char *buf, size_t len, int max_depth,
 		fail(&s, "trailing characters after the JSON value");
 		goto bad;
 	}
+	if (members)
+		*members = s.members;
 	return 0;
 bad:
 	*why = s.why ? s.why : "invalid JSON";
 	if (at)
 		*at = s.at;
 	return -EINVAL;
+}
+
+int pav_json_check_at(const char *buf, size_t len, int max_depth,
+		      const char **why, size_t *at)
+{
+	return check(buf, len, max_depth, 0, why, at, NULL);
 }
 
 int pav_json_check(const char *buf, size_t len, int max_depth,
@@ -270,6 +337,25 @@ struct json_object *pav_json_parse_object(const char *buf, size_t len,
 					NULL);
 }
 
+/* Members of every object in the tree (depth bounded by the scan). */
+static size_t tree_members(json_object *o)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, k, v) {
+			(void)k;
+			n += 1 + tree_members(v);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		size_t len = json_object_array_length(o);
+
+		for (size_t i = 0; i < len; i++)
+			n += tree_members(json_object_array_get_idx(o, i));
+	}
+	return n;
+}
+
 struct json_object *pav_json_parse_object_at(const char *buf, size_t len,
 					     int max_depth,
 					     const char *not_object,
@@ -277,8 +363,9 @@ struct json_object *pav_json_parse_object_at(const char *buf, size_t len,
 {
 	json_tokener *tok;
 	json_object *o;
+	size_t members;
 
-	if (pav_json_check_at(buf, len, max_depth, why, at))
+	if (check(buf, len, max_depth, 0, why, at, &members))
 		return NULL;
 	/* the scan above is the rule; json-c only builds the tree (its own
 	 * depth counts scalars too, hence the + 1) */
@@ -291,6 +378,19 @@ struct json_object *pav_json_parse_object_at(const char *buf, size_t len,
 	json_tokener_free(tok);
 	if (!o) {
 		*why = "invalid JSON";
+		return NULL;
+	}
+	/* json-c keeps the last of a repeated key, so the tree holds fewer
+	 * members than the text: refused, never silently one of the two.
+	 * Where (a second, slower scan) only when the caller asks. */
+	if (tree_members(o) != members) {
+		json_object_put(o);
+		*why = "duplicate key in an object";
+		if (at) {
+			*at = 0;
+			check(buf, len, max_depth, 1, why, at, NULL);
+		}
+		*why = "duplicate key in an object";
 		return NULL;
 	}
 	if (!json_object_is_type(o, json_type_object)) {

@@ -22,16 +22,20 @@ int pav_json_check_at(const char *buf, size_t len, int max_depth,
 
 /*
  * The gateway's one way to read untrusted JSON: pav_json_check(), then
- * json-c builds the tree.  Returns a new object, or NULL with a static
- * reason in *why (not_object when the value is valid JSON but no object).
+ * json-c builds the tree.  A key repeated in one object is refused
+ * ("duplicate key in an object"): json-c would keep the last silently.
+ * Returns a new object, or NULL with a static reason in *why (not_object
+ * when the value is valid JSON but no object).
  */
 struct json_object;
 struct json_object *pav_json_parse_object(const char *buf, size_t len,
 					  int max_depth,
 					  const char *not_object,
 					  const char **why);
-/* The same, with the offset of a syntax error in *at (left alone when the
- * value is valid but no object). */
+/* The same, with the offset of a syntax error or a repeated key in *at
+ * (left alone when the value is valid but no object; 0 for a repeated key
+ * spelled with other escapes).  Finding a repeated key's offset costs a
+ * second scan, quadratic in an object's keys: for trusted input only. */
 struct json_object *pav_json_parse_object_at(const char *buf, size_t len,
 					     int max_depth,
 					     const char *not_object,

@@ -65,6 +65,19 @@ def test_publish_channel_with_escaped_nul_400(g, api):
     api_alive(api)
 
 
+def test_publish_with_a_repeated_key_400(g, api):
+    """Two "channel"s: json-c would keep the last; the API refuses the body instead."""
+    r = api.call("POST", "/v1/publish",
+                 raw=b'{"channel":"zone:a","type":"t","payload":{},"channel":"zone:b"}')
+    assert r.status == 400 and "duplicate key" in r.text, r
+    r = api.call("POST", "/v1/publish",
+                 raw=b'{"channel":"zone:a","type":"t","payload":{"x":1,"x":2}}')
+    assert r.status == 400 and "duplicate key" in r.text, r
+    r = api.call("POST", "/v1/publish", raw=b'{"channel":"zone:a","type":"t","payload":{"x":1}}')
+    assert r.status == 202, r  # the control: the same body without the repeat
+    api_alive(api)
+
+
 def test_stalled_body_does_not_block_the_api(g, api):
     """Content-Length 1000, 10 bytes sent, then nothing: other API calls and the WebSocket
     side are served meanwhile; the stalled request ends with an error or a close."""

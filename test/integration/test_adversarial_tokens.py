@@ -1,6 +1,9 @@
 """Hostile tokens: algorithm confusion, kid tricks, the claims matrix, and the token life
 cycle (renewal, expiry, revocation). A refused token still upgrades, then gets error 1001
 and close 4001 (DESIGN section 2); a neighbour connected before stays served."""
+import hashlib
+import hmac
+import json
 import time
 
 import pytest
@@ -179,6 +182,22 @@ def test_claims_matrix_control_accepted(g):
     """The matrix's base claims are good: each refusal above is the one changed claim."""
     accepted(g, hs(g, good_claims()))
     accepted(g, hs(g, good_claims(sub="a" * 64)))
+
+
+def signed_raw(g, header_text, claims_text):
+    """An HS256 token over the exact JSON texts given (gw.mint would re-serialize them)."""
+    si = gw.b64u(header_text) + "." + gw.b64u(claims_text)
+    return si + "." + gw.b64u(hmac.new(g.keys.hs_secret, si.encode(), hashlib.sha256).digest())
+
+
+def test_a_repeated_claim_or_header_member_is_refused(g):
+    """{"sub":"alice",...,"sub":"mallory"} correctly signed: which "sub" counts must not depend
+    on a JSON reader's choice, so the token is refused; the same for the header's "alg"."""
+    header = '{"alg":"HS256","typ":"JWT"}'
+    text = json.dumps(good_claims(), separators=(",", ":"))
+    accepted(g, signed_raw(g, header, text))  # the control: the same texts, no repeat
+    rejected(g, signed_raw(g, header, text[:-1] + ',"sub":"mallory"}'))
+    rejected(g, signed_raw(g, '{"alg":"none","alg":"HS256","typ":"JWT"}', text))
 
 
 # ------------------------------------------------------------------ life cycle

@@ -166,6 +166,10 @@ MALFORMED = {
     "id_65_chars": json.dumps({"type": "echo", "id": "i" * 65, "payload": {}}),
     "id_not_string": '{"type":"echo","id":7,"payload":{}}',
     "unknown_type": '{"type":"nosuchtype","payload":{}}',
+    # a repeated key: readers differ on which one counts, so none does
+    "repeated_type": '{"type":"nosuchtype","type":"echo","payload":{}}',
+    "repeated_payload_key": '{"type":"echo","payload":{"a":1,"a":2}}',
+    "repeated_key_escaped": '{"type":"echo","payload":{},"\\u0074ype":"echo"}',
     "json_depth_9": nested(9),
     "json_depth_50": nested(50),
 }

@@ -45,6 +45,24 @@ def json_error(body, code):
     return e
 
 
+# ------------------------------------------------------------------ repeated keys
+def test_a_repeated_key_in_the_config_is_refused_where_it_is(binary, keys, tmp_path):
+    """Two "listen"s in one vhost: the last one silently won before; now the file is refused
+    at the line and column of the second."""
+    port = gw.free_port()
+    text = json.dumps(gw.base_config(keys, [gw.public_vhost(keys, port=port),
+                                            gw.internal_vhost(keys)]), indent=2)
+    dup = '"listen": "127.0.0.1:%d",\n      ' % gw.free_port()
+    at = text.index('"listen"')
+    text = text[:at] + dup + text[at:]
+    p = tmp_path / "gateway.json"
+    p.write_text(text)
+    line = text[:at + len(dup)].count("\n") + 1
+    col = at + len(dup) - text.rindex("\n", 0, at + len(dup))
+    gw.refused_everywhere(p, "gateway.json: invalid JSON: duplicate key in an object "
+                             "at line %d, column %d" % (line, col))
+
+
 # ------------------------------------------------------------------ item: shared port / hostname
 def test_internal_vhost_on_public_port_refused(binary, keys, tmp_path):
     """The public vhost on 127.0.0.2:P, the internal one on 127.0.0.1:P: before, --check said

@@ -3,8 +3,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <json-c/json.h>
 
 #include "json_check.h"
 
@@ -134,6 +137,70 @@ static void embedded_nul_byte_is_rejected(void **state)
 	assert_int_not_equal(pav_json_check(s, sizeof(s) - 1, 8, &why), 0);
 }
 
+/* pav_json_parse_object_at(): NULL and *why; where the repeated key is. */
+static size_t refused_at(const char *s, const char *want_why)
+{
+	const char *why = NULL;
+	size_t at = 12345;
+
+	assert_null(pav_json_parse_object_at(s, strlen(s), 8, "no object",
+					     &why, &at));
+	assert_string_equal(why, want_why);
+	return at;
+}
+
+static void a_repeated_key_is_refused_with_where(void **state)
+{
+	const char *why = NULL;
+	json_object *o;
+
+	(void)state;
+	/* the scan alone accepts it: RFC 8259 grammar allows it */
+	OK("{\"a\":1,\"a\":2}");
+	assert_int_equal(refused_at("{\"a\":1,\"a\":2}",
+				    "duplicate key in an object"), 7);
+	/* inside a nested object, and one whose value was an object */
+	assert_int_equal(refused_at("{\"o\":{\"k\":1,\"x\":2,\"k\":3}}",
+				    "duplicate key in an object"), 18);
+	assert_int_equal(refused_at("{\"o\":{\"a\":{\"b\":1}},\"o\":2}",
+				    "duplicate key in an object"), 19);
+	/* in an object inside an array */
+	assert_int_equal(refused_at("{\"l\":[{\"x\":1},{\"y\":1,\"y\":1}]}",
+				    "duplicate key in an object"), 21);
+	/* the same key spelled with an escape: refused, no position */
+	assert_int_equal(refused_at("{\"a\":1,\"\\u0061\":2}",
+				    "duplicate key in an object"), 0);
+	/* and without the position asked for */
+	assert_null(pav_json_parse_object("{\"a\":1,\"a\":1}", 13, 8, "x",
+					  &why));
+	assert_string_equal(why, "duplicate key in an object");
+	/* the same key in two objects is no repeat; a prefix is not either */
+	o = pav_json_parse_object_at("{\"a\":{\"a\":1},\"b\":[{\"a\":1},"
+				     "{\"a\":2}],\"ab\":1,\"abc\":{}}",
+				     51, 8, "x", &why, NULL);
+	assert_non_null(o);
+	json_object_put(o);
+}
+
+static void many_distinct_keys_are_accepted(void **state)
+{
+	static char buf[200000];
+	const char *why = NULL;
+	size_t n = 0;
+	json_object *o;
+
+	(void)state;
+	n += (size_t)sprintf(buf, "{");
+	for (int i = 0; i < 10000; i++)
+		n += (size_t)sprintf(buf + n, "%s\"k%d\":%d", i ? "," : "", i,
+				     i);
+	n += (size_t)sprintf(buf + n, "}");
+	o = pav_json_parse_object_at(buf, n, 8, "x", &why, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_object_object_length(o), 10000);
+	json_object_put(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +213,8 @@ int main(void)
 		cmocka_unit_test(depth_counts_containers),
 		cmocka_unit_test(deep_nesting_does_not_recurse_past_the_limit),
 		cmocka_unit_test(embedded_nul_byte_is_rejected),
+		cmocka_unit_test(a_repeated_key_is_refused_with_where),
+		cmocka_unit_test(many_distinct_keys_are_accepted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
