@@ -160,12 +160,24 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* Is file the main configuration file (another name for it included)? */
+static int is_main_file(const struct stat *main_st, const char *file)
+{
+	struct stat st;
+
+	return main_st && !stat(file, &st) && st.st_dev == main_st->st_dev &&
+	       st.st_ino == main_st->st_ino;
+}
+
+/* The drop-ins in byte order; the main file, when it lies in its own
+ * include directory ("include": "."), is no drop-in of itself. */
 static int load_include(struct pav_cfg_ctx *c)
 {
 	const char *dir = c->cfg->include_dir;
+	struct stat main_st;
 	struct dirent **list;
 	char *file;
-	int n, rc = 0;
+	int n, rc = 0, have_main = !stat(c->cfg->path, &main_st);
 
 	n = scandir(dir, &list, is_dropin, by_name);
 	if (n < 0)
@@ -176,7 +188,8 @@ static int load_include(struct pav_cfg_ctx *c)
 		if (!rc && asprintf(&file, "%s/%s", dir, list[i]->d_name) < 0)
 			rc = pav_cfg_oom(c, "include");
 		else if (!rc) {
-			rc = load_file(c, file, 0);
+			if (!is_main_file(have_main ? &main_st : NULL, file))
+				rc = load_file(c, file, 0);
 			free(file);
 		}
 		free(list[i]);

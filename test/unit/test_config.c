@@ -337,6 +337,22 @@ static void dropin_may_hold_all_vhosts(void **state)
 	assert_int_equal(f->cfg.nvhosts, 1);
 }
 
+/* "include": "." reads the main file's own directory: the main file is
+ * not read again as a drop-in of itself (its vhost would be a duplicate). */
+static void the_main_file_is_no_dropin_of_itself(void **state)
+{
+	struct fx *f = *state;
+
+	put(f, "gateway.json", "{'include': '.', 'vhosts': ["
+			       PUB("a", "127.0.0.1:1") "]}");
+	put(f, "50-v.json", ONE(PUB("v", "127.0.0.1:2")));
+	if (load(f))
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.nvhosts, 2);
+	assert_string_equal(f->cfg.vhosts[1].name, "v");
+	assert_int_equal(f->cfg.nfiles, 2);
+}
+
 /* The examples shipped in the repository's conf.d/ are valid drop-ins
  * (the test runs in test/unit). */
 static void shipped_conf_d_examples_are_accepted(void **state)
@@ -828,6 +844,10 @@ static void invalid_json_names_file(void **state)
 	refused(f, "{'vhosts': [", "@/gateway.json: invalid JSON: ");
 	refused(f, "{'vhosts': [\n1,]}",
 		"@/gateway.json: invalid JSON: unexpected character at line 2");
+	/* a repeated key is refused where it is, never the last one kept */
+	refused(f, "{'vhosts': [],\n  'event_loop': 'poll', 'event_loop': 'uv'}",
+		"@/gateway.json: invalid JSON: duplicate key in an object at "
+		"line 2, column 25");
 	put(f, "gateway.json", "{'include': 'conf.d', 'vhosts': ["
 			       PUB("a", "127.0.0.1:1") "]}");
 	mkconfd(f);
@@ -903,6 +923,7 @@ int main(void)
 		T(missing_include_dir_is_refused),
 		T(include_in_dropin_is_refused),
 		T(duplicate_vhost_name_across_files_names_dropin),
+		T(the_main_file_is_no_dropin_of_itself),
 		T(unknown_top_level_key_names_file_and_key),
 		T(unknown_vhost_key_names_file_and_path),
 		T(unknown_limits_key_in_dropin_names_dropin),
