@@ -267,38 +267,56 @@ static int is_visible_so(const struct dirent *d)
 	       !strcmp(d->d_name + n - 3, ".so");
 }
 
-/* Every other "*.so" of a directory is reported, never opened. */
-static void warn_unused(const char *dir)
+static int is_enabled(const char *name, const char *const *names,
+		      size_t nnames)
+{
+	for (size_t k = 0; k < nnames; k++)
+		if (!strcmp(names[k], name))
+			return 1;
+	return 0;
+}
+
+/* Every other "*.so" of a directory is reported, never opened, with why:
+ * loaded from an earlier directory, refused there, or enabled nowhere. */
+static void warn_unused(const char *dir, const char *const *enabled,
+			size_t nenabled)
 {
 	struct dirent **names;
 	int n = scandir(dir, &names, is_visible_so, alphasort);
 
 	for (int i = 0; i < n; i++) {
 		char path[PATH_MAX], stem[NAME_MAX + 1];
-		const struct pav_plugin *p;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
 		snprintf(stem, sizeof(stem), "%.*s",
 			 (int)(strlen(names[i]->d_name) - 3), names[i]->d_name);
-		if (!was_tried(path)) {
-			p = pav_loader_find(stem);
+		if (was_tried(path))
+			;
+		else if (pav_loader_find(stem))
 			pav_log(unused_level, NULL, "plugin file %s not loaded: "
-				"%s '%s'", path, p ? "an earlier plugin "
-				"directory holds" : "no vhost enables a plugin",
+				"an earlier plugin directory holds '%s'", path,
 				stem);
-		}
+		else if (is_enabled(stem, enabled, nenabled))
+			pav_log(unused_level, NULL, "plugin file %s not loaded: "
+				"'%s' of an earlier plugin directory was "
+				"refused (see above)", path, stem);
+		else
+			pav_log(unused_level, NULL, "plugin file %s not loaded: "
+				"no vhost enables a plugin '%s'", path, stem);
 		free(names[i]);
 	}
 	if (n > 0)
 		free(names);
 }
 
-/* The plugin names enabled on some vhost, each once. */
+/* The plugin names enabled on some vhost, each once; *more when there
+ * are more than max. */
 static size_t enabled_names(const struct pav_config *cfg,
-			    const char **names, size_t max)
+			    const char **names, size_t max, int *more)
 {
 	size_t n = 0;
 
+	*more = 0;
 	for (size_t v = 0; v < cfg->nvhosts; v++) {
 		json_object *plugins = cfg->vhosts[v].plugins;
 
@@ -312,6 +330,8 @@ static size_t enabled_names(const struct pav_config *cfg,
 				k++;
 			if (k == n && n < max)
 				names[n++] = name;
+			else if (k == n)
+				*more = 1;
 		}
 	}
 	return n;
@@ -320,12 +340,19 @@ static size_t enabled_names(const struct pav_config *cfg,
 int pav_loader_load(const struct pav_config *cfg, int *refused)
 {
 	const char *names[MAX_PLUGINS];
-	size_t nnames = enabled_names(cfg, names, MAX_PLUGINS);
+	int more;
+	size_t nnames = enabled_names(cfg, names, MAX_PLUGINS, &more);
 	int *usable = calloc(cfg->nplugin_dirs + 1, sizeof(*usable));
 
 	*refused = 0;
 	if (!usable)
 		return -ENOMEM;
+	if (more) {
+		pav_err("more than %d different plugins are enabled: the ones "
+			"past the first %d are refused", MAX_PLUGINS,
+			MAX_PLUGINS);
+		(*refused)++;
+	}
 	for (size_t i = 0; i < cfg->nplugin_dirs; i++) {
 		int rc = dir_ok(cfg->plugin_dirs[i]);
 
@@ -338,7 +365,7 @@ int pav_loader_load(const struct pav_config *cfg, int *refused)
 			(*refused)++;
 	for (size_t i = 0; i < cfg->nplugin_dirs; i++)
 		if (usable[i])
-			warn_unused(cfg->plugin_dirs[i]);
+			warn_unused(cfg->plugin_dirs[i], names, nnames);
 	free(usable);
 	for (size_t i = 0; i < ntried; i++)
 		free(tried[i]);

@@ -118,6 +118,29 @@ def test_first_directory_with_the_plugin_wins(make_gateway, keys, tmp_path):
     assert "%s not loaded: an earlier plugin directory holds 'example'" % (b / "example.so") in log, log
 
 
+def test_a_later_copy_says_the_earlier_one_was_refused(binary, keys, tmp_path):
+    """The first directory's example.so is refused: the second's copy is not loaded instead,
+    and its line says why (it used to say that no vhost enables 'example')."""
+    a = plugin_dir(tmp_path, "a")
+    b = plugin_dir(tmp_path, "b")
+    os.chmod(a / "example.so", 0o775)
+    p, _ = write_config(tmp_path, keys, [a, b])
+    r = gw.check_config(p)
+    assert r.returncode == 1, r.stderr
+    assert "plugin %s: group-writable: refused" % (a / "example.so") in r.stderr, r.stderr
+    assert ("%s not loaded: 'example' of an earlier plugin directory was refused"
+            % (b / "example.so")) in r.stderr, r.stderr
+    assert "no vhost enables" not in r.stderr, r.stderr
+
+
+def test_more_than_64_different_plugins_refused(binary, keys, tmp_path):
+    """The loader holds 64 plugins: a 65th name used to be dropped without a word."""
+    d = plugin_dir(tmp_path)
+    names = {"p%02d" % i: {} for i in range(65)}
+    p, _ = write_config(tmp_path, keys, [d], plugins=names)
+    gw.refused_everywhere(p, "more than 64 different plugins are enabled")
+
+
 # ------------------------------------------------------------------ who may write them
 def test_group_writable_plugin_refused(binary, keys, tmp_path):
     d = plugin_dir(tmp_path)
