@@ -243,12 +243,16 @@ static int route_match(const struct pav_route *r, const char *path,
 		if (r->segs[seg][0] == '{') {
 			if (!pav_id_valid(p + 1, len))
 				*bad_arg = 1;
-			if (used + len + 1 > buflen)
-				return 0;
-			memcpy(buf + used, p + 1, len);
-			buf[used + len] = '\0';
-			args[(*nargs)++] = buf + used;
-			used += len + 1;
+			if (used + len + 1 > buflen) {
+				/* no id is that long: the route, a bad id */
+				*bad_arg = 1;
+				args[(*nargs)++] = "";
+			} else {
+				memcpy(buf + used, p + 1, len);
+				buf[used + len] = '\0';
+				args[(*nargs)++] = buf + used;
+				used += len + 1;
+			}
 		} else if (strlen(r->segs[seg]) != len ||
 			   strncmp(r->segs[seg], p + 1, len)) {
 			return 0;

@@ -170,6 +170,14 @@ static void segment_that_is_not_an_id_is_flagged(void **state)
 	assert_non_null(find("GET", long_id_path(64)));
 	assert_int_equal(bad, 0);
 	assert_int_equal(strlen(args[0]), 64);
+	/* a segment longer than the caller's buffer still finds the route
+	 * (a bad id, 400), not "no such path" (404) */
+	nargs = 99;
+	bad = -1;
+	assert_non_null(pav_ns_route(&ns, "GET", long_id_path(65), buf, 16,
+				     args, &nargs, &bad));
+	assert_int_equal(bad, 1);
+	assert_int_equal(nargs, 1);
 }
 
 static void literal_segments_must_match_exactly(void **state)
