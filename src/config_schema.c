@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,7 +301,19 @@ static int parse_port(const char *s)
 	return port >= 1 && port <= 65535 ? (int)port : -1;
 }
 
-/* "host:port" or "[v6]:port"; the host is kept without brackets. */
+static int is_ip(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 ||
+	       inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/* "host:port" or "[v6]:port"; the host is kept without brackets.  A host
+ * that is no IP address is a network interface ("lo", "eth0"): lws binds
+ * interface names and resolves no host names, so "localhost" would pass
+ * here and fail at the bind. */
 static int parse_listen(struct pav_cfg_ctx *c, json_object *v, void *base,
 			const char *path)
 {
@@ -319,6 +332,10 @@ static int parse_listen(struct pav_cfg_ctx *c, json_object *v, void *base,
 	vc->port = parse_port(colon + 1 + v6);
 	if (vc->port < 0)
 		goto bad;
+	if (!is_ip(host) && !if_nametoindex(host))
+		return pav_cfg_fail(c, -EINVAL, path, "\"%s\" is neither an IP "
+				    "address nor a network interface of this "
+				    "host (host names are not resolved)", host);
 	return pav_cfg_replace_str(c, &vc->listen_host, host, path);
 bad:
 	return pav_cfg_fail(c, -EINVAL, path, "must be \"host:port\" or "
@@ -356,8 +373,8 @@ static int is_loopback(const char *host)
 	struct in_addr a4;
 	struct in6_addr a6;
 
-	if (!strcasecmp(host, "localhost"))
-		return 1;
+	if (!strcmp(host, "lo"))
+		return 1; /* Linux's loopback interface */
 	if (inet_pton(AF_INET, host, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
 	if (inet_pton(AF_INET6, host, &a6) == 1)

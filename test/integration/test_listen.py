@@ -24,3 +24,24 @@ def test_ipv4_listen_address_binds_only_that_address(make_gateway, keys, tls):
         # socket was bound to every interface
         assert not reachable("127.0.0.2", port), "%s listens beyond 127.0.0.1" % name
         assert not reachable("::1", port), "%s listens on IPv6 too" % name
+
+
+def test_an_interface_name_listens_on_its_address(make_gateway, keys):
+    """"lo:P": lws binds the interface's IPv4 address."""
+    port = gw.free_port()
+    g = make_gateway([gw.public_vhost(keys, tls=False, listen="lo:%d" % port),
+                      gw.internal_vhost(keys)])
+    assert reachable("127.0.0.1", port)
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
+
+
+def test_a_host_name_is_refused_at_check_not_at_the_bind(binary, keys, tmp_path):
+    """"localhost:P" used to pass --check and then fail to bind: lws resolves no names."""
+    port = gw.free_port()
+    p = gw.write_json(tmp_path / "gateway.json",
+                      gw.base_config(keys, [gw.public_vhost(keys, tls=False,
+                                                            listen="localhost:%d" % port),
+                                            gw.internal_vhost(keys)]))
+    gw.refused_everywhere(p, "vhosts[0].listen: \"localhost\" is neither an IP address nor "
+                             "a network interface of this host")

@@ -554,10 +554,14 @@ static void listen_forms(void **state)
 	assert_string_equal(f->cfg.vhosts[0].listen_host, "::1");
 	assert_int_equal(f->cfg.vhosts[0].port, 8080);
 	pav_config_free(&f->cfg);
-	load_ok(f, ONE(PUB("a", "localhost:65535")));
-	assert_string_equal(f->cfg.vhosts[0].listen_host, "localhost");
+	/* a network interface, not a host name: lws resolves none */
+	load_ok(f, ONE(PUB("a", "lo:65535")));
+	assert_string_equal(f->cfg.vhosts[0].listen_host, "lo");
 	assert_int_equal(f->cfg.vhosts[0].port, 65535);
 	pav_config_free(&f->cfg);
+	refused(f, ONE(PUB("a", "localhost:8080")),
+		"gateway.json: vhosts[0].listen: \"localhost\" is neither an "
+		"IP address nor a network interface of this host");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(json, sizeof(json), ONE(PUB("a", "%s")), bad[i]);
 		refused(f, json, "gateway.json: vhosts[0].listen: must be "
@@ -680,7 +684,7 @@ static void plain_ws_on_loopback_is_accepted(void **state)
 	struct fx *f = *state;
 
 	load_ok(f, "{'vhosts': [" PUB("a", "127.0.0.1:1") "," PUB("b", "127.9.8.7:1")
-		   "," PUB("c", "[::1]:1") "," PUB("d", "localhost:1") "]}");
+		   "," PUB("c", "[::1]:1") "," PUB("d", "lo:1") "]}");
 	assert_int_equal(f->cfg.nvhosts, 4);
 	for (size_t i = 0; i < f->cfg.nvhosts; i++)
 		assert_int_equal(f->cfg.vhosts[i].tls, 0);
