@@ -86,3 +86,8 @@ void pav_envelope_free(struct pav_envelope *env)
 	json_object_put(env->root);
 	memset(env, 0, sizeof(*env));
 }
+
+int pav_envelope_own_type(const char *type)
+{
+	return !strcmp(type, "auth") || !strcmp(type, "heartbeat_ack");
+}

@@ -28,4 +28,8 @@ int pav_envelope_parse(const char *buf, size_t len, int max_depth,
 		       struct pav_envelope *env, const char **why);
 void pav_envelope_free(struct pav_envelope *env);
 
+/* Is type one the gateway handles itself ("auth", "heartbeat_ack";
+ * dispatch.c)?  No plugin may register those. */
+int pav_envelope_own_type(const char *type);
+
 #endif

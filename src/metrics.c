@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope.h"
+
 #define PAV_METRIC_TYPES 48
 #define PAV_METRIC_KNOWN 64 /* registered handler types remembered */
 #define PAV_METRIC_CODES 24
@@ -60,11 +62,8 @@ void pav_metrics_reset(void)
 static int is_known(const char *type)
 {
 	/* the gateway's own: handled by dispatch.c, or its parse failures */
-	static const char *const own[] = {"auth", "heartbeat_ack", "invalid"};
-
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-		if (!strcmp(type, own[i]))
-			return 1;
+	if (pav_envelope_own_type(type) || !strcmp(type, "invalid"))
+		return 1;
 	for (size_t i = 0; i < nknown; i++)
 		if (!strcmp(type, known[i]))
 			return 1;

@@ -15,6 +15,7 @@
 #include "api.h"
 #include "channel.h"
 #include "core.h"
+#include "envelope.h"
 #include "ids.h"
 #include "loader.h"
 #include "log.h"
@@ -96,7 +97,7 @@ int pav_vhost_register_handler(struct pav_vhost *vh, const char *type,
 
 	if (!vh->creating || !type || !*type || !fn)
 		return -EINVAL;
-	if (!strcmp(type, "auth") || !strcmp(type, "heartbeat_ack"))
+	if (pav_envelope_own_type(type))
 		return refuse(vh, "message type", type,
 			      "handled by the gateway itself");
 	if ((h = pav_map_get(vh->handlers, type))) {
