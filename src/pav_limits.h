@@ -29,6 +29,9 @@
 #define PAV_PRESENCE_SNAPSHOT_MAX 1000
 #define PAV_MAX_ID_LEN 64       /* user, channel and message ids */
 #define PAV_MAX_CHANNEL_LEN 80  /* "channel:" + 64-char id + NUL, rounded */
+/* the soft open-file limit the gateway sets (the hard one when lower):
+ * the most sockets one process holds; see server.c */
+#define PAV_MAX_OPEN_FILES 65536
 #define PAV_SHUTDOWN_GRACE_S 10
 #define PAV_SHUTDOWN_CLOSE_WAIT_S 3 /* for clients to answer the 1001 close */
 #define PAV_CLOSE_FLUSH_S 5 /* for a close frame to get out */

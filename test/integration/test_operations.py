@@ -1,6 +1,7 @@
 """Signals (SIGTERM/SIGINT shutdown, SIGHUP reload of keys and certificates) and log formats."""
 import hashlib
 import json
+import resource
 import signal
 import subprocess
 import time
@@ -233,3 +234,35 @@ def test_sighup_with_broken_certificate_keeps_old_one(make_gateway, tmp_path):
     live.close()
     with g.connect(g.token()) as ws:
         gw.probe(ws)
+
+
+# ------------------------------------------------------------------ the open-file limit
+def test_open_file_limit_is_raised_and_more_than_1024_clients_fit(make_gateway, keys):
+    """Started from a shell's soft limit of 1,024 open files, the gateway raises its own to
+    65,536 (or the hard limit when lower), and says so: 1,100 clients are all served."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2400:
+        pytest.skip("the hard open-file limit (%d) is too low for this test" % hard)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # what the gateway inherits
+    try:
+        g = make_gateway([gw.public_vhost(keys, tls=False,
+                                          limits={"max_connections_per_ip": 2000,
+                                                  "handshakes_per_s_per_ip": 5000}),
+                          gw.internal_vhost(keys)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2400), hard))  # and ours
+    with open("/proc/%d/limits" % g.proc.pid) as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    assert int(line.split()[3]) == want, line
+    assert "open-file limit %d (was 1024)" % want in g.log_text(), g.log_tail()
+    clients = []
+    try:
+        for i in range(1100):
+            clients.append(g.connect(g.token(sub="fd%d" % i)))
+        for ws in (clients[0], clients[-1]):
+            gw.probe(ws)
+    finally:
+        for ws in clients:
+            ws.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
