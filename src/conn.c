@@ -317,6 +317,15 @@ int pav_conns_flush(struct pav_conn_env *env, size_t slice)
 		if (!c)
 			continue; /* released meanwhile */
 		c->dirty = 0;
+		if (c->close_deferred) {
+			/* outside every lws callback: lws queues the close
+			 * frame (the reason is set) and waits for the
+			 * client's; it may free c before returning */
+			c->close_deferred = 0;
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND,
+					LWS_TO_KILL_SYNC);
+			continue;
+		}
 		if (c->state == PAV_CONN_OPEN && write_queue(c) < 0) {
 			/* the socket is gone: nothing more is tried on it */
 			c->state = PAV_CONN_DRAINING;
@@ -381,6 +390,15 @@ int pav_conn_writeable(struct pav_conn *c)
  * frame to get out, then PAV_CLOSE_DRAIN_S for the client to answer; then
  * the socket is cut.  Nothing is buffered meanwhile (the queue is empty,
  * reassembly freed).
+ *
+ * On the uv loop the -1 itself cannot be used: Debian's lws 4.1.6 is built
+ * with _DEBUG, and lws_service_fd_tsi() then closes a wsi whose callback
+ * returned -1 a second time on libuv ("close_and_handled uv repeat
+ * test"), which finds LRS_WAITING_TO_SEND_CLOSE and kills the socket
+ * before the close frame is written.  So there (env->close_outside) the
+ * close is handed over by the end-of-turn flush, outside every lws
+ * callback, with a synchronous lws_set_timeout() kill: the same
+ * __lws_close_free_wsi() path with the reason set, called once.
  */
 
 /* The connection is cut at the wheel tick of second now + secs: between
@@ -398,6 +416,10 @@ static int send_close(struct pav_conn *c)
 			 (unsigned char *)r, strlen(r));
 	c->state = PAV_CONN_DRAINING;
 	close_deadline(c, PAV_CLOSE_DRAIN_S);
+	if (c->env->close_outside && !mark_dirty(c)) {
+		c->close_deferred = 1;
+		return 0;
+	}
 	return -1; /* lws sends the close frame and waits for the client's */
 }
 
@@ -611,6 +633,7 @@ void pav_conn_open(struct pav_conn *c, struct lws *wsi,
 	c->vc = vc;
 	c->env = env;
 	c->state = PAV_CONN_OPEN;
+	env->live++;
 	c->last_rx_ms = now;
 	c->exp_ms = exp_ms;
 	c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
@@ -626,6 +649,11 @@ void pav_conn_set_expiry(struct pav_conn *c, int64_t exp_ms)
 
 void pav_conn_release(struct pav_conn *c)
 {
+	if (c->state != PAV_CONN_NEW) {
+		c->env->live--;
+		c->state = PAV_CONN_NEW;
+	}
+	c->close_deferred = 0;
 	if (c->dirty)
 		c->env->dirty[c->dirty - 1] = NULL;
 	c->dirty = 0;

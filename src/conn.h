@@ -25,6 +25,11 @@ struct pav_conn_env {
 	struct pav_wheel wheel; /* one-second slots */
 	struct pav_conn **dirty;
 	size_t head, ndirty, dirty_cap;
+	size_t live; /* opened and not yet released: a shutdown waits for
+		      * their closing handshakes */
+	int close_outside; /* hand closes to lws from pav_conns_flush(),
+			    * never by a -1 from a callback (the uv loop:
+			    * see conn.c, closing) */
 };
 
 enum pav_conn_state {
@@ -57,6 +62,7 @@ struct pav_conn {
 	size_t q_bytes;
 
 	int dirty; /* 1 + its index in env->dirty; 0: not there */
+	int close_deferred; /* close_outside: the next flush hands it over */
 
 	/* deadlines */
 	int64_t last_rx_ms;

@@ -723,6 +723,8 @@ static struct lws_context *create_context(const struct pav_config *cfg)
 			info.timeout_secs =
 				(unsigned)cfg->vhosts[i].limits.handshake_timeout_s;
 	info.timeout_secs_ah_idle = info.timeout_secs;
+	/* lws writes NULL there once the context is wholly gone */
+	info.pcontext = &core->lws;
 	use_uv = cfg->event_loop && !strcmp(cfg->event_loop, "uv");
 	if (use_uv) {
 #ifdef PAV_WITH_UV
@@ -827,8 +829,11 @@ static void shutdown_tick(lws_sorted_usec_list_t *sul)
 {
 	static int cut;
 	int64_t now = pav_mono_ms();
-	/* sessions still open, and closed ones the store still removes */
-	size_t left = pav_map_count(core->sessions) + core->closing;
+	/* sessions still open, closed ones the store still removes, and
+	 * connections whose closing handshake is under way (on the uv loop
+	 * the context would otherwise go before their close frames) */
+	size_t left = pav_map_count(core->sessions) + core->closing +
+		      core->conn_env.live;
 
 	(void)sul;
 	if (!left || now >= core->shutdown_deadline_ms + 1000) {
@@ -882,7 +887,6 @@ static void run_loop(struct pav_core *c)
 static void destroy_context(struct pav_core *c)
 {
 	lws_context_destroy(c->lws);
-	c->lws = NULL;
 	pav_conn_env_free(&c->conn_env);
 #ifdef PAV_WITH_UV
 	if (use_uv) {
@@ -893,11 +897,19 @@ static void destroy_context(struct pav_core *c)
 			uv_close((uv_handle_t *)&uv_spin, NULL);
 			uv_flush_on = 0;
 		}
-		/* lws closes its handles on our loop: let them finish */
+		/* lws closes its handles on our loop: let them finish; a
+		 * context still there then takes a last destroy outside the
+		 * loop (lws 4.1's third stage: without it, everything lws
+		 * holds leaked at exit on the uv loop) */
 		uv_run(&uv_loop, UV_RUN_DEFAULT);
+		for (int i = 0; c->lws && i < 3; i++) {
+			lws_context_destroy(c->lws);
+			uv_run(&uv_loop, UV_RUN_DEFAULT);
+		}
 		uv_loop_close(&uv_loop);
 	}
 #endif
+	c->lws = NULL;
 }
 
 static int open_store(struct pav_core *c)
@@ -935,6 +947,7 @@ int pav_server_run(struct pav_core *c)
 	if (open_store(c) || create_vhosts(c))
 		goto out;
 	pav_wheel_init(&c->conn_env.wheel, pav_now_ms() / 1000);
+	c->conn_env.close_outside = use_uv; /* conn.c, closing */
 	pav_wheel_init(&request_wheel, pav_now_ms() / 1000);
 #ifdef PAV_WITH_UV
 	if (use_uv) {

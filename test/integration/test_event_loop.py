@@ -1,0 +1,131 @@
+"""The libuv event loop (`"event_loop": "uv"`): the same behaviour as the default poll loop
+for the paths that differ between the two (server.c's loop, flushing and shutdown): fan-out
+in order and once, notifications, presence, wss, heartbeats, the API between fan-out slices,
+and a SIGTERM that closes clients with 1001 and exits 0."""
+import signal
+import time
+
+import pytest
+
+import gw
+from test_flow_util import API, Client, flow_vhosts, uid
+
+ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
+
+
+def C(g, sub=None):
+    return Client(g, sub, **ALL)
+
+
+@pytest.fixture(scope="module")
+def g(make_module_gateway, keys):
+    vhosts = flow_vhosts(keys)
+    vhosts.append(gw.public_vhost(keys, "secure", tls=True))
+    return make_module_gateway(vhosts, event_loop="uv")
+
+
+@pytest.fixture(scope="module")
+def api(g):
+    return API(g)
+
+
+def test_the_libuv_loop_runs(g):
+    assert "ready (libuv event loop" in g.log_text(), g.log_tail()
+
+
+def test_publications_arrive_once_and_in_order(g, api):
+    zone = "zone:" + uid("uv")
+    with C(g) as a, C(g) as b:
+        for c in (a, b):
+            c.subscribe(zone)
+            c.sync()
+            c.inbox.clear()
+        for i in range(200):
+            api.publish(zone, "tick", {"n": i})
+        for c in (a, b):
+            got = [c.wait_for("tick", timeout=5)["payload"]["n"] for _ in range(200)]
+            assert got == list(range(200)), got[:20]
+            c.sync()
+            assert c.take("tick") == [], "a publication came twice"
+
+
+def test_publications_posted_back_to_back_reach_every_subscriber(g, api):
+    """300 subscribers, 20 publications posted while earlier passes are still being written:
+    each subscriber gets all 20, in order (the uv loop's end-of-turn flush)."""
+    zone = "zone:" + uid("uvbig")
+    clients = [C(g) for _ in range(300)]
+    try:
+        for c in clients:
+            c.subscribe(zone)
+        for i in range(20):
+            api.publish(zone, "tick", {"n": i})
+        for c in clients:
+            got = [c.wait_for("tick", timeout=10)["payload"]["n"] for _ in range(20)]
+            assert got == list(range(20)), (c.sub, got)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_notification_arrives_live(g, api):
+    with Client(g) as c:
+        c.sync()
+        api.notify(c.sub, {"type": "t", "content": "hello"})
+        m = c.wait_for("notification", timeout=5)
+        assert m["payload"]["content"] == "hello", m
+
+
+def test_presence_reaches_a_zone_member(g):
+    zone = "zone:" + uid("uvp")
+    with C(g) as alice, C(g) as bob:
+        alice.subscribe(zone)
+        bob.subscribe(zone)
+        bob.sync()
+        bob.inbox.clear()
+        alice.ok("presence", {"status": "busy"})
+        m = bob.wait_for("status_update", userId=alice.sub, status="busy")
+        assert m["payload"]["lastActive"], m
+
+
+def test_wss_on_the_libuv_loop(g):
+    with g.connect(g.token(vhost="secure"), vhost="secure") as ws:
+        gw.probe(ws)
+
+
+# ------------------------------------------------------------------ closes that arrive
+# Debian's lws 4.1.6 (built with _DEBUG) closed a wsi twice on libuv when a callback
+# returned -1: every close the gateway started was a bare hang-up (no close frame) on uv.
+
+def test_a_revoked_connection_gets_close_4001(g, api):
+    with C(g) as a:
+        a.sync()
+        r = api.call("DELETE", "/v1/users/%s/connections" % a.sub)
+        assert r.status == 200, r
+        c = a.wait_close(5)
+        assert c.code == 4001 and not c.dropped, c
+
+
+def test_a_refused_token_gets_error_1001_then_close_4001(g):
+    bad = g.token(sub=uid("uvbad"), key=b"not-the-key")
+    with g.connect(bad) as ws:
+        gw.expect_auth_rejected(ws)
+
+
+def test_an_oversized_message_gets_close_1009(g):
+    with C(g) as a:
+        a.sync()
+        a.ws.send_text("x" * 20000)
+        c = a.wait_close(5)
+        assert c.code == 1009 and not c.dropped, c
+
+
+def test_sigterm_closes_clients_1001_and_exits_0(make_gateway, keys):
+    g = make_gateway(flow_vhosts(keys), event_loop="uv")
+    a = C(g)
+    a.sync()
+    t0 = time.monotonic()
+    g.signal(signal.SIGTERM)
+    c = a.wait_close(10)
+    assert c.code == 1001 and not c.dropped, c
+    a.close()
+    assert g.proc.wait(max(0.1, 10 - (time.monotonic() - t0))) == 0, g.log_tail()
