@@ -67,14 +67,16 @@ for stage in $STAGES; do
     ;;
   integration)
     say "integration tests (real binary, real sockets)"
-    build build && PAVILION_BUILD=$top/build pytest_counts integration test/integration
+    if build build; then PAVILION_BUILD=$top/build pytest_counts integration test/integration
+    else tail -n 30 "$log/compile-build.txt"; count 0 1 "integration build"; fi
     ;;
   integration-redis)
     # the whole suite again with store.backend "redis" (one node each, on one
     # redis-server the session starts); test_redis_* ran in `integration`
     say "integration tests on the redis store (real redis-server)"
-    build build && PAVILION_BUILD=$top/build PAVILION_STORE=redis pytest_counts integration-redis \
+    if build build; then PAVILION_BUILD=$top/build PAVILION_STORE=redis pytest_counts integration-redis \
       test/integration --ignore-glob='test/integration/test_redis_*'
+    else tail -n 30 "$log/compile-build.txt"; count 0 1 "integration-redis build"; fi
     ;;
   js)
     say "JavaScript client (clients/js: node --test against the real binary, headless Chromium)"

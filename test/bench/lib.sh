@@ -1,12 +1,14 @@
 # shellcheck shell=bash
 # Sourced by the benchmark scripts (from the repository's top directory).
 
-# A loopback TCP port nothing listens on now, on stdout; fails after 200 tries.
+# A loopback TCP port no socket uses now (listening, connected or in
+# TIME-WAIT), on stdout; fails after 200 tries.  Drawn below the kernel's
+# ephemeral range (32768-60999), where pavbench's own client sockets live.
 free_port() {
   local p
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 30000))
-    [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return 0; }
+    p=$((10000 + RANDOM % 22000))
+    [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return 0; }
   done
   echo "no free port" >&2
   return 1
