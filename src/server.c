@@ -54,7 +54,8 @@ static struct lws_context *sig_ctx;
 static SSL_CTX **creating_ssl_ctx; /* where the next vhost's SSL_CTX goes */
 static lws_sorted_usec_list_t shutdown_sul;
 
-void pav_server_note_ssl_ctx(void *ssl_ctx)
+/* Remembers a TLS vhost's SSL_CTX while it is being created. */
+static void note_ssl_ctx(void *ssl_ctx)
 {
 	/* idle TLS connections give their read/write buffers back (~34 KiB
 	 * each otherwise) */
@@ -309,7 +310,7 @@ static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
  * read here: the header is re-read through the (checked) table, and any
  * upgrade that is not "websocket" hangs up (-1) before lws touches it.
  */
-int pav_server_upgrade_is_websocket(struct lws *wsi)
+static int upgrade_is_websocket(struct lws *wsi)
 {
 	char up[16];
 
@@ -323,7 +324,7 @@ static int confirm_upgrade(struct lws *wsi)
 	struct pav_vhost *vh = vhost_of(wsi);
 	char path[256];
 
-	if (!pav_server_upgrade_is_websocket(wsi))
+	if (!upgrade_is_websocket(wsi))
 		return -1;
 
 	if (core->shutting_down || !pav_store_ready(&core->store))
@@ -424,7 +425,8 @@ static int public_http(struct lws *wsi)
 
 static void begin_shutdown(void);
 
-void pav_server_handle_signals(void)
+/* Acts on SIGHUP/SIGTERM/SIGINT noted by the signal handler. */
+static void handle_signals(void)
 {
 	if (sig_reload) {
 		sig_reload = 0;
@@ -441,7 +443,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 
 	switch (reason) {
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-		pav_server_note_ssl_ctx(user);
+		note_ssl_ctx(user);
 		return 0;
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		return filter_accept(wsi, (int)(intptr_t)in);
@@ -480,7 +482,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		}
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		pav_server_handle_signals();
+		handle_signals();
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -506,15 +508,15 @@ static int internal_cb(struct lws *wsi, enum lws_callback_reasons reason,
 {
 	switch (reason) {
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-		pav_server_note_ssl_ctx(user);
+		note_ssl_ctx(user);
 		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		if (!pav_server_upgrade_is_websocket(wsi))
+		if (!upgrade_is_websocket(wsi))
 			return -1; /* CVE-2025-11677, as in confirm_upgrade() */
 		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
 		return 1;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		pav_server_handle_signals();
+		handle_signals();
 		return 0;
 	default:
 		return pav_api_callback(wsi, reason, user, in, len);
@@ -880,7 +882,7 @@ static void run_loop(struct pav_core *c)
 	 * without waiting, between slices */
 	while (!stop_loop && lws_service(c->lws, more ? -1 : 0) >= 0) {
 		more = flush_slices(c);
-		pav_server_handle_signals();
+		handle_signals();
 	}
 }
 
