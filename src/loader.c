@@ -267,6 +267,7 @@ static int is_visible_so(const struct dirent *d)
 	       !strcmp(d->d_name + n - 3, ".so");
 }
 
+/* Is name one of the enabled names (enabled_names())? */
 static int is_enabled(const char *name, const char *const *names,
 		      size_t nnames)
 {
@@ -323,14 +324,12 @@ static size_t enabled_names(const struct pav_config *cfg,
 		if (!plugins)
 			continue;
 		json_object_object_foreach(plugins, name, opts) {
-			size_t k = 0;
-
 			(void)opts;
-			while (k < n && strcmp(names[k], name))
-				k++;
-			if (k == n && n < max)
+			if (is_enabled(name, names, n))
+				continue;
+			if (n < max)
 				names[n++] = name;
-			else if (k == n)
+			else
 				*more = 1;
 		}
 	}
