@@ -13,6 +13,8 @@
 
 #include <json-c/json.h>
 
+#define DUPLICATE_KEY "duplicate key in an object"
+
 struct scan {
 	const unsigned char *p, *end, *start;
 	int depth, max_depth;
@@ -225,7 +227,7 @@ static int members(struct scan *s, unsigned char close, struct keys *ks)
 			s->members++;
 			if (ks && repeated_key(s, ks, k)) {
 				s->p = k;
-				return fail(s, "duplicate key in an object");
+				return fail(s, DUPLICATE_KEY);
 			}
 			ws(s);
 			if (s->p >= s->end || *s->p++ != ':')
@@ -385,12 +387,11 @@ struct json_object *pav_json_parse_object_at(const char *buf, size_t len,
 	 * Where (a second, slower scan) only when the caller asks. */
 	if (tree_members(o) != members) {
 		json_object_put(o);
-		*why = "duplicate key in an object";
 		if (at) {
 			*at = 0;
 			check(buf, len, max_depth, 1, why, at, NULL);
 		}
-		*why = "duplicate key in an object";
+		*why = DUPLICATE_KEY;
 		return NULL;
 	}
 	if (!json_object_is_type(o, json_type_object)) {
