@@ -272,6 +272,8 @@ static const struct pav_cfg_section history_sec = {.fields = history_fields,
 
 /* ---------------------------------------------------------- listen, plugins */
 
+/* Copies the host part into host: 0 for an IP address, 1 for a name (an
+ * interface, see parse_listen()), -1 when it is neither. */
 static int listen_host(const char *s, size_t len, int v6, char *host)
 {
 	struct in6_addr a6;
@@ -285,10 +287,9 @@ static int listen_host(const char *s, size_t len, int v6, char *host)
 		return inet_pton(AF_INET6, host, &a6) == 1 ? 0 : -1;
 	if (!pav_cfg_in_set(host, ALNUM ".-"))
 		return -1;
-	if (pav_cfg_in_set(host, "0123456789.") &&
-	    inet_pton(AF_INET, host, &a4) != 1)
-		return -1; /* looks like IPv4 but is not */
-	return 0;
+	if (!pav_cfg_in_set(host, "0123456789."))
+		return 1;
+	return inet_pton(AF_INET, host, &a4) == 1 ? 0 : -1;
 }
 
 static int parse_port(const char *s)
@@ -301,15 +302,6 @@ static int parse_port(const char *s)
 	return port >= 1 && port <= 65535 ? (int)port : -1;
 }
 
-static int is_ip(const char *host)
-{
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	return inet_pton(AF_INET, host, &a4) == 1 ||
-	       inet_pton(AF_INET6, host, &a6) == 1;
-}
-
 /* "host:port" or "[v6]:port"; the host is kept without brackets.  A host
  * that is no IP address is a network interface ("lo", "eth0"): lws binds
  * interface names and resolves no host names, so "localhost" would pass
@@ -320,19 +312,20 @@ static int parse_listen(struct pav_cfg_ctx *c, json_object *v, void *base,
 	struct pav_vhost_config *vc = base;
 	char host[HOST_MAX_LEN + 1];
 	const char *s, *h, *colon;
-	int v6, rc = pav_cfg_get_str(c, v, path, &s);
+	int v6, name, rc = pav_cfg_get_str(c, v, path, &s);
 
 	if (rc)
 		return rc;
 	v6 = s[0] == '[';
 	h = s + v6;
 	colon = v6 ? strstr(h, "]:") : strrchr(s, ':');
-	if (!colon || listen_host(h, (size_t)(colon - h), v6, host))
+	if (!colon || (name = listen_host(h, (size_t)(colon - h), v6,
+					  host)) < 0)
 		goto bad;
 	vc->port = parse_port(colon + 1 + v6);
 	if (vc->port < 0)
 		goto bad;
-	if (!is_ip(host) && !if_nametoindex(host))
+	if (name && !if_nametoindex(host))
 		return pav_cfg_fail(c, -EINVAL, path, "\"%s\" is neither an IP "
 				    "address nor a network interface of this "
 				    "host (host names are not resolved)", host);
