@@ -29,6 +29,10 @@ build() { # dir [meson options...]
   meson compile -C "$dir" >"$log/compile-$(basename "$dir").txt" 2>&1
 }
 
+build_failed() { # dir label: the compiler's last words, and one failure
+  tail -n 30 "$log/compile-$1.txt"; count 0 1 "$2"
+}
+
 # cmocka's own totals, from meson's test log; a crashed executable counts once
 unit_counts() { # dir label
   local dir=$1 p f mf
@@ -61,14 +65,14 @@ for stage in $STAGES; do
   case $stage in
   unit)
     say "unit tests (gcc, -Werror)"
-    if build build; then unit_counts build gcc; else tail -n 30 "$log/compile-build.txt"; count 0 1 "build"; fi
+    if build build; then unit_counts build gcc; else build_failed build "build"; fi
     say "build with clang (-Werror)"
-    if CC=clang build build-clang; then count 1 0 "clang build"; else tail -n 30 "$log/compile-build-clang.txt"; count 0 1 "clang build"; fi
+    if CC=clang build build-clang; then count 1 0 "clang build"; else build_failed build-clang "clang build"; fi
     ;;
   integration)
     say "integration tests (real binary, real sockets)"
     if build build; then PAVILION_BUILD=$top/build pytest_counts integration test/integration
-    else tail -n 30 "$log/compile-build.txt"; count 0 1 "integration build"; fi
+    else build_failed build "integration build"; fi
     ;;
   integration-redis)
     # the whole suite again with store.backend "redis" (one node each, on one
@@ -76,7 +80,7 @@ for stage in $STAGES; do
     say "integration tests on the redis store (real redis-server)"
     if build build; then PAVILION_BUILD=$top/build PAVILION_STORE=redis pytest_counts integration-redis \
       test/integration --ignore-glob='test/integration/test_redis_*'
-    else tail -n 30 "$log/compile-build.txt"; count 0 1 "integration-redis build"; fi
+    else build_failed build "integration-redis build"; fi
     ;;
   js)
     say "JavaScript client (clients/js: node --test against the real binary, headless Chromium)"
@@ -88,7 +92,7 @@ for stage in $STAGES; do
       grep -aE '^ *not ok ' "$log/js.txt" | head -n 30
       [ -z "$p" ] && { tail -n 20 "$log/js.txt"; f=$((f + 1)); }
       count "${p:-0}" "$f" "js"
-    else tail -n 30 "$log/compile-build.txt"; count 0 1 "js build"; fi
+    else build_failed build "js build"; fi
     ;;
   asan)
     say "ASan+UBSan build: unit and integration tests, leak detection on"
@@ -100,7 +104,7 @@ for stage in $STAGES; do
       PAVILION_BUILD=$top/build-asan PAVILION_SANITIZED=1 pytest_counts integration-asan test/integration
       unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
     else
-      tail -n 30 "$log/compile-build-asan.txt"; count 0 1 "asan build"
+      build_failed build-asan "asan build"
     fi
     ;;
   fuzz)
