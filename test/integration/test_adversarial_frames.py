@@ -10,12 +10,11 @@ import gw
 import wsclient
 from test_adversarial_util import (PMD_OFFER, DeflateWS, check_neighbour, deflate, expect_close,
                                    frame_header, neighbour, raw_upgrade, settle)
-from test_flow_util import FULL_PLUGINS, Client, uid
+from test_flow_util import ALL, FULL_PLUGINS, Client, uid
 from wsclient import OP_CONT, OP_TEXT, Closed
 
 PLUGINS = dict(FULL_PLUGINS, example={"greeting": "hi"})
 SMALL = 1024  # max_message_bytes of the "small" vhost
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,7 @@ import time
 import pytest
 
 import gw
-from test_flow_util import API, Client, flow_vhosts, uid
-
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
+from test_flow_util import ALL, API, Client, flow_vhosts, uid
 
 
 def C(g, sub=None):

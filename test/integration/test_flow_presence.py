@@ -7,9 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 import gw
-from test_flow_util import Client, uid
-
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
+from test_flow_util import ALL, Client, uid
 
 
 def C(g, sub=None):

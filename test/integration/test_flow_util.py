@@ -14,6 +14,8 @@ import gw
 
 FULL_PLUGINS = {"subscription": {"policy": "claims"}, "notification": {}, "chat": {"client_send": False},
                 "presence": {}}
+# token claims that let the subscription plugin (policy "claims") allow every channel
+ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
 
 _seq = itertools.count(1)
 _run = os.urandom(3).hex()

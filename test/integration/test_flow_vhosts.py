@@ -6,9 +6,7 @@ import subprocess
 import pytest
 
 import gw
-from test_flow_util import FULL_PLUGINS, API, Client, flow_vhosts, uid
-
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
+from test_flow_util import ALL, FULL_PLUGINS, API, Client, flow_vhosts, uid
 
 
 # ------------------------------------------------------------------ plugin sets per vhost

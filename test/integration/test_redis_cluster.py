@@ -11,11 +11,9 @@ import pytest
 
 import gw
 import redisfix as rf
-from test_flow_util import API, Client, flow_vhosts, metric, uid
+from test_flow_util import ALL, API, Client, flow_vhosts, metric, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
-
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,9 @@ import gw
 import redisfix as rf
 import wsclient
 from test_adversarial_util import rss_kb
-from test_flow_util import API, Client, uid
+from test_flow_util import ALL, API, Client, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
-
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ import threading
 import pytest
 
 import redisfix as rf
-from test_flow_util import Client, ticks, uid
+from test_flow_util import ALL, Client, ticks, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
 SIZE = 50
 HISTORY = {"zone": {"size": SIZE, "ttl_s": 120}, "chat": {"size": 5, "ttl_s": 120}}
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
 
 
 @pytest.fixture(scope="module")

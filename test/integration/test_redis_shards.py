@@ -8,11 +8,10 @@ import pytest
 
 import gw
 import redisfix as rf
-from test_flow_util import Client, uid
+from test_flow_util import ALL, Client, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
-ALL = {"zones": ["*"], "channels": ["*"], "chats": ["*"]}
 TTL = 3
 
 
