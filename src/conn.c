@@ -653,7 +653,6 @@ void pav_conn_release(struct pav_conn *c)
 		c->env->live--;
 		c->state = PAV_CONN_NEW;
 	}
-	c->close_deferred = 0;
 	if (c->dirty)
 		c->env->dirty[c->dirty - 1] = NULL;
 	c->dirty = 0;

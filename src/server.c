@@ -831,11 +831,11 @@ static void shutdown_tick(lws_sorted_usec_list_t *sul)
 {
 	static int cut;
 	int64_t now = pav_mono_ms();
-	/* sessions still open, closed ones the store still removes, and
-	 * connections whose closing handshake is under way (on the uv loop
-	 * the context would otherwise go before their close frames) */
-	size_t left = pav_map_count(core->sessions) + core->closing +
-		      core->conn_env.live;
+	/* connections open or still in their closing handshake (every open
+	 * session has one; on the uv loop the context would otherwise go
+	 * before their close frames), and closed sessions the store still
+	 * removes */
+	size_t left = core->conn_env.live + core->closing;
 
 	(void)sul;
 	if (!left || now >= core->shutdown_deadline_ms + 1000) {
