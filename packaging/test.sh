@@ -406,6 +406,17 @@ run_installed() {
 }
 check "installed gateway as user pavilion: wss subscribe is acked" run_installed
 
+default_loop() { # libev by default; lws loads its libev glue, a dependency
+  local dep
+  grep -q 'ready (libev event loop' "$tmp/gateway.log" ||
+    { echo "gateway log:"; tail -n 5 "$tmp/gateway.log"; return 1; }
+  dep=$(dpkg-deb -f "${debs[0]}" Depends)
+  [[ $dep == *libwebsockets-evlib-ev* ]] || { echo "Depends: $dep"; return 1; }
+}
+if [ -n "$gw_pid" ]; then
+  check "installed gateway runs the libev loop; the .deb depends on its lws plugin" default_loop
+fi
+
 loopback_only() { # the installed config listens on 127.0.0.1 only
   local got
   got=$(ss -Hltn "( sport = :$PUBLIC_PORT or sport = :$INTERNAL_PORT )" | awk '{print $4}' | sort -u)

@@ -5,7 +5,8 @@ set -euo pipefail
 
 PKGS=(
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
-  libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libssl-dev
+  libwebsockets-dev libwebsockets-evlib-ev libwebsockets-evlib-uv libev-dev
+  libuv1-dev libssl-dev
   libjson-c-dev libjwt-dev libcmocka-dev libhiredis-dev redis-server
   openssl ca-certificates curl procps iproute2
   python3 python3-pytest python3-cryptography python3-jwt python3-websockets

@@ -220,7 +220,7 @@ static int set_defaults(struct pav_cfg_ctx *c, const char *path)
 	cfg->path = strdup(path);
 	c->dir = dir_of(path);
 	cfg->store.backend = strdup("memory");
-	cfg->event_loop = strdup("poll");
+	cfg->event_loop = strdup("ev");
 	cfg->plugin_dirs = calloc(2, sizeof(char *));
 	if (cfg->plugin_dirs) {
 		cfg->plugin_dirs[0] = strdup(PAV_DEFAULT_PLUGIN_DIR);

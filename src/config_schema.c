@@ -691,7 +691,7 @@ static const char *const store_backends[] = {"memory", "redis", NULL};
 static const char *const redis_only[] = {"url", "shards", "password_file",
 					 "node_ttl_s", "command_timeout_ms",
 					 NULL};
-static const char *const event_loops[] = {"poll", "uv", NULL};
+static const char *const event_loops[] = {"ev", "poll", "uv", NULL};
 
 void pav_cfg_log_reset(void *base)
 {

@@ -6,7 +6,7 @@
 # first, then the gateway), so what one run leaves behind (closing
 # connections, presence announcements, TIME_WAIT) cannot skew the next.
 #
-#   bash test/bench/compare-nchan.sh [--loop poll|uv|both] [--quick]
+#   bash test/bench/compare-nchan.sh [--loop ev|poll|uv|both|all|LIST] [--quick]
 #                                    [--scenarios a,b,...]
 #   bash test/bench/compare-nchan.sh --table DIR
 #
@@ -149,7 +149,7 @@ main() {
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 
-LOOPS=poll
+LOOPS=ev
 QUICK=0
 TABLE_ONLY=
 SCENARIOS=$ALL_SCENARIOS
@@ -160,10 +160,14 @@ while [ $# -gt 0 ]; do
   --table) TABLE_ONLY=$2; shift 2 ;;
   --scenarios) SCENARIOS=$(echo "$2" | tr ',' ' ' | sed 's/\ba\b/fan10k-4p/; s/\bb\b/fan10k-1p/;
       s/\bc\b/rate10k/; s/\bd\b/fan1k-4p/; s/\be\b/idle/; s/\bf\b/storm1k storm10k/'); shift 2 ;;
-  *) echo "usage: $0 [--loop poll|uv|both] [--quick] [--scenarios a,b,...] | --table DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 [--loop ev|poll|uv|both|all|a,b] [--quick] [--scenarios a,b,...] | --table DIR" >&2; exit 2 ;;
   esac
 done
-[ "$LOOPS" = both ] && LOOPS="poll uv"
+case $LOOPS in
+both) LOOPS="ev poll" ;;
+all) LOOPS="ev poll uv" ;;
+*) LOOPS=$(echo "$LOOPS" | tr ',' ' ') ;;
+esac
 BENCH_SCHED=${BENCH_SCHED:-rt}
 set_counts
 
@@ -178,7 +182,7 @@ if [ -n "$TABLE_ONLY" ]; then # an earlier run's raw outputs
   OUT=$TABLE_ONLY BDIR=build-release BENCH_SCHED="$BENCH_SCHED (unless that run said otherwise)"
   [ -f "$OUT/counts" ] && . "$OUT/counts"
   GW_LABELS=()
-  for l in poll uv; do ls "$OUT"/gw-"$l"-*.txt >/dev/null 2>&1 && GW_LABELS+=("gw-$l"); done
+  for l in ev poll uv; do ls "$OUT"/gw-"$l"-*.txt >/dev/null 2>&1 && GW_LABELS+=("gw-$l"); done
   print_table
   return 0
 fi
@@ -297,14 +301,9 @@ start_nchan() {
 }
 
 # ---- pavilion-gateway -------------------------------------------------------
-uv_wired=0
-grep -q LWS_SERVER_OPTION_LIBUV src/server.c && uv_wired=1
 GW_LABELS=()
 for loop in $LOOPS; do
-  if [ "$loop" = uv ] && [ "$uv_wired" = 0 ]; then
-    say "event_loop uv: not wired in src/server.c (no LWS_SERVER_OPTION_LIBUV): skipped"
-    continue
-  fi
+  [[ " ev poll uv " == *" $loop "* ]] || die "unknown event loop $loop"
   d=$TMP/gw-$loop
   mkdir -p "$d"
   cp -r "$TMP/gw/tls" "$d/"

@@ -21,7 +21,7 @@
 #   BENCH_STORE    the "store" object (JSON); default {"backend": "memory"},
 #                  e.g. '{"backend": "redis", "url": "redis://127.0.0.1:6379"}'
 set -euo pipefail
-dir=$1 plugins=$2 ws_port=$3 api_port=$4 tls_port=${5:-} loop=${6:-poll}
+dir=$1 plugins=$2 ws_port=$3 api_port=$4 tls_port=${5:-} loop=${6:-ev}
 mkdir -p "$dir"
 [ -f "$dir/jwt.key" ] || head -c 48 /dev/urandom | base64 -w0 >"$dir/jwt.key"
 [ -f "$dir/api.keys" ] || { echo "# bench"; head -c 24 /dev/urandom | base64 -w0 | tr '+/' '-_'; echo; } >"$dir/api.keys"

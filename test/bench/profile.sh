@@ -2,8 +2,8 @@
 # Profiles the gateway (all four plugins, gateway-conf.sh) during a fan-out
 # or a join storm and prints its top functions.
 #
-#   bash test/bench/profile.sh perf      [SUBS] [PUBS] [poll|uv]  # sampled (cpu-clock)
-#   bash test/bench/profile.sh callgrind [SUBS] [PUBS] [poll|uv]  # exact instruction and call counts
+#   bash test/bench/profile.sh perf      [SUBS] [PUBS] [ev|poll|uv]  # sampled (cpu-clock)
+#   bash test/bench/profile.sh callgrind [SUBS] [PUBS] [ev|poll|uv]  # exact instruction and call counts
 #
 # SCENARIO=fanout (default): the window is the publish phase only —
 # pavbench says "phase publish" on stderr once every subscriber is in and
@@ -24,11 +24,11 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 tool=${1:-perf}
-loop=${4:-poll}
+loop=${4:-ev}
 case $tool in
 perf) SUBS=${2:-10000} PUBS=${3:-200} ;;
 callgrind) SUBS=${2:-2000} PUBS=${3:-100} ;;
-*) echo "usage: $0 perf|callgrind [SUBS] [PUBS] [poll|uv]" >&2; exit 2 ;;
+*) echo "usage: $0 perf|callgrind [SUBS] [PUBS] [ev|poll|uv]" >&2; exit 2 ;;
 esac
 SCENARIO=${SCENARIO:-fanout}
 case $SCENARIO in fanout|joinstorm) ;; *) echo "SCENARIO must be fanout or joinstorm" >&2; exit 2 ;; esac

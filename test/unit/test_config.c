@@ -167,7 +167,7 @@ static void defaults_are_filled(void **state)
 	assert_string_equal(f->cfg.store.backend, "memory");
 	assert_int_equal(f->cfg.store.nurls, 0);
 	assert_int_equal(f->cfg.store.inbox_size, PAV_DEF_INBOX_SIZE);
-	assert_string_equal(f->cfg.event_loop, "poll");
+	assert_string_equal(f->cfg.event_loop, "ev");
 	assert_int_equal(f->cfg.nplugin_dirs, 1);
 	assert_string_equal(f->cfg.plugin_dirs[0], PAV_DEFAULT_PLUGIN_DIR);
 	assert_null(f->cfg.include_dir);
@@ -836,7 +836,7 @@ static void redis_without_url_is_refused(void **state)
 	refused(f, "{'store': {'backend': 'etcd'}, 'vhosts': []}",
 		"gateway.json: store.backend: must be one of memory, redis");
 	refused(f, "{'event_loop': 'epoll', 'vhosts': []}",
-		"gateway.json: event_loop: must be one of poll, uv");
+		"gateway.json: event_loop: must be one of ev, poll, uv");
 }
 
 /* ------------------------------------------------------------ files */
