@@ -667,12 +667,25 @@ static void lws_log_bridge(int level, const char *line)
  * Fan-out writes: slice after slice, until none is left or the backend
  * waits on us (an answer to write, a request to read); then the loop
  * serves it first, so what it publishes next shares the writes still to
- * come.  1 when some are left.
+ * come.  A pass that fits in one slice never looks at input mid-way, so
+ * before it starts, requests already waiting are served first, for at
+ * most PAV_FLUSH_DEFER_TURNS turns: publications from several publishers
+ * then share one pass (one send() per connection) instead of a pass each.
+ * An idle backend (a lone publication) is written at once.  1 when some
+ * are left.
  */
 static int flush_slices(struct pav_core *c)
 {
+	static unsigned deferred;
 	int more;
 
+	if (!c->conn_env.head && c->conn_env.ndirty &&
+	    c->conn_env.ndirty <= PAV_FLUSH_SLICE && pav_api_busy(c) &&
+	    deferred < PAV_FLUSH_DEFER_TURNS) {
+		deferred++;
+		return 1;
+	}
+	deferred = 0;
 	do
 		more = pav_conns_flush(&c->conn_env, PAV_FLUSH_SLICE);
 	while (more && !pav_api_busy(c));
