@@ -795,13 +795,21 @@ static struct lws_context *create_context(const struct pav_config *cfg)
 		info.options |= LWS_SERVER_OPTION_LIBEV;
 	}
 	ctx = lws_create_context(&info);
-	if (!ctx && (use_ev || use_uv))
-		/* lws loads its event-library glue as a plugin at run time */
-		pav_err("event_loop \"%s\": libwebsockets could not start its "
-			"%s plugin (Debian: package libwebsockets-evlib-%s)",
-			cfg->event_loop, use_ev ? "libev" : "libuv",
-			cfg->event_loop);
-	return ctx;
+	if (ctx || !(use_ev || use_uv))
+		return ctx;
+	/* lws loads its event-library glue as a plugin at run time */
+	pav_err("event_loop \"%s\": libwebsockets could not start its %s "
+		"plugin (Debian: package libwebsockets-evlib-%s)",
+		cfg->event_loop, use_ev ? "libev" : "libuv", cfg->event_loop);
+	if (use_ev) {
+		ev_loop_destroy(ev_base);
+		ev_base = NULL;
+	}
+#ifdef PAV_WITH_UV
+	if (use_uv)
+		uv_loop_close(&uv_loop);
+#endif
+	return NULL;
 }
 
 /*
@@ -1046,7 +1054,8 @@ int pav_server_run(struct pav_core *c)
 	}
 	housekeeping(NULL);
 	pav_info("pavilion-gateway %s ready (%s event loop, %s store)",
-		 PAV_VERSION, use_uv ? "libuv" : use_ev ? "libev" : "poll", c->cfg.store.backend);
+		 PAV_VERSION, use_uv ? "libuv" : use_ev ? "libev" : "poll",
+		 c->cfg.store.backend);
 	run_loop(c);
 	rc = 0;
 out:
