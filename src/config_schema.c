@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -292,6 +293,16 @@ static int listen_host(const char *s, size_t len, int v6, char *host)
 	return inet_pton(AF_INET, host, &a4) == 1 ? 0 : -1;
 }
 
+/* Rewrites an IP address as inet_ntop() writes it. */
+static void canonical_ip(char *host, int v6)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	int af = v6 ? AF_INET6 : AF_INET;
+
+	if (inet_pton(af, host, a) == 1)
+		inet_ntop(af, a, host, HOST_MAX_LEN + 1);
+}
+
 static int parse_port(const char *s)
 {
 	long port;
@@ -329,6 +340,10 @@ static int parse_listen(struct pav_cfg_ctx *c, json_object *v, void *base,
 		return pav_cfg_fail(c, -EINVAL, path, "\"%s\" is neither an IP "
 				    "address nor a network interface of this "
 				    "host (host names are not resolved)", host);
+	/* one spelling per address ("::1", not "0:0::1"): lws shares a
+	 * listener between vhosts whose addresses read the same */
+	if (!name)
+		canonical_ip(host, v6);
 	return pav_cfg_replace_str(c, &vc->listen_host, host, path);
 bad:
 	return pav_cfg_fail(c, -EINVAL, path, "must be \"host:port\" or "
@@ -478,7 +493,71 @@ static int vhost_name_unique(struct pav_cfg_ctx *c,
 			    o->file);
 }
 
-/* A shared listen needs distinct hostnames (SNI, Host) to tell them apart. */
+/* A stored listen host that is no IP address is an interface name. */
+static int listen_is_name(const char *host)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, a) != 1 &&
+	       inet_pton(AF_INET6, host, a) != 1;
+}
+
+static int is_wildcard(const char *host)
+{
+	return !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+}
+
+/* Whether interface name has the address ip (canonical text). */
+static int iface_has(const char *name, const char *ip)
+{
+	struct ifaddrs *list, *i;
+	char buf[INET6_ADDRSTRLEN];
+	int found = 0;
+
+	if (getifaddrs(&list))
+		return 0;
+	for (i = list; i && !found; i = i->ifa_next) {
+		const void *a;
+
+		if (!i->ifa_addr || strcmp(i->ifa_name, name))
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET)
+			a = &((struct sockaddr_in *)(void *)i->ifa_addr)
+				     ->sin_addr;
+		else if (i->ifa_addr->sa_family == AF_INET6)
+			a = &((struct sockaddr_in6 *)(void *)i->ifa_addr)
+				     ->sin6_addr;
+		else
+			continue;
+		found = inet_ntop(i->ifa_addr->sa_family, a, buf,
+				  sizeof(buf)) && !strcmp(buf, ip);
+	}
+	freeifaddrs(list);
+	return found;
+}
+
+/*
+ * Whether two different listen hosts could bind an address in common on
+ * one port: a wildcard beside anything, an interface beside one of its
+ * addresses, or two interfaces (their addresses are not compared: two
+ * names for one port is refused outright).  The second bind would fail
+ * at start, after --check had passed.
+ */
+static int listen_hosts_overlap(const char *a, const char *b)
+{
+	int ia = listen_is_name(a), ib = listen_is_name(b);
+
+	if (is_wildcard(a) || is_wildcard(b) || (ia && ib))
+		return 1;
+	if (ia)
+		return iface_has(a, b);
+	if (ib)
+		return iface_has(b, a);
+	return 0; /* two IP addresses, and not the same one */
+}
+
+/* A shared listen needs distinct hostnames (SNI, Host) to tell them apart;
+ * listens on one port that are not the same must not overlap. */
 static int vhost_listen_apart(struct pav_cfg_ctx *c,
 			      const struct pav_vhost_config *vc,
 			      const struct pav_vhost_config *o,
@@ -486,11 +565,21 @@ static int vhost_listen_apart(struct pav_cfg_ctx *c,
 {
 	char sub[PAV_CFG_KEYPATH];
 
-	if (o->port != vc->port ||
-	    strcasecmp(o->listen_host, vc->listen_host) ||
-	    !hostnames_overlap(o, vc))
+	if (o->port != vc->port)
 		return 0;
 	pav_cfg_join(sub, path, "listen");
+	if (strcmp(o->listen_host, vc->listen_host)) {
+		if (!listen_hosts_overlap(o->listen_host, vc->listen_host))
+			return 0;
+		return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" and vhost "
+				    "\"%s\"'s \"%s\" (%s) can bind the same "
+				    "address on port %d; vhosts on one port "
+				    "share it only with the same \"listen\"",
+				    vc->listen_host, o->name, o->listen_host,
+				    o->file, vc->port);
+	}
+	if (!hostnames_overlap(o, vc))
+		return 0;
 	return pav_cfg_fail(c, -EINVAL, sub, "also used by vhost \"%s\" (%s); "
 			    "vhosts may share a listen address only with "
 			    "distinct, non-empty \"hostnames\"", o->name,

@@ -134,13 +134,13 @@ def free_port():
     raise AssertionError("no fresh free port in 100 tries")
 
 
-def wait_port(port, timeout=10.0, proc=None):
+def wait_port(port, timeout=10.0, proc=None, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
             time.sleep(0.05)
@@ -289,13 +289,14 @@ class Gateway:
         self.proc = subprocess.Popen([str(BINARY), "-c", str(self.conf_path)], stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log, cwd=str(self.dir))
         for v in self.config["vhosts"]:
-            port = int(v["listen"].rsplit(":", 1)[1])
-            if not wait_port(port, timeout, self.proc):
+            host, port = v["listen"].rsplit(":", 1)
+            host = "::1" if host.startswith("[") else "127.0.0.1"  # loopback of its family
+            if not wait_port(int(port), timeout, self.proc, host):
                 rc = self.proc.poll()
                 if rc is None:
                     self.proc.kill()
                     self.proc.wait(5)
-                raise AssertionError("gateway did not listen on %d (exit %r); stderr:\n%s"
+                raise AssertionError("gateway did not listen on %s (exit %r); stderr:\n%s"
                                      % (port, rc, self.log_tail()))
         if self.config.get("store", {}).get("backend") == "redis":
             self.wait_registered(t0, timeout)

@@ -45,3 +45,33 @@ def test_a_host_name_is_refused_at_check_not_at_the_bind(binary, keys, tmp_path)
                                             gw.internal_vhost(keys)]))
     gw.refused_everywhere(p, "vhosts[0].listen: \"localhost\" is neither an IP address nor "
                              "a network interface of this host")
+
+
+@pytest.mark.parametrize("first,second", [("127.0.0.1", "lo"), ("lo", "127.0.0.1")])
+def test_an_interface_and_its_address_on_one_port_are_refused_at_check(
+        binary, keys, tmp_path, first, second):
+    """"lo:P" beside "127.0.0.1:P" used to pass --check (compared as text) and then fail at
+    the second bind."""
+    port = gw.free_port()
+    a = gw.public_vhost(keys, "a", tls=False, listen="%s:%d" % (first, port))
+    b = gw.public_vhost(keys, "b", tls=False, listen="%s:%d" % (second, port))
+    a["hostnames"], b["hostnames"] = ["a.test"], ["b.test"]
+    p = gw.write_json(tmp_path / "gateway.json",
+                      gw.base_config(keys, [a, b, gw.internal_vhost(keys)]))
+    gw.refused_everywhere(p, "vhosts[1].listen: \"%s\" and vhost \"a\"'s \"%s\" (%s) can bind "
+                             "the same address on port %d; vhosts on one port share it only "
+                             "with the same \"listen\"" % (second, first, p, port))
+
+
+def test_one_address_written_two_ways_is_one_shared_listener(make_gateway, keys):
+    """"[::1]" and "[0:0:0:0:0:0:0:1]" are one listen: lws shares a listener between vhosts
+    whose addresses read the same, so the gateway keeps one spelling (it used to bind the
+    second and fail)."""
+    port = gw.free_port()
+    a = gw.public_vhost(keys, "a", tls=False, listen="[::1]:%d" % port)
+    b = gw.public_vhost(keys, "b", tls=False, listen="[0:0:0:0:0:0:0:1]:%d" % port)
+    a["hostnames"], b["hostnames"] = ["a.test"], ["b.test"]
+    g = make_gateway([a, b, gw.internal_vhost(keys)])
+    for name in ("a", "b"):
+        assert "vhost %s listening on ::1:%d" % (name, port) in g.log_text(), g.log_tail()
+    assert reachable("::1", port)

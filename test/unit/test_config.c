@@ -586,6 +586,47 @@ static void shared_listen_needs_distinct_hostnames(void **state)
 	assert_int_equal(f->cfg.nvhosts, 2);
 }
 
+/* Listens on one port that are not the same must not overlap: lws would
+ * bind the second and fail at start. */
+#define UPSTREAM "'tls': {'terminated_upstream': true}"
+static void listens_on_one_port_do_not_overlap(void **state)
+{
+	struct fx *f = *state;
+	static const char *const clash[][2] = {
+		{"127.0.0.1:7", "lo:7"},      /* an interface and its address */
+		{"lo:7", "127.0.0.1:7"},
+		{"0.0.0.0:7", "127.0.0.1:7"}, /* a wildcard and anything */
+		{"127.0.0.2:7", "[::]:7"},
+		{"lo:7", "0.0.0.0:7"},
+	};
+	char json[512];
+
+	for (size_t i = 0; i < sizeof(clash) / sizeof(clash[0]); i++) {
+		snprintf(json, sizeof(json),
+			 "{'vhosts': [" PUB_WITH("a", "%s", UPSTREAM ", "
+			 "'hostnames': ['a.test']") "," PUB_WITH("b", "%s",
+			 UPSTREAM ", 'hostnames': ['b.test']") "]}",
+			 clash[i][0], clash[i][1]);
+		refused(f, json, "gateway.json: vhosts[1].listen: ");
+	}
+	refused(f, "{'vhosts': [" PUB("a", "127.0.0.1:7") "," PUB("b", "lo:7")
+		   "]}", "gateway.json: vhosts[1].listen: \"lo\" and vhost "
+		   "\"a\"'s \"127.0.0.1\" (");
+	/* one address written two ways is one listen: shared by hostnames */
+	load_ok(f, "{'vhosts': ["
+		   PUB_WITH("a", "[::1]:7", "'hostnames': ['a.test']") ","
+		   PUB_WITH("b", "[0:0:0:0:0:0:0:1]:7", "'hostnames': ['b.test']")
+		   "]}");
+	assert_string_equal(f->cfg.vhosts[1].listen_host, "::1");
+	pav_config_free(&f->cfg);
+	refused(f, "{'vhosts': [" PUB("a", "[::1]:7") "," PUB("b", "[0::1]:7")
+		   "]}", "gateway.json: vhosts[1].listen: also used by vhost");
+	/* apart: other addresses, other ports */
+	load_ok(f, "{'vhosts': [" PUB("a", "127.0.0.1:7") "," PUB("b", "127.0.0.2:7")
+		   "," PUB("c", "[::1]:7") "," PUB("d", "lo:8") "]}");
+	assert_int_equal(f->cfg.nvhosts, 4);
+}
+
 static void websocket_max_message_bytes_is_accepted(void **state)
 {
 	struct fx *f = *state;
@@ -684,7 +725,7 @@ static void plain_ws_on_loopback_is_accepted(void **state)
 	struct fx *f = *state;
 
 	load_ok(f, "{'vhosts': [" PUB("a", "127.0.0.1:1") "," PUB("b", "127.9.8.7:1")
-		   "," PUB("c", "[::1]:1") "," PUB("d", "lo:1") "]}");
+		   "," PUB("c", "[::1]:1") "," PUB("d", "lo:2") "]}");
 	assert_int_equal(f->cfg.nvhosts, 4);
 	for (size_t i = 0; i < f->cfg.nvhosts; i++)
 		assert_int_equal(f->cfg.vhosts[i].tls, 0);
@@ -937,6 +978,7 @@ int main(void)
 		T(bad_names_are_refused),
 		T(listen_forms),
 		T(shared_listen_needs_distinct_hostnames),
+		T(listens_on_one_port_do_not_overlap),
 		T(websocket_max_message_bytes_is_accepted),
 		T(missing_key_file_is_refused),
 		T(public_vhost_without_auth_is_refused),
