@@ -809,7 +809,7 @@ static int on_interface(const struct sockaddr *local, const char *ifname,
  * have come in through another vhost's socket.  Only our own listener
  * (the accepted socket's local address and port) is served.
  */
-static int on_own_listener(struct lws *wsi, const struct pav_vhost_config *vc)
+int pav_api_own_listener(struct lws *wsi, const struct pav_vhost_config *vc)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -853,7 +853,7 @@ static int on_request(struct lws *wsi, struct api_req *r)
 {
 	char cl[32];
 
-	if (!on_own_listener(wsi, r->vh->cfg)) {
+	if (!pav_api_own_listener(wsi, r->vh->cfg)) {
 		pav_warn("api: a request for vhost %s came in through another "
 			 "listener: 404", r->vh->cfg->name);
 		r->early = 1; /* and no further request on this connection */

@@ -19,6 +19,8 @@
 
 #include "pavilion/plugin.h"
 
+struct pav_vhost_config;
+
 /* An answer: HTTP status and a body (JSON unless content_type says). */
 struct pav_api_answer {
 	int status;
@@ -76,6 +78,14 @@ int pav_api_check_path(const char *path, size_t len, const char **why);
  */
 int pav_api_listener_match(const struct sockaddr *local, const char *host,
 			   int port);
+
+/*
+ * Did the request on wsi come in through the listener of vc (the accepted
+ * socket's local address and port against vc's "listen", an interface's
+ * addresses included)?  lws picks a vhost by Host among every vhost of a
+ * port, and all "reuse_port" vhosts count as one port to it.
+ */
+int pav_api_own_listener(struct lws *wsi, const struct pav_vhost_config *vc);
 
 /* Constant-time comparison of a presented key against the known keys. */
 int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented);

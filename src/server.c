@@ -327,7 +327,13 @@ static int confirm_upgrade(struct lws *wsi)
 
 	if (!upgrade_is_websocket(wsi))
 		return -1;
-
+	/* by its Host, lws may hand us another listener's request: that
+	 * vhost's clients get neither our path nor our auth */
+	if (!pav_api_own_listener(wsi, vh->cfg)) {
+		pav_warn("vhost %s: an upgrade came in through another "
+			 "listener: 404", vh->cfg->name);
+		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
+	}
 	if (core->shutting_down || !pav_store_ready(&core->store))
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
 	if (header(wsi, WSI_TOKEN_GET_URI, path, sizeof(path)) <= 0 ||

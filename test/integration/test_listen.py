@@ -1,4 +1,6 @@
 """A vhost listens on the address it is configured with, and nowhere else."""
+import base64
+import os
 import socket
 
 import pytest
@@ -75,3 +77,40 @@ def test_one_address_written_two_ways_is_one_shared_listener(make_gateway, keys)
     for name in ("a", "b"):
         assert "vhost %s listening on ::1:%d" % (name, port) in g.log_text(), g.log_tail()
     assert reachable("::1", port)
+
+
+def upgrade_status(port, host, path, addr="127.0.0.1"):
+    """The status line a WebSocket upgrade to addr:port with this Host and path gets."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection((addr, port), timeout=5) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n" % (path, host, key)).encode())
+        return s.recv(4096).decode(errors="replace").split("\r\n")[0]
+
+
+@pytest.mark.parametrize("reuse_port", [True, False])
+def test_an_upgrade_for_another_listeners_vhost_is_refused(make_gateway, keys, reuse_port):
+    """lws picks the vhost by Host among the vhosts of a port (all "reuse_port" vhosts count
+    as one port): a client of listener a asking for b's hostname and path used to be upgraded
+    by vhost b, with b's auth. Now 404; each vhost still serves its own listener."""
+    if reuse_port:
+        pa, pb = gw.free_port(), gw.free_port()
+        la, lb = "127.0.0.1:%d" % pa, "127.0.0.1:%d" % pb
+        addr_a, addr_b = "127.0.0.1", "127.0.0.1"
+    else:  # one port, two addresses
+        pa = pb = gw.free_port()
+        la, lb = "127.0.0.1:%d" % pa, "127.0.0.2:%d" % pb
+        addr_a, addr_b = "127.0.0.1", "127.0.0.2"
+    a = gw.public_vhost(keys, "a", tls=False, listen=la, reuse_port=reuse_port,
+                        websocket={"path": "/a"})
+    b = gw.public_vhost(keys, "b", tls=False, listen=lb, reuse_port=reuse_port,
+                        websocket={"path": "/b"})
+    a["hostnames"], b["hostnames"] = ["a.test"], ["b.test"]
+    g = make_gateway([a, b, gw.internal_vhost(keys)])
+    ta, tb = g.token(vhost="a"), g.token(vhost="b")
+    assert upgrade_status(pa, "a.test", "/a?token=" + ta, addr_a).startswith("HTTP/1.1 101")
+    assert upgrade_status(pb, "b.test", "/b?token=" + tb, addr_b).startswith("HTTP/1.1 101")
+    assert upgrade_status(pa, "b.test", "/b?token=" + tb, addr_a) == "HTTP/1.1 404 Not Found"
+    assert upgrade_status(pb, "a.test", "/a?token=" + ta, addr_b) == "HTTP/1.1 404 Not Found"
+    assert "an upgrade came in through another listener: 404" in g.log_text(), g.log_tail()
