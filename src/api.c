@@ -8,7 +8,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "channel.h"
 #include "clock.h"
 #include "core.h"
+#include "iface.h"
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
@@ -772,35 +772,17 @@ static int read_query(struct lws *wsi, char *buf, size_t len)
 	return 0;
 }
 
-/* A listener named by interface (lws binds one of its addresses): does
- * local belong to it? */
-static int on_interface(const struct sockaddr *local, const char *ifname,
-			int port)
+struct local_port {
+	const struct sockaddr *local;
+	int port;
+};
+
+/* For a listener named by interface (lws binds one of its addresses). */
+static int is_local(const char *ip, void *arg)
 {
-	struct ifaddrs *list, *i;
-	char host[INET6_ADDRSTRLEN];
-	int ok = 0;
+	const struct local_port *lp = arg;
 
-	if (getifaddrs(&list))
-		return 0;
-	for (i = list; i && !ok; i = i->ifa_next) {
-		const void *a;
-
-		if (!i->ifa_addr || !i->ifa_name || strcmp(i->ifa_name, ifname))
-			continue;
-		if (i->ifa_addr->sa_family == AF_INET)
-			a = &((const struct sockaddr_in *)(const void *)
-				      i->ifa_addr)->sin_addr;
-		else if (i->ifa_addr->sa_family == AF_INET6)
-			a = &((const struct sockaddr_in6 *)(const void *)
-				      i->ifa_addr)->sin6_addr;
-		else
-			continue;
-		ok = inet_ntop(i->ifa_addr->sa_family, a, host, sizeof(host)) &&
-		     pav_api_listener_match(local, host, port) == 1;
-	}
-	freeifaddrs(list);
-	return ok;
+	return pav_api_listener_match(lp->local, ip, lp->port) == 1;
 }
 
 /*
@@ -819,9 +801,11 @@ int pav_api_own_listener(struct lws *wsi, const struct pav_vhost_config *vc)
 		return 0;
 	rc = pav_api_listener_match((struct sockaddr *)&ss, vc->listen_host,
 				    vc->port);
-	if (rc == -ENOENT)
-		rc = on_interface((struct sockaddr *)&ss, vc->listen_host,
-				  vc->port);
+	if (rc == -ENOENT) {
+		struct local_port lp = {(struct sockaddr *)&ss, vc->port};
+
+		rc = pav_iface_any_addr(vc->listen_host, is_local, &lp);
+	}
 	return rc == 1;
 }
 

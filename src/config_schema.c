@@ -11,13 +11,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "iface.h"
 #include "pav_limits.h"
 #include "pavilion/plugin.h"
 
@@ -507,33 +507,9 @@ static int is_wildcard(const char *host)
 	return !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
 }
 
-/* Whether interface name has the address ip (canonical text). */
-static int iface_has(const char *name, const char *ip)
+static int same_text(const char *ip, void *want)
 {
-	struct ifaddrs *list, *i;
-	char buf[INET6_ADDRSTRLEN];
-	int found = 0;
-
-	if (getifaddrs(&list))
-		return 0;
-	for (i = list; i && !found; i = i->ifa_next) {
-		const void *a;
-
-		if (!i->ifa_addr || strcmp(i->ifa_name, name))
-			continue;
-		if (i->ifa_addr->sa_family == AF_INET)
-			a = &((struct sockaddr_in *)(void *)i->ifa_addr)
-				     ->sin_addr;
-		else if (i->ifa_addr->sa_family == AF_INET6)
-			a = &((struct sockaddr_in6 *)(void *)i->ifa_addr)
-				     ->sin6_addr;
-		else
-			continue;
-		found = inet_ntop(i->ifa_addr->sa_family, a, buf,
-				  sizeof(buf)) && !strcmp(buf, ip);
-	}
-	freeifaddrs(list);
-	return found;
+	return !strcmp(ip, want);
 }
 
 /*
@@ -550,9 +526,9 @@ static int listen_hosts_overlap(const char *a, const char *b)
 	if (is_wildcard(a) || is_wildcard(b) || (ia && ib))
 		return 1;
 	if (ia)
-		return iface_has(a, b);
+		return pav_iface_any_addr(a, same_text, (void *)b);
 	if (ib)
-		return iface_has(b, a);
+		return pav_iface_any_addr(b, same_text, (void *)a);
 	return 0; /* two IP addresses, and not the same one */
 }
 
