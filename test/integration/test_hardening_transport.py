@@ -329,7 +329,11 @@ def test_503_while_shutting_down_readable(make_gateway, keys, client):
     mute = raw_upgrade(g.port(), token=g.note_token(g.token(sub=uid("mute"))))
     assert wait_until(lambda: run_ok(API(g).get, "/healthz"), 3)
     g.signal(signal.SIGTERM)
-    # wait until the gateway is shutting down (a raw upgrade says 503), then ask
+    # wait until the gateway has taken the signal: a probe sent before that is upgraded and
+    # then held until the shutdown cuts it (the 2 s drain), which used the whole window
+    assert wait_until(lambda: "shutting down: closing" in g.log_text(), 2, step=0.01), \
+        g.log_tail()
+    # then it is shutting down (a raw upgrade says 503), then ask
     assert wait_until(lambda: raw_status(g) == 503, 2, step=0.01), "no 503 after SIGTERM"
     if client == "raw":
         check_raw_refusal(raw_refusal(g.port(), token=g.note_token(g.token())), 503)
