@@ -22,6 +22,14 @@ int64_t pav_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t pav_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void pav_format_time(int64_t ms, char *buf, size_t len)
 {
 	time_t secs = (time_t)(ms / 1000);

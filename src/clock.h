@@ -11,6 +11,8 @@
 int64_t pav_now_ms(void);
 /* Milliseconds since the epoch for a monotonic clock (timeouts). */
 int64_t pav_mono_ms(void);
+/* The same clock in microseconds (timing a fan-out pass). */
+int64_t pav_mono_us(void);
 /* Writes ms as RFC 3339 UTC with milliseconds ("...T12:00:00.123Z"). */
 void pav_format_time(int64_t ms, char *buf, size_t len);
 /* Parses RFC 3339 (fraction and offset optional: "Z" or "+hh:mm").

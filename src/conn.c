@@ -152,6 +152,8 @@ static int mark_dirty(struct pav_conn *c)
 
 	if (c->dirty)
 		return 0;
+	if (e->ndirty == e->head)
+		e->pass_start_us = pav_mono_us();
 	if (e->ndirty == e->dirty_cap)
 		dirty_compact(e);
 	if (e->ndirty == e->dirty_cap) {
@@ -168,6 +170,47 @@ static int mark_dirty(struct pav_conn *c)
 	return 0;
 }
 
+static int write_queue(struct pav_conn *c);
+static void write_failed(struct pav_conn *c);
+
+void pav_conns_fanout_begin(struct pav_conn_env *e)
+{
+	int64_t now = pav_mono_us();
+
+	e->fanout_us = now;
+	e->direct_n = 0;
+	e->direct = e->ndirty == e->head && e->input_waiting &&
+		    now - e->idle_from_us >= e->pass_us / PAV_FANOUT_IDLE_DIV &&
+		    !e->input_waiting(e->input_arg);
+}
+
+void pav_conns_fanout_end(struct pav_conn_env *e)
+{
+	pav_metrics_fanout_mode(e->direct);
+	e->direct = 0;
+	if (!e->direct_n)
+		return; /* nothing written during the walk */
+	if (e->ndirty == e->head) {
+		e->idle_from_us = pav_mono_us();
+		e->pass_us = e->idle_from_us - e->fanout_us;
+	} else {
+		e->pass_start_us = e->fanout_us; /* the pass goes on queued */
+	}
+}
+
+/* A direct write during the walk; after each slice, waiting input turns
+ * the rest of the walk to the dirty list. */
+static void write_direct(struct pav_conn *c)
+{
+	struct pav_conn_env *e = c->env;
+
+	if (write_queue(c) < 0)
+		write_failed(c);
+	if (!(++e->direct_n % PAV_DIRECT_SLICE) &&
+	    e->input_waiting(e->input_arg))
+		e->direct = 0;
+}
+
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 {
 	int waiting, rc;
@@ -178,6 +221,10 @@ int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 	waiting = !c->dirty && (c->q_count || lws_partial_buffered(c->wsi));
 	if ((rc = queue_bounded(c, m)))
 		return rc;
+	if (c->env->direct && !waiting && !c->dirty) {
+		write_direct(c);
+		return 0;
+	}
 	/* no room on the dirty list: the slow way still works */
 	if (waiting || mark_dirty(c))
 		lws_callback_on_writable(c->wsi);
@@ -310,6 +357,9 @@ int pav_conns_flush(struct pav_conn_env *env, size_t slice)
 	size_t end = env->ndirty - env->head > slice ? env->head + slice
 						     : env->ndirty;
 
+	if (env->head == env->ndirty)
+		return 0; /* no pass: its timing stays */
+
 	/* a write may close a connection, never add one to the list */
 	for (size_t i = env->head; i < end; i++) {
 		struct pav_conn *c = env->dirty[i];
@@ -326,18 +376,23 @@ int pav_conns_flush(struct pav_conn_env *env, size_t slice)
 					LWS_TO_KILL_SYNC);
 			continue;
 		}
-		if (c->state == PAV_CONN_OPEN && write_queue(c) < 0) {
-			/* the socket is gone: nothing more is tried on it */
-			c->state = PAV_CONN_DRAINING;
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-					LWS_TO_KILL_ASYNC);
-		}
+		if (c->state == PAV_CONN_OPEN && write_queue(c) < 0)
+			write_failed(c);
 	}
 	env->head = end;
 	if (env->head < env->ndirty)
 		return 1;
 	env->head = env->ndirty = 0;
+	env->idle_from_us = pav_mono_us();
+	env->pass_us = env->idle_from_us - env->pass_start_us;
 	return 0;
+}
+
+/* The socket is gone: nothing more is tried on it. */
+static void write_failed(struct pav_conn *c)
+{
+	c->state = PAV_CONN_DRAINING;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 void pav_conn_env_free(struct pav_conn_env *env)

@@ -25,6 +25,17 @@ struct pav_conn_env {
 	struct pav_wheel wheel; /* one-second slots */
 	struct pav_conn **dirty;
 	size_t head, ndirty, dirty_cap;
+	/* fan-out mode (pav_conns_fanout_begin) */
+	int direct;		/* write idle connections during the walk */
+	size_t direct_n;	/* written so in this fan-out */
+	int64_t fanout_us;	/* when this fan-out began */
+	int64_t pass_start_us;	/* when the dirty list last became non-empty */
+	int64_t pass_us;	/* how long the last pass took */
+	int64_t idle_from_us;	/* when it ended */
+	/* the loop has input waiting that a long walk should let in first
+	 * (server.c: the internal API); NULL: never */
+	int (*input_waiting)(void *arg);
+	void *input_arg;
 	size_t live; /* opened and not yet released: a shutdown waits for
 		      * their closing handshakes */
 	int close_outside; /* hand closes to lws from pav_conns_flush(),
@@ -99,6 +110,19 @@ int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m);
  * a timer).
  */
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m);
+/*
+ * Brackets one publication's fan-out (the pav_conn_deliver() calls for
+ * it).  When the gateway is idle (nothing on the dirty list, no input
+ * waiting, and idle since its last pass for at least a quarter of the
+ * time that pass took, PAV_FANOUT_IDLE_DIV), connections with nothing
+ * queued are written during the walk itself: the first frame leaves at
+ * once, and each connection is touched once.  Otherwise, and from the
+ * first PAV_DIRECT_SLICE writes after which input is waiting, deliveries
+ * join the dirty list as described above, so publications arriving faster
+ * than a pass drains share writes.
+ */
+void pav_conns_fanout_begin(struct pav_conn_env *env);
+void pav_conns_fanout_end(struct pav_conn_env *env);
 /* Writes up to `slice` dirty connections; 1 when some are left (serve
  * the loop without waiting, then call again). */
 int pav_conns_flush(struct pav_conn_env *env, size_t slice);

@@ -46,6 +46,7 @@ static struct {
 	uint64_t auth_failures, rate_limited;
 	uint64_t fan_buckets[NBUCKETS];
 	uint64_t fan_count;
+	uint64_t fan_direct, fan_queued;
 	double fan_sum;
 } m;
 
@@ -148,6 +149,14 @@ void pav_metrics_fanout_seconds(double s)
 			m.fan_buckets[i]++;
 	m.fan_count++;
 	m.fan_sum += s;
+}
+
+void pav_metrics_fanout_mode(int direct)
+{
+	if (direct)
+		m.fan_direct++;
+	else
+		m.fan_queued++;
 }
 
 /* A growing text buffer. */
@@ -273,6 +282,12 @@ char *pav_metrics_render(size_t *len)
 		"pavilion_rate_limited_total %llu\n",
 	    (unsigned long long)m.rate_limited);
 	render_histogram(&o);
+	put(&o, "# HELP pavilion_fanouts_total Publications fanned out, by "
+		"how: written during the walk (direct) or by the end-of-turn "
+		"passes (queued).\n# TYPE pavilion_fanouts_total counter\n"
+		"pavilion_fanouts_total{mode=\"direct\"} %llu\n"
+		"pavilion_fanouts_total{mode=\"queued\"} %llu\n",
+	    (unsigned long long)m.fan_direct, (unsigned long long)m.fan_queued);
 	if (o.oom) {
 		free(o.p);
 		return NULL;

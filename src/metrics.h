@@ -17,6 +17,8 @@ void pav_metrics_close(int code);
 void pav_metrics_auth_failure(void);
 void pav_metrics_rate_limited(void);
 void pav_metrics_fanout_seconds(double s);
+/* One publication's fan-out: written during its walk (direct) or not. */
+void pav_metrics_fanout_mode(int direct);
 /* The exposition text (malloc'd, *len set) or NULL. */
 char *pav_metrics_render(size_t *len);
 /* Zeroes every counter and forgets the registered types. */

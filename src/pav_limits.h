@@ -39,6 +39,10 @@
 #define PAV_WRITE_BATCH_BYTES (64 * 1024) /* frames joined into one write */
 #define PAV_FLUSH_DEFER_TURNS 4 /* loop turns a one-slice pass waits for a
 				    busy internal API (server.c) */
+/* a fan-out is written during its walk when the loop has been idle at
+ * least this fraction (1/N) of its last pass (conn.c) */
+#define PAV_FANOUT_IDLE_DIV 4
+#define PAV_DIRECT_SLICE 256 /* direct writes between two looks at input */
 #ifndef PAV_FLUSH_SLICE /* -D for experiments */
 #define PAV_FLUSH_SLICE 2048 /* connections written between two looks at input */
 #endif

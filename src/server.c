@@ -669,6 +669,12 @@ static void lws_log_bridge(int level, const char *line)
 		buf);
 }
 
+/* What a direct fan-out (conn.c) lets in first. */
+static int api_input_waiting(void *core)
+{
+	return pav_api_busy(core);
+}
+
 /*
  * Fan-out writes: slice after slice, until none is left or the backend
  * waits on us (an answer to write, a request to read); then the loop
@@ -1042,6 +1048,8 @@ int pav_server_run(struct pav_core *c)
 		goto out;
 	pav_wheel_init(&c->conn_env.wheel, pav_now_ms() / 1000);
 	c->conn_env.close_outside = use_uv; /* conn.c, closing */
+	c->conn_env.input_waiting = api_input_waiting;
+	c->conn_env.input_arg = c;
 	pav_wheel_init(&request_wheel, pav_now_ms() / 1000);
 #ifdef PAV_WITH_UV
 	if (use_uv) {

@@ -834,7 +834,9 @@ void pav_session_deliver(void *core, const struct pav_delivery *d)
 {
 	struct pav_core *c = core;
 
+	pav_conns_fanout_begin(&c->conn_env);
 	pav_hub_deliver(c->hub, d);
+	pav_conns_fanout_end(&c->conn_env);
 }
 
 void pav_session_revoke(struct pav_hub_client *c, void *core)

@@ -3,6 +3,8 @@
 loop, flushing and shutdown): fan-out in order and once, notifications, presence, wss, closes
 the gateway starts, the API between fan-out slices, and a SIGTERM that closes clients with
 1001 and exits 0."""
+import http.client
+import json
 import signal
 import time
 
@@ -143,3 +145,93 @@ def test_sigterm_closes_clients_1001_and_exits_0(make_gateway, keys, which):
 def test_the_default_loop_is_libev(make_gateway, keys):
     g = make_gateway(flow_vhosts(keys))
     assert "ready (libev event loop" in g.log_text(), g.log_tail()
+
+
+def fanouts(api):
+    m = api.metrics()
+    return (m['pavilion_fanouts_total{mode="direct"}'], m['pavilion_fanouts_total{mode="queued"}'])
+
+
+def subscribers(g, chan, n):
+    clients = [C(g) for _ in range(n)]
+    for c in clients:
+        c.subscribe(chan)
+    for c in clients:
+        c.sync()
+        c.inbox.clear()
+    time.sleep(0.3)  # idle, so the next publication finds the gateway idle
+    return clients
+
+
+@pytest.mark.skipif(gw.STORE == "redis", reason="on Redis a publication comes back from the "
+                    "store when the API's answer is waiting to be written; the answer goes out "
+                    "first, so the fan-out takes the passes")
+@pytest.mark.parametrize("which", sorted(LOOPS))
+def test_a_lone_publication_is_written_during_its_walk_a_batch_behind_it_queued(
+        make_gateway, keys, which):
+    """On an idle gateway a publication is written to each subscriber during its walk
+    (direct); the second and third of a batch, right behind that pass, go through the
+    end-of-turn passes (queued).  Each subscriber gets every publication once, in order."""
+    g = make_gateway(flow_vhosts(keys), event_loop=which)
+    api = API(g)
+    chan = "channel:" + uid("direct")
+    clients = subscribers(g, chan, 300)
+    try:
+        m0 = fanouts(api)
+        api.publish(chan, "tick", {"n": 0})
+        for c in clients:
+            assert c.wait_for("tick", timeout=10)["payload"]["n"] == 0
+        m1 = fanouts(api)
+        assert m1 == (m0[0] + 1, m0[1]), (m0, m1)
+        time.sleep(0.3)
+        r = api.post("/v1/publish", {"publications": [
+            {"channel": chan, "type": "tick", "payload": {"n": n}} for n in (1, 2, 3)]})
+        assert r.status == 202, r
+        for c in clients:
+            got = [c.wait_for("tick", timeout=10)["payload"]["n"] for _ in range(3)]
+            assert got == [1, 2, 3], (c.sub, got)
+        for c in clients:
+            c.sync()
+            assert c.take("tick") == [], "a publication came twice"
+        m2 = fanouts(api)
+        assert m2 == (m1[0] + 1, m1[1] + 2), (m1, m2)
+    finally:
+        for c in clients:
+            c.close()
+
+
+@pytest.mark.skipif(gw.STORE == "redis", reason="on Redis a publication comes back from the "
+                    "store after the gateway has read a request sent right behind it")
+@pytest.mark.parametrize("which", sorted(LOOPS))
+def test_a_request_waiting_turns_a_direct_walk_to_the_passes(make_gateway, keys, which):
+    """A direct walk looks at the internal API after every 256 writes.  A request waiting
+    there turns the rest of the walk to the end-of-turn passes (both publications count as
+    queued, none as direct), and every subscriber still gets both once."""
+    g = make_gateway(flow_vhosts(keys), event_loop=which)
+    api = API(g)
+    chan = "channel:" + uid("switch")
+    clients = subscribers(g, chan, 300)
+    conns = [http.client.HTTPConnection("127.0.0.1", api.port, timeout=10) for _ in range(2)]
+    try:
+        for h in conns:  # accepted and kept alive before the two requests
+            h.request("GET", "/healthz")
+            assert h.getresponse().read() is not None
+        m0 = fanouts(api)
+        hdr = {"Authorization": "Bearer " + api.key, "Content-Type": "application/json"}
+        for n, h in enumerate(conns):
+            h.request("POST", "/v1/publish", body=json.dumps(
+                {"channel": chan, "type": "tick", "payload": {"n": n}}), headers=hdr)
+        for h in conns:
+            r = h.getresponse()
+            assert r.status == 202, (r.status, r.read())
+            r.read()
+        for c in clients:
+            got = sorted(c.wait_for("tick", timeout=10)["payload"]["n"] for _ in range(2))
+            assert got == [0, 1], (c.sub, got)
+        m1 = fanouts(api)
+        assert m1 == (m0[0], m0[1] + 2), (m0, m1)
+    finally:
+        for h in conns:
+            h.close()
+        for c in clients:
+            c.close()

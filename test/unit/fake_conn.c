@@ -206,6 +206,16 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 	return 1;
 }
 
+void pav_conns_fanout_begin(struct pav_conn_env *env)
+{
+	(void)env;
+}
+
+void pav_conns_fanout_end(struct pav_conn_env *env)
+{
+	(void)env;
+}
+
 int pav_conns_flush(struct pav_conn_env *env, size_t slice)
 {
 	(void)env;

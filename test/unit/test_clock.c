@@ -238,6 +238,11 @@ static void now_is_after_2020(void **state)
 static void mono_does_not_go_backwards(void **state)
 {
 	int64_t a = pav_mono_ms(), b = pav_mono_ms();
+	int64_t ua = pav_mono_us(), ub = pav_mono_us();
+
+	assert_true(ub >= ua);
+	/* one clock: microseconds are the milliseconds' thousandths */
+	assert_true(ua / 1000 >= a && ua / 1000 <= pav_mono_ms());
 
 	(void)state;
 	assert_true(b >= a);

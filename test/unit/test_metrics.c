@@ -144,6 +144,26 @@ static void other_is_one_line(void **state)
 	free(t);
 }
 
+static void fanouts_are_counted_by_mode(void **state)
+{
+	char *t;
+
+	(void)state;
+	pav_metrics_fanout_mode(1);
+	pav_metrics_fanout_mode(0);
+	pav_metrics_fanout_mode(0);
+	t = render();
+	assert_exposition_lines(t);
+	assert_true(has_line(t, "# TYPE pavilion_fanouts_total counter"));
+	assert_true(has_line(t, "pavilion_fanouts_total{mode=\"direct\"} 1"));
+	assert_true(has_line(t, "pavilion_fanouts_total{mode=\"queued\"} 2"));
+	free(t);
+	pav_metrics_reset();
+	t = render();
+	assert_true(has_line(t, "pavilion_fanouts_total{mode=\"direct\"} 0"));
+	free(t);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup(fn, reset)
@@ -153,6 +173,7 @@ int main(void)
 		T(injection_type_adds_no_line),
 		T(label_values_are_escaped),
 		T(other_is_one_line),
+		T(fanouts_are_counted_by_mode),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
