@@ -244,8 +244,9 @@ static void render_histogram(struct out *o)
 {
 	const char *h = "pavilion_fanout_seconds";
 
-	put(o, "# HELP %s Time to queue one publication to all its "
-	       "recipients.\n# TYPE %s histogram\n", h, h);
+	put(o, "# HELP %s Time from a publish request to its publications "
+	       "queued or written to all their recipients.\n"
+	       "# TYPE %s histogram\n", h, h);
 	for (size_t i = 0; i < NBUCKETS; i++)
 		put(o, "%s_bucket{le=\"%g\"} %llu\n", h, buckets[i],
 		    (unsigned long long)m.fan_buckets[i]);
