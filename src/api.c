@@ -791,22 +791,30 @@ static int is_local(const char *ip, void *arg)
  * have come in through another vhost's socket.  Only our own listener
  * (the accepted socket's local address and port) is served.
  */
-int pav_api_own_listener(struct lws *wsi, const struct pav_vhost_config *vc)
+int pav_api_own_listener(struct lws *wsi, struct pav_vhost *vh)
 {
+	const struct pav_vhost_config *vc = vh->cfg;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	int fd = lws_get_socket_fd(wsi), rc;
+	struct local_port lp = {(struct sockaddr *)&ss, vc->port};
 
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl))
 		return 0;
 	rc = pav_api_listener_match((struct sockaddr *)&ss, vc->listen_host,
 				    vc->port);
-	if (rc == -ENOENT) {
-		struct local_port lp = {(struct sockaddr *)&ss, vc->port};
-
-		rc = pav_iface_any_addr(vc->listen_host, is_local, &lp);
-	}
-	return rc == 1;
+	if (rc != -ENOENT)
+		return rc == 1;
+	/* an interface: lws bound one of its addresses, so every connection
+	 * of our listener has that one; the interface's list (a netlink
+	 * dump) is read until it is known */
+	if (vh->iface_bound_len == sl && !memcmp(&vh->iface_bound, &ss, sl))
+		return 1;
+	if (pav_iface_any_addr(vc->listen_host, is_local, &lp) != 1)
+		return 0;
+	memcpy(&vh->iface_bound, &ss, sl);
+	vh->iface_bound_len = sl;
+	return 1;
 }
 
 /* Request line: a method, and a path (and query) the API can read whole. */
@@ -837,7 +845,7 @@ static int on_request(struct lws *wsi, struct api_req *r)
 {
 	char cl[32];
 
-	if (!pav_api_own_listener(wsi, r->vh->cfg)) {
+	if (!pav_api_own_listener(wsi, r->vh)) {
 		pav_warn("api: a request for vhost %s came in through another "
 			 "listener: 404", r->vh->cfg->name);
 		r->early = 1; /* and no further request on this connection */

@@ -80,12 +80,13 @@ int pav_api_listener_match(const struct sockaddr *local, const char *host,
 			   int port);
 
 /*
- * Did the request on wsi come in through the listener of vc (the accepted
- * socket's local address and port against vc's "listen", an interface's
+ * Did the request on wsi come in through vh's listener (the accepted
+ * socket's local address and port against its "listen", an interface's
  * addresses included)?  lws picks a vhost by Host among every vhost of a
- * port, and all "reuse_port" vhosts count as one port to it.
+ * port, and all "reuse_port" vhosts count as one port to it.  For an
+ * interface, the address lws bound is remembered in vh once seen.
  */
-int pav_api_own_listener(struct lws *wsi, const struct pav_vhost_config *vc);
+int pav_api_own_listener(struct lws *wsi, struct pav_vhost *vh);
 
 /* Constant-time comparison of a presented key against the known keys. */
 int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented);

@@ -25,6 +25,7 @@
 
 #include <libwebsockets.h>
 
+#include "iface.h"
 #include "log.h"
 
 #define HELPER_VHOST "pavilion-listen"
@@ -95,7 +96,24 @@ static struct lws_vhost *helper_vhost(struct lws_context *ctx)
 	return lws_create_vhost(ctx, &info);
 }
 
-/* A bound, listening, non-blocking socket with SO_REUSEPORT; -errno. */
+/* Which of an interface's addresses to bind, as lws binds one for its
+ * own listeners: the first IPv4 address, else the first IPv6 one. */
+struct iface_pick {
+	char v4[INET6_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
+};
+
+static int pick(const char *ip, void *arg)
+{
+	struct iface_pick *p = arg;
+	char *to = strchr(ip, ':') ? p->v6 : p->v4;
+
+	if (!*to)
+		snprintf(to, INET6_ADDRSTRLEN, "%s", ip);
+	return 0; /* see them all */
+}
+
+/* A bound, listening, non-blocking socket with SO_REUSEPORT on host (an
+ * IP address or an interface); -errno. */
 static int listen_socket(const char *host, int port)
 {
 	struct sockaddr_storage ss;
@@ -114,7 +132,12 @@ static int listen_socket(const char *host, int port)
 		a6->sin6_port = htons((uint16_t)port);
 		len = sizeof(*a6);
 	} else {
-		return -EINVAL;
+		struct iface_pick p = {"", ""};
+
+		pav_iface_any_addr(host, pick, &p);
+		if (!*p.v4 && !*p.v6)
+			return -ENODEV;
+		return listen_socket(*p.v4 ? p.v4 : p.v6, port);
 	}
 	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

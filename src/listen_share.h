@@ -10,11 +10,13 @@ struct lws_context;
 struct lws_vhost;
 
 /*
- * Listens on host:port (a numeric address) with SO_REUSEPORT and hands
- * every accepted connection to `target`, an lws vhost created with
- * CONTEXT_PORT_NO_LISTEN_SERVER.  The socket lives until the context
+ * Listens on host:port (a numeric address, or an interface: its first
+ * IPv4 address, else its first IPv6 one, as lws binds) with SO_REUSEPORT
+ * and hands every accepted connection to `target`, an lws vhost created
+ * with CONTEXT_PORT_NO_LISTEN_SERVER.  The socket lives until the context
  * goes.  0, or -errno (-EADDRINUSE: taken by a process without
- * SO_REUSEPORT, or by another user).
+ * SO_REUSEPORT, or by another user; -ENODEV: the interface has no
+ * address).
  */
 int pav_listen_share(struct lws_context *ctx, struct lws_vhost *target,
 		     const char *host, int port);

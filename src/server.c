@@ -329,7 +329,7 @@ static int confirm_upgrade(struct lws *wsi)
 		return -1;
 	/* by its Host, lws may hand us another listener's request: that
 	 * vhost's clients get neither our path nor our auth */
-	if (!pav_api_own_listener(wsi, vh->cfg)) {
+	if (!pav_api_own_listener(wsi, vh)) {
 		pav_warn("vhost %s: an upgrade came in through another "
 			 "listener: 404", vh->cfg->name);
 		return refuse(wsi, HTTP_STATUS_NOT_FOUND);

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "auth.h"
 #include "config.h"
@@ -83,6 +84,10 @@ struct pav_vhost {
 	struct lws **api_conns;        /* its open API connections */
 	size_t napi_conns, api_conns_cap;
 	unsigned api_unsent;           /* answers made, not yet written */
+	/* "listen" names an interface: the address lws bound, once a
+	 * connection has shown it (pav_api_own_listener) */
+	struct sockaddr_storage iface_bound;
+	socklen_t iface_bound_len;
 };
 
 /* Builds vhosts and namespaces from core->cfg, makes plugin instances

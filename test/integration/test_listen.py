@@ -89,14 +89,19 @@ def upgrade_status(port, host, path, addr="127.0.0.1"):
         return s.recv(4096).decode(errors="replace").split("\r\n")[0]
 
 
-@pytest.mark.parametrize("reuse_port", [True, False])
-def test_an_upgrade_for_another_listeners_vhost_is_refused(make_gateway, keys, reuse_port):
+@pytest.mark.parametrize("how", ["reuse_port", "interface", "one_port"])
+def test_an_upgrade_for_another_listeners_vhost_is_refused(make_gateway, keys, how):
     """lws picks the vhost by Host among the vhosts of a port (all "reuse_port" vhosts count
     as one port): a client of listener a asking for b's hostname and path used to be upgraded
-    by vhost b, with b's auth. Now 404; each vhost still serves its own listener."""
+    by vhost b, with b's auth. Now 404; each vhost still serves its own listener.  With a on
+    "lo:P", the address lws bound for it is remembered after its first upgrade: later ones
+    still pass, and one through b's port is still refused."""
+    reuse_port = how != "one_port"
     if reuse_port:
         pa, pb = gw.free_port(), gw.free_port()
         la, lb = "127.0.0.1:%d" % pa, "127.0.0.1:%d" % pb
+        if how == "interface":
+            la = "lo:%d" % pa
         addr_a, addr_b = "127.0.0.1", "127.0.0.1"
     else:  # one port, two addresses
         pa = pb = gw.free_port()
@@ -113,4 +118,5 @@ def test_an_upgrade_for_another_listeners_vhost_is_refused(make_gateway, keys, r
     assert upgrade_status(pb, "b.test", "/b?token=" + tb, addr_b).startswith("HTTP/1.1 101")
     assert upgrade_status(pa, "b.test", "/b?token=" + tb, addr_a) == "HTTP/1.1 404 Not Found"
     assert upgrade_status(pb, "a.test", "/a?token=" + ta, addr_b) == "HTTP/1.1 404 Not Found"
+    assert upgrade_status(pa, "a.test", "/a?token=" + ta, addr_a).startswith("HTTP/1.1 101")
     assert "an upgrade came in through another listener: 404" in g.log_text(), g.log_tail()
