@@ -179,9 +179,9 @@ void pav_conns_fanout_begin(struct pav_conn_env *e)
 
 	e->fanout_us = now;
 	e->direct_n = 0;
+	/* input is looked at once there is something to write */
 	e->direct = e->ndirty == e->head && e->input_waiting &&
-		    now - e->idle_from_us >= e->pass_us / PAV_FANOUT_IDLE_DIV &&
-		    !e->input_waiting(e->input_arg);
+		    now - e->idle_from_us >= e->pass_us / PAV_FANOUT_IDLE_DIV;
 }
 
 void pav_conns_fanout_end(struct pav_conn_env *e)
@@ -198,17 +198,13 @@ void pav_conns_fanout_end(struct pav_conn_env *e)
 	}
 }
 
-/* A direct write during the walk; after each slice, waiting input turns
- * the rest of the walk to the dirty list. */
-static void write_direct(struct pav_conn *c)
+/* Still writing during the walk?  Before its first write and after every
+ * slice, waiting input turns the rest of the walk to the dirty list. */
+static int still_direct(struct pav_conn_env *e)
 {
-	struct pav_conn_env *e = c->env;
-
-	if (write_queue(c) < 0)
-		write_failed(c);
-	if (!(++e->direct_n % PAV_DIRECT_SLICE) &&
-	    e->input_waiting(e->input_arg))
+	if (!(e->direct_n % PAV_DIRECT_SLICE) && e->input_waiting(e->input_arg))
 		e->direct = 0;
+	return e->direct;
 }
 
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
@@ -221,8 +217,10 @@ int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 	waiting = !c->dirty && (c->q_count || lws_partial_buffered(c->wsi));
 	if ((rc = queue_bounded(c, m)))
 		return rc;
-	if (c->env->direct && !waiting && !c->dirty) {
-		write_direct(c);
+	if (c->env->direct && !waiting && !c->dirty && still_direct(c->env)) {
+		if (write_queue(c) < 0)
+			write_failed(c);
+		c->env->direct_n++;
 		return 0;
 	}
 	/* no room on the dirty list: the slow way still works */

@@ -36,6 +36,7 @@ struct pav_conn_env {
 	 * (server.c: the internal API); NULL: never */
 	int (*input_waiting)(void *arg);
 	void *input_arg;
+	unsigned deferred; /* turns a one-slice pass has waited (server.c) */
 	size_t live; /* opened and not yet released: a shutdown waits for
 		      * their closing handshakes */
 	int close_outside; /* hand closes to lws from pav_conns_flush(),
@@ -116,10 +117,11 @@ int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m);
  * waiting, and idle since its last pass for at least a quarter of the
  * time that pass took, PAV_FANOUT_IDLE_DIV), connections with nothing
  * queued are written during the walk itself: the first frame leaves at
- * once, and each connection is touched once.  Otherwise, and from the
- * first PAV_DIRECT_SLICE writes after which input is waiting, deliveries
- * join the dirty list as described above, so publications arriving faster
- * than a pass drains share writes.
+ * once, and each connection is touched once.  Input is looked at before
+ * the walk's first write and after every PAV_DIRECT_SLICE writes: once it
+ * is found waiting, and when the gateway is not idle, deliveries join the
+ * dirty list as described above, so publications arriving faster than a
+ * pass drains share writes.
  */
 void pav_conns_fanout_begin(struct pav_conn_env *env);
 void pav_conns_fanout_end(struct pav_conn_env *env);

@@ -688,18 +688,17 @@ static int api_input_waiting(void *core)
  */
 static int flush_slices(struct pav_core *c)
 {
-	static unsigned deferred;
+	struct pav_conn_env *e = &c->conn_env;
 	int more;
 
-	if (!c->conn_env.head && c->conn_env.ndirty &&
-	    c->conn_env.ndirty <= PAV_FLUSH_SLICE && pav_api_busy(c) &&
-	    deferred < PAV_FLUSH_DEFER_TURNS) {
-		deferred++;
+	if (!e->head && e->ndirty && e->ndirty <= PAV_FLUSH_SLICE &&
+	    pav_api_busy(c) && e->deferred < PAV_FLUSH_DEFER_TURNS) {
+		e->deferred++;
 		return 1;
 	}
-	deferred = 0;
+	e->deferred = 0;
 	do
-		more = pav_conns_flush(&c->conn_env, PAV_FLUSH_SLICE);
+		more = pav_conns_flush(e, PAV_FLUSH_SLICE);
 	while (more && !pav_api_busy(c));
 	return more;
 }
