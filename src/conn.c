@@ -173,15 +173,21 @@ static int mark_dirty(struct pav_conn *c)
 static int write_queue(struct pav_conn *c);
 static void write_failed(struct pav_conn *c);
 
-void pav_conns_fanout_begin(struct pav_conn_env *e)
+/* A pass (direct walk or dirty list) that began at start is over. */
+static void pass_over(struct pav_conn_env *e, int64_t start)
 {
 	int64_t now = pav_mono_us();
 
-	e->fanout_us = now;
+	e->direct_from_us = now + (now - start) / PAV_FANOUT_IDLE_DIV;
+}
+
+void pav_conns_fanout_begin(struct pav_conn_env *e)
+{
+	e->fanout_us = pav_mono_us();
 	e->direct_n = 0;
 	/* input is looked at once there is something to write */
 	e->direct = e->ndirty == e->head && e->input_waiting &&
-		    now - e->idle_from_us >= e->pass_us / PAV_FANOUT_IDLE_DIV;
+		    e->fanout_us >= e->direct_from_us;
 }
 
 void pav_conns_fanout_end(struct pav_conn_env *e)
@@ -190,12 +196,10 @@ void pav_conns_fanout_end(struct pav_conn_env *e)
 	e->direct = 0;
 	if (!e->direct_n)
 		return; /* nothing written during the walk */
-	if (e->ndirty == e->head) {
-		e->idle_from_us = pav_mono_us();
-		e->pass_us = e->idle_from_us - e->fanout_us;
-	} else {
+	if (e->ndirty == e->head)
+		pass_over(e, e->fanout_us);
+	else
 		e->pass_start_us = e->fanout_us; /* the pass goes on queued */
-	}
 }
 
 /* Still writing during the walk?  Before its first write and after every
@@ -381,8 +385,7 @@ int pav_conns_flush(struct pav_conn_env *env, size_t slice)
 	if (env->head < env->ndirty)
 		return 1;
 	env->head = env->ndirty = 0;
-	env->idle_from_us = pav_mono_us();
-	env->pass_us = env->idle_from_us - env->pass_start_us;
+	pass_over(env, env->pass_start_us);
 	return 0;
 }
 

@@ -30,8 +30,8 @@ struct pav_conn_env {
 	size_t direct_n;	/* written so in this fan-out */
 	int64_t fanout_us;	/* when this fan-out began */
 	int64_t pass_start_us;	/* when the dirty list last became non-empty */
-	int64_t pass_us;	/* how long the last pass took */
-	int64_t idle_from_us;	/* when it ended */
+	int64_t direct_from_us;	/* the last pass's end, plus a quarter of its
+				 * length (PAV_FANOUT_IDLE_DIV): idle from then */
 	/* the loop has input waiting that a long walk should let in first
 	 * (server.c: the internal API); NULL: never */
 	int (*input_waiting)(void *arg);
