@@ -16,7 +16,10 @@
 #              concurrent back-to-back publishers, PUBS_10K [400] publications
 #   fan10k-1p  (b) the same with one back-to-back publisher
 #   rate10k    (c) N10K subscribers, P99_PUBS [50] publications at
-#              P99_RATE [5]/s: the p99 latency is the figure
+#              P99_RATE [5]/s: the p99 latency is the figure; the table
+#              also shows how long one publication took to reach its last
+#              subscriber (min/p50/max over the publications), and the raw
+#              output each one (publication_last_each_ms)
 #   fan1k-4p   (d) N1K [1000] subscribers, PUBLISHERS publishers, PUBS_1K [1000]
 #   idle       (e) IDLE_N [10000] plain ws connections: RSS per connection
 #   storm1k    (f) join storm with presence, STORM_SMALL [1000] clients
@@ -67,6 +70,9 @@ ROWS=(
   "(c) ${P99_RATE}/s to ${N10K} p50 ms|rate10k|latency_p50_ms|0"
   "(c) p99 ms|rate10k|latency_p99_ms|0"
   "(c) max ms|rate10k|latency_max_ms|0"
+  "(c) a pub's last delivery: min ms|rate10k|publication_last_min_ms|0"
+  "(c) a pub's last delivery: p50 ms|rate10k|publication_last_p50_ms|0"
+  "(c) a pub's last delivery: max ms|rate10k|publication_last_max_ms|0"
   "(c) missing|rate10k|missing|0"
   "(d) ${N1K} subs/${PUBLISHERS} pubs deliveries/s|fan1k-4p|deliveries_per_s|1"
   "(d) p50 ms|fan1k-4p|latency_p50_ms|0"
@@ -345,7 +351,7 @@ scenario_args() { # scenario ws-port tls-port
   fan10k-1p) echo fanout -n "$N10K" -m "$PUBS_10K" --publishers 1 --port "$2" \
                --timeout 1200 --quiet-max 600 --drain 60 ;;
   rate10k)   echo fanout -n "$N10K" -m "$P99_PUBS" --rate "$P99_RATE" --port "$2" \
-               --timeout 1200 --quiet-max 600 --drain 60 ;;
+               --timeout 1200 --quiet-max 600 --drain 60 --per-publication ;;
   fan1k-4p)  echo fanout -n "$N1K" -m "$PUBS_1K" --publishers "$PUBLISHERS" --port "$2" \
                --timeout 300 --quiet-max 120 --drain 30 ;;
   idle)      echo idle -n "$IDLE_N" --port "$2" --hold 2 --settle 2 --timeout 120 ;;

@@ -73,6 +73,7 @@ static struct {
 	int n, m, tls, sources, concurrency, size, id_offset;
 	int publishers, batch, presence;
 	int listen_only; /* fanout: publish nothing, count what another sends */
+	int per_publication; /* fanout: each one's last delivery, in order */
 	double rate, hold_s, timeout_s, drain_s, settle_s, quiet_s, quiet_max_s;
 	double request_timeout_s;
 	long server_pid;
@@ -238,6 +239,14 @@ static uint64_t lat_cap, lat_n;
 static uint32_t *join_us; /* connect → ack, per subscriber */
 static uint64_t join_n;
 static int64_t t_first_pub, t_last_delivery;
+/* each publication (one send time) and its last delivery: what sets p99
+ * is how long the slowest publications take to reach everyone */
+struct pub_spread {
+	int64_t sent;
+	uint32_t last_us;
+};
+static struct pub_spread *spread;
+static size_t spread_n, spread_cap, spread_hint;
 static int64_t t_min_sent; /* --listen-only: the earliest send time seen */
 static int fail_reasons[8];
 enum { FR_CONNECT, FR_STATUS, FR_CLOSED, FR_ERROR, FR_TIMEOUT, FR_TLS, FR_IO };
@@ -560,11 +569,41 @@ static void after_upgrade(struct conn *c)
 		ws_fail(c, FR_IO);
 }
 
+/* The entry of the publication sent at `sent` (kept in order of send
+ * time; deliveries come mostly in that order), NULL when full. */
+static struct pub_spread *spread_of(int64_t sent)
+{
+	size_t lo = 0, hi = spread_n;
+
+	if (spread_hint < spread_n && spread[spread_hint].sent == sent)
+		return &spread[spread_hint];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (spread[mid].sent < sent)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == spread_n || spread[lo].sent != sent) {
+		if (spread_n == spread_cap)
+			return NULL;
+		memmove(&spread[lo + 1], &spread[lo],
+			(spread_n - lo) * sizeof(*spread));
+		spread[lo] = (struct pub_spread){sent, 0};
+		spread_n++;
+	}
+	spread_hint = lo;
+	return &spread[lo];
+}
+
 /* A publication carrying its send time: one delivery. */
 static void on_delivery(struct conn *c, const char *t)
 {
 	int64_t sent = strtoll(t + 4, NULL, 10), now = now_ns();
 	int64_t us = (now - sent) / 1000;
+	uint32_t u = us < 0 ? 0 : (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
+	struct pub_spread *ps;
 
 	if (!t_first_pub || sent < t_first_pub) {
 		stale++; /* a message published before this run */
@@ -580,7 +619,9 @@ static void on_delivery(struct conn *c, const char *t)
 	if (!t_min_sent || sent < t_min_sent)
 		t_min_sent = sent;
 	if (lat_n < lat_cap)
-		lat_us[lat_n++] = us < 0 ? 0 : (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
+		lat_us[lat_n++] = u;
+	if ((ps = spread_of(sent)) && ps->last_us < u)
+		ps->last_us = u;
 }
 
 static void on_text(struct conn *c, const char *p, size_t n)
@@ -1328,6 +1369,29 @@ static void print_quantiles(const char *prefix, uint32_t *v, uint64_t n)
 	printf("%s_max_ms: %.3f\n", prefix, n ? v[n - 1] / 1000.0 : 0.0);
 }
 
+/* Over publications: how long after its send the last subscriber got
+ * it (with one publisher at a low rate: the length of its fan-out). */
+static void print_spread(void)
+{
+	uint32_t *v = malloc((spread_n ? spread_n : 1) * sizeof(*v));
+
+	if (!v)
+		return;
+	printf("publications_timed: %zu\n", spread_n);
+	for (size_t i = 0; i < spread_n; i++)
+		v[i] = spread[i].last_us;
+	if (opt.per_publication) {
+		printf("publication_last_each_ms:");
+		for (size_t i = 0; i < spread_n; i++)
+			printf(" %.1f", v[i] / 1000.0);
+		printf("\n");
+	}
+	qsort(v, spread_n, sizeof(*v), cmp_u32);
+	printf("publication_last_min_ms: %.3f\n", spread_n ? v[0] / 1000.0 : 0.0);
+	print_quantiles("publication_last", v, spread_n);
+	free(v);
+}
+
 static void print_fail_reasons(void)
 {
 	for (int i = 0; i <= FR_IO; i++)
@@ -1442,6 +1506,8 @@ static void usage(void)
 		"  --quiet S               silence that ends the joins' messages (0.5)\n"
 		"  --quiet-max S           bound on waiting for that silence (60)\n"
 		"  --drain S               fanout: bound on waiting for deliveries (30)\n"
+		"  --per-publication       fanout: also print each publication's last\n"
+		"                          delivery, in order of sending\n"
 		"  --request-timeout S     bound on one publish answer (10)\n"
 		"  --timeout S             whole run bound (300)\n"
 		"  --id-offset K           user ids start at u<K> (0)\n"
@@ -1533,7 +1599,7 @@ static void parse_args(int argc, char **argv)
 		{"hold", 1, 0, 'h'},        {"settle", 1, 0, 'e'},
 		{"drain", 1, 0, 'd'},       {"timeout", 1, 0, 'w'},
 		{"id-offset", 1, 0, 'i'},   {"publishers", 1, 0, 'u'},
-		{"listen-only", 0, 0, 'l'},
+		{"listen-only", 0, 0, 'l'}, {"per-publication", 0, 0, 'E'},
 		{"batch", 1, 0, 'b'},       {"kind", 1, 0, 'y'},
 		{"quiet", 1, 0, 'q'},       {"snapshot", 0, 0, 'N'},
 		{"request-timeout", 1, 0, 'R'}, {"quiet-max", 1, 0, 'Q'},
@@ -1577,6 +1643,7 @@ static void parse_args(int argc, char **argv)
 		case 'w': opt.timeout_s = atof(optarg); break;
 		case 'i': opt.id_offset = atoi(optarg); break;
 		case 'l': opt.listen_only = 1; break;
+		case 'E': opt.per_publication = 1; break;
 		case 'u': opt.publishers = atoi(optarg); break;
 		case 'b': opt.batch = atoi(optarg); break;
 		case 'y': opt.kind = optarg; break;
@@ -1805,6 +1872,7 @@ static void print_fanout(int m_req, double quiet, double cpu0, double cpu1)
 	printf("duration_s: %.3f\n", deliveries ? d : 0.0);
 	printf("deliveries_per_s: %.0f\n", deliveries && d > 0 ? deliveries / d : 0.0);
 	print_quantiles("latency", lat_us, lat_n);
+	print_spread();
 	print_cpu("server_cpu_s", cpu0, cpu1);
 	if (cpu0 >= 0 && cpu1 >= 0 && deliveries)
 		printf("server_cpu_us_per_delivery: %.2f\n",
@@ -1829,7 +1897,9 @@ static int run_fanout(int64_t deadline)
 	connect_phase(deadline);
 	lat_cap = (uint64_t)n_ready * (uint64_t)opt.m;
 	lat_us = malloc((lat_cap ? lat_cap : 1) * sizeof(*lat_us));
-	if (!lat_us)
+	spread_cap = (size_t)(opt.m > 0 ? opt.m : 1);
+	spread = calloc(spread_cap, sizeof(*spread));
+	if (!lat_us || !spread)
 		die("out of memory for %" PRIu64 " samples", lat_cap);
 	if (!n_ready) {
 		fprintf(stderr, "pavbench: no subscriber connected: "

@@ -3,7 +3,9 @@
 # with all four protocol plugins (as shipped), then with pavbench:
 #   1. fans 20 publications from 2 concurrent keep-alive publishers out to
 #      200 subscribers of one zone; every subscriber must connect and every
-#      delivery arrive ("missing: 0");
+#      delivery arrive ("missing: 0"), and each publication (its own send
+#      time) is timed once: --per-publication prints one figure per
+#      publication, none above the largest latency;
 #   2. a join storm: 200 clients subscribe to another zone with
 #      parameters.presence (the presence plugin's snapshot and join
 #      announcements); every one must be subscribed, with no failed
@@ -60,7 +62,8 @@ curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null || { cat "$tmp/gateway.
 
 out=$(timeout 45 "$bench" fanout -n "$SUBS" -m "$PUBS" --publishers "$PUBLISHERS" --rate 0 \
   --port "$ws_port" --api-port "$api_port" --secret "$tmp/jwt.key" --channel smoke_fan \
-  --api-key-file "$tmp/api.keys" --server-pid "$gwpid" --timeout 40 --drain 10 --quiet-max 10)
+  --api-key-file "$tmp/api.keys" --server-pid "$gwpid" --timeout 40 --drain 10 --quiet-max 10 \
+  --per-publication)
 rc=$?
 echo "$out"
 grep -qx "connected: $SUBS" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "not every subscriber connected (pavbench rc=$rc)"; }
@@ -68,6 +71,16 @@ grep -qx "failed: 0" <<<"$out" || fail "failed handshakes"
 grep -qx "publications_ok: $PUBS" <<<"$out" || fail "not every publication accepted"
 grep -qx "missing: 0" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "deliveries missing"; }
 grep -qx "closes_received: 0" <<<"$out" || fail "the gateway closed subscribers"
+grep -qx "publications_timed: $PUBS" <<<"$out" || fail "not every publication timed"
+awk -F': ' -v n="$PUBS" '
+  $1 == "latency_max_ms" { max = $2 }
+  $1 == "publication_last_max_ms" { last = $2 }
+  $1 == "publication_last_each_ms" { k = split($2, v, " ") }
+  END {
+    if (k != n) { print "publication_last_each_ms has " k " figures, not " n; exit 1 }
+    for (i = 1; i <= k; i++) if (v[i] < 0 || v[i] > last + 0.05) { print "figure " v[i] " out of range"; exit 1 }
+    if (last > max + 0.0005) { print "a publication last reached later than the largest latency"; exit 1 }
+  }' <<<"$out" || fail "per-publication figures"
 [ "$rc" -eq 0 ] || fail "pavbench fanout exited $rc"
 
 out=$(timeout 45 "$bench" joinstorm -n "$STORM" --snapshot --port "$ws_port" --secret "$tmp/jwt.key" \
