@@ -4,6 +4,7 @@
  * server that writes each recipient with its own send().
  *
  *   sendfloor [-n N] [-p PASSES] [-i INTERVAL_MS] [-b BYTES] [--spin]
+ *             [--per-pass]
  *
  * A child process (the reader, on CPU 1) connects N sockets to a listener
  * of the parent (the writer, on CPU 0), each from a source address in
@@ -15,6 +16,7 @@
  * Output ("key: value"): send_us (writer's time per send, mean over all
  * passes), pass_ms_min/mean/max, and the reader's latency from the pass's
  * start to each message: latency_p50_ms/p99_ms/max_ms, received.
+ * --per-pass adds pass_ms_each: every pass's length, in order.
  * Loopback only, bounded: the reader gives up 5 s after its last message.
  */
 #ifndef _GNU_SOURCE
@@ -40,7 +42,7 @@
 #define MAX_BYTES 4096
 
 static int n_socks = 10000, passes = 50, interval_ms = 200, bytes = 100;
-static int spin;
+static int spin, per_pass;
 
 static void die(const char *what)
 {
@@ -138,20 +140,23 @@ static void reader(const struct sockaddr_in *to, int ready_fd)
 static void usage(void)
 {
 	fprintf(stderr, "usage: sendfloor [-n N] [-p PASSES] [-i INTERVAL_MS] "
-			"[-b BYTES (8-%d)] [--spin]\n", MAX_BYTES);
+			"[-b BYTES (8-%d)] [--spin] [--per-pass]\n", MAX_BYTES);
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {{"spin", no_argument, NULL, 's'},
-					   {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {
+		{"spin", no_argument, NULL, 's'},
+		{"per-pass", no_argument, NULL, 'e'},
+		{NULL, 0, NULL, 0}};
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t al = sizeof(a);
 	int64_t total = 0, pmin = INT64_MAX, pmax = 0;
 	char msg[MAX_BYTES], r;
 	int ls, one = 1, ready[2], ch, status;
 	int *fd;
+	int64_t *each;
 	pid_t child;
 
 	while ((ch = getopt_long(argc, argv, "n:p:i:b:", lo, NULL)) != -1) {
@@ -161,6 +166,7 @@ int main(int argc, char **argv)
 		case 'i': interval_ms = atoi(optarg); break;
 		case 'b': bytes = atoi(optarg); break;
 		case 's': spin = 1; break;
+		case 'e': per_pass = 1; break;
 		default: usage();
 		}
 	}
@@ -181,7 +187,8 @@ int main(int argc, char **argv)
 	if (child < 0)
 		die("fork");
 	pin(0);
-	if (!(fd = malloc((size_t)n_socks * sizeof(*fd))))
+	if (!(fd = malloc((size_t)n_socks * sizeof(*fd))) ||
+	    !(each = malloc((size_t)passes * sizeof(*each))))
 		die("malloc");
 	for (int i = 0; i < n_socks; i++) {
 		if ((fd[i] = accept(ls, NULL, NULL)) < 0)
@@ -201,6 +208,7 @@ int main(int argc, char **argv)
 			if (send(fd[i], msg, (size_t)bytes, MSG_NOSIGNAL) != bytes)
 				fprintf(stderr, "sendfloor: short send\n");
 		t = now_ns() - t0;
+		each[p] = t;
 		total += t;
 		pmin = t < pmin ? t : pmin;
 		pmax = t > pmax ? t : pmax;
@@ -215,5 +223,11 @@ int main(int argc, char **argv)
 	       "pass_ms_max: %.1f\n",
 	       total / 1e3 / passes / n_socks, pmin / 1e6,
 	       total / 1e6 / passes, pmax / 1e6);
+	if (per_pass) {
+		printf("pass_ms_each:");
+		for (int p = 0; p < passes; p++)
+			printf(" %.1f", each[p] / 1e6);
+		printf("\n");
+	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
