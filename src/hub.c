@@ -30,7 +30,7 @@ struct pav_chan {
 	const char *name; /* the channel part of key */
 	struct pav_member *m;
 	uint32_t n, cap;
-	uint32_t stamp;   /* user_channels(): seen in this walk */
+	uint64_t stamp;   /* user_channels(): seen in this walk */
 };
 
 /* Recent multi-channel publications: their copies may arrive one per
@@ -39,10 +39,10 @@ struct pav_chan {
 
 struct pav_hub {
 	struct pav_map *chans; /* "ns\x1fchannel" -> struct pav_chan */
-	uint32_t stamp;
+	uint64_t stamp;
 	struct {
 		uint64_t pub_id;
-		uint32_t stamp;
+		uint64_t stamp;
 	} recent[RECENT_PUBS];
 	unsigned next_recent;
 	void (*revoke)(struct pav_hub_client *c, void *arg);
@@ -285,11 +285,13 @@ size_t pav_hub_count(const struct pav_hub *h, const char *ns,
 	return ch ? ch->n : 0;
 }
 
-static uint32_t next_stamp(struct pav_hub *h)
+/* Stamps are 64 bits so that they never come round again: a 32-bit one
+ * wraps after 2^32 publications (12 hours at 100,000/s), and a client last
+ * stamped exactly 2^32 stamps before would then miss a publication.  0 is
+ * every client's and channel's initial stamp. */
+static uint64_t next_stamp(struct pav_hub *h)
 {
-	if (!++h->stamp) /* wrapped: 0 is every client's initial stamp */
-		++h->stamp;
-	return h->stamp;
+	return ++h->stamp;
 }
 
 void pav_hub_user_channels(struct pav_hub *h, const char *ns,
@@ -299,7 +301,7 @@ void pav_hub_user_channels(struct pav_hub *h, const char *ns,
 {
 	char own[PAV_MAX_CHANNEL_LEN];
 	struct pav_chan *uc;
-	uint32_t stamp = next_stamp(h);
+	uint64_t stamp = next_stamp(h);
 
 	if (pav_channel_user(user, own, sizeof(own)) ||
 	    !(uc = chan_get(h, ns, own)))
@@ -372,7 +374,7 @@ static int deliver_one(struct pav_hub_client *c, struct pav_sub *s,
 }
 
 static int deliver_chan(struct pav_hub *h, struct pav_chan *ch,
-			const struct pav_delivery *d, uint32_t stamp)
+			const struct pav_delivery *d, uint64_t stamp)
 {
 	int n = 0;
 
@@ -396,7 +398,7 @@ static int deliver_chan(struct pav_hub *h, struct pav_chan *ch,
 
 /* A multi-channel publication arriving once per channel keeps one stamp,
  * so each client still gets it once. */
-static uint32_t pub_stamp(struct pav_hub *h, uint64_t pub_id)
+static uint64_t pub_stamp(struct pav_hub *h, uint64_t pub_id)
 {
 	unsigned slot;
 
@@ -413,7 +415,7 @@ static uint32_t pub_stamp(struct pav_hub *h, uint64_t pub_id)
 
 int pav_hub_deliver(struct pav_hub *h, const struct pav_delivery *d)
 {
-	uint32_t stamp;
+	uint64_t stamp;
 	int sent = 0;
 
 	stamp = pub_stamp(h, d->pub_id);

@@ -52,7 +52,7 @@ struct pav_hub_client {
 	size_t hold_max;       /* bytes a hold may keep */
 	struct pav_sub *subs;
 	uint32_t nsubs, subs_cap;
-	uint32_t stamp;        /* one copy per publication */
+	uint64_t stamp;        /* one copy per publication */
 };
 
 struct pav_hub;
