@@ -54,6 +54,9 @@ enum pav_conn_state {
 
 struct pav_conn {
 	struct lws *wsi;
+	int plain_fd; /* a plain socket (no TLS, no permessage-deflate): its
+		       * frames go to send() directly (conn.c, write_raw);
+		       * else -1 */
 	const struct pav_vhost_config *vc;
 	struct pav_conn_env *env;
 	enum pav_conn_state state;

@@ -2,6 +2,7 @@
 slow consumers (4008 with bounded memory), too many connections or handshakes from one IP
 (HTTP 429, other IPs unaffected). A neighbour connected before each attack stays served."""
 import json
+import subprocess
 import time
 
 import pytest
@@ -186,6 +187,54 @@ def test_slow_consumer_closed_4008_memory_bounded_neighbour_gets_everything(g, a
     nb.sync()
     assert not nb.take("error"), nb.inbox
     nb.close()
+
+
+def send_q(g, client_port):
+    """Bytes the gateway's kernel holds for the client at client_port (ss Send-Q)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "( sport = :%d and dport = :%d )"
+                          % (g.port("public"), client_port)],
+                         capture_output=True, text=True, timeout=5).stdout.split()
+    return int(out[1]) if len(out) > 1 else 0
+
+
+def test_frames_split_by_a_full_socket_arrive_whole_and_in_order(g, api):
+    """A subscriber with a small receive buffer stops reading while 30 KB publications come
+    one by one, each its own fan-out written to the plain socket directly: they fill the
+    kernel's buffers (until Send-Q stays put), the frame that meets the full socket is cut
+    and lws keeps its rest, the next waits in the queue, and ten of 2 KB after it. When the client reads again,
+    every message arrives once, whole and in order, with no close."""
+    chan = "zone:" + uid("pause")
+    c = client_on(g, sub=uid("pause"), rcvbuf=4096, **ALL)
+    c.subscribe(chan)
+    port = c.ws.sock.getsockname()[1]
+    before = closes(api, 4008)
+    pub = Publisher(g)
+    big = "".join(chr(ord("a") + i % 26) for i in range(30000))
+    small = big[:2000]
+    n, full, last = 0, None, 0
+    try:
+        while n < 1000 and (full is None or n < full + 10):
+            pub.publish(chan, "bulk", {"i": n, "pad": big if full is None else small})
+            n += 1
+            time.sleep(0.005)
+            q = send_q(g, port)
+            if full is None and q == last > 0:
+                full = n  # the kernel took nothing of that one: it waits in the gateway
+            last = q
+    finally:
+        pub.close()
+    assert full is not None, "the gateway's socket never filled (%d publications)" % n
+    got = []
+    while len(got) < n:
+        m = c.ws.recv_json(5)
+        if m.get("type") == "bulk":
+            i = m["payload"]["i"]
+            assert m["channel"] == chan and m["payload"]["pad"] == (big if i < full else small)
+            got.append(i)
+    assert got == list(range(n))
+    c.sync()
+    assert closes(api, 4008) == before
+    c.close()
 
 
 # ------------------------------------------------------------------ per-IP limits
