@@ -504,6 +504,10 @@ static const struct lws_protocols public_protocols[] = {
 		/* lws allocates this per connection: small, since a longer
 		 * message is reassembled (conn.c) only while it is in flight */
 		.rx_buffer_size = PAV_RX_BUFFER_BYTES,
+		/* what one lws_write() may send at once: with 0, lws would
+		 * cut every write to rx_buffer_size and send the rest from a
+		 * copy, one chunk per writable callback */
+		.tx_packet_size = LWS_PRE + PAV_WRITE_BATCH_BYTES,
 	},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
