@@ -26,6 +26,8 @@
 #   storm10k   (f) join storm with presence, STORM_BIG [10000] clients
 #              (gateway only: nchan has no presence, its column says n/a)
 #   idle-tls   IDLE_N wss connections (not in the default list)
+#   tls10k-4p  (a) over wss: N10K subscribers, PUBLISHERS publishers,
+#              PUBS_10K publications (not in the default list)
 # --scenarios picks some of them (comma-separated names or letters a-f);
 # --quick divides every count by 10 (a check of the script, not a figure).
 # --table DIR prints the table again from an earlier run's raw outputs.
@@ -83,6 +85,11 @@ ROWS=(
   "(e) idle RSS KiB/conn|idle|rss_per_conn_kib|0"
   "tls handshakes/s|idle-tls|handshakes_per_s|1"
   "tls RSS KiB/conn|idle-tls|rss_per_conn_kib|0"
+  "(a) over wss deliveries/s|tls10k-4p|deliveries_per_s|1"
+  "(a) over wss p50 ms|tls10k-4p|latency_p50_ms|0"
+  "(a) over wss p99 ms|tls10k-4p|latency_p99_ms|0"
+  "(a) over wss missing|tls10k-4p|missing|0"
+  "(a) over wss server CPU us/delivery|tls10k-4p|server_cpu_us_per_delivery|0"
   "(f) storm ${STORM_SMALL}: all subscribed, s|storm1k|storm_s|0"
   "(f) subscribed|storm1k|subscribed|1"
   "(f) failed handshakes|storm1k|failed_handshake|0"
@@ -181,7 +188,7 @@ say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'compare-nchan: %s\n' "$*" >&2; exit 1; }
 
 for s in $SCENARIOS; do
-  [[ " $ALL_SCENARIOS idle-tls " == *" $s "* ]] || die "unknown scenario $s"
+  [[ " $ALL_SCENARIOS idle-tls tls10k-4p " == *" $s "* ]] || die "unknown scenario $s"
 done
 
 if [ -n "$TABLE_ONLY" ]; then # an earlier run's raw outputs
@@ -356,6 +363,8 @@ scenario_args() { # scenario ws-port tls-port
                --timeout 300 --quiet-max 120 --drain 30 ;;
   idle)      echo idle -n "$IDLE_N" --port "$2" --hold 2 --settle 2 --timeout 120 ;;
   idle-tls)  echo idle -n "$IDLE_N" --tls --port "$3" --hold 2 --settle 2 --timeout 180 ;;
+  tls10k-4p) echo fanout --tls -n "$N10K" -m "$PUBS_10K" --publishers "$PUBLISHERS" --port "$3" \
+               --timeout 1200 --quiet-max 600 --drain 60 ;;
   storm1k)   echo joinstorm -n "$STORM_SMALL" --concurrency "$STORM_CONCURRENCY" --port "$2" \
                --timeout 600 --quiet 1 --quiet-max 300 ;;
   storm10k)  echo joinstorm -n "$STORM_BIG" --concurrency "$STORM_CONCURRENCY" --port "$2" \
