@@ -378,7 +378,8 @@ for sc in $SCENARIOS; do
   # shellcheck disable=SC2046
   if [[ " $GW_ONLY " != *" $sc "* ]]; then
     start_nchan
-    run "nchan-$sc" $(scenario_args "$sc" "$WS_PORT" "$TLS_PORT") --server-pid "$NGW" --target nchan
+    run "nchan-$sc" $(scenario_args "$sc" "$WS_PORT" "$TLS_PORT") --server-pid "$NGW" --target nchan \
+      --api-port "$WS_PORT" # nchan publishes over plain HTTP, also for wss subscribers
     stop_server "$OUT/nchan-$sc"
   fi
   for g in "${GW_LABELS[@]}"; do

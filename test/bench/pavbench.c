@@ -65,7 +65,7 @@ static struct {
 	enum mode mode;
 	enum target target;
 	const char *host;
-	int port, api_port;
+	int port, api_port, api_port_set;
 	const char *path;    /* pavilion websocket path */
 	const char *channel; /* the channel id: <kind>:<id> or /sub/<id> */
 	const char *kind;    /* pavilion channel kind: zone, channel, chat */
@@ -1098,7 +1098,9 @@ static int pub_open(struct pub *p)
 				.data.ptr = &p->c};
 
 	p->c.fd = tcp_connect(opt.n + p->c.idx,
-			      opt.target == T_NCHAN ? opt.port : opt.api_port);
+			      opt.target == T_NCHAN && !opt.api_port_set
+				      ? opt.port
+				      : opt.api_port);
 	if (p->c.fd < 0)
 		return -1;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, p->c.fd, &e))
@@ -1487,7 +1489,9 @@ static void usage(void)
 		"  --batch K               fanout: K publications per request (1)\n"
 		"  --size B                fanout: message body bytes (100)\n"
 		"  --host H --port P       the WebSocket server (127.0.0.1:8080)\n"
-		"  --api-port P            pavilion internal API port (8081)\n"
+		"  --api-port P            pavilion internal API port (8081); nchan:\n"
+		"                          its plain HTTP port for publishing\n"
+		"                          (default: --port; with --tls, set it)\n"
 		"  --path P                pavilion websocket path (/ws)\n"
 		"  --channel ID            the channel id (bench)\n"
 		"  --kind zone|channel|chat  pavilion channel kind (zone)\n"
@@ -1619,7 +1623,10 @@ static void parse_args(int argc, char **argv)
 		case 'z': opt.size = atoi(optarg); break;
 		case 'H': opt.host = optarg; break;
 		case 'p': opt.port = atoi(optarg); break;
-		case 'a': opt.api_port = atoi(optarg); break;
+		case 'a':
+			opt.api_port = atoi(optarg);
+			opt.api_port_set = 1;
+			break;
 		case 'P': opt.path = optarg; break;
 		case 'c': opt.channel = optarg; break;
 		case 's': opt.secret_file = optarg; break;
