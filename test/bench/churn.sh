@@ -26,12 +26,8 @@ BATCH=500
 ulimit -n 20000 || die "cannot raise the open-file limit"
 command -v taskset >/dev/null || die "taskset (util-linux) is missing"
 
-BDIR=${BDIR:-build-release}
-[ -d "$BDIR" ] || meson setup "$BDIR" --buildtype=release >/dev/null || die "meson setup"
-meson compile -C "$BDIR" >/dev/null || die "build failed"
-OUT=${OUT:-$top/build-logs/churn-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
 . test/bench/lib.sh
+bench_build_and_out churn
 WS=$(free_port) || die "no port"
 API=$(free_port) || die "no port"
 TLSP=$(free_port) || die "no port"

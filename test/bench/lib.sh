@@ -13,3 +13,14 @@ free_port() {
   echo "no free port" >&2
   return 1
 }
+
+# Builds $BDIR (default build-release, configured when missing) and makes
+# $OUT (default build-logs/NAME-<UTC time>/): the start of a benchmark
+# script run from the top directory ($top), with its own die().
+bench_build_and_out() { # NAME
+  BDIR=${BDIR:-build-release}
+  [ -d "$BDIR" ] || meson setup "$BDIR" --buildtype=release >/dev/null || die "meson setup"
+  meson compile -C "$BDIR" >/dev/null || die "build failed"
+  OUT=${OUT:-$top/build-logs/$1-$(date -u +%Y%m%dT%H%M%SZ)}
+  mkdir -p "$OUT"
+}

@@ -35,12 +35,8 @@ case $SCENARIO in fanout|joinstorm) ;; *) echo "SCENARIO must be fanout or joins
 die() { echo "profile: $*" >&2; exit 1; }
 ulimit -n 20000 || die "cannot raise the open-file limit"
 
-BDIR=${BDIR:-build-release}
-[ -d "$BDIR" ] || meson setup "$BDIR" --buildtype=release >/dev/null || die "meson setup"
-meson compile -C "$BDIR" >/dev/null || die "build failed"
-OUT=${OUT:-$top/build-logs/profile-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
 . test/bench/lib.sh
+bench_build_and_out profile
 WS=$(free_port) || die "no port"
 API=$(free_port) || die "no port"
 bash test/bench/gateway-conf.sh "$OUT/conf" "$top/$BDIR/plugins" "$WS" "$API" "" "$loop" || die "config"
