@@ -201,8 +201,8 @@ def test_frames_split_by_a_full_socket_arrive_whole_and_in_order(g, api):
     """A subscriber with a small receive buffer stops reading while 30 KB publications come
     one by one, each its own fan-out written to the plain socket directly: they fill the
     kernel's buffers (until Send-Q stays put), the frame that meets the full socket is cut
-    and lws keeps its rest, the next waits in the queue, and ten of 2 KB after it. When the client reads again,
-    every message arrives once, whole and in order, with no close."""
+    and lws keeps its rest, the next waits in the queue, and ten of 2 KB after it. When the
+    client reads again, every message arrives once, whole and in order, with no close."""
     chan = "zone:" + uid("pause")
     c = client_on(g, sub=uid("pause"), rcvbuf=4096, **ALL)
     c.subscribe(chan)
