@@ -912,7 +912,7 @@ static int write_headers(struct lws *wsi, struct api_req *r)
 
 static int write_body(struct lws *wsi, struct api_req *r)
 {
-	unsigned char buf[LWS_PRE + 16384];
+	unsigned char buf[LWS_PRE + PAV_API_WRITE_BYTES];
 	size_t n = r->ans.len - r->sent;
 	int final;
 

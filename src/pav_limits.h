@@ -37,6 +37,7 @@
 #define PAV_CLOSE_FLUSH_S 5 /* for a close frame to get out */
 #define PAV_CLOSE_DRAIN_S 2 /* then for the client's close or EOF */
 #define PAV_WRITE_BATCH_BYTES (64 * 1024) /* frames joined into one write */
+#define PAV_API_WRITE_BYTES (16 * 1024) /* an API answer's body per write */
 #define PAV_FLUSH_DEFER_TURNS 4 /* loop turns a one-slice pass waits for a
 				    busy internal API (server.c) */
 /* a fan-out is written during its walk when the loop has been idle at

@@ -539,6 +539,9 @@ static const struct lws_protocols internal_protocols[] = {
 		.name = "pavilion-api",
 		.callback = internal_cb,
 		.per_session_data_size = sizeof(void *),
+		/* an answer's body goes out PAV_API_WRITE_BYTES at a time
+		 * (api.c): one send each, not 4 KiB ones (see above) */
+		.tx_packet_size = LWS_PRE + PAV_API_WRITE_BYTES,
 	},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -252,3 +252,18 @@ def test_a_recovery_larger_than_the_outbound_queue_arrives_whole(make_gateway, k
         assert ack["recovered"] is True and ack["offset"] == 61, ack
         got = ticks(c, z, 60)
         assert [m["payload"]["n"] for m in got] == list(range(1, 61)), got
+
+
+def test_a_history_answer_of_many_write_chunks_arrives_whole(g, api):
+    """~300 KB of history: the API writes it in many chunks; every byte arrives, in order."""
+    z = "zone:" + uid("z")
+    blob = "".join(chr(0x41 + i % 26) for i in range(2500))
+    for i in range(120):
+        api.publish(z, "tick", {"n": i, "blob": blob[i % 26:] + blob[:i % 26]})
+    r = api.get("/v1/channels/%s/history?limit=200" % z)
+    assert r.status == 200, r.status
+    assert int(r.headers["content-length"]) == len(r.body) > 300000, (r.headers, len(r.body))
+    pubs = r.json["publications"]
+    assert [p["offset"] for p in pubs] == list(range(1, 121)), [p["offset"] for p in pubs][:5]
+    assert all(p["payload"] == {"n": i, "blob": blob[i % 26:] + blob[:i % 26]}
+               for i, p in enumerate(pubs)), "a publication came back changed"
