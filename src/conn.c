@@ -678,9 +678,28 @@ static void schedule(struct pav_conn *c)
 	pav_wheel_add(&c->env->wheel, &c->tw, (next + 999) / 1000);
 }
 
-static void deadline(struct pav_conn *c, int64_t now)
+/* One tick of the wheel: its time, and the heartbeat every connection due
+ * in it shares (built on first use). */
+struct tick {
+	int64_t now;
+	struct pav_msg *heartbeat;
+	size_t heartbeats;
+};
+
+/* Queued and written from the dirty list like a fan-out: no POLLOUT to
+ * arm and disarm per connection, one message for all. */
+static void heartbeat(struct pav_conn *c, struct tick *t)
+{
+	if (!t->heartbeat)
+		t->heartbeat = pav_msg_build("heartbeat", NULL, NULL, NULL);
+	if (t->heartbeat && !pav_conn_deliver(c, t->heartbeat))
+		t->heartbeats++;
+}
+
+static void deadline(struct pav_conn *c, struct tick *t)
 {
 	const struct pav_vhost_config *vc = c->vc;
+	int64_t now = t->now;
 
 	if (c->state == PAV_CONN_CLOSING || c->state == PAV_CONN_DRAINING) {
 		close_expired(c);
@@ -698,8 +717,14 @@ static void deadline(struct pav_conn *c, int64_t now)
 		return;
 	}
 	if (now >= c->next_heartbeat_ms) {
-		pav_conn_send(c, "heartbeat", NULL, NULL, NULL);
-		c->next_heartbeat_ms = now + (int64_t)vc->heartbeat_interval_s * 1000;
+		heartbeat(c, t);
+		/* from when it was due, not from this tick (up to a second
+		 * later): else the next, rounded up to a tick again, would
+		 * come interval + 1 s after this one */
+		c->next_heartbeat_ms += (int64_t)vc->heartbeat_interval_s * 1000;
+		if (c->next_heartbeat_ms <= now) /* the loop stalled */
+			c->next_heartbeat_ms = now +
+				(int64_t)vc->heartbeat_interval_s * 1000;
 	}
 	schedule(c);
 }
@@ -709,12 +734,18 @@ static void due(struct pav_wheel_node *n, void *arg)
 	struct pav_conn *c = (struct pav_conn *)((char *)n -
 						 offsetof(struct pav_conn, tw));
 
-	deadline(c, *(int64_t *)arg);
+	deadline(c, arg);
 }
 
 void pav_conns_tick(struct pav_conn_env *env, int64_t now_ms)
 {
-	pav_wheel_advance(&env->wheel, now_ms / 1000, due, &now_ms);
+	struct tick t = {.now = now_ms};
+
+	pav_wheel_advance(&env->wheel, now_ms / 1000, due, &t);
+	if (t.heartbeats)
+		pav_metrics_out("heartbeat", (unsigned)t.heartbeats);
+	if (t.heartbeat)
+		pav_msg_unref(t.heartbeat);
 }
 
 /* ---- life ------------------------------------------------------------- */

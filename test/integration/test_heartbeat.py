@@ -1,4 +1,5 @@
 """Heartbeat and idle timeout (heartbeat_interval_s 1, idle_timeout_s 3)."""
+import datetime
 import time
 
 import pytest
@@ -79,3 +80,27 @@ def test_pongs_do_not_count_as_activity(g):
                 assert c.code == 4000, c
                 return
         pytest.fail("a client sending only pongs was not closed for idleness within 7 s")
+
+
+
+def stamp_s(ts):
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def test_every_connection_due_in_one_tick_gets_its_own_heartbeat(g):
+    """40 connections opened together fall due in the same ticks, which share one message
+    among them: each connection gets a heartbeat every second, not two in one tick."""
+    conns = [g.connect(g.token(sub="hb%d" % i)) for i in range(40)]
+    try:
+        for _ in range(2):  # activity, against the 3 s idle timeout
+            for ws in conns:
+                ws.send_json({"type": "heartbeat_ack"})
+            time.sleep(1.55)
+        for i, ws in enumerate(conns):  # opened 3.1 s ago or more: two heartbeats each
+            got = [gw.check_envelope(ws.recv_json(timeout=1, skip=())) for _ in range(2)]
+            assert [m["type"] for m in got] == ["heartbeat"] * 2, (i, got)
+            t = [stamp_s(m["timestamp"]) for m in got]
+            assert all(0.8 <= b - a <= 1.3 for a, b in zip(t, t[1:])), (i, got)
+    finally:
+        for ws in conns:
+            ws.close()
