@@ -95,13 +95,16 @@ for stage in $STAGES; do
     else build_failed build "js build"; fi
     ;;
   asan)
-    say "ASan+UBSan build: unit and integration tests, leak detection on"
+    say "ASan+UBSan build: unit and integration tests (memory and redis stores), leak detection on"
     if build build-asan -Dsanitize=true; then
       export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
       export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
       export LSAN_OPTIONS=suppressions=$top/test/lsan.supp
       unit_counts build-asan asan
       PAVILION_BUILD=$top/build-asan PAVILION_SANITIZED=1 pytest_counts integration-asan test/integration
+      # and on the redis store, as in integration-redis
+      PAVILION_BUILD=$top/build-asan PAVILION_SANITIZED=1 PAVILION_STORE=redis pytest_counts integration-asan-redis \
+        test/integration --ignore-glob='test/integration/test_redis_*'
       unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
     else
       build_failed build-asan "asan build"

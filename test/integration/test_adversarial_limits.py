@@ -181,7 +181,10 @@ def test_slow_consumer_closed_4008_memory_bounded_neighbour_gets_everything(g, a
         pytest.fail("the slow consumer's connection was not closed")
     slow.close()
     growth = (rss_max - rss0) / 1024
-    assert growth < 48, "gateway RSS grew by %.1f MB during the slow-consumer flood" % growth
+    # under ASan, freed blocks stay resident in its quarantine (256 MB); the redis store
+    # frees more per publication (its replies): 73 MB there
+    bound = 128 if SANITIZED else 48
+    assert growth < bound, "gateway RSS grew by %.1f MB during the slow-consumer flood" % growth
     if not SANITIZED:
         assert rss_max < 100 * 1024, "gateway RSS %.1f MB" % (rss_max / 1024)
     nb.sync()
