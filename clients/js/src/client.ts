@@ -14,7 +14,7 @@ import {
   Subscription, toPublication, type StreamPosition, type SubscriptionOptions,
   type UnrecoveredInfo,
 } from './subscription.js';
-import { decodeToken, renewalTime, type RenewalPolicy } from './token.js';
+import { decodeToken, renewalTime, type RenewalPolicy, type TokenClaims } from './token.js';
 import { Transport, type WebSocketConstructor } from './transport.js';
 import type {
   Ack, Notification, NotificationRead, PresenceStatus, Publication, ServerMessage, StatusUpdate,
@@ -190,6 +190,8 @@ export class PavilionClient extends Emitter<ClientEvents> {
   private generation = 0;
   private seq = 0;
   private token: string | undefined;
+  /** `token` decoded once, by setToken() (null: not a JWT the client can read). */
+  private claims: TokenClaims | null = null;
   private tokenObtainedMs = 0;
   private nextToken: string | undefined;
   private everConnected = false;
@@ -223,7 +225,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
 
   /** The user id (`sub`) of the current token, once there is one. */
   get userId(): string | undefined {
-    const sub = this.token !== undefined ? decodeToken(this.token)?.sub : undefined;
+    const sub = this.claims?.sub;
     return typeof sub === 'string' ? sub : undefined;
   }
 
@@ -279,7 +281,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
       const p = this.take(id);
       if (p) p.fail(new ClientClosedError({ type: p.type }));
     }
-    this.queue.clear(new ClientClosedError());
+    this.queue.clear();
     for (const sub of this.subs.values()) {
       sub._rejectWaiters(new ClientClosedError({ type: 'subscribe' }));
       if (sub.state === 'subscribed') sub._setState('subscribing');
@@ -794,6 +796,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
 
   private setToken(token: string): void {
     this.token = token;
+    this.claims = decodeToken(token);
     this.tokenObtainedMs = this.serverNow();
   }
 
@@ -804,7 +807,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
   private scheduleRenewal(gen: number): void {
     this.clearTimer('renew');
     if (typeof this.opts.token !== 'function' || this.token === undefined) return;
-    const when = renewalTime(decodeToken(this.token), this.tokenObtainedMs, this.opts);
+    const when = renewalTime(this.claims, this.tokenObtainedMs, this.opts);
     if (when === null) return;
     this.setTimer('renew', Math.max(1000, when - this.serverNow()), () => this.renew(gen));
   }
@@ -830,7 +833,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
   }
 
   private retryRenewal(gen: number): void {
-    const exp = this.token !== undefined ? decodeToken(this.token)?.exp : undefined;
+    const exp = this.claims?.exp;
     if (typeof exp !== 'number') return;
     const left = exp * 1000 - this.serverNow();
     const delay = left > 0 ? Math.min(Math.max(left / 2, 1000), 30000) : 5000;
@@ -844,7 +847,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
         ack: () => {
           if (gen === this.generation) {
             this.setToken(token);
-            const exp = decodeToken(token)?.exp;
+            const exp = this.claims?.exp;
             this.emit('tokenRenewed', typeof exp === 'number' ? { exp } : {});
             this.scheduleRenewal(gen);
           }

@@ -13,8 +13,6 @@ export interface QueuedMessage {
   text: string;
   /** Called when the message went out. */
   sent?: () => void;
-  /** Called when the message is dropped unsent (the client was closed). */
-  dropped?: (err: Error) => void;
 }
 
 /** Options of {@link OutboundQueue}. */
@@ -81,12 +79,10 @@ export class OutboundQueue {
     return true;
   }
 
-  /** Empties both lanes, telling each dropped message why. */
-  clear(err: Error): void {
-    const all = [...this.control, ...this.app];
+  /** Empties both lanes (close(): the client fails the requests among them itself). */
+  clear(): void {
     this.control = [];
     this.app = [];
-    for (const m of all) m.dropped?.(err);
   }
 
   private refill(): void {

@@ -85,11 +85,13 @@ describe('OutboundQueue', () => {
     assert.deepEqual(out, ['ctl']);
     assert.equal(q.drain(() => false), 0);
     assert.equal(q.size, 1);
-    const dropped = [];
-    q.pushApp({ text: 'x', dropped: (e) => dropped.push(e.message) });
-    q.clear(new Error('gone'));
-    assert.deepEqual(dropped, ['gone']);
+    q.pushApp({ text: 'x' });
+    q.pushControl({ text: 'y' });
+    q.clear();
     assert.equal(q.size, 0);
+    const after = [];
+    assert.equal(q.drain((t) => after.push(t) > 0), 0);
+    assert.deepEqual(after, []);
   });
 });
 
