@@ -41,6 +41,7 @@
 #ifndef PAVILION_PLUGIN_H
 #define PAVILION_PLUGIN_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -449,6 +450,18 @@ struct pav_host {
 	long (*query_number)(const char *query, const char *key, long def,
 			     long max);
 };
+
+/* The API error for a store call that failed with err: 503 "session store
+ * unavailable" when the store cannot be reached (-EIO), else 500 "session
+ * store error".  One wording for every plugin. */
+static inline void pav_api_store_error(const struct pav_host *host,
+				       pav_api_call *call, int err)
+{
+	if (err == -EIO)
+		host->api_error(call, 503, "session store unavailable");
+	else
+		host->api_error(call, 500, "session store error");
+}
 
 /* The descriptor a plugin exports as PAV_PLUGIN_SYMBOL. */
 struct pav_plugin {

@@ -191,9 +191,7 @@ static void stored(void *arg, int err, json_object *n)
 				      0};
 
 	if (err || !json_object_object_get_ex(n, "id", &id)) {
-		host->api_error(p->call, err == -EIO ? 503 : 500,
-				err == -EIO ? "session store unavailable"
-					    : "session store error");
+		pav_api_store_error(host, p->call, err);
 		free(p);
 		return;
 	}
@@ -247,8 +245,7 @@ static void listed(void *arg, int err, json_object *list)
 	json_object *o;
 
 	if (err) {
-		host->api_error(p->call, err == -EIO ? 503 : 500,
-				"session store unavailable");
+		pav_api_store_error(host, p->call, err);
 	} else {
 		o = json_object_new_object();
 		json_object_object_add(o, "userId",

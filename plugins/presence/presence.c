@@ -428,8 +428,7 @@ static void presence_listed(void *arg, int err, const struct pav_presence *p)
 	json_object *o;
 
 	if (err) {
-		host->api_error(x->call, err == -EIO ? 503 : 500,
-				"session store unavailable");
+		pav_api_store_error(host, x->call, err);
 		free(x);
 		return;
 	}

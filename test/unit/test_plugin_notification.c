@@ -313,12 +313,15 @@ static void malformed_inbox_query_is_400(void **state)
 	}
 }
 
-static void inbox_store_failure_is_503(void **state)
+static void inbox_store_failure_is_503_or_500(void **state)
 {
 	(void)state;
 	ph.inbox_err = -EIO;
 	get("");
 	assert_string_equal(ph_at(1), "api_error 503 session store unavailable");
+	ph.inbox_err = -ENOMEM;
+	get("");
+	assert_string_equal(ph_at(3), "api_error 500 session store error");
 }
 
 /* ---- mark_read ---- */
@@ -541,7 +544,7 @@ int main(void)
 		T(inbox_query_is_handed_to_the_store),
 		T(inbox_query_defaults_to_everything),
 		T(malformed_inbox_query_is_400),
-		T(inbox_store_failure_is_503),
+		T(inbox_store_failure_is_503_or_500),
 		T(mark_read_acks_and_tells_the_users_other_connections),
 		T(mark_read_of_an_id_not_in_the_inbox_is_1004),
 		T(mark_read_store_failure_is_2000),

@@ -523,13 +523,17 @@ static void presence_route_of_a_user_never_seen_has_null_last_active(
 			    "\"connections\":0}");
 }
 
-static void presence_route_store_failure_is_503(void **state)
+static void presence_route_store_failure_is_503_or_500(void **state)
 {
 	(void)state;
 	ph.presence_get_err = -EIO;
 	ph_call_route(inst, "GET", "/v1/users/{id}/presence", "u7", NULL,
 		      NULL);
 	assert_string_equal(ph_at(1), "api_error 503 session store unavailable");
+	ph.presence_get_err = -ENOMEM;
+	ph_call_route(inst, "GET", "/v1/users/{id}/presence", "u7", NULL,
+		      NULL);
+	assert_string_equal(ph_at(3), "api_error 500 session store error");
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, ph_end)
@@ -572,7 +576,7 @@ int main(void)
 		T(presence_parameter_must_be_a_boolean),
 		T(presence_route_answers_the_stored_presence),
 		T(presence_route_of_a_user_never_seen_has_null_last_active),
-		T(presence_route_store_failure_is_503),
+		T(presence_route_store_failure_is_503_or_500),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
