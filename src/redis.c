@@ -1224,29 +1224,42 @@ static int hexval(int ch)
 	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* %-decodes s[0..n) into a new string; NULL on a bad escape or a NUL. */
-static char *pct_decode(const char *s, size_t n)
+int pav_redis_unescape(char *s, size_t n)
 {
-	char *out = malloc(n + 1), *o = out;
+	size_t o = 0;
 
-	for (size_t i = 0; out && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		int hi, lo;
 
 		if (s[i] != '%') {
-			*o++ = s[i];
+			s[o++] = s[i];
 			continue;
 		}
-		hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-		lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return NULL;
-		}
-		*o++ = (char)(hi * 16 + lo);
+		if (i + 2 >= n)
+			return -EINVAL;
+		hi = hexval((unsigned char)s[i + 1]);
+		lo = hexval((unsigned char)s[i + 2]);
+		if (hi < 0 || lo < 0 || (!hi && !lo))
+			return -EINVAL;
+		s[o++] = (char)(hi * 16 + lo);
 		i += 2;
 	}
-	if (out)
-		*o = '\0';
+	s[o] = '\0';
+	return 0;
+}
+
+/* %-decodes s[0..n) into a new string; NULL on a bad escape or a NUL. */
+static char *pct_decode(const char *s, size_t n)
+{
+	char *out = malloc(n + 1);
+
+	if (!out)
+		return NULL;
+	memcpy(out, s, n);
+	if (pav_redis_unescape(out, n)) {
+		free(out);
+		return NULL;
+	}
 	return out;
 }
 

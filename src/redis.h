@@ -80,6 +80,11 @@ int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 /* Wipes and frees cfg->password (set to NULL). */
 void pav_redis_config_clear(struct pav_redis_config *cfg);
 
+/* %-decodes s[0..n) in place into a NUL-terminated string (the URL's
+ * password, the broker's header fields).  0, or -EINVAL for a cut or
+ * non-hex escape or an encoded NUL. */
+int pav_redis_unescape(char *s, size_t n);
+
 /* Every callback gets `arg`.  Any of them may be NULL. */
 struct pav_redis_events {
 	void *arg;

@@ -26,6 +26,7 @@
 #include "channel.h"
 #include "log.h"
 #include "msg.h"
+#include "redis.h"
 #include "redis_backend.h"
 #include "redis_node.h"
 
@@ -61,42 +62,6 @@ static size_t escape(char *out, const char *s)
 		n += bad ? 3 : 1;
 	}
 	return n;
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Decodes s[0..n) in place into a NUL-terminated string; -EINVAL. */
-static int unescape(char *s, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int hi, lo;
-
-		if (s[i] != '%') {
-			s[o++] = s[i];
-			continue;
-		}
-		if (i + 2 >= n)
-			return -EINVAL;
-		hi = hexval((unsigned char)s[i + 1]);
-		lo = hexval((unsigned char)s[i + 2]);
-		if (hi < 0 || lo < 0 || (!hi && !lo))
-			return -EINVAL;
-		s[o++] = (char)(hi * 16 + lo);
-		i += 2;
-	}
-	s[o] = '\0';
-	return 0;
 }
 
 char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
@@ -184,8 +149,8 @@ static int wire_parse(struct rb *b, char *hdr, size_t hlen, struct wire *w)
 	}
 	w->key = strcmp(f[4], "-") ? f[4] : NULL;
 	w->type = f[5];
-	if ((w->key && unescape(w->key, strlen(w->key))) ||
-	    unescape(w->type, strlen(w->type)))
+	if ((w->key && pav_redis_unescape(w->key, strlen(w->key))) ||
+	    pav_redis_unescape(w->type, strlen(w->type)))
 		return -EINVAL;
 	return 0;
 }

@@ -401,6 +401,29 @@ static void bad_urls_are_refused_with_a_reason(void **state)
 	}
 }
 
+static void unescape_decodes_in_place_and_refuses_bad_escapes(void **state)
+{
+	static const char *const bad[] = {"%", "a%", "%4", "%4g", "%g4",
+					  "%00", "x%0"};
+	char s[32];
+
+	(void)state;
+	strcpy(s, "a%41b%2f%2Fc");
+	assert_int_equal(pav_redis_unescape(s, strlen(s)), 0);
+	assert_string_equal(s, "aAb//c");
+	strcpy(s, "plain");
+	assert_int_equal(pav_redis_unescape(s, strlen(s)), 0);
+	assert_string_equal(s, "plain");
+	strcpy(s, "%7e");
+	assert_int_equal(pav_redis_unescape(s, strlen(s)), 0);
+	assert_string_equal(s, "~");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(s, bad[i]);
+		if (pav_redis_unescape(s, strlen(s)) != -EINVAL)
+			fail_msg("\"%s\" was accepted", bad[i]);
+	}
+}
+
 /* ---- commands ---------------------------------------------------------------- */
 
 static void commands_answer_later_and_redis_errors_are_err_0(void **state)
@@ -1301,6 +1324,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(url_forms_are_parsed),
 		cmocka_unit_test(bad_urls_are_refused_with_a_reason),
+		cmocka_unit_test(unescape_decodes_in_place_and_refuses_bad_escapes),
 		cmocka_unit_test_setup_teardown(commands_answer_later_and_redis_errors_are_err_0, setup, teardown),
 		cmocka_unit_test_setup_teardown(many_commands_in_flight_are_answered_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(large_replies_are_parsed_across_reads, setup, teardown),
