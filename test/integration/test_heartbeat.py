@@ -1,11 +1,13 @@
 """Heartbeat and idle timeout (heartbeat_interval_s 1, idle_timeout_s 3)."""
 import datetime
+import json
 import time
 
 import pytest
 
 import gw
 import wsclient
+from test_adversarial_util import PMD_OFFER, DeflateWS, raw_upgrade
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +106,35 @@ def test_every_connection_due_in_one_tick_gets_its_own_heartbeat(g):
     finally:
         for ws in conns:
             ws.close()
+
+
+def test_heartbeats_reach_tls_and_permessage_deflate_connections(make_gateway, keys):
+    """There lws frames the writes (and may compress them, on the second): heartbeats from the
+    dirty list arrive one second apart, and the connections stay usable."""
+    ws_cfg = {"heartbeat_interval_s": 1, "idle_timeout_s": 10}
+    g2 = make_gateway([gw.public_vhost(keys, "tls", tls=True, websocket=ws_cfg),
+                       gw.public_vhost(keys, "pmd", tls=False,
+                                       websocket=dict(ws_cfg, permessage_deflate=True))])
+    tls = g2.connect(g2.token(vhost="tls", sub="hb-tls"), vhost="tls")
+    pmd = raw_upgrade(g2.port("pmd"), token=g2.token(vhost="pmd", sub="hb-pmd"),
+                      headers={"Sec-WebSocket-Extensions": PMD_OFFER}, cls=DeflateWS)
+    try:
+        assert "permessage-deflate" in pmd.headers.get("sec-websocket-extensions", ""), pmd.headers
+        got = {"tls": [], "pmd": []}
+        for _ in range(2):
+            got["tls"].append(gw.check_envelope(tls.recv_json(timeout=2.5, skip=())))
+            op, data = pmd.recv_message(2.5)
+            got["pmd"].append(gw.check_envelope(json.loads(data)))
+        for name, ms in got.items():
+            assert [m["type"] for m in ms] == ["heartbeat"] * 2, (name, ms)
+            t = [stamp_s(m["timestamp"]) for m in ms]
+            assert 0.8 <= t[1] - t[0] <= 1.3, (name, ms)
+        tls.send_json({"type": "heartbeat_ack"})
+        pmd.send_deflated(json.dumps({"type": "heartbeat_ack"}))
+        time.sleep(0.3)
+        tls.send_json({"type": "nonsense"})
+        m = tls.recv_json(timeout=2.5)
+        assert m["type"] == "error", m
+    finally:
+        tls.close()
+        pmd.close()
