@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Goal (c) run after run: compare-nchan.sh --scenarios c, N times in a row
+# (nchan, then the gateway, within each run), and each run's p99.  One run
+# says little about (c): both servers' fan-outs vary with the host's speed
+# from one stretch of seconds to the next (README, Performance).
+#
+#   bash test/bench/c-series.sh [N] [ev|poll|uv]      (defaults: 8, ev)
+#
+# Output ("key: value" lines): per run "run: I nchan_p99_ms: X
+# gateway_p99_ms: Y ratio: R"; then runs, met (ratio at or under 0.80, the
+# goal), ratio_min, ratio_median, ratio_max.  Each run's raw outputs stay
+# in its own build-logs/bench-<time>/ (compare-nchan.sh prints which).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+N=${1:-8}
+LOOP=${2:-ev}
+die() { echo "c-series: $*" >&2; exit 1; }
+case $N in '' | *[!0-9]*) die "N must be a whole number" ;; esac
+[ "$N" -ge 1 ] && [ "$N" -le 100 ] || die "N must be 1-100"
+case $LOOP in ev | poll | uv) ;; *) die "the loop is ev, poll or uv" ;; esac
+
+ratios=()
+for i in $(seq "$N"); do
+  out=$(bash test/bench/compare-nchan.sh --loop "$LOOP" --scenarios c 2>&1) ||
+    die "run $i failed: $(tail -n 5 <<<"$out")"
+  # "(c) p99 ms   <nchan>   <gateway>   <ratio>   <better>"
+  read -r np gp < <(awk '/^\(c\) p99 ms/ {print $4, $5}' <<<"$out")
+  [ -n "${gp:-}" ] || die "run $i: no (c) p99 row in the table"
+  r=$(awk -v n="$np" -v g="$gp" 'BEGIN {printf "%.4f", g / n}')
+  ratios+=("$r")
+  echo "run: $i nchan_p99_ms: $np gateway_p99_ms: $gp ratio: $(printf '%.2f' "$r")"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '
+  { r[NR] = $1; if ($1 <= 0.8) met++ }
+  END {
+    m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    printf "runs: %d\nmet: %d\nratio_min: %.2f\nratio_median: %.2f\nratio_max: %.2f\n",
+      NR, met + 0, r[1], m, r[NR]
+  }'
