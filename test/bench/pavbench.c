@@ -65,7 +65,7 @@ static struct {
 	enum mode mode;
 	enum target target;
 	const char *host;
-	int port, api_port, api_port_set;
+	int port, api_port; /* api_port 0: the default (check_args) */
 	const char *path;    /* pavilion websocket path */
 	const char *channel; /* the channel id: <kind>:<id> or /sub/<id> */
 	const char *kind;    /* pavilion channel kind: zone, channel, chat */
@@ -82,7 +82,6 @@ static struct {
 	.target = T_PAVILION,
 	.host = "127.0.0.1",
 	.port = 8080,
-	.api_port = 8081,
 	.path = "/ws",
 	.channel = "bench",
 	.kind = "zone",
@@ -1097,10 +1096,7 @@ static int pub_open(struct pub *p)
 	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
 				.data.ptr = &p->c};
 
-	p->c.fd = tcp_connect(opt.n + p->c.idx,
-			      opt.target == T_NCHAN && !opt.api_port_set
-				      ? opt.port
-				      : opt.api_port);
+	p->c.fd = tcp_connect(opt.n + p->c.idx, opt.api_port);
 	if (p->c.fd < 0)
 		return -1;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, p->c.fd, &e))
@@ -1569,6 +1565,8 @@ static void check_args(void)
 				"0123456789_-") != strlen(opt.channel))
 		die("--channel: 1-64 characters of [A-Za-z0-9_-]");
 	snprintf(chan_full, sizeof(chan_full), "%s:%s", opt.kind, opt.channel);
+	if (!opt.api_port) /* nchan publishes on its WebSocket port */
+		opt.api_port = opt.target == T_NCHAN ? opt.port : 8081;
 	if (opt.target == T_NCHAN && opt.batch > 1)
 		die("--batch: nchan has no batch publish");
 	if (opt.target == T_NCHAN && opt.mode == M_JOINSTORM)
@@ -1623,10 +1621,7 @@ static void parse_args(int argc, char **argv)
 		case 'z': opt.size = atoi(optarg); break;
 		case 'H': opt.host = optarg; break;
 		case 'p': opt.port = atoi(optarg); break;
-		case 'a':
-			opt.api_port = atoi(optarg);
-			opt.api_port_set = 1;
-			break;
+		case 'a': opt.api_port = atoi(optarg); break;
 		case 'P': opt.path = optarg; break;
 		case 'c': opt.channel = optarg; break;
 		case 's': opt.secret_file = optarg; break;
