@@ -21,7 +21,8 @@
 #              subscriber (min/p50/max over the publications), and the raw
 #              output each one (publication_last_each_ms)
 #   fan1k-4p   (d) N1K [1000] subscribers, PUBLISHERS publishers, PUBS_1K [1000]
-#   idle       (e) IDLE_N [10000] plain ws connections: RSS per connection
+#   idle       (e) IDLE_N [10000] plain ws connections: RSS per connection;
+#              then all of them close at once: server CPU per close
 #   storm1k    (f) join storm with presence, STORM_SMALL [1000] clients
 #   storm10k   (f) join storm with presence, STORM_BIG [10000] clients
 #              (gateway only: nchan has no presence, its column says n/a)
@@ -83,8 +84,10 @@ ROWS=(
   "(e) idle handshakes/s|idle|handshakes_per_s|1"
   "(e) idle failed handshakes|idle|failed|0"
   "(e) idle RSS KiB/conn|idle|rss_per_conn_kib|0"
+  "(e) all close at once: CPU us/close|idle|server_cpu_us_per_close|0"
   "tls handshakes/s|idle-tls|handshakes_per_s|1"
   "tls RSS KiB/conn|idle-tls|rss_per_conn_kib|0"
+  "tls all close at once: CPU us/close|idle-tls|server_cpu_us_per_close|0"
   "(a) over wss deliveries/s|tls10k-4p|deliveries_per_s|1"
   "(a) over wss p50 ms|tls10k-4p|latency_p50_ms|0"
   "(a) over wss p99 ms|tls10k-4p|latency_p99_ms|0"

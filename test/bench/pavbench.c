@@ -3,6 +3,7 @@
  * comparison, nginx + nchan).  One thread, one epoll set, loopback only.
  *
  *   pavbench idle      -n N [--tls] --secret FILE [--hold S]
+ *                      (then all N close at once: the server's CPU per close)
  *   pavbench fanout    -n N -m M [--publishers P] [--rate R] [--batch K]
  *                      --secret FILE --api-key-file FILE [--api-port P]
  *   pavbench joinstorm -n N --secret FILE [--snapshot]
@@ -1501,7 +1502,8 @@ static void usage(void)
 		"  --server-pid PID        the server (RSS, CPU); else found by --port\n"
 		"  --sources K             source addresses in 127/8 (200)\n"
 		"  --concurrency C         handshakes in flight (200)\n"
-		"  --hold S                idle: seconds to hold (2)\n"
+		"  --hold S                idle: seconds to hold (2), then every\n"
+		"                          connection closes at once\n"
 		"  --settle S              pause before measuring (0.5)\n"
 		"  --quiet S               silence that ends the joins' messages (0.5)\n"
 		"  --quiet-max S           bound on waiting for that silence (60)\n"
@@ -1716,6 +1718,42 @@ static void print_common(void)
 
 /* ---- the modes ----------------------------------------------------------- */
 
+/*
+ * Every peer goes away at once: each closes its socket, with no close
+ * frame (a load balancer or a network in between dropping them all).  The
+ * server's CPU from then until it is idle again (its CPU time unchanged
+ * over CLOSE_IDLE_SAMPLES samples 100 ms apart), and that per connection.
+ */
+#define CLOSE_IDLE_SAMPLES 3
+static void close_storm(int64_t deadline)
+{
+	double cpu0 = server_cpu_s(), cpu = cpu0, last;
+	int64_t end = now_ns() + (int64_t)(opt.quiet_max_s * 1e9);
+	int n = 0;
+
+	if (end > deadline)
+		end = deadline;
+	for (int i = 0; i < opt.n; i++)
+		if (conns[i].state == S_READY) {
+			conn_close(&conns[i]);
+			conns[i].state = S_DEAD;
+			n++;
+		}
+	printf("closed_at_once: %d\n", n);
+	if (cpu0 < 0 || !n)
+		return;
+	for (int still = 0; still < CLOSE_IDLE_SAMPLES && now_ns() < end;) {
+		struct timespec ts = {0, 100000000};
+
+		nanosleep(&ts, NULL);
+		last = cpu;
+		cpu = server_cpu_s();
+		still = cpu == last ? still + 1 : 0;
+	}
+	print_cpu("server_cpu_close_s", cpu0, cpu);
+	printf("server_cpu_us_per_close: %.1f\n", (cpu - cpu0) * 1e6 / n);
+}
+
 static int run_idle(int64_t deadline)
 {
 	long rss0 = rss_kib(), rss1;
@@ -1735,6 +1773,7 @@ static int run_idle(int64_t deadline)
 	run_for(opt.hold_s, deadline);
 	printf("closed_by_server: %d\n", n_closed_after_ready);
 	print_closes_and_messages();
+	close_storm(deadline);
 	return n_failed || n_closed_after_ready ? 1 : 0;
 }
 
