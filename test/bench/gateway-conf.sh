@@ -20,6 +20,8 @@
 #                  the gateway's own, 262144)
 #   BENCH_STORE    the "store" object (JSON); default {"backend": "memory"},
 #                  e.g. '{"backend": "redis", "url": "redis://127.0.0.1:6379"}'
+#   BENCH_HEARTBEAT_S  heartbeat_interval_s (default 3600: out of the way;
+#                  pavbench counts heartbeats by type, never as deliveries)
 set -euo pipefail
 dir=$1 plugins=$2 ws_port=$3 api_port=$4 tls_port=${5:-} loop=${6:-ev}
 mkdir -p "$dir"
@@ -29,7 +31,7 @@ mkdir -p "$dir"
 limits='"limits": {"max_connections_per_ip": 100000, "handshakes_per_s_per_ip": 100000,
                  "messages_per_s": 100000, "burst": 100000, "max_connections_per_user": 16,
                  "handshake_timeout_s": 60'"${BENCH_OUTBOUND_QUEUE_BYTES:+, \"outbound_queue_bytes\": $BENCH_OUTBOUND_QUEUE_BYTES}"'}'
-ws='"websocket": {"path": "/ws", "heartbeat_interval_s": 3600, "idle_timeout_s": 86400}'
+ws='"websocket": {"path": "/ws", "heartbeat_interval_s": '"${BENCH_HEARTBEAT_S:-3600}"', "idle_timeout_s": 86400}'
 auth="\"auth\": {\"algorithms\": [\"HS256\"], \"key_file\": \"$dir/jwt.key\", \"leeway_s\": 30}"
 all_four='{"subscription": {}, "notification": {}, "chat": {}, "presence": {}}'
 plugins_on="\"plugins\": ${BENCH_PLUGINS:-$all_four}"
