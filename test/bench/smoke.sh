@@ -9,10 +9,14 @@
 #   2. a join storm: 200 clients subscribe to another zone with
 #      parameters.presence (the presence plugin's snapshot and join
 #      announcements); every one must be subscribed, with no failed
-#      handshake and no close (no 4008 slow-consumer close).
+#      handshake and no close (no 4008 slow-consumer close);
+#   3. 200 idle connections, then all close at once: pavbench must print
+#      the server's CPU per close, and the gateway's /metrics must count
+#      no open connection afterwards.
 # No speed is asserted.  Bounded: about 90 s at most.
 #   PAV_BUILD  build directory (default: build)
-#   SMOKE_SUBSCRIBERS, SMOKE_PUBLICATIONS, SMOKE_PUBLISHERS, SMOKE_STORM
+#   SMOKE_SUBSCRIBERS, SMOKE_PUBLICATIONS, SMOKE_PUBLISHERS, SMOKE_STORM,
+#   SMOKE_IDLE
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -21,6 +25,7 @@ SUBS=${SMOKE_SUBSCRIBERS:-200}
 PUBS=${SMOKE_PUBLICATIONS:-20}
 PUBLISHERS=${SMOKE_PUBLISHERS:-2}
 STORM=${SMOKE_STORM:-200}
+IDLE=${SMOKE_IDLE:-200}
 
 fail() { echo "smoke: FAIL: $*"; exit 1; }
 
@@ -95,4 +100,23 @@ grep -qx "closes_received: 0" <<<"$out" || fail "join storm: the gateway closed 
 su=$(awk -F': ' '$1 == "messages_status_update" { print $2 }' <<<"$out")
 [ "${su:-0}" -ge "$STORM" ] || fail "join storm: $su status_update messages for $STORM clients"
 [ "$rc" -eq 0 ] || fail "pavbench joinstorm exited $rc"
+
+out=$(timeout 45 "$bench" idle -n "$IDLE" --port "$ws_port" --secret "$tmp/jwt.key" \
+  --server-pid "$gwpid" --hold 0.2 --timeout 40 --quiet-max 10)
+rc=$?
+echo "$out"
+grep -qx "connected: $IDLE" <<<"$out" || fail "idle: not every client connected (pavbench rc=$rc)"
+grep -qx "closed_at_once: $IDLE" <<<"$out" || fail "idle: not every client closed at once"
+grep -q "^server_cpu_us_per_close: [0-9]" <<<"$out" || fail "idle: no CPU per close"
+[ "$rc" -eq 0 ] || fail "pavbench idle exited $rc"
+# the gateway saw every close: none of those connections is still counted
+key=$(grep -v '^#' "$tmp/api.keys" | head -n 1)
+open=
+for _ in $(seq 50); do
+  open=$(curl -fs -H "Authorization: Bearer $key" "http://127.0.0.1:$api_port/metrics" |
+    awk '$1 == "pavilion_connections" { print $2 }')
+  [ "$open" = 0 ] && break
+  sleep 0.1
+done
+[ "$open" = 0 ] || fail "idle: $open connections still open after all closed"
 echo "smoke: OK"
