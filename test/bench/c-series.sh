@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Goal (c) run after run: compare-nchan.sh --scenarios c, N times in a row
-# (nchan, then the gateway, within each run), and each run's p99.  One run
-# says little about (c): both servers' fan-outs vary with the host's speed
-# from one stretch of seconds to the next (README, Performance).
+# Goal (c) run after run: compare-nchan.sh --scenarios c, N times in a row,
+# and each run's p99.  Odd runs start nchan first, even runs the gateway
+# (--gateway-first), so that neither server always gets the later stretch
+# of the machine.  One run says little about (c): both servers' fan-outs
+# vary with the host's speed from one stretch of seconds to the next
+# (README, Performance).
 #
 #   bash test/bench/c-series.sh [N] [ev|poll|uv]      (defaults: 8, ev)
 #
-# Output ("key: value" lines): per run "run: I nchan_p99_ms: X
-# gateway_p99_ms: Y ratio: R"; then runs, met (ratio at or under 0.80, the
-# goal), ratio_min, ratio_median, ratio_max.  Each run's raw outputs stay
+# Output ("key: value" lines): per run "run: I first: nchan|gateway
+# nchan_p99_ms: X gateway_p99_ms: Y ratio: R"; then runs, met (ratio at or
+# under 0.80, the goal), ratio_min, ratio_median, ratio_max, and the median
+# ratio of the runs that started each server first.  Each run's raw outputs stay
 # in its own build-logs/bench-<time>/ (compare-nchan.sh prints which).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -21,19 +24,28 @@ case $LOOP in ev | poll | uv) ;; *) die "the loop is ev, poll or uv" ;; esac
 
 ratios=()
 for i in $(seq "$N"); do
-  out=$(bash test/bench/compare-nchan.sh --loop "$LOOP" --scenarios c 2>&1) ||
+  first=nchan order=()
+  [ $((i % 2)) = 0 ] && first=gateway order=(--gateway-first)
+  out=$(bash test/bench/compare-nchan.sh --loop "$LOOP" "${order[@]}" --scenarios c 2>&1) ||
     die "run $i failed: $(tail -n 5 <<<"$out")"
   # "(c) p99 ms   <nchan>   <gateway>   <ratio>   <better>"
   read -r np gp < <(awk '/^\(c\) p99 ms/ {print $4, $5}' <<<"$out")
   [ -n "${gp:-}" ] || die "run $i: no (c) p99 row in the table"
   r=$(awk -v n="$np" -v g="$gp" 'BEGIN {printf "%.4f", g / n}')
-  ratios+=("$r")
-  echo "run: $i nchan_p99_ms: $np gateway_p99_ms: $gp ratio: $(printf '%.2f' "$r")"
+  ratios+=("$r $first")
+  echo "run: $i first: $first nchan_p99_ms: $np gateway_p99_ms: $gp ratio: $(printf '%.2f' "$r")"
 done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '
-  { r[NR] = $1; if ($1 <= 0.8) met++ }
+  function median(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  { r[NR] = $1; if ($1 <= 0.8) met++; by[$2, ++k[$2]] = $1 }
   END {
-    m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
     printf "runs: %d\nmet: %d\nratio_min: %.2f\nratio_median: %.2f\nratio_max: %.2f\n",
-      NR, met + 0, r[1], m, r[NR]
+      NR, met + 0, r[1], median(r, NR), r[NR]
+    for (f = 0; f < 2; f++) {
+      s = f ? "gateway" : "nchan"
+      if (!k[s]) continue
+      delete a
+      for (i = 1; i <= k[s]; i++) a[i] = by[s, i]
+      printf "ratio_median_%s_first: %.2f\n", s, median(a, k[s])
+    }
   }'

@@ -3,11 +3,12 @@
 # client, same load, in the same run.  Each server runs alone, pinned to
 # CPU 0 (one nginx worker; the gateway is single-threaded); pavbench runs
 # pinned to CPU 1.  Every scenario gets freshly started servers (nchan
-# first, then the gateway), so what one run leaves behind (closing
-# connections, presence announcements, TIME_WAIT) cannot skew the next.
+# first, then the gateway, unless --gateway-first), so what one run leaves
+# behind (closing connections, presence announcements, TIME_WAIT) cannot
+# skew the next.
 #
 #   bash test/bench/compare-nchan.sh [--loop ev|poll|uv|both|all|LIST] [--quick]
-#                                    [--scenarios a,b,...]
+#                                    [--gateway-first] [--scenarios a,b,...]
 #   bash test/bench/compare-nchan.sh --table DIR
 #
 # Scenarios (environment overrides in brackets; the gateway runs with all
@@ -31,6 +32,8 @@
 #              PUBS_10K publications (not in the default list)
 # --scenarios picks some of them (comma-separated names or letters a-f);
 # --quick divides every count by 10 (a check of the script, not a figure).
+# --gateway-first runs the gateway before nchan in each scenario (nchan
+# goes first by default), so that a series of runs can alternate them.
 # --table DIR prints the table again from an earlier run's raw outputs.
 # STORM_CONCURRENCY [200]: handshakes in flight during a join storm.
 # BENCH_SCHED [rt]: how servers and client are scheduled, so that other
@@ -167,16 +170,18 @@ top=$(pwd)
 
 LOOPS=ev
 QUICK=0
+GATEWAY_FIRST=0
 TABLE_ONLY=
 SCENARIOS=$ALL_SCENARIOS
 while [ $# -gt 0 ]; do
   case $1 in
   --loop) LOOPS=$2; shift 2 ;;
   --quick) QUICK=1; shift ;;
+  --gateway-first) GATEWAY_FIRST=1; shift ;;
   --table) TABLE_ONLY=$2; shift 2 ;;
   --scenarios) SCENARIOS=$(echo "$2" | tr ',' ' ' | sed 's/\ba\b/fan10k-4p/; s/\bb\b/fan10k-1p/;
       s/\bc\b/rate10k/; s/\bd\b/fan1k-4p/; s/\be\b/idle/; s/\bf\b/storm1k storm10k/'); shift 2 ;;
-  *) echo "usage: $0 [--loop ev|poll|uv|both|all|a,b] [--quick] [--scenarios a,b,...] | --table DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 [--loop ev|poll|uv|both|all|a,b] [--quick] [--gateway-first] [--scenarios a,b,...] | --table DIR" >&2; exit 2 ;;
   esac
 done
 case $LOOPS in
@@ -377,21 +382,30 @@ scenario_args() { # scenario ws-port tls-port
 
 say "nchan: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)"
 say "gateway: $("$GW" --version 2>&1 | head -1), $GW_REV"
-for sc in $SCENARIOS; do
-  # shellcheck disable=SC2046
-  if [[ " $GW_ONLY " != *" $sc "* ]]; then
-    start_nchan
-    run "nchan-$sc" $(scenario_args "$sc" "$WS_PORT" "$TLS_PORT") --server-pid "$NGW" --target nchan \
-      --api-port "$WS_PORT" # nchan publishes over plain HTTP, also for wss subscribers
-    stop_server "$OUT/nchan-$sc"
-  fi
+# shellcheck disable=SC2046
+run_nchan() {
+  [[ " $GW_ONLY " == *" $1 "* ]] && return
+  start_nchan
+  run "nchan-$1" $(scenario_args "$1" "$WS_PORT" "$TLS_PORT") --server-pid "$NGW" --target nchan \
+    --api-port "$WS_PORT" # nchan publishes over plain HTTP, also for wss subscribers
+  stop_server "$OUT/nchan-$1"
+}
+# shellcheck disable=SC2046
+run_gateways() {
   for g in "${GW_LABELS[@]}"; do
-    start_gateway "${g#gw-}" "$sc"
-    run "$g-$sc" $(scenario_args "$sc" "$WS_PORT" "$TLS_PORT") --server-pid "$SRVPID" \
+    start_gateway "${g#gw-}" "$1"
+    run "$g-$1" $(scenario_args "$1" "$WS_PORT" "$TLS_PORT") --server-pid "$SRVPID" \
       --api-port "$API_PORT" --secret "$TMP/$g/jwt.key" --api-key-file "$TMP/$g/api.keys"
-    stop_server "$OUT/$g-$sc"
-    grep -q 'sigkill: yes' "$OUT/$g-$sc.stop" && say "$g-$sc: the gateway did not exit within 15 s of SIGTERM"
+    stop_server "$OUT/$g-$1"
+    grep -q 'sigkill: yes' "$OUT/$g-$1.stop" && say "$g-$1: the gateway did not exit within 15 s of SIGTERM"
   done
+}
+for sc in $SCENARIOS; do
+  if [ "$GATEWAY_FIRST" = 1 ]; then
+    run_gateways "$sc"; run_nchan "$sc"
+  else
+    run_nchan "$sc"; run_gateways "$sc"
+  fi
 done
 
 cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg"
