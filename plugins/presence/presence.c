@@ -112,6 +112,10 @@ struct announce {
 	int64_t at_ms;   /* 0: now */
 	char **channels; /* [0] is "user:<id>" */
 	size_t n, cap;
+	/* the first of them announced to: 1 for a hook's change (the user's
+	 * first connection opened, or the last closed), as "user:<id>" then
+	 * has no other connection of the user to tell */
+	size_t from;
 	int truncated;
 };
 
@@ -195,7 +199,8 @@ static void status_stored(void *arg, int err, const struct pav_presence *p)
 
 /* The counts of channels [1, n) are in (counts[i - 1]): keep "user:<id>"
  * and the channels small enough to broadcast to, then store and announce
- * in one step. */
+ * in one step (from a->from on: with nothing to announce to, the status is
+ * only stored). */
 static void counted(void *arg, int err, const int64_t *counts, size_t n)
 {
 	struct announce *a = arg;
@@ -220,8 +225,10 @@ static void counted(void *arg, int err, const int64_t *counts, size_t n)
 	}
 	a->n = kept;
 	ch.announce = (struct pav_publication){
-		(const char *const *)a->channels, a->n, "status_update",
-		status_payload(host, a->user, a->status, -1),
+		(const char *const *)a->channels + a->from, a->n - a->from,
+		"status_update",
+		a->n > a->from ? status_payload(host, a->user, a->status, -1)
+			       : NULL,
 		host->conn_find(pr->vh, a->conn_id), NULL, 1};
 	host->presence_set(pr->vh, &ch, status_stored, a);
 	json_object_put(ch.announce.payload);
@@ -244,6 +251,7 @@ static int set_status(struct presence *pr, pav_conn *c, const char *status,
 	/* a closed connection is no longer among the user's: its own
 	 * channels count (the user's other connections are gone, or the
 	 * status would not change) */
+	a->from = !req;
 	if (closing) {
 		a->at_ms = host->conn_closed_ms(c);
 		host->conn_channels(c, add_channel, a);

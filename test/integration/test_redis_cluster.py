@@ -216,6 +216,42 @@ def test_online_at_the_first_connection_anywhere_offline_at_the_last(nodes):
         assert p["status"] == "offline" and p["connections"] == 0, p
 
 
+def publish_calls(redis):
+    """PUBLISH calls Redis has run, from scripts too (INFO commandstats)."""
+    for line in redis.call("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_publish:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_a_user_sharing_no_channel_comes_and_goes_without_a_publication(nodes, redis):
+    """A first connection's online and a last close's offline have no other connection of
+    the user to reach: the status is stored (every node sees it), and nothing is published."""
+    user = uid("p")
+    nodes.settle()
+    before = publish_calls(redis)
+    a = opened(C(nodes[0], user))[0]
+    rf.wait_until(lambda: nodes.api(1).presence(user)["status"] == "online", what="online")
+    close(a)
+    rf.wait_until(lambda: nodes.api(2).presence(user)["connections"] == 0, what="closed")
+    assert nodes.api(2).presence(user)["status"] == "offline"
+    nodes.settle()
+    assert publish_calls(redis) == before
+    # a user in a zone: both changes are published (to the zone)
+    z = "zone:" + uid("z")
+    with C(nodes[2]) as o:
+        o.subscribe(z)
+        o.sync()
+        o.inbox.clear()
+        before = publish_calls(redis)
+        b = C(nodes[0], user)
+        b.subscribe(z)
+        assert statuses(updates(nodes, o, user)) == ["online"]
+        close(b)
+        assert statuses(updates(nodes, o, user)) == ["offline"]
+        assert publish_calls(redis) > before
+
+
 def test_presence_snapshot_spans_nodes(nodes):
     z = "zone:" + uid("z")
     a, b = C(nodes[0]), C(nodes[1])

@@ -271,11 +271,12 @@ static void first_connection_sets_online_if_connected(void **state)
 	assert_string_equal(ph_at(1), "channel_counts [zone:a]");
 	assert_string_equal(ph_at(2),
 			    "presence_set u1 online when=1 at=0 "
-			    "stamp=lastActive announce=[user:u1,zone:a] "
+			    "stamp=lastActive announce=[zone:a] "
 			    "status_update except=c1 transient=1 "
 			    "{\"userId\":\"u1\",\"status\":\"online\"}");
 }
 
+/* and no message: "user:u1" has no other connection of u1 to tell */
 static void a_user_sharing_no_channel_costs_no_count(void **state)
 {
 	(void)state;
@@ -285,9 +286,8 @@ static void a_user_sharing_no_channel_costs_no_count(void **state)
 	assert_string_equal(ph_at(0), "user_channels u1");
 	assert_string_equal(ph_at(1),
 			    "presence_set u1 online when=1 at=0 "
-			    "stamp=lastActive announce=[user:u1] "
-			    "status_update except=c1 transient=1 "
-			    "{\"userId\":\"u1\",\"status\":\"online\"}");
+			    "stamp=lastActive announce=[] "
+			    "status_update except=c1 transient=1 -");
 }
 
 static void other_connections_change_nothing_on_open(void **state)
@@ -304,15 +304,34 @@ static void last_connection_sets_offline_at_its_close_time(void **state)
 	c->closed_ms = PH_T0 - 2500;
 	pavilion_plugin.on_close(inst, c, 1);
 	assert_int_equal(ph_nlog, 3);
-	/* the closed connection's own channels: the user has no other */
+	/* the closed connection's own channels: the user has no other, so
+	 * "user:u1" has no one to tell */
 	assert_string_equal(ph_at(0), "conn_channels c1");
 	assert_string_equal(ph_at(1),
 			    "channel_counts [zone:a,chat:b]");
 	assert_string_equal(ph_at(2),
 			    "presence_set u1 offline when=2 at=1799999997500 "
-			    "stamp=lastActive announce=[user:u1,zone:a,chat:b] "
+			    "stamp=lastActive announce=[zone:a,chat:b] "
 			    "status_update except=- transient=1 "
 			    "{\"userId\":\"u1\",\"status\":\"offline\"}");
+}
+
+/* A user who shared no channel: the status is stored, and no message is
+ * built for anyone (the user's own channel has no connection left). */
+static void last_close_of_a_user_sharing_nothing_only_stores(void **state)
+{
+	(void)state;
+	c->open = 0;
+	c->closed_ms = PH_T0 - 2500;
+	while (c->nchannels > 1) /* "user:u1" alone */
+		free(c->channels[--c->nchannels]);
+	pavilion_plugin.on_close(inst, c, 1);
+	assert_int_equal(ph_nlog, 2);
+	assert_string_equal(ph_at(0), "conn_channels c1");
+	assert_string_equal(ph_at(1),
+			    "presence_set u1 offline when=2 at=1799999997500 "
+			    "stamp=lastActive announce=[] status_update "
+			    "except=- transient=1 -");
 }
 
 static void other_connections_change_nothing_on_close(void **state)
@@ -335,8 +354,8 @@ static void channels_over_max_broadcast_are_dropped_but_the_user_kept(
 	ph.counts[1] = 1001;
 	ph.counts[2] = -1;
 	ph.ncounts_set = 3;
-	pavilion_plugin.on_open(inst, c, 1);
-	assert_non_null(strstr(ph_at(2), " announce=[user:u1,zone:a] "));
+	presence("{\"status\":\"busy\"}", NULL);
+	assert_non_null(strstr(ph_at(3), " announce=[user:u1,zone:a] "));
 }
 
 static void max_broadcast_zero_announces_to_the_user_only(void **state)
@@ -347,8 +366,8 @@ static void max_broadcast_zero_announces_to_the_user_only(void **state)
 	ph.counts[0] = 1;
 	ph.counts[1] = 0;
 	ph.ncounts_set = 2;
-	pavilion_plugin.on_open(inst, c, 1);
-	assert_non_null(strstr(ph_at(2), " announce=[user:u1,zone:empty] "));
+	presence("{\"status\":\"busy\"}", NULL);
+	assert_non_null(strstr(ph_at(3), " announce=[user:u1,zone:empty] "));
 }
 
 static void counts_failure_announces_to_the_user_only(void **state)
@@ -356,8 +375,8 @@ static void counts_failure_announces_to_the_user_only(void **state)
 	(void)state;
 	ph.user_channels[0] = "zone:a";
 	ph.counts_err = -EIO;
-	pavilion_plugin.on_open(inst, c, 1);
-	assert_non_null(strstr(ph_at(2), " announce=[user:u1] "));
+	presence("{\"status\":\"busy\"}", NULL);
+	assert_non_null(strstr(ph_at(3), " announce=[user:u1] "));
 }
 
 static void change_waits_for_the_counts(void **state)
@@ -558,6 +577,7 @@ int main(void)
 		T(a_user_sharing_no_channel_costs_no_count),
 		T(other_connections_change_nothing_on_open),
 		T(last_connection_sets_offline_at_its_close_time),
+		T(last_close_of_a_user_sharing_nothing_only_stores),
 		T(other_connections_change_nothing_on_close),
 		T(channels_over_max_broadcast_are_dropped_but_the_user_kept),
 		cmocka_unit_test_setup_teardown(
