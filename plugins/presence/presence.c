@@ -248,10 +248,10 @@ static int set_status(struct presence *pr, pav_conn *c, const char *status,
 		announce_free(a);
 		return -ENOMEM;
 	}
+	a->from = !req; /* a hook's change: "user:<id>" left out */
 	/* a closed connection is no longer among the user's: its own
 	 * channels count (the user's other connections are gone, or the
 	 * status would not change) */
-	a->from = !req;
 	if (closing) {
 		a->at_ms = host->conn_closed_ms(c);
 		host->conn_channels(c, add_channel, a);

@@ -11,8 +11,8 @@
 # Output ("key: value" lines): per run "run: I first: nchan|gateway
 # nchan_p99_ms: X gateway_p99_ms: Y ratio: R"; then runs, met (ratio at or
 # under 0.80, the goal), ratio_min, ratio_median, ratio_max, and the median
-# ratio of the runs that started each server first.  Each run's raw outputs stay
-# in its own build-logs/bench-<time>/ (compare-nchan.sh prints which).
+# ratio of the runs that started each server first.  Each run's raw outputs
+# stay in its own build-logs/bench-<time>/ (compare-nchan.sh prints which).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 N=${1:-8}

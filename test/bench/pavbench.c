@@ -1750,6 +1750,8 @@ static void close_storm(int64_t deadline)
 		cpu = server_cpu_s();
 		still = cpu == last ? still + 1 : 0;
 	}
+	if (cpu < 0) /* the server is gone */
+		return;
 	print_cpu("server_cpu_close_s", cpu0, cpu);
 	printf("server_cpu_us_per_close: %.1f\n", (cpu - cpu0) * 1e6 / n);
 }
