@@ -700,6 +700,7 @@ static void deadline(struct pav_conn *c, struct tick *t)
 {
 	const struct pav_vhost_config *vc = c->vc;
 	int64_t now = t->now;
+	int64_t every = (int64_t)vc->heartbeat_interval_s * 1000;
 
 	if (c->state == PAV_CONN_CLOSING || c->state == PAV_CONN_DRAINING) {
 		close_expired(c);
@@ -721,10 +722,9 @@ static void deadline(struct pav_conn *c, struct tick *t)
 		/* from when it was due, not from this tick (up to a second
 		 * later): else the next, rounded up to a tick again, would
 		 * come interval + 1 s after this one */
-		c->next_heartbeat_ms += (int64_t)vc->heartbeat_interval_s * 1000;
+		c->next_heartbeat_ms += every;
 		if (c->next_heartbeat_ms <= now) /* the loop stalled */
-			c->next_heartbeat_ms = now +
-				(int64_t)vc->heartbeat_interval_s * 1000;
+			c->next_heartbeat_ms = now + every;
 	}
 	schedule(c);
 }
