@@ -1,6 +1,7 @@
 """Helpers for the integration tests: key material, JWT minting, the Gateway process."""
 import base64
 import copy
+import datetime
 import hashlib
 import hmac
 import itertools
@@ -390,6 +391,12 @@ def check_envelope(msg):
     assert isinstance(msg.get("timestamp"), str) and TS_RE.match(msg["timestamp"]), \
         "bad timestamp in %r" % msg
     return msg
+
+
+def time_ms(ts):
+    """A gateway timestamp (TS_RE: UTC, milliseconds) in ms since the epoch."""
+    t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000 + 0.5)
 
 
 def expect_error(ws, code, timeout=3.0, id=None):

@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime, timezone
 
 import pytest
 
@@ -25,11 +24,6 @@ def redis(tmp_path):
     r = rf.RedisServer(tmp_path / "redis").start()
     yield r
     r.kill()
-
-
-def ms_of(rfc3339):
-    t = datetime.strptime(rfc3339, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return int(t.timestamp() * 1000 + 0.5)
 
 
 def recv_until(ws, pred, timeout):
@@ -88,7 +82,7 @@ def test_killed_node_users_go_offline_caps_free_up_and_its_keys_are_reaped(
         m = obs.wait_for("status_update", timeout=left, status="offline")
         gone[m["payload"]["userId"]] = m["payload"]["lastActive"]
     assert set(gone) == set(users)
-    late = [u for u, t in gone.items() if ms_of(t) > last_hb]
+    late = [u for u, t in gone.items() if gw.time_ms(t) > last_hb]
     assert not late, "lastActive later than the node's last heartbeat: %r" % late[:5]
     obs.sync()
     assert not obs.take("status_update", status="offline"), "an offline came twice"
