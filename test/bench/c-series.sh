@@ -9,10 +9,15 @@
 #   bash test/bench/c-series.sh [N] [ev|poll|uv]      (defaults: 8, ev)
 #
 # Output ("key: value" lines): per run "run: I first: nchan|gateway
-# nchan_p99_ms: X gateway_p99_ms: Y ratio: R"; then runs, met (ratio at or
-# under 0.80, the goal), ratio_min, ratio_median, ratio_max, and the median
-# ratio of the runs that started each server first.  Each run's raw outputs
-# stay in its own build-logs/bench-<time>/ (compare-nchan.sh prints which).
+# nchan_p99_ms: X gateway_p99_ms: Y ratio: R", then each server's CPU per
+# delivery in the publish phase, the kernel part of each, cpu_ratio
+# (gateway / nchan) and floor (the gateway's kernel part / nchan's whole:
+# the CPU ratio a gateway with no user-space work at all would have had);
+# then runs, met (ratio at or under 0.80, the goal), ratio_min,
+# ratio_median, ratio_max, the median ratio of the runs that started each
+# server first, and floor_over_goal (runs whose floor was above 0.80).
+# Each run's raw outputs stay in its own build-logs/bench-<time>/
+# (compare-nchan.sh prints which).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 N=${1:-8}
@@ -31,16 +36,24 @@ for i in $(seq "$N"); do
   # "(c) p99 ms   <nchan>   <gateway>   <ratio>   <better>"
   read -r np gp < <(awk '/^\(c\) p99 ms/ {print $4, $5}' <<<"$out")
   [ -n "${gp:-}" ] || die "run $i: no (c) p99 row in the table"
+  # "(c) server CPU us/delivery <nchan> <gateway> ..." and "(c) of which kernel ..."
+  read -r nc gc < <(awk '/^\(c\) server CPU us\/delivery/ {print $5, $6}' <<<"$out")
+  read -r nk gk < <(awk '/^\(c\) of which kernel/ {print $5, $6}' <<<"$out")
+  [ -n "${gk:-}" ] || die "run $i: no (c) CPU rows in the table"
   r=$(awk -v n="$np" -v g="$gp" 'BEGIN {printf "%.4f", g / n}')
-  ratios+=("$r $first")
-  echo "run: $i first: $first nchan_p99_ms: $np gateway_p99_ms: $gp ratio: $(printf '%.2f' "$r")"
+  floor=$(awk -v n="$nc" -v k="$gk" 'BEGIN {printf "%.2f", (n > 0 ? k / n : 0)}')
+  ratios+=("$r $first $floor")
+  echo "run: $i first: $first nchan_p99_ms: $np gateway_p99_ms: $gp ratio: $(printf '%.2f' "$r")" \
+    "nchan_cpu_us: $nc gateway_cpu_us: $gc nchan_kernel_us: $nk gateway_kernel_us: $gk" \
+    "cpu_ratio: $(awk -v n="$nc" -v g="$gc" 'BEGIN {printf "%.2f", (n > 0 ? g / n : 0)}') floor: $floor"
 done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '
   function median(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-  { r[NR] = $1; if ($1 <= 0.8) met++; by[$2, ++k[$2]] = $1 }
+  { r[NR] = $1; if ($1 <= 0.8) met++; if ($3 > 0.8) over++; by[$2, ++k[$2]] = $1 }
   END {
     printf "runs: %d\nmet: %d\nratio_min: %.2f\nratio_median: %.2f\nratio_max: %.2f\n",
       NR, met + 0, r[1], median(r, NR), r[NR]
+    printf "floor_over_goal: %d\n", over + 0
     for (f = 0; f < 2; f++) {
       s = f ? "gateway" : "nchan"
       if (!k[s]) continue

@@ -1313,8 +1313,11 @@ static void print_rss(long before, long after)
 		printf("server_rss_peak_kib: %ld\n", peak);
 }
 
-/* The server's user + system CPU time in seconds, or -1. */
-static double server_cpu_s(void)
+/* The server's user + system CPU time in seconds, or -1; its user part in
+ * *user when user is not NULL.  System time is what the kernel did for the
+ * server, with the softirqs that ran in its context: on loopback that is
+ * also the receiving socket's TCP work for every segment the server sent. */
+static double server_cpu(double *user)
 {
 	char path[64], buf[1024];
 	unsigned long long ut, st;
@@ -1333,7 +1336,16 @@ static double server_cpu_s(void)
 		ok = sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
 				   "%llu %llu", &ut, &st) == 2;
 	fclose(f);
-	return ok ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : -1;
+	if (!ok)
+		return -1;
+	if (user)
+		*user = (double)ut / (double)sysconf(_SC_CLK_TCK);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double server_cpu_s(void)
+{
+	return server_cpu(NULL);
 }
 
 static void print_cpu(const char *key, double a, double b)
@@ -1884,7 +1896,9 @@ static void publish_phase(int64_t deadline)
 		pub_close(&pubs[i]);
 }
 
-static void print_fanout(int m_req, double quiet, double cpu0, double cpu1)
+/* user: the server's user CPU time of the publish phase (s), or -1 */
+static void print_fanout(int m_req, double quiet, double cpu0, double cpu1,
+			 double user)
 {
 	uint64_t expected = (uint64_t)n_ready * (uint64_t)n_pub_ok;
 	int64_t from = opt.listen_only ? t_min_sent : t_first_pub;
@@ -1917,9 +1931,15 @@ static void print_fanout(int m_req, double quiet, double cpu0, double cpu1)
 	print_quantiles("latency", lat_us, lat_n);
 	print_spread();
 	print_cpu("server_cpu_s", cpu0, cpu1);
-	if (cpu0 >= 0 && cpu1 >= 0 && deliveries)
+	if (cpu0 >= 0 && cpu1 >= 0 && deliveries) {
+		double per = 1e6 / (double)deliveries;
+
 		printf("server_cpu_us_per_delivery: %.2f\n",
-		       (cpu1 - cpu0) * 1e6 / (double)deliveries);
+		       (cpu1 - cpu0) * per);
+		printf("server_cpu_user_us_per_delivery: %.2f\n", user * per);
+		printf("server_cpu_kernel_us_per_delivery: %.2f\n",
+		       (cpu1 - cpu0 - user) * per);
+	}
 	printf("closed_by_server: %d\n", n_closed_after_ready);
 	print_closes_and_messages();
 }
@@ -1927,7 +1947,7 @@ static void print_fanout(int m_req, double quiet, double cpu0, double cpu1)
 static int run_fanout(int64_t deadline)
 {
 	int body_fixed, m_req = opt.m;
-	double quiet, cpu_c0 = server_cpu_s(), cpu0, cpu1;
+	double quiet, cpu_c0 = server_cpu_s(), cpu0, cpu1, user0 = 0, user1 = 0;
 	long rss0, rss1;
 
 	/* {"t":<16 digits>,"pad":"..."}: the body is opt.size bytes */
@@ -1952,15 +1972,15 @@ static int run_fanout(int64_t deadline)
 	run_for(opt.settle_s, deadline);
 	/* joins may set off messages (presence): publish into a quiet line */
 	quiet = wait_quiet(opt.quiet_s, opt.quiet_max_s, deadline);
-	cpu0 = server_cpu_s();
+	cpu0 = server_cpu(&user0);
 	rss0 = rss_kib();
 	if (opt.m)
 		publish_phase(deadline);
-	cpu1 = server_cpu_s();
+	cpu1 = server_cpu(&user1);
 	rss1 = rss_kib();
 	print_common();
 	print_cpu("server_cpu_connect_s", cpu_c0, cpu0);
-	print_fanout(m_req, quiet, cpu0, cpu1);
+	print_fanout(m_req, quiet, cpu0, cpu1, user1 - user0);
 	print_rss(rss0, rss1);
 	if (batch_refused)
 		return EXIT_NO_BATCH;

@@ -77,6 +77,13 @@ grep -qx "publications_ok: $PUBS" <<<"$out" || fail "not every publication accep
 grep -qx "missing: 0" <<<"$out" || { tail -n 20 "$tmp/gateway.log"; fail "deliveries missing"; }
 grep -qx "closes_received: 0" <<<"$out" || fail "the gateway closed subscribers"
 grep -qx "publications_timed: $PUBS" <<<"$out" || fail "not every publication timed"
+# the publish phase's CPU per delivery and its user and kernel parts
+awk -F': ' '
+  $1 == "server_cpu_us_per_delivery" { all = $2; n++ }
+  $1 == "server_cpu_user_us_per_delivery" { user = $2; n++ }
+  $1 == "server_cpu_kernel_us_per_delivery" { kern = $2; n++ }
+  END { d = all - user - kern; exit !(n == 3 && user >= 0 && kern >= 0 && d < 0.02 && d > -0.02) }' <<<"$out" ||
+  fail "CPU per delivery: no user and kernel parts that add up to the whole"
 awk -F': ' -v n="$PUBS" '
   $1 == "latency_max_ms" { max = $2 }
   $1 == "publication_last_max_ms" { last = $2 }
