@@ -989,13 +989,10 @@ static int body_done(struct lws *wsi, struct api_req *r)
 
 /* ---- the API's connections, for pav_api_busy() ------------------------ */
 
-static void conn_add(struct lws *wsi)
+void pav_api_conn_add(struct pav_vhost *vh, struct lws *wsi)
 {
-	struct pav_vhost *vh = lws_vhost_user(lws_get_vhost(wsi));
 	struct lws **c;
 
-	if (!vh)
-		return;
 	if (vh->napi_conns == vh->api_conns_cap) {
 		size_t cap = vh->api_conns_cap ? vh->api_conns_cap * 2 : 8;
 
@@ -1005,19 +1002,15 @@ static void conn_add(struct lws *wsi)
 		vh->api_conns_cap = cap;
 	}
 	vh->api_conns[vh->napi_conns++] = wsi;
-	lws_set_opaque_user_data(wsi, (void *)(uintptr_t)vh->napi_conns);
 }
 
-static void conn_gone(struct lws *wsi)
+void pav_api_conn_gone(struct pav_vhost *vh, struct lws *wsi)
 {
-	struct pav_vhost *vh = lws_vhost_user(lws_get_vhost(wsi));
-	size_t i = (size_t)(uintptr_t)lws_get_opaque_user_data(wsi);
-
-	if (!vh || !i || i > vh->napi_conns || vh->api_conns[i - 1] != wsi)
-		return;
-	vh->api_conns[i - 1] = vh->api_conns[--vh->napi_conns];
-	lws_set_opaque_user_data(vh->api_conns[i - 1], (void *)(uintptr_t)i);
-	lws_set_opaque_user_data(wsi, NULL);
+	for (size_t i = 0; i < vh->napi_conns; i++)
+		if (vh->api_conns[i] == wsi) {
+			vh->api_conns[i] = vh->api_conns[--vh->napi_conns];
+			return;
+		}
 }
 
 static int input_waiting(struct pav_vhost *vh)
@@ -1053,12 +1046,6 @@ int pav_api_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	struct api_req **pr = user;
 
 	switch (reason) {
-	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-		conn_add(wsi);
-		return 0;
-	case LWS_CALLBACK_WSI_DESTROY:
-		conn_gone(wsi);
-		return 0;
 	case LWS_CALLBACK_HTTP:
 		return start(wsi, pr);
 	case LWS_CALLBACK_HTTP_BODY:

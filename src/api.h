@@ -41,6 +41,12 @@ struct pav_core;
  * pass drains share its writes.) */
 int pav_api_busy(struct pav_core *core);
 
+/* A connection that internal vhost vh accepted, and its end (server.c
+ * keeps which vhost accepted it: lws may move it to another by its Host).
+ * pav_api_busy() looks at these for input. */
+void pav_api_conn_add(struct pav_vhost *vh, struct lws *wsi);
+void pav_api_conn_gone(struct pav_vhost *vh, struct lws *wsi);
+
 /* pav_host.api_answer / api_error (plugin.h). */
 void pav_api_answer(pav_api_call *call, int status, json_object *body);
 void pav_api_error(pav_api_call *call, int status, const char *message);

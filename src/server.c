@@ -156,6 +156,13 @@ static int origin_allowed(struct lws *wsi, const struct pav_vhost_config *vc)
  *    vhost's handshake_timeout_s from accept, however its bytes trickle.
  * A plain HTTP request on a public vhost is answered 404 and closed; its
  * body, if any, is never read.
+ *
+ * A connection of an internal vhost gets a record too, with only its
+ * vhost.  By a request's Host, lws may move it to another vhost of its
+ * port, one of the other kind included (vhosts on one port at different
+ * addresses, every reuse_port vhost): that vhost refuses it as another
+ * listener's (pav_api_own_listener()), and whichever callback sees the end
+ * releases the record by the rules of the vhost that accepted it.
  */
 #define PAV_HEADER_POOL 1024
 #define PAV_HEADER_POOL_RESERVE 64
@@ -164,6 +171,7 @@ static int origin_allowed(struct lws *wsi, const struct pav_vhost_config *vc)
 #define PAV_PEER_OVER_ANSWERED 16
 
 struct accepted {
+	struct pav_vhost *vh;     /* the vhost whose listener accepted it */
 	struct pav_wheel_node tw; /* the request deadline, until upgraded */
 	struct lws *wsi;
 	struct pav_peer *peer;
@@ -231,7 +239,16 @@ static int filter_accept(struct lws *wsi, int fd)
 	return 0;
 }
 
-/* SERVER_NEW_CLIENT_INSTANTIATED: the connection's record. */
+/* A public vhost's record of the connection; NULL for none, or for one an
+ * internal vhost accepted (moved here by its Host). */
+static struct accepted *public_record(struct lws *wsi)
+{
+	struct accepted *a = lws_get_opaque_user_data(wsi);
+
+	return a && a->vh->cfg->kind != PAV_VHOST_INTERNAL ? a : NULL;
+}
+
+/* SERVER_NEW_CLIENT_INSTANTIATED on a public vhost: the record. */
 static int accepted_new(struct lws *wsi)
 {
 	struct pav_vhost *vh = vhost_of(wsi);
@@ -240,6 +257,7 @@ static int accepted_new(struct lws *wsi)
 
 	if (!a)
 		return -1;
+	a->vh = vh;
 	if (fd_peer(lws_get_socket_fd(wsi), a->ip, sizeof(a->ip)) ||
 	    !(a->peer = pav_peer_hold(vh->cfg->name, a->ip))) {
 		free(a);
@@ -264,7 +282,20 @@ static void accepted_done(struct accepted *a)
 	pav_wheel_del(&a->tw);
 }
 
-/* WSI_DESTROY: every wsi of a public vhost, with a record or not. */
+/* SERVER_NEW_CLIENT_INSTANTIATED on an internal vhost: the record. */
+static int api_accepted(struct lws *wsi)
+{
+	struct accepted *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -1;
+	a->vh = vhost_of(wsi);
+	pav_api_conn_add(a->vh, wsi);
+	lws_set_opaque_user_data(wsi, a);
+	return 0;
+}
+
+/* WSI_DESTROY, on either kind of vhost: every wsi, with a record or not. */
 static void accepted_gone(struct lws *wsi)
 {
 	struct accepted *a = lws_get_opaque_user_data(wsi);
@@ -272,8 +303,12 @@ static void accepted_gone(struct lws *wsi)
 	if (!a)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);
-	accepted_done(a);
-	pav_peer_release(a->peer);
+	if (a->vh->cfg->kind == PAV_VHOST_INTERNAL) {
+		pav_api_conn_gone(a->vh, wsi);
+	} else {
+		accepted_done(a);
+		pav_peer_release(a->peer);
+	}
 	free(a);
 }
 
@@ -290,7 +325,7 @@ static void request_expired(struct pav_wheel_node *n, void *arg)
 
 static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 {
-	struct accepted *a = lws_get_opaque_user_data(wsi);
+	struct accepted *a = public_record(wsi);
 	int status;
 
 	if (!a)
@@ -366,7 +401,7 @@ static int find_token(struct lws *wsi, char *buf, int len)
 static int filter(struct lws *wsi, struct pav_pss *p)
 {
 	static char token[PAV_AUTH_MAX_TOKEN + 16];
-	const struct accepted *a = lws_get_opaque_user_data(wsi);
+	const struct accepted *a = public_record(wsi);
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -463,7 +498,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return filter(wsi, p);
 	case LWS_CALLBACK_ESTABLISHED:
-		accepted_done(lws_get_opaque_user_data(wsi));
+		accepted_done(public_record(wsi));
 		established(wsi, p);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
@@ -526,6 +561,11 @@ static int internal_cb(struct lws *wsi, enum lws_callback_reasons reason,
 			return -1; /* CVE-2025-11677, as in confirm_upgrade() */
 		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
 		return 1;
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		return api_accepted(wsi);
+	case LWS_CALLBACK_WSI_DESTROY:
+		accepted_gone(wsi);
+		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		handle_signals();
 		return 0;

@@ -2,10 +2,12 @@
 import base64
 import os
 import socket
+import time
 
 import pytest
 
 import gw
+import test_flow_util as fu
 
 
 def reachable(host, port):
@@ -120,3 +122,47 @@ def test_an_upgrade_for_another_listeners_vhost_is_refused(make_gateway, keys, h
     assert upgrade_status(pb, "a.test", "/a?token=" + ta, addr_b) == "HTTP/1.1 404 Not Found"
     assert upgrade_status(pa, "a.test", "/a?token=" + ta, addr_a).startswith("HTTP/1.1 101")
     assert "an upgrade came in through another listener: 404" in g.log_text(), g.log_tail()
+
+
+def reuse_port_pair(keys, hostnames):
+    """A public and an internal vhost, both "reuse_port" (one process per core)."""
+    pub = gw.public_vhost(keys, tls=False, reuse_port=True)
+    internal = gw.internal_vhost(keys)
+    internal["reuse_port"] = True
+    if hostnames:  # the backend's Host is the internal listen's address
+        pub["hostnames"], internal["hostnames"] = ["rt.test"], ["127.0.0.1"]
+    return pub, internal
+
+
+def http_status(port, host, path="/healthz"):
+    """The status line of a GET to 127.0.0.1:port with this Host."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                   % (path, host)).encode())
+        return s.recv(4096).decode(errors="replace").split("\r\n")[0]
+
+
+def test_a_request_lws_moves_to_the_other_kind_of_vhost_is_refused_and_released(
+        make_gateway, keys):
+    """lws moves a request by its Host among the reuse_port vhosts, from the internal vhost to
+    the public one and back.  Each kind kept its own record in the connection's opaque data,
+    and the other kind's callback read it as its own: an API request moved to the public vhost
+    crashed the gateway when it closed (SIGSEGV), and a public connection moved to the internal
+    one left its record and request deadline behind.  Now both are refused, their records
+    released by the kind that accepted them, and the gateway serves on and exits cleanly."""
+    pub, internal = reuse_port_pair(keys, hostnames=True)
+    pub["limits"]["handshake_timeout_s"] = 1
+    g = make_gateway([pub, internal])
+    pp, ip = g.port("public"), g.port("internal")
+    for _ in range(3):
+        # the internal listener, a Host no vhost has: lws hands it to the first, public
+        assert http_status(ip, "nobody.test") == "HTTP/1.1 404 Not Found"
+        # the public listener, the internal vhost's Host
+        assert upgrade_status(pp, "127.0.0.1:%d" % pp, "/ws?token=" + g.token()) in (
+            "HTTP/1.1 404 Not Found", "HTTP/1.1 400 Bad Request")
+    time.sleep(1.5)  # past the public vhost's request deadline
+    assert http_status(ip, "127.0.0.1:%d" % ip) == "HTTP/1.1 200 OK"
+    # the backend's own client (Host: 127.0.0.1:P), with its key
+    assert fu.API(g).get("/v1/channels/zone:x").status == 200
+    assert upgrade_status(pp, "rt.test", "/ws?token=" + g.token()).startswith("HTTP/1.1 101")
+    assert "came in through another listener: 404" in g.log_text(), g.log_tail()
