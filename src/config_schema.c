@@ -512,19 +512,26 @@ static int same_text(const char *ip, void *want)
 	return !strcmp(ip, want);
 }
 
+/* Whether interface iface has address ip. */
+static int iface_has(const char *ip, void *iface)
+{
+	return pav_iface_any_addr(iface, same_text, (void *)ip);
+}
+
 /*
  * Whether two different listen hosts could bind an address in common on
  * one port: a wildcard beside anything, an interface beside one of its
- * addresses, or two interfaces (their addresses are not compared: two
- * names for one port is refused outright).  The second bind would fail
- * at start, after --check had passed.
+ * addresses, or two interfaces with an address in common.  The second bind
+ * would fail at start, after --check had passed.
  */
 static int listen_hosts_overlap(const char *a, const char *b)
 {
 	int ia = listen_is_name(a), ib = listen_is_name(b);
 
-	if (is_wildcard(a) || is_wildcard(b) || (ia && ib))
+	if (is_wildcard(a) || is_wildcard(b))
 		return 1;
+	if (ia && ib)
+		return pav_iface_any_addr(a, iface_has, (void *)b);
 	if (ia)
 		return pav_iface_any_addr(a, same_text, (void *)b);
 	if (ib)
@@ -532,34 +539,81 @@ static int listen_hosts_overlap(const char *a, const char *b)
 	return 0; /* two IP addresses, and not the same one */
 }
 
-/* A shared listen needs distinct hostnames (SNI, Host) to tell them apart;
- * listens on one port that are not the same must not overlap. */
-static int vhost_listen_apart(struct pav_cfg_ctx *c,
-			      const struct pav_vhost_config *vc,
-			      const struct pav_vhost_config *o,
-			      const char *path)
+/* Listens on one port that are not the same must not overlap (the second
+ * bind would fail at start, after --check had passed), and vhosts on one
+ * listen agree on reuse_port (lws' socket would not share the port with
+ * the gateway's own SO_REUSEPORT one). */
+static int vhost_binds_apart(struct pav_cfg_ctx *c,
+			     const struct pav_vhost_config *vc,
+			     const struct pav_vhost_config *o,
+			     const char *path)
 {
 	char sub[PAV_CFG_KEYPATH];
+	int same = !strcmp(o->listen_host, vc->listen_host);
 
 	if (o->port != vc->port)
 		return 0;
 	pav_cfg_join(sub, path, "listen");
-	if (strcmp(o->listen_host, vc->listen_host)) {
-		if (!listen_hosts_overlap(o->listen_host, vc->listen_host))
-			return 0;
+	if (!same && listen_hosts_overlap(o->listen_host, vc->listen_host))
 		return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" and vhost "
 				    "\"%s\"'s \"%s\" (%s) can bind the same "
 				    "address on port %d; vhosts on one port "
 				    "share it only with the same \"listen\"",
 				    vc->listen_host, o->name, o->listen_host,
 				    o->file, vc->port);
-	}
+	if (same && o->reuse_port != vc->reuse_port)
+		return pav_cfg_fail(c, -EINVAL, sub, "also used by vhost "
+				    "\"%s\" (%s), %s \"reuse_port\"; vhosts on "
+				    "one listen address agree on it", o->name,
+				    o->file, o->reuse_port ? "with" : "without");
+	return 0;
+}
+
+/*
+ * lws hands a request to the vhost of its port whose name matches the Host
+ * (or SNI), else to the port's first vhost, whatever listener it came
+ * through; and every reuse_port vhost is one port to it (the gateway
+ * listens for them itself).  So vhosts it takes for one port, on one
+ * listen or not, need distinct hostnames: without, every request of the
+ * second would go to the first, and be refused as another listener's.
+ */
+static int vhost_hostnames_apart(struct pav_cfg_ctx *c,
+				 const struct pav_vhost_config *vc,
+				 const struct pav_vhost_config *o,
+				 const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+	int reuse = o->reuse_port && vc->reuse_port;
+
+	if (!reuse && (o->port != vc->port || o->reuse_port || vc->reuse_port))
+		return 0;
 	if (!hostnames_overlap(o, vc))
 		return 0;
-	return pav_cfg_fail(c, -EINVAL, sub, "also used by vhost \"%s\" (%s); "
-			    "vhosts may share a listen address only with "
-			    "distinct, non-empty \"hostnames\"", o->name,
-			    o->file);
+	if (reuse) {
+		pav_cfg_join(sub, path, "hostnames");
+		return pav_cfg_fail(c, -EINVAL, sub, "vhost \"%s\" (%s) is "
+				    "\"reuse_port\" too, and lws takes every "
+				    "reuse_port vhost for one port: it hands a "
+				    "request to the one whose hostname matches "
+				    "its Host, else to the first; give both "
+				    "distinct, non-empty \"hostnames\"",
+				    o->name, o->file);
+	}
+	if (!strcmp(o->listen_host, vc->listen_host)) {
+		pav_cfg_join(sub, path, "listen");
+		return pav_cfg_fail(c, -EINVAL, sub, "also used by vhost "
+				    "\"%s\" (%s); vhosts may share a listen "
+				    "address only with distinct, non-empty "
+				    "\"hostnames\"", o->name, o->file);
+	}
+	pav_cfg_join(sub, path, "hostnames");
+	return pav_cfg_fail(c, -EINVAL, sub, "vhost \"%s\" (%s) listens on "
+			    "port %d too, at \"%s\": lws hands a request to "
+			    "the vhost of its port whose hostname matches its "
+			    "Host, else to the port's first, whatever the "
+			    "address; give both distinct, non-empty "
+			    "\"hostnames\"", o->name, o->file, vc->port,
+			    o->listen_host);
 }
 
 /* vc against every vhost before it, in this file and the earlier ones. */
@@ -577,7 +631,9 @@ static int vhost_unique(struct pav_cfg_ctx *c, struct pav_vhost_config *vc,
 		if (!rc)
 			rc = vhost_kinds_apart(c, vc, o, path);
 		if (!rc)
-			rc = vhost_listen_apart(c, vc, o, path);
+			rc = vhost_binds_apart(c, vc, o, path);
+		if (!rc)
+			rc = vhost_hostnames_apart(c, vc, o, path);
 	}
 	return rc;
 }

@@ -97,14 +97,15 @@ def test_internal_vhost_sharing_a_public_hostname_refused(binary, keys, tmp_path
 @pytest.fixture
 def two_internal(make_gateway, tmp_path):
     """Two internal vhosts on one port, on 127.0.0.1 and 127.0.0.2, with their own keys and
-    namespaces. The config check allows this (only internal/public mixes are refused), and
-    libwebsockets hands a request to whichever vhost of the port its Host header names."""
+    namespaces. The config check allows this with distinct hostnames (internal/public mixes
+    are refused), and libwebsockets hands a request to whichever vhost of the port its Host
+    header names."""
     keys_a, keys_b = gw.Keys(tmp_path / "a"), gw.Keys(tmp_path / "b")
     port = gw.free_port()
     a = {"name": "internal-a", "listen": "127.0.0.1:%d" % port, "namespace": "na",
-         "api": {"keys_file": str(keys_a.api_keys_file)}}
+         "hostnames": ["internal-a"], "api": {"keys_file": str(keys_a.api_keys_file)}}
     b = {"name": "internal-b", "listen": "127.0.0.2:%d" % port, "namespace": "nb",
-         "api": {"keys_file": str(keys_b.api_keys_file)}}
+         "hostnames": ["internal-b"], "api": {"keys_file": str(keys_b.api_keys_file)}}
     g = make_gateway([a, b], keys=keys_a)
     return g, port, keys_a.api_key, keys_b.api_key
 

@@ -1,7 +1,9 @@
 """A vhost listens on the address it is configured with, and nowhere else."""
 import base64
+import fcntl
 import os
 import socket
+import struct
 import time
 
 import pytest
@@ -124,6 +126,63 @@ def test_an_upgrade_for_another_listeners_vhost_is_refused(make_gateway, keys, h
     assert "an upgrade came in through another listener: 404" in g.log_text(), g.log_tail()
 
 
+def ipv4_of(name):
+    """The IPv4 address of interface name (SIOCGIFADDR), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            r = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+        except OSError:
+            return None
+    return socket.inet_ntoa(r[20:24])
+
+
+def other_interface():
+    """An interface besides lo with an IPv4 address, as (name, address), or None."""
+    for _, name in socket.if_nameindex():
+        addr = ipv4_of(name) if name != "lo" else None
+        if addr and not addr.startswith("127."):
+            return name, addr
+    return None
+
+
+def test_two_interfaces_on_one_port_each_listen_on_their_own_address(make_gateway, keys):
+    """"lo:P" beside "eth0:P" used to be refused at --check: two interface names on one port
+    were taken to overlap without comparing their addresses.  Interfaces with no address in
+    common now share the port, each vhost on its own listener."""
+    other = other_interface()
+    if not other:
+        pytest.skip("no interface besides lo with an IPv4 address on this host")
+    name, addr = other
+    port = gw.free_port()
+    a = gw.public_vhost(keys, "a", tls=False, listen="lo:%d" % port, websocket={"path": "/a"})
+    b = gw.public_vhost(keys, "b", tls=False, listen="%s:%d" % (name, port),
+                        websocket={"path": "/b"})
+    b["tls"] = {"terminated_upstream": True}  # plain ws off loopback
+    a["hostnames"], b["hostnames"] = ["a.test"], ["b.test"]
+    g = make_gateway([a, b, gw.internal_vhost(keys)])
+    ta, tb = g.token(vhost="a"), g.token(vhost="b")
+    assert upgrade_status(port, "a.test", "/a?token=" + ta).startswith("HTTP/1.1 101")
+    assert upgrade_status(port, "b.test", "/b?token=" + tb, addr).startswith("HTTP/1.1 101")
+    assert upgrade_status(port, "b.test", "/b?token=" + tb) == "HTTP/1.1 404 Not Found"
+    assert upgrade_status(port, "a.test", "/a?token=" + ta, addr) == "HTTP/1.1 404 Not Found"
+
+
+def test_vhosts_on_one_port_at_two_addresses_need_hostnames(binary, keys, tmp_path):
+    """lws gives a request to the vhost of its port whose name matches the Host, else to the
+    port's first vhost, whatever listener it came through: without hostnames, every client of
+    the second vhost used to get 404 from a config --check had passed."""
+    port = gw.free_port()
+    a = gw.public_vhost(keys, "a", tls=False, listen="127.0.0.1:%d" % port)
+    b = gw.public_vhost(keys, "b", tls=False, listen="127.0.0.2:%d" % port)
+    a["hostnames"] = ["a.test"]
+    p = gw.write_json(tmp_path / "gateway.json",
+                      gw.base_config(keys, [a, b, gw.internal_vhost(keys)]))
+    gw.refused_everywhere(p, "vhosts[1].hostnames: vhost \"a\" (%s) listens on port %d too, "
+                             "at \"127.0.0.1\": lws hands a request to the vhost of its port whose "
+                             "hostname matches its Host, else to the port's first, whatever the "
+                             "address; give both distinct, non-empty \"hostnames\"" % (p, port))
+
+
 def reuse_port_pair(keys, hostnames):
     """A public and an internal vhost, both "reuse_port" (one process per core)."""
     pub = gw.public_vhost(keys, tls=False, reuse_port=True)
@@ -132,6 +191,17 @@ def reuse_port_pair(keys, hostnames):
     if hostnames:  # the backend's Host is the internal listen's address
         pub["hostnames"], internal["hostnames"] = ["rt.test"], ["127.0.0.1"]
     return pub, internal
+
+
+def test_reuse_port_vhosts_need_hostnames(binary, keys, tmp_path):
+    """Every reuse_port vhost is one port to lws: without hostnames the internal API answered
+    404 to every request (lws handed it to the public vhost, the first)."""
+    p = gw.write_json(tmp_path / "gateway.json",
+                      gw.base_config(keys, list(reuse_port_pair(keys, hostnames=False))))
+    gw.refused_everywhere(p, "vhosts[1].hostnames: vhost \"public\" (%s) is \"reuse_port\" too, "
+                             "and lws takes every reuse_port vhost for one port: it hands a request "
+                             "to the one whose hostname matches its Host, else to the first; give "
+                             "both distinct, non-empty \"hostnames\"" % p)
 
 
 def http_status(port, host, path="/healthz"):

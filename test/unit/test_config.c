@@ -621,10 +621,59 @@ static void listens_on_one_port_do_not_overlap(void **state)
 	pav_config_free(&f->cfg);
 	refused(f, "{'vhosts': [" PUB("a", "[::1]:7") "," PUB("b", "[0::1]:7")
 		   "]}", "gateway.json: vhosts[1].listen: also used by vhost");
-	/* apart: other addresses, other ports */
-	load_ok(f, "{'vhosts': [" PUB("a", "127.0.0.1:7") "," PUB("b", "127.0.0.2:7")
-		   "," PUB("c", "[::1]:7") "," PUB("d", "lo:8") "]}");
+	/* apart: other addresses (with hostnames: lws picks a port's vhost
+	 * by Host, see below), other ports */
+	load_ok(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'hostnames': ['a.test']") ","
+		   PUB_WITH("b", "127.0.0.2:7", "'hostnames': ['b.test']") ","
+		   PUB_WITH("c", "[::1]:7", "'hostnames': ['c.test']") ","
+		   PUB("d", "lo:8") "]}");
 	assert_int_equal(f->cfg.nvhosts, 4);
+}
+
+/* lws hands a request to the vhost of its port whose name matches the
+ * Host, else to the port's first vhost, whatever listener it came through;
+ * every reuse_port vhost is one port to lws. */
+static void vhosts_lws_takes_for_one_port_need_hostnames(void **state)
+{
+	struct fx *f = *state;
+
+	refused(f, "{'vhosts': [" PUB("a", "127.0.0.1:7") ","
+		   PUB_WITH("b", "127.0.0.2:7", "'hostnames': ['b.test']") "]}",
+		"gateway.json: vhosts[1].hostnames: vhost \"a\" (@/gateway.json) "
+		"listens on port 7 too, at \"127.0.0.1\": lws hands a request "
+		"to the vhost of its port whose hostname matches its Host, else "
+		"to the port's first, whatever the address; give both distinct, "
+		"non-empty \"hostnames\"");
+	refused(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'hostnames': ['x.test']") ","
+		   PUB_WITH("b", "127.0.0.2:7", "'hostnames': ['x.test']") "]}",
+		"gateway.json: vhosts[1].hostnames: vhost \"a\"");
+	/* reuse_port: whatever the ports */
+	refused(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'reuse_port': true") ","
+		   PUB_WITH("b", "127.0.0.1:8", "'reuse_port': true") "]}",
+		"gateway.json: vhosts[1].hostnames: vhost \"a\" (@/gateway.json) "
+		"is \"reuse_port\" too, and lws takes every reuse_port vhost "
+		"for one port: it hands a request to the one whose hostname "
+		"matches its Host, else to the first; give both distinct, "
+		"non-empty \"hostnames\"");
+	load_ok(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'reuse_port': true, "
+			    "'hostnames': ['a.test']") ","
+		   PUB_WITH("b", "127.0.0.1:8", "'reuse_port': true, "
+			    "'hostnames': ['b.test']") ","
+		   PUB("c", "127.0.0.1:9") "]}");
+	assert_int_equal(f->cfg.nvhosts, 3);
+	pav_config_free(&f->cfg);
+	/* one listen, with and without reuse_port: the second bind fails */
+	refused(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'reuse_port': true, "
+			    "'hostnames': ['a.test']") ","
+		   PUB_WITH("b", "127.0.0.1:7", "'hostnames': ['b.test']") "]}",
+		"gateway.json: vhosts[1].listen: also used by vhost \"a\" "
+		"(@/gateway.json), with \"reuse_port\"; vhosts on one listen "
+		"address agree on it");
 }
 
 static void websocket_max_message_bytes_is_accepted(void **state)
@@ -724,8 +773,8 @@ static void plain_ws_on_loopback_is_accepted(void **state)
 {
 	struct fx *f = *state;
 
-	load_ok(f, "{'vhosts': [" PUB("a", "127.0.0.1:1") "," PUB("b", "127.9.8.7:1")
-		   "," PUB("c", "[::1]:1") "," PUB("d", "lo:2") "]}");
+	load_ok(f, "{'vhosts': [" PUB("a", "127.0.0.1:1") "," PUB("b", "127.9.8.7:2")
+		   "," PUB("c", "[::1]:3") "," PUB("d", "lo:4") "]}");
 	assert_int_equal(f->cfg.nvhosts, 4);
 	for (size_t i = 0; i < f->cfg.nvhosts; i++)
 		assert_int_equal(f->cfg.vhosts[i].tls, 0);
@@ -836,10 +885,17 @@ static void internal_vhosts_may_share_a_port(void **state)
 {
 	struct fx *f = *state;
 
-	load_ok(f, "{'vhosts': [" INTERNAL("a", "127.0.0.1:8081") ","
-		   INTERNAL("b", "127.0.0.2:8081") ","
+	load_ok(f, "{'vhosts': ["
+		   "{'name': 'a', 'listen': '127.0.0.1:8081', 'hostnames': "
+		   "['a.test'], 'api': {'keys_file': 'api.keys'}},"
+		   "{'name': 'b', 'listen': '127.0.0.2:8081', 'hostnames': "
+		   "['b.test'], 'api': {'keys_file': 'api.keys'}},"
 		   PUB("pub", "127.0.0.1:8080") "]}");
 	assert_int_equal(f->cfg.nvhosts, 3);
+	pav_config_free(&f->cfg);
+	refused(f, "{'vhosts': [" INTERNAL("a", "127.0.0.1:8081") ","
+		   INTERNAL("b", "127.0.0.2:8081") "]}",
+		"gateway.json: vhosts[1].hostnames: vhost \"a\"");
 }
 
 /* ------------------------------------------------------------ internal */
@@ -979,6 +1035,7 @@ int main(void)
 		T(listen_forms),
 		T(shared_listen_needs_distinct_hostnames),
 		T(listens_on_one_port_do_not_overlap),
+		T(vhosts_lws_takes_for_one_port_need_hostnames),
 		T(websocket_max_message_bytes_is_accepted),
 		T(missing_key_file_is_refused),
 		T(public_vhost_without_auth_is_refused),
