@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -582,38 +583,33 @@ static int vhost_hostnames_apart(struct pav_cfg_ctx *c,
 				 const struct pav_vhost_config *o,
 				 const char *path)
 {
-	char sub[PAV_CFG_KEYPATH];
+	char sub[PAV_CFG_KEYPATH], where[HOST_MAX_LEN + 64];
 	int reuse = o->reuse_port && vc->reuse_port;
 
 	if (!reuse && (o->port != vc->port || o->reuse_port || vc->reuse_port))
 		return 0;
 	if (!hostnames_overlap(o, vc))
 		return 0;
-	if (reuse) {
-		pav_cfg_join(sub, path, "hostnames");
-		return pav_cfg_fail(c, -EINVAL, sub, "vhost \"%s\" (%s) is "
-				    "\"reuse_port\" too, and lws takes every "
-				    "reuse_port vhost for one port: it hands a "
-				    "request to the one whose hostname matches "
-				    "its Host, else to the first; give both "
-				    "distinct, non-empty \"hostnames\"",
-				    o->name, o->file);
-	}
-	if (!strcmp(o->listen_host, vc->listen_host)) {
+	if (!reuse && !strcmp(o->listen_host, vc->listen_host)) {
 		pav_cfg_join(sub, path, "listen");
 		return pav_cfg_fail(c, -EINVAL, sub, "also used by vhost "
 				    "\"%s\" (%s); vhosts may share a listen "
 				    "address only with distinct, non-empty "
 				    "\"hostnames\"", o->name, o->file);
 	}
+	if (reuse)
+		snprintf(where, sizeof(where), "is \"reuse_port\" too, which "
+			 "lws takes for one port");
+	else
+		snprintf(where, sizeof(where), "listens on port %d too, at "
+			 "\"%s\"", vc->port, o->listen_host);
 	pav_cfg_join(sub, path, "hostnames");
-	return pav_cfg_fail(c, -EINVAL, sub, "vhost \"%s\" (%s) listens on "
-			    "port %d too, at \"%s\": lws hands a request to "
-			    "the vhost of its port whose hostname matches its "
-			    "Host, else to the port's first, whatever the "
-			    "address; give both distinct, non-empty "
-			    "\"hostnames\"", o->name, o->file, vc->port,
-			    o->listen_host);
+	return pav_cfg_fail(c, -EINVAL, sub, "vhost \"%s\" (%s) %s: lws "
+			    "hands a request to the vhost of its port whose "
+			    "hostname matches its Host, else to the port's "
+			    "first, whatever the address; give both distinct, "
+			    "non-empty \"hostnames\"", o->name, o->file,
+			    where);
 }
 
 /* vc against every vhost before it, in this file and the earlier ones. */

@@ -199,9 +199,10 @@ def test_reuse_port_vhosts_need_hostnames(binary, keys, tmp_path):
     p = gw.write_json(tmp_path / "gateway.json",
                       gw.base_config(keys, list(reuse_port_pair(keys, hostnames=False))))
     gw.refused_everywhere(p, "vhosts[1].hostnames: vhost \"public\" (%s) is \"reuse_port\" too, "
-                             "and lws takes every reuse_port vhost for one port: it hands a request "
-                             "to the one whose hostname matches its Host, else to the first; give "
-                             "both distinct, non-empty \"hostnames\"" % p)
+                             "which lws takes for one port: lws hands a request to the vhost of its "
+                             "port whose hostname matches its Host, else to the port's first, "
+                             "whatever the address; give both distinct, non-empty \"hostnames\""
+                             % p)
 
 
 def http_status(port, host, path="/healthz"):

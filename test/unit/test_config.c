@@ -654,10 +654,10 @@ static void vhosts_lws_takes_for_one_port_need_hostnames(void **state)
 		   PUB_WITH("a", "127.0.0.1:7", "'reuse_port': true") ","
 		   PUB_WITH("b", "127.0.0.1:8", "'reuse_port': true") "]}",
 		"gateway.json: vhosts[1].hostnames: vhost \"a\" (@/gateway.json) "
-		"is \"reuse_port\" too, and lws takes every reuse_port vhost "
-		"for one port: it hands a request to the one whose hostname "
-		"matches its Host, else to the first; give both distinct, "
-		"non-empty \"hostnames\"");
+		"is \"reuse_port\" too, which lws takes for one port: lws hands "
+		"a request to the vhost of its port whose hostname matches its "
+		"Host, else to the port's first, whatever the address; give both "
+		"distinct, non-empty \"hostnames\"");
 	load_ok(f, "{'vhosts': ["
 		   PUB_WITH("a", "127.0.0.1:7", "'reuse_port': true, "
 			    "'hostnames': ['a.test']") ","
