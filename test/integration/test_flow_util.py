@@ -182,10 +182,11 @@ def metric(m, name, **labels):
 class Client:
     """One WebSocket connection of `sub`, keeping every message it has read in `inbox`."""
 
-    def __init__(self, g, sub=None, vhost="public", token=None, **claims):
+    def __init__(self, g, sub=None, vhost="public", token=None, headers=None, **claims):
         self.g, self.vhost = g, vhost
         self.sub = sub or uid()
-        self.ws = g.connect(token or g.token(vhost=vhost, sub=self.sub, **claims), vhost=vhost)
+        self.ws = g.connect(token or g.token(vhost=vhost, sub=self.sub, **claims), vhost=vhost,
+                            headers=headers)
         self.inbox = []
         self.n = 0
 

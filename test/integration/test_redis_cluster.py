@@ -12,6 +12,7 @@ import pytest
 
 import gw
 import redisfix as rf
+import wsclient
 from test_flow_util import ALL, API, Client, flow_vhosts, metric, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
@@ -473,6 +474,46 @@ def test_two_processes_share_one_listen_and_are_one_gateway(make_gateway, keys, 
                 assert c.wait_for("tick")["payload"] == {"via": i}
         for i, g in enumerate(gws):
             assert API(g).get("/v1/channels/" + z).json["subscribers"] == 24
+    finally:
+        for c in cs:
+            c.close()
+
+
+def test_one_config_for_every_process_with_both_vhosts_reuse_port(make_gateway, keys, redis):
+    """The README's one process per core: both processes read one configuration whose public
+    and internal vhosts are both "reuse_port", each with its hostnames (the internal one the
+    address the backend puts in Host).  Every publication through the shared internal port,
+    whichever process the kernel gives it to, reaches the subscribers of both; a client that
+    sends the internal vhost's Host to the public port is refused.  Without hostnames the
+    setup is refused at --check (test_listen.py); before that rule, every API request of it
+    was answered 404 (lws handed it to the public vhost)."""
+    pp, ip = gw.free_port(), gw.free_port()
+    gws = []
+    for _ in range(2):
+        vh = flow_vhosts(keys)
+        vh[0].update(listen="127.0.0.1:%d" % pp, reuse_port=True, hostnames=["rt.test"])
+        vh[1].update(listen="127.0.0.1:%d" % ip, reuse_port=True, hostnames=["127.0.0.1"])
+        gws.append(make_gateway(vhosts=vh, start=False, store=rf.redis_store(redis.url)))
+    for g in gws:
+        g.start()
+    api = API(gws[0])  # the shared internal port: either process answers
+    rf.wait_until(lambda: all(api.get("/readyz").status == 200 for _ in range(8)), 10,
+                  what="ready")
+    z = "zone:" + uid("z")
+    host = {"Host": "rt.test:%d" % pp}
+    cs = [Client(gws[0], headers=host, **ALL) for _ in range(16)]
+    try:
+        for c in cs:
+            c.subscribe(z)
+        for i in range(8):
+            r = api.publish(z, "tick", {"n": i})
+            assert r.json["recipients"] == 16, r
+            for c in cs:
+                assert c.wait_for("tick")["payload"] == {"n": i}
+        assert api.get("/v1/channels/" + z).json["subscribers"] == 16
+        with pytest.raises(wsclient.HandshakeRefused) as no:
+            gws[0].connect(gws[0].token())  # Host: 127.0.0.1:P, the internal vhost's name
+        assert no.value.status == 404
     finally:
         for c in cs:
             c.close()
