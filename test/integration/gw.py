@@ -399,6 +399,33 @@ def time_ms(ts):
     return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000 + 0.5)
 
 
+def http(host, port, path, headers=None, method="GET", tls=False, timeout=5.0):
+    """One raw HTTP/1.1 request (path sent as is), Connection: close.
+    Returns (status or None when closed without an answer, body bytes)."""
+    h = {"Host": "%s:%d" % (host, port), "Connection": "close"}
+    h.update(headers or {})
+    raw = socket.create_connection((host, port), timeout=timeout)
+    s = ssl._create_unverified_context().wrap_socket(raw, server_hostname="localhost") if tls else raw
+    try:
+        s.sendall(("%s %s HTTP/1.1\r\n" % (method, path)
+                   + "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n").encode("latin-1"))
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionError, ssl.SSLError):
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    if not data.startswith(b"HTTP/1.1 "):
+        return None, data
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
 def expect_error(ws, code, timeout=3.0, id=None):
     msg = check_envelope(ws.recv_json(timeout))
     assert msg["type"] == "error", "expected error %d, got %r" % (code, msg)

@@ -4,39 +4,10 @@ listener's port, whatever the address); the API serves only requests that came i
 own listener; the internal API in clear text only on loopback or behind a TLS proxy; bad
 request paths get a JSON 400 where libwebsockets hands them over."""
 import json
-import socket
-import ssl
 
 import pytest
 
 import gw
-
-
-def http(host, port, path, headers=None, method="GET", tls=False, timeout=5.0):
-    """One raw HTTP/1.1 request (path sent as is), Connection: close.
-    Returns (status or None when closed without an answer, body bytes)."""
-    h = {"Host": "%s:%d" % (host, port), "Connection": "close"}
-    h.update(headers or {})
-    raw = socket.create_connection((host, port), timeout=timeout)
-    s = ssl._create_unverified_context().wrap_socket(raw, server_hostname="localhost") if tls else raw
-    try:
-        s.sendall(("%s %s HTTP/1.1\r\n" % (method, path)
-                   + "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n").encode("latin-1"))
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (ConnectionError, ssl.SSLError):
-                break
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    if not data.startswith(b"HTTP/1.1 "):
-        return None, data
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 def json_error(body, code):
@@ -117,21 +88,21 @@ def test_api_request_routed_from_another_listener_gets_404(two_internal):
     g, port, key_a, key_b = two_internal
     auth_a = {"Authorization": "Bearer " + key_a}
     # served on its own listener
-    st, body = http("127.0.0.1", port, "/v1/channels/zone:x", dict(auth_a, Host="internal-a"))
+    st, body = gw.http("127.0.0.1", port, "/v1/channels/zone:x", dict(auth_a, Host="internal-a"))
     assert st == 200, (st, body)
     # the same request through the other vhost's socket
     for path, hdrs in (("/v1/channels/zone:x", auth_a), ("/metrics", {}), ("/healthz", {})):
-        st, body = http("127.0.0.2", port, path, dict(hdrs, Host="internal-a"))
+        st, body = gw.http("127.0.0.2", port, path, dict(hdrs, Host="internal-a"))
         assert st == 404, "%s for internal-a through 127.0.0.2: %r %r" % (path, st, body)
         json_error(body, "not_found")
-    st, body = http("127.0.0.2", port, "/v1/publish", dict(auth_a, Host="internal-a"), method="POST")
+    st, body = gw.http("127.0.0.2", port, "/v1/publish", dict(auth_a, Host="internal-a"), method="POST")
     assert st == 404, (st, body)
     assert "came in through another listener" in g.log_text(), g.log_tail()
     # internal-b, asked by name on its own listener, is served with its own key only
-    st, body = http("127.0.0.2", port, "/v1/channels/zone:x",
+    st, body = gw.http("127.0.0.2", port, "/v1/channels/zone:x",
                     {"Host": "internal-b", "Authorization": "Bearer " + key_b})
     assert st == 200, (st, body)
-    st, body = http("127.0.0.2", port, "/v1/channels/zone:x", dict(auth_a, Host="internal-b"))
+    st, body = gw.http("127.0.0.2", port, "/v1/channels/zone:x", dict(auth_a, Host="internal-b"))
     assert st == 401, (st, body)
 
 
@@ -159,10 +130,10 @@ def test_internal_vhost_with_certificate_serves_https(make_gateway, keys):
     iv["tls"] = {"cert": str(keys.cert), "key": str(keys.cert_key)}
     g = make_gateway([gw.public_vhost(keys), iv])
     port = g.port("internal")
-    st, body = http("127.0.0.1", port, "/v1/channels/zone:x",
+    st, body = gw.http("127.0.0.1", port, "/v1/channels/zone:x",
                     {"Authorization": "Bearer " + keys.api_key}, tls=True)
     assert st == 200 and json.loads(body) == {"channel": "zone:x", "subscribers": 0}, (st, body)
-    st, _ = http("127.0.0.1", port, "/healthz")  # no clear text on that port
+    st, _ = gw.http("127.0.0.1", port, "/healthz")  # no clear text on that port
     assert st is None
 
 
@@ -182,7 +153,7 @@ def api_gw(make_module_gateway, keys):
 ], ids=["control", "del", "nul_after_slash", "non_ascii", "long_path", "long_query"])
 def test_bad_api_path_answered_400(api_gw, keys, path):
     """Before: 404 (the path cut at the NUL or at 255 bytes, or a query silently dropped)."""
-    st, body = http("127.0.0.1", api_gw.port("internal"), path,
+    st, body = gw.http("127.0.0.1", api_gw.port("internal"), path,
                     {"Authorization": "Bearer " + keys.api_key})
     assert st == 400, "%s: %r %r" % (path, st, body)
     json_error(body, "bad_request")
@@ -193,12 +164,12 @@ def test_bad_api_path_answered_400(api_gw, keys, path):
                    "a decoded NUL, lws_parse() fails and the socket is dropped before any "
                    "protocol callback")
 def test_nul_inside_a_path_segment_answered_400(api_gw, keys):
-    st, body = http("127.0.0.1", api_gw.port("internal"), "/v1/users/a%00b/presence",
+    st, body = gw.http("127.0.0.1", api_gw.port("internal"), "/v1/users/a%00b/presence",
                     {"Authorization": "Bearer " + keys.api_key})
     assert st == 400, (st, body)
 
 
 def test_api_still_serves_after_bad_paths(api_gw, keys):
-    st, body = http("127.0.0.1", api_gw.port("internal"), "/v1/channels/zone:x?a=1",
+    st, body = gw.http("127.0.0.1", api_gw.port("internal"), "/v1/channels/zone:x?a=1",
                     {"Authorization": "Bearer " + keys.api_key})
     assert st == 200, (st, body)

@@ -205,14 +205,6 @@ def test_reuse_port_vhosts_need_hostnames(binary, keys, tmp_path):
                              % p)
 
 
-def http_status(port, host, path="/healthz"):
-    """The status line of a GET to 127.0.0.1:port with this Host."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
-                   % (path, host)).encode())
-        return s.recv(4096).decode(errors="replace").split("\r\n")[0]
-
-
 def test_a_request_lws_moves_to_the_other_kind_of_vhost_is_refused_and_released(
         make_gateway, keys):
     """lws moves a request by its Host among the reuse_port vhosts, from the internal vhost to
@@ -227,12 +219,12 @@ def test_a_request_lws_moves_to_the_other_kind_of_vhost_is_refused_and_released(
     pp, ip = g.port("public"), g.port("internal")
     for _ in range(3):
         # the internal listener, a Host no vhost has: lws hands it to the first, public
-        assert http_status(ip, "nobody.test") == "HTTP/1.1 404 Not Found"
+        assert gw.http("127.0.0.1", ip, "/healthz", {"Host": "nobody.test"})[0] == 404
         # the public listener, the internal vhost's Host
         assert upgrade_status(pp, "127.0.0.1:%d" % pp, "/ws?token=" + g.token()) in (
             "HTTP/1.1 404 Not Found", "HTTP/1.1 400 Bad Request")
     time.sleep(1.5)  # past the public vhost's request deadline
-    assert http_status(ip, "127.0.0.1:%d" % ip) == "HTTP/1.1 200 OK"
+    assert gw.http("127.0.0.1", ip, "/healthz")[0] == 200  # Host: 127.0.0.1:P
     # the backend's own client (Host: 127.0.0.1:P), with its key
     assert fu.API(g).get("/v1/channels/zone:x").status == 200
     assert upgrade_status(pp, "rt.test", "/ws?token=" + g.token()).startswith("HTTP/1.1 101")
