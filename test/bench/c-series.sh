@@ -41,11 +41,13 @@ for i in $(seq "$N"); do
   read -r nk gk < <(awk '/^\(c\) of which kernel/ {print $5, $6}' <<<"$out")
   [ -n "${gk:-}" ] || die "run $i: no (c) CPU rows in the table"
   r=$(awk -v n="$np" -v g="$gp" 'BEGIN {printf "%.4f", g / n}')
-  floor=$(awk -v n="$nc" -v k="$gk" 'BEGIN {printf "%.2f", (n > 0 ? k / n : 0)}')
+  # the gateway's whole and its kernel part, each over nchan's whole
+  read -r cpu_ratio floor < <(awk -v n="$nc" -v g="$gc" -v k="$gk" \
+    'BEGIN {if (n > 0) printf "%.2f %.2f\n", g / n, k / n; else print "0 0"}')
   ratios+=("$r $first $floor")
   echo "run: $i first: $first nchan_p99_ms: $np gateway_p99_ms: $gp ratio: $(printf '%.2f' "$r")" \
     "nchan_cpu_us: $nc gateway_cpu_us: $gc nchan_kernel_us: $nk gateway_kernel_us: $gk" \
-    "cpu_ratio: $(awk -v n="$nc" -v g="$gc" 'BEGIN {printf "%.2f", (n > 0 ? g / n : 0)}') floor: $floor"
+    "cpu_ratio: $cpu_ratio floor: $floor"
 done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '
   function median(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }

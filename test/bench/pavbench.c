@@ -1896,7 +1896,8 @@ static void publish_phase(int64_t deadline)
 		pub_close(&pubs[i]);
 }
 
-/* user: the server's user CPU time of the publish phase (s), or -1 */
+/* user: the server's user CPU time of the publish phase (s); read only
+ * when cpu0 and cpu1 are known */
 static void print_fanout(int m_req, double quiet, double cpu0, double cpu1,
 			 double user)
 {
