@@ -132,5 +132,7 @@ int pav_config_load(const char *path, struct pav_config *cfg, char *err,
 void pav_config_free(struct pav_config *cfg);
 /* Fills every limit with its default (pav_limits.h). */
 void pav_limits_default(struct pav_limits *l);
+/* The name lws matches for a configured hostname: "*.x" is "x". */
+const char *pav_hostname_lws(const char *hostname);
 
 #endif

@@ -10,6 +10,7 @@
 #include "config_walk.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -570,6 +571,52 @@ static int vhost_binds_apart(struct pav_cfg_ctx *c,
 	return 0;
 }
 
+const char *pav_hostname_lws(const char *hostname)
+{
+	return strncmp(hostname, "*.", 2) ? hostname : hostname + 2;
+}
+
+/*
+ * lws (4.1.6, lws_select_vhost()) tries a port's names in order and
+ * compares each with the Host only up to the Host's length: the Host
+ * "rt.test" goes to the first vhost with "rt.test.example" or "rt.test".
+ * So a vhost listed after o has no name that one of o's names starts
+ * with; and "*.x", which is "x" to lws (it takes x, and x's subdomains
+ * that no name of the port is), is not on one vhost with "x" on another.
+ */
+static int vhost_names_lws_apart(struct pav_cfg_ctx *c,
+				 const struct pav_vhost_config *vc,
+				 const struct pav_vhost_config *o,
+				 const char *path)
+{
+	char sub[PAV_CFG_KEYPATH];
+
+	for (size_t i = 0; i < vc->nhostnames; i++)
+		for (size_t j = 0; j < o->nhostnames; j++) {
+			const char *h = pav_hostname_lws(vc->hostnames[i]);
+			const char *g = pav_hostname_lws(o->hostnames[j]);
+			size_t n = strlen(h);
+
+			if (strncasecmp(g, h, n))
+				continue;
+			pav_cfg_join(sub, path, "hostnames");
+			if (!g[n])
+				return pav_cfg_fail(c, -EINVAL, sub, "\"%s\" "
+					"and vhost \"%s\"'s \"%s\" (%s) are "
+					"one name to lws, which serves \"*.x\" "
+					"as \"x\" and its subdomains",
+					vc->hostnames[i], o->name,
+					o->hostnames[j], o->file);
+			return pav_cfg_fail(c, -EINVAL, sub, "a Host \"%s\" "
+				"would go to vhost \"%s\" (%s), listed "
+				"before: lws compares its \"%s\" with a Host "
+				"only up to the Host's length; list vhost "
+				"\"%s\" first", h, o->name, o->file,
+				o->hostnames[j], vc->name);
+		}
+	return 0;
+}
+
 /*
  * lws hands a request to the vhost of its port whose name matches the Host
  * (or SNI), else to the port's first vhost, whatever listener it came
@@ -589,7 +636,7 @@ static int vhost_hostnames_apart(struct pav_cfg_ctx *c,
 	if (!reuse && (o->port != vc->port || o->reuse_port || vc->reuse_port))
 		return 0;
 	if (!hostnames_overlap(o, vc))
-		return 0;
+		return vhost_names_lws_apart(c, vc, o, path);
 	if (!reuse && !strcmp(o->listen_host, vc->listen_host)) {
 		pav_cfg_join(sub, path, "listen");
 		return pav_cfg_fail(c, -EINVAL, sub, "also used by vhost "
@@ -702,6 +749,11 @@ static int vhost_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 		rc = vhost_message_size(c, obj, path);
 	if (!rc)
 		rc = vhost_unique(c, vc, path);
+	/* DNS names are one in any case; lws compares them as bytes, and
+	 * clients send them in lower case */
+	for (size_t i = 0; !rc && i < vc->nhostnames; i++)
+		for (char *p = vc->hostnames[i]; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
 	if (!rc && !vc->ws_path)
 		rc = pav_cfg_replace_str(c, &vc->ws_path, PAV_DEF_WS_PATH,
 					 path);

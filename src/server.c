@@ -694,8 +694,9 @@ static int create_vhosts(struct pav_core *gw)
 			return -ENOMEM;
 		for (size_t k = 0; k < n; k++)
 			if (create_vhost(gw->lws, vh,
-					 vc->nhostnames ? vc->hostnames[k]
-							: vc->name))
+					 vc->nhostnames ?
+					 pav_hostname_lws(vc->hostnames[k]) :
+					 vc->name))
 				return -EINVAL;
 		pav_info("vhost %s listening on %s:%d (%s%s)", vc->name,
 			 vc->listen_host, vc->port,

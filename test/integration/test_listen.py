@@ -3,6 +3,7 @@ import base64
 import fcntl
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -229,3 +230,52 @@ def test_a_request_lws_moves_to_the_other_kind_of_vhost_is_refused_and_released(
     assert fu.API(g).get("/v1/channels/zone:x").status == 200
     assert upgrade_status(pp, "rt.test", "/ws?token=" + g.token()).startswith("HTTP/1.1 101")
     assert "came in through another listener: 404" in g.log_text(), g.log_tail()
+
+
+def test_hostnames_route_as_listed(make_gateway, keys, binary, tmp_path):
+    """lws compares a Host with a port's names in order, each only up to the Host's length,
+    and case by case.  "rt.test" used to go to a vhost listed before with "rt.test.example",
+    "*.b.test" matched no Host at all (the port's first vhost took x.b.test), and a hostname
+    written "C.Test" missed the Host "c.test".  Now names are kept in lower case, "*.x" is
+    "x" to lws, and --check refuses an order lws would get wrong."""
+    port = gw.free_port()
+
+    def vhost(name, hostnames):
+        v = gw.public_vhost(keys, name, tls=False, listen="127.0.0.1:%d" % port,
+                            websocket={"path": "/" + name})
+        v["hostnames"] = hostnames
+        return v
+
+    p = gw.write_json(tmp_path / "gateway.json",
+                      gw.base_config(keys, [vhost("a", ["rt.test.example"]),
+                                            vhost("b", ["rt.test"]), gw.internal_vhost(keys)]))
+    gw.refused_everywhere(p, "vhosts[1].hostnames: a Host \"rt.test\" would go to vhost \"a\" "
+                             "(%s), listed before: lws compares its \"rt.test.example\" with a "
+                             "Host only up to the Host's length; list vhost \"b\" first" % p)
+    g = make_gateway([vhost("b", ["rt.test"]), vhost("a", ["rt.test.example"]),
+                      vhost("c", ["C.Test"]), vhost("w", ["*.w.test"]),
+                      gw.internal_vhost(keys)])
+    for host, name in (("rt.test", "b"), ("rt.test.example:%d" % port, "a"), ("c.test", "c"),
+                       ("x.w.test", "w"), ("deep.x.w.test", "w")):
+        tok = g.token(vhost=name)
+        status = upgrade_status(port, host, "/%s?token=%s" % (name, tok))
+        assert status.startswith("HTTP/1.1 101"), (host, status)
+    # what no name is goes to the port's first vhost
+    assert upgrade_status(port, "other.test", "/b?token=" + g.token(vhost="b")) \
+        .startswith("HTTP/1.1 101")
+    assert upgrade_status(port, "x.w.test", "/b?token=" + g.token(vhost="b")) \
+        == "HTTP/1.1 404 Not Found"
+
+
+def test_a_wildcard_hostname_picks_its_certificate(make_gateway, keys, tmp_path):
+    """SNI goes through the same lws lookup: "*.w.test" used to match no server name."""
+    port = gw.free_port()
+    wcert, wkey = gw.make_cert(tmp_path, "w", cn="w.test", san="DNS:*.w.test")
+    a = gw.public_vhost(keys, "a", listen="127.0.0.1:%d" % port, websocket={"path": "/a"})
+    w = gw.public_vhost(keys, "w", listen="127.0.0.1:%d" % port, websocket={"path": "/w"})
+    a["hostnames"], w["hostnames"] = ["a.test"], ["*.w.test"]
+    w["tls"] = {"cert": str(wcert), "key": str(wkey)}
+    make_gateway([a, w, gw.internal_vhost(keys)])
+    want = ssl.PEM_cert_to_DER_cert(wcert.read_text())
+    assert gw.peer_cert_der(port, server_hostname="x.w.test") == want
+    assert gw.peer_cert_der(port, server_hostname="a.test") != want

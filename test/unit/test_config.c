@@ -676,6 +676,56 @@ static void vhosts_lws_takes_for_one_port_need_hostnames(void **state)
 		"address agree on it");
 }
 
+/* lws tries a port's names in order, each compared with the Host only up
+ * to the Host's length, and "*.x" is "x" to it. */
+static void hostnames_lws_would_hand_to_another_vhost(void **state)
+{
+	struct fx *f = *state;
+
+	refused(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'hostnames': ['rt.test.example']")
+		   "," PUB_WITH("b", "127.0.0.1:7", "'hostnames': ['RT.test']")
+		   "]}",
+		"gateway.json: vhosts[1].hostnames: a Host \"RT.test\" would go "
+		"to vhost \"a\" (@/gateway.json), listed before: lws compares "
+		"its \"rt.test.example\" with a Host only up to the Host's "
+		"length; list vhost \"b\" first");
+	/* any vhosts lws takes for one port */
+	refused(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'reuse_port': true, "
+			    "'hostnames': ['a.test', 'rt.test.example']") ","
+		   PUB_WITH("b", "127.0.0.1:8", "'reuse_port': true, "
+			    "'hostnames': ['rt.test']") "]}",
+		"gateway.json: vhosts[1].hostnames: a Host \"rt.test\" would go "
+		"to vhost \"a\"");
+	refused(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'hostnames': ['x.test']") ","
+		   PUB_WITH("b", "127.0.0.2:7", "'hostnames': ['*.X.test']") "]}",
+		"gateway.json: vhosts[1].hostnames: \"*.X.test\" and vhost "
+		"\"a\"'s \"x.test\" (@/gateway.json) are one name to lws, which "
+		"serves \"*.x\" as \"x\" and its subdomains");
+	/* the shorter name first; a wildcard beside a name under it; names
+	 * in lower case */
+	load_ok(f, "{'vhosts': ["
+		   PUB_WITH("b", "127.0.0.1:7", "'hostnames': ['RT.Test']") ","
+		   PUB_WITH("a", "127.0.0.1:7", "'hostnames': ['rt.test.example', "
+			    "'*.x.test']") ","
+		   PUB_WITH("c", "127.0.0.1:7", "'hostnames': ['api.x.test']")
+		   "]}");
+	assert_string_equal(f->cfg.vhosts[0].hostnames[0], "rt.test");
+	assert_string_equal(pav_hostname_lws(f->cfg.vhosts[1].hostnames[1]),
+			    "x.test");
+	assert_string_equal(pav_hostname_lws(f->cfg.vhosts[2].hostnames[0]),
+			    "api.x.test");
+	pav_config_free(&f->cfg);
+	/* ports lws keeps apart */
+	load_ok(f, "{'vhosts': ["
+		   PUB_WITH("a", "127.0.0.1:7", "'hostnames': ['rt.test.example']")
+		   "," PUB_WITH("b", "127.0.0.1:8", "'hostnames': ['rt.test']")
+		   "]}");
+	assert_int_equal(f->cfg.nvhosts, 2);
+}
+
 static void websocket_max_message_bytes_is_accepted(void **state)
 {
 	struct fx *f = *state;
@@ -1036,6 +1086,7 @@ int main(void)
 		T(shared_listen_needs_distinct_hostnames),
 		T(listens_on_one_port_do_not_overlap),
 		T(vhosts_lws_takes_for_one_port_need_hostnames),
+		T(hostnames_lws_would_hand_to_another_vhost),
 		T(websocket_max_message_bytes_is_accepted),
 		T(missing_key_file_is_refused),
 		T(public_vhost_without_auth_is_refused),
