@@ -267,15 +267,22 @@ def test_hostnames_route_as_listed(make_gateway, keys, binary, tmp_path):
         == "HTTP/1.1 404 Not Found"
 
 
-def test_a_wildcard_hostname_picks_its_certificate(make_gateway, keys, tmp_path):
-    """SNI goes through the same lws lookup: "*.w.test" used to match no server name."""
-    port = gw.free_port()
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_a_wildcard_hostname_picks_its_certificate(make_gateway, keys, tmp_path, reuse_port):
+    """SNI goes through the same lws lookup: "*.w.test" used to match no server name.  With
+    "reuse_port" the two vhosts listen on two ports, and lws takes them for one: the name
+    still picks the certificate, on either port."""
+    pa = gw.free_port()
+    pw = gw.free_port() if reuse_port else pa
     wcert, wkey = gw.make_cert(tmp_path, "w", cn="w.test", san="DNS:*.w.test")
-    a = gw.public_vhost(keys, "a", listen="127.0.0.1:%d" % port, websocket={"path": "/a"})
-    w = gw.public_vhost(keys, "w", listen="127.0.0.1:%d" % port, websocket={"path": "/w"})
+    a = gw.public_vhost(keys, "a", listen="127.0.0.1:%d" % pa, websocket={"path": "/a"},
+                        reuse_port=reuse_port)
+    w = gw.public_vhost(keys, "w", listen="127.0.0.1:%d" % pw, websocket={"path": "/w"},
+                        reuse_port=reuse_port)
     a["hostnames"], w["hostnames"] = ["a.test"], ["*.w.test"]
     w["tls"] = {"cert": str(wcert), "key": str(wkey)}
     make_gateway([a, w, gw.internal_vhost(keys)])
     want = ssl.PEM_cert_to_DER_cert(wcert.read_text())
-    assert gw.peer_cert_der(port, server_hostname="x.w.test") == want
-    assert gw.peer_cert_der(port, server_hostname="a.test") != want
+    for port in {pa, pw}:
+        assert gw.peer_cert_der(port, server_hostname="x.w.test") == want, port
+        assert gw.peer_cert_der(port, server_hostname="a.test") != want, port
