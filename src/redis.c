@@ -938,6 +938,17 @@ static int on_readable(struct conn *c)
 
 /* ---- handshakes --------------------------------------------------------------- */
 
+/* AUTH [user] password: Redis 6's ACL user, or the default one. */
+static int send_auth(struct conn *c)
+{
+	const struct pav_redis_config *cfg = &c->r->cfg;
+	const char *argv[3] = {"AUTH", cfg->user, cfg->password};
+
+	if (!cfg->user[0])
+		argv[1] = cfg->password;
+	return send_internal(c, PK_SETUP, cfg->user[0] ? 3 : 2, argv);
+}
+
 static int cmd_setup(struct conn *c)
 {
 	struct pav_redis *r = c->r;
@@ -945,9 +956,7 @@ static int cmd_setup(struct conn *c)
 	int n = 0, rc = 0;
 
 	if (r->cfg.password) {
-		const char *argv[2] = {"AUTH", r->cfg.password};
-
-		rc |= send_internal(c, PK_SETUP, 2, argv);
+		rc |= send_auth(c);
 		n++;
 	}
 	if (r->cfg.db > 0) {
@@ -974,9 +983,7 @@ static int sub_setup(struct conn *c)
 
 	c->setup_owed = 0;
 	if (r->cfg.password) {
-		const char *argv[2] = {"AUTH", r->cfg.password};
-
-		if (send_internal(c, PK_SETUP, 2, argv))
+		if (send_auth(c))
 			return -ENOMEM;
 		c->setup_owed++;
 	}
@@ -1312,20 +1319,32 @@ static int parse_hostport(const char *s, size_t n,
 	return 0;
 }
 
-/* "[:password@]" at the start of *p (advanced past it). */
-static int parse_password(const char **p, struct pav_redis_config *cfg,
+/* "[user][:password]@" at the start of *p (advanced past it). */
+static int parse_userinfo(const char **p, struct pav_redis_config *cfg,
 			  const char **why)
 {
 	const char *at = strrchr(*p, '@'); /* the db part has none */
+	const char *colon;
+	size_t ulen;
 
 	if (!at)
 		return 0;
-	if (**p != ':')
-		return *why = "user names are not supported: use "
-			      "redis://:password@host", -EINVAL;
-	cfg->password = pct_decode(*p + 1, (size_t)(at - *p - 1));
-	if (!cfg->password)
-		return *why = "bad %-escape in the password", -EINVAL;
+	colon = memchr(*p, ':', (size_t)(at - *p));
+	ulen = (size_t)((colon ? colon : at) - *p);
+	if (ulen >= sizeof(cfg->user))
+		return *why = "the user name is longer than 127 bytes", -EINVAL;
+	memcpy(cfg->user, *p, ulen);
+	cfg->user[ulen] = '\0';
+	if (pav_redis_unescape(cfg->user, ulen))
+		return *why = "bad %-escape in the user name", -EINVAL;
+	if (!colon && !ulen)
+		return *why = "nothing before @: redis://user:password@host",
+		       -EINVAL;
+	if (colon) {
+		cfg->password = pct_decode(colon + 1, (size_t)(at - colon - 1));
+		if (!cfg->password)
+			return *why = "bad %-escape in the password", -EINVAL;
+	}
 	*p = at + 1;
 	return 0;
 }
@@ -1340,7 +1359,7 @@ int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 	if (!url || strncmp(url, "redis://", 8))
 		return url_fail(err, errlen, "the URL must start with redis://");
 	p = url + 8;
-	rc = parse_password(&p, cfg, &why);
+	rc = parse_userinfo(&p, cfg, &why);
 	if (!rc && strpbrk(p, "?#"))
 		rc = -EINVAL, why = "no query or fragment allowed";
 	end = p + strlen(p);
@@ -1430,7 +1449,7 @@ static void seed(struct pav_redis *r)
 	    (ssize_t)sizeof(r->rnd))
 		r->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	r->rnd |= 1; /* xorshift must not start at 0 */
-	snprintf(r->probe_chan, sizeof(r->probe_chan), "__pav_probe:%016llx",
+	snprintf(r->probe_chan, sizeof(r->probe_chan), "pav:probe:%016llx",
 		 (unsigned long long)rnd_next(r));
 }
 

@@ -59,6 +59,7 @@ struct pav_redis_config {
 	char host[256];         /* name or numeric address; "[v6]" not here */
 	int port;               /* 1..65535 */
 	int db;                 /* SELECTed on each command connection if > 0 */
+	char user[128];         /* ACL user name; "": AUTH with the password */
 	char *password;         /* NULL: no AUTH.  Caller's: the client copies */
 	int command_timeout_ms; /* <= 0: the default */
 	size_t max_pending;     /* 0: the default */
@@ -70,8 +71,9 @@ struct pav_redis_config {
 void pav_redis_config_defaults(struct pav_redis_config *cfg);
 
 /*
- * "redis://[:password@]host[:port][/db]" -> cfg (defaults for the rest).
- * host may be "[v6 address]"; the password may be %-encoded.  Returns 0,
+ * "redis://[[user]:password@]host[:port][/db]", or "redis://user@..."
+ * (the password from elsewhere) -> cfg (defaults for the rest).  host may
+ * be "[v6 address]"; user and password may be %-encoded.  Returns 0,
  * or -EINVAL with a reason in err, or -ENOMEM.  On success cfg->password
  * is NULL or allocated: release it with pav_redis_config_clear.
  */

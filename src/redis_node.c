@@ -1054,6 +1054,12 @@ static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
 			pav_redis_config_clear(&rc[i]);
 			rc[i].password = (char *)password; /* copied by create */
 		}
+		if (rc[i].user[0] && !rc[i].password) {
+			snprintf(err, errlen, "%s[%zu]: the user name needs a "
+				 "password, in the URL or in password_file",
+				 cfg->nurls > 1 ? "shards" : "url", i);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

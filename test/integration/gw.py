@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -306,17 +307,20 @@ class Gateway:
     def wait_registered(self, since_ms, timeout=10.0):
         """redis store: wait until this process heartbeated (its store is ready)."""
         import redisfix
-        url = self.config["store"].get("url") or self.config["store"]["shards"][0]
-        hostport, _, db = url[len("redis://"):].partition("/")
-        port = int(hostport.rsplit(":", 1)[1])
+        url = urllib.parse.urlsplit(self.config["store"].get("url")
+                                    or self.config["store"]["shards"][0])
+        port, db = url.port, url.path.strip("/")
+        user = urllib.parse.unquote(url.username) if url.username else None
         pw = self.config["store"].get("password_file")
         pw = Path(pw).read_text().splitlines()[0] if pw else None
+        pw = pw or (urllib.parse.unquote(url.password) if url.password else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("gateway exited %r; stderr:\n%s" % (self.proc.returncode, self.log_tail()))
             try:
-                c = redisfix.RespClient(port, timeout=1.0, db=int(db or 0), password=pw)
+                c = redisfix.RespClient(port, timeout=1.0, db=int(db or 0), password=pw,
+                                        user=user)
                 try:
                     if c.call("ZCOUNT", "pav:nodes", since_ms, "+inf"):
                         time.sleep(0.02)  # its reply is on the way to it

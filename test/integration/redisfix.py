@@ -28,11 +28,11 @@ class RedisError(Exception):
 class RespClient:
     """One connection speaking RESP2: call(*args) -> the decoded reply."""
 
-    def __init__(self, port, timeout=5.0, db=0, password=None):
+    def __init__(self, port, timeout=5.0, db=0, password=None, user=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
         if password:
-            self.call("AUTH", password)
+            self.call("AUTH", *([user] if user else []), password)
         if db:
             self.call("SELECT", db)
 

@@ -57,6 +57,45 @@ def test_password_file_authenticates_and_a_wrong_one_stays_unready(make_gateway,
         redis.kill()
 
 
+def test_an_acl_user_authenticates_every_connection(make_gateway, keys, tmp_path):
+    """Redis 6 ACL users: "redis://user:password@host" (or "redis://user@host" and the
+    password in password_file) sends AUTH user password on the command and the pub/sub
+    connection.  The user may touch only keys and channels under "pav:", and the default
+    user is off.  A wrong user name leaves the gateway unready, and a name without a
+    password is refused at --check."""
+    acl = tmp_path / "users.acl"
+    acl.write_text("user default off\nuser gw-1 on >s3cret ~pav:* &pav:* +@all\n")
+    redis = rf.RedisServer(tmp_path / "redis", extra=["--aclfile", str(acl)]).start()
+    host = redis.url[len("redis://"):]
+    try:
+        pw = tmp_path / "redis.pw"
+        pw.write_text("s3cret\n")
+        for store in ({"backend": "redis", "url": "redis://gw%%2D1:s3cret@%s/2" % host},
+                      {"backend": "redis", "url": "redis://gw-1@%s" % host,
+                       "password_file": str(pw)}):
+            g = make_gateway(flow_vhosts(keys), store=store)
+            z = "zone:" + uid("z")
+            with Client(g, zones=["*"]) as c:
+                c.subscribe(z)
+                assert API(g).publish(z, "tick", {"n": 1}).json["recipients"] == 1
+                assert c.wait_for("tick")["payload"] == {"n": 1}
+            assert API(g).get("/readyz").status == 200
+            assert "s3cret" not in g.log_text()
+        g2 = make_gateway(flow_vhosts(keys), start=False,
+                          store={"backend": "redis", "url": "redis://gw-2:s3cret@%s" % host})
+        with pytest.raises(AssertionError, match="never registered"):
+            g2.start(timeout=3)
+        assert g2.proc.poll() is None and API(g2).get("/readyz").status == 503
+        assert "s3cret" not in g2.log_text()
+    finally:
+        redis.kill()
+    g3 = config_file(tmp_path, keys, {"backend": "redis", "url": "redis://gw-1@%s" % host})
+    r = gw.check_config(g3.conf_path)
+    assert r.returncode == 1, r.stdout
+    assert "store: url[0]: the user name needs a password, in the URL or in password_file" \
+        in r.stderr, r.stderr
+
+
 def test_two_databases_of_one_server_are_two_gateways(make_gateway, keys, tmp_path):
     redis = rf.RedisServer(tmp_path / "redis").start()
     try:

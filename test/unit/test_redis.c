@@ -376,12 +376,29 @@ static void url_forms_are_parsed(void **state)
 	assert_string_equal(c.host, "::1");
 	assert_int_equal(c.port, 7000);
 	assert_int_equal(c.db, 0);
+	assert_string_equal(c.user, "");
+
+	/* Redis 6 ACL users: with a password, or with none (password_file) */
+	assert_int_equal(pav_redis_parse_url("redis://gw%2D1:s3cr%40t:x@h/3", &c,
+					     err, sizeof(err)), 0);
+	assert_string_equal(c.user, "gw-1");
+	assert_string_equal(c.password, "s3cr@t:x");
+	assert_string_equal(c.host, "h");
+	assert_int_equal(c.db, 3);
+	pav_redis_config_clear(&c);
+	assert_int_equal(pav_redis_parse_url("redis://al%3Ace@h", &c, err,
+					     sizeof(err)), 0);
+	assert_string_equal(c.user, "al:ce");
+	assert_null(c.password);
 }
 
+#define X16 "xxxxxxxxxxxxxxxx"
+#define USER_128 "redis://" X16 X16 X16 X16 X16 X16 X16 X16
 static void bad_urls_are_refused_with_a_reason(void **state)
 {
 	static const char *const bad[] = {
-		NULL, "", "http://h", "redis://", "redis://user:pw@h",
+		NULL, "", "http://h", "redis://", "redis://@h",
+		"redis://%zz:pw@h", "redis://u%00:pw@h", USER_128 ":pw@h",
 		"redis://h:0", "redis://h:65536", "redis://h:12x",
 		"redis://h:", "redis://h/abc", "redis://h/-1",
 		"redis://h/1?x=1", "redis://h#f", "redis://[::1",
