@@ -1325,18 +1325,22 @@ static int parse_userinfo(const char **p, struct pav_redis_config *cfg,
 {
 	const char *at = strrchr(*p, '@'); /* the db part has none */
 	const char *colon;
-	size_t ulen;
+	char *user;
+	size_t ulen, n;
 
 	if (!at)
 		return 0;
 	colon = memchr(*p, ':', (size_t)(at - *p));
 	ulen = (size_t)((colon ? colon : at) - *p);
-	if (ulen >= sizeof(cfg->user))
-		return *why = "the user name is longer than 127 bytes", -EINVAL;
-	memcpy(cfg->user, *p, ulen);
-	cfg->user[ulen] = '\0';
-	if (pav_redis_unescape(cfg->user, ulen))
+	user = pct_decode(*p, ulen);
+	if (!user)
 		return *why = "bad %-escape in the user name", -EINVAL;
+	n = strlen(user);
+	if (n < sizeof(cfg->user))
+		memcpy(cfg->user, user, n + 1);
+	free(user);
+	if (n >= sizeof(cfg->user))
+		return *why = "the user name is longer than 127 bytes", -EINVAL;
 	if (!colon && !ulen)
 		return *why = "nothing before @: redis://user:password@host",
 		       -EINVAL;

@@ -11,8 +11,9 @@
 # printed) when one failed, so the reproducers stay available.
 set -u
 
-targets=(envelope api_body config jwt)
-declare -A max_len=([envelope]=4096 [api_body]=4096 [config]=4096 [jwt]=9000)
+targets=(envelope api_body config jwt redis_url)
+declare -A max_len=([envelope]=4096 [api_body]=4096 [config]=4096 [jwt]=9000
+	[redis_url]=1024)
 
 secs=${1:-}
 if ! [[ $secs =~ ^[1-9][0-9]*$ ]]; then

@@ -339,6 +339,8 @@ static int has_msg(const char *m)
 
 /* ---- URLs ------------------------------------------------------------------ */
 
+#define P41_10 "%41%41%41%41%41%41%41%41%41%41"
+#define P41_50 P41_10 P41_10 P41_10 P41_10 P41_10
 static void url_forms_are_parsed(void **state)
 {
 	struct pav_redis_config c;
@@ -390,6 +392,10 @@ static void url_forms_are_parsed(void **state)
 					     sizeof(err)), 0);
 	assert_string_equal(c.user, "al:ce");
 	assert_null(c.password);
+	/* the limit is the name's, not its spelling's (the fuzzer's find) */
+	assert_int_equal(pav_redis_parse_url("redis://" P41_50 "@h", &c, err,
+					     sizeof(err)), 0);
+	assert_int_equal(strlen(c.user), 50);
 }
 
 #define X16 "xxxxxxxxxxxxxxxx"
