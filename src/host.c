@@ -135,7 +135,10 @@ static void publish(pav_vhost *vh, const struct pav_publication *pub,
 {
 	struct pav_outgoing out;
 
-	if (!pub->nchannels || !pub->type) {
+	/* an empty type or key would not cross Redis (an empty field of
+	 * the broker's header): refused on every store alike */
+	if (!pub->nchannels || !pub->type || !*pub->type ||
+	    (pub->key && !*pub->key)) {
 		if (done)
 			done(arg, -EINVAL, NULL);
 		return;

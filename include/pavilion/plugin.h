@@ -186,11 +186,11 @@ typedef void (*pav_published_fn)(void *arg, int err,
 struct pav_publication {
 	const char *const *channels;
 	size_t nchannels;
-	const char *type;
+	const char *type;     /* not empty */
 	json_object *payload; /* borrowed; serialized once */
 	const pav_conn *except; /* gets nothing; may be NULL */
 	/* Identifies the message for pav_host.release() (a notification's
-	 * id, say); may be NULL. */
+	 * id, say); NULL or not empty. */
 	const char *key;
 	/* Not kept in the channel's history even where it has one (presence
 	 * announcements: state, not a message stream). */

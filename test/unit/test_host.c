@@ -261,7 +261,8 @@ static void multi_channel_publication_is_kept_nowhere(void **state)
 	assert_int_equal(kept("zone:z2"), 0);
 }
 
-static void publication_without_channels_or_type_is_einval(void **state)
+static void publication_without_channels_or_type_or_with_empty_ones_is_einval(
+	void **state)
 {
 	const char *chans[] = {"zone:z1"};
 	struct pav_publication pub = {chans, 0, "msg", NULL, NULL, NULL, 0};
@@ -276,6 +277,17 @@ static void publication_without_channels_or_type_is_einval(void **state)
 	assert_int_equal(pr.calls, 2);
 	assert_int_equal(pr.err, -EINVAL);
 	h->publish(&fx_vh, &pub, NULL, NULL); /* no callback: no crash */
+	/* empty ones: the Redis broker's header has no room for them */
+	pub.type = "";
+	h->publish(&fx_vh, &pub, on_published, NULL);
+	assert_int_equal(pr.calls, 3);
+	assert_int_equal(pr.err, -EINVAL);
+	pub.type = "msg";
+	pub.key = "";
+	h->publish(&fx_vh, &pub, on_published, NULL);
+	assert_int_equal(pr.calls, 4);
+	assert_int_equal(pr.err, -EINVAL);
+	assert_int_equal(kept("zone:z1"), 0);
 }
 
 static void except_connection_gets_nothing(void **state)
@@ -457,7 +469,7 @@ int main(void)
 		T(one_channel_with_history_is_numbered_and_kept),
 		T(transient_publication_is_not_kept),
 		T(multi_channel_publication_is_kept_nowhere),
-		T(publication_without_channels_or_type_is_einval),
+		T(publication_without_channels_or_type_or_with_empty_ones_is_einval),
 		T(except_connection_gets_nothing),
 		T(release_skips_what_the_plugin_already_sent),
 		T(presence_change_is_announced_transient_and_stamped),
