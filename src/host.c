@@ -19,6 +19,7 @@
 #include "hub.h"
 #include "ids.h"
 #include "log.h"
+#include "pav_limits.h"
 #include "session.h"
 #include "timer.h"
 #include "vhost.h"
@@ -130,15 +131,21 @@ static void outgoing(pav_vhost *vh, const struct pav_publication *pub,
 		out->history = pav_ns_history(vh->ns, pub->channels[0]);
 }
 
+static int id_ok(const char *s)
+{
+	return s && *s && strlen(s) <= PAV_MAX_ID_LEN;
+}
+
 static void publish(pav_vhost *vh, const struct pav_publication *pub,
 		    pav_published_fn done, void *arg)
 {
 	struct pav_outgoing out;
 
-	/* an empty type or key would not cross Redis (an empty field of
-	 * the broker's header): refused on every store alike */
-	if (!pub->nchannels || !pub->type || !*pub->type ||
-	    (pub->key && !*pub->key)) {
+	/* type and key as the API takes them: an empty one would not cross
+	 * Redis (an empty field of the broker's header), nor would a long
+	 * one (a header past what a node reads); refused on every store */
+	if (!pub->nchannels || !id_ok(pub->type) ||
+	    (pub->key && !id_ok(pub->key))) {
 		if (done)
 			done(arg, -EINVAL, NULL);
 		return;

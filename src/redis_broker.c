@@ -88,15 +88,6 @@ char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
 	return h;
 }
 
-struct wire {
-	uint64_t pub_id;
-	uint64_t except; /* of this node, else 0 */
-	char kind;
-	char *key;       /* NULL: none */
-	char *type;
-	uint64_t offset;
-};
-
 /* The next space-separated field of [*p, end); NULL at a malformed end. */
 static char *field(char **p, char *end)
 {
@@ -123,9 +114,8 @@ static int parse_u64(const char *s, int base, uint64_t *v)
 
 #define HEADER_MAX 512 /* "P1" line: ids, an escaped key and type */
 
-/* Parses the header line of a message: hdr is a copy of it (changed in
- * place), without its newline; the frame is what follows in data. */
-static int wire_parse(struct rb *b, char *hdr, size_t hlen, struct wire *w)
+int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
+		      struct rb_wire *w)
 {
 	char *end = hdr + hlen, *p = hdr, *f[7], *colon;
 
@@ -143,7 +133,7 @@ static int wire_parse(struct rb *b, char *hdr, size_t hlen, struct wire *w)
 		if (!colon)
 			return -EINVAL;
 		*colon = '\0';
-		if (!strcmp(f[2], b->node) &&
+		if (!strcmp(f[2], node) &&
 		    parse_u64(colon + 1, 16, &w->except))
 			return -EINVAL;
 	}
@@ -166,7 +156,7 @@ static void on_message(struct rb_shard *sh, const char *channel, size_t clen,
 	const char *rest = channel + pl, *colon, *nl;
 	const char *chans[] = {chan};
 	struct pav_delivery d = {.ns = ns, .channels = chans, .nchannels = 1};
-	struct wire w;
+	struct rb_wire w;
 
 	if (clen <= pl || strncmp(channel, sh->prefix, pl) ||
 	    !(colon = strchr(rest, ':')) || (size_t)(colon - rest) >= sizeof(ns) ||
@@ -182,7 +172,7 @@ static void on_message(struct rb_shard *sh, const char *channel, size_t clen,
 		memcpy(hdr, data, hlen);
 		hdr[hlen] = '\0';
 	}
-	if (!nl || wire_parse(b, hdr, hlen, &w)) {
+	if (!nl || pav_rb_wire_parse(b->node, hdr, hlen, &w)) {
 		rlog(PAV_LOG_WARN, "a malformed message on %s dropped", chan);
 		return;
 	}

@@ -196,6 +196,21 @@ void pav_rb_publish_raw(struct rb *b, const char *ns,
 char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
 		    char kind, const char *key, const char *type);
 
+struct rb_wire {
+	uint64_t pub_id;
+	uint64_t except; /* of node, else 0 */
+	char kind;       /* 'F' a frame, 'R' a revocation */
+	char *key;       /* NULL: none */
+	char *type;
+	uint64_t offset;
+};
+
+/* Parses the header line of a message: hdr is a copy of it (changed in
+ * place, key and type decoded there), without its newline; node is this
+ * node's id.  0, or -EINVAL. */
+int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
+		      struct rb_wire *w);
+
 /* ---- argument lists ---- */
 
 struct rb_argv {

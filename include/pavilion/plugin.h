@@ -186,11 +186,11 @@ typedef void (*pav_published_fn)(void *arg, int err,
 struct pav_publication {
 	const char *const *channels;
 	size_t nchannels;
-	const char *type;     /* not empty */
+	const char *type;     /* 1 to 64 bytes */
 	json_object *payload; /* borrowed; serialized once */
 	const pav_conn *except; /* gets nothing; may be NULL */
 	/* Identifies the message for pav_host.release() (a notification's
-	 * id, say); NULL or not empty. */
+	 * id, say); NULL or 1 to 64 bytes. */
 	const char *key;
 	/* Not kept in the channel's history even where it has one (presence
 	 * announcements: state, not a message stream). */

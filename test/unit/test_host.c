@@ -261,7 +261,9 @@ static void multi_channel_publication_is_kept_nowhere(void **state)
 	assert_int_equal(kept("zone:z2"), 0);
 }
 
-static void publication_without_channels_or_type_or_with_empty_ones_is_einval(
+#define X16 "xxxxxxxxxxxxxxxx"
+#define X64 X16 X16 X16 X16
+static void publication_without_channels_or_type_or_with_bad_ones_is_einval(
 	void **state)
 {
 	const char *chans[] = {"zone:z1"};
@@ -287,7 +289,22 @@ static void publication_without_channels_or_type_or_with_empty_ones_is_einval(
 	h->publish(&fx_vh, &pub, on_published, NULL);
 	assert_int_equal(pr.calls, 4);
 	assert_int_equal(pr.err, -EINVAL);
+	/* longer than the API's: its header could pass what a node reads */
+	pub.key = X64 "x";
+	h->publish(&fx_vh, &pub, on_published, NULL);
+	assert_int_equal(pr.calls, 5);
+	assert_int_equal(pr.err, -EINVAL);
+	pub.key = X64;
+	pub.type = X64 "x";
+	h->publish(&fx_vh, &pub, on_published, NULL);
+	assert_int_equal(pr.calls, 6);
+	assert_int_equal(pr.err, -EINVAL);
 	assert_int_equal(kept("zone:z1"), 0);
+	pub.type = X64;
+	h->publish(&fx_vh, &pub, on_published, NULL);
+	assert_int_equal(pr.calls, 7);
+	assert_int_equal(pr.err, 0);
+	assert_int_equal(kept("zone:z1"), 1);
 }
 
 static void except_connection_gets_nothing(void **state)
@@ -469,7 +486,7 @@ int main(void)
 		T(one_channel_with_history_is_numbered_and_kept),
 		T(transient_publication_is_not_kept),
 		T(multi_channel_publication_is_kept_nowhere),
-		T(publication_without_channels_or_type_or_with_empty_ones_is_einval),
+		T(publication_without_channels_or_type_or_with_bad_ones_is_einval),
 		T(except_connection_gets_nothing),
 		T(release_skips_what_the_plugin_already_sent),
 		T(presence_change_is_announced_transient_and_stamped),
