@@ -20,9 +20,14 @@ long pav_api_query_number(const char *q, const char *key, long def, long max)
 			continue;
 		if (*v < '0' || *v > '9')
 			return -1;
-		for (; *v >= '0' && *v <= '9'; v++)
-			if ((n = n * 10 + (*v - '0')) > max)
+		for (; *v >= '0' && *v <= '9'; v++) {
+			int d = *v - '0';
+
+			/* past max, without passing LONG_MAX on the way */
+			if (n > max / 10 || n * 10 > max - d)
 				return -1;
+			n = n * 10 + d;
+		}
 		return *v && *v != '&' ? -1 : n;
 	}
 	return def;

@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -250,6 +251,13 @@ static void malformed_or_too_big_query_number_is_minus_one(void **state)
 			 -1);
 	assert_int_equal(pav_api_query_number("limit=-1", "limit", 0, 100), -1);
 	assert_int_equal(pav_api_query_number("limit=5x", "limit", 0, 100), -1);
+	/* a plugin's max may be LONG_MAX: no overflow on the way */
+	assert_int_equal(pav_api_query_number("n=9223372036854775807", "n", 0,
+					      LONG_MAX), LONG_MAX);
+	assert_int_equal(pav_api_query_number("n=9223372036854775808", "n", 0,
+					      LONG_MAX), -1);
+	assert_int_equal(pav_api_query_number("n=99999999999999999999999", "n",
+					      0, LONG_MAX), -1);
 	assert_int_equal(pav_api_query_number("limit=101", "limit", 0, 100),
 			 -1);
 	assert_int_equal(pav_api_query_number("limit=99999999999999999999999",
