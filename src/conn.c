@@ -721,9 +721,12 @@ static void deadline(struct pav_conn *c, struct tick *t)
 		heartbeat(c, t);
 		/* from when it was due, not from this tick (up to a second
 		 * later): else the next, rounded up to a tick again, would
-		 * come interval + 1 s after this one */
+		 * come interval + 1 s after this one.  Due within the last
+		 * second is that rounding (the wheel puts it on the next
+		 * tick); only longer ago did the loop stall (from now then,
+		 * or the missed ones would follow a second apart) */
 		c->next_heartbeat_ms += every;
-		if (c->next_heartbeat_ms <= now) /* the loop stalled */
+		if (c->next_heartbeat_ms <= now - 1000)
 			c->next_heartbeat_ms = now + every;
 	}
 	schedule(c);
