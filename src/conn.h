@@ -39,6 +39,7 @@ struct pav_conn_env {
 	unsigned deferred; /* turns a one-slice pass has waited (server.c) */
 	size_t live; /* opened and not yet released: a shutdown waits for
 		      * their closing handshakes */
+	uint64_t opened; /* connections opened so far (heartbeat spread) */
 	int close_outside; /* hand closes to lws from pav_conns_flush(),
 			    * never by a -1 from a callback (the uv loop:
 			    * see conn.c, closing) */
