@@ -135,11 +135,11 @@ def test_heartbeats_reach_tls_and_permessage_deflate_connections(make_gateway, k
 
 
 def test_connections_opened_together_get_their_first_heartbeats_spread(make_gateway, keys):
-    """A reconnect storm used to leave every connection due in one tick for good: each tick's
-    heartbeats to all of them, one fan-out that held up any publication behind it.  The first
+    """A reconnect storm used to leave every connection due in one tick for good: each such
+    tick a fan-out to all of them, while client messages waited.  The first
     heartbeat now comes up to half an interval early, by a share that differs per connection:
-    64 connections opened within a second get theirs over about half the interval, none later
-    than the interval (heartbeat_interval_s 8, rounded up to the wheel's one-second tick)."""
+    64 connections opened together get theirs from about half an interval after their open to
+    one interval (heartbeat_interval_s 8, rounded up to the wheel's one-second tick)."""
     g2 = make_gateway([gw.public_vhost(keys, websocket={"heartbeat_interval_s": 8,
                                                         "idle_timeout_s": 60})])
     conns, opened = [], []
@@ -147,14 +147,15 @@ def test_connections_opened_together_get_their_first_heartbeats_spread(make_gate
         for i in range(64):
             conns.append(g2.connect(g2.token(sub="spread%d" % i)))
             opened.append(time.time())
-        assert opened[-1] - opened[0] < 1.5, "the connections took too long to open"
-        first = []
+        after = []  # each connection's first heartbeat, seconds after its open
         for ws, t in zip(conns, opened):
             m = gw.check_envelope(ws.recv_json(timeout=11, skip=()))
             assert m["type"] == "heartbeat", m
-            first.append(gw.time_ms(m["timestamp"]) / 1000)
-            assert 3.5 <= first[-1] - t <= 9.2, (first[-1] - t, m)
-        assert max(first) - min(first) >= 2.5, sorted(first)
+            after.append(gw.time_ms(m["timestamp"]) / 1000 - t)
+        # 8 to 9 s each before (due at 8 s, rounded up to a tick); a sanitizer build's
+        # slower opens change nothing here
+        assert all(3.5 <= a <= 9.2 for a in after), sorted(after)
+        assert max(after) - min(after) >= 2.5, sorted(after)
     finally:
         for ws in conns:
             ws.close()
