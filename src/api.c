@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <libwebsockets.h>
@@ -817,6 +818,29 @@ int pav_api_own_listener(struct lws *wsi, struct pav_vhost *vh)
 	return 1;
 }
 
+const struct pav_vhost *pav_api_host_names_other(struct lws *wsi,
+						 const struct pav_vhost *vh)
+{
+	const struct pav_core *core = vh->core;
+	char host[256], *colon;
+
+	if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) <= 0)
+		return NULL;
+	colon = strrchr(host, ':');
+	if (colon && !strchr(colon, ']')) /* the port, not "[v6]"'s colons */
+		*colon = '\0';
+	for (size_t i = 0; i < core->nvhosts; i++) {
+		const struct pav_vhost *o = &core->vhosts[i];
+
+		if (o == vh || !pav_cfg_one_lws_port(o->cfg, vh->cfg))
+			continue;
+		for (size_t k = 0; k < o->cfg->nhostnames; k++)
+			if (!strcasecmp(o->cfg->hostnames[k], host))
+				return o;
+	}
+	return NULL;
+}
+
 /* Request line: a method, and a path (and query) the API can read whole. */
 static int read_request_line(struct lws *wsi, struct api_req *r)
 {
@@ -843,12 +867,20 @@ static int read_request_line(struct lws *wsi, struct api_req *r)
  * Returns 1 when answered already (the body, if any, is not read). */
 static int on_request(struct lws *wsi, struct api_req *r)
 {
+	const struct pav_vhost *other;
 	char cl[32];
 
 	if (!pav_api_own_listener(wsi, r->vh)) {
 		pav_warn("api: a request for vhost %s came in through another "
 			 "listener: 404", r->vh->cfg->name);
 		r->early = 1; /* and no further request on this connection */
+		answer_error(r, 404, "no such path");
+		return 1;
+	}
+	if ((other = pav_api_host_names_other(wsi, r->vh))) {
+		pav_warn("api: a request whose Host names vhost %s reached "
+			 "vhost %s: 404", other->cfg->name, r->vh->cfg->name);
+		r->early = 1;
 		answer_error(r, 404, "no such path");
 		return 1;
 	}

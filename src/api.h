@@ -94,6 +94,15 @@ int pav_api_listener_match(const struct sockaddr *local, const char *host,
  */
 int pav_api_own_listener(struct lws *wsi, struct pav_vhost *vh);
 
+/*
+ * The vhost other than vh, of a port lws takes for vh's, with a hostname
+ * equal to the request's Host in other letters ("RT.TEST"), or NULL.  lws
+ * compares names byte for byte, so it handed such a request to another
+ * vhost of the port: the one it names does not serve it either.
+ */
+const struct pav_vhost *pav_api_host_names_other(struct lws *wsi,
+						 const struct pav_vhost *vh);
+
 /* Constant-time comparison of a presented key against the known keys. */
 int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented);
 

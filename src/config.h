@@ -134,5 +134,9 @@ void pav_config_free(struct pav_config *cfg);
 void pav_limits_default(struct pav_limits *l);
 /* The name lws matches for a configured hostname: "*.x" is "x". */
 const char *pav_hostname_lws(const char *hostname);
+/* Whether lws takes a and b for one port (it picks a request's vhost
+ * among those by Host): the same port, or both "reuse_port". */
+int pav_cfg_one_lws_port(const struct pav_vhost_config *a,
+			 const struct pav_vhost_config *b);
 
 #endif

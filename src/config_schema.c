@@ -571,6 +571,14 @@ static int vhost_binds_apart(struct pav_cfg_ctx *c,
 	return 0;
 }
 
+int pav_cfg_one_lws_port(const struct pav_vhost_config *a,
+			 const struct pav_vhost_config *b)
+{
+	if (a->reuse_port || b->reuse_port)
+		return a->reuse_port && b->reuse_port;
+	return a->port == b->port;
+}
+
 const char *pav_hostname_lws(const char *hostname)
 {
 	return strncmp(hostname, "*.", 2) ? hostname : hostname + 2;
@@ -633,7 +641,7 @@ static int vhost_hostnames_apart(struct pav_cfg_ctx *c,
 	char sub[PAV_CFG_KEYPATH], where[HOST_MAX_LEN + 64];
 	int reuse = o->reuse_port && vc->reuse_port;
 
-	if (!reuse && (o->port != vc->port || o->reuse_port || vc->reuse_port))
+	if (!pav_cfg_one_lws_port(o, vc))
 		return 0;
 	if (!hostnames_overlap(o, vc))
 		return vhost_names_lws_apart(c, vc, o, path);

@@ -358,6 +358,7 @@ static int upgrade_is_websocket(struct lws *wsi)
 static int confirm_upgrade(struct lws *wsi)
 {
 	struct pav_vhost *vh = vhost_of(wsi);
+	const struct pav_vhost *other;
 	char path[256];
 
 	if (!upgrade_is_websocket(wsi))
@@ -367,6 +368,11 @@ static int confirm_upgrade(struct lws *wsi)
 	if (!pav_api_own_listener(wsi, vh)) {
 		pav_warn("vhost %s: an upgrade came in through another "
 			 "listener: 404", vh->cfg->name);
+		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
+	}
+	if ((other = pav_api_host_names_other(wsi, vh))) {
+		pav_warn("vhost %s: an upgrade whose Host names vhost %s: "
+			 "404", vh->cfg->name, other->cfg->name);
 		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
 	}
 	if (core->shutting_down || !pav_store_ready(&core->store))

@@ -286,3 +286,30 @@ def test_a_wildcard_hostname_picks_its_certificate(make_gateway, keys, tmp_path,
     for port in {pa, pw}:
         assert gw.peer_cert_der(port, server_hostname="x.w.test") == want, port
         assert gw.peer_cert_der(port, server_hostname="a.test") != want, port
+
+
+def test_a_host_naming_another_vhost_in_capitals_is_refused(make_gateway, keys):
+    """lws compares hostnames byte for byte: "Host: B.TEST" missed vhost b and went to the
+    port's first vhost, a, which upgraded it into its own namespace (same path, same keys);
+    an API request for "IB.TEST" was answered by internal vhost ia.  Both are 404 now, with a
+    log line naming the vhost the Host meant.  The first vhost still serves its own name in
+    capitals: lws hands it there anyway."""
+    port, api = gw.free_port(), gw.free_port()
+    a = gw.public_vhost(keys, "a", tls=False, listen="127.0.0.1:%d" % port, namespace="na")
+    b = gw.public_vhost(keys, "b", tls=False, listen="127.0.0.1:%d" % port, namespace="nb")
+    a["hostnames"], b["hostnames"] = ["a.test"], ["b.test"]
+    ia = dict(gw.internal_vhost(keys, "ia", port=api), namespace="na", hostnames=["ia.test"])
+    ib = dict(gw.internal_vhost(keys, "ib", port=api), namespace="nb", hostnames=["ib.test"])
+    g = make_gateway([a, b, ia, ib])
+    tb = g.token(vhost="b")
+    assert upgrade_status(port, "b.test", "/ws?token=" + tb).startswith("HTTP/1.1 101")
+    assert upgrade_status(port, "B.TEST:%d" % port, "/ws?token=" + tb) == "HTTP/1.1 404 Not Found"
+    assert upgrade_status(port, "A.Test", "/ws?token=" + g.token(vhost="a")) \
+        .startswith("HTTP/1.1 101")
+    auth = {"Authorization": "Bearer " + keys.api_key}
+    for host, want in (("ib.test", 200), ("IB.TEST:%d" % api, 404), ("IA.test", 200)):
+        st, body = gw.http("127.0.0.1", api, "/v1/channels/zone:x", dict(auth, Host=host))
+        assert st == want, (host, st, body)
+    log = g.log_text()
+    assert "vhost a: an upgrade whose Host names vhost b: 404" in log, g.log_tail()
+    assert "api: a request whose Host names vhost ib reached vhost ia: 404" in log, g.log_tail()
