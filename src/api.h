@@ -96,9 +96,9 @@ int pav_api_own_listener(struct lws *wsi, struct pav_vhost *vh);
 
 /*
  * The vhost other than vh, of a port lws takes for vh's, with a hostname
- * equal to the request's Host in other letters ("RT.TEST"), or NULL.  lws
- * compares names byte for byte, so it handed such a request to another
- * vhost of the port: the one it names does not serve it either.
+ * equal to the request's Host in any case ("RT.TEST" for "rt.test"), or
+ * NULL.  lws compares names byte for byte: a Host in capitals reaches the
+ * port's first vhost, which is not the one it names.
  */
 const struct pav_vhost *pav_api_host_names_other(struct lws *wsi,
 						 const struct pav_vhost *vh);
