@@ -83,6 +83,7 @@ ROWS=(
   "(c) server CPU us/delivery|rate10k|server_cpu_us_per_delivery|0"
   "(c) of which user space|rate10k|server_cpu_user_us_per_delivery|0"
   "(c) of which kernel|rate10k|server_cpu_kernel_us_per_delivery|0"
+  "(c) load CPU wakeup IPIs/delivery|rate10k|load_cpu_wakeup_ipis_per_delivery|-"
   "(d) ${N1K} subs/${PUBLISHERS} pubs deliveries/s|fan1k-4p|deliveries_per_s|1"
   "(d) p50 ms|fan1k-4p|latency_p50_ms|0"
   "(d) p99 ms|fan1k-4p|latency_p99_ms|0"

@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1348,6 +1349,59 @@ static double server_cpu_s(void)
 	return server_cpu(NULL);
 }
 
+/* The CPU pavbench is pinned to (taskset -c K), or -1 when it may run on
+ * more than one. */
+static int load_cpu(void)
+{
+	cpu_set_t set;
+	int cpu = -1;
+
+	if (sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) != 1)
+		return -1;
+	while (!CPU_ISSET(++cpu, &set))
+		;
+	return cpu;
+}
+
+/* Reschedule and function-call interrupts ("RES", "CAL" in
+ * /proc/interrupts) that CPU `cpu` has received, or -1.  Another CPU sends
+ * one when it wakes a task that sleeps there: on loopback, the server's
+ * send() that finds the load tool asleep in epoll_wait.  Sending it costs
+ * the sender's CPU, and in a virtual machine far more than on bare metal. */
+static long long wakeup_ipis(int cpu)
+{
+	char line[4096];
+	long long sum = 0;
+	int found = 0;
+	FILE *f;
+
+	if (cpu < 0 || !(f = fopen("/proc/interrupts", "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+		long long v = -1;
+
+		while (*p == ' ')
+			p++;
+		if (strncmp(p, "RES:", 4) != 0 && strncmp(p, "CAL:", 4) != 0)
+			continue;
+		p += 4;
+		for (int i = 0; i <= cpu; i++, p = end) {
+			v = strtoll(p, &end, 10);
+			if (end == p) {
+				v = -1;
+				break;
+			}
+		}
+		if (v < 0)
+			break;
+		sum += v;
+		found++;
+	}
+	fclose(f);
+	return found == 2 ? sum : -1;
+}
+
 static void print_cpu(const char *key, double a, double b)
 {
 	if (a >= 0 && b >= 0)
@@ -1899,7 +1953,7 @@ static void publish_phase(int64_t deadline)
 /* user: the server's user CPU time of the publish phase (s); read only
  * when cpu0 and cpu1 are known */
 static void print_fanout(int m_req, double quiet, double cpu0, double cpu1,
-			 double user)
+			 double user, long long ipis)
 {
 	uint64_t expected = (uint64_t)n_ready * (uint64_t)n_pub_ok;
 	int64_t from = opt.listen_only ? t_min_sent : t_first_pub;
@@ -1941,6 +1995,12 @@ static void print_fanout(int m_req, double quiet, double cpu0, double cpu1,
 		printf("server_cpu_kernel_us_per_delivery: %.2f\n",
 		       (cpu1 - cpu0 - user) * per);
 	}
+	if (ipis >= 0 && deliveries) {
+		printf("load_cpu: %d\n", load_cpu());
+		printf("load_cpu_wakeup_ipis: %lld\n", ipis);
+		printf("load_cpu_wakeup_ipis_per_delivery: %.3f\n",
+		       (double)ipis / (double)deliveries);
+	}
 	printf("closed_by_server: %d\n", n_closed_after_ready);
 	print_closes_and_messages();
 }
@@ -1949,6 +2009,7 @@ static int run_fanout(int64_t deadline)
 {
 	int body_fixed, m_req = opt.m;
 	double quiet, cpu_c0 = server_cpu_s(), cpu0, cpu1, user0 = 0, user1 = 0;
+	long long ipi0, ipi1;
 	long rss0, rss1;
 
 	/* {"t":<16 digits>,"pad":"..."}: the body is opt.size bytes */
@@ -1974,14 +2035,17 @@ static int run_fanout(int64_t deadline)
 	/* joins may set off messages (presence): publish into a quiet line */
 	quiet = wait_quiet(opt.quiet_s, opt.quiet_max_s, deadline);
 	cpu0 = server_cpu(&user0);
+	ipi0 = wakeup_ipis(load_cpu());
 	rss0 = rss_kib();
 	if (opt.m)
 		publish_phase(deadline);
 	cpu1 = server_cpu(&user1);
+	ipi1 = wakeup_ipis(load_cpu());
 	rss1 = rss_kib();
 	print_common();
 	print_cpu("server_cpu_connect_s", cpu_c0, cpu0);
-	print_fanout(m_req, quiet, cpu0, cpu1, user1 - user0);
+	print_fanout(m_req, quiet, cpu0, cpu1, user1 - user0,
+		     ipi0 >= 0 && ipi1 >= ipi0 ? ipi1 - ipi0 : -1);
 	print_rss(rss0, rss1);
 	if (batch_refused)
 		return EXIT_NO_BATCH;

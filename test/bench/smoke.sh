@@ -65,7 +65,10 @@ for _ in $(seq 100); do
 done
 curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null || { cat "$tmp/gateway.log"; fail "gateway not ready"; }
 
-out=$(timeout 45 "$bench" fanout -n "$SUBS" -m "$PUBS" --publishers "$PUBLISHERS" --rate 0 \
+# pinned, as compare-nchan.sh runs it, so that it counts its CPU's wakeup
+# IPIs: to the first CPU this shell may use
+cpu=$(taskset -pc $$ | sed 's/.*: //; s/[-,].*//')
+out=$(timeout 45 taskset -c "$cpu" "$bench" fanout -n "$SUBS" -m "$PUBS" --publishers "$PUBLISHERS" --rate 0 \
   --port "$ws_port" --api-port "$api_port" --secret "$tmp/jwt.key" --channel smoke_fan \
   --api-key-file "$tmp/api.keys" --server-pid "$gwpid" --timeout 40 --drain 10 --quiet-max 10 \
   --per-publication)
@@ -84,6 +87,16 @@ awk -F': ' '
   $1 == "server_cpu_kernel_us_per_delivery" { kern = $2; n++ }
   END { d = all - user - kern; exit !(n == 3 && user >= 0 && kern >= 0 && d < 0.02 && d > -0.02) }' <<<"$out" ||
   fail "CPU per delivery: no user and kernel parts that add up to the whole"
+# the load CPU's wakeup IPIs: a count, and that count over the deliveries
+awk -F': ' -v want="$cpu" '
+  $1 == "load_cpu" { cpu = $2 }
+  $1 == "deliveries" { d = $2 }
+  $1 == "load_cpu_wakeup_ipis" { ipis = $2; n++ }
+  $1 == "load_cpu_wakeup_ipis_per_delivery" { per = $2; n++ }
+  END {
+    if (cpu != want || n != 2 || ipis !~ /^[0-9]+$/ || d <= 0) exit 1
+    e = ipis / d - per; exit !(e < 0.001 && e > -0.001)
+  }' <<<"$out" || fail "wakeup IPIs of the load CPU: missing or not the count over the deliveries"
 awk -F': ' -v n="$PUBS" '
   $1 == "latency_max_ms" { max = $2 }
   $1 == "publication_last_max_ms" { last = $2 }
