@@ -16,9 +16,8 @@
 # and each server's wakeup IPIs to the load CPU per delivery (pavbench,
 # README of test/bench); then runs, met (ratio at or under 0.80, the goal),
 # ratio_min, ratio_median, ratio_max, the median ratio of the runs that
-# started each server first, floor_over_goal (runs whose floor was above
-# 0.80), and kernel_fit_nchan/_gateway: a + b * ipis, the kernel part per
-# delivery fitted over the runs against the IPIs per delivery.
+# started each server first, and floor_over_goal (runs whose floor was
+# above 0.80).
 # Each run's raw outputs stay in its own build-logs/bench-<time>/
 # (compare-nchan.sh prints which).
 set -uo pipefail
@@ -30,7 +29,7 @@ case $N in '' | *[!0-9]*) die "N must be a whole number" ;; esac
 [ "$N" -ge 1 ] && [ "$N" -le 100 ] || die "N must be 1-100"
 case $LOOP in ev | poll | uv) ;; *) die "the loop is ev, poll or uv" ;; esac
 
-ratios=() wakeups=()
+ratios=()
 for i in $(seq "$N"); do
   first=nchan order=()
   [ $((i % 2)) = 0 ] && first=gateway order=(--gateway-first)
@@ -51,7 +50,6 @@ for i in $(seq "$N"); do
   read -r cpu_ratio floor < <(awk -v n="$nc" -v g="$gc" -v k="$gk" \
     'BEGIN {if (n > 0) printf "%.2f %.2f\n", g / n, k / n; else print "0 0"}')
   ratios+=("$r $first $floor")
-  wakeups+=("nchan $ni $nk" "gateway $gi $gk")
   echo "run: $i first: $first nchan_p99_ms: $np gateway_p99_ms: $gp ratio: $(printf '%.2f' "$r")" \
     "nchan_cpu_us: $nc gateway_cpu_us: $gc nchan_kernel_us: $nk gateway_kernel_us: $gk" \
     "cpu_ratio: $cpu_ratio floor: $floor nchan_ipis: $ni gateway_ipis: $gi"
@@ -69,20 +67,5 @@ printf '%s\n' "${ratios[@]}" | sort -n | awk '
       delete a
       for (i = 1; i <= k[s]; i++) a[i] = by[s, i]
       printf "ratio_median_%s_first: %.2f\n", s, median(a, k[s])
-    }
-  }'
-# Each server's kernel part against the load CPU's wakeup IPIs per
-# delivery, over the runs (least squares): kernel_us = a + b * ipis.  a is
-# the kernel part with no wakeup to pay, b what one wakeup costs the
-# server's CPU.
-printf '%s\n' "${wakeups[@]}" | awk '
-  { n[$1]++; x[$1] += $2; y[$1] += $3; xx[$1] += $2 * $2; xy[$1] += $2 * $3 }
-  END {
-    for (f = 0; f < 2; f++) {
-      s = f ? "gateway" : "nchan"
-      d = n[s] * xx[s] - x[s] * x[s]
-      if (n[s] < 2 || d <= 0) continue
-      b = (n[s] * xy[s] - x[s] * y[s]) / d
-      printf "kernel_fit_%s: %.2f + %.2f * ipis\n", s, (y[s] - b * x[s]) / n[s], b
     }
   }'

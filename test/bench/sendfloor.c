@@ -16,7 +16,9 @@
  * Output ("key: value"): send_us (writer's time per send, mean over all
  * passes), pass_ms_min/mean/max, and the reader's latency from the pass's
  * start to each message: latency_p50_ms/p99_ms/max_ms, received.
- * --per-pass adds pass_ms_each: every pass's length, in order.
+ * wakeup_ipis and wakeup_ipis_per_send: the reader's CPU's wakeup IPIs
+ * during the passes (wakeups.h).  --per-pass adds pass_ms_each and
+ * pass_ipis_each: every pass's length and IPIs, in order.
  * Loopback only, bounded: the reader gives up 5 s after its last message.
  */
 #ifndef _GNU_SOURCE
@@ -38,6 +40,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "wakeups.h"
 
 #define MAX_BYTES 4096
 
@@ -153,10 +157,12 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t al = sizeof(a);
 	int64_t total = 0, pmin = INT64_MAX, pmax = 0;
+	long long ipis = 0;
 	char msg[MAX_BYTES], r;
 	int ls, one = 1, ready[2], ch, status;
 	int *fd;
 	int64_t *each;
+	long long *ipi_pass;
 	pid_t child;
 
 	while ((ch = getopt_long(argc, argv, "n:p:i:b:", lo, NULL)) != -1) {
@@ -188,7 +194,8 @@ int main(int argc, char **argv)
 		die("fork");
 	pin(0);
 	if (!(fd = malloc((size_t)n_socks * sizeof(*fd))) ||
-	    !(each = malloc((size_t)passes * sizeof(*each))))
+	    !(each = malloc((size_t)passes * sizeof(*each))) ||
+	    !(ipi_pass = malloc((size_t)passes * sizeof(*ipi_pass))))
 		die("malloc");
 	for (int i = 0; i < n_socks; i++) {
 		if ((fd[i] = accept(ls, NULL, NULL)) < 0)
@@ -201,6 +208,7 @@ int main(int argc, char **argv)
 	usleep(300000);
 	memset(msg, 'x', sizeof(msg));
 	for (int p = 0; p < passes; p++) {
+		long long i0 = wakeup_ipis(1), i1;
 		int64_t t0 = now_ns(), t;
 
 		memcpy(msg, &t0, sizeof(t0));
@@ -208,6 +216,9 @@ int main(int argc, char **argv)
 			if (send(fd[i], msg, (size_t)bytes, MSG_NOSIGNAL) != bytes)
 				fprintf(stderr, "sendfloor: short send\n");
 		t = now_ns() - t0;
+		i1 = wakeup_ipis(1);
+		ipi_pass[p] = i0 >= 0 && i1 >= i0 ? i1 - i0 : -1;
+		ipis = ipis < 0 || ipi_pass[p] < 0 ? -1 : ipis + ipi_pass[p];
 		each[p] = t;
 		total += t;
 		pmin = t < pmin ? t : pmin;
@@ -223,11 +234,20 @@ int main(int argc, char **argv)
 	       "pass_ms_max: %.1f\n",
 	       total / 1e3 / passes / n_socks, pmin / 1e6,
 	       total / 1e6 / passes, pmax / 1e6);
+	if (ipis >= 0)
+		printf("wakeup_ipis: %lld\nwakeup_ipis_per_send: %.3f\n", ipis,
+		       (double)ipis / passes / n_socks);
 	if (per_pass) {
 		printf("pass_ms_each:");
 		for (int p = 0; p < passes; p++)
 			printf(" %.1f", each[p] / 1e6);
 		printf("\n");
+		if (ipis >= 0) {
+			printf("pass_ipis_each:");
+			for (int p = 0; p < passes; p++)
+				printf(" %lld", ipi_pass[p]);
+			printf("\n");
+		}
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
