@@ -11,7 +11,8 @@
  * is resolved and its target, and the target's directory, pass the same
  * checks; the resolved file is what is loaded.  Refusals name the path and
  * why.  Other "*.so" files present (hidden ones aside) are reported as
- * warnings.
+ * warnings, and so is each directory above a plugin directory that others
+ * could change (sticky ones of root or ours aside).
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -71,6 +72,46 @@ static const char *unsafe(const struct stat *st, char *buf, size_t len)
 	return NULL;
 }
 
+/* Why a directory above a plugin directory lets someone else swap what is
+ * below it, or NULL.  A sticky directory (/tmp) lets its writers rename
+ * only their own entries, and the entry below is checked in its turn. */
+static const char *unsafe_parent(const struct stat *st, char *buf,
+				 size_t len)
+{
+	const char *why = unsafe(st, buf, len);
+
+	if (why && (st->st_uid == 0 || st->st_uid == geteuid()) &&
+	    (st->st_mode & S_ISVTX))
+		return NULL;
+	return why;
+}
+
+/* Warns of each directory above dir (resolved) that someone besides root
+ * and the gateway's user could change: they could move dir aside and put
+ * their own plugins in its place.  Only a warning: a build tree is often
+ * somewhere like that, and the packages install under /usr/lib. */
+static void warn_parents(const char *dir)
+{
+	char *real = realpath(dir, NULL), *slash;
+	struct stat st;
+	const char *why;
+	char buf[96];
+
+	if (!real)
+		return;
+	while ((slash = strrchr(real, '/'))) {
+		slash[slash == real] = '\0'; /* "/x" → "/", "/x/y" → "/x" */
+		if (!stat(real, &st) && (why = unsafe_parent(&st, buf,
+							       sizeof(buf))))
+			pav_warn("plugin directory %s: %s above it is %s: "
+				 "whoever can change it can replace the "
+				 "plugins", dir, real, why);
+		if (slash == real)
+			break;
+	}
+	free(real);
+}
+
 /* 0 when dir may hold plugins; -ENOENT when absent (a warning). */
 static int dir_ok(const char *dir)
 {
@@ -98,6 +139,7 @@ static int dir_ok(const char *dir)
 			why);
 		return -EPERM;
 	}
+	warn_parents(dir);
 	return 0;
 }
 

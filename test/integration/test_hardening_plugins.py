@@ -2,7 +2,8 @@
 some vhost enables (nothing else is opened, so no stray constructor runs, not even under
 --check), hidden files skipped, other `*.so` reported as warnings by --check; plugin files
 and directories writable by anyone but root or the gateway's user are refused, and a
-symlinked plugin is checked at its target."""
+symlinked plugin is checked at its target; a directory above a plugin directory that others
+could change is warned of."""
 import json
 import os
 import shutil
@@ -170,6 +171,57 @@ def test_plugin_owned_by_another_user_refused(binary, keys, tmp_path):
     os.chown(d / "example.so", 65534, 65534)
     p, _ = write_config(tmp_path, keys, [d])
     gw.refused_everywhere(p, "plugin %s: owned by uid 65534" % (d / "example.so"))
+
+
+# ------------------------------------------------------------------ the directories above
+def above_lines(stderr, d, top):
+    return [l for l in stderr.splitlines()
+            if l.find("plugin directory %s: %s above it is " % (d, top)) >= 0]
+
+
+def test_a_directory_above_that_others_could_change_is_warned_of(make_gateway, keys, tmp_path):
+    """A directory above a plugin directory that is group- or world-writable, or owned by
+    another user, lets them move the plugin directory aside and put their own in its place:
+    a warning at --check and at start (a build tree often lies in such a place); the
+    plugins still load."""
+    cases = {"g": (0o775, None, "group-writable"), "w": (0o777, None, "world-writable"),
+             "o": (0o755, 65534, "owned by uid 65534, neither root nor the gateway's user")}
+    for name, (mode, uid, why) in cases.items():
+        top = tmp_path / name
+        top.mkdir()
+        d = plugin_dir(top)
+        os.chmod(top, mode)
+        if uid is not None:
+            os.chown(top, uid, uid)
+        p, _ = write_config(top, keys, [d])
+        r = gw.check_config(p)
+        assert r.returncode == 0, r.stderr
+        lines = above_lines(r.stderr, d, top)
+        assert len(lines) == 1 and "warn" in lines[0], r.stderr
+        assert lines[0].rstrip().endswith(
+            "above it is %s: whoever can change it can replace the plugins" % why), lines
+    g = make_gateway([gw.public_vhost(keys, tls=False)], plugin_dirs=[d])
+    echo_works(g)
+    assert above_lines(g.log_text(), d, top), g.log_tail()
+
+
+def test_a_sticky_directory_above_is_warned_of_only_when_another_user_owns_it(
+        binary, keys, tmp_path):
+    """Like /tmp: others may add entries to a sticky directory of root's, not move ours.
+    Its owner can, when that is someone else."""
+    top = tmp_path / "sticky"
+    top.mkdir()
+    d = plugin_dir(top)
+    os.chmod(top, 0o1777)
+    p, _ = write_config(top, keys, [d])
+    r = gw.check_config(p)
+    assert r.returncode == 0 and not above_lines(r.stderr, d, top), r.stderr
+    os.chown(top, 65534, 65534)
+    os.chmod(top, 0o1777)
+    r = gw.check_config(p)
+    assert r.returncode == 0, r.stderr
+    assert above_lines(r.stderr, d, top) and "owned by uid 65534" in above_lines(
+        r.stderr, d, top)[0], r.stderr
 
 
 # ------------------------------------------------------------------ symlinks
