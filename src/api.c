@@ -1045,18 +1045,24 @@ void pav_api_conn_gone(struct pav_vhost *vh, struct lws *wsi)
 		}
 }
 
+/* Input on any of the vhost's API connections: one poll() per 64. */
 static int input_waiting(struct pav_vhost *vh)
 {
 	struct pollfd fds[64];
 	size_t n = 0;
 
-	for (size_t i = 0; i < vh->napi_conns && n < 64; i++) {
+	for (size_t i = 0; i < vh->napi_conns; i++) {
 		int fd = lws_get_socket_fd(vh->api_conns[i]);
 
 		if (fd >= 0)
 			fds[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+		if (n == 64 || (n && i + 1 == vh->napi_conns)) {
+			if (poll(fds, (nfds_t)n, 0) > 0)
+				return 1;
+			n = 0;
+		}
 	}
-	return n && poll(fds, (nfds_t)n, 0) > 0;
+	return 0;
 }
 
 int pav_api_busy(struct pav_core *core)

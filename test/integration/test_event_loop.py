@@ -208,16 +208,20 @@ def test_a_lone_publication_is_written_during_its_walk_a_batch_behind_it_queued(
 def test_a_request_waiting_turns_a_direct_walk_to_the_passes(make_gateway, keys, which):
     """A direct walk looks at the internal API after every 256 writes.  A request waiting
     there turns the rest of the walk to the end-of-turn passes (both publications count as
-    queued, none as direct), and each of 1,000 subscribers still gets both once."""
+    queued, none as direct), and each of 1,000 subscribers still gets both once.  The
+    second request comes on the 70th of 70 open API connections (the look used to see
+    only the first 64)."""
     # the subscription plugin alone: no presence announcements while 1,000 join
     g = make_gateway(flow_vhosts(keys, plugins={"subscription": {"policy": "claims"}}),
                      event_loop=which)
     api = API(g)
     chan = "channel:" + uid("switch")
     clients = subscribers(g, chan, 1000)
-    conns = [http.client.HTTPConnection("127.0.0.1", api.port, timeout=10) for _ in range(2)]
+    opened = [http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+              for _ in range(70)]
+    conns = [opened[0], opened[-1]]
     try:
-        for h in conns:  # accepted and kept alive before the two requests
+        for h in opened:  # accepted, in this order, and kept alive before the two requests
             h.request("GET", "/healthz")
             assert h.getresponse().read() is not None
         m0 = fanouts(api)
@@ -249,7 +253,7 @@ def test_a_request_waiting_turns_a_direct_walk_to_the_passes(make_gateway, keys,
         m1 = fanouts(api)
         assert m1 == (m0[0], m0[1] + 2), (m0, m1)
     finally:
-        for h in conns:
+        for h in opened:
             h.close()
         for c in clients:
             c.close()
