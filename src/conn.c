@@ -663,7 +663,8 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 
 /* Puts the connection's next deadline on the wheel: the next heartbeat,
  * the idle limit or the token's expiry (+ leeway), whichever is first.
- * Rounded up to the second, so a deadline is met at most a second late. */
+ * On the first tick at or after it, so a deadline is met at most a second
+ * late (one a few ms past a whole second used to wait for the next). */
 static void schedule(struct pav_conn *c)
 {
 	const struct pav_vhost_config *vc = c->vc;
@@ -675,7 +676,7 @@ static void schedule(struct pav_conn *c)
 		next = idle;
 	if (c->exp_ms && exp < next)
 		next = exp;
-	pav_wheel_add(&c->env->wheel, &c->tw, (next + 999) / 1000);
+	pav_wheel_add(&c->env->wheel, &c->tw, pav_wheel_second_of(next));
 }
 
 /* One tick of the wheel: its time, and the heartbeat every connection due
@@ -720,11 +721,11 @@ static void deadline(struct pav_conn *c, struct tick *t)
 	if (now >= c->next_heartbeat_ms) {
 		heartbeat(c, t);
 		/* from when it was due, not from this tick (up to a second
-		 * later): else the next, rounded up to a tick again, would
-		 * come interval + 1 s after this one.  Due within the last
-		 * second is that rounding (the wheel puts it on the next
-		 * tick); only longer ago did the loop stall (from now then,
-		 * or the missed ones would follow a second apart) */
+		 * later): else the next, on the first tick after it again,
+		 * would come interval + 1 s after this one.  Due within the
+		 * last second is that wait for the tick; only longer ago did
+		 * the loop stall (from now then, or the missed ones would
+		 * follow a second apart) */
 		c->next_heartbeat_ms += every;
 		if (c->next_heartbeat_ms <= now - 1000)
 			c->next_heartbeat_ms = now + every;

@@ -926,9 +926,10 @@ static void housekeeping(lws_sorted_usec_list_t *sul)
 		core->store.be->state->tick(core->store.state, now);
 	if (ticks++ % 10 == 0)
 		pav_peer_sweep(pav_mono_ms());
-	/* aim just past the next whole second, when deadlines fall due */
+	/* aim just past the next whole second (the wheels' slots) */
 	lws_sul_schedule(core->lws, 0, &housekeeping_sul, housekeeping,
-			 (lws_usec_t)(1000 - now % 1000 + 5) * LWS_US_PER_MS);
+			 (lws_usec_t)(1000 - now % 1000 +
+				      PAV_WHEEL_TICK_PAST_MS) * LWS_US_PER_MS);
 }
 
 static void request_stop(void)

@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #define PAV_WHEEL_SLOTS 256 /* seconds; later deadlines wait a lap */
+/* The tick that advances a wheel comes this long past each whole second
+ * (server.c aims it there). */
+#define PAV_WHEEL_TICK_PAST_MS 5
 
 struct pav_wheel_node {
 	struct pav_wheel_node *prev, *next; /* NULL when not on the wheel */
@@ -27,6 +30,11 @@ void pav_wheel_init(struct pav_wheel *w, int64_t now_s);
  * next tick. */
 void pav_wheel_add(struct pav_wheel *w, struct pav_wheel_node *n,
 		   int64_t due_s);
+/* The second whose tick is the first to come at or after the time ms. */
+static inline int64_t pav_wheel_second_of(int64_t ms)
+{
+	return (ms - PAV_WHEEL_TICK_PAST_MS + 999) / 1000;
+}
 /* Takes n off the wheel (nothing if it is not on it). */
 void pav_wheel_del(struct pav_wheel_node *n);
 /* Runs every second up to now_s: fn gets each node that is due, already

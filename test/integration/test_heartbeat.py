@@ -1,5 +1,6 @@
 """Heartbeat and idle timeout (heartbeat_interval_s 1, idle_timeout_s 3)."""
 import json
+import math
 import time
 
 import pytest
@@ -65,6 +66,34 @@ def test_silent_client_closed_4000(g):
         took = time.monotonic() - t0
         assert c.code == 4000, "expected idle close 4000, got %r" % c
         assert 2.0 <= took <= 6.5, "idle close after %.1f s (idle_timeout_s 3)" % took
+
+
+def test_a_deadline_just_past_a_whole_second_is_met_on_that_second_s_tick(make_gateway, keys):
+    """The tick comes 5 ms past each whole second.  A deadline in those 5 ms (here the idle
+    limit, 3 s after a message that arrived within them) is met on that tick, 3 s after the
+    message, not on the next one a second later, as it used to be.  The connection opens 1.5 s
+    or more before the message, so that the tick its open put it on comes a second or more
+    before that one (each tick a connection is due on checks its idle limit), and no
+    heartbeat falls due meanwhile."""
+    g2 = make_gateway([gw.public_vhost(keys, websocket={"heartbeat_interval_s": 60,
+                                                        "idle_timeout_s": 3})])
+    for _ in range(10):
+        ws = g2.connect(g2.token())
+        time.sleep(1.5)
+        now = time.time()
+        time.sleep(math.ceil(now) - now + 0.0005)
+        ws.send_json({"type": "heartbeat_ack"})
+        sent = time.time()
+        if sent - math.floor(sent) < 0.002:  # so it surely arrived within the 5 ms
+            break
+        ws.close()
+    else:
+        pytest.skip("could not send within 2 ms past a whole second (a loaded host)")
+    with ws:
+        c = ws.wait_close(timeout=6)
+        took = time.time() - sent
+        assert c.code == 4000, "expected idle close 4000, got %r" % c
+        assert 2.9 <= took <= 3.6, "idle close %.3f s after the message (idle_timeout_s 3)" % took
 
 
 def test_pongs_do_not_count_as_activity(g):

@@ -16,6 +16,29 @@ static struct pav_wheel_node nodes[N];
 static int64_t fired_at[N];
 static int64_t clock_s;
 
+/* A time's second is the one whose tick (PAV_WHEEL_TICK_PAST_MS past it)
+ * is the first at or after that time. */
+static void a_time_goes_to_the_first_tick_at_or_after_it(void **state)
+{
+	const int64_t k = 1795787313, ms = k * 1000;
+
+	(void)state;
+	assert_int_equal(PAV_WHEEL_TICK_PAST_MS, 5);
+	assert_int_equal(pav_wheel_second_of(ms), k);
+	assert_int_equal(pav_wheel_second_of(ms + 1), k);
+	assert_int_equal(pav_wheel_second_of(ms + 5), k);
+	assert_int_equal(pav_wheel_second_of(ms + 6), k + 1);
+	assert_int_equal(pav_wheel_second_of(ms + 999), k + 1);
+	assert_int_equal(pav_wheel_second_of(ms - 995), k - 1);
+	assert_int_equal(pav_wheel_second_of(ms - 994), k);
+	for (int64_t t = ms - 2000; t < ms + 2000; t++) {
+		int64_t s = pav_wheel_second_of(t);
+
+		assert_true(s * 1000 + PAV_WHEEL_TICK_PAST_MS >= t);
+		assert_true((s - 1) * 1000 + PAV_WHEEL_TICK_PAST_MS < t);
+	}
+}
+
 static void fire(struct pav_wheel_node *n, void *arg)
 {
 	(void)arg;
@@ -141,6 +164,7 @@ static void random_schedule_matches_a_model(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_time_goes_to_the_first_tick_at_or_after_it),
 		cmocka_unit_test_setup(fires_at_its_second_not_before, setup),
 		cmocka_unit_test_setup(past_deadline_fires_on_the_next_tick, setup),
 		cmocka_unit_test_setup(deadlines_past_one_lap_wait_for_their_lap, setup),
