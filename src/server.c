@@ -266,8 +266,10 @@ static int accepted_new(struct lws *wsi)
 	a->wsi = wsi;
 	a->over = pav_peer_count(a->peer) > l->max_connections_per_ip;
 	public_pending++;
+	/* never before the timeout: on the first tick at or after it */
 	pav_wheel_add(&request_wheel, &a->tw,
-		      pav_now_ms() / 1000 + l->handshake_timeout_s);
+		      pav_wheel_second_of(pav_now_ms() +
+					  (int64_t)l->handshake_timeout_s * 1000));
 	lws_set_opaque_user_data(wsi, a);
 	return 0;
 }

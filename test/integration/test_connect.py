@@ -1,4 +1,5 @@
 """The upgrade: endpoints, transports, path and Origin checks."""
+import math
 import socket
 import ssl
 import time
@@ -139,6 +140,28 @@ def test_stalled_handshake_dropped_after_handshake_timeout(make_gateway, keys):
         except ConnectionError:
             pass
         assert time.monotonic() - t0 < 5
+
+
+def test_a_handshake_within_the_timeout_is_not_cut_early(make_gateway, keys):
+    """handshake_timeout_s counts from accept: a request upgraded 1.6 s after its accept
+    (timeout 2) gets its 101.  The deadline used to be the accept's second + 2, met on that
+    second's tick: about 1.05 s after an accept 0.95 s into a second, as here."""
+    g = make_gateway([gw.public_vhost(keys, tls=False, limits={"handshake_timeout_s": 2})])
+    req = ("GET /ws?token=%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n" % g.token()).encode()
+    now = time.time()
+    time.sleep((math.floor(now) + 0.95 - now) % 1.0)
+    with socket.create_connection(("127.0.0.1", g.port()), timeout=5) as s:
+        s.sendall(req[:40])
+        time.sleep(1.6)
+        s.sendall(req[40:])
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = s.recv(4096)
+            assert data, "closed before the answer: %r" % head
+            head += data
+        assert head.startswith(b"HTTP/1.1 101"), head
 
 
 def test_no_token_in_logs_after_refused_upgrades(g):
