@@ -442,7 +442,7 @@ static const char *check_signature(const struct pav_auth *a,
 				   const char *token, jwt_alg_t alg)
 {
 	jwt_t *jwt = NULL;
-	int rc;
+	int rc, other;
 
 	if (!a->key || a->keylen == 0) /* libjwt would accept alg none */
 		return "internal error";
@@ -450,9 +450,9 @@ static const char *check_signature(const struct pav_auth *a,
 	ERR_clear_error(); /* a failed check leaves errors that TLS would see */
 	if (rc)
 		return rc == ENOMEM ? "internal error" : "bad signature";
-	rc = jwt_get_alg(jwt) != alg;
+	other = jwt_get_alg(jwt) != alg;
 	jwt_free(jwt);
-	return rc ? "algorithm not allowed" : NULL;
+	return other ? "algorithm not allowed" : NULL;
 }
 
 /* 0: absent; 1: a number within +-PAV_AUTH_MAX_TIME, in *out; -1: present

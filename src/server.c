@@ -254,6 +254,7 @@ static int accepted_new(struct lws *wsi)
 	struct pav_vhost *vh = vhost_of(wsi);
 	const struct pav_limits *l = &vh->cfg->limits;
 	struct accepted *a = calloc(1, sizeof(*a));
+	int64_t due_ms;
 
 	if (!a)
 		return -1;
@@ -267,9 +268,8 @@ static int accepted_new(struct lws *wsi)
 	a->over = pav_peer_count(a->peer) > l->max_connections_per_ip;
 	public_pending++;
 	/* never before the timeout: on the first tick at or after it */
-	pav_wheel_add(&request_wheel, &a->tw,
-		      pav_wheel_second_of(pav_now_ms() +
-					  (int64_t)l->handshake_timeout_s * 1000));
+	due_ms = pav_now_ms() + (int64_t)l->handshake_timeout_s * 1000;
+	pav_wheel_add(&request_wheel, &a->tw, pav_wheel_second_of(due_ms));
 	lws_set_opaque_user_data(wsi, a);
 	return 0;
 }

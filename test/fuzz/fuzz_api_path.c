@@ -127,12 +127,13 @@ static long reference(const char *q, const char *key, long def, long max)
 			if (v == end)
 				return -1;
 			for (; v < end; v++) {
-				unsigned long long d, m = (unsigned long long)max;
+				unsigned long long d, m = (unsigned long)max;
 
 				if (*v < '0' || *v > '9')
 					return -1;
 				d = (unsigned long long)(*v - '0');
-				if (d > m || n > (m - d) / 10) /* n * 10 + d > m */
+				/* n * 10 + d > m, without overflow */
+				if (d > m || n > (m - d) / 10)
 					return -1;
 				n = n * 10 + d;
 			}
