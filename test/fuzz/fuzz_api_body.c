@@ -27,6 +27,7 @@
 #include "api.h"
 #include "channel.h"
 #include "clock.h"
+#include "fuzz.h"
 #include "ids.h"
 #include "json_check.h"
 #include "msg.h"
@@ -39,14 +40,6 @@
 extern const struct pav_plugin pav_fuzz_plugin_notification;
 extern const struct pav_plugin pav_fuzz_plugin_chat;
 extern const struct pav_plugin pav_fuzz_plugin_presence;
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)             \
-	do {                    \
-		if (!(cond))    \
-			abort(); \
-	} while (0)
 
 static void check_text(const char *text, size_t len)
 {

@@ -23,18 +23,11 @@
 #include <string.h>
 
 #include "api.h"
+#include "fuzz.h"
 #include "ids.h"
 #include "vhost.h"
 
 #define TARGET_MAX 4200
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)             \
-	do {                    \
-		if (!(cond))    \
-			abort(); \
-	} while (0)
 
 /* The shipped plugins' routes, and two shapes a plugin may register: two
  * captures, and as many segments as a route may have. */

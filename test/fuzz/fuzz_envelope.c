@@ -23,19 +23,12 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "fuzz.h"
 #include "json_check.h"
 #include "msg.h"
 #include "pavilion/plugin.h"
 
 #define DEPTH 8
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)             \
-	do {                    \
-		if (!(cond))    \
-			abort(); \
-	} while (0)
 
 static void check_text(const char *text, size_t len)
 {
