@@ -127,6 +127,13 @@ struct script {
 	char sha[41];
 };
 
+/* A lookup of the host name again, on glibc's resolver thread. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char port[8];
+};
+
 struct pav_redis {
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
@@ -134,6 +141,8 @@ struct pav_redis {
 	struct pav_redis_events ev;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	int named;             /* cfg.host is a name, not an address */
+	struct lookup *lookup; /* of that name, running or done */
 	struct conn cmd, sub;
 	int up;
 	int depth, dying;
@@ -479,6 +488,98 @@ static int64_t backoff_ms(struct pav_redis *r, unsigned n)
 	return d / 2 + (int64_t)(rnd_next(r) % (uint64_t)(d / 2 + 1));
 }
 
+/* ---- the host name, looked up again ------------------------------------ */
+
+/*
+ * A host given by name is looked up again each time the client goes down,
+ * on glibc's resolver thread (getaddrinfo_a), so the loop never waits for
+ * DNS.  The next retry takes the answer if it has come: a Redis that came
+ * back at another address (a restarted container, a failover by DNS) is
+ * found there.  A retry before the answer, or after a failed lookup, tries
+ * the last address.
+ */
+static void addr_text(const struct sockaddr *sa, socklen_t len, char *buf,
+		      size_t size)
+{
+	if (getnameinfo(sa, len, buf, (socklen_t)size, NULL, 0, NI_NUMERICHOST))
+		snprintf(buf, size, "?");
+}
+
+static void lookup_start(struct pav_redis *r)
+{
+	struct gaicb *list[1];
+	struct lookup *l;
+	int rc;
+
+	if (!r->named || r->lookup || r->dying || !(l = calloc(1, sizeof(*l))))
+		return;
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+	snprintf(l->port, sizeof(l->port), "%d", r->cfg.port);
+	l->cb.ar_name = r->cfg.host;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	list[0] = &l->cb;
+	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (rc) {
+		rlog(PAV_LOG_WARN, "cannot look up %s again: %s", r->cfg.host,
+		     gai_strerror(rc));
+		free(l);
+		return;
+	}
+	r->lookup = l;
+}
+
+static void lookup_free(struct lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+/* Before a retry: a finished lookup's first address becomes the one. */
+static void lookup_take(struct pav_redis *r)
+{
+	struct lookup *l = r->lookup;
+	struct addrinfo *a;
+	char was[64], now[64]; /* an IPv6 address with its scope */
+	int rc;
+
+	if (!l || (rc = gai_error(&l->cb)) == EAI_INPROGRESS)
+		return;
+	r->lookup = NULL;
+	a = l->cb.ar_result;
+	addr_text((struct sockaddr *)&r->addr, r->addrlen, was, sizeof(was));
+	if (rc || !a || a->ai_addrlen > sizeof(r->addr)) {
+		rlog(PAV_LOG_WARN, "cannot look up %s again: %s; trying %s",
+		     r->cfg.host, rc ? gai_strerror(rc) : "no address", was);
+	} else if (a->ai_addrlen != r->addrlen ||
+		   memcmp(a->ai_addr, &r->addr, a->ai_addrlen)) {
+		memcpy(&r->addr, a->ai_addr, a->ai_addrlen);
+		r->addrlen = a->ai_addrlen;
+		addr_text(a->ai_addr, a->ai_addrlen, now, sizeof(now));
+		rlog(PAV_LOG_INFO, "%s now resolves to %s (was %s)",
+		     r->cfg.host, now, was);
+	}
+	lookup_free(l);
+}
+
+/* At destroy: a lookup the resolver has begun is waited for. */
+static void lookup_drop(struct pav_redis *r)
+{
+	struct lookup *l = r->lookup;
+	const struct gaicb *list[1];
+
+	if (!l)
+		return;
+	r->lookup = NULL;
+	list[0] = &l->cb;
+	if (gai_cancel(&l->cb) == EAI_NOTCANCELED)
+		while (gai_error(&l->cb) == EAI_INPROGRESS)
+			gai_suspend(list, 1, NULL);
+	lookup_free(l);
+}
+
 /* Fails every entry of c's FIFO with err (internal ones silently). */
 static void fail_fifo(struct pav_redis *r, struct conn *c, int err)
 {
@@ -643,6 +744,7 @@ static void go_down(struct pav_redis *r, int err, const char *why)
 	conn_close(&r->cmd);
 	conn_close(&r->sub);
 	lws_sul_cancel(&r->sub_retry_sul);
+	lookup_start(r);
 	sched(r, &r->retry_sul, retry_cb, backoff_ms(r, r->retry_n++));
 	fail_fifo(r, &r->sub, err);
 	fail_fifo(r, &r->cmd, err);
@@ -1087,6 +1189,7 @@ static void retry_cb(lws_sorted_usec_list_t *sul)
 	int rc;
 
 	r->depth++;
+	lookup_take(r);
 	rc = conn_open(&r->cmd);
 	if (!rc)
 		rc = conn_open(&r->sub);
@@ -1396,6 +1499,7 @@ static int resolve(struct pav_redis *r)
 	snprintf(port, sizeof(port), "%d", r->cfg.port);
 	rc = getaddrinfo(r->cfg.host, port, &hints, &res);
 	if (rc == EAI_NONAME) { /* a name: the one blocking lookup */
+		r->named = 1;
 		hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
 		rc = getaddrinfo(r->cfg.host, port, &hints, &res);
 	}
@@ -1459,6 +1563,7 @@ static void seed(struct pav_redis *r)
 
 static void free_client(struct pav_redis *r)
 {
+	lookup_drop(r);
 	pav_map_free(r->channels, free);
 	for (int i = 0; i < r->nscripts; i++)
 		free(r->scripts[i].lua);

@@ -6,7 +6,8 @@
  * pub/sub connection (subscriptions).  Single-threaded: every function
  * here must be called on the thread that services the lws context, and
  * every callback runs from that context's service loop.  Nothing blocks
- * after pav_redis_create (which resolves the host name once).
+ * after pav_redis_create (which resolves the host name), except a destroy
+ * that must wait for a lookup glibc's resolver thread has begun.
  *
  * Callbacks never run inside the call that registered them: a reply,
  * failure or confirmation comes from a later turn of the event loop.
@@ -26,8 +27,10 @@
  *
  * Reconnection: after the client is down it reconnects by itself, the
  * first retry within PAV_REDIS_BACKOFF_FIRST_MS, then backing off
- * exponentially (with jitter) up to PAV_REDIS_BACKOFF_MAX_MS.  Each new
- * connection redoes AUTH and SELECT, loads every registered script and
+ * exponentially (with jitter) up to PAV_REDIS_BACKOFF_MAX_MS.  A host
+ * given by name is looked up again (getaddrinfo_a) each time the client
+ * goes down; a retry uses the answer once it has come, else the last
+ * address.  Each new connection redoes AUTH and SELECT, loads every registered script and
  * restores every subscription before `up` is called.
  *
  * Memory is bounded: at most max_pending commands (and subscribe

@@ -264,6 +264,7 @@ class Gateway:
         self.conf_path = self.dir / "gateway.json"
         self.log_path = self.dir / "stderr.log"
         self.proc = None
+        self.prefix = []  # argv before the binary's (a wrapper that execs it)
         self.tokens_used = []  # every token handed out, for the no-token-in-logs checks
         self.write_config()
 
@@ -288,7 +289,8 @@ class Gateway:
         assert BINARY.exists(), "gateway binary not built: %s (set PAVILION_BUILD)" % BINARY
         self._log = open(self.log_path, "ab")
         t0 = int(time.time() * 1000) - 5  # Redis TIME runs on this machine's clock
-        self.proc = subprocess.Popen([str(BINARY), "-c", str(self.conf_path)], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.prefix + [str(BINARY), "-c", str(self.conf_path)],
+                                     stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log, cwd=str(self.dir))
         for v in self.config["vhosts"]:
             host, port = v["listen"].rsplit(":", 1)

@@ -28,8 +28,8 @@ class RedisError(Exception):
 class RespClient:
     """One connection speaking RESP2: call(*args) -> the decoded reply."""
 
-    def __init__(self, port, timeout=5.0, db=0, password=None, user=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, db=0, password=None, user=None, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
         if password:
             self.call("AUTH", *([user] if user else []), password)
@@ -87,9 +87,10 @@ class RespClient:
 
 
 class RedisServer:
-    def __init__(self, workdir, port=None, extra=()):
+    def __init__(self, workdir, port=None, extra=(), host="127.0.0.1"):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.host = host
         self.port = port or gw.free_port()
         self.extra = list(extra)
         self.proc = None
@@ -97,10 +98,10 @@ class RedisServer:
 
     @property
     def url(self):
-        return "redis://127.0.0.1:%d" % self.port
+        return "redis://%s:%d" % (self.host, self.port)
 
     def start(self, timeout=10.0):
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host,
                 "--save", "", "--appendonly", "no", "--dir", str(self.dir)] + self.extra
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
@@ -108,7 +109,7 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                c = RespClient(self.port, timeout=1.0)
+                c = RespClient(self.port, timeout=1.0, host=self.host)
                 try:
                     ok = c.call("PING") == "PONG"
                 except RedisError as e:
@@ -123,7 +124,7 @@ class RedisServer:
         raise AssertionError("redis-server did not start on %d" % self.port)
 
     def client(self, db=0):
-        return RespClient(self.port, db=db)
+        return RespClient(self.port, db=db, host=self.host)
 
     def call(self, *args, db=0):
         c = self.client(db)
@@ -248,6 +249,26 @@ def close_to_eof(client, timeout=5.0):
     except OSError:
         pass
     ws.close()
+
+
+def mount_namespace_available():
+    """Whether this user may run a process with files of its own over /etc (root, util-linux)."""
+    try:
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def own_etc(g, **files):
+    """Starts gateway g in a mount namespace of its own where /etc/NAME is files[NAME] (a
+    bind mount: rewriting that file in place changes what the gateway reads)."""
+    mounts = "".join('mount --bind "$%d" /etc/%s && ' % (i + 1, name)
+                     for i, name in enumerate(files))
+    g.prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                mounts + 'shift %d && exec "$@"' % len(files), "own-etc"] + \
+        [str(p) for p in files.values()]
+    return g
 
 
 def redis_available():

@@ -1,6 +1,7 @@
 """The redis store's configuration: --check connects nothing and reports URL and password
 file problems as "file: store: ..."; a password file authenticates every connection; a
-wrong password leaves the gateway unready, not dead; a database number keeps two
+wrong password leaves the gateway unready, not dead; a host name that does not resolve
+stops the start; a database number keeps two
 gateways on one server apart (pub/sub included)."""
 import pytest
 
@@ -33,6 +34,24 @@ def test_check_refuses_an_empty_password_file(tmp_path, keys, content, why):
     r = gw.check_config(g.conf_path)
     assert r.returncode != 0, r.stdout
     assert "store: password_file:" in r.stderr and why in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not rf.mount_namespace_available(),
+                    reason="needs a mount namespace (root) for a private /etc/hosts")
+def test_a_host_name_that_does_not_resolve_stops_the_start(tmp_path, keys, make_gateway):
+    """The gateway's /etc/hosts lacks the name and its resolver asks a DNS server on a
+    loopback port nobody listens on: the lookup fails at once, and so does the start."""
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    hosts.write_text("127.0.0.1 localhost\n")
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    g = make_gateway(flow_vhosts(keys), start=False,
+                     store={"backend": "redis", "url": "redis://redis.pavilion.test:6379"})
+    rf.own_etc(g, hosts=hosts, **{"resolv.conf": resolv})
+    with pytest.raises(AssertionError, match="did not listen"):
+        g.start(timeout=5)
+    assert g.proc.wait(5) != 0
+    log = g.log_text()
+    assert "cannot resolve redis.pavilion.test" in log and "url" in log, log
 
 
 def test_password_file_authenticates_and_a_wrong_one_stays_unready(make_gateway, keys, tmp_path):

@@ -1,12 +1,14 @@
 """The redis backend when things fail: a node killed with SIGKILL (its users go offline, its
-caps free up, none of its keys stay), Redis unreachable and back (with its data, and
-restarted empty), and a pub/sub connection killed or cut for its output buffer.
+caps free up, none of its keys stay), Redis unreachable and back (with its data,
+restarted empty, and at a new address of its host name), and a pub/sub connection killed
+or cut for its output buffer.
 
 Every test starts its own redis-server on a free loopback port and 2 gateways on it."""
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,13 +112,14 @@ def test_killed_node_users_go_offline_caps_free_up_and_its_keys_are_reaped(
 
 
 # ------------------------------------------------------------------ 6. Redis unreachable
-def outage_nodes(make_gateway, keys, redis, **store):
+def outage_nodes(make_gateway, keys, redis, start=True, **store):
     st = {"command_timeout_ms": 500}
     st.update(store)
-    return rf.Nodes(make_gateway, keys, redis, n=2, store=st,
-                    public_over={"websocket": {"heartbeat_interval_s": 1,
-                                               "idle_timeout_s": 60},
-                                 "history": {"zone": {"size": 20, "ttl_s": 60}}}).start()
+    nodes = rf.Nodes(make_gateway, keys, redis, n=2, store=st,
+                     public_over={"websocket": {"heartbeat_interval_s": 1,
+                                                "idle_timeout_s": 60},
+                                  "history": {"zone": {"size": 20, "ttl_s": 60}}})
+    return nodes.start() if start else nodes
 
 
 def wait_ready(nodes, status, timeout):
@@ -306,6 +309,50 @@ def test_redis_stopped_longer_than_node_ttl_takes_no_node_for_dead(make_gateway,
         assert p["status"] == "online" and p["connections"] == 1, p
     a.close()
     b.close()
+
+
+@pytest.mark.skipif(not rf.mount_namespace_available(),
+                    reason="needs a mount namespace (root) for a private /etc/hosts")
+def test_redis_given_by_name_is_found_at_its_new_address(make_gateway, keys, tmp_path):
+    """The gateway runs with its own /etc/hosts (a bind mount in a mount namespace of its
+    own). Redis moves from 127.0.0.1 to 127.0.0.2 and the file says so: the node finds it
+    there, and what its clients hold is registered again."""
+    name = "redis.pavilion.test"
+    hosts = tmp_path / "hosts"
+    system = Path("/etc/hosts").read_text()
+    hosts.write_text(system + "\n127.0.0.1 %s\n" % name)
+    old = rf.RedisServer(tmp_path / "old").start()
+    new = rf.RedisServer(tmp_path / "new", port=old.port, host="127.0.0.2")
+    try:
+        nodes = outage_nodes(make_gateway, keys, old, start=False)
+        for g in nodes.gws:
+            g.config["store"]["url"] = "redis://%s:%d" % (name, old.port)
+            g.write_config()
+            rf.own_etc(g, hosts=hosts)
+        nodes.start()
+        z = "zone:" + uid("z")
+        a = Client(nodes[0], **ALL)
+        a.subscribe(z)
+        nodes.api(1).publish(z, "tick", {"n": 1})
+        a.wait_for("tick")
+        hosts.write_text(system + "\n127.0.0.2 %s\n" % name)  # same inode: the mount sees it
+        new.start()
+        old.kill()
+        wait_ready(nodes, 200, 10)
+        for g in nodes.gws:
+            assert "%s now resolves to 127.0.0.2 (was 127.0.0.1)" % name in g.log_text(), \
+                g.log_tail()
+        a.wait_for("resync", timeout=10)
+        nodes.settle()
+        assert new.call("ZCARD", "pav:nodes") == 2
+        assert nodes.api(1).get("/v1/channels/" + z).json["subscribers"] == 1
+        r = nodes.api(1).publish(z, "tick", {"n": 2}).json
+        assert r["recipients"] == 1, r
+        assert a.wait_for("tick", timeout=5, n=2)["offset"] == 1  # Redis came empty
+        a.close()
+    finally:
+        new.kill()
+        old.kill()
 
 
 # ------------------------------------------------------------------ 7. pub/sub cut

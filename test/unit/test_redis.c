@@ -1276,6 +1276,35 @@ static void a_host_name_is_resolved_at_create(void **state)
 	assert_null(pav_redis_create(F.ctx, &c, &events));
 }
 
+/* Down, a name is looked up again on glibc's resolver thread: each retry
+ * takes the answer and the next down starts another.  A destroy while one
+ * is under way or unread must neither leak it nor free it under the thread
+ * (the sanitizer build checks).  The integration test of the Redis store
+ * moves Redis to another address. */
+static void a_host_name_is_looked_up_again_while_down(void **state)
+{
+	struct pav_redis_config c = config();
+	struct rep x;
+
+	(void)state;
+	snprintf(c.host, sizeof(c.host), "localhost");
+	connect_with(&c);
+	stop_redis();
+	WAIT_FOR(F.downs, 5000);
+	assert_int_equal(F.downs, 1);
+	run_for(400); /* a few retries fail, each after a lookup */
+	start_redis();
+	WAIT_FOR(F.ups == 2, 10000);
+	assert_int_equal(F.ups, 2);
+	sync_cmd(&x, "PING", NULL);
+	assert_string_equal(x.str, "PONG");
+	stop_redis();
+	WAIT_FOR(F.downs == 2, 5000);
+	assert_int_equal(F.downs, 2);
+	pav_redis_destroy(F.r); /* before the retry (50-100 ms) took its lookup */
+	F.r = NULL;
+}
+
 static void two_clients_share_one_context(void **state)
 {
 	struct pav_redis_config c = config();
@@ -1370,6 +1399,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(destroy_cancels_everything_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(destroy_inside_a_reply_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_host_name_is_resolved_at_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_host_name_is_looked_up_again_while_down, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(two_clients_share_one_context, setup, teardown),
 #ifdef PAV_WITH_UV
 		cmocka_unit_test_setup_teardown(works_on_a_libuv_context, setup, teardown),
