@@ -89,8 +89,9 @@ static const char *unsafe_parent(const struct stat *st, char *buf,
 /* Warns of each directory above dir (resolved) that someone besides root
  * and the gateway's user could change: they could move dir aside and put
  * their own plugins in its place.  Only a warning: a build tree is often
- * somewhere like that, and the packages install under /usr/lib. */
-static void warn_parents(const char *dir)
+ * somewhere like that, and the packages install under /usr/lib.  what
+ * names dir in the warning. */
+static void warn_parents(const char *what, const char *dir)
 {
 	char *real = realpath(dir, NULL), *slash;
 	struct stat st;
@@ -103,9 +104,9 @@ static void warn_parents(const char *dir)
 		slash[slash == real] = '\0'; /* "/x" → "/", "/x/y" → "/x" */
 		if (!stat(real, &st) && (why = unsafe_parent(&st, buf,
 							       sizeof(buf))))
-			pav_warn("plugin directory %s: %s above it is %s: "
-				 "whoever can change it can replace the "
-				 "plugins", dir, real, why);
+			pav_warn("%s: %s above it is %s: whoever can "
+				 "change it can replace the plugins", what,
+				 real, why);
 		if (slash == real)
 			break;
 	}
@@ -117,7 +118,7 @@ static int dir_ok(const char *dir)
 {
 	struct stat st;
 	const char *why;
-	char buf[96];
+	char buf[96], what[PATH_MAX + 32];
 
 	if (stat(dir, &st)) {
 		int e = errno;
@@ -139,18 +140,20 @@ static int dir_ok(const char *dir)
 			why);
 		return -EPERM;
 	}
-	warn_parents(dir);
+	snprintf(what, sizeof(what), "plugin directory %s", dir);
+	warn_parents(what, dir);
 	return 0;
 }
 
 /* A symlinked plugin: its target and the target's directory are checked
- * as the plugin itself would be.  Returns the resolved path or NULL. */
+ * as the plugin itself would be, and the directories above are warned of
+ * as a plugin directory's are.  Returns the resolved path or NULL. */
 static char *resolve_link(const char *path)
 {
 	char *real = realpath(path, NULL), *slash;
 	struct stat st;
 	const char *why = NULL;
-	char buf[96];
+	char buf[96], what[2 * PATH_MAX + 40];
 	int bad;
 
 	if (!real) {
@@ -162,6 +165,11 @@ static char *resolve_link(const char *path)
 	*slash = '\0';
 	bad = stat(*real ? real : "/", &st) ||
 	      (why = unsafe(&st, buf, sizeof(buf)));
+	if (!bad) {
+		snprintf(what, sizeof(what), "plugin %s: symlink into %s", path,
+			 *real ? real : "/");
+		warn_parents(what, *real ? real : "/");
+	}
 	*slash = '/';
 	if (bad) {
 		pav_err("plugin %s: symlink to %s, whose directory is %s: "

@@ -2,8 +2,8 @@
 some vhost enables (nothing else is opened, so no stray constructor runs, not even under
 --check), hidden files skipped, other `*.so` reported as warnings by --check; plugin files
 and directories writable by anyone but root or the gateway's user are refused, and a
-symlinked plugin is checked at its target; a directory above a plugin directory that others
-could change is warned of."""
+symlinked plugin is checked at its target; a directory above a plugin directory, or above a
+symlinked plugin's target directory, that others could change is warned of."""
 import json
 import os
 import shutil
@@ -241,6 +241,30 @@ def test_symlinked_plugin_into_group_writable_directory_refused(binary, keys, tm
     p, _ = write_config(tmp_path, keys, [d])
     gw.refused_everywhere(p, "plugin %s: symlink to %s, whose directory is group-writable: refused"
                           % (d / "example.so", real / "example.so"))
+
+
+def test_a_directory_above_a_symlinked_plugin_s_target_is_warned_of(make_gateway, keys,
+                                                                    tmp_path):
+    """The target's directory passes, but the one above it is group-writable: whoever can
+    write there can swap the target's directory. A warning, as for a plugin directory's
+    parents; the plugin still loads."""
+    top = tmp_path / "g"
+    top.mkdir()
+    real = plugin_dir(top, "real")
+    os.chmod(top, 0o775)
+    d = plugin_dir(tmp_path, plugins=())
+    (d / "example.so").symlink_to(real / "example.so")
+    p, _ = write_config(tmp_path, keys, [d])
+    line = ("plugin %s: symlink into %s: %s above it is group-writable: whoever can change it "
+            "can replace the plugins" % (d / "example.so", real, top))
+    r = gw.check_config(p)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if line in l]
+    assert len(lines) == 1 and "warn" in lines[0], r.stderr
+    assert not [l for l in r.stderr.splitlines() if "above it" in l and line not in l], r.stderr
+    g = make_gateway([gw.public_vhost(keys, tls=False)], plugin_dirs=[d])
+    echo_works(g)
+    assert line in g.log_text(), g.log_tail()
 
 
 def test_symlinked_plugin_to_writable_file_refused(binary, keys, tmp_path):
