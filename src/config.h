@@ -38,6 +38,8 @@ struct pav_store_config {
 	char **urls;       /* redis: "url", or every "shards" entry */
 	size_t nurls;
 	char *password_file; /* redis: optional */
+	char *tls_ca_file;   /* rediss: optional (the system's CAs) */
+	char *tls_cert_file, *tls_key_file; /* rediss: optional, together */
 	int node_ttl_s;      /* redis: 10 */
 	int command_timeout_ms; /* redis: 2000 */
 	size_t inbox_size;   /* notifications per user: 500 */

@@ -78,8 +78,8 @@ static const char *check_origin(const char *s)
 
 static const char *check_redis_url(const char *s)
 {
-	if (strncmp(s, "redis://", 8))
-		return "must start with \"redis://\"";
+	if (strncmp(s, "redis://", 8) && strncmp(s, "rediss://", 9))
+		return "must start with \"redis://\" (or \"rediss://\", TLS)";
 	return NULL;
 }
 
@@ -867,7 +867,10 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const store_backends[] = {"memory", "redis", NULL};
 static const char *const redis_only[] = {"url", "shards", "password_file",
 					 "node_ttl_s", "command_timeout_ms",
-					 NULL};
+					 "tls_ca_file", "tls_cert_file",
+					 "tls_key_file", NULL};
+static const char *const tls_keys[] = {"tls_ca_file", "tls_cert_file",
+				       "tls_key_file", NULL};
 static const char *const event_loops[] = {"ev", "poll", "uv", NULL};
 
 void pav_cfg_log_reset(void *base)
@@ -894,6 +897,9 @@ void pav_cfg_store_reset(void *base)
 	free(st->backend);
 	pav_cfg_free_strv(st->urls, st->nurls);
 	free(st->password_file);
+	free(st->tls_ca_file);
+	free(st->tls_cert_file);
+	free(st->tls_key_file);
 	memset(st, 0, sizeof(*st));
 	st->inbox_size = PAV_DEF_INBOX_SIZE;
 	st->node_ttl_s = PAV_DEF_NODE_TTL_S;
@@ -943,7 +949,18 @@ static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 	if (!redis)
 		return refuse_keys(c, obj, redis_only, path,
 				   "only for \"backend\": \"redis\"");
-	return 0;
+	if (!st->tls_cert_file != !st->tls_key_file) {
+		pav_cfg_join(sub, path, st->tls_cert_file ? "tls_key_file"
+							  : "tls_cert_file");
+		return pav_cfg_fail(c, -EINVAL, sub, "required with \"%s\"",
+				    st->tls_cert_file ? "tls_cert_file"
+						      : "tls_key_file");
+	}
+	for (size_t i = 0; i < st->nurls; i++)
+		if (!strncmp(st->urls[i], "rediss://", 9))
+			return 0;
+	return refuse_keys(c, obj, tls_keys, path,
+			   "only with a rediss:// URL (TLS)");
 }
 
 #define ST(m) offsetof(struct pav_config, store.m)
@@ -952,6 +969,9 @@ static const struct pav_cfg_field store_fields[] = {
 	PAV_CFG_CUSTOM("url", parse_store_url),
 	PAV_CFG_STRV("shards", ST(urls), ST(nurls), 1, check_redis_url),
 	PAV_CFG_FILE("password_file", ST(password_file)),
+	PAV_CFG_FILE("tls_ca_file", ST(tls_ca_file)),
+	PAV_CFG_FILE("tls_cert_file", ST(tls_cert_file)),
+	PAV_CFG_FILE("tls_key_file", ST(tls_key_file)),
 	PAV_CFG_INT("node_ttl_s", ST(node_ttl_s), 2, 3600),
 	PAV_CFG_INT("command_timeout_ms", ST(command_timeout_ms), 50, 60000),
 	PAV_CFG_SIZE("inbox_size", ST(inbox_size), 1, 100000),

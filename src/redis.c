@@ -9,6 +9,9 @@
  * (redisReader).  Not a raw *socket*: lws' raw-socket role reads one
  * service buffer (4 KiB by default) per poll round, a thousand rounds for
  * a 4 MB reply; here one callback reads up to READS_PER_CALLBACK chunks.
+ * With rediss:// the same socket carries TLS: OpenSSL (non-blocking, on
+ * the socket itself) shakes hands after the connect and before AUTH, and
+ * conn_send/conn_recv are SSL_write/SSL_read.
  *
  * Two lws 4.1 facts shape the write path: (1) after a raw file's
  * writable callback lws clears POLLOUT, so interest armed inside that
@@ -46,7 +49,10 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "clock.h"
 #include "log.h"
@@ -114,6 +120,10 @@ struct conn {
 	int health_out;     /* a PING/PROBE is unanswered */
 	int want_write, in_writable;
 	lws_sorted_usec_list_t rearm_sul;
+	SSL *ssl;           /* rediss: from the connect on */
+	int tls_up;         /* its handshake is done */
+	int read_wants_write, write_wants_read; /* SSL asked for the other */
+	char tls_why[160];  /* the last TLS error, for the log */
 };
 
 struct channel {
@@ -163,6 +173,7 @@ struct pav_redis {
 
 static void conn_fail(struct conn *c, int err, const char *why);
 static void tick_cb(lws_sorted_usec_list_t *sul);
+static void tls_step(struct conn *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -336,7 +347,7 @@ static void rearm_cb(lws_sorted_usec_list_t *sul)
 {
 	struct conn *c = lws_container_of(sul, struct conn, rearm_sul);
 
-	if (out_pending(&c->out))
+	if (out_pending(&c->out) || c->read_wants_write)
 		arm_write(c);
 }
 
@@ -382,20 +393,114 @@ static int send_internal(struct conn *c, enum pend_kind kind, int argc,
 	return rc;
 }
 
+/* ---- the socket, plain or TLS (rediss://) ------------------------------- */
+
+/* Why a TLS call failed, into c->tls_why.  The error queue is emptied: it
+ * is the thread's, and one connection's errors must not be read as the
+ * next one's. */
+static const char *tls_error(struct conn *c)
+{
+	unsigned long e = ERR_peek_last_error();
+	long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+	const char *why = e ? ERR_reason_error_string(e) : NULL;
+
+	if (v != X509_V_OK)
+		snprintf(c->tls_why, sizeof(c->tls_why), "TLS: the server's "
+			 "certificate: %s", X509_verify_cert_error_string(v));
+	else if (e)
+		snprintf(c->tls_why, sizeof(c->tls_why), "TLS: %s",
+			 why ? why : "an OpenSSL error");
+	else
+		snprintf(c->tls_why, sizeof(c->tls_why), "TLS: %s",
+			 errno ? strerror(errno) : "the connection closed");
+	ERR_clear_error();
+	return c->tls_why;
+}
+
+/* send() or SSL_write(): bytes written, -EAGAIN, or another -errno
+ * (-EPROTO: TLS, the reason in c->tls_why). */
+static ssize_t conn_send(struct conn *c, const char *p, size_t n)
+{
+	int k;
+
+	if (!c->ssl) {
+		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+
+		return w >= 0 ? w : -errno;
+	}
+	ERR_clear_error();
+	k = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+	if (k > 0)
+		return k;
+	switch (SSL_get_error(c->ssl, k)) {
+	case SSL_ERROR_WANT_WRITE:
+		return -EAGAIN;
+	case SSL_ERROR_WANT_READ: /* the next readable event writes on */
+		c->write_wants_read = 1;
+		return -EAGAIN;
+	default:
+		tls_error(c);
+		return -EPROTO;
+	}
+}
+
+/* recv() or SSL_read(): bytes read, 0 at the end, -EAGAIN, or another
+ * -errno (-EPROTO: TLS, the reason in c->tls_why). */
+static ssize_t conn_recv(struct conn *c, char *buf, size_t n)
+{
+	int k;
+
+	if (!c->ssl) {
+		ssize_t got = recv(c->fd, buf, n, 0);
+
+		return got >= 0 ? got : -errno;
+	}
+	ERR_clear_error();
+	k = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+	if (k > 0)
+		return k;
+	switch (SSL_get_error(c->ssl, k)) {
+	case SSL_ERROR_WANT_READ:
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE: /* the next writable event reads on */
+		c->read_wants_write = 1;
+		arm_write(c);
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (!ERR_peek_error())
+			return errno ? -errno : 0;
+		/* fall through */
+	default:
+		tls_error(c);
+		return -EPROTO;
+	}
+}
+
+/* A failed conn_send or conn_recv, in words. */
+static const char *io_why(const struct conn *c, ssize_t n)
+{
+	if (!n)
+		return "closed by the server";
+	return n == -EPROTO && c->ssl ? c->tls_why : strerror((int)-n);
+}
+
 static void flush(struct conn *c)
 {
 	struct outbuf *o = &c->out;
 
+	if (c->ssl && !c->tls_up)
+		return; /* the TLS handshake first */
 	while (out_pending(o)) {
-		ssize_t n = send(c->fd, o->data + o->off, out_pending(o),
-				 MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, o->data + o->off, out_pending(o));
 
 		if (n > 0) {
 			o->off += (size_t)n;
-		} else if (!n || errno == EAGAIN || errno == EWOULDBLOCK) {
+		} else if (n == -EAGAIN) {
 			return;
-		} else if (errno != EINTR) {
-			conn_fail(c, -EIO, strerror(errno));
+		} else if (n != -EINTR) {
+			conn_fail(c, -EIO, io_why(c, n));
 			return;
 		}
 	}
@@ -415,6 +520,10 @@ static void conn_close(struct conn *c)
 	}
 	c->wsi = NULL;
 	c->fd = -1;
+	SSL_free(c->ssl); /* lws closes the socket: no close_notify */
+	c->ssl = NULL;
+	c->tls_up = 0;
+	c->read_wants_write = c->write_wants_read = 0;
 	lws_sul_cancel(&c->rearm_sul);
 	if (c->reader)
 		redisReaderFree(c->reader);
@@ -715,8 +824,8 @@ static void maybe_up(struct pav_redis *r)
 		r->up = 1;
 		r->retry_n = 0;
 		r->next_health = now_ms() + r->cfg.probe_interval_ms;
-		rlog(PAV_LOG_INFO, "connected to %s:%d", r->cfg.host,
-		     r->cfg.port);
+		rlog(PAV_LOG_INFO, "connected to %s:%d%s", r->cfg.host,
+		     r->cfg.port, r->cfg.tls ? " (TLS)" : "");
 		if (r->ev.up)
 			r->ev.up(r->ev.arg);
 	} else if (r->sub_replaced) {
@@ -1012,16 +1121,19 @@ static int on_readable(struct conn *c)
 	static char buf[READ_CHUNK]; /* single-threaded by contract */
 	struct lws *wsi = c->wsi;
 
+	if (c->ssl && !c->tls_up) {
+		tls_step(c);
+		return c->wsi == wsi ? 0 : -1;
+	}
 	for (int i = 0; i < READS_PER_CALLBACK; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		ssize_t n = conn_recv(c, buf, sizeof(buf));
 
-		if (n < 0 && errno == EINTR)
+		if (n == -EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -EAGAIN)
 			break;
 		if (n <= 0) {
-			conn_fail(c, -EIO, n ? strerror(errno)
-					     : "closed by the server");
+			conn_fail(c, -EIO, io_why(c, n));
 			break;
 		}
 		c->last_rx = now_ms();
@@ -1031,9 +1143,17 @@ static int on_readable(struct conn *c)
 		}
 		c->unparsed += (size_t)n;
 		drain(c, wsi);
-		/* a short read emptied the socket: poll tells us of more */
-		if (c->wsi != wsi || c->r->dying || (size_t)n < sizeof(buf))
+		/* a short read emptied the socket: poll tells us of more.  Not
+		 * so over TLS, where one read is one record (16 KiB at most);
+		 * and as OpenSSL reads no further than the record it was asked
+		 * for, what is left is in the socket, where poll sees it. */
+		if (c->wsi != wsi || c->r->dying ||
+		    (!c->ssl && (size_t)n < sizeof(buf)))
 			break;
+	}
+	if (c->wsi == wsi && c->write_wants_read && !c->r->dying) {
+		c->write_wants_read = 0;
+		flush(c);
 	}
 	return c->wsi == wsi ? 0 : -1;
 }
@@ -1096,16 +1216,9 @@ static int sub_setup(struct conn *c)
 	return 0;
 }
 
-/* The non-blocking connect is over: did it work? */
-static void connected(struct conn *c)
+/* Connected (and TLS up): AUTH, SELECT, scripts or subscriptions. */
+static void setup_begin(struct conn *c)
 {
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
-		conn_fail(c, -EIO, strerror(err ? err : errno));
-		return;
-	}
 	c->state = CS_HANDSHAKE;
 	c->last_rx = now_ms();
 	if ((c == &c->r->cmd ? cmd_setup(c) : sub_setup(c))) {
@@ -1116,18 +1229,88 @@ static void connected(struct conn *c)
 		conn_ready(c);
 }
 
+/* The server's certificate must be valid for the URL's host: its name (also
+ * sent as SNI) or its address. */
+static int tls_begin(struct conn *c)
+{
+	const struct pav_redis *r = c->r;
+	X509_VERIFY_PARAM *vp;
+
+	c->ssl = SSL_new(r->cfg.tls_ctx);
+	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
+		return -ENOMEM;
+	vp = SSL_get0_param(c->ssl);
+	X509_VERIFY_PARAM_set_hostflags(vp,
+					X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (r->named ? !SSL_set_tlsext_host_name(c->ssl, r->cfg.host) ||
+			       !X509_VERIFY_PARAM_set1_host(vp, r->cfg.host, 0)
+		     : !X509_VERIFY_PARAM_set1_ip_asc(vp, r->cfg.host))
+		return -ENOMEM;
+	SSL_set_connect_state(c->ssl);
+	return 0;
+}
+
+/* The TLS handshake, a step per readable or writable event. */
+static void tls_step(struct conn *c)
+{
+	int k;
+
+	ERR_clear_error();
+	k = SSL_do_handshake(c->ssl);
+	if (k == 1) {
+		c->tls_up = 1;
+		setup_begin(c);
+		return;
+	}
+	switch (SSL_get_error(c->ssl, k)) {
+	case SSL_ERROR_WANT_READ:
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		c->read_wants_write = 1; /* on_writable steps on */
+		arm_write(c);
+		return;
+	default:
+		conn_fail(c, -EIO, tls_error(c));
+	}
+}
+
+/* The non-blocking connect is over: did it work? */
+static void connected(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+		conn_fail(c, -EIO, strerror(err ? err : errno));
+		return;
+	}
+	if (!c->r->cfg.tls) {
+		setup_begin(c);
+		return;
+	}
+	if (tls_begin(c)) {
+		conn_fail(c, -EIO, "TLS: cannot set up the connection");
+		return;
+	}
+	tls_step(c);
+}
+
 static int on_writable(struct conn *c)
 {
 	struct lws *wsi = c->wsi;
+	int read_on = c->read_wants_write;
 
 	c->want_write = 0;
 	c->in_writable = 1;
-	if (c->state == CS_CONNECTING)
+	c->read_wants_write = 0;
+	if (c->state == CS_CONNECTING && !c->ssl)
 		connected(c);
+	else if (read_on) /* the TLS handshake, or a read that must write */
+		on_readable(c);
 	if (c->wsi == wsi && !c->r->dying)
 		flush(c);
 	c->in_writable = 0;
-	if (c->wsi == wsi && out_pending(&c->out))
+	if (c->wsi == wsi && (out_pending(&c->out) || c->read_wants_write))
 		sched(c->r, &c->rearm_sul, rearm_cb, 0);
 	return c->wsi == wsi ? 0 : -1;
 }
@@ -1463,9 +1646,12 @@ int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 	int rc;
 
 	pav_redis_config_defaults(cfg);
-	if (!url || strncmp(url, "redis://", 8))
-		return url_fail(err, errlen, "the URL must start with redis://");
-	p = url + 8;
+	if (url && !strncmp(url, "rediss://", 9))
+		cfg->tls = 1;
+	else if (!url || strncmp(url, "redis://", 8))
+		return url_fail(err, errlen, "the URL must start with redis:// "
+				"(or rediss://, TLS)");
+	p = url + 8 + cfg->tls;
 	rc = parse_userinfo(&p, cfg, &why);
 	if (!rc && strpbrk(p, "?#"))
 		rc = -EINVAL, why = "no query or fragment allowed";
@@ -1483,6 +1669,65 @@ int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 		return url_fail(err, errlen, why);
 	}
 	return 0;
+}
+
+/* "key: path: what (OpenSSL's reason)" into err; ctx is freed. */
+static SSL_CTX *tls_ctx_fail(SSL_CTX *ctx, const char *key, const char *path,
+			     const char *what, char *err, size_t errlen)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *why = e ? ERR_reason_error_string(e) : NULL;
+
+	snprintf(err, errlen, "%s: %s: %s%s%s%s", key, path, what,
+		 why ? " (" : "", why ? why : "", why ? ")" : "");
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *pav_redis_tls_ctx(const char *ca_file, const char *cert_file,
+			   const char *key_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	if (!cert_file != !key_file) {
+		snprintf(err, errlen, "tls_cert_file and tls_key_file go "
+			 "together");
+		return NULL;
+	}
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		snprintf(err, errlen, "tls: out of memory");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* a retried write may start further on in a buffer grown since */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Redis closes without close_notify; RESP shows a cut reply itself */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (ca_file ? SSL_CTX_load_verify_file(ctx, ca_file) != 1
+		    : SSL_CTX_set_default_verify_paths(ctx) != 1)
+		return tls_ctx_fail(ctx, "tls_ca_file", ca_file ? ca_file :
+				    "(the system's)", "no usable PEM "
+				    "certificates", err, errlen);
+	if (cert_file &&
+	    SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
+		return tls_ctx_fail(ctx, "tls_cert_file", cert_file,
+				    "not a usable PEM certificate chain", err,
+				    errlen);
+	if (key_file && SSL_CTX_use_PrivateKey_file(ctx, key_file,
+						    SSL_FILETYPE_PEM) != 1)
+		return tls_ctx_fail(ctx, "tls_key_file", key_file,
+				    "not a usable PEM private key of "
+				    "tls_cert_file", err, errlen);
+	if (cert_file && SSL_CTX_check_private_key(ctx) != 1)
+		return tls_ctx_fail(ctx, "tls_key_file", key_file,
+				    "not the private key of tls_cert_file",
+				    err, errlen);
+	return ctx;
 }
 
 /* ---- creating and destroying ------------------------------------------------- */
@@ -1531,7 +1776,8 @@ static struct lws_vhost *our_vhost(struct lws_context *ctx)
 static int config_ok(const struct pav_redis_config *cfg)
 {
 	return cfg->host[0] && memchr(cfg->host, '\0', sizeof(cfg->host)) &&
-	       cfg->port > 0 && cfg->port <= 65535 && cfg->db >= 0;
+	       cfg->port > 0 && cfg->port <= 65535 && cfg->db >= 0 &&
+	       (!cfg->tls || cfg->tls_ctx);
 }
 
 static void apply_defaults(struct pav_redis_config *c)
@@ -1564,6 +1810,8 @@ static void seed(struct pav_redis *r)
 static void free_client(struct pav_redis *r)
 {
 	lookup_drop(r);
+	if (r->cfg.tls)
+		SSL_CTX_free(r->cfg.tls_ctx);
 	pav_map_free(r->channels, free);
 	for (int i = 0; i < r->nscripts; i++)
 		free(r->scripts[i].lua);
@@ -1589,6 +1837,10 @@ static struct pav_redis *client_new(struct lws_context *ctx,
 	r->ctx = ctx;
 	r->cfg = *cfg;
 	r->cfg.password = NULL;
+	if (!r->cfg.tls)
+		r->cfg.tls_ctx = NULL;
+	else if (!SSL_CTX_up_ref(r->cfg.tls_ctx))
+		r->cfg.tls = 0, r->cfg.tls_ctx = NULL; /* config_ok refused */
 	apply_defaults(&r->cfg);
 	if (ev)
 		r->ev = *ev;

@@ -3,7 +3,8 @@
  *
  * One client keeps two TCP connections to one Redis server: a command
  * connection (pipelined commands, Lua scripts, health checks) and a
- * pub/sub connection (subscriptions).  Single-threaded: every function
+ * pub/sub connection (subscriptions), both over TLS for a rediss:// URL
+ * (the server's certificate verified).  Single-threaded: every function
  * here must be called on the thread that services the lws context, and
  * every callback runs from that context's service loop.  Nothing blocks
  * after pav_redis_create (which resolves the host name), except a destroy
@@ -46,6 +47,7 @@
 #include <stddef.h>
 
 #include <hiredis/hiredis.h> /* struct redisReply, REDIS_REPLY_* */
+#include <openssl/ssl.h>     /* SSL_CTX */
 
 struct lws_context;
 
@@ -68,6 +70,9 @@ struct pav_redis_config {
 	size_t max_pending;     /* 0: the default */
 	int probe_interval_ms;  /* <= 0: the default; at most half the timeout */
 	size_t max_buffer_bytes; /* 0: the default */
+	int tls;                /* "rediss://": TLS, the server verified */
+	SSL_CTX *tls_ctx;       /* with tls: from pav_redis_tls_ctx (the
+				 * client takes a reference of its own) */
 };
 
 /* Fills cfg with the defaults (host "127.0.0.1", port 6379, db 0). */
@@ -75,6 +80,7 @@ void pav_redis_config_defaults(struct pav_redis_config *cfg);
 
 /*
  * "redis://[[user]:password@]host[:port][/db]", or "redis://user@..."
+ * ("rediss://...": cfg->tls, and the caller sets cfg->tls_ctx)
  * (the password from elsewhere) -> cfg (defaults for the rest).  host may
  * be "[v6 address]"; user and password may be %-encoded.  Returns 0,
  * or -EINVAL with a reason in err, or -ENOMEM.  On success cfg->password
@@ -82,6 +88,15 @@ void pav_redis_config_defaults(struct pav_redis_config *cfg);
  */
 int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 			char *err, size_t errlen);
+/*
+ * The TLS context of rediss:// clients: the server's certificate must chain
+ * to ca_file's certificates (NULL: the system's) and name the URL's host;
+ * cert_file (a PEM chain) and key_file, both or neither, are the client's
+ * own for a server that asks (Redis' tls-auth-clients).  TLS 1.2 or later.
+ * NULL with "key: file: reason" in err.  Free it with SSL_CTX_free.
+ */
+SSL_CTX *pav_redis_tls_ctx(const char *ca_file, const char *cert_file,
+			   const char *key_file, char *err, size_t errlen);
 /* Wipes and frees cfg->password (set to NULL). */
 void pav_redis_config_clear(struct pav_redis_config *cfg);
 

@@ -1111,12 +1111,32 @@ void pav_rb_destroy(void *self)
 	free(b);
 }
 
+/* The rediss:// servers' TLS context (none without one), made under
+ * --check too so that its files are read. */
+static int tls_setup(const struct pav_store_config *cfg,
+		     struct pav_redis_config *rc, SSL_CTX **ctx, char *err,
+		     size_t errlen)
+{
+	for (size_t i = 0; i < cfg->nurls; i++) {
+		if (!rc[i].tls)
+			continue;
+		if (!*ctx && !(*ctx = pav_redis_tls_ctx(cfg->tls_ca_file,
+							cfg->tls_cert_file,
+							cfg->tls_key_file,
+							err, errlen)))
+			return -EINVAL;
+		rc[i].tls_ctx = *ctx;
+	}
+	return 0;
+}
+
 static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
 		    const struct pav_backend_env *env, char *err,
 		    size_t errlen)
 {
 	struct pav_redis_config *rc = calloc(cfg->nurls, sizeof(*rc));
 	char *password = NULL;
+	SSL_CTX *tls = NULL;
 	int rc_err = rc ? 0 : -ENOMEM;
 
 	if (!rc_err && cfg->password_file)
@@ -1124,8 +1144,11 @@ static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
 				       errlen);
 	if (!rc_err)
 		rc_err = parse_urls(b, cfg, rc, password, err, errlen);
+	if (!rc_err)
+		rc_err = tls_setup(cfg, rc, &tls, err, errlen);
 	if (!rc_err && env->lws)
 		rc_err = clients_create(b, env->lws, rc, err, errlen);
+	SSL_CTX_free(tls); /* each client holds its own reference */
 	for (size_t i = 0; rc && i < cfg->nurls; i++) {
 		if (rc[i].password == password)
 			rc[i].password = NULL;

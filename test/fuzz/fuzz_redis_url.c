@@ -4,9 +4,10 @@
  * pav_redis_parse_url.  Checked:
  *
  * - a refused URL has a reason and leaves no password allocated;
- * - an accepted one has a host, a port 1..65535 and a db 0..65535, and
- *   written again (user and password %-encoded, the host in brackets when
- *   it needs them) it parses to the same fields.
+ * - an accepted one has a host, a port 1..65535 and a db 0..65535, no TLS
+ *   context (the caller's to set), and written again (the same scheme,
+ *   user and password %-encoded, the host in brackets when it needs them)
+ *   it parses to the same fields, TLS or not included.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
@@ -42,7 +43,7 @@ static size_t put_encoded(char *out, size_t at, const char *s)
 
 static void write_url(const struct pav_redis_config *c, char *out)
 {
-	size_t at = (size_t)sprintf(out, "redis://");
+	size_t at = (size_t)sprintf(out, "redis%s://", c->tls ? "s" : "");
 	int brackets = c->host[0] == '[' || strchr(c->host, ':');
 
 	at = put_encoded(out, at, c->user);
@@ -61,7 +62,8 @@ static int same(const struct pav_redis_config *a,
 {
 	if (!a->password != !b->password)
 		return 0;
-	return !strcmp(a->host, b->host) && a->port == b->port &&
+	return a->tls == b->tls && !strcmp(a->host, b->host) &&
+	       a->port == b->port &&
 	       a->db == b->db && !strcmp(a->user, b->user) &&
 	       (!a->password || !strcmp(a->password, b->password));
 }
@@ -83,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto done;
 	}
 	if (!c.host[0] || c.port < 1 || c.port > 65535 || c.db < 0 ||
-	    c.db > 65535 || strlen(c.user) >= sizeof(c.user))
+	    c.db > 65535 || strlen(c.user) >= sizeof(c.user) || c.tls_ctx ||
+	    (c.tls != 0 && c.tls != 1) || c.tls != !strncmp(url, "rediss", 6))
 		abort();
 	write_url(&c, out);
 	if (pav_redis_parse_url(out, &again, err, sizeof(err)) ||

@@ -316,13 +316,19 @@ class Gateway:
         pw = self.config["store"].get("password_file")
         pw = Path(pw).read_text().splitlines()[0] if pw else None
         pw = pw or (urllib.parse.unquote(url.password) if url.password else None)
+        tls = None
+        if url.scheme == "rediss":  # as the gateway does: its CA, its client certificate
+            st = self.config["store"]
+            tls = ssl.create_default_context(cafile=st.get("tls_ca_file"))
+            if st.get("tls_cert_file"):
+                tls.load_cert_chain(st["tls_cert_file"], st["tls_key_file"])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("gateway exited %r; stderr:\n%s" % (self.proc.returncode, self.log_tail()))
             try:
                 c = redisfix.RespClient(port, timeout=1.0, db=int(db or 0), password=pw,
-                                        user=user)
+                                        user=user, tls=tls)
                 try:
                     if c.call("ZCOUNT", "pav:nodes", since_ms, "+inf"):
                         time.sleep(0.02)  # its reply is on the way to it

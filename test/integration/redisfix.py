@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -28,8 +29,11 @@ class RedisError(Exception):
 class RespClient:
     """One connection speaking RESP2: call(*args) -> the decoded reply."""
 
-    def __init__(self, port, timeout=5.0, db=0, password=None, user=None, host="127.0.0.1"):
+    def __init__(self, port, timeout=5.0, db=0, password=None, user=None, host="127.0.0.1",
+                 tls=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls:  # an ssl.SSLContext
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buf = b""
         if password:
             self.call("AUTH", *([user] if user else []), password)
@@ -87,10 +91,13 @@ class RespClient:
 
 
 class RedisServer:
-    def __init__(self, workdir, port=None, extra=(), host="127.0.0.1"):
+    def __init__(self, workdir, port=None, extra=(), host="127.0.0.1", tls=None):
+        """tls: {"cert": path, "key": path, "ca": path, "auth_clients": bool}: a TLS port
+        only, with that certificate, asking clients for one signed by "ca" if auth_clients."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = host
+        self.tls = tls
         self.port = port or gw.free_port()
         self.extra = list(extra)
         self.proc = None
@@ -98,18 +105,37 @@ class RedisServer:
 
     @property
     def url(self):
-        return "redis://%s:%d" % (self.host, self.port)
+        return "redis%s://%s:%d" % ("s" if self.tls else "", self.host, self.port)
+
+    def _tls_args(self):
+        t = self.tls
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(t["cert"]),
+                "--tls-key-file", str(t["key"]), "--tls-ca-cert-file", str(t["ca"]),
+                "--tls-auth-clients", "yes" if t.get("auth_clients") else "no"]
+
+    def _client_tls(self):
+        """The fixture's own clients: they trust the server's certificate, whatever host it
+        names, and show the client certificate the server asks for."""
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.tls["cert"]))
+        ctx.check_hostname = False  # the tests serve certificates of other hosts too
+        if self.tls.get("auth_clients"):
+            ctx.load_cert_chain(str(self.tls["client_cert"]), str(self.tls["client_key"]))
+        return ctx
 
     def start(self, timeout=10.0):
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host,
                 "--save", "", "--appendonly", "no", "--dir", str(self.dir)] + self.extra
+        if self.tls:
+            args += self._tls_args()
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=self._log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                c = RespClient(self.port, timeout=1.0, host=self.host)
+                c = RespClient(self.port, timeout=1.0, host=self.host, tls=self._client_tls())
                 try:
                     ok = c.call("PING") == "PONG"
                 except RedisError as e:
@@ -124,7 +150,7 @@ class RedisServer:
         raise AssertionError("redis-server did not start on %d" % self.port)
 
     def client(self, db=0):
-        return RespClient(self.port, db=db, host=self.host)
+        return RespClient(self.port, db=db, host=self.host, tls=self._client_tls())
 
     def call(self, *args, db=0):
         c = self.client(db)

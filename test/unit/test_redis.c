@@ -356,6 +356,23 @@ static void url_forms_are_parsed(void **state)
 	assert_int_equal(c.command_timeout_ms, 2000);
 	assert_int_equal(c.max_pending, 10000);
 	assert_int_equal(c.probe_interval_ms, 1000);
+	assert_int_equal(c.tls, 0);
+
+	/* rediss: TLS, the rest as redis:// */
+	assert_int_equal(pav_redis_parse_url("rediss://u:pw@cache.local:6380/4",
+					     &c, err, sizeof(err)), 0);
+	assert_int_equal(c.tls, 1);
+	assert_string_equal(c.host, "cache.local");
+	assert_int_equal(c.port, 6380);
+	assert_int_equal(c.db, 4);
+	assert_string_equal(c.user, "u");
+	assert_string_equal(c.password, "pw");
+	assert_null(c.tls_ctx); /* the caller's to set */
+	pav_redis_config_clear(&c);
+	assert_int_equal(pav_redis_parse_url("rediss://[::1]", &c, err,
+					     sizeof(err)), 0);
+	assert_int_equal(c.tls, 1);
+	assert_string_equal(c.host, "::1");
 
 	assert_int_equal(pav_redis_parse_url("redis://:s3cr%40t@cache.local:6380/2",
 					     &c, err, sizeof(err)), 0);
@@ -409,7 +426,8 @@ static void bad_urls_are_refused_with_a_reason(void **state)
 		"redis://h:", "redis://h/abc", "redis://h/-1",
 		"redis://h/1?x=1", "redis://h#f", "redis://[::1",
 		"redis://[::1]x", "redis://:%zz@h", "redis://:%00@h",
-		"redis://:%4@h",
+		"redis://:%4@h", "rediss://", "redisss://h", "REDIS://h",
+		"rediss:/h", "redis:/h",
 	};
 
 	(void)state;
@@ -422,6 +440,30 @@ static void bad_urls_are_refused_with_a_reason(void **state)
 		assert_true(err[0] != '\0');
 		assert_null(c.password);
 	}
+}
+
+static void tls_contexts_are_made_or_refused_with_a_reason(void **state)
+{
+	struct pav_redis_config c;
+	char err[256] = "";
+	SSL_CTX *ctx = pav_redis_tls_ctx(NULL, NULL, NULL, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(ctx); /* the system's certificates */
+	SSL_CTX_free(ctx);
+	assert_null(pav_redis_tls_ctx(NULL, "/nonexistent/c.pem", NULL, err,
+				      sizeof(err)));
+	assert_non_null(strstr(err, "together"));
+	assert_null(pav_redis_tls_ctx("/nonexistent/ca.pem", NULL, NULL, err,
+				      sizeof(err)));
+	assert_non_null(strstr(err, "tls_ca_file: /nonexistent/ca.pem: "));
+	assert_null(pav_redis_tls_ctx(NULL, "/nonexistent/c.pem",
+				      "/nonexistent/k.pem", err, sizeof(err)));
+	assert_non_null(strstr(err, "tls_cert_file: /nonexistent/c.pem: "));
+	/* rediss:// without a context is a configuration a client refuses */
+	assert_int_equal(pav_redis_parse_url("rediss://127.0.0.1", &c, err,
+					     sizeof(err)), 0);
+	assert_null(pav_redis_create(F.ctx, &c, &events));
 }
 
 static void unescape_decodes_in_place_and_refuses_bad_escapes(void **state)
@@ -1398,6 +1440,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(evalsha_recovers_from_noscript, setup, teardown),
 		cmocka_unit_test_setup_teardown(destroy_cancels_everything_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(destroy_inside_a_reply_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(tls_contexts_are_made_or_refused_with_a_reason,
+						setup_no_redis, teardown),
 		cmocka_unit_test_setup_teardown(a_host_name_is_resolved_at_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_host_name_is_looked_up_again_while_down, setup,
 						teardown),
