@@ -5,6 +5,8 @@
 # outputs and a summary (deliveries/s over both, p50/p99 per process).
 #   redis-fanout.sh [N] [M]          (10000, 100)
 #   PAV_BUILD  build directory (default: build)
+#   REDIS_TLS=1  Redis on a TLS port only, the gateways on rediss:// (a
+#                certificate made for the run)
 # A benchmark, not a test: nothing is asserted but "missing: 0".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,10 +42,25 @@ val() { grep -E "^$1: " "$2" | head -n 1 | awk '{print $2}'; }
 
 # ---- two processes on one Redis
 rport=$(free_port) || exit 1
+tls=() cli_tls=() scheme=redis store_tls=
+if [ "${REDIS_TLS:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$tmp/redis.key" -out "$tmp/redis.pem" -days 2 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || { echo "openssl failed"; exit 1; }
+  tls=(--port 0 --tls-port "$rport" --tls-cert-file "$tmp/redis.pem"
+       --tls-key-file "$tmp/redis.key" --tls-ca-cert-file "$tmp/redis.pem"
+       --tls-auth-clients no)
+  cli_tls=(--tls --cacert "$tmp/redis.pem")
+  scheme=rediss
+  store_tls=", \"tls_ca_file\": \"$tmp/redis.pem\""
+fi
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  --dir "$tmp" "${tls[@]}" >"$tmp/redis.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do
+  redis-cli "${cli_tls[@]}" -p "$rport" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
 
 declare -A WS API
 for i in a b; do
@@ -51,7 +68,7 @@ for i in a b; do
   API[$i]=$(free_port) || exit 1
   mkdir -p "$tmp/$i"
   if [ "$i" = b ]; then cp "$tmp/a/jwt.key" "$tmp/a/api.keys" "$tmp/b/"; fi
-  BENCH_STORE="{\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:$rport\"}" \
+  BENCH_STORE="{\"backend\": \"redis\", \"url\": \"$scheme://127.0.0.1:$rport\"$store_tls}" \
     bash test/bench/gateway-conf.sh "$tmp/$i" "$top/$bdir/plugins" "${WS[$i]}" "${API[$i]}"
   "$gw" -c "$tmp/$i/gateway.json" >"$tmp/$i/gateway.log" 2>&1 &
   pids+=($!)
@@ -69,7 +86,7 @@ for _ in $(seq 600); do grep -q listening "$tmp/b.err" && break; sleep 0.1; done
   --secret "$tmp/a/jwt.key" --api-key-file "$tmp/a/api.keys" --server-pid "$pid_a" \
   >"$tmp/a.out" 2>"$tmp/a.err"
 wait "$lpid"
-echo "== redis, 2 processes: publisher + $half subscribers on process a"
+echo "== $scheme, 2 processes: publisher + $half subscribers on process a"
 cat "$tmp/a.out"
 echo "== redis, 2 processes: $half subscribers on process b (listen only)"
 cat "$tmp/b.out"
@@ -95,9 +112,9 @@ echo "== memory, 1 process: $N subscribers"
 cat "$tmp/m.out"
 
 echo "== summary"
-awk -v t="$total" -v f="$first" -v l="$last" 'BEGIN {
+awk -v s="$scheme" -v t="$total" -v f="$first" -v l="$last" 'BEGIN {
   d = (l - f) / 1e9
-  printf "redis 2 processes: deliveries %d in %.3f s: %.0f deliveries/s\n", t, d, (d > 0 ? t / d : 0) }'
+  printf "%s 2 processes: deliveries %d in %.3f s: %.0f deliveries/s\n", s, t, d, (d > 0 ? t / d : 0) }'
 echo "redis process a: p50 $(val latency_p50_ms "$tmp/a.out") ms, p99 $(val latency_p99_ms "$tmp/a.out") ms, missing $(val missing "$tmp/a.out")"
 echo "redis process b: p50 $(val latency_p50_ms "$tmp/b.out") ms, p99 $(val latency_p99_ms "$tmp/b.out") ms, missing $(val missing "$tmp/b.out")"
 echo "memory 1 process: $(val deliveries_per_s "$tmp/m.out") deliveries/s, p50 $(val latency_p50_ms "$tmp/m.out") ms, p99 $(val latency_p99_ms "$tmp/m.out") ms, missing $(val missing "$tmp/m.out")"
