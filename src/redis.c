@@ -1810,8 +1810,7 @@ static void seed(struct pav_redis *r)
 static void free_client(struct pav_redis *r)
 {
 	lookup_drop(r);
-	if (r->cfg.tls)
-		SSL_CTX_free(r->cfg.tls_ctx);
+	SSL_CTX_free(r->cfg.tls_ctx); /* our reference; NULL without TLS */
 	pav_map_free(r->channels, free);
 	for (int i = 0; i < r->nscripts; i++)
 		free(r->scripts[i].lua);
@@ -1837,10 +1836,8 @@ static struct pav_redis *client_new(struct lws_context *ctx,
 	r->ctx = ctx;
 	r->cfg = *cfg;
 	r->cfg.password = NULL;
-	if (!r->cfg.tls)
-		r->cfg.tls_ctx = NULL;
-	else if (!SSL_CTX_up_ref(r->cfg.tls_ctx))
-		r->cfg.tls = 0, r->cfg.tls_ctx = NULL; /* config_ok refused */
+	if (!r->cfg.tls || !SSL_CTX_up_ref(r->cfg.tls_ctx))
+		r->cfg.tls_ctx = NULL; /* without TLS, or refused below */
 	apply_defaults(&r->cfg);
 	if (ev)
 		r->ev = *ev;
@@ -1850,8 +1847,8 @@ static struct pav_redis *client_new(struct lws_context *ctx,
 	r->cmd.fd = r->sub.fd = -1;
 	seed(r);
 	r->channels = pav_map_new();
-	if (!r->channels || (cfg->password &&
-			     !(r->cfg.password = strdup(cfg->password)))) {
+	if (!r->channels || (r->cfg.tls && !r->cfg.tls_ctx) ||
+	    (cfg->password && !(r->cfg.password = strdup(cfg->password)))) {
 		free_client(r);
 		return NULL;
 	}

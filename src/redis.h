@@ -31,8 +31,9 @@
  * exponentially (with jitter) up to PAV_REDIS_BACKOFF_MAX_MS.  A host
  * given by name is looked up again (getaddrinfo_a) each time the client
  * goes down; a retry uses the answer once it has come, else the last
- * address.  Each new connection redoes AUTH and SELECT, loads every registered script and
- * restores every subscription before `up` is called.
+ * address.  Each new connection does its TLS handshake (rediss://),
+ * redoes AUTH and SELECT, loads every registered script and restores
+ * every subscription before `up` is called.
  *
  * Memory is bounded: at most max_pending commands (and subscribe
  * confirmations) wait for Redis, at most max_buffer_bytes of commands wait
@@ -80,8 +81,8 @@ void pav_redis_config_defaults(struct pav_redis_config *cfg);
 
 /*
  * "redis://[[user]:password@]host[:port][/db]", or "redis://user@..."
- * ("rediss://...": cfg->tls, and the caller sets cfg->tls_ctx)
- * (the password from elsewhere) -> cfg (defaults for the rest).  host may
+ * (the password from elsewhere) -> cfg (defaults for the rest); the same
+ * after "rediss://" sets cfg->tls (the caller sets cfg->tls_ctx).  host may
  * be "[v6 address]"; user and password may be %-encoded.  Returns 0,
  * or -EINVAL with a reason in err, or -ENOMEM.  On success cfg->password
  * is NULL or allocated: release it with pav_redis_config_clear.
