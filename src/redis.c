@@ -1381,6 +1381,14 @@ static void retry_cb(lws_sorted_usec_list_t *sul)
 	leave(r);
 }
 
+/* A connection not ready by its deadline: at which step. */
+static const char *late_why(const struct conn *c, const char *otherwise)
+{
+	if (c->ssl && !c->tls_up)
+		return "TLS handshake timed out (does the server speak TLS?)";
+	return otherwise;
+}
+
 static void check_cmd(struct pav_redis *r, int64_t now)
 {
 	struct conn *c = &r->cmd;
@@ -1389,7 +1397,8 @@ static void check_cmd(struct pav_redis *r, int64_t now)
 	if (c->state == CS_CLOSED)
 		return;
 	if (c->state != CS_READY && now >= c->setup_deadline)
-		conn_fail(c, -ETIMEDOUT, "connect or handshake timed out");
+		conn_fail(c, -ETIMEDOUT,
+			  late_why(c, "connect or handshake timed out"));
 	else if (c->fifo.head && now >= c->fifo.head->deadline)
 		conn_fail(c, -ETIMEDOUT, "a command was not answered in time");
 	else if (c->health_out && now - c->last_rx >= timeout)
@@ -1402,7 +1411,8 @@ static void check_sub(struct pav_redis *r, int64_t now)
 
 	if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) {
 		if (now >= c->setup_deadline)
-			conn_fail(c, -ETIMEDOUT, "subscribing timed out");
+			conn_fail(c, -ETIMEDOUT,
+				  late_why(c, "subscribing timed out"));
 	} else if (c->state == CS_READY && r->probe_wait &&
 		   now >= r->probe_deadline) {
 		conn_fail(c, -ETIMEDOUT, "probe message not seen back");

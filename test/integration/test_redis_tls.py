@@ -1,7 +1,7 @@
 """The redis store over TLS (`rediss://`): two nodes share a Redis that listens on a TLS port
 only, with large replies read across many records and a restart of Redis; a certificate that
-does not verify (unknown issuer, another host) or a missing client certificate leaves the node
-unready and says why; --check reads the TLS files and refuses bad ones as "store: key: ..."."""
+does not verify (unknown issuer, another host), a missing client certificate or a Redis that
+does not speak TLS leaves the node unready and says why; --check reads the TLS files and refuses bad ones as "store: key: ..."."""
 import pytest
 
 import gw
@@ -102,6 +102,19 @@ def test_a_server_certificate_that_does_not_verify_keeps_the_node_unready(
     try:
         unready_saying(make_gateway, keys, tls_store(redis, ca),
                        "TLS: the server's certificate: %s" % why)
+    finally:
+        redis.kill()
+
+
+def test_a_rediss_url_to_a_plain_redis_says_so(make_gateway, keys, tmp_path, certs):
+    """A plain Redis waits for the end of a line that a ClientHello never sends: the handshake
+    runs into the connect deadline, and the log names the likely cause."""
+    redis = rf.RedisServer(tmp_path / "redis").start()
+    try:
+        store = rf.redis_store("rediss://127.0.0.1:%d" % redis.port,
+                               tls_ca_file=str(certs["server"][0]), command_timeout_ms=500)
+        unready_saying(make_gateway, keys, store,
+                       "TLS handshake timed out (does the server speak TLS?)")
     finally:
         redis.kill()
 
