@@ -144,13 +144,24 @@ struct lookup {
 	char port[8];
 };
 
+/* What the host stands for: its addresses, in the resolver's order. */
+#define MAX_ADDRS 8
+struct addrs {
+	struct sockaddr_storage a[MAX_ADDRS];
+	socklen_t len[MAX_ADDRS];
+	unsigned n;
+};
+/* the text of one address with its scope, and of a whole list */
+#define ADDR_TEXT 64
+#define ADDRS_TEXT (MAX_ADDRS * (ADDR_TEXT + 2))
+
 struct pav_redis {
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
 	struct pav_redis_config cfg;
 	struct pav_redis_events ev;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct addrs addrs;
+	unsigned at;           /* the address a retry tries */
 	int named;             /* cfg.host is a name, not an address */
 	struct lookup *lookup; /* of that name, running or done */
 	struct conn cmd, sub;
@@ -555,13 +566,14 @@ static int conn_open(struct conn *c)
 {
 	struct pav_redis *r = c->r;
 	int one = 1, rc = -ENOMEM;
-	int fd = socket(r->addr.ss_family,
+	const struct sockaddr_storage *to = &r->addrs.a[r->at];
+	int fd = socket(to->ss_family,
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&r->addr, r->addrlen) &&
+	if (connect(fd, (const struct sockaddr *)to, r->addrs.len[r->at]) &&
 	    errno != EINPROGRESS) {
 		rc = -errno;
 		goto fail;
@@ -597,21 +609,79 @@ static int64_t backoff_ms(struct pav_redis *r, unsigned n)
 	return d / 2 + (int64_t)(rnd_next(r) % (uint64_t)(d / 2 + 1));
 }
 
-/* ---- the host name, looked up again ------------------------------------ */
+/* ---- the host name and its addresses ----------------------------------- */
 
 /*
+ * A name may stand for several addresses (localhost: ::1 and 127.0.0.1):
+ * a connection that fails before the client is up makes the next retry
+ * try the next one; one that was up is retried where it was.
+ *
  * A host given by name is looked up again each time the client goes down,
  * on glibc's resolver thread (getaddrinfo_a), so the loop never waits for
  * DNS.  The next retry takes the answer if it has come: a Redis that came
  * back at another address (a restarted container, a failover by DNS) is
  * found there.  A retry before the answer, or after a failed lookup, tries
- * the last address.
+ * the addresses it had.
  */
-static void addr_text(const struct sockaddr *sa, socklen_t len, char *buf,
+static void hints_set(struct addrinfo *h, int flags)
+{
+	memset(h, 0, sizeof(*h));
+	h->ai_socktype = SOCK_STREAM;
+	h->ai_flags = flags | AI_NUMERICSERV;
+}
+
+/* The first MAX_ADDRS distinct addresses of a resolver's answer. */
+static void addrs_take(struct addrs *to, const struct addrinfo *res)
+{
+	to->n = 0;
+	for (; res && to->n < MAX_ADDRS; res = res->ai_next) {
+		unsigned i = 0;
+
+		if (res->ai_addrlen > sizeof(to->a[0]))
+			continue;
+		while (i < to->n && (to->len[i] != res->ai_addrlen ||
+				     memcmp(&to->a[i], res->ai_addr,
+					    res->ai_addrlen)))
+			i++;
+		if (i < to->n)
+			continue; /* listed twice */
+		memcpy(&to->a[to->n], res->ai_addr, res->ai_addrlen);
+		to->len[to->n++] = res->ai_addrlen;
+	}
+}
+
+static int addrs_equal(const struct addrs *x, const struct addrs *y)
+{
+	if (x->n != y->n)
+		return 0;
+	for (unsigned i = 0; i < x->n; i++)
+		if (x->len[i] != y->len[i] ||
+		    memcmp(&x->a[i], &y->a[i], x->len[i]))
+			return 0;
+	return 1;
+}
+
+static void addr_text(const struct addrs *a, unsigned i, char *buf,
 		      size_t size)
 {
-	if (getnameinfo(sa, len, buf, (socklen_t)size, NULL, 0, NI_NUMERICHOST))
+	if (getnameinfo((const struct sockaddr *)&a->a[i], a->len[i], buf,
+			(socklen_t)size, NULL, 0, NI_NUMERICHOST))
 		snprintf(buf, size, "?");
+}
+
+/* "A, B, C" */
+static void addrs_text(const struct addrs *a, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < a->n && used < size; i++) {
+		char one[ADDR_TEXT];
+
+		addr_text(a, i, one, sizeof(one));
+		used += (size_t)snprintf(buf + used, size - used, "%s%s",
+					 i ? ", " : "", one);
+	}
 }
 
 static void lookup_start(struct pav_redis *r)
@@ -622,8 +692,7 @@ static void lookup_start(struct pav_redis *r)
 
 	if (!r->named || r->lookup || r->dying || !(l = calloc(1, sizeof(*l))))
 		return;
-	l->hints.ai_socktype = SOCK_STREAM;
-	l->hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+	hints_set(&l->hints, AI_ADDRCONFIG);
 	snprintf(l->port, sizeof(l->port), "%d", r->cfg.port);
 	l->cb.ar_name = r->cfg.host;
 	l->cb.ar_service = l->port;
@@ -646,27 +715,27 @@ static void lookup_free(struct lookup *l)
 	free(l);
 }
 
-/* Before a retry: a finished lookup's first address becomes the one. */
+/* Before a retry: a finished lookup's addresses become the ones tried,
+ * from the first, when they changed. */
 static void lookup_take(struct pav_redis *r)
 {
 	struct lookup *l = r->lookup;
-	struct addrinfo *a;
-	char was[64], now[64]; /* an IPv6 address with its scope */
+	struct addrs got;
+	char was[ADDRS_TEXT], now[ADDRS_TEXT];
 	int rc;
 
 	if (!l || (rc = gai_error(&l->cb)) == EAI_INPROGRESS)
 		return;
 	r->lookup = NULL;
-	a = l->cb.ar_result;
-	addr_text((struct sockaddr *)&r->addr, r->addrlen, was, sizeof(was));
-	if (rc || !a || a->ai_addrlen > sizeof(r->addr)) {
+	addrs_take(&got, rc ? NULL : l->cb.ar_result);
+	addrs_text(&r->addrs, was, sizeof(was));
+	if (!got.n) {
 		rlog(PAV_LOG_WARN, "cannot look up %s again: %s; trying %s",
 		     r->cfg.host, rc ? gai_strerror(rc) : "no address", was);
-	} else if (a->ai_addrlen != r->addrlen ||
-		   memcmp(a->ai_addr, &r->addr, a->ai_addrlen)) {
-		memcpy(&r->addr, a->ai_addr, a->ai_addrlen);
-		r->addrlen = a->ai_addrlen;
-		addr_text(a->ai_addr, a->ai_addrlen, now, sizeof(now));
+	} else if (!addrs_equal(&got, &r->addrs)) {
+		r->addrs = got;
+		r->at = 0;
+		addrs_text(&got, now, sizeof(now));
 		rlog(PAV_LOG_INFO, "%s now resolves to %s (was %s)",
 		     r->cfg.host, now, was);
 	}
@@ -816,16 +885,31 @@ static int restore_subs(struct pav_redis *r)
 
 /* ---- up, down, the pub/sub connection ------------------------------------ */
 
+/* " at A" after a host name: which of its addresses is tried */
+static const char *where(const struct pav_redis *r, char *buf, size_t size)
+{
+	char one[ADDR_TEXT];
+
+	if (!r->named)
+		return "";
+	addr_text(&r->addrs, r->at, one, sizeof(one));
+	snprintf(buf, size, " at %s", one);
+	return buf;
+}
+
 static void maybe_up(struct pav_redis *r)
 {
+	char at[ADDR_TEXT + 4];
+
 	if (r->cmd.state != CS_READY || r->sub.state != CS_READY)
 		return;
 	if (!r->up) {
 		r->up = 1;
 		r->retry_n = 0;
 		r->next_health = now_ms() + r->cfg.probe_interval_ms;
-		rlog(PAV_LOG_INFO, "connected to %s:%d%s", r->cfg.host,
-		     r->cfg.port, r->cfg.tls ? " (TLS)" : "");
+		rlog(PAV_LOG_INFO, "connected to %s:%d%s%s", r->cfg.host,
+		     r->cfg.port, where(r, at, sizeof(at)),
+		     r->cfg.tls ? " (TLS)" : "");
 		if (r->ev.up)
 			r->ev.up(r->ev.arg);
 	} else if (r->sub_replaced) {
@@ -839,14 +923,18 @@ static void maybe_up(struct pav_redis *r)
 
 static void retry_cb(lws_sorted_usec_list_t *sul);
 
-/* Both connections go; callers' entries fail with err; a retry is set. */
+/* Both connections go; callers' entries fail with err; a retry is set:
+ * at the next address when this one never came up. */
 static void go_down(struct pav_redis *r, int err, const char *why)
 {
 	int was_up = r->up;
+	char at[ADDR_TEXT + 4];
 
 	rlog(was_up || !r->retry_n ? PAV_LOG_WARN : PAV_LOG_INFO,
-	     "%s:%d %s: %s", r->cfg.host, r->cfg.port,
-	     was_up ? "down" : "unavailable", why);
+	     "%s:%d%s %s: %s", r->cfg.host, r->cfg.port,
+	     where(r, at, sizeof(at)), was_up ? "down" : "unavailable", why);
+	if (!was_up)
+		r->at = (r->at + 1) % r->addrs.n;
 	r->up = 0;
 	r->sub_replaced = 0;
 	r->probe_wait = 0;
@@ -1748,24 +1836,23 @@ static int resolve(struct pav_redis *r)
 	char port[8];
 	int rc;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	hints_set(&hints, AI_NUMERICHOST);
 	snprintf(port, sizeof(port), "%d", r->cfg.port);
 	rc = getaddrinfo(r->cfg.host, port, &hints, &res);
 	if (rc == EAI_NONAME) { /* a name: the one blocking lookup */
 		r->named = 1;
-		hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+		hints_set(&hints, AI_ADDRCONFIG);
 		rc = getaddrinfo(r->cfg.host, port, &hints, &res);
 	}
-	if (rc) {
+	if (!rc)
+		addrs_take(&r->addrs, res);
+	if (res)
+		freeaddrinfo(res);
+	if (rc || !r->addrs.n) {
 		rlog(PAV_LOG_ERROR, "cannot resolve %s: %s", r->cfg.host,
-		     gai_strerror(rc));
+		     rc ? gai_strerror(rc) : "no usable address");
 		return -EINVAL;
 	}
-	memcpy(&r->addr, res->ai_addr, res->ai_addrlen);
-	r->addrlen = res->ai_addrlen;
-	freeaddrinfo(res);
 	return 0;
 }
 

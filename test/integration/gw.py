@@ -265,6 +265,7 @@ class Gateway:
         self.log_path = self.dir / "stderr.log"
         self.proc = None
         self.prefix = []  # argv before the binary's (a wrapper that execs it)
+        self.store_address = "127.0.0.1"  # where wait_registered finds the store's Redis
         self.tokens_used = []  # every token handed out, for the no-token-in-logs checks
         self.write_config()
 
@@ -328,7 +329,7 @@ class Gateway:
                 raise AssertionError("gateway exited %r; stderr:\n%s" % (self.proc.returncode, self.log_tail()))
             try:
                 c = redisfix.RespClient(port, timeout=1.0, db=int(db or 0), password=pw,
-                                        user=user, tls=tls)
+                                        user=user, host=self.store_address, tls=tls)
                 try:
                     if c.call("ZCOUNT", "pav:nodes", since_ms, "+inf"):
                         time.sleep(0.02)  # its reply is on the way to it

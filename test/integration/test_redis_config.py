@@ -3,6 +3,9 @@ file problems as "file: store: ..."; a password file authenticates every connect
 wrong password leaves the gateway unready, not dead; a host name that does not resolve
 stops the start; a database number keeps two
 gateways on one server apart (pub/sub included)."""
+import time
+from pathlib import Path
+
 import pytest
 
 import gw
@@ -52,6 +55,45 @@ def test_a_host_name_that_does_not_resolve_stops_the_start(tmp_path, keys, make_
     assert g.proc.wait(5) != 0
     log = g.log_text()
     assert "cannot resolve redis.pavilion.test" in log and "url" in log, log
+
+
+@pytest.mark.skipif(not rf.mount_namespace_available(),
+                    reason="needs a mount namespace (root) for a private /etc/hosts")
+def test_each_address_of_a_host_name_is_tried_in_turn(tmp_path, keys, make_gateway):
+    """The name stands for two addresses (the resolver keeps this file's order: 127.0.0.3,
+    then 127.0.0.2) and Redis listens only on the second: the first connection is refused,
+    the retry goes to the next address. Once connected there, a lost connection is retried
+    where it was first."""
+    name = "redis.pavilion.test"
+    hosts = tmp_path / "hosts"
+    hosts.write_text(Path("/etc/hosts").read_text() +
+                     "\n127.0.0.3 %s\n127.0.0.2 %s\n" % (name, name))
+    redis = rf.RedisServer(tmp_path / "redis", host="127.0.0.2").start()
+    try:
+        g = make_gateway(flow_vhosts(keys), start=False,
+                         store={"backend": "redis", "url": "redis://%s:%d" % (name, redis.port)})
+        rf.own_etc(g, hosts=hosts)
+        g.store_address = "127.0.0.2"
+        g.start(timeout=10)
+        with Client(g, zones=["*"]) as c:
+            c.subscribe("zone:" + uid("z"))
+        assert API(g).get("/readyz").status == 200
+        log = g.log_text()
+        refused = "%s:%d at 127.0.0.3 unavailable" % (name, redis.port)
+        connected = "connected to %s:%d at 127.0.0.2" % (name, redis.port)
+        assert refused in log and connected in log, g.log_tail()
+        assert log.index(refused) < log.index(connected), g.log_tail()
+        mark = len(log)
+        redis.call("CLIENT", "KILL", "TYPE", "normal")
+        redis.call("CLIENT", "KILL", "TYPE", "pubsub")
+        deadline = time.monotonic() + 10
+        while connected not in g.log_text()[mark:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        again = g.log_text()[mark:]
+        assert connected in again, g.log_tail()
+        assert "at 127.0.0.3" not in again[:again.index(connected)], g.log_tail()
+    finally:
+        redis.kill()
 
 
 def test_password_file_authenticates_and_a_wrong_one_stays_unready(make_gateway, keys, tmp_path):
