@@ -31,6 +31,7 @@ struct pav_core {
 	struct pav_hub *hub;
 	struct pav_store store;
 	struct pav_conn_env conn_env;
+	struct pav_session *claims_turn; /* sessions whose claims are parsed */
 	int shutting_down;
 	int64_t shutdown_deadline_ms;
 };

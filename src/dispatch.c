@@ -51,6 +51,7 @@ static int rate_limited(struct pav_session *s, int64_t now)
 static int renew_token(struct pav_session *s, struct pav_request *req)
 {
 	json_object *t;
+	int rc;
 
 	if (!req->payload ||
 	    !json_object_object_get_ex(req->payload, "token", &t) ||
@@ -58,8 +59,11 @@ static int renew_token(struct pav_session *s, struct pav_request *req)
 		req->error_message = "payload.token must be a string";
 		return PAV_ERR_FORMAT;
 	}
-	if (pav_session_renew(s, json_object_get_string(t),
-			      &req->error_message)) {
+	rc = pav_session_renew(s, json_object_get_string(t),
+			       &req->error_message);
+	if (rc == -ENOMEM)
+		return PAV_ERR_INTERNAL;
+	if (rc) {
 		pav_metrics_auth_failure();
 		return PAV_ERR_AUTH;
 	}

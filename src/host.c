@@ -61,9 +61,10 @@ static const char *conn_user(const pav_conn *c)
 	return c->user;
 }
 
+/* Parsed on demand: what changes is a cache, not the connection. */
 static json_object *conn_claims(const pav_conn *c)
 {
-	return c->claims;
+	return pav_session_claims((struct pav_session *)c);
 }
 
 static pav_vhost *conn_vhost(const pav_conn *c)

@@ -759,6 +759,14 @@ static int flush_slices(struct pav_core *c)
 	return more;
 }
 
+/* The end of a loop turn, in every loop: the claims parsed during it are
+ * let go, then the fan-out writes.  1 when some writes are left. */
+static int turn_over(struct pav_core *c)
+{
+	pav_sessions_turn_over(c);
+	return flush_slices(c);
+}
+
 #ifdef PAV_WITH_UV
 static uv_loop_t uv_loop;
 static uv_check_t uv_flush; /* after each turn's I/O: write what was
@@ -775,7 +783,7 @@ static void uv_spin_cb(uv_idle_t *h)
 static void uv_flush_cb(uv_check_t *h)
 {
 	(void)h;
-	if (flush_slices(core))
+	if (turn_over(core))
 		uv_idle_start(&uv_spin, uv_spin_cb);
 	else
 		uv_idle_stop(&uv_spin);
@@ -803,7 +811,7 @@ static void ev_flush_cb(struct ev_loop *l, ev_check *w, int revents)
 {
 	(void)w;
 	(void)revents;
-	if (flush_slices(core))
+	if (turn_over(core))
 		ev_idle_start(l, &ev_spin);
 	else
 		ev_idle_stop(l, &ev_spin);
@@ -1023,7 +1031,7 @@ static void run_loop(struct pav_core *c)
 	/* while a fan-out pass is unfinished, the loop looks at its input
 	 * without waiting, between slices */
 	while (!stop_loop && lws_service(c->lws, more ? -1 : 0) >= 0) {
-		more = flush_slices(c);
+		more = turn_over(c);
 		handle_signals();
 	}
 }

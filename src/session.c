@@ -629,6 +629,73 @@ static void count_conn(struct pav_session *s, struct sub_op *op)
 			   conn_counted, x);
 }
 
+/* ---- the claims ---------------------------------------------------------- */
+
+static void claims_keep(struct pav_session *s, json_object *claims)
+{
+	struct pav_core *core = s->core;
+
+	s->claims = claims;
+	s->claims_next = core->claims_turn;
+	if (core->claims_turn)
+		core->claims_turn->claims_prev = &s->claims_next;
+	s->claims_prev = &core->claims_turn;
+	core->claims_turn = s;
+}
+
+static void claims_drop(struct pav_session *s)
+{
+	if (!s->claims)
+		return;
+	json_object_put(s->claims);
+	s->claims = NULL;
+	*s->claims_prev = s->claims_next;
+	if (s->claims_next)
+		s->claims_next->claims_prev = s->claims_prev;
+}
+
+/* Takes claims: kept as text, and parsed for the rest of this turn. */
+static int claims_set(struct pav_session *s, json_object *claims)
+{
+	const char *t = json_object_to_json_string_ext(
+		claims, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *text = t ? strdup(t) : NULL;
+
+	if (!text) {
+		json_object_put(claims);
+		return -ENOMEM;
+	}
+	claims_drop(s);
+	free(s->claims_text);
+	s->claims_text = text;
+	claims_keep(s, claims);
+	return 0;
+}
+
+json_object *pav_session_claims(struct pav_session *s)
+{
+	json_tokener *tok;
+	json_object *o;
+
+	if (s->claims)
+		return s->claims;
+	/* what verified parses again; a tokener as deep as a token may be
+	 * costs half of json-c's default one (memset of its stack) */
+	if (!(tok = json_tokener_new_ex(PAV_AUTH_JSON_DEPTH + 1)))
+		return NULL;
+	o = json_tokener_parse_ex(tok, s->claims_text, -1);
+	json_tokener_free(tok);
+	if (o)
+		claims_keep(s, o);
+	return s->claims;
+}
+
+void pav_sessions_turn_over(struct pav_core *core)
+{
+	while (core->claims_turn)
+		claims_drop(core->claims_turn);
+}
+
 struct pav_session *pav_session_open(struct pav_core *core,
 				     struct pav_vhost *vh,
 				     struct pav_conn *conn, const char *user,
@@ -657,11 +724,16 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	pav_channel_user(s->user, chan, sizeof(chan));
 	if (!(op = op_new(s, chan, NULL, NULL)))
 		goto fail;
+	if (claims_set(s, claims)) {
+		claims = NULL;
+		op_free(op);
+		goto fail;
+	}
+	claims = NULL;
 	if (pav_map_put(core->sessions, key, s)) {
 		op_free(op);
 		goto fail;
 	}
-	s->claims = claims;
 	pav_metrics_conn(1);
 	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s open", s->id,
 		 vh->cfg->name, s->user, s->peer);
@@ -670,6 +742,10 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	op_start(s, op, (uint32_t)vh->cfg->limits.max_subscriptions + 1);
 	return s;
 fail:
+	if (s) {
+		claims_drop(s);
+		free(s->claims_text);
+	}
 	free(s);
 	json_object_put(claims);
 	return NULL;
@@ -692,7 +768,8 @@ static void session_free(struct pav_session *s)
 		free(s->gone[i]);
 	free(s->gone);
 	free(s->hc.subs);
-	json_object_put(s->claims);
+	claims_drop(s);
+	free(s->claims_text);
 	free(s);
 }
 
@@ -823,8 +900,10 @@ int pav_session_renew(struct pav_session *s, const char *token,
 		*why = "token is for another user";
 		return -EACCES;
 	}
-	json_object_put(s->claims);
-	s->claims = claims;
+	if (claims_set(s, claims)) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
 	if (s->hc.conn)
 		pav_conn_set_expiry(s->hc.conn, exp_ms);
 	return 0;

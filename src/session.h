@@ -34,7 +34,13 @@ struct pav_session {
 	uint64_t id;
 	enum pav_session_state state;
 	char user[PAV_ID_MAX + 1];
-	json_object *claims;
+	/* The verified claims are kept as text (a json-c object of a few
+	 * claims takes over a kilobyte; an idle connection needs none): a
+	 * plugin that asks gets them parsed, and the parse lasts until the
+	 * loop turn is over (pav_sessions_turn_over). */
+	char *claims_text;
+	json_object *claims;	/* parsed this turn, or NULL */
+	struct pav_session *claims_next, **claims_prev; /* core->claims_turn */
 	char peer[48];
 	int counted; /* the store counts this connection */
 	int opened;  /* the on_open hooks ran */
@@ -74,6 +80,12 @@ struct pav_session *pav_session_open(struct pav_core *core,
 				     struct pav_vhost *vh,
 				     struct pav_conn *conn, const char *user,
 				     json_object *claims, const char *peer);
+/* The session's verified claims (borrowed: valid until the loop turn is
+ * over), or NULL when out of memory. */
+json_object *pav_session_claims(struct pav_session *s);
+/* The end of a loop turn: the claims parsed during it are let go. */
+void pav_sessions_turn_over(struct pav_core *core);
+
 /* The socket closed: the session leaves every channel and the store, then
  * runs the close hooks and frees itself (maybe later). */
 void pav_session_closed(struct pav_session *s);
@@ -88,8 +100,8 @@ void pav_session_channels(const struct pav_session *s,
 			  void (*fn)(const char *channel, void *arg),
 			  void *arg);
 
-/* The `auth` message: a fresh token for the same user.  0, or -EACCES
- * with a static reason. */
+/* The `auth` message: a fresh token for the same user.  0, -EACCES with a
+ * static reason, or -ENOMEM (the old token stays). */
 int pav_session_renew(struct pav_session *s, const char *token,
 		      const char **why);
 

@@ -303,8 +303,11 @@ struct pav_host {
 	const char *(*vhost_name)(const pav_vhost *vh);
 
 	/* Connection facts.  user: the JWT "sub"; claims: the whole verified
-	 * claim set (borrowed, read-only).  conn_find answers only this
-	 * node's open connections of vhost vh, NULL once one closed. */
+	 * claim set (borrowed, read-only, valid until the hook, handler or
+	 * timer that asked returns: the gateway keeps claims as text and
+	 * parses them on demand; NULL when out of memory).  conn_find
+	 * answers only this node's open connections of vhost vh, NULL once
+	 * one closed. */
 	uint64_t (*conn_id)(const pav_conn *c);
 	pav_conn *(*conn_find)(pav_vhost *vh, uint64_t id);
 	const char *(*conn_user)(const pav_conn *c);

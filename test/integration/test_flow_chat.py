@@ -142,3 +142,25 @@ def test_client_send_bad_shape_1002(g, api, payload):
         a.subscribe("chat:R")
         a.err("chat_message", payload, 1002)
         a.sync()
+
+
+def test_a_renewed_tokens_claims_are_the_ones_later_messages_see(g):
+    """The gateway keeps a connection's claims as text between loop turns and parses them
+    when a plugin asks: each message, sent in a turn of its own, gets the sender's claims
+    of the moment, before and after an `auth` renewal that changes them."""
+    room = uid("room")
+
+    def said(c, content):
+        c.ok("chat_message", {"roomId": room, "content": content})
+        m = c.wait_for("chat_message")
+        assert m["payload"]["content"] == content, m
+        return m["payload"]["sender"]["username"]
+
+    with Client(g, vhost="chatty", chats=[room], username="Before") as a:
+        a.subscribe("chat:" + room)
+        assert said(a, "one") == "Before"
+        assert said(a, "two") == "Before"
+        a.ok("auth", {"token": g.token(vhost="chatty", sub=a.sub, chats=[room],
+                                       username="After")})
+        assert said(a, "three") == "After"
+        assert said(a, "four") == "After"

@@ -947,9 +947,59 @@ static void renewal_with_the_same_users_token_replaces_its_claims(
 		       "\"exp\":1800007200}");
 	assert_int_equal(pav_session_renew(s, tok, &why), 0);
 	free(tok);
-	assert_true(json_object_object_get_ex(s->claims, "role", &v));
+	assert_true(json_object_object_get_ex(pav_session_claims(s), "role",
+					      &v));
 	assert_string_equal(json_object_get_string(v), "admin");
 	assert_true(fc1.exp_ms == 1800007200000LL);
+	pav_sessions_turn_over(&fx_core);
+	assert_null(s->claims);
+	assert_true(json_object_object_get_ex(pav_session_claims(s), "role",
+					      &v));
+	assert_string_equal(json_object_get_string(v), "admin");
+}
+
+/* ---- claims ---- */
+
+/* Kept as text; parsed on demand, and the parse let go when the loop turn
+ * is over: an idle connection holds no json-c object.  Sessions leave the
+ * turn's list in any order (one closes while the others' parses stand). */
+static void claims_are_parsed_on_demand_and_let_go_at_the_turns_end(
+	void **state)
+{
+	struct pav_session *a, *b, *c;
+	json_object *first, *v;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", "{\"username\":\"alice\",\"n\":[1,2.5,"
+			       "\"\\u00e9/x\"]}");
+	b = fx_open(&fc2, "u2", "{\"username\":\"bob\"}");
+	c = fx_open(&fc3, "u3", NULL);
+	first = pav_session_claims(a);
+	assert_non_null(first);
+	assert_ptr_equal(pav_session_claims(a), first); /* one parse a turn */
+	assert_ptr_equal(fx_core.claims_turn, c);
+	pav_sessions_turn_over(&fx_core);
+	assert_null(fx_core.claims_turn);
+	assert_null(a->claims);
+	assert_null(b->claims);
+	assert_null(c->claims);
+	assert_true(json_object_object_get_ex(pav_session_claims(b),
+					      "username", &v));
+	assert_string_equal(json_object_get_string(v), "bob");
+	assert_non_null(pav_session_claims(c));
+	assert_true(json_object_object_get_ex(pav_session_claims(a), "n", &v));
+	assert_string_equal(json_object_to_json_string_ext(
+				    v, JSON_C_TO_STRING_PLAIN |
+					       JSON_C_TO_STRING_NOSLASHESCAPE),
+			    "[1,2.5,\"\xc3\xa9/x\"]");
+	fx_close(b); /* in the middle of the list */
+	assert_ptr_equal(fx_core.claims_turn, a);
+	assert_ptr_equal(a->claims_next, c);
+	pav_sessions_turn_over(&fx_core);
+	assert_null(fx_core.claims_turn);
+	assert_null(a->claims);
+	fx_close(a);
+	fx_close(c);
 }
 
 static void renewal_with_another_users_token_is_refused(void **state)
@@ -1125,6 +1175,7 @@ int main(void)
 		T(closed_session_is_not_found_and_late_replies_do_nothing),
 		T(dead_nodes_user_goes_through_the_close_hooks),
 		T(renewal_with_the_same_users_token_replaces_its_claims),
+		T(claims_are_parsed_on_demand_and_let_go_at_the_turns_end),
 		T(renewal_with_another_users_token_is_refused),
 		T(renewal_with_a_subscription_token_is_refused),
 		T(renewal_with_an_expired_or_forged_token_is_refused),
