@@ -641,8 +641,13 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 		c->rx_binary = lws_frame_is_binary(c->wsi);
 		c->rx_pieces = 0;
 	}
-	/* empty fragments cost no bytes but still cost work: bounded too */
-	if (c->rx_len + len + rest > max || ++c->rx_pieces > PAV_MAX_FRAGMENTS)
+	/* empty fragments cost no bytes but still cost work: bounded too.
+	 * lws cuts a long frame at its receive buffer and at each read from
+	 * the socket, so a long message comes in many pieces: each
+	 * PAV_PIECE_BYTES of it earns one more */
+	if (c->rx_len + len + rest > max ||
+	    ++c->rx_pieces > PAV_MAX_FRAGMENTS +
+				     (c->rx_len + len) / PAV_PIECE_BYTES)
 		return too_big(c);
 	if (final && !c->rx_len) /* the whole message in one piece */
 		return complete(c, in, len, msg, msg_len, binary);

@@ -15,6 +15,7 @@ from wsclient import OP_CONT, OP_TEXT, Closed
 
 PLUGINS = dict(FULL_PLUGINS, example={"greeting": "hi"})
 SMALL = 1024  # max_message_bytes of the "small" vhost
+BIG = 12 << 20  # and of the "big" one
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,8 @@ def g(make_module_gateway, keys):
         gw.public_vhost(keys, "public", tls=False, plugins=PLUGINS),
         gw.public_vhost(keys, "small", tls=False, plugins=PLUGINS, websocket={"max_message_bytes": SMALL}),
         gw.public_vhost(keys, "pmd", tls=False, plugins=PLUGINS, websocket={"permessage_deflate": True}),
+        gw.public_vhost(keys, "big", tls=False, plugins=PLUGINS,
+                        websocket={"max_message_bytes": BIG, "permessage_deflate": True}),
         gw.internal_vhost(keys),
     ])
     yield g
@@ -100,6 +103,39 @@ def test_5000_empty_continuation_frames_close_1009(g, nb):
         ws.send_raw(data)
         expect_close(ws, 1009)
     check_neighbour(nb, "an empty-fragment flood")
+
+
+@pytest.mark.parametrize("deflated", [False, True])
+def test_a_message_of_megabytes_under_a_large_limit_is_read(g, deflated):
+    """max_message_bytes may be up to 16 MiB: a 10 MiB message in one frame (lws hands it
+    over in pieces of its receive buffer, thousands of them) is read whole, plain and
+    inflated from permessage-deflate, and answered (an unknown type: error 1002 with its id)."""
+    msg = json.dumps({"type": "no_such_type", "id": "big", "payload": {"p": "x" * (10 << 20)}})
+    token = g.token(vhost="big", sub=uid("big"), **ALL)
+    headers = {"Sec-WebSocket-Extensions": PMD_OFFER} if deflated else {}
+    with raw_upgrade(g.port("big"), token=token, headers=headers, cls=DeflateWS) as ws:
+        if deflated:
+            ws.send_deflated(msg)
+        else:
+            ws.send_text(msg)
+        while True:
+            m = gw.check_envelope(json.loads(ws.recv_message(timeout=30)[1]))
+            if m["type"] != "heartbeat":
+                break
+        assert m["type"] == "error" and m["id"] == "big" and m["payload"]["code"] == 1002, m
+
+
+def test_5000_one_byte_fragments_under_a_large_limit_close_1009(g):
+    """Under a 12 MiB limit the bytes never run out; the pieces do: each 64 bytes of a
+    message earn one piece more than 4096, and 5000 one-byte fragments earn 78."""
+    nb = neighbour(g, vhost="big")
+    with attacker(g, "big") as ws:
+        data = b"".join(wsclient.frame(OP_TEXT if i == 0 else OP_CONT, b"x", fin=False)
+                        for i in range(5000))
+        ws.send_raw(data)
+        expect_close(ws, 1009)
+    check_neighbour(nb, "a 1-byte fragment flood under a large limit")
+    nb.close()
 
 
 def test_fragmented_message_under_limit_still_works(g, nb):
