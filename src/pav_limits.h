@@ -47,7 +47,7 @@
 #ifndef PAV_FLUSH_SLICE /* -D for experiments */
 #define PAV_FLUSH_SLICE 2048 /* connections written between two looks at input */
 #endif
-#define PAV_RX_BUFFER_BYTES 1024 /* lws' per-connection receive buffer */
+#define PAV_RX_BUFFER_BYTES 256 /* lws' per-connection receive buffer */
 #define PAV_MAX_FRAGMENTS 4096  /* lws deliveries per message: frames and chunks, */
 #define PAV_PIECE_BYTES 64      /* and one more for each this many bytes of it */
 

@@ -545,7 +545,8 @@ static const struct lws_protocols public_protocols[] = {
 		.callback = public_cb,
 		.per_session_data_size = sizeof(struct pav_pss),
 		/* lws allocates this per connection: small, since a longer
-		 * message is reassembled (conn.c) only while it is in flight */
+		 * message is reassembled (conn.c) only while it is in flight;
+		 * it must hold a control frame (125 bytes) */
 		.rx_buffer_size = PAV_RX_BUFFER_BYTES,
 		/* what one lws_write() may send at once: with 0, lws would
 		 * cut every write to rx_buffer_size and send the rest from a
