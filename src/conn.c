@@ -108,10 +108,14 @@ int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 }
 
 /* Queues a message that counts against outbound_queue_bytes; past it the
- * connection is closed as a slow consumer (-ENOBUFS). */
+ * connection is closed as a slow consumer (-ENOBUFS).  A message larger
+ * than the whole queue still goes to a client with nothing counted queued:
+ * the bound is on what piles up, and one message is the store's size, not
+ * the client's doing. */
 static int queue_bounded(struct pav_conn *c, struct pav_msg *m)
 {
-	if (c->q_bytes + m->len > c->vc->limits.outbound_queue_bytes) {
+	if (c->q_bytes &&
+	    c->q_bytes + m->len > c->vc->limits.outbound_queue_bytes) {
 		pav_conn_overflow(c);
 		return -ENOBUFS;
 	}

@@ -327,7 +327,7 @@ static int hold_push(struct pav_hub_client *c, struct pav_hold *hd,
 {
 	struct pav_msg **nm;
 
-	if (hd->bytes + m->len > c->hold_max) {
+	if (hd->bytes && hd->bytes + m->len > c->hold_max) { /* as conn.c */
 		pav_conn_overflow(c->conn);
 		return -ENOBUFS;
 	}

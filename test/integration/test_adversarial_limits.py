@@ -28,6 +28,8 @@ def g(make_module_gateway, keys):
                         limits={"max_connections_per_ip": 5, "handshakes_per_s_per_ip": 1000}),
         gw.public_vhost(keys, "hsrate", tls=False, plugins=PLUGINS,
                         limits={"max_connections_per_ip": 1000, "handshakes_per_s_per_ip": 5}),
+        gw.public_vhost(keys, "tinyq", tls=False, plugins=PLUGINS,
+                        limits={"outbound_queue_bytes": 4096}),
         gw.internal_vhost(keys),
     ])
     yield g
@@ -135,6 +137,26 @@ def test_refused_surplus_connections_do_not_leak_the_user_count(g):
 
 
 # ------------------------------------------------------------------ slow consumer
+def test_a_message_larger_than_the_outbound_queue_reaches_a_client_that_reads(g, api):
+    """outbound_queue_bytes bounds what piles up for a client that does not read. One
+    message larger than the whole queue (10 KB publications, a 4 KiB queue) still goes to
+    a client with nothing queued, each time, with no 4008."""
+    chan = "zone:" + uid("bigq")
+    c = client_on(g, sub=uid("bigq"), vhost="tinyq", **ALL)
+    c.subscribe(chan)
+    before = closes(api, 4008)
+    pub = Publisher(g)
+    try:
+        for i in range(5):
+            pub.publish(chan, "bulk", {"i": i, "pad": "x" * 10000})
+            m = c.wait_for("bulk", timeout=3)
+            assert m["payload"]["i"] == i and len(m["payload"]["pad"]) == 10000, m
+    finally:
+        pub.close()
+    assert closes(api, 4008) == before
+    c.close()
+
+
 def test_slow_consumer_closed_4008_memory_bounded_neighbour_gets_everything(g, api):
     """A subscriber that stops reading (SO_RCVBUF 4096) while 16 KB messages are published
     to its channel: closed with 4008 (outbound_queue_bytes 65536 here), the gateway's RSS
