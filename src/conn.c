@@ -603,7 +603,7 @@ static void rx_reset(struct pav_conn *c)
 {
 	free(c->rx);
 	c->rx = NULL;
-	c->rx_len = 0;
+	c->rx_len = c->rx_cap = 0;
 	c->rx_binary = 0;
 	c->rx_pieces = 0;
 }
@@ -655,10 +655,20 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 		return too_big(c);
 	if (final && !c->rx_len) /* the whole message in one piece */
 		return complete(c, in, len, msg, msg_len, binary);
-	nrx = realloc(c->rx, c->rx_len + len + 1);
-	if (!nrx)
-		return too_big(c);
-	c->rx = nrx;
+	if (c->rx_len + len + 1 > c->rx_cap) {
+		/* doubling (to max + 1 at most): a message of n bytes in
+		 * pieces is copied O(n) times, not O(n^2 / piece) */
+		size_t cap = c->rx_cap ? c->rx_cap * 2 : PAV_RX_BUFFER_BYTES * 4;
+
+		if (cap < c->rx_len + len + 1)
+			cap = c->rx_len + len + 1;
+		if (cap > max + 1)
+			cap = max + 1;
+		if (!(nrx = realloc(c->rx, cap)))
+			return too_big(c);
+		c->rx = nrx;
+		c->rx_cap = cap;
+	}
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (!final)

@@ -68,7 +68,7 @@ struct pav_conn {
 	/* inbound reassembly, allocated only while a fragmented message is
 	 * in flight */
 	char *rx;
-	size_t rx_len;
+	size_t rx_len, rx_cap;
 	int rx_binary;
 	unsigned rx_pieces;
 
