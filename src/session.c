@@ -690,6 +690,13 @@ json_object *pav_session_claims(struct pav_session *s)
 	return s->claims;
 }
 
+static void claims_free(struct pav_session *s)
+{
+	claims_drop(s);
+	free(s->claims_text);
+	s->claims_text = NULL;
+}
+
 void pav_sessions_turn_over(struct pav_core *core)
 {
 	while (core->claims_turn)
@@ -742,10 +749,8 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	op_start(s, op, (uint32_t)vh->cfg->limits.max_subscriptions + 1);
 	return s;
 fail:
-	if (s) {
-		claims_drop(s);
-		free(s->claims_text);
-	}
+	if (s)
+		claims_free(s);
 	free(s);
 	json_object_put(claims);
 	return NULL;
@@ -768,8 +773,7 @@ static void session_free(struct pav_session *s)
 		free(s->gone[i]);
 	free(s->gone);
 	free(s->hc.subs);
-	claims_drop(s);
-	free(s->claims_text);
+	claims_free(s);
 	free(s);
 }
 
