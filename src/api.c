@@ -22,6 +22,7 @@
 #include "channel.h"
 #include "clock.h"
 #include "core.h"
+#include "grow.h"
 #include "iface.h"
 #include "log.h"
 #include "map.h"
@@ -37,7 +38,7 @@ struct api_req {
 	char path[PAV_API_PATH_MAX + 1];
 	char query[PAV_API_PATH_MAX + 1];
 	char *body;
-	size_t body_len;
+	size_t body_len, body_cap;
 	int too_big;
 	struct pav_api_answer ans;
 	size_t sent;
@@ -906,19 +907,16 @@ static int on_request(struct lws *wsi, struct api_req *r)
 
 static int on_body(struct api_req *r, const void *in, size_t len)
 {
-	char *nb;
-
 	if (!len)
 		return 0;
 	if (r->too_big || r->body_len + len > r->vh->cfg->api_max_body) {
 		r->too_big = 1;
 		return 0;
 	}
-	nb = realloc(r->body, r->body_len + len + 1);
-	if (!nb)
+	if (pav_grow(&r->body, &r->body_cap, r->body_len + len + 1, 4096,
+		     r->vh->cfg->api_max_body + 1))
 		return -1;
-	memcpy(nb + r->body_len, in, len);
-	r->body = nb;
+	memcpy(r->body + r->body_len, in, len);
 	r->body_len += len;
 	r->body[r->body_len] = '\0';
 	return 0;

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "grow.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -633,7 +634,6 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 	int first = lws_is_first_fragment(c->wsi);
 	int final = lws_is_final_fragment(c->wsi);
 	size_t rest = lws_remaining_packet_payload(c->wsi);
-	char *nrx;
 
 	if (c->state != PAV_CONN_OPEN) {
 		rx_reset(c); /* closing: drop, keep nothing */
@@ -655,20 +655,9 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 		return too_big(c);
 	if (final && !c->rx_len) /* the whole message in one piece */
 		return complete(c, in, len, msg, msg_len, binary);
-	if (c->rx_len + len + 1 > c->rx_cap) {
-		/* doubling (to max + 1 at most): a message of n bytes in
-		 * pieces is copied O(n) times, not O(n^2 / piece) */
-		size_t cap = c->rx_cap ? c->rx_cap * 2 : PAV_RX_BUFFER_BYTES * 4;
-
-		if (cap < c->rx_len + len + 1)
-			cap = c->rx_len + len + 1;
-		if (cap > max + 1)
-			cap = max + 1;
-		if (!(nrx = realloc(c->rx, cap)))
-			return too_big(c);
-		c->rx = nrx;
-		c->rx_cap = cap;
-	}
+	if (pav_grow(&c->rx, &c->rx_cap, c->rx_len + len + 1,
+		     PAV_RX_BUFFER_BYTES * 4, max + 1))
+		return too_big(c);
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (!final)

@@ -151,3 +151,14 @@ def test_idle_api_connection_closed(g, api):
     s.close()
     assert took is not None, "an idle API connection is still open after 5 s (handshake_timeout_s 2)"
     api_alive(api)
+
+
+def test_a_body_of_megabytes_is_read_whole(make_gateway, keys):
+    """api.max_body_bytes may be up to 16 MiB: a 12 MiB publish, which lws hands over in
+    thousands of chunks, is read into a buffer that doubles (growing it by each chunk
+    copied the body so far each time: minutes on the ASan build) and answered."""
+    iv = gw.internal_vhost(keys)
+    iv["api"]["max_body_bytes"] = 16 << 20
+    g = make_gateway([gw.public_vhost(keys, "public", tls=False, plugins=PLUGINS), iv])
+    r = API(g).publish("zone:big", "bulk", {"pad": "x" * (12 << 20)})
+    assert r.json["recipients"] == 0, r
