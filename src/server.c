@@ -37,15 +37,20 @@
 #include "vhost.h"
 
 /* The public protocol's per-connection data. */
-struct pav_pss {
-	struct pav_conn conn;
-	struct pav_session *s; /* NULL until established, or refused */
-	/* from the handshake until the session takes them */
+/* Who a connection is, from the upgrade until the session takes it: on
+ * the heap for those few calls, not in every connection's data. */
+struct handshake {
 	json_object *claims;
 	char user[PAV_ID_MAX + 1];
 	int64_t exp_ms;
 	const char *auth_why; /* non-NULL: refused */
 	char peer[48];
+};
+
+struct pav_pss {
+	struct pav_conn conn;
+	struct pav_session *s; /* NULL until established, or refused */
+	struct handshake *hs;  /* from the upgrade to ESTABLISHED */
 };
 
 static struct pav_core *core; /* for the signal and lws callbacks */
@@ -406,22 +411,35 @@ static int find_token(struct lws *wsi, char *buf, int len)
 
 /* At the upgrade: remember who it is.  A bad token still upgrades, so
  * the client gets error 1001 and close 4001 (DESIGN section 2). */
+static void handshake_free(struct pav_pss *p)
+{
+	if (!p || !p->hs)
+		return;
+	json_object_put(p->hs->claims);
+	free(p->hs);
+	p->hs = NULL;
+}
+
 static int filter(struct lws *wsi, struct pav_pss *p)
 {
 	static char token[PAV_AUTH_MAX_TOKEN + 16];
 	const struct accepted *a = public_record(wsi);
+	struct handshake *hs;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
+	if (!(hs = p->hs = calloc(1, sizeof(*hs))))
+		return -1; /* lws refuses the upgrade */
 	/* read at accept (confirm_upgrade refused a socket without one) */
 	if (a)
-		snprintf(p->peer, sizeof(p->peer), "%s", a->ip);
+		snprintf(hs->peer, sizeof(hs->peer), "%s", a->ip);
 	rc = find_token(wsi, token, sizeof(token));
 	if (rc)
-		p->auth_why = rc == -ENOENT ? "token missing" : "malformed token";
-	else if (pav_session_verify(vhost_of(wsi), token, &p->claims, p->user,
-				    &p->exp_ms, &p->auth_why))
-		p->claims = NULL;
+		hs->auth_why = rc == -ENOENT ? "token missing"
+					     : "malformed token";
+	else if (pav_session_verify(vhost_of(wsi), token, &hs->claims,
+				    hs->user, &hs->exp_ms, &hs->auth_why))
+		hs->claims = NULL;
 	explicit_bzero(token, sizeof(token));
 	return 0;
 }
@@ -429,21 +447,28 @@ static int filter(struct lws *wsi, struct pav_pss *p)
 static void established(struct lws *wsi, struct pav_pss *p)
 {
 	struct pav_vhost *vh = vhost_of(wsi);
+	struct handshake *hs = p->hs;
 
-	pav_conn_open(&p->conn, wsi, vh->cfg, &core->conn_env, p->exp_ms);
-	if (p->auth_why) {
-		pav_info("vhost=%s peer=%s refused: %s", vh->cfg->name, p->peer,
-			 p->auth_why);
-		pav_metrics_auth_failure();
-		pav_conn_error(&p->conn, PAV_ERR_AUTH, p->auth_why, NULL);
-		pav_conn_close(&p->conn, 4001, "authentication failed");
+	pav_conn_open(&p->conn, wsi, vh->cfg, &core->conn_env,
+		      hs ? hs->exp_ms : 0);
+	if (!hs) {
+		pav_conn_close(&p->conn, 1011, "out of memory");
 		return;
 	}
-	p->s = pav_session_open(core, vh, &p->conn, p->user, p->claims,
-				p->peer);
-	p->claims = NULL; /* the session's now (or freed) */
-	if (!p->s)
-		pav_conn_close(&p->conn, 1011, "out of memory");
+	if (hs->auth_why) {
+		pav_info("vhost=%s peer=%s refused: %s", vh->cfg->name,
+			 hs->peer, hs->auth_why);
+		pav_metrics_auth_failure();
+		pav_conn_error(&p->conn, PAV_ERR_AUTH, hs->auth_why, NULL);
+		pav_conn_close(&p->conn, 4001, "authentication failed");
+	} else {
+		p->s = pav_session_open(core, vh, &p->conn, hs->user,
+					hs->claims, hs->peer);
+		hs->claims = NULL; /* the session's now (or freed) */
+		if (!p->s)
+			pav_conn_close(&p->conn, 1011, "out of memory");
+	}
+	handshake_free(p);
 }
 
 static void receive(struct pav_pss *p, const void *in, size_t len)
@@ -463,8 +488,7 @@ static void closed(struct pav_pss *p)
 		pav_session_closed(p->s);
 	p->s = NULL;
 	pav_conn_release(&p->conn);
-	json_object_put(p->claims);
-	p->claims = NULL;
+	handshake_free(p);
 }
 
 /* A plain HTTP request on a public vhost: 404 and close, body unread. */
@@ -525,11 +549,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
 		accepted_gone(wsi);
-		/* a handshake that never became a connection */
-		if (p) {
-			json_object_put(p->claims);
-			p->claims = NULL;
-		}
+		handshake_free(p); /* one that never became a connection */
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		handle_signals();
