@@ -630,6 +630,13 @@ static void hints_set(struct addrinfo *h, int flags)
 	h->ai_flags = flags | AI_NUMERICSERV;
 }
 
+/* Whether a's address i is sa. */
+static int addr_is(const struct addrs *a, unsigned i, const void *sa,
+		   socklen_t len)
+{
+	return a->len[i] == len && !memcmp(&a->a[i], sa, len);
+}
+
 /* The first MAX_ADDRS distinct addresses of a resolver's answer. */
 static void addrs_take(struct addrs *to, const struct addrinfo *res)
 {
@@ -639,9 +646,8 @@ static void addrs_take(struct addrs *to, const struct addrinfo *res)
 
 		if (res->ai_addrlen > sizeof(to->a[0]))
 			continue;
-		while (i < to->n && (to->len[i] != res->ai_addrlen ||
-				     memcmp(&to->a[i], res->ai_addr,
-					    res->ai_addrlen)))
+		while (i < to->n && !addr_is(to, i, res->ai_addr,
+					     res->ai_addrlen))
 			i++;
 		if (i < to->n)
 			continue; /* listed twice */
@@ -655,8 +661,7 @@ static int addrs_equal(const struct addrs *x, const struct addrs *y)
 	if (x->n != y->n)
 		return 0;
 	for (unsigned i = 0; i < x->n; i++)
-		if (x->len[i] != y->len[i] ||
-		    memcmp(&x->a[i], &y->a[i], x->len[i]))
+		if (!addr_is(x, i, &y->a[i], y->len[i]))
 			return 0;
 	return 1;
 }

@@ -36,7 +36,6 @@
 #include "session.h"
 #include "vhost.h"
 
-/* The public protocol's per-connection data. */
 /* Who a connection is, from the upgrade until the session takes it: on
  * the heap for those few calls, not in every connection's data. */
 struct handshake {
@@ -47,6 +46,7 @@ struct handshake {
 	char peer[48];
 };
 
+/* The public protocol's per-connection data. */
 struct pav_pss {
 	struct pav_conn conn;
 	struct pav_session *s; /* NULL until established, or refused */
@@ -409,8 +409,6 @@ static int find_token(struct lws *wsi, char *buf, int len)
 	return 0;
 }
 
-/* At the upgrade: remember who it is.  A bad token still upgrades, so
- * the client gets error 1001 and close 4001 (DESIGN section 2). */
 static void handshake_free(struct pav_pss *p)
 {
 	if (!p || !p->hs)
@@ -420,6 +418,8 @@ static void handshake_free(struct pav_pss *p)
 	p->hs = NULL;
 }
 
+/* At the upgrade: remember who it is.  A bad token still upgrades, so
+ * the client gets error 1001 and close 4001 (DESIGN section 2). */
 static int filter(struct lws *wsi, struct pav_pss *p)
 {
 	static char token[PAV_AUTH_MAX_TOKEN + 16];
@@ -451,11 +451,9 @@ static void established(struct lws *wsi, struct pav_pss *p)
 
 	pav_conn_open(&p->conn, wsi, vh->cfg, &core->conn_env,
 		      hs ? hs->exp_ms : 0);
-	if (!hs) {
+	if (!hs) { /* filter() did not run: nobody to open a session for */
 		pav_conn_close(&p->conn, 1011, "out of memory");
-		return;
-	}
-	if (hs->auth_why) {
+	} else if (hs->auth_why) {
 		pav_info("vhost=%s peer=%s refused: %s", vh->cfg->name,
 			 hs->peer, hs->auth_why);
 		pav_metrics_auth_failure();

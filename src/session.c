@@ -654,6 +654,13 @@ static void claims_drop(struct pav_session *s)
 		s->claims_next->claims_prev = s->claims_prev;
 }
 
+static void claims_free(struct pav_session *s)
+{
+	claims_drop(s);
+	free(s->claims_text);
+	s->claims_text = NULL;
+}
+
 /* Takes claims: kept as text, and parsed for the rest of this turn. */
 static int claims_set(struct pav_session *s, json_object *claims)
 {
@@ -665,8 +672,7 @@ static int claims_set(struct pav_session *s, json_object *claims)
 		json_object_put(claims);
 		return -ENOMEM;
 	}
-	claims_drop(s);
-	free(s->claims_text);
+	claims_free(s);
 	s->claims_text = text;
 	claims_keep(s, claims);
 	return 0;
@@ -690,13 +696,6 @@ json_object *pav_session_claims(struct pav_session *s)
 	return s->claims;
 }
 
-static void claims_free(struct pav_session *s)
-{
-	claims_drop(s);
-	free(s->claims_text);
-	s->claims_text = NULL;
-}
-
 void pav_sessions_turn_over(struct pav_core *core)
 {
 	while (core->claims_turn)
@@ -710,6 +709,7 @@ struct pav_session *pav_session_open(struct pav_core *core,
 {
 	struct pav_session *s = calloc(1, sizeof(*s));
 	struct sub_op *op;
+	int rc;
 	char key[24];
 	char chan[PAV_CHANNEL_BUF];
 
@@ -731,12 +731,12 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	pav_channel_user(s->user, chan, sizeof(chan));
 	if (!(op = op_new(s, chan, NULL, NULL)))
 		goto fail;
-	if (claims_set(s, claims)) {
-		claims = NULL;
+	rc = claims_set(s, claims);
+	claims = NULL; /* s's now, or freed */
+	if (rc) {
 		op_free(op);
 		goto fail;
 	}
-	claims = NULL;
 	if (pav_map_put(core->sessions, key, s)) {
 		op_free(op);
 		goto fail;
