@@ -567,9 +567,12 @@ static int conn_open(struct conn *c)
 	struct pav_redis *r = c->r;
 	int one = 1, rc = -ENOMEM;
 	const struct sockaddr_storage *to = &r->addrs.a[r->at];
-	int fd = socket(to->ss_family,
-			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd;
 
+	if (!r->addrs.n) /* a name that has not resolved yet */
+		return -EADDRNOTAVAIL;
+	fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -734,9 +737,17 @@ static void lookup_take(struct pav_redis *r)
 	r->lookup = NULL;
 	addrs_take(&got, rc ? NULL : l->cb.ar_result);
 	addrs_text(&r->addrs, was, sizeof(was));
-	if (!got.n) {
+	if (!got.n && !r->addrs.n) {
+		rlog(PAV_LOG_WARN, "cannot resolve %s yet: %s", r->cfg.host,
+		     rc ? gai_strerror(rc) : "no usable address");
+	} else if (!got.n) {
 		rlog(PAV_LOG_WARN, "cannot look up %s again: %s; trying %s",
 		     r->cfg.host, rc ? gai_strerror(rc) : "no address", was);
+	} else if (!r->addrs.n) {
+		r->addrs = got;
+		r->at = 0;
+		addrs_text(&got, now, sizeof(now));
+		rlog(PAV_LOG_INFO, "%s resolves to %s", r->cfg.host, now);
 	} else if (!addrs_equal(&got, &r->addrs)) {
 		r->addrs = got;
 		r->at = 0;
@@ -895,7 +906,7 @@ static const char *where(const struct pav_redis *r, char *buf, size_t size)
 {
 	char one[ADDR_TEXT];
 
-	if (!r->named)
+	if (!r->named || !r->addrs.n)
 		return "";
 	addr_text(&r->addrs, r->at, one, sizeof(one));
 	snprintf(buf, size, " at %s", one);
@@ -938,7 +949,7 @@ static void go_down(struct pav_redis *r, int err, const char *why)
 	rlog(was_up || !r->retry_n ? PAV_LOG_WARN : PAV_LOG_INFO,
 	     "%s:%d%s %s: %s", r->cfg.host, r->cfg.port,
 	     where(r, at, sizeof(at)), was_up ? "down" : "unavailable", why);
-	if (!was_up)
+	if (!was_up && r->addrs.n)
 		r->at = (r->at + 1) % r->addrs.n;
 	r->up = 0;
 	r->sub_replaced = 0;
@@ -1470,7 +1481,7 @@ static void retry_cb(lws_sorted_usec_list_t *sul)
 	if (!rc)
 		rc = conn_open(&r->sub);
 	if (rc)
-		go_down(r, -EIO, strerror(-rc));
+		go_down(r, -EIO, r->addrs.n ? strerror(-rc) : "no address yet");
 	leave(r);
 }
 
@@ -1854,9 +1865,13 @@ static int resolve(struct pav_redis *r)
 	if (res)
 		freeaddrinfo(res);
 	if (rc || !r->addrs.n) {
-		rlog(PAV_LOG_ERROR, "cannot resolve %s: %s", r->cfg.host,
-		     rc ? gai_strerror(rc) : "no usable address");
-		return -EINVAL;
+		/* a name not in DNS yet (a Redis container that is starting):
+		 * the client starts down and looks it up at each retry */
+		rlog(r->named ? PAV_LOG_WARN : PAV_LOG_ERROR,
+		     "cannot resolve %s: %s%s", r->cfg.host,
+		     rc ? gai_strerror(rc) : "no usable address",
+		     r->named ? "; looking it up again at each retry" : "");
+		return r->named ? 0 : -EINVAL;
 	}
 	return 0;
 }
@@ -1980,6 +1995,8 @@ struct pav_redis *pav_redis_create(struct lws_context *ctx,
 	if (conn_open(&r->cmd) || conn_open(&r->sub)) {
 		conn_close(&r->cmd);
 		conn_close(&r->sub);
+		if (!r->addrs.n)
+			lookup_start(r);
 		sched(r, &r->retry_sul, retry_cb, backoff_ms(r, r->retry_n++));
 	}
 	schedule_tick(r, now_ms());

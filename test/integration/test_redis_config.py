@@ -1,7 +1,7 @@
 """The redis store's configuration: --check connects nothing and reports URL and password
 file problems as "file: store: ..."; a password file authenticates every connection; a
 wrong password leaves the gateway unready, not dead; a host name that does not resolve
-stops the start; a database number keeps two
+yet is looked up until it does; a database number keeps two
 gateways on one server apart (pub/sub included)."""
 import time
 from pathlib import Path
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import gw
+import wsclient
 import redisfix as rf
 from test_flow_util import API, Client, flow_vhosts, uid
 
@@ -41,20 +42,43 @@ def test_check_refuses_an_empty_password_file(tmp_path, keys, content, why):
 
 @pytest.mark.skipif(not rf.mount_namespace_available(),
                     reason="needs a mount namespace (root) for a private /etc/hosts")
-def test_a_host_name_that_does_not_resolve_stops_the_start(tmp_path, keys, make_gateway):
+def test_a_host_name_that_does_not_resolve_yet_is_looked_up_until_it_does(
+        tmp_path, keys, make_gateway):
     """The gateway's /etc/hosts lacks the name and its resolver asks a DNS server on a
-    loopback port nobody listens on: the lookup fails at once, and so does the start."""
+    loopback port nobody listens on (a Redis container whose name is not in DNS yet): the
+    gateway starts all the same, unready, and looks the name up at each retry. Once the
+    name resolves it connects there and serves."""
+    name = "redis.pavilion.test"
     hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
     hosts.write_text("127.0.0.1 localhost\n")
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    g = make_gateway(flow_vhosts(keys), start=False,
-                     store={"backend": "redis", "url": "redis://redis.pavilion.test:6379"})
-    rf.own_etc(g, hosts=hosts, **{"resolv.conf": resolv})
-    with pytest.raises(AssertionError, match="did not listen"):
+    redis = rf.RedisServer(tmp_path / "redis", host="127.0.0.2").start()
+    try:
+        g = make_gateway(flow_vhosts(keys), start=False,
+                         store={"backend": "redis", "url": "redis://%s:%d" % (name, redis.port)})
+        rf.own_etc(g, hosts=hosts, **{"resolv.conf": resolv})
+        g.store_address = "127.0.0.2"
+        t0 = int(time.time() * 1000) - 5
+        g.wait_registered = lambda *a, **k: None  # it cannot register yet
         g.start(timeout=5)
-    assert g.proc.wait(5) != 0
-    log = g.log_text()
-    assert "cannot resolve redis.pavilion.test" in log and "url" in log, log
+        assert API(g).get("/readyz").status == 503
+        with pytest.raises(wsclient.HandshakeRefused) as e:
+            g.connect(g.token(sub=uid("early")))
+        assert e.value.status == 503
+        log = g.log_text()
+        assert "cannot resolve %s: " % name in log and "looking it up again" in log, log
+        time.sleep(1.5)  # a retry or two without an address
+        assert g.proc.poll() is None, g.log_tail()
+        hosts.write_text("127.0.0.1 localhost\n127.0.0.2 %s\n" % name)  # same inode
+        gw.Gateway.wait_registered(g, t0, timeout=15)
+        assert API(g).get("/readyz").status == 200
+        with Client(g, zones=["*"]) as c:
+            c.subscribe("zone:" + uid("z"))
+        log = g.log_text()
+        assert "%s resolves to 127.0.0.2" % name in log, g.log_tail()
+        assert "connected to %s:%d at 127.0.0.2" % (name, redis.port) in log, g.log_tail()
+    finally:
+        redis.kill()
 
 
 @pytest.mark.skipif(not rf.mount_namespace_available(),
