@@ -1,4 +1,5 @@
-/* auth.h — JWT verification with algorithm pinning (libjwt 1.10). */
+/* auth.h — JWT verification with algorithm pinning (OpenSSL), signing
+ * (libjwt 1.10). */
 #ifndef PAV_AUTH_H
 #define PAV_AUTH_H
 
@@ -21,12 +22,20 @@
 
 enum pav_key_kind { PAV_KEY_HMAC, PAV_KEY_RSA, PAV_KEY_EC };
 
+struct evp_pkey_st;
+struct evp_mac_ctx_st;
+
 struct pav_auth {
 	int algs[PAV_AUTH_MAX_ALGS]; /* libjwt jwt_alg_t values, pinned */
 	size_t nalgs;
 	enum pav_key_kind kind;
 	unsigned char *key; /* secret or PEM bytes */
 	size_t keylen;
+	/* made once at load, so a token costs its check and no key parsing:
+	 * RS*, ES*: the public key; HS*: per pinned algorithm, an HMAC
+	 * context keyed with the secret, copied for each token */
+	struct evp_pkey_st *pkey;
+	struct evp_mac_ctx_st *hmac[PAV_AUTH_MAX_ALGS];
 	char *issuer;   /* NULL: unchecked */
 	char *audience; /* NULL: unchecked */
 	int leeway_s;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -690,6 +692,152 @@ static void es256_with_truncated_signature_is_bad_signature(void **state)
 	pav_auth_free(&a);
 }
 
+/* tok's signature put under header hdr (the claims stay). */
+static char *relabel(char *tok, const char *hdr)
+{
+	char *h = b64url(hdr, strlen(hdr));
+	const char *rest = strchr(tok, '.');
+	char *out = malloc(strlen(h) + strlen(rest) + 1);
+
+	assert_non_null(out);
+	sprintf(out, "%s%s", h, rest);
+	free(h);
+	free(tok);
+	return out;
+}
+
+static void every_algorithm_checks_with_its_own_digest(void **state)
+{
+	static const struct {
+		const char *names[3];
+		jwt_alg_t algs[3];
+		const char *pub, *key;
+	} families[] = {
+		{{"HS256", "HS384", "HS512"},
+		 {JWT_ALG_HS256, JWT_ALG_HS384, JWT_ALG_HS512},
+		 "secret", "secret"},
+		{{"RS256", "RS384", "RS512"},
+		 {JWT_ALG_RS256, JWT_ALG_RS384, JWT_ALG_RS512},
+		 "rsa.pub", "rsa.key"},
+	};
+
+	(void)state;
+	for (size_t f = 0; f < 2; f++) {
+		struct pav_auth a;
+		char err[128];
+
+		assert_int_equal(pav_auth_load(&a, families[f].names, 3,
+					       path(families[f].pub), NULL,
+					       NULL, LEEWAY, err, sizeof(err)),
+				 0);
+		for (size_t i = 0; i < 3; i++) {
+			char hdr[64];
+
+			assert_null(why_of(&a, mint_jwt(families[f].algs[i],
+							CLAIMS_OK,
+							families[f].key),
+					   NOW));
+			/* signed with the next digest, labelled with this */
+			snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\"}",
+				 families[f].names[i]);
+			assert_string_equal(
+				why_of(&a,
+				       relabel(mint_jwt(
+						       families[f].algs[(i + 1) % 3],
+						       CLAIMS_OK, families[f].key),
+					       hdr),
+				       NOW),
+				"bad signature");
+		}
+		pav_auth_free(&a);
+	}
+}
+
+/* JWS ECDSA signatures are r || s of the curve's size: DER, or r and s
+ * swapped, or zeros of the right length do not verify. */
+static void ecdsa_signature_must_be_r_then_s_of_the_curves_size(void **state)
+{
+	struct pav_auth a;
+	char *tok = mint_jwt(JWT_ALG_ES256, CLAIMS_OK, "p256.key");
+	char *dot = strrchr(tok, '.');
+	unsigned char raw[64], swapped[64], zeros[64] = {0};
+	unsigned char der[80], *p = der;
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	char *b, *t;
+	int n;
+
+	(void)state;
+	/* the good one's r and s, from its base64url */
+	{
+		size_t len = strlen(dot + 1);
+		char *std = malloc(len + 4);
+		unsigned char dec[72];
+
+		assert_non_null(std);
+		for (size_t i = 0; i < len; i++)
+			std[i] = dot[1 + i] == '-' ? '+'
+				 : dot[1 + i] == '_' ? '/' : dot[1 + i];
+		memcpy(std + len, "==", 3); /* 86 characters + "==" */
+		assert_int_equal(EVP_DecodeBlock(dec, (unsigned char *)std,
+						 (int)len + 2),
+				 66);
+		memcpy(raw, dec, 64);
+		free(std);
+	}
+	memcpy(swapped, raw + 32, 32);
+	memcpy(swapped + 32, raw, 32);
+	assert_non_null(es);
+	assert_int_equal(ECDSA_SIG_set0(es, BN_bin2bn(raw, 32, NULL),
+					BN_bin2bn(raw + 32, 32, NULL)),
+			 1);
+	n = i2d_ECDSA_SIG(es, &p);
+	assert_true(n > 0 && n <= (int)sizeof(der));
+	ECDSA_SIG_free(es);
+	load_ok(&a, "ES256", "p256.pub", NULL, NULL);
+	*dot = '\0';
+	{
+		const struct {
+			const unsigned char *sig;
+			size_t len;
+			const char *why;
+		} cases[] = {
+			{raw, 64, NULL},
+			{der, (size_t)n, "bad signature"},
+			{swapped, 64, "bad signature"},
+			{zeros, 64, "bad signature"},
+			{raw, 63, "bad signature"},
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			b = b64url(cases[i].sig, cases[i].len);
+			t = malloc(strlen(tok) + strlen(b) + 2);
+			assert_non_null(t);
+			sprintf(t, "%s.%s", tok, b);
+			free(b);
+			if (cases[i].why)
+				assert_string_equal(why_of(&a, t, NOW),
+						    cases[i].why);
+			else
+				assert_null(why_of(&a, t, NOW));
+		}
+	}
+	free(tok);
+	pav_auth_free(&a);
+}
+
+static void hmac_of_another_length_is_bad_signature(void **state)
+{
+	char *tok = mint_secret(HDR_HS256, CLAIMS_OK);
+	char *cut = strdup(tok);
+
+	(void)state;
+	assert_non_null(cut);
+	cut[strlen(cut) - 3] = '\0'; /* 30 bytes of 32 */
+	assert_string_equal(raw_why(cut), "bad signature");
+	free(cut);
+	free(tok);
+}
+
 static void tampered_claims_are_bad_signature(void **state)
 {
 	char *good = mint_secret(HDR_HS256, CLAIMS_OK);
@@ -1114,6 +1262,9 @@ int main(void)
 		cmocka_unit_test(hs256_with_wrong_secret_is_bad_signature),
 		cmocka_unit_test(rs256_with_wrong_key_is_bad_signature),
 		cmocka_unit_test(es256_with_truncated_signature_is_bad_signature),
+		cmocka_unit_test(every_algorithm_checks_with_its_own_digest),
+		cmocka_unit_test(ecdsa_signature_must_be_r_then_s_of_the_curves_size),
+		cmocka_unit_test(hmac_of_another_length_is_bad_signature),
 		cmocka_unit_test(tampered_claims_are_bad_signature),
 		cmocka_unit_test(missing_exp_is_rejected),
 		cmocka_unit_test(exp_that_is_not_a_number_is_rejected),
