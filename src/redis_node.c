@@ -923,8 +923,10 @@ static void on_up(void *arg)
 	sh->registered = 0;
 	/* after an outage every node's alive key may have expired while
 	 * Redis was away: give the others node_ttl to come back and
-	 * heartbeat before anyone is taken for dead */
-	sh->reap_from = sh->was_up ? pav_mono_ms() + sh->b->node_ttl_ms : 0;
+	 * heartbeat before anyone is taken for dead.  At a node's first
+	 * connection too: it cannot tell whether Redis has just come back
+	 * (a node killed before it started is reaped node_ttl later) */
+	sh->reap_from = pav_mono_ms() + sh->b->node_ttl_ms;
 	rlog(PAV_LOG_INFO, "shard %zu: connected (node %s)", sh->idx,
 	     sh->b->node);
 	if (sh->was_up)

@@ -16,7 +16,7 @@ import gw
 import redisfix as rf
 import wsclient
 from test_adversarial_util import rss_kb
-from test_flow_util import ALL, API, Client, uid
+from test_flow_util import ALL, API, Client, settle, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
@@ -307,6 +307,50 @@ def test_redis_stopped_longer_than_node_ttl_takes_no_node_for_dead(make_gateway,
             "%s was taken for dead" % other.sub
         p = nodes.api(0).presence(other.sub)
         assert p["status"] == "online" and p["connections"] == 1, p
+    a.close()
+    b.close()
+
+
+def test_a_node_started_just_after_an_outage_takes_no_node_for_dead(make_gateway, keys, redis):
+    """Redis is away longer than node_ttl_s, so every node's heartbeat has expired; node 1
+    is still in its reconnect backoff (held) when Redis is back and a new node starts. The
+    new node must give the others node_ttl_s before it reaps anyone: node 1's user stays
+    online, and no client is told otherwise."""
+    ttl = 2
+    nodes = rf.Nodes(make_gateway, keys, redis, n=3,
+                     store={"node_ttl_s": ttl, "command_timeout_ms": 300})
+    late = nodes.gws.pop()
+    nodes.start()
+    z = "zone:" + uid("z")
+    a, b = Client(nodes[0], **ALL), Client(nodes[1], **ALL)
+    a.subscribe(z)
+    b.subscribe(z)
+    nodes.settle()
+    b.sync()
+    b.inbox.clear()
+    redis.freeze()
+    try:
+        wait_ready(nodes, 503, 3)
+        nodes[0].proc.send_signal(signal.SIGSTOP)
+        time.sleep(ttl + 1)
+    finally:
+        redis.thaw()
+    try:
+        late.start()  # registered: it is up, and would reap from now on
+        time.sleep(1.5)
+        during = API(late).presence(a.sub)
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    assert during["status"] == "online" and during["connections"] == 1, during
+    assert "reap" not in late.log_text(), late.log_tail()
+    wait_ready(nodes, 200, 10)
+    time.sleep(ttl + 1)
+    settle(late)
+    b.sync()
+    assert not b.take("status_update", userId=a.sub, status="offline"), \
+        "%s was taken for dead" % a.sub
+    p = API(late).presence(a.sub)
+    assert p["status"] == "online" and p["connections"] == 1, p
     a.close()
     b.close()
 
