@@ -237,6 +237,13 @@ static int leave(struct pav_session *s, const char *channel)
 
 int pav_session_unsubscribe(struct pav_session *s, const char *channel)
 {
+	char own[PAV_CHANNEL_BUF];
+
+	/* the user channel is held for the connection's life: revocation,
+	 * presence and the subscription count go through it */
+	if (pav_channel_user(s->user, own, sizeof(own)) == 0 &&
+	    strcmp(channel, own) == 0)
+		return -EPERM;
 	if (leave(s, channel) == 0)
 		hook_unsubscribed(s, channel);
 	return 0;

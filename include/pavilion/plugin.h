@@ -352,7 +352,8 @@ struct pav_host {
 	void (*subscribe)(pav_conn *c, const char *channel,
 			  json_object *parameters, pav_reply *reply);
 	/* Leaves a channel (idempotent); on_unsubscribed hooks run when it
-	 * was subscribed.  0 or -errno. */
+	 * was subscribed.  0 or -errno; -EPERM for the connection's own
+	 * user channel, which it holds as long as it is open. */
 	int (*unsubscribe)(pav_conn *c, const char *channel);
 	int (*is_subscribed)(const pav_conn *c, const char *channel);
 	/* Calls fn once for each distinct zone:/channel:/chat: channel that

@@ -170,7 +170,8 @@ static int on_subscribe(void *instance, pav_conn *c, struct pav_request *req)
 }
 
 /* Leaving is never access-controlled: one can only leave what one joined,
- * and leaving anything else is an idempotent success. */
+ * and leaving anything else is an idempotent success; but `user`, joined
+ * automatically, is kept while the connection lasts (1003). */
 static int on_unsubscribe(void *instance, pav_conn *c,
 			  struct pav_request *req)
 {
@@ -182,6 +183,10 @@ static int on_unsubscribe(void *instance, pav_conn *c,
 	if (rc != 0)
 		return rc;
 	rc = s->host->unsubscribe(c, channel);
+	if (rc == -EPERM) {
+		req->error_message = "the user channel cannot be left";
+		return PAV_ERR_SUBSCRIPTION;
+	}
 	if (rc < 0) {
 		s->host->log(PAV_LOG_ERROR, PLUGIN_NAME,
 			     "unsubscribe %s failed: %s", channel,

@@ -1,5 +1,6 @@
 """subscribe/unsubscribe: channel grammar, access control (claims, "*", subscription
-tokens, user:<other>), max_subscriptions, idempotence, delivery with "channel"."""
+tokens, user:<other>), max_subscriptions, idempotence, delivery with "channel", the own
+user channel kept."""
 import pytest
 
 import gw
@@ -191,6 +192,22 @@ def test_unsubscribe_stops_delivery(g, api):
         assert delivered(api, c, chan)
         c.ok("unsubscribe", {"channel": chan})
         assert not delivered(api, c, chan)
+
+
+def test_own_user_channel_cannot_be_left_1003(g, api):
+    """user (and its alias) is held for the connection's life: leaving it would take the
+    connection out of revocation, presence and notifications."""
+    with Client(g) as c:
+        for name in ("user", "user:" + c.sub):
+            m = c.err("unsubscribe", {"channel": name}, 1003)
+            assert "user channel" in m["payload"]["message"], m
+        c.ok("unsubscribe", {"channel": "zone:" + uid("never")})
+        c.sync()
+        assert delivered(api, c, "user:" + c.sub)
+        r = api.call("DELETE", "/v1/users/%s/connections" % c.sub)
+        assert r.status == 200 and r.json == {"closed": 1}, r
+        gw.expect_error(c.ws, 1001)
+        assert c.wait_close(5).code == 4001
 
 
 def test_unsubscribe_invalid_channel_1003(g):
