@@ -163,6 +163,11 @@ static void mem_presence_set(void *self, const char *ns, const char *user,
 		snprintf(u->status, sizeof(u->status), "%s", status);
 		u->last_active_ms = at;
 		announce(m, ns, out, stamp, at);
+	} else if (err == -EALREADY && when == PAV_PRESENCE_IF_DISCONNECTED &&
+		   u && !u->conns.n && !strcmp(u->status, status)) {
+		/* the last close of a user who had set this status: it
+		 * stays, unannounced, but the user was active until now */
+		u->last_active_ms = at;
 	}
 	/* the callback may free what user points into (the caller's copy) */
 	snprintf(name, sizeof(name), "%s", user);

@@ -156,6 +156,30 @@ def test_first_connection_online_last_close_offline(g, api):
         assert m["payload"]["lastActive"] == la, (m, p)
 
 
+def test_last_close_after_offline_by_hand_moves_last_active_unannounced(g, api):
+    """A user who set "offline" and kept the connection was active until it closed: the
+    close leaves the status (nothing announced: it did not change) and sets lastActive."""
+    user, z = uid("alice"), "zone:" + uid("z")
+    with C(g) as bob:
+        bob.subscribe(z)
+        a = C(g, user)
+        a.subscribe(z)
+        a.ok("presence", {"status": "offline"})
+        set_by_hand = api.presence(user)["lastActive"]
+        bob.wait_for("status_update", userId=user, status="offline")
+        updates(bob, user)  # the join's "online", if it came after
+        time.sleep(1.1)
+        a.close()
+        deadline = time.monotonic() + 3
+        while api.presence(user)["connections"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        p = api.presence(user)
+        assert p["status"] == "offline" and p["connections"] == 0, p
+        assert p["lastActive"] > set_by_hand, (set_by_hand, p)
+        assert not updates(bob, user), "an unchanged status was announced"
+
+
 def test_first_join_announces_status_to_channel(g, api):
     z = "zone:" + uid("z")
     user = uid("alice")
