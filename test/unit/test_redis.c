@@ -1304,6 +1304,8 @@ static void destroy_inside_a_reply_callback(void **state)
 
 /* ---- names, event loops ------------------------------------------------------------ */
 
+/* A name is resolved at create; one that does not resolve is looked up
+ * again at each retry. */
 static void a_host_name_is_resolved_at_create(void **state)
 {
 	struct pav_redis_config c = config();
@@ -1314,8 +1316,18 @@ static void a_host_name_is_resolved_at_create(void **state)
 	connect_with(&c);
 	sync_cmd(&x, "PING", NULL);
 	assert_string_equal(x.str, "PONG");
+	/* a name that does not resolve (yet): the client starts down, looks
+	 * it up at each retry, and a destroy meanwhile leaves nothing */
 	snprintf(c.host, sizeof(c.host), "no-such-host.invalid");
-	assert_null(pav_redis_create(F.ctx, &c, &events));
+	{
+		struct pav_redis *r = pav_redis_create(F.ctx, &c, &events);
+
+		assert_non_null(r);
+		run_for(300);
+		assert_false(pav_redis_is_up(r));
+		assert_int_equal(F.ups, 1); /* the first client's only */
+		pav_redis_destroy(r);
+	}
 }
 
 /* Down, a name is looked up again on glibc's resolver thread: each retry
