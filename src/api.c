@@ -44,6 +44,7 @@ struct api_req {
 	size_t sent;
 	int headers_sent;
 	int early; /* answered before the body was read: close after */
+	int body_done; /* lws said the body is complete */
 	int unsent; /* counted in vh->api_unsent */
 	struct lws *wsi;
 	uint64_t rid; /* names the request to late answers */
@@ -940,6 +941,16 @@ static int write_headers(struct lws *wsi, struct api_req *r)
 	return 0;
 }
 
+/* The whole answer is out: the connection closes (an early answer) or
+ * waits for its next request. */
+static int answered(struct lws *wsi, struct api_req *r)
+{
+	mark_unsent(r, 0);
+	if (r->early)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int write_body(struct lws *wsi, struct api_req *r)
 {
 	unsigned char buf[LWS_PRE + PAV_API_WRITE_BYTES];
@@ -958,10 +969,7 @@ static int write_body(struct lws *wsi, struct api_req *r)
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	mark_unsent(r, 0);
-	if (r->early)
-		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	return answered(wsi, r);
 }
 
 static int on_writeable(struct lws *wsi, struct api_req *r)
@@ -971,10 +979,8 @@ static int on_writeable(struct lws *wsi, struct api_req *r)
 	if (!r->headers_sent) {
 		if (write_headers(wsi, r))
 			return -1;
-		if (!r->ans.len) {
-			mark_unsent(r, 0);
-			return r->early || lws_http_transaction_completed(wsi) ? -1 : 0;
-		}
+		if (!r->ans.len)
+			return answered(wsi, r);
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -1007,7 +1013,18 @@ static int start(struct lws *wsi, struct api_req **pr)
 
 static int body_done(struct lws *wsi, struct api_req *r)
 {
-	if (!r || r->ans.status)
+	if (!r)
+		return 0;
+	/* With a request pipelined behind this one already in its buffer,
+	 * lws 4.1.6 calls this again and again, and when this request itself
+	 * came from that buffer its answer never gets out (the loop spun at
+	 * 100 %, deaf to every socket and to SIGTERM).  So a repeat closes
+	 * the connection: a pipelining client loses the answers from here
+	 * on (the request may have been carried out), nobody else loses. */
+	if (r->body_done)
+		return -1;
+	r->body_done = 1;
+	if (r->ans.status)
 		return 0;
 	if (r->too_big)
 		answer_error(r, 413, "body too large");
