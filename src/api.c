@@ -44,7 +44,7 @@ struct api_req {
 	size_t sent;
 	int headers_sent;
 	int early; /* answered before the body was read: close after */
-	int body_done; /* lws said the body is complete */
+	int body_done; /* the body is complete (lws said so, or there is none) */
 	int unsent; /* counted in vh->api_unsent */
 	struct lws *wsi;
 	uint64_t rid; /* names the request to late answers */
@@ -898,8 +898,20 @@ static int on_request(struct lws *wsi, struct api_req *r)
 		answer_error(r, 415, "Content-Type must be application/json");
 		return 1;
 	}
-	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-	    strtoull(cl, NULL, 10) > r->vh->cfg->api_max_body) {
+	/* lws 4.1.6 reads no chunked request body, and tells nothing of a
+	 * POST without Content-Length: one is refused, the other has none */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		answer_error(r, 400, "send the body with Content-Length "
+				     "(a chunked body is not read)");
+		return 1;
+	}
+	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <=
+	    0) {
+		r->body_done = 1; /* empty: routed at once, then closed */
+		r->early = 1;
+		return 0;
+	}
+	if (strtoull(cl, NULL, 10) > r->vh->cfg->api_max_body) {
 		answer_error(r, 413, "body too large");
 		return 1;
 	}
@@ -1003,7 +1015,8 @@ static int start(struct lws *wsi, struct api_req **pr)
 	if (on_request(wsi, *pr) && ((*pr)->method == LWSHUMETH_POST ||
 				     (*pr)->method < 0))
 		(*pr)->early = 1;
-	if ((*pr)->ans.status || (*pr)->method != LWSHUMETH_POST) {
+	if ((*pr)->ans.status || (*pr)->method != LWSHUMETH_POST ||
+	    (*pr)->body_done) {
 		if (!(*pr)->ans.status)
 			route(*pr);
 		lws_callback_on_writable(wsi);

@@ -94,6 +94,48 @@ def test_stalled_body_does_not_block_the_api(g, api):
     nb.close()
 
 
+def test_post_without_content_length_is_answered_at_once(g, api):
+    """What `curl -X POST` sends: no Content-Length, so no body; lws 4.1.6 reports no body
+    completion for it, and the request waited for the 10 s timeout, unanswered."""
+    s = tcp(g.port("internal"))
+    try:
+        s.sendall(("POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\n\r\n" % g.keys.api_key).encode())
+        t0 = time.monotonic()
+        status, _, rest = read_head(s, 3)
+        assert status == 400 and time.monotonic() - t0 < 1.0, (status, rest)
+        assert closed_within(s, 3) is not None
+    finally:
+        s.close()
+
+
+def test_chunked_body_is_refused_400_and_nothing_published(g, api):
+    nb = neighbour(g, zones=["*"])
+    z = "zone:chunked"
+    nb.subscribe(z)
+    body = b'{"channel":"zone:chunked","type":"t","payload":{}}'
+    s = tcp(g.port("internal"))
+    try:
+        s.sendall(("POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   % g.keys.api_key).encode() +
+                  b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+        status, _, rest = read_head(s, 3)
+        s.settimeout(3)
+        while b"}}" not in rest:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        assert status == 400 and b"Content-Length" in rest, (status, rest)
+        assert closed_within(s, 3) is not None
+    finally:
+        s.close()
+    nb.sync()
+    assert not nb.take("t"), "a chunked publication was carried out"
+    check_neighbour(nb, "a chunked body")
+
+
 def test_endless_chunked_body_413_or_closed(g, api):
     nb = neighbour(g)
     s = tcp(g.port("internal"))
