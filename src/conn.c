@@ -25,8 +25,8 @@
 
 /*
  * Queue entries are message pointers; bit 0 set marks one that does not
- * count against outbound_queue_bytes: a publication the store keeps anyway
- * (history being replayed), whose memory is the store's, bounded there.
+ * count against outbound_queue_bytes: a publication of a history replay,
+ * counted in q_kept instead, against a bound of its own.
  */
 #define Q_KEPT ((uintptr_t)1)
 
@@ -48,6 +48,7 @@ static void queue_clear(struct pav_conn *c)
 		c->q_count--;
 	}
 	c->q_bytes = 0;
+	c->q_kept = 0;
 }
 
 static int queue_push_entry(struct pav_conn *c, struct pav_msg *m, int kept)
@@ -69,8 +70,7 @@ static int queue_push_entry(struct pav_conn *c, struct pav_msg *m, int kept)
 	c->q[(c->q_head + c->q_count) % c->q_cap] =
 		kept ? (struct pav_msg *)((uintptr_t)m | Q_KEPT) : m;
 	c->q_count++;
-	if (!kept)
-		c->q_bytes += m->len;
+	*(kept ? &c->q_kept : &c->q_bytes) += m->len;
 	return 0;
 }
 
@@ -102,6 +102,11 @@ int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 {
 	if (c->state != PAV_CONN_OPEN)
 		return -EPIPE;
+	if (c->q_kept && c->q_kept + m->len > PAV_REPLAY_QUEUE_FACTOR *
+					       c->vc->limits.outbound_queue_bytes) {
+		pav_conn_overflow(c);
+		return -ENOBUFS;
+	}
 	if (queue_push_entry(c, m, 1))
 		return -ENOMEM;
 	lws_callback_on_writable(c->wsi);
@@ -273,8 +278,7 @@ static void queue_pop(struct pav_conn *c)
 
 	c->q_head = (c->q_head + 1) % c->q_cap;
 	c->q_count--;
-	if (q_counts(e))
-		c->q_bytes -= m->len;
+	*(q_counts(e) ? &c->q_bytes : &c->q_kept) -= m->len;
 	pav_msg_unref(m);
 }
 

@@ -75,7 +75,8 @@ struct pav_conn {
 	/* outbound queue: a ring of shared messages */
 	struct pav_msg **q;
 	uint32_t q_head, q_count, q_cap;
-	size_t q_bytes;
+	size_t q_bytes; /* of the entries that count */
+	size_t q_kept;  /* of a replay's entries */
 
 	int dirty; /* 1 + its index in env->dirty; 0: not there */
 	int close_deferred; /* close_outside: the next flush hands it over */
@@ -99,9 +100,11 @@ void pav_conn_release(struct pav_conn *c);
 /* Queues a message; 0, or -EPIPE (closing) / -ENOBUFS (over the outbound
  * limit: the connection is being closed with 4008). */
 int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
-/* Queues a publication the store keeps anyway (a history replay): it does
- * not count against outbound_queue_bytes (its memory is the store's, and
- * bounded there), so a replay larger than the queue still goes out. */
+/* Queues a publication of a history replay: it does not count against
+ * outbound_queue_bytes, so a replay larger than the queue still goes out.
+ * Replays not yet sent are bounded apart, at PAV_REPLAY_QUEUE_FACTOR times
+ * outbound_queue_bytes (a client that asks for them again and again and
+ * reads nothing): past that, 4008 and -ENOBUFS, as for enqueue. */
 int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m);
 /*
  * Fan-out: queues like enqueue, but a connection with nothing waiting

@@ -16,6 +16,9 @@
 #define PAV_DEF_HANDSHAKES_PER_S_PER_IP 20
 #define PAV_DEF_MAX_CONNECTIONS_PER_USER 16
 #define PAV_DEF_OUTBOUND_QUEUE_BYTES (256 * 1024)
+/* History replays a connection has not been sent yet: at most this many
+ * times its outbound_queue_bytes (16 MiB by default), then 4008. */
+#define PAV_REPLAY_QUEUE_FACTOR 64
 #define PAV_DEF_HANDSHAKE_TIMEOUT_S 10
 #define PAV_DEF_LEEWAY_S 30
 #define PAV_DEF_INBOX_SIZE 500

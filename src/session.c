@@ -342,7 +342,8 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 		pav_session_reply(op->reply, 0, NULL, op_ack(op, h, recovered));
 	op->reply = NULL;
 	for (size_t i = 0; recovered && i < h->n; i++)
-		pav_conn_enqueue_kept(s->hc.conn, h->msgs[i]);
+		if (pav_conn_enqueue_kept(s->hc.conn, h->msgs[i]))
+			break; /* closing */
 	if (op->hist && op->joined)
 		pav_hub_release(&s->hc, op->channel, recovered ? h->offset : 0,
 				NULL, 0);

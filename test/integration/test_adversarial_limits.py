@@ -222,6 +222,43 @@ def send_q(g, client_port):
     return int(out[1]) if len(out) > 1 else 0
 
 
+def test_replays_asked_again_and_again_by_a_client_that_reads_nothing_4008(make_gateway, keys):
+    """A history replay does not count against outbound_queue_bytes (one larger than the
+    queue still goes out), but replays not yet sent are bounded apart (64 times the queue:
+    256 KiB here). A client that reads nothing and asks for the same 200 KB replay again
+    and again (subscribe with recover, unsubscribe, without ids) is closed 4008; before,
+    each round left 200 more queue entries behind, without end."""
+    from test_adversarial_util import API as AdvAPI
+    pub_v = gw.public_vhost(keys, "public", tls=False, plugins=PLUGINS,
+                            limits={"outbound_queue_bytes": 65536},
+                            history={"zone": {"size": 1000, "ttl_s": 60}})
+    g = make_gateway([pub_v, gw.internal_vhost(keys)])
+    api = AdvAPI(g)
+    z = "zone:" + uid("rep")
+    pub = Publisher(g)
+    try:
+        for i in range(200):
+            pub.publish(z, "bulk", {"i": i, "pad": "x" * 1000})
+    finally:
+        pub.close()
+    c = client_on(g, sub=uid("rep"), rcvbuf=4096, **ALL)
+    epoch = c.subscribe(z)["payload"]["epoch"]
+    c.ok("unsubscribe", {"channel": z})
+    again = {"type": "subscribe",
+             "payload": {"channel": z, "parameters": {"recover": {"offset": 0, "epoch": epoch}}}}
+    before = closes(api, 4008)
+    try:
+        for _ in range(60):  # 12 MB of replays, three times the bound
+            c.ws.send_json(again)
+            time.sleep(0.03)  # the replay is read (from Redis too) before the leave
+            c.ws.send_json({"type": "unsubscribe", "payload": {"channel": z}})
+    except OSError:
+        pass  # closed under us
+    assert wait_until(lambda: closes(api, 4008) > before, 5), \
+        "no 4008 after 60 replays of 200 KB to a client that reads nothing"
+    c.close()
+
+
 def test_frames_split_by_a_full_socket_arrive_whole_and_in_order(g, api):
     """A subscriber with a small receive buffer stops reading while 30 KB publications come
     one by one, each its own fan-out written to the plain socket directly: they fill the
