@@ -6,6 +6,7 @@
 #include "dispatch.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -16,6 +17,36 @@
 #include "pav_limits.h"
 #include "session.h"
 #include "vhost.h"
+
+/*
+ * Excess messages over the last PAV_ABUSE_WINDOW_S seconds, in slices of
+ * ABUSE_SLICE_MS: "abuse_close_after excess within 10 s" is checked over
+ * a window that slides (10 s to 10.1 s long), not one that restarts.
+ */
+#define ABUSE_SLICE_MS 100
+#define ABUSE_SLICES (PAV_ABUSE_WINDOW_S * 1000 / ABUSE_SLICE_MS + 1)
+
+struct pav_abuse {
+	int64_t slice; /* the newest slice counted (now / ABUSE_SLICE_MS) */
+	uint32_t n[ABUSE_SLICES];
+};
+
+/* Counts one excess message at now; the excess within the window. */
+static uint64_t abuse_count(struct pav_abuse *a, int64_t now)
+{
+	int64_t slice = now / ABUSE_SLICE_MS;
+	uint64_t sum = 0;
+
+	for (int64_t t = a->slice + 1; t <= slice && t <= a->slice + ABUSE_SLICES;
+	     t++)
+		a->n[t % ABUSE_SLICES] = 0; /* slices that went by */
+	if (slice > a->slice)
+		a->slice = slice;
+	a->n[a->slice % ABUSE_SLICES]++;
+	for (int i = 0; i < ABUSE_SLICES; i++)
+		sum += a->n[i];
+	return sum;
+}
 
 /* Token bucket: returns 0 to process the message, 1 to drop it. */
 static int rate_limited(struct pav_session *s, int64_t now)
@@ -32,11 +63,11 @@ static int rate_limited(struct pav_session *s, int64_t now)
 		return 0;
 	}
 	pav_metrics_rate_limited();
-	if (now - s->abuse_window_ms > PAV_ABUSE_WINDOW_S * 1000) {
-		s->abuse_window_ms = now;
-		s->abuse_count = 0;
+	if (!s->abuse && !(s->abuse = calloc(1, sizeof(*s->abuse)))) {
+		pav_conn_close(s->hc.conn, 1011, "out of memory");
+		return 1;
 	}
-	if (++s->abuse_count >= l->abuse_close_after) {
+	if (abuse_count(s->abuse, now) >= (uint64_t)l->abuse_close_after) {
 		pav_warn("conn %" PRIu64 " user=%s peer=%s: rate-limit abuse, "
 			 "closing", s->id, s->user, s->peer);
 		pav_conn_close(s->hc.conn, 4029, "rate limit abuse");

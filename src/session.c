@@ -781,6 +781,7 @@ static void session_free(struct pav_session *s)
 		free(s->gone[i]);
 	free(s->gone);
 	free(s->hc.subs);
+	free(s->abuse);
 	claims_free(s);
 	free(s);
 }

@@ -47,8 +47,8 @@ struct pav_session {
 
 	/* rate limiting (token bucket in milli-tokens) */
 	int64_t bucket, bucket_ms;
-	int64_t last_rate_err_ms, abuse_window_ms;
-	int abuse_count;
+	int64_t last_rate_err_ms;
+	struct pav_abuse *abuse; /* excess counts, from the first excess */
 
 	/* after the socket closed: its channels, for the close hooks */
 	char **gone;

@@ -411,13 +411,32 @@ static void abuse_count_starts_again_after_its_window(void **state)
 		send_text("{\"type\":\"echo\"}");
 	for (int i = 0; i < 4; i++)
 		send_text("{\"type\":\"echo\"}");
-	fake_clock_advance(10001);
+	fake_clock_advance(10100); /* the window: 10 s in 100 ms slices */
 	/* ten tokens came back but the burst caps them at 3 */
 	for (int i = 0; i < 3; i++)
 		send_text("{\"type\":\"echo\"}");
 	for (int i = 0; i < 4; i++)
 		send_text("{\"type\":\"echo\"}");
 	assert_int_equal(fc.c.close_code, 0);
+	assert_int_equal(h.calls, 6);
+}
+
+/* The excess of the last 10 s counts, wherever a window would have begun:
+ * 1 excess, 9.5 s later 3, 0.6 s later 2: 5 within 10 s (a window begun at
+ * the first excess would have started again at 10 s and counted 2). */
+static void abuse_is_counted_over_a_window_that_slides(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 4; i++) /* 3 tokens, 1 excess */
+		send_text("{\"type\":\"echo\"}");
+	fake_clock_advance(9500);
+	for (int i = 0; i < 6; i++) /* 3 tokens again, 3 excess */
+		send_text("{\"type\":\"echo\"}");
+	fake_clock_advance(600); /* the first excess leaves the window */
+	send_text("{\"type\":\"echo\"}");
+	assert_int_equal(fc.c.close_code, 0);
+	send_text("{\"type\":\"echo\"}");
+	assert_int_equal(fc.c.close_code, 4029);
 	assert_int_equal(h.calls, 6);
 }
 
@@ -449,6 +468,7 @@ int main(void)
 		T(refill_stops_at_the_burst),
 		T(rate_limit_abuse_closes_with_4029),
 		T(abuse_count_starts_again_after_its_window),
+		T(abuse_is_counted_over_a_window_that_slides),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
