@@ -48,8 +48,28 @@ static uint64_t abuse_count(struct pav_abuse *a, int64_t now)
 	return sum;
 }
 
+/* The 1005 for a dropped message, with its id when it has one (it is
+ * read only for this: at most once a second). */
+static void rate_error(struct pav_session *s, const char *buf, size_t len,
+		       int binary)
+{
+	struct pav_envelope env;
+	const char *why;
+
+	if (binary) {
+		pav_conn_error(s->hc.conn, PAV_ERR_RATE, "rate limit exceeded",
+			       NULL);
+		return;
+	}
+	pav_envelope_parse(buf, len, s->vh->cfg->limits.json_depth, &env,
+			   &why); /* the id, if valid, even in a bad message */
+	pav_conn_error(s->hc.conn, PAV_ERR_RATE, "rate limit exceeded", env.id);
+	pav_envelope_free(&env);
+}
+
 /* Token bucket: returns 0 to process the message, 1 to drop it. */
-static int rate_limited(struct pav_session *s, int64_t now)
+static int rate_limited(struct pav_session *s, int64_t now, const char *buf,
+			size_t len, int binary)
 {
 	const struct pav_limits *l = &s->vh->cfg->limits;
 	int64_t cap = (int64_t)l->burst * 1000;
@@ -73,8 +93,7 @@ static int rate_limited(struct pav_session *s, int64_t now)
 		pav_conn_close(s->hc.conn, 4029, "rate limit abuse");
 	} else if (now - s->last_rate_err_ms >= 1000) {
 		s->last_rate_err_ms = now;
-		pav_conn_error(s->hc.conn, PAV_ERR_RATE, "rate limit exceeded",
-			       NULL);
+		rate_error(s, buf, len, binary);
 	}
 	return 1;
 }
@@ -143,7 +162,7 @@ void pav_dispatch(struct pav_session *s, const char *buf, size_t len,
 	const char *why = NULL;
 	int rc;
 
-	if (rate_limited(s, pav_now_ms()))
+	if (rate_limited(s, pav_now_ms(), buf, len, binary))
 		return;
 	if (binary) {
 		pav_conn_error(s->hc.conn, PAV_ERR_FORMAT,
