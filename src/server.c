@@ -397,10 +397,11 @@ static int find_token(struct lws *wsi, char *buf, int len)
 {
 	const char *arg = lws_get_urlarg_by_name(wsi, "token=", buf, len);
 
-	if (arg) {
+	if (arg && arg[0]) {
 		memmove(buf, arg, strlen(arg) + 1);
-		return buf[0] ? 0 : -ENOENT;
+		return 0;
 	}
+	/* no ?token=, or an empty one: the Authorization header */
 	if (header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, len) <= 0)
 		return -ENOENT;
 	if (strncasecmp(buf, "Bearer ", 7))

@@ -54,6 +54,15 @@ def test_hs256_token_in_authorization_header(g):
     connect_ok(g, g.token(), bearer=True)
 
 
+def test_empty_query_token_falls_back_to_the_authorization_header(g):
+    """`?token=` with nothing after it is no token: the header's is used."""
+    t = g.token()
+    g.note_token(t)
+    with g.connect(None, path="/ws?token=", headers={"Authorization": "Bearer " + t}) as ws:
+        assert ws.status == 101
+        gw.probe(ws)
+
+
 def test_rs256_token_on_rs256_vhost(g):
     connect_ok(g, g.token(vhost="rs"), vhost="rs")
 
