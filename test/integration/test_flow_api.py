@@ -1,5 +1,6 @@
 """The internal HTTP API: auth, each error status with its JSON error, publish,
 DELETE connections, channel subscriber counts, health endpoints."""
+import http.client
 import json
 import time
 
@@ -145,6 +146,26 @@ def test_body_over_64k_413(api):
     except (BrokenPipeError, ConnectionResetError) as e:
         pytest.fail("no 413 answer for an oversized body (connection dropped: %r)" % e)
     assert_error(r, 413)
+
+
+@pytest.mark.parametrize("mb", [1, 4, 15])
+def test_body_of_megabytes_sent_whole_before_reading_gets_its_413(api, mb):
+    """Python's http.client sends the whole body before it reads: an answer given at once
+    and a close would reach it as a broken pipe. A body up to 16 MiB is read, dropped and
+    answered 413, and the connection stays usable."""
+    h = {"Authorization": "Bearer " + api.key, "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+    try:
+        for _ in range(2):
+            try:
+                conn.request("POST", "/v1/publish", body=b" " * (mb << 20), headers=h)
+                r = conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError) as e:
+                pytest.fail("no 413 for a %d MiB body (connection dropped: %r)" % (mb, e))
+            body = r.read()
+            assert r.status == 413 and b"payload_too_large" in body, (r.status, body)
+    finally:
+        conn.close()
 
 
 def test_body_just_under_64k_accepted(api):
