@@ -504,6 +504,7 @@ static void mem_history_read(void *self, const char *ns, const char *channel,
 {
 	struct mem_chan *ch = pav_mem_chan(self, ns, channel, 1);
 	struct pav_history r = {0};
+	struct pav_msg **msgs = NULL;
 	uint64_t oldest, first;
 
 	if (!ch) {
@@ -520,15 +521,19 @@ static void mem_history_read(void *self, const char *ns, const char *channel,
 	if (first <= ch->offset && max)
 		r.n = (size_t)(ch->offset - first + 1) < max
 			      ? (size_t)(ch->offset - first + 1) : max;
-	if (r.n && !(r.msgs = malloc(r.n * sizeof(*r.msgs)))) {
+	if (r.n && !(msgs = malloc(r.n * sizeof(*msgs)))) {
 		cb(arg, -ENOMEM, NULL);
 		return;
 	}
+	/* referenced: the callback may publish, and the ring move on */
 	for (size_t i = 0; i < r.n; i++)
-		((struct pav_msg **)r.msgs)[i] =
-			ch->ring[(ch->head + (first - oldest) + i) % ch->cap];
+		msgs[i] = pav_msg_ref(
+			ch->ring[(ch->head + (first - oldest) + i) % ch->cap]);
+	r.msgs = msgs;
 	cb(arg, 0, &r);
-	free((void *)r.msgs);
+	for (size_t i = 0; i < r.n; i++)
+		pav_msg_unref(msgs[i]);
+	free(msgs);
 	pav_mem_chan_drop(self, ch, pav_now_ms());
 }
 

@@ -1390,6 +1390,37 @@ static void ttl_sweep_keeps_the_epoch_of_a_channel_with_members(void **state)
 	assert_true(r.complete);
 }
 
+/* A history read's callback publishes to the channel: what it was handed
+ * stays valid while the ring moves on. */
+static void publish_more(void *arg, int err, const struct pav_history *h)
+{
+	const struct pav_history_cfg *h2 = arg;
+
+	assert_int_equal(err, 0);
+	assert_int_equal(h->n, 2);
+	for (int i = 0; i < 3; i++)
+		publish("zone:a", h2, 10 + i);
+	r.calls++;
+	r.n = h->n;
+	for (size_t i = 0; i < h->n; i++)
+		r.offsets[i] = h->msgs[i]->offset;
+}
+
+static void history_read_callback_may_publish(void **state)
+{
+	static const struct pav_history_cfg h2 = {2, 60};
+
+	(void)state;
+	publish("zone:a", &h2, 1);
+	publish("zone:a", &h2, 2);
+	r.calls = 0;
+	ops->history_read(self, NS, "zone:a", &h2, 0, 10, publish_more,
+			  (void *)&h2);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.offsets[0], 1);
+	assert_int_equal(r.offsets[1], 2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup_small, teardown)
 #define TB(f) cmocka_unit_test_setup_teardown(f, setup_budget, teardown)
@@ -1457,6 +1488,7 @@ int main(void)
 		T(history_past_its_ttl_is_dropped_by_tick),
 		T(ttl_counts_from_the_last_publication),
 		T(ttl_sweep_keeps_the_epoch_of_a_channel_with_members),
+		T(history_read_callback_may_publish),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
