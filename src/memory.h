@@ -25,13 +25,15 @@ struct mem_chan {
 	int64_t members;
 	struct pav_map *users; /* user -> count (tally.h) */
 
-	/* history: a ring of the newest publications */
+	/* history: a ring of the newest publications, grown on demand up
+	 * to size (NULL while it holds none) */
 	struct pav_msg **ring;
 	size_t cap, head, count;
-	size_t bytes;
+	size_t bytes;    /* the messages' */
+	size_t size;     /* 0: no history configured */
 	uint64_t offset; /* the newest publication's */
 	char epoch[20];  /* "": not drawn yet (pav_mem_chan_epoch) */
-	int ttl_s;       /* 0: no history configured */
+	int ttl_s;
 	int64_t active_ms; /* last publication, join or leave */
 	struct mem_chan *lru_prev, *lru_next; /* channels holding history,
 						 least recently published first */
@@ -43,6 +45,7 @@ struct pav_mem {
 	struct pav_map *users; /* ns\x1fuser -> struct mem_user */
 	struct pav_map *chans; /* ns\x1fchannel -> struct mem_chan */
 	size_t inbox_size;
+	/* history_bytes: the messages and ring slots of all channels */
 	size_t history_max_bytes, history_bytes;
 	struct mem_chan *lru_head, *lru_tail;
 };
@@ -116,8 +119,9 @@ int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
 /* History (memory_history.c). */
 void pav_mem_history_config(struct mem_chan *ch,
 			    const struct pav_history_cfg *h);
-/* Appends a publication (takes a reference), evicting past the channel's
- * size and the store's byte budget. */
+/* Appends a publication (takes a reference): the ring grows on demand up
+ * to the channel's size, then the oldest goes; past the store's byte
+ * budget the least recently published channels lose first. */
 void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 			    struct pav_msg *msg, int64_t now);
 /* Drops the history of channels idle past their ttl. */

@@ -39,10 +39,10 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 	 * puts the number on the message and keeps the message */
 	if (ch) {
 		pav_mem_history_config(ch, out->history);
-		if (ch->cap && out->history) {
+		if (ch->size && out->history) {
 			f.offset = res.offset = ++ch->offset;
 			res.epoch = pav_mem_chan_epoch(ch);
-		} else if (!ch->cap) {
+		} else if (!ch->size) {
 			res.offset = ++ch->offset;
 		} /* else transient on a history channel: not numbered */
 	}

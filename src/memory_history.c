@@ -1,12 +1,19 @@
 /*
  * memory_history.c — the "memory" backend's channel history: a ring of
- * the newest `size` publications per channel, dropped `ttl_s` after the
- * channel's last publication, and a byte budget over all channels that
- * takes from the least recently published channel first.
+ * the newest `size` publications per channel, grown on demand, dropped
+ * `ttl_s` after the channel's last publication, and a byte budget over
+ * all channels (messages and ring slots) that takes from the least
+ * recently published channel first.
  */
 #include "memory.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "grow.h"
+
+#define RING_MIN 4 /* slots of a channel's first publication */
 
 static void lru_unlink(struct pav_mem *m, struct mem_chan *ch)
 {
@@ -40,16 +47,50 @@ static void lru_touch(struct pav_mem *m, struct mem_chan *ch)
 void pav_mem_history_config(struct mem_chan *ch,
 			    const struct pav_history_cfg *h)
 {
-	struct pav_msg **ring;
-
-	if (!h || h->size <= 0 || ch->cap)
+	if (!h || h->size <= 0 || ch->size)
 		return;
-	ring = calloc((size_t)h->size, sizeof(*ring));
-	if (!ring)
-		return; /* no history: recoveries answer "not recovered" */
-	ch->ring = ring;
-	ch->cap = (size_t)h->size;
+	ch->size = (size_t)h->size;
 	ch->ttl_s = h->ttl_s;
+}
+
+static void ring_free(struct pav_mem *m, struct mem_chan *ch)
+{
+	m->history_bytes -= ch->cap * sizeof(*ch->ring);
+	free(ch->ring);
+	ch->ring = NULL;
+	ch->cap = ch->head = 0;
+}
+
+/* Room for one more in a full ring: twice the slots, up to size, unless
+ * the channel alone would then be past the budget.  0, -ENOSPC (the
+ * ring is as large as it gets) or -ENOMEM. */
+static int ring_grow(struct pav_mem *m, struct mem_chan *ch, size_t len)
+{
+	const size_t slot = sizeof(*ch->ring);
+	size_t old = ch->cap, bytes = old * slot, next;
+	char *p = (char *)ch->ring;
+
+	if (old >= ch->size)
+		return -ENOSPC;
+	next = !old ? RING_MIN : old > ch->size / 2 ? ch->size : old * 2;
+	if (next > ch->size)
+		next = ch->size;
+	if (old && next * slot + ch->bytes + len > m->history_max_bytes)
+		return -ENOSPC;
+	if (pav_grow(&p, &bytes, next * slot, RING_MIN * slot,
+		     ch->size * slot))
+		return -ENOMEM;
+	ch->ring = (struct pav_msg **)(void *)p;
+	ch->cap = bytes / slot;
+	m->history_bytes += (ch->cap - old) * slot;
+	/* the ring was full: [head, old) then [0, head); the first part
+	 * moves to the end so the order continues over the new slots */
+	if (ch->head) {
+		memmove(ch->ring + ch->cap - (old - ch->head),
+			ch->ring + ch->head, (old - ch->head) * slot);
+		ch->head += ch->cap - old;
+	}
+	return 0;
 }
 
 static void drop_oldest(struct pav_mem *m, struct mem_chan *ch)
@@ -68,10 +109,14 @@ static void drop_oldest(struct pav_mem *m, struct mem_chan *ch)
 void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 			    struct pav_msg *msg, int64_t now)
 {
-	if (!ch->cap)
+	struct mem_chan *old;
+
+	if (!ch->size)
 		return;
-	if (ch->count == ch->cap)
+	if (ch->count == ch->cap && ring_grow(m, ch, msg->len) && ch->count)
 		drop_oldest(m, ch);
+	if (ch->count == ch->cap)
+		return; /* no ring (out of memory): not kept, not recoverable */
 	ch->ring[(ch->head + ch->count) % ch->cap] = pav_msg_ref(msg);
 	ch->count++;
 	ch->bytes += msg->len;
@@ -79,9 +124,13 @@ void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 	ch->active_ms = now;
 	lru_touch(m, ch);
 	/* over the budget: the least recently published lose first (the
-	 * channel just written is the last resort) */
-	while (m->history_bytes > m->history_max_bytes && m->lru_head)
-		drop_oldest(m, m->lru_head);
+	 * channel just written is the last resort); a ring that holds
+	 * nothing goes too */
+	while (m->history_bytes > m->history_max_bytes && (old = m->lru_head)) {
+		drop_oldest(m, old);
+		if (!old->count)
+			ring_free(m, old);
+	}
 }
 
 static void history_clear(struct pav_mem *m, struct mem_chan *ch)
@@ -89,6 +138,7 @@ static void history_clear(struct pav_mem *m, struct mem_chan *ch)
 	while (ch->count)
 		drop_oldest(m, ch);
 	lru_unlink(m, ch);
+	ring_free(m, ch);
 }
 
 struct sweep {

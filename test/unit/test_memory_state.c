@@ -400,6 +400,12 @@ static int setup_budget(void **state)
 	return create(0, 2500); /* two 1000-byte frames, not three */
 }
 
+static int setup_64k(void **state)
+{
+	(void)state;
+	return create(0, 65536); /* the smallest history_max_bytes */
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -1390,6 +1396,126 @@ static void ttl_sweep_keeps_the_epoch_of_a_channel_with_members(void **state)
 	assert_true(r.complete);
 }
 
+/* ---- history memory: rings grow on demand, everything in the budget,
+ * nothing left by channels that hold nothing ---- */
+
+static const struct pav_history_cfg hist_big = {10000, 300};
+
+/* Many publications: the delivery recorder is emptied as they go. */
+static void publish_many(const char *channel, const struct pav_history_cfg *h,
+			 int n)
+{
+	publish(channel, h, n);
+	dlv_reset();
+}
+
+static struct mem_chan *record(const char *channel)
+{
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s\x1f%s", NS, channel);
+	return pav_map_get(mem()->chans, key);
+}
+
+static void ring_grows_on_demand_up_to_size(void **state)
+{
+	const struct pav_history_cfg h20 = {20, 60};
+	struct mem_chan *ch;
+
+	(void)state;
+	publish("zone:a", &hist_big, 1);
+	ch = record("zone:a");
+	assert_non_null(ch);
+	assert_true(ch->cap >= 1 && ch->cap <= 8); /* not 10000 slots */
+	for (int i = 2; i <= 100; i++)
+		publish_many("zone:a", &hist_big, i);
+	assert_true(ch->cap >= 100 && ch->cap <= 200);
+	for (int i = 1; i <= 30; i++)
+		publish_many("zone:b", &h20, i);
+	ch = record("zone:b");
+	assert_int_equal(ch->cap, 20); /* never past size */
+	history_read("zone:b", &h20, 0, 32);
+	assert_int_equal(r.n, 20);
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(r.offsets[i], 11 + i);
+	history_read("zone:a", &hist_big, 68, 32);
+	assert_int_equal(r.n, 32);
+	assert_true(r.complete);
+	for (size_t i = 0; i < 32; i++)
+		assert_int_equal(r.offsets[i], 69 + i);
+}
+
+/* A ring whose oldest went to the budget wraps before it is full: its
+ * growth keeps the order. */
+static void ring_grown_after_wrapping_keeps_the_order(void **state)
+{
+	struct mem_chan *a;
+
+	(void)state;
+	for (int i = 1; i <= 4; i++)
+		publish_pad("zone:a", &hist_big, i, 300);
+	a = record("zone:a");
+	assert_int_equal(a->count, 4);
+	/* one large publication elsewhere: zone:a loses its oldest */
+	publish_pad("zone:b", &hist_big, 1,
+		    mem()->history_max_bytes - mem()->history_bytes + 100);
+	assert_true(a->count < 4 && a->count > 0);
+	for (int i = 5; i <= 12; i++)
+		publish_pad("zone:a", &hist_big, i, 300);
+	history_read("zone:a", &hist_big, 0, 32);
+	assert_int_equal(r.offset, 12);
+	assert_true(r.n >= 8);
+	for (size_t i = 0; i < r.n; i++)
+		assert_int_equal(r.offsets[i], 12 - r.n + 1 + i);
+}
+
+/* What the history really holds: never past the budget. */
+static int add_cost(const char *key, void *val, void *arg)
+{
+	const struct mem_chan *ch = val;
+	size_t *cost = arg;
+
+	(void)key;
+	*cost += ch->cap * sizeof(*ch->ring) + ch->bytes;
+	return 0;
+}
+
+static void ring_slots_count_in_the_budget(void **state)
+{
+	size_t cost = 0;
+	char name[32];
+
+	(void)state;
+	/* one small publication to each of 3000 channels of size 10000 */
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "zone:c%d", i);
+		publish_many(name, &hist_big, i);
+	}
+	pav_map_each(mem()->chans, add_cost, &cost);
+	assert_true(mem()->history_bytes <= mem()->history_max_bytes);
+	assert_true(cost <= mem()->history_max_bytes);
+	/* the newest are still there */
+	history_read("zone:c2999", &hist_big, 0, 10);
+	assert_int_equal(r.offset, 1);
+	assert_int_equal(r.n, 1);
+}
+
+static void a_large_history_stays_within_the_budget(void **state)
+{
+	size_t cost = 0;
+
+	(void)state;
+	for (int i = 1; i <= 10000; i++)
+		publish_many("zone:a", &hist_big, i);
+	pav_map_each(mem()->chans, add_cost, &cost);
+	assert_true(cost <= mem()->history_max_bytes);
+	history_read("zone:a", &hist_big, 0, 0);
+	assert_int_equal(r.offset, 10000);
+	history_read("zone:a", &hist_big, 9990, 10);
+	assert_int_equal(r.n, 10); /* the newest are kept */
+	assert_true(r.complete);
+}
+
 /* A history read's callback publishes to the channel: what it was handed
  * stays valid while the ring moves on. */
 static void publish_more(void *arg, int err, const struct pav_history *h)
@@ -1424,6 +1550,7 @@ static void history_read_callback_may_publish(void **state)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup_small, teardown)
 #define TB(f) cmocka_unit_test_setup_teardown(f, setup_budget, teardown)
+#define TK(f) cmocka_unit_test_setup_teardown(f, setup_64k, teardown)
 
 int main(void)
 {
@@ -1489,6 +1616,10 @@ int main(void)
 		T(ttl_counts_from_the_last_publication),
 		T(ttl_sweep_keeps_the_epoch_of_a_channel_with_members),
 		T(history_read_callback_may_publish),
+		T(ring_grows_on_demand_up_to_size),
+		TK(ring_grown_after_wrapping_keeps_the_order),
+		TK(ring_slots_count_in_the_budget),
+		TK(a_large_history_stays_within_the_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
