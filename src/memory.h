@@ -17,13 +17,19 @@
 #include "map.h"
 #include "msg.h"
 
+#define PAV_MEM_EPOCH_LEN 17 /* 16 hex + NUL */
+
 /* A channel's record: its members on this node and its history.  It lives
- * while it has members or history, or (with history configured) until
- * ttl_s after its last activity, so that an epoch outlives a short gap. */
+ * while it has members or messages, or (history configured, offset > 0)
+ * as a history position that a recovery can still match: counted in the
+ * history budget and dropped ttl_s after its last activity, or earlier
+ * when the budget needs the room.  A record that holds none of these is
+ * freed: its epoch comes back the same until a history of its epoch
+ * bucket is lost (pav_mem_chan_epoch). */
 struct mem_chan {
 	char *key;
 	int64_t members;
-	struct pav_map *users; /* user -> count (tally.h) */
+	struct pav_map *users; /* user -> count (tally.h); NULL: no member */
 
 	/* history: a ring of the newest publications, grown on demand up
 	 * to size (NULL while it holds none) */
@@ -31,23 +37,37 @@ struct mem_chan {
 	size_t cap, head, count;
 	size_t bytes;    /* the messages' */
 	size_t size;     /* 0: no history configured */
-	uint64_t offset; /* the newest publication's */
-	char epoch[20];  /* "": not drawn yet (pav_mem_chan_epoch) */
 	int ttl_s;
+	uint64_t offset; /* the newest publication's */
+	uint64_t epoch_gen; /* its epoch bucket's generation at its start */
+	char epoch[PAV_MEM_EPOCH_LEN]; /* "": not formatted yet */
 	int64_t active_ms; /* last publication, join or leave */
 	struct mem_chan *lru_prev, *lru_next; /* channels holding history,
 						 least recently published first */
 	int in_lru;
+	int reaping; /* on the list of records to free (pav_mem_leave) */
+	struct mem_chan *reap_next;
 };
+
+/* Epochs: a record's is derived from the store's seed, its key's bucket
+ * and that bucket's generation, which moves on whenever a record of the
+ * bucket loses a history with offsets: a record that held nothing can go
+ * and come back with the same epoch, one that lost offsets cannot. */
+#define PAV_MEM_EPOCH_BUCKETS 4096
 
 struct pav_mem {
 	struct pav_backend_env env;
 	struct pav_map *users; /* ns\x1fuser -> struct mem_user */
 	struct pav_map *chans; /* ns\x1fchannel -> struct mem_chan */
 	size_t inbox_size;
-	/* history_bytes: the messages and ring slots of all channels */
+	/* history_bytes: messages, ring slots and the records that hold
+	 * history (in the lru list) */
 	size_t history_max_bytes, history_bytes;
 	struct mem_chan *lru_head, *lru_tail;
+	uint64_t epoch_seed;
+	uint64_t *epoch_gens; /* PAV_MEM_EPOCH_BUCKETS */
+	int busy; /* calls under way that hold a record (pav_mem_enter) */
+	struct mem_chan *reap;
 };
 
 /* A user's record: connections, presence, inbox. */
@@ -103,15 +123,30 @@ struct user *pav_mem_own_channel(struct pav_mem *m, const char *ns,
 int64_t pav_mem_members(struct pav_mem *m, const char *ns,
 			const char *channel);
 
-/* Channels (memory_table.c).  The channel's record, made when `make`; NULL when absent or out of
- * memory.  pav_mem_chan_drop() frees it once it holds nothing. */
+/* Channels (memory_table.c).  The channel's record, made when `make`; NULL
+ * when absent or out of memory. */
 struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			      const char *channel, int make);
-void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now);
-/* The record's epoch, drawn at the first call: a record made for one
- * publication to a channel nobody is in (counted, then dropped) never
- * needs one, so a publication does not pay for drawing it. */
-const char *pav_mem_chan_epoch(struct mem_chan *ch);
+/* After a call changed ch: frees it when it holds nothing (no member, no
+ * message, no history position), keeps a history position as such.  ch
+ * may be gone when it returns. */
+void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch);
+/* Frees ch if it holds nothing: now, or when the outermost call that
+ * holds records returns.  Calls that hold a record across code that may
+ * drop others (a callback, the budget) run between pav_mem_enter() and
+ * pav_mem_leave(). */
+void pav_mem_chan_forget(struct pav_mem *m, struct mem_chan *ch);
+void pav_mem_enter(struct pav_mem *m);
+void pav_mem_leave(struct pav_mem *m);
+/* The record's epoch (formatted at the first call). */
+const char *pav_mem_chan_epoch(struct pav_mem *m, struct mem_chan *ch);
+/* The epoch a record of the channel made now would have, in buf; NULL
+ * when out of memory. */
+const char *pav_mem_absent_epoch(struct pav_mem *m, const char *ns,
+				 const char *channel,
+				 char buf[PAV_MEM_EPOCH_LEN]);
+/* ch's history is lost (offsets and all): a new epoch from now on. */
+void pav_mem_chan_new_epoch(struct pav_mem *m, struct mem_chan *ch);
 void pav_mem_chan_free(void *p);
 int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,
 			   const char *user);
@@ -124,6 +159,9 @@ void pav_mem_history_config(struct mem_chan *ch,
  * budget the least recently published channels lose first. */
 void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 			    struct pav_msg *msg, int64_t now);
+/* Keeps a record without member or message as a history position (in
+ * the budget).  ch may be gone when it returns. */
+void pav_mem_history_linger(struct pav_mem *m, struct mem_chan *ch);
 /* Drops the history of channels idle past their ttl. */
 void pav_mem_history_sweep(struct pav_mem *m, int64_t now);
 

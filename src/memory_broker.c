@@ -16,8 +16,8 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 		     void *arg)
 {
 	int one = out->nchannels == 1;
-	struct mem_chan *ch = one ? pav_mem_chan(m, ns, out->channels[0], 1)
-				  : NULL;
+	struct mem_chan *ch;
+	char epoch[PAV_MEM_EPOCH_LEN];
 	struct pav_published res = {0, NULL, one ? 0 : -1};
 	struct pav_frame f = {
 		.type = out->type,
@@ -35,13 +35,17 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 	};
 	int64_t now = pav_now_ms();
 
+	pav_mem_enter(m); /* ch stays while callbacks run */
+	ch = one ? pav_mem_chan(m, ns, out->channels[0], 1) : NULL;
 	/* every channel counts its publications; only one with history
 	 * puts the number on the message and keeps the message */
 	if (ch) {
 		pav_mem_history_config(ch, out->history);
 		if (ch->size && out->history) {
 			f.offset = res.offset = ++ch->offset;
-			res.epoch = pav_mem_chan_epoch(ch);
+			snprintf(epoch, sizeof(epoch), "%s",
+				 pav_mem_chan_epoch(m, ch));
+			res.epoch = epoch;
 		} else if (!ch->size) {
 			res.offset = ++ch->offset;
 		} /* else transient on a history channel: not numbered */
@@ -50,7 +54,7 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 	if (!d.msg) {
 		if (done)
 			done(arg, -ENOMEM, NULL);
-		return;
+		goto out;
 	}
 	if (f.offset)
 		pav_mem_history_append(m, ch, d.msg, now);
@@ -61,8 +65,10 @@ void pav_mem_publish(struct pav_mem *m, const char *ns,
 	pav_msg_unref(d.msg);
 	if (done)
 		done(arg, 0, &res);
+out:
 	if (ch)
-		pav_mem_chan_drop(m, ch, now);
+		pav_mem_chan_drop(m, ch);
+	pav_mem_leave(m);
 }
 
 

@@ -1,24 +1,27 @@
 /*
  * memory_history.c — the "memory" backend's channel history: a ring of
  * the newest `size` publications per channel, grown on demand, dropped
- * `ttl_s` after the channel's last publication, and a byte budget over
- * all channels (messages and ring slots) that takes from the least
- * recently published channel first.
+ * `ttl_s` after the channel's last activity, and a byte budget over all
+ * channels (messages, ring slots and the records holding them) that
+ * takes from the least recently published channel first.
  */
 #include "memory.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "grow.h"
 
 #define RING_MIN 4 /* slots of a channel's first publication */
 
-static void lru_unlink(struct pav_mem *m, struct mem_chan *ch)
+/* What a record holding history costs beyond its ring and messages. */
+static size_t chan_cost(const struct mem_chan *ch)
 {
-	if (!ch->in_lru)
-		return;
+	return sizeof(*ch) + strlen(ch->key) + 1;
+}
+
+static void lru_remove(struct pav_mem *m, struct mem_chan *ch)
+{
 	if (ch->lru_prev)
 		ch->lru_prev->lru_next = ch->lru_next;
 	else
@@ -28,13 +31,24 @@ static void lru_unlink(struct pav_mem *m, struct mem_chan *ch)
 	else
 		m->lru_tail = ch->lru_prev;
 	ch->lru_prev = ch->lru_next = NULL;
+}
+
+static void lru_unlink(struct pav_mem *m, struct mem_chan *ch)
+{
+	if (!ch->in_lru)
+		return;
+	lru_remove(m, ch);
 	ch->in_lru = 0;
+	m->history_bytes -= chan_cost(ch);
 }
 
 /* The most recently published channel goes to the tail. */
 static void lru_touch(struct pav_mem *m, struct mem_chan *ch)
 {
-	lru_unlink(m, ch);
+	if (ch->in_lru)
+		lru_remove(m, ch);
+	else
+		m->history_bytes += chan_cost(ch);
 	ch->lru_prev = m->lru_tail;
 	if (m->lru_tail)
 		m->lru_tail->lru_next = ch;
@@ -75,7 +89,8 @@ static int ring_grow(struct pav_mem *m, struct mem_chan *ch, size_t len)
 	next = !old ? RING_MIN : old > ch->size / 2 ? ch->size : old * 2;
 	if (next > ch->size)
 		next = ch->size;
-	if (old && next * slot + ch->bytes + len > m->history_max_bytes)
+	if (old && chan_cost(ch) + next * slot + ch->bytes + len >
+			   m->history_max_bytes)
 		return -ENOSPC;
 	if (pav_grow(&p, &bytes, next * slot, RING_MIN * slot,
 		     ch->size * slot))
@@ -102,15 +117,53 @@ static void drop_oldest(struct pav_mem *m, struct mem_chan *ch)
 	ch->bytes -= old->len;
 	m->history_bytes -= old->len;
 	pav_msg_unref(old);
-	if (!ch->count)
+}
+
+/* ch holds no message any more: its ring goes, and with members it
+ * needs no place in the budget (they keep its offset). */
+static void history_emptied(struct pav_mem *m, struct mem_chan *ch)
+{
+	ring_free(m, ch);
+	if (ch->members)
 		lru_unlink(m, ch);
+}
+
+/* ch (no member, no message) loses its history position too. */
+static void history_lost(struct pav_mem *m, struct mem_chan *ch)
+{
+	ring_free(m, ch);
+	lru_unlink(m, ch);
+	if (ch->offset && ch->size)
+		pav_mem_chan_new_epoch(m, ch);
+	ch->offset = 0;
+}
+
+/* Over the budget: the least recently published lose first, messages
+ * before positions; `keep` (the channel just written, or NULL) is the
+ * last resort and keeps its position. */
+static void trim(struct pav_mem *m, struct mem_chan *keep)
+{
+	struct mem_chan *ch;
+
+	while (m->history_bytes > m->history_max_bytes && (ch = m->lru_head)) {
+		if (ch->count) {
+			drop_oldest(m, ch);
+			if (!ch->count)
+				history_emptied(m, ch);
+		} else if (ch == keep) {
+			break;
+		} else if (ch->members) {
+			lru_unlink(m, ch);
+		} else {
+			history_lost(m, ch);
+			pav_mem_chan_forget(m, ch);
+		}
+	}
 }
 
 void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 			    struct pav_msg *msg, int64_t now)
 {
-	struct mem_chan *old;
-
 	if (!ch->size)
 		return;
 	if (ch->count == ch->cap && ring_grow(m, ch, msg->len) && ch->count)
@@ -123,22 +176,15 @@ void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 	m->history_bytes += msg->len;
 	ch->active_ms = now;
 	lru_touch(m, ch);
-	/* over the budget: the least recently published lose first (the
-	 * channel just written is the last resort); a ring that holds
-	 * nothing goes too */
-	while (m->history_bytes > m->history_max_bytes && (old = m->lru_head)) {
-		drop_oldest(m, old);
-		if (!old->count)
-			ring_free(m, old);
-	}
+	trim(m, ch);
 }
 
-static void history_clear(struct pav_mem *m, struct mem_chan *ch)
+void pav_mem_history_linger(struct pav_mem *m, struct mem_chan *ch)
 {
-	while (ch->count)
-		drop_oldest(m, ch);
-	lru_unlink(m, ch);
-	ring_free(m, ch);
+	if (ch->in_lru)
+		return;
+	lru_touch(m, ch);
+	trim(m, NULL);
 }
 
 struct sweep {
@@ -157,6 +203,8 @@ static int find_expired(const char *key, void *val, void *arg)
 	(void)key;
 	if (!ch->ttl_s || s->now < ch->active_ms + (int64_t)ch->ttl_s * 1000)
 		return 0;
+	if (!ch->count && (ch->members || !ch->offset))
+		return 0; /* nothing to drop */
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 16;
 		d = realloc(s->dead, s->cap * sizeof(*d));
@@ -172,10 +220,19 @@ void pav_mem_history_sweep(struct pav_mem *m, int64_t now)
 {
 	struct sweep s = {m, now, NULL, 0, 0};
 
+	pav_mem_enter(m);
 	pav_map_each(m->chans, find_expired, &s);
 	for (size_t i = 0; i < s.n; i++) {
-		history_clear(m, s.dead[i]);
-		pav_mem_chan_drop(m, s.dead[i], now);
+		struct mem_chan *ch = s.dead[i];
+
+		while (ch->count)
+			drop_oldest(m, ch);
+		history_emptied(m, ch);
+		if (!ch->members) {
+			history_lost(m, ch);
+			pav_mem_chan_forget(m, ch);
+		}
 	}
 	free(s.dead);
+	pav_mem_leave(m);
 }

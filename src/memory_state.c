@@ -399,6 +399,7 @@ static void mem_member_add(void *self, const char *ns, const char *channel,
 {
 	struct pav_mem *m = self;
 	struct mem_chan *ch;
+	int64_t members, user_count;
 	int err;
 
 	if (!strncmp(channel, "user:", 5))
@@ -407,14 +408,20 @@ static void mem_member_add(void *self, const char *ns, const char *channel,
 	err = ch ? 0 : -ENOMEM;
 
 	if (ch) {
-		err = pav_tally_add(ch->users, user, 1);
+		if (!ch->users && !(ch->users = pav_map_new()))
+			err = -ENOMEM;
+		if (!err)
+			err = pav_tally_add(ch->users, user, 1);
 		if (!err)
 			ch->members++;
 		ch->active_ms = pav_now_ms();
 	}
+	members = ch ? ch->members : 0;
+	user_count = ch && ch->users ? pav_tally_get(ch->users, user) : 0;
+	if (ch && err)
+		pav_mem_chan_drop(m, ch);
 	if (cb)
-		cb(arg, err, ch ? ch->members : 0,
-		   ch ? pav_tally_get(ch->users, user) : 0);
+		cb(arg, err, members, user_count);
 }
 
 static void mem_member_remove(void *self, const char *ns, const char *channel,
@@ -430,11 +437,16 @@ static void mem_member_remove(void *self, const char *ns, const char *channel,
 		return;
 	}
 	ch = pav_mem_chan(m, ns, channel, 0);
-	if (!ch || !pav_tally_get(ch->users, user))
+	if (!ch || !ch->users || !pav_tally_get(ch->users, user))
 		return;
 	pav_tally_add(ch->users, user, -1);
 	ch->members--;
-	pav_mem_chan_drop(m, ch, pav_now_ms());
+	ch->active_ms = pav_now_ms();
+	if (!ch->members) {
+		pav_map_free(ch->users, NULL);
+		ch->users = NULL;
+	}
+	pav_mem_chan_drop(m, ch);
 }
 
 static void mem_channel_counts(void *self, const char *ns,
@@ -483,14 +495,14 @@ static void mem_channel_users(void *self, const char *ns, const char *channel,
 		return;
 	}
 	ch = pav_mem_chan(self, ns, channel, 0);
-	size_t have = ch ? pav_map_count(ch->users) : 0;
+	size_t have = ch && ch->users ? pav_map_count(ch->users) : 0;
 	struct users_walk w = {NULL, 0, have < max ? have : max};
 
 	if (w.max && !(w.users = malloc(w.max * sizeof(*w.users)))) {
 		cb(arg, -ENOMEM, NULL, 0);
 		return;
 	}
-	if (ch)
+	if (ch && ch->users)
 		pav_map_each(ch->users, collect_user, &w);
 	cb(arg, 0, (const char *const *)w.users, w.n);
 	free(w.users);
@@ -498,21 +510,37 @@ static void mem_channel_users(void *self, const char *ns, const char *channel,
 
 /* ---- history ---- */
 
+/* A channel without a record: no publication held, nobody in it.  What a
+ * new record would answer, and nothing made. */
+static void history_absent(struct pav_mem *m, const char *ns,
+			   const char *channel, uint64_t after,
+			   pav_history_fn cb, void *arg)
+{
+	char epoch[PAV_MEM_EPOCH_LEN];
+	struct pav_history r = {0};
+
+	r.epoch = pav_mem_absent_epoch(m, ns, channel, epoch);
+	r.complete = after == 0;
+	cb(arg, r.epoch ? 0 : -ENOMEM, r.epoch ? &r : NULL);
+}
+
 static void mem_history_read(void *self, const char *ns, const char *channel,
 			     const struct pav_history_cfg *h, uint64_t after,
 			     size_t max, pav_history_fn cb, void *arg)
 {
-	struct mem_chan *ch = pav_mem_chan(self, ns, channel, 1);
+	struct pav_mem *m = self;
+	struct mem_chan *ch = pav_mem_chan(m, ns, channel, 0);
+	char epoch[PAV_MEM_EPOCH_LEN];
 	struct pav_history r = {0};
 	struct pav_msg **msgs = NULL;
 	uint64_t oldest, first;
 
-	if (!ch) {
-		cb(arg, -ENOMEM, NULL);
-		return;
-	}
+	if (!ch)
+		return history_absent(m, ns, channel, after, cb, arg);
+	pav_mem_enter(m);
 	pav_mem_history_config(ch, h);
-	r.epoch = pav_mem_chan_epoch(ch);
+	snprintf(epoch, sizeof(epoch), "%s", pav_mem_chan_epoch(m, ch));
+	r.epoch = epoch;
 	r.offset = ch->offset;
 	oldest = ch->offset - ch->count + 1; /* of what the ring holds */
 	first = after + 1 > oldest ? after + 1 : oldest;
@@ -523,6 +551,7 @@ static void mem_history_read(void *self, const char *ns, const char *channel,
 			      ? (size_t)(ch->offset - first + 1) : max;
 	if (r.n && !(msgs = malloc(r.n * sizeof(*msgs)))) {
 		cb(arg, -ENOMEM, NULL);
+		pav_mem_leave(m);
 		return;
 	}
 	/* referenced: the callback may publish, and the ring move on */
@@ -534,7 +563,8 @@ static void mem_history_read(void *self, const char *ns, const char *channel,
 	for (size_t i = 0; i < r.n; i++)
 		pav_msg_unref(msgs[i]);
 	free(msgs);
-	pav_mem_chan_drop(self, ch, pav_now_ms());
+	pav_mem_chan_drop(m, ch);
+	pav_mem_leave(m);
 }
 
 /* ---- instance ---- */
@@ -545,15 +575,22 @@ static int mem_create(const struct pav_store_config *cfg,
 {
 	struct pav_mem *m = calloc(1, sizeof(*m));
 
-	if (!m || !(m->users = pav_map_new()) || !(m->chans = pav_map_new())) {
-		if (m)
+	if (!m || !(m->users = pav_map_new()) || !(m->chans = pav_map_new()) ||
+	    !(m->epoch_gens = calloc(PAV_MEM_EPOCH_BUCKETS,
+				     sizeof(*m->epoch_gens)))) {
+		if (m) {
 			pav_map_free(m->users, NULL);
+			pav_map_free(m->chans, NULL);
+		}
 		free(m);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	if (env)
 		m->env = *env;
+	/* epochs differ from every earlier run's */
+	if (pav_random_u64(&m->epoch_seed))
+		m->epoch_seed = (uint64_t)pav_now_ms() ^ (uintptr_t)m;
 	m->inbox_size = cfg && cfg->inbox_size ? cfg->inbox_size
 						: PAV_DEF_INBOX_SIZE;
 	m->history_max_bytes = cfg && cfg->history_max_bytes
@@ -571,6 +608,7 @@ static void mem_destroy(void *self)
 		return;
 	pav_map_free(m->users, pav_mem_user_free);
 	pav_map_free(m->chans, pav_mem_chan_free);
+	free(m->epoch_gens);
 	free(m);
 }
 

@@ -167,6 +167,34 @@ void pav_mem_chan_free(void *p)
 	free(ch);
 }
 
+/* FNV-1a from the store's seed: which bucket's generation a key's
+ * epochs follow (keys cannot be picked to share one on purpose). */
+static size_t epoch_bucket(const struct pav_mem *m, const char *key)
+{
+	uint64_t h = 14695981039346656037ULL ^ m->epoch_seed;
+
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+	return (size_t)(h % PAV_MEM_EPOCH_BUCKETS);
+}
+
+/* A bijection of 64-bit values (splitmix64's finalizer). */
+static uint64_t mix64(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* One bucket's generations give distinct epochs (for gen < 2^52). */
+static void epoch_format(const struct pav_mem *m, size_t bucket,
+			 uint64_t gen, char buf[PAV_MEM_EPOCH_LEN])
+{
+	uint64_t e = mix64(m->epoch_seed ^ mix64(gen << 12 | bucket));
+
+	snprintf(buf, PAV_MEM_EPOCH_LEN, "%016" PRIx64, e);
+}
+
 struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			      const char *channel, int make)
 {
@@ -178,9 +206,9 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 	ch = pav_map_get(m->chans, k.s);
 	if (!ch && make && (ch = calloc(1, sizeof(*ch)))) {
 		ch->key = strdup(k.s);
-		ch->users = pav_map_new();
 		ch->active_ms = pav_now_ms();
-		if (!ch->key || !ch->users || pav_map_put(m->chans, k.s, ch)) {
+		ch->epoch_gen = m->epoch_gens[epoch_bucket(m, k.s)];
+		if (!ch->key || pav_map_put(m->chans, k.s, ch)) {
 			pav_mem_chan_free(ch);
 			ch = NULL;
 		}
@@ -189,24 +217,86 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 	return ch;
 }
 
-const char *pav_mem_chan_epoch(struct mem_chan *ch)
+const char *pav_mem_chan_epoch(struct pav_mem *m, struct mem_chan *ch)
 {
-	uint64_t r = 0;
-
-	if (!ch->epoch[0]) {
-		if (pav_random_u64(&r))
-			r = (uint64_t)pav_now_ms() ^ (uintptr_t)ch;
-		snprintf(ch->epoch, sizeof(ch->epoch), "%016" PRIx64, r);
-	}
+	if (!ch->epoch[0])
+		epoch_format(m, epoch_bucket(m, ch->key), ch->epoch_gen,
+			     ch->epoch);
 	return ch->epoch;
 }
 
-void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch, int64_t now)
+const char *pav_mem_absent_epoch(struct pav_mem *m, const char *ns,
+				 const char *channel,
+				 char buf[PAV_MEM_EPOCH_LEN])
 {
-	if (ch->members || ch->count ||
-	    (ch->ttl_s && now < ch->active_ms + (int64_t)ch->ttl_s * 1000))
+	struct mem_key k;
+	size_t b;
+
+	if (mem_key(&k, ns, channel))
+		return NULL;
+	b = epoch_bucket(m, k.s);
+	epoch_format(m, b, m->epoch_gens[b], buf);
+	mem_key_done(&k);
+	return buf;
+}
+
+void pav_mem_chan_new_epoch(struct pav_mem *m, struct mem_chan *ch)
+{
+	size_t b = epoch_bucket(m, ch->key);
+
+	ch->epoch_gen = ++m->epoch_gens[b];
+	ch->epoch[0] = '\0';
+}
+
+static int chan_holds(const struct mem_chan *ch)
+{
+	return ch->members || ch->count || (ch->size && ch->offset) ||
+	       ch->in_lru;
+}
+
+static void reap(struct pav_mem *m)
+{
+	struct mem_chan *ch;
+
+	while ((ch = m->reap)) {
+		m->reap = ch->reap_next;
+		ch->reap_next = NULL;
+		ch->reaping = 0;
+		if (!chan_holds(ch)) {
+			pav_map_del(m->chans, ch->key);
+			pav_mem_chan_free(ch);
+		}
+	}
+}
+
+void pav_mem_chan_forget(struct pav_mem *m, struct mem_chan *ch)
+{
+	if (chan_holds(ch) || ch->reaping)
 		return;
-	/* nothing held (count 0), so it is on no history list either */
-	pav_map_del(m->chans, ch->key);
-	pav_mem_chan_free(ch);
+	ch->reaping = 1;
+	ch->reap_next = m->reap;
+	m->reap = ch;
+	if (!m->busy)
+		reap(m);
+}
+
+void pav_mem_enter(struct pav_mem *m)
+{
+	m->busy++;
+}
+
+void pav_mem_leave(struct pav_mem *m)
+{
+	if (!--m->busy)
+		reap(m);
+}
+
+void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch)
+{
+	if (ch->members || ch->count)
+		return;
+	if (ch->size && ch->offset)
+		pav_mem_history_linger(m, ch);
+	else
+		pav_mem_chan_forget(m, ch);
 }

@@ -6,6 +6,7 @@ import time
 import pytest
 
 import gw
+from test_adversarial_util import SANITIZED, rss_kb
 from test_flow_util import API, Client, flow_vhosts, ticks, uid
 
 HISTORY = {"zone": {"size": 200, "ttl_s": 60}, "chat": {"size": 5, "ttl_s": 60}}
@@ -214,6 +215,67 @@ def test_idle_history_expires_after_its_ttl(make_gateway, keys):
             break
         time.sleep(0.3)
     assert r["publications"] == [] and r["epoch"] != e1, r
+
+
+@pytest.mark.skipif(gw.STORE == "redis", reason="the memory store's own memory (Redis keys "
+                    "expire: test_redis_history.py)")
+def test_history_channels_that_hold_nothing_cost_no_memory(make_gateway, keys):
+    """Subscribing to and leaving fresh history channels of a large size, and reading the
+    history of channels nobody published to, leave nothing behind: the gateway's resident
+    memory stays flat (each used to cost a ring of `size` slots for `ttl_s`)."""
+    g1 = make_gateway(flow_vhosts(keys, history={"zone": {"size": 10000, "ttl_s": 300}},
+                                  limits={"messages_per_s": 100000, "burst": 100000}))
+    api = API(g1)
+    with Client(g1, zones=["*"]) as c:
+        c.subscribe("zone:warm")
+        api.get("/v1/channels/zone:warm/history")
+        rss0 = rss_kb(g1)
+        for i in range(2000):
+            c.send("subscribe", {"channel": "zone:f%d" % i}, id="s%d" % i)
+            c.send("unsubscribe", {"channel": "zone:f%d" % i}, id="u%d" % i)
+            if i % 250 == 249:
+                c.sync()
+        c.sync()
+        acks = [m for m in c.inbox if m["type"] == "ack"]
+        assert len(acks) == 4000 and not c.take("error"), c.inbox[-3:]
+        subscribed = rss_kb(g1) - rss0
+        rss1 = rss_kb(g1)
+        epoch = api.get("/v1/channels/zone:p0/history").json["epoch"]
+        for i in range(3000):
+            r = api.get("/v1/channels/zone:p%d/history" % i)
+            assert r.status == 200 and r.json["offset"] == 0 and r.json["publications"] == [], r
+        read = rss_kb(g1) - rss1
+        # nothing was made: the same epoch, and a publication starts at offset 1 within it
+        again = api.get("/v1/channels/zone:p0/history").json
+        assert again["epoch"] == epoch, again
+        pub = api.publish("zone:p0", "tick", {"n": 1}).json
+        assert pub["offset"] == 1 and pub["epoch"] == epoch, pub
+    print("RSS growth: %d KB for 2000 subscribe/unsubscribe pairs, %d KB for 3000 history reads"
+          % (subscribed, read))
+    if not SANITIZED:  # the sanitizer's quarantine holds what was freed
+        assert subscribed < 4096 and read < 4096, (subscribed, read)
+
+
+@pytest.mark.skipif(gw.STORE == "redis", reason="history_max_bytes is the memory store's")
+def test_history_memory_is_bounded_by_history_max_bytes(make_gateway, keys):
+    """One publication to each of 3000 channels of size 10000 with history_max_bytes 65536:
+    rings, messages and the records that hold them stay within the budget."""
+    g1 = make_gateway(flow_vhosts(keys, history={"zone": {"size": 10000, "ttl_s": 3600}}),
+                      store={"backend": "memory", "history_max_bytes": 65536})
+    api = API(g1)
+    api.publish("zone:warm", "tick", {"n": 0})
+    rss0 = rss_kb(g1)
+    for i in range(0, 3000, 100):
+        r = api.post("/v1/publish", {"publications": [
+            {"channel": "zone:c%d" % j, "type": "tick", "payload": {"n": j}}
+            for j in range(i, i + 100)]})
+        assert r.status == 202, r
+    grown = rss_kb(g1) - rss0
+    newest = api.get("/v1/channels/zone:c2999/history").json
+    assert newest["offset"] == 1 and len(newest["publications"]) == 1, newest
+    print("RSS growth: %d KB for 3000 one-message history channels" % grown)
+    if not SANITIZED:
+        assert grown < 4096, grown
 
 
 def test_vhosts_of_one_namespace_must_agree_on_history(tmp_path, keys):

@@ -1469,14 +1469,14 @@ static void ring_grown_after_wrapping_keeps_the_order(void **state)
 		assert_int_equal(r.offsets[i], 12 - r.n + 1 + i);
 }
 
-/* What the history really holds: never past the budget. */
+/* What the records holding history really cost: never past the budget. */
 static int add_cost(const char *key, void *val, void *arg)
 {
 	const struct mem_chan *ch = val;
 	size_t *cost = arg;
 
-	(void)key;
-	*cost += ch->cap * sizeof(*ch->ring) + ch->bytes;
+	*cost += sizeof(*ch) + strlen(key) + 1 + ch->cap * sizeof(*ch->ring) +
+		 ch->bytes;
 	return 0;
 }
 
@@ -1494,6 +1494,7 @@ static void ring_slots_count_in_the_budget(void **state)
 	pav_map_each(mem()->chans, add_cost, &cost);
 	assert_true(mem()->history_bytes <= mem()->history_max_bytes);
 	assert_true(cost <= mem()->history_max_bytes);
+	assert_true(pav_map_count(mem()->chans) < 3000);
 	/* the newest are still there */
 	history_read("zone:c2999", &hist_big, 0, 10);
 	assert_int_equal(r.offset, 1);
@@ -1514,6 +1515,95 @@ static void a_large_history_stays_within_the_budget(void **state)
 	history_read("zone:a", &hist_big, 9990, 10);
 	assert_int_equal(r.n, 10); /* the newest are kept */
 	assert_true(r.complete);
+}
+
+static void subscribing_to_an_empty_history_channel_leaves_nothing(
+	void **state)
+{
+	char epoch[32];
+
+	(void)state;
+	/* as a subscription does: member, then epoch and offset */
+	member_add("zone:a", "alice");
+	history_read("zone:a", &hist_big, 0, 0);
+	snprintf(epoch, sizeof(epoch), "%s", r.epoch);
+	ops->member_remove(self, NS, "zone:a", "alice");
+	assert_int_equal(pav_map_count(mem()->chans), 0);
+	/* nothing was lost: the same epoch, and a recovery from 0 holds */
+	member_add("zone:a", "bob");
+	history_read("zone:a", &hist_big, 0, 0);
+	assert_string_equal(r.epoch, epoch);
+	ops->member_remove(self, NS, "zone:a", "bob");
+	publish("zone:a", &hist_big, 1);
+	history_read("zone:a", &hist_big, 0, 10);
+	assert_string_equal(r.epoch, epoch);
+	assert_int_equal(r.offset, 1);
+	assert_true(r.complete);
+}
+
+static void reading_history_of_unknown_channels_makes_no_record(
+	void **state)
+{
+	char epoch[32], name[32];
+
+	(void)state;
+	history_read("zone:x", &hist_big, 0, 10);
+	assert_true(is_epoch(r.epoch));
+	assert_int_equal(r.offset, 0);
+	assert_true(r.complete);
+	snprintf(epoch, sizeof(epoch), "%s", r.epoch);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "zone:p%d", i);
+		history_read(name, &hist_big, 0, 10);
+	}
+	history_read("zone:x", &hist_big, 3, 10);
+	assert_string_equal(r.epoch, epoch); /* the same, record or not */
+	assert_false(r.complete);
+	assert_int_equal(pav_map_count(mem()->chans), 0);
+	assert_int_equal(mem()->history_bytes, 0);
+}
+
+static void a_position_lost_to_the_budget_gets_a_new_epoch(void **state)
+{
+	char epoch[32], name[32];
+
+	(void)state;
+	publish("zone:a", &hist10, 1);
+	history_read("zone:a", &hist10, 0, 0);
+	snprintf(epoch, sizeof(epoch), "%s", r.epoch);
+	for (int i = 0; i < 3000 && record("zone:a"); i++) {
+		snprintf(name, sizeof(name), "zone:c%d", i);
+		publish_many(name, &hist10, i);
+	}
+	assert_null(record("zone:a"));
+	history_read("zone:a", &hist10, 1, 10);
+	assert_string_not_equal(r.epoch, epoch);
+	assert_int_equal(r.offset, 0);
+	assert_false(r.complete); /* offset 1 of the old epoch is gone */
+}
+
+static void a_position_without_member_lasts_its_ttl(void **state)
+{
+	char epoch[32];
+
+	(void)state;
+	member_add("zone:a", "alice");
+	publish("zone:a", &hist10, 1);
+	ops->tick(self, T0 + 60000); /* the message goes, alice keeps 1 */
+	history_read("zone:a", &hist10, 0, 0);
+	snprintf(epoch, sizeof(epoch), "%s", r.epoch);
+	fake_clock_set(T0 + 70000);
+	ops->member_remove(self, NS, "zone:a", "alice");
+	ops->tick(self, T0 + 129999);
+	history_read("zone:a", &hist10, 1, 10);
+	assert_string_equal(r.epoch, epoch);
+	assert_int_equal(r.offset, 1);
+	assert_true(r.complete); /* nothing after 1 was missed */
+	ops->tick(self, T0 + 130000);
+	assert_int_equal(pav_map_count(mem()->chans), 0);
+	assert_int_equal(mem()->history_bytes, 0);
+	history_read("zone:a", &hist10, 1, 10);
+	assert_string_not_equal(r.epoch, epoch);
 }
 
 /* A history read's callback publishes to the channel: what it was handed
@@ -1615,11 +1705,15 @@ int main(void)
 		T(history_past_its_ttl_is_dropped_by_tick),
 		T(ttl_counts_from_the_last_publication),
 		T(ttl_sweep_keeps_the_epoch_of_a_channel_with_members),
-		T(history_read_callback_may_publish),
 		T(ring_grows_on_demand_up_to_size),
 		TK(ring_grown_after_wrapping_keeps_the_order),
 		TK(ring_slots_count_in_the_budget),
 		TK(a_large_history_stays_within_the_budget),
+		T(subscribing_to_an_empty_history_channel_leaves_nothing),
+		T(reading_history_of_unknown_channels_makes_no_record),
+		TK(a_position_lost_to_the_budget_gets_a_new_epoch),
+		T(a_position_without_member_lasts_its_ttl),
+		T(history_read_callback_may_publish),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
