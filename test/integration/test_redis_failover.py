@@ -16,7 +16,7 @@ import gw
 import redisfix as rf
 import wsclient
 from test_adversarial_util import rss_kb
-from test_flow_util import ALL, API, Client, settle, uid
+from test_flow_util import ALL, API, FULL_PLUGINS, Client, settle, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
@@ -109,6 +109,45 @@ def test_killed_node_users_go_offline_caps_free_up_and_its_keys_are_reaped(
         c.close()
     for ws in socks:
         ws.sock.close()
+
+
+def test_killed_node_user_is_announced_in_a_channel_within_max_broadcast_without_it(
+        make_gateway, keys, redis):
+    """max_broadcast 2; a zone with an observer on each of two nodes and user k on a third.
+    Killing k's node leaves the zone 2 subscribers, within the limit: both observers get
+    k's offline, as they do when k closes cleanly.  The reaper removes the dead node's
+    channel counts before it announces any of its users, so the announcement is weighed
+    without the members that died with it (weighed with them, it was over the limit and
+    dropped)."""
+    ttl = 2
+    plugins = dict(FULL_PLUGINS)
+    plugins["presence"] = {"max_broadcast": 2}
+    nodes = rf.Nodes(make_gateway, keys, redis, n=3, plugins=plugins,
+                     store={"node_ttl_s": ttl}).start()
+    z = "zone:" + uid("z")
+    obs = [Client(nodes[i], **ALL) for i in range(2)]
+    for c in obs:
+        c.subscribe(z)
+    k = Client(nodes[2], **ALL)
+    k.subscribe(z)
+    nodes.settle()
+    for c in obs:
+        c.sync()
+        c.inbox.clear()
+    nodes[2].proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    nodes[2].proc.wait(10)
+    for c in obs:
+        left = max(0.1, killed + ttl + 2 - time.monotonic())
+        m = c.wait_for("status_update", timeout=left, userId=k.sub)
+        assert m["payload"]["status"] == "offline", m
+    for i in range(2):
+        settle(nodes[i])
+    assert nodes.api(0).get("/v1/channels/" + z).json["subscribers"] == 2
+    for c in obs:
+        c.sync()
+        assert not c.take("status_update", userId=k.sub), "an offline came twice"
+        c.close()
 
 
 # ------------------------------------------------------------------ 6. Redis unreachable
