@@ -81,9 +81,3 @@ void pav_store_close(struct pav_store *st)
 		st->be->state->destroy(st->state);
 	memset(st, 0, sizeof(*st));
 }
-
-int pav_store_ready(const struct pav_store *st)
-{
-	return st->be && st->be->state->ready(st->state) &&
-	       st->be->broker->ready(st->broker);
-}

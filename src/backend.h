@@ -66,7 +66,13 @@ int pav_store_open(struct pav_store *st, const struct pav_store_config *cfg,
  * shutdown); later calls fail at once. */
 void pav_store_shutdown(struct pav_store *st);
 void pav_store_close(struct pav_store *st);
-/* Both halves can serve now (for /readyz and new handshakes). */
-int pav_store_ready(const struct pav_store *st);
+/* Both halves can serve now (for /readyz, new handshakes and plugins'
+ * host.store_ready).  Inline: host.c uses it where backend.c is not
+ * linked (the unit tests of the layers above the sockets). */
+static inline int pav_store_ready(const struct pav_store *st)
+{
+	return st->be && st->be->state->ready(st->state) &&
+	       st->be->broker->ready(st->broker);
+}
 
 #endif

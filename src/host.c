@@ -217,6 +217,11 @@ static void channel_users(pav_vhost *vh, const char *channel, size_t max,
 				 arg);
 }
 
+static int store_ready(pav_vhost *vh)
+{
+	return pav_store_ready(&vh->core->store);
+}
+
 /* ---- timers ---- */
 
 static pav_timer *timer_start(pav_vhost *vh, int64_t delay_ms,
@@ -294,4 +299,5 @@ const struct pav_host pav_host_table = {
 	.api_answer = pav_api_answer,
 	.api_error = pav_api_error,
 	.query_number = pav_api_query_number,
+	.store_ready = store_ready,
 };

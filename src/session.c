@@ -114,7 +114,8 @@ static void hook_close(struct pav_session *s, int last)
 	}
 }
 
-/* Does any plugin reject these subscribe parameters?  0 or 1002. */
+/* Does any plugin reject these subscribe parameters?  0, 1002, or 2000
+ * (they need the store, which cannot serve now). */
 static int check_parameters(struct pav_session *s, const char *channel,
 			    json_object *params, const char **why)
 {
@@ -127,7 +128,7 @@ static int check_parameters(struct pav_session *s, const char *channel,
 		rc = in->plugin->check_parameters(in->state, s, channel, params,
 						  why);
 		if (rc)
-			return rc == PAV_ERR_FORMAT ? rc : PAV_ERR_FORMAT;
+			return rc == PAV_ERR_INTERNAL ? rc : PAV_ERR_FORMAT;
 	}
 	return 0;
 }

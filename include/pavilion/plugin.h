@@ -59,8 +59,10 @@ extern "C" {
 /* The symbol the loader looks up with dlsym(). */
 #define PAV_PLUGIN_SYMBOL "pavilion_plugin"
 
-/* Version of struct pav_host this header describes (see pav_host.version). */
-#define PAV_HOST_VERSION 2u
+/* Version of struct pav_host this header describes (see pav_host.version).
+ * 3 added store_ready; a member newer than the running gateway lies past
+ * host->size (check it before calling one). */
+#define PAV_HOST_VERSION 3u
 
 /* Error codes of the protocol (spec "Error Codes"). */
 enum pav_error_code {
@@ -453,6 +455,13 @@ struct pav_host {
 	 * when absent, -1 when malformed. */
 	long (*query_number)(const char *query, const char *key, long def,
 			     long max);
+
+	/* Since version 3.  1 when the store of the vhost's namespace can
+	 * serve now (as /readyz says; the memory store always can), else 0:
+	 * state calls then fail with -EIO.  For a client message whose work
+	 * needs the store only after it is answered (a hook's), so that the
+	 * client can still get 2000. */
+	int (*store_ready)(pav_vhost *vh);
 };
 
 /* The API error for a store call that failed with err: 503 "session store
@@ -514,8 +523,9 @@ struct pav_plugin {
 	 * Optional: checks the members of a subscribe's "parameters" that this
 	 * plugin acts on (its own names), before anything is subscribed, so
 	 * the client can still be told: 0, or PAV_ERR_FORMAT with a static
-	 * reason in *why.  Members no plugin knows are ignored.  The gateway
-	 * itself checks "recover".
+	 * reason in *why, or PAV_ERR_INTERNAL when what they ask for needs
+	 * the store and store_ready() says it cannot serve.  Members no
+	 * plugin knows are ignored.  The gateway itself checks "recover".
 	 */
 	int (*check_parameters)(void *instance, pav_conn *c,
 				const char *channel, json_object *parameters,

@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,18 +400,29 @@ static int read_since(const struct pav_host *host, json_object *params,
 	return 0;
 }
 
+/* The store answers the replay only after the ack: a `since` on the own
+ * user channel while it cannot serve is answered 2000 now, or the replay
+ * would be lost unseen. */
 static int notification_check_parameters(void *instance, pav_conn *c,
 					 const char *channel,
 					 json_object *params, const char **why)
 {
 	struct notification *nt = instance;
+	const struct pav_host *host = nt->host;
+	char own[PAV_CHANNEL_BUF];
 	int64_t ms;
+	int rc = read_since(host, params, &ms);
 
-	(void)c;
-	(void)channel;
-	if (read_since(nt->host, params, &ms) < 0) {
+	if (rc < 0) {
 		*why = "payload.parameters.since must be an RFC 3339 time";
 		return PAV_ERR_FORMAT;
+	}
+	if (rc == 0 && host->size > offsetof(struct pav_host, store_ready) &&
+	    host->store_ready && !host->store_ready(nt->vh) &&
+	    host->user_channel(host->conn_user(c), own, sizeof(own)) == 0 &&
+	    !strcmp(channel, own)) {
+		*why = "session store unavailable";
+		return PAV_ERR_INTERNAL;
 	}
 	return 0;
 }

@@ -277,6 +277,32 @@ def test_redis_restarted_empty_rebuilds_the_state_and_starts_a_new_epoch(
     b.close()
 
 
+def test_since_on_the_user_channel_during_the_outage_is_2000_not_a_lost_replay(
+        make_gateway, keys, redis):
+    """The user channel is subscribed already, so a subscribe to it asks the store nothing
+    and the `since` replay is read only after the ack: while Redis is unreachable that read
+    failed unseen (acked, no replay, no error).  It is answered error 2000 with its id, and
+    the same subscribe once Redis is back replays what the user missed."""
+    nodes = outage_nodes(make_gateway, keys, redis)
+    u = uid("n")
+    nodes.api(1).notify(u, {"type": "t", "content": "missed"})
+    c = Client(nodes[0], u, **ALL)
+    c.sync()
+    since = {"channel": "user", "parameters": {"since": "2020-01-01T00:00:00Z"}}
+    redis.freeze()
+    try:
+        wait_ready(nodes, 503, 3)
+        m = c.request("subscribe", since)
+    finally:
+        redis.thaw()
+    assert m["type"] == "error" and m["payload"]["code"] == 2000, m
+    wait_ready(nodes, 200, 10)
+    c.ok("subscribe", since)
+    n = c.wait_for("notification", timeout=5)
+    assert n["payload"]["content"] == "missed", n
+    c.close()
+
+
 def test_connection_closed_during_the_outage_goes_offline_once_redis_is_back(
         make_gateway, keys, redis):
     """The store could not remove it: once the node is back, it writes its registry again

@@ -673,6 +673,12 @@ static void api_error(pav_api_call *call, int status, const char *message)
 	free(call);
 }
 
+static int store_ready(pav_vhost *vh)
+{
+	(void)vh;
+	return !ph.store_down;
+}
+
 const struct pav_host ph_host = {
 	.version = PAV_HOST_VERSION,
 	.size = sizeof(struct pav_host),
@@ -718,6 +724,7 @@ const struct pav_host ph_host = {
 	.api_answer = api_answer,
 	.api_error = api_error,
 	.query_number = pav_api_query_number,
+	.store_ready = store_ready,
 };
 
 /* ---- set up ---- */

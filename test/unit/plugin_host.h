@@ -82,6 +82,7 @@ struct ph_answers {
 	size_t nusers;            /* channel_users: users "p0", "p1", ... */
 	const char *user_channels[16]; /* user_channels() answers these */
 	int async;
+	int store_down;           /* store_ready() answers 0 */
 };
 extern struct ph_answers ph;
 

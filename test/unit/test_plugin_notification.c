@@ -522,6 +522,30 @@ static void since_must_be_an_rfc3339_time(void **state)
 			 PAV_ERR_FORMAT);
 }
 
+/* The replay is read after the ack: with the store down, a since on the
+ * own user channel is answered 2000 before anything is subscribed. */
+static void since_on_the_own_channel_with_the_store_down_is_2000(void **state)
+{
+	const char *why = NULL;
+	json_object *p = json_tokener_parse(SINCE);
+
+	(void)state;
+	ph.store_down = 1;
+	assert_int_equal(check_params(SINCE, &why), PAV_ERR_INTERNAL);
+	assert_string_equal(why, "session store unavailable");
+	assert_int_equal(check_params("{}", &why), 0);
+	assert_int_equal(pavilion_plugin.check_parameters(inst, c, "user:u2",
+							  p, &why),
+			 0);
+	assert_int_equal(pavilion_plugin.check_parameters(inst, c, "zone:z1",
+							  p, &why),
+			 0);
+	json_object_put(p);
+	ph.store_down = 0;
+	assert_int_equal(check_params(SINCE, &why), 0);
+	assert_int_equal(ph_nlog, 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, ph_end)
 
 int main(void)
@@ -557,6 +581,7 @@ int main(void)
 		T(replay_store_failure_still_releases_the_hold),
 		T(no_replay_without_since_or_on_other_channels),
 		T(since_must_be_an_rfc3339_time),
+		T(since_on_the_own_channel_with_the_store_down_is_2000),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
