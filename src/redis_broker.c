@@ -123,7 +123,7 @@ int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
 		if (!(f[i] = field(&p, end)))
 			return -EINVAL;
 	if (p != end || strcmp(f[0], "P1") || parse_u64(f[1], 16, &w->pub_id) ||
-	    strlen(f[3]) != 1 || (f[3][0] != 'F' && f[3][0] != 'R') ||
+	    strlen(f[3]) != 1 || !strchr("FRS", f[3][0]) ||
 	    parse_u64(f[6], 10, &w->offset))
 		return -EINVAL;
 	w->kind = f[3][0];
@@ -174,6 +174,13 @@ static void on_message(struct rb_shard *sh, const char *channel, size_t clen,
 	}
 	if (!nl || pav_rb_wire_parse(b->node, hdr, hlen, &w)) {
 		rlog(PAV_LOG_WARN, "a malformed message on %s dropped", chan);
+		return;
+	}
+	/* a status another node applied: kept for a rebuild, not delivered */
+	if (w.kind == 'S') {
+		if (!strncmp(chan, "user:", 5))
+			pav_rb_remember_status(b, ns, chan + 5, nl + 1,
+					       dlen - hlen - 1);
 		return;
 	}
 	d.kind = w.kind == 'R' ? PAV_DELIVER_REVOKE : PAV_DELIVER_FRAME;

@@ -325,6 +325,17 @@ struct rb_user *pav_rb_user(struct rb *b, const char *ns, const char *user,
 	return u;
 }
 
+void pav_rb_remember_status(struct rb *b, const char *ns, const char *user,
+			    const char *status, size_t len)
+{
+	struct rb_user *u = pav_rb_user(b, ns, user, 0);
+
+	if (u && status && len < sizeof(u->status)) {
+		memcpy(u->status, status, len);
+		u->status[len] = '\0';
+	}
+}
+
 struct rb_chan *pav_rb_chan(struct rb *b, const char *ns, const char *channel,
 			    int make)
 {

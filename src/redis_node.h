@@ -6,7 +6,8 @@
  * one Redis client (two connections) per shard, this node's id, and the
  * node's own registry of what it registered in Redis — its users'
  * connections and shared channels, its channels' members by user, the
- * last status set for its users.  The registry is what makes the state
+ * last status set for its users (on any node: an applied status goes to
+ * the user's feed as an 'S' message).  The registry is what makes the state
  * rebuildable: whenever Redis may not hold what the node registered (it
  * came back after an outage, a write was refused or not answered, a
  * reaper took the node for dead), the entries concerned are "dirty" and a
@@ -79,7 +80,9 @@ struct rb_user {
 	size_t shard;
 	struct pav_conn_ids conns; /* counted here */
 	struct pav_map *chans; /* shared channel -> count (tally.h) */
-	char status[RB_STATUS_LEN]; /* the last one the store answered */
+	/* the last one the store answered here, or that another node
+	 * applied ('S' messages on the user's feed) */
+	char status[RB_STATUS_LEN];
 	int64_t gone_ms; /* the last local connection went unconfirmed */
 	int dirty, busy;
 };
@@ -150,6 +153,10 @@ struct rb_user *pav_rb_user(struct rb *b, const char *ns, const char *user,
 			    int make);
 struct rb_chan *pav_rb_chan(struct rb *b, const char *ns,
 			    const char *channel, int make);
+/* Keeps status (len bytes) as a user of this node's: what a rebuild
+ * restores.  Nothing for a user the node does not hold. */
+void pav_rb_remember_status(struct rb *b, const char *ns, const char *user,
+			    const char *status, size_t len);
 void pav_rb_user_dirty(struct rb *b, struct rb_user *u);
 void pav_rb_chan_dirty(struct rb *b, struct rb_chan *c);
 /* Drops the entry once it holds nothing and owes nothing. */
@@ -199,7 +206,8 @@ char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
 struct rb_wire {
 	uint64_t pub_id;
 	uint64_t except; /* of node, else 0 */
-	char kind;       /* 'F' a frame, 'R' a revocation */
+	char kind;       /* 'F' a frame, 'R' a revocation, 'S' the user's
+			  * status (the body), on its user channel */
 	char *key;       /* NULL: none */
 	char *type;
 	uint64_t offset;

@@ -134,11 +134,14 @@ static const char presence_set[] =
 	"end\n"
 	"redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last', int(at))\n"
 	"redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-	"if #ARGV >= 9 then\n"
+	"if n > 1 then\n"
+	"  redis.call('PUBLISH', ARGV[6], ARGV[5] .. '0\\n' .. ARGV[1])\n"
+	"end\n"
+	"if #ARGV >= 11 then\n"
 	"  local stamp = ''\n"
-	"  if ARGV[8] == '1' then stamp = rfc3339(at) end\n"
-	"  local msg = ARGV[5] .. '0\\n' .. ARGV[6] .. stamp .. ARGV[7]\n"
-	"  for i = 9, #ARGV do redis.call('PUBLISH', ARGV[i], msg) end\n"
+	"  if ARGV[10] == '1' then stamp = rfc3339(at) end\n"
+	"  local msg = ARGV[7] .. '0\\n' .. ARGV[8] .. stamp .. ARGV[9]\n"
+	"  for i = 11, #ARGV do redis.call('PUBLISH', ARGV[i], msg) end\n"
 	"end\n"
 	"return {1, ARGV[1], int(at), n}\n";
 

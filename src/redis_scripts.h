@@ -51,8 +51,11 @@ enum pav_rb_script {
 	PAV_RB_CONN_REMOVE,
 	/* KEYS U:presence U:conns -> {status|nil, last|nil, count} */
 	PAV_RB_PRESENCE_GET,
-	/* KEYS U:presence U:conns; ARGV status when(0|1|2) at_ms ttl_ms hdr
-	 * head tail stamp(0|1) pubchan...
+	/* KEYS U:presence U:conns; ARGV status when(0|1|2) at_ms ttl_ms
+	 * shdr userfeed [hdr head tail stamp(0|1) pubchan...]; an applied
+	 * status of a user with more than one connection also goes to the
+	 * user's feed as shdr + "0\n" + status (the other nodes holding the
+	 * user keep it for a rebuild; with one, no other node holds it)
 	 * -> {applied 1|0, status, last, count} */
 	PAV_RB_PRESENCE_SET,
 	/* KEYS inbox inbox:t read inbox:new inbox:s; ARGV id json size ttl_ms

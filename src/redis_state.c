@@ -233,17 +233,6 @@ static void rb_user_count(void *self, const char *ns, const char *user,
 
 /* ---- presence ----------------------------------------------------------- */
 
-/* The status the store answered, kept for users of this node: what a
- * rebuild restores. */
-static void remember_status(struct rb *b, const char *ns, const char *user,
-			    const char *status)
-{
-	struct rb_user *u = pav_rb_user(b, ns, user, 0);
-
-	if (u && status && strlen(status) < sizeof(u->status))
-		snprintf(u->status, sizeof(u->status), "%s", status);
-}
-
 static void presence_got(void *arg, int err, const redisReply *rep)
 {
 	struct call *x = arg;
@@ -258,7 +247,8 @@ static void presence_got(void *arg, int err, const redisReply *rep)
 			p.status = rep->element[0]->str;
 		p.last_active_ms = pav_rb_int(rep->element[1]);
 		p.connections = (int)pav_rb_int(rep->element[2]);
-		remember_status(x->b, x->ns, x->name, p.status);
+		pav_rb_remember_status(x->b, x->ns, x->name, p.status,
+				       strlen(p.status));
 	}
 	if (cb)
 		cb(x->arg, err, &p);
@@ -291,6 +281,7 @@ struct presence_call {
 	size_t tail_off;         /* from the mark's closing quote */
 	int stamp;
 	char *hdr;
+	char *shdr;              /* the status for the user's feed */
 	char **others;           /* channels of other shards */
 	size_t nothers;
 };
@@ -301,6 +292,7 @@ static void presence_call_free(struct presence_call *x)
 		free(x->others[i]);
 	free(x->others);
 	free(x->hdr);
+	free(x->shdr);
 	pav_msg_unref(x->frame);
 	free(x);
 }
@@ -395,7 +387,8 @@ static void presence_applied(void *arg, int err, const redisReply *rep)
 			p.status = rep->element[1]->str;
 		p.last_active_ms = pav_rb_int(rep->element[2]);
 		p.connections = (int)pav_rb_int(rep->element[3]);
-		remember_status(x->c.b, x->c.ns, x->c.name, p.status);
+		pav_rb_remember_status(x->c.b, x->c.ns, x->c.name,
+				       p.status, strlen(p.status));
 		if (!applied)
 			err = -EALREADY;
 		else if (x->nothers)
@@ -439,6 +432,7 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	struct pav_presence p = {.user = user, .status = "offline"};
 	struct presence_call *x;
 	size_t shard = user_shard(b, ns, user);
+	char uchan[PAV_MAX_ID_LEN + 8];
 	struct rb_argv a;
 	int err = 0;
 
@@ -461,7 +455,14 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	pav_rb_av_fmt(&a, "%d", (int)when);
 	pav_rb_av_fmt(&a, "%" PRId64, at_ms > 0 ? at_ms : 0);
 	pav_rb_av_str(&a, RB_PRESENCE_TTL_MS);
-	if (out && out->nchannels) {
+	/* the user channel lives on the user's shard */
+	x->shdr = pav_rb_header(b, 0, 0, 'S', NULL, "status");
+	snprintf(uchan, sizeof(uchan), "user:%s", user);
+	pav_rb_av_str(&a, x->shdr ? x->shdr : "");
+	pav_rb_feed(&b->shards[shard], &a, ns, uchan);
+	if (!x->shdr)
+		err = -ENOMEM;
+	else if (out && out->nchannels) {
 		err = announce_frame(x, out, stamp);
 		if (!err)
 			x->hdr = pav_rb_header(b, pav_rb_rand(b) | 1,

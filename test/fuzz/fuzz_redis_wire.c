@@ -6,7 +6,7 @@
  *
  * - as a header line (at most the 511 bytes a node reads) handed to
  *   pav_rb_wire_parse: a refused one is -EINVAL; an accepted one has kind
- *   'F' or 'R' and a type;
+ *   'F', 'R' or 'S' and a type;
  * - as the parts of a publication: byte 0 chooses a NULL key and an except,
  *   bytes 1-8 are the pub_id, the rest is "key\0type".  For a non-empty
  *   key and type, the header that pav_rb_header writes, with an offset
@@ -42,7 +42,7 @@ static void as_header(const uint8_t *data, size_t size)
 	rc = pav_rb_wire_parse(NODE, hdr, size, &w);
 	if (rc && rc != -EINVAL)
 		abort();
-	if (!rc && ((w.kind != 'F' && w.kind != 'R') || !w.type))
+	if (!rc && (!strchr("FRS", w.kind) || !w.type))
 		abort();
 }
 

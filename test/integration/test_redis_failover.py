@@ -277,6 +277,41 @@ def test_redis_restarted_empty_rebuilds_the_state_and_starts_a_new_epoch(
     b.close()
 
 
+def test_redis_restarted_empty_restores_the_status_set_through_another_node(
+        make_gateway, keys, redis):
+    """User u has a connection on node 1 (its first: node 1 saw u online) and one on node
+    0, through which u sets "away".  Redis restarts empty; node 1 writes its registry
+    again first (node 0 held a second longer).  Each node keeps the status of its users
+    for that rebuild, and node 1 kept the one it had seen itself, so u came back "online".
+    An applied status now reaches every node holding the user, on the user's feed: u is
+    "away" again whichever node is first."""
+    nodes = outage_nodes(make_gateway, keys, redis)
+    u = uid("s")
+    cb = Client(nodes[1], u, **ALL)
+    cb.sync()
+    ca = Client(nodes[0], u, **ALL)
+    ca.sync()
+    ca.ok("presence", {"status": "away"})
+    cb.wait_for("status_update", timeout=5, status="away")
+    nodes.settle()
+    redis.kill()
+    wait_ready(nodes, 503, 3)
+    nodes[0].proc.send_signal(signal.SIGSTOP)
+    try:
+        redis.start()
+        rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 200, 10, what="node 1")
+        cb.wait_for("resync", timeout=10)
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    wait_ready(nodes, 200, 10)
+    ca.wait_for("resync", timeout=10)
+    nodes.settle()
+    p = nodes.api(1).presence(u)
+    assert p["status"] == "away" and p["connections"] == 2, p
+    ca.close()
+    cb.close()
+
+
 def test_since_on_the_user_channel_during_the_outage_is_2000_not_a_lost_replay(
         make_gateway, keys, redis):
     """The user channel is subscribed already, so a subscribe to it asks the store nothing

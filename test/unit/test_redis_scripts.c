@@ -258,6 +258,9 @@ static void conn_remove_leaves_node_set_with_its_last(void **state)
 /* ---- presence ------------------------------------------------------------------ */
 
 #define UP "pav:{u:ns:alice}:presence"
+/* an applied status also goes to the user's feed, for the other nodes */
+#define SH "P1 0 - S - status "
+#define UF "pav:p:ns:user:alice"
 
 static void presence_get_of_an_unknown_user_is_empty(void **state)
 {
@@ -282,38 +285,44 @@ static void presence_get_of_an_unknown_user_is_empty(void **state)
 static void presence_set_checks_when_and_unchanged(void **state)
 {
 	redisReply *r;
+	char msg[64];
 
 	(void)state;
 	/* if connected, with none: not applied */
-	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "1", "0", "1000",
-	       NULL);
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "1", "0", "1000", SH,
+	       UF, NULL);
 	assert_int_equal(el_int(r, 0), 0);
 	assert_string_equal(el_str(r, 1), "offline");
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("EXISTS %s", UP), 0);
-	cmd_int("HSET %s A:1 A", UC);
+	/* two connections (maybe on two nodes): the status goes to the
+	 * user's feed too */
+	cmd_int("HSET %s A:1 A B:1 B", UC);
+	listen_to(UF);
 	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "1", "5000", "100000",
-	       NULL);
+	       SH, UF, NULL);
 	assert_int_equal(el_int(r, 0), 1);
+	next_message(msg, sizeof(msg));
+	assert_string_equal(msg, SH "0\nonline");
 	assert_string_equal(el_str(r, 1), "online");
 	assert_int_equal(el_int(r, 2), 5000);
-	assert_int_equal(el_int(r, 3), 1);
+	assert_int_equal(el_int(r, 3), 2);
 	freeReplyObject(r);
 	assert_true(cmd_int("PTTL %s", UP) > 90000);
 	/* unchanged: not applied, the stored one answered */
 	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "0", "9000", "100000",
-	       NULL);
+	       SH, UF, NULL);
 	assert_int_equal(el_int(r, 0), 0);
 	assert_int_equal(el_int(r, 2), 5000);
 	freeReplyObject(r);
 	/* if disconnected, with one: not applied */
 	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "2", "0", "100000",
-	       NULL);
+	       SH, UF, NULL);
 	assert_int_equal(el_int(r, 0), 0);
 	freeReplyObject(r);
 	cmd_int("DEL %s", UC);
 	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "2", "0", "100000",
-	       NULL);
+	       SH, UF, NULL);
 	assert_int_equal(el_int(r, 0), 1);
 	/* at 0: Redis' clock */
 	assert_true(llabs(el_int(r, 2) - pav_now_ms()) < 5000);
@@ -338,7 +347,7 @@ static void presence_set_announces_with_its_time(void **state)
 		cmd_int("DEL %s", UP);
 		snprintf(at, sizeof(at), "%lld", (long long)times[i]);
 		r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "away", "0", at,
-		       "100000", "P1 9 - F - status_update ",
+		       "100000", SH, UF, "P1 9 - F - status_update ",
 		       "{\"payload\":{\"lastActive\":\"", "\"}}", "1",
 		       "pav:p:ns:zone:z", NULL);
 		assert_int_equal(el_int(r, 0), 1);
@@ -353,7 +362,7 @@ static void presence_set_announces_with_its_time(void **state)
 	/* without a stamp the frame goes as it is */
 	{
 		redisReply *r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "busy", "0",
-				   "0", "100000", "H ", "{\"a\":", "1}", "0",
+				   "0", "100000", SH, UF, "H ", "{\"a\":", "1}", "0",
 				   "pav:p:ns:zone:z", NULL);
 
 		freeReplyObject(r);
