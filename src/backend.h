@@ -36,6 +36,11 @@ struct pav_backend_env {
 	void (*user_gone)(void *arg, const char *ns, const char *user,
 			  const char *const *channels, size_t n,
 			  int64_t at_ms);
+	/* This node was taken for dead (its users set offline and announced
+	 * so) and has written its registry again: `user`, who has
+	 * connections here, is offline in the store.  The core runs the open
+	 * hooks (on_open, first = 1) for a stand-in connection. */
+	void (*user_back)(void *arg, const char *ns, const char *user);
 	void *arg;
 };
 

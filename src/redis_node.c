@@ -513,7 +513,7 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 	struct rb_user *u = pav_rb_user(b, x->ns, x->name, 0);
 
 	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "user sync");
-	if (!err && (rep->elements != 2 ||
+	if (!err && (rep->elements != 3 ||
 		     rep->element[1]->type != REDIS_REPLY_ARRAY))
 		err = -EIO;
 	if (u) {
@@ -528,6 +528,12 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 		if (pav_rb_int(rep->element[0]) == 0 && !u->conns.n)
 			user_gone(b, x->ns, x->name, rep->element[1], at);
 		u = pav_rb_user(b, x->ns, x->name, 0); /* the hooks may act */
+	}
+	/* set offline by a reaper while its connections here lived on */
+	if (!err && u && u->conns.n && pav_rb_int(rep->element[2]) == 1 &&
+	    b->env.user_back) {
+		b->env.user_back(b->env.arg, x->ns, x->name);
+		u = pav_rb_user(b, x->ns, x->name, 0);
 	}
 	pav_rb_user_settle(b, u);
 	free(x);

@@ -471,8 +471,10 @@ static const char reap[] =
 	"return {0, out}\n";
 
 /* Makes the user's entries of this node what the node holds (absolute),
- * and restores presence lost with Redis' data (or set offline by a reaper
- * that took this node for dead). */
+ * and restores presence lost with Redis' data.  A user set offline while
+ * the node held connections of it (a reaper took the node for dead) is
+ * left offline and answered back = 1: the node's open hooks set it
+ * online again and announce it, as they did at its first connection. */
 static const char user_sync[] =
 	"local node = ARGV[1]\n"
 	"local nc = tonumber(ARGV[6])\n"
@@ -502,14 +504,17 @@ static const char user_sync[] =
 	"else\n"
 	"  redis.call('SREM', KEYS[4], ARGV[2])\n"
 	"end\n"
+	"local back = 0\n"
 	"if nc > 0 and ARGV[3] ~= '' then\n"
 	"  local st = redis.call('HGET', KEYS[3], 'status')\n"
-	"  if not st or st == 'offline' then\n"
+	"  if not st then\n"
 	"    redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last', ARGV[4])\n"
 	"    redis.call('PEXPIRE', KEYS[3], ARGV[5])\n"
+	"  elseif st == 'offline' and ARGV[3] ~= 'offline' then\n"
+	"    back = 1\n"
 	"  end\n"
 	"end\n"
-	"return {redis.call('HLEN', KEYS[1]), removed}\n";
+	"return {redis.call('HLEN', KEYS[1]), removed, back}\n";
 
 static const char chan_sync[] =
 	LUA_TTL_FIX

@@ -100,7 +100,7 @@ enum pav_rb_script {
 	PAV_RB_REAP,
 	/* KEYS U:conns U:chans U:presence N:users; ARGV node member status
 	 * last_ms ttl_ms nconns field... (chanfield count)...
-	 * -> {count, {removed channel...}} */
+	 * -> {count, {removed channel...}, back 1|0} */
 	PAV_RB_USER_SYNC,
 	/* KEYS C:n C:u:<node> N:chans C:meta C:hist; ARGV node member total
 	 * (user count)... -> 1 */

@@ -1103,6 +1103,7 @@ static int open_store(struct pav_core *c)
 		.deliver = pav_session_deliver,
 		.resync = pav_session_resync,
 		.user_gone = pav_session_user_gone,
+		.user_back = pav_session_user_back,
 		.arg = c,
 	};
 	char err[512];

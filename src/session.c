@@ -876,6 +876,39 @@ void pav_session_user_gone(void *core, const char *ns, const char *user,
 	session_free(s);
 }
 
+/* A user of this node, which another took for dead: the open hooks run
+ * once (first), on the first public vhost of the namespace, for a
+ * stand-in of the connections that came back.  As in user_gone, the
+ * stand-in sends nowhere; its user's channels are those of the user's
+ * connections on this node. */
+void pav_session_user_back(void *core, const char *ns, const char *user)
+{
+	struct pav_core *c = core;
+	struct pav_session *s;
+	struct pav_vhost *vh = NULL;
+
+	for (size_t i = 0; !vh && i < c->nvhosts; i++)
+		if (c->vhosts[i].cfg->kind == PAV_VHOST_PUBLIC &&
+		    !strcmp(c->vhosts[i].cfg->ns, ns))
+			vh = &c->vhosts[i];
+	if (!vh || !(s = calloc(1, sizeof(*s))))
+		return;
+	s->core = c;
+	s->vh = vh;
+	s->state = PAV_SESSION_GONE;
+	s->opened = 1;
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	pav_info("user %s of namespace %s: this node was taken for dead; "
+		 "opening it again", user, ns);
+	for (size_t i = 0; i < vh->ninsts; i++) {
+		struct pav_instance *in = &vh->insts[i];
+
+		if (in->plugin->on_open)
+			in->plugin->on_open(in->state, s, 1);
+	}
+	session_free(s);
+}
+
 /* ---- renewal, revocation, resync, shutdown ---------------------------- */
 
 int pav_session_verify(struct pav_vhost *vh, const char *token,

@@ -121,6 +121,7 @@ void pav_session_resync(void *core);
 void pav_session_user_gone(void *core, const char *ns, const char *user,
 			   const char *const *channels, size_t n,
 			   int64_t at_ms);
+void pav_session_user_back(void *core, const char *ns, const char *user);
 void pav_session_revoke(struct pav_hub_client *c, void *core);
 /* Shutting down: every session gets close 1001. */
 void pav_sessions_close_all(struct pav_core *core, int code,

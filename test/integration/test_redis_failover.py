@@ -150,6 +150,41 @@ def test_killed_node_user_is_announced_in_a_channel_within_max_broadcast_without
         c.close()
 
 
+def test_node_taken_for_dead_that_comes_back_announces_its_users_online(
+        make_gateway, keys, redis):
+    """Node 0 is held (SIGSTOP) longer than node_ttl_s: node 1 reaps it and tells its
+    clients that u, whose only connection is on node 0, went offline.  Node 0 comes back
+    with u's connection open and registers everything again; u is online again in the
+    store, and the observer that was told offline is told online (it was restored
+    without a word, leaving the observer with offline for good)."""
+    ttl = 2
+    nodes = rf.Nodes(make_gateway, keys, redis, n=2, store={"node_ttl_s": ttl}).start()
+    z = "zone:" + uid("z")
+    a = Client(nodes[0], **ALL)
+    a.subscribe(z)
+    obs = Client(nodes[1], **ALL)
+    obs.subscribe(z)
+    nodes.settle()
+    obs.sync()
+    obs.inbox.clear()
+    nodes[0].proc.send_signal(signal.SIGSTOP)
+    try:
+        m = obs.wait_for("status_update", timeout=ttl + 4, userId=a.sub)
+        assert m["payload"]["status"] == "offline", m
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    m = obs.wait_for("status_update", timeout=10, userId=a.sub)
+    assert m["payload"]["status"] == "online", m
+    a.wait_for("resync", timeout=10)
+    nodes.settle()
+    p = nodes.api(1).presence(a.sub)
+    assert p["status"] == "online" and p["connections"] == 1, p
+    obs.sync()
+    assert not obs.take("status_update", userId=a.sub), "announced twice"
+    a.close()
+    obs.close()
+
+
 # ------------------------------------------------------------------ 6. Redis unreachable
 def outage_nodes(make_gateway, keys, redis, start=True, **store):
     st = {"command_timeout_ms": 500}

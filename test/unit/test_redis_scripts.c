@@ -990,6 +990,7 @@ static void user_sync_makes_the_nodes_entries_absolute(void **state)
 	assert_int_equal(el_int(r, 0), 3);
 	assert_int_equal(r->element[1]->elements, 1);
 	assert_string_equal(r->element[1]->element[0]->str, "zone:old");
+	assert_int_equal(el_int(r, 2), 0);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("HEXISTS %s A:1", UC), 0);
 	assert_int_equal(cmd_int("HEXISTS %s A:3", UC), 1);
@@ -1007,13 +1008,21 @@ static void user_sync_makes_the_nodes_entries_absolute(void **state)
 	       "A|zone:z", "1", "A|chat:c", "2", NULL);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("HGET %s last", UP), 1);
-	/* offline with connections here (a reaper took us for dead) */
+	/* offline with connections here (a reaper took us for dead): left
+	 * to the node's open hooks, which announce it (back = 1) */
 	cmd_int("HSET %s status offline", UP);
 	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
 	       "ns\x1f" "alice", "busy", "999", "100000", "1", "A:2",
 	       "A|zone:z", "1", "A|chat:c", "2", NULL);
+	assert_int_equal(el_int(r, 2), 1);
 	freeReplyObject(r);
-	assert_int_equal(cmd_int("HGET %s last", UP), 999);
+	assert_int_equal(cmd_int("HGET %s last", UP), 1);
+	/* offline set by the user itself: nothing to restore */
+	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
+	       "ns\x1f" "alice", "offline", "999", "100000", "1", "A:2",
+	       "A|zone:z", "1", "A|chat:c", "2", NULL);
+	assert_int_equal(el_int(r, 2), 0);
+	freeReplyObject(r);
 	/* none left here */
 	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
 	       "ns\x1f" "alice", "busy", "1", "100000", "0", NULL);
