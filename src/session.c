@@ -845,13 +845,13 @@ void pav_session_channels(const struct pav_session *s,
 		fn(s->gone[i], arg);
 }
 
-/* A user of a dead node: the close hooks run once, on the first public
- * vhost of the namespace, for a stand-in of the connections that went. */
-void pav_session_user_gone(void *core, const char *ns, const char *user,
-			   const char *const *channels, size_t n,
-			   int64_t at_ms)
+/* A stand-in session of `user` for the hooks of connections another node
+ * dealt with: on the first public vhost of the namespace, sending nowhere,
+ * already opened (it was, wherever the connections were).  NULL when no
+ * vhost serves ns or out of memory. */
+static struct pav_session *stand_in(struct pav_core *c, const char *ns,
+				    const char *user)
 {
-	struct pav_core *c = core;
 	struct pav_session *s;
 	struct pav_vhost *vh = NULL;
 
@@ -860,13 +860,26 @@ void pav_session_user_gone(void *core, const char *ns, const char *user,
 		    !strcmp(c->vhosts[i].cfg->ns, ns))
 			vh = &c->vhosts[i];
 	if (!vh || !(s = calloc(1, sizeof(*s))))
-		return;
+		return NULL;
 	s->core = c;
 	s->vh = vh;
 	s->state = PAV_SESSION_GONE;
-	s->opened = 1; /* it was, on the node that died */
-	s->closed_ms = at_ms;
+	s->opened = 1;
 	snprintf(s->user, sizeof(s->user), "%s", user);
+	return s;
+}
+
+/* A user of a dead node: the close hooks run once, for a stand-in of the
+ * connections that went, whose channels are the dead node's. */
+void pav_session_user_gone(void *core, const char *ns, const char *user,
+			   const char *const *channels, size_t n,
+			   int64_t at_ms)
+{
+	struct pav_session *s = stand_in(core, ns, user);
+
+	if (!s)
+		return;
+	s->closed_ms = at_ms;
 	s->gone = calloc(n ? n : 1, sizeof(*s->gone));
 	for (size_t i = 0; s->gone && i < n; i++)
 		keep_name(channels[i], s);
@@ -877,33 +890,20 @@ void pav_session_user_gone(void *core, const char *ns, const char *user,
 }
 
 /* A user of this node, which another took for dead: the open hooks run
- * once (first), on the first public vhost of the namespace, for a
- * stand-in of the connections that came back.  As in user_gone, the
- * stand-in sends nowhere; its user's channels are those of the user's
- * connections on this node. */
+ * once (first) for a stand-in of the connections that came back; its
+ * user's channels are those of the user's connections on this node. */
 void pav_session_user_back(void *core, const char *ns, const char *user)
 {
-	struct pav_core *c = core;
-	struct pav_session *s;
-	struct pav_vhost *vh = NULL;
+	struct pav_session *s = stand_in(core, ns, user);
 
-	for (size_t i = 0; !vh && i < c->nvhosts; i++)
-		if (c->vhosts[i].cfg->kind == PAV_VHOST_PUBLIC &&
-		    !strcmp(c->vhosts[i].cfg->ns, ns))
-			vh = &c->vhosts[i];
-	if (!vh || !(s = calloc(1, sizeof(*s))))
+	if (!s)
 		return;
-	s->core = c;
-	s->vh = vh;
-	s->state = PAV_SESSION_GONE;
-	s->opened = 1;
-	snprintf(s->user, sizeof(s->user), "%s", user);
 	pav_info("user %s of namespace %s: this node was taken for dead; "
 		 "opening it again", user, ns);
-	for (size_t i = 0; i < vh->ninsts; i++) {
-		struct pav_instance *in = &vh->insts[i];
+	for (size_t i = 0; i < s->vh->ninsts; i++) {
+		struct pav_instance *in = &s->vh->insts[i];
 
-		if (in->plugin->on_open)
+		if (in->plugin->on_open) /* hook_open() wants a connection */
 			in->plugin->on_open(in->state, s, 1);
 	}
 	session_free(s);
