@@ -127,10 +127,6 @@ int64_t pav_mem_members(struct pav_mem *m, const char *ns,
  * when absent or out of memory. */
 struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			      const char *channel, int make);
-/* After a call changed ch: frees it when it holds nothing (no member, no
- * message, no history position), keeps a history position as such.  ch
- * may be gone when it returns. */
-void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch);
 /* Frees ch if it holds nothing: now, or when the outermost call that
  * holds records returns.  Calls that hold a record across code that may
  * drop others (a callback, the budget) run between pav_mem_enter() and
@@ -159,9 +155,10 @@ void pav_mem_history_config(struct mem_chan *ch,
  * budget the least recently published channels lose first. */
 void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 			    struct pav_msg *msg, int64_t now);
-/* Keeps a record without member or message as a history position (in
+/* After a call changed ch: frees it when it holds nothing (no member, no
+ * message, no history position), keeps a history position as such (in
  * the budget).  ch may be gone when it returns. */
-void pav_mem_history_linger(struct pav_mem *m, struct mem_chan *ch);
+void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch);
 /* Drops the history of channels idle past their ttl. */
 void pav_mem_history_sweep(struct pav_mem *m, int64_t now);
 

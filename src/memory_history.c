@@ -179,12 +179,24 @@ void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 	trim(m, ch);
 }
 
-void pav_mem_history_linger(struct pav_mem *m, struct mem_chan *ch)
+/* Keeps a record without member or message as a history position (in
+ * the budget).  ch may be gone when it returns. */
+static void linger(struct pav_mem *m, struct mem_chan *ch)
 {
 	if (ch->in_lru)
 		return;
 	lru_touch(m, ch);
 	trim(m, NULL);
+}
+
+void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch)
+{
+	if (ch->members || ch->count)
+		return;
+	if (ch->size && ch->offset)
+		linger(m, ch);
+	else
+		pav_mem_chan_forget(m, ch);
 }
 
 struct sweep {

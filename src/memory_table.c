@@ -290,13 +290,3 @@ void pav_mem_leave(struct pav_mem *m)
 	if (!--m->busy)
 		reap(m);
 }
-
-void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch)
-{
-	if (ch->members || ch->count)
-		return;
-	if (ch->size && ch->offset)
-		pav_mem_history_linger(m, ch);
-	else
-		pav_mem_chan_forget(m, ch);
-}
