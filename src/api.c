@@ -748,14 +748,24 @@ static void free_req(struct api_req **pr)
 	*pr = NULL;
 }
 
+/* application/json, or an application/ type with the +json suffix (RFC
+ * 6839), then nothing or parameters: type/subtype *( OWS ";" ... ). */
 static int json_content_type(struct lws *wsi)
 {
 	char ct[128];
+	size_t n, end;
 
 	if (lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0)
 		return 0;
-	return !strncasecmp(ct, "application/json", 16) &&
-	       (!ct[16] || ct[16] == ';' || ct[16] == ' ');
+	n = strcspn(ct, " \t;");
+	end = n + strspn(ct + n, " \t");
+	if (ct[end] && ct[end] != ';')
+		return 0;
+	if (n == 16 && !strncasecmp(ct, "application/json", 16))
+		return 1;
+	return n > 17 && !strncasecmp(ct, "application/", 12) &&
+	       !memchr(ct + 12, '/', n - 12) &&
+	       !strncasecmp(ct + n - 5, "+json", 5);
 }
 
 /* The query's arguments joined by '&' (lws keeps each as a fragment, and

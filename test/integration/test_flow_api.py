@@ -176,10 +176,22 @@ def test_body_just_under_64k_accepted(api):
     assert r.status == 202, r
 
 
-@pytest.mark.parametrize("ct", [None, "text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("ct", [None, "text/plain", "application/x-www-form-urlencoded",
+                                "application/jsonx", "application/+json", "text/x+json",
+                                "application/x/y+json", "application/json x"])
 def test_post_without_json_content_type_415(api, ct):
     r = api.call("POST", "/v1/publish", raw=json.dumps(PUBLISH).encode(), content_type=ct)
     assert_error(r, 415)
+
+
+@pytest.mark.parametrize("ct", ["application/json", "APPLICATION/JSON;charset=UTF-8",
+                                "application/json\t; charset=utf-8", "application/json ;a=b",
+                                "application/vnd.api+json", "application/merge-patch+JSON"])
+def test_post_with_a_json_media_type_is_read(api, ct):
+    """application/json, or any application/ type with the +json suffix (RFC 6839), with
+    optional whitespace before its parameters (RFC 9110's OWS: a tab too)."""
+    r = api.call("POST", "/v1/publish", raw=json.dumps(PUBLISH).encode(), content_type=ct)
+    assert r.status == 202, r
 
 
 def test_json_content_type_with_charset_accepted(api):
