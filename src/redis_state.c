@@ -432,7 +432,7 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	struct pav_presence p = {.user = user, .status = "offline"};
 	struct presence_call *x;
 	size_t shard = user_shard(b, ns, user);
-	char uchan[PAV_MAX_ID_LEN + 8];
+	char uchan[PAV_CHANNEL_BUF];
 	struct rb_argv a;
 	int err = 0;
 
@@ -457,7 +457,7 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	pav_rb_av_str(&a, RB_PRESENCE_TTL_MS);
 	/* the user channel lives on the user's shard */
 	x->shdr = pav_rb_header(b, 0, 0, 'S', NULL, "status");
-	snprintf(uchan, sizeof(uchan), "user:%s", user);
+	pav_channel_user(user, uchan, sizeof(uchan));
 	pav_rb_av_str(&a, x->shdr ? x->shdr : "");
 	pav_rb_feed(&b->shards[shard], &a, ns, uchan);
 	if (!x->shdr)
