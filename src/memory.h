@@ -68,6 +68,8 @@ struct pav_mem {
 	uint64_t *epoch_gens; /* PAV_MEM_EPOCH_BUCKETS */
 	int busy; /* calls under way that hold a record (pav_mem_enter) */
 	struct mem_chan *reap;
+	/* users with no connection, least recently changed first */
+	struct user *idle_head, *idle_tail;
 };
 
 /* A user's record: connections, presence, inbox. */
@@ -98,6 +100,12 @@ struct user {
 	 * than the connection's own state) */
 	int64_t own_members;
 	struct inbox inbox;
+	/* while it has no connection: on the idle list, dropped
+	 * PAV_USER_RECORD_TTL_MS after changed_ms */
+	int64_t changed_ms; /* last notification, presence change or close */
+	struct user *idle_prev, *idle_next;
+	int idle;
+	char key[]; /* its key in pav_mem.users */
 };
 
 /* Users (memory_table.c). */
@@ -111,8 +119,13 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 		     struct user **out);
 /* Drops a record that holds nothing presence_get would not answer for an
  * unknown user. */
-void pav_mem_user_drop_if_empty(struct pav_mem *m, const char *ns,
-				const char *user, struct user *u);
+void pav_mem_user_drop_if_empty(struct pav_mem *m, struct user *u);
+/* The record changed now (a notification, a presence change, a
+ * connection come or gone): without a connection it goes to the idle
+ * list's end, with one it leaves the list. */
+void pav_mem_user_touch(struct pav_mem *m, struct user *u);
+/* Drops the records idle since PAV_USER_RECORD_TTL_MS before now. */
+void pav_mem_users_expire(struct pav_mem *m, int64_t now);
 
 /* The user whose own channel "user:<id>" channel is, or NULL (also when
  * it is no user channel); made when `make`. */

@@ -5,9 +5,10 @@
  * ring buffer of notifications.  Memory: a record stays while it holds
  * anything a caller could read back (a connection, a non-default presence
  * or a notification).  So a user seen once keeps a small presence record
- * (status + lastActive, which must survive the last connection) for the
- * life of the process: bounded by the number of distinct users, which we
- * accept for a single-node store.  Inboxes are bounded by inbox_size.
+ * (status + lastActive, which must survive the last connection); a record
+ * without a connection goes PAV_USER_RECORD_TTL_MS after its last change
+ * (a notification, a presence change, a close), as Redis expires an
+ * inbox and a presence.  Inboxes are bounded by inbox_size.
  * Channel records (members and history) are memory.h's.
  *
  * What this backend adds to the contract of state.h:
@@ -51,7 +52,9 @@ static int conn_add(struct pav_mem *m, const char *ns, const char *user,
 	}
 	*count = (int64_t)u->conns.n;
 	if (err)
-		pav_mem_user_drop_if_empty(m, ns, user, u);
+		pav_mem_user_drop_if_empty(m, u);
+	else
+		pav_mem_user_touch(m, u);
 	return err;
 }
 
@@ -76,7 +79,8 @@ static void mem_conn_remove(void *self, const char *ns, const char *user,
 	if (u) {
 		pav_conn_ids_remove(&u->conns, conn);
 		count = (int64_t)u->conns.n;
-		pav_mem_user_drop_if_empty(m, ns, user, u);
+		pav_mem_user_touch(m, u);
+		pav_mem_user_drop_if_empty(m, u);
 	}
 	if (cb)
 		cb(arg, 0, count);
@@ -162,19 +166,21 @@ static void mem_presence_set(void *self, const char *ns, const char *user,
 	if (!err) {
 		snprintf(u->status, sizeof(u->status), "%s", status);
 		u->last_active_ms = at;
+		pav_mem_user_touch(m, u);
 		announce(m, ns, out, stamp, at);
 	} else if (err == -EALREADY && when == PAV_PRESENCE_IF_DISCONNECTED &&
 		   u && !u->conns.n && !strcmp(u->status, status)) {
 		/* the last close of a user who had set this status: it
 		 * stays, unannounced, but the user was active until now */
 		u->last_active_ms = at;
+		pav_mem_user_touch(m, u);
 	}
 	/* the callback may free what user points into (the caller's copy) */
 	snprintf(name, sizeof(name), "%s", user);
 	presence_answer(m, ns, name, err, cb, arg);
 	u = pav_mem_user_find(m, ns, name);
 	if (u)
-		pav_mem_user_drop_if_empty(m, ns, name, u);
+		pav_mem_user_drop_if_empty(m, u);
 }
 
 /* ---- notifications ---- */
@@ -285,7 +291,9 @@ static void mem_inbox_add(void *self, const char *ns, const char *user,
 	if (!err) {
 		err = inbox_push(&u->inbox, m->inbox_size, src, &n);
 		if (err)
-			pav_mem_user_drop_if_empty(m, ns, user, u);
+			pav_mem_user_drop_if_empty(m, u);
+		else
+			pav_mem_user_touch(m, u);
 	}
 	if (cb)
 		cb(arg, err, n ? n->obj : NULL);
@@ -387,8 +395,10 @@ static void own_member_add(struct pav_mem *m, const char *ns,
 {
 	struct user *u = pav_mem_own_channel(m, ns, channel, 1);
 
-	if (u)
+	if (u) {
 		u->own_members++;
+		pav_mem_user_touch(m, u);
+	}
 	if (cb)
 		cb(arg, u ? 0 : -ENOMEM, u ? u->own_members : 0,
 		   u ? u->own_members : 0);
@@ -433,7 +443,8 @@ static void mem_member_remove(void *self, const char *ns, const char *channel,
 
 	if (u && u->own_members > 0) {
 		u->own_members--;
-		pav_mem_user_drop_if_empty(m, ns, channel + 5, u);
+		pav_mem_user_touch(m, u);
+		pav_mem_user_drop_if_empty(m, u);
 		return;
 	}
 	ch = pav_mem_chan(m, ns, channel, 0);
@@ -621,6 +632,7 @@ static int mem_ready(void *self)
 static void mem_tick(void *self, int64_t now_ms)
 {
 	pav_mem_history_sweep(self, now_ms);
+	pav_mem_users_expire(self, now_ms);
 }
 
 const struct pav_state_ops pav_memory_state = {

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "ids.h"
+#include "pav_limits.h"
 
 /* ---- keys ---- */
 
@@ -91,7 +92,11 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 		return -ENOMEM;
 	*out = pav_map_get(m->users, k.s);
 	if (!*out) {
-		*out = calloc(1, sizeof(**out));
+		size_t len = strlen(k.s) + 1;
+
+		*out = calloc(1, sizeof(**out) + len);
+		if (*out)
+			memcpy((*out)->key, k.s, len);
 		err = *out ? pav_map_put(m->users, k.s, *out) : -ENOMEM;
 		if (err) {
 			free(*out);
@@ -102,21 +107,53 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 	return err;
 }
 
+/* ---- idle users ---- */
+
+static void idle_unlink(struct pav_mem *m, struct user *u)
+{
+	if (!u->idle)
+		return;
+	*(u->idle_prev ? &u->idle_prev->idle_next : &m->idle_head) =
+		u->idle_next;
+	*(u->idle_next ? &u->idle_next->idle_prev : &m->idle_tail) =
+		u->idle_prev;
+	u->idle_prev = u->idle_next = NULL;
+	u->idle = 0;
+}
+
+void pav_mem_user_touch(struct pav_mem *m, struct user *u)
+{
+	u->changed_ms = pav_now_ms();
+	idle_unlink(m, u);
+	if (u->conns.n || u->own_members)
+		return;
+	u->idle_prev = m->idle_tail;
+	*(m->idle_tail ? &m->idle_tail->idle_next : &m->idle_head) = u;
+	m->idle_tail = u;
+	u->idle = 1;
+}
+
+void pav_mem_users_expire(struct pav_mem *m, int64_t now)
+{
+	struct user *u;
+
+	while ((u = m->idle_head) &&
+	       now - u->changed_ms >= PAV_USER_RECORD_TTL_MS) {
+		idle_unlink(m, u);
+		pav_mem_user_free(pav_map_del(m->users, u->key));
+	}
+}
+
 /* A record that presence_get would answer exactly like an unknown user
  * is dead weight: drop it so short-lived users leave no trace. */
-void pav_mem_user_drop_if_empty(struct pav_mem *m, const char *ns,
-			       const char *user, struct user *u)
+void pav_mem_user_drop_if_empty(struct pav_mem *m, struct user *u)
 {
-	struct mem_key k;
-
 	if (u->conns.n || u->own_members || u->inbox.count ||
 	    u->last_active_ms ||
 	    (u->status[0] && strcmp(u->status, "offline") != 0))
 		return;
-	if (mem_key(&k, ns, user))
-		return; /* harmless: the record stays */
-	pav_mem_user_free(pav_map_del(m->users, k.s));
-	mem_key_done(&k);
+	idle_unlink(m, u);
+	pav_mem_user_free(pav_map_del(m->users, u->key));
 }
 
 int64_t pav_mem_user_conns(struct pav_mem *m, const char *ns,

@@ -22,6 +22,8 @@
 #define PAV_DEF_HANDSHAKE_TIMEOUT_S 10
 #define PAV_DEF_LEEWAY_S 30
 #define PAV_DEF_INBOX_SIZE 500
+/* a user's inbox and presence without a connection: 30 days */
+#define PAV_USER_RECORD_TTL_MS (30LL * 24 * 3600 * 1000)
 #define PAV_DEF_API_MAX_BODY (64 * 1024)
 #define PAV_MAX_BATCH_PUBLICATIONS 1000 /* per POST /v1/publish */
 #define PAV_DEF_HISTORY_MAX_BYTES (64 * 1024 * 1024) /* all channels */

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "deliveries.h"
 #include "fake_clock.h"
+#include "pav_limits.h"
 #include "map.h"
 #include "memory.h"
 #include "msg.h"
@@ -761,6 +762,90 @@ static void user_with_nothing_to_remember_leaves_no_record(void **state)
 	inbox_list(NS, "dave", 0, 0, 0);
 	mark_read(NS, "erin", "n0000000000000000");
 	user_count(NS, "frank");
+	assert_int_equal(pav_map_count(mem()->users), 0);
+}
+
+/* Without a connection, a record goes PAV_USER_RECORD_TTL_MS after its
+ * last change, as Redis expires an inbox and a presence. */
+static void idle_record_expires_after_its_last_change(void **state)
+{
+	(void)state;
+	conn_add(NS, "alice", 1);
+	presence_set(NS, "alice", "away");
+	inbox_add(NS, "alice", "hello");
+	fake_clock_set(T0 + 1000);
+	conn_remove(NS, "alice", 1); /* the close is the last change */
+	ops->tick(self, T0 + 1000 + PAV_USER_RECORD_TTL_MS - 1);
+	presence_get(NS, "alice");
+	assert_string_equal(r.status, "away");
+	assert_int_equal(inbox_list(NS, "alice", 0, 0, 0), 1);
+	ops->tick(self, T0 + 1000 + PAV_USER_RECORD_TTL_MS);
+	presence_get(NS, "alice");
+	assert_string_equal(r.status, "offline");
+	assert_true(r.last_active_ms == 0);
+	assert_int_equal(inbox_list(NS, "alice", 0, 0, 0), 0);
+	assert_int_equal(pav_map_count(mem()->users), 0);
+}
+
+static void connected_record_does_not_expire(void **state)
+{
+	(void)state;
+	conn_add(NS, "alice", 1);
+	presence_set(NS, "alice", "busy");
+	ops->tick(self, T0 + 2 * PAV_USER_RECORD_TTL_MS);
+	presence_get(NS, "alice");
+	assert_string_equal(r.status, "busy");
+	assert_int_equal(r.connections, 1);
+	/* and after its close, the ttl counts from the close */
+	fake_clock_set(T0 + 2 * PAV_USER_RECORD_TTL_MS);
+	conn_remove(NS, "alice", 1);
+	ops->tick(self, T0 + 3 * PAV_USER_RECORD_TTL_MS - 1);
+	assert_int_equal(pav_map_count(mem()->users), 1);
+	ops->tick(self, T0 + 3 * PAV_USER_RECORD_TTL_MS);
+	assert_int_equal(pav_map_count(mem()->users), 0);
+}
+
+static void a_change_puts_the_record_back_to_the_end(void **state)
+{
+	(void)state;
+	inbox_add(NS, "alice", "one");
+	fake_clock_set(T0 + 10);
+	inbox_add(NS, "bob", "one");
+	fake_clock_set(T0 + 20);
+	inbox_add(NS, "alice", "two"); /* alice now changed after bob */
+	ops->tick(self, T0 + 10 + PAV_USER_RECORD_TTL_MS);
+	assert_int_equal(inbox_list(NS, "bob", 0, 0, 0), 0);
+	assert_int_equal(inbox_list(NS, "alice", 0, 0, 0), 2);
+	fake_clock_set(T0 + 30);
+	assert_int_equal(presence_set(NS, "alice", "away"), 0);
+	ops->tick(self, T0 + 20 + PAV_USER_RECORD_TTL_MS);
+	assert_int_equal(inbox_list(NS, "alice", 0, 0, 0), 2);
+	ops->tick(self, T0 + 30 + PAV_USER_RECORD_TTL_MS);
+	assert_int_equal(inbox_list(NS, "alice", 0, 0, 0), 0);
+	assert_int_equal(pav_map_count(mem()->users), 0);
+}
+
+/* A reconnect takes the record off the idle list: dropping it under a
+ * connection would lose the user's count. */
+static void reconnected_record_leaves_the_idle_list(void **state)
+{
+	(void)state;
+	inbox_add(NS, "alice", "one");
+	conn_add(NS, "alice", 1);
+	member_add("user:alice", "alice");
+	ops->tick(self, T0 + PAV_USER_RECORD_TTL_MS);
+	assert_int_equal(user_count(NS, "alice"), 1);
+	assert_int_equal(inbox_list(NS, "alice", 0, 0, 0), 1);
+	/* the connection goes, its user channel membership after it: the
+	 * record is idle from then on */
+	conn_remove(NS, "alice", 1);
+	ops->tick(self, T0 + 3 * PAV_USER_RECORD_TTL_MS);
+	assert_int_equal(pav_map_count(mem()->users), 1);
+	fake_clock_set(T0 + 3 * PAV_USER_RECORD_TTL_MS);
+	ops->member_remove(self, NS, "user:alice", "alice");
+	ops->tick(self, T0 + 4 * PAV_USER_RECORD_TTL_MS - 1);
+	assert_int_equal(inbox_list(NS, "alice", 0, 0, 0), 1);
+	ops->tick(self, T0 + 4 * PAV_USER_RECORD_TTL_MS);
 	assert_int_equal(pav_map_count(mem()->users), 0);
 }
 
@@ -1668,6 +1753,10 @@ int main(void)
 		T(announcement_on_a_history_channel_is_not_kept),
 		T(last_active_survives_last_connection),
 		T(user_with_nothing_to_remember_leaves_no_record),
+		T(idle_record_expires_after_its_last_change),
+		T(connected_record_does_not_expire),
+		T(a_change_puts_the_record_back_to_the_end),
+		T(reconnected_record_leaves_the_idle_list),
 		T(callbacks_may_call_the_store),
 		T(inbox_add_fills_id_created_at_and_is_read),
 		T(inbox_add_overwrites_callers_id_created_at_is_read),
