@@ -72,12 +72,16 @@ static void rx_hold(struct pav_session *s, int hold)
 
 /* ---- hooks: the one place that calls them ----------------------------- */
 
+/* A connection closed by one plugin's on_open gets no more; a stand-in
+ * (pav_session_user_back) has none to lose. */
 static void hook_open(struct pav_session *s, int first)
 {
+	int stand_in = !s->hc.conn;
+
 	for (size_t i = 0; i < s->vh->ninsts; i++) {
 		struct pav_instance *in = &s->vh->insts[i];
 
-		if (in->plugin->on_open && s->hc.conn)
+		if (in->plugin->on_open && (stand_in || s->hc.conn))
 			in->plugin->on_open(in->state, s, first);
 	}
 }
@@ -900,12 +904,7 @@ void pav_session_user_back(void *core, const char *ns, const char *user)
 		return;
 	pav_info("user %s of namespace %s: this node was taken for dead; "
 		 "opening it again", user, ns);
-	for (size_t i = 0; i < s->vh->ninsts; i++) {
-		struct pav_instance *in = &s->vh->insts[i];
-
-		if (in->plugin->on_open) /* hook_open() wants a connection */
-			in->plugin->on_open(in->state, s, 1);
-	}
+	hook_open(s, 1);
 	session_free(s);
 }
 
