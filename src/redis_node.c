@@ -1127,6 +1127,7 @@ void pav_rb_destroy(void *self)
 	pav_map_free(b->users, user_free);
 	pav_map_free(b->chans, chan_free);
 	free(b->shards);
+	free(b->status_header);
 	free(b);
 }
 
@@ -1216,7 +1217,10 @@ int pav_rb_create(const struct pav_store_config *cfg,
 		id = (uint64_t)pav_now_ms() ^ ((uint64_t)(uintptr_t)b << 16);
 	snprintf(b->node, sizeof(b->node), "%016" PRIx64, id);
 	b->rnd = id | 1;
-	rc = rb_setup(b, cfg, env, err, errlen);
+	b->status_header = pav_rb_header(b, 0, 0, 'S', NULL, "status");
+	rc = b->status_header ? rb_setup(b, cfg, env, err, errlen) : -ENOMEM;
+	if (rc == -ENOMEM && !b->status_header)
+		snprintf(err, errlen, "out of memory");
 	if (rc) {
 		pav_rb_destroy(b);
 		return rc;

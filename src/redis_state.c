@@ -281,7 +281,6 @@ struct presence_call {
 	size_t tail_off;         /* from the mark's closing quote */
 	int stamp;
 	char *hdr;
-	char *shdr;              /* the status for the user's feed */
 	char **others;           /* channels of other shards */
 	size_t nothers;
 };
@@ -292,7 +291,6 @@ static void presence_call_free(struct presence_call *x)
 		free(x->others[i]);
 	free(x->others);
 	free(x->hdr);
-	free(x->shdr);
 	pav_msg_unref(x->frame);
 	free(x);
 }
@@ -456,13 +454,10 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	pav_rb_av_fmt(&a, "%" PRId64, at_ms > 0 ? at_ms : 0);
 	pav_rb_av_str(&a, RB_PRESENCE_TTL_MS);
 	/* the user channel lives on the user's shard */
-	x->shdr = pav_rb_header(b, 0, 0, 'S', NULL, "status");
 	pav_channel_user(user, uchan, sizeof(uchan));
-	pav_rb_av_str(&a, x->shdr ? x->shdr : "");
+	pav_rb_av_str(&a, b->status_header);
 	pav_rb_feed(&b->shards[shard], &a, ns, uchan);
-	if (!x->shdr)
-		err = -ENOMEM;
-	else if (out && out->nchannels) {
+	if (out && out->nchannels) {
 		err = announce_frame(x, out, stamp);
 		if (!err)
 			x->hdr = pav_rb_header(b, pav_rb_rand(b) | 1,
