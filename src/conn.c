@@ -98,12 +98,16 @@ void pav_conn_overflow(struct pav_conn *c)
 	pav_conn_close(c, 4008, "slow consumer");
 }
 
+size_t pav_conn_replay_max(const struct pav_conn *c)
+{
+	return PAV_REPLAY_QUEUE_FACTOR * c->vc->limits.outbound_queue_bytes;
+}
+
 int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 {
 	if (c->state != PAV_CONN_OPEN)
 		return -EPIPE;
-	if (c->q_kept && c->q_kept + m->len > PAV_REPLAY_QUEUE_FACTOR *
-					       c->vc->limits.outbound_queue_bytes) {
+	if (c->q_kept && c->q_kept + m->len > pav_conn_replay_max(c)) {
 		pav_conn_overflow(c);
 		return -ENOBUFS;
 	}

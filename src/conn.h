@@ -106,6 +106,8 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
  * outbound_queue_bytes (a client that asks for them again and again and
  * reads nothing): past that, 4008 and -ENOBUFS, as for enqueue. */
 int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m);
+/* The most a replay may hold unsent (that bound, in bytes). */
+size_t pav_conn_replay_max(const struct pav_conn *c);
 /*
  * Fan-out: queues like enqueue, but a connection with nothing waiting
  * joins the dirty list and is written by pav_conns_flush() at the end of

@@ -325,11 +325,24 @@ static json_object *op_ack(const struct sub_op *op, const struct pav_history *h,
 	return ack;
 }
 
+/* A replay larger than a connection may hold unsent would close it 4008,
+ * and so again at each reconnect: it is refused as a recovery instead
+ * (recovered false, the client refetches). */
+static int replay_fits(const struct pav_session *s,
+		       const struct pav_history *h)
+{
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < h->n; i++)
+		bytes += h->msgs[i]->len;
+	return bytes <= pav_conn_replay_max(s->hc.conn);
+}
+
 static void op_done(struct sub_op *op, const struct pav_history *h)
 {
 	struct pav_session *s = op_session(op);
-	int recovered = h && op->recover && op->joined && h->complete &&
-			!strcmp(op->rec_epoch, h->epoch);
+	int recovered = s && h && op->recover && op->joined && h->complete &&
+			!strcmp(op->rec_epoch, h->epoch) && replay_fits(s, h);
 	struct pav_subscribed ev = {
 		.channel = op->channel,
 		.parameters = op->params,

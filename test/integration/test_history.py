@@ -316,6 +316,39 @@ def test_a_recovery_larger_than_the_outbound_queue_arrives_whole(make_gateway, k
         assert [m["payload"]["n"] for m in got] == list(range(1, 61)), got
 
 
+def test_a_recovery_larger_than_a_connection_may_hold_is_refused_not_closed_4008(
+        make_gateway, keys):
+    """What a connection may hold unsent of its replays is bounded (64 x
+    outbound_queue_bytes: 512 KiB here). A recovery larger than that would close the
+    client 4008, and again at each reconnect with the same offset: it is answered
+    `recovered: false` instead, with nothing replayed, and the connection stays. A
+    recovery that fits still replays."""
+    g1 = make_gateway(flow_vhosts(keys, history={"zone": {"size": 1000, "ttl_s": 60}},
+                                  limits={"outbound_queue_bytes": 8192}))
+    api = API(g1)
+    z = "zone:" + uid("z")
+    first = api.publish(z, "tick", {"n": 0}).json
+    body = "x" * 1000
+    for start in range(1, 701, 50):  # 700 publications of ~1 KiB: ~740 KB
+        batch = [{"channel": z, "type": "tick", "payload": {"n": i, "body": body}}
+                 for i in range(start, start + 50)]
+        r = api.post("/v1/publish", {"publications": batch})
+        assert r.status == 202, (r.status, r.body)
+    with Client(g1, zones=["*"]) as c:
+        ack = c.subscribe(z, recover={"offset": 1, "epoch": first["epoch"]})["payload"]
+        assert ack["recovered"] is False and ack["offset"] == 701, ack
+        api.publish(z, "tick", {"n": 701})
+        got = ticks(c, z, 1)
+        assert [m["payload"]["n"] for m in got] == [701], "replayed or lost: %r" % got[:3]
+        # the connection is open and serves: a recovery that fits replays
+        c.ok("unsubscribe", {"channel": z})
+        ack = c.subscribe(z, recover={"offset": 400, "epoch": first["epoch"]})["payload"]
+        assert ack["recovered"] is True and ack["offset"] == 702, ack
+        got = ticks(c, z, 302)  # offsets 401..702 hold n 400..701
+        assert [m["payload"]["n"] for m in got] == list(range(400, 702)), \
+            [m["payload"]["n"] for m in got][:3]
+
+
 def test_a_history_answer_of_many_write_chunks_arrives_whole(g, api):
     """~300 KB of history: the API writes it in many chunks; every byte arrives, in order."""
     z = "zone:" + uid("z")

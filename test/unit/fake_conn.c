@@ -139,6 +139,13 @@ int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 	return record(c, m, FAKE_ENQUEUE); /* replayed history: a plain enqueue here */
 }
 
+size_t pav_conn_replay_max(const struct pav_conn *c)
+{
+	const struct fake_conn *f = (const struct fake_conn *)c;
+
+	return f->replay_max ? f->replay_max : SIZE_MAX;
+}
+
 int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 {
 	return record(c, m, FAKE_DELIVER);

@@ -38,6 +38,7 @@ struct fake_conn {
 	int closes;       /* pav_conn_close() calls that took effect */
 	int64_t exp_ms;   /* the last pav_conn_set_expiry() */
 	size_t refuse_after; /* > 0: sends past this many frames fail */
+	size_t replay_max;   /* pav_conn_replay_max(); 0: no bound */
 	/* lws_rx_flow_control() on c.wsi (set it to the fake itself):
 	 * whether input is paused now, and how many calls were made */
 	int rx_paused;

@@ -622,6 +622,33 @@ static void recovery_from_further_back_than_the_history_is_not_recovered(
 	json_object_put(p);
 }
 
+/* A replay the connection could not hold unsent would close it 4008 at
+ * every reconnect: refused as a recovery, the connection stays. */
+static void recovery_larger_than_the_connection_may_hold_is_not_recovered(
+	void **state)
+{
+	struct pav_session *b;
+	char params[128];
+	json_object *p, *v;
+
+	(void)state;
+	b = missed_after_offset_1(3, params, sizeof(params));
+	fc2.replay_max = 1;
+	fx_subscribe(b, "zone:z1", params, "r1");
+	assert_int_equal(fc2.n, 1);
+	p = ack_of(&fc2, 0, "r1", "zone:z1");
+	assert_int_equal(int_member(p, "offset"), 3);
+	assert_true(json_object_object_get_ex(p, "recovered", &v));
+	assert_false(json_object_get_boolean(v));
+	json_object_put(p);
+	assert_int_equal(fc2.overflows, 0);
+	assert_int_equal(fc2.closes, 0);
+	/* live publications still come */
+	fx_publish("zone:z1", 4);
+	assert_int_equal(fc2.n, 2);
+	assert_int_equal(offset_of(&fc2, 1), 4);
+}
+
 static void recovery_of_a_channel_without_history_is_not_recovered(
 	void **state)
 {
@@ -1158,6 +1185,7 @@ int main(void)
 		T(recovery_with_the_right_epoch_replays_what_was_missed),
 		T(recovery_with_another_epoch_is_not_recovered),
 		T(recovery_from_further_back_than_the_history_is_not_recovered),
+		T(recovery_larger_than_the_connection_may_hold_is_not_recovered),
 		T(recovery_of_a_channel_without_history_is_not_recovered),
 		T(recovery_while_the_store_is_slow_sends_each_publication_once),
 		T(publication_during_a_slow_subscribe_comes_after_the_ack),
