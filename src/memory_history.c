@@ -206,13 +206,10 @@ struct sweep {
 	size_t n, cap;
 };
 
-static int find_expired(const char *key, void *val, void *arg)
+static int find_expired(struct mem_chan *ch, struct sweep *s)
 {
-	struct mem_chan *ch = val;
-	struct sweep *s = arg;
 	struct mem_chan **d;
 
-	(void)key;
 	if (!ch->ttl_s || s->now < ch->active_ms + (int64_t)ch->ttl_s * 1000)
 		return 0;
 	if (!ch->count && (ch->members || !ch->offset))
@@ -233,7 +230,11 @@ void pav_mem_history_sweep(struct pav_mem *m, int64_t now)
 	struct sweep s = {m, now, NULL, 0, 0};
 
 	pav_mem_enter(m);
-	pav_map_each(m->chans, find_expired, &s);
+	/* what can expire (messages, or a position without members) is on
+	 * the budget's list: the other channels are not walked */
+	for (struct mem_chan *ch = m->lru_head; ch; ch = ch->lru_next)
+		if (find_expired(ch, &s))
+			break;
 	for (size_t i = 0; i < s.n; i++) {
 		struct mem_chan *ch = s.dead[i];
 
