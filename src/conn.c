@@ -247,19 +247,34 @@ int pav_conn_deliver(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
-int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
-		  const char *channel, json_object *payload)
+/* Builds one server message and queues it with `enqueue`. */
+static int send_built(struct pav_conn *c, const char *type, const char *id,
+		      const char *channel, json_object *payload,
+		      int (*enqueue)(struct pav_conn *, struct pav_msg *))
 {
 	struct pav_msg *m = pav_msg_build(type, id, channel, payload);
 	int rc;
 
 	if (!m)
 		return -ENOMEM;
-	rc = pav_conn_enqueue(c, m);
+	rc = enqueue(c, m);
 	pav_msg_unref(m);
 	if (!rc)
 		pav_metrics_out(type, 1);
 	return rc;
+}
+
+int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
+		  const char *channel, json_object *payload)
+{
+	return send_built(c, type, id, channel, payload, pav_conn_enqueue);
+}
+
+int pav_conn_send_replay(struct pav_conn *c, const char *type,
+			 const char *channel, json_object *payload)
+{
+	return send_built(c, type, NULL, channel, payload,
+			  pav_conn_enqueue_kept);
 }
 
 void pav_conn_error(struct pav_conn *c, int code, const char *msg,

@@ -141,6 +141,10 @@ void pav_conn_env_free(struct pav_conn_env *env);
 /* Builds and queues {"type","id"?,"channel"?,"payload"?,"timestamp"}. */
 int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 		  const char *channel, json_object *payload);
+/* Builds and queues a message of a replay the client asked for, counted
+ * as pav_conn_enqueue_kept() counts (not against outbound_queue_bytes). */
+int pav_conn_send_replay(struct pav_conn *c, const char *type,
+			 const char *channel, json_object *payload);
 void pav_conn_error(struct pav_conn *c, int code, const char *message,
 		    const char *id);
 /* Starts the closing handshake with code (once): the queue is written,

@@ -85,6 +85,14 @@ static int send_msg(pav_conn *c, const char *channel, const char *type,
 	return pav_conn_send(c->hc.conn, type, NULL, channel, payload);
 }
 
+static int send_replay(pav_conn *c, const char *channel, const char *type,
+		       json_object *payload)
+{
+	if (!c->hc.conn)
+		return -EPIPE;
+	return pav_conn_send_replay(c->hc.conn, type, channel, payload);
+}
+
 /* ---- channels ---- */
 
 static int channel_parse(const pav_conn *c, const char *in, char *out,
@@ -300,4 +308,5 @@ const struct pav_host pav_host_table = {
 	.api_error = pav_api_error,
 	.query_number = pav_api_query_number,
 	.store_ready = store_ready,
+	.send_replay = send_replay,
 };

@@ -60,9 +60,9 @@ extern "C" {
 #define PAV_PLUGIN_SYMBOL "pavilion_plugin"
 
 /* Version of struct pav_host this header describes (see pav_host.version).
- * 3 added store_ready; a member newer than the running gateway lies past
- * host->size (check it before calling one). */
-#define PAV_HOST_VERSION 3u
+ * 3 added store_ready, 4 send_replay; a member newer than the running
+ * gateway lies past host->size (check it before calling one). */
+#define PAV_HOST_VERSION 4u
 
 /* Error codes of the protocol (spec "Error Codes"). */
 enum pav_error_code {
@@ -462,6 +462,15 @@ struct pav_host {
 	 * needs the store only after it is answered (a hook's), so that the
 	 * client can still get 2000. */
 	int (*store_ready)(pav_vhost *vh);
+
+	/* Since version 4.  Sends like send(), for a replay the client asked
+	 * for (an inbox read back, say): the replay is not a backlog the
+	 * client failed to read, so it does not count against
+	 * outbound_queue_bytes, only against the gateway's own bound on
+	 * replays not yet sent (past it: 4008, as for a slow consumer).
+	 * 0 or -errno (closing, over that bound). */
+	int (*send_replay)(pav_conn *c, const char *channel, const char *type,
+			   json_object *payload);
 };
 
 /* The API error for a store call that failed with err: 503 "session store

@@ -117,6 +117,18 @@ def test_subscribe_user_since_in_the_future_replays_nothing(g, api):
         assert not c.take("notification"), c.inbox
 
 
+def test_since_replay_larger_than_the_outbound_queue_arrives_whole(g, api):
+    """The replay is what the client asked for, not a backlog it failed to read: an inbox
+    of more than outbound_queue_bytes (256 KiB) is sent whole, as a recovery is."""
+    user = uid()
+    ids = [api.notify(user, note("%d:" % i + "x" * 60000)).json["id"] for i in range(6)]
+    with Client(g, user) as c:
+        c.subscribe("user", since="2000-01-01T00:00:00Z")
+        c.sync()
+        got = [m["payload"]["id"] for m in c.take("notification")]
+        assert got == ids, "since-replay of %d notifications of 60 kB: got %d" % (len(ids), len(got))
+
+
 def test_notification_payload_shape_rejected_400(g, api):
     user = uid()
     for n in ({"content": "no type"}, {"type": "like"}, {"type": 5, "content": "x"}, "notanobject"):

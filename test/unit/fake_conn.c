@@ -164,6 +164,19 @@ int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
 	return rc;
 }
 
+int pav_conn_send_replay(struct pav_conn *c, const char *type,
+			 const char *channel, json_object *payload)
+{
+	struct pav_msg *m = pav_msg_build(type, NULL, channel, payload);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = record(c, m, FAKE_ENQUEUE); /* a replay, as enqueue_kept */
+	pav_msg_unref(m);
+	return rc;
+}
+
 void pav_conn_error(struct pav_conn *c, int code, const char *message,
 		    const char *id)
 {

@@ -725,6 +725,8 @@ const struct pav_host ph_host = {
 	.api_error = api_error,
 	.query_number = pav_api_query_number,
 	.store_ready = store_ready,
+	/* a replay is a send here: the queue it counts in is the gateway's */
+	.send_replay = send_msg,
 };
 
 /* ---- set up ---- */
