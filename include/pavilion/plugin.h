@@ -464,7 +464,7 @@ struct pav_host {
 	int (*store_ready)(pav_vhost *vh);
 
 	/* Since version 4.  Sends like send(), for a replay the client asked
-	 * for (an inbox read back, say): the replay is not a backlog the
+	 * for (an inbox read back, a presence snapshot): the replay is not a backlog the
 	 * client failed to read, so it does not count against
 	 * outbound_queue_bytes, only against the gateway's own bound on
 	 * replays not yet sent (past it: 4008, as for a slow consumer).
@@ -483,6 +483,18 @@ static inline void pav_api_store_error(const struct pav_host *host,
 		host->api_error(call, 503, "session store unavailable");
 	else
 		host->api_error(call, 500, "session store error");
+}
+
+/* send_replay() where the running gateway has it (version 4), else send():
+ * for what a client asked to be sent at once (a replay, a snapshot). */
+static inline int pav_send_replay(const struct pav_host *host, pav_conn *c,
+				  const char *channel, const char *type,
+				  json_object *payload)
+{
+	if (host->size > offsetof(struct pav_host, send_replay) &&
+	    host->send_replay)
+		return host->send_replay(c, channel, type, payload);
+	return host->send(c, channel, type, payload);
 }
 
 /* The descriptor a plugin exports as PAV_PLUGIN_SYMBOL. */

@@ -358,17 +358,6 @@ static int on_mark_read(void *instance, pav_conn *c, struct pav_request *req)
 
 /* ---- replay on subscribe(user, since) ---- */
 
-/* One replayed notification: asked for, so not held against the client's
- * outbound queue where the gateway can tell the two apart. */
-static int send_replayed(const struct pav_host *host, pav_conn *c,
-			 const char *channel, json_object *note)
-{
-	if (host->size > offsetof(struct pav_host, send_replay) &&
-	    host->send_replay)
-		return host->send_replay(c, channel, "notification", note);
-	return host->send(c, channel, "notification", note);
-}
-
 /* Sends the listed notifications to the connection that subscribed, then
  * what arrived live meanwhile, but for those just sent. */
 static void replay_listed(void *arg, int err, json_object *list)
@@ -387,7 +376,7 @@ static void replay_listed(void *arg, int err, json_object *list)
 	for (size_t i = 0; c && i < n && i < REPLAY_MAX; i++) {
 		json_object *note = json_object_array_get_idx(list, i);
 
-		if (send_replayed(host, c, p->channel, note) < 0)
+		if (pav_send_replay(host, c, p->channel, "notification", note))
 			break; /* closing, or its replays are over the bound */
 		if (ids && json_object_object_get_ex(note, "id", &id))
 			ids[sent++] = json_object_get_string(id);

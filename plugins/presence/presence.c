@@ -356,7 +356,7 @@ static void snapshot_got(void *arg, int err, const struct pav_presence *p)
 	if (c && err == 0 && p && p->status &&
 	    (payload = status_payload(host, p->user, p->status,
 				      p->last_active_ms))) {
-		host->send(c, j->channel, "status_update", payload);
+		pav_send_replay(host, c, j->channel, "status_update", payload);
 		json_object_put(payload);
 	}
 	if (--j->pending == 0)

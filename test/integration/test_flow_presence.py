@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 import gw
-from test_flow_util import ALL, Client, uid
+from test_flow_util import ALL, Client, flow_vhosts, uid
 
 
 def C(g, sub=None):
@@ -272,3 +272,24 @@ def test_unsubscribed_member_no_longer_gets_status_updates(g, api):
         bob.inbox.clear()
         alice.ok("presence", {"status": "busy"})
         assert updates(bob, alice.sub) == [], "bob left the zone: %r" % bob.inbox
+
+
+def test_presence_snapshot_larger_than_the_outbound_queue_arrives_whole(make_gateway, keys):
+    """A snapshot is what the client asked for, not a backlog it failed to read: with the
+    smallest outbound queue (4 KiB), 24 users of long ids (about 7 kB of status_updates)
+    still arrive, as the first 1000 users of 64-character ids (about 290 kB) do with the
+    default 256 KiB."""
+    g = make_gateway(flow_vhosts(keys, limits={"outbound_queue_bytes": 4096}))
+    z = "zone:" + uid("z" * 40)
+    members = [C(g, uid("m" * 48)) for _ in range(24)]
+    try:
+        for m in members:
+            m.subscribe(z)
+        with C(g) as carol:
+            carol.subscribe(z, presence=True)
+            got = {m["payload"]["userId"] for m in updates(carol)}
+            assert got >= {m.sub for m in members}, \
+                "snapshot of %d users: got %d" % (len(members), len(got))
+    finally:
+        for m in members:
+            m.close()
