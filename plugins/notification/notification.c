@@ -42,8 +42,6 @@
 #include <pavilion/plugin.h>
 
 #define PLUGIN_NAME "notification"
-/* An inbox replay sends at most this many (the default inbox size). */
-#define REPLAY_MAX 10000
 
 struct notification {
 	const struct pav_host *host;
@@ -359,7 +357,9 @@ static int on_mark_read(void *instance, pav_conn *c, struct pav_request *req)
 /* ---- replay on subscribe(user, since) ---- */
 
 /* Sends the listed notifications to the connection that subscribed, then
- * what arrived live meanwhile, but for those just sent. */
+ * what arrived live meanwhile, but for those just sent.  All of them: the
+ * inbox size bounds the list, and the gateway's bound on replays not yet
+ * sent what waits for the client. */
 static void replay_listed(void *arg, int err, json_object *list)
 {
 	struct pending *p = arg;
@@ -373,7 +373,7 @@ static void replay_listed(void *arg, int err, json_object *list)
 		host->log(PAV_LOG_WARN, PLUGIN_NAME,
 			  "inbox replay for user %s: store error: %s", p->user,
 			  strerror(-err));
-	for (size_t i = 0; c && i < n && i < REPLAY_MAX; i++) {
+	for (size_t i = 0; c && i < n; i++) {
 		json_object *note = json_object_array_get_idx(list, i);
 
 		if (pav_send_replay(host, c, p->channel, "notification", note))

@@ -1,12 +1,14 @@
 """Notifications: created through the internal API, delivered to exactly the user's
 connections, mark_read across devices and in the inbox listing, since-replay."""
+import http.client
+import json
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import gw
-from test_flow_util import Client, uid
+from test_flow_util import API, Client, flow_vhosts, uid
 
 
 def note(content="hello", **kw):
@@ -127,6 +129,30 @@ def test_since_replay_larger_than_the_outbound_queue_arrives_whole(g, api):
         c.sync()
         got = [m["payload"]["id"] for m in c.take("notification")]
         assert got == ids, "since-replay of %d notifications of 60 kB: got %d" % (len(ids), len(got))
+
+
+def test_since_replay_of_more_than_10000_notifications_ends_with_the_newest(make_gateway, keys):
+    """store.inbox_size may be up to 100000: a replay of such an inbox sends every
+    notification after `since`, the newest included."""
+    g = make_gateway(flow_vhosts(keys), store=dict(gw.default_store(), inbox_size=20000))
+    api, user, n = API(g), uid(), 10005
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=5)
+    headers = {"Authorization": "Bearer " + api.key, "Content-Type": "application/json"}
+    try:
+        for i in range(n):  # one kept-alive connection: 10005 requests in a few seconds
+            body = {"userId": user, "notification": note(str(i))}
+            conn.request("POST", "/v1/notifications", body=json.dumps(body), headers=headers)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 201, r.status
+    finally:
+        conn.close()
+    with Client(g, user) as c:
+        c.subscribe("user", since="2000-01-01T00:00:00Z")
+        c.sync()
+        got = [m["payload"]["content"] for m in c.take("notification")]
+        assert got == [str(i) for i in range(n)], \
+            "replay of %d: got %d, the last %r" % (n, len(got), got[-2:])
 
 
 def test_notification_payload_shape_rejected_400(g, api):
