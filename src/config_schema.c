@@ -689,12 +689,36 @@ static int vhost_unique(struct pav_cfg_ctx *c, struct pav_vhost_config *vc,
 	return rc;
 }
 
+/* Of "limits", an internal vhost uses only the handshake timeout: the
+ * others bound WebSocket clients, and it has none. */
+static int internal_limits(struct pav_cfg_ctx *c, json_object *obj,
+			   const char *path)
+{
+	char lim[PAV_CFG_KEYPATH], sub[PAV_CFG_KEYPATH];
+	json_object *v;
+
+	if (!json_object_object_get_ex(obj, "limits", &v))
+		return 0;
+	pav_cfg_join(lim, path, "limits");
+	json_object_object_foreach(v, key, val) {
+		(void)val;
+		if (!strcmp(key, "handshake_timeout_s"))
+			continue;
+		pav_cfg_join(sub, lim, key);
+		return pav_cfg_fail(c, -EINVAL, sub, "only for a public vhost "
+				    "(an internal one, with \"api\", uses only "
+				    "limits.handshake_timeout_s)");
+	}
+	return 0;
+}
+
 static int vhost_kind(struct pav_cfg_ctx *c, json_object *obj,
 		      struct pav_vhost_config *vc, const char *path)
 {
 	static const char *const not_internal[] = {"websocket", "auth",
 						   "plugins", NULL};
 	char sub[PAV_CFG_KEYPATH];
+	int rc;
 
 	vc->kind = pav_cfg_has(obj, "api") ? PAV_VHOST_INTERNAL
 					   : PAV_VHOST_PUBLIC;
@@ -703,10 +727,11 @@ static int vhost_kind(struct pav_cfg_ctx *c, json_object *obj,
 		return pav_cfg_fail(c, -EINVAL, sub, "required on a public "
 				    "vhost (one without \"api\")");
 	}
-	if (vc->kind == PAV_VHOST_INTERNAL)
-		return refuse_keys(c, obj, not_internal, path, "not allowed on "
-				   "an internal vhost (one with \"api\")");
-	return 0;
+	if (vc->kind != PAV_VHOST_INTERNAL)
+		return 0;
+	rc = refuse_keys(c, obj, not_internal, path, "not allowed on an "
+			 "internal vhost (one with \"api\")");
+	return rc ? rc : internal_limits(c, obj, path);
 }
 
 /* Clear text (ws, or the internal API's HTTP) only on loopback or behind

@@ -4,6 +4,8 @@ listener's port, whatever the address); the API serves only requests that came i
 own listener; the internal API in clear text only on loopback or behind a TLS proxy; bad
 request paths get a JSON 400 where libwebsockets hands them over."""
 import json
+import socket
+import time
 
 import pytest
 
@@ -104,6 +106,31 @@ def test_api_request_routed_from_another_listener_gets_404(two_internal):
     assert st == 200, (st, body)
     st, body = gw.http("127.0.0.2", port, "/v1/channels/zone:x", dict(auth_a, Host="internal-b"))
     assert st == 401, (st, body)
+
+
+# ------------------------------------------------------------------ item: public-only limits
+@pytest.mark.parametrize("limit, value", [("max_message_bytes", 4096), ("json_depth", 4),
+                                          ("messages_per_s", 5), ("max_connections_per_ip", 8),
+                                          ("outbound_queue_bytes", 8192)])
+def test_internal_vhost_refuses_limits_only_a_public_vhost_uses(binary, keys, tmp_path, limit, value):
+    """An internal vhost has no WebSocket clients: these limits bound nothing there, and were
+    accepted and silently ignored before."""
+    iv = gw.internal_vhost(keys)
+    iv["limits"] = {"handshake_timeout_s": 5, limit: value}
+    p = gw.write_json(tmp_path / "gateway.json", gw.base_config(keys, [gw.public_vhost(keys), iv]))
+    gw.refused_everywhere(p, p.name, "vhosts[1].limits.%s: only for a public vhost" % limit)
+
+
+def test_internal_vhost_takes_its_handshake_timeout(make_gateway, keys):
+    """The one limit an internal vhost uses: a request not finished in time is cut."""
+    iv = gw.internal_vhost(keys)
+    iv["limits"] = {"handshake_timeout_s": 1}
+    g = make_gateway([gw.public_vhost(keys), iv])
+    with socket.create_connection(("127.0.0.1", g.port("internal")), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        assert s.recv(100) == b""
+        assert time.monotonic() - t0 < 5
 
 
 # ------------------------------------------------------------------ item: clear-text internal API
