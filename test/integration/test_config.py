@@ -1,5 +1,6 @@
 """CLI and configuration: --version, --check, include-dir merge, the token subcommand."""
 import json
+import os
 import re
 import socket
 import time
@@ -27,6 +28,24 @@ def test_version_prints_name_and_version(binary):
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     assert re.search(r"pavilion-gateway\S*\s+v?\d+\.\d+", out), out
+
+
+def _build_option(name):
+    opts = json.loads((gw.BUILD / "meson-info" / "intro-buildoptions.json").read_text())
+    return next(o["value"] for o in opts if o["name"] == name)
+
+
+def test_default_config_is_the_documented_one(binary):
+    """README, the man page and the unit all say /etc/pavilion-gateway/gateway.json; a plain
+    `meson setup` (prefix /usr/local) used to make it /usr/local/etc/pavilion-gateway/...
+    Only a sysconfdir given as an absolute path moves it."""
+    sysconf = _build_option("sysconfdir")
+    want = (sysconf if sysconf.startswith("/") else "/etc") + "/pavilion-gateway/gateway.json"
+    r = gw.run_binary(["--help"])
+    assert r.returncode == 0 and "(default %s)" % want in r.stdout, r.stdout
+    if not os.path.exists(want):  # else --check reads this machine's configuration
+        r = gw.run_binary(["--check"])
+        assert r.returncode == 1 and r.stderr.startswith(want + ": cannot read"), r.stderr
 
 
 def test_check_accepts_good_config(binary, keys, tmp_path):
