@@ -62,20 +62,16 @@ static int load_config(const char *path, int check)
 static int check_tls(const struct pav_vhost_config *vc)
 {
 	SSL_CTX *ctx;
-	int ok;
 
 	if (!vc->tls)
 		return 0;
-	ctx = SSL_CTX_new(TLS_server_method());
-	ok = ctx && SSL_CTX_use_certificate_chain_file(ctx, vc->tls_cert) == 1 &&
-	     SSL_CTX_use_PrivateKey_file(ctx, vc->tls_key, SSL_FILETYPE_PEM) == 1 &&
-	     SSL_CTX_check_private_key(ctx) == 1;
-	SSL_CTX_free(ctx);
-	if (!ok)
+	ctx = pav_tls_pair_load(vc->tls_cert, vc->tls_key);
+	if (!ctx)
 		fprintf(stderr, "%s: vhosts[%d].tls: certificate %s and key %s "
 			"do not load or do not match\n",
 			vc->file, vc->file_index, vc->tls_cert, vc->tls_key);
-	return ok ? 0 : -EINVAL;
+	SSL_CTX_free(ctx);
+	return ctx ? 0 : -EINVAL;
 }
 
 /* --check: the backend can be made from the configuration (it connects

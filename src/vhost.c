@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "api.h"
@@ -526,26 +527,57 @@ void pav_vhosts_teardown(struct pav_core *core)
 	ns_teardown(core);
 }
 
+SSL_CTX *pav_tls_pair_load(const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx && SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1)
+		return ctx;
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return NULL;
+}
+
+/* Certificate, chain and key go into a live context together: loading
+ * them one by one there, a certificate that does not match the key would
+ * stay in with no key, and every new handshake would fail. */
+static int use_pair(SSL_CTX *ctx, SSL_CTX *pair)
+{
+	STACK_OF(X509) *chain = NULL;
+
+	SSL_CTX_get0_chain_certs(pair, &chain);
+	if (SSL_CTX_use_cert_and_key(ctx, SSL_CTX_get0_certificate(pair),
+				     SSL_CTX_get0_privatekey(pair), chain,
+				     1) == 1)
+		return 0;
+	ERR_clear_error();
+	return -EINVAL;
+}
+
 static int reload_certs(struct pav_vhost *vh)
 {
 	const struct pav_vhost_config *vc = vh->cfg;
+	SSL_CTX *pair;
 	int rc = 0;
 
-	for (size_t i = 0; vc->tls && i < vh->nlws; i++) {
-		SSL_CTX *ctx = vh->lws[i].ssl_ctx;
-
-		if (!ctx)
-			continue;
-		if (SSL_CTX_use_certificate_chain_file(ctx, vc->tls_cert) != 1 ||
-		    SSL_CTX_use_PrivateKey_file(ctx, vc->tls_key,
-						SSL_FILETYPE_PEM) != 1 ||
-		    SSL_CTX_check_private_key(ctx) != 1) {
-			pav_err("vhost %s: certificate reload failed (%s, %s); "
-				"the old one may be partly replaced",
-				vc->name, vc->tls_cert, vc->tls_key);
-			rc = -EINVAL;
-		}
+	if (!vc->tls)
+		return 0;
+	pair = pav_tls_pair_load(vc->tls_cert, vc->tls_key);
+	if (!pair) {
+		pav_err("vhost %s: certificate reload failed: %s and %s do not "
+			"load or do not match; the old ones stay", vc->name,
+			vc->tls_cert, vc->tls_key);
+		return -EINVAL;
 	}
+	for (size_t i = 0; i < vh->nlws; i++)
+		if (vh->lws[i].ssl_ctx && use_pair(vh->lws[i].ssl_ctx, pair))
+			rc = -EINVAL;
+	if (rc)
+		pav_err("vhost %s: certificate reload failed: the new pair was "
+			"not taken", vc->name);
+	SSL_CTX_free(pair);
 	return rc;
 }
 

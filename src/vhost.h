@@ -95,7 +95,12 @@ struct pav_vhost {
 int pav_vhosts_setup(struct pav_core *core, const struct pav_host *host,
 		     char *err, size_t errlen);
 void pav_vhosts_teardown(struct pav_core *core);
+/* SIGHUP: certificates, JWT keys and API keys; what fails to load (or a
+ * certificate that does not match its key) leaves the old one in use. */
 int pav_vhosts_reload(struct pav_core *core);
+/* A context of its own holding the PEM certificate chain in cert and the
+ * private key in key, when both load and match; else NULL. */
+SSL_CTX *pav_tls_pair_load(const char *cert, const char *key);
 int pav_api_keys_load(const char *file, char ***keys, size_t *n, char *err,
 		      size_t errlen);
 

@@ -236,6 +236,23 @@ def test_sighup_with_broken_certificate_keeps_old_one(make_gateway, tmp_path):
         gw.probe(ws)
 
 
+def test_sighup_with_certificate_not_matching_its_key_keeps_old_one(make_gateway, tmp_path):
+    """cert.pem replaced, key.pem not yet (a renewal copied one file of two): the reload
+    used to install the new certificate and then fail on the old key, leaving the vhost with
+    no usable pair, so that every new TLS handshake failed until the next good reload."""
+    keys = gw.Keys(tmp_path / "k")
+    g = make_gateway(keys=keys)
+    before = _fingerprint(g.port())
+    gw.make_cert(tmp_path, "other")  # a new pair elsewhere; only its certificate is copied
+    keys.cert.write_bytes((tmp_path / "other.pem").read_bytes())
+    g.signal(signal.SIGHUP)
+    assert gw.wait_until(lambda: "certificate reload failed" in g.log_text(), 5), g.log_tail()
+    assert _fingerprint(g.port()) == before, "the old certificate must stay in use"
+    with g.connect(g.token()) as ws:
+        gw.probe(ws)
+    assert g.proc.poll() is None
+
+
 # ------------------------------------------------------------------ the open-file limit
 def test_open_file_limit_is_raised_and_more_than_1024_clients_fit(make_gateway, keys):
     """Started from a shell's soft limit of 1,024 open files, the gateway raises its own to
