@@ -894,6 +894,7 @@ static const char *const redis_only[] = {"url", "shards", "password_file",
 					 "node_ttl_s", "command_timeout_ms",
 					 "tls_ca_file", "tls_cert_file",
 					 "tls_key_file", NULL};
+static const char *const memory_only[] = {"history_max_bytes", NULL};
 static const char *const tls_keys[] = {"tls_ca_file", "tls_cert_file",
 				       "tls_key_file", NULL};
 static const char *const event_loops[] = {"ev", "poll", "uv", NULL};
@@ -974,6 +975,10 @@ static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 	if (!redis)
 		return refuse_keys(c, obj, redis_only, path,
 				   "only for \"backend\": \"redis\"");
+	if (refuse_keys(c, obj, memory_only, path,
+			"only for \"backend\": \"memory\" (Redis keeps "
+			"each channel's history.<kind>.size)"))
+		return -EINVAL;
 	if (!st->tls_cert_file != !st->tls_key_file) {
 		pav_cfg_join(sub, path, st->tls_cert_file ? "tls_key_file"
 							  : "tls_cert_file");

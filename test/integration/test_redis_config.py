@@ -40,6 +40,16 @@ def test_check_refuses_an_empty_password_file(tmp_path, keys, content, why):
     assert "store: password_file:" in r.stderr and why in r.stderr, r.stderr
 
 
+def test_check_refuses_history_max_bytes_with_redis(tmp_path, keys):
+    """The budget bounds the memory store's history; Redis keeps each channel's own `size`.
+    It was accepted with "redis" and ignored."""
+    g = config_file(tmp_path, keys, {"backend": "redis", "url": "redis://127.0.0.1:6379",
+                                     "history_max_bytes": 1 << 20})
+    r = gw.check_config(g.conf_path)
+    assert r.returncode == 1, r.stdout
+    assert "store.history_max_bytes: only for \"backend\": \"memory\"" in r.stderr, r.stderr
+
+
 @pytest.mark.skipif(not rf.mount_namespace_available(),
                     reason="needs a mount namespace (root) for a private /etc/hosts")
 def test_a_host_name_that_does_not_resolve_yet_is_looked_up_until_it_does(
