@@ -1069,6 +1069,12 @@ static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
 			snprintf(b->shards[i].fence, sizeof(b->shards[i].fence),
 				 "pav:f:%s", b->node);
 		}
+		if (password && rc[i].password) {
+			snprintf(err, errlen, "%s[%zu]: a password in the URL "
+				 "and a password_file: give one of them",
+				 cfg->nurls > 1 ? "shards" : "url", i);
+			return -EINVAL;
+		}
 		if (password) {
 			pav_redis_config_clear(&rc[i]);
 			rc[i].password = (char *)password; /* copied by create */

@@ -50,6 +50,17 @@ def test_check_refuses_history_max_bytes_with_redis(tmp_path, keys):
     assert "store.history_max_bytes: only for \"backend\": \"memory\"" in r.stderr, r.stderr
 
 
+def test_check_refuses_a_password_in_the_url_and_a_password_file(tmp_path, keys):
+    """Both given, the file's won and the URL's was dropped without a word."""
+    pw = tmp_path / "redis.pw"
+    pw.write_text("secret\n")
+    g = config_file(tmp_path, keys, {"backend": "redis", "url": "redis://:other@127.0.0.1:6379",
+                                     "password_file": str(pw)})
+    r = gw.check_config(g.conf_path)
+    assert r.returncode == 1, r.stdout
+    assert "store: url[0]: a password in the URL and a password_file" in r.stderr, r.stderr
+
+
 @pytest.mark.skipif(not rf.mount_namespace_available(),
                     reason="needs a mount namespace (root) for a private /etc/hosts")
 def test_a_host_name_that_does_not_resolve_yet_is_looked_up_until_it_does(
