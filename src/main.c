@@ -17,6 +17,7 @@
 #include "core.h"
 #include "host.h"
 #include "hub.h"
+#include "json_check.h"
 #include "loader.h"
 #include "log.h"
 #include "map.h"
@@ -163,6 +164,8 @@ static int run(const char *path, int check)
 
 /* ---- token ------------------------------------------------------------ */
 
+#define TOKEN_TTL_MAX (10L * 366 * 86400) /* ten years */
+
 struct token_args {
 	const char *config, *sub, *claims, *vhost;
 	long ttl;
@@ -180,18 +183,44 @@ static const struct pav_vhost_config *token_vhost(const char *name)
 	return NULL;
 }
 
+/* --claims through the strict reader the gateway reads tokens with: what
+ * it would refuse (a repeated key, trailing text) is not half-read here.
+ * sub, iat and exp come from --sub and --ttl, so they may not be given. */
+static json_object *parse_claims(const char *s)
+{
+	static const char not_object[] = "not a JSON object";
+	static const char *const ours[] = {"sub", "iat", "exp", NULL};
+	const char *why = NULL;
+	json_object *c;
+
+	if (!s)
+		return json_object_new_object();
+	c = pav_json_parse_object(s, strlen(s), PAV_AUTH_JSON_DEPTH,
+				  not_object, &why);
+	if (!c) {
+		fprintf(stderr, "token: --claims must be a JSON object: %s\n",
+			why);
+		return NULL;
+	}
+	for (size_t i = 0; ours[i]; i++)
+		if (json_object_object_get_ex(c, ours[i], NULL)) {
+			fprintf(stderr, "token: --claims: \"%s\" is set by "
+				"%s\n", ours[i],
+				i ? "--ttl" : "--sub");
+			json_object_put(c);
+			return NULL;
+		}
+	return c;
+}
+
 static json_object *token_claims(const struct token_args *a,
 				 const struct pav_vhost_config *vc)
 {
-	json_object *c = a->claims ? json_tokener_parse(a->claims)
-				   : json_object_new_object();
+	json_object *c = parse_claims(a->claims);
 	int64_t now = pav_now_ms() / 1000;
 
-	if (!c || !json_object_is_type(c, json_type_object)) {
-		json_object_put(c);
-		fprintf(stderr, "token: --claims must be a JSON object\n");
+	if (!c)
 		return NULL;
-	}
 	json_object_object_add(c, "sub", json_object_new_string(a->sub));
 	json_object_object_add(c, "iat", json_object_new_int64(now));
 	json_object_object_add(c, "exp", json_object_new_int64(now + a->ttl));
@@ -240,6 +269,21 @@ static int mint(const struct token_args *a)
 	return tok ? 0 : 1;
 }
 
+/* --ttl: a whole number of seconds, nothing after it; at most
+ * TOKEN_TTL_MAX, so that exp stays a date. */
+static int parse_ttl(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > TOKEN_TTL_MAX)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 static int token_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -258,15 +302,25 @@ static int token_main(int argc, char **argv)
 		switch (o) {
 		case 's': a.sub = optarg; break;
 		case 'j': a.claims = optarg; break;
-		case 't': a.ttl = strtol(optarg, NULL, 10); break;
+		case 't':
+			if (parse_ttl(optarg, &a.ttl)) {
+				fprintf(stderr, "token: --ttl must be a number "
+					"of seconds from 1 to %ld\n",
+					TOKEN_TTL_MAX);
+				return 2;
+			}
+			break;
 		case 'c': a.config = optarg; break;
 		case 'v': a.vhost = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!a.sub || a.ttl <= 0) {
-		fprintf(stderr, "token: --sub is required and --ttl must be "
-			"positive\n");
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!a.sub) {
+		fprintf(stderr, "token: --sub is required\n");
 		return 2;
 	}
 	if (!pav_id_valid(a.sub, strlen(a.sub))) {

@@ -337,7 +337,15 @@ def test_token_cli_refuses_vhost_without_secret(make_gateway, keys):
 
 
 @pytest.mark.parametrize("args", [["--claims", "{not json"], ["--claims", "[1]"], ["--vhost", "nosuch"],
-                                  ["--ttl", "-5"], ["--ttl", "abc"]])
+                                  ["--ttl", "-5"], ["--ttl", "abc"],
+                                  # each minted a token before: the rest of the text was ignored,
+                                  # or exp overflowed into the past
+                                  ["--ttl", "10x"], ["--ttl", "99999999999999999999"],
+                                  ["--ttl", "9223372036854775000"],
+                                  ["--claims", '{"zones": ["a"]} trailing'],
+                                  ["--claims", '{"zones": ["a"], "zones": ["*"]}'],
+                                  ["--claims", "{'zones': ['a']}"],
+                                  ["stray-argument"]])
 def test_token_cli_bad_arguments(make_gateway, keys, args):
     g = make_gateway(start=False)
     r = gw.run_binary(["token", "--sub", "alice", "-c", g.conf_path] + args)
