@@ -4,6 +4,7 @@
 #include "iface.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -39,4 +40,14 @@ int pav_iface_any_addr(const char *name, pav_iface_addr_fn fn, void *arg)
 	}
 	freeifaddrs(list);
 	return yes;
+}
+
+int pav_iface_listable(void)
+{
+	struct ifaddrs *list;
+
+	if (getifaddrs(&list))
+		return errno ? -errno : -EIO;
+	freeifaddrs(list);
+	return 0;
 }

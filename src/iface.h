@@ -12,4 +12,8 @@ typedef int (*pav_iface_addr_fn)(const char *ip, void *arg);
  * the addresses cannot be read). */
 int pav_iface_any_addr(const char *name, pav_iface_addr_fn fn, void *arg);
 
+/* 0 when the interfaces and their addresses can be listed (getifaddrs()
+ * works: it needs a netlink socket), else -errno. */
+int pav_iface_listable(void);
+
 #endif

@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "core.h"
 #include "dispatch.h"
+#include "iface.h"
 #include "listen_share.h"
 #include "log.h"
 #include "map.h"
@@ -1115,11 +1116,33 @@ static int open_store(struct pav_core *c)
 	return rc;
 }
 
+/*
+ * lws 4.1.6 looks every listen address up with getifaddrs() and, when that
+ * fails (no netlink socket: systemd's RestrictAddressFamilies without
+ * AF_NETLINK), binds the wildcard address instead and says nothing but
+ * an error line: a loopback-only vhost, the internal API's included,
+ * would listen on every interface.  So no start without the list.
+ */
+static int interfaces_listable(void)
+{
+	int rc = pav_iface_listable();
+
+	if (rc)
+		pav_err("cannot list the network interfaces (getifaddrs: %s), "
+			"without which libwebsockets binds every address "
+			"instead of a vhost's listen: not starting (allow "
+			"AF_NETLINK sockets; systemd: RestrictAddressFamilies)",
+			strerror(-rc));
+	return rc;
+}
+
 int pav_server_run(struct pav_core *c)
 {
 	int rc = -EINVAL;
 
 	core = c;
+	if (interfaces_listable())
+		return -EINVAL;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
 	set_open_file_limit();
 	c->lws = create_context(&c->cfg);

@@ -313,3 +313,64 @@ def test_a_host_naming_another_vhost_in_capitals_is_refused(make_gateway, keys):
     log = g.log_text()
     assert "vhost a: an upgrade whose Host names vhost b: 404" in log, g.log_tail()
     assert "api: a request whose Host names vhost ib reached vhost ia: 404" in log, g.log_tail()
+
+
+# ------------------------------------------------------------------ no interface list, no start
+NO_NETLINK_C = r"""
+/* Runs argv[1..] with socket(AF_NETLINK, ...) failing EAFNOSUPPORT, as
+ * systemd's RestrictAddressFamilies= without AF_NETLINK makes it fail. */
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+
+	if (argc < 2 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return perror("seccomp"), 127;
+	execv(argv[1], argv + 1);
+	return perror("execv"), 127;
+}
+"""
+
+
+def test_no_start_when_the_interfaces_cannot_be_listed(binary, keys, tmp_path):
+    """lws 4.1.6 looks every listen address up with getifaddrs(), which needs a netlink
+    socket; when that fails (the shipped unit's RestrictAddressFamilies lacked AF_NETLINK)
+    it bound 0.0.0.0 while the log said 127.0.0.1: the loopback-only internal API was open
+    to the network. The gateway now refuses to start."""
+    import subprocess
+    src, helper = tmp_path / "no_netlink.c", tmp_path / "no_netlink"
+    src.write_text(NO_NETLINK_C)
+    subprocess.run(["cc", "-o", str(helper), str(src)], check=True, capture_output=True)
+    c = gw.base_config(keys, [gw.public_vhost(keys), gw.internal_vhost(keys)])
+    p = gw.write_json(tmp_path / "gateway.json", c)
+    port = int(c["vhosts"][1]["listen"].rsplit(":", 1)[1])
+    proc = subprocess.Popen([str(helper), str(gw.BINARY), "-c", str(p)], stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        rc = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        wide = reachable("127.0.0.2", port)
+        proc.kill()
+        proc.wait()
+        raise AssertionError("started without the interface list (internal API on every "
+                             "address: %s)" % wide)
+    err = proc.stderr.read()
+    assert rc != 0 and "getifaddrs" in err and "AF_NETLINK" in err, (rc, err)
