@@ -1688,6 +1688,13 @@ static int parse_int(const char *s, size_t n, long lo, long hi, int *out)
 	return 0;
 }
 
+/* What a host name (Docker's included: '_') or an address is made of; in
+ * brackets, an IPv6 address with an optional "%zone". */
+#define HOST_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
+		   "0123456789"
+#define HOST_NAME_CHARS HOST_ALNUM ".-_"
+#define HOST_V6_CHARS HOST_ALNUM ".-_:%"
+
 /* "host[:port]" or "[v6][:port]" in s[0..n). */
 static int parse_hostport(const char *s, size_t n,
 			  struct pav_redis_config *cfg, const char **why)
@@ -1713,6 +1720,10 @@ static int parse_hostport(const char *s, size_t n,
 		return *why = "empty or overlong host", -EINVAL;
 	memcpy(cfg->host, host, hlen);
 	cfg->host[hlen] = '\0';
+	if (strspn(cfg->host, host == s ? HOST_NAME_CHARS : HOST_V6_CHARS) !=
+	    hlen)
+		return *why = "the host is no host name or address (a space, "
+			      "a control character, ...)", -EINVAL;
 	if (colon && parse_int(colon + 1, (size_t)(s + n - colon - 1), 1,
 			       65535, &cfg->port))
 		return *why = "port must be 1..65535", -EINVAL;

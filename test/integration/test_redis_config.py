@@ -61,6 +61,17 @@ def test_check_refuses_a_password_in_the_url_and_a_password_file(tmp_path, keys)
     assert "store: url[0]: a password in the URL and a password_file" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("url", ["redis://127.0.0.1 :6379/0", "redis://redis\thost:6379",
+                                 "redis://[::1 ]:6379", "redis://re\"dis:6379"])
+def test_check_refuses_a_host_no_server_can_have(tmp_path, keys, url):
+    """A stray space or tab in the host passed --check; the gateway then started and stayed
+    unready forever, looking the name up at every retry."""
+    g = config_file(tmp_path, keys, {"backend": "redis", "url": url})
+    r = gw.check_config(g.conf_path)
+    assert r.returncode == 1, r.stdout
+    assert "store: url[0]: the host" in r.stderr, r.stderr
+
+
 @pytest.mark.skipif(not rf.mount_namespace_available(),
                     reason="needs a mount namespace (root) for a private /etc/hosts")
 def test_a_host_name_that_does_not_resolve_yet_is_looked_up_until_it_does(
