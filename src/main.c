@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,15 @@ static void cleanup(void)
 static int run(const char *path, int check)
 {
 	int refused = 0;
-	int rc = prepare(path, check, &refused);
+	int rc;
+
+	/* until the server installs its handlers (configuration, plugins
+	 * and keys are loaded by then), a SIGHUP (`systemctl reload` just
+	 * after a start) would end the process: what it asks to reload is
+	 * being loaded anyway */
+	if (!check)
+		signal(SIGHUP, SIG_IGN);
+	rc = prepare(path, check, &refused);
 
 	if (check) {
 		if (!rc)

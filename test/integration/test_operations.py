@@ -60,6 +60,31 @@ def test_sigint_closes_clients_1001_and_exits_0(make_gateway):
     assert g.proc.wait(10) == 0, g.log_tail()
 
 
+def test_sighup_while_starting_does_not_kill_the_gateway(make_gateway):
+    """`systemctl reload` right after a start: SIGHUP used to have its default action (the
+    process ends) until the handlers were installed, after the configuration, the plugins
+    and the keys were loaded. 20,000 drop-ins make that stretch long enough to hit."""
+    g = make_gateway(start=False, include="conf.d")
+    d = g.dir / "conf.d"
+    d.mkdir()
+    for i in range(20000):
+        (d / ("%05d.json" % i)).write_text('{"log": {"level": "info", "format": "text"}}')
+    with open(g.log_path, "ab") as log:
+        proc = subprocess.Popen([str(gw.BINARY), "-c", str(g.conf_path)], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log)
+    try:
+        time.sleep(0.15)
+        proc.send_signal(signal.SIGHUP)
+        assert gw.wait_port(g.port(), 15, proc), "died of the SIGHUP (exit %r):\n%s" % (
+            proc.poll(), g.log_tail())
+        proc.send_signal(signal.SIGHUP)  # and once up, SIGHUP reloads
+        assert gw.wait_until(lambda: "reload: certificates and keys" in g.log_text(), 5)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def _accepted(g, token):
     with g.connect(token) as ws:
         try:
