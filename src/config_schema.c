@@ -152,6 +152,12 @@ static int tls_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 	char sub[PAV_CFG_KEYPATH];
 
 	(void)obj;
+	if (vc->tls_cert && vc->tls_terminated_upstream) {
+		pav_cfg_join(sub, path, "terminated_upstream");
+		return pav_cfg_fail(c, -EINVAL, sub, "not with tls.cert and "
+				    "tls.key: either a proxy in front serves "
+				    "TLS or the gateway does");
+	}
 	if (!!vc->tls_cert == !!vc->tls_key) {
 		vc->tls = vc->tls_cert != NULL;
 		return 0;

@@ -125,6 +125,16 @@ def test_check_accepts_plain_public_vhost_on_any_address_when_terminated_upstrea
     assert r.returncode == 0, r.stderr
 
 
+def test_check_rejects_terminated_upstream_beside_a_certificate(binary, keys, tmp_path):
+    """A proxy terminating TLS and the gateway serving it on the same vhost: one of the two
+    is wrong, and the gateway served TLS, ignoring "terminated_upstream" without a word."""
+    v = gw.public_vhost(keys)
+    v["tls"]["terminated_upstream"] = True
+    p = gw.write_json(tmp_path / "gateway.json", gw.base_config(keys, [v]))
+    assert_check_fails(gw.check_config(p), p, "vhosts[0].tls.terminated_upstream: not with "
+                                              "tls.cert")
+
+
 def test_check_accepts_max_message_bytes_under_limits(binary, keys, tmp_path):
     v = gw.public_vhost(keys)
     del v["websocket"]["max_message_bytes"]
