@@ -264,6 +264,13 @@ int pav_hub_is_member(const struct pav_hub_client *c, const char *channel)
 	return find_sub(c, channel) >= 0;
 }
 
+uint32_t pav_hub_tags(const struct pav_hub_client *c, const char *channel)
+{
+	int slot = find_sub(c, channel);
+
+	return slot >= 0 ? c->subs[slot].tag : 0;
+}
+
 void pav_hub_sub_channel(const struct pav_hub_client *c, uint32_t i,
 			 char *buf, size_t len)
 {

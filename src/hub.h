@@ -79,6 +79,8 @@ void pav_hub_tag(struct pav_hub_client *c, const char *channel,
 void pav_hub_untag(struct pav_hub_client *c, const char *channel,
 		   uint32_t bits);
 int pav_hub_is_member(const struct pav_hub_client *c, const char *channel);
+/* A subscription's tag bits (0 when not a member). */
+uint32_t pav_hub_tags(const struct pav_hub_client *c, const char *channel);
 /* Copies the name of the client's subscription number i. */
 void pav_hub_sub_channel(const struct pav_hub_client *c, uint32_t i,
 			 char *buf, size_t len);

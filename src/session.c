@@ -39,6 +39,7 @@
 
 /* pav_sub.tag bits */
 #define TAG_COUNTED 1u /* the store counts this membership */
+#define TAG_PENDING 2u /* its subscribe is not answered yet */
 
 #define STATE(s) ((s)->core->store.be->state)
 #define STATE_SELF(s) ((s)->core->store.state)
@@ -224,6 +225,8 @@ void pav_session_reply(struct pav_reply *r, int code, const char *message,
 
 /* ---- leaving a channel ------------------------------------------------- */
 
+static void repeats_left(struct pav_session *s, const char *channel);
+
 /* Takes the session out of a channel here, in the store, and (for the
  * node's last member) off the broker's feed.  0, or 1 when not in it. */
 static int leave(struct pav_session *s, const char *channel)
@@ -233,6 +236,8 @@ static int leave(struct pav_session *s, const char *channel)
 
 	if (pav_hub_leave(s->core->hub, &s->hc, channel, &last, &tag))
 		return 1;
+	if (tag & TAG_PENDING)
+		repeats_left(s, channel);
 	if (tag & TAG_COUNTED)
 		STATE(s)->member_remove(STATE_SELF(s), NS(s), channel, s->user);
 	if (last)
@@ -270,6 +275,7 @@ struct sub_op {
 	uint64_t rec_offset;
 	char rec_epoch[64];
 	int64_t subscribers, user_count;
+	struct sub_op *repeat_next; /* on its session's repeats */
 };
 
 static void op_free(struct sub_op *op)
@@ -286,13 +292,21 @@ static struct pav_session *op_session(struct sub_op *op)
 	return s && pav_hub_is_member(&s->hc, op->channel) ? s : NULL;
 }
 
+static struct sub_op *repeats_take(struct pav_session *s,
+				   const char *channel);
+static void repeats_fail(struct sub_op *op, int code, const char *message);
+static void repeats_go_on(struct sub_op *op);
+
 /* Gives up: out of the channel again, the client told why. */
 static void op_fail(struct sub_op *op, int code, const char *message)
 {
 	struct pav_session *s = op_session(op);
+	struct sub_op *repeats = NULL;
 
-	if (s && op->joined)
+	if (s && op->joined) {
+		repeats = repeats_take(s, op->channel);
 		leave(s, op->channel);
+	}
 	if (s && op->opening) {
 		rx_hold(s, 0);
 		pav_conn_error(s->hc.conn, PAV_ERR_INTERNAL, message, NULL);
@@ -301,6 +315,7 @@ static void op_fail(struct sub_op *op, int code, const char *message)
 	pav_session_reply(op->reply, code, message, NULL);
 	op->reply = NULL;
 	op_free(op);
+	repeats_fail(repeats, code, message);
 }
 
 /* The ack of a subscribe: {"channel", "offset"?, "epoch"?, "recovered"?}. */
@@ -371,6 +386,11 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 		rx_hold(s, 0);
 	}
 	hook_subscribed(s, &ev);
+	s = op->joined ? op_session(op) : NULL; /* a hook may have left */
+	if (s) {
+		pav_hub_untag(&s->hc, op->channel, TAG_PENDING);
+		repeats_go_on(repeats_take(s, op->channel));
+	}
 	op_free(op);
 }
 
@@ -547,6 +567,76 @@ static struct sub_op *op_new(struct pav_session *s, const char *channel,
 	return op;
 }
 
+/* ---- repeats of a subscribe on its way ---------------------------------- */
+
+/*
+ * A subscribe of a channel whose first subscribe is not answered yet
+ * waits for that answer: acked at once, it would tell the client it is in
+ * a channel the first may still fail to join.  Then it goes on as the
+ * repeat of a standing subscription, fails as the first did, or (the
+ * connection left the channel, or closed) is answered as the first is.
+ */
+static void repeat_wait(struct pav_session *s, struct sub_op *op)
+{
+	struct sub_op **p = &s->repeats;
+
+	while (*p)
+		p = &(*p)->repeat_next;
+	op->repeat_next = NULL;
+	*p = op;
+}
+
+/* Takes the channel's repeats off the session's list, oldest first. */
+static struct sub_op *repeats_take(struct pav_session *s, const char *channel)
+{
+	struct sub_op *taken = NULL, **tail = &taken, **p = &s->repeats, *op;
+
+	while ((op = *p)) {
+		if (strcmp(op->channel, channel)) {
+			p = &op->repeat_next;
+			continue;
+		}
+		*p = op->repeat_next;
+		op->repeat_next = NULL;
+		*tail = op;
+		tail = &op->repeat_next;
+	}
+	return taken;
+}
+
+/* The first stands: its repeats go on as repeats of it. */
+static void repeats_go_on(struct sub_op *op)
+{
+	struct sub_op *next;
+
+	for (; op; op = next) {
+		next = op->repeat_next;
+		op_live(op, 0); /* the feed is live: the first got that far */
+	}
+}
+
+static void repeats_fail(struct sub_op *op, int code, const char *message)
+{
+	struct sub_op *next;
+
+	for (; op; op = next) {
+		next = op->repeat_next;
+		op_fail(op, code, message);
+	}
+}
+
+/* The connection left the channel (or closed) before the first was
+ * answered: its repeats are answered as it will be. */
+static void repeats_left(struct pav_session *s, const char *channel)
+{
+	struct sub_op *op = repeats_take(s, channel), *next;
+
+	for (; op; op = next) {
+		next = op->repeat_next;
+		op_done(op, NULL);
+	}
+}
+
 /* Joins the hub and starts the chain; max: the subscription limit. */
 static void op_start(struct pav_session *s, struct sub_op *op, uint32_t max)
 {
@@ -559,6 +649,10 @@ static void op_start(struct pav_session *s, struct sub_op *op, uint32_t max)
 	if (rc < 0)
 		return op_fail(op, PAV_ERR_INTERNAL, "out of memory");
 	op->joined = rc == 0;
+	if (op->joined)
+		pav_hub_tag(&s->hc, op->channel, TAG_PENDING);
+	else if (pav_hub_tags(&s->hc, op->channel) & TAG_PENDING)
+		return repeat_wait(s, op);
 	if (op->joined && op->hist)
 		pav_hub_hold(&s->hc, op->channel);
 	feed_want(s, op, first);

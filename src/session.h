@@ -20,6 +20,7 @@
 struct pav_core;
 struct pav_conn;
 struct pav_vhost;
+struct sub_op;
 
 enum pav_session_state {
 	PAV_SESSION_OPENING, /* waiting for the store to count it */
@@ -44,6 +45,8 @@ struct pav_session {
 	char peer[48];
 	int counted; /* the store counts this connection */
 	int opened;  /* the on_open hooks ran */
+	/* repeated subscribes waiting for the first one's answer */
+	struct sub_op *repeats;
 
 	/* rate limiting (token bucket in milli-tokens) */
 	int64_t bucket, bucket_ms;

@@ -272,6 +272,32 @@ def test_redis_stopped_then_back_with_its_data(make_gateway, keys, redis):
     b.close()
 
 
+def test_repeats_of_a_subscribe_the_store_fails_are_not_acked(make_gateway, keys, redis):
+    """Subscribes of one channel sent before the first is answered wait for that answer:
+    when Redis stops under the first (it times out: 2000), its repeats get 2000 too; they
+    used to be acked at once, telling the client it was in a channel it was not in."""
+    nodes = outage_nodes(make_gateway, keys, redis)
+    a = Client(nodes[0], **ALL)
+    a.sync()
+    z = "zone:" + uid("z")
+    redis.freeze()
+    try:
+        for i in range(5):
+            a.send("subscribe", {"channel": z}, id="s%d" % i)
+        answers = [recv_until(a.ws, lambda m, i=i: m.get("id") == "s%d" % i, 5)
+                   for i in range(5)]
+    finally:
+        redis.thaw()
+    first = answers[0]
+    assert first["type"] == "error" and first["payload"]["code"] == 2000, first
+    for m in answers[1:]:
+        assert m["type"] == "error" and m["payload"]["code"] == 2000, \
+            "a repeat of a failed subscribe was answered %r" % m
+    wait_ready(nodes, 200, 10)
+    assert a.subscribe(z)["payload"]["channel"] == z
+    a.close()
+
+
 def test_redis_restarted_empty_rebuilds_the_state_and_starts_a_new_epoch(
         make_gateway, keys, redis):
     nodes = outage_nodes(make_gateway, keys, redis)

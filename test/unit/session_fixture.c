@@ -289,8 +289,9 @@ void fx_hold_member_add(int on)
 	holding_members = on;
 }
 
-/* Answers the held conn_add (member 0) or member_add (1) calls. */
-static int run_laters(int member)
+/* Answers the held conn_add (member 0) or member_add (1) calls, with
+ * err instead of the store's answer when err != 0. */
+static int run_laters(int member, int err)
 {
 	int n = 0;
 
@@ -301,6 +302,8 @@ static int run_laters(int member)
 			continue;
 		laters[i].count_cb = NULL;
 		laters[i].member_cb = NULL;
+		if (err)
+			x.err = err;
 		n++;
 		if (member)
 			x.member_cb(x.arg, x.err, x.a, x.b);
@@ -318,12 +321,17 @@ static int run_laters(int member)
 
 int fx_run_conn_add(void)
 {
-	return run_laters(0);
+	return run_laters(0, 0);
 }
 
 int fx_run_member_add(void)
 {
-	return run_laters(1);
+	return run_laters(1, 0);
+}
+
+int fx_run_member_add_err(int err)
+{
+	return run_laters(1, err);
 }
 
 static void failing_member_add(void *self, const char *ns, const char *channel,

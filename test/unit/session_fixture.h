@@ -70,6 +70,8 @@ void fx_hold_conn_add(int on);
 int fx_run_conn_add(void);
 void fx_hold_member_add(int on);
 int fx_run_member_add(void);
+/* The same, but each answers err (a network store that timed out). */
+int fx_run_member_add_err(int err);
 
 /* The store's member_add / conn_add answer err (e.g. -EIO) while set;
  * 0: the memory backend's answers. */

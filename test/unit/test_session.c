@@ -727,6 +727,77 @@ static void connection_closed_while_its_membership_is_counted_leaves_none(
 	assert_int_equal(fc2.n, 0);
 }
 
+/* A repeat of a subscribe the store has not answered yet waits for it:
+ * acked at once, it would be a lie if the first then failed. */
+static void repeated_subscribe_fails_with_a_first_that_fails(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fake_conn_clear(&fc1);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_subscribe(s, "zone:z1", NULL, "r2");
+	fx_subscribe(s, "zone:z1", NULL, "r3");
+	assert_int_equal(fc1.n, 0); /* nothing answered before the first */
+	assert_int_equal(fx_run_member_add_err(-EIO), 1);
+	assert_int_equal(fc1.n, 3);
+	fx_error_is(&fc1, 0, PAV_ERR_INTERNAL, NULL, "r1");
+	fx_error_is(&fc1, 1, PAV_ERR_INTERNAL, NULL, "r2");
+	fx_error_is(&fc1, 2, PAV_ERR_INTERNAL, NULL, "r3");
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
+}
+
+static void repeated_subscribe_is_acked_after_the_first(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fake_conn_clear(&fc1);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_subscribe(s, "zone:z1", NULL, "r2");
+	fx_subscribe(s, "zone:z2", NULL, "r3"); /* another channel: its own */
+	assert_int_equal(fc1.n, 0);
+	assert_int_equal(fx_run_member_add(), 2);
+	assert_int_equal(fc1.n, 3);
+	json_object_put(ack_of(&fc1, 0, "r1", "zone:z1"));
+	json_object_put(ack_of(&fc1, 1, "r2", "zone:z1"));
+	json_object_put(ack_of(&fc1, 2, "r3", "zone:z2"));
+	assert_int_equal(subscribers("zone:z1"), 1); /* counted once */
+	/* a repeat of a standing subscription is acked at once */
+	fx_subscribe(s, "zone:z1", NULL, "r4");
+	assert_int_equal(fc1.n, 4);
+	json_object_put(ack_of(&fc1, 3, "r4", "zone:z1"));
+}
+
+static void repeats_of_a_pending_subscribe_are_answered_when_it_is_left(
+	void **state)
+{
+	struct pav_session *s, *t;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	t = fx_open(&fc2, "u2", NULL);
+	fake_conn_clear(&fc1);
+	fake_conn_clear(&fc2);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_subscribe(s, "zone:z1", NULL, "r2");
+	pav_session_unsubscribe(s, "zone:z1");
+	assert_int_equal(fc1.n, 1); /* the repeat: answered as its first */
+	json_object_put(ack_of(&fc1, 0, "r2", "zone:z1"));
+	fx_subscribe(t, "zone:z1", NULL, "r1");
+	fx_subscribe(t, "zone:z1", NULL, "r2");
+	fx_close(t); /* the repeat goes with the connection, not leaked */
+	fx_run_member_add();
+	assert_int_equal(fc1.n, 2);
+	json_object_put(ack_of(&fc1, 1, "r1", "zone:z1"));
+	assert_int_equal(fc2.n, 0);
+}
+
 static void subscribe_answered_after_an_unsubscribe_still_names_its_channel(
 	void **state)
 {
@@ -1190,6 +1261,9 @@ int main(void)
 		T(recovery_while_the_store_is_slow_sends_each_publication_once),
 		T(publication_during_a_slow_subscribe_comes_after_the_ack),
 		T(connection_closed_while_its_membership_is_counted_leaves_none),
+		T(repeated_subscribe_fails_with_a_first_that_fails),
+		T(repeated_subscribe_is_acked_after_the_first),
+		T(repeats_of_a_pending_subscribe_are_answered_when_it_is_left),
 		T(subscribe_answered_after_an_unsubscribe_still_names_its_channel),
 		T(connection_closed_during_a_slow_subscribe_gets_no_hooks),
 		T(joiners_of_one_channel_wait_on_one_feed_request),
