@@ -27,6 +27,7 @@ struct pav_core {
 	struct pav_map *sessions; /* id (hex) -> struct pav_session */
 	struct pav_map *live;     /* "ns\x1fchannel" -> waiters for the feed */
 	uint64_t next_id;
+	uint32_t joins; /* subscriptions made, for their serials (session.c) */
 	size_t closing; /* closed sessions whose close the store still runs */
 	struct pav_hub *hub;
 	struct pav_store store;

@@ -40,6 +40,10 @@
 /* pav_sub.tag bits */
 #define TAG_COUNTED 1u /* the store counts this membership */
 #define TAG_PENDING 2u /* its subscribe is not answered yet */
+/* the upper bits: the membership's serial, so that an answer for one
+ * that was left is not taken for a newer one of the same channel */
+#define TAG_SERIAL_SHIFT 8
+#define TAG_SERIAL(tag) ((tag) >> TAG_SERIAL_SHIFT)
 
 #define STATE(s) ((s)->core->store.be->state)
 #define STATE_SELF(s) ((s)->core->store.state)
@@ -269,6 +273,7 @@ struct sub_op {
 	char channel[PAV_CHANNEL_BUF];
 	const struct pav_history_cfg *hist;
 	int joined;     /* a new membership, not a repeat */
+	uint32_t serial; /* (joined) the membership's */
 	int opening;    /* the automatic user channel: on_open first */
 	int first_conn; /* (opening) the user's first connection */
 	int recover;
@@ -284,12 +289,18 @@ static void op_free(struct sub_op *op)
 	free(op);
 }
 
-/* The session of an op, if it is still there and still in the channel. */
+/* The session of an op, if it is still there and still in the channel
+ * (for a new membership: still in the one it made). */
 static struct pav_session *op_session(struct sub_op *op)
 {
 	struct pav_session *s = pav_session_find(op->core, op->sid);
 
-	return s && pav_hub_is_member(&s->hc, op->channel) ? s : NULL;
+	if (!s || !pav_hub_is_member(&s->hc, op->channel))
+		return NULL;
+	if (op->joined &&
+	    TAG_SERIAL(pav_hub_tags(&s->hc, op->channel)) != op->serial)
+		return NULL;
+	return s;
 }
 
 static struct sub_op *repeats_take(struct pav_session *s,
@@ -649,8 +660,11 @@ static void op_start(struct pav_session *s, struct sub_op *op, uint32_t max)
 	if (rc < 0)
 		return op_fail(op, PAV_ERR_INTERNAL, "out of memory");
 	op->joined = rc == 0;
-	if (op->joined)
-		pav_hub_tag(&s->hc, op->channel, TAG_PENDING);
+	if (op->joined) {
+		op->serial = TAG_SERIAL(++s->core->joins << TAG_SERIAL_SHIFT);
+		pav_hub_tag(&s->hc, op->channel,
+			    TAG_PENDING | op->serial << TAG_SERIAL_SHIFT);
+	}
 	else if (pav_hub_tags(&s->hc, op->channel) & TAG_PENDING)
 		return repeat_wait(s, op);
 	if (op->joined && op->hist)

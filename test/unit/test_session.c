@@ -798,6 +798,30 @@ static void repeats_of_a_pending_subscribe_are_answered_when_it_is_left(
 	assert_int_equal(fc2.n, 0);
 }
 
+/* subscribe, unsubscribe, subscribe before the store answered the first:
+ * the first's answer belongs to a membership that is gone, and must not
+ * pass for the second's (its hooks once, its ack after its own answer). */
+static void subscribe_left_and_joined_again_runs_the_hooks_once(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fake_conn_clear(&fc1);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	pav_session_unsubscribe(s, "zone:z1");
+	fx_subscribe(s, "zone:z1", NULL, "r2");
+	fx_events_clear();
+	fx_run_member_add();
+	assert_int_equal(fc1.n, 2);
+	json_object_put(ack_of(&fc1, 0, "r1", "zone:z1"));
+	json_object_put(ack_of(&fc1, 1, "r2", "zone:z1"));
+	assert_int_equal(fx_a_count(), 1);
+	assert_true(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_int_equal(subscribers("zone:z1"), 1);
+}
+
 static void subscribe_answered_after_an_unsubscribe_still_names_its_channel(
 	void **state)
 {
@@ -1264,6 +1288,7 @@ int main(void)
 		T(repeated_subscribe_fails_with_a_first_that_fails),
 		T(repeated_subscribe_is_acked_after_the_first),
 		T(repeats_of_a_pending_subscribe_are_answered_when_it_is_left),
+		T(subscribe_left_and_joined_again_runs_the_hooks_once),
 		T(subscribe_answered_after_an_unsubscribe_still_names_its_channel),
 		T(connection_closed_during_a_slow_subscribe_gets_no_hooks),
 		T(joiners_of_one_channel_wait_on_one_feed_request),
