@@ -309,7 +309,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
     return this.channel(channel, options).subscribe();
   }
 
-  /** Unsubscribes `channel`; resolves with the ack, or `null` when not subscribed or not connected. */
+  /** Unsubscribes `channel`; resolves with the ack, or `null` when not subscribed or no connection is open. */
   unsubscribe(channel: string): Promise<Ack | null> {
     const sub = this.subs.get(channel);
     return sub ? sub.unsubscribe() : Promise.resolve(null);
@@ -387,7 +387,8 @@ export class PavilionClient extends Emitter<ClientEvents> {
     const wait = sub._wait(timeoutMs ?? this.opts.requestTimeoutMs ?? 10000);
     if (sub.state === 'unsubscribed') {
       sub._setState('subscribing');
-      if (this._state === 'connected') {
+      // once the socket is open, resubscribe() has run for this connection
+      if (this.isOpen) {
         this.sendSubscribe(sub);
         this.flush();
       }
@@ -402,7 +403,8 @@ export class PavilionClient extends Emitter<ClientEvents> {
     sub._rejectWaiters(new PavilionError('unsubscribed', `${sub.channel}: unsubscribed`, { type: 'subscribe' }));
     if (sub.canonical !== undefined) this.byCanonical.delete(sub.canonical);
     sub._setState('unsubscribed');
-    if (this._state !== 'connected') return Promise.resolve(null);
+    // the socket is open: resubscribe() may have sent this channel's subscribe already
+    if (!this.isOpen) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       this.controlRequest('unsubscribe', { channel: sub.channel }, {
         ack: (a) => resolve(a),
@@ -410,6 +412,11 @@ export class PavilionClient extends Emitter<ClientEvents> {
       });
       this.flush();
     });
+  }
+
+  /** Whether the socket is open: control requests go out now (before connected too). */
+  private get isOpen(): boolean {
+    return this.transport !== undefined && this.transport.isOpen;
   }
 
   private sendSubscribe(sub: Subscription): void {

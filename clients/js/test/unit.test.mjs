@@ -265,6 +265,40 @@ describe('client bookkeeping (scripted socket)', () => {
     c.close();
   });
 
+  test('subscribe() between the socket opening and the first ack goes out on that connection', async () => {
+    const { script, c } = scripted();
+    let first;
+    script.onRequest = (m) => (m.type === 'heartbeat_ack' && !first ? (first = m, 'silent') : {});
+    c.connect();
+    await until(() => first, 2000, 'the first request');
+    assert.equal(c.state, 'connecting');
+    const acked = c.channel('zone:early').subscribe(2000);
+    script.push({ type: 'ack', id: first.id, payload: { for: 'heartbeat_ack' } });
+    await c.ready(2000);
+    assert.equal((await acked).channel, 'zone:early');
+    assert.equal(c.channel('zone:early').state, 'subscribed');
+    c.close();
+  });
+
+  test('unsubscribe() between the socket opening and the first ack tells the gateway', async () => {
+    const { script, c } = scripted();
+    c.connect();
+    await c.ready(2000);
+    await c.subscribe('zone:late');
+    let first;
+    script.onRequest = (m) => (m.type === 'heartbeat_ack' && !first ? (first = m, 'silent') : {});
+    script.cut();
+    await until(() => first, 2000, 'the first request of the next connection');
+    const sentBefore = script.sent.length;
+    const gone = c.unsubscribe('zone:late');
+    script.push({ type: 'ack', id: first.id, payload: { for: 'heartbeat_ack' } });
+    await c.ready(2000);
+    assert.equal((await gone)?.for, 'unsubscribe');
+    assert.deepEqual(script.sent.slice(sentBefore).filter((m) => m.payload?.channel === 'zone:late').map((m) => m.type),
+      ['unsubscribe']);
+    c.close();
+  });
+
   test('connect timeout: a handshake that never completes is dropped and retried', async () => {
     const script = new Script();
     let n = 0;
