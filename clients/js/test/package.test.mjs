@@ -80,6 +80,28 @@ describe('npm package', { timeout: 180000 }, () => {
     execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app, encoding: 'utf8', timeout: 120000 });
   });
 
+  test('the browser bundle type-checks from a strict TypeScript consumer', () => {
+    const app = join(installed, '..', '..');
+    writeFileSync(join(app, 'page.ts'), `
+      import { PavilionClient, type Publication } from 'pavilion-gateway-client/browser';
+      const client = new PavilionClient({ url: 'wss://gw.example/ws', token: 'jwt' });
+      client.channel('chat:lobby').on('publication', (p: Publication) => console.log(p.type));
+      // @ts-expect-error: not an option of the client
+      new PavilionClient({ url: 'wss://gw.example/ws', token: 'jwt', nope: 1 });
+    `);
+    const tsc = join(JS_DIR, 'node_modules', 'typescript', 'bin', 'tsc');
+    for (const resolution of ['nodenext', 'bundler']) {
+      writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+        compilerOptions: {
+          noEmit: true, strict: true, module: resolution === 'bundler' ? 'esnext' : 'nodenext',
+          moduleResolution: resolution, target: 'es2020', lib: ['es2020', 'dom'], types: [],
+        },
+        files: ['page.ts'],
+      }));
+      execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app, encoding: 'utf8', timeout: 120000 });
+    }
+  });
+
   test('the browser bundle is self-contained ESM without ws', () => {
     const bundle = readFileSync(join(installed, 'dist', 'pavilion.browser.js'), 'utf8');
     assert.match(bundle, /export \{/);
