@@ -16,6 +16,8 @@ export type EventMap<E> = { [K in keyof E]: Listener };
  */
 export class Emitter<E extends EventMap<E>> {
   private readonly listeners = new Map<keyof E, Set<Listener>>();
+  /** once()'s wrappers → the listeners they wrap, for off(). */
+  private readonly onceOf = new WeakMap<Listener, Listener>();
 
   /**
    * Adds a listener.
@@ -37,13 +39,23 @@ export class Emitter<E extends EventMap<E>> {
       off();
       listener(...args);
     }) as E[K];
+    this.onceOf.set(wrapped, listener);
     const off = this.on(event, wrapped);
     return off;
   }
 
-  /** Removes a listener added with {@link Emitter.on}. */
+  /** Removes a listener added with {@link Emitter.on} or {@link Emitter.once}. */
   off<K extends keyof E>(event: K, listener: E[K]): void {
-    this.listeners.get(event)?.delete(listener);
+    const set = this.listeners.get(event);
+    if (!set) return;
+    if (set.delete(listener)) return;
+    // once() added a wrapper: remove the first one around this listener
+    for (const l of set) {
+      if (this.onceOf.get(l) === listener) {
+        set.delete(l);
+        return;
+      }
+    }
   }
 
   /** Number of listeners of an event. */

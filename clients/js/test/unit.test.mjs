@@ -117,6 +117,17 @@ test('Emitter: a throwing listener does not stop the others; its error is rethro
   assert.throws(later[0], /listener bug/);
 });
 
+test('Emitter: off() removes a listener added with once()', () => {
+  const e = new Emitter();
+  const got = [];
+  const fn = (v) => got.push(v);
+  e.once('x', fn);
+  e.off('x', fn);
+  assert.equal(e.listenerCount('x'), 0);
+  e.emit('x', 1);
+  assert.deepEqual(got, []);
+});
+
 // ------------------------------------------------------------------ scripted socket
 /**
  * An in-process WebSocket: acks the client's requests like the gateway
