@@ -374,7 +374,12 @@ export class PavilionClient extends Emitter<ClientEvents> {
   async renewToken(): Promise<void> {
     if (this._state !== 'connected') return;
     const gen = this.generation;
-    const token = await this.getToken();
+    let token: string;
+    try {
+      token = await this.getToken();
+    } catch (err) {
+      throw this.tokenError(err);
+    }
     if (gen !== this.generation) return;
     await this.sendAuth(token);
   }

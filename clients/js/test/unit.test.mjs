@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import {
-  Backoff, decodeToken, Emitter, PavilionClient, QueueFullError, renewalTime,
+  Backoff, decodeToken, Emitter, PavilionClient, PavilionError, QueueFullError, renewalTime,
 } from '../dist/index.js';
 import { OutboundQueue } from '../dist/queue.js';
 import { mint, next, record, until } from './helpers.mjs';
@@ -307,6 +307,20 @@ describe('client bookkeeping (scripted socket)', () => {
     assert.equal((await gone)?.for, 'unsubscribe');
     assert.deepEqual(script.sent.slice(sentBefore).filter((m) => m.payload?.channel === 'zone:late').map((m) => m.type),
       ['unsubscribe']);
+    c.close();
+  });
+
+  test('renewToken(): a getter that fails rejects with a PavilionError (code token)', async () => {
+    let calls = 0;
+    const { c } = scripted({
+      token: () => {
+        if (++calls > 1) throw new Error('logged out');
+        return mint('k', { sub: 'me' });
+      },
+    });
+    c.connect();
+    await c.ready(2000);
+    await assert.rejects(c.renewToken(), (e) => e instanceof PavilionError && e.code === 'token' && /logged out/.test(e.message));
     c.close();
   });
 
