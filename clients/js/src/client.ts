@@ -147,6 +147,9 @@ interface Pending {
   lost?(): void;
 }
 
+/** The longest delay setTimeout honours (2^31 − 1 ms, about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 0x7fffffff;
+
 type TimerName = 'reconnect' | 'connect' | 'dead' | 'stable' | 'renew' | 'drain';
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -821,7 +824,10 @@ export class PavilionClient extends Emitter<ClientEvents> {
     if (typeof this.opts.token !== 'function' || this.token === undefined) return;
     const when = renewalTime(this.claims, this.tokenObtainedMs, this.opts);
     if (when === null) return;
-    this.setTimer('renew', Math.max(1000, when - this.serverNow()), () => this.renew(gen));
+    const wait = Math.max(1000, when - this.serverNow());
+    // a longer timer fires at once: wait as long as one can, then look again
+    if (wait > MAX_TIMER_MS) this.setTimer('renew', MAX_TIMER_MS, () => this.scheduleRenewal(gen));
+    else this.setTimer('renew', wait, () => this.renew(gen));
   }
 
   private renew(gen: number): void {

@@ -8,7 +8,7 @@ import {
   Backoff, decodeToken, Emitter, PavilionClient, PavilionError, QueueFullError, renewalTime,
 } from '../dist/index.js';
 import { OutboundQueue } from '../dist/queue.js';
-import { mint, next, record, until } from './helpers.mjs';
+import { mint, next, record, sleep, until } from './helpers.mjs';
 
 describe('Backoff', () => {
   test('ceilings double from min to max; full jitter spans [0, ceiling]', () => {
@@ -321,6 +321,17 @@ describe('client bookkeeping (scripted socket)', () => {
     c.connect();
     await c.ready(2000);
     await assert.rejects(c.renewToken(), (e) => e instanceof PavilionError && e.code === 'token' && /logged out/.test(e.message));
+    c.close();
+  });
+
+  test('a token living longer than a timer can wait is not renewed at once', async () => {
+    let n = 0;
+    // 60 days: its renewal time is past the 2^31 − 1 ms a setTimeout can wait
+    const { script, c } = scripted({ token: () => mint('k', { sub: 'me', jti: String(++n) }, 60 * 86400) });
+    c.connect();
+    await c.ready(2000);
+    await sleep(300);
+    assert.deepEqual(script.sent.filter((m) => m.type === 'auth'), []);
     c.close();
   });
 
