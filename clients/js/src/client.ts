@@ -335,13 +335,15 @@ export class PavilionClient extends Emitter<ClientEvents> {
     const ms = options.timeoutMs ?? this.opts.requestTimeoutMs ?? 10000;
     return new Promise<Ack>((resolve, reject) => {
       const msg: QueuedMessage = { text: envelope(type, id, payload) };
+      // tracked first: pushApp() may send it at once
+      this.track(id, type, msg, ms, { ack: (a) => resolve(a), fail: (e) => reject(e) });
       try {
-        this.queue.pushApp(msg, { type, id });
+        this.queue.pushApp(msg, { type, id }, this.appSender());
       } catch (e) {
+        this.take(id);
         reject(e);
         return;
       }
-      this.track(id, type, msg, ms, { ack: (a) => resolve(a), fail: (e) => reject(e) });
       this.flush();
     });
   }
@@ -354,7 +356,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
    */
   send(type: string, payload?: Record<string, unknown>): void {
     if (this._state === 'closed') throw new ClientClosedError({ type });
-    this.queue.pushApp({ text: envelope(type, undefined, payload) }, { type });
+    this.queue.pushApp({ text: envelope(type, undefined, payload) }, { type }, this.appSender());
     this.flush();
   }
 
@@ -782,6 +784,13 @@ export class PavilionClient extends Emitter<ClientEvents> {
       this.settleFailure(id, new RequestTimeoutError(ms, { type, id }));
     }, ms);
     this.pending.set(id, p);
+  }
+
+  /** Sends an application message now: connected, socket open (else undefined: it waits in the queue). */
+  private appSender(): ((text: string) => boolean) | undefined {
+    const t = this.transport;
+    if (this._state !== 'connected' || !t || !t.isOpen) return undefined;
+    return (text) => t.send(text);
   }
 
   /** Sends what the queue lets go: control messages once the socket is open, application ones once connected. */

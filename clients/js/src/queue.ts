@@ -53,8 +53,22 @@ export class OutboundQueue {
     return this.app.length;
   }
 
-  /** Queues an application message; throws {@link QueueFullError} when full. */
-  pushApp(msg: QueuedMessage, request?: { type?: string; id?: string }): void {
+  /**
+   * Queues an application message, or sends it at once through `send` (given
+   * when application messages may go now) if nothing waits ahead of it and
+   * the pacing allows. Throws {@link QueueFullError} when it would wait
+   * behind `maxQueue` others.
+   */
+  pushApp(msg: QueuedMessage, request?: { type?: string; id?: string },
+          send?: (text: string) => boolean): void {
+    if (send && this.control.length === 0 && this.app.length === 0) {
+      this.refill();
+      if (this.tokens >= 1 && send(msg.text)) {
+        this.tokens -= 1;
+        msg.sent?.();
+        return;
+      }
+    }
     if (this.app.length >= this.maxQueue) throw new QueueFullError(this.maxQueue, request);
     this.app.push(msg);
   }

@@ -335,6 +335,20 @@ describe('client bookkeeping (scripted socket)', () => {
     c.close();
   });
 
+  test('maxQueue 0: nothing is held while disconnected, messages still go out while connected', async () => {
+    const { script, c } = scripted({ maxQueue: 0 });
+    assert.throws(() => c.send('presence', { status: 'away' }), (e) => e instanceof QueueFullError);
+    await assert.rejects(c.request('presence', { status: 'away' }), (e) => e instanceof QueueFullError);
+    c.connect();
+    await c.ready(2000);
+    c.send('presence', { status: 'busy' });
+    assert.equal((await c.request('mark_read', { notificationId: 'n1' })).for, 'mark_read');
+    assert.deepEqual(script.sent.filter((m) => m.type === 'presence' || m.type === 'mark_read').map((m) => m.type),
+      ['presence', 'mark_read']);
+    assert.equal(c.queueSize, 0);
+    c.close();
+  });
+
   test('connect timeout: a handshake that never completes is dropped and retried', async () => {
     const script = new Script();
     let n = 0;
