@@ -138,6 +138,8 @@ export interface RequestOptions {
 interface Pending {
   type: string;
   sent: boolean;
+  /** A control request: void with its connection, sent or not (the control lane is dropped). */
+  control?: boolean;
   timer?: ReturnType<typeof setTimeout>;
   /** Settles an `ack` (with the whole message). */
   ack(payload: Ack, msg: ServerMessage): void;
@@ -585,7 +587,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
 
   private failInFlight(): void {
     for (const [id, p] of [...this.pending]) {
-      if (!p.sent) continue;
+      if (!p.sent && !p.control) continue;
       this.take(id);
       if (p.lost) p.lost();
       else p.fail(new ConnectionLostError({ type: p.type, id }));
@@ -763,10 +765,10 @@ export class PavilionClient extends Emitter<ClientEvents> {
 
   /** A request of the client's own: ahead of application messages, not bounded, void on disconnect. */
   private controlRequest(type: string, payload: Record<string, unknown> | undefined,
-                         handlers: Omit<Pending, 'type' | 'sent' | 'timer'>): void {
+                         handlers: Omit<Pending, 'type' | 'sent' | 'timer' | 'control'>): void {
     const id = this.nextId();
     const msg: QueuedMessage = { text: envelope(type, id, payload) };
-    this.track(id, type, msg, this.opts.requestTimeoutMs ?? 10000, handlers);
+    this.track(id, type, msg, this.opts.requestTimeoutMs ?? 10000, { ...handlers, control: true });
     this.queue.pushControl(msg);
   }
 

@@ -349,6 +349,21 @@ describe('client bookkeeping (scripted socket)', () => {
     c.close();
   });
 
+  test('a control request still queued when the connection drops settles then, not at its timeout', async () => {
+    // three messages at once, then one a second: the unsubscribe waits in the queue
+    const { script, c } = scripted({ messagesPerSecond: 1, burst: 3, minReconnectDelayMs: 5000 });
+    c.connect();
+    await c.ready(2000);
+    await c.subscribe('zone:paced');
+    const gone = c.unsubscribe('zone:paced');
+    const settled = gone.then(() => 'resolved', (e) => e.code);
+    script.cut();
+    const first = await Promise.race([settled, sleep(1000).then(() => 'pending')]);
+    assert.equal(first, 'disconnected');
+    assert.equal(script.sent.filter((m) => m.type === 'unsubscribe').length, 0);
+    c.close();
+  });
+
   test('connect timeout: a handshake that never completes is dropped and retried', async () => {
     const script = new Script();
     let n = 0;
