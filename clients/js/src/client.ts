@@ -110,7 +110,7 @@ export interface ClientEvents {
   tokenRenewed: (info: { exp?: number }) => void;
   /** Every message from the gateway, as received (before duplicates are dropped). */
   message: (message: ServerMessage) => void;
-  /** A message through any channel (after duplicates are dropped). */
+  /** A message through any channel but `notification` and `notification_read` (after duplicates are dropped). */
   publication: (publication: Publication) => void;
   /** A new notification (duplicates by id dropped). */
   notification: (notification: Notification, message: ServerMessage) => void;

@@ -38,7 +38,7 @@ export interface UnrecoveredInfo {
 
 /** Events of a {@link Subscription}. */
 export interface SubscriptionEvents {
-  /** A message delivered through the channel (duplicates by offset dropped). */
+  /** A message delivered through the channel (duplicates by offset dropped); notifications come as the client's own events. */
   publication: (publication: Publication) => void;
   /** The gateway acked the subscription (also after every reconnect). */
   subscribed: (ack: SubscribeAck) => void;
