@@ -7,7 +7,7 @@
 import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
 import {
-  ClientClosedError, CloseCode, ConnectionLostError, PavilionError, RequestTimeoutError,
+  ClientClosedError, CloseCode, ConnectionLostError, ErrorCode, PavilionError, RequestTimeoutError,
 } from './errors.js';
 import { OutboundQueue, type QueueOptions, type QueuedMessage } from './queue.js';
 import {
@@ -191,6 +191,9 @@ export class PavilionClient extends Emitter<ClientEvents> {
   private readonly byCanonical = new Map<string, Subscription>();
   private readonly timers = new Map<TimerName, ReturnType<typeof setTimeout>>();
   private readonly seen = new Set<string>();
+  /** Subscribes answered 1005 or 2000 on this connection, by how many times. */
+  private readonly subscribeRetries = new Map<Subscription, number>();
+  private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private transport: Transport | undefined;
   private generation = 0;
   private seq = 0;
@@ -281,6 +284,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
     this.transport = undefined;
     t?.abandon(1000, 'client closed');
     for (const name of [...this.timers.keys()]) this.clearTimer(name);
+    this.stopSubscribeRetries();
     this.setState('closed');
     for (const id of [...this.pending.keys()]) {
       const p = this.take(id);
@@ -438,20 +442,52 @@ export class PavilionClient extends Emitter<ClientEvents> {
     const asked: StreamPosition | undefined = req.recover;
     this.controlRequest('subscribe', payload, {
       ack: (a) => {
+        this.subscribeRetries.delete(sub);
         if (sub.state !== 'unsubscribed' && typeof a.channel === 'string') this.byCanonical.set(a.channel, sub);
         const lost = sub._acked(a as SubscribeAck, asked);
         if (lost) this.emit('unrecovered', { ...lost, subscription: sub });
       },
       fail: (e) => {
-        // timeout or close(): still wanted, sent again on the next connection
-        if (e.code === 'timeout' || e.code === 'closed') sub._rejectWaiters(e);
-        else if (sub.state !== 'unsubscribed') {
+        // close(): still wanted, sent again on the next connection
+        if (e.code === 'closed') sub._rejectWaiters(e);
+        else if (e.code === 'timeout' || e.code === ErrorCode.RATE_LIMITED || e.code === ErrorCode.INTERNAL) {
+          // not a refusal: not done now (a rate-limited gateway drops all but one
+          // message a second unanswered); still wanted, asked again on this connection
+          sub._rejectWaiters(e);
+          this.retrySubscribe(sub);
+        } else if (sub.state !== 'unsubscribed') {
           if (sub.canonical !== undefined) this.byCanonical.delete(sub.canonical);
           sub._failed(e);
         }
       },
       lost: () => undefined, // re-sent by resubscribe() on the next connection
     });
+  }
+
+  /**
+   * Sends `sub`'s subscribe again on this connection after 1 s, 2 s, 4 s, …
+   * (at most maxReconnectDelayMs): the gateway answered 1005 or 2000, or not at all.
+   */
+  private retrySubscribe(sub: Subscription): void {
+    if (sub.state !== 'subscribing') return;
+    const n = this.subscribeRetries.get(sub) ?? 0;
+    this.subscribeRetries.set(sub, n + 1);
+    const delay = Math.min(1000 * 2 ** Math.min(n, 5), this.opts.maxReconnectDelayMs ?? 30000);
+    const gen = this.generation;
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      if (gen !== this.generation || sub.state !== 'subscribing' || !this.isOpen) return;
+      this.sendSubscribe(sub);
+      this.flush();
+    }, delay);
+    this.retryTimers.add(timer);
+  }
+
+  /** No more retries on this connection: the next one re-subscribes everything anyway. */
+  private stopSubscribeRetries(): void {
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
+    this.subscribeRetries.clear();
   }
 
   // ------------------------------------------------------------------ connection life
@@ -535,6 +571,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
     if (gen !== this.generation) return;
     this.transport = undefined;
     for (const name of ['connect', 'dead', 'stable', 'renew', 'drain'] as const) this.clearTimer(name);
+    this.stopSubscribeRetries();
     this.failInFlight();
     for (const sub of this.subs.values()) if (sub.state === 'subscribed') sub._setState('subscribing');
     if (this._state === 'closed') return;

@@ -117,8 +117,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /**
    * Subscribes (now, or as soon as the client is connected). Resolves with
    * the gateway's ack; rejects with a {@link PavilionError} carrying the
-   * protocol code (1003, 1004, …) or `'timeout'` (the subscription then stays
-   * wanted and is sent on the next connection).
+   * protocol code (1003, 1004, …) or `'timeout'`. After a timeout, 1005 or
+   * 2000 the subscription stays wanted: it is asked again on this connection
+   * after a growing delay, and on every next one.
    */
   subscribe(timeoutMs?: number): Promise<SubscribeAck> {
     return this.host.subscribeChannel(this, timeoutMs);

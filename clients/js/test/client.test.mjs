@@ -186,4 +186,27 @@ describe('client against the gateway', { timeout: 180000 }, () => {
       await strict.stop();
     }
   });
+
+  test('a subscribe refused (1005) or dropped for the rate stays wanted and is asked again', async () => {
+    // a gateway stricter than the client's pacing: the subscriptions overrun it; it
+    // answers one 1005 a second and drops the other excess messages unanswered
+    const strict = await Gateway.create({ public: { limits: { messages_per_s: 2, burst: 4, abuse_close_after: 1000 } } });
+    await strict.start();
+    try {
+      const c = new PavilionClient({ url: strict.url, token: () => strict.token(uid('jay'), ALL), requestTimeoutMs: 2000 });
+      const subs = Array.from({ length: 6 }, (_, i) => c.channel(`zone:r${i}`));
+      const refused = [];
+      for (const sub of subs) {
+        sub.subscribe(20000).catch((e) => refused.push(e.code));
+      }
+      c.connect();
+      await c.ready(5000);
+      await until(() => subs.every((s) => s.state === 'subscribed'), 15000, 'every channel subscribed');
+      assert.ok(refused.every((code) => code === ErrorCode.RATE_LIMITED || code === 'timeout'), String(refused));
+      for (const sub of subs) assert.equal(await strict.api.subscribers(sub.channel), 1);
+      c.close();
+    } finally {
+      await strict.stop();
+    }
+  });
 });
