@@ -163,6 +163,17 @@ function envelope(type: string, id: string | undefined, payload: Record<string, 
   return JSON.stringify({ type, id, payload });
 }
 
+/** Throws a TypeError for a URL no WebSocket opens (not absolute, or with a fragment). */
+function checkUrl(url: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`options.url is not an absolute URL: ${url}`);
+  }
+  if (u.hash !== '') throw new TypeError(`options.url has a fragment: ${url}`);
+}
+
 function withToken(url: string, token: string): string {
   const u = new URL(url);
   u.searchParams.set('token', token);
@@ -211,6 +222,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
   constructor(options: ClientOptions) {
     super();
     if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
+    checkUrl(options.url);
     if (typeof options.token !== 'string' && typeof options.token !== 'function') {
       throw new TypeError('options.token must be a string or a function');
     }

@@ -187,6 +187,13 @@ function scripted(extra = {}) {
   return { script, c };
 }
 
+test('a URL the client can never open is refused by the constructor', () => {
+  for (const url of ['gateway.example/ws', 'ws://gateway.example/ws#top']) {
+    assert.throws(() => new PavilionClient({ url, token: 't' }), TypeError, url);
+  }
+  new PavilionClient({ url: 'wss://gateway.example/ws?tenant=a', token: 't' });
+});
+
 describe('client bookkeeping (scripted socket)', () => {
   test('the token goes in the query, next to what the URL had', async () => {
     const { script, c } = scripted();
