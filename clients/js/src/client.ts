@@ -674,7 +674,8 @@ export class PavilionClient extends Emitter<ClientEvents> {
       return;
     }
     const m = msg as unknown as ServerMessage;
-    if (typeof m.timestamp === 'string') {
+    // a history publication keeps the time it was published (a replay can be hours old)
+    if (typeof m.timestamp === 'string' && m.offset === undefined) {
       const t = Date.parse(m.timestamp);
       if (!Number.isNaN(t)) this.clockOffsetMs = t - Date.now();
     }

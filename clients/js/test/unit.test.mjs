@@ -371,6 +371,30 @@ describe('client bookkeeping (scripted socket)', () => {
     c.close();
   });
 
+  test('a replayed publication\'s old timestamp does not set the clock: no early renewal', async () => {
+    let n = 0;
+    // no iat: the token's life counts from when the client got it, on the gateway's clock
+    const token = () => {
+      const t = mint('k', { sub: 'me', jti: String(++n) }, 100);
+      const [h, body, sig] = t.split('.');
+      const claims = JSON.parse(Buffer.from(body, 'base64url').toString());
+      delete claims.iat;
+      return `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`;
+    };
+    const { script, c } = scripted({ token });
+    c.connect();
+    await c.ready(2000);
+    await c.subscribe('zone:old');
+    // history replay: a publication an hour old, with its own timestamp
+    script.push({ type: 'note', channel: 'zone:old', offset: 1, payload: {}, timestamp: new Date(Date.now() - 3600e3).toISOString() });
+    const again = next(c, 'connected');
+    script.cut();
+    await again;
+    await sleep(1500);
+    assert.deepEqual(script.sent.filter((m) => m.type === 'auth'), []);
+    c.close();
+  });
+
   test('connect timeout: a handshake that never completes is dropped and retried', async () => {
     const script = new Script();
     let n = 0;
