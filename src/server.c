@@ -61,13 +61,35 @@ static struct lws_context *sig_ctx;
 static SSL_CTX **creating_ssl_ctx; /* where the next vhost's SSL_CTX goes */
 static lws_sorted_usec_list_t shutdown_sul;
 
-/* Remembers a TLS vhost's SSL_CTX while it is being created. */
+/*
+ * The TLS floor of every vhost, public and internal: TLS 1.2 or later and,
+ * over TLS 1.2, only forward-secret AEAD suites (TLS 1.3 has no others).
+ * Set here rather than left to OpenSSL's defaults, which a host's
+ * openssl.cnf may lower (MinProtocol, @SECLEVEL=0) down to TLS 1.0.
+ */
+#define PAV_TLS_MIN_VERSION TLS1_2_VERSION
+#define PAV_TLS12_CIPHERS                                                    \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"        \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"        \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+static int harden_tls(SSL_CTX *ctx)
+{
+	return SSL_CTX_set_min_proto_version(ctx, PAV_TLS_MIN_VERSION) == 1 &&
+	       SSL_CTX_set_cipher_list(ctx, PAV_TLS12_CIPHERS) == 1;
+}
+
+/* Remembers a TLS vhost's SSL_CTX while it is being created; one that
+ * could not be hardened is not remembered, and create_vhost() fails (lws
+ * ignores what this callback returns). */
 static void note_ssl_ctx(void *ssl_ctx)
 {
+	int hardened = harden_tls(ssl_ctx);
+
 	/* idle TLS connections give their read/write buffers back (~34 KiB
 	 * each otherwise) */
 	SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (creating_ssl_ctx)
+	if (creating_ssl_ctx && hardened)
 		*creating_ssl_ctx = ssl_ctx;
 }
 
@@ -699,6 +721,11 @@ static int create_vhost(struct lws_context *ctx, struct pav_vhost *vh,
 	creating_ssl_ctx = &slot->ssl_ctx;
 	slot->lv = lws_create_vhost(ctx, &info);
 	creating_ssl_ctx = NULL;
+	if (slot->lv && vh->cfg->tls && !slot->ssl_ctx) {
+		pav_err("vhost %s: cannot set the TLS protocol floor and "
+			"ciphers", vh->cfg->name);
+		return -EINVAL;
+	}
 	if (!slot->lv ||
 	    (vh->cfg->reuse_port && !vh->nlws &&
 	     pav_listen_share(ctx, slot->lv, vh->cfg->listen_host,

@@ -10,11 +10,15 @@
   InvalidStatusCode with the status.
 - A ping longer than 125 bytes (and a 64-bit frame length with its top bit set) is answered
   with close 1002.
+- TLS (public and internal vhosts): 1.2 at least, and over TLS 1.2 only forward-secret AEAD
+  ciphers, even where the host's OpenSSL configuration allows more.
 """
 import asyncio
 import signal
 import socket
+import ssl
 import time
+import warnings
 
 import pytest
 import websockets
@@ -373,3 +377,72 @@ def test_oversized_control_frame_and_bad_length_close_1002(g, case):
     assert not c.dropped, "%s: dropped without a close frame" % case
     assert c.code == 1002, "%s: expected close 1002, got %r" % (case, c)
     ws.sock.close()
+
+
+# ------------------------------------------------------------------ TLS versions and ciphers
+# An OpenSSL policy that allows everything (TLS 1.0, SHA-1, security level 0), as a
+# host's own openssl.cnf may: the gateway's TLS floor must not depend on it.
+LAX_OPENSSL_CNF = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+CipherString = DEFAULT:@SECLEVEL=0
+MinProtocol = TLSv1
+"""
+
+
+def tls_handshake(port, version=None, ciphers="DEFAULT"):
+    """(protocol, cipher) a client that offers only `version` and `ciphers` gets, else None."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+    if version is not None:
+        with warnings.catch_warnings():  # TLSVersion.TLSv1 and TLSv1_1 are deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ctx.maximum_version = version
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                return s.version(), s.cipher()[0]
+    except (ssl.SSLError, OSError):
+        return None
+
+
+@pytest.fixture
+def lax_openssl_gateway(make_gateway, keys, tmp_path, monkeypatch):
+    """A gateway started under LAX_OPENSSL_CNF, with a TLS public and a TLS internal vhost."""
+    cnf = tmp_path / "lax-openssl.cnf"
+    cnf.write_text(LAX_OPENSSL_CNF)
+    monkeypatch.setenv("OPENSSL_CONF", str(cnf))
+    internal = gw.internal_vhost(keys)
+    internal["tls"] = {"cert": str(keys.cert), "key": str(keys.cert_key)}
+    return make_gateway([gw.public_vhost(keys, tls=True), internal])
+
+
+@pytest.mark.parametrize("vhost", ["public", "internal"])
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
+def test_tls_older_than_1_2_refused_whatever_the_openssl_policy(lax_openssl_gateway, vhost,
+                                                                version):
+    g = lax_openssl_gateway
+    got = tls_handshake(g.port(vhost), getattr(ssl.TLSVersion, version))
+    assert got is None, "vhost %s accepted %s: %r" % (vhost, version, got)
+    assert tls_handshake(g.port(vhost), ssl.TLSVersion.TLSv1_2) is not None
+    assert tls_handshake(g.port(vhost))[0] == "TLSv1.3"
+
+
+@pytest.mark.parametrize("cipher,accepted", [
+    ("ECDHE-ECDSA-AES128-GCM-SHA256", True),
+    ("ECDHE-ECDSA-AES256-GCM-SHA384", True),
+    ("ECDHE-ECDSA-CHACHA20-POLY1305", True),
+    ("ECDHE-ECDSA-AES128-SHA", False),
+    ("ECDHE-ECDSA-AES256-SHA", False),
+    ("ECDHE-ECDSA-AES128-SHA256", False),
+    ("ECDHE-ECDSA-AES256-SHA384", False),
+])
+def test_tls_1_2_offers_only_forward_secret_aead_ciphers(lax_openssl_gateway, cipher, accepted):
+    g = lax_openssl_gateway
+    got = tls_handshake(g.port(), ssl.TLSVersion.TLSv1_2, cipher)
+    assert (got is not None) == accepted, "%s over TLS 1.2: %r" % (cipher, got)
