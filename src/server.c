@@ -62,6 +62,45 @@ static SSL_CTX **creating_ssl_ctx; /* where the next vhost's SSL_CTX goes */
 static lws_sorted_usec_list_t shutdown_sul;
 
 /*
+ * Log lines a client can have written once per socket or request (closes
+ * at accept, 429s, lws' complaints about a request it cannot read): at
+ * most `per_s` of a kind each second; the rest are counted and the count
+ * goes into the next line written, so a flood costs a few lines a second.
+ */
+struct log_budget {
+	unsigned per_s;    /* lines of this kind written in one second */
+	unsigned used;     /* written in the current second */
+	unsigned held;     /* held back since the last line written */
+	int64_t window_ms; /* when the current second began */
+};
+
+/* 1 when one more line may be written now; 0 when it is held back. */
+static int log_budget_take(struct log_budget *b)
+{
+	int64_t now = pav_mono_ms();
+
+	if (now - b->window_ms >= 1000) {
+		b->window_ms = now;
+		b->used = 0;
+	}
+	if (b->used >= b->per_s) {
+		b->held++;
+		return 0;
+	}
+	b->used++;
+	return 1;
+}
+
+/* How many were held back before the line being written (and reset). */
+static unsigned log_budget_held(struct log_budget *b)
+{
+	unsigned n = b->held;
+
+	b->held = 0;
+	return n;
+}
+
+/*
  * The TLS floor of every vhost, public and internal: TLS 1.2 or later and,
  * over TLS 1.2, only forward-secret AEAD suites (TLS 1.3 has no others).
  * Set here rather than left to OpenSSL's defaults, which a host's
@@ -210,8 +249,8 @@ struct accepted {
 
 static unsigned public_pending; /* accepted, not yet upgraded or gone */
 static struct pav_wheel request_wheel; /* struct accepted deadlines */
-static unsigned accept_refused; /* since the last log line */
-static int64_t accept_refused_logged_ms;
+static struct log_budget accept_refused_log = {.per_s = 1};
+static struct log_budget over_limit_log = {.per_s = 1};
 
 /* The client address of an accepted socket, v4-mapped shown as v4. */
 static int fd_peer(int fd, char *buf, size_t len)
@@ -232,21 +271,16 @@ static int fd_peer(int fd, char *buf, size_t len)
 	return 0;
 }
 
-/* One log line a second at most while accepts are refused (an attack
- * would otherwise write one per socket). */
+/* Closes at accept write one log line a second at most (an attack would
+ * otherwise write one per socket). */
 static int refuse_accept(const struct pav_vhost *vh, const char *ip,
 			 const char *why)
 {
-	int64_t now = pav_mono_ms();
-
-	accept_refused++;
-	if (now - accept_refused_logged_ms >= 1000) {
+	if (log_budget_take(&accept_refused_log))
 		pav_warn("vhost %s peer=%s: connection closed at accept (%s); "
-			 "%u such in the last second(s)",
-			 vh->cfg->name, ip, why, accept_refused);
-		accept_refused = 0;
-		accept_refused_logged_ms = now;
-	}
+			 "%u such before it since the last line",
+			 vh->cfg->name, ip, why,
+			 log_budget_held(&accept_refused_log));
 	return 1;
 }
 
@@ -364,8 +398,11 @@ static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 						      pav_mono_ms());
 	if (!status)
 		return 0;
-	pav_warn("vhost %s peer=%s: handshake refused with %d (per-IP limit)",
-		 vh->cfg->name, a->ip, status);
+	if (log_budget_take(&over_limit_log))
+		pav_warn("vhost %s peer=%s: handshake refused with %d (per-IP "
+			 "limit); %u such before it since the last line",
+			 vh->cfg->name, a->ip, status,
+			 log_budget_held(&over_limit_log));
 	return refuse(wsi, (unsigned)status);
 }
 
@@ -762,11 +799,21 @@ static int create_vhosts(struct pav_core *gw)
 	return 0;
 }
 
+/* lws warns for each request it cannot read, and may write several lines
+ * at start: a budget that the start fits in and a flood does not. */
+static struct log_budget lws_log = {.per_s = 10};
+
 static void lws_log_bridge(int level, const char *line)
 {
 	size_t n = strlen(line);
 	char buf[512];
+	unsigned held;
 
+	if (!log_budget_take(&lws_log))
+		return;
+	held = log_budget_held(&lws_log);
+	if (held)
+		pav_log(PAV_LOG_WARN, "lws", "%u lines held back", held);
 	snprintf(buf, sizeof(buf), "%.*s", (int)(n && line[n - 1] == '\n' ?
 						 n - 1 : n), line);
 	pav_log(level == LLL_ERR ? PAV_LOG_ERROR : PAV_LOG_WARN, "lws", "%s",

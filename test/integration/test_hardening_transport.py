@@ -14,6 +14,7 @@
   ciphers, even where the host's OpenSSL configuration allows more.
 """
 import asyncio
+import re
 import signal
 import socket
 import ssl
@@ -446,3 +447,37 @@ def test_tls_1_2_offers_only_forward_secret_aead_ciphers(lax_openssl_gateway, ci
     g = lax_openssl_gateway
     got = tls_handshake(g.port(), ssl.TLSVersion.TLSv1_2, cipher)
     assert (got is not None) == accepted, "%s over TLS 1.2: %r" % (cipher, got)
+
+
+# ------------------------------------------------------------------ log lines a client cannot multiply
+UPGRADE = ("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+REFUSED_REQUESTS = {
+    # past handshakes_per_s_per_ip: 429 each
+    "429": (UPGRADE.encode(), "handshake refused with 429"),
+    # a request lws cannot read: it complains (a warning) for each
+    "unreadable": (b"\r\n\r\n", "lws: "),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_REQUESTS))
+def test_refused_requests_do_not_write_a_log_line_each(make_gateway, keys, case):
+    data, needle = REFUSED_REQUESTS[case]
+    g = make_gateway([gw.public_vhost(keys, tls=False, limits={"handshakes_per_s_per_ip": 1})])
+    lines = lambda: [ln for ln in g.log_text().splitlines() if needle in ln]  # noqa: E731
+    t0 = time.monotonic()
+    for _ in range(300):
+        with tcp(g.port()) as s:
+            s.sendall(data)
+            read_head(s)
+    took = time.monotonic() - t0
+    time.sleep(0.2)
+    n = len(lines())
+    assert n <= 10 * (int(took) + 2), "%d lines for 300 refused requests in %.1fs" % (n, took)
+    time.sleep(1.1)  # what was held back is counted on the next line
+    for _ in range(2):  # (the first upgrade of a second is not over the limit)
+        with tcp(g.port()) as s:
+            s.sendall(data)
+            read_head(s)
+    assert wait_until(lambda: re.search(r"\b\d{2,} (such|lines)", g.log_text()) is not None, 3), \
+        "no count of the lines held back:\n%s" % g.log_tail()
