@@ -879,6 +879,10 @@ static int read_request_line(struct lws *wsi, struct api_req *r)
 	return 0;
 }
 
+/* Misrouted requests: anyone who reaches a listener can send them. */
+static struct pav_log_budget other_listener_log = {.per_s = 1};
+static struct pav_log_budget other_host_log = {.per_s = 1};
+
 /* The request line and headers are in: check what can be checked now.
  * Returns 1 when answered already (the body, if any, is not read). */
 static int on_request(struct lws *wsi, struct api_req *r)
@@ -888,15 +892,22 @@ static int on_request(struct lws *wsi, struct api_req *r)
 	char cl[32];
 
 	if (!pav_api_own_listener(wsi, r->vh)) {
-		pav_warn("api: a request for vhost %s came in through another "
-			 "listener: 404", r->vh->cfg->name);
+		if (pav_log_budget_take(&other_listener_log, pav_mono_ms()))
+			pav_warn("api: a request for vhost %s came in through "
+				 "another listener: 404; %u such before it "
+				 "since the last line", r->vh->cfg->name,
+				 pav_log_budget_held(&other_listener_log));
 		r->early = 1; /* and no further request on this connection */
 		answer_error(r, 404, "no such path");
 		return 1;
 	}
 	if ((other = pav_api_host_names_other(wsi, r->vh))) {
-		pav_warn("api: a request whose Host names vhost %s reached "
-			 "vhost %s: 404", other->cfg->name, r->vh->cfg->name);
+		if (pav_log_budget_take(&other_host_log, pav_mono_ms()))
+			pav_warn("api: a request whose Host names vhost %s "
+				 "reached vhost %s: 404; %u such before it "
+				 "since the last line", other->cfg->name,
+				 r->vh->cfg->name,
+				 pav_log_budget_held(&other_host_log));
 		r->early = 1;
 		answer_error(r, 404, "no such path");
 		return 1;

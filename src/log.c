@@ -70,3 +70,25 @@ void pav_vlog(enum pav_log_level level, const char *who, const char *fmt,
 		fprintf(stderr, "%s %-5s %s%s%s\n", ts, level_names[level],
 			who ? who : "", who ? ": " : "", msg);
 }
+
+int pav_log_budget_take(struct pav_log_budget *b, int64_t now_ms)
+{
+	if (now_ms - b->window_ms >= 1000) {
+		b->window_ms = now_ms;
+		b->used = 0;
+	}
+	if (b->used >= b->per_s) {
+		b->held++;
+		return 0;
+	}
+	b->used++;
+	return 1;
+}
+
+unsigned pav_log_budget_held(struct pav_log_budget *b)
+{
+	unsigned n = b->held;
+
+	b->held = 0;
+	return n;
+}

@@ -3,6 +3,7 @@
 #define PAV_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 #include "pavilion/plugin.h" /* enum pav_log_level */
 
@@ -14,6 +15,25 @@ void pav_log(enum pav_log_level level, const char *who, const char *fmt, ...)
 void pav_vlog(enum pav_log_level level, const char *who, const char *fmt,
 	      va_list ap);
 int pav_log_enabled(enum pav_log_level level);
+
+/*
+ * A kind of line a client can have written once per socket or request
+ * without authenticating (a close at accept, a 429, a misrouted request,
+ * lws' complaints about a request it cannot read): at most `per_s` of the
+ * kind each second; the rest are held back and counted, and the next line
+ * written says how many, so a flood costs a few lines a second.
+ */
+struct pav_log_budget {
+	unsigned per_s;    /* lines of this kind written in one second */
+	unsigned used;     /* written in the current second */
+	unsigned held;     /* held back since the last line written */
+	int64_t window_ms; /* when the current second began (monotonic) */
+};
+
+/* 1 when one more line may be written at now_ms; 0 when it is held back. */
+int pav_log_budget_take(struct pav_log_budget *b, int64_t now_ms);
+/* How many were held back before the line being written; resets it. */
+unsigned pav_log_budget_held(struct pav_log_budget *b);
 
 #define pav_err(...) pav_log(PAV_LOG_ERROR, NULL, __VA_ARGS__)
 #define pav_warn(...) pav_log(PAV_LOG_WARN, NULL, __VA_ARGS__)

@@ -62,45 +62,6 @@ static SSL_CTX **creating_ssl_ctx; /* where the next vhost's SSL_CTX goes */
 static lws_sorted_usec_list_t shutdown_sul;
 
 /*
- * Log lines a client can have written once per socket or request (closes
- * at accept, 429s, lws' complaints about a request it cannot read): at
- * most `per_s` of a kind each second; the rest are counted and the count
- * goes into the next line written, so a flood costs a few lines a second.
- */
-struct log_budget {
-	unsigned per_s;    /* lines of this kind written in one second */
-	unsigned used;     /* written in the current second */
-	unsigned held;     /* held back since the last line written */
-	int64_t window_ms; /* when the current second began */
-};
-
-/* 1 when one more line may be written now; 0 when it is held back. */
-static int log_budget_take(struct log_budget *b)
-{
-	int64_t now = pav_mono_ms();
-
-	if (now - b->window_ms >= 1000) {
-		b->window_ms = now;
-		b->used = 0;
-	}
-	if (b->used >= b->per_s) {
-		b->held++;
-		return 0;
-	}
-	b->used++;
-	return 1;
-}
-
-/* How many were held back before the line being written (and reset). */
-static unsigned log_budget_held(struct log_budget *b)
-{
-	unsigned n = b->held;
-
-	b->held = 0;
-	return n;
-}
-
-/*
  * The TLS floor of every vhost, public and internal: TLS 1.2 or later and,
  * over TLS 1.2, only forward-secret AEAD suites (TLS 1.3 has no others).
  * Set here rather than left to OpenSSL's defaults, which a host's
@@ -249,8 +210,10 @@ struct accepted {
 
 static unsigned public_pending; /* accepted, not yet upgraded or gone */
 static struct pav_wheel request_wheel; /* struct accepted deadlines */
-static struct log_budget accept_refused_log = {.per_s = 1};
-static struct log_budget over_limit_log = {.per_s = 1};
+static struct pav_log_budget accept_refused_log = {.per_s = 1};
+static struct pav_log_budget over_limit_log = {.per_s = 1};
+static struct pav_log_budget other_listener_log = {.per_s = 1};
+static struct pav_log_budget other_host_log = {.per_s = 1};
 
 /* The client address of an accepted socket, v4-mapped shown as v4. */
 static int fd_peer(int fd, char *buf, size_t len)
@@ -276,11 +239,11 @@ static int fd_peer(int fd, char *buf, size_t len)
 static int refuse_accept(const struct pav_vhost *vh, const char *ip,
 			 const char *why)
 {
-	if (log_budget_take(&accept_refused_log))
+	if (pav_log_budget_take(&accept_refused_log, pav_mono_ms()))
 		pav_warn("vhost %s peer=%s: connection closed at accept (%s); "
 			 "%u such before it since the last line",
 			 vh->cfg->name, ip, why,
-			 log_budget_held(&accept_refused_log));
+			 pav_log_budget_held(&accept_refused_log));
 	return 1;
 }
 
@@ -398,11 +361,11 @@ static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 						      pav_mono_ms());
 	if (!status)
 		return 0;
-	if (log_budget_take(&over_limit_log))
+	if (pav_log_budget_take(&over_limit_log, pav_mono_ms()))
 		pav_warn("vhost %s peer=%s: handshake refused with %d (per-IP "
 			 "limit); %u such before it since the last line",
 			 vh->cfg->name, a->ip, status,
-			 log_budget_held(&over_limit_log));
+			 pav_log_budget_held(&over_limit_log));
 	return refuse(wsi, (unsigned)status);
 }
 
@@ -433,13 +396,19 @@ static int confirm_upgrade(struct lws *wsi)
 	/* by its Host, lws may hand us another listener's request: that
 	 * vhost's clients get neither our path nor our auth */
 	if (!pav_api_own_listener(wsi, vh)) {
-		pav_warn("vhost %s: an upgrade came in through another "
-			 "listener: 404", vh->cfg->name);
+		if (pav_log_budget_take(&other_listener_log, pav_mono_ms()))
+			pav_warn("vhost %s: an upgrade came in through another "
+				 "listener: 404; %u such before it since the "
+				 "last line", vh->cfg->name,
+				 pav_log_budget_held(&other_listener_log));
 		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
 	}
 	if ((other = pav_api_host_names_other(wsi, vh))) {
-		pav_warn("vhost %s: an upgrade whose Host names vhost %s: "
-			 "404", vh->cfg->name, other->cfg->name);
+		if (pav_log_budget_take(&other_host_log, pav_mono_ms()))
+			pav_warn("vhost %s: an upgrade whose Host names vhost "
+				 "%s: 404; %u such before it since the last "
+				 "line", vh->cfg->name, other->cfg->name,
+				 pav_log_budget_held(&other_host_log));
 		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
 	}
 	if (core->shutting_down || !pav_store_ready(&core->store))
@@ -801,7 +770,7 @@ static int create_vhosts(struct pav_core *gw)
 
 /* lws warns for each request it cannot read, and may write several lines
  * at start: a budget that the start fits in and a flood does not. */
-static struct log_budget lws_log = {.per_s = 10};
+static struct pav_log_budget lws_log = {.per_s = 10};
 
 static void lws_log_bridge(int level, const char *line)
 {
@@ -809,9 +778,9 @@ static void lws_log_bridge(int level, const char *line)
 	char buf[512];
 	unsigned held;
 
-	if (!log_budget_take(&lws_log))
+	if (!pav_log_budget_take(&lws_log, pav_mono_ms()))
 		return;
-	held = log_budget_held(&lws_log);
+	held = pav_log_budget_held(&lws_log);
 	if (held)
 		pav_log(PAV_LOG_WARN, "lws", "%u lines held back", held);
 	snprintf(buf, sizeof(buf), "%.*s", (int)(n && line[n - 1] == '\n' ?
