@@ -2,6 +2,7 @@
 import base64
 import fcntl
 import os
+import re
 import socket
 import ssl
 import struct
@@ -314,6 +315,28 @@ def test_a_host_naming_another_vhost_in_capitals_is_refused(make_gateway, keys):
     assert "vhost a: an upgrade whose Host names vhost b: 404" in log, g.log_tail()
     assert "api: a request whose Host names vhost ib reached vhost ia: 404" in log, g.log_tail()
 
+
+
+def test_hosts_naming_another_vhost_write_a_few_log_lines_not_one_each(make_gateway, keys):
+    """Anyone who reaches the port can send such requests: 200 of them in well under a
+    second write one line, and the next one after a second counts the rest."""
+    port = gw.free_port()
+    a = gw.public_vhost(keys, "a", tls=False, listen="127.0.0.1:%d" % port, namespace="na")
+    b = gw.public_vhost(keys, "b", tls=False, listen="127.0.0.1:%d" % port, namespace="nb")
+    a["hostnames"], b["hostnames"] = ["a.test"], ["b.test"]
+    g = make_gateway([a, b])
+    tb = g.token(vhost="b")
+    lines = lambda: g.log_text().count("an upgrade whose Host names vhost b")  # noqa: E731
+    t0 = time.monotonic()
+    for _ in range(200):
+        assert upgrade_status(port, "B.TEST", "/ws?token=" + tb) == "HTTP/1.1 404 Not Found"
+    took = time.monotonic() - t0
+    time.sleep(0.2)
+    assert lines() <= int(took) + 2, "%d lines for 200 requests in %.1fs" % (lines(), took)
+    time.sleep(1.1)
+    assert upgrade_status(port, "B.TEST", "/ws?token=" + tb) == "HTTP/1.1 404 Not Found"
+    assert gw.wait_until(lambda: re.search(r"Host names vhost b: 404; \d{2,} such", g.log_text()),
+                         3), g.log_tail()
 
 # ------------------------------------------------------------------ no interface list, no start
 NO_NETLINK_C = r"""
