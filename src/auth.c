@@ -394,8 +394,19 @@ void pav_auth_free(struct pav_auth *a)
 
 /* ------------------------------------------------------------ verifying */
 
+/* A part of n characters ends in one whose low 4 (n % 4 == 2) or 2
+ * (n % 4 == 3) bits encode nothing, and every encoder writes them as 0.
+ * Others would spell the same bytes a second way: a signature that still
+ * verifies, so one token with many spellings. */
+static int b64url_canonical_end(const char *part, size_t n)
+{
+	static const int spare_bits[4] = {0, 0, 0x0f, 0x03};
+
+	return !(b64url_val((unsigned char)part[n - 1]) & spare_bits[n % 4]);
+}
+
 /* Three non-empty base64url parts, none of a length that base64 cannot
- * produce (4n + 1), within PAV_AUTH_MAX_TOKEN. */
+ * produce (4n + 1) or with spare bits set, within PAV_AUTH_MAX_TOKEN. */
 static const char *split_token(const char *t, struct parts *p)
 {
 	size_t dots = 0;
@@ -420,6 +431,10 @@ static const char *split_token(const char *t, struct parts *p)
 		return "malformed token";
 	if (p->dot1 % 4 == 1 || (p->dot2 - p->dot1 - 1) % 4 == 1 ||
 	    (p->len - p->dot2 - 1) % 4 == 1)
+		return "malformed token";
+	if (!b64url_canonical_end(t, p->dot1) ||
+	    !b64url_canonical_end(t + p->dot1 + 1, p->dot2 - p->dot1 - 1) ||
+	    !b64url_canonical_end(t + p->dot2 + 1, p->len - p->dot2 - 1))
 		return "malformed token";
 	return NULL;
 }

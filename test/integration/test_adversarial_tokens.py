@@ -200,6 +200,29 @@ def test_a_repeated_claim_or_header_member_is_refused(g):
     rejected(g, signed_raw(g, '{"alg":"none","alg":"HS256","typ":"JWT"}', text))
 
 
+
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respelled(part):
+    """part (unpadded base64url, length 4k+2 or 4k+3) with its last character's spare bits
+    set: it decodes to the same bytes."""
+    spare = {2: 15, 3: 3}[len(part) % 4]
+    v = B64URL.index(part[-1])
+    assert v & spare == 0, "an encoder wrote spare bits: %r" % part
+    return part[:-1] + B64URL[v | spare]
+
+
+@pytest.mark.parametrize("vhost", ["public", "rs"])
+def test_a_second_spelling_of_the_signature_is_refused(g, vhost):
+    """Set spare bits in the signature's last character decode to the same signature, which
+    verifies: one token would have many spellings (and a denylist of tokens a way around)."""
+    token = g.token(vhost=vhost, sub=uid("spell"))
+    head, sig = token.rsplit(".", 1)
+    assert len(sig) % 4 in (2, 3), sig  # HS256: 43 characters, RS256 (2048 bits): 342
+    accepted(g, token, vhost)
+    assert "malformed" in rejected(g, head + "." + respelled(sig), vhost)["payload"]["message"]
+
 # ------------------------------------------------------------------ life cycle
 def _expiring(g, ttl=2):
     """A connection on the leeway-0 vhost whose token expires in 1..ttl s; (client, exp)."""

@@ -460,6 +460,29 @@ static void impossible_base64_length_is_malformed(void **state)
 	free(tok);
 }
 
+/* The spare bits of a part's last character (2 of 43 for an HS256
+ * signature) are 0 from every encoder: set, they would spell the same
+ * signature a second way. */
+static void nonzero_spare_bits_are_malformed(void **state)
+{
+	static const char b64url[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	char *tok = mint_secret(HDR_HS256, CLAIMS_OK);
+	char *last = tok + strlen(tok) - 1;
+	int v = (int)(strchr(b64url, *last) - b64url);
+	const char *why;
+
+	(void)state;
+	assert_int_equal(strlen(strrchr(tok, '.') + 1) % 4, 3);
+	assert_int_equal(v & 3, 0);
+	assert_null(raw_why(tok));
+	*last = b64url[v | 1];
+	why = raw_why(tok);
+	assert_non_null(why);
+	assert_string_equal(why, "malformed token");
+	free(tok);
+}
+
 static void header_that_is_not_json_is_malformed(void **state)
 {
 	char *tok = mint_raw("{\"alg\":\"HS256\"", CLAIMS_OK, "AAAA");
@@ -686,7 +709,8 @@ static void es256_with_truncated_signature_is_bad_signature(void **state)
 	char *tok = mint_jwt(JWT_ALG_ES256, CLAIMS_OK, "p256.key");
 
 	(void)state;
-	tok[strlen(tok) - 4] = '\0';
+	/* 86 characters to 84: 63 bytes, well-formed base64url */
+	tok[strlen(tok) - 2] = '\0';
 	load_ok(&a, "ES256", "p256.pub", NULL, NULL);
 	assert_string_equal(why_of(&a, tok, NOW), "bad signature");
 	pav_auth_free(&a);
@@ -1244,6 +1268,7 @@ int main(void)
 		cmocka_unit_test(empty_parts_are_malformed),
 		cmocka_unit_test(non_base64url_characters_are_malformed),
 		cmocka_unit_test(impossible_base64_length_is_malformed),
+		cmocka_unit_test(nonzero_spare_bits_are_malformed),
 		cmocka_unit_test(header_that_is_not_json_is_malformed),
 		cmocka_unit_test(header_without_string_alg_is_malformed),
 		cmocka_unit_test(deeply_nested_header_is_malformed),
