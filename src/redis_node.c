@@ -1223,10 +1223,7 @@ int pav_rb_create(const struct pav_store_config *cfg,
 		id = (uint64_t)pav_now_ms() ^ ((uint64_t)(uintptr_t)b << 16);
 	snprintf(b->node, sizeof(b->node), "%016" PRIx64, id);
 	b->rnd = id | 1;
-	b->status_header = pav_rb_header(b, 0, 0, 'S', NULL, "status");
-	rc = b->status_header ? rb_setup(b, cfg, env, err, errlen) : -ENOMEM;
-	if (rc == -ENOMEM && !b->status_header)
-		snprintf(err, errlen, "out of memory");
+	rc = rb_setup(b, cfg, env, err, errlen);
 	if (rc) {
 		pav_rb_destroy(b);
 		return rc;

@@ -108,7 +108,8 @@ struct rb {
 	struct pav_map *chans; /* "ns\x1fchannel" -> struct rb_chan */
 	size_t sync_out;       /* sync scripts in flight */
 	uint64_t rnd;
-	char *status_header; /* of a status change on a user's feed ('S') */
+	char *status_header; /* of a status change on a user's feed ('S'),
+				made at the first (redis_state.c) */
 	int shut; /* shutdown() ran: every call fails -ECANCELED */
 	/* the broker's reader of pub/sub messages (set by its create) */
 	void (*on_message)(struct rb_shard *sh, const char *channel,

@@ -454,10 +454,14 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	pav_rb_av_fmt(&a, "%" PRId64, at_ms > 0 ? at_ms : 0);
 	pav_rb_av_str(&a, RB_PRESENCE_TTL_MS);
 	/* the user channel lives on the user's shard */
+	if (!b->status_header)
+		b->status_header = pav_rb_header(b, 0, 0, 'S', NULL, "status");
 	pav_channel_user(user, uchan, sizeof(uchan));
-	pav_rb_av_str(&a, b->status_header);
+	pav_rb_av_str(&a, b->status_header ? b->status_header : "");
 	pav_rb_feed(&b->shards[shard], &a, ns, uchan);
-	if (out && out->nchannels) {
+	if (!b->status_header)
+		err = -ENOMEM;
+	else if (out && out->nchannels) {
 		err = announce_frame(x, out, stamp);
 		if (!err)
 			x->hdr = pav_rb_header(b, pav_rb_rand(b) | 1,
