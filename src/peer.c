@@ -3,13 +3,16 @@
  * connections or handshakes in the current second; pav_peer_sweep() drops
  * the rest, so the table is bounded by recent activity, not by history.
  * A held record (conns > 0) is never dropped, so its address stays valid
- * for the connection that holds it.
+ * for the connection that holds it.  IPv6 clients are counted by /64.
  */
 #include "peer.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "map.h"
 
@@ -21,9 +24,31 @@ struct pav_peer {
 
 static struct pav_map *peers;
 
+/*
+ * What a limit counts: an IPv4 address, or an IPv6 address's /64 (the
+ * least a host is given: counting its addresses one by one would give it
+ * 2^64 allowances).  An IPv4-mapped IPv6 address is its IPv4 address.
+ */
+static const char *limit_unit(const char *ip, char *buf, size_t len)
+{
+	struct in6_addr a;
+	char text[INET6_ADDRSTRLEN];
+
+	if (!strchr(ip, ':') || inet_pton(AF_INET6, ip, &a) != 1 ||
+	    IN6_IS_ADDR_V4MAPPED(&a))
+		return ip;
+	memset(a.s6_addr + 8, 0, 8);
+	if (!inet_ntop(AF_INET6, &a, text, sizeof(text)))
+		return ip;
+	snprintf(buf, len, "%s/64", text);
+	return buf;
+}
+
 static int key(char *buf, size_t len, const char *vhost, const char *ip)
 {
-	int n = snprintf(buf, len, "%s\x1f%s", vhost, ip);
+	char unit[INET6_ADDRSTRLEN + 4];
+	int n = snprintf(buf, len, "%s\x1f%s", vhost,
+			 limit_unit(ip, unit, sizeof(unit)));
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

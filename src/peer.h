@@ -1,6 +1,7 @@
 /* peer.h — per-client-IP limits (Debian's lws lacks LWS_WITH_PEER_LIMITS):
  * concurrent connections, counted from accept, and WebSocket handshakes
- * per second, per vhost. */
+ * per second, per vhost.  "ip" is an IPv4 address or an IPv6 address's
+ * /64 (the addresses of one /64 share one count). */
 #ifndef PAV_PEER_H
 #define PAV_PEER_H
 

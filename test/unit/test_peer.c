@@ -62,6 +62,30 @@ static void other_ips_and_vhosts_are_unaffected(void **state)
 	assert_int_equal(handshake("w", "10.0.0.1", &l, 1000), 0);
 }
 
+/* A host is given a /64 at least: its addresses share one count. */
+static void ipv6_addresses_of_one_64_share_a_count(void **state)
+{
+	struct pav_limits l = limits(100, 1);
+	struct pav_peer *a, *b;
+
+	(void)state;
+	assert_int_equal(handshake("v", "2001:db8:1:2::1", &l, 1000), 0);
+	assert_int_equal(handshake("v", "2001:db8:1:2:ffff:1:2:3", &l, 1000),
+			 429);
+	assert_int_equal(handshake("v", "2001:db8:1:3::1", &l, 1000), 0);
+	a = pav_peer_hold("v", "fd00::1");
+	b = pav_peer_hold("v", "fd00::abcd:1");
+	assert_ptr_equal(a, b);
+	assert_int_equal(pav_peer_conns("v", "fd00::9"), 2);
+	assert_int_equal(pav_peer_conns("v", "fd00:0:0:1::1"), 0);
+	pav_peer_release(a);
+	pav_peer_release(b);
+	/* an IPv4-mapped address counts as its IPv4 address, alone */
+	assert_int_equal(handshake("v", "::ffff:10.0.0.1", &l, 1000), 0);
+	assert_int_equal(handshake("v", "::ffff:10.0.0.2", &l, 1000), 0);
+	assert_int_equal(handshake("v", "::ffff:10.0.0.1", &l, 1000), 429);
+}
+
 static void connections_are_counted_while_held(void **state)
 {
 	struct pav_peer *a, *b;
@@ -105,6 +129,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(handshakes_per_second_are_capped, teardown),
 		cmocka_unit_test_teardown(other_ips_and_vhosts_are_unaffected, teardown),
+		cmocka_unit_test_teardown(ipv6_addresses_of_one_64_share_a_count, teardown),
 		cmocka_unit_test_teardown(connections_are_counted_while_held, teardown),
 		cmocka_unit_test_teardown(sweep_forgets_idle_peers_only, teardown),
 	};
