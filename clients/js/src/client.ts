@@ -14,6 +14,7 @@ import {
   Subscription, toPublication, type StreamPosition, type SubscriptionOptions,
   type UnrecoveredInfo,
 } from './subscription.js';
+import { MAX_TIMER_MS, timeoutAfter } from './timeout.js';
 import { decodeToken, renewalTime, type RenewalPolicy, type TokenClaims } from './token.js';
 import { Transport, type WebSocketConstructor } from './transport.js';
 import type {
@@ -149,9 +150,6 @@ interface Pending {
   lost?(): void;
 }
 
-/** The longest delay setTimeout honours (2^31 − 1 ms, about 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 0x7fffffff;
-
 type TimerName = 'reconnect' | 'connect' | 'dead' | 'stable' | 'renew' | 'drain';
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -279,7 +277,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
       offs.push(this.on('closed', () => done(new ClientClosedError())));
       offs.push(this.on('authFailed', (i) => done(new PavilionError(i.code, `authentication failed: ${i.reason}`))));
       if (timeoutMs !== undefined) {
-        timer = setTimeout(() => done(new RequestTimeoutError(timeoutMs, { type: 'connect' })), timeoutMs);
+        timer = timeoutAfter(timeoutMs, () => done(new RequestTimeoutError(timeoutMs, { type: 'connect' })));
       }
     });
   }
@@ -831,10 +829,10 @@ export class PavilionClient extends Emitter<ClientEvents> {
                 handlers: Omit<Pending, 'type' | 'sent' | 'timer'>): void {
     const p: Pending = { type, sent: false, ...handlers };
     msg.sent = () => { p.sent = true; };
-    p.timer = setTimeout(() => {
+    p.timer = timeoutAfter(ms, () => {
       this.queue.remove(msg);
       this.settleFailure(id, new RequestTimeoutError(ms, { type, id }));
-    }, ms);
+    });
     this.pending.set(id, p);
   }
 

@@ -5,6 +5,7 @@
  */
 import { Emitter } from './emitter.js';
 import { PavilionError } from './errors.js';
+import { timeoutAfter } from './timeout.js';
 import type { Ack, Publication, ServerMessage, SubscribeAck } from './types.js';
 
 /** `unsubscribed` → `subscribing` → `subscribed`; back to `subscribing` while reconnecting. */
@@ -73,7 +74,7 @@ export function toPublication(msg: ServerMessage, channel: string): Publication 
 interface Waiter {
   resolve: (ack: SubscribeAck) => void;
   reject: (err: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /**
@@ -149,11 +150,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       const waiter: Waiter = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: timeoutAfter(timeoutMs, () => {
           this.waiters = this.waiters.filter((w) => w !== waiter);
           reject(new PavilionError('timeout', `subscribe ${this.channel}: no ack within ${timeoutMs} ms`,
             { type: 'subscribe' }));
-        }, timeoutMs),
+        }),
       };
       this.waiters.push(waiter);
     });

@@ -342,6 +342,27 @@ describe('client bookkeeping (scripted socket)', () => {
     c.close();
   });
 
+  test('a timeout longer than a timer can wait (Infinity) means none, not an immediate one', async () => {
+    const { script, c } = scripted({});
+    const never = c.ready(Infinity);
+    let settled = false;
+    never.then(() => { settled = true; }, () => { settled = true; });
+    await sleep(50);
+    assert.equal(settled, false, 'ready(Infinity) settled before any connection');
+    c.connect();
+    await never;
+    script.onRequest = (m) => (m.type === 'mark_read' ? 'silent' : {}); // answered below, late
+    const held = c.request('mark_read', { notificationId: 'n1' }, { timeoutMs: Infinity });
+    const late = c.request('mark_read', { notificationId: 'n2' }, { timeoutMs: 40 * 86400 * 1000 });
+    await sleep(50);
+    for (const m of script.sent.filter((x) => x.type === 'mark_read')) {
+      script.push({ type: 'ack', id: m.id, payload: { for: 'mark_read' } });
+    }
+    assert.equal((await held).for, 'mark_read');
+    assert.equal((await late).for, 'mark_read');
+    c.close();
+  });
+
   test('maxQueue 0: nothing is held while disconnected, messages still go out while connected', async () => {
     const { script, c } = scripted({ maxQueue: 0 });
     assert.throws(() => c.send('presence', { status: 'away' }), (e) => e instanceof QueueFullError);
