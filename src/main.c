@@ -92,6 +92,23 @@ static int check_store(void)
 }
 
 /* Everything but binding: config, plugins, keys, plugin options. */
+/* Settings that load but work against each other: said, not refused. */
+static void warn_settings(const struct pav_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nvhosts; i++) {
+		const struct pav_vhost_config *vc = &cfg->vhosts[i];
+
+		if (vc->kind != PAV_VHOST_INTERNAL &&
+		    vc->heartbeat_interval_s >= vc->idle_timeout_s)
+			pav_warn("%s: vhosts[%d].websocket: heartbeat_interval_s "
+				 "(%d) is not below idle_timeout_s (%d): a "
+				 "client that only answers heartbeats is closed "
+				 "4000 before the next one",
+				 vc->file, vc->file_index,
+				 vc->heartbeat_interval_s, vc->idle_timeout_s);
+	}
+}
+
 static int prepare(const char *path, int check, int *refused)
 {
 	char err[1024];
@@ -99,6 +116,7 @@ static int prepare(const char *path, int check, int *refused)
 
 	if (rc)
 		return rc;
+	warn_settings(&gateway.cfg);
 	gateway.sessions = pav_map_new();
 	gateway.live = pav_map_new();
 	gateway.hub = pav_hub_new(pav_session_revoke, &gateway);

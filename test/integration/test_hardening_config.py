@@ -133,6 +133,24 @@ def test_internal_vhost_takes_its_handshake_timeout(make_gateway, keys):
         assert time.monotonic() - t0 < 5
 
 
+def test_heartbeat_not_below_idle_timeout_is_warned_of(binary, keys, tmp_path):
+    """A heartbeat interval not below the idle timeout closes (4000) a client that only
+    answers heartbeats, as the protocol asks of it. It loads (a test may want it), but
+    --check and the start say so, naming the vhost."""
+    pv = gw.public_vhost(keys, websocket={"heartbeat_interval_s": 60, "idle_timeout_s": 30})
+    p = gw.write_json(tmp_path / "gateway.json",
+                      gw.base_config(keys, [pv, gw.internal_vhost(keys)]))
+    r = gw.check_config(p)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert ("vhosts[0].websocket: heartbeat_interval_s (60) is not below idle_timeout_s (30)"
+            in out), out
+    ok = gw.write_json(tmp_path / "ok.json",
+                       gw.base_config(keys, [gw.public_vhost(keys), gw.internal_vhost(keys)]))
+    r = gw.check_config(ok)
+    assert r.returncode == 0 and "heartbeat_interval_s" not in r.stdout + r.stderr, r
+
+
 # ------------------------------------------------------------------ item: clear-text internal API
 def test_plain_internal_vhost_on_any_address_refused(binary, keys, tmp_path):
     iv = gw.internal_vhost(keys)
