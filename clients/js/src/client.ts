@@ -260,10 +260,12 @@ export class PavilionClient extends Emitter<ClientEvents> {
 
   /**
    * Resolves once connected (at once if connected). Rejects on `timeoutMs`,
-   * {@link PavilionClient.close}, or {@link ClientEvents.authFailed}.
+   * {@link PavilionClient.close} (at once when closed already: only
+   * {@link PavilionClient.connect} would start over), or {@link ClientEvents.authFailed}.
    */
   ready(timeoutMs?: number): Promise<void> {
     if (this._state === 'connected') return Promise.resolve();
+    if (this._state === 'closed') return Promise.reject(new ClientClosedError());
     return new Promise((resolve, reject) => {
       const offs: Array<() => void> = [];
       let timer: ReturnType<typeof setTimeout> | undefined;

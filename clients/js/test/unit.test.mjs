@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import {
-  Backoff, decodeToken, Emitter, PavilionClient, PavilionError, QueueFullError, renewalTime,
+  Backoff, ClientClosedError, decodeToken, Emitter, PavilionClient, PavilionError, QueueFullError,
+  renewalTime,
 } from '../dist/index.js';
 import { OutboundQueue } from '../dist/queue.js';
 import { mint, next, record, sleep, until } from './helpers.mjs';
@@ -361,6 +362,16 @@ describe('client bookkeeping (scripted socket)', () => {
     assert.equal((await held).for, 'mark_read');
     assert.equal((await late).for, 'mark_read');
     c.close();
+  });
+
+  test('ready() on a closed client rejects at once', async () => {
+    const { c } = scripted({});
+    c.connect();
+    await c.ready(2000);
+    c.close();
+    const late = c.ready();
+    const outcome = await Promise.race([late.then(() => 'resolved', (e) => e), sleep(200).then(() => 'pending')]);
+    assert.ok(outcome instanceof ClientClosedError, `ready() after close(): ${outcome}`);
   });
 
   test('maxQueue 0: nothing is held while disconnected, messages still go out while connected', async () => {
