@@ -35,6 +35,7 @@
  */
 #include "redis.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -1693,7 +1694,26 @@ static int parse_int(const char *s, size_t n, long lo, long hi, int *out)
 #define HOST_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
 		   "0123456789"
 #define HOST_NAME_CHARS HOST_ALNUM ".-_"
-#define HOST_V6_CHARS HOST_ALNUM ".-_:%"
+
+/* What may stand in brackets: an IPv6 address, then optionally "%" and a
+ * zone (an interface name).  Anything else there is no host: not even one
+ * the URL could be written back as (without the brackets, a name). */
+static int v6_literal_ok(const char *h)
+{
+	const char *pct = strchr(h, '%');
+	char addr[INET6_ADDRSTRLEN];
+	struct in6_addr a;
+	size_t alen = pct ? (size_t)(pct - h) : strlen(h);
+
+	if (!alen || alen >= sizeof(addr))
+		return 0;
+	memcpy(addr, h, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET6, addr, &a) != 1)
+		return 0;
+	return !pct || (pct[1] && strspn(pct + 1, HOST_NAME_CHARS) ==
+					  strlen(pct + 1));
+}
 
 /* "host[:port]" or "[v6][:port]" in s[0..n). */
 static int parse_hostport(const char *s, size_t n,
@@ -1720,8 +1740,10 @@ static int parse_hostport(const char *s, size_t n,
 		return *why = "empty or overlong host", -EINVAL;
 	memcpy(cfg->host, host, hlen);
 	cfg->host[hlen] = '\0';
-	if (strspn(cfg->host, host == s ? HOST_NAME_CHARS : HOST_V6_CHARS) !=
-	    hlen)
+	if (host != s && !v6_literal_ok(cfg->host))
+		return *why = "the host in brackets must be an IPv6 address "
+			      "(and a %zone)", -EINVAL;
+	if (host == s && strspn(cfg->host, HOST_NAME_CHARS) != hlen)
 		return *why = "the host is no host name or address (a space, "
 			      "a control character, ...)", -EINVAL;
 	if (colon && parse_int(colon + 1, (size_t)(s + n - colon - 1), 1,

@@ -397,6 +397,11 @@ static void url_forms_are_parsed(void **state)
 	assert_int_equal(c.db, 0);
 	assert_string_equal(c.user, "");
 
+	assert_int_equal(pav_redis_parse_url("redis://[fe80::1%lo]:7001", &c,
+					     err, sizeof(err)), 0);
+	assert_string_equal(c.host, "fe80::1%lo");
+	assert_int_equal(c.port, 7001);
+
 	/* Redis 6 ACL users: with a password, or with none (password_file) */
 	assert_int_equal(pav_redis_parse_url("redis://gw%2D1:s3cr%40t:x@h/3", &c,
 					     err, sizeof(err)), 0);
@@ -428,6 +433,9 @@ static void bad_urls_are_refused_with_a_reason(void **state)
 		"redis://[::1]x", "redis://:%zz@h", "redis://:%00@h",
 		"redis://:%4@h", "rediss://", "redisss://h", "REDIS://h",
 		"rediss:/h", "redis:/h",
+		/* in brackets: an IPv6 address (and a zone), nothing else */
+		"redis://[2%D]:6", "redis://[abc]", "redis://[::1%]",
+		"redis://[::1%e th0]", "redis://[]", "redis://[1.2.3.4]",
 	};
 
 	(void)state;
