@@ -376,6 +376,21 @@ int pav_auth_load(struct pav_auth *a, const char *const *algorithms,
 	return rc;
 }
 
+size_t pav_auth_secret_short(const struct pav_auth *a)
+{
+	size_t want = 0;
+
+	if (a->kind != PAV_KEY_HMAC)
+		return 0;
+	for (size_t i = 0; i < a->nalgs; i++) {
+		int n = EVP_MD_get_size(alg_by_id(a->algs[i])->md());
+
+		if (n > 0 && (size_t)n > want)
+			want = (size_t)n;
+	}
+	return a->keylen < want ? want : 0;
+}
+
 void pav_auth_free(struct pav_auth *a)
 {
 	if (!a)

@@ -51,7 +51,8 @@ struct pav_auth {
  * ES384, 1..PAV_AUTH_MAX_ALGS of them, one family (one key file serves
  * them all; ES256 and ES384 need different curves, so not both).  An HS
  * secret is refused only when empty or when it is a PEM public key (that
- * would make the public key the HMAC secret); short secrets are accepted.
+ * would make the public key the HMAC secret); short secrets are accepted
+ * (pav_auth_secret_short() tells the caller, which warns).
  * RSA keys need PAV_AUTH_MIN_RSA_BITS.  leeway_s must be >= 0.  *a is
  * overwritten (not freed) first and is left zeroed on error.  -ENOMEM on
  * allocation failure ("out of memory").
@@ -60,6 +61,10 @@ int pav_auth_load(struct pav_auth *a, const char *const *algorithms,
 		  size_t nalgs, const char *key_file, const char *issuer,
 		  const char *audience, int leeway_s, char *err, size_t errlen);
 void pav_auth_free(struct pav_auth *a);
+/* The bytes RFC 7518 (3.2) asks of an HS secret for the pinned algorithms
+ * (the largest hash output among them) when the loaded secret is shorter,
+ * else 0: such a secret works, but is easier to guess than the hash. */
+size_t pav_auth_secret_short(const struct pav_auth *a);
 
 /*
  * Verifies token at time now_s: header alg exactly one of the pinned list

@@ -312,6 +312,12 @@ static int load_auth(struct pav_vhost *vh, char *err, size_t errlen)
 			 vc->file, vc->file_index, why);
 		return -EINVAL;
 	}
+	if (pav_auth_secret_short(&vh->auth))
+		pav_warn("%s: vhosts[%d].auth.key_file: the secret is %zu "
+			 "bytes, shorter than the %zu RFC 7518 asks for the "
+			 "pinned algorithms: it works, but is easier to guess",
+			 vc->file, vc->file_index, vh->auth.keylen,
+			 pav_auth_secret_short(&vh->auth));
 	return 0;
 }
 

@@ -78,3 +78,18 @@ def test_long_key_line_refused_on_sighup_old_keys_stay(make_gateway, tmp_path):
     assert get_channel(g, old) == 200, "the old key must stay"
     for k in (new_short, long_key[1023:], long_key[:1023]):
         assert get_channel(g, k) == 401, k
+
+
+def test_hs_secret_shorter_than_its_hash_is_warned_of(binary, tmp_path):
+    """RFC 7518 (3.2) asks an HS secret to be at least as long as the hash output. A
+    shorter one still loads (deployments have them), but --check says so, naming the
+    vhost and the length it wants; a secret long enough draws no such line."""
+    keys = gw.Keys(tmp_path / "k")
+    keys.hs_file.write_bytes(b"short\n")
+    r = gw.check_config(gw.write_json(tmp_path / "gateway.json", config(keys)))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "vhosts[0].auth.key_file: the secret is 5 bytes, shorter than the 32" in out, out
+    ok = gw.Keys(tmp_path / "k2")  # 40 bytes, HS256: 32 asked
+    r = gw.check_config(gw.write_json(tmp_path / "g2.json", config(ok)))
+    assert r.returncode == 0 and "shorter than" not in r.stdout + r.stderr, r
