@@ -892,22 +892,17 @@ static int on_request(struct lws *wsi, struct api_req *r)
 	char cl[32];
 
 	if (!pav_api_own_listener(wsi, r->vh)) {
-		if (pav_log_budget_take(&other_listener_log, pav_mono_ms()))
-			pav_warn("api: a request for vhost %s came in through "
-				 "another listener: 404; %u such before it "
-				 "since the last line", r->vh->cfg->name,
-				 pav_log_budget_held(&other_listener_log));
+		pav_warn_budgeted(&other_listener_log, "api: a request for "
+				  "vhost %s came in through another listener: "
+				  "404", r->vh->cfg->name);
 		r->early = 1; /* and no further request on this connection */
 		answer_error(r, 404, "no such path");
 		return 1;
 	}
 	if ((other = pav_api_host_names_other(wsi, r->vh))) {
-		if (pav_log_budget_take(&other_host_log, pav_mono_ms()))
-			pav_warn("api: a request whose Host names vhost %s "
-				 "reached vhost %s: 404; %u such before it "
-				 "since the last line", other->cfg->name,
-				 r->vh->cfg->name,
-				 pav_log_budget_held(&other_host_log));
+		pav_warn_budgeted(&other_host_log, "api: a request whose Host "
+				  "names vhost %s reached vhost %s: 404",
+				  other->cfg->name, r->vh->cfg->name);
 		r->early = 1;
 		answer_error(r, 404, "no such path");
 		return 1;

@@ -92,3 +92,17 @@ unsigned pav_log_budget_held(struct pav_log_budget *b)
 	b->held = 0;
 	return n;
 }
+
+void pav_warn_budgeted(struct pav_log_budget *b, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (!pav_log_budget_take(b, pav_mono_ms()))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pav_warn("%s; %u such before it since the last line", msg,
+		 pav_log_budget_held(b));
+}

@@ -34,6 +34,10 @@ struct pav_log_budget {
 int pav_log_budget_take(struct pav_log_budget *b, int64_t now_ms);
 /* How many were held back before the line being written; resets it. */
 unsigned pav_log_budget_held(struct pav_log_budget *b);
+/* A warning of b's kind: written when the budget allows (now: the
+ * monotonic clock), followed by "; N such before it since the last line". */
+void pav_warn_budgeted(struct pav_log_budget *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #define pav_err(...) pav_log(PAV_LOG_ERROR, NULL, __VA_ARGS__)
 #define pav_warn(...) pav_log(PAV_LOG_WARN, NULL, __VA_ARGS__)

@@ -239,11 +239,8 @@ static int fd_peer(int fd, char *buf, size_t len)
 static int refuse_accept(const struct pav_vhost *vh, const char *ip,
 			 const char *why)
 {
-	if (pav_log_budget_take(&accept_refused_log, pav_mono_ms()))
-		pav_warn("vhost %s peer=%s: connection closed at accept (%s); "
-			 "%u such before it since the last line",
-			 vh->cfg->name, ip, why,
-			 pav_log_budget_held(&accept_refused_log));
+	pav_warn_budgeted(&accept_refused_log, "vhost %s peer=%s: connection "
+			  "closed at accept (%s)", vh->cfg->name, ip, why);
 	return 1;
 }
 
@@ -361,11 +358,9 @@ static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 						      pav_mono_ms());
 	if (!status)
 		return 0;
-	if (pav_log_budget_take(&over_limit_log, pav_mono_ms()))
-		pav_warn("vhost %s peer=%s: handshake refused with %d (per-IP "
-			 "limit); %u such before it since the last line",
-			 vh->cfg->name, a->ip, status,
-			 pav_log_budget_held(&over_limit_log));
+	pav_warn_budgeted(&over_limit_log, "vhost %s peer=%s: handshake "
+			  "refused with %d (per-IP limit)", vh->cfg->name,
+			  a->ip, status);
 	return refuse(wsi, (unsigned)status);
 }
 
@@ -396,19 +391,15 @@ static int confirm_upgrade(struct lws *wsi)
 	/* by its Host, lws may hand us another listener's request: that
 	 * vhost's clients get neither our path nor our auth */
 	if (!pav_api_own_listener(wsi, vh)) {
-		if (pav_log_budget_take(&other_listener_log, pav_mono_ms()))
-			pav_warn("vhost %s: an upgrade came in through another "
-				 "listener: 404; %u such before it since the "
-				 "last line", vh->cfg->name,
-				 pav_log_budget_held(&other_listener_log));
+		pav_warn_budgeted(&other_listener_log, "vhost %s: an upgrade "
+				  "came in through another listener: 404",
+				  vh->cfg->name);
 		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
 	}
 	if ((other = pav_api_host_names_other(wsi, vh))) {
-		if (pav_log_budget_take(&other_host_log, pav_mono_ms()))
-			pav_warn("vhost %s: an upgrade whose Host names vhost "
-				 "%s: 404; %u such before it since the last "
-				 "line", vh->cfg->name, other->cfg->name,
-				 pav_log_budget_held(&other_host_log));
+		pav_warn_budgeted(&other_host_log, "vhost %s: an upgrade whose "
+				  "Host names vhost %s: 404", vh->cfg->name,
+				  other->cfg->name);
 		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
 	}
 	if (core->shutting_down || !pav_store_ready(&core->store))

@@ -304,6 +304,7 @@ static int load_auth(struct pav_vhost *vh, char *err, size_t errlen)
 {
 	const struct pav_vhost_config *vc = vh->cfg;
 	char why[256] = "";
+	size_t want;
 
 	if (pav_auth_load(&vh->auth, (const char *const *)vc->algorithms,
 			  vc->nalgorithms, vc->key_file, vc->issuer,
@@ -312,12 +313,12 @@ static int load_auth(struct pav_vhost *vh, char *err, size_t errlen)
 			 vc->file, vc->file_index, why);
 		return -EINVAL;
 	}
-	if (pav_auth_secret_short(&vh->auth))
+	want = pav_auth_secret_short(&vh->auth);
+	if (want)
 		pav_warn("%s: vhosts[%d].auth.key_file: the secret is %zu "
 			 "bytes, shorter than the %zu RFC 7518 asks for the "
 			 "pinned algorithms: it works, but is easier to guess",
-			 vc->file, vc->file_index, vh->auth.keylen,
-			 pav_auth_secret_short(&vh->auth));
+			 vc->file, vc->file_index, vh->auth.keylen, want);
 	return 0;
 }
 
