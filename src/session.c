@@ -229,7 +229,9 @@ void pav_session_reply(struct pav_reply *r, int code, const char *message,
 
 /* ---- leaving a channel ------------------------------------------------- */
 
-static void repeats_left(struct pav_session *s, const char *channel);
+static struct sub_op *repeats_take(struct pav_session *s,
+				   const char *channel);
+static void repeats_answer(struct sub_op *op, int code, const char *message);
 
 /* Takes the session out of a channel here, in the store, and (for the
  * node's last member) off the broker's feed.  0, or 1 when not in it. */
@@ -240,8 +242,8 @@ static int leave(struct pav_session *s, const char *channel)
 
 	if (pav_hub_leave(s->core->hub, &s->hc, channel, &last, &tag))
 		return 1;
-	if (tag & TAG_PENDING)
-		repeats_left(s, channel);
+	if (tag & TAG_PENDING) /* answered as the first will be */
+		repeats_answer(repeats_take(s, channel), 0, NULL);
 	if (tag & TAG_COUNTED)
 		STATE(s)->member_remove(STATE_SELF(s), NS(s), channel, s->user);
 	if (last)
@@ -303,11 +305,6 @@ static struct pav_session *op_session(struct sub_op *op)
 	return s;
 }
 
-static struct sub_op *repeats_take(struct pav_session *s,
-				   const char *channel);
-static void repeats_fail(struct sub_op *op, int code, const char *message);
-static void repeats_go_on(struct sub_op *op);
-
 /* Gives up: out of the channel again, the client told why. */
 static void op_fail(struct sub_op *op, int code, const char *message)
 {
@@ -326,7 +323,7 @@ static void op_fail(struct sub_op *op, int code, const char *message)
 	pav_session_reply(op->reply, code, message, NULL);
 	op->reply = NULL;
 	op_free(op);
-	repeats_fail(repeats, code, message);
+	repeats_answer(repeats, code, message);
 }
 
 /* The ack of a subscribe: {"channel", "offset"?, "epoch"?, "recovered"?}. */
@@ -400,7 +397,7 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 	s = op->joined ? op_session(op) : NULL; /* a hook may have left */
 	if (s) {
 		pav_hub_untag(&s->hc, op->channel, TAG_PENDING);
-		repeats_go_on(repeats_take(s, op->channel));
+		repeats_answer(repeats_take(s, op->channel), 0, NULL);
 	}
 	op_free(op);
 }
@@ -615,36 +612,20 @@ static struct sub_op *repeats_take(struct pav_session *s, const char *channel)
 	return taken;
 }
 
-/* The first stands: its repeats go on as repeats of it. */
-static void repeats_go_on(struct sub_op *op)
+/* Answers taken repeats: failed with code as the first was, else going
+ * on as repeats of it (its feed is live: the first got that far), which,
+ * when the connection left the channel or closed, answers them as the
+ * first is then. */
+static void repeats_answer(struct sub_op *op, int code, const char *message)
 {
 	struct sub_op *next;
 
 	for (; op; op = next) {
 		next = op->repeat_next;
-		op_live(op, 0); /* the feed is live: the first got that far */
-	}
-}
-
-static void repeats_fail(struct sub_op *op, int code, const char *message)
-{
-	struct sub_op *next;
-
-	for (; op; op = next) {
-		next = op->repeat_next;
-		op_fail(op, code, message);
-	}
-}
-
-/* The connection left the channel (or closed) before the first was
- * answered: its repeats are answered as it will be. */
-static void repeats_left(struct pav_session *s, const char *channel)
-{
-	struct sub_op *op = repeats_take(s, channel), *next;
-
-	for (; op; op = next) {
-		next = op->repeat_next;
-		op_done(op, NULL);
+		if (code)
+			op_fail(op, code, message);
+		else
+			op_live(op, 0);
 	}
 }
 
