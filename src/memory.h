@@ -104,7 +104,6 @@ struct user {
 	 * PAV_USER_RECORD_TTL_MS after changed_ms */
 	int64_t changed_ms; /* last notification, presence change or close */
 	struct user *idle_prev, *idle_next;
-	int idle;
 	char key[]; /* its key in pav_mem.users */
 };
 

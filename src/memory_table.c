@@ -111,26 +111,24 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 
 static void idle_unlink(struct pav_mem *m, struct user *u)
 {
-	if (!u->idle)
-		return;
+	if (!u->idle_prev && m->idle_head != u)
+		return; /* not on the list */
 	*(u->idle_prev ? &u->idle_prev->idle_next : &m->idle_head) =
 		u->idle_next;
 	*(u->idle_next ? &u->idle_next->idle_prev : &m->idle_tail) =
 		u->idle_prev;
 	u->idle_prev = u->idle_next = NULL;
-	u->idle = 0;
 }
 
 void pav_mem_user_touch(struct pav_mem *m, struct user *u)
 {
-	u->changed_ms = pav_now_ms();
 	idle_unlink(m, u);
 	if (u->conns.n || u->own_members)
-		return;
+		return; /* changed_ms counts only while it has none */
+	u->changed_ms = pav_now_ms();
 	u->idle_prev = m->idle_tail;
 	*(m->idle_tail ? &m->idle_tail->idle_next : &m->idle_head) = u;
 	m->idle_tail = u;
-	u->idle = 1;
 }
 
 void pav_mem_users_expire(struct pav_mem *m, int64_t now)
