@@ -103,7 +103,17 @@ int pav_api_own_listener(struct lws *wsi, struct pav_vhost *vh);
 const struct pav_vhost *pav_api_host_names_other(struct lws *wsi,
 						 const struct pav_vhost *vh);
 
+/* An API key as it is kept: its SHA-256 only, made when the keys file is
+ * read.  A request then costs one digest (the presented key's), and the
+ * keys' text does not stay in memory. */
+struct pav_api_key {
+	unsigned char md[32];
+};
+
+/* 0, or -ENOMEM when the digest cannot be made. */
+int pav_api_key_digest(const char *key, struct pav_api_key *k);
 /* Constant-time comparison of a presented key against the known keys. */
-int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented);
+int pav_api_key_ok(const struct pav_api_key *keys, size_t nkeys,
+		   const char *presented);
 
 #endif

@@ -36,24 +36,26 @@ const char *pav_api_str(json_object *o, const char *key)
 
 /* Keys are compared by their SHA-256: the time a comparison takes then
  * says nothing of a key's length either. */
-static int key_digest(const char *key, unsigned char md[SHA256_DIGEST_LENGTH])
+int pav_api_key_digest(const char *key, struct pav_api_key *k)
 {
-	return EVP_Digest(key, strlen(key), md, NULL, EVP_sha256(), NULL) == 1
+	_Static_assert(sizeof(k->md) == SHA256_DIGEST_LENGTH, "SHA-256");
+	return EVP_Digest(key, strlen(key), k->md, NULL, EVP_sha256(), NULL) ==
+			       1
 		       ? 0
 		       : -ENOMEM;
 }
 
-int pav_api_key_ok(char *const *keys, size_t nkeys, const char *presented)
+int pav_api_key_ok(const struct pav_api_key *keys, size_t nkeys,
+		   const char *presented)
 {
-	unsigned char want[SHA256_DIGEST_LENGTH], md[SHA256_DIGEST_LENGTH];
+	struct pav_api_key want;
 	int ok = 0;
 
-	if (!*presented || key_digest(presented, want))
+	if (!*presented || pav_api_key_digest(presented, &want))
 		return 0;
 	/* every key is compared, none is skipped */
 	for (size_t i = 0; i < nkeys; i++)
-		if (!key_digest(keys[i], md) &&
-		    !CRYPTO_memcmp(md, want, sizeof(md)))
+		if (!CRYPTO_memcmp(keys[i].md, want.md, sizeof(want.md)))
 			ok = 1;
 	return ok;
 }

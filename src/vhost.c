@@ -387,20 +387,13 @@ static char *trim(char *s)
 	return s;
 }
 
-static void free_keys(char **keys, size_t n)
-{
-	for (size_t i = 0; keys && i < n; i++) {
-		explicit_bzero(keys[i], strlen(keys[i]));
-		free(keys[i]);
-	}
-	free(keys);
-}
-
 /* One line of a keys file: skipped (1), added (0) or refused (-errno). */
-static int add_key_line(char *line, size_t len, unsigned lineno, char ***k,
-			size_t *cnt, char *err, size_t errlen)
+static int add_key_line(char *line, size_t len, unsigned lineno,
+			struct pav_api_key **k, size_t *cnt, char *err,
+			size_t errlen)
 {
-	char *s, **nk;
+	struct pav_api_key *nk;
+	char *s;
 
 	if (memchr(line, '\0', len)) {
 		snprintf(err, errlen, "line %u: holds a NUL byte", lineno);
@@ -418,21 +411,22 @@ static int add_key_line(char *line, size_t len, unsigned lineno, char ***k,
 		return -EINVAL;
 	}
 	nk = realloc(*k, (*cnt + 1) * sizeof(**k));
-	if (!nk || !(nk[*cnt] = strdup(s))) {
-		*k = nk ? nk : *k;
+	if (nk)
+		*k = nk;
+	if (!nk || pav_api_key_digest(s, &nk[*cnt])) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	*k = nk;
 	(*cnt)++;
 	return 0;
 }
 
-int pav_api_keys_load(const char *file, char ***keys, size_t *n, char *err,
-		      size_t errlen)
+int pav_api_keys_load(const char *file, struct pav_api_key **keys, size_t *n,
+		      char *err, size_t errlen)
 {
 	FILE *f = fopen(file, "re");
-	char *line = NULL, **k = NULL;
+	struct pav_api_key *k = NULL;
+	char *line = NULL;
 	size_t cap = 0, cnt = 0;
 	unsigned lineno = 0;
 	ssize_t len;
@@ -460,7 +454,7 @@ int pav_api_keys_load(const char *file, char ***keys, size_t *n, char *err,
 		snprintf(err, errlen, "no API key in the file");
 	}
 	if (rc < 0) {
-		free_keys(k, cnt);
+		free(k);
 		return rc;
 	}
 	*keys = k;
@@ -525,7 +519,7 @@ void pav_vhosts_teardown(struct pav_core *core)
 		if (vh->handlers)
 			pav_map_free(vh->handlers, free);
 		pav_auth_free(&vh->auth);
-		free_keys(vh->api_keys, vh->napi_keys);
+		free(vh->api_keys);
 		free(vh->api_conns);
 		free(vh->lws);
 	}
@@ -595,7 +589,7 @@ static int reload_one(struct pav_vhost *vh)
 	int rc = reload_certs(vh);
 
 	if (vh->cfg->kind == PAV_VHOST_INTERNAL) {
-		char **keys;
+		struct pav_api_key *keys;
 		size_t n;
 
 		if (pav_api_keys_load(vh->cfg->api_keys_file, &keys, &n, err,
@@ -605,7 +599,7 @@ static int reload_one(struct pav_vhost *vh)
 				vh->cfg->api_keys_file, err);
 			return -EINVAL;
 		}
-		free_keys(vh->api_keys, vh->napi_keys);
+		free(vh->api_keys);
 		vh->api_keys = keys;
 		vh->napi_keys = n;
 		return rc;

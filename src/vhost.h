@@ -16,6 +16,7 @@
 #include "pavilion/plugin.h"
 #include "timer.h"
 
+struct pav_api_key;
 struct pav_core;
 struct lws_vhost;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -74,7 +75,7 @@ struct pav_vhost {
 	struct pav_map *handlers;      /* type -> struct pav_handler */
 	struct pav_instance *creating; /* set during vhost_create() */
 	char conflict[160];            /* why a registration was refused */
-	char **api_keys;               /* internal vhosts */
+	struct pav_api_key *api_keys;  /* internal vhosts: digests */
 	size_t napi_keys;
 	struct pav_lws_vhost *lws;
 	size_t nlws;
@@ -101,8 +102,9 @@ int pav_vhosts_reload(struct pav_core *core);
 /* A context of its own holding the PEM certificate chain in cert and the
  * private key in key, when both load and match; else NULL. */
 SSL_CTX *pav_tls_pair_load(const char *cert, const char *key);
-int pav_api_keys_load(const char *file, char ***keys, size_t *n, char *err,
-		      size_t errlen);
+/* The keys of an API keys file, as digests (api.h). */
+int pav_api_keys_load(const char *file, struct pav_api_key **keys, size_t *n,
+		      char *err, size_t errlen);
 
 /* The history of a canonical channel's kind in the namespace, or NULL
  * when the kind keeps none. */
