@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,12 +162,8 @@ static int run(const char *path, int check)
 	int refused = 0;
 	int rc;
 
-	/* until the server installs its handlers (configuration, plugins
-	 * and keys are loaded by then), a SIGHUP (`systemctl reload` just
-	 * after a start) would end the process: what it asks to reload is
-	 * being loaded anyway */
 	if (!check)
-		signal(SIGHUP, SIG_IGN);
+		pav_server_catch_stop();
 	rc = prepare(path, check, &refused);
 
 	if (check) {

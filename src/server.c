@@ -653,6 +653,18 @@ static void on_signal(int sig)
 		lws_cancel_service(sig_ctx);
 }
 
+void pav_server_catch_stop(void)
+{
+	struct sigaction sa = {0};
+
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART; /* the files being read are read whole */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGHUP, SIG_IGN);
+}
+
 static void install_signals(void)
 {
 	struct sigaction sa = {0};
@@ -663,6 +675,8 @@ static void install_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (sig_stop) /* during the start: the loop's first turn stops */
+		lws_cancel_service(sig_ctx);
 }
 
 /* No lws validity pings or idle hang-ups (a timer per connection in lws'

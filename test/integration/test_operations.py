@@ -3,6 +3,7 @@ import hashlib
 import json
 import resource
 import signal
+import socket
 import subprocess
 import time
 
@@ -84,6 +85,40 @@ def test_sighup_while_starting_does_not_kill_the_gateway(make_gateway):
         proc.terminate()
         proc.wait(10)
 
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_sigterm_while_starting_stops_it_and_exits_0(make_gateway):
+    """`systemctl stop` right after a start: a SIGTERM that came while the configuration
+    was being read ended the process by the signal. It is now noted from the start's
+    first step, and the start ends in the shutdown: exit 0. 20,000 drop-ins make the
+    reading long enough to hit (the port is checked closed when the signal goes)."""
+    g = make_gateway(start=False, include="conf.d")
+    d = g.dir / "conf.d"
+    d.mkdir()
+    for i in range(20000):
+        (d / ("%05d.json" % i)).write_text('{"log": {"level": "info", "format": "text"}}')
+    with open(g.log_path, "ab") as log:
+        proc = subprocess.Popen([str(gw.BINARY), "-c", str(g.conf_path)], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log)
+    try:
+        time.sleep(0.15)
+        assert not _listening(g.port()), "the start was over before the signal: no test"
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert rc == 0, "exit %r after a SIGTERM during the start:\n%s" % (rc, g.log_tail())
+    assert "stopped" in g.log_text()
 
 def _accepted(g, token):
     with g.connect(token) as ws:
