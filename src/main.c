@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/ssl.h>
 
@@ -90,10 +91,56 @@ static int check_store(void)
 	return rc;
 }
 
-/* Everything but binding: config, plugins, keys, plugin options. */
+/* A file of secrets that every user of the machine may read: said, not
+ * refused (the packages make them 0640 root:pavilion).  vhost < 0: key is
+ * not a vhost's. */
+static void warn_readable(const char *cfgfile, int vhost, const char *key,
+			  const char *file)
+{
+	char where[48] = "";
+	struct stat st;
+
+	if (!file || stat(file, &st) || !(st.st_mode & S_IROTH))
+		return;
+	if (vhost >= 0)
+		snprintf(where, sizeof(where), "vhosts[%d].", vhost);
+	pav_warn("%s: %s%s: %s holds a secret and is readable by every user "
+		 "of the machine (mode %04o): make it 0600, or 0640 for the "
+		 "gateway's group", cfgfile, where, key, file,
+		 (unsigned)(st.st_mode & 07777));
+}
+
+static int hs_pinned(const struct pav_vhost_config *vc)
+{
+	for (size_t i = 0; i < vc->nalgorithms; i++)
+		if (!strncmp(vc->algorithms[i], "HS", 2))
+			return 1;
+	return 0;
+}
+
+static void warn_readable_secrets(const struct pav_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nvhosts; i++) {
+		const struct pav_vhost_config *vc = &cfg->vhosts[i];
+		int n = vc->file_index;
+
+		if (vc->tls)
+			warn_readable(vc->file, n, "tls.key", vc->tls_key);
+		if (hs_pinned(vc)) /* RS/ES: a public key */
+			warn_readable(vc->file, n, "auth.key_file",
+				      vc->key_file);
+		warn_readable(vc->file, n, "api.keys_file", vc->api_keys_file);
+	}
+	warn_readable(cfg->store.file, -1, "store.password_file",
+		      cfg->store.password_file);
+	warn_readable(cfg->store.file, -1, "store.tls_key_file",
+		      cfg->store.tls_key_file);
+}
+
 /* Settings that load but work against each other: said, not refused. */
 static void warn_settings(const struct pav_config *cfg)
 {
+	warn_readable_secrets(cfg);
 	for (size_t i = 0; i < cfg->nvhosts; i++) {
 		const struct pav_vhost_config *vc = &cfg->vhosts[i];
 
@@ -108,6 +155,7 @@ static void warn_settings(const struct pav_config *cfg)
 	}
 }
 
+/* Everything but binding: config, plugins, keys, plugin options. */
 static int prepare(const char *path, int check, int *refused)
 {
 	char err[1024];

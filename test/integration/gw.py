@@ -73,6 +73,8 @@ class Keys:
         self.api_key = "api-" + os.urandom(12).hex()
         self.api_keys_file = d / "api.keys"
         self.api_keys_file.write_text("# test keys\n\n%s\n" % self.api_key)
+        for secret in (self.cert_key, self.hs_file, self.api_keys_file):
+            os.chmod(secret, 0o600)  # as a deployment keeps them (the gateway warns otherwise)
 
     def key_for(self, alg):
         if alg.startswith("HS"):

@@ -1,6 +1,8 @@
 """API key files: a line longer than the longest key the API accepts (256 characters) is
 refused at start, at --check and at SIGHUP (the old keys stay), instead of being read as
-two keys whose tail alone would be accepted."""
+two keys whose tail alone would be accepted.  Files of secrets that every user may read
+are warned of."""
+import os
 import signal
 import time
 
@@ -93,3 +95,26 @@ def test_hs_secret_shorter_than_its_hash_is_warned_of(binary, tmp_path):
     ok = gw.Keys(tmp_path / "k2")  # 40 bytes, HS256: 32 asked
     r = gw.check_config(gw.write_json(tmp_path / "g2.json", config(ok)))
     assert r.returncode == 0 and "shorter than" not in r.stdout + r.stderr, r
+
+
+def test_secret_files_readable_by_every_user_are_warned_of(binary, tmp_path):
+    """A TLS private key, an HS secret or an API keys file with the "others" read bit:
+    --check and the start say so, naming the file, the key and the mode. 0640 (the
+    packages' root:pavilion) draws no line, nor does a world-readable RS public key."""
+    keys = gw.Keys(tmp_path / "k")
+    os.chmod(keys.api_keys_file, 0o644)
+    os.chmod(keys.hs_file, 0o604)
+    os.chmod(keys.cert_key, 0o640)
+    cfg = gw.base_config(keys, [gw.public_vhost(keys), gw.internal_vhost(keys)])
+    r = gw.check_config(gw.write_json(tmp_path / "gateway.json", cfg))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert ("gateway.json: vhosts[1].api.keys_file: %s holds a secret and is readable by every "
+            "user of the machine (mode 0644)" % keys.api_keys_file) in out, out
+    assert "vhosts[0].auth.key_file: %s holds a secret" % keys.hs_file in out, out
+    assert "(mode 0604)" in out, out
+    assert "tls.key" not in out, out
+    rs = gw.base_config(keys, [gw.public_vhost(keys, alg="RS256")])
+    os.chmod(keys.rsa_pub_file, 0o644)
+    r = gw.check_config(gw.write_json(tmp_path / "rs.json", rs))
+    assert r.returncode == 0 and "holds a secret" not in r.stdout + r.stderr, r
