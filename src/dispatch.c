@@ -67,7 +67,8 @@ static void rate_error(struct pav_session *s, const char *buf, size_t len,
 	pav_envelope_free(&env);
 }
 
-/* Token bucket: returns 0 to process the message, 1 to drop it. */
+/* Token bucket: returns 0 to process the message, 1 to drop it.  now is
+ * the monotonic clock's (pav_mono_ms()). */
 static int rate_limited(struct pav_session *s, int64_t now, const char *buf,
 			size_t len, int binary)
 {
@@ -162,7 +163,7 @@ void pav_dispatch(struct pav_session *s, const char *buf, size_t len,
 	const char *why = NULL;
 	int rc;
 
-	if (rate_limited(s, pav_now_ms(), buf, len, binary))
+	if (rate_limited(s, pav_mono_ms(), buf, len, binary))
 		return;
 	if (binary) {
 		pav_conn_error(s->hc.conn, PAV_ERR_FORMAT,

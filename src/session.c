@@ -841,7 +841,7 @@ struct pav_session *pav_session_open(struct pav_core *core,
 		.hold_max = vh->cfg->limits.outbound_queue_bytes,
 	};
 	s->bucket = (int64_t)vh->cfg->limits.burst * 1000;
-	s->bucket_ms = pav_now_ms();
+	s->bucket_ms = pav_mono_ms();
 	id_key(s->id, key, sizeof(key));
 	pav_channel_user(s->user, chan, sizeof(chan));
 	if (!(op = op_new(s, chan, NULL, NULL)))

@@ -48,7 +48,8 @@ struct pav_session {
 	/* repeated subscribes waiting for the first one's answer */
 	struct sub_op *repeats;
 
-	/* rate limiting (token bucket in milli-tokens) */
+	/* rate limiting (token bucket in milli-tokens), on the monotonic
+	 * clock: a step of the wall clock changes no client's rate */
 	int64_t bucket, bucket_ms;
 	int64_t last_rate_err_ms;
 	struct pav_abuse *abuse; /* excess counts, from the first excess */

@@ -392,6 +392,26 @@ static void refill_stops_at_the_burst(void **state)
 	assert_int_equal(h.calls, 3);
 }
 
+/* An NTP step or `date -s` an hour back: the bucket runs on the monotonic
+ * clock, so it neither empties for the hour nor counts abuse. */
+static void wall_clock_stepping_back_changes_no_rate(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		send_text("{\"type\":\"echo\"}");
+	fake_clock_step_wall(-3600 * 1000);
+	fake_clock_advance(1000);
+	send_text("{\"type\":\"echo\"}"); /* the token of that second */
+	assert_int_equal(h.calls, 4);
+	for (int i = 0; i < 10; i++) {
+		fake_clock_advance(1000);
+		send_text("{\"type\":\"echo\"}");
+	}
+	assert_int_equal(h.calls, 14);
+	assert_int_equal(fake_count_type(&fc, "error"), 0);
+	assert_int_equal(fc.c.close_code, 0);
+}
+
 static void rate_limit_abuse_closes_with_4029(void **state)
 {
 	(void)state;
@@ -467,6 +487,7 @@ int main(void)
 		T(burst_passes_then_1005_at_most_once_a_second),
 		T(bucket_refills_at_messages_per_second),
 		T(refill_stops_at_the_burst),
+		T(wall_clock_stepping_back_changes_no_rate),
 		T(rate_limit_abuse_closes_with_4029),
 		T(abuse_count_starts_again_after_its_window),
 		T(abuse_is_counted_over_a_window_that_slides),
