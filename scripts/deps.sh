@@ -8,7 +8,7 @@ PKGS=(
   libwebsockets-dev libwebsockets-evlib-ev libwebsockets-evlib-uv libev-dev
   libuv1-dev libssl-dev
   libjson-c-dev libjwt-dev libcmocka-dev libhiredis-dev redis-server
-  openssl ca-certificates curl procps iproute2
+  openssl ca-certificates curl procps iproute2 libfaketime
   python3 python3-pytest python3-cryptography python3-jwt python3-websockets
 )
 if [ "${PAV_DEPS_EXTRA:-}" != "" ]; then

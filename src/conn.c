@@ -529,7 +529,7 @@ int pav_conn_writeable(struct pav_conn *c)
  * secs - 1 and secs seconds from now. */
 static void close_deadline(struct pav_conn *c, int secs)
 {
-	pav_wheel_add(&c->env->wheel, &c->tw, pav_now_ms() / 1000 + secs);
+	pav_wheel_add(&c->env->wheel, &c->tw, pav_mono_ms() / 1000 + secs);
 }
 
 static int send_close(struct pav_conn *c)
@@ -643,7 +643,7 @@ static int too_big(struct pav_conn *c)
 static int complete(struct pav_conn *c, const char *buf, size_t len,
 		    const char **msg, size_t *msg_len, int *binary)
 {
-	c->last_rx_ms = pav_now_ms(); /* any message counts as activity */
+	c->last_rx_ms = pav_mono_ms(); /* any message counts as activity */
 	*msg = buf;
 	*msg_len = len;
 	*binary = c->rx_binary;
@@ -701,19 +701,27 @@ static void schedule(struct pav_conn *c)
 	const struct pav_vhost_config *vc = c->vc;
 	int64_t next = c->next_heartbeat_ms;
 	int64_t idle = c->last_rx_ms + (int64_t)vc->idle_timeout_s * 1000;
-	int64_t exp = c->exp_ms + (int64_t)vc->leeway_s * 1000 + 1;
 
 	if (idle < next)
 		next = idle;
-	if (c->exp_ms && exp < next)
-		next = exp;
+	if (c->exp_ms) {
+		/* the wall-clock expiry, on the monotonic clock as of now
+		 * (after a step of the wall clock, the next deadline checks
+		 * it again) */
+		int64_t exp = c->exp_ms + (int64_t)vc->leeway_s * 1000 + 1 -
+			      (pav_now_ms() - pav_mono_ms());
+
+		if (exp < next)
+			next = exp;
+	}
 	pav_wheel_add(&c->env->wheel, &c->tw, pav_wheel_second_of(next));
 }
 
-/* One tick of the wheel: its time, and the heartbeat every connection due
- * in it shares (built on first use). */
+/* One tick of the wheel: its time (monotonic, and the wall clock's for
+ * token expiry), and the heartbeat every connection due in it shares
+ * (built on first use). */
 struct tick {
-	int64_t now;
+	int64_t now, wall;
 	struct pav_msg *heartbeat;
 	size_t heartbeats;
 };
@@ -740,7 +748,7 @@ static void deadline(struct pav_conn *c, struct tick *t)
 	}
 	if (c->state != PAV_CONN_OPEN)
 		return;
-	if (c->exp_ms && now > c->exp_ms + (int64_t)vc->leeway_s * 1000) {
+	if (c->exp_ms && t->wall > c->exp_ms + (int64_t)vc->leeway_s * 1000) {
 		pav_conn_error(c, PAV_ERR_AUTH, "token expired", NULL);
 		pav_conn_close(c, 4001, "token expired");
 		return;
@@ -772,11 +780,12 @@ static void due(struct pav_wheel_node *n, void *arg)
 	deadline(c, arg);
 }
 
-void pav_conns_tick(struct pav_conn_env *env, int64_t now_ms)
+void pav_conns_tick(struct pav_conn_env *env, int64_t mono_ms,
+		    int64_t wall_ms)
 {
-	struct tick t = {.now = now_ms};
+	struct tick t = {.now = mono_ms, .wall = wall_ms};
 
-	pav_wheel_advance(&env->wheel, now_ms / 1000, due, &t);
+	pav_wheel_advance(&env->wheel, mono_ms / 1000, due, &t);
 	if (t.heartbeats)
 		pav_metrics_out("heartbeat", (unsigned)t.heartbeats);
 	if (t.heartbeat)
@@ -804,7 +813,7 @@ void pav_conn_open(struct pav_conn *c, struct lws *wsi,
 		   const struct pav_vhost_config *vc,
 		   struct pav_conn_env *env, int64_t exp_ms)
 {
-	int64_t now = pav_now_ms();
+	int64_t now = pav_mono_ms();
 
 	c->wsi = wsi;
 	c->plain_fd = lws_is_ssl(wsi) || vc->permessage_deflate ?

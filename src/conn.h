@@ -82,9 +82,12 @@ struct pav_conn {
 	int close_deferred; /* close_outside: the next flush hands it over */
 
 	/* deadlines */
+	/* deadlines run on the monotonic clock (pav_mono_ms()): a step of
+	 * the wall clock neither closes everyone as idle nor stops the
+	 * heartbeats; only the token's expiry is wall-clock time */
 	int64_t last_rx_ms;
 	int64_t next_heartbeat_ms;
-	int64_t exp_ms; /* token expiry (without leeway), 0: none */
+	int64_t exp_ms; /* token expiry (without leeway), wall clock; 0: none */
 	struct pav_wheel_node tw;
 };
 
@@ -175,6 +178,7 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 		     const char **msg, size_t *msg_len, int *binary);
 
 /* Runs the deadlines that are due (once a second). */
-void pav_conns_tick(struct pav_conn_env *env, int64_t now_ms);
+void pav_conns_tick(struct pav_conn_env *env, int64_t mono_ms,
+		    int64_t wall_ms);
 
 #endif

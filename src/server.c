@@ -290,7 +290,7 @@ static int accepted_new(struct lws *wsi)
 	a->over = pav_peer_count(a->peer) > l->max_connections_per_ip;
 	public_pending++;
 	/* never before the timeout: on the first tick at or after it */
-	due_ms = pav_now_ms() + (int64_t)l->handshake_timeout_s * 1000;
+	due_ms = pav_mono_ms() + (int64_t)l->handshake_timeout_s * 1000;
 	pav_wheel_add(&request_wheel, &a->tw, pav_wheel_second_of(due_ms));
 	lws_set_opaque_user_data(wsi, a);
 	return 0;
@@ -991,20 +991,21 @@ static void set_open_file_limit(void)
 
 static lws_sorted_usec_list_t housekeeping_sul;
 
-/* Once a second: connection deadlines, the store's sweeps; every ten,
- * forget idle peers. */
+/* Once a second: connection deadlines (on the monotonic clock, as the
+ * wheels are), the store's sweeps (on the wall clock, as its records'
+ * times are); every ten, forget idle peers. */
 static void housekeeping(lws_sorted_usec_list_t *sul)
 {
 	static unsigned ticks;
-	int64_t now = pav_now_ms();
+	int64_t now = pav_mono_ms(), wall = pav_now_ms();
 
 	(void)sul;
-	pav_conns_tick(&core->conn_env, now);
+	pav_conns_tick(&core->conn_env, now, wall);
 	pav_wheel_advance(&request_wheel, now / 1000, request_expired, NULL);
 	if (core->store.be && core->store.be->state->tick)
-		core->store.be->state->tick(core->store.state, now);
+		core->store.be->state->tick(core->store.state, wall);
 	if (ticks++ % 10 == 0)
-		pav_peer_sweep(pav_mono_ms());
+		pav_peer_sweep(now);
 	/* aim just past the next whole second (the wheels' slots) */
 	lws_sul_schedule(core->lws, 0, &housekeeping_sul, housekeeping,
 			 (lws_usec_t)(1000 - now % 1000 +
@@ -1202,11 +1203,11 @@ int pav_server_run(struct pav_core *c)
 	install_signals();
 	if (open_store(c) || create_vhosts(c))
 		goto out;
-	pav_wheel_init(&c->conn_env.wheel, pav_now_ms() / 1000);
+	pav_wheel_init(&c->conn_env.wheel, pav_mono_ms() / 1000);
 	c->conn_env.close_outside = use_uv; /* conn.c, closing */
 	c->conn_env.input_waiting = api_input_waiting;
 	c->conn_env.input_arg = c;
-	pav_wheel_init(&request_wheel, pav_now_ms() / 1000);
+	pav_wheel_init(&request_wheel, pav_mono_ms() / 1000);
 #ifdef PAV_WITH_UV
 	if (use_uv) {
 		uv_check_init(&uv_loop, &uv_flush);

@@ -248,8 +248,10 @@ void pav_conn_env_free(struct pav_conn_env *env)
 	(void)env;
 }
 
-void pav_conns_tick(struct pav_conn_env *env, int64_t now_ms)
+void pav_conns_tick(struct pav_conn_env *env, int64_t mono_ms,
+		    int64_t wall_ms)
 {
 	(void)env;
-	(void)now_ms;
+	(void)mono_ms;
+	(void)wall_ms;
 }
