@@ -68,6 +68,10 @@ struct pav_vhost_config {
 	char *ws_path;
 	char **allowed_origins; /* NULL/0: any origin */
 	size_t nallowed_origins;
+	/* public: addresses whose connections carry their clients' in
+	 * X-Forwarded-For (proxy.h ranges, checked) */
+	char **trusted_proxies;
+	size_t ntrusted_proxies;
 	int heartbeat_interval_s;
 	int idle_timeout_s;
 	int permessage_deflate; /* websocket.permessage_deflate, default 0 */

@@ -272,6 +272,7 @@ static void free_vhost(struct pav_vhost_config *vc)
 	free(vc->tls_key);
 	free(vc->ws_path);
 	pav_cfg_free_strv(vc->allowed_origins, vc->nallowed_origins);
+	pav_cfg_free_strv(vc->trusted_proxies, vc->ntrusted_proxies);
 	pav_cfg_free_strv(vc->algorithms, vc->nalgorithms);
 	free(vc->key_file);
 	free(vc->issuer);

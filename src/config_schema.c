@@ -21,6 +21,7 @@
 
 #include "iface.h"
 #include "pav_limits.h"
+#include "proxy.h"
 #include "pavilion/plugin.h"
 
 #define NAME_MAX_LEN 64     /* vhost, namespace and plugin names */
@@ -722,7 +723,8 @@ static int vhost_kind(struct pav_cfg_ctx *c, json_object *obj,
 		      struct pav_vhost_config *vc, const char *path)
 {
 	static const char *const not_internal[] = {"websocket", "auth",
-						   "plugins", NULL};
+						   "plugins", "trusted_proxies",
+						   NULL};
 	char sub[PAV_CFG_KEYPATH];
 	int rc;
 
@@ -844,6 +846,8 @@ static const struct pav_cfg_field vhost_fields[] = {
 	PAV_CFG_SECTION("api", api_sec),
 	PAV_CFG_SECTION("history", history_sec),
 	PAV_CFG_BOOL("reuse_port", VH(reuse_port)),
+	PAV_CFG_STRV("trusted_proxies", VH(trusted_proxies),
+		     VH(ntrusted_proxies), 1, pav_cidr_check),
 	{0},
 };
 static const char *const vhost_required[] = {"name", "listen", NULL};

@@ -34,6 +34,7 @@
 #include "pav_build.h"
 #include "pav_limits.h"
 #include "peer.h"
+#include "proxy.h"
 #include "session.h"
 #include "vhost.h"
 
@@ -206,6 +207,8 @@ struct accepted {
 	char ip[INET6_ADDRSTRLEN]; /* the client's address, for the logs */
 	int over;     /* past max_connections_per_ip: answered 429 */
 	int upgraded; /* no longer counted as pending */
+	int proxied;  /* from a trusted proxy: the client is known at the
+		       * request (X-Forwarded-For), counted from there */
 };
 
 static unsigned public_pending; /* accepted, not yet upgraded or gone */
@@ -255,8 +258,12 @@ static int filter_accept(struct lws *wsi, int fd)
 		return 1;
 	if (public_pending >= PAV_PUBLIC_PENDING_MAX)
 		return refuse_accept(vh, ip, "header pool reserve");
-	if (pav_peer_conns(vh->cfg->name, ip) >=
-	    vh->cfg->limits.max_connections_per_ip + PAV_PEER_OVER_ANSWERED)
+	/* a trusted proxy carries many clients: each is counted at its
+	 * request */
+	if (!pav_cidr_any(vh->proxies, vh->nproxies, ip) &&
+	    pav_peer_conns(vh->cfg->name, ip) >=
+		    vh->cfg->limits.max_connections_per_ip +
+			    PAV_PEER_OVER_ANSWERED)
 		return refuse_accept(vh, ip, "per-IP limit");
 	return 0;
 }
@@ -270,6 +277,18 @@ static struct accepted *public_record(struct lws *wsi)
 	return a && a->vh->cfg->kind != PAV_VHOST_INTERNAL ? a : NULL;
 }
 
+/* Counts the connection against ip's max_connections_per_ip (once: a
+ * proxied connection's client may change from request to request). */
+static int hold_peer(struct accepted *a, const char *ip)
+{
+	pav_peer_release(a->peer);
+	if (!(a->peer = pav_peer_hold(a->vh->cfg->name, ip)))
+		return -ENOMEM;
+	a->over = pav_peer_count(a->peer) >
+		  a->vh->cfg->limits.max_connections_per_ip;
+	return 0;
+}
+
 /* SERVER_NEW_CLIENT_INSTANTIATED on a public vhost: the record. */
 static int accepted_new(struct lws *wsi)
 {
@@ -281,13 +300,16 @@ static int accepted_new(struct lws *wsi)
 	if (!a)
 		return -1;
 	a->vh = vh;
-	if (fd_peer(lws_get_socket_fd(wsi), a->ip, sizeof(a->ip)) ||
-	    !(a->peer = pav_peer_hold(vh->cfg->name, a->ip))) {
+	if (fd_peer(lws_get_socket_fd(wsi), a->ip, sizeof(a->ip))) {
+		free(a);
+		return -1;
+	}
+	a->proxied = pav_cidr_any(vh->proxies, vh->nproxies, a->ip);
+	if (!a->proxied && hold_peer(a, a->ip)) {
 		free(a);
 		return -1;
 	}
 	a->wsi = wsi;
-	a->over = pav_peer_count(a->peer) > l->max_connections_per_ip;
 	public_pending++;
 	/* never before the timeout: on the first tick at or after it */
 	due_ms = pav_mono_ms() + (int64_t)l->handshake_timeout_s * 1000;
@@ -347,12 +369,32 @@ static void request_expired(struct pav_wheel_node *n, void *arg)
 	lws_set_timeout(a->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
+/*
+ * A request through a trusted proxy: its client is the X-Forwarded-For
+ * list's (proxy.h); without a usable list, the proxy itself.  From here on
+ * the connection counts against that address, and logs it.
+ */
+static int forwarded_client(struct lws *wsi, struct accepted *a)
+{
+	char xff[1024], client[INET6_ADDRSTRLEN];
+	int n = header(wsi, WSI_TOKEN_X_FORWARDED_FOR, xff, sizeof(xff));
+
+	if (n <= 0 || pav_proxy_client(xff, (size_t)n, a->vh->proxies,
+				       a->vh->nproxies, client,
+				       sizeof(client)))
+		snprintf(client, sizeof(client), "%s", a->ip);
+	if (hold_peer(a, client))
+		return -ENOMEM;
+	memcpy(a->ip, client, sizeof(a->ip));
+	return 0;
+}
+
 static int admit_peer(struct lws *wsi, struct pav_vhost *vh)
 {
 	struct accepted *a = public_record(wsi);
 	int status;
 
-	if (!a)
+	if (!a || (a->proxied && forwarded_client(wsi, a)))
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
 	status = a->over ? 429 : pav_peer_handshake(a->peer, &vh->cfg->limits,
 						      pav_mono_ms());

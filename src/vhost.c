@@ -21,6 +21,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy.h"
 
 /* ---- namespaces ---- */
 
@@ -475,6 +476,23 @@ static int load_api(struct pav_vhost *vh, char *err, size_t errlen)
 	return 0;
 }
 
+/* trusted_proxies, checked at load: parsed once, for every accept. */
+static int load_proxies(struct pav_vhost *vh)
+{
+	const struct pav_vhost_config *vc = vh->cfg;
+
+	if (!vc->ntrusted_proxies)
+		return 0;
+	vh->proxies = calloc(vc->ntrusted_proxies, sizeof(*vh->proxies));
+	if (!vh->proxies)
+		return -ENOMEM;
+	for (size_t i = 0; i < vc->ntrusted_proxies; i++)
+		if (pav_cidr_parse(vc->trusted_proxies[i], &vh->proxies[i]))
+			return -EINVAL;
+	vh->nproxies = vc->ntrusted_proxies;
+	return 0;
+}
+
 int pav_vhosts_setup(struct pav_core *core, const struct pav_host *host,
 		     char *err, size_t errlen)
 {
@@ -494,7 +512,8 @@ int pav_vhosts_setup(struct pav_core *core, const struct pav_host *host,
 		vh->ns = ns_find(core, vh->cfg->ns);
 		if (vh->cfg->kind == PAV_VHOST_INTERNAL)
 			rc = load_api(vh, err, errlen);
-		else if (!(rc = load_auth(vh, err, errlen)))
+		else if (!(rc = load_auth(vh, err, errlen)) &&
+			 !(rc = load_proxies(vh)))
 			rc = load_plugins(vh, host, err, errlen);
 		if (rc)
 			return rc;
@@ -520,6 +539,7 @@ void pav_vhosts_teardown(struct pav_core *core)
 			pav_map_free(vh->handlers, free);
 		pav_auth_free(&vh->auth);
 		free(vh->api_keys);
+		free(vh->proxies);
 		free(vh->api_conns);
 		free(vh->lws);
 	}

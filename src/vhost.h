@@ -17,6 +17,7 @@
 #include "timer.h"
 
 struct pav_api_key;
+struct pav_cidr;
 struct pav_core;
 struct lws_vhost;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -77,6 +78,8 @@ struct pav_vhost {
 	char conflict[160];            /* why a registration was refused */
 	struct pav_api_key *api_keys;  /* internal vhosts: digests */
 	size_t napi_keys;
+	struct pav_cidr *proxies;      /* public: trusted_proxies, parsed */
+	size_t nproxies;
 	struct pav_lws_vhost *lws;
 	size_t nlws;
 	struct pav_timers timers;      /* the plugins' live timers */
