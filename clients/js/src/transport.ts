@@ -61,7 +61,9 @@ export class Transport {
     const socket = options.wsOptions !== undefined
       ? new Ctor(url, undefined, options.wsOptions) : new Ctor(url);
     this.socket = socket;
+    let opened = false;
     socket.addEventListener('open', () => {
+      opened = true;
       if (!this.finished) this.handlers.open();
     });
     socket.addEventListener('message', (ev: { data: unknown }) => {
@@ -70,8 +72,16 @@ export class Transport {
     socket.addEventListener('close', (ev: { code?: number; reason?: string }) => {
       this.finish(ev.code ?? 1006, ev.reason ?? '');
     });
-    // an 'error' is always followed by 'close'; listening keeps `ws` from throwing
-    socket.addEventListener('error', () => undefined);
+    // An 'error' before 'open' means the opening handshake failed: browsers and
+    // `ws` follow it with 'close', but Node's built-in WebSocket (undici 6, Node
+    // 20 and 22) fires only the 'error' and stays CONNECTING, so the attempt
+    // ends here. After 'open', 'close' follows and carries the code. Listening
+    // also keeps `ws` from throwing.
+    socket.addEventListener('error', (ev: { message?: unknown }) => {
+      if (opened) return;
+      const why = typeof ev?.message === 'string' && ev.message !== '' ? ev.message : 'handshake failed';
+      this.finish(1006, why);
+    });
   }
 
   private finish(code: number, reason: string): void {

@@ -8,7 +8,15 @@ import { describe, test } from 'node:test';
 import { PavilionClient } from '../dist/index.js';
 import { ALL, gatewayBehindProxy, next, offline, record, sleep, spyWebSocket, uid, until } from './helpers.mjs';
 
-describe('reconnect', { timeout: 180000 }, () => {
+// The client takes the runtime's WebSocket where there is one (Node 22+, Node 20
+// with --experimental-websocket, browsers) and `ws` otherwise; websocket.test.mjs
+// runs this file again with the other one. PAVILION_JS_WEBSOCKET names the one
+// a run must get (global or ws), so that a flag that did nothing fails.
+const runtimeWebSocket = typeof globalThis.WebSocket === 'function';
+const wanted = process.env.PAVILION_JS_WEBSOCKET;
+if (wanted) assert.equal(runtimeWebSocket ? 'global' : 'ws', wanted, 'the WebSocket this run was started for');
+
+describe(`reconnect (${runtimeWebSocket ? "the runtime's WebSocket" : 'ws'})`, { timeout: 180000 }, () => {
   const { g, proxy, clients } = gatewayBehindProxy();
 
   function client(sub, extra = {}) {

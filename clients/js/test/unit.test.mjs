@@ -443,4 +443,52 @@ describe('client bookkeeping (scripted socket)', () => {
     await c.ready(2000);
     c.close();
   });
+
+  test('a handshake failure that fires only error (Node\'s built-in WebSocket) ends the attempt at once', async () => {
+    // undici 6 (Node 20, 22) fires 'error' and no 'close' when the handshake
+    // fails, and stays CONNECTING
+    const script = new Script();
+    let n = 0;
+    const Failing = class extends script.WebSocket {
+      constructor(url) {
+        super(url);
+        if (++n > 1) return;
+        const fire = this.fire.bind(this);
+        this.fire = () => undefined; // never opens
+        setTimeout(() => fire('error', { type: 'error', message: 'Received network error or non-101 status code.' }), 5);
+      }
+    };
+    const c = new PavilionClient({ url: 'ws://gateway.invalid/ws', token: 't.e.st', WebSocket: Failing,
+      connectTimeoutMs: 10000, minReconnectDelayMs: 1 });
+    const down = next(c, 'disconnected', undefined, 1000);
+    const started = Date.now();
+    c.connect();
+    try {
+      const d = await down;
+      assert.ok(Date.now() - started < 1000, `reported after ${Date.now() - started} ms`);
+      assert.equal(d.code, 1006);
+      assert.equal(d.reconnect, true);
+      assert.match(d.reason, /non-101/);
+      await c.ready(2000);
+      assert.equal(n, 2);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('an error after the socket opened waits for its close (which carries the code)', async () => {
+    const { script, c } = scripted();
+    const downs = record(c, ['disconnected']);
+    c.connect();
+    await c.ready(2000);
+    script.socket.fire('error', { type: 'error', message: 'boom' });
+    await sleep(20);
+    assert.equal(c.state, 'connected');
+    assert.equal(downs.events.length, 0);
+    const down = next(c, 'disconnected');
+    script.socket.readyState = 3;
+    script.socket.fire('close', { code: 4008, reason: 'slow consumer' });
+    assert.equal((await down).code, 4008);
+    c.close();
+  });
 });
