@@ -7,7 +7,8 @@
 import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
 import {
-  ClientClosedError, CloseCode, ConnectionLostError, ErrorCode, PavilionError, RequestTimeoutError,
+  ClientClosedError, CloseCode, ConnectionLostError, ErrorCode, MessageTooLargeError, PavilionError,
+  RequestTimeoutError,
 } from './errors.js';
 import { OutboundQueue, type QueueOptions, type QueuedMessage } from './queue.js';
 import {
@@ -50,6 +51,14 @@ export interface ClientOptions extends QueueOptions, RenewalPolicy {
   connectTimeoutMs?: number;
   /** Default timeout of requests (default 10000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * The gateway's `max_message_bytes` (default 16384, the gateway's default):
+   * a larger message is refused with {@link MessageTooLargeError} instead of
+   * being sent (the gateway would close the connection with 1009). The
+   * gateway does not tell its limit: set this when it is configured
+   * otherwise; `Infinity` turns the check off.
+   */
+  maxMessageBytes?: number;
   /** Ceiling of the first reconnect delay (default 500 ms). */
   minReconnectDelayMs?: number;
   /** Largest reconnect delay (default 30000 ms). */
@@ -172,6 +181,27 @@ function checkUrl(url: string): void {
   if (u.hash !== '') throw new TypeError(`options.url has a fragment: ${url}`);
 }
 
+/** The size of `text` in UTF-8, as the gateway counts a message. */
+function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) {
+      n += 1;
+    } else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a surrogate pair: 4 bytes for 2 code units
+      i++;
+    } else {
+      n += 2; // 3 bytes (a lone surrogate is sent as U+FFFD)
+    }
+  }
+  return n;
+}
+
+/** A message id no longer than any the client makes (for sizing a message before it has one). */
+const LONGEST_ID = String(Number.MAX_SAFE_INTEGER);
+
 function withToken(url: string, token: string): string {
   const u = new URL(url);
   u.searchParams.set('token', token);
@@ -223,6 +253,9 @@ export class PavilionClient extends Emitter<ClientEvents> {
     checkUrl(options.url);
     if (typeof options.token !== 'string' && typeof options.token !== 'function') {
       throw new TypeError('options.token must be a string or a function');
+    }
+    if (options.maxMessageBytes !== undefined && !(options.maxMessageBytes > 0)) {
+      throw new TypeError('options.maxMessageBytes must be a positive number (Infinity: no check)');
     }
     this.opts = { ...options };
     const backoffOptions: ConstructorParameters<typeof Backoff>[0] = {
@@ -344,7 +377,7 @@ export class PavilionClient extends Emitter<ClientEvents> {
   /**
    * Sends a request with an `id` and resolves with the gateway's `ack`
    * payload; rejects with a {@link PavilionError} (the protocol code, or
-   * `'queue_full'`, `'timeout'`, `'disconnected'`, `'closed'`). While
+   * `'queue_full'`, `'too_large'`, `'timeout'`, `'disconnected'`, `'closed'`). While
    * disconnected the request waits in the bounded queue.
    */
   request(type: string, payload?: Record<string, unknown>, options: RequestOptions = {}): Promise<Ack> {
@@ -353,6 +386,11 @@ export class PavilionClient extends Emitter<ClientEvents> {
     const ms = options.timeoutMs ?? this.opts.requestTimeoutMs ?? 10000;
     return new Promise<Ack>((resolve, reject) => {
       const msg: QueuedMessage = { text: envelope(type, id, payload) };
+      const tooLarge = this.sizeError(msg.text, { type, id });
+      if (tooLarge) {
+        reject(tooLarge);
+        return;
+      }
       // tracked first: pushApp() may send it at once
       this.track(id, type, msg, ms, { ack: (a) => resolve(a), fail: (e) => reject(e) });
       try {
@@ -369,12 +407,15 @@ export class PavilionClient extends Emitter<ClientEvents> {
   /**
    * Sends a message without an `id` (no answer unless it fails; failures come
    * as `error` events). Queued while disconnected; throws
-   * {@link QueueFullError} when the queue is full, {@link ClientClosedError}
-   * after close().
+   * {@link QueueFullError} when the queue is full, {@link MessageTooLargeError}
+   * over `maxMessageBytes`, {@link ClientClosedError} after close().
    */
   send(type: string, payload?: Record<string, unknown>): void {
     if (this._state === 'closed') throw new ClientClosedError({ type });
-    this.queue.pushApp({ text: envelope(type, undefined, payload) }, { type }, this.appSender());
+    const text = envelope(type, undefined, payload);
+    const tooLarge = this.sizeError(text, { type });
+    if (tooLarge) throw tooLarge;
+    this.queue.pushApp({ text }, { type }, this.appSender());
     this.flush();
   }
 
@@ -412,6 +453,12 @@ export class PavilionClient extends Emitter<ClientEvents> {
   /** @internal */
   subscribeChannel(sub: Subscription, timeoutMs?: number): Promise<SubscribeAck> {
     if (this._state === 'closed') return Promise.reject(new ClientClosedError({ type: 'subscribe' }));
+    if (sub.state === 'unsubscribed') {
+      // one the gateway would refuse by closing: not made wanted (every connection would end so)
+      const tooLarge = this.sizeError(envelope('subscribe', LONGEST_ID, this.subscribePayload(sub).payload),
+        { type: 'subscribe' });
+      if (tooLarge) return Promise.reject(tooLarge);
+    }
     const wait = sub._wait(timeoutMs ?? this.opts.requestTimeoutMs ?? 10000);
     if (sub.state === 'unsubscribed') {
       sub._setState('subscribing');
@@ -447,11 +494,16 @@ export class PavilionClient extends Emitter<ClientEvents> {
     return this.transport !== undefined && this.transport.isOpen;
   }
 
-  private sendSubscribe(sub: Subscription): void {
+  /** The payload of `sub`'s next subscribe, and the position it asks to recover from. */
+  private subscribePayload(sub: Subscription): { payload: Record<string, unknown>; asked?: StreamPosition } {
     const req = sub._request();
     const payload: Record<string, unknown> = { channel: sub.channel };
     if (req.parameters) payload.parameters = req.parameters;
-    const asked: StreamPosition | undefined = req.recover;
+    return req.recover ? { payload, asked: req.recover } : { payload };
+  }
+
+  private sendSubscribe(sub: Subscription): void {
+    const { payload, asked } = this.subscribePayload(sub);
     this.controlRequest('subscribe', payload, {
       ack: (a) => {
         this.subscribeRetries.delete(sub);
@@ -818,8 +870,22 @@ export class PavilionClient extends Emitter<ClientEvents> {
                          handlers: Omit<Pending, 'type' | 'sent' | 'timer' | 'control'>): void {
     const id = this.nextId();
     const msg: QueuedMessage = { text: envelope(type, id, payload) };
+    const tooLarge = this.sizeError(msg.text, { type, id });
+    if (tooLarge) {
+      // never sent (the gateway would close the connection); failed as a refusal, not re-entrantly
+      queueMicrotask(() => handlers.fail(tooLarge));
+      return;
+    }
     this.track(id, type, msg, this.opts.requestTimeoutMs ?? 10000, { ...handlers, control: true });
     this.queue.pushControl(msg);
+  }
+
+  /** A {@link MessageTooLargeError} when `text` is over `maxMessageBytes`, else undefined. */
+  private sizeError(text: string, request: { type: string; id?: string }): MessageTooLargeError | undefined {
+    const max = this.opts.maxMessageBytes ?? 16384;
+    if (text.length * 3 <= max) return undefined; // no UTF-16 code unit takes more than 3 bytes
+    const bytes = utf8Length(text);
+    return bytes > max ? new MessageTooLargeError(bytes, max, request) : undefined;
   }
 
   /**

@@ -47,6 +47,7 @@ export const CloseCode = {
 /** Codes of errors the client raises itself (the gateway's are numbers). */
 export type ClientErrorCode =
   | 'queue_full'
+  | 'too_large'
   | 'timeout'
   | 'disconnected'
   | 'closed'
@@ -85,6 +86,25 @@ export class QueueFullError extends PavilionError {
   constructor(limit: number, request?: { type?: string; id?: string }) {
     super('queue_full', `outbound queue is full (${limit} messages)`, request);
     this.name = 'QueueFullError';
+  }
+}
+
+/**
+ * The message is larger than the gateway takes (`maxMessageBytes`, the
+ * gateway's `max_message_bytes`): it was not sent, since the gateway would
+ * close the connection with 1009 (`code` `'too_large'`).
+ */
+export class MessageTooLargeError extends PavilionError {
+  /** The message's size in bytes (UTF-8). */
+  readonly bytes: number;
+  /** The limit it is over. */
+  readonly limit: number;
+
+  constructor(bytes: number, limit: number, request?: { type?: string; id?: string }) {
+    super('too_large', `message of ${bytes} bytes is over the gateway's max_message_bytes (${limit})`, request);
+    this.name = 'MessageTooLargeError';
+    this.bytes = bytes;
+    this.limit = limit;
   }
 }
 

@@ -20,8 +20,8 @@ export type {
   StreamPosition, SubscriptionEvents, SubscriptionOptions, SubscriptionState, UnrecoveredInfo,
 } from './subscription.js';
 export {
-  ClientClosedError, CloseCode, ConnectionLostError, ErrorCode, PavilionError, QueueFullError,
-  RequestTimeoutError,
+  ClientClosedError, CloseCode, ConnectionLostError, ErrorCode, MessageTooLargeError, PavilionError,
+  QueueFullError, RequestTimeoutError,
 } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
 export { Backoff } from './backoff.js';

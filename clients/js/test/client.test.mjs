@@ -209,4 +209,48 @@ describe('client against the gateway', { timeout: 180000 }, () => {
       await strict.stop();
     }
   });
+
+  test('a message over the gateway\'s max_message_bytes is refused by the client; the connection stays', async () => {
+    const c = client(uid('kim'));
+    const downs = record(c, ['disconnected']);
+    c.connect();
+    await c.ready(5000);
+    // {"type":"presence","payload":{"status":"…"}}: 41 bytes around the status
+    const frame = (status) => JSON.stringify({ type: 'presence', payload: { status } });
+    const around = frame('').length;
+    // the gateway's limit (16384 by default) counts UTF-8 bytes: 'é' is two
+    const exact = 'é'.repeat(8000) + 'a'.repeat(16384 - around - 16000);
+    assert.equal(Buffer.byteLength(frame(exact)), 16384);
+    // exactly the limit goes out: the gateway reads it and refuses the status (1002)
+    const refused = next(c, 'error', (e) => e.code === ErrorCode.INVALID_FORMAT);
+    c.send('presence', { status: exact });
+    await refused;
+    // one byte more is refused before it goes out, and so is a request
+    assert.throws(() => c.send('presence', { status: `${exact}x` }),
+      (e) => e instanceof PavilionError && e.name === 'MessageTooLargeError' && e.code === 'too_large' && e.requestType === 'presence');
+    await assert.rejects(c.request('presence', { status: 'x'.repeat(20000) }),
+      (e) => e instanceof PavilionError && e.name === 'MessageTooLargeError' && e.code === 'too_large' && /16384/.test(e.message));
+    // and a subscribe: refused at once, not kept as wanted (it would close every connection)
+    const sub = c.channel(`zone:${uid('big')}`, { parameters: { pad: 'x'.repeat(20000) } });
+    await assert.rejects(sub.subscribe(), (e) => e.code === 'too_large');
+    assert.equal(sub.state, 'unsubscribed');
+    assert.equal(c.state, 'connected');
+    assert.deepEqual(downs.events, []);
+    assert.equal((await c.presence('busy')).for, 'presence');
+    // a gateway with a larger limit: the option follows it
+    const large = await Gateway.create({ public: { limits: { max_message_bytes: 65536 } } });
+    await large.start();
+    try {
+      const d = new PavilionClient({ url: large.url, token: () => large.token(uid('lee'), ALL), maxMessageBytes: 65536 });
+      d.connect();
+      await d.ready(5000);
+      const bad = next(d, 'error', (e) => e.code === ErrorCode.INVALID_FORMAT);
+      d.send('presence', { status: 'x'.repeat(40000) });
+      await bad;
+      assert.equal(d.state, 'connected');
+      d.close();
+    } finally {
+      await large.stop();
+    }
+  });
 });

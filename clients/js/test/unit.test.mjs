@@ -476,6 +476,38 @@ describe('client bookkeeping (scripted socket)', () => {
     }
   });
 
+  test('maxMessageBytes counts UTF-8 bytes (4 for a character outside the BMP)', async () => {
+    const { script, c } = scripted({ maxMessageBytes: 200 });
+    c.connect();
+    await c.ready(2000);
+    const around = JSON.stringify({ type: 'note', payload: { s: '' } }).length;
+    const fill = '\u{1F600}'.repeat(40) + 'a'.repeat(200 - around - 160); // 40 × 4 bytes
+    c.send('note', { s: fill });
+    assert.equal(script.sent.at(-1).payload.s, fill);
+    assert.throws(() => c.send('note', { s: `${fill}a` }), (e) => e.code === 'too_large' && e.bytes === 201 && e.limit === 200);
+    assert.throws(() => new PavilionClient({ url: 'ws://x.invalid/ws', token: 't', maxMessageBytes: 0 }), TypeError);
+    c.close();
+  });
+
+  test('a wanted subscription grown over maxMessageBytes fails at the reconnect, the connection stays', async () => {
+    const { script, c } = scripted({ maxMessageBytes: 300 });
+    c.connect();
+    await c.ready(2000);
+    const sub = c.channel('zone:a');
+    await sub.subscribe();
+    c.channel('zone:a', { parameters: { pad: 'x'.repeat(300) } });
+    const failed = next(sub, 'error');
+    const back = next(c, 'connected');
+    const sentBefore = script.sent.length;
+    script.cut();
+    assert.equal((await failed).code, 'too_large');
+    await back;
+    assert.equal(sub.state, 'unsubscribed');
+    assert.equal(c.state, 'connected');
+    assert.deepEqual(script.sent.slice(sentBefore).filter((m) => m.payload?.channel === 'zone:a'), []);
+    c.close();
+  });
+
   test('an error after the socket opened waits for its close (which carries the code)', async () => {
     const { script, c } = scripted();
     const downs = record(c, ['disconnected']);
