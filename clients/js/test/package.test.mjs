@@ -102,6 +102,30 @@ describe('npm package', { timeout: 180000 }, () => {
     }
   });
 
+  test('both entry points type-check with moduleResolution node10 (no exports map)', () => {
+    // node10 ignores `exports`: the main entry comes from `types`, /browser from `typesVersions`
+    const app = join(installed, '..', '..');
+    writeFileSync(join(app, 'legacy.ts'), `
+      import { PavilionClient, type Publication } from 'pavilion-gateway-client/browser';
+      import { PavilionClient as NodeClient, ErrorCode } from 'pavilion-gateway-client';
+      const client = new PavilionClient({ url: 'wss://gw.example/ws', token: 'jwt' });
+      client.channel('chat:lobby').on('publication', (p: Publication) => console.log(p.type));
+      const other: NodeClient = client;
+      console.log(other.state, ErrorCode.AUTH);
+      // @ts-expect-error: not an option of the client
+      new PavilionClient({ url: 'wss://gw.example/ws', token: 'jwt', nope: 1 });
+    `);
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: {
+        noEmit: true, strict: true, module: 'es2020', moduleResolution: 'node10', target: 'es2020',
+        lib: ['es2020', 'dom'], types: [],
+      },
+      files: ['legacy.ts'],
+    }));
+    const tsc = join(JS_DIR, 'node_modules', 'typescript', 'bin', 'tsc');
+    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app, encoding: 'utf8', timeout: 120000 });
+  });
+
   test('the browser bundle is self-contained ESM without ws', () => {
     const bundle = readFileSync(join(installed, 'dist', 'pavilion.browser.js'), 'utf8');
     assert.match(bundle, /export \{/);
