@@ -210,6 +210,25 @@ describe('client against the gateway', { timeout: 180000 }, () => {
     }
   });
 
+  test('a Subscription outlives unsubscribe(): the same object, with its listeners, when subscribed again', async () => {
+    const c = client(uid('max'));
+    c.connect();
+    await c.ready(5000);
+    const name = `zone:${uid('again')}`;
+    const room = c.channel(name);
+    const pubs = record(room, ['publication']);
+    await room.subscribe();
+    assert.equal((await room.unsubscribe())?.for, 'unsubscribe');
+    assert.equal(await g.api.subscribers(name), 0);
+    assert.equal(c.channel(name), room);
+    assert.ok(c.subscriptions().includes(room));
+    // subscribed again by name: the listener set once still gets the channel
+    assert.equal((await c.subscribe(name)).channel, name);
+    assert.equal(room.state, 'subscribed');
+    await g.api.publish(name, 'announcement', { n: 1 });
+    await until(() => pubs.events.length === 1, 5000, 'the publication on the old listener');
+  });
+
   test('a message over the gateway\'s max_message_bytes is refused by the client; the connection stays', async () => {
     const c = client(uid('kim'));
     const downs = record(c, ['disconnected']);
