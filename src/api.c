@@ -45,9 +45,12 @@ struct api_req {
 	int headers_sent;
 	int early; /* answered before the body was read: close after */
 	int body_done; /* the body is complete (lws said so, or there is none) */
+	int held; /* body complete, routed on go_sul (see body_done()) */
+	int paused; /* reading paused (lws_rx_flow_control) until answered */
 	int unsent; /* counted in vh->api_unsent */
 	struct lws *wsi;
 	uint64_t rid; /* names the request to late answers */
+	lws_sorted_usec_list_t go_sul;
 };
 
 /* What a route handler answers through: it outlives the HTTP request
@@ -121,6 +124,8 @@ static void mark_unsent(struct api_req *r, int unsent)
 		r->vh->api_unsent--;
 }
 
+static void release(struct api_req *r);
+
 static void answer_json(struct api_req *r, int status, json_object *o)
 {
 	const char *t = json_object_to_json_string_ext(
@@ -132,8 +137,8 @@ static void answer_json(struct api_req *r, int status, json_object *o)
 	r->ans.len = r->ans.body ? strlen(r->ans.body) : 0;
 	json_object_put(o);
 	mark_unsent(r, 1);
-	if (r->wsi)
-		lws_callback_on_writable(r->wsi);
+	if (r->wsi && !r->held)
+		release(r);
 }
 
 static const char *slug(int status)
@@ -740,6 +745,7 @@ static void free_req(struct api_req **pr)
 {
 	if (!*pr)
 		return;
+	lws_sul_cancel(&(*pr)->go_sul);
 	mark_unsent(*pr, 0);
 	req_untrack(*pr);
 	free((*pr)->body);
@@ -1026,6 +1032,18 @@ static int on_writeable(struct lws *wsi, struct api_req *r)
 	return write_body(wsi, r);
 }
 
+/* Whether lws reads a body for this request: Content-Length read as
+ * lws_http_action() reads it, for any method (a POST without one is
+ * answered at once, see on_request()). */
+static int has_body(struct lws *wsi)
+{
+	char cl[32];
+
+	return lws_hdr_copy(wsi, cl, sizeof(cl) - 1,
+			    WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+	       atoll(cl);
+}
+
 static int start(struct lws *wsi, struct api_req **pr)
 {
 	free_req(pr);
@@ -1042,8 +1060,10 @@ static int start(struct lws *wsi, struct api_req **pr)
 	if (on_request(wsi, *pr) && ((*pr)->method == LWSHUMETH_POST ||
 				     (*pr)->method < 0))
 		(*pr)->early = 1;
-	if ((*pr)->ans.status || (*pr)->method != LWSHUMETH_POST ||
-	    (*pr)->body_done) {
+	/* a request with a body is routed once lws is done with it (go()),
+	 * even where the API reads none */
+	if ((*pr)->ans.status || (*pr)->body_done ||
+	    ((*pr)->method != LWSHUMETH_POST && !has_body(wsi))) {
 		if (!(*pr)->ans.status)
 			route(*pr);
 		lws_callback_on_writable(wsi);
@@ -1051,26 +1071,71 @@ static int start(struct lws *wsi, struct api_req **pr)
 	return 0;
 }
 
+/* The answer is ready (or was before the body was complete): reading
+ * resumes, and the answer goes out when the socket is writable.  lws
+ * serves no POLLOUT to a connection whose reading is paused, so this
+ * comes first. */
+static void release(struct api_req *r)
+{
+	if (r->paused) {
+		r->paused = 0;
+		lws_rx_flow_control(r->wsi, 1);
+	}
+	lws_callback_on_writable(r->wsi);
+}
+
+/* On the loop's next turn after the body completed, with lws out of the
+ * call that completed it: the request is carried out. */
+static void go(lws_sorted_usec_list_t *sul)
+{
+	struct api_req *r = lws_container_of(sul, struct api_req, go_sul);
+
+	r->held = 0;
+	if (r->ans.status)
+		release(r);
+	else if (r->too_big)
+		answer_error(r, 413, "body too large");
+	else
+		route(r);
+}
+
+/*
+ * lws 4.1.6 cannot read the body of a request it takes from what it read
+ * ahead: one that came in the same read as the request before it.  Having
+ * parsed such a request's head out of that buffer, and before it counts
+ * the head as used (roles/h1/ops-h1.c:417-424), lws_http_action() feeds
+ * the buffer to the body parser from its start (roles/http/server/
+ * server.c:1811-1828): the first Content-Length bytes of the request's
+ * own head come as its body.  Then, the body complete and the state still
+ * LRS_BODY, each further pass of that loop consumes nothing
+ * (ops-h1.c:131) and calls this again, without end and without returning
+ * to the event loop.  Only a nonzero return (closing the connection) ends
+ * that loop, and no lws call reaches the buffer to take the bytes out.
+ *
+ * So the request is held until the loop's next turn (go_sul), and its
+ * connection's reading paused: lws serves a paused connection nothing, no
+ * read and no read-ahead (ops-h1.c:629, core-net/service.c:539), so a
+ * second completion while the request is held can only be that loop, and
+ * the connection closes with the request neither carried out nor
+ * answered.  Reading stays paused until the answer is ready: lws,
+ * re-serving its read-ahead to a connection still in LRS_BODY, would
+ * complete the body again on every turn while the answer waits (for the
+ * store).  Once resumed, such repeats come only until the answer is out,
+ * and are ignored.
+ */
 static int body_done(struct lws *wsi, struct api_req *r)
 {
 	if (!r)
 		return 0;
-	/* With a request pipelined behind this one already in its buffer,
-	 * lws 4.1.6 calls this again and again, and when this request itself
-	 * came from that buffer its answer never gets out (the loop spun at
-	 * 100 %, deaf to every socket and to SIGTERM).  So a repeat closes
-	 * the connection: a pipelining client loses the answers from here
-	 * on (the request may have been carried out), nobody else loses. */
-	if (r->body_done)
+	if (r->held)
 		return -1;
-	r->body_done = 1;
-	if (r->ans.status)
+	if (r->body_done)
 		return 0;
-	if (r->too_big)
-		answer_error(r, 413, "body too large");
-	else
-		route(r);
-	lws_callback_on_writable(wsi);
+	r->body_done = 1;
+	r->held = 1;
+	r->paused = 1;
+	lws_rx_flow_control(wsi, 0);
+	lws_sul_schedule(lws_get_context(wsi), 0, &r->go_sul, go, 1);
 	return 0;
 }
 

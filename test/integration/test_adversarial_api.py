@@ -2,13 +2,13 @@
 body, an endless chunked body, many requests on one keep-alive connection, a pipelined
 request with a body. The API answers
 4xx or closes, and a WebSocket neighbour and the API itself keep working."""
-import os
 import time
 
 import pytest
 
 import gw
-from test_adversarial_util import API, check_neighbour, closed_within, neighbour, read_head, settle, tcp
+from test_adversarial_util import (API, check_neighbour, closed_within, neighbour, pipeline_a_body, read_head,
+                                   settle, tcp)
 from test_flow_util import FULL_PLUGINS
 
 PLUGINS = dict(FULL_PLUGINS, example={"greeting": "hi"})
@@ -188,50 +188,15 @@ def test_many_requests_on_one_keepalive_connection(g, api):
     api_alive(api)
 
 
-def cpu_seconds(g):
-    with open("/proc/%d/stat" % g.proc.pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def post(path, body, key=None):
-    head = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" % path
-    if key:
-        head += "Authorization: Bearer %s\r\n" % key
-    return (head + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
-
-
 @pytest.mark.parametrize("second", ["post_healthz", "publish", "delete_with_body"])
-def test_pipelined_request_with_a_body_is_answered_or_closed_never_spins(g, api, second):
-    """A request with a body pipelined behind another, in one write: lws 4.1.6 would
-    repeat its body's completion without end (the whole loop at 100 %, SIGTERM unheard).
-    The gateway closes the connection (after the answers it could give: the first one,
-    unless it waits for the store) and keeps serving everyone else."""
-    nb = neighbour(g)
-    key = g.keys.api_key
-    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-    if second == "post_healthz":
-        data = first + post("/healthz", b"{}")
-    elif second == "publish":
-        body = b'{"channel":"zone:piped","type":"t","payload":{}}'
-        data = post("/v1/publish", body, key) + post("/v1/publish", body, key)
-    else:
-        data = first + ("DELETE /v1/users/piped/connections HTTP/1.1\r\nHost: x\r\n"
-                        "Authorization: Bearer %s\r\nContent-Length: 2\r\n\r\n{}" % key).encode()
-    s = tcp(g.port("internal"))
-    try:
-        s.sendall(data)
-        status, _, _ = read_head(s)
-        assert status in (None, 200, 202), status
-        if status is not None:
-            assert closed_within(s, 5) is not None, "the connection was left open"
-    finally:
-        s.close()
-    cpu = cpu_seconds(g)
-    time.sleep(1.0)
-    assert cpu_seconds(g) - cpu < 0.5, "the gateway spins after a pipelined body"
+def test_pipelined_request_with_a_body_answers_those_before_it_then_closes(g, api, second):
+    """A request with a body pipelined behind another, in one write: lws 4.1.6 hands it
+    its own head as its body, then repeats its completion without end (unguarded, the whole
+    loop at 100 %, SIGTERM unheard). The request before it is answered (also when its answer
+    waits for the store), that one is neither carried out nor answered, the connection
+    closes, and everyone else is served."""
+    pipeline_a_body(g, api, second)
     api_alive(api)
-    check_neighbour(nb, "a pipelined body")
 
 
 def test_idle_api_connection_closed(g, api):

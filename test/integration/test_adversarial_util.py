@@ -9,6 +9,7 @@
 """
 import base64
 import hashlib
+import json
 import os
 import socket
 import ssl
@@ -18,7 +19,7 @@ import zlib
 
 import wsclient
 from gw import wait_until  # noqa: F401  (re-exported)
-from test_flow_util import API, Client, metric, uid  # noqa: F401  (re-exported)
+from test_flow_util import ALL, API, Client, metric, uid  # noqa: F401  (re-exported)
 from wsclient import Closed, HandshakeRefused, WS
 
 SANITIZED = os.environ.get("PAVILION_BUILD", "").rstrip("/").endswith("asan")
@@ -147,6 +148,77 @@ def closed_within(sock, seconds):
         except (ConnectionError, ssl.SSLError, OSError):
             return time.monotonic() - t0
     return None
+
+
+def cpu_seconds(g):
+    with open("/proc/%d/stat" % g.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def post_request(path, body, key=None):
+    head = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" % path
+    if key:
+        head += "Authorization: Bearer %s\r\n" % key
+    return (head + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+
+
+def read_to_close(s, seconds):
+    """Everything the peer sends until it closes (EOF or reset); None if still open."""
+    got = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return None
+        except OSError:
+            return got
+        if not chunk:
+            return got
+        got += chunk
+    return None
+
+
+def pipeline_a_body(g, api, second):
+    """GET /healthz (or a publish) and behind it, in the same write, a request with a body
+    (api.c body_done()): the first is answered, the second neither carried out nor answered,
+    the connection closed, and the loop does not spin. second: "post_healthz", "publish"
+    (two publishes behind a publish: neither is carried out) or "delete_with_body" (of
+    another user's connections)."""
+    nb = neighbour(g, **ALL)
+    victim = neighbour(g)
+    key = g.keys.api_key
+    chan = "zone:" + uid("piped")
+    nb.subscribe(chan)  # the channel's offset then counts every publication
+    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    if second == "post_healthz":
+        data, expect = first + post_request("/healthz", b"{}"), 200
+    elif second == "publish":
+        body = json.dumps({"channel": chan, "type": "t", "payload": {}}).encode()
+        data, expect = post_request("/v1/publish", body, key) * 3, 202
+    else:
+        data, expect = first + ("DELETE /v1/users/%s/connections HTTP/1.1\r\nHost: x\r\n"
+                                "Authorization: Bearer %s\r\nContent-Length: 2\r\n\r\n{}"
+                                % (victim.sub, key)).encode(), 200
+    s = tcp(g.port("internal"))
+    try:
+        s.sendall(data)
+        got = read_to_close(s, 5)
+    finally:
+        s.close()
+    assert got is not None, "the connection was left open"
+    assert got.count(b"HTTP/1.1 ") == 1 and got.startswith(b"HTTP/1.1 %d" % expect), got[:300]
+    cpu = cpu_seconds(g)
+    time.sleep(1.0)
+    assert cpu_seconds(g) - cpu < 0.5, "the gateway spins after a pipelined body"
+    if second == "publish":
+        offset = json.loads(got.partition(b"\r\n\r\n")[2])["offset"]
+        r = api.publish(chan, "t", {})
+        assert r.json["offset"] == offset + 1, "the pipelined publish was carried out: %r" % r
+    check_neighbour(victim, "a pipelined DELETE of another user's connections")
+    check_neighbour(nb, "a pipelined body")
 
 
 def frame_header(opcode, length, fin=True, mask_key=b"\x01\x02\x03\x04", rsv=0):
