@@ -61,10 +61,9 @@ def test_sigint_closes_clients_1001_and_exits_0(make_gateway):
     assert g.proc.wait(10) == 0, g.log_tail()
 
 
-def test_sighup_while_starting_does_not_kill_the_gateway(make_gateway):
-    """`systemctl reload` right after a start: SIGHUP used to have its default action (the
-    process ends) until the handlers were installed, after the configuration, the plugins
-    and the keys were loaded. 20,000 drop-ins make that stretch long enough to hit."""
+def _slow_start(make_gateway):
+    """A gateway being started with 20,000 drop-ins, which make its start long enough to
+    send it a signal while the configuration is read: (gateway, process)."""
     g = make_gateway(start=False, include="conf.d")
     d = g.dir / "conf.d"
     d.mkdir()
@@ -73,8 +72,16 @@ def test_sighup_while_starting_does_not_kill_the_gateway(make_gateway):
     with open(g.log_path, "ab") as log:
         proc = subprocess.Popen([str(gw.BINARY), "-c", str(g.conf_path)], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=log)
+    time.sleep(0.15)
+    return g, proc
+
+
+def test_sighup_while_starting_does_not_kill_the_gateway(make_gateway):
+    """`systemctl reload` right after a start: SIGHUP used to have its default action (the
+    process ends) until the handlers were installed, after the configuration, the plugins
+    and the keys were loaded."""
+    g, proc = _slow_start(make_gateway)
     try:
-        time.sleep(0.15)
         proc.send_signal(signal.SIGHUP)
         assert gw.wait_port(g.port(), 15, proc), "died of the SIGHUP (exit %r):\n%s" % (
             proc.poll(), g.log_tail())
@@ -84,7 +91,6 @@ def test_sighup_while_starting_does_not_kill_the_gateway(make_gateway):
     finally:
         proc.terminate()
         proc.wait(10)
-
 
 
 def _listening(port):
@@ -98,18 +104,10 @@ def _listening(port):
 def test_sigterm_while_starting_stops_it_and_exits_0(make_gateway):
     """`systemctl stop` right after a start: a SIGTERM that came while the configuration
     was being read ended the process by the signal. It is now noted from the start's
-    first step, and the start ends in the shutdown: exit 0. 20,000 drop-ins make the
-    reading long enough to hit (the port is checked closed when the signal goes)."""
-    g = make_gateway(start=False, include="conf.d")
-    d = g.dir / "conf.d"
-    d.mkdir()
-    for i in range(20000):
-        (d / ("%05d.json" % i)).write_text('{"log": {"level": "info", "format": "text"}}')
-    with open(g.log_path, "ab") as log:
-        proc = subprocess.Popen([str(gw.BINARY), "-c", str(g.conf_path)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log)
+    first step, and the start ends in the shutdown: exit 0 (the port is checked closed
+    when the signal goes)."""
+    g, proc = _slow_start(make_gateway)
     try:
-        time.sleep(0.15)
         assert not _listening(g.port()), "the start was over before the signal: no test"
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(20)
@@ -119,6 +117,7 @@ def test_sigterm_while_starting_stops_it_and_exits_0(make_gateway):
             proc.wait(5)
     assert rc == 0, "exit %r after a SIGTERM during the start:\n%s" % (rc, g.log_tail())
     assert "stopped" in g.log_text()
+
 
 def _accepted(g, token):
     with g.connect(token) as ws:

@@ -2,8 +2,7 @@
 balancer) are counted against the per-IP limits by the client address of X-Forwarded-For,
 the rightmost one that is not a trusted proxy, and logged with it. Without the setting, or
 from another address, the header is ignored: a client cannot pick its own address."""
-import json
-import time
+import contextlib
 
 import pytest
 
@@ -21,10 +20,19 @@ def proxied_gateway(make_gateway, keys, proxies):
                                          **extra)])
 
 
-def hold(g, n, xff, src="127.0.0.1"):
-    """n upgraded connections through src, each with this X-Forwarded-For."""
-    return [raw_upgrade(g.port(), token=g.token(), src=src,
-                        headers={"X-Forwarded-For": xff}) for _ in range(n)]
+@contextlib.contextmanager
+def holding(g, n, xff, src="127.0.0.1"):
+    """n upgraded connections through src, each with this X-Forwarded-For (None: no
+    header), open for the block."""
+    headers = {"X-Forwarded-For": xff} if xff is not None else None
+    held = []
+    try:
+        for _ in range(n):
+            held.append(raw_upgrade(g.port(), token=g.token(), src=src, headers=headers))
+        yield held
+    finally:
+        for ws in held:
+            ws.close()
 
 
 def status(g, xff, src="127.0.0.1"):
@@ -36,70 +44,49 @@ def test_clients_behind_a_trusted_proxy_are_counted_apart(make_gateway, keys):
     """Every client here comes from 127.0.0.1 (the proxy). Each forwarded address gets its
     own max_connections_per_ip; the proxy's own count stays out of it."""
     g = proxied_gateway(make_gateway, keys, ["127.0.0.0/8"])
-    held = []
-    try:
+    with contextlib.ExitStack() as stack:
         for i in range(4):  # 8 connections from the proxy, limit 2
-            held += hold(g, LIMIT, "203.0.113.%d" % (i + 1))
+            stack.enter_context(holding(g, LIMIT, "203.0.113.%d" % (i + 1)))
         assert status(g, "203.0.113.1") == 429
         assert status(g, "203.0.113.9") == 101
         # a chain: the proxy next to us is trusted, the one before is the client
         assert status(g, "203.0.113.1, 127.0.0.5") == 429
         # what the client wrote itself is left of its own address
         assert status(g, "198.51.100.1, 203.0.113.1") == 429
-    finally:
-        for ws in held:
-            ws.close()
 
 
 def test_logs_name_the_forwarded_client(make_gateway, keys):
     g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
-    ws = raw_upgrade(g.port(), token=g.token(), headers={"X-Forwarded-For": "2001:DB8::7"})
-    ws.close()
+    with holding(g, 1, "2001:DB8::7"):
+        pass
     assert gw.wait_until(lambda: "peer=2001:db8::7" in g.log_text(), 5), g.log_tail()
 
 
 @pytest.mark.parametrize("xff", [None, "unknown", "203.0.113.1:443", "", "1.2.3.4,,5.6.7.8"])
 def test_without_a_usable_list_the_proxy_counts_as_the_client(make_gateway, keys, xff):
     g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
-    held = []
-    try:
-        held += [raw_upgrade(g.port(), token=g.token(),
-                             headers={"X-Forwarded-For": xff} if xff is not None else None)
-                 for _ in range(LIMIT)]
+    with holding(g, LIMIT, xff):
         assert status(g, xff) == 429
         assert status(g, "203.0.113.1") == 101
-    finally:
-        for ws in held:
-            ws.close()
 
 
 def test_header_from_an_untrusted_address_is_ignored(make_gateway, keys):
     """Only 127.0.0.1 is trusted: from 127.0.0.2 the header is the client's own word."""
     g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
-    held = hold(g, LIMIT, "203.0.113.1", src="127.0.0.2")
-    try:
+    with holding(g, LIMIT, "203.0.113.1", src="127.0.0.2"):
         assert status(g, "203.0.113.2", src="127.0.0.2") == 429
-    finally:
-        for ws in held:
-            ws.close()
 
 
 def test_header_without_trusted_proxies_is_ignored(make_gateway, keys):
     g = proxied_gateway(make_gateway, keys, None)
-    held = hold(g, LIMIT, "203.0.113.1")
-    try:
+    with holding(g, LIMIT, "203.0.113.1"):
         assert status(g, "203.0.113.2") == 429
-    finally:
-        for ws in held:
-            ws.close()
 
 
 def test_a_forwarded_client_closed_frees_its_count(make_gateway, keys):
     g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
-    held = hold(g, LIMIT, "203.0.113.1")
-    assert status(g, "203.0.113.1") == 429
-    for ws in held:
-        ws.close()
+    with holding(g, LIMIT, "203.0.113.1"):
+        assert status(g, "203.0.113.1") == 429
     assert gw.wait_until(lambda: status(g, "203.0.113.1") == 101, 5)
 
 
