@@ -506,6 +506,18 @@ struct user_sync {
 	char name[PAV_MAX_ID_LEN + 1];
 };
 
+/* Kept for the presence change the open hooks are about to make (see
+ * resume_status in redis_state.c). */
+static void resume_chosen(struct rb_user *u, const redisReply *chosen)
+{
+	u->resume[0] = '\0';
+	if (chosen->type == REDIS_REPLY_STRING &&
+	    chosen->len < sizeof(u->resume)) {
+		memcpy(u->resume, chosen->str, chosen->len);
+		u->resume[chosen->len] = '\0';
+	}
+}
+
 static void user_synced(void *arg, int err, const redisReply *rep)
 {
 	struct user_sync *x = arg;
@@ -513,7 +525,7 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 	struct rb_user *u = pav_rb_user(b, x->ns, x->name, 0);
 
 	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "user sync");
-	if (!err && (rep->elements != 3 ||
+	if (!err && (rep->elements != 4 ||
 		     rep->element[1]->type != REDIS_REPLY_ARRAY))
 		err = -EIO;
 	if (u) {
@@ -529,9 +541,11 @@ static void user_synced(void *arg, int err, const redisReply *rep)
 			user_gone(b, x->ns, x->name, rep->element[1], at);
 		u = pav_rb_user(b, x->ns, x->name, 0); /* the hooks may act */
 	}
-	/* set offline by a reaper while its connections here lived on */
+	/* set offline by a reaper while its connections here lived on: the
+	 * open hooks set the status the user had chosen (not "online") */
 	if (!err && u && u->conns.n && pav_rb_int(rep->element[2]) == 1 &&
 	    b->env.user_back) {
+		resume_chosen(u, rep->element[3]);
 		b->env.user_back(b->env.arg, x->ns, x->name);
 		u = pav_rb_user(b, x->ns, x->name, 0);
 	}

@@ -83,6 +83,9 @@ struct rb_user {
 	/* the last one the store answered here, or that another node
 	 * applied ('S' messages on the user's feed) */
 	char status[RB_STATUS_LEN];
+	/* the status the user had chosen, for the open hooks that run again
+	 * once a reaper took this node for dead ("" when none is due) */
+	char resume[RB_STATUS_LEN];
 	int64_t gone_ms; /* the last local connection went unconfirmed */
 	int dirty, busy;
 };

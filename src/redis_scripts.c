@@ -113,7 +113,11 @@ static const char presence_get[] =
 	"return {p[1], p[2], redis.call('HLEN', KEYS[2])}\n";
 
 /* The change and its announcement in one step: every node sees one
- * user's changes in the order they were applied. */
+ * user's changes in the order they were applied.  'chosen' is the status
+ * the user is to have while connected: what it set itself (even when
+ * that was already its status), or what a connection opening set.  A
+ * close, or a reaper's offline, leaves it: a node that was taken for dead
+ * with the user's connections alive restores it (see user_sync). */
 static const char presence_set[] =
 	LUA_NOW LUA_INT LUA_RFC3339
 	"local n = redis.call('HLEN', KEYS[2])\n"
@@ -122,6 +126,10 @@ static const char presence_set[] =
 	"local w = ARGV[2]\n"
 	"local at = tonumber(ARGV[3])\n"
 	"if at <= 0 then at = now_ms() end\n"
+	"if w == '0' then\n"
+	"  redis.call('HSET', KEYS[1], 'chosen', ARGV[1])\n"
+	"  redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+	"end\n"
 	"if w == '2' and n == 0 and p[1] == ARGV[1] then\n"
 	"  -- the last close of a user who had set this status: it stays,\n"
 	"  -- unannounced, but the user was active until now\n"
@@ -133,6 +141,7 @@ static const char presence_set[] =
 	"  return {0, cur, p[2] or '0', n}\n"
 	"end\n"
 	"redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last', int(at))\n"
+	"if w ~= '2' then redis.call('HSET', KEYS[1], 'chosen', ARGV[1]) end\n"
 	"redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
 	"if n > 1 then\n"
 	"  redis.call('PUBLISH', ARGV[6], ARGV[5] .. '0\\n' .. ARGV[1])\n"
@@ -471,10 +480,12 @@ static const char reap[] =
 	"return {0, out}\n";
 
 /* Makes the user's entries of this node what the node holds (absolute),
- * and restores presence lost with Redis' data.  A user set offline while
- * the node held connections of it (a reaper took the node for dead) is
- * left offline and answered back = 1: the node's open hooks set it
- * online again and announce it, as they did at its first connection. */
+ * and restores presence lost with Redis' data (the status the node kept,
+ * as the user's chosen one too).  A user set offline while the node held
+ * connections of it (a reaper took the node for dead) is left offline and
+ * answered back = 1 with the status it had chosen (the one the node kept
+ * when the store has none): the node's open hooks set that again and
+ * announce it, as they did at its first connection. */
 static const char user_sync[] =
 	"local node = ARGV[1]\n"
 	"local nc = tonumber(ARGV[6])\n"
@@ -504,17 +515,19 @@ static const char user_sync[] =
 	"else\n"
 	"  redis.call('SREM', KEYS[4], ARGV[2])\n"
 	"end\n"
-	"local back = 0\n"
+	"local back, chosen = 0, ''\n"
 	"if nc > 0 and ARGV[3] ~= '' then\n"
-	"  local st = redis.call('HGET', KEYS[3], 'status')\n"
-	"  if not st then\n"
-	"    redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last', ARGV[4])\n"
+	"  local p = redis.call('HMGET', KEYS[3], 'status', 'chosen')\n"
+	"  chosen = p[2] or ARGV[3]\n"
+	"  if not p[1] then\n"
+	"    redis.call('HSET', KEYS[3], 'status', ARGV[3], 'last', ARGV[4],\n"
+	"      'chosen', ARGV[3])\n"
 	"    redis.call('PEXPIRE', KEYS[3], ARGV[5])\n"
-	"  elseif st == 'offline' and ARGV[3] ~= 'offline' then\n"
+	"  elseif p[1] == 'offline' and chosen ~= 'offline' then\n"
 	"    back = 1\n"
 	"  end\n"
 	"end\n"
-	"return {redis.call('HLEN', KEYS[1]), removed, back}\n";
+	"return {redis.call('HLEN', KEYS[1]), removed, back, chosen}\n";
 
 static const char chan_sync[] =
 	LUA_TTL_FIX

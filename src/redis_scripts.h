@@ -6,7 +6,8 @@
  * that every key of one user, one channel or one node lives together):
  *   U = {u:<ns>:<user>}   C = {c:<ns>:<channel>}   N = {n:<node>}
  *   pav:U:conns      HASH "<node>:<conn hex>" -> node
- *   pav:U:presence   HASH status, last (ms); 30 days after each change
+ *   pav:U:presence   HASH status, last (ms), chosen (the status the user
+ *                    is to have while connected); 30 days after each change
  *   pav:U:inbox      HASH id -> notification JSON (with "id")
  *   pav:U:inbox:t    ZSET id -> createdAt ms (strictly increasing)
  *   pav:U:read       SET of read ids
@@ -52,6 +53,7 @@ enum pav_rb_script {
 	/* KEYS U:presence U:conns -> {status|nil, last|nil, count} */
 	PAV_RB_PRESENCE_GET,
 	/* KEYS U:presence U:conns; ARGV status when(0|1|2) at_ms ttl_ms
+	 * (when 0, status becomes the user's chosen one, applied or not)
 	 * shdr userfeed [hdr head tail stamp(0|1) pubchan...]; an applied
 	 * status of a user with more than one connection also goes to the
 	 * user's feed as shdr + "0\n" + status (the other nodes holding the
@@ -100,7 +102,7 @@ enum pav_rb_script {
 	PAV_RB_REAP,
 	/* KEYS U:conns U:chans U:presence N:users; ARGV node member status
 	 * last_ms ttl_ms nconns field... (chanfield count)...
-	 * -> {count, {removed channel...}, back 1|0} */
+	 * -> {count, {removed channel...}, back 1|0, chosen status|''} */
 	PAV_RB_USER_SYNC,
 	/* KEYS C:n C:u:<node> N:chans C:meta C:hist; ARGV node member total
 	 * (user count)... -> 1 */

@@ -198,8 +198,10 @@ static void rb_conn_remove(void *self, const char *ns, const char *user,
 
 	if (!u)
 		return;
-	if (pav_conn_ids_remove(&u->conns, conn) && !u->conns.n)
+	if (pav_conn_ids_remove(&u->conns, conn) && !u->conns.n) {
 		u->gone_ms = pav_now_ms();
+		u->resume[0] = '\0'; /* no connection left to reopen */
+	}
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
 	pav_rb_eval(b, u->shard, PAV_RB_CONN_REMOVE, 2, &a, conn_removed, x);
 }
@@ -308,10 +310,31 @@ static const char *find_mark(const char *text, size_t len)
 	return NULL;
 }
 
-/* Serializes the announcement once, with a mark for the stamp. */
-static int announce_frame(struct presence_call *x,
-			  const struct pav_outgoing *out, const char *stamp)
+/* An announcement says the status the store applies: when that is not
+ * the one asked for (an opening that restores the user's chosen status),
+ * the payload's "status" says it while serialized.  The old value, to
+ * put back, or NULL. */
+static json_object *swap_status(json_object *payload, const char *status)
 {
+	json_object *old;
+
+	if (!status || !payload ||
+	    !json_object_is_type(payload, json_type_object) ||
+	    !json_object_object_get_ex(payload, "status", &old))
+		return NULL;
+	json_object_get(old);
+	json_object_object_add(payload, "status",
+			       json_object_new_string(status));
+	return old;
+}
+
+/* Serializes the announcement once, with a mark for the stamp (and the
+ * status `resumed` when not NULL). */
+static int announce_frame(struct presence_call *x,
+			  const struct pav_outgoing *out, const char *stamp,
+			  const char *resumed)
+{
+	json_object *old_status;
 	struct pav_frame f = {
 		.type = out->type,
 		.channel = out->nchannels == 1 ? out->channels[0] : NULL,
@@ -325,7 +348,10 @@ static int announce_frame(struct presence_call *x,
 	if (x->stamp)
 		json_object_object_add(out->payload, stamp,
 				       json_object_new_string(STAMP_MARK));
+	old_status = swap_status(out->payload, resumed);
 	x->frame = pav_msg_frame(&f);
+	if (old_status)
+		json_object_object_add(out->payload, "status", old_status);
 	if (x->stamp)
 		json_object_object_del(out->payload, stamp);
 	if (!x->frame)
@@ -421,6 +447,23 @@ static int split_channels(struct presence_call *x,
 	return 0;
 }
 
+/* The status an opening sets instead of the one asked for: the user's
+ * chosen one, when this node was taken for dead while it held the user's
+ * connections and its open hooks run again for them (user_synced).  Used
+ * up here; NULL when none is due. */
+static const char *resume_status(struct rb *b, const char *ns,
+				 const char *user, enum pav_presence_when when,
+				 char *buf, size_t len)
+{
+	struct rb_user *u = pav_rb_user(b, ns, user, 0);
+
+	if (when != PAV_PRESENCE_IF_CONNECTED || !u || !u->resume[0])
+		return NULL;
+	snprintf(buf, len, "%s", u->resume);
+	u->resume[0] = '\0';
+	return buf;
+}
+
 static void rb_presence_set(void *self, const char *ns, const char *user,
 			    const char *status, enum pav_presence_when when,
 			    int64_t at_ms, const struct pav_outgoing *out,
@@ -430,10 +473,14 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	struct pav_presence p = {.user = user, .status = "offline"};
 	struct presence_call *x;
 	size_t shard = user_shard(b, ns, user);
-	char uchan[PAV_CHANNEL_BUF];
+	char uchan[PAV_CHANNEL_BUF], rbuf[RB_STATUS_LEN];
+	const char *resumed = resume_status(b, ns, user, when, rbuf,
+					    sizeof(rbuf));
 	struct rb_argv a;
 	int err = 0;
 
+	if (resumed)
+		status = resumed;
 	if (!status || !*status || strlen(status) >= RB_STATUS_LEN) {
 		if (cb)
 			cb(arg, -EINVAL, &p);
@@ -462,7 +509,7 @@ static void rb_presence_set(void *self, const char *ns, const char *user,
 	if (!b->status_header)
 		err = -ENOMEM;
 	else if (out && out->nchannels) {
-		err = announce_frame(x, out, stamp);
+		err = announce_frame(x, out, stamp, resumed);
 		if (!err)
 			x->hdr = pav_rb_header(b, pav_rb_rand(b) | 1,
 					       out->except, 'F', out->key,

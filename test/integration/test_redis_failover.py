@@ -185,6 +185,47 @@ def test_node_taken_for_dead_that_comes_back_announces_its_users_online(
     obs.close()
 
 
+def test_node_taken_for_dead_that_comes_back_restores_the_status_its_user_set(
+        make_gateway, keys, redis):
+    """As above, but u had set "away" through its only connection, on node 0.  The reaper
+    sets u offline; when node 0 comes back, u is connected all along and the status it
+    chose is what it gets again (it came back "online", the "away" lost): the store keeps
+    the chosen status beside the presence record, and the reaper leaves it."""
+    ttl = 2
+    nodes = rf.Nodes(make_gateway, keys, redis, n=2, store={"node_ttl_s": ttl}).start()
+    z = "zone:" + uid("z")
+    a = Client(nodes[0], **ALL)
+    a.subscribe(z)
+    obs = Client(nodes[1], **ALL)
+    obs.subscribe(z)
+    a.ok("presence", {"status": "away"})
+    obs.wait_for("status_update", timeout=5, userId=a.sub, status="away")
+    nodes.settle()
+    obs.sync()
+    obs.inbox.clear()
+    nodes[0].proc.send_signal(signal.SIGSTOP)
+    try:
+        m = obs.wait_for("status_update", timeout=ttl + 4, userId=a.sub)
+        assert m["payload"]["status"] == "offline", m
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    m = obs.wait_for("status_update", timeout=10, userId=a.sub)
+    assert m["payload"]["status"] == "away", m
+    a.wait_for("resync", timeout=10)
+    nodes.settle()
+    p = nodes.api(1).presence(a.sub)
+    assert p["status"] == "away" and p["connections"] == 1, p
+    # a new session after the last close starts "online", as always
+    a.close()
+    nodes.settle()
+    assert nodes.api(1).presence(a.sub)["status"] == "offline"
+    with Client(nodes[1], a.sub, **ALL) as again:
+        again.sync()
+        nodes.settle()
+        assert nodes.api(0).presence(a.sub)["status"] == "online"
+    obs.close()
+
+
 # ------------------------------------------------------------------ 6. Redis unreachable
 def outage_nodes(make_gateway, keys, redis, start=True, **store):
     st = {"command_timeout_ms": 500}

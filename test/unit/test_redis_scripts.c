@@ -192,6 +192,7 @@ static void next_message(char *out, size_t len)
 
 #define UC "pav:{u:ns:alice}:conns"
 #define NU "pav:{n:A}:users"
+#define UP "pav:{u:ns:alice}:presence"
 
 /* ---- connections ------------------------------------------------------------ */
 
@@ -257,7 +258,6 @@ static void conn_remove_leaves_node_set_with_its_last(void **state)
 
 /* ---- presence ------------------------------------------------------------------ */
 
-#define UP "pav:{u:ns:alice}:presence"
 /* an applied status also goes to the user's feed, for the other nodes */
 #define SH "P1 0 - S - status "
 #define UF "pav:p:ns:user:alice"
@@ -327,6 +327,42 @@ static void presence_set_checks_when_and_unchanged(void **state)
 	/* at 0: Redis' clock */
 	assert_true(llabs(el_int(r, 2) - pav_now_ms()) < 5000);
 	freeReplyObject(r);
+}
+
+/* 'chosen': what the user set (even unchanged) or an opening set; a
+ * close leaves it, for a node taken for dead to restore. */
+static void presence_set_keeps_the_chosen_status(void **state)
+{
+	redisReply *r;
+	char st[16];
+
+	(void)state;
+	cmd_int("HSET %s A:1 A", UC);
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "online", "1", "0", "100000",
+	       SH, UF, NULL);
+	freeReplyObject(r);
+	cmd_str(st, sizeof(st), "HGET %s chosen", UP);
+	assert_string_equal(st, "online");
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "away", "0", "0", "100000", SH,
+	       UF, NULL);
+	freeReplyObject(r);
+	cmd_str(st, sizeof(st), "HGET %s chosen", UP);
+	assert_string_equal(st, "away");
+	cmd_int("DEL %s", UC);
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "2", "0", "100000",
+	       SH, UF, NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	freeReplyObject(r);
+	cmd_str(st, sizeof(st), "HGET %s chosen", UP);
+	assert_string_equal(st, "away");
+	/* unchanged, set by the user: chosen all the same */
+	cmd_int("HSET %s A:1 A", UC);
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "0", "0", "100000",
+	       SH, UF, NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	freeReplyObject(r);
+	cmd_str(st, sizeof(st), "HGET %s chosen", UP);
+	assert_string_equal(st, "offline");
 }
 
 /* The stamp the script writes is what pav_format_time() writes. */
@@ -1010,14 +1046,16 @@ static void user_sync_makes_the_nodes_entries_absolute(void **state)
 	assert_int_equal(cmd_int("HGET %s last", UP), 1);
 	/* offline with connections here (a reaper took us for dead): left
 	 * to the node's open hooks, which announce it (back = 1) */
-	cmd_int("HSET %s status offline", UP);
+	cmd_int("HSET %s status offline chosen away", UP);
 	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
 	       "ns\x1f" "alice", "busy", "999", "100000", "1", "A:2",
 	       "A|zone:z", "1", "A|chat:c", "2", NULL);
 	assert_int_equal(el_int(r, 2), 1);
+	assert_string_equal(el_str(r, 3), "away"); /* what the hooks set */
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("HGET %s last", UP), 1);
 	/* offline set by the user itself: nothing to restore */
+	cmd_int("HSET %s chosen offline", UP);
 	r = ev(PAV_RB_USER_SYNC, 4, UC, "pav:{u:ns:alice}:chans", UP, NU, "A",
 	       "ns\x1f" "alice", "offline", "999", "100000", "1", "A:2",
 	       "A|zone:z", "1", "A|chat:c", "2", NULL);
@@ -1065,6 +1103,7 @@ int main(void)
 		T(presence_get_of_an_unknown_user_is_empty),
 		T(presence_set_checks_when_and_unchanged),
 		T(presence_set_announces_with_its_time),
+		T(presence_set_keeps_the_chosen_status),
 		T(inbox_add_orders_evicts_and_refuses_a_taken_id),
 		T(a_notification_enters_the_inbox_with_its_delivery),
 		T(inbox_list_publishes_its_fence),
