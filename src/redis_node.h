@@ -6,8 +6,9 @@
  * one Redis client (two connections) per shard, this node's id, and the
  * node's own registry of what it registered in Redis — its users'
  * connections and shared channels, its channels' members by user, the
- * last status set for its users (on any node: an applied status goes to
- * the user's feed as an 'S' message).  The registry is what makes the state
+ * last status set for its users (on any node: the store answers it when
+ * the node counts a connection of the user, and an applied status goes
+ * to the user's feed as an 'S' message).  The registry is what makes the state
  * rebuildable: whenever Redis may not hold what the node registered (it
  * came back after an outage, a write was refused or not answered, a
  * reaper took the node for dead), the entries concerned are "dirty" and a

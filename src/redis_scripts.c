@@ -87,16 +87,21 @@
 	"  return string.sub(m, 1, i - 1), string.sub(m, i + 1)\n" \
 	"end\n"
 
+/* Answers the user's stored status too: a node that holds the user from
+ * now on keeps it for a rebuild, as the user may have set it through a
+ * connection of another node, before this one held the user (such a
+ * change went to no feed). */
 static const char conn_add[] =
 	"local n = redis.call('HLEN', KEYS[1])\n"
+	"local st = redis.call('HGET', KEYS[3], 'status') or ''\n"
 	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then\n"
-	"  return {1, n}\n"
+	"  return {1, n, st}\n"
 	"end\n"
 	"local max = tonumber(ARGV[3])\n"
-	"if max > 0 and n >= max then return {0, n} end\n"
+	"if max > 0 and n >= max then return {0, n, st} end\n"
 	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
 	"redis.call('SADD', KEYS[2], ARGV[4])\n"
-	"return {1, n + 1}\n";
+	"return {1, n + 1, st}\n";
 
 /* The node leaves N:users once it holds no connection of the user. */
 static const char conn_remove[] =

@@ -45,8 +45,8 @@
 #define PAV_REDIS_SCRIPTS_H
 
 enum pav_rb_script {
-	/* KEYS U:conns N:users; ARGV field node max member
-	 * -> {1 added or already there | 0 over max, count} */
+	/* KEYS U:conns N:users U:presence; ARGV field node max member
+	 * -> {1 added or already there | 0 over max, count, status|''} */
 	PAV_RB_CONN_ADD,
 	/* KEYS U:conns N:users; ARGV field node member -> count */
 	PAV_RB_CONN_REMOVE,

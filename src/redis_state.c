@@ -86,6 +86,17 @@ struct conn_call {
 	uint64_t conn;
 };
 
+/* A connection joined the user's others, maybe on other nodes: their
+ * status (which may have been set before this node held the user) is
+ * what a rebuild of this node restores.  At the user's first connection
+ * the open hooks are about to set one, and remember it then. */
+static void remember_joined(struct rb *b, const char *ns, const char *user,
+			    int64_t count, const redisReply *status)
+{
+	if (count > 1 && is_str(status) && status->len)
+		pav_rb_remember_status(b, ns, user, status->str, status->len);
+}
+
 static void conn_added(void *arg, int err, const redisReply *rep)
 {
 	struct conn_call *x = arg;
@@ -95,10 +106,11 @@ static void conn_added(void *arg, int err, const redisReply *rep)
 	int64_t count = 0;
 
 	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "conn_add");
-	if (!err && rep->elements != 2)
+	if (!err && rep->elements != 3)
 		err = -EIO;
 	if (!err) {
 		count = pav_rb_int(rep->element[1]);
+		remember_joined(b, x->c.ns, x->c.name, count, rep->element[2]);
 		if (pav_rb_int(rep->element[0]) != 1)
 			err = -EUSERS;
 		else if (u && !pav_conn_ids_has(&u->conns, x->conn) &&
@@ -120,10 +132,11 @@ static void conn_added(void *arg, int err, const redisReply *rep)
 }
 
 /* What conn_add and conn_remove share: the user's entry (busy until the
- * answer), the call in *x, and a begun with the keys, the connection's
- * field and this node.  NULL (cb got -ENOMEM) when out of memory. */
+ * answer), the call in *x, and a begun with the keys (conn_add's with
+ * the user's presence, `adding`), the connection's field and this node.
+ * NULL (cb got -ENOMEM) when out of memory. */
 static struct rb_user *conn_start(struct rb *b, const char *ns,
-				  const char *user, uint64_t conn,
+				  const char *user, uint64_t conn, int adding,
 				  pav_state_count_fn cb, void *arg,
 				  struct conn_call **x, struct rb_argv *a)
 {
@@ -143,6 +156,8 @@ static struct rb_user *conn_start(struct rb *b, const char *ns,
 	pav_rb_av_init(a);
 	pav_rb_ukey(a, ns, user, "conns");
 	pav_rb_nkey(b, a, "users");
+	if (adding)
+		pav_rb_ukey(a, ns, user, "presence");
 	pav_rb_av_fmt(a, "%s:%" PRIx64, b->node, conn);
 	pav_rb_av_str(a, b->node);
 	return u;
@@ -155,13 +170,13 @@ static void rb_conn_add(void *self, const char *ns, const char *user,
 	struct rb *b = self;
 	struct conn_call *x;
 	struct rb_argv a;
-	struct rb_user *u = conn_start(b, ns, user, conn, cb, arg, &x, &a);
+	struct rb_user *u = conn_start(b, ns, user, conn, 1, cb, arg, &x, &a);
 
 	if (!u)
 		return;
 	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
-	pav_rb_eval(b, u->shard, PAV_RB_CONN_ADD, 2, &a, conn_added, x);
+	pav_rb_eval(b, u->shard, PAV_RB_CONN_ADD, 3, &a, conn_added, x);
 }
 
 static void conn_removed(void *arg, int err, const redisReply *rep)
@@ -194,7 +209,7 @@ static void rb_conn_remove(void *self, const char *ns, const char *user,
 	struct rb *b = self;
 	struct conn_call *x;
 	struct rb_argv a;
-	struct rb_user *u = conn_start(b, ns, user, conn, cb, arg, &x, &a);
+	struct rb_user *u = conn_start(b, ns, user, conn, 0, cb, arg, &x, &a);
 
 	if (!u)
 		return;

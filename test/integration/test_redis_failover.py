@@ -414,6 +414,42 @@ def test_redis_restarted_empty_restores_the_status_set_through_another_node(
     cb.close()
 
 
+def test_redis_restarted_empty_restores_a_status_set_before_the_other_node_saw_the_user(
+        make_gateway, keys, redis):
+    """u sets "away" through its only connection, on node 0 (no other node holds u, so
+    the change goes to no feed), then connects on node 1 too.  Redis restarts empty and
+    node 1 writes its registry first (node 0 held): node 1 had never heard u's status
+    and restored "online".  A node learns the stored status when it counts a connection
+    of a user, so u is "away" again."""
+    nodes = outage_nodes(make_gateway, keys, redis)
+    u = uid("s")
+    ca = Client(nodes[0], u, **ALL)
+    ca.sync()
+    ca.ok("presence", {"status": "away"})
+    cb = Client(nodes[1], u, **ALL)
+    cb.sync()
+    nodes.settle()
+    redis.kill()
+    wait_ready(nodes, 503, 3)
+    nodes[0].proc.send_signal(signal.SIGSTOP)
+    try:
+        redis.start()
+        rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 200, 10, what="node 1")
+        cb.wait_for("resync", timeout=10)
+        settle(nodes[1])
+        p = nodes.api(1).presence(u)
+        assert p["status"] == "away" and p["connections"] == 1, p
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    wait_ready(nodes, 200, 10)
+    ca.wait_for("resync", timeout=10)
+    nodes.settle()
+    p = nodes.api(1).presence(u)
+    assert p["status"] == "away" and p["connections"] == 2, p
+    ca.close()
+    cb.close()
+
+
 def test_since_on_the_user_channel_during_the_outage_is_2000_not_a_lost_replay(
         make_gateway, keys, redis):
     """The user channel is subscribed already, so a subscribe to it asks the store nothing

@@ -201,23 +201,27 @@ static void conn_add_counts_once_and_stops_at_max(void **state)
 	redisReply *r;
 
 	(void)state;
-	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:1", "A", "2", "ns\x1f" "alice",
+	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:1", "A", "2", "ns\x1f" "alice",
 	       NULL);
 	assert_int_equal(el_int(r, 0), 1);
 	assert_int_equal(el_int(r, 1), 1);
 	freeReplyObject(r);
 	/* the same id again: not counted twice */
-	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:1", "A", "2", "ns\x1f" "alice",
+	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:1", "A", "2", "ns\x1f" "alice",
 	       NULL);
 	assert_int_equal(el_int(r, 0), 1);
 	assert_int_equal(el_int(r, 1), 1);
+	assert_string_equal(el_str(r, 2), ""); /* no status yet */
 	freeReplyObject(r);
-	r = ev(PAV_RB_CONN_ADD, 2, UC, "pav:{n:B}:users", "B:7", "B", "2",
+	/* a node counting a user's connection learns the stored status */
+	cmd_int("HSET %s status away", UP);
+	r = ev(PAV_RB_CONN_ADD, 3, UC, "pav:{n:B}:users", UP, "B:7", "B", "2",
 	       "ns\x1f" "alice", NULL);
 	assert_int_equal(el_int(r, 1), 2);
+	assert_string_equal(el_str(r, 2), "away");
 	freeReplyObject(r);
 	/* over the cap: refused, nothing added */
-	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:2", "A", "2", "ns\x1f" "alice",
+	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:2", "A", "2", "ns\x1f" "alice",
 	       NULL);
 	assert_int_equal(el_int(r, 0), 0);
 	assert_int_equal(el_int(r, 1), 2);
@@ -226,7 +230,7 @@ static void conn_add_counts_once_and_stops_at_max(void **state)
 	assert_int_equal(cmd_int("HEXISTS %s A:2", UC), 0);
 	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 1);
 	/* max 0: no cap */
-	r = ev(PAV_RB_CONN_ADD, 2, UC, NU, "A:3", "A", "0", "ns\x1f" "alice",
+	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:3", "A", "0", "ns\x1f" "alice",
 	       NULL);
 	assert_int_equal(el_int(r, 1), 3);
 	freeReplyObject(r);
