@@ -755,6 +755,9 @@ struct reap {
 	struct rb_shard *sh;
 	char dead[RB_NODE_LEN + 16];
 	int64_t last_ms;
+	/* with shards: the next shard whose members of the dead node go
+	 * before its users here are announced (see reap_step) */
+	size_t other;
 	struct reap *next; /* the other dead nodes found with it */
 };
 
@@ -810,16 +813,51 @@ static void reaped(void *arg, int err, const redisReply *rep)
 	reap_next(rp);
 }
 
+/* Another shard's channels of the dead node: done there (or it cannot
+ * tell: the announcements had better be weighed with its members than
+ * not made), or a next batch. */
+static void others_reaped(void *arg, int err, const redisReply *rep)
+{
+	struct reap *rp = arg;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY, "reaper");
+	if (err || rep->elements != 2 || pav_rb_int(rep->element[0]) != 0)
+		rp->other++;
+	reap_step(rp);
+}
+
+/* The script's arguments up to the mode: 'u' with this shard's lock
+ * (channels, then users), 'c' on another shard (its channels only). */
+static void reap_args(struct reap *rp, struct rb_argv *a, const char *mode)
+{
+	pav_rb_av_init(a);
+	pav_rb_av_str(a, "pav:nodes");
+	pav_rb_av_str(a, rp->dead);
+	pav_rb_av_str(a, REAP_BATCH);
+	pav_rb_av_fmt(a, "%d", REAP_LOCK_MS);
+	pav_rb_av_str(a, mode);
+}
+
+/* The dead node's members of channels on every other shard go first:
+ * each shard is reaped on its own, and a user of this shard announced
+ * offline to a channel of another is weighed against that channel's
+ * count (max_broadcast) without the members that died with it.  Another
+ * reaper may hold that shard's lock: popping its channels with it is
+ * harmless, each goes once. */
 static void reap_step(struct reap *rp)
 {
 	struct rb *b = rp->sh->b;
 	struct rb_argv a;
 
-	pav_rb_av_init(&a);
-	pav_rb_av_str(&a, "pav:nodes");
-	pav_rb_av_str(&a, rp->dead);
-	pav_rb_av_str(&a, REAP_BATCH);
-	pav_rb_av_fmt(&a, "%d", REAP_LOCK_MS);
+	if (rp->other == rp->sh->idx)
+		rp->other++;
+	if (rp->other < b->nshards) {
+		reap_args(rp, &a, "c");
+		pav_rb_eval(b, rp->other, PAV_RB_REAP, 1, &a, others_reaped,
+			    rp);
+		return;
+	}
+	reap_args(rp, &a, "u");
 	pav_rb_eval(b, rp->sh->idx, PAV_RB_REAP, 1, &a, reaped, rp);
 }
 

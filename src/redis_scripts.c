@@ -427,15 +427,18 @@ static const char find_dead[] =
  * within max_broadcast once they are gone gets the announcement).  Users
  * left with no connection come back with the dead node's shared channels
  * of theirs, for their offline announcement.  Stops (2) when the node
- * turns out alive: it re-registers itself. */
+ * turns out alive: it re-registers itself.  Mode 'c' (another shard than
+ * the reaper's lock, whose channels go before the users of that one):
+ * channels only, and 3 once none is left; the lock is not touched. */
 static const char reap[] =
 	LUA_TTL_FIX LUA_SPLIT
 	"local dead = ARGV[1]\n"
 	"local N = 'pav:{n:' .. dead .. '}'\n"
 	"local lock = 'pav:reap:' .. dead\n"
 	"local batch = tonumber(ARGV[2])\n"
+	"local only_chans = ARGV[4] == 'c'\n"
 	"if redis.call('EXISTS', N .. ':alive') == 1 then\n"
-	"  redis.call('DEL', lock)\n"
+	"  if not only_chans then redis.call('DEL', lock) end\n"
 	"  return {2, {}}\n"
 	"end\n"
 	"local out = {}\n"
@@ -449,6 +452,7 @@ static const char reap[] =
 	"    ttl_fix(C .. ':n', C .. ':meta', C .. ':hist')\n"
 	"  end\n"
 	"end\n"
+	"if only_chans then return {#chans == 0 and 3 or 0, {}} end\n"
 	"if #chans == 0 then\n"
 	"  local pre = dead .. '|'\n"
 	"  local users = redis.call('SPOP', N .. ':users', batch)\n"

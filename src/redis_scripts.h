@@ -97,8 +97,9 @@ enum pav_rb_script {
 	PAV_RB_HEARTBEAT,
 	/* KEYS pav:nodes; ARGV ttl_ms lock_ms me -> {node, last}... locked */
 	PAV_RB_FIND_DEAD,
-	/* KEYS pav:nodes; ARGV dead batch lock_ms
-	 * -> {state 0 more|1 done|2 it is alive, {{ns, user, {chan...}}...}} */
+	/* KEYS pav:nodes; ARGV dead batch lock_ms mode(u|c)
+	 * -> {state 0 more|1 done|2 it is alive|3 no channel left (mode c),
+	 *     {{ns, user, {chan...}}...}} */
 	PAV_RB_REAP,
 	/* KEYS U:conns U:chans U:presence N:users; ARGV node member status
 	 * last_ms ttl_ms nconns field... (chanfield count)...

@@ -8,7 +8,7 @@ import pytest
 
 import gw
 import redisfix as rf
-from test_flow_util import ALL, Client, uid
+from test_flow_util import ALL, FULL_PLUGINS, Client, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
@@ -23,8 +23,8 @@ def shards(tmp_path_factory):
         r.kill()
 
 
-def make_nodes(factory, keys, shards, n=2):
-    nodes = rf.Nodes(factory, keys, shards[0], n=n,
+def make_nodes(factory, keys, shards, n=2, plugins=None):
+    nodes = rf.Nodes(factory, keys, shards[0], n=n, plugins=plugins,
                      store={"shards": [r.url for r in shards], "node_ttl_s": TTL},
                      public_over={"limits": {"max_connections_per_user": 3}})
     for g in nodes.gws:
@@ -145,3 +145,60 @@ def test_a_killed_node_is_reaped_on_both_shards(make_gateway, keys, shards):
     obs.close()
     for c in cs:
         c.ws.sock.close()
+
+
+def shard_index(n, ns, name):
+    """As pav_rb_shard_of: FNV-1a over "ns\\x1fname", modulo the shards."""
+    h = 2166136261
+    for ch in (ns + "\x1f" + name).encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h % n
+
+
+def shard_holding(shards, prefix):
+    held = [i for i, r in enumerate(shards) if r.keys(prefix + "*")]
+    assert len(held) == 1, (prefix, held)
+    return held[0]
+
+
+def test_a_killed_node_user_is_weighed_without_its_members_on_another_shard(
+        make_gateway, keys, shards):
+    """max_broadcast 2; zone z (on one shard) has an observer on the live node and users k
+    and x on the node that is killed; k's keys are on the other shard.  The shard of z is
+    reaped late (another reaper holds its lock).  The reaper of k's shard used to weigh
+    k's offline against z's count with the dead node's members still in it (3, over the
+    limit: dropped); it now removes the dead node's members from every shard first, so
+    the observer is told k went offline."""
+    plugins = dict(FULL_PLUGINS)
+    plugins["presence"] = {"max_broadcast": 2}
+    ns = make_nodes(make_gateway, keys, shards, plugins=plugins)
+    dead, live = ns[0], ns[1]
+    dead_id = rf.node_id(dead)
+    k = C(dead)
+    ks = shard_holding(shards, "pav:{u:default:%s}" % k.sub)
+    z = next(z for z in ("zone:" + uid("z") for _ in range(64))
+             if shard_index(len(shards), "default", z) != ks)
+    k.subscribe(z)
+    zs = shard_holding(shards, "pav:{c:default:%s}" % z)
+    assert zs != ks
+    x = C(dead)
+    x.subscribe(z)
+    obs = C(live)
+    obs.subscribe(z)
+    ns.settle()
+    obs.sync()
+    obs.inbox.clear()
+    dead.proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    dead.proc.wait(10)
+    # someone else's reaper, slow on z's shard
+    assert shards[zs].call("SET", "pav:reap:" + dead_id, "other", "NX", "PX", "30000")
+    left = killed + TTL + 3 - time.monotonic()
+    m = obs.wait_for("status_update", timeout=left, userId=k.sub)
+    assert m["payload"]["status"] == "offline", m
+    rf.wait_until(lambda: live_api_presence(ns, k.sub) == "offline", 5, what="k offline")
+    obs.close()
+
+
+def live_api_presence(ns, user):
+    return ns.api(1).presence(user)["status"]

@@ -963,7 +963,8 @@ static void reap_takes_the_dead_nodes_entries_in_steps(void **state)
 	cmd_int("HSET %s epoch e offset 1 ttl 60000", CM);
 	cmd_int("PEXPIRE %s 60000", CM);
 	while (state_ == 0 && steps < 10) {
-		r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", NULL);
+		r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "u",
+		       NULL);
 		state_ = el_int(r, 0);
 		for (size_t i = 0; i < r->element[1]->elements; i++) {
 			const redisReply *u = r->element[1]->element[i];
@@ -1007,11 +1008,41 @@ static void reap_stops_when_the_node_is_alive(void **state)
 	cmd_int("SET pav:{n:D}:alive 1");
 	cmd_int("SADD pav:{n:D}:users ns\x1f" "alice");
 	cmd_int("HSET %s D:1 D", UC);
-	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", NULL);
+	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "u",
+		       NULL);
 	assert_int_equal(el_int(r, 0), 2);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("HLEN %s", UC), 1);
 	assert_int_equal(cmd_int("EXISTS pav:reap:D"), 0);
+}
+
+/* Mode 'c', on a shard whose lock another reaper may hold: the dead
+ * node's channels only, 3 once none is left; users and lock untouched. */
+static void reap_of_another_shard_takes_channels_only(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	cmd_int("ZADD pav:nodes 1 D");
+	cmd_int("SET pav:reap:D other");
+	cmd_int("SADD pav:{n:D}:users ns\x1f" "alice");
+	cmd_int("HSET %s D:1 D", UC);
+	cmd_int("SADD pav:{n:D}:chans ns\x1fzone:z");
+	cmd_int("HSET %s D 2 L 1", CN);
+	cmd_int("HSET " CUP "D alice 2");
+	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "c", NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	assert_int_equal(r->element[1]->elements, 0);
+	freeReplyObject(r);
+	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "c", NULL);
+	assert_int_equal(el_int(r, 0), 3);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HEXISTS %s D", CN), 0);
+	assert_int_equal(cmd_int("EXISTS " CUP "D"), 0);
+	assert_int_equal(cmd_int("HLEN %s", UC), 1);
+	assert_int_equal(cmd_int("SCARD pav:{n:D}:users"), 1);
+	assert_int_equal(cmd_int("PTTL pav:reap:D"), -1);
+	assert_int_equal(cmd_int("ZSCORE pav:nodes D"), 1);
 }
 
 /* ---- sync ------------------------------------------------------------------------- */
@@ -1127,6 +1158,7 @@ int main(void)
 		T(find_dead_locks_expired_nodes_once),
 		T(reap_takes_the_dead_nodes_entries_in_steps),
 		T(reap_stops_when_the_node_is_alive),
+		T(reap_of_another_shard_takes_channels_only),
 		T(user_sync_makes_the_nodes_entries_absolute),
 		T(chan_sync_makes_the_nodes_members_absolute),
 #undef T
