@@ -836,6 +836,7 @@ static void reap_args(struct reap *rp, struct rb_argv *a, const char *mode)
 	pav_rb_av_str(a, REAP_BATCH);
 	pav_rb_av_fmt(a, "%d", REAP_LOCK_MS);
 	pav_rb_av_str(a, mode);
+	pav_rb_av_str(a, RB_PRESENCE_TTL_MS);
 }
 
 /* The dead node's members of channels on every other shard go first:

@@ -126,7 +126,7 @@ static const char presence_get[] =
 static const char presence_set[] =
 	LUA_NOW LUA_INT LUA_RFC3339
 	"local n = redis.call('HLEN', KEYS[2])\n"
-	"local p = redis.call('HMGET', KEYS[1], 'status', 'last')\n"
+	"local p = redis.call('HMGET', KEYS[1], 'status', 'last', 'owed')\n"
 	"local cur = p[1] or 'offline'\n"
 	"local w = ARGV[2]\n"
 	"local at = tonumber(ARGV[3])\n"
@@ -135,7 +135,9 @@ static const char presence_set[] =
 	"  redis.call('HSET', KEYS[1], 'chosen', ARGV[1])\n"
 	"  redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
 	"end\n"
-	"if w == '2' and n == 0 and p[1] == ARGV[1] then\n"
+	"-- a reaper set the user offline and owes the announcement: this is it\n"
+	"if w == '2' and n == 0 and p[3] then cur = '' end\n"
+	"if w == '2' and n == 0 and p[1] == ARGV[1] and cur ~= '' then\n"
 	"  -- the last close of a user who had set this status: it stays,\n"
 	"  -- unannounced, but the user was active until now\n"
 	"  redis.call('HSET', KEYS[1], 'last', int(at))\n"
@@ -146,6 +148,7 @@ static const char presence_set[] =
 	"  return {0, cur, p[2] or '0', n}\n"
 	"end\n"
 	"redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last', int(at))\n"
+	"redis.call('HDEL', KEYS[1], 'owed')\n"
 	"if w ~= '2' then redis.call('HSET', KEYS[1], 'chosen', ARGV[1]) end\n"
 	"redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
 	"if n > 1 then\n"
@@ -421,6 +424,21 @@ static const char find_dead[] =
 	"end\n"
 	"return out\n";
 
+/* A user popped from a dead node's users, with no connection left, is
+ * offline (since the node's last heartbeat) in the same step: were it
+ * left to the reaper's presence change that follows, a reaper dying in
+ * between would leave the user online for the life of its record.  That
+ * change still announces it ('owed'; see presence_set).  A user without
+ * a record, or offline already, is left as it is. */
+#define LUA_GONE_OFFLINE \
+	"local function gone_offline(P, last, ttl)\n" \
+	"  local st = redis.call('HGET', P, 'status')\n" \
+	"  if not st or st == 'offline' then return end\n" \
+	"  redis.call('HSET', P, 'status', 'offline', 'last', last,\n" \
+	"    'owed', '1')\n" \
+	"  redis.call('PEXPIRE', P, ttl)\n" \
+	"end\n"
+
 /* Bounded work per call: `batch` channels, then `batch` users at a time.
  * The channels go first: a user announced offline is weighed against
  * channel counts that no longer hold the dead node's members (a channel
@@ -431,7 +449,7 @@ static const char find_dead[] =
  * the reaper's lock, whose channels go before the users of that one):
  * channels only, and 3 once none is left; the lock is not touched. */
 static const char reap[] =
-	LUA_TTL_FIX LUA_SPLIT
+	LUA_TTL_FIX LUA_SPLIT LUA_GONE_OFFLINE
 	"local dead = ARGV[1]\n"
 	"local N = 'pav:{n:' .. dead .. '}'\n"
 	"local lock = 'pav:reap:' .. dead\n"
@@ -455,6 +473,7 @@ static const char reap[] =
 	"if only_chans then return {#chans == 0 and 3 or 0, {}} end\n"
 	"if #chans == 0 then\n"
 	"  local pre = dead .. '|'\n"
+	"  local last = redis.call('ZSCORE', KEYS[1], dead) or '0'\n"
 	"  local users = redis.call('SPOP', N .. ':users', batch)\n"
 	"  for _, m in ipairs(users) do\n"
 	"    local ns, user = split(m)\n"
@@ -475,6 +494,7 @@ static const char reap[] =
 	"        end\n"
 	"      end\n"
 	"      if redis.call('HLEN', U .. ':conns') == 0 then\n"
+	"        gone_offline(U .. ':presence', last, ARGV[5])\n"
 	"        out[#out + 1] = {ns, user, uch}\n"
 	"      end\n"
 	"    end\n"

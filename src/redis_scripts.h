@@ -7,7 +7,8 @@
  *   U = {u:<ns>:<user>}   C = {c:<ns>:<channel>}   N = {n:<node>}
  *   pav:U:conns      HASH "<node>:<conn hex>" -> node
  *   pav:U:presence   HASH status, last (ms), chosen (the status the user
- *                    is to have while connected); 30 days after each change
+ *                    is to have while connected), owed (set offline by a
+ *                    reaper, not yet announced); 30 days after each change
  *   pav:U:inbox      HASH id -> notification JSON (with "id")
  *   pav:U:inbox:t    ZSET id -> createdAt ms (strictly increasing)
  *   pav:U:read       SET of read ids
@@ -97,7 +98,7 @@ enum pav_rb_script {
 	PAV_RB_HEARTBEAT,
 	/* KEYS pav:nodes; ARGV ttl_ms lock_ms me -> {node, last}... locked */
 	PAV_RB_FIND_DEAD,
-	/* KEYS pav:nodes; ARGV dead batch lock_ms mode(u|c)
+	/* KEYS pav:nodes; ARGV dead batch lock_ms mode(u|c) presence_ttl_ms
 	 * -> {state 0 more|1 done|2 it is alive|3 no channel left (mode c),
 	 *     {{ns, user, {chan...}}...}} */
 	PAV_RB_REAP,

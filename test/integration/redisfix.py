@@ -7,6 +7,7 @@ with a tiny client of its own (no Python package needed), and can be stopped, fr
 Nodes makes 2-3 gateway processes that are one gateway through one Redis: distinct ports,
 one namespace, each with a public (plain ws) and an internal vhost.
 """
+import json
 import os
 import re
 import signal
@@ -212,6 +213,39 @@ def node_id(g):
     m = re.search(r"store: node ([0-9a-f]{16})", g.log_text())
     assert m, g.log_tail()
     return m.group(1)
+
+
+def scripts_c():
+    """src/redis_scripts.c of the build under test (its source directory)."""
+    try:
+        info = json.loads((gw.BUILD / "meson-info" / "meson-info.json").read_text())
+        return Path(info["directories"]["source"]) / "src" / "redis_scripts.c"
+    except (OSError, ValueError, KeyError):
+        return Path(__file__).resolve().parents[2] / "src" / "redis_scripts.c"
+
+
+def lua_script(name):
+    """The text of one of the backend's Lua scripts, as src/redis_scripts.c builds it
+    (macros and string literals concatenated), so that a test can play a node that ran
+    a script and then died."""
+    src = scripts_c().read_text()
+    lit = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+    def text(body):
+        out = []
+        for tok in re.findall(r'"(?:[^"\\]|\\.)*"|[A-Z_][A-Z0-9_]*', body):
+            if tok.startswith('"'):
+                out.append(lit.match(tok).group(1).encode().decode("unicode_escape"))
+            else:
+                out.append(macros[tok])
+        return "".join(out)
+
+    macros = {}
+    for m in re.finditer(r"^#define (LUA_[A-Z0-9_]+) \\\n((?:.*\\\n)*.*)$", src, re.M):
+        macros[m.group(1)] = text(m.group(2))
+    m = re.search(r"^static const char %s\[\] =\n(.*?);$" % re.escape(name), src, re.M | re.S)
+    assert m, name
+    return text(m.group(1))
 
 
 def redis_store(url, **over):

@@ -150,6 +150,44 @@ def test_killed_node_user_is_announced_in_a_channel_within_max_broadcast_without
         c.close()
 
 
+def test_killed_node_user_is_offline_even_when_its_reaper_dies_mid_way(
+        make_gateway, keys, redis):
+    """Node 0 is killed with user u's only connection.  A reaper (played here with the
+    backend's own script) takes the lock, pops the dead node's users and dies before
+    setting any of them offline; its lock expires and node 1 reaps the rest.  u used to
+    stay "online" with no connection for the 30 days of its record: the reap step sets
+    it offline itself, in the step that pops it (node 1's announcement is owed by the
+    reaper that died, and lost with it)."""
+    ttl = 2
+    nodes = rf.Nodes(make_gateway, keys, redis, n=2, store={"node_ttl_s": ttl}).start()
+    z = "zone:" + uid("z")
+    u = Client(nodes[0], **ALL)
+    u.subscribe(z)
+    u.ok("presence", {"status": "busy"})
+    nodes.settle()
+    dead = rf.node_id(nodes[0])
+    lock = "pav:reap:" + dead
+    nodes[0].proc.send_signal(signal.SIGKILL)
+    nodes[0].proc.wait(10)
+    assert redis.call("SET", lock, "doomed", "NX", "PX", "30000") == "OK"
+    rf.wait_until(lambda: not redis.call("EXISTS", "pav:{n:%s}:alive" % dead), ttl + 2,
+                  what="node 0's alive key gone")
+    reap = rf.lua_script("reap")
+    popped = []
+    while not popped:
+        state, users = redis.call("EVAL", reap, 1, "pav:nodes", dead, 500, 30000, "u",
+                                   2592000000)
+        assert state == 0, state
+        popped = users
+    assert [e[1] for e in popped] == [u.sub]
+    redis.call("PEXPIRE", lock, 100)  # the reaper died: its lock runs out
+    rf.wait_until(lambda: not redis.call("ZSCORE", "pav:nodes", dead), 10,
+                  what="node 0 reaped by node 1")
+    settle(nodes[1])
+    p = nodes.api(1).presence(u.sub)
+    assert p["status"] == "offline" and p["connections"] == 0, p
+
+
 def test_node_taken_for_dead_that_comes_back_announces_its_users_online(
         make_gateway, keys, redis):
     """Node 0 is held (SIGSTOP) longer than node_ttl_s: node 1 reaps it and tells its

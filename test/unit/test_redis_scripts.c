@@ -369,6 +369,28 @@ static void presence_set_keeps_the_chosen_status(void **state)
 	assert_string_equal(st, "offline");
 }
 
+/* A reaper's offline ('owed') is announced by the close that follows it,
+ * though the status is offline already. */
+static void presence_set_announces_an_owed_offline(void **state)
+{
+	redisReply *r;
+
+	(void)state;
+	cmd_int("HSET %s status offline last 7 owed 1 chosen busy", UP);
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "2", "7", "100000",
+	       SH, UF, NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	assert_int_equal(el_int(r, 2), 7);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("HEXISTS %s owed", UP), 0);
+	assert_int_equal(cmd_int("HEXISTS %s chosen", UP), 1);
+	/* once: the next is unchanged */
+	r = ev(PAV_RB_PRESENCE_SET, 2, UP, UC, "offline", "2", "9", "100000",
+	       SH, UF, NULL);
+	assert_int_equal(el_int(r, 0), 0);
+	freeReplyObject(r);
+}
+
 /* The stamp the script writes is what pav_format_time() writes. */
 static void presence_set_announces_with_its_time(void **state)
 {
@@ -964,7 +986,7 @@ static void reap_takes_the_dead_nodes_entries_in_steps(void **state)
 	cmd_int("PEXPIRE %s 60000", CM);
 	while (state_ == 0 && steps < 10) {
 		r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "u",
-		       NULL);
+		       "100000", NULL);
 		state_ = el_int(r, 0);
 		for (size_t i = 0; i < r->element[1]->elements; i++) {
 			const redisReply *u = r->element[1]->element[i];
@@ -1009,11 +1031,44 @@ static void reap_stops_when_the_node_is_alive(void **state)
 	cmd_int("SADD pav:{n:D}:users ns\x1f" "alice");
 	cmd_int("HSET %s D:1 D", UC);
 	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "u",
-		       NULL);
+		       "100000", NULL);
 	assert_int_equal(el_int(r, 0), 2);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("HLEN %s", UC), 1);
 	assert_int_equal(cmd_int("EXISTS pav:reap:D"), 0);
+}
+
+/* A user popped with no connection left is offline in that step, with
+ * the dead node's last heartbeat, its announcement owed; one without a
+ * presence record gets none. */
+static void reap_sets_its_users_offline_in_the_step(void **state)
+{
+	redisReply *r;
+	char st[16];
+	long long state_ = 0;
+
+	(void)state;
+	cmd_int("ZADD pav:nodes 1234 D");
+	cmd_int("SET pav:reap:D me");
+	cmd_int("SADD pav:{n:D}:users ns\x1f" "alice ns\x1f" "bob");
+	cmd_int("HSET %s D:1 D", UC);
+	cmd_int("HSET pav:{u:ns:bob}:conns D:1 D");
+	cmd_int("HSET %s status busy last 1 chosen busy", UP);
+	for (int steps = 0; state_ == 0 && steps < 5; steps++) {
+		r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "u",
+		       "100000", NULL);
+		state_ = el_int(r, 0);
+		freeReplyObject(r);
+	}
+	assert_int_equal(state_, 1);
+	cmd_str(st, sizeof(st), "HGET %s status", UP);
+	assert_string_equal(st, "offline");
+	assert_int_equal(cmd_int("HGET %s last", UP), 1234);
+	assert_int_equal(cmd_int("HGET %s owed", UP), 1);
+	cmd_str(st, sizeof(st), "HGET %s chosen", UP);
+	assert_string_equal(st, "busy");
+	assert_true(cmd_int("PTTL %s", UP) > 90000);
+	assert_int_equal(cmd_int("EXISTS pav:{u:ns:bob}:presence"), 0);
 }
 
 /* Mode 'c', on a shard whose lock another reaper may hold: the dead
@@ -1030,11 +1085,13 @@ static void reap_of_another_shard_takes_channels_only(void **state)
 	cmd_int("SADD pav:{n:D}:chans ns\x1fzone:z");
 	cmd_int("HSET %s D 2 L 1", CN);
 	cmd_int("HSET " CUP "D alice 2");
-	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "c", NULL);
+	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "c", "100000",
+	       NULL);
 	assert_int_equal(el_int(r, 0), 0);
 	assert_int_equal(r->element[1]->elements, 0);
 	freeReplyObject(r);
-	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "c", NULL);
+	r = ev(PAV_RB_REAP, 1, "pav:nodes", "D", "500", "30000", "c", "100000",
+	       NULL);
 	assert_int_equal(el_int(r, 0), 3);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("HEXISTS %s D", CN), 0);
@@ -1139,6 +1196,7 @@ int main(void)
 		T(presence_set_checks_when_and_unchanged),
 		T(presence_set_announces_with_its_time),
 		T(presence_set_keeps_the_chosen_status),
+		T(presence_set_announces_an_owed_offline),
 		T(inbox_add_orders_evicts_and_refuses_a_taken_id),
 		T(a_notification_enters_the_inbox_with_its_delivery),
 		T(inbox_list_publishes_its_fence),
@@ -1158,6 +1216,7 @@ int main(void)
 		T(find_dead_locks_expired_nodes_once),
 		T(reap_takes_the_dead_nodes_entries_in_steps),
 		T(reap_stops_when_the_node_is_alive),
+		T(reap_sets_its_users_offline_in_the_step),
 		T(reap_of_another_shard_takes_channels_only),
 		T(user_sync_makes_the_nodes_entries_absolute),
 		T(chan_sync_makes_the_nodes_members_absolute),
