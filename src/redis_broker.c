@@ -401,7 +401,7 @@ static void publish_one(struct rb *b, const char *ns,
 		pav_rb_av_fmt(&a, "%zu", b->inbox_size);
 		pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	}
-	pav_rb_eval(b, shard, PAV_RB_PUBLISH, delivers_note ? 9 : 4, &a,
+	pav_rb_eval(b, shard, PAV_RB_PUBLISH, delivers_note ? 11 : 4, &a,
 		    published, x);
 	free(hdr);
 	pav_msg_unref(m);

@@ -256,7 +256,8 @@ void pav_rb_feed(struct rb_shard *sh, struct rb_argv *a, const char *ns,
 void pav_rb_inbox_keys(struct rb_argv *a, const char *ns, const char *user)
 {
 	static const char *const sfx[] = {"inbox", "inbox:t", "read",
-					  "inbox:new", "inbox:s"};
+					  "inbox:new", "inbox:s", "inbox:c",
+					  "inbox:seq"};
 
 	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++)
 		pav_rb_ukey(a, ns, user, sfx[i]);

@@ -179,7 +179,7 @@ void pav_rb_fence_wait(struct rb_shard *sh, uint64_t seq,
 		       void (*fn)(void *arg), void *arg);
 
 /* Keys (see redis_scripts.h): pav:U:<suffix> of a user, pav:C:<suffix> of
- * a channel, pav:N:<suffix> of this node; the five keys of a user's inbox,
+ * a channel, pav:N:<suffix> of this node; the seven keys of a user's inbox,
  * in the order the inbox scripts take them; the keys of a channel's
  * members on this node (C:n C:u:<node> N:chans C:meta C:hist), as the
  * member scripts take them. */

@@ -164,7 +164,9 @@ static const char presence_set[] =
 
 /* Committing a staged notification into the inbox (at its publication,
  * or when it was never published): KEYS inbox inbox:t read inbox:new
- * inbox:s; evicts the oldest past size. */
+ * inbox:s inbox:c inbox:seq; evicts the oldest past size.  inbox:c
+ * numbers the commits: notifications staged on two nodes may enter the
+ * inbox in another order than their createdAt (see inbox_list). */
 #define LUA_COMMIT \
 	"local function commit(k, id, size, ttl)\n" \
 	"  local t = redis.call('ZSCORE', k[5], id)\n" \
@@ -174,16 +176,45 @@ static const char presence_set[] =
 	"  redis.call('HDEL', k[4], id)\n" \
 	"  redis.call('ZADD', k[2], t, id)\n" \
 	"  redis.call('HSET', k[1], id, j)\n" \
+	"  redis.call('ZADD', k[6], redis.call('INCR', k[7]), id)\n" \
 	"  local over = redis.call('ZCARD', k[2]) - tonumber(size)\n" \
 	"  if over > 0 then\n" \
 	"    local old = redis.call('ZPOPMIN', k[2], over)\n" \
 	"    for i = 1, #old, 2 do\n" \
 	"      redis.call('HDEL', k[1], old[i])\n" \
 	"      redis.call('SREM', k[3], old[i])\n" \
+	"      redis.call('ZREM', k[6], old[i])\n" \
 	"    end\n" \
 	"  end\n" \
-	"  for i = 1, 3 do redis.call('PEXPIRE', k[i], ttl) end\n" \
+	"  for _, i in ipairs({1, 2, 3, 6, 7}) do\n" \
+	"    redis.call('PEXPIRE', k[i], ttl)\n" \
+	"  end\n" \
 	"  return 1\n" \
+	"end\n"
+
+/* Notifications created by `since` (ms) that entered the inbox after the
+ * newest one created by then, newest first as {id, createdAt}: a reader
+ * that saw that one may not have seen them (staged before it on another
+ * node, or never published and committed as an orphan). */
+#define LUA_LATE \
+	"local function late(k, since)\n" \
+	"  local out = {}\n" \
+	"  if tonumber(since) <= 0 then return out end\n" \
+	"  local by = redis.call('ZREVRANGEBYSCORE', k[2], since, '-inf',\n" \
+	"    'LIMIT', 0, 1)\n" \
+	"  local seq = by[1] and redis.call('ZSCORE', k[6], by[1])\n" \
+	"  if not seq then return out end\n" \
+	"  for _, id in ipairs(redis.call('ZRANGEBYSCORE', k[6],\n" \
+	"      '(' .. seq, '+inf')) do\n" \
+	"    local t = redis.call('ZSCORE', k[2], id)\n" \
+	"    if t and tonumber(t) <= tonumber(since) then\n" \
+	"      out[#out + 1] = {id, t}\n" \
+	"    end\n" \
+	"  end\n" \
+	"  table.sort(out, function(a, b)\n" \
+	"    return tonumber(a[2]) > tonumber(b[2])\n" \
+	"  end)\n" \
+	"  return out\n" \
 	"end\n"
 
 /* Staged notifications never published (their delivery failed) are in
@@ -222,12 +253,14 @@ static const char inbox_add[] =
 	"for i = 4, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end\n"
 	"return int(t)\n";
 
-/* With a limit: the newest `limit` that match, walking back from the
- * newest; answered oldest first.  Then a fence message on this node's
- * own channel: the node answers once it has seen it, so that every live
- * copy published before this read has reached it. */
+/* Those created after `since`, then those that entered the inbox late
+ * (LUA_LATE): all older than the first.  With a limit: the newest `limit`
+ * that match, walking back from the newest; answered oldest first.  Then
+ * a fence message on this node's own channel: the node answers once it
+ * has seen it, so that every live copy published before this read has
+ * reached it. */
 static const char inbox_list[] =
-	LUA_NOW LUA_COMMIT LUA_COMMIT_ORPHANS
+	LUA_NOW LUA_COMMIT LUA_COMMIT_ORPHANS LUA_LATE
 	"commit_orphans(KEYS, now_ms(), ARGV[4], ARGV[5])\n"
 	"local limit = tonumber(ARGV[3])\n"
 	"local unread = ARGV[2] == '1'\n"
@@ -240,14 +273,21 @@ static const char inbox_list[] =
 	"    '(' .. ARGV[1], 'WITHSCORES')\n"
 	"end\n"
 	"local out = {}\n"
+	"local function keep(id, t)\n"
+	"  local read = redis.call('SISMEMBER', KEYS[3], id)\n"
+	"  if unread and read == 1 then return false end\n"
+	"  local j = redis.call('HGET', KEYS[1], id)\n"
+	"  if j then out[#out + 1] = {id, t, j, read} end\n"
+	"  return limit > 0 and #out >= limit\n"
+	"end\n"
+	"local full = false\n"
 	"for i = 1, #ids, 2 do\n"
-	"  local read = redis.call('SISMEMBER', KEYS[3], ids[i])\n"
-	"  if not (unread and read == 1) then\n"
-	"    local j = redis.call('HGET', KEYS[1], ids[i])\n"
-	"    if j then\n"
-	"      out[#out + 1] = {ids[i], ids[i + 1], j, read}\n"
-	"      if limit > 0 and #out >= limit then break end\n"
-	"    end\n"
+	"  full = keep(ids[i], ids[i + 1])\n"
+	"  if full then break end\n"
+	"end\n"
+	"if not full then\n"
+	"  for _, e in ipairs(late(KEYS, ARGV[1])) do\n"
+	"    if keep(e[1], e[2]) then break end\n"
 	"  end\n"
 	"end\n"
 	"local r = {}\n"
@@ -348,9 +388,8 @@ static const char publish[] =
 	"  redis.call('PEXPIRE', KEYS[3], 3600000)\n"
 	"end\n"
 	"redis.call('PUBLISH', ARGV[1], ARGV[2] .. hoff .. '\\n' .. frame)\n"
-	"if #KEYS == 9 then\n"
-	"  commit({KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}, ARGV[9],\n"
-	"    ARGV[10], ARGV[11])\n"
+	"if #KEYS == 11 then\n"
+	"  commit({unpack(KEYS, 5, 11)}, ARGV[9], ARGV[10], ARGV[11])\n"
 	"end\n"
 	"return {off, epoch, subs(KEYS[4])}\n";
 

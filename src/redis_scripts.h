@@ -15,6 +15,8 @@
  *   pav:U:inbox:new  HASH, pav:U:inbox:s ZSET: notifications added and not
  *                    yet published; they enter the inbox in the step that
  *                    publishes them (or 10 s later if that never comes)
+ *   pav:U:inbox:c    ZSET id -> commit number (the order of entering the
+ *                    inbox), from the counter pav:U:inbox:seq
  *   pav:U:chans      HASH "<node>|<channel>" -> count (shared channels)
  *   pav:C:n          HASH node -> members on that node
  *   pav:C:u:<node>   HASH user -> count (that node's members)
@@ -61,11 +63,12 @@ enum pav_rb_script {
 	 * user keep it for a rebuild; with one, no other node holds it)
 	 * -> {applied 1|0, status, last, count} */
 	PAV_RB_PRESENCE_SET,
-	/* KEYS inbox inbox:t read inbox:new inbox:s; ARGV id json size ttl_ms
+	/* KEYS inbox inbox:t read inbox:new inbox:s inbox:c inbox:seq; ARGV
+	 * id json size ttl_ms
 	 * -> createdAt ms, or nil when the id is taken */
 	PAV_RB_INBOX_ADD,
-	/* KEYS inbox inbox:t read inbox:new inbox:s; ARGV since_ms
-	 * unread(0|1) limit size ttl_ms fence_channel|'' fence_seq
+	/* KEYS inbox inbox:t read inbox:new inbox:s inbox:c inbox:seq; ARGV
+	 * since_ms unread(0|1) limit size ttl_ms fence_channel|'' fence_seq
 	 * -> {id, createdAt, json, read(0|1)}... oldest first */
 	PAV_RB_INBOX_LIST,
 	/* KEYS inbox read; ARGV id -> 1, or 0 when not in the inbox */
@@ -82,9 +85,9 @@ enum pav_rb_script {
 	PAV_RB_CHANNEL_COUNTS,
 	/* KEYS C:n; ARGV C:u: max -> distinct users, at most max */
 	PAV_RB_CHANNEL_USERS,
-	/* KEYS C:meta C:hist C:seq C:n [inbox inbox:t read inbox:new inbox:s];
-	 * ARGV pubchan hdr head tail size ttl_ms epoch count(0|1) [key
-	 * inbox_size inbox_ttl_ms] -> {offset, epoch|nil, subscribers}; with
+	/* KEYS C:meta C:hist C:seq C:n [inbox inbox:t read inbox:new inbox:s
+	 * inbox:c inbox:seq]; ARGV pubchan hdr head tail size ttl_ms epoch
+	 * count(0|1) [key inbox_size inbox_ttl_ms] -> {offset, epoch|nil, subscribers}; with
 	 * the inbox keys (a user channel, a key) the staged notification of
 	 * that id enters the inbox */
 	PAV_RB_PUBLISH,

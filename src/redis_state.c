@@ -608,7 +608,7 @@ static void inbox_try(struct inbox_call *x)
 	pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	if (!text)
 		a.oom = 1;
-	pav_rb_eval(b, user_shard(b, x->c.ns, x->c.name), PAV_RB_INBOX_ADD, 5,
+	pav_rb_eval(b, user_shard(b, x->c.ns, x->c.name), PAV_RB_INBOX_ADD, 7,
 		    &a, inbox_added, x);
 }
 
@@ -716,7 +716,7 @@ static void rb_inbox_list(void *self, const char *ns, const char *user,
 	pav_rb_av_str(&a, RB_INBOX_TTL_MS);
 	pav_rb_av_str(&a, pav_rb_fence_next(&b->shards[x->shard], &x->fence));
 	pav_rb_av_fmt(&a, "%" PRIu64, x->fence);
-	pav_rb_eval(b, x->shard, PAV_RB_INBOX_LIST, 5, &a, inbox_listed, x);
+	pav_rb_eval(b, x->shard, PAV_RB_INBOX_LIST, 7, &a, inbox_listed, x);
 }
 
 static void marked(void *arg, int err, const redisReply *rep)

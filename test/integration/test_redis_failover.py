@@ -264,6 +264,40 @@ def test_node_taken_for_dead_that_comes_back_restores_the_status_its_user_set(
     obs.close()
 
 
+def test_since_replays_a_notification_that_entered_the_inbox_after_a_newer_one(
+        make_gateway, keys, redis):
+    """A notification is staged by node 0 (played here with the backend's own script),
+    which dies before publishing it: it enters the inbox 10 s later, with the createdAt
+    of its staging.  Meanwhile n2, created after it, was delivered through node 1.  A
+    client that saw n2 and asks again with since = n2's createdAt used to miss the
+    orphan for good (created before since, never delivered live): a catch-up replay
+    also holds what entered the inbox after the newest notification created by since."""
+    nodes = rf.Nodes(make_gateway, keys, redis, n=2).start()
+    user = uid("n")
+    U = "pav:{u:default:%s}" % user
+    inbox = [U + ":" + k for k in ("inbox", "inbox:t", "read", "inbox:new", "inbox:s",
+                                   "inbox:c", "inbox:seq")]
+    orphan = "n%016x" % int.from_bytes(os.urandom(8), "big")
+    created = redis.call("EVAL", rf.lua_script("inbox_add"), 7, *inbox, orphan,
+                         '{"id":"%s","type":"t","content":"orphan"}' % orphan,
+                         500, 2592000000)
+    assert created
+    time.sleep(0.01)
+    with Client(nodes[1], user, **ALL) as c:
+        c.sync()
+        nodes.api(1).notify(user, {"type": "t", "content": "n2"})
+        n2 = c.wait_for("notification", timeout=5)["payload"]
+        assert n2["content"] == "n2"
+    time.sleep(10.5)
+    with Client(nodes[0], user, **ALL) as c:
+        c.sync()
+        c.subscribe("user", since=n2["createdAt"])
+        c.sync()
+        got = [m["payload"]["id"] for m in c.take("notification")]
+    assert orphan in [n["id"] for n in nodes.api(0).inbox(user)["notifications"]]
+    assert orphan in got, got
+
+
 # ------------------------------------------------------------------ 6. Redis unreachable
 def outage_nodes(make_gateway, keys, redis, start=True, **store):
     st = {"command_timeout_ms": 500}

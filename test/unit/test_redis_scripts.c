@@ -440,12 +440,14 @@ static void presence_set_announces_with_its_time(void **state)
 #define RD "pav:{u:ns:alice}:read"
 #define NW "pav:{u:ns:alice}:inbox:new"
 #define NS "pav:{u:ns:alice}:inbox:s"
-#define INBOX IB, IT, RD, NW, NS
+#define IC "pav:{u:ns:alice}:inbox:c"
+#define IQ "pav:{u:ns:alice}:inbox:seq"
+#define INBOX IB, IT, RD, NW, NS, IC, IQ
 
 /* Stages a notification: its createdAt, or -1 when the id is taken. */
 static long long stage_note(const char *id, const char *size)
 {
-	redisReply *r = ev(PAV_RB_INBOX_ADD, 5, INBOX, id,
+	redisReply *r = ev(PAV_RB_INBOX_ADD, 7, INBOX, id,
 			   "{\"type\":\"t\",\"content\":\"c\"}", size,
 			   "100000", NULL);
 	long long t = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
@@ -458,7 +460,7 @@ static long long stage_note(const char *id, const char *size)
 /* Publishes the delivery of notification id on alice's user channel. */
 static void deliver_note(const char *id, const char *size)
 {
-	redisReply *r = ev(PAV_RB_PUBLISH, 9, "pav:{c:ns:user:alice}:meta",
+	redisReply *r = ev(PAV_RB_PUBLISH, 11, "pav:{c:ns:user:alice}:meta",
 			   "pav:{c:ns:user:alice}:hist",
 			   "pav:{c:ns:user:alice}:seq", "pav:{c:ns:user:alice}:n",
 			   INBOX, "pav:p:ns:user:alice", "P1 0 - F ", "{}", "",
@@ -479,7 +481,7 @@ static long long add_note(const char *id, const char *size)
 static redisReply *list(const char *since, const char *unread,
 			const char *limit)
 {
-	return ev(PAV_RB_INBOX_LIST, 5, INBOX, since, unread, limit, "100",
+	return ev(PAV_RB_INBOX_LIST, 7, INBOX, since, unread, limit, "100",
 		  "100000", "", "0", NULL);
 }
 
@@ -561,7 +563,7 @@ static void inbox_list_publishes_its_fence(void **state)
 
 	(void)state;
 	listen_to("pav:f:A");
-	r = ev(PAV_RB_INBOX_LIST, 5, INBOX, "0", "0", "0", "100", "100000",
+	r = ev(PAV_RB_INBOX_LIST, 7, INBOX, "0", "0", "0", "100", "100000",
 	       "pav:f:A", "42", NULL);
 	freeReplyObject(r);
 	next_message(msg, sizeof(msg));
@@ -604,12 +606,54 @@ static void inbox_list_since_unread_and_limit(void **state)
 	assert_int_equal(r->elements, 12);
 	assert_string_equal(el_str(r, 0), "b");
 	freeReplyObject(r);
-	r = ev(PAV_RB_INBOX_LIST, 5, "pav:{u:ns:x}:inbox", "pav:{u:ns:x}:inbox:t",
+	r = ev(PAV_RB_INBOX_LIST, 7, "pav:{u:ns:x}:inbox", "pav:{u:ns:x}:inbox:t",
 	       "pav:{u:ns:x}:read", "pav:{u:ns:x}:inbox:new",
-	       "pav:{u:ns:x}:inbox:s", "0", "0", "0", "100", "100000", "", "0",
-	       NULL);
+	       "pav:{u:ns:x}:inbox:s", "pav:{u:ns:x}:inbox:c",
+	       "pav:{u:ns:x}:inbox:seq", "0", "0", "0", "100", "100000", "",
+	       "0", NULL);
 	assert_int_equal(r->elements, 0);
 	freeReplyObject(r);
+}
+
+/* n1 staged before n2 but entering the inbox after it: a read since n2's
+ * createdAt holds n1 (older, listed first), n2 itself not (exclusive). */
+static void inbox_list_since_holds_what_entered_late(void **state)
+{
+	char since[24];
+	redisReply *r;
+	long long t1, t2;
+
+	(void)state;
+	t1 = stage_note("n1", "10");
+	t2 = stage_note("n2", "10");
+	assert_true(t2 > t1);
+	deliver_note("n2", "10");
+	deliver_note("n1", "10");
+	assert_true(cmd_int("PTTL %s", IC) > 90000);
+	assert_true(cmd_int("PTTL %s", IQ) > 90000);
+	snprintf(since, sizeof(since), "%lld", t2);
+	r = list(since, "0", "0");
+	assert_int_equal(r->elements, 4);
+	assert_string_equal(el_str(r, 0), "n1");
+	assert_int_equal(el_int(r, 1), t1);
+	freeReplyObject(r);
+	/* a newer one comes first within a limit */
+	add_note("n3", "10");
+	r = list(since, "0", "1");
+	assert_int_equal(r->elements, 4);
+	assert_string_equal(el_str(r, 0), "n3");
+	freeReplyObject(r);
+	/* since before both: each once, in createdAt order */
+	snprintf(since, sizeof(since), "%lld", t1 - 1);
+	r = list(since, "0", "0");
+	assert_int_equal(r->elements, 12);
+	assert_string_equal(el_str(r, 0), "n1");
+	assert_string_equal(el_str(r, 4), "n2");
+	assert_string_equal(el_str(r, 8), "n3");
+	freeReplyObject(r);
+	/* evicted ones leave inbox:c too */
+	add_note("n4", "2");
+	assert_int_equal(cmd_int("ZCARD %s", IC), 2);
 }
 
 static void inbox_mark_read_knows_only_this_inbox(void **state)
@@ -1201,6 +1245,7 @@ int main(void)
 		T(a_notification_enters_the_inbox_with_its_delivery),
 		T(inbox_list_publishes_its_fence),
 		T(inbox_list_since_unread_and_limit),
+		T(inbox_list_since_holds_what_entered_late),
 		T(inbox_mark_read_knows_only_this_inbox),
 		T(members_count_over_nodes_and_leave_nothing),
 		T(history_keys_live_with_members),
