@@ -157,6 +157,27 @@ def test_first_connection_online_last_close_offline(g, api):
         assert m["payload"]["lastActive"] == la, (m, p)
 
 
+def test_status_set_stays_while_connected_and_a_new_session_starts_online(g, api):
+    """The status a user set stays while it has a connection: another opening or
+    closing leaves it (both stores; with Redis also across a node taken for dead, see
+    test_redis_failover.py).  After its last close, a first connection is online."""
+    user = uid("alice")
+    a1 = C(g, user)
+    a1.ok("presence", {"status": "busy"})
+    a2 = C(g, user)
+    a1.close()
+    a2.sync()
+    p = api.presence(user)
+    assert p["status"] == "busy" and p["connections"] == 1, p
+    a2.close()
+    p = wait_presence(api, user, "offline")
+    assert p["connections"] == 0, p
+    with C(g, user) as a3:
+        a3.sync()
+        p = api.presence(user)
+        assert p["status"] == "online" and p["connections"] == 1, p
+
+
 def test_last_close_after_offline_by_hand_moves_last_active_unannounced(g, api):
     """A user who set "offline" and kept the connection was active until it closed: the
     close leaves the status (nothing announced: it did not change) and sets lastActive."""
