@@ -10,8 +10,12 @@
  * older than node_ttl and whose alive key is gone; it takes the node's
  * reaper lock and reaps it there in bounded steps, calling
  * env->user_gone() for each user left with no connection (lastActive: the
- * dead node's last heartbeat).  A node detected dead within node_ttl + 1 s
- * of its last heartbeat is reaped a few round trips later.
+ * dead node's last heartbeat; the step that pops the user has set it
+ * offline already, so a reaper dying in between loses only the
+ * announcement).  Before any user of the shard, the dead node's channel
+ * members go on every shard, so that announcements are weighed without
+ * them.  A node detected dead within node_ttl + 1 s of its last heartbeat
+ * is reaped a few round trips later.
  *
  * Failures.  While a shard is down every call on it fails (-EIO) before it
  * returns and nothing is queued: the client's queues bound memory, and the
