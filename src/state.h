@@ -76,7 +76,11 @@ struct pav_state_ops {
 
 	/* As pav_host.presence_get / presence_set (plugin.h); the change's
 	 * announcement (may be NULL) is published through this backend's
-	 * broker, its payload's stamp_member set to the change's time. */
+	 * broker, its payload's stamp_member set to the change's time.  A
+	 * store whose node was taken for dead while it held the user's
+	 * connections (redis) applies, at the IF_CONNECTED change its open
+	 * hooks make again, the status the user had chosen instead of the one
+	 * asked for, and the announcement's "status" says so. */
 	void (*presence_get)(void *self, const char *ns, const char *user,
 			     pav_presence_fn cb, void *arg);
 	void (*presence_set)(void *self, const char *ns, const char *user,
