@@ -581,14 +581,23 @@ static void do_metrics(struct api_req *r)
 		answer_error(r, 500, "out of memory");
 }
 
+/* /readyz: what a load balancer asks before sending clients here.  A node
+ * that is stopping refuses every handshake with 503 (server.c), so it says
+ * so here too, or clients would keep being sent to it for the whole grace. */
+static const char *readiness(const struct pav_core *core)
+{
+	if (core->shutting_down)
+		return "stopping";
+	return pav_store_ready(&core->store) ? "ok" : "unavailable";
+}
+
 static void do_health(struct api_req *r, int ready)
 {
 	json_object *o = json_object_new_object();
-	int ok = !ready || pav_store_ready(&r->vh->core->store);
+	const char *status = ready ? readiness(r->vh->core) : "ok";
 
-	json_object_object_add(o, "status",
-			       json_object_new_string(ok ? "ok" : "unavailable"));
-	answer_json(r, ok ? 200 : 503, o);
+	json_object_object_add(o, "status", json_object_new_string(status));
+	answer_json(r, strcmp(status, "ok") ? 503 : 200, o);
 }
 
 /* ---- routing ---------------------------------------------------------- */

@@ -10,7 +10,8 @@ import time
 import pytest
 
 import gw
-from wsclient import Closed
+import test_flow_util as fu
+from wsclient import Closed, HandshakeRefused
 
 
 def test_sigterm_closes_clients_1001_and_exits_0(make_gateway):
@@ -57,6 +58,30 @@ def test_sigint_closes_clients_1001_and_exits_0(make_gateway):
     g.signal(signal.SIGINT)
     c = a.wait_close(10)
     assert c.code == 1001, c
+    a.close()
+    assert g.proc.wait(10) == 0, g.log_tail()
+
+
+def test_readyz_is_503_while_stopping(make_gateway, keys):
+    """From SIGTERM on, new handshakes get 503: /readyz says the same, so that a load balancer
+    stops sending clients for the grace; /healthz stays 200 (the process still runs)."""
+    g = make_gateway(fu.flow_vhosts(keys))
+    api = fu.API(g)
+    assert api.get("/readyz").status == 200
+    a = fu.Client(g)
+    a.sync()
+    g.signal(signal.SIGTERM)
+    # `a` has not answered the close yet, so the gateway is still there, stopping
+    seen = []
+    assert gw.wait_until(lambda: seen.append(api.get("/readyz")) or seen[-1].status == 503, 1), \
+        "/readyz while stopping: %r" % seen[-3:]
+    r = seen[-1]
+    assert r.json == {"status": "stopping"}, r
+    assert api.get("/healthz").status == 200
+    with pytest.raises(HandshakeRefused) as refused:
+        g.connect(g.token())
+    assert refused.value.status == 503
+    assert a.wait_close(10).code == 1001
     a.close()
     assert g.proc.wait(10) == 0, g.log_tail()
 
