@@ -4,8 +4,9 @@
  * handler for it (pav_metrics_known_type) or it is the gateway's own;
  * anything else counts as "other".  Outgoing types are the gateway's, the
  * plugins' and the backend's; past PAV_METRIC_TYPES distinct types they
- * count as "other" too.  Label values are escaped as the Prometheus text
- * format says.
+ * count as "other" too.  The two directions keep separate tables: the
+ * backend's types, however many, never push a client type into "other".
+ * Label values are escaped as the Prometheus text format says.
  */
 #include "metrics.h"
 
@@ -22,11 +23,23 @@
 #define PAV_METRIC_CODES 24
 #define TYPE_LEN 32
 #define OTHER "other"
+/* every incoming type that can have a name: the known ones, "auth",
+ * "heartbeat_ack" and "invalid" */
+#define PAV_METRIC_IN_TYPES (PAV_METRIC_KNOWN + 3)
 
 struct type_count {
 	char type[TYPE_LEN];
-	uint64_t in, out;
+	uint64_t n;
 };
+
+/* One direction's types: up to `cap` (set at first use) named slots, then
+ * the overflow slot "other" at the end. */
+struct type_table {
+	struct type_count t[PAV_METRIC_IN_TYPES + 1];
+	size_t n;
+};
+_Static_assert(PAV_METRIC_TYPES <= PAV_METRIC_IN_TYPES,
+	       "the outgoing types share the table's size");
 
 struct code_count {
 	int code;
@@ -40,8 +53,7 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
 static struct {
 	int64_t conns;
 	uint64_t conns_total;
-	struct type_count types[PAV_METRIC_TYPES + 1];
-	size_t ntypes;
+	struct type_table in, out;
 	struct code_count errors[PAV_METRIC_CODES], closes[PAV_METRIC_CODES];
 	uint64_t auth_failures, rate_limited;
 	uint64_t fan_buckets[NBUCKETS];
@@ -79,19 +91,21 @@ void pav_metrics_known_type(const char *type)
 	snprintf(known[nknown++], TYPE_LEN, "%s", type);
 }
 
-static struct type_count *type_slot(const char *type)
+static struct type_count *type_slot(struct type_table *tt, size_t cap,
+				    const char *type)
 {
-	for (size_t i = 0; i < m.ntypes; i++)
-		if (!strcmp(m.types[i].type, type))
-			return &m.types[i];
+	struct type_count *other = &tt->t[PAV_METRIC_IN_TYPES];
+
+	for (size_t i = 0; i < tt->n; i++)
+		if (!strcmp(tt->t[i].type, type))
+			return &tt->t[i];
 	/* "other" itself is the overflow slot, never a second line */
-	if (m.ntypes < PAV_METRIC_TYPES && strlen(type) < TYPE_LEN &&
-	    strcmp(type, OTHER)) {
-		snprintf(m.types[m.ntypes].type, TYPE_LEN, "%s", type);
-		return &m.types[m.ntypes++];
+	if (tt->n < cap && strlen(type) < TYPE_LEN && strcmp(type, OTHER)) {
+		snprintf(tt->t[tt->n].type, TYPE_LEN, "%s", type);
+		return &tt->t[tt->n++];
 	}
-	snprintf(m.types[PAV_METRIC_TYPES].type, TYPE_LEN, OTHER);
-	return &m.types[PAV_METRIC_TYPES];
+	snprintf(other->type, TYPE_LEN, OTHER);
+	return other;
 }
 
 static void code_inc(struct code_count *arr, int code)
@@ -114,12 +128,14 @@ void pav_metrics_conn(int delta)
 
 void pav_metrics_in(const char *type)
 {
-	type_slot(is_known(type) ? type : OTHER)->in++;
+	type_slot(&m.in, PAV_METRIC_IN_TYPES, is_known(type) ? type : OTHER)->n++;
 }
 
 void pav_metrics_out(const char *type, unsigned n)
 {
-	type_slot(type)->out += n;
+	/* a publication that reached nobody takes no label */
+	if (n)
+		type_slot(&m.out, PAV_METRIC_TYPES, type)->n += n;
 }
 
 void pav_metrics_error(int code)
@@ -217,16 +233,17 @@ static void escape_label(const char *s, char *out, size_t len)
 	out[n] = '\0';
 }
 
-static void render_type_lines(struct out *o, const char *name, int in)
+static void render_type_lines(struct out *o, const char *name,
+			      const struct type_table *tt)
 {
 	char label[2 * TYPE_LEN + 1];
 
-	for (size_t i = 0; i <= PAV_METRIC_TYPES; i++) {
-		if (!m.types[i].type[0])
+	for (size_t i = 0; i <= PAV_METRIC_IN_TYPES; i++) {
+		if (!tt->t[i].type[0])
 			continue;
-		escape_label(m.types[i].type, label, sizeof(label));
+		escape_label(tt->t[i].type, label, sizeof(label));
 		put(o, "%s{type=\"%s\"} %llu\n", name, label,
-		    (unsigned long long)(in ? m.types[i].in : m.types[i].out));
+		    (unsigned long long)tt->t[i].n);
 	}
 }
 
@@ -234,10 +251,10 @@ static void render_types(struct out *o)
 {
 	put(o, "# HELP pavilion_messages_in_total Client messages by type.\n"
 	       "# TYPE pavilion_messages_in_total counter\n");
-	render_type_lines(o, "pavilion_messages_in_total", 1);
+	render_type_lines(o, "pavilion_messages_in_total", &m.in);
 	put(o, "# HELP pavilion_messages_out_total Server messages by type.\n"
 	       "# TYPE pavilion_messages_out_total counter\n");
-	render_type_lines(o, "pavilion_messages_out_total", 0);
+	render_type_lines(o, "pavilion_messages_out_total", &m.out);
 }
 
 static void render_histogram(struct out *o)

@@ -3,7 +3,8 @@ only when a handler is registered for it (or it is the gateway's own), anything 
 "other"; every label value is escaped as the Prometheus text format says."""
 import re
 
-from test_flow_util import Client, metric, parse_metrics
+import test_flow_util as fu
+from test_flow_util import Client, metric, parse_metrics, uid
 
 INJECT = 'x"} 1\nfake_admin_up 1\n#'
 # a sample line of the text exposition format: name, optional {labels}, value
@@ -62,3 +63,30 @@ def test_label_values_escaped(g, api):
     text = api.metrics_text()
     assert 'pavilion_messages_out_total{type="q\\"b\\\\s\\nn"} 1' in text.split("\n"), text
     assert_well_formed(text)
+
+
+def test_published_types_do_not_push_client_types_into_other(make_gateway, keys):
+    """The backend may publish any number of types: they fill the outgoing labels only, and a
+    client type the gateway handles is still counted by its name (before, both directions
+    shared 48 labels, and after 48 published types `subscribe` counted as "other")."""
+    g = make_gateway(fu.flow_vhosts(keys))
+    api = fu.API(g)
+    with Client(g, zones=["*"]) as reader:
+        reader.subscribe("zone:types")
+        for i in range(50):
+            api.publish("zone:types", "backend-type-%d" % i, {})
+            api.publish("zone:nobody-listens", "unheard-%d" % i, {})
+        reader.wait_for("backend-type-49")
+    with Client(g, zones=["*"]) as c:
+        c.subscribe("zone:" + uid("z"))
+        c.ok("presence", {"status": "busy"})
+        c.sync()
+    text = api.metrics_text()
+    m = parse_metrics(text)
+    assert_well_formed(text)
+    assert metric(m, "pavilion_messages_in_total", type="subscribe") == 2, text
+    assert metric(m, "pavilion_messages_in_total", type="presence") == 1, text
+    assert metric(m, "pavilion_messages_in_total", type="other") == 0, text
+    assert not type_labels(text, "pavilion_messages_in_total") & {"backend-type-0", "other"}
+    # a publication that reached nobody takes no label
+    assert not [t for t in type_labels(text, "pavilion_messages_out_total") if t.startswith("unheard")]

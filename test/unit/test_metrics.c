@@ -144,6 +144,45 @@ static void other_is_one_line(void **state)
 	free(t);
 }
 
+/* Backend types fill only the outgoing table: a client type the gateway
+ * handles keeps its name however many types were published before it. */
+static void published_types_leave_client_types_their_names(void **state)
+{
+	char type[32], *t;
+
+	(void)state;
+	pav_metrics_known_type("subscribe");
+	for (int i = 0; i < 60; i++) {
+		snprintf(type, sizeof(type), "pub%d", i);
+		pav_metrics_out(type, 1);
+	}
+	pav_metrics_in("subscribe");
+	pav_metrics_in("heartbeat_ack");
+	t = render();
+	assert_true(has_line(t, "pavilion_messages_in_total{type=\"subscribe\"} 1"));
+	assert_true(has_line(t, "pavilion_messages_in_total{type=\"heartbeat_ack\"} 1"));
+	assert_null(strstr(t, "pavilion_messages_in_total{type=\"other\"}"));
+	assert_null(strstr(t, "pavilion_messages_in_total{type=\"pub"));
+	free(t);
+}
+
+/* A publication that reached nobody sends nothing and takes no label. */
+static void unsent_types_take_no_label(void **state)
+{
+	char type[32], *t;
+
+	(void)state;
+	for (int i = 0; i < 60; i++) {
+		snprintf(type, sizeof(type), "nobody%d", i);
+		pav_metrics_out(type, 0);
+	}
+	pav_metrics_out("ack", 1);
+	t = render();
+	assert_null(strstr(t, "nobody"));
+	assert_true(has_line(t, "pavilion_messages_out_total{type=\"ack\"} 1"));
+	free(t);
+}
+
 static void fanouts_are_counted_by_mode(void **state)
 {
 	char *t;
@@ -173,6 +212,8 @@ int main(void)
 		T(injection_type_adds_no_line),
 		T(label_values_are_escaped),
 		T(other_is_one_line),
+		T(published_types_leave_client_types_their_names),
+		T(unsent_types_take_no_label),
 		T(fanouts_are_counted_by_mode),
 	};
 #undef T
