@@ -1,9 +1,11 @@
 """/metrics counts connections, messages in and out by type, errors by code and auth
 failures: read before and after some traffic and compare. One gateway for this module
 only, so the deltas are exactly this traffic."""
+import re
 import time
 
 import gw
+import test_flow_util as fu
 from test_flow_util import Client, metric, uid
 
 
@@ -108,3 +110,165 @@ def test_metrics_count_auth_failures(g, api):
     want = metric(before, "pavilion_connections")
     assert settle(api, lambda m: metric(m, "pavilion_connections"), want) == want, \
         "refused connections must not stay in the gauge"
+
+
+# ------------------------------------------------------------------ strict exposition format
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"'
+SAMPLE = re.compile(r"^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$" % (NAME, LABEL, LABEL))
+TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
+
+
+def _value(s, line):
+    if s in ("+Inf", "-Inf", "NaN"):
+        return float(s)
+    assert re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", s), "bad value: %r" % line
+    return float(s)
+
+
+def _family(sample, types):
+    """The family a sample belongs to: itself, or a histogram's/summary's base name."""
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = sample[:-len(suffix)]
+        if sample.endswith(suffix) and types.get(base) in ("histogram", "summary"):
+            return base
+    return sample
+
+
+def strict_parse(text):
+    """The Prometheus text format (0.0.4), strictly: one HELP and one TYPE per family, before
+    its samples; a family's samples in one group; label values escaped (only \\\\, \\" and \\n);
+    no series twice; counters named *_total; histograms cumulative and ending in +Inf with
+    _count equal to it. Returns {(name, ((label, value), ...)): value}."""
+    assert text.endswith("\n"), "the exposition must end with a newline"
+    helps, types, series, done, current = {}, {}, {}, set(), None
+    for line in text[:-1].split("\n"):
+        assert line, "empty line in /metrics"
+        if line.startswith("#"):
+            m = re.fullmatch(r"# (HELP|TYPE) (%s) (.*)" % NAME, line)
+            assert m, "comment that is neither HELP nor TYPE: %r" % line
+            kind, name, rest = m.groups()
+            seen = helps if kind == "HELP" else types
+            assert name not in seen, "second %s for %s" % (kind, name)
+            assert name not in done and name != current, "%s after the samples of %s" % (kind, name)
+            if kind == "TYPE":
+                assert rest in TYPES, "unknown type: %r" % line
+            seen[name] = rest
+            continue
+        m = SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        name, labels = m.group(1), m.group(2) or ""
+        pairs = tuple(re.findall(LABEL, labels))
+        assert len({k for k, _ in pairs}) == len(pairs), "a label twice: %r" % line
+        fam = _family(name, types)
+        assert fam in types and fam in helps, "sample before its HELP/TYPE: %r" % line
+        if fam != current:
+            assert fam not in done, "samples of %s not in one group" % fam
+            if current:
+                done.add(current)
+            current = fam
+        key = (name, tuple(sorted(pairs)))
+        assert key not in series, "series twice: %r" % line
+        series[key] = _value(m.group(m.lastindex), line)
+    for fam, kind in types.items():
+        if kind == "counter":
+            assert fam.endswith("_total"), "counter %s not named *_total" % fam
+        if kind == "histogram":
+            _check_histogram(fam, series)
+    return series
+
+
+def _check_histogram(fam, series):
+    buckets = sorted((float(dict(l)["le"]), v) for (n, l), v in series.items() if n == fam + "_bucket")
+    assert buckets and buckets[-1][0] == float("inf"), "%s has no +Inf bucket" % fam
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts), "%s buckets not cumulative: %r" % (fam, buckets)
+    assert series[(fam + "_count", ())] == counts[-1], "%s_count is not its +Inf bucket" % fam
+    assert (fam + "_sum", ()) in series, "%s has no _sum" % fam
+
+
+def test_strict_parser_refuses_what_prometheus_refuses():
+    good = "# HELP a_total x\n# TYPE a_total counter\na_total{k=\"q\\\"\\\\\\n\"} 1\n"
+    strict_parse(good)
+    for bad in (good.replace("\\n\"", "\n\""),                       # raw newline in a value
+                good + "a_total{k=\"q\\\"\\\\\\n\"} 2\n",              # the same series twice
+                good + "# TYPE a_total counter\n",                     # TYPE after samples
+                good.replace("a_total", "a"),                          # counter without _total
+                good + "# HELP b x\n# TYPE b gauge\nb 1\na_total 3\n",  # a family split
+                good[:-1]):                                            # no final newline
+        try:
+            strict_parse(bad)
+        except AssertionError:
+            continue
+        raise AssertionError("accepted: %r" % bad)
+
+
+def limited_vhosts(keys):
+    vhosts = fu.flow_vhosts(keys)
+    vhosts[0]["limits"].update({"messages_per_s": 10, "burst": 20, "max_connections_per_user": 2})
+    vhosts[0]["websocket"]["max_message_bytes"] = 1024
+    return vhosts
+
+
+def test_metrics_after_scripted_traffic_are_strict_and_exact(make_gateway, keys):
+    """N connections, subscriptions, API publications, errors of several codes, closes of
+    several codes, rate limiting: /metrics parses strictly before and after, counters never go
+    down, the deltas are the traffic, and the connection gauge is back to 0 at the end."""
+    g = make_gateway(limited_vhosts(keys))
+    api = fu.API(g)
+    before = strict_parse(api.metrics_text())
+    z = "zone:" + uid("z")
+    cs = [Client(g, zones=["*"]) for _ in range(4)]
+    for c in cs:
+        c.subscribe(z)
+    api.publish(z, "scripted", {"n": 1})
+    for c in cs:
+        c.wait_for("scripted")
+    cs[0].err("subscribe", {"channel": "nope"}, 1003)
+    cs[1].err("subscribe", {"channel": "chat:" + uid("room")}, 1004)
+    cs[2].ws.send_text("not json")
+    gw.expect_error(cs[2].ws, 1002)
+    mid = strict_parse(api.metrics_text())
+    assert metric_of(mid, "pavilion_connections") == 4
+    ws = g.connect(gw.mint(gw.claims(sub="x"), b"wrong-key"))      # 1001, close 4001
+    gw.expect_auth_rejected(ws)
+    ws.close()
+    cs[0].ws.send_text("x" * 2000)                                  # close 1009
+    assert cs[0].wait_close(3).code == 1009
+    cs[1].ws.send_frame(0x3, b"x")                                  # close 1002
+    assert cs[1].wait_close(3).code == 1002
+    for _ in range(150):                                            # 1005, then close 4029
+        cs[2].send("heartbeat_ack")
+    assert cs[2].wait_close(5).code == 4029
+    for c in cs:
+        c.close()
+    after = {}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        after = strict_parse(api.metrics_text())
+        if metric_of(after, "pavilion_connections") == 0:
+            break
+        time.sleep(0.05)
+    d = lambda name, **l: metric_of(after, name, **l) - metric_of(before, name, **l)  # noqa: E731
+    for key, v in after.items():
+        if key[0].endswith(("_total", "_count", "_bucket", "_sum")):
+            assert v >= before.get(key, 0) and v >= mid.get(key, v), "counter went down: %r" % (key,)
+    assert metric_of(after, "pavilion_connections") == 0, after
+    assert d("pavilion_connections_total") == 4
+    assert d("pavilion_messages_out_total", type="scripted") == 4
+    assert d("pavilion_messages_in_total", type="subscribe") == 6
+    assert d("pavilion_auth_failures_total") == 1
+    assert d("pavilion_rate_limited_total") >= 100
+    assert {c: d("pavilion_errors_total", code=str(c)) for c in (1001, 1002, 1003, 1004)} == \
+        {1001: 1, 1002: 1, 1003: 1, 1004: 1}
+    assert d("pavilion_errors_total", code="1005") >= 1
+    assert {c: d("pavilion_closes_total", code=str(c)) for c in (4001, 1009, 1002, 4029)} == \
+        {4001: 1, 1009: 1, 1002: 1, 4029: 1}
+    assert d("pavilion_fanout_seconds_count") == 1
+
+
+def metric_of(series, name, **labels):
+    """Sum of the strictly parsed samples of `name` whose labels include `labels`."""
+    want = {k: str(v) for k, v in labels.items()}
+    return sum(v for (n, l), v in series.items()
+               if n == name and all(dict(l).get(k) == v for k, v in want.items()))
