@@ -567,10 +567,16 @@ static void close_expired(struct pav_conn *c)
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
 }
 
-void pav_conn_peer_closed(struct pav_conn *c)
+void pav_conn_peer_closed(struct pav_conn *c, const void *in, size_t len)
 {
+	const unsigned char *p = in;
+
 	if (c->state == PAV_CONN_DRAINING)
 		return;
+	/* the close line names the client's code when it closed first (RFC
+	 * 6455 7.1.5: 1005 for a close frame without one) */
+	if (c->state == PAV_CONN_OPEN)
+		c->peer_code = p && len >= 2 ? p[0] << 8 | p[1] : 1005;
 	c->state = PAV_CONN_DRAINING;
 	close_deadline(c, PAV_CLOSE_DRAIN_S);
 }

@@ -62,7 +62,8 @@ struct pav_conn {
 	struct pav_conn_env *env;
 	enum pav_conn_state state;
 	uint64_t id; /* the session's, for logs (0 before it has one) */
-	int close_code;
+	int close_code; /* the gateway's close (0 while it started none) */
+	int peer_code;  /* the client's, when it closed first (1005: none) */
 	const char *close_reason;
 
 	/* inbound reassembly, allocated only while a fragmented message is
@@ -155,8 +156,9 @@ void pav_conn_error(struct pav_conn *c, int code, const char *message,
  * or EOF (bounded by deadlines), so the close frame reaches a client that
  * is still sending. */
 void pav_conn_close(struct pav_conn *c, int code, const char *reason);
-/* The client sent a close frame: lws answers it, the gateway sends none. */
-void pav_conn_peer_closed(struct pav_conn *c);
+/* The client sent a close frame (its payload: in, len): lws answers it,
+ * the gateway sends none. */
+void pav_conn_peer_closed(struct pav_conn *c, const void *in, size_t len);
 /* lws is closing the connection (WS_SERVER_DROP_PROTOCOL, before it
  * decides whether a close frame goes out). */
 void pav_conn_dropping(struct pav_conn *c);

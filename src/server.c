@@ -600,7 +600,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pav_conn_writeable(&p->conn);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		pav_conn_peer_closed(&p->conn);
+		pav_conn_peer_closed(&p->conn, in, len);
 		return 0;
 	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
 		pav_conn_dropping(&p->conn);

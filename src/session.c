@@ -903,14 +903,26 @@ static void closed_counted(void *arg, int err, int64_t count)
 	session_free(s);
 }
 
+/* The code that ended the connection, for its close line: the gateway's
+ * when it closed first, else the client's, else 1006 (RFC 6455 7.1.5: the
+ * connection went without a close frame). */
+static int final_close_code(const struct pav_conn *c, const char **by)
+{
+	*by = "server";
+	if (c && c->close_code)
+		return c->close_code;
+	*by = "client";
+	return c && c->peer_code ? c->peer_code : 1006;
+}
+
 void pav_session_closed(struct pav_session *s)
 {
+	const char *by;
+	int code = final_close_code(s->hc.conn, &by);
 	char key[24];
 
-	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s closed code=%d",
-		 s->id, s->vh->cfg->name, s->user, s->peer,
-		 s->hc.conn && s->hc.conn->close_code ? s->hc.conn->close_code
-						      : 1000);
+	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s closed code=%d "
+		 "by=%s", s->id, s->vh->cfg->name, s->user, s->peer, code, by);
 	s->state = PAV_SESSION_GONE;
 	s->hc.conn = NULL;
 	s->closed_ms = pav_now_ms();

@@ -304,6 +304,40 @@ def test_connection_close_logged_with_code(make_gateway):
     assert any("1000" in json.dumps(l) for l in lines), "close code not logged: %r" % lines
 
 
+def _close_line(g, user):
+    lines = [json.loads(l)["msg"] for l in g.log_text().splitlines() if "user=%s " % user in l]
+    return next((m for m in lines if " closed " in m), None)
+
+
+def test_close_lines_name_the_code_the_connection_ended_with(make_gateway):
+    """The close line names the code that ended the connection, and who sent it: the
+    client's own code (1005 when its close frame had none), 1006 when it went without a close
+    frame, the gateway's when the gateway closed (before, every close the gateway did not
+    start was logged as code=1000)."""
+    g = make_gateway(log={"level": "info", "format": "json"})
+    with g.connect(g.token(sub="closes-4321")) as ws:
+        gw.probe(ws)
+        ws.send_close(4321, "bye")
+        ws.wait_close(3)
+    with g.connect(g.token(sub="closes-nocode")) as ws:
+        gw.probe(ws)
+        ws.send_frame(0x8, b"")
+        ws.wait_close(3)
+    ws = g.connect(g.token(sub="closes-dropped"))
+    gw.probe(ws)
+    ws.sock.close()
+    with g.connect(g.token(sub="closes-toobig")) as ws:
+        gw.probe(ws)
+        ws.send_text("x" * 20000)
+        assert ws.wait_close(3).code == 1009
+    want = {"closes-4321": "closed code=4321 by=client", "closes-nocode": "closed code=1005 by=client",
+            "closes-dropped": "closed code=1006 by=client", "closes-toobig": "closed code=1009 by=server"}
+    assert gw.wait_until(lambda: all(_close_line(g, u) for u in want)), g.log_tail()
+    got = {u: _close_line(g, u) for u in want}
+    for u, w in want.items():
+        assert got[u].endswith(w), "%s: %r (expected ... %s)" % (u, got[u], w)
+
+
 def test_sighup_with_broken_certificate_keeps_old_one(make_gateway, tmp_path):
     keys = gw.Keys(tmp_path / "k")
     g = make_gateway(keys=keys)
