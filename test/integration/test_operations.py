@@ -1,6 +1,7 @@
 """Signals (SIGTERM/SIGINT shutdown, SIGHUP reload of keys and certificates) and log formats."""
 import hashlib
 import json
+import re
 import resource
 import signal
 import socket
@@ -336,6 +337,61 @@ def test_close_lines_name_the_code_the_connection_ended_with(make_gateway):
     got = {u: _close_line(g, u) for u in want}
     for u, w in want.items():
         assert got[u].endswith(w), "%s: %r (expected ... %s)" % (u, got[u], w)
+
+
+def _send_raw(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(data)
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_client_strings_do_not_break_log_lines(make_gateway, keys, fmt):
+    """What a client chooses (the token's sub, Origin, User-Agent, Host, the path, the
+    subprotocol, message types, ids and channels, an API path) puts no line break, escape
+    sequence or other control byte into a log line, even at debug; in json every line is one
+    UTF-8 JSON object; and neither a token nor the API key reaches the log."""
+    g = make_gateway(fu.flow_vhosts(keys), log={"level": "debug", "format": fmt})
+    evil = "\x1b[31mX\r\nlevel=error msg=forged\u2028\x07"
+    for sub in (evil, "a\nb", 'a" level="error'):
+        with g.connect(g.token(sub=sub)) as ws:
+            gw.expect_auth_rejected(ws)
+    tok = g.token(sub="logvictim")
+    head = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").encode()
+    for path, extra in ((b"/ws?token=" + tok.encode() + b"\x1b[31m", b""),
+                        (b"/ws\x1b\xff?token=" + tok.encode(), b""),
+                        (b"/ws?token=" + tok.encode(),
+                         b"Host: \x1b]0;t\x07\xff\r\nOrigin: \x1b[2J\r\nUser-Agent: a\x1bb\xc3\r\n"),
+                        (b"/ws?token=" + tok.encode(), b"Sec-WebSocket-Protocol: p\x1b[31m\xff\r\n"),
+                        (b"/ws?token=" + tok.encode(), b"X: " + b"A" * 5000 + b"\r\n")):
+        _send_raw(g.port(), b"GET " + path + b" HTTP/1.1\r\n" + head + extra + b"\r\n")
+    c = fu.Client(g, zones=["*"])
+    for raw in ('{"type":"\\u001b[31m\\nlevel=error","payload":{}}',
+                '{"type":"subscribe","id":"\\u001b\\n","payload":{"channel":"zone:\\u001b\\n"}}',
+                '{"type":"subscribe","payload":{"channel":"zone:\\u00e9\\u2028"}}'):
+        c.ws.send_text(raw)
+    c.sync()
+    c.close()
+    api = fu.API(g)
+    for path in ("/v1/users/a%0Ab/presence", "/v1/users/a%1B%5B31m/connections", "/metrics%0A"):
+        api.call("GET", path)
+    api.call("GET", "/v1/channels/zone:x", key=g.keys.api_key + "\x1b")
+    time.sleep(0.3)
+    data = g.log_path.read_bytes()
+    for line in data.split(b"\n")[:-1]:
+        text = line.decode("utf-8")  # raises on a byte that is not UTF-8
+        assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f]", text), "control byte in %r" % line
+        assert "forged" not in text, line
+        if fmt == "json":
+            assert isinstance(json.loads(text), dict), line
+    for secret in g.tokens_used + [g.keys.api_key]:
+        assert secret.encode() not in data, "a token or API key in the log"
+    for t in g.tokens_used:  # nor the signature alone
+        assert t.rsplit(".", 1)[1].encode() not in data
 
 
 def test_sighup_with_broken_certificate_keeps_old_one(make_gateway, tmp_path):
