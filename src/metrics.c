@@ -278,11 +278,14 @@ char *pav_metrics_render(size_t *len)
 
 	if (!o.p)
 		return NULL;
-	put(&o, "# HELP pavilion_connections Open WebSocket connections.\n"
+	/* a connection refused for its token is counted as an auth failure,
+	 * never here: these are the ones that opened a session */
+	put(&o, "# HELP pavilion_connections Open WebSocket connections whose "
+		"token was accepted.\n"
 		"# TYPE pavilion_connections gauge\npavilion_connections %lld\n",
 	    (long long)m.conns);
-	put(&o, "# HELP pavilion_connections_total Accepted WebSocket "
-		"connections.\n# TYPE pavilion_connections_total counter\n"
+	put(&o, "# HELP pavilion_connections_total WebSocket connections "
+		"whose token was accepted.\n# TYPE pavilion_connections_total counter\n"
 		"pavilion_connections_total %llu\n",
 	    (unsigned long long)m.conns_total);
 	render_types(&o);
