@@ -32,9 +32,10 @@ static void emit_json(const char *lvl, const char *ts, const char *who,
 
 	json_object_object_add(o, "ts", json_object_new_string(ts));
 	json_object_object_add(o, "level", json_object_new_string(lvl));
-	if (who)
-		json_object_object_add(o, "component",
-				       json_object_new_string(who));
+	/* every line has the four keys the README names: the core's own
+	 * lines, which name no component, are the gateway's */
+	json_object_object_add(o, "component",
+			       json_object_new_string(who ? who : "gateway"));
 	json_object_object_add(o, "msg", json_object_new_string(msg));
 	fprintf(stderr, "%s\n",
 		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

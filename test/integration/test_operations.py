@@ -236,6 +236,9 @@ def test_json_log_format(make_gateway):
         except ValueError:
             pytest.fail("log line is not JSON: %r" % l)
         assert isinstance(o, dict) and "level" in o and "msg" in o, "log line lacks level/msg: %r" % l
+        # the README's shape, on every line: a consumer can rely on each key
+        assert sorted(o) == ["component", "level", "msg", "ts"], "not {ts,level,component,msg}: %r" % l
+        assert gw.TS_RE.match(o["ts"]) and o["level"] in ("error", "warn", "info", "debug"), l
     assert any("loguser" in l for l in lines), "no log line names the connecting user"
     assert any("127.0.0.1" in l for l in lines), "no log line names the remote address"
 
