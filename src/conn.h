@@ -63,7 +63,7 @@ struct pav_conn {
 	enum pav_conn_state state;
 	uint64_t id; /* the session's, for logs (0 before it has one) */
 	int close_code; /* the gateway's close (0 while it started none) */
-	int peer_code;  /* the client's, when it closed first (1005: none) */
+	int peer_code;	/* the client's, when it closed first (1005: none) */
 	const char *close_reason;
 
 	/* inbound reassembly, allocated only while a fragmented message is

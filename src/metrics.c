@@ -32,8 +32,8 @@ struct type_count {
 	uint64_t n;
 };
 
-/* One direction's types: up to `cap` (set at first use) named slots, then
- * the overflow slot "other" at the end. */
+/* One direction's types: named slots (as many as type_slot()'s caller
+ * allows that direction), then the overflow slot "other" at the end. */
 struct type_table {
 	struct type_count t[PAV_METRIC_IN_TYPES + 1];
 	size_t n;
@@ -128,7 +128,9 @@ void pav_metrics_conn(int delta)
 
 void pav_metrics_in(const char *type)
 {
-	type_slot(&m.in, PAV_METRIC_IN_TYPES, is_known(type) ? type : OTHER)->n++;
+	const char *name = is_known(type) ? type : OTHER;
+
+	type_slot(&m.in, PAV_METRIC_IN_TYPES, name)->n++;
 }
 
 void pav_metrics_out(const char *type, unsigned n)
@@ -280,13 +282,16 @@ char *pav_metrics_render(size_t *len)
 		return NULL;
 	/* a connection refused for its token is counted as an auth failure,
 	 * never here: these are the ones that opened a session */
-	put(&o, "# HELP pavilion_connections Open WebSocket connections whose "
-		"token was accepted.\n"
-		"# TYPE pavilion_connections gauge\npavilion_connections %lld\n",
+	put(&o,
+	    "# HELP pavilion_connections Open WebSocket connections whose "
+	    "token was accepted.\n"
+	    "# TYPE pavilion_connections gauge\npavilion_connections %lld\n",
 	    (long long)m.conns);
-	put(&o, "# HELP pavilion_connections_total WebSocket connections "
-		"whose token was accepted.\n# TYPE pavilion_connections_total counter\n"
-		"pavilion_connections_total %llu\n",
+	put(&o,
+	    "# HELP pavilion_connections_total WebSocket connections whose "
+	    "token was accepted.\n"
+	    "# TYPE pavilion_connections_total counter\n"
+	    "pavilion_connections_total %llu\n",
 	    (unsigned long long)m.conns_total);
 	render_types(&o);
 	render_codes(&o, "pavilion_errors_total", "Error messages by code.",

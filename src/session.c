@@ -922,7 +922,8 @@ void pav_session_closed(struct pav_session *s)
 	char key[24];
 
 	pav_info("conn %" PRIu64 " vhost=%s user=%s peer=%s closed code=%d "
-		 "by=%s", s->id, s->vh->cfg->name, s->user, s->peer, code, by);
+		 "by=%s",
+		 s->id, s->vh->cfg->name, s->user, s->peer, code, by);
 	s->state = PAV_SESSION_GONE;
 	s->hc.conn = NULL;
 	s->closed_ms = pav_now_ms();
