@@ -86,6 +86,45 @@ struct pav_msg *pav_msg_build(const char *type, const char *id,
 	return pav_msg_frame(&f);
 }
 
+/* Where the JSON string that starts at t[0] (a quote) ends: the index of
+ * its closing quote, or n when it does not end within n bytes. */
+static size_t string_end(const char *t, size_t n)
+{
+	size_t i = 1;
+
+	for (; i < n && t[i] != '"'; i++)
+		if (t[i] == '\\')
+			i++; /* an escape: the next byte cannot end it */
+	return i < n ? i : n;
+}
+
+int pav_msg_type(struct pav_msg *m, char *buf, size_t len)
+{
+	static const char head[] = "{\"type\":";
+	const char *t = (const char *)pav_msg_text(m);
+	size_t n = sizeof(head) - 1, end;
+	json_tokener *tok;
+	json_object *s;
+	int rc = -1;
+
+	if (m->len <= n || memcmp(t, head, n) || t[n] != '"')
+		return -1;
+	end = string_end(t + n, m->len - n);
+	if (end == m->len - n || !(tok = json_tokener_new()))
+		return -1;
+	/* the tokener undoes the escapes json-c wrote */
+	s = json_tokener_parse_ex(tok, t + n, (int)end + 1);
+	if (s && json_object_is_type(s, json_type_string) &&
+	    (size_t)json_object_get_string_len(s) < len) {
+		memcpy(buf, json_object_get_string(s),
+		       (size_t)json_object_get_string_len(s) + 1);
+		rc = 0;
+	}
+	json_object_put(s);
+	json_tokener_free(tok);
+	return rc;
+}
+
 struct pav_msg *pav_msg_error(int code, const char *message, const char *id)
 {
 	json_object *p = json_object_new_object();

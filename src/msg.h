@@ -51,5 +51,9 @@ struct pav_msg *pav_msg_build(const char *type, const char *id,
 			      const char *channel, json_object *payload);
 /* {"type":"error","id"?,"payload":{"code","message"},"timestamp"} */
 struct pav_msg *pav_msg_error(int code, const char *message, const char *id);
+/* The type of a message pav_msg_frame() wrote (its first member), copied
+ * into buf: 0, or -1 when the text does not start with it or it does not
+ * fit in len bytes. */
+int pav_msg_type(struct pav_msg *m, char *buf, size_t len);
 
 #endif

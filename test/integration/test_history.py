@@ -7,7 +7,7 @@ import pytest
 
 import gw
 from test_adversarial_util import SANITIZED, rss_kb
-from test_flow_util import API, Client, flow_vhosts, ticks, uid
+from test_flow_util import API, Client, flow_vhosts, metric, ticks, uid
 
 HISTORY = {"zone": {"size": 200, "ttl_s": 60}, "chat": {"size": 5, "ttl_s": 60}}
 
@@ -66,6 +66,26 @@ def test_reconnect_after_n_publications_recovers_exactly_the_missed_ones(g, api)
         assert [m["payload"]["n"] for m in got] == list(range(2, 9)), got
         c2.sync()
         assert not c2.take("tick"), "a recovered publication arrived twice"
+
+
+def test_recovered_publications_count_as_messages_out(g, api):
+    """A recovery's replay sends publications as a live fan-out does: /metrics counts them
+    under their type (before, pavilion_messages_out_total missed every replayed one)."""
+    z = "zone:" + uid("z")
+    kind = "replayed-" + uid("t")[-6:]
+    with Client(g, zones=["*"]) as c:
+        ack = c.subscribe(z)["payload"]
+        api.publish(z, kind, {"n": 0})
+        pos = {"offset": c.wait_for(kind)["offset"], "epoch": ack["epoch"]}
+    for i in range(5):
+        api.publish(z, kind, {"n": i + 1})
+    before = metric(api.metrics(), "pavilion_messages_out_total", type=kind)
+    with Client(g, zones=["*"]) as c2:
+        assert c2.subscribe(z, recover=pos)["payload"]["recovered"] is True
+        got = [c2.wait_for(kind)["payload"]["n"] for _ in range(5)]
+        assert got == [1, 2, 3, 4, 5], got
+    after = metric(api.metrics(), "pavilion_messages_out_total", type=kind)
+    assert after - before == 5, "%r replayed publications counted, 5 sent" % (after - before)
 
 
 def test_a_gap_larger_than_the_history_is_not_recovered(g, api):

@@ -291,6 +291,44 @@ static void error_message_is_escaped(void **state)
 	pav_msg_unref(m);
 }
 
+/* The type is read back from the text, escapes undone. */
+static void type_is_read_back(void **state)
+{
+	const char *types[] = {"tick", "q\"b\\s\nn/x", "\xc3\xa9t\xc3\xa9", ""};
+	char buf[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct pav_msg *m = pav_msg_build(types[i], "id\"", "zone:a",
+						  NULL);
+
+		assert_non_null(m);
+		assert_int_equal(pav_msg_type(m, buf, sizeof(buf)), 0);
+		assert_string_equal(buf, types[i]);
+		pav_msg_unref(m);
+	}
+}
+
+static void type_that_is_not_there_or_too_long(void **state)
+{
+	struct pav_msg *m = pav_msg_new("{\"id\":\"x\"}", 12, NULL);
+	char buf[8];
+
+	(void)state;
+	assert_int_equal(pav_msg_type(m, buf, sizeof(buf)), -1);
+	pav_msg_unref(m);
+	m = pav_msg_new("{\"type\":\"ab\\\"", 13, NULL); /* cut short */
+	assert_int_equal(pav_msg_type(m, buf, sizeof(buf)), -1);
+	pav_msg_unref(m);
+	m = pav_msg_build("eightchr", NULL, NULL, NULL); /* 8 + NUL > 8 */
+	assert_int_equal(pav_msg_type(m, buf, sizeof(buf)), -1);
+	pav_msg_unref(m);
+	m = pav_msg_build("sevench", NULL, NULL, NULL);
+	assert_int_equal(pav_msg_type(m, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "sevench");
+	pav_msg_unref(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +349,8 @@ int main(void)
 		cmocka_unit_test(error_has_code_and_message),
 		cmocka_unit_test(error_echoes_the_id),
 		cmocka_unit_test(error_message_is_escaped),
+		cmocka_unit_test(type_is_read_back),
+		cmocka_unit_test(type_that_is_not_there_or_too_long),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
