@@ -188,13 +188,11 @@ def test_killed_node_user_is_offline_even_when_its_reaper_dies_mid_way(
     assert p["status"] == "offline" and p["connections"] == 0, p
 
 
-def test_node_taken_for_dead_that_comes_back_announces_its_users_online(
-        make_gateway, keys, redis):
-    """Node 0 is held (SIGSTOP) longer than node_ttl_s: node 1 reaps it and tells its
-    clients that u, whose only connection is on node 0, went offline.  Node 0 comes back
-    with u's connection open and registers everything again; u is online again in the
-    store, and the observer that was told offline is told online (it was restored
-    without a word, leaving the observer with offline for good)."""
+def _node_0_taken_for_dead_and_back(make_gateway, keys, redis, status=None):
+    """u connected on node 0 (having set `status`, when given), an observer on node 1, both
+    in one zone.  Node 0 is held (SIGSTOP) longer than node_ttl_s: node 1 reaps it and the
+    observer is told u went offline; then node 0 resumes and resyncs u.  Returns (nodes, u,
+    observer, the status_update the observer got after the offline one)."""
     ttl = 2
     nodes = rf.Nodes(make_gateway, keys, redis, n=2, store={"node_ttl_s": ttl}).start()
     z = "zone:" + uid("z")
@@ -202,6 +200,9 @@ def test_node_taken_for_dead_that_comes_back_announces_its_users_online(
     a.subscribe(z)
     obs = Client(nodes[1], **ALL)
     obs.subscribe(z)
+    if status:
+        a.ok("presence", {"status": status})
+        obs.wait_for("status_update", timeout=5, userId=a.sub, status=status)
     nodes.settle()
     obs.sync()
     obs.inbox.clear()
@@ -211,10 +212,19 @@ def test_node_taken_for_dead_that_comes_back_announces_its_users_online(
         assert m["payload"]["status"] == "offline", m
     finally:
         nodes[0].proc.send_signal(signal.SIGCONT)
-    m = obs.wait_for("status_update", timeout=10, userId=a.sub)
-    assert m["payload"]["status"] == "online", m
+    back = obs.wait_for("status_update", timeout=10, userId=a.sub)
     a.wait_for("resync", timeout=10)
     nodes.settle()
+    return nodes, a, obs, back
+
+
+def test_node_taken_for_dead_that_comes_back_announces_its_users_online(
+        make_gateway, keys, redis):
+    """Node 0 comes back with u's connection open and registers everything again; u is
+    online again in the store, and the observer that was told offline is told online (it
+    was restored without a word, leaving the observer with offline for good)."""
+    nodes, a, obs, back = _node_0_taken_for_dead_and_back(make_gateway, keys, redis)
+    assert back["payload"]["status"] == "online", back
     p = nodes.api(1).presence(a.sub)
     assert p["status"] == "online" and p["connections"] == 1, p
     obs.sync()
@@ -229,28 +239,9 @@ def test_node_taken_for_dead_that_comes_back_restores_the_status_its_user_set(
     sets u offline; when node 0 comes back, u is connected all along and the status it
     chose is what it gets again (it came back "online", the "away" lost): the store keeps
     the chosen status beside the presence record, and the reaper leaves it."""
-    ttl = 2
-    nodes = rf.Nodes(make_gateway, keys, redis, n=2, store={"node_ttl_s": ttl}).start()
-    z = "zone:" + uid("z")
-    a = Client(nodes[0], **ALL)
-    a.subscribe(z)
-    obs = Client(nodes[1], **ALL)
-    obs.subscribe(z)
-    a.ok("presence", {"status": "away"})
-    obs.wait_for("status_update", timeout=5, userId=a.sub, status="away")
-    nodes.settle()
-    obs.sync()
-    obs.inbox.clear()
-    nodes[0].proc.send_signal(signal.SIGSTOP)
-    try:
-        m = obs.wait_for("status_update", timeout=ttl + 4, userId=a.sub)
-        assert m["payload"]["status"] == "offline", m
-    finally:
-        nodes[0].proc.send_signal(signal.SIGCONT)
-    m = obs.wait_for("status_update", timeout=10, userId=a.sub)
-    assert m["payload"]["status"] == "away", m
-    a.wait_for("resync", timeout=10)
-    nodes.settle()
+    nodes, a, obs, back = _node_0_taken_for_dead_and_back(make_gateway, keys, redis,
+                                                          status="away")
+    assert back["payload"]["status"] == "away", back
     p = nodes.api(1).presence(a.sub)
     assert p["status"] == "away" and p["connections"] == 1, p
     # a new session after the last close starts "online", as always

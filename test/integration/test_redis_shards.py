@@ -44,6 +44,18 @@ def C(node, sub=None):
     return c
 
 
+
+def kill_settled(ns, dead, obs):
+    """Once the nodes settled and obs saw everything so far (its inbox emptied), dead is
+    killed (SIGKILL, no goodbye); returns when, on the monotonic clock."""
+    ns.settle()
+    obs.sync()
+    obs.inbox.clear()
+    dead.proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    dead.proc.wait(10)
+    return killed
+
 def test_users_and_channels_spread_over_both_shards(nodes, shards):
     cs = [C(nodes[i % 2]) for i in range(16)]
     try:
@@ -125,12 +137,7 @@ def test_a_killed_node_is_reaped_on_both_shards(make_gateway, keys, shards):
     obs = C(live)
     for z in zones:
         obs.subscribe(z)
-    ns.settle()
-    obs.sync()
-    obs.inbox.clear()
-    dead.proc.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    dead.proc.wait(10)
+    killed = kill_settled(ns, dead, obs)
     gone = set()
     while len(gone) < len(users):
         left = killed + TTL + 2 - time.monotonic()
@@ -185,12 +192,7 @@ def test_a_killed_node_user_is_weighed_without_its_members_on_another_shard(
     x.subscribe(z)
     obs = C(live)
     obs.subscribe(z)
-    ns.settle()
-    obs.sync()
-    obs.inbox.clear()
-    dead.proc.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    dead.proc.wait(10)
+    killed = kill_settled(ns, dead, obs)
     # someone else's reaper, slow on z's shard
     assert shards[zs].call("SET", "pav:reap:" + dead_id, "other", "NX", "PX", "30000")
     left = killed + TTL + 3 - time.monotonic()
