@@ -311,7 +311,8 @@ static void type_is_read_back(void **state)
 
 static void type_that_is_not_there_or_too_long(void **state)
 {
-	struct pav_msg *m = pav_msg_new("{\"id\":\"x\"}", 12, NULL);
+	static const char no_type[] = "{\"id\":\"x\"}";
+	struct pav_msg *m = pav_msg_new(no_type, sizeof(no_type) - 1, NULL);
 	char buf[8];
 
 	(void)state;
