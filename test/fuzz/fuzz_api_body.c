@@ -206,10 +206,17 @@ static void publish(json_object *body)
 
 static void check_key(const uint8_t *data, size_t size)
 {
-	static char k1[] = "fuzz-api-key", k2[] = "{\"channel\":\"zone:z1\"}";
-	static char *const keys[] = {k1, k2};
+	static const char k1[] = "fuzz-api-key",
+			  k2[] = "{\"channel\":\"zone:z1\"}";
+	static struct pav_api_key keys[2];
+	static int digested;
 	char *presented = malloc(size + 1);
 
+	if (!digested) {
+		CHECK(!pav_api_key_digest(k1, &keys[0]) &&
+		      !pav_api_key_digest(k2, &keys[1]));
+		digested = 1;
+	}
 	if (!presented)
 		return;
 	memcpy(presented, data, size);
