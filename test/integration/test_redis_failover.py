@@ -442,6 +442,26 @@ def test_redis_restarted_empty_rebuilds_the_state_and_starts_a_new_epoch(
     b.close()
 
 
+def restart_empty_node_1_first(nodes, redis, ca, cb, while_held=None):
+    """Once the nodes settled, Redis restarts empty while node 0 is held (SIGSTOP), so
+    node 1 writes its registry first (its client cb gets resync); while_held() runs then.
+    Node 0 resumes and rebuilds too (ca gets resync), and the nodes settle."""
+    nodes.settle()
+    redis.kill()
+    wait_ready(nodes, 503, 3)
+    nodes[0].proc.send_signal(signal.SIGSTOP)
+    try:
+        redis.start()
+        rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 200, 10, what="node 1")
+        cb.wait_for("resync", timeout=10)
+        if while_held:
+            while_held()
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    wait_ready(nodes, 200, 10)
+    ca.wait_for("resync", timeout=10)
+    nodes.settle()
+
 def test_redis_restarted_empty_restores_the_status_set_through_another_node(
         make_gateway, keys, redis):
     """User u has a connection on node 1 (its first: node 1 saw u online) and one on node
@@ -458,19 +478,7 @@ def test_redis_restarted_empty_restores_the_status_set_through_another_node(
     ca.sync()
     ca.ok("presence", {"status": "away"})
     cb.wait_for("status_update", timeout=5, status="away")
-    nodes.settle()
-    redis.kill()
-    wait_ready(nodes, 503, 3)
-    nodes[0].proc.send_signal(signal.SIGSTOP)
-    try:
-        redis.start()
-        rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 200, 10, what="node 1")
-        cb.wait_for("resync", timeout=10)
-    finally:
-        nodes[0].proc.send_signal(signal.SIGCONT)
-    wait_ready(nodes, 200, 10)
-    ca.wait_for("resync", timeout=10)
-    nodes.settle()
+    restart_empty_node_1_first(nodes, redis, ca, cb)
     p = nodes.api(1).presence(u)
     assert p["status"] == "away" and p["connections"] == 2, p
     ca.close()
@@ -491,22 +499,13 @@ def test_redis_restarted_empty_restores_a_status_set_before_the_other_node_saw_t
     ca.ok("presence", {"status": "away"})
     cb = Client(nodes[1], u, **ALL)
     cb.sync()
-    nodes.settle()
-    redis.kill()
-    wait_ready(nodes, 503, 3)
-    nodes[0].proc.send_signal(signal.SIGSTOP)
-    try:
-        redis.start()
-        rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 200, 10, what="node 1")
-        cb.wait_for("resync", timeout=10)
+
+    def node_1_alone():
         settle(nodes[1])
         p = nodes.api(1).presence(u)
         assert p["status"] == "away" and p["connections"] == 1, p
-    finally:
-        nodes[0].proc.send_signal(signal.SIGCONT)
-    wait_ready(nodes, 200, 10)
-    ca.wait_for("resync", timeout=10)
-    nodes.settle()
+
+    restart_empty_node_1_first(nodes, redis, ca, cb, node_1_alone)
     p = nodes.api(1).presence(u)
     assert p["status"] == "away" and p["connections"] == 2, p
     ca.close()
