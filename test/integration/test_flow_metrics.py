@@ -278,18 +278,23 @@ def test_fanout_seconds_are_measured_below_a_millisecond(g, api):
     """A fan-out to one local subscriber takes tens of microseconds, and the histogram has
     buckets from 0.5 ms: it must be timed finer than whole milliseconds.  Before, each was
     timed on the millisecond clock, 0 s or (when a millisecond tick fell inside) 1 ms, so
-    _sum was always a whole number of milliseconds, most often 0.  (A finer clock gives a
-    whole number by chance about once in a thousand runs.)"""
+    _sum was always a whole number of milliseconds, most often 0.  A finer clock gives a
+    whole number by chance about once in a thousand rounds (it happened in CI on the Redis
+    store), so up to three rounds of 20 are timed: the millisecond clock fails all three."""
     z = "zone:" + uid("z")
+    sums = []
     with Client(g, zones=["*"]) as c:
         c.subscribe(z)
-        before = strict_parse(api.metrics_text())
-        for i in range(20):
-            api.publish(z, "timed", {"i": i})
-        for i in range(20):
-            c.wait_for("timed", i=i)
-    after = strict_parse(api.metrics_text())
-    d = lambda n: metric_of(after, n) - metric_of(before, n)  # noqa: E731
-    assert d("pavilion_fanout_seconds_count") == 20
-    us = round(d("pavilion_fanout_seconds_sum") * 1e6)
-    assert us > 0 and us % 1000, "20 fan-outs timed %d us in all: whole milliseconds" % us
+        for r in range(3):
+            before = strict_parse(api.metrics_text())
+            for i in range(20):
+                api.publish(z, "timed", {"r": r, "i": i})
+            for i in range(20):
+                c.wait_for("timed", r=r, i=i)
+            after = strict_parse(api.metrics_text())
+            d = lambda n: metric_of(after, n) - metric_of(before, n)  # noqa: E731
+            assert d("pavilion_fanout_seconds_count") == 20
+            sums.append(round(d("pavilion_fanout_seconds_sum") * 1e6))
+            if sums[-1] > 0 and sums[-1] % 1000:
+                return
+    assert False, "3 rounds of 20 fan-outs timed %s us: whole milliseconds" % sums
