@@ -13,6 +13,8 @@
 
 #include <json-c/json.h>
 
+#include "utf8.h"
+
 #define DUPLICATE_KEY "duplicate key in an object"
 
 struct scan {
@@ -84,25 +86,14 @@ static int unicode_escape(struct scan *s)
 	return 0;
 }
 
-/* One UTF-8 sequence starting with a byte >= 0x80 (RFC 3629 table). */
+/* One UTF-8 sequence starting with a byte >= 0x80. */
 static int utf8_seq(struct scan *s)
 {
-	unsigned char c = *s->p++, lo = 0x80, hi = 0xbf;
-	int n;
+	size_t n = pav_utf8_seq(s->p, s->end);
 
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 1;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-	else
+	if (!n)
 		return fail(s, "invalid UTF-8");
-	for (int i = 0; i < n; i++, lo = 0x80, hi = 0xbf) {
-		if (s->p >= s->end || *s->p < lo || *s->p > hi)
-			return fail(s, "invalid UTF-8");
-		s->p++;
-	}
+	s->p += n;
 	return 0;
 }
 

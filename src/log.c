@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "clock.h"
+#include "utf8.h"
 
 static int log_level = PAV_LOG_INFO;
 static int log_json;
@@ -43,6 +44,37 @@ static void emit_json(const char *lvl, const char *ts, const char *who,
 	json_object_put(o);
 }
 
+/*
+ * One event, one line, in UTF-8.  A message can carry what a plugin or a
+ * peer put in it: a control character (a newline forging a line, an
+ * escape sequence for a terminal) becomes a space and a byte that is not
+ * UTF-8 a '?'.  A message cut at the buffer's end loses the character
+ * it cut in two.
+ */
+static void make_printable(char *msg, size_t len, int cut)
+{
+	unsigned char *p = (unsigned char *)msg, *end = p + len, *last = end;
+	size_t n;
+
+	if (cut) {
+		while (last > p && last > end - 4 && (last[-1] & 0xc0) == 0x80)
+			last--;
+		if (last > p && last[-1] >= 0xc0 && !pav_utf8_seq(last - 1, end))
+			*(end = last - 1) = '\0';
+	}
+	while (p < end) {
+		if (*p >= 0x80 && (n = pav_utf8_seq(p, end))) {
+			p += n;
+			continue;
+		}
+		if (*p >= 0x80)
+			*p = '?';
+		else if (*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+		p++;
+	}
+}
+
 void pav_log(enum pav_log_level level, const char *who, const char *fmt, ...)
 {
 	va_list ap;
@@ -56,14 +88,16 @@ void pav_vlog(enum pav_log_level level, const char *who, const char *fmt,
 	      va_list ap)
 {
 	char msg[1024], ts[PAV_TIME_LEN];
+	int n;
 
 	if (!pav_log_enabled(level))
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* one event, one line: fold embedded newlines */
-	for (char *p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		return;
+	make_printable(msg, (size_t)n < sizeof(msg) ? (size_t)n
+						    : sizeof(msg) - 1,
+		       (size_t)n >= sizeof(msg));
 	pav_format_time(pav_now_ms(), ts, sizeof(ts));
 	if (log_json)
 		emit_json(level_names[level], ts, who, msg);
