@@ -371,19 +371,22 @@ static int just_sent(struct pav_sub *s, const struct pav_msg *m)
 static int deliver_one(struct pav_hub_client *c, struct pav_sub *s,
 		       struct pav_msg *m)
 {
+	int rc;
+
 	if (!c->conn)
 		return -EPIPE;
 	if (s->skip && just_sent(s, m))
 		return -EALREADY;
-	if (s->hold)
-		return hold_push(c, s->hold, m);
+	if (s->hold) /* 1: held, counted as sent when it is released */
+		return (rc = hold_push(c, s->hold, m)) ? rc : 1;
 	return pav_conn_deliver(c->conn, m);
 }
 
 static int deliver_chan(struct pav_hub *h, struct pav_chan *ch,
-			const struct pav_delivery *d, uint64_t stamp)
+			const struct pav_delivery *d, uint64_t stamp,
+			int *held)
 {
-	int n = 0;
+	int n = 0, rc;
 
 	/* delivering may close a slow consumer, which only marks it
 	 * closing: membership does not change during the walk */
@@ -396,8 +399,10 @@ static int deliver_chan(struct pav_hub *h, struct pav_chan *ch,
 		if (d->kind == PAV_DELIVER_REVOKE) {
 			h->revoke(c, h->arg);
 			n++;
-		} else if (!deliver_one(c, &c->subs[ch->m[i].slot], d->msg)) {
+		} else if ((rc = deliver_one(c, &c->subs[ch->m[i].slot],
+					     d->msg)) >= 0) {
 			n++;
+			*held += rc;
 		}
 	}
 	return n;
@@ -423,17 +428,17 @@ static uint64_t pub_stamp(struct pav_hub *h, uint64_t pub_id)
 int pav_hub_deliver(struct pav_hub *h, const struct pav_delivery *d)
 {
 	uint64_t stamp;
-	int sent = 0;
+	int sent = 0, held = 0;
 
 	stamp = pub_stamp(h, d->pub_id);
 	for (size_t i = 0; i < d->nchannels; i++) {
 		struct pav_chan *ch = chan_get(h, d->ns, d->channels[i]);
 
 		if (ch)
-			sent += deliver_chan(h, ch, d, stamp);
+			sent += deliver_chan(h, ch, d, stamp, &held);
 	}
 	if (d->kind == PAV_DELIVER_FRAME && d->type)
-		pav_metrics_out(d->type, (unsigned)sent);
+		pav_metrics_out(d->type, (unsigned)(sent - held));
 	return sent;
 }
 
@@ -495,8 +500,9 @@ int pav_hub_release(struct pav_hub_client *c, const char *channel,
 	hd = c->subs[slot].hold;
 	c->subs[slot].hold = NULL;
 	for (size_t i = 0; hd && i < hd->n && c->conn; i++)
-		if (!skipped(hd->msgs[i], upto, skip, nskip))
-			pav_conn_deliver(c->conn, hd->msgs[i]);
+		if (!skipped(hd->msgs[i], upto, skip, nskip) &&
+		    !pav_conn_deliver(c->conn, hd->msgs[i]))
+			pav_metrics_out_msg(hd->msgs[i]);
 	hold_free(hd);
 	keep_skips(&c->subs[slot], skip, nskip);
 	return 0;

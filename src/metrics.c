@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "msg.h"
 
 #define PAV_METRIC_TYPES 48
 #define PAV_METRIC_KNOWN 64 /* registered handler types remembered */
@@ -138,6 +139,13 @@ void pav_metrics_out(const char *type, unsigned n)
 	/* a publication that reached nobody takes no label */
 	if (n)
 		type_slot(&m.out, PAV_METRIC_TYPES, type)->n += n;
+}
+
+void pav_metrics_out_msg(struct pav_msg *m)
+{
+	char type[TYPE_LEN];
+
+	pav_metrics_out(pav_msg_type(m, type, sizeof(type)) ? OTHER : type, 1);
 }
 
 void pav_metrics_error(int code)

@@ -12,6 +12,10 @@ void pav_metrics_known_type(const char *type);
 void pav_metrics_conn(int delta);
 void pav_metrics_in(const char *type);
 void pav_metrics_out(const char *type, unsigned n);
+struct pav_msg;
+/* One message sent outside a fan-out's count (a replay, a held one
+ * released), under the type its text names. */
+void pav_metrics_out_msg(struct pav_msg *m);
 void pav_metrics_error(int code);
 void pav_metrics_close(int code);
 void pav_metrics_auth_failure(void);

@@ -361,16 +361,6 @@ static int replay_fits(const struct pav_session *s,
 	return bytes <= pav_conn_replay_max(s->hc.conn);
 }
 
-/* A recovered publication is a server message as a live one is: counted
- * under its type, read back from its text (a history keeps nothing else). */
-static void count_replayed(struct pav_msg *m)
-{
-	char type[64];
-
-	pav_metrics_out(pav_msg_type(m, type, sizeof(type)) ? "other" : type,
-			1);
-}
-
 static void op_done(struct sub_op *op, const struct pav_history *h)
 {
 	struct pav_session *s = op_session(op);
@@ -395,7 +385,7 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 	for (size_t i = 0; recovered && i < h->n; i++) {
 		if (pav_conn_enqueue_kept(s->hc.conn, h->msgs[i]))
 			break; /* closing */
-		count_replayed(h->msgs[i]);
+		pav_metrics_out_msg(h->msgs[i]);
 	}
 	if (op->hist && op->joined)
 		pav_hub_release(&s->hc, op->channel, recovered ? h->offset : 0,

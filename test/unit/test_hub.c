@@ -21,6 +21,7 @@
 #include "broker.h"
 #include "fake_conn.h"
 #include "hub.h"
+#include "metrics.h"
 #include "msg.h"
 
 #define NS "default"
@@ -651,6 +652,55 @@ static void hold_past_its_bytes_closes_as_a_slow_consumer(void **state)
 	assert_int_equal(fc[0].n, 0); /* closing: nothing goes out */
 }
 
+/* pavilion_messages_out_total{type="msg"}, or 0 without that line. */
+static long msgs_out(void)
+{
+	size_t len;
+	char *t = pav_metrics_render(&len), *l;
+	long n = 0;
+
+	assert_non_null(t);
+	l = strstr(t, "pavilion_messages_out_total{type=\"msg\"} ");
+	if (l)
+		n = strtol(strchr(l, '}') + 2, NULL, 10);
+	free(t);
+	return n;
+}
+
+static void held_publications_count_as_sent_when_sent(void **state)
+{
+	const char *chans[] = {"zone:a"};
+
+	(void)state;
+	pav_metrics_reset();
+	join(0, "zone:a");
+	join(1, "zone:a");
+	pav_hub_hold(&cl[0], "zone:a");
+	for (int i = 1; i <= 5; i++)
+		deliver_full(chans, 1, "msg", i, (uint64_t)i, NULL, 0, 0);
+	assert_int_equal(msgs_out(), 5); /* client 1's */
+	/* the replay sent 1..3 (counted by whoever sent it), 4 and 5 go now */
+	pav_hub_release(&cl[0], "zone:a", 3, NULL, 0);
+	assert_int_equal(fc[0].n, 2);
+	assert_int_equal(msgs_out(), 7);
+}
+
+static void held_publications_of_a_slow_consumer_are_not_counted(
+	void **state)
+{
+	(void)state;
+	pav_metrics_reset();
+	cl[0].hold_max = 200; /* a frame is about 70 bytes */
+	join(0, "zone:a");
+	pav_hub_hold(&cl[0], "zone:a");
+	for (int i = 0; i < 10; i++)
+		deliver("zone:a", i);
+	assert_int_equal(fc[0].c.close_code, 4008);
+	pav_hub_release(&cl[0], "zone:a", 0, NULL, 0);
+	assert_int_equal(fc[0].n, 0);
+	assert_int_equal(msgs_out(), 0);
+}
+
 static void leaving_during_a_hold_drops_what_was_held(void **state)
 {
 	(void)state;
@@ -693,6 +743,8 @@ int main(void)
 		T(hold_of_a_channel_not_joined_is_enoent),
 		T(held_publications_are_sent_in_order_on_release),
 		T(hold_keeps_only_its_own_channel),
+		T(held_publications_count_as_sent_when_sent),
+		T(held_publications_of_a_slow_consumer_are_not_counted),
 		T(release_skips_offsets_up_to_upto),
 		T(release_skips_the_keys_already_sent),
 		T(multi_channel_publication_during_a_hold_is_sent_once),
