@@ -117,6 +117,16 @@ int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 	return 0;
 }
 
+int pav_conn_enqueue_kept_within(struct pav_conn *c, struct pav_msg *m,
+				 size_t spare)
+{
+	if (c->state != PAV_CONN_OPEN)
+		return -EPIPE;
+	if (c->q_kept && c->q_kept + m->len + spare > pav_conn_replay_max(c))
+		return -ENOSPC;
+	return pav_conn_enqueue_kept(c, m);
+}
+
 /* Queues a message that counts against outbound_queue_bytes; past it the
  * connection is closed as a slow consumer (-ENOBUFS).  A message larger
  * than the whole queue still goes to a client with nothing counted queued:
@@ -275,6 +285,22 @@ int pav_conn_send_replay(struct pav_conn *c, const char *type,
 {
 	return send_built(c, type, NULL, channel, payload,
 			  pav_conn_enqueue_kept);
+}
+
+int pav_conn_send_replay_within(struct pav_conn *c, const char *type,
+				const char *channel, json_object *payload,
+				size_t spare)
+{
+	struct pav_msg *m = pav_msg_build(type, NULL, channel, payload);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = pav_conn_enqueue_kept_within(c, m, spare);
+	pav_msg_unref(m);
+	if (!rc)
+		pav_metrics_out(type, 1);
+	return rc;
 }
 
 void pav_conn_error(struct pav_conn *c, int code, const char *msg,

@@ -110,6 +110,12 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
  * outbound_queue_bytes (a client that asks for them again and again and
  * reads nothing): past that, 4008 and -ENOBUFS, as for enqueue. */
 int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m);
+/* Queues a replay's message as enqueue_kept does, but only when it leaves
+ * `spare` bytes of that bound (or nothing of a replay is queued: one
+ * message of any size goes, as there): else -ENOSPC, nothing queued and
+ * the connection left open, so that a replay can stop at a page. */
+int pav_conn_enqueue_kept_within(struct pav_conn *c, struct pav_msg *m,
+				 size_t spare);
 /* The most a replay may hold unsent (that bound, in bytes). */
 size_t pav_conn_replay_max(const struct pav_conn *c);
 /*
@@ -149,6 +155,10 @@ int pav_conn_send(struct pav_conn *c, const char *type, const char *id,
  * as pav_conn_enqueue_kept() counts (not against outbound_queue_bytes). */
 int pav_conn_send_replay(struct pav_conn *c, const char *type,
 			 const char *channel, json_object *payload);
+/* Builds and queues it with pav_conn_enqueue_kept_within(). */
+int pav_conn_send_replay_within(struct pav_conn *c, const char *type,
+				const char *channel, json_object *payload,
+				size_t spare);
 void pav_conn_error(struct pav_conn *c, int code, const char *message,
 		    const char *id);
 /* Starts the closing handshake with code (once): the queue is written,

@@ -93,6 +93,16 @@ static int send_replay(pav_conn *c, const char *channel, const char *type,
 	return pav_conn_send_replay(c->hc.conn, type, channel, payload);
 }
 
+static int send_replay_within(pav_conn *c, const char *channel,
+			      const char *type, json_object *payload,
+			      size_t spare)
+{
+	if (!c->hc.conn)
+		return -EPIPE;
+	return pav_conn_send_replay_within(c->hc.conn, type, channel, payload,
+					   spare);
+}
+
 /* ---- channels ---- */
 
 static int channel_parse(const pav_conn *c, const char *in, char *out,
@@ -309,4 +319,5 @@ const struct pav_host pav_host_table = {
 	.query_number = pav_api_query_number,
 	.store_ready = store_ready,
 	.send_replay = send_replay,
+	.send_replay_within = send_replay_within,
 };

@@ -60,9 +60,10 @@ extern "C" {
 #define PAV_PLUGIN_SYMBOL "pavilion_plugin"
 
 /* Version of struct pav_host this header describes (see pav_host.version).
- * 3 added store_ready, 4 send_replay; a member newer than the running
- * gateway lies past host->size (check it before calling one). */
-#define PAV_HOST_VERSION 4u
+ * 3 added store_ready, 4 send_replay, 5 send_replay_within; a member newer
+ * than the running gateway lies past host->size (check it before calling
+ * one). */
+#define PAV_HOST_VERSION 5u
 
 /* Error codes of the protocol (spec "Error Codes"). */
 enum pav_error_code {
@@ -471,6 +472,20 @@ struct pav_host {
 	 * 0 or -errno (closing, over that bound). */
 	int (*send_replay)(pav_conn *c, const char *channel, const char *type,
 			   json_object *payload);
+
+	/* Since version 5.  Sends like send_replay(), but only a message that
+	 * leaves at least `spare` bytes of what the connection may still hold
+	 * of replays not yet sent; otherwise it sends nothing, leaves the
+	 * connection open and answers -ENOSPC.  A connection with no replay
+	 * waiting takes one message of any size, so a replay always moves on.
+	 * For a replay that may be larger than that bound: send it in pages,
+	 * `spare` being room for the message that ends a page (sent with
+	 * send_replay(), which does count: a client that asks page after
+	 * page and reads none is still closed 4008).  0 or -errno (-ENOSPC,
+	 * -EPIPE closing). */
+	int (*send_replay_within)(pav_conn *c, const char *channel,
+				  const char *type, json_object *payload,
+				  size_t spare);
 };
 
 /* The API error for a store call that failed with err: 503 "session store
@@ -495,6 +510,21 @@ static inline int pav_send_replay(const struct pav_host *host, pav_conn *c,
 	    host->send_replay)
 		return host->send_replay(c, channel, type, payload);
 	return host->send(c, channel, type, payload);
+}
+
+/* send_replay_within() where the running gateway has it (version 5), else
+ * pav_send_replay(), which never answers -ENOSPC: a replay past the bound
+ * then closes the connection 4008, as it did before version 5. */
+static inline int pav_send_replay_within(const struct pav_host *host,
+					 pav_conn *c, const char *channel,
+					 const char *type, json_object *payload,
+					 size_t spare)
+{
+	if (host->size > offsetof(struct pav_host, send_replay_within) &&
+	    host->send_replay_within)
+		return host->send_replay_within(c, channel, type, payload,
+						spare);
+	return pav_send_replay(host, c, channel, type, payload);
 }
 
 /* The descriptor a plugin exports as PAV_PLUGIN_SYMBOL. */

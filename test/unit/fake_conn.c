@@ -177,6 +177,14 @@ int pav_conn_send_replay(struct pav_conn *c, const char *type,
 	return rc;
 }
 
+int pav_conn_send_replay_within(struct pav_conn *c, const char *type,
+				const char *channel, json_object *payload,
+				size_t spare)
+{
+	(void)spare; /* no bound here: what fits is conn.c's business */
+	return pav_conn_send_replay(c, type, channel, payload);
+}
+
 void pav_conn_error(struct pav_conn *c, int code, const char *message,
 		    const char *id)
 {
