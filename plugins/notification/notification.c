@@ -23,7 +23,11 @@
  *       inbox's notifications created after it go to that connection,
  *       oldest first.  Live notifications that arrive while the inbox is
  *       read are held and sent after the replay, those already replayed
- *       dropped (by id): none twice, none missing.
+ *       dropped (by id): none twice, none missing.  A replay larger than
+ *       the connection may hold goes in pages: what fits, then
+ *       {"type": "replay_incomplete", "payload": {"since"}} on the user
+ *       channel, the createdAt of the first not sent less 1 ms; the client
+ *       subscribes again with that since for the next page.
  *
  * Options: none (the plugin's options object must be empty).
  *
@@ -123,6 +127,7 @@ struct pending {
 	pav_api_call *call;
 	const char *user;
 	const char *id;
+	int64_t since_ms; /* a replay's */
 	char channel[PAV_CHANNEL_BUF]; /* "user:<user>" */
 };
 
@@ -356,10 +361,92 @@ static int on_mark_read(void *instance, pav_conn *c, struct pav_request *req)
 
 /* ---- replay on subscribe(user, since) ---- */
 
-/* Sends the listed notifications to the connection that subscribed, then
- * what arrived live meanwhile, but for those just sent.  All of them: the
- * inbox size bounds the list, and the gateway's bound on replays not yet
- * sent what waits for the client. */
+/*
+ * Room kept after a page for the replay_incomplete that ends it: its
+ * envelope, with the longest user channel and two times, is under 256
+ * bytes.
+ */
+#define PAGE_END_ROOM 256
+
+/* Sends the listed notifications from the oldest while they fit in what
+ * the connection may still hold of replays; how many went out.  *cut: it
+ * stopped for room, not because the connection is closing. */
+static size_t send_page(const struct pending *p, pav_conn *c,
+			json_object *list, int *cut)
+{
+	const struct pav_host *host = p->nt->host;
+	size_t n = json_object_array_length(list), i;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		rc = pav_send_replay_within(host, c, p->channel, "notification",
+					    json_object_array_get_idx(list, i),
+					    PAGE_END_ROOM);
+		if (rc)
+			break;
+	}
+	*cut = rc == -ENOSPC;
+	return i;
+}
+
+/* Where the next page starts: the earliest createdAt of those not sent,
+ * less 1 ms, `since` being exclusive.  The earliest, not the first: a
+ * store lists a notification that entered the inbox late before newer
+ * ones (see inbox_list). */
+static int64_t next_since(const struct pending *p, json_object *list,
+			  size_t from)
+{
+	const struct pav_host *host = p->nt->host;
+	int64_t first = INT64_MAX, ms;
+	json_object *t;
+
+	for (size_t i = from; i < json_object_array_length(list); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(list, i),
+					      "createdAt", &t) &&
+		    host->parse_time(json_object_get_string(t), &ms) == 0 &&
+		    ms < first)
+			first = ms;
+	/* none readable (never from the stores): this page again */
+	return first == INT64_MAX ? p->since_ms : first - 1;
+}
+
+/* {"since": ...} on the user channel, as part of the replay: the client
+ * subscribes again with it for the rest. */
+static void send_page_end(const struct pending *p, pav_conn *c,
+			  json_object *list, size_t sent)
+{
+	const struct pav_host *host = p->nt->host;
+	json_object *payload = json_object_new_object();
+	char since[PAV_TIME_BUF];
+
+	if (!payload)
+		return;
+	host->format_time(next_since(p, list, sent), since, sizeof(since));
+	json_object_object_add(payload, "since", json_object_new_string(since));
+	pav_send_replay(host, c, p->channel, "replay_incomplete", payload);
+	json_object_put(payload);
+}
+
+/* The ids of the first n listed, for release() to skip. */
+static size_t list_ids(json_object *list, size_t n, const char **ids)
+{
+	size_t k = 0;
+	json_object *id;
+
+	for (size_t i = 0; ids && i < n; i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(list, i),
+					      "id", &id))
+			ids[k++] = json_object_get_string(id);
+	return k;
+}
+
+/*
+ * Sends the listed notifications to the connection that subscribed, as
+ * many as it may hold, then what arrived live meanwhile but for those
+ * listed.  A page that had to stop before the end is followed by
+ * replay_incomplete; the listed ones it did not send are skipped from the
+ * live ones too, as the next page brings them in their order.
+ */
 static void replay_listed(void *arg, int err, json_object *list)
 {
 	struct pending *p = arg;
@@ -367,22 +454,19 @@ static void replay_listed(void *arg, int err, json_object *list)
 	pav_conn *c = host->conn_find(p->nt->vh, p->conn_id);
 	size_t n = err ? 0 : json_object_array_length(list), sent = 0;
 	const char **ids = n ? calloc(n, sizeof(*ids)) : NULL;
-	json_object *id;
+	int cut = 0;
 
 	if (err)
 		host->log(PAV_LOG_WARN, PLUGIN_NAME,
 			  "inbox replay for user %s: store error: %s", p->user,
 			  strerror(-err));
-	for (size_t i = 0; c && i < n; i++) {
-		json_object *note = json_object_array_get_idx(list, i);
-
-		if (pav_send_replay(host, c, p->channel, "notification", note))
-			break; /* closing, or its replays are over the bound */
-		if (ids && json_object_object_get_ex(note, "id", &id))
-			ids[sent++] = json_object_get_string(id);
-	}
+	if (c && n)
+		sent = send_page(p, c, list, &cut);
+	if (c && cut)
+		send_page_end(p, c, list, sent);
 	if (c)
-		host->release(c, p->channel, ids, sent);
+		host->release(c, p->channel, ids,
+			      list_ids(list, cut ? n : sent, ids));
 	free(ids);
 	free(p);
 }
@@ -444,6 +528,7 @@ static void notification_on_subscribed(void *instance, pav_conn *c,
 		free(p);
 		return;
 	}
+	p->since_ms = since_ms;
 	host->hold(c, p->channel);
 	host->inbox_list(nt->vh, p->user, since_ms, 0, 0, replay_listed, p);
 }

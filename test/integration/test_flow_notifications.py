@@ -2,6 +2,7 @@
 connections, mark_read across devices and in the inbox listing, since-replay."""
 import http.client
 import json
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -108,6 +109,7 @@ def test_subscribe_user_since_replays_newer_notifications_oldest_first(g, api):
         assert got == new, "since-replay: expected %r (oldest first, not %s), got %r" % (new, old, got)
         assert all(m.get("channel") == "user:" + user for m in msgs), \
             "replayed notifications carry their channel: %r" % msgs
+        assert not c.take("replay_incomplete"), "a replay that fits is not cut: %r" % c.inbox
 
 
 def test_subscribe_user_since_in_the_future_replays_nothing(g, api):
@@ -153,6 +155,122 @@ def test_since_replay_of_more_than_10000_notifications_ends_with_the_newest(make
         got = [m["payload"]["content"] for m in c.take("notification")]
         assert got == [str(i) for i in range(n)], \
             "replay of %d: got %d, the last %r" % (n, len(got), got[-2:])
+
+
+# ---- a replay larger than a connection may hold: pages
+
+PAD = "x" * 10000  # a notification of some 10 kB: about 25 of them fill 256 KiB
+
+
+@pytest.fixture(scope="module")
+def small(make_module_gateway, keys):
+    """A gateway whose connections may hold 256 KiB of replays not yet sent (64 times an
+    outbound_queue_bytes of 4096)."""
+    return make_module_gateway(flow_vhosts(keys, limits={"outbound_queue_bytes": 4096}))
+
+
+def _ms(text):
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def _shift(text, ms):
+    return _rfc3339(_ms(text) + timedelta(milliseconds=ms))
+
+
+def replay_round(c, since):
+    """Subscribes c again to its user channel with `since`; what it got until a sync: the
+    notifications before the replay_incomplete (the page), that message (None without
+    one), and the notifications after it."""
+    c.subscribe("user", since=since)
+    c.sync()
+    kinds = ("notification", "replay_incomplete")
+    got = [m for m in c.inbox if m.get("type") in kinds]
+    c.inbox = [m for m in c.inbox if m.get("type") not in kinds]
+    cuts = [i for i, m in enumerate(got) if m["type"] == "replay_incomplete"]
+    assert len(cuts) <= 1, "one replay_incomplete per replay: %r" % [m["payload"] for m in got]
+    if not cuts:
+        return got, None, []
+    return got[:cuts[0]], got[cuts[0]], got[cuts[0] + 1:]
+
+
+def ids_of(msgs):
+    return [m["payload"]["id"] for m in msgs]
+
+
+def test_since_replay_larger_than_a_connection_may_hold_comes_in_pages(small):
+    """An inbox replay larger than what a connection may hold of replays not yet sent (64 x
+    outbound_queue_bytes, 256 KiB here) closed the connection 4008, and a client that
+    reconnected with the same `since` met the same 4008 forever.  It comes in pages: as much
+    as fits, then replay_incomplete with the createdAt of the first notification not sent
+    less 1 ms, on an open connection; subscribing again with that `since` brings the next
+    page.  The union is every notification once after dropping by id, in createdAt order;
+    only one of since's very millisecond may come again."""
+    api, user = API(small), uid()
+    ids = [api.notify(user, note("%d:" % i + PAD)).json["id"] for i in range(60)]
+    created = {n["id"]: n["createdAt"] for n in api.inbox(user)["notifications"]}
+    seen, since, pages = [], "2000-01-01T00:00:00.000Z", []
+    with Client(small, user) as c:
+        while since is not None:
+            assert len(pages) < 10, "no end after %d pages: %r" % (len(pages), pages)
+            page, cut, after = replay_round(c, since)
+            got = ids_of(page)
+            pages.append(len(got))
+            assert not after, "nothing live was published: %r" % after
+            assert len(set(got)) == len(got), "a page sent one twice: %r" % got
+            again = [i for i in got if i in seen]
+            assert all(created[i] == _shift(since, 1) for i in again), \
+                "came again though created after since + 1 ms (%s): %r" % (since, again)
+            seen += [i for i in got if i not in seen]
+            if cut is None:
+                break
+            assert cut.get("channel") == "user:" + user, cut
+            assert len(seen) < len(ids), "cut after the last one: %r" % cut
+            assert cut["payload"] == {"since": _shift(created[ids[len(seen)]], -1)}, \
+                "since of the first not sent (%s) less 1 ms: %r" % (created[ids[len(seen)]], cut)
+            since = cut["payload"]["since"]
+    assert len(pages) >= 3 and 0 < pages[0] < len(ids), "pages of %r" % pages
+    assert seen == ids, "union of the pages: %d of %d, in order: %s" % (
+        len(set(seen) & set(ids)), len(ids), seen == sorted(seen, key=ids.index))
+
+
+def test_since_replay_that_fits_sends_no_replay_incomplete(small):
+    api, user = API(small), uid()
+    ids = [api.notify(user, note("%d:" % i + PAD)).json["id"] for i in range(10)]
+    with Client(small, user) as c:
+        page, cut, after = replay_round(c, "2000-01-01T00:00:00Z")
+        assert ids_of(page) == ids and cut is None and not after, (ids_of(page), cut)
+
+
+def test_live_notification_during_a_paged_replay_arrives_once(small):
+    """A notification created while a paged replay is read and sent (from another thread)
+    is held and sent after the page, or comes in a later page: in no round (a page, what
+    follows it live) twice, and once in the union after dropping by id.  (One created
+    between two pages is sent live and again in the next page: dropped by id.)"""
+    api, user = API(small), uid()
+    ids = [api.notify(user, note("%d:" % i + PAD)).json["id"] for i in range(60)]
+    live = []
+    t = threading.Thread(target=lambda: live.append(api.notify(user, note("live")).json["id"]))
+    seen, since, rounds = [], "2000-01-01T00:00:00.000Z", 0
+    with Client(small, user) as c:
+        t.start()
+        while since is not None:
+            rounds += 1
+            assert rounds < 10, "no end after %d rounds" % rounds
+            page, cut, after = replay_round(c, since)
+            if t.is_alive() or rounds == 1:
+                t.join()
+                c.sync()
+                after += c.take("notification")
+            got = ids_of(page) + ids_of(after)
+            assert len(set(got)) == len(got), "round %d sent one twice: %r" % (rounds, got)
+            seen += [i for i in got if i not in seen]
+            since = cut and cut["payload"]["since"]
+        assert rounds >= 3
+        c.sync()
+        assert not c.take("notification"), "more after the last page"
+    assert sorted(seen) == sorted(ids + live) and len(seen) == len(ids) + 1, \
+        "union: %d of %d, the live one %s" % (len(set(seen) & set(ids)), len(ids), live[0] in seen)
+    assert [i for i in seen if i in ids] == ids, "the inbox's in createdAt order"
 
 
 def test_notification_payload_shape_rejected_400(g, api):

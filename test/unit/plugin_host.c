@@ -389,6 +389,18 @@ static int send_msg(pav_conn *c, const char *channel, const char *type,
 	return 0;
 }
 
+static int send_replay_within(pav_conn *c, const char *channel,
+			      const char *type, json_object *payload,
+			      size_t spare)
+{
+	c->replay_spare = spare;
+	if (c->open && c->replay_bounded && !c->replay_room)
+		return -ENOSPC;
+	if (c->replay_bounded && c->open)
+		c->replay_room--;
+	return send_msg(c, channel, type, payload);
+}
+
 static int channel_parse(const pav_conn *c, const char *in, char *out,
 			 size_t outlen)
 {
@@ -727,6 +739,7 @@ const struct pav_host ph_host = {
 	.store_ready = store_ready,
 	/* a replay is a send here: the queue it counts in is the gateway's */
 	.send_replay = send_msg,
+	.send_replay_within = send_replay_within,
 };
 
 /* ---- set up ---- */
@@ -786,6 +799,12 @@ pav_conn *ph_conn(uint64_t id, const char *user, const char *claims,
 int ph_create(const struct pav_plugin *p, const char *options, void **inst,
 	      char *err, size_t errlen)
 {
+	return ph_create_with(&ph_host, p, options, inst, err, errlen);
+}
+
+int ph_create_with(const struct pav_host *host, const struct pav_plugin *p,
+		   const char *options, void **inst, char *err, size_t errlen)
+{
 	json_object *o = json_tokener_parse(options ? options : "{}");
 	int rc;
 
@@ -794,7 +813,7 @@ int ph_create(const struct pav_plugin *p, const char *options, void **inst,
 	assert_int_equal(p->abi_version, PAV_PLUGIN_ABI_VERSION);
 	err[0] = '\0';
 	*inst = NULL;
-	rc = p->vhost_create(&ph_host, &ph_vh, o, inst, err, errlen);
+	rc = p->vhost_create(host, &ph_vh, o, inst, err, errlen);
 	json_object_put(o);
 	return rc;
 }

@@ -35,6 +35,12 @@ struct pav_session {
 	int64_t closed_ms;
 	size_t send_limit;     /* > 0: send() fails past this many */
 	size_t nsent;
+	/* what the connection may still hold of replays, in messages:
+	 * with replay_bounded, send_replay_within() takes replay_room more,
+	 * then answers -ENOSPC */
+	int replay_bounded;
+	size_t replay_room;
+	size_t replay_spare;   /* the spare send_replay_within() was last asked */
 };
 
 struct pav_vhost {
@@ -100,7 +106,10 @@ pav_conn *ph_conn(uint64_t id, const char *user, const char *claims,
 
 /* ---- the plugin under test ---- */
 /* Creates an instance from options (JSON text); 0 or its error (err has
- * the reason). */
+ * the reason).  ph_create_with() hands it `host` (a copy of ph_host as an
+ * older gateway's, say). */
+int ph_create_with(const struct pav_host *host, const struct pav_plugin *p,
+		   const char *options, void **inst, char *err, size_t errlen);
 int ph_create(const struct pav_plugin *p, const char *options, void **inst,
 	      char *err, size_t errlen);
 void ph_destroy(const struct pav_plugin *p, void *inst);

@@ -5,7 +5,8 @@
  * test_api.c), POST /v1/notifications (store, then publish keyed by id),
  * GET /v1/users/{id}/notifications, mark_read, and the inbox replay on a
  * subscribe to the user's own channel with "since" (hold, list, send,
- * release without what was sent).
+ * release without what was sent), in pages when it does not fit in what
+ * the connection may hold (replay_incomplete).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -477,6 +478,134 @@ static void replay_stops_when_the_connection_cannot_take_more(void **state)
 	assert_string_equal(ph_at(ph_nlog - 1), "release c1 user:u1 skip=n1");
 }
 
+/* ---- a replay larger than the connection may hold: pages ---- */
+
+#define NOTE(id, at) "{\"id\":\"" id "\",\"createdAt\":\"" at "\"}"
+#define N1 NOTE("n1", "2027-01-15T07:10:00.000Z")
+#define N2 NOTE("n2", "2027-01-15T07:20:00.000Z")
+#define N3 NOTE("n3", "2027-01-15T07:30:00.000Z")
+#define N4 NOTE("n4", "2027-01-15T07:40:00.000Z")
+#define SENT(n) "send c1 user:u1 notification " n
+#define PAGE_END(since) \
+	"send c1 user:u1 replay_incomplete {\"since\":\"" since "\"}"
+
+/* The connection may still hold `room` replay messages. */
+static void replay_room(size_t room)
+{
+	c->replay_bounded = 1;
+	c->replay_room = room;
+}
+
+static void page_that_stops_before_the_end_is_followed_by_replay_incomplete(
+	void **state)
+{
+	(void)state;
+	ph.inbox_list = "[" N1 "," N2 "," N3 "," N4 "]";
+	replay_room(2);
+	subscribed(c, "user:u1", SINCE);
+	assert_int_equal(ph_nlog, 6);
+	assert_string_equal(ph_at(0), "hold c1 user:u1");
+	assert_string_equal(ph_at(2), SENT(N1));
+	assert_string_equal(ph_at(3), SENT(N2));
+	/* the first not sent, less 1 ms: since is exclusive */
+	assert_string_equal(ph_at(4), PAGE_END("2027-01-15T07:29:59.999Z"));
+	/* n3 and n4 come with the next page, not live now */
+	assert_string_equal(ph_at(5), "release c1 user:u1 skip=n1,n2,n3,n4");
+}
+
+static void page_keeps_room_for_its_replay_incomplete(void **state)
+{
+	(void)state;
+	ph.inbox_list = "[" N1 "]";
+	subscribed(c, "user:u1", SINCE);
+	assert_true(c->replay_spare >= 200);
+}
+
+static void replay_that_fits_has_no_replay_incomplete(void **state)
+{
+	(void)state;
+	ph.inbox_list = "[" N1 "," N2 "," N3 "," N4 "]";
+	replay_room(4);
+	subscribed(c, "user:u1", SINCE);
+	assert_int_equal(ph_count("send c1 user:u1 notification"), 4);
+	assert_int_equal(ph_count("send c1 user:u1 replay_incomplete"), 0);
+	assert_string_equal(ph_at(ph_nlog - 1),
+			    "release c1 user:u1 skip=n1,n2,n3,n4");
+}
+
+/* A client that asks page after page and reads none: what it was not
+ * sent counts, and the gateway's bound on it (4008) is met through the
+ * replay_incomplete, which the gateway counts like the replay. */
+static void page_where_nothing_fits_still_says_where_to_start(void **state)
+{
+	(void)state;
+	ph.inbox_list = "[" N1 "," N2 "]";
+	replay_room(0);
+	subscribed(c, "user:u1", SINCE);
+	assert_int_equal(ph_count("send c1 user:u1 notification"), 0);
+	assert_string_equal(ph_at(2), PAGE_END("2027-01-15T07:09:59.999Z"));
+	assert_string_equal(ph_at(3), "release c1 user:u1 skip=n1,n2");
+}
+
+/* A store lists a notification that entered the inbox late before newer
+ * ones: the next page starts at the earliest not sent. */
+static void next_page_starts_at_the_earliest_not_sent(void **state)
+{
+	(void)state;
+	ph.inbox_list = "[" N1 "," N4 "," N2 "]";
+	replay_room(1);
+	subscribed(c, "user:u1", SINCE);
+	assert_string_equal(ph_at(3), PAGE_END("2027-01-15T07:19:59.999Z"));
+}
+
+static void page_of_notes_without_createdat_starts_again_at_since(
+	void **state)
+{
+	(void)state;
+	ph.inbox_list = "[{\"id\":\"n1\"},{\"id\":\"n2\"}]";
+	replay_room(1);
+	subscribed(c, "user:u1", SINCE);
+	assert_string_equal(ph_at(3), PAGE_END("2027-01-15T07:00:00.000Z"));
+}
+
+static void closing_connection_gets_no_replay_incomplete(void **state)
+{
+	(void)state;
+	ph.inbox_list = "[" N1 "," N2 "]";
+	replay_room(2);
+	c->send_limit = 1;
+	subscribed(c, "user:u1", SINCE);
+	assert_int_equal(ph_count("send"), 1);
+	assert_string_equal(ph_at(ph_nlog - 1), "release c1 user:u1 skip=n1");
+}
+
+/* A gateway before host version 5 has no send_replay_within(): the replay
+ * goes whole through send_replay(), whose bound closes the connection. */
+static void gateway_before_version_5_gets_the_replay_whole(void **state)
+{
+	struct pav_host old = ph_host;
+	void *old_inst;
+	char err[128];
+	json_object *p = json_tokener_parse(SINCE);
+	struct pav_subscribed ev = {"user:u1", p, 0, -1};
+
+	(void)state;
+	old.version = 4;
+	old.size = offsetof(struct pav_host, send_replay_within);
+	ph_forget_registrations();
+	assert_int_equal(ph_create_with(&old, &pavilion_plugin, "{}", &old_inst,
+					err, sizeof(err)),
+			 0);
+	ph.inbox_list = "[" N1 "," N2 "]";
+	replay_room(0);
+	pavilion_plugin.on_subscribed(old_inst, c, &ev);
+	assert_int_equal(ph_count("send c1 user:u1 notification"), 2);
+	assert_int_equal(ph_count("send c1 user:u1 replay_incomplete"), 0);
+	assert_int_equal(c->replay_spare, 0); /* never asked */
+	json_object_put(p);
+	ph_destroy(&pavilion_plugin, old_inst);
+}
+
 static void replay_store_failure_still_releases_the_hold(void **state)
 {
 	(void)state;
@@ -578,6 +707,14 @@ int main(void)
 		T(replay_waits_for_the_store),
 		T(replay_to_a_closed_connection_sends_nothing),
 		T(replay_stops_when_the_connection_cannot_take_more),
+		T(page_that_stops_before_the_end_is_followed_by_replay_incomplete),
+		T(page_keeps_room_for_its_replay_incomplete),
+		T(replay_that_fits_has_no_replay_incomplete),
+		T(page_where_nothing_fits_still_says_where_to_start),
+		T(next_page_starts_at_the_earliest_not_sent),
+		T(page_of_notes_without_createdat_starts_again_at_since),
+		T(closing_connection_gets_no_replay_incomplete),
+		T(gateway_before_version_5_gets_the_replay_whole),
 		T(replay_store_failure_still_releases_the_hold),
 		T(no_replay_without_since_or_on_other_channels),
 		T(since_must_be_an_rfc3339_time),
