@@ -753,6 +753,9 @@ export class PavilionClient extends Emitter<ClientEvents> {
       case 'notification_read':
         if (isObject(m.payload)) this.emit('notification_read', m.payload as unknown as NotificationRead, m);
         return;
+      case 'replay_incomplete':
+        this.onReplayIncomplete(m);
+        return;
       case 'resync':
         this.emit('resync', m);
         return;
@@ -811,6 +814,24 @@ export class PavilionClient extends Emitter<ClientEvents> {
       if (!Number.isNaN(t) && (this.userSinceMs === undefined || t > this.userSinceMs)) this.userSinceMs = t;
     }
     this.emit('notification', n, m);
+  }
+
+  /**
+   * The gateway sent what fitted of a `since` replay: ask for the rest from
+   * where it says, once per such message. What comes again (one of that very
+   * millisecond) is dropped by id.
+   */
+  private onReplayIncomplete(m: ServerMessage): void {
+    const since = isObject(m.payload) ? m.payload.since : undefined;
+    if (typeof since !== 'string' || typeof m.channel !== 'string' || !m.channel.startsWith('user:')) return;
+    this.controlRequest('subscribe', { channel: 'user', parameters: { since } }, {
+      ack: () => undefined,
+      fail: (e) => {
+        if (e.code !== 'closed') this.emit('error', e);
+      },
+      lost: () => undefined, // the next connection asks with since again
+    });
+    this.flush();
   }
 
   private onPublication(m: ServerMessage): void {

@@ -1,6 +1,7 @@
 // Units without a gateway: backoff, token timing, the queue, the emitter, and
 // the client's own bookkeeping driven by a scripted in-process WebSocket
-// (offset de-duplication, recover parameters, unrecovered, resync).
+// (offset de-duplication, recover parameters, unrecovered, resync,
+// replay_incomplete).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -281,6 +282,27 @@ describe('client bookkeeping (scripted socket)', () => {
     await again;
     const userSub = script.sent.filter((m) => m.type === 'subscribe' && m.payload.channel === 'user').pop();
     assert.equal(userSub.payload.parameters.since, '2025-12-31T23:59:59.000Z');
+    c.close();
+  });
+
+  test('replay_incomplete on the user channel: one subscribe with its since per message', async () => {
+    const { script, c } = scripted();
+    c.connect();
+    await c.ready(2000);
+    const userSubs = () => script.sent.filter((m) => m.type === 'subscribe' && m.payload.channel === 'user');
+    const before = userSubs().length;
+    const since = '2026-01-01T00:00:00.122Z';
+    script.push({ type: 'replay_incomplete', channel: 'user:me', payload: { since } });
+    await until(() => userSubs().length === before + 1, 2000, 'the next page asked for');
+    assert.deepEqual(userSubs().at(-1).payload, { channel: 'user', parameters: { since } });
+    // not without the message's since, nor on another channel; and no second ask unprompted
+    script.push({ type: 'replay_incomplete', channel: 'user:me', payload: {} });
+    script.push({ type: 'replay_incomplete', channel: 'zone:z', payload: { since } });
+    script.push({ type: 'heartbeat' });
+    await until(() => script.sent.filter((m) => m.type === 'heartbeat_ack' && m.id === undefined).length, 2000,
+      'heartbeat_ack');
+    await sleep(50);
+    assert.equal(userSubs().length, before + 1);
     c.close();
   });
 
