@@ -54,6 +54,11 @@ void pav_api_error(pav_api_call *call, int status, const char *message);
  * ?limit=; in api_query.c, which needs no libwebsockets. */
 long pav_api_query_number(const char *query, const char *key, long def,
 			  long max);
+/* As pav_api_query_number() for a key that a request may give once: -1
+ * too when the key is repeated or given bare ("?key" or "?key&..."), so
+ * that a caller never acts on one of two values it was sent. */
+long pav_api_query_once(const char *query, const char *key, long def,
+			long max);
 
 /* ---- api_check.c: no I/O, unit-tested and fuzzed ---- */
 

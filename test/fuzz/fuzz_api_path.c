@@ -12,7 +12,9 @@
  * - pav_ns_path_known says yes exactly when some method found a route;
  * - a query number is what a plain reading of the query gives: the first
  *   "key=" pair (at the start or after '&') decides, its value all digits up
- *   to '&' or the end and at most max, else -1; no such pair, the default.
+ *   to '&' or the end and at most max, else -1; no such pair, the default;
+ * - pav_api_query_once is -1 where the key is named twice or bare, and the
+ *   query number otherwise.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
@@ -139,9 +141,36 @@ static long reference(const char *q, const char *key, long def, long max)
 	return def;
 }
 
+/* query_once, read the plain way: the pairs named key ("key=..." or a
+ * bare "key") counted first. */
+static long reference_once(const char *q, const char *key, long def,
+			   long max)
+{
+	size_t kl = strlen(key), named = 0;
+	int bare = 0;
+
+	for (const char *p = q; *p;) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+
+		if (len >= kl && !strncmp(p, key, kl) &&
+		    (len == kl || p[kl] == '=')) {
+			named++;
+			bare |= len == kl;
+		}
+		if (!amp)
+			break;
+		p = amp + 1;
+	}
+	if (named > 1 || bare)
+		return -1;
+	return reference(q, key, def, max);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const keys[] = {"limit", "unread", "l", "limit="};
+	static const char *const keys[] = {"limit", "unread", "l", "limit=",
+					   "revoke_s"};
 	static const long maxes[] = {0, 1, 10000, LONG_MAX};
 	static int ready;
 	char target[TARGET_MAX + 1], *query;
@@ -165,9 +194,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(pav_ns_path_known(&ns, target) == found);
 
 	for (size_t k = 0; query && k < sizeof(keys) / sizeof(keys[0]); k++)
-		for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++)
+		for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
 			CHECK(pav_api_query_number(query, keys[k], 50,
 						   maxes[m]) ==
 			      reference(query, keys[k], 50, maxes[m]));
+			CHECK(pav_api_query_once(query, keys[k], 50,
+						 maxes[m]) ==
+			      reference_once(query, keys[k], 50, maxes[m]));
+		}
 	return 0;
 }

@@ -265,6 +265,50 @@ static void malformed_or_too_big_query_number_is_minus_one(void **state)
 			 -1);
 }
 
+static void query_once_answers_the_value_or_the_default(void **state)
+{
+	(void)state;
+	assert_int_equal(pav_api_query_once("revoke_s=3600", "revoke_s", -2,
+					    2592000),
+			 3600);
+	assert_int_equal(pav_api_query_once("x=1&revoke_s=2&y", "revoke_s",
+					    -2, 2592000),
+			 2);
+	assert_int_equal(pav_api_query_once("", "revoke_s", -2, 2592000), -2);
+	assert_int_equal(pav_api_query_once("revoke_sx=1&xrevoke_s=2",
+					    "revoke_s", -2, 2592000),
+			 -2);
+	assert_int_equal(pav_api_query_once("revoke_s=0", "revoke_s", -2,
+					    2592000),
+			 0);
+}
+
+static void query_once_refuses_a_repeated_or_bare_key(void **state)
+{
+	(void)state;
+	assert_int_equal(pav_api_query_once("revoke_s=5&revoke_s=5",
+					    "revoke_s", -2, 2592000),
+			 -1);
+	assert_int_equal(pav_api_query_once("revoke_s=5&revoke_s",
+					    "revoke_s", -2, 2592000),
+			 -1);
+	assert_int_equal(pav_api_query_once("revoke_s", "revoke_s", -2,
+					    2592000),
+			 -1);
+	assert_int_equal(pav_api_query_once("revoke_s&x=1", "revoke_s", -2,
+					    2592000),
+			 -1);
+	assert_int_equal(pav_api_query_once("revoke_s=", "revoke_s", -2,
+					    2592000),
+			 -1);
+	assert_int_equal(pav_api_query_once("revoke_s=1.5", "revoke_s", -2,
+					    2592000),
+			 -1);
+	assert_int_equal(pav_api_query_once("revoke_s=2592001", "revoke_s",
+					    -2, 2592000),
+			 -1);
+}
+
 /* ---- API keys -------------------------------------------------------- */
 
 static struct pav_api_key keys[2];
@@ -455,6 +499,8 @@ int main(void)
 		cmocka_unit_test(str_answers_string_members_only),
 		cmocka_unit_test(query_number_answers_the_value_or_the_default),
 		cmocka_unit_test(malformed_or_too_big_query_number_is_minus_one),
+		cmocka_unit_test(query_once_answers_the_value_or_the_default),
+		cmocka_unit_test(query_once_refuses_a_repeated_or_bare_key),
 		cmocka_unit_test(presented_key_that_matches_is_ok),
 		cmocka_unit_test(presented_key_that_differs_is_refused),
 		cmocka_unit_test(prefix_of_a_key_is_refused),
