@@ -16,6 +16,7 @@
 #include "conn_ids.h"
 #include "map.h"
 #include "msg.h"
+#include "wheel.h"
 
 #define PAV_MEM_EPOCH_LEN 17 /* 16 hex + NUL */
 
@@ -70,7 +71,23 @@ struct pav_mem {
 	struct mem_chan *reap;
 	/* users with no connection, least recently changed first */
 	struct user *idle_head, *idle_tail;
+	/* token revocations (memory_revoked.c): ns\x1fuser -> record, and
+	 * their ends on the monotonic clock's seconds */
+	struct pav_map *revoked;
+	struct pav_wheel revoked_ends;
 };
+
+/* A record's key "ns\x1fname", on the stack when it fits. */
+#define PAV_MEM_KEY_SMALL 192
+
+struct pav_mem_key {
+	char small[PAV_MEM_KEY_SMALL];
+	char *s;
+};
+
+/* 0 or -ENOMEM; pav_mem_key_done() after either. */
+int pav_mem_key(struct pav_mem_key *k, const char *ns, const char *name);
+void pav_mem_key_done(struct pav_mem_key *k);
 
 /* A user's record: connections, presence, inbox. */
 #define PAV_MEM_ID_LEN 18 /* "n" + 16 hex + NUL */
@@ -173,6 +190,19 @@ void pav_mem_history_append(struct pav_mem *m, struct mem_chan *ch,
 void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch);
 /* Drops the history of channels idle past their ttl. */
 void pav_mem_history_sweep(struct pav_mem *m, int64_t now);
+
+/* Token revocations (memory_revoked.c): one record per revoked user, in
+ * m->revoked, dropped at its end. */
+int pav_mem_revoked_init(struct pav_mem *m);
+void pav_mem_revoked_free(struct pav_mem *m);
+/* Makes or replaces the user's record.  0 or -ENOMEM. */
+int pav_mem_revoke(struct pav_mem *m, const char *ns, const char *user,
+		   int64_t at_ms, int ttl_s);
+/* 1 when the user's record refuses tok, else 0. */
+int pav_mem_revoked(struct pav_mem *m, const char *ns, const char *user,
+		    const struct pav_token_iat *tok);
+/* Drops the records whose end has come (the store's tick). */
+void pav_mem_revoked_expire(struct pav_mem *m);
 
 /* Publishes from inside the backend (presence announcements). */
 void pav_mem_publish(struct pav_mem *m, const char *ns,

@@ -14,6 +14,7 @@
  * What this backend adds to the contract of state.h:
  * - every callback runs before the call returns; callbacks may call again;
  * - conn_add of an id the user already has does not count it twice;
+ * - a token revocation ends on the monotonic clock (memory_revoked.c);
  * - notification ids are "n" + 16 hex digits of a getrandom() value, never
  *   repeated within one inbox; inbox_list's since is exclusive;
  * - lists handed to callbacks hold copies.
@@ -60,10 +61,16 @@ static int conn_add(struct pav_mem *m, const char *ns, const char *user,
 
 static void mem_conn_add(void *self, const char *ns, const char *user,
 			 uint64_t conn, int max_per_user,
-			 pav_state_count_fn cb, void *arg)
+			 const struct pav_token_iat *tok, pav_state_count_fn cb,
+			 void *arg)
 {
 	int64_t count = 0;
-	int err = conn_add(self, ns, user, conn, max_per_user, &count);
+	int err = -EKEYREVOKED;
+
+	if (!tok || !pav_mem_revoked(self, ns, user, tok))
+		err = conn_add(self, ns, user, conn, max_per_user, &count);
+	else
+		count = pav_mem_user_conns(self, ns, user);
 
 	if (cb)
 		cb(arg, err, count);
@@ -90,6 +97,25 @@ static void mem_user_count(void *self, const char *ns, const char *user,
 			   pav_state_count_fn cb, void *arg)
 {
 	cb(arg, 0, pav_mem_user_conns(self, ns, user));
+}
+
+/* ---- token revocations ---- */
+
+static void mem_tokens_revoke(void *self, const char *ns, const char *user,
+			      int64_t at_ms, int ttl_s, pav_done_fn cb,
+			      void *arg)
+{
+	int err = pav_mem_revoke(self, ns, user, at_ms, ttl_s);
+
+	if (cb)
+		cb(arg, err);
+}
+
+static void mem_token_check(void *self, const char *ns, const char *user,
+			    const struct pav_token_iat *tok, pav_done_fn cb,
+			    void *arg)
+{
+	cb(arg, pav_mem_revoked(self, ns, user, tok) ? -EKEYREVOKED : 0);
 }
 
 /* ---- presence ---- */
@@ -587,11 +613,13 @@ static int mem_create(const struct pav_store_config *cfg,
 	struct pav_mem *m = calloc(1, sizeof(*m));
 
 	if (!m || !(m->users = pav_map_new()) || !(m->chans = pav_map_new()) ||
+	    pav_mem_revoked_init(m) ||
 	    !(m->epoch_gens = calloc(PAV_MEM_EPOCH_BUCKETS,
 				     sizeof(*m->epoch_gens)))) {
 		if (m) {
 			pav_map_free(m->users, NULL);
 			pav_map_free(m->chans, NULL);
+			pav_mem_revoked_free(m);
 		}
 		free(m);
 		snprintf(err, errlen, "out of memory");
@@ -619,6 +647,7 @@ static void mem_destroy(void *self)
 		return;
 	pav_map_free(m->users, pav_mem_user_free);
 	pav_map_free(m->chans, pav_mem_chan_free);
+	pav_mem_revoked_free(m);
 	free(m->epoch_gens);
 	free(m);
 }
@@ -633,6 +662,7 @@ static void mem_tick(void *self, int64_t now_ms)
 {
 	pav_mem_history_sweep(self, now_ms);
 	pav_mem_users_expire(self, now_ms);
+	pav_mem_revoked_expire(self);
 }
 
 const struct pav_state_ops pav_memory_state = {
@@ -652,5 +682,7 @@ const struct pav_state_ops pav_memory_state = {
 	.channel_counts = mem_channel_counts,
 	.channel_users = mem_channel_users,
 	.user_count = mem_user_count,
+	.tokens_revoke = mem_tokens_revoke,
+	.token_check = mem_token_check,
 	.history_read = mem_history_read,
 };

@@ -19,15 +19,7 @@
 
 /* ---- keys ---- */
 
-#define KEY_SMALL 192
-
-/* "ns\x1fname" on the stack when it fits. */
-struct mem_key {
-	char small[KEY_SMALL];
-	char *s;
-};
-
-static int mem_key(struct mem_key *k, const char *ns, const char *name)
+int pav_mem_key(struct pav_mem_key *k, const char *ns, const char *name)
 {
 	size_t len = strlen(ns) + 1 + strlen(name) + 1;
 
@@ -38,7 +30,7 @@ static int mem_key(struct mem_key *k, const char *ns, const char *name)
 	return 0;
 }
 
-static void mem_key_done(struct mem_key *k)
+void pav_mem_key_done(struct pav_mem_key *k)
 {
 	if (k->s != k->small)
 		free(k->s);
@@ -71,13 +63,13 @@ void pav_mem_user_free(void *p)
 struct user *pav_mem_user_find(struct pav_mem *m, const char *ns,
 			      const char *user)
 {
-	struct mem_key k;
+	struct pav_mem_key k;
 	struct user *u;
 
-	if (mem_key(&k, ns, user))
+	if (pav_mem_key(&k, ns, user))
 		return NULL;
 	u = pav_map_get(m->users, k.s);
-	mem_key_done(&k);
+	pav_mem_key_done(&k);
 	return u;
 }
 
@@ -85,10 +77,10 @@ struct user *pav_mem_user_find(struct pav_mem *m, const char *ns,
 int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 		    struct user **out)
 {
-	struct mem_key k;
+	struct pav_mem_key k;
 	int err = 0;
 
-	if (mem_key(&k, ns, user))
+	if (pav_mem_key(&k, ns, user))
 		return -ENOMEM;
 	*out = pav_map_get(m->users, k.s);
 	if (!*out) {
@@ -103,7 +95,7 @@ int pav_mem_user_get(struct pav_mem *m, const char *ns, const char *user,
 			*out = NULL;
 		}
 	}
-	mem_key_done(&k);
+	pav_mem_key_done(&k);
 	return err;
 }
 
@@ -233,10 +225,10 @@ static void epoch_format(const struct pav_mem *m, size_t bucket,
 struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			      const char *channel, int make)
 {
-	struct mem_key k;
+	struct pav_mem_key k;
 	struct mem_chan *ch;
 
-	if (mem_key(&k, ns, channel))
+	if (pav_mem_key(&k, ns, channel))
 		return NULL;
 	ch = pav_map_get(m->chans, k.s);
 	if (!ch && make && (ch = calloc(1, sizeof(*ch)))) {
@@ -248,7 +240,7 @@ struct mem_chan *pav_mem_chan(struct pav_mem *m, const char *ns,
 			ch = NULL;
 		}
 	}
-	mem_key_done(&k);
+	pav_mem_key_done(&k);
 	return ch;
 }
 
@@ -264,14 +256,14 @@ const char *pav_mem_absent_epoch(struct pav_mem *m, const char *ns,
 				 const char *channel,
 				 char buf[PAV_MEM_EPOCH_LEN])
 {
-	struct mem_key k;
+	struct pav_mem_key k;
 	size_t b;
 
-	if (mem_key(&k, ns, channel))
+	if (pav_mem_key(&k, ns, channel))
 		return NULL;
 	b = epoch_bucket(m, k.s);
 	epoch_format(m, b, m->epoch_gens[b], buf);
-	mem_key_done(&k);
+	pav_mem_key_done(&k);
 	return buf;
 }
 

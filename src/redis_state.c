@@ -164,7 +164,8 @@ static struct rb_user *conn_start(struct rb *b, const char *ns,
 }
 
 static void rb_conn_add(void *self, const char *ns, const char *user,
-			uint64_t conn, int max_per_user, pav_state_count_fn cb,
+			uint64_t conn, int max_per_user,
+			const struct pav_token_iat *tok, pav_state_count_fn cb,
 			void *arg)
 {
 	struct rb *b = self;
@@ -172,6 +173,7 @@ static void rb_conn_add(void *self, const char *ns, const char *user,
 	struct rb_argv a;
 	struct rb_user *u = conn_start(b, ns, user, conn, 1, cb, arg, &x, &a);
 
+	(void)tok;
 	if (!u)
 		return;
 	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);

@@ -742,7 +742,7 @@ static void count_conn(struct pav_session *s, struct sub_op *op)
 	snprintf(x->ns, sizeof(x->ns), "%s", NS(s));
 	snprintf(x->user, sizeof(x->user), "%s", s->user);
 	STATE(s)->conn_add(STATE_SELF(s), NS(s), s->user, s->id,
-			   s->vh->cfg->limits.max_connections_per_user,
+			   s->vh->cfg->limits.max_connections_per_user, NULL,
 			   conn_counted, x);
 }
 

@@ -23,6 +23,23 @@ struct pav_backend_env;
 struct pav_msg;
 struct pav_outgoing;
 
+/* The issue time of the token a connection presents, as a token
+ * revocation (tokens_revoke) judges it. */
+struct pav_token_iat {
+	int has;  /* the token has an "iat" claim */
+	double s; /* its value: seconds since the epoch, as the claims give it */
+};
+
+/* Does a revocation made at at_ms (wall clock) refuse tok?  A token
+ * without iat cannot show it was issued after, so it is refused too.
+ * iat * 1000 is exact for whole seconds (< 2^53); a store that compares
+ * elsewhere (a Redis script) compares the same way. */
+static inline int pav_token_revoked(const struct pav_token_iat *tok,
+				    int64_t at_ms)
+{
+	return !tok->has || tok->s * 1000.0 <= (double)at_ms;
+}
+
 /* count: the user's connections after the change, on every node. */
 typedef void (*pav_state_count_fn)(void *arg, int err, int64_t count);
 /* After a member joined: the channel's subscribers and this user's
@@ -66,9 +83,14 @@ struct pav_state_ops {
 	void (*tick)(void *self, int64_t now_ms);
 
 	/* Counts a connection for its user: -EUSERS (and nothing counted)
-	 * when the user already has max_per_user on all nodes. */
+	 * when the user already has max_per_user on all nodes;
+	 * -EKEYREVOKED (and nothing counted) when the user's token
+	 * revocation refuses tok, the token the connection opened with
+	 * (NULL: not checked).  One step, so that a handshake costs the
+	 * store no more calls for the check. */
 	void (*conn_add)(void *self, const char *ns, const char *user,
 			 uint64_t conn, int max_per_user,
+			 const struct pav_token_iat *tok,
 			 pav_state_count_fn cb, void *arg);
 	/* cb may be NULL. */
 	void (*conn_remove)(void *self, const char *ns, const char *user,
@@ -113,6 +135,20 @@ struct pav_state_ops {
 	/* The user's connections on every node (0 for an unknown user). */
 	void (*user_count)(void *self, const char *ns, const char *user,
 			   pav_state_count_fn cb, void *arg);
+
+	/* A token revocation, for every node: for ttl_s seconds from now,
+	 * the user's tokens issued at or before at_ms (wall clock; see
+	 * pav_token_revoked) are refused by conn_add and token_check.  A
+	 * later call replaces the user's record (its time and its ttl).
+	 * One record per revoked user, dropped when it expires. */
+	void (*tokens_revoke)(void *self, const char *ns, const char *user,
+			      int64_t at_ms, int ttl_s, pav_done_fn cb,
+			      void *arg);
+	/* 0, or -EKEYREVOKED when the user's token revocation refuses tok
+	 * (a token presented to renew a connection's). */
+	void (*token_check)(void *self, const char *ns, const char *user,
+			    const struct pav_token_iat *tok, pav_done_fn cb,
+			    void *arg);
 
 	/* History of a channel with history `h`: publications after
 	 * `after`, at most max (0: only epoch and offset). */

@@ -262,21 +262,23 @@ static void capture_member(void *arg, int err, int64_t subscribers,
 }
 
 static void held_conn_add(void *self, const char *ns, const char *user,
-			  uint64_t conn, int max, pav_state_count_fn cb,
-			  void *arg)
+			  uint64_t conn, int max,
+			  const struct pav_token_iat *tok,
+			  pav_state_count_fn cb, void *arg)
 {
 	if (fail_conn) {
 		cb(arg, fail_conn, 0);
 		return;
 	}
 	if (!holding_adds) {
-		pav_memory_state.conn_add(self, ns, user, conn, max, cb, arg);
+		pav_memory_state.conn_add(self, ns, user, conn, max, tok, cb,
+					  arg);
 		return;
 	}
 	capturing = later_new();
 	*capturing = (struct later){.count_cb = cb, .arg = arg};
-	pav_memory_state.conn_add(self, ns, user, conn, max, capture_count,
-				  NULL);
+	pav_memory_state.conn_add(self, ns, user, conn, max, tok,
+				  capture_count, NULL);
 }
 
 void fx_hold_conn_add(int on)

@@ -317,9 +317,9 @@ static void subscribed_feed_is_live_at_once(void **state)
 static void revoke_delivers_revoke_on_the_user_channel(void **state)
 {
 	(void)state;
-	pav_memory_state.conn_add(self, NS, "bob", 1, 0, NULL, NULL);
-	pav_memory_state.conn_add(self, NS, "bob", 2, 0, NULL, NULL);
-	pav_memory_state.conn_add(self, NS, "carol", 3, 0, NULL, NULL);
+	pav_memory_state.conn_add(self, NS, "bob", 1, 0, NULL, NULL, NULL);
+	pav_memory_state.conn_add(self, NS, "bob", 2, 0, NULL, NULL, NULL);
+	pav_memory_state.conn_add(self, NS, "carol", 3, 0, NULL, NULL, NULL);
 	r.calls = 0;
 	br->revoke(self, NS, "bob", on_count, NULL);
 	assert_int_equal(r.calls, 1);

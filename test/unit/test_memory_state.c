@@ -1,9 +1,9 @@
 /*
  * test_memory_state.c — the "memory" backend's shared state
- * (src/memory_state.c, src/memory_history.c) through its vtable,
- * pav_memory_state: connections per user and their cap, presence and its
- * announcements, inboxes, channel members, history reads, and the history
- * bounds (size, byte budget, ttl).  The clock is fake (fake_clock.c), so
+ * (src/memory_state.c, src/memory_history.c, src/memory_revoked.c) through
+ * its vtable, pav_memory_state: connections per user and their cap, token
+ * revocations, presence and its announcements, inboxes, channel members,
+ * history reads, and the history bounds (size, byte budget, ttl).  The clock is fake (fake_clock.c), so
  * times are exact; deliveries go to a recorder (deliveries.c).
  */
 #include <stdarg.h>
@@ -155,7 +155,7 @@ static int conn_add_max(const char *ns, const char *user, uint64_t id,
 			int max)
 {
 	reset();
-	ops->conn_add(self, ns, user, id, max, on_count, NULL);
+	ops->conn_add(self, ns, user, id, max, NULL, on_count, NULL);
 	assert_int_equal(r.calls, 1);
 	return r.err;
 }
@@ -521,6 +521,154 @@ static void refused_first_connection_leaves_no_record(void **state)
 	assert_int_equal(pav_map_count(mem()->users), 0);
 }
 
+/* ---- token revocations ---- */
+
+#define T0_S (T0 / 1000)
+
+static const struct pav_token_iat no_iat = {0, 0};
+
+static struct pav_token_iat iat(double s)
+{
+	return (struct pav_token_iat){1, s};
+}
+
+static void revoke(const char *user, int64_t at_ms, int ttl_s)
+{
+	reset();
+	ops->tokens_revoke(self, NS, user, at_ms, ttl_s, on_done, NULL);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, 0);
+}
+
+static int check(const char *user, struct pav_token_iat tok)
+{
+	reset();
+	ops->token_check(self, NS, user, &tok, on_done, NULL);
+	assert_int_equal(r.calls, 1);
+	return r.err;
+}
+
+static int conn_add_with(const char *user, uint64_t id,
+			 struct pav_token_iat tok)
+{
+	reset();
+	ops->conn_add(self, NS, user, id, 0, &tok, on_count, NULL);
+	assert_int_equal(r.calls, 1);
+	return r.err;
+}
+
+static void tokens_issued_by_the_revocation_are_refused(void **state)
+{
+	(void)state;
+	revoke("alice", T0, 60);
+	assert_int_equal(check("alice", iat(T0_S)), -EKEYREVOKED);
+	assert_int_equal(check("alice", iat(T0_S - 3600)), -EKEYREVOKED);
+	assert_int_equal(check("alice", no_iat), -EKEYREVOKED);
+	/* compared as the claims give it: a fraction counts */
+	assert_int_equal(check("alice", iat(T0_S + 0.0005)), 0);
+	assert_int_equal(check("alice", iat(T0_S + 1)), 0);
+	/* another user, another namespace: untouched */
+	assert_int_equal(check("bob", iat(T0_S)), 0);
+	reset();
+	ops->token_check(self, "other", "alice", &no_iat, on_done, NULL);
+	assert_int_equal(r.err, 0);
+}
+
+static void conn_add_of_a_refused_token_counts_nothing(void **state)
+{
+	(void)state;
+	conn_add(NS, "alice", 1);
+	revoke("alice", T0, 60);
+	assert_int_equal(conn_add_with("alice", 2, iat(T0_S)), -EKEYREVOKED);
+	assert_int_equal(conn_add_with("alice", 3, no_iat), -EKEYREVOKED);
+	assert_int_equal(user_count(NS, "alice"), 1);
+	assert_int_equal(conn_add_with("alice", 4, iat(T0_S + 1)), 0);
+	assert_int_equal(r.count, 2);
+	/* without a token to check (NULL), nothing is refused */
+	assert_int_equal(conn_add(NS, "alice", 5), 3);
+}
+
+/* The end is exact (a lookup past it finds nothing) and the tick drops
+ * the record: nothing stays of a revoked user once it ended. */
+static void revocation_ends_after_its_seconds(void **state)
+{
+	(void)state;
+	revoke("alice", T0, 2);
+	fake_clock_set(T0 + 1999);
+	ops->tick(self, T0 + 1999);
+	assert_int_equal(pav_map_count(mem()->revoked), 1);
+	assert_int_equal(check("alice", iat(T0_S)), -EKEYREVOKED);
+	fake_clock_set(T0 + 2000);
+	assert_int_equal(check("alice", iat(T0_S)), 0);
+	assert_int_equal(pav_map_count(mem()->revoked), 0);
+	revoke("bob", T0 + 2000, 1);
+	fake_clock_set(T0 + 3000);
+	ops->tick(self, T0 + 3000);
+	assert_int_equal(pav_map_count(mem()->revoked), 0);
+}
+
+static void a_second_revocation_replaces_the_first(void **state)
+{
+	(void)state;
+	revoke("alice", T0, 100);
+	fake_clock_set(T0 + 5000);
+	revoke("alice", T0 + 5000, 2); /* newer time, shorter life */
+	assert_int_equal(pav_map_count(mem()->revoked), 1);
+	assert_int_equal(check("alice", iat(T0_S + 3)), -EKEYREVOKED);
+	assert_int_equal(check("alice", iat(T0_S + 6)), 0);
+	fake_clock_set(T0 + 7000);
+	ops->tick(self, T0 + 7000);
+	assert_int_equal(pav_map_count(mem()->revoked), 0);
+	assert_int_equal(check("alice", iat(T0_S)), 0);
+	/* and a longer one after a shorter one lives its own length */
+	revoke("alice", T0 + 7000, 1);
+	revoke("alice", T0 + 7000, 300);
+	fake_clock_set(T0 + 8000);
+	ops->tick(self, T0 + 8000);
+	assert_int_equal(check("alice", iat(T0_S)), -EKEYREVOKED);
+	fake_clock_set(T0 + 307000);
+	ops->tick(self, T0 + 307000);
+	assert_int_equal(pav_map_count(mem()->revoked), 0);
+}
+
+/* One record per user, whatever the user's own record does: the user
+ * without a connection leaves no user record, the revocation stays;
+ * ends far apart (past the wheel's lap) each come on time. */
+static void revocations_are_one_record_per_user_until_their_end(void **state)
+{
+	char user[16];
+
+	(void)state;
+	for (int i = 0; i < 1000; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		revoke(user, T0, 1 + i % 600);
+		revoke(user, T0, 1 + i % 600);
+	}
+	assert_int_equal(pav_map_count(mem()->revoked), 1000);
+	assert_int_equal(pav_map_count(mem()->users), 0);
+	fake_clock_set(T0 + 300000);
+	ops->tick(self, T0 + 300000);
+	assert_int_equal(pav_map_count(mem()->revoked), 400);
+	assert_int_equal(check("u299", iat(T0_S)), 0);
+	assert_int_equal(check("u300", iat(T0_S)), -EKEYREVOKED);
+	fake_clock_set(T0 + 600000);
+	ops->tick(self, T0 + 600000);
+	assert_int_equal(pav_map_count(mem()->revoked), 0);
+}
+
+/* The end is on the monotonic clock: a step of the wall clock neither
+ * ends a revocation early nor keeps it. */
+static void revocation_end_ignores_a_wall_clock_step(void **state)
+{
+	(void)state;
+	revoke("alice", T0, 10);
+	fake_clock_step_wall(3600 * 1000);
+	ops->tick(self, T0 + 3600 * 1000);
+	assert_int_equal(check("alice", iat(T0_S)), -EKEYREVOKED);
+	fake_clock_advance(10000);
+	assert_int_equal(check("alice", iat(T0_S)), 0);
+}
+
 /* ---- presence ---- */
 
 static void unknown_user_is_offline(void **state)
@@ -865,7 +1013,8 @@ static void callbacks_may_call_the_store(void **state)
 {
 	(void)state;
 	reset();
-	ops->conn_add(self, NS, "alice", 1, 0, on_count_set_online, NULL);
+	ops->conn_add(self, NS, "alice", 1, 0, NULL, on_count_set_online,
+		      NULL);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.err, 0);
 	presence_get(NS, "alice");
@@ -1176,7 +1325,7 @@ static void null_callbacks_are_allowed(void **state)
 	json_object *n = json_object_new_object();
 
 	(void)state;
-	ops->conn_add(self, NS, "alice", 1, 0, NULL, NULL);
+	ops->conn_add(self, NS, "alice", 1, 0, NULL, NULL, NULL);
 	ops->presence_set(self, NS, "alice", "away", PAV_PRESENCE_ALWAYS, 0,
 			  NULL, NULL, NULL, NULL);
 	ops->presence_get(self, NS, "alice", NULL, NULL);
@@ -1803,6 +1952,12 @@ int main(void)
 		TK(a_position_lost_to_the_budget_gets_a_new_epoch),
 		T(a_position_without_member_lasts_its_ttl),
 		T(history_read_callback_may_publish),
+		T(tokens_issued_by_the_revocation_are_refused),
+		T(conn_add_of_a_refused_token_counts_nothing),
+		T(revocation_ends_after_its_seconds),
+		T(a_second_revocation_replaces_the_first),
+		T(revocations_are_one_record_per_user_until_their_end),
+		T(revocation_end_ignores_a_wall_clock_step),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
