@@ -90,10 +90,17 @@
 /* Answers the user's stored status too: a node that holds the user from
  * now on keeps it for a rebuild, as the user may have set it through a
  * connection of another node, before this one held the user (such a
- * change went to no feed). */
+ * change went to no feed).  The token revocation is checked here, not in
+ * a call of its own, so that a handshake costs no more round trips;
+ * iat * 1000 <= at_ms, as pav_token_revoked() compares. */
 static const char conn_add[] =
 	"local n = redis.call('HLEN', KEYS[1])\n"
 	"local st = redis.call('HGET', KEYS[3], 'status') or ''\n"
+	"local rev = redis.call('GET', KEYS[4])\n"
+	"if rev and ARGV[5] ~= '-' and (ARGV[5] == '' or\n"
+	"    tonumber(ARGV[5]) * 1000 <= tonumber(rev)) then\n"
+	"  return {-1, n, st}\n"
+	"end\n"
 	"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then\n"
 	"  return {1, n, st}\n"
 	"end\n"

@@ -18,6 +18,8 @@
  *   pav:U:inbox:c    ZSET id -> commit number (the order of entering the
  *                    inbox), from the counter pav:U:inbox:seq
  *   pav:U:chans      HASH "<node>|<channel>" -> count (shared channels)
+ *   pav:U:revoked    STRING at_ms: the user's tokens issued at or before it
+ *                    are refused (a token revocation); EX its seconds
  *   pav:C:n          HASH node -> members on that node
  *   pav:C:u:<node>   HASH user -> count (that node's members)
  *   pav:C:seq        counter of a channel without history (1 h)
@@ -48,8 +50,10 @@
 #define PAV_REDIS_SCRIPTS_H
 
 enum pav_rb_script {
-	/* KEYS U:conns N:users U:presence; ARGV field node max member
-	 * -> {1 added or already there | 0 over max, count, status|''} */
+	/* KEYS U:conns N:users U:presence U:revoked; ARGV field node max
+	 * member iat (the token's, in seconds; '' none; '-' not checked)
+	 * -> {1 added or already there | 0 over max | -1 token revoked,
+	 * count, status|''} */
 	PAV_RB_CONN_ADD,
 	/* KEYS U:conns N:users; ARGV field node member -> count */
 	PAV_RB_CONN_REMOVE,

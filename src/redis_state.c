@@ -111,7 +111,9 @@ static void conn_added(void *arg, int err, const redisReply *rep)
 	if (!err) {
 		count = pav_rb_int(rep->element[1]);
 		remember_joined(b, x->c.ns, x->c.name, count, rep->element[2]);
-		if (pav_rb_int(rep->element[0]) != 1)
+		if (pav_rb_int(rep->element[0]) == -1)
+			err = -EKEYREVOKED;
+		else if (pav_rb_int(rep->element[0]) != 1)
 			err = -EUSERS;
 		else if (u && !pav_conn_ids_has(&u->conns, x->conn) &&
 			 pav_conn_ids_push(&u->conns, x->conn))
@@ -133,7 +135,8 @@ static void conn_added(void *arg, int err, const redisReply *rep)
 
 /* What conn_add and conn_remove share: the user's entry (busy until the
  * answer), the call in *x, and a begun with the keys (conn_add's with
- * the user's presence, `adding`), the connection's field and this node.
+ * the user's presence and token revocation, `adding`), the connection's
+ * field and this node.
  * NULL (cb got -ENOMEM) when out of memory. */
 static struct rb_user *conn_start(struct rb *b, const char *ns,
 				  const char *user, uint64_t conn, int adding,
@@ -156,11 +159,25 @@ static struct rb_user *conn_start(struct rb *b, const char *ns,
 	pav_rb_av_init(a);
 	pav_rb_ukey(a, ns, user, "conns");
 	pav_rb_nkey(b, a, "users");
-	if (adding)
+	if (adding) {
 		pav_rb_ukey(a, ns, user, "presence");
+		pav_rb_ukey(a, ns, user, "revoked");
+	}
 	pav_rb_av_fmt(a, "%s:%" PRIx64, b->node, conn);
 	pav_rb_av_str(a, b->node);
 	return u;
+}
+
+/* A token's iat as conn_add's script reads it: %.17g gives the double
+ * back exactly. */
+static void iat_arg(struct rb_argv *a, const struct pav_token_iat *tok)
+{
+	if (!tok)
+		pav_rb_av_str(a, "-");
+	else if (!tok->has)
+		pav_rb_av_str(a, "");
+	else
+		pav_rb_av_fmt(a, "%.17g", tok->s);
 }
 
 static void rb_conn_add(void *self, const char *ns, const char *user,
@@ -173,12 +190,12 @@ static void rb_conn_add(void *self, const char *ns, const char *user,
 	struct rb_argv a;
 	struct rb_user *u = conn_start(b, ns, user, conn, 1, cb, arg, &x, &a);
 
-	(void)tok;
 	if (!u)
 		return;
 	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);
 	pav_rb_av_fmt(&a, "%s\x1f%s", ns, user);
-	pav_rb_eval(b, u->shard, PAV_RB_CONN_ADD, 3, &a, conn_added, x);
+	iat_arg(&a, tok);
+	pav_rb_eval(b, u->shard, PAV_RB_CONN_ADD, 4, &a, conn_added, x);
 }
 
 static void conn_removed(void *arg, int err, const redisReply *rep)
@@ -248,6 +265,83 @@ static void rb_user_count(void *self, const char *ns, const char *user,
 	pav_rb_av_str(&a, "HLEN");
 	pav_rb_ukey(&a, ns, user, "conns");
 	pav_rb_command(b, user_shard(b, ns, user), &a, counted, x);
+}
+
+/* ---- token revocations ------------------------------------------------- */
+
+static void revoke_set(void *arg, int err, const redisReply *rep)
+{
+	struct call *x = arg;
+	pav_done_fn cb = (pav_done_fn)x->cb;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_STATUS, "tokens_revoke");
+	if (cb)
+		cb(x->arg, err);
+	free(x);
+}
+
+/* One key per revoked user, on the user's shard: Redis drops it at its
+ * end, and it outlives any node. */
+static void rb_tokens_revoke(void *self, const char *ns, const char *user,
+			     int64_t at_ms, int ttl_s, pav_done_fn cb,
+			     void *arg)
+{
+	struct rb *b = self;
+	struct call *x = call_new(b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x) {
+		if (cb)
+			cb(arg, -ENOMEM);
+		return;
+	}
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, "SET");
+	pav_rb_ukey(&a, ns, user, "revoked");
+	pav_rb_av_fmt(&a, "%" PRId64, at_ms);
+	pav_rb_av_str(&a, "EX");
+	pav_rb_av_fmt(&a, "%d", ttl_s);
+	pav_rb_command(b, user_shard(b, ns, user), &a, revoke_set, x);
+}
+
+struct check_call {
+	struct call c;
+	struct pav_token_iat tok;
+};
+
+static void revoke_got(void *arg, int err, const redisReply *rep)
+{
+	struct check_call *x = arg;
+	pav_done_fn cb = (pav_done_fn)x->c.cb;
+
+	err = pav_rb_reply_err(err, rep, -1, "token_check");
+	if (!err && is_str(rep) &&
+	    pav_token_revoked(&x->tok, strtoll(rep->str, NULL, 10)))
+		err = -EKEYREVOKED;
+	else if (!err && !is_str(rep) && rep->type != REDIS_REPLY_NIL)
+		err = -EIO;
+	cb(x->c.arg, err);
+	free(x);
+}
+
+static void rb_token_check(void *self, const char *ns, const char *user,
+			   const struct pav_token_iat *tok, pav_done_fn cb,
+			   void *arg)
+{
+	struct rb *b = self;
+	struct check_call *x = (struct check_call *)call_new(
+		b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct rb_argv a;
+
+	if (!x) {
+		cb(arg, -ENOMEM);
+		return;
+	}
+	x->tok = *tok;
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, "GET");
+	pav_rb_ukey(&a, ns, user, "revoked");
+	pav_rb_command(b, user_shard(b, ns, user), &a, revoke_got, x);
 }
 
 /* ---- presence ----------------------------------------------------------- */
@@ -1181,5 +1275,7 @@ const struct pav_state_ops pav_redis_state = {
 	.channel_counts = rb_channel_counts,
 	.channel_users = rb_channel_users,
 	.user_count = rb_user_count,
+	.tokens_revoke = rb_tokens_revoke,
+	.token_check = rb_token_check,
 	.history_read = rb_history_read,
 };

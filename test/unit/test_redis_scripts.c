@@ -193,6 +193,8 @@ static void next_message(char *out, size_t len)
 #define UC "pav:{u:ns:alice}:conns"
 #define NU "pav:{n:A}:users"
 #define UP "pav:{u:ns:alice}:presence"
+#define UR "pav:{u:ns:alice}:revoked"
+#define IAT "1800000000" /* a token's iat, of no revocation here */
 
 /* ---- connections ------------------------------------------------------------ */
 
@@ -201,28 +203,28 @@ static void conn_add_counts_once_and_stops_at_max(void **state)
 	redisReply *r;
 
 	(void)state;
-	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:1", "A", "2", "ns\x1f" "alice",
-	       NULL);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:1", "A", "2",
+	       "ns\x1f" "alice", IAT, NULL);
 	assert_int_equal(el_int(r, 0), 1);
 	assert_int_equal(el_int(r, 1), 1);
 	freeReplyObject(r);
 	/* the same id again: not counted twice */
-	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:1", "A", "2", "ns\x1f" "alice",
-	       NULL);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:1", "A", "2",
+	       "ns\x1f" "alice", IAT, NULL);
 	assert_int_equal(el_int(r, 0), 1);
 	assert_int_equal(el_int(r, 1), 1);
 	assert_string_equal(el_str(r, 2), ""); /* no status yet */
 	freeReplyObject(r);
 	/* a node counting a user's connection learns the stored status */
 	cmd_int("HSET %s status away", UP);
-	r = ev(PAV_RB_CONN_ADD, 3, UC, "pav:{n:B}:users", UP, "B:7", "B", "2",
-	       "ns\x1f" "alice", NULL);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, "pav:{n:B}:users", UP, UR, "B:7", "B", "2",
+	       "ns\x1f" "alice", IAT, NULL);
 	assert_int_equal(el_int(r, 1), 2);
 	assert_string_equal(el_str(r, 2), "away");
 	freeReplyObject(r);
 	/* over the cap: refused, nothing added */
-	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:2", "A", "2", "ns\x1f" "alice",
-	       NULL);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:2", "A", "2",
+	       "ns\x1f" "alice", IAT, NULL);
 	assert_int_equal(el_int(r, 0), 0);
 	assert_int_equal(el_int(r, 1), 2);
 	freeReplyObject(r);
@@ -230,8 +232,47 @@ static void conn_add_counts_once_and_stops_at_max(void **state)
 	assert_int_equal(cmd_int("HEXISTS %s A:2", UC), 0);
 	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 1);
 	/* max 0: no cap */
-	r = ev(PAV_RB_CONN_ADD, 3, UC, NU, UP, "A:3", "A", "0", "ns\x1f" "alice",
-	       NULL);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:3", "A", "0",
+	       "ns\x1f" "alice", IAT, NULL);
+	assert_int_equal(el_int(r, 1), 3);
+	freeReplyObject(r);
+}
+
+/* A token revocation refuses, in the same step, a token issued at or
+ * before its time, or without iat; a later one, or none asked about
+ * ('-'), is counted. */
+static void conn_add_refuses_a_token_the_revocation_covers(void **state)
+{
+	static const char *const refused[] = {"1800000000", "1799999999.5",
+					      ""};
+	redisReply *r;
+
+	(void)state;
+	cmd_int("SET %s 1800000000000 EX 60", UR);
+	for (size_t i = 0; i < 3; i++) {
+		r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:1", "A", "0",
+		       "ns\x1f" "alice", refused[i], NULL);
+		assert_int_equal(el_int(r, 0), -1);
+		assert_int_equal(el_int(r, 1), 0);
+		freeReplyObject(r);
+	}
+	assert_int_equal(cmd_int("EXISTS %s", UC), 0);
+	assert_int_equal(cmd_int("SISMEMBER %s ns\x1f" "alice", NU), 0);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:1", "A", "0",
+	       "ns\x1f" "alice", "1800000000.001", NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	assert_int_equal(el_int(r, 1), 1);
+	freeReplyObject(r);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:2", "A", "0",
+	       "ns\x1f" "alice", "-", NULL);
+	assert_int_equal(el_int(r, 0), 1);
+	assert_int_equal(el_int(r, 1), 2);
+	freeReplyObject(r);
+	/* once the key has gone, the old token counts again */
+	cmd_int("DEL %s", UR);
+	r = ev(PAV_RB_CONN_ADD, 4, UC, NU, UP, UR, "A:3", "A", "0",
+	       "ns\x1f" "alice", "", NULL);
+	assert_int_equal(el_int(r, 0), 1);
 	assert_int_equal(el_int(r, 1), 3);
 	freeReplyObject(r);
 }
@@ -1235,6 +1276,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(conn_add_counts_once_and_stops_at_max),
+		T(conn_add_refuses_a_token_the_revocation_covers),
 		T(conn_remove_leaves_node_set_with_its_last),
 		T(presence_get_of_an_unknown_user_is_empty),
 		T(presence_set_checks_when_and_unchanged),
