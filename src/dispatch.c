@@ -99,10 +99,13 @@ static int rate_limited(struct pav_session *s, int64_t now, const char *buf,
 	return 1;
 }
 
+/* Answered by pav_session_renew(), now or once the store has checked the
+ * token against the user's token revocation. */
 static int renew_token(struct pav_session *s, struct pav_request *req)
 {
+	struct pav_reply *reply;
+	const char *why;
 	json_object *t;
-	int rc;
 
 	if (!req->payload ||
 	    !json_object_object_get_ex(req->payload, "token", &t) ||
@@ -110,16 +113,10 @@ static int renew_token(struct pav_session *s, struct pav_request *req)
 		req->error_message = "payload.token must be a string";
 		return PAV_ERR_FORMAT;
 	}
-	rc = pav_session_renew(s, json_object_get_string(t),
-			       &req->error_message);
-	if (rc == -ENOMEM)
+	if (!(reply = pav_session_defer(s, req->type, req->id)))
 		return PAV_ERR_INTERNAL;
-	if (rc) {
-		pav_metrics_auth_failure();
-		return PAV_ERR_AUTH;
-	}
-	pav_info("conn %" PRIu64 " user=%s: token renewed", s->id, s->user);
-	return 0;
+	pav_session_renew(s, json_object_get_string(t), reply, &why);
+	return PAV_PENDING;
 }
 
 int pav_dispatch_valid_return(int rc)

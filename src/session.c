@@ -690,6 +690,15 @@ struct open_ctx {
 static void refuse_open(struct pav_session *s, int err)
 {
 	rx_hold(s, 0);
+	if (err == -EKEYREVOKED) {
+		/* as a token that does not verify (server.c) */
+		pav_info("vhost=%s peer=%s refused: token revoked",
+			 s->vh->cfg->name, s->peer);
+		pav_metrics_auth_failure();
+		pav_conn_error(s->hc.conn, PAV_ERR_AUTH, "token revoked", NULL);
+		pav_conn_close(s->hc.conn, 4001, "authentication failed");
+		return;
+	}
 	if (err == -EUSERS) {
 		pav_warn("conn %" PRIu64 " user=%s: over %d connections per "
 			 "user", s->id, s->user,
@@ -742,11 +751,25 @@ static void count_conn(struct pav_session *s, struct sub_op *op)
 	snprintf(x->ns, sizeof(x->ns), "%s", NS(s));
 	snprintf(x->user, sizeof(x->user), "%s", s->user);
 	STATE(s)->conn_add(STATE_SELF(s), NS(s), s->user, s->id,
-			   s->vh->cfg->limits.max_connections_per_user, NULL,
-			   conn_counted, x);
+			   s->vh->cfg->limits.max_connections_per_user,
+			   &s->iat, conn_counted, x);
 }
 
 /* ---- the claims ---------------------------------------------------------- */
+
+/* The token's iat, a number within bounds when present (pav_auth_verify
+ * refuses any other). */
+static struct pav_token_iat token_iat(json_object *claims)
+{
+	struct pav_token_iat t = {0, 0};
+	json_object *v;
+
+	if (json_object_object_get_ex(claims, "iat", &v)) {
+		t.has = 1;
+		t.s = json_object_get_double(v);
+	}
+	return t;
+}
 
 static void claims_keep(struct pav_session *s, json_object *claims)
 {
@@ -848,6 +871,7 @@ struct pav_session *pav_session_open(struct pav_core *core,
 	pav_channel_user(s->user, chan, sizeof(chan));
 	if (!(op = op_new(s, chan, NULL, NULL)))
 		goto fail;
+	s->iat = token_iat(claims);
 	rc = claims_set(s, claims);
 	claims = NULL; /* s's now, or freed */
 	if (rc) {
@@ -1049,26 +1073,101 @@ int pav_session_verify(struct pav_vhost *vh, const char *token,
 	return 0;
 }
 
-int pav_session_renew(struct pav_session *s, const char *token,
-		      const char **why)
-{
-	json_object *claims = NULL;
-	char user[PAV_ID_MAX + 1];
+/* A verified token on its way through the store's revocation check. */
+struct renewal {
+	struct pav_core *core;
+	uint64_t sid;
+	json_object *claims;
+	struct pav_token_iat iat;
 	int64_t exp_ms;
+	struct pav_reply *reply;
+};
 
-	if (pav_session_verify(s->vh, token, &claims, user, &exp_ms, why))
-		return -EACCES;
-	if (strcmp(user, s->user)) {
-		json_object_put(claims);
-		*why = "token is for another user";
-		return -EACCES;
+/* The answer to a renewal; err 0 once the token is the connection's. */
+static void renew_answer(struct pav_session *s, struct pav_reply *reply,
+			 int err, const char *why)
+{
+	if (!err) {
+		pav_info("conn %" PRIu64 " user=%s: token renewed", s->id,
+			 s->user);
+		return pav_session_reply(reply, 0, NULL, NULL);
 	}
-	if (claims_set(s, claims)) {
+	if (err == -ENOMEM || (err != -EACCES && err != -EKEYREVOKED))
+		return pav_session_reply(reply, PAV_ERR_INTERNAL,
+					 err == -ENOMEM
+						 ? "out of memory"
+						 : "session store unavailable",
+					 NULL);
+	if (err == -EKEYREVOKED) {
+		why = "token revoked";
+		pav_info("conn %" PRIu64 " user=%s: renewal refused: %s",
+			 s->id, s->user, why);
+	}
+	pav_metrics_auth_failure();
+	pav_session_reply(reply, PAV_ERR_AUTH, why, NULL);
+}
+
+static void renew_checked(void *arg, int err)
+{
+	struct renewal *x = arg;
+	struct pav_session *s = pav_session_find(x->core, x->sid);
+
+	if (!s) { /* closed meanwhile: nobody to renew or answer */
+		json_object_put(x->claims);
+		pav_session_reply(x->reply, 0, NULL, NULL);
+		free(x);
+		return;
+	}
+	rx_hold(s, 0);
+	if (err)
+		json_object_put(x->claims);
+	else if (!(err = claims_set(s, x->claims)) && s->hc.conn)
+		pav_conn_set_expiry(s->hc.conn, x->exp_ms);
+	renew_answer(s, x->reply, err, NULL);
+	free(x);
+}
+
+/* The token, verified for the same user, or -EACCES / -ENOMEM with why. */
+static int renew_verify(struct pav_session *s, const char *token,
+			struct renewal *x, const char **why)
+{
+	char user[PAV_ID_MAX + 1];
+
+	if (!x) {
 		*why = "out of memory";
 		return -ENOMEM;
 	}
-	if (s->hc.conn)
-		pav_conn_set_expiry(s->hc.conn, exp_ms);
+	if (pav_session_verify(s->vh, token, &x->claims, user, &x->exp_ms,
+			       why))
+		return -EACCES;
+	if (strcmp(user, s->user)) {
+		json_object_put(x->claims);
+		*why = "token is for another user";
+		return -EACCES;
+	}
+	x->iat = token_iat(x->claims);
+	return 0;
+}
+
+int pav_session_renew(struct pav_session *s, const char *token,
+		      struct pav_reply *reply, const char **why)
+{
+	struct renewal *x = calloc(1, sizeof(*x));
+	int rc = renew_verify(s, token, x, why);
+
+	if (rc) {
+		renew_answer(s, reply, rc, *why);
+		free(x);
+		return rc;
+	}
+	x->core = s->core;
+	x->sid = s->id;
+	x->reply = reply;
+	/* what the client sends after its auth is read with the new token's
+	 * claims, as before the check went to the store */
+	rx_hold(s, 1);
+	STATE(s)->token_check(STATE_SELF(s), NS(s), s->user, &x->iat,
+			      renew_checked, x);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include "hub.h"
 #include "pavilion/plugin.h"
+#include "state.h"
 
 struct pav_core;
 struct pav_conn;
@@ -43,6 +44,9 @@ struct pav_session {
 	json_object *claims;	/* parsed this turn, or NULL */
 	struct pav_session *claims_next, **claims_prev; /* core->claims_turn */
 	char peer[48];
+	/* the token's iat, which the store's token revocation judges when
+	 * it counts the connection */
+	struct pav_token_iat iat;
 	int counted; /* the store counts this connection */
 	int opened;  /* the on_open hooks ran */
 	/* repeated subscribes waiting for the first one's answer */
@@ -104,10 +108,17 @@ void pav_session_channels(const struct pav_session *s,
 			  void (*fn)(const char *channel, void *arg),
 			  void *arg);
 
-/* The `auth` message: a fresh token for the same user.  0, -EACCES with a
- * static reason, or -ENOMEM (the old token stays). */
+/*
+ * The `auth` message: a fresh token for the same user, which the store
+ * then checks against the user's token revocation.  reply (taken; may be
+ * NULL) gets the answer: the ack once the token is the connection's, or
+ * an error, the old token staying: 1001 with the reason (counted as an
+ * authentication failure), 1001 "token revoked" likewise, or 2000.
+ * Returns -EACCES with the static reason in *why, or -ENOMEM, when it
+ * was refused before the store was asked (answered already); else 0.
+ */
 int pav_session_renew(struct pav_session *s, const char *token,
-		      const char **why);
+		      struct pav_reply *reply, const char **why);
 
 /* Answers (pav_host.defer / reply). */
 struct pav_reply *pav_session_defer(struct pav_session *s, const char *type,

@@ -1067,7 +1067,7 @@ static void renewal_with_the_same_users_token_replaces_its_claims(
 	s = fx_open(&fc1, "u1", NULL);
 	tok = fx_token("{\"sub\":\"u1\",\"role\":\"admin\","
 		       "\"exp\":1800007200}");
-	assert_int_equal(pav_session_renew(s, tok, &why), 0);
+	assert_int_equal(pav_session_renew(s, tok, NULL, &why), 0);
 	free(tok);
 	assert_true(json_object_object_get_ex(pav_session_claims(s), "role",
 					      &v));
@@ -1133,7 +1133,7 @@ static void renewal_with_another_users_token_is_refused(void **state)
 	(void)state;
 	s = fx_open(&fc1, "u1", NULL);
 	tok = fx_token("{\"sub\":\"u2\"}");
-	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	assert_int_equal(pav_session_renew(s, tok, NULL, &why), -EACCES);
 	free(tok);
 	assert_string_equal(why, "token is for another user");
 	assert_false(json_object_object_get_ex(s->claims, "exp", NULL));
@@ -1149,7 +1149,7 @@ static void renewal_with_a_subscription_token_is_refused(void **state)
 	(void)state;
 	s = fx_open(&fc1, "u1", NULL);
 	tok = fx_token("{\"sub\":\"u1\",\"channel\":\"zone:z1\"}");
-	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	assert_int_equal(pav_session_renew(s, tok, NULL, &why), -EACCES);
 	free(tok);
 	assert_non_null(why);
 }
@@ -1163,12 +1163,97 @@ static void renewal_with_an_expired_or_forged_token_is_refused(void **state)
 	(void)state;
 	s = fx_open(&fc1, "u1", NULL);
 	tok = fx_token("{\"sub\":\"u1\",\"exp\":1799990000}");
-	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	assert_int_equal(pav_session_renew(s, tok, NULL, &why), -EACCES);
 	assert_string_equal(why, "token expired");
 	tok[strlen(tok) - 2] ^= 1; /* the signature */
-	assert_int_equal(pav_session_renew(s, tok, &why), -EACCES);
+	assert_int_equal(pav_session_renew(s, tok, NULL, &why), -EACCES);
 	free(tok);
-	assert_int_equal(pav_session_renew(s, "not.a.token", &why), -EACCES);
+	assert_int_equal(pav_session_renew(s, "not.a.token", NULL, &why), -EACCES);
+}
+
+/* ---- token revocation ---- */
+
+static void revoke_tokens(const char *user, int64_t at_ms)
+{
+	pav_memory_state.tokens_revoke(fx_core.store.state, NS, user, at_ms,
+				       60, NULL, NULL);
+}
+
+/* As a token that does not verify: 1001, close 4001, no hooks, nothing
+ * counted. */
+static void connection_with_a_revoked_token_gets_1001_and_4001(void **state)
+{
+	char claims[64];
+	struct pav_session *s;
+
+	(void)state;
+	revoke_tokens("u1", FX_T0);
+	snprintf(claims, sizeof(claims), "{\"iat\":%lld}",
+		 (long long)(FX_T0 / 1000));
+	s = fx_open(&fc1, "u1", claims);
+	assert_non_null(s);
+	fx_error_is(&fc1, 0, PAV_ERR_AUTH, "token revoked", NULL);
+	assert_int_equal(fc1.c.close_code, 4001);
+	assert_false(pav_hub_is_member(&s->hc, "user:u1"));
+	fx_close(s);
+	s = fx_open(&fc2, "u1", NULL); /* no iat: refused too */
+	fx_error_is(&fc2, 0, PAV_ERR_AUTH, "token revoked", NULL);
+	assert_int_equal(fc2.c.close_code, 4001);
+	fx_close(s);
+	assert_int_equal(fx_nevents, 0);
+	assert_int_equal(user_conns("u1"), 0);
+	/* issued after the revocation: opened */
+	snprintf(claims, sizeof(claims), "{\"iat\":%lld}",
+		 (long long)(FX_T0 / 1000 + 1));
+	fx_open(&fc3, "u1", claims);
+	assert_int_equal(fc3.c.close_code, 0);
+	assert_int_equal(user_conns("u1"), 1);
+}
+
+/* Refused as a renewal with a bad token is: 1001, and the connection
+ * and its old token stay. */
+static void renewal_with_a_revoked_token_is_refused_and_the_old_stays(
+	void **state)
+{
+	struct pav_session *s;
+	const char *why = NULL;
+	char claims[96];
+	char *tok;
+
+	(void)state;
+	snprintf(claims, sizeof(claims), "{\"iat\":%lld}",
+		 (long long)(FX_T0 / 1000 + 1));
+	s = fx_open(&fc1, "u1", claims);
+	revoke_tokens("u1", FX_T0 + 5000);
+	snprintf(claims, sizeof(claims),
+		 "{\"sub\":\"u1\",\"role\":\"admin\",\"iat\":%lld}",
+		 (long long)(FX_T0 / 1000 + 5));
+	tok = fx_token(claims);
+	assert_int_equal(pav_session_renew(s, tok,
+					   pav_session_defer(s, "auth", "r1"),
+					   &why),
+			 0);
+	free(tok);
+	fx_error_is(&fc1, 0, PAV_ERR_AUTH, "token revoked", "r1");
+	assert_int_equal(fc1.c.close_code, 0);
+	assert_int_equal(fc1.rx_paused, 0); /* held during the check only */
+	assert_true(fc1.exp_ms == 0);
+	assert_false(json_object_object_get_ex(pav_session_claims(s), "role",
+					       NULL));
+	/* a token issued after it renews */
+	snprintf(claims, sizeof(claims),
+		 "{\"sub\":\"u1\",\"role\":\"admin\",\"iat\":%lld}",
+		 (long long)(FX_T0 / 1000 + 6));
+	tok = fx_token(claims);
+	assert_int_equal(pav_session_renew(s, tok,
+					   pav_session_defer(s, "auth", "r2"),
+					   &why),
+			 0);
+	free(tok);
+	assert_string_equal(fake_type(&fc1, 1), "ack");
+	assert_true(json_object_object_get_ex(pav_session_claims(s), "role",
+					      NULL));
+	assert_true(fc1.exp_ms == FX_T0 + 3600 * 1000);
 }
 
 static void verify_answers_the_user_and_expiry_of_a_session_token(
@@ -1307,6 +1392,8 @@ int main(void)
 		T(renewal_with_a_subscription_token_is_refused),
 		T(renewal_with_an_expired_or_forged_token_is_refused),
 		T(verify_answers_the_user_and_expiry_of_a_session_token),
+		T(connection_with_a_revoked_token_gets_1001_and_4001),
+		T(renewal_with_a_revoked_token_is_refused_and_the_old_stays),
 		T(revocation_closes_every_connection_of_the_user_with_4001),
 		T(resync_is_sent_to_every_open_connection),
 		T(shutdown_closes_every_session),
