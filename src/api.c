@@ -444,13 +444,56 @@ static void revoked(void *arg, int err, int64_t count)
 	free(x);
 }
 
+static void close_all(struct read_ctx *x)
+{
+	BROKER(x->vh)->revoke(BROKER_SELF(x->vh), x->vh->cfg->ns, x->name,
+			      revoked, x);
+}
+
+/* The revocation is in the store: now the connections close, even when
+ * the caller has hung up (a reconnect is refused from here on). */
+static void tokens_revoked(void *arg, int err)
+{
+	struct read_ctx *x = arg;
+	struct api_req *r = req_find(x->vh, x->rid);
+
+	if (!err)
+		return close_all(x);
+	if (r)
+		answer_store_error(r, err);
+	free(x);
+}
+
+#define NO_REVOKE_S -2 /* no ?revoke_s: the connections close, that is all */
+
+/*
+ * ?revoke_s=N (1..PAV_MAX_REVOKE_S): first, for N seconds, the user's
+ * tokens issued until now are refused on every node, so that a client
+ * cannot reconnect with the token it was closed with.  The revocation is
+ * made before the connections close: a reconnect between the two would
+ * otherwise be let in.
+ */
 static void do_revoke(struct api_req *r, const char *user)
 {
-	struct read_ctx *x = read_ctx(r, user);
+	long ttl = pav_api_query_once(r->query, "revoke_s", NO_REVOKE_S,
+				      PAV_MAX_REVOKE_S);
+	struct read_ctx *x;
+	char msg[96];
 
-	if (x)
-		BROKER(r->vh)->revoke(BROKER_SELF(r->vh), api_ns(r), user,
-				      revoked, x);
+	if (ttl == -1 || ttl == 0) {
+		snprintf(msg, sizeof(msg), "revoke_s must be given once, a "
+			 "whole number of seconds from 1 to %d",
+			 PAV_MAX_REVOKE_S);
+		return answer_error(r, 400, msg);
+	}
+	if (!(x = read_ctx(r, user)))
+		return;
+	if (ttl == NO_REVOKE_S)
+		return close_all(x);
+	pav_info("api: refusing the tokens of user %s issued until now, for "
+		 "%ld s", user, ttl);
+	STATE(r->vh)->tokens_revoke(STATE_SELF(r->vh), api_ns(r), user,
+				    pav_now_ms(), (int)ttl, tokens_revoked, x);
 }
 
 static void counted(void *arg, int err, const int64_t *counts, size_t n)
@@ -684,7 +727,7 @@ static int route_channels(struct api_req *r, int get)
 	return 1;
 }
 
-/* "DELETE /v1/users/{id}/connections". */
+/* "DELETE /v1/users/{id}/connections[?revoke_s=N]". */
 static int route_revoke(struct api_req *r)
 {
 	const char *p = r->path + strlen("/v1/users/"), *slash;

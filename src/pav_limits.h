@@ -26,6 +26,8 @@
 #define PAV_USER_RECORD_TTL_MS (30LL * 24 * 3600 * 1000)
 #define PAV_DEF_API_MAX_BODY (64 * 1024)
 #define PAV_MAX_BATCH_PUBLICATIONS 1000 /* per POST /v1/publish */
+/* DELETE /v1/users/{id}/connections?revoke_s=N: N at most 30 days */
+#define PAV_MAX_REVOKE_S (30 * 24 * 3600)
 #define PAV_DEF_HISTORY_MAX_BYTES (64 * 1024 * 1024) /* all channels */
 #define PAV_MAX_HISTORY_SIZE 10000 /* publications per channel */
 #define PAV_DEF_HISTORY_TTL_S 300

@@ -1,0 +1,145 @@
+"""Token revocation through the internal API: DELETE /v1/users/{id}/connections?revoke_s=N
+closes the user's connections and, for N seconds, refuses the tokens issued until then, at
+the handshake and at a renewal.  Without revoke_s nothing is recorded.  On one gateway, on
+either store (PAVILION_STORE=redis); across nodes: test_redis_revoke.py."""
+import time
+
+import pytest
+
+import gw
+from test_flow_api import assert_error
+from test_flow_util import Client, metric, uid
+
+
+def revoke(api, user, query="?revoke_s=60", closed=None):
+    r = api.call("DELETE", "/v1/users/%s/connections%s" % (user, query))
+    assert r.status == 200 and set(r.json) == {"closed"}, r
+    if closed is not None:
+        assert r.json["closed"] == closed, r
+    return r
+
+
+def refused_at_handshake(g, token):
+    """The upgrade completes, then error 1001 "token revoked" and close 4001."""
+    ws = g.connect(token)
+    try:
+        m = gw.expect_error(ws, 1001)
+        assert m["payload"]["message"] == "token revoked", m
+        cl = ws.wait_close(5)
+        assert cl.code == 4001, "expected close 4001, got %r" % cl
+    finally:
+        ws.close()
+
+
+def accepted(g, token, sub):
+    with Client(g, sub, token=token) as c:
+        c.sync()
+
+
+def test_old_token_is_refused_at_the_handshake_after_a_revocation(g, api):
+    alice = uid("alice")
+    old = g.token(sub=alice)
+    with Client(g, alice, token=old) as c:
+        c.sync()
+        failures = metric(api.metrics(), "pavilion_auth_failures_total")
+        revoke(api, alice, closed=1)
+        m = gw.expect_error(c.ws, 1001)
+        assert m["payload"]["message"] == "connection revoked", m
+        assert c.wait_close(5).code == 4001
+    refused_at_handshake(g, old)
+    assert metric(api.metrics(), "pavilion_auth_failures_total") == failures + 1
+    assert api.presence(alice).get("connections") == 0
+
+
+def test_token_issued_after_the_revocation_is_accepted(g, api):
+    alice = uid("alice")
+    revoke(api, alice, closed=0)
+    accepted(g, g.token(sub=alice, iat=int(time.time()) + 1), alice)
+    refused_at_handshake(g, g.token(sub=alice))  # iat: this second
+
+
+def test_token_without_iat_is_refused(g, api):
+    alice = uid("alice")
+    revoke(api, alice)
+    refused_at_handshake(g, g.token(sub=alice, iat=None))
+    # another user's tokens are untouched, with or without iat
+    bob = uid("bob")
+    accepted(g, g.token(sub=bob, iat=None), bob)
+
+
+def test_renewal_with_an_old_token_is_refused_and_the_connection_stays(g, api):
+    alice = uid("alice")
+    old = g.token(sub=alice)
+    revoke(api, alice)
+    with Client(g, alice, token=g.token(sub=alice, iat=int(time.time()) + 1)) as c:
+        c.sync()
+        m = c.err("auth", {"token": old}, 1001)
+        assert m["payload"]["message"] == "token revoked", m
+        c.sync()  # still open, still served
+        c.ok("auth", {"token": g.token(sub=alice, iat=int(time.time()) + 1)})
+        c.sync()
+
+
+def test_revocation_ends_after_its_seconds(g, api):
+    alice = uid("alice")
+    old = g.token(sub=alice)
+    revoke(api, alice, "?revoke_s=2")
+    refused_at_handshake(g, old)
+    time.sleep(2.2)
+    accepted(g, old, alice)
+
+
+def test_a_second_revocation_replaces_the_first(g, api):
+    alice = uid("alice")
+    old = g.token(sub=alice)
+    revoke(api, alice, "?revoke_s=600")
+    time.sleep(1.1)
+    between = g.token(sub=alice, iat=int(time.time()))
+    accepted(g, between, alice)  # issued after the first
+    revoke(api, alice, "?revoke_s=2")
+    refused_at_handshake(g, between)  # the second's time
+    refused_at_handshake(g, old)
+    time.sleep(2.2)  # the second's seconds, not the first's
+    accepted(g, old, alice)
+    accepted(g, between, alice)
+
+
+def test_without_revoke_s_nothing_is_recorded(g, api):
+    alice = uid("alice")
+    old = g.token(sub=alice)
+    with Client(g, alice, token=old) as c:
+        c.sync()
+        r = api.call("DELETE", "/v1/users/%s/connections" % alice)
+        assert r.status == 200 and r.json == {"closed": 1}, r
+        assert c.wait_close(5).code == 4001
+    accepted(g, old, alice)
+
+
+def test_other_query_parameters_are_ignored_as_elsewhere(g, api):
+    alice = uid("alice")
+    old = g.token(sub=alice)
+    revoke(api, alice, "?x=1", closed=0)
+    accepted(g, old, alice)
+
+
+@pytest.mark.parametrize("query", [
+    "?revoke_s=0", "?revoke_s=2592001", "?revoke_s=-1", "?revoke_s=1.5", "?revoke_s=abc",
+    "?revoke_s=", "?revoke_s", "?revoke_s=10&revoke_s=10", "?revoke_s=10&revoke_s",
+    "?revoke_s=99999999999999999999999",
+])
+def test_bad_revoke_s_is_400_and_changes_nothing(g, api, query):
+    alice = uid("alice")
+    old = g.token(sub=alice)
+    with Client(g, alice, token=old) as c:
+        c.sync()
+        r = api.call("DELETE", "/v1/users/%s/connections%s" % (alice, query))
+        e = assert_error(r, 400)
+        assert e["code"] == "bad_request" and "revoke_s" in e["message"], r
+        c.sync()  # not closed
+    accepted(g, old, alice)
+
+
+def test_largest_revoke_s_is_accepted(g, api):
+    alice = uid("alice")
+    revoke(api, alice, "?revoke_s=2592000")
+    refused_at_handshake(g, g.token(sub=alice))
