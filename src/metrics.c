@@ -123,8 +123,11 @@ static void code_inc(struct code_count *arr, int code)
 void pav_metrics_conn(int delta)
 {
 	m.conns += delta;
-	if (delta > 0)
-		m.conns_total++;
+}
+
+void pav_metrics_conn_accepted(void)
+{
+	m.conns_total++;
 }
 
 void pav_metrics_in(const char *type)

@@ -9,7 +9,11 @@
  * registration; types of 32 characters or more, or past 64 of them, stay
  * "other". */
 void pav_metrics_known_type(const char *type);
+/* A session opened (1) or closed (-1): pavilion_connections. */
 void pav_metrics_conn(int delta);
+/* A connection whose token was accepted, by the store's token revocation
+ * too: pavilion_connections_total. */
+void pav_metrics_conn_accepted(void);
 void pav_metrics_in(const char *type);
 void pav_metrics_out(const char *type, unsigned n);
 struct pav_msg;

@@ -687,6 +687,13 @@ struct open_ctx {
 	char user[PAV_ID_MAX + 1];
 };
 
+static void tally(struct pav_session *s)
+{
+	if (!s->tallied)
+		pav_metrics_conn_accepted();
+	s->tallied = 1;
+}
+
 static void refuse_open(struct pav_session *s, int err)
 {
 	rx_hold(s, 0);
@@ -695,6 +702,7 @@ static void refuse_open(struct pav_session *s, int err)
 		pav_info("vhost=%s peer=%s refused: token revoked",
 			 s->vh->cfg->name, s->peer);
 		pav_metrics_auth_failure();
+		s->tallied = 1; /* and never counted as accepted */
 		pav_conn_error(s->hc.conn, PAV_ERR_AUTH, "token revoked", NULL);
 		pav_conn_close(s->hc.conn, 4001, "authentication failed");
 		return;
@@ -726,6 +734,8 @@ static void conn_counted(void *arg, int err, int64_t count)
 	free(x);
 	if (!s)
 		return op_done(op, NULL);
+	if (err != -EKEYREVOKED)
+		tally(s);
 	if (err) {
 		leave(s, op->channel);
 		refuse_open(s, err);
@@ -956,6 +966,7 @@ void pav_session_closed(struct pav_session *s)
 	id_key(s->id, key, sizeof(key));
 	pav_map_del(s->core->sessions, key);
 	pav_metrics_conn(-1);
+	tally(s);
 	/* the close hooks still see the channels it was in */
 	s->gone = calloc(s->hc.nsubs ? s->hc.nsubs : 1, sizeof(*s->gone));
 	if (s->gone)

@@ -48,6 +48,10 @@ struct pav_session {
 	 * it counts the connection */
 	struct pav_token_iat iat;
 	int counted; /* the store counts this connection */
+	/* pavilion_connections_total has had its say: counted once the store
+	 * answered (or at the close, if it never did), or never, for a token
+	 * the store's revocation refused (an authentication failure only) */
+	int tallied;
 	int opened;  /* the on_open hooks ran */
 	/* repeated subscribes waiting for the first one's answer */
 	struct sub_op *repeats;

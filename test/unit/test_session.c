@@ -21,6 +21,7 @@
 #include "fake_clock.h"
 #include "hub.h"
 #include "memory.h"
+#include "metrics.h"
 #include "msg.h"
 #include "session_fixture.h"
 
@@ -1179,14 +1180,32 @@ static void revoke_tokens(const char *user, int64_t at_ms)
 				       60, NULL, NULL);
 }
 
+/* A counter's value in the metrics text. */
+static long long metric_value(const char *name)
+{
+	size_t len, n = strlen(name);
+	char *t = pav_metrics_render(&len);
+	long long v = -1;
+
+	assert_non_null(t);
+	for (const char *p = t; p && *p; p = strchr(p, '\n')) {
+		p += *p == '\n';
+		if (!strncmp(p, name, n) && p[n] == ' ')
+			v = strtoll(p + n + 1, NULL, 10);
+	}
+	free(t);
+	return v;
+}
+
 /* As a token that does not verify: 1001, close 4001, no hooks, nothing
- * counted. */
+ * counted, an authentication failure and no accepted connection. */
 static void connection_with_a_revoked_token_gets_1001_and_4001(void **state)
 {
 	char claims[64];
 	struct pav_session *s;
 
 	(void)state;
+	pav_metrics_reset();
 	revoke_tokens("u1", FX_T0);
 	snprintf(claims, sizeof(claims), "{\"iat\":%lld}",
 		 (long long)(FX_T0 / 1000));
@@ -1202,12 +1221,15 @@ static void connection_with_a_revoked_token_gets_1001_and_4001(void **state)
 	fx_close(s);
 	assert_int_equal(fx_nevents, 0);
 	assert_int_equal(user_conns("u1"), 0);
+	assert_int_equal(metric_value("pavilion_auth_failures_total"), 2);
+	assert_int_equal(metric_value("pavilion_connections_total"), 0);
 	/* issued after the revocation: opened */
 	snprintf(claims, sizeof(claims), "{\"iat\":%lld}",
 		 (long long)(FX_T0 / 1000 + 1));
 	fx_open(&fc3, "u1", claims);
 	assert_int_equal(fc3.c.close_code, 0);
 	assert_int_equal(user_conns("u1"), 1);
+	assert_int_equal(metric_value("pavilion_connections_total"), 1);
 }
 
 /* Refused as a renewal with a bad token is: 1001, and the connection
