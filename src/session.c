@@ -1103,12 +1103,9 @@ static void renew_answer(struct pav_session *s, struct pav_reply *reply,
 			 s->user);
 		return pav_session_reply(reply, 0, NULL, NULL);
 	}
-	if (err == -ENOMEM || (err != -EACCES && err != -EKEYREVOKED))
+	if (err == -ENOMEM)
 		return pav_session_reply(reply, PAV_ERR_INTERNAL,
-					 err == -ENOMEM
-						 ? "out of memory"
-						 : "session store unavailable",
-					 NULL);
+					 "out of memory", NULL);
 	if (err == -EKEYREVOKED) {
 		why = "token revoked";
 		pav_info("conn %" PRIu64 " user=%s: renewal refused: %s",
@@ -1117,6 +1114,8 @@ static void renew_answer(struct pav_session *s, struct pav_reply *reply,
 	pav_metrics_auth_failure();
 	pav_session_reply(reply, PAV_ERR_AUTH, why, NULL);
 }
+
+static struct pav_log_budget unchecked_renewal_log = {.per_s = 5};
 
 static void renew_checked(void *arg, int err)
 {
@@ -1130,6 +1129,18 @@ static void renew_checked(void *arg, int err)
 		return;
 	}
 	rx_hold(s, 0);
+	if (err && err != -EKEYREVOKED && err != -ENOMEM) {
+		/* The store cannot say.  The session was opened with a token
+		 * it checked (a revocation closes every connection it covers),
+		 * and new handshakes wait for it anyway: refusing would close
+		 * every client at its token's exp for as long as the outage
+		 * lasts.  The new token is taken unchecked. */
+		pav_warn_budgeted(&unchecked_renewal_log,
+				  "conn %" PRIu64 " user=%s: renewal not "
+				  "checked for revocation: session store "
+				  "unavailable", s->id, s->user);
+		err = 0;
+	}
 	if (err)
 		json_object_put(x->claims);
 	else if (!(err = claims_set(s, x->claims)) && s->hc.conn)

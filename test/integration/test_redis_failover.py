@@ -736,3 +736,23 @@ def test_pubsub_output_buffer_limit_cut_is_replaced_and_clients_resync(
         c.wait_for("tick", timeout=5)
     a.close()
     b.close()
+
+
+def test_renewal_while_redis_is_unreachable_is_taken_unchecked(make_gateway, keys, redis):
+    """A renewal asks the store whether the token was revoked.  While Redis is unreachable
+    the session goes on with the new token (it was opened with a token the store checked):
+    refusing it would close every client at its token's exp for as long as the outage
+    lasts, with new handshakes refused meanwhile.  (It was answered 2000.)"""
+    nodes = outage_nodes(make_gateway, keys, redis)
+    u = uid("r")
+    c = Client(nodes[0], u, **ALL)
+    c.sync()
+    redis.freeze()
+    try:
+        wait_ready(nodes, 503, 5)
+        c.ok("auth", {"token": nodes[0].token(sub=u, ttl=600)})
+        c.ok("heartbeat_ack")
+    finally:
+        redis.thaw()
+    assert "renewal not checked for revocation" in nodes[0].log_text()
+    c.close()
