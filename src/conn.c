@@ -303,11 +303,8 @@ int pav_conn_send_replay_within(struct pav_conn *c, const char *type,
 	return rc;
 }
 
-void pav_conn_error(struct pav_conn *c, int code, const char *msg,
-		    const char *id)
+static void error_enqueue(struct pav_conn *c, struct pav_msg *m, int code)
 {
-	struct pav_msg *m = pav_msg_error(code, msg, id);
-
 	if (!m)
 		return;
 	if (!pav_conn_enqueue(c, m)) {
@@ -315,6 +312,18 @@ void pav_conn_error(struct pav_conn *c, int code, const char *msg,
 		pav_metrics_error(code);
 	}
 	pav_msg_unref(m);
+}
+
+void pav_conn_error(struct pav_conn *c, int code, const char *msg,
+		    const char *id)
+{
+	error_enqueue(c, pav_msg_error(code, msg, id), code);
+}
+
+void pav_conn_channel_error(struct pav_conn *c, int code, const char *msg,
+			    const char *channel)
+{
+	error_enqueue(c, pav_msg_channel_error(code, msg, channel), code);
 }
 
 static void queue_pop(struct pav_conn *c)

@@ -161,6 +161,10 @@ int pav_conn_send_replay_within(struct pav_conn *c, const char *type,
 				size_t spare);
 void pav_conn_error(struct pav_conn *c, int code, const char *message,
 		    const char *id);
+/* An error about one of the connection's subscriptions (pav_msg.h's
+ * pav_msg_channel_error). */
+void pav_conn_channel_error(struct pav_conn *c, int code, const char *message,
+			    const char *channel);
 /* Starts the closing handshake with code (once): the queue is written,
  * then the close frame; the client's frames are discarded until its close
  * or EOF (bounded by deadlines), so the close frame reaches a client that

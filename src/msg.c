@@ -125,14 +125,31 @@ int pav_msg_type(struct pav_msg *m, char *buf, size_t len)
 	return rc;
 }
 
-struct pav_msg *pav_msg_error(int code, const char *message, const char *id)
+/* An error answers the client's message `id`, or (channel) tells of one
+ * of its subscriptions; never both. */
+static struct pav_msg *error_msg(int code, const char *message, const char *id,
+				 const char *channel)
 {
 	json_object *p = json_object_new_object();
 	struct pav_msg *m;
 
 	json_object_object_add(p, "code", json_object_new_int(code));
 	json_object_object_add(p, "message", json_object_new_string(message));
+	if (channel)
+		json_object_object_add(p, "channel",
+				       json_object_new_string(channel));
 	m = pav_msg_build("error", id, NULL, p);
 	json_object_put(p);
 	return m;
+}
+
+struct pav_msg *pav_msg_error(int code, const char *message, const char *id)
+{
+	return error_msg(code, message, id, NULL);
+}
+
+struct pav_msg *pav_msg_channel_error(int code, const char *message,
+				      const char *channel)
+{
+	return error_msg(code, message, NULL, channel);
 }

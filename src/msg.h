@@ -51,6 +51,11 @@ struct pav_msg *pav_msg_build(const char *type, const char *id,
 			      const char *channel, json_object *payload);
 /* {"type":"error","id"?,"payload":{"code","message"},"timestamp"} */
 struct pav_msg *pav_msg_error(int code, const char *message, const char *id);
+/* An error about one subscription rather than a client message (a
+ * revoked one): {"type":"error","payload":{"code","message","channel"},
+ * "timestamp"}, no id.  Only such errors carry "channel". */
+struct pav_msg *pav_msg_channel_error(int code, const char *message,
+				      const char *channel);
 /* The type of a message pav_msg_frame() wrote (its first member), copied
  * into buf: 0, or -1 when the text does not start with it or it does not
  * fit in len bytes. */

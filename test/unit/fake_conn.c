@@ -195,6 +195,16 @@ void pav_conn_error(struct pav_conn *c, int code, const char *message,
 	pav_msg_unref(m);
 }
 
+void pav_conn_channel_error(struct pav_conn *c, int code, const char *message,
+			    const char *channel)
+{
+	struct pav_msg *m = pav_msg_channel_error(code, message, channel);
+
+	if (m)
+		record(c, m, FAKE_ERROR);
+	pav_msg_unref(m);
+}
+
 void pav_conn_close(struct pav_conn *c, int code, const char *reason)
 {
 	if (c->state == PAV_CONN_CLOSING)

@@ -20,7 +20,7 @@ enum fake_via {
 	FAKE_DELIVER, /* pav_conn_deliver (fan-out, release) */
 	FAKE_ENQUEUE, /* pav_conn_enqueue (replays) */
 	FAKE_SEND,    /* pav_conn_send (acks, server messages) */
-	FAKE_ERROR,   /* pav_conn_error */
+	FAKE_ERROR,   /* pav_conn_error, pav_conn_channel_error */
 };
 
 struct fake_frame {

@@ -291,6 +291,25 @@ static void error_message_is_escaped(void **state)
 	pav_msg_unref(m);
 }
 
+/* A revoked subscription's error names its channel and answers no id. */
+static void channel_error_names_the_channel(void **state)
+{
+	struct pav_msg *m = pav_msg_channel_error(1004, "subscription revoked",
+						  "zone:z2");
+	char ts[PAV_TIME_LEN], want[256];
+
+	(void)state;
+	assert_non_null(m);
+	timestamp_of(m, 0, INT64_MAX, ts);
+	snprintf(want, sizeof(want),
+		 "{\"type\":\"error\",\"payload\":{\"code\":1004,"
+		 "\"message\":\"subscription revoked\",\"channel\":\"zone:z2\"},"
+		 "\"timestamp\":\"%s\"}",
+		 ts);
+	assert_string_equal(text(m), want);
+	pav_msg_unref(m);
+}
+
 /* The type is read back from the text, escapes undone. */
 static void type_is_read_back(void **state)
 {
@@ -350,6 +369,7 @@ int main(void)
 		cmocka_unit_test(error_has_code_and_message),
 		cmocka_unit_test(error_echoes_the_id),
 		cmocka_unit_test(error_message_is_escaped),
+		cmocka_unit_test(channel_error_names_the_channel),
 		cmocka_unit_test(type_is_read_back),
 		cmocka_unit_test(type_that_is_not_there_or_too_long),
 	};
