@@ -15,7 +15,8 @@
  *   → on_subscribed hooks.
  *
  * The hooks of one connection run from here only: on_open, on_subscribed
- * (the automatic "user:<id>" first), on_unsubscribed, on_close.
+ * (the automatic "user:<id>" first), on_unsubscribed, on_close; and so
+ * does the question a renewal asks (check_renewed).
  */
 #include "session.h"
 
@@ -121,6 +122,23 @@ static void hook_close(struct pav_session *s, int last)
 		if (in->plugin->on_close)
 			in->plugin->on_close(in->state, s, last);
 	}
+}
+
+/* May the connection keep channel under its renewed claims?  0, or the
+ * first instance's refusal. */
+static int check_renewed(struct pav_session *s, const char *channel)
+{
+	for (size_t i = 0; i < s->vh->ninsts; i++) {
+		struct pav_instance *in = &s->vh->insts[i];
+		int rc;
+
+		if (!in->plugin->check_renewed)
+			continue;
+		rc = in->plugin->check_renewed(in->state, s, channel);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 /* Does any plugin reject these subscribe parameters?  0, 1002, or 2000
@@ -1084,6 +1102,39 @@ int pav_session_verify(struct pav_vhost *vh, const char *token,
 	return 0;
 }
 
+/* Leaves a channel the renewed claims no longer allow, as an unsubscribe
+ * does, then tells the client: after the leave, nothing published to the
+ * channel follows the error. */
+static void revoke_channel(struct pav_session *s, const char *channel)
+{
+	pav_info("conn %" PRIu64 " user=%s: %s revoked by the renewed token",
+		 s->id, s->user, channel);
+	pav_session_unsubscribe(s, channel);
+	if (s->hc.conn)
+		pav_conn_channel_error(s->hc.conn, PAV_ERR_PERMISSION,
+				       "subscription revoked", channel);
+}
+
+/* A renewal went through: every subscription but the user channel is
+ * asked about again (check_renewed) under the new claims, and those
+ * refused are revoked. */
+static void recheck_subscriptions(struct pav_session *s)
+{
+	char own[PAV_CHANNEL_BUF], chan[PAV_CHANNEL_BUF];
+
+	if (pav_channel_user(s->user, own, sizeof(own)))
+		own[0] = '\0';
+	/* from the last: leaving one moves the hub's last subscription into
+	 * its slot, one already asked about */
+	for (uint32_t i = s->hc.nsubs; i-- > 0;) {
+		if (i >= s->hc.nsubs) /* a hook left others meanwhile */
+			continue;
+		pav_hub_sub_channel(&s->hc, i, chan, sizeof(chan));
+		if (strcmp(chan, own) && check_renewed(s, chan))
+			revoke_channel(s, chan);
+	}
+}
+
 /* A verified token on its way through the store's revocation check. */
 struct renewal {
 	struct pav_core *core;
@@ -1101,7 +1152,10 @@ static void renew_answer(struct pav_session *s, struct pav_reply *reply,
 	if (!err) {
 		pav_info("conn %" PRIu64 " user=%s: token renewed", s->id,
 			 s->user);
-		return pav_session_reply(reply, 0, NULL, NULL);
+		pav_session_reply(reply, 0, NULL, NULL);
+		/* after the ack: the client hears of the renewal before of
+		 * what its claims no longer grant */
+		return recheck_subscriptions(s);
 	}
 	if (err == -ENOMEM)
 		return pav_session_reply(reply, PAV_ERR_INTERNAL,

@@ -120,6 +120,10 @@ void pav_session_channels(const struct pav_session *s,
  * authentication failure), 1001 "token revoked" likewise, or 2000.
  * Returns -EACCES with the static reason in *why, or -ENOMEM, when it
  * was refused before the store was asked (answered already); else 0.
+ * After the ack, every subscription but the user channel is asked about
+ * again under the new claims (pav_plugin.check_renewed): each one refused
+ * is left as an unsubscribe leaves it, and the client gets one error 1004
+ * "subscription revoked" with payload.channel for it.
  */
 int pav_session_renew(struct pav_session *s, const char *token,
 		      struct pav_reply *reply, const char **why);

@@ -556,7 +556,9 @@ struct pav_plugin {
 	 *                           the namespace, on any node;
 	 *   on_subscribed(user:<id>) the automatic subscription, then one
 	 *                           on_subscribed per subscribe, after its ack;
-	 *   on_unsubscribed         per unsubscribe that left a channel;
+	 *   on_unsubscribed         per unsubscribe that left a channel,
+	 *                           and per subscription a token renewal
+	 *                           revoked (see check_renewed);
 	 *   on_close(last)          after the socket closed and the store
 	 *                           removed the connection; last: no
 	 *                           connection of the user is left anywhere.
@@ -582,7 +584,24 @@ struct pav_plugin {
 				const char *channel, json_object *parameters,
 				const char **why);
 
-	void *reserved[8]; /* zero; room to grow without an ABI bump */
+	/*
+	 * Optional: may the connection keep `channel` under the claims of
+	 * the token it just renewed to?  After an accepted `auth` message,
+	 * once its ack is queued, the gateway asks for every channel the
+	 * connection is subscribed to (a subscribe still on its way
+	 * included), its own user channel excepted, with conn_claims()
+	 * answering the new claims: 0 keeps the subscription; any other
+	 * value (PAV_ERR_PERMISSION) revokes it.  A channel one instance
+	 * revokes is left as an unsubscribe leaves it (the on_unsubscribed
+	 * hooks run) and the client gets one error 1004 "subscription
+	 * revoked" with the channel in payload.channel.  A refused renewal
+	 * asks nothing.  Decide from what the subscription was granted on:
+	 * the access rules that let a subscribe of this channel through.
+	 * This was reserved[0]: a plugin built before it has NULL here.
+	 */
+	int (*check_renewed)(void *instance, pav_conn *c, const char *channel);
+
+	void *reserved[7]; /* zero; room to grow without an ABI bump */
 };
 
 /* Convenience for a plugin's one export. */

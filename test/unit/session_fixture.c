@@ -27,6 +27,7 @@ struct pav_vhost_config fx_vc;
 struct pav_ns fx_ns;
 struct fx_event fx_events[FX_EVENTS];
 size_t fx_nevents;
+const char *fx_renew_refused[8];
 
 static struct pav_instance insts[2];
 static struct pav_state_ops state_ops; /* memory, history maybe held */
@@ -124,6 +125,15 @@ static int rec_check(void *inst, pav_conn *c, const char *channel,
 	return 0;
 }
 
+static int rec_renewed(void *inst, pav_conn *c, const char *channel)
+{
+	event(c, "%s renewed %s %s", (const char *)inst, c->user, channel);
+	for (size_t i = 0; i < 8 && fx_renew_refused[i]; i++)
+		if (!strcmp(fx_renew_refused[i], channel))
+			return PAV_ERR_PERMISSION;
+	return 0;
+}
+
 static const struct pav_plugin recorder = {
 	.magic = PAV_PLUGIN_MAGIC,
 	.abi_version = PAV_PLUGIN_ABI_VERSION,
@@ -134,6 +144,7 @@ static const struct pav_plugin recorder = {
 	.on_unsubscribed = rec_unsubscribed,
 	.on_close = rec_close,
 	.check_parameters = rec_check,
+	.check_renewed = rec_renewed,
 };
 
 int fx_event_find(const char *text, size_t from)
@@ -443,6 +454,7 @@ int fx_setup(void **state)
 	pav_log_setup(PAV_LOG_ERROR, 0); /* quiet: opens and closes are info */
 	fake_clock_set(FX_T0);
 	fx_nevents = 0;
+	memset(fx_renew_refused, 0, sizeof(fx_renew_refused));
 	nheld = 0;
 	holding = 0;
 	nlaters = 0;

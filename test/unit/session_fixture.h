@@ -37,6 +37,8 @@ extern struct pav_ns fx_ns;
  *   "A open u1 first=1"
  *   "A subscribed u1 zone:z1 first=1 subs=2 params={...}" (or params=-)
  *   "A unsubscribed u1 zone:z1"
+ *   "A renewed u1 zone:z1" (check_renewed: refused when the channel is
+ *   in fx_renew_refused)
  *   "A close u1 last=1 at=5 channels=user:u1,zone:z1" (sorted; at:
  *   conn_closed_ms - FX_T0)
  */
@@ -57,6 +59,10 @@ void fx_events_clear(void);
 
 /* The recorder's check_parameters refuses parameters holding "bad"
  * (1002 "bad parameter"). */
+
+/* The channels the recorder's check_renewed refuses (1004) after a
+ * renewal: up to 8, NULL after the last; none after fx_setup(). */
+extern const char *fx_renew_refused[8];
 
 /* Hold history reads back until fx_run_history() (a slower store). */
 void fx_hold_history(int on);

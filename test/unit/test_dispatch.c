@@ -169,6 +169,71 @@ static void auth_with_a_fresh_token_of_the_same_user_is_acked(void **state)
 	assert_true(fc.exp_ms == 1800007200000LL);
 }
 
+/* The renewal is acked first; then come the errors of the subscriptions
+ * its claims no longer allow (here: that a plugin refuses). */
+static void auth_acks_the_renewal_before_the_revocations(void **state)
+{
+	char msg[1024], first[PAV_CHANNEL_BUF];
+	char *tok = fx_token("{\"sub\":\"u1\"}");
+
+	(void)state;
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_subscribe(s, "chat:c1", NULL, "r2");
+	fx_renew_refused[0] = "zone:z1";
+	fx_renew_refused[1] = "chat:c1";
+	snprintf(msg, sizeof(msg),
+		 "{\"type\":\"auth\",\"id\":\"a1\",\"payload\":{\"token\":\"%s\"}}",
+		 tok);
+	free(tok);
+	send_text(msg);
+	assert_int_equal(fc.n, 5);
+	json_object_put(ack_is(2, "a1", "auth"));
+	error_is(3, PAV_ERR_PERMISSION, "subscription revoked", NULL);
+	error_is(4, PAV_ERR_PERMISSION, "subscription revoked", NULL);
+	snprintf(first, sizeof(first), "%s", fx_payload_str(&fc, 3, "channel"));
+	assert_true(!strcmp(first, "zone:z1") || !strcmp(first, "chat:c1"));
+	assert_string_not_equal(first, fx_payload_str(&fc, 4, "channel"));
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_false(pav_hub_is_member(&s->hc, "chat:c1"));
+}
+
+/* Without an id nothing acks the renewal; the revocations still come. */
+static void auth_without_an_id_still_revokes(void **state)
+{
+	char msg[1024], *tok = fx_token("{\"sub\":\"u1\"}");
+
+	(void)state;
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_renew_refused[0] = "zone:z1";
+	snprintf(msg, sizeof(msg),
+		 "{\"type\":\"auth\",\"payload\":{\"token\":\"%s\"}}", tok);
+	free(tok);
+	send_text(msg);
+	assert_int_equal(fc.n, 2);
+	error_is(1, PAV_ERR_PERMISSION, "subscription revoked", NULL);
+	assert_string_equal(fx_payload_str(&fc, 1, "channel"), "zone:z1");
+}
+
+/* A refused renewal asks the plugins nothing and leaves nothing. */
+static void refused_auth_revokes_nothing(void **state)
+{
+	char msg[1024], *tok = fx_token("{\"sub\":\"u2\"}");
+
+	(void)state;
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_renew_refused[0] = "zone:z1";
+	fx_events_clear();
+	snprintf(msg, sizeof(msg),
+		 "{\"type\":\"auth\",\"id\":\"a1\",\"payload\":{\"token\":\"%s\"}}",
+		 tok);
+	free(tok);
+	send_text(msg);
+	assert_int_equal(fc.n, 2);
+	error_is(1, PAV_ERR_AUTH, "token is for another user", "a1");
+	assert_int_equal(fx_nevents, 0);
+	assert_true(pav_hub_is_member(&s->hc, "zone:z1"));
+}
+
 static void auth_with_a_bad_token_is_1001_and_the_connection_stays(
 	void **state)
 {
@@ -468,6 +533,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(heartbeat_ack_is_answered_with_nothing),
 		T(auth_with_a_fresh_token_of_the_same_user_is_acked),
+		T(auth_acks_the_renewal_before_the_revocations),
+		T(auth_without_an_id_still_revokes),
+		T(refused_auth_revokes_nothing),
 		T(auth_with_a_bad_token_is_1001_and_the_connection_stays),
 		T(auth_without_a_token_string_is_1002),
 		T(binary_frame_is_1002),

@@ -1081,6 +1081,130 @@ static void renewal_with_the_same_users_token_replaces_its_claims(
 	assert_string_equal(json_object_get_string(v), "admin");
 }
 
+/* ---- what a renewal revokes ---- */
+
+/* An accepted renewal of s with a fresh token of its user (no answer
+ * asked for: reply NULL). */
+static void renew(struct pav_session *s)
+{
+	char claims[128], *tok;
+	const char *why = NULL;
+
+	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\"}", s->user);
+	tok = fx_token(claims);
+	assert_int_equal(pav_session_renew(s, tok, NULL, &why), 0);
+	free(tok);
+}
+
+/* Every channel but the user's own is asked about again, by each instance
+ * until one refuses; a refused one is left as an unsubscribe leaves it
+ * (hooks, hub, store, the node's broker feed), and then the client is
+ * told, with one 1004 naming it and answering no message. */
+static void renewed_session_leaves_what_a_plugin_refuses(void **state)
+{
+	struct pav_session *s;
+	int stops;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_subscribe(s, "chat:c1", NULL, "r2");
+	fx_events_clear();
+	stops = fx_feed_stops;
+	fx_renew_refused[0] = "chat:c1";
+	renew(s);
+	assert_true(fx_event_find("A renewed u1 zone:z1", 0) >= 0);
+	assert_true(fx_event_find("B renewed u1 zone:z1", 0) >= 0);
+	assert_true(fx_event_find("A renewed u1 chat:c1", 0) >= 0);
+	assert_int_equal(fx_event_find("B renewed u1 chat:c1", 0), -1);
+	assert_true(fx_event_find("A unsubscribed u1 chat:c1", 0) >= 0);
+	assert_true(fx_event_find("B unsubscribed u1 chat:c1", 0) >= 0);
+	assert_int_equal(fx_nevents, 5); /* user:u1 was not asked */
+	assert_false(pav_hub_is_member(&s->hc, "chat:c1"));
+	assert_true(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_true(pav_hub_is_member(&s->hc, "user:u1"));
+	assert_int_equal(subscribers("chat:c1"), 0);
+	assert_int_equal(subscribers("zone:z1"), 1);
+	assert_int_equal(fx_feed_stops, stops + 1);
+	assert_int_equal(fc1.n, 3);
+	/* left before the client is told */
+	assert_int_equal(
+		fx_events[fx_event_find("B unsubscribed u1 chat:c1", 0)].frames,
+		2);
+	fx_error_is(&fc1, 2, PAV_ERR_PERMISSION, "subscription revoked", NULL);
+	assert_string_equal(fx_payload_str(&fc1, 2, "channel"), "chat:c1");
+	fx_publish("chat:c1", 1);
+	fx_publish("zone:z1", 2);
+	assert_int_equal(fc1.n, 4); /* zone:z1's only */
+}
+
+static void renewed_session_keeps_what_every_plugin_allows(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_subscribe(s, "channel:c1", NULL, "r2");
+	fx_events_clear();
+	fx_renew_refused[0] = "zone:z9";
+	renew(s);
+	assert_int_equal(fx_nevents, 4);
+	assert_int_equal(fx_event_find("A renewed u1 user:u1", 0), -1);
+	assert_int_equal(fc1.n, 2);
+	assert_true(pav_hub_is_member(&s->hc, "zone:z1"));
+	assert_true(pav_hub_is_member(&s->hc, "channel:c1"));
+}
+
+/* Only the renewing connection leaves: another one's subscription, its
+ * count in the store and the node's feed of the channel stay. */
+static void renewal_revokes_only_the_renewing_connections_subscription(
+	void **state)
+{
+	struct pav_session *a, *b;
+	int stops;
+
+	(void)state;
+	a = fx_open(&fc1, "u1", NULL);
+	b = fx_open(&fc2, "u2", NULL);
+	fx_subscribe(a, "chat:c1", NULL, "r1");
+	fx_subscribe(b, "chat:c1", NULL, "r1");
+	stops = fx_feed_stops;
+	fx_renew_refused[0] = "chat:c1";
+	renew(a);
+	assert_false(pav_hub_is_member(&a->hc, "chat:c1"));
+	assert_true(pav_hub_is_member(&b->hc, "chat:c1"));
+	assert_int_equal(subscribers("chat:c1"), 1);
+	assert_int_equal(fx_feed_stops, stops);
+	fx_publish("chat:c1", 1);
+	assert_int_equal(fc1.n, 2); /* the ack and the revocation */
+	assert_int_equal(fc2.n, 2); /* the ack and the publication */
+}
+
+/* A subscribe still on its way when the renewal comes is asked about too:
+ * revoked, it ends as a subscribe an unsubscribe overtook (answered, no
+ * on_subscribed hook, not counted in the store). */
+static void renewal_revokes_a_subscribe_still_on_its_way(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "chat:c1", NULL, "r1");
+	fx_events_clear();
+	fx_renew_refused[0] = "chat:c1";
+	renew(s);
+	assert_false(pav_hub_is_member(&s->hc, "chat:c1"));
+	fx_error_is(&fc1, 0, PAV_ERR_PERMISSION, "subscription revoked", NULL);
+	assert_int_equal(fx_run_member_add(), 1);
+	assert_int_equal(fx_event_find("A subscribed u1 chat:c1 first=1 "
+				       "subs=1 params=-", 0),
+			 -1);
+	assert_int_equal(subscribers("chat:c1"), 0);
+	assert_false(pav_hub_is_member(&s->hc, "chat:c1"));
+}
+
 /* ---- claims ---- */
 
 /* Kept as text; parsed on demand, and the parse let go when the loop turn
@@ -1413,6 +1537,10 @@ int main(void)
 		T(renewal_with_another_users_token_is_refused),
 		T(renewal_with_a_subscription_token_is_refused),
 		T(renewal_with_an_expired_or_forged_token_is_refused),
+		T(renewed_session_leaves_what_a_plugin_refuses),
+		T(renewed_session_keeps_what_every_plugin_allows),
+		T(renewal_revokes_only_the_renewing_connections_subscription),
+		T(renewal_revokes_a_subscribe_still_on_its_way),
 		T(verify_answers_the_user_and_expiry_of_a_session_token),
 		T(connection_with_a_revoked_token_gets_1001_and_4001),
 		T(renewal_with_a_revoked_token_is_refused_and_the_old_stays),
