@@ -23,12 +23,21 @@
  *             "open": every authenticated user may subscribe to any
  *             zone:/channel:/chat: channel (user: stays private).
  *
+ * After a token renewal (the `auth` message) the gateway asks
+ * check_renewed about each subscription: a zone:/channel:/chat: channel
+ * is kept when the new claims grant it as they would a fresh subscribe,
+ * or when a subscription token granted it (that token, not the claims,
+ * was its ground, and a renewal does not change it); else the gateway
+ * revokes it (1004 "subscription revoked" with the channel).  Which
+ * subscriptions a token granted is recorded here, per connection.
+ *
  * The automatic "user:<id>" subscription of every connection is the core's.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,11 +47,64 @@
 #include "acl.h"
 
 #define PLUGIN_NAME "subscription"
+/* "<conn id in hex> <channel>" */
+#define GRANT_KEY_BUF (16 + 1 + PAV_CHANNEL_BUF)
 
 struct subscription {
 	const struct pav_host *host;
 	enum pav_acl_policy policy;
+	/* The subscriptions of this instance's connections that a
+	 * subscription token granted, as keys made by grant_key(): a json-c
+	 * object is the hash set at hand.  Forgotten when the connection
+	 * leaves the channel or closes.  Usually empty, and then closing
+	 * and unsubscribing cost nothing more. */
+	json_object *by_token;
 };
+
+/* ---- subscriptions a subscription token granted ------------------ */
+
+static void grant_key(const struct pav_host *host, const pav_conn *c,
+		      const char *channel, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRIx64 " %s", host->conn_id(c), channel);
+}
+
+static int granted_by_token(struct subscription *s, const pav_conn *c,
+			    const char *channel)
+{
+	char key[GRANT_KEY_BUF];
+
+	if (json_object_object_length(s->by_token) == 0)
+		return 0;
+	grant_key(s->host, c, channel, key, sizeof(key));
+	return json_object_object_get_ex(s->by_token, key, NULL);
+}
+
+static void remember_grant(struct subscription *s, const pav_conn *c,
+			   const char *channel)
+{
+	char key[GRANT_KEY_BUF];
+
+	grant_key(s->host, c, channel, key, sizeof(key));
+	if (json_object_object_add(s->by_token, key, NULL) < 0)
+		s->host->log(PAV_LOG_WARN, PLUGIN_NAME,
+			     "out of memory: %s, granted by a subscription "
+			     "token, will not outlive a token renewal",
+			     channel);
+}
+
+static void forget_grant(struct subscription *s, const pav_conn *c,
+			 const char *channel)
+{
+	char key[GRANT_KEY_BUF];
+
+	if (json_object_object_length(s->by_token) == 0)
+		return;
+	grant_key(s->host, c, channel, key, sizeof(key));
+	json_object_object_del(s->by_token, key);
+}
+
+/* ---- subscribe and unsubscribe ------------------------------------ */
 
 /* A 1002 with its message. */
 static int bad_format(struct pav_request *req, const char *message)
@@ -90,41 +152,51 @@ static int read_parameters(struct pav_request *req, json_object **params)
 	return 0;
 }
 
-/* The subscription-token route of access control: parameters.token (a
- * string, read_parameters() saw to that) must verify and name this user
- * and channel.  Which check failed is never told to the client. */
-static int check_token(const struct pav_host *host, pav_conn *c,
-		       struct pav_request *req, json_object *params,
-		       const char *channel)
+/* 1 when parameters.token is a subscription token that verifies and
+ * names this user and channel. */
+static int token_grants(const struct pav_host *host, pav_conn *c,
+			json_object *params, const char *channel)
 {
 	json_object *tok, *claims = NULL;
 	int ok;
 
-	req->error_message = "permission denied";
-	if (!params || !json_object_object_get_ex(params, "token", &tok))
-		return PAV_ERR_PERMISSION;
+	if (!params || !json_object_object_get_ex(params, "token", &tok) ||
+	    !json_object_is_type(tok, json_type_string))
+		return 0;
 	if (host->verify_token(c, json_object_get_string(tok), &claims) < 0)
-		return PAV_ERR_PERMISSION;
+		return 0;
 	ok = pav_acl_token_grants(claims, host->conn_user(c), channel);
 	json_object_put(claims);
-	if (!ok)
-		return PAV_ERR_PERMISSION;
-	req->error_message = NULL;
-	return 0;
+	return ok;
 }
 
-/* 0 when the connection may subscribe to the canonical channel. */
+/* The subscription-token route of access control.  Which check failed is
+ * never told to the client. */
+static int check_token(const struct pav_host *host, pav_conn *c,
+		       struct pav_request *req, json_object *params,
+		       const char *channel)
+{
+	if (token_grants(host, c, params, channel))
+		return 0;
+	req->error_message = "permission denied";
+	return PAV_ERR_PERMISSION;
+}
+
+/* 0 when the connection may subscribe to the canonical channel;
+ * *by_token: its subscription token, not the claims, allowed it. */
 static int check_access(struct subscription *s, pav_conn *c,
 			struct pav_request *req, json_object *params,
-			const char *channel)
+			const char *channel, int *by_token)
 {
 	const struct pav_host *host = s->host;
 
+	*by_token = 0;
 	switch (pav_acl_check(s->policy, host->conn_claims(c),
 			      host->conn_user(c), channel)) {
 	case PAV_ACL_ALLOW:
 		return 0;
 	case PAV_ACL_NEED_TOKEN:
+		*by_token = 1;
 		return check_token(host, c, req, params, channel);
 	case PAV_ACL_DENY:
 	default:
@@ -153,19 +225,26 @@ static int on_subscribe(void *instance, pav_conn *c, struct pav_request *req)
 	char channel[PAV_CHANNEL_BUF];
 	json_object *params;
 	pav_reply *reply;
-	int rc;
+	int rc, by_token;
 
 	rc = read_channel(s->host, c, req, channel, sizeof(channel));
 	if (rc == 0)
 		rc = read_parameters(req, &params);
 	if (rc == 0)
-		rc = check_access(s, c, req, params, channel);
+		rc = check_access(s, c, req, params, channel, &by_token);
 	if (rc != 0)
 		return rc;
 	reply = s->host->defer(c, req);
 	if (!reply)
 		return PAV_ERR_INTERNAL;
 	s->host->subscribe(c, channel, params, reply);
+	/* recorded from the start, so that a renewal that overtakes the
+	 * subscribe on its way finds it too.  One refused at once (1003)
+	 * joined nothing; one the store fails later leaves its record until
+	 * the connection leaves the channel or closes: a grant a valid token
+	 * of this user made for this channel and connection. */
+	if (by_token && s->host->is_subscribed(c, channel))
+		remember_grant(s, c, channel);
 	return PAV_PENDING;
 }
 
@@ -197,6 +276,60 @@ static int on_unsubscribe(void *instance, pav_conn *c,
 	return 0;
 }
 
+/* ---- what a renewal keeps ------------------------------------------- */
+
+/* The connection's claims (its renewed ones, in check_renewed) grant the
+ * channel as they would a subscribe of it now. */
+static int claims_allow(struct subscription *s, pav_conn *c,
+			const char *channel)
+{
+	const struct pav_host *host = s->host;
+
+	return pav_acl_check(s->policy, host->conn_claims(c),
+			     host->conn_user(c), channel) == PAV_ACL_ALLOW;
+}
+
+static void subscription_on_unsubscribed(void *instance, pav_conn *c,
+					 const char *channel)
+{
+	forget_grant(instance, c, channel);
+}
+
+struct closing {
+	struct subscription *s;
+	pav_conn *c;
+};
+
+static void forget_channel(const char *channel, void *arg)
+{
+	struct closing *x = arg;
+
+	forget_grant(x->s, x->c, channel);
+}
+
+static void subscription_on_close(void *instance, pav_conn *c, int last)
+{
+	struct closing x = {instance, c};
+
+	(void)last;
+	if (json_object_object_length(x.s->by_token))
+		x.s->host->conn_channels(c, forget_channel, &x);
+}
+
+/* Asked after a token renewal: kept as a subscribe would be let through
+ * now, or when its own subscription token was its ground. */
+static int subscription_check_renewed(void *instance, pav_conn *c,
+				      const char *channel)
+{
+	struct subscription *s = instance;
+
+	if (claims_allow(s, c, channel) || granted_by_token(s, c, channel))
+		return 0;
+	return PAV_ERR_PERMISSION;
+}
+
+/* ---- the instance -------------------------------------------------- */
+
 static int read_options(struct subscription *s, json_object *options,
 			char *err, size_t errlen)
 {
@@ -218,7 +351,10 @@ static int read_options(struct subscription *s, json_object *options,
 
 static void subscription_destroy(void *instance)
 {
-	free(instance);
+	struct subscription *s = instance;
+
+	json_object_put(s->by_token);
+	free(s);
 }
 
 static int subscription_create(const struct pav_host *host, pav_vhost *vh,
@@ -232,13 +368,14 @@ static int subscription_create(const struct pav_host *host, pav_vhost *vh,
 		return -ENOMEM;
 	s->host = host;
 	s->policy = PAV_ACL_POLICY_CLAIMS;
-	rc = read_options(s, options, err, errlen);
+	s->by_token = json_object_new_object();
+	rc = s->by_token ? read_options(s, options, err, errlen) : -ENOMEM;
 	if (rc == 0)
 		rc = host->register_handler(vh, "subscribe", on_subscribe);
 	if (rc == 0)
 		rc = host->register_handler(vh, "unsubscribe", on_unsubscribe);
 	if (rc < 0) {
-		free(s);
+		subscription_destroy(s);
 		return rc;
 	}
 	if (s->policy == PAV_ACL_POLICY_OPEN)
@@ -258,4 +395,7 @@ PAV_PLUGIN_EXPORT = {
 	.description = "subscribe/unsubscribe with channel access control",
 	.vhost_create = subscription_create,
 	.vhost_destroy = subscription_destroy,
+	.on_unsubscribed = subscription_on_unsubscribed,
+	.on_close = subscription_on_close,
+	.check_renewed = subscription_check_renewed,
 };

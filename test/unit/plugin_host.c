@@ -410,25 +410,41 @@ static int channel_parse(const pav_conn *c, const char *in, char *out,
 static struct pav_reply *replies[64];
 static int nreplies;
 
+static int channel_index(const pav_conn *c, const char *channel)
+{
+	for (size_t i = 0; i < c->nchannels; i++)
+		if (!strcmp(c->channels[i], channel))
+			return (int)i;
+	return -1;
+}
+
+/* Joins at once, as the gateway does (its answer comes later), unless
+ * ph.subscribe_refused. */
 static void subscribe(pav_conn *c, const char *channel, json_object *params,
 		      pav_reply *reply)
 {
 	logf_("subscribe %s %s params=%s reply=%d", conn_name(c), channel,
 	      ph_json(params), reply ? reply->n : -1);
+	if (!ph.subscribe_refused && channel_index(c, channel) < 0 &&
+	    c->nchannels < 16)
+		c->channels[c->nchannels++] = strdup(channel);
 }
 
 static int unsubscribe(pav_conn *c, const char *channel)
 {
+	int i = channel_index(c, channel);
+
 	logf_("unsubscribe %s %s", conn_name(c), channel);
+	if (ph.unsubscribe_rc == 0 && i >= 0) {
+		free(c->channels[i]);
+		c->channels[i] = c->channels[--c->nchannels];
+	}
 	return ph.unsubscribe_rc;
 }
 
 static int is_subscribed(const pav_conn *c, const char *channel)
 {
-	for (size_t i = 0; i < c->nchannels; i++)
-		if (!strcmp(c->channels[i], channel))
-			return 1;
-	return 0;
+	return channel_index(c, channel) >= 0;
 }
 
 static void user_channels(pav_vhost *vh, const char *user,
@@ -776,6 +792,16 @@ void ph_teardown(void)
 	ph_log_clear();
 }
 
+void ph_set_claims(pav_conn *c, const char *claims)
+{
+	json_object_put(c->claims);
+	c->claims = claims ? json_tokener_parse(claims)
+			   : json_object_new_object();
+	assert_non_null(c->claims);
+	json_object_object_add(c->claims, "sub",
+			       json_object_new_string(c->user));
+}
+
 pav_conn *ph_conn(uint64_t id, const char *user, const char *claims,
 		  const char *const *channels)
 {
@@ -785,10 +811,7 @@ pav_conn *ph_conn(uint64_t id, const char *user, const char *claims,
 	assert_true(nconns < 8);
 	c->id = id;
 	snprintf(c->user, sizeof(c->user), "%s", user);
-	c->claims = claims ? json_tokener_parse(claims)
-			   : json_object_new_object();
-	assert_non_null(c->claims);
-	json_object_object_add(c->claims, "sub", json_object_new_string(user));
+	ph_set_claims(c, claims);
 	c->open = 1;
 	for (size_t i = 0; channels && channels[i]; i++)
 		c->channels[c->nchannels++] = strdup(channels[i]);

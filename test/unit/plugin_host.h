@@ -30,7 +30,8 @@ struct pav_session {
 	char user[PAV_ID_MAX + 1];
 	json_object *claims;
 	int open;              /* conn_find() finds it */
-	char *channels[16];    /* conn_channels(), is_subscribed() */
+	char *channels[16];    /* conn_channels(), is_subscribed(); joined by
+				  subscribe(), left by unsubscribe() */
 	size_t nchannels;
 	int64_t closed_ms;
 	size_t send_limit;     /* > 0: send() fails past this many */
@@ -70,7 +71,8 @@ struct ph_answers {
 	/* verify_token: this token verifies, with these claims (JSON) */
 	const char *good_token;
 	const char *token_claims;
-	int unsubscribe_rc;
+	int unsubscribe_rc;       /* else unsubscribe() leaves the channel */
+	int subscribe_refused;    /* subscribe() joins nothing (a 1003) */
 	int defer_fails;
 	int publish_err;
 	int64_t publish_recipients;
@@ -103,6 +105,10 @@ int ph_run(void);
  * text, "sub" added) and channels it is in (NULL-terminated). */
 pav_conn *ph_conn(uint64_t id, const char *user, const char *claims,
 		  const char *const *channels);
+
+/* Replaces the connection's claims (JSON text, "sub" added), as a token
+ * renewal does. */
+void ph_set_claims(pav_conn *c, const char *claims);
 
 /* ---- the plugin under test ---- */
 /* Creates an instance from options (JSON text); 0 or its error (err has

@@ -4,7 +4,9 @@
  * (plugin_host.c): payload checks (1002), the channel grammar (1003),
  * access (1004; the decisions themselves are test_acl.c's), and the
  * hand-over of an allowed subscribe to host->subscribe with a deferred
- * reply.  Options are checked at creation.
+ * reply; what a token renewal keeps (check_renewed: the new claims, or
+ * the subscription token a subscription was granted by).  Options are
+ * checked at creation.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -286,6 +288,115 @@ static void unsubscribe_failure_is_2000(void **state)
 			 PAV_ERR_INTERNAL);
 }
 
+/* ---- renewal ---- */
+
+static int renewed(pav_conn *conn, const char *channel)
+{
+	return pavilion_plugin.check_renewed(inst, conn, channel);
+}
+
+/* A token subscribe of channel that passes (good token, no claim). */
+static void token_subscribe(pav_conn *conn, const char *channel)
+{
+	char payload[256], claims[160];
+
+	snprintf(claims, sizeof(claims),
+		 "{\"sub\":\"%s\",\"channel\":\"%s\"}", conn->user, channel);
+	ph.good_token = "good";
+	ph.token_claims = claims;
+	snprintf(payload, sizeof(payload),
+		 "{\"channel\":\"%s\",\"parameters\":{\"token\":\"good\"}}",
+		 channel);
+	assert_int_equal(ph_handle(inst, conn, "subscribe", "r1", payload, NULL,
+				   NULL),
+			 PAV_PENDING);
+}
+
+static void renewal_keeps_what_the_new_claims_grant(void **state)
+{
+	(void)state;
+	assert_int_equal(sub("{\"channel\":\"zone:z1\"}", NULL), PAV_PENDING);
+	ph_set_claims(c, "{\"zones\":[\"z0\",\"z1\"]}");
+	assert_int_equal(renewed(c, "zone:z1"), 0);
+	ph_set_claims(c, "{\"zones\":[\"*\"],\"chats\":[7]}");
+	assert_int_equal(renewed(c, "zone:z1"), 0);
+	assert_int_equal(renewed(c, "chat:7"), 0);
+	assert_int_equal(renewed(c, "user:u1"), 0);
+	assert_int_equal(ph_count("verify_token"), 0);
+}
+
+static void renewal_revokes_what_the_new_claims_do_not_grant(void **state)
+{
+	(void)state;
+	assert_int_equal(sub("{\"channel\":\"zone:z1\"}", NULL), PAV_PENDING);
+	ph_set_claims(c, "{\"zones\":[\"z2\"],\"channels\":[\"z1\"]}");
+	assert_int_equal(renewed(c, "zone:z1"), PAV_ERR_PERMISSION);
+	ph_set_claims(c, NULL);
+	assert_int_equal(renewed(c, "zone:z1"), PAV_ERR_PERMISSION);
+	assert_int_equal(renewed(c, "chat:c1"), PAV_ERR_PERMISSION);
+	assert_int_equal(renewed(c, "user:u2"), PAV_ERR_PERMISSION);
+}
+
+/* A subscription token, not the claims, was its ground: a renewal keeps
+ * it, on that connection only. */
+static void renewal_keeps_what_a_subscription_token_granted(void **state)
+{
+	pav_conn *c2 = ph_conn(2, "u1", "{\"zones\":[\"z2\"]}", NULL);
+
+	(void)state;
+	token_subscribe(c, "zone:z2");
+	assert_int_equal(sub("{\"channel\":\"zone:z1\"}", NULL), PAV_PENDING);
+	assert_int_equal(ph_handle(inst, c2, "subscribe", "r1",
+				   "{\"channel\":\"zone:z2\"}", NULL, NULL),
+			 PAV_PENDING);
+	ph_set_claims(c, NULL);
+	ph_set_claims(c2, NULL);
+	assert_int_equal(renewed(c, "zone:z2"), 0);
+	assert_int_equal(renewed(c, "zone:z1"), PAV_ERR_PERMISSION);
+	assert_int_equal(renewed(c2, "zone:z2"), PAV_ERR_PERMISSION);
+}
+
+/* The grant of a subscription that went (left, or its connection closed)
+ * does not carry over to a later one of the same channel. */
+static void token_grant_ends_with_its_subscription(void **state)
+{
+	(void)state;
+	token_subscribe(c, "zone:z2");
+	token_subscribe(c, "zone:z3");
+	ph_set_claims(c, NULL);
+	assert_int_equal(ph_handle(inst, c, "unsubscribe", "u1",
+				   "{\"channel\":\"zone:z2\"}", NULL, NULL),
+			 0);
+	pavilion_plugin.on_unsubscribed(inst, c, "zone:z2"); /* the host's */
+	assert_int_equal(renewed(c, "zone:z2"), PAV_ERR_PERMISSION);
+	assert_int_equal(renewed(c, "zone:z3"), 0);
+	c->open = 0;
+	pavilion_plugin.on_close(inst, c, 1);
+	assert_int_equal(renewed(c, "zone:z3"), PAV_ERR_PERMISSION);
+}
+
+/* A token subscribe that joined nothing (refused at once, 1003) leaves no
+ * grant behind. */
+static void token_subscribe_refused_at_once_grants_nothing(void **state)
+{
+	(void)state;
+	ph.subscribe_refused = 1;
+	token_subscribe(c, "zone:z2");
+	ph.subscribe_refused = 0;
+	ph_set_claims(c, NULL);
+	assert_int_equal(renewed(c, "zone:z2"), PAV_ERR_PERMISSION);
+}
+
+static void open_policy_renewal_keeps_every_shared_channel(void **state)
+{
+	(void)state;
+	ph_set_claims(c, NULL);
+	assert_int_equal(renewed(c, "zone:z9"), 0);
+	assert_int_equal(renewed(c, "channel:c9"), 0);
+	assert_int_equal(renewed(c, "chat:c9"), 0);
+	assert_int_equal(renewed(c, "user:u2"), PAV_ERR_PERMISSION);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, ph_end)
 
 int main(void)
@@ -311,6 +422,14 @@ int main(void)
 		T(unsubscribe_leaves_and_acks_the_canonical_channel),
 		T(unsubscribe_checks_the_channel),
 		T(unsubscribe_failure_is_2000),
+		T(renewal_keeps_what_the_new_claims_grant),
+		T(renewal_revokes_what_the_new_claims_do_not_grant),
+		T(renewal_keeps_what_a_subscription_token_granted),
+		T(token_grant_ends_with_its_subscription),
+		T(token_subscribe_refused_at_once_grants_nothing),
+		cmocka_unit_test_setup_teardown(
+			open_policy_renewal_keeps_every_shared_channel,
+			setup_open, ph_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
