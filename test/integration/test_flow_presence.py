@@ -295,6 +295,24 @@ def test_unsubscribed_member_no_longer_gets_status_updates(g, api):
         assert updates(bob, alice.sub) == [], "bob left the zone: %r" % bob.inbox
 
 
+def test_member_whose_renewal_revoked_the_zone_shares_no_status_through_it(g, api):
+    """A subscription a token renewal revokes is left as an unsubscribe leaves it: the
+    zone no longer carries status_updates to or from that connection."""
+    z = "zone:" + uid("z")
+    with C(g) as alice, C(g) as bob:
+        alice.subscribe(z)
+        bob.subscribe(z)
+        bob.ok("auth", {"token": g.token(sub=bob.sub)})  # no zones any more
+        bob.wait_for("error", code=1004, channel=z)
+        for c in (alice, bob):
+            c.sync()
+            c.inbox.clear()
+        alice.ok("presence", {"status": "busy"})
+        assert updates(bob, alice.sub) == [], "bob's zone was revoked: %r" % bob.inbox
+        bob.ok("presence", {"status": "away"})
+        assert updates(alice, bob.sub) == [], "bob's zone was revoked: %r" % alice.inbox
+
+
 def test_presence_snapshot_larger_than_the_outbound_queue_arrives_whole(make_gateway, keys):
     """A snapshot is what the client asked for, not a backlog it failed to read: with the
     smallest outbound queue (4 KiB), 24 users of long ids (about 7 kB of status_updates)

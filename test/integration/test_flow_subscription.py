@@ -1,6 +1,6 @@
 """subscribe/unsubscribe: channel grammar, access control (claims, "*", subscription
 tokens, user:<other>), max_subscriptions, idempotence, delivery with "channel", the own
-user channel kept."""
+user channel kept, and what a token renewal (`auth`) takes away."""
 import pytest
 
 import gw
@@ -233,3 +233,104 @@ def test_bad_parameters_1002(g, params):
     with Client(g) as c:  # no claims: the subscription-token route is the one taken
         c.err("subscribe", {"channel": "zone:p1", "parameters": params}, 1002)
         c.sync()
+
+
+# ------------------------------------------------------------------ renewal
+def renew(g, c, **claims):
+    """Renews c's token with these claims; the ack, with no error before it."""
+    ack = c.ok("auth", {"token": g.token(sub=c.sub, **claims)})
+    assert not c.take("error"), "an error came before the renewal's ack: %r" % c.inbox
+    return ack
+
+
+def revoked(c):
+    """The channels of the "subscription revoked" errors c got (after a sync)."""
+    c.sync()
+    got = c.take("error")
+    for m in got:
+        p = m["payload"]
+        assert p["code"] == 1004 and p["message"] == "subscription revoked", m
+        assert "id" not in m, m
+    return [m["payload"].get("channel") for m in got]
+
+
+def test_renewal_revokes_the_zone_the_new_token_drops(g, api):
+    a, b = uid("za"), uid("zb")
+    with Client(g, zones=[a, b]) as c:
+        c.subscribe("zone:" + a)
+        c.subscribe("zone:" + b)
+        renew(g, c, zones=[a])
+        assert revoked(c) == ["zone:" + b]
+        assert not delivered(api, c, "zone:" + b)
+        assert delivered(api, c, "zone:" + a)
+        assert delivered(api, c, "user:" + c.sub)
+        r = api.get("/v1/channels/zone:" + b)
+        assert r.status == 200 and r.json == {"channel": "zone:" + b, "subscribers": 0}, r
+        r = api.get("/v1/channels/zone:" + a)
+        assert r.json == {"channel": "zone:" + a, "subscribers": 1}, r
+        c.subscribe("zone:" + a)  # still subscribed: a repeat
+        c.err("subscribe", {"channel": "zone:" + b}, 1004)  # the new claims rule
+
+
+@pytest.mark.parametrize("kind,claim", [("channel", "channels"), ("chat", "chats")])
+def test_renewal_revokes_channels_and_chats_the_new_token_drops(g, api, kind, claim):
+    keep, drop = "%s:%s" % (kind, uid("k")), "%s:%s" % (kind, uid("d"))
+    with Client(g, **{claim: [keep[len(kind) + 1:], drop[len(kind) + 1:]]}) as c:
+        c.subscribe(keep)
+        c.subscribe(drop)
+        renew(g, c, **{claim: [keep[len(kind) + 1:]]})
+        assert revoked(c) == [drop]
+        assert not delivered(api, c, drop)
+        assert delivered(api, c, keep)
+
+
+def test_renewal_without_claims_revokes_every_claimed_channel_but_the_own(g, api):
+    z, ch = "zone:" + uid("z"), "channel:" + uid("c")
+    with Client(g, zones=["*"], channels=["*"]) as c:
+        c.subscribe(z)
+        c.subscribe(ch)
+        c.subscribe("user")
+        renew(g, c)
+        assert sorted(revoked(c)) == sorted([z, ch])
+        assert delivered(api, c, "user:" + c.sub)
+        assert not delivered(api, c, z) and not delivered(api, c, ch)
+
+
+def test_renewal_keeps_a_subscription_token_grant(g, api):
+    chan = "zone:" + uid("z")
+    with Client(g) as c:  # no zones claim: the subscription token is the only grant
+        c.subscribe(chan, token=sub_token(g, c.sub, chan))
+        renew(g, c)
+        assert revoked(c) == []
+        assert delivered(api, c, chan)
+
+
+def test_renewal_with_star_zones_keeps_everything(g, api):
+    a, b = "zone:" + uid("za"), "zone:" + uid("zb")
+    with Client(g, zones=[a[5:], b[5:]]) as c:
+        c.subscribe(a)
+        c.subscribe(b)
+        renew(g, c, zones=["*"])
+        assert revoked(c) == []
+        assert delivered(api, c, a) and delivered(api, c, b)
+
+
+def test_renewal_under_the_open_policy_keeps_everything(g, api):
+    chan = "zone:" + uid("z")
+    with Client(g, vhost="open") as c:
+        c.subscribe(chan)
+        c.ok("auth", {"token": g.token(vhost="open", sub=c.sub)})
+        assert revoked(c) == []
+        assert delivered(api, c, chan)  # the same namespace as the API's
+
+
+def test_refused_renewal_changes_nothing(g, api):
+    a, b = "zone:" + uid("za"), "zone:" + uid("zb")
+    with Client(g, zones=[a[5:], b[5:]]) as c:
+        c.subscribe(a)
+        c.subscribe(b)
+        c.err("auth", {"token": g.token(sub=uid("other"))}, 1001)
+        assert revoked(c) == []
+        assert delivered(api, c, a) and delivered(api, c, b)
+        renew(g, c, zones=[a[5:]])  # the old claims were still the ones in force
+        assert revoked(c) == [b]
