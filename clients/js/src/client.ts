@@ -99,6 +99,16 @@ export interface AuthFailedInfo {
   error?: unknown;
 }
 
+/** What {@link ClientEvents.revoked} reports. */
+export interface RevokedInfo {
+  /** The channel the gateway dropped (canonical name). */
+  channel: string;
+  /** This client's subscription of it, now `unsubscribed`; none when the client had none. */
+  subscription?: Subscription;
+  /** The gateway's error (1004 `subscription revoked`). */
+  error: PavilionError;
+}
+
 /** Events of a {@link PavilionClient}. */
 export interface ClientEvents {
   /** Every state change. */
@@ -130,11 +140,19 @@ export interface ClientEvents {
   status_update: (update: StatusUpdate, message: ServerMessage) => void;
   /** The gateway may have dropped publications for this connection: refetch state. */
   resync: (message: ServerMessage) => void;
+  /**
+   * The gateway dropped a subscription itself: a token renewal whose claims no
+   * longer grant the channel (error 1004 `subscription revoked` with `channel`).
+   * The subscription is `unsubscribed` (its `error` and `unsubscribed` events
+   * fired first) and is not asked for again on the next connection.
+   */
+  revoked: (info: RevokedInfo) => void;
   /** A subscription could not be recovered after a reconnect (see {@link SubscriptionEvents.unrecovered}). */
   unrecovered: (info: UnrecoveredInfo & { subscription: Subscription }) => void;
   /**
    * An `error` from the gateway that answers no request of this client, a
-   * failed token renewal, or a message that is not valid JSON.
+   * failed token renewal, or a message that is not valid JSON (a revoked
+   * subscription comes as `revoked` instead).
    */
   error: (error: PavilionError) => void;
 }
@@ -781,7 +799,26 @@ export class PavilionClient extends Emitter<ClientEvents> {
       p.fail(new PavilionError(code, text, { type: p.type, id: m.id }));
       return;
     }
-    this.emit('error', new PavilionError(code, text, typeof m.id === 'string' ? { id: m.id } : undefined));
+    const err = new PavilionError(code, text, typeof m.id === 'string' ? { id: m.id } : undefined);
+    // only the error of a revoked subscription names a channel
+    if (m.id === undefined && typeof payload.channel === 'string') {
+      this.onRevoked(payload.channel, err);
+      return;
+    }
+    this.emit('error', err);
+  }
+
+  /** The gateway dropped `channel`: the subscription is no longer wanted, as after a refused subscribe. */
+  private onRevoked(channel: string, err: PavilionError): void {
+    const sub = this.byCanonical.get(channel) ?? this.subs.get(channel);
+    const info: RevokedInfo = { channel, error: err };
+    if (sub) {
+      info.subscription = sub;
+      this.byCanonical.delete(channel);
+      this.subscribeRetries.delete(sub);
+      if (sub.state !== 'unsubscribed') sub._failed(err);
+    }
+    this.emit('revoked', info);
   }
 
   private settleFailure(id: string, err: PavilionError): void {

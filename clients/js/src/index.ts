@@ -13,7 +13,7 @@
 export { PavilionClient } from './client.js';
 export type {
   AuthFailedInfo, ClientEvents, ClientOptions, ConnectionState, DisconnectInfo, RequestOptions,
-  TokenGetter,
+  RevokedInfo, TokenGetter,
 } from './client.js';
 export { Subscription } from './subscription.js';
 export type {

@@ -43,7 +43,7 @@ export interface SubscriptionEvents {
   publication: (publication: Publication) => void;
   /** The gateway acked the subscription (also after every reconnect). */
   subscribed: (ack: SubscribeAck) => void;
-  /** {@link Subscription.unsubscribe} was called, or the gateway refused the subscription. */
+  /** {@link Subscription.unsubscribe} was called, or the gateway refused or revoked the subscription. */
   unsubscribed: () => void;
   /**
    * After a reconnect, the gateway could not replay what was missed (history
@@ -51,7 +51,10 @@ export interface SubscriptionEvents {
    * channel's state from your backend.
    */
   unrecovered: (info: UnrecoveredInfo) => void;
-  /** The gateway refused the subscription (1003, 1004, …); it is now `unsubscribed`. */
+  /**
+   * The gateway refused the subscription (1003, 1004, …), or revoked it at a
+   * token renewal (1004 `subscription revoked`); it is now `unsubscribed`.
+   */
   error: (error: PavilionError) => void;
   /** Every state change. */
   state: (state: SubscriptionState, previous: SubscriptionState) => void;

@@ -49,6 +49,33 @@ describe('client against the gateway', { timeout: 180000 }, () => {
     assert.deepEqual(states.of('state'), ['connecting', 'connected']);
   });
 
+  test('a renewal whose token lost a zone revokes that subscription only', async () => {
+    const [a, b] = [uid('za'), uid('zb')];
+    const user = uid('erin');
+    let claims = { zones: [a, b] };
+    const c = client(user, claims, { token: () => g.token(user, claims) });
+    c.connect();
+    await c.ready(5000);
+    const kept = c.channel(`zone:${a}`);
+    const gone = c.channel(`zone:${b}`);
+    await kept.subscribe();
+    await gone.subscribe();
+    claims = { zones: [a] };
+    const revoked = next(c, 'revoked');
+    await c.renewToken();
+    const info = await revoked;
+    assert.equal(info.channel, `zone:${b}`);
+    assert.equal(info.subscription, gone);
+    assert.equal(info.error.code, ErrorCode.PERMISSION_DENIED);
+    assert.equal(gone.state, 'unsubscribed');
+    assert.equal(kept.state, 'subscribed');
+    const pubs = record(c, ['publication']);
+    await g.api.publish(`zone:${b}`, 'announcement', { text: 'not for erin' });
+    await g.api.publish(`zone:${a}`, 'announcement', { text: 'for erin' });
+    await until(() => pubs.events.length >= 1, 5000, 'the zone:a publication');
+    assert.deepEqual(pubs.of('publication').map((p) => p.channel), [`zone:${a}`]);
+  });
+
   test('notifications, mark_read and notification_read across two connections of a user', async () => {
     const user = uid('bob');
     const a = client(user);

@@ -340,6 +340,46 @@ describe('client bookkeeping (scripted socket)', () => {
     c.close();
   });
 
+  test('a revoked subscription is unsubscribed, reported once and not asked for again', async () => {
+    const { script, c } = scripted();
+    c.connect();
+    await c.ready(2000);
+    const gone = c.channel('zone:b');
+    const kept = c.channel('zone:a');
+    await gone.subscribe();
+    await kept.subscribe();
+    const ev = record(c, ['revoked', 'error']);
+    const subEv = record(gone, ['error', 'unsubscribed']);
+    script.push({ type: 'error', payload: { code: 1004, message: 'subscription revoked', channel: 'zone:b' } });
+    assert.equal(gone.state, 'unsubscribed');
+    assert.equal(kept.state, 'subscribed');
+    assert.deepEqual(subEv.events.map((e) => e[0]), ['error', 'unsubscribed']);
+    assert.equal(subEv.of('error')[0].code, 1004);
+    assert.equal(subEv.of('unsubscribed').length, 1);
+    const [info] = ev.of('revoked');
+    assert.equal(info.channel, 'zone:b');
+    assert.equal(info.subscription, gone);
+    assert.ok(info.error instanceof PavilionError);
+    assert.equal(info.error.code, 1004);
+    assert.equal(info.error.message, 'subscription revoked');
+    assert.equal(ev.of('error').length, 0);
+    // a publication of the channel that was already on its way goes to no subscription
+    const pubs = record(gone, ['publication']);
+    script.push({ type: 'note', channel: 'zone:b', payload: {} });
+    assert.equal(pubs.events.length, 0);
+    // not wanted any more: the next connection subscribes zone:a only
+    const before = script.sent.length;
+    const again = next(kept, 'subscribed');
+    script.cut();
+    await again;
+    assert.deepEqual(script.sent.slice(before).filter((m) => m.type === 'subscribe').map((m) => m.payload.channel).sort(),
+      ['user', 'zone:a']);
+    // a channel the client never subscribed to is reported too, without a subscription
+    script.push({ type: 'error', payload: { code: 1004, message: 'subscription revoked', channel: 'zone:x' } });
+    assert.equal(ev.of('revoked')[1].subscription, undefined);
+    c.close();
+  });
+
   test('renewToken(): a getter that fails rejects with a PavilionError (code token)', async () => {
     let calls = 0;
     const { c } = scripted({
