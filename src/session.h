@@ -117,7 +117,8 @@ void pav_session_channels(const struct pav_session *s,
  * then checks against the user's token revocation.  reply (taken; may be
  * NULL) gets the answer: the ack once the token is the connection's, or
  * an error, the old token staying: 1001 with the reason (counted as an
- * authentication failure), 1001 "token revoked" likewise, or 2000.
+ * authentication failure), 1001 "token revoked" likewise, or 2000 out
+ * of memory.  A store that cannot answer leaves the token unchecked.
  * Returns -EACCES with the static reason in *why, or -ENOMEM, when it
  * was refused before the store was asked (answered already); else 0.
  * After the ack, every subscription but the user channel is asked about
