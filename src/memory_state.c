@@ -233,14 +233,23 @@ static int new_id(const struct inbox *ib, char id[PAV_MEM_ID_LEN])
 	return err;
 }
 
-/* The stored copy with id, createdAt and isRead filled. */
-static int note_make(json_object *src, const char *id, struct note *n)
+/* The stored copy with id, createdAt and isRead filled.  createdAt is
+ * the clock's, moved past the inbox's newest on a tie (or a step of the
+ * clock back), as the Redis store does: an inbox's order is its order by
+ * createdAt, which a `since` replay and its pages rely on. */
+static int note_make(const struct inbox *ib, json_object *src,
+		     const char *id, struct note *n)
 {
 	json_object *obj = NULL;
+	int64_t newest = ib->count ? pav_mem_inbox_at(ib, ib->count - 1)
+					     ->created_ms
+				   : INT64_MIN;
 
 	if (json_object_deep_copy(src, &obj, NULL) != 0)
 		return -ENOMEM;
 	n->created_ms = pav_now_ms();
+	if (n->created_ms <= newest)
+		n->created_ms = newest + 1;
 	if (pav_note_set(obj, "id", json_object_new_string(id)) ||
 	    pav_note_complete(obj, n->created_ms, 0)) {
 		json_object_put(obj);
@@ -290,7 +299,7 @@ static int inbox_push(struct inbox *ib, size_t max, json_object *src,
 
 	err = new_id(ib, id);
 	if (!err)
-		err = note_make(src, id, &n);
+		err = note_make(ib, src, id, &n);
 	if (err)
 		return err;
 	err = inbox_room(ib, max);

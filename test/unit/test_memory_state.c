@@ -973,6 +973,33 @@ static void a_change_puts_the_record_back_to_the_end(void **state)
 	assert_int_equal(pav_map_count(mem()->users), 0);
 }
 
+/* Notifications of one millisecond, or made after the clock stepped
+ * back, get createdAt past the inbox's newest: an inbox's order is its
+ * order by createdAt, so a `since` between two of them splits it there
+ * (as on Redis; a replay's next page starts from such a since). */
+static void inbox_created_at_only_grows(void **state)
+{
+	const char *prev = "";
+
+	(void)state;
+	inbox_add(NS, "alice", "one");
+	inbox_add(NS, "alice", "two");
+	inbox_add(NS, "alice", "three");
+	fake_clock_set(T0 - 5000);
+	inbox_add(NS, "alice", "four");
+	assert_int_equal(inbox_list(NS, "alice", T0 - 10000, 0, 0), 4);
+	for (size_t i = 0; i < 4; i++) {
+		json_object *n = json_object_array_get_idx(r.json, i), *v;
+
+		assert_true(json_object_object_get_ex(n, "createdAt", &v));
+		assert_true(strcmp(json_object_get_string(v), prev) > 0);
+		prev = json_object_get_string(v);
+	}
+	/* T0, T0 + 1, T0 + 2, T0 + 3 */
+	assert_int_equal(inbox_list(NS, "alice", T0 + 1, 0, 0), 2);
+	assert_int_equal(inbox_list(NS, "alice", T0 + 3, 0, 0), 0);
+}
+
 /* A reconnect takes the record off the idle list: dropping it under a
  * connection would lose the user's count. */
 static void reconnected_record_leaves_the_idle_list(void **state)
@@ -1905,6 +1932,7 @@ int main(void)
 		T(idle_record_expires_after_its_last_change),
 		T(connected_record_does_not_expire),
 		T(a_change_puts_the_record_back_to_the_end),
+		T(inbox_created_at_only_grows),
 		T(reconnected_record_leaves_the_idle_list),
 		T(callbacks_may_call_the_store),
 		T(inbox_add_fills_id_created_at_and_is_read),
