@@ -631,25 +631,33 @@ static int get_time(json_object *c, const char *key, double *out)
 	return fabs(*out) <= PAV_AUTH_MAX_TIME ? 1 : -1; /* false for NaN */
 }
 
-static const char *check_times(json_object *c, int64_t now_s, int leeway)
+static const char *check_times(const struct pav_auth *a, json_object *c,
+			       int64_t now_s)
 {
-	double now = (double)now_s, t;
-	int has;
+	double now = (double)now_s, exp, t;
+	int has, leeway = a->leeway_s;
 
-	has = get_time(c, "exp", &t);
+	has = get_time(c, "exp", &exp);
 	if (has == 0)
 		return "missing exp";
 	if (has < 0)
 		return "invalid exp";
-	if (now > t + leeway)
+	if (now > exp + leeway)
 		return "token expired";
 	has = get_time(c, "nbf", &t);
 	if (has < 0)
 		return "invalid nbf";
 	if (has > 0 && now + leeway < t)
 		return "token not yet valid";
-	if (get_time(c, "iat", &t) < 0)
+	has = get_time(c, "iat", &t);
+	if (has < 0)
 		return "invalid iat";
+	/* what is left of it must fit (a clock ahead of ours by up to the
+	 * leeway passes), and so must its whole life when it says when it
+	 * was issued */
+	if (a->max_lifetime_s && (exp - now - leeway > a->max_lifetime_s ||
+				  (has && exp - t > a->max_lifetime_s)))
+		return "token lifetime too long";
 	return NULL;
 }
 
@@ -710,7 +718,7 @@ static const char *verify(const struct pav_auth *a, const char *token,
 	if (!r)
 		r = check_signature(a, token, &p, alg);
 	if (!r)
-		r = check_times(*claims, now_s, a->leeway_s);
+		r = check_times(a, *claims, now_s);
 	if (!r)
 		r = check_iss_aud(a, *claims);
 	if (!r)

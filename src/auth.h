@@ -39,6 +39,10 @@ struct pav_auth {
 	char *issuer;   /* NULL: unchecked */
 	char *audience; /* NULL: unchecked */
 	int leeway_s;
+	/* 0: unchecked; else the longest a token may live: exp - now (less
+	 * the leeway) and, when it has iat, exp - iat; set after
+	 * pav_auth_load() */
+	int max_lifetime_s;
 };
 
 /*
@@ -78,7 +82,8 @@ size_t pav_auth_secret_short(const struct pav_auth *a);
  * "algorithm not allowed", "unsupported token type" (typ not "JWT"),
  * "unsupported critical header" (crit present), "bad signature",
  * "missing exp", "invalid exp", "token expired", "invalid nbf",
- * "token not yet valid", "invalid iat", "wrong issuer", "wrong audience",
+ * "token not yet valid", "invalid iat", "token lifetime too long" (see
+ * max_lifetime_s), "wrong issuer", "wrong audience",
  * "missing sub", "invalid sub", "internal error" (out of memory).
  * exp / nbf / iat not a number within +-PAV_AUTH_MAX_TIME are invalid.
  * Rejected: now > exp + leeway, now + leeway < nbf.  claims may be NULL

@@ -83,6 +83,7 @@ struct pav_vhost_config {
 	char *issuer;   /* NULL: not checked */
 	char *audience; /* NULL: not checked */
 	int leeway_s;
+	int max_lifetime_s; /* 0: not checked */
 
 	struct pav_limits limits;
 

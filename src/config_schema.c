@@ -223,6 +223,7 @@ static const struct pav_cfg_field auth_fields[] = {
 	PAV_CFG_STR("issuer", VH(issuer), NULL),
 	PAV_CFG_STR("audience", VH(audience), NULL),
 	PAV_CFG_INT("leeway_s", VH(leeway_s), 0, 3600),
+	PAV_CFG_INT("max_lifetime_s", VH(max_lifetime_s), 60, 31536000),
 	{0},
 };
 static const char *const auth_required[] = {"algorithms", "key_file", NULL};

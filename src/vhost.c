@@ -314,6 +314,7 @@ static int load_auth(struct pav_vhost *vh, char *err, size_t errlen)
 			 vc->file, vc->file_index, why);
 		return -EINVAL;
 	}
+	vh->auth.max_lifetime_s = vc->max_lifetime_s;
 	want = pav_auth_secret_short(&vh->auth);
 	if (want)
 		pav_warn("%s: vhosts[%d].auth.key_file: the secret is %zu "

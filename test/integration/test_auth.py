@@ -20,6 +20,7 @@ def g(make_module_gateway, keys):
         gw.public_vhost(keys, "open", tls=False),
         gw.public_vhost(keys, "multi", tls=False, auth={"algorithms": ["HS256", "HS384", "HS512"]}),
         gw.public_vhost(keys, "rsmulti", alg="RS256", tls=False, auth={"algorithms": ["RS256", "RS512"]}),
+        gw.public_vhost(keys, "maxlife", tls=False, auth={"max_lifetime_s": 3600}),
     ])
 
 
@@ -273,3 +274,41 @@ def test_no_token_in_debug_logs(make_gateway, keys):
     log = g.log_text()
     assert log.strip(), "debug log is empty"
     _assert_no_tokens(log, g.tokens_used + [t for _, t in tokens])
+
+
+# ------------------------------------------------------------------ auth.max_lifetime_s
+def answer(ws, id, timeout=3.0):
+    """The message with `id`, skipping any other."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = gw.check_envelope(ws.recv_json(max(0.0, deadline - time.monotonic())))
+        if m.get("id") == id:
+            return m
+
+
+def test_token_within_max_lifetime_s_connects_and_renews(g):
+    connect_ok(g, g.token(vhost="maxlife", ttl=3600), vhost="maxlife")
+    with g.connect(g.token(vhost="maxlife", ttl=600), vhost="maxlife") as ws:
+        gw.probe(ws)
+        ws.send_json({"type": "auth", "id": "r", "payload": {"token": g.token(vhost="maxlife", ttl=3600)}})
+        m = answer(ws, "r")
+        assert m["type"] == "ack", m
+
+
+def test_token_past_max_lifetime_s_is_refused_at_the_handshake_and_at_renewal(g):
+    """auth.max_lifetime_s bounds exp - iat, and exp - now for a token without iat: a leaked
+    token made to live for a year is refused, though it verifies."""
+    for tok in (g.token(vhost="maxlife", ttl=3601),
+                g.token(vhost="maxlife", ttl=3600 + 31, iat=None),
+                g.token(vhost="maxlife", iat=now() + 86400 * 365, exp=now() + 86400 * 365 + 60)):
+        err = connect_rejected(g, tok, vhost="maxlife")
+        assert err["payload"]["message"] == "token lifetime too long", err
+    # the same long token is accepted where the key is not set
+    connect_ok(g, g.token(vhost="open", ttl=86400 * 365), vhost="open")
+    with g.connect(g.token(vhost="maxlife"), vhost="maxlife") as ws:
+        gw.probe(ws)
+        ws.send_json({"type": "auth", "id": "r", "payload": {"token": g.token(vhost="maxlife", ttl=7200)}})
+        m = answer(ws, "r")
+        assert m["type"] == "error" and m["payload"]["code"] == 1001, m
+        assert m["payload"]["message"] == "token lifetime too long", m
+        gw.probe(ws)  # the connection stays, on its old token

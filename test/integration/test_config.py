@@ -87,6 +87,8 @@ def _mutations(keys, tmp_path):
          "vhosts[0].tls.cert"),
         ("unknown_algorithm", lambda c: vh(c)["auth"].update(algorithms=["HS999"]),
          "vhosts[0].auth.algorithms"),
+        ("max_lifetime_under_a_minute", lambda c: vh(c)["auth"].update(max_lifetime_s=59),
+         "vhosts[0].auth.max_lifetime_s"),
         ("plugin_without_so", lambda c: vh(c)["plugins"].update(nosuchplugin={}),
          "vhosts[0].plugins.nosuchplugin"),
         ("plain_public_vhost_on_any_address",

@@ -954,6 +954,47 @@ static void nbf_within_leeway_is_accepted(void **state)
 			       ",\"nbf\":1800000030}"));
 }
 
+/* The reason for claims on a vhost with auth.max_lifetime_s 3600. */
+static const char *lifetime_why(const char *claims)
+{
+	struct pav_auth a;
+	const char *why;
+
+	load_ok(&a, "HS256", "secret", NULL, NULL);
+	a.max_lifetime_s = 3600;
+	why = why_of(&a, mint_secret(HDR_HS256, claims), NOW);
+	pav_auth_free(&a);
+	return why;
+}
+
+static void lifetime_up_to_max_lifetime_s_is_accepted(void **state)
+{
+	(void)state;
+	/* exp - iat = 3600; without iat, exp - now = 3600 + the leeway */
+	assert_null(lifetime_why("{\"sub\":\"a\",\"iat\":1799999000,"
+				 "\"exp\":1800002600}"));
+	assert_null(lifetime_why("{\"sub\":\"a\",\"exp\":1800003630}"));
+	/* unchecked without the key */
+	assert_null(claims_why("{\"sub\":\"a\",\"iat\":1700000000,"
+			       "\"exp\":1900000000}"));
+}
+
+static void lifetime_past_max_lifetime_s_is_rejected(void **state)
+{
+	(void)state;
+	/* issued for 3601 s, 1 s of it left... */
+	assert_string_equal(lifetime_why("{\"sub\":\"a\",\"iat\":"
+					 "1799996400,\"exp\":1800000001}"),
+			    "token lifetime too long");
+	/* ...no iat, 3631 s left... */
+	assert_string_equal(lifetime_why("{\"sub\":\"a\",\"exp\":1800003631}"),
+			    "token lifetime too long");
+	/* ...or an iat in the future that would hide a year */
+	assert_string_equal(lifetime_why("{\"sub\":\"a\",\"iat\":1831535000,"
+					 "\"exp\":1831536000}"),
+			    "token lifetime too long");
+}
+
 static void nbf_that_is_not_a_number_is_rejected(void **state)
 {
 	(void)state;
@@ -1255,6 +1296,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(hs256_token_is_accepted_with_its_claims),
+		cmocka_unit_test(lifetime_up_to_max_lifetime_s_is_accepted),
+		cmocka_unit_test(lifetime_past_max_lifetime_s_is_rejected),
 		cmocka_unit_test(one_of_several_pinned_hs_algorithms_is_accepted),
 		cmocka_unit_test(rs256_token_is_accepted),
 		cmocka_unit_test(es256_token_is_accepted),
