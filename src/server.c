@@ -30,7 +30,6 @@
 #include "listen_share.h"
 #include "log.h"
 #include "map.h"
-#include "metrics.h"
 #include "pav_build.h"
 #include "pav_limits.h"
 #include "peer.h"
@@ -517,11 +516,7 @@ static void established(struct lws *wsi, struct pav_pss *p)
 	if (!hs) { /* filter() did not run: nobody to open a session for */
 		pav_conn_close(&p->conn, 1011, "out of memory");
 	} else if (hs->auth_why) {
-		pav_info("vhost=%s peer=%s refused: %s", vh->cfg->name,
-			 hs->peer, hs->auth_why);
-		pav_metrics_auth_failure();
-		pav_conn_error(&p->conn, PAV_ERR_AUTH, hs->auth_why, NULL);
-		pav_conn_close(&p->conn, 4001, "authentication failed");
+		pav_session_refuse_token(&p->conn, vh, hs->peer, hs->auth_why);
 	} else {
 		p->s = pav_session_open(core, vh, &p->conn, hs->user,
 					hs->claims, hs->peer);

@@ -716,14 +716,9 @@ static void refuse_open(struct pav_session *s, int err)
 {
 	rx_hold(s, 0);
 	if (err == -EKEYREVOKED) {
-		/* as a token that does not verify (server.c) */
-		pav_info("vhost=%s peer=%s refused: token revoked",
-			 s->vh->cfg->name, s->peer);
-		pav_metrics_auth_failure();
 		s->tallied = 1; /* and never counted as accepted */
-		pav_conn_error(s->hc.conn, PAV_ERR_AUTH, "token revoked", NULL);
-		pav_conn_close(s->hc.conn, 4001, "authentication failed");
-		return;
+		return pav_session_refuse_token(s->hc.conn, s->vh, s->peer,
+						"token revoked");
 	}
 	if (err == -EUSERS) {
 		pav_warn("conn %" PRIu64 " user=%s: over %d connections per "
@@ -1079,6 +1074,15 @@ void pav_session_user_back(void *core, const char *ns, const char *user)
 }
 
 /* ---- renewal, revocation, resync, shutdown ---------------------------- */
+
+void pav_session_refuse_token(struct pav_conn *c, const struct pav_vhost *vh,
+			      const char *peer, const char *why)
+{
+	pav_info("vhost=%s peer=%s refused: %s", vh->cfg->name, peer, why);
+	pav_metrics_auth_failure();
+	pav_conn_error(c, PAV_ERR_AUTH, why, NULL);
+	pav_conn_close(c, 4001, "authentication failed");
+}
 
 int pav_session_verify(struct pav_vhost *vh, const char *token,
 		       json_object **claims, char *user, int64_t *exp_ms,

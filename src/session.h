@@ -85,6 +85,11 @@ struct pav_reply {
 int pav_session_verify(struct pav_vhost *vh, const char *token,
 		       json_object **claims, char *user, int64_t *exp_ms,
 		       const char **why);
+/* A connection whose token was refused (why, never the token), at the
+ * handshake or by the store: logged, counted as an authentication
+ * failure, error 1001 with why, then close 4001. */
+void pav_session_refuse_token(struct pav_conn *c, const struct pav_vhost *vh,
+			      const char *peer, const char *why);
 
 /* Makes the session of a connection whose token verified: takes claims.
  * Returns NULL when out of memory (the caller closes 1011). */
