@@ -247,7 +247,9 @@ typedef void (*pav_route_fn)(void *instance, pav_api_call *call,
 
 /* Checks a payload the backend publishes with POST /v1/publish for a type
  * the plugin owns.  0, or -EINVAL with a static reason in *why (answered
- * 400).  channel: the canonical target. */
+ * 400).  channel: the canonical target.  On success it may add to payload
+ * a field the type's shape has and the backend left out (what it adds is
+ * what goes out); it changes nothing the backend gave. */
 typedef int (*pav_payload_check_fn)(void *instance, const char *channel,
 				    json_object *payload, const char **why);
 

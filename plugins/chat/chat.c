@@ -195,7 +195,9 @@ static int on_chat_message(void *instance, pav_conn *c,
 }
 
 /* A chat_message the backend publishes: the spec's shape, and a roomId
- * that names the chat: channel it goes to. */
+ * that names the chat: channel it goes to.  One left without attachments
+ * gets an empty array, as a client-sent one does, so that every
+ * chat_message a client receives has the field. */
 static int check_published(void *instance, const char *channel,
 			   json_object *p, const char **why)
 {
@@ -227,6 +229,14 @@ static int check_published(void *instance, const char *channel,
 	    strcmp(channel + 5, json_object_get_string(v))) {
 		*why = "chat_message roomId must match the chat: channel";
 		return -EINVAL;
+	}
+	if (!json_object_object_get_ex(p, "attachments", NULL)) {
+		v = json_object_new_array();
+		if (!v || json_object_object_add(p, "attachments", v)) {
+			json_object_put(v);
+			*why = "out of memory";
+			return -EINVAL;
+		}
 	}
 	return 0;
 shape:

@@ -43,6 +43,17 @@ def test_published_chat_message_reaches_room_subscribers_intact(g, api):
         assert not outsider.take("chat_message"), outsider.inbox
 
 
+def test_published_chat_message_without_attachments_gets_an_empty_array(g, api):
+    room = uid("room")
+    with Client(g, chats=[room]) as m:
+        m.subscribe("chat:" + room)
+        payload = chat_payload(room)
+        del payload["attachments"]
+        api.publish("chat:" + room, "chat_message", payload)
+        got = m.wait_for("chat_message")["payload"]
+        assert got == dict(payload, attachments=[]), got
+
+
 def test_published_chat_message_room_mismatch_400(g, api):
     room = uid("room")
     r = api.publish("chat:" + room, "chat_message", chat_payload("another-room"), expect=None)

@@ -103,6 +103,28 @@ static void chat_message_of_spec_shape_passes(void **state)
 	payload_ok("chat:r1", CHAT("r1", ""));
 }
 
+/* The check completes the payload it passes: attachments, when left out,
+ * is an empty array; one the backend gave stays as it was. */
+static void published_without_attachments_gets_an_empty_array(void **state)
+{
+	pav_payload_check_fn check = ph_check("chat_message");
+	json_object *p = json_tokener_parse(CHAT("r1", ""));
+	json_object *q = json_tokener_parse(CHAT("r1", ",\"attachments\":[1]"));
+	json_object *a;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(check(inst, "chat:r1", p, &why), 0);
+	assert_true(json_object_object_get_ex(p, "attachments", &a));
+	assert_true(json_object_is_type(a, json_type_array));
+	assert_int_equal(json_object_array_length(a), 0);
+	assert_int_equal(check(inst, "chat:r1", q, &why), 0);
+	assert_true(json_object_object_get_ex(q, "attachments", &a));
+	assert_string_equal(json_object_to_json_string(a), "[ 1 ]");
+	json_object_put(p);
+	json_object_put(q);
+}
+
 static void chat_message_missing_a_field_is_refused(void **state)
 {
 	static const char *const cases[] = {
@@ -299,6 +321,7 @@ int main(void)
 		TC(client_send_registers_the_chat_message_handler),
 		T(client_send_must_be_a_boolean),
 		T(chat_message_of_spec_shape_passes),
+		T(published_without_attachments_gets_an_empty_array),
 		T(chat_message_missing_a_field_is_refused),
 		T(chat_message_sender_must_be_complete),
 		T(chat_attachments_must_be_an_array),
