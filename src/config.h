@@ -68,6 +68,9 @@ struct pav_vhost_config {
 	char *ws_path;
 	char **allowed_origins; /* NULL/0: any origin */
 	size_t nallowed_origins;
+	/* websocket.allow_missing_origin, default 0: with allowed_origins, a
+	 * request without an Origin header (not a browser's) passes too */
+	int allow_missing_origin;
 	/* public: addresses whose connections carry their clients' in
 	 * X-Forwarded-For (proxy.h ranges, checked) */
 	char **trusted_proxies;

@@ -181,6 +181,7 @@ static const struct pav_cfg_field websocket_fields[] = {
 	PAV_CFG_STR("path", VH(ws_path), check_ws_path),
 	PAV_CFG_STRV("allowed_origins", VH(allowed_origins),
 		     VH(nallowed_origins), 1, check_origin),
+	PAV_CFG_BOOL("allow_missing_origin", VH(allow_missing_origin)),
 	PAV_CFG_INT("heartbeat_interval_s", VH(heartbeat_interval_s), 1, 3600),
 	PAV_CFG_INT("idle_timeout_s", VH(idle_timeout_s), 1, 86400),
 	PAV_CFG_SIZE("max_message_bytes", VH(limits.max_message_bytes),

@@ -108,6 +108,16 @@ static int header(struct lws *wsi, enum lws_token_indexes t, char *buf,
 	return n;
 }
 
+/* Was the header sent at all, even empty?  (lws' total length is 0 for
+ * both; its first fragment, copied into one byte, is there only if so.) */
+static int header_sent(struct lws *wsi, enum lws_token_indexes t)
+{
+	char c;
+
+	return lws_hdr_total_length(wsi, t) > 0 ||
+	       lws_hdr_copy_fragment(wsi, &c, 1, t, 0) == 0;
+}
+
 static const char *status_reason(unsigned code)
 {
 	switch (code) {
@@ -147,12 +157,16 @@ static int refuse(struct lws *wsi, unsigned code)
 	return -1;
 }
 
+/* With allowed_origins, an exact match; or no Origin header at all when
+ * allow_missing_origin says so (one sent empty is not missing). */
 static int origin_allowed(struct lws *wsi, const struct pav_vhost_config *vc)
 {
 	char origin[256];
 
 	if (!vc->nallowed_origins)
 		return 1;
+	if (!header_sent(wsi, WSI_TOKEN_ORIGIN))
+		return vc->allow_missing_origin;
 	if (header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin)) <= 0)
 		return 0;
 	for (size_t i = 0; i < vc->nallowed_origins; i++)

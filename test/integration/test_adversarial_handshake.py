@@ -27,6 +27,8 @@ def g(make_module_gateway, keys):
         gw.public_vhost(keys, "tls", tls=True, plugins=PLUGINS, limits=lim),
         gw.public_vhost(keys, "origin", tls=False, plugins=PLUGINS, limits=lim,
                         websocket={"allowed_origins": [ORIGIN, "https://app.pavilion.network"]}),
+        gw.public_vhost(keys, "lax", tls=False, plugins=PLUGINS, limits=lim,
+                        websocket={"allowed_origins": [ORIGIN], "allow_missing_origin": True}),
         gw.internal_vhost(keys),
     ])
     yield g
@@ -193,6 +195,36 @@ def test_two_origin_headers_refused(g):
     assert status != 101, "two Origin headers (forged + allowed) upgraded"
     check_neighbour(nb, "a doubled Origin")
     nb.close()
+
+
+@pytest.mark.parametrize("origin,status", [
+    (None, 101),
+    (ORIGIN, 101),
+    ("https://evil.example", 403),
+    ("", 403),
+    ("null", 403),
+], ids=["missing", "exact", "forged", "empty", "null"])
+def test_allow_missing_origin_lets_only_a_missing_origin_through(g, origin, status):
+    """allow_missing_origin: a client that sends no Origin (an app, a server) upgrades; a
+    browser's wrong Origin, or one sent empty, is still refused."""
+    h = {"Origin": origin} if origin is not None else {}
+    got = upgrade_status(g.port("lax"), token=g.token(vhost="lax"), headers=h)
+    assert got == status, "Origin %r: expected HTTP %s, got %s" % (origin, status, got)
+
+
+def test_without_allow_missing_origin_a_missing_origin_gets_403(g):
+    assert upgrade_status(g.port("origin"), token=g.token(vhost="origin")) == 403
+
+
+def test_allow_missing_origin_still_refuses_two_origin_headers(g):
+    s = tcp(g.port("lax"))
+    t = g.token(vhost="lax")
+    s.sendall(("GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               "Origin: https://evil.example\r\nOrigin: %s\r\n\r\n" % (t, ORIGIN)).encode())
+    status, _, _ = read_head(s)
+    s.close()
+    assert status == 403
 
 
 # ------------------------------------------------------------------ non-websocket upgrades (CVE-2025-11677)

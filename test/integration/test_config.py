@@ -307,6 +307,21 @@ def test_check_rejects(binary, keys, tmp_path, case):
     assert_check_fails(gw.check_config(p), p, m[1])
 
 
+@pytest.mark.parametrize("value", ["yes", 1, None, ["true"]])
+def test_check_rejects_allow_missing_origin_not_a_bool(binary, keys, tmp_path, value):
+    p = _with(keys, tmp_path, lambda c: _vh(c)["websocket"].update(
+        allowed_origins=["https://pavilion.network"], allow_missing_origin=value))
+    assert_check_fails(gw.check_config(p), p,
+                       "vhosts[0].websocket.allow_missing_origin: must be true or false")
+
+
+def test_check_accepts_allow_missing_origin(binary, keys, tmp_path):
+    p = _with(keys, tmp_path, lambda c: _vh(c)["websocket"].update(
+        allowed_origins=["https://pavilion.network"], allow_missing_origin=True))
+    r = gw.check_config(p)
+    assert r.returncode == 0, r.stderr
+
+
 def test_hs_key_file_without_trailing_newline(make_gateway, tmp_path):
     keys = gw.Keys(tmp_path / "k")
     keys.hs_file.write_bytes(keys.hs_secret)

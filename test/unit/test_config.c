@@ -186,6 +186,7 @@ static void defaults_are_filled(void **state)
 	assert_int_equal(v->tls_terminated_upstream, 0);
 	assert_string_equal(v->ws_path, PAV_DEF_WS_PATH);
 	assert_int_equal(v->nallowed_origins, 0);
+	assert_int_equal(v->allow_missing_origin, 0);
 	assert_int_equal(v->heartbeat_interval_s, PAV_DEF_HEARTBEAT_INTERVAL_S);
 	assert_int_equal(v->idle_timeout_s, PAV_DEF_IDLE_TIMEOUT_S);
 	assert_int_equal(v->permessage_deflate, 0);
@@ -233,7 +234,8 @@ static void every_key_of_the_design_example_is_read(void **state)
 		   "  'tls': {'cert': 'cert.pem', 'key': 'key.pem'},"
 		   "  'websocket': {'path': '/x', 'allowed_origins':"
 		   "     ['https://pavilion.network'], 'heartbeat_interval_s': 5,"
-		   "     'idle_timeout_s': 15, 'permessage_deflate': true},"
+		   "     'idle_timeout_s': 15, 'permessage_deflate': true,"
+		   "     'allow_missing_origin': true},"
 		   "  'auth': {'algorithms': ['RS256', 'ES256'],"
 		   "     'key_file': 'jwt.key', 'issuer': 'pavilion',"
 		   "     'audience': 'gateway', 'leeway_s': 0},"
@@ -262,6 +264,7 @@ static void every_key_of_the_design_example_is_read(void **state)
 	assert_int_equal(v->heartbeat_interval_s, 5);
 	assert_int_equal(v->idle_timeout_s, 15);
 	assert_int_equal(v->permessage_deflate, 1);
+	assert_int_equal(v->allow_missing_origin, 1);
 	assert_int_equal(v->nalgorithms, 2);
 	assert_string_equal(v->issuer, "pavilion");
 	assert_string_equal(v->audience, "gateway");
@@ -483,6 +486,10 @@ static void wrong_type_is_refused(void **state)
 				"'websocket': {'permessage_deflate': 1}")),
 		"gateway.json: vhosts[0].websocket.permessage_deflate: must be "
 		"true or false");
+	refused(f, ONE(PUB_WITH("a", "127.0.0.1:1",
+				"'websocket': {'allow_missing_origin': 'yes'}")),
+		"gateway.json: vhosts[0].websocket.allow_missing_origin: must "
+		"be true or false");
 	refused(f, "{'vhosts': [1]}", "gateway.json: vhosts[0]: must be an "
 				      "object");
 }
