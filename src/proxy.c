@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0,
 					     0, 0, 0, 0, 0xff, 0xff};
@@ -175,4 +176,229 @@ int pav_proxy_client(const char *xff, size_t len, const struct pav_cidr *r,
 			return write_ip(a, out, outlen);
 	}
 	return -EINVAL; /* not reached: count >= 1 */
+}
+
+/* ---- Forwarded (RFC 7239) -------------------------------------------- */
+
+/* An element's for= value as written: a token, or a quoted string with its
+ * quotes; s is NULL when the element has none. */
+struct fwd_elem {
+	const char *s;
+	size_t len;
+};
+
+struct cursor {
+	const char *s;
+	size_t len, i;
+};
+
+/* the longest node read: "[" IPv6 "]:" port, with room to spare */
+#define NODE_MAX 64
+
+static int is_alnum(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') ||
+	       ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z');
+}
+
+static int is_tchar(unsigned char ch)
+{
+	return is_alnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static void skip_ows(struct cursor *c)
+{
+	while (c->i < c->len && is_ows(c->s[c->i]))
+		c->i++;
+}
+
+static size_t token_len(const struct cursor *c)
+{
+	size_t j = c->i;
+
+	while (j < c->len && is_tchar((unsigned char)c->s[j]))
+		j++;
+	return j - c->i;
+}
+
+/* The quoted string at c->i, its quotes included: its length, or 0 when
+ * it does not end or holds a control character (escaped or not). */
+static size_t quoted_len(const struct cursor *c)
+{
+	for (size_t j = c->i + 1; j < c->len; j++) {
+		unsigned char ch = (unsigned char)c->s[j];
+
+		if (ch == '"')
+			return j + 1 - c->i;
+		if (ch == '\\' && ++j < c->len)
+			ch = (unsigned char)c->s[j];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return 0;
+	}
+	return 0;
+}
+
+/* One parameter, name=value; the value of "for" (any case) goes to *e,
+ * whose second one in an element is refused.  0, or -EINVAL. */
+static int read_pair(struct cursor *c, struct fwd_elem *e)
+{
+	size_t name = token_len(c), value;
+	int is_for = name == 3 && !strncasecmp(c->s + c->i, "for", 3);
+
+	if (!name)
+		return -EINVAL;
+	c->i += name;
+	if (c->i == c->len || c->s[c->i] != '=')
+		return -EINVAL;
+	c->i++;
+	value = c->i < c->len && c->s[c->i] == '"' ? quoted_len(c)
+						   : token_len(c);
+	if (!value || (is_for && e->s))
+		return -EINVAL;
+	if (is_for)
+		*e = (struct fwd_elem){c->s + c->i, value};
+	c->i += value;
+	return 0;
+}
+
+/* One element, up to the comma after it or the end: parameters separated
+ * by ';' (empty ones allowed, as the grammar has them; blanks around
+ * ';' too).  0, or -EINVAL. */
+static int read_element(struct cursor *c, struct fwd_elem *e)
+{
+	*e = (struct fwd_elem){NULL, 0};
+	for (;;) {
+		skip_ows(c);
+		if (c->i < c->len && c->s[c->i] != ';' && c->s[c->i] != ',' &&
+		    read_pair(c, e))
+			return -EINVAL;
+		skip_ows(c);
+		if (c->i == c->len || c->s[c->i] == ',')
+			return 0;
+		if (c->s[c->i] != ';')
+			return -EINVAL;
+		c->i++;
+	}
+}
+
+/* The elements of the whole header, each checked; their number, or
+ * -EINVAL (an empty element, too many, one that does not parse). */
+static int fwd_split(const char *fwd, size_t len, struct fwd_elem *e)
+{
+	struct cursor c = {fwd, len, 0};
+	int n = 0;
+
+	for (;;) {
+		skip_ows(&c);
+		if (c.i == len || fwd[c.i] == ',' || n == PAV_PROXY_HOPS_MAX)
+			return -EINVAL;
+		if (read_element(&c, &e[n++]))
+			return -EINVAL;
+		if (c.i == len)
+			return n;
+		c.i++; /* the comma */
+	}
+}
+
+/* The node of a for= value, its quotes and escapes undone (fwd_split
+ * checked them): its length, or -EINVAL when too long for an address. */
+static int unquote(const struct fwd_elem *e, char buf[NODE_MAX])
+{
+	size_t n = 0;
+
+	if (e->s[0] != '"') {
+		if (e->len >= NODE_MAX)
+			return -EINVAL;
+		memcpy(buf, e->s, e->len);
+		return (int)e->len;
+	}
+	for (size_t j = 1; j + 1 < e->len; j++) {
+		if (e->s[j] == '\\')
+			j++;
+		if (n == NODE_MAX)
+			return -EINVAL;
+		buf[n++] = e->s[j];
+	}
+	return (int)n;
+}
+
+/* A node's port: 1 to 5 digits, or obfuscated ("_" then letters, digits,
+ * '.', '_', '-'); it is not kept. */
+static int port_ok(const char *s, size_t len)
+{
+	int obf = len > 1 && s[0] == '_';
+
+	if (!len || (!obf && len > 5))
+		return 0;
+	for (size_t i = obf; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (obf ? !is_alnum(ch) && !strchr("._-", ch)
+			: ch < '0' || ch > '9')
+			return 0;
+	}
+	return 1;
+}
+
+/* A node, "192.0.2.1" or "[2001:db8::1]", either with ":port": 0 and its
+ * address, or -EINVAL ("unknown", an obfuscated "_name", anything else). */
+static int node_ip(const char *s, size_t len, unsigned char a[16])
+{
+	const char *end = s + len, *ip = s, *after;
+	int v6 = len && s[0] == '[', v4;
+
+	if (v6) {
+		if (!(after = memchr(s, ']', len)))
+			return -EINVAL;
+		ip = s + 1;
+		after++;
+	} else if (!(after = memchr(s, ':', len))) {
+		after = end;
+	}
+	if (after != end &&
+	    (*after != ':' || !port_ok(after + 1, (size_t)(end - after - 1))))
+		return -EINVAL;
+	if (parse_ip(ip, (size_t)(after - ip - v6), a, &v4) || v4 == v6)
+		return -EINVAL;
+	return 0;
+}
+
+int pav_proxy_forwarded(const char *fwd, size_t len, const struct pav_cidr *r,
+			size_t n, char *out, size_t outlen)
+{
+	struct fwd_elem e[PAV_PROXY_HOPS_MAX];
+	char node[NODE_MAX];
+	unsigned char a[16];
+	int count = fwd_split(fwd, len, e), nlen;
+
+	if (count < 0)
+		return -EINVAL;
+	for (int i = count - 1; i >= 0; i--) {
+		if (!e[i].s || (nlen = unquote(&e[i], node)) < 0 ||
+		    node_ip(node, (size_t)nlen, a))
+			return -EINVAL;
+		if (!i || !any_range(r, n, a))
+			return write_ip(a, out, outlen);
+	}
+	return -EINVAL; /* not reached: count >= 1 */
+}
+
+int pav_proxy_request_client(const struct pav_proxy_headers *h,
+			     const struct pav_cidr *r, size_t n, char *out,
+			     size_t outlen)
+{
+	char other[INET6_ADDRSTRLEN];
+
+	if (!h->forwarded)
+		return h->xff ? pav_proxy_client(h->xff, h->xff_len, r, n, out,
+						 outlen)
+			      : -ENOENT;
+	if (pav_proxy_forwarded(h->forwarded, h->forwarded_len, r, n, out,
+				outlen))
+		return -EINVAL;
+	if (h->xff &&
+	    (pav_proxy_client(h->xff, h->xff_len, r, n, other, sizeof(other)) ||
+	     strcmp(out, other)))
+		return -EINVAL;
+	return 0;
 }

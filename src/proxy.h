@@ -1,7 +1,8 @@
 /*
  * proxy.h — who the client is behind a trusted proxy: address ranges
- * (CIDR) and the X-Forwarded-For list.  Pure functions: unit-tested
- * (test/unit/test_proxy.c) and fuzzed (test/fuzz/fuzz_proxy.c).
+ * (CIDR), the X-Forwarded-For list and the Forwarded header (RFC 7239).
+ * Pure functions: unit-tested (test/unit/test_proxy.c) and fuzzed
+ * (test/fuzz/fuzz_proxy.c).
  */
 #ifndef PAV_PROXY_H
 #define PAV_PROXY_H
@@ -35,7 +36,50 @@ int pav_cidr_any(const struct pav_cidr *r, size_t n, const char *ip);
  * than PAV_PROXY_HOPS_MAX entries: the request then counts as the proxy's.
  */
 #define PAV_PROXY_HOPS_MAX 32
+/* the longest X-Forwarded-For or Forwarded value read (a longer one is
+ * not read: the request counts as the proxy's) */
+#define PAV_PROXY_HEADER_MAX 1023
 int pav_proxy_client(const char *xff, size_t len, const struct pav_cidr *r,
 		     size_t n, char *out, size_t outlen);
+
+/*
+ * The same walk on a Forwarded header (RFC 7239; len bytes, not
+ * NUL-terminated; several header lines joined with commas): its elements,
+ * at most PAV_PROXY_HOPS_MAX, are read from the right, each by its "for="
+ * node: an IPv4 address, or a quoted "[IPv6]", either with a port
+ * ("\"192.0.2.1:443\"", "\"[2001:db8::1]:443\""), which is dropped.
+ * Parameter names are matched in any case; values are tokens or quoted
+ * strings (with backslash escapes); other parameters are not read.
+ * Returns 0, or -EINVAL when the header does not parse (an empty element,
+ * "for=" twice in one element, a bad quoted string...), or when the
+ * walk meets, before the client, an element without "for=" or whose node
+ * is "unknown", obfuscated ("_hidden") or not an address: the request
+ * then counts as the proxy's.  Nodes left of the client are not read.
+ */
+int pav_proxy_forwarded(const char *fwd, size_t len, const struct pav_cidr *r,
+			size_t n, char *out, size_t outlen);
+
+/*
+ * The headers of a request from a trusted proxy: each NULL when it was
+ * not sent; one sent but too long to read (or empty) is "" of length 0.
+ */
+struct pav_proxy_headers {
+	const char *xff;
+	size_t xff_len;
+	const char *forwarded;
+	size_t forwarded_len;
+};
+
+/*
+ * The client of such a request: from the header it carries; when it
+ * carries both, each is read and they must name the same client (a proxy
+ * that writes one passes the other on as the client wrote it, so neither
+ * may win alone).  Returns 0, -ENOENT without either header, or -EINVAL
+ * when one does not read or they disagree: the request is then the
+ * proxy's.
+ */
+int pav_proxy_request_client(const struct pav_proxy_headers *h,
+			     const struct pav_cidr *r, size_t n, char *out,
+			     size_t outlen);
 
 #endif

@@ -1,17 +1,24 @@
 /*
- * fuzz_proxy.c — libFuzzer target for trusted_proxies ranges and the
- * X-Forwarded-For list (proxy.c).  The input, up to its first NUL, is a
- * range; the whole input (NULs included) is a list.  Checked:
+ * fuzz_proxy.c — libFuzzer target for trusted_proxies ranges, the
+ * X-Forwarded-For list and the Forwarded header (proxy.c).  The input, up
+ * to its first NUL, is a range; the whole input (NULs included) is a list
+ * and a Forwarded header.  Checked:
  *
  * - pav_cidr_check() and pav_cidr_parse() agree, and a parsed range has
  *   0..128 bits;
  * - a client read from a list is an address whose text, read again as a
  *   list of one, gives itself (the text is the normal form);
- * - a list with a NUL byte in an entry that is read gives no client.
+ * - a list with a NUL byte in an entry that is read gives no client;
+ * - a client read from a Forwarded header, written again as a for= node
+ *   (bracketed and quoted when IPv6), gives itself; the request's client
+ *   is that one, also beside an X-Forwarded-For naming it, and none when
+ *   the header gives none.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -57,11 +64,34 @@ static void list(const uint8_t *data, size_t size)
 	CHECK(!strcmp(out, again));
 }
 
+static void forwarded(const uint8_t *data, size_t size)
+{
+	char out[64], node[80], again[64];
+	struct pav_proxy_headers h = {NULL, 0, (const char *)data, size};
+
+	if (pav_proxy_forwarded((const char *)data, size, trusted, 3, out,
+				sizeof(out))) {
+		CHECK(pav_proxy_request_client(&h, trusted, 3, again,
+					       sizeof(again)) == -EINVAL);
+		return;
+	}
+	snprintf(node, sizeof(node),
+		 strchr(out, ':') ? "for=\"[%s]\"" : "for=%s", out);
+	CHECK(!pav_proxy_forwarded(node, strlen(node), trusted, 3, again,
+				   sizeof(again)));
+	CHECK(!strcmp(out, again));
+	h.xff = out;
+	h.xff_len = strlen(out);
+	CHECK(!pav_proxy_request_client(&h, trusted, 3, again, sizeof(again)));
+	CHECK(!strcmp(out, again));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!ready)
 		setup();
 	range(data, size);
 	list(data, size);
+	forwarded(data, size);
 	return 0;
 }
