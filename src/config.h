@@ -72,7 +72,7 @@ struct pav_vhost_config {
 	 * request without an Origin header (not a browser's) passes too */
 	int allow_missing_origin;
 	/* public: addresses whose connections carry their clients' in
-	 * X-Forwarded-For (proxy.h ranges, checked) */
+	 * X-Forwarded-For or Forwarded (proxy.h ranges, checked) */
 	char **trusted_proxies;
 	size_t ntrusted_proxies;
 	int heartbeat_interval_s;

@@ -1,7 +1,8 @@
 """trusted_proxies: connections from those addresses (a TLS-terminating proxy, a load
-balancer) are counted against the per-IP limits by the client address of X-Forwarded-For,
-the rightmost one that is not a trusted proxy, and logged with it. Without the setting, or
-from another address, the header is ignored: a client cannot pick its own address."""
+balancer) are counted against the per-IP limits by the client address of X-Forwarded-For
+or Forwarded (RFC 7239), the rightmost one that is not a trusted proxy, and logged with it.
+With both headers they must name the same client. Without the setting, or from another
+address, the headers are ignored: a client cannot pick its own address."""
 import contextlib
 
 import pytest
@@ -21,10 +22,12 @@ def proxied_gateway(make_gateway, keys, proxies):
 
 
 @contextlib.contextmanager
-def holding(g, n, xff, src="127.0.0.1"):
+def holding(g, n, xff, src="127.0.0.1", headers=None):
     """n upgraded connections through src, each with this X-Forwarded-For (None: no
-    header), open for the block."""
-    headers = {"X-Forwarded-For": xff} if xff is not None else None
+    header) and these other headers, open for the block."""
+    headers = dict(headers or {})
+    if xff is not None:
+        headers["X-Forwarded-For"] = xff
     held = []
     try:
         for _ in range(n):
@@ -35,9 +38,15 @@ def holding(g, n, xff, src="127.0.0.1"):
             ws.close()
 
 
-def status(g, xff, src="127.0.0.1"):
-    headers = {"X-Forwarded-For": xff} if xff is not None else None
+def status(g, xff, src="127.0.0.1", headers=None):
+    headers = dict(headers or {})
+    if xff is not None:
+        headers["X-Forwarded-For"] = xff
     return upgrade_status(g.port(), token=g.token(), src=src, headers=headers)
+
+
+def fwd(value):
+    return {"Forwarded": value}
 
 
 def test_clients_behind_a_trusted_proxy_are_counted_apart(make_gateway, keys):
@@ -88,6 +97,102 @@ def test_a_forwarded_client_closed_frees_its_count(make_gateway, keys):
     with holding(g, LIMIT, "203.0.113.1"):
         assert status(g, "203.0.113.1") == 429
     assert gw.wait_until(lambda: status(g, "203.0.113.1") == 101, 5)
+
+
+# ------------------------------------------------------------------ Forwarded (RFC 7239)
+def test_forwarded_clients_behind_a_trusted_proxy_are_counted_apart(make_gateway, keys):
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.0/8"])
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(holding(g, LIMIT, None, headers=fwd("for=203.0.113.1")))
+        stack.enter_context(holding(g, LIMIT, None, headers=fwd('for="[2001:db8::1]:443"')))
+        assert status(g, None, headers=fwd("for=203.0.113.1")) == 429
+        assert status(g, None, headers=fwd("for=203.0.113.9")) == 101
+        # the same client in other forms: a port, a quoted string, other parameters
+        assert status(g, None, headers=fwd('for="203.0.113.1:5000";proto=http')) == 429
+        assert status(g, None, headers=fwd('FOR="[2001:DB8::1]"')) == 429
+        # a chain: the proxy next to us is trusted, the one before is the client
+        assert status(g, None, headers=fwd("for=203.0.113.1, for=127.0.0.5")) == 429
+        # what the client wrote itself is left of its own address
+        assert status(g, None, headers=fwd("for=198.51.100.1, for=203.0.113.1")) == 429
+        assert status(g, None, headers=fwd("for=203.0.113.1, for=198.51.100.1")) == 101
+        # the client is one address whichever header named it
+        assert status(g, "203.0.113.1") == 429
+
+
+def test_logs_name_the_client_of_forwarded(make_gateway, keys):
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
+    with holding(g, 1, None, headers=fwd('for="[2001:DB8::8]:443";proto=https')):
+        pass
+    assert gw.wait_until(lambda: "peer=2001:db8::8" in g.log_text(), 5), g.log_tail()
+
+
+@pytest.mark.parametrize("value", [
+    "", "for=unknown", "for=_hidden", 'for="_hidden:_port"', "for=203.0.113.1:443",
+    "for=[2001:db8::1]", 'for="203.0.113.1', "for=203.0.113.1,,for=203.0.113.2",
+    "for=203.0.113.1;for=203.0.113.2", "for=203.0.113.1, proto=https",
+    "for=203.0.113.1;x=" + "a" * 1100,
+], ids=["empty", "unknown", "obfuscated", "obfuscated_port", "unquoted_port",
+        "unquoted_v6", "open_quote", "empty_element", "for_twice", "element_without_for",
+        "too_long"])
+def test_without_a_usable_forwarded_the_proxy_counts_as_the_client(make_gateway, keys, value):
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
+    with holding(g, LIMIT, None, headers=fwd(value)):
+        assert status(g, None, headers=fwd(value)) == 429
+        assert status(g, None) == 429
+        assert status(g, None, headers=fwd("for=203.0.113.1")) == 101
+
+
+def test_both_headers_count_only_when_they_agree(make_gateway, keys):
+    """A proxy that writes one header passes the other on as the client wrote it: with
+    both, they must name the same client, else the request is the proxy's."""
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
+    with holding(g, LIMIT, "203.0.113.1", headers=fwd("for=198.51.100.1")):
+        assert status(g, None) == 429  # both counted as the proxy
+        assert status(g, "203.0.113.1") == 101
+        assert status(g, None, headers=fwd("for=198.51.100.1")) == 101
+    with holding(g, LIMIT, "198.51.100.7, 203.0.113.2", headers=fwd('for="203.0.113.2:80"')):
+        assert status(g, "203.0.113.2") == 429
+        assert status(g, None) == 101
+
+
+def test_forwarded_from_an_untrusted_address_is_ignored(make_gateway, keys):
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
+    with holding(g, LIMIT, None, src="127.0.0.2", headers=fwd("for=203.0.113.1")):
+        assert status(g, None, src="127.0.0.2", headers=fwd("for=203.0.113.2")) == 429
+
+
+def test_forwarded_without_trusted_proxies_is_ignored(make_gateway, keys):
+    g = proxied_gateway(make_gateway, keys, None)
+    with holding(g, LIMIT, None, headers=fwd("for=203.0.113.1")):
+        assert status(g, None, headers=fwd("for=203.0.113.2")) == 429
+
+
+def two_forwarded_lines(first, second, xff=None):
+    # two keys that differ in case: two header lines of one name
+    h = {"Forwarded": first, "forwarded": second}
+    if xff is not None:
+        h["X-Forwarded-For"] = xff
+    return h
+
+
+def test_only_the_first_forwarded_line_is_read(make_gateway, keys):
+    """lws 4.1.6 shows the gateway the first line of a header it does not know (README,
+    Known limitations): a second Forwarded line is not read."""
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
+    with holding(g, LIMIT, None, headers=two_forwarded_lines("for=203.0.113.1", "for=203.0.113.2")):
+        assert status(g, None, headers=fwd("for=203.0.113.1")) == 429
+        assert status(g, None, headers=fwd("for=203.0.113.2")) == 101
+
+
+def test_a_client_forwarded_line_before_the_proxy_one_falls_back_with_xff(make_gateway, keys):
+    """The client's own line comes first and is the one read; a proxy that adds its own
+    line and X-Forwarded-For too makes them disagree: the request is the proxy's."""
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
+    with holding(g, LIMIT, "203.0.113.1",
+                 headers=two_forwarded_lines("for=198.51.100.1", "for=203.0.113.1")):
+        assert status(g, None) == 429
+        assert status(g, "203.0.113.1") == 101
+        assert status(g, None, headers=fwd("for=198.51.100.1")) == 101
 
 
 @pytest.mark.parametrize("value,reason", [
