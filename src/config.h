@@ -71,10 +71,12 @@ struct pav_vhost_config {
 	/* websocket.allow_missing_origin, default 0: with allowed_origins, a
 	 * request without an Origin header (not a browser's) passes too */
 	int allow_missing_origin;
-	/* public: addresses whose connections carry their clients' in
-	 * X-Forwarded-For or Forwarded (proxy.h ranges, checked) */
+	/* public: addresses whose connections carry their clients' in a
+	 * header (proxy.h ranges, checked); trusted_proxies_header: which
+	 * one, 0 X-Forwarded-For (default), 1 Forwarded */
 	char **trusted_proxies;
 	size_t ntrusted_proxies;
+	int proxy_forwarded;
 	int heartbeat_interval_s;
 	int idle_timeout_s;
 	int permessage_deflate; /* websocket.permessage_deflate, default 0 */

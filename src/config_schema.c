@@ -726,6 +726,7 @@ static int vhost_kind(struct pav_cfg_ctx *c, json_object *obj,
 {
 	static const char *const not_internal[] = {"websocket", "auth",
 						   "plugins", "trusted_proxies",
+						   "trusted_proxies_header",
 						   NULL};
 	char sub[PAV_CFG_KEYPATH];
 	int rc;
@@ -834,6 +835,11 @@ static void vhost_reset(void *base)
 	vc->api_max_body = PAV_DEF_API_MAX_BODY;
 }
 
+/* the header a trusted proxy names its client in, lower case as HTTP
+ * header names are written; index = pav_vhost_config.proxy_forwarded */
+static const char *const proxy_headers[] = {"x-forwarded-for", "forwarded",
+					    NULL};
+
 static const struct pav_cfg_field vhost_fields[] = {
 	PAV_CFG_STR("name", VH(name), check_name),
 	PAV_CFG_CUSTOM("listen", parse_listen),
@@ -850,6 +856,8 @@ static const struct pav_cfg_field vhost_fields[] = {
 	PAV_CFG_BOOL("reuse_port", VH(reuse_port)),
 	PAV_CFG_STRV("trusted_proxies", VH(trusted_proxies),
 		     VH(ntrusted_proxies), 1, pav_cidr_check),
+	PAV_CFG_ENUM("trusted_proxies_header", VH(proxy_forwarded),
+		     proxy_headers),
 	{0},
 };
 static const char *const vhost_required[] = {"name", "listen", NULL};

@@ -382,23 +382,3 @@ int pav_proxy_forwarded(const char *fwd, size_t len, const struct pav_cidr *r,
 	}
 	return -EINVAL; /* not reached: count >= 1 */
 }
-
-int pav_proxy_request_client(const struct pav_proxy_headers *h,
-			     const struct pav_cidr *r, size_t n, char *out,
-			     size_t outlen)
-{
-	char other[INET6_ADDRSTRLEN];
-
-	if (!h->forwarded)
-		return h->xff ? pav_proxy_client(h->xff, h->xff_len, r, n, out,
-						 outlen)
-			      : -ENOENT;
-	if (pav_proxy_forwarded(h->forwarded, h->forwarded_len, r, n, out,
-				outlen))
-		return -EINVAL;
-	if (h->xff &&
-	    (pav_proxy_client(h->xff, h->xff_len, r, n, other, sizeof(other)) ||
-	     strcmp(out, other)))
-		return -EINVAL;
-	return 0;
-}

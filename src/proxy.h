@@ -59,27 +59,4 @@ int pav_proxy_client(const char *xff, size_t len, const struct pav_cidr *r,
 int pav_proxy_forwarded(const char *fwd, size_t len, const struct pav_cidr *r,
 			size_t n, char *out, size_t outlen);
 
-/*
- * The headers of a request from a trusted proxy: each NULL when it was
- * not sent; one sent but too long to read (or empty) is "" of length 0.
- */
-struct pav_proxy_headers {
-	const char *xff;
-	size_t xff_len;
-	const char *forwarded;
-	size_t forwarded_len;
-};
-
-/*
- * The client of such a request: from the header it carries; when it
- * carries both, each is read and they must name the same client (a proxy
- * that writes one passes the other on as the client wrote it, so neither
- * may win alone).  Returns 0, -ENOENT without either header, or -EINVAL
- * when one does not read or they disagree: the request is then the
- * proxy's.
- */
-int pav_proxy_request_client(const struct pav_proxy_headers *h,
-			     const struct pav_cidr *r, size_t n, char *out,
-			     size_t outlen);
-
 #endif

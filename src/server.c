@@ -221,7 +221,7 @@ struct accepted {
 	int over;     /* past max_connections_per_ip: answered 429 */
 	int upgraded; /* no longer counted as pending */
 	int proxied;  /* from a trusted proxy: the client is known at the
-		       * request (X-Forwarded-For, Forwarded), counted from
+		       * request (trusted_proxies_header), counted from
 		       * there */
 };
 
@@ -383,53 +383,42 @@ static void request_expired(struct pav_wheel_node *n, void *arg)
 	lws_set_timeout(a->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-/* A header of a request from a trusted proxy, for pav_proxy_headers:
- * NULL when not sent, "" when too long to read. */
-static const char *xff_header(struct lws *wsi, char *buf, size_t *len)
-{
-	int n = header(wsi, WSI_TOKEN_X_FORWARDED_FOR, buf,
-		       PAV_PROXY_HEADER_MAX + 1);
-
-	if (!header_sent(wsi, WSI_TOKEN_X_FORWARDED_FOR))
-		return NULL;
-	*len = n > 0 ? (size_t)n : 0;
-	return buf;
-}
-
-/* lws 4.1.6 knows no Forwarded header: it is one of its "custom" ones,
- * of which it shows the first line only (README, Known limitations). */
-static const char *forwarded_header(struct lws *wsi, char *buf, size_t *len)
+/* The header a trusted proxy names its client in (trusted_proxies_header)
+ * into buf: its length, or -1 when it was not sent or is longer than
+ * PAV_PROXY_HEADER_MAX.  lws 4.1.6 knows no Forwarded header: it is one
+ * of its "custom" ones, of which it shows the first line only (README,
+ * Known limitations). */
+static int proxy_header(struct lws *wsi, int forwarded, char *buf)
 {
 	static const char name[] = "forwarded:"; /* as lws keeps it */
-	int n = lws_hdr_custom_length(wsi, name, sizeof(name) - 1);
+	int n;
 
-	if (n < 0)
-		return NULL;
-	buf[0] = '\0';
-	if (n > PAV_PROXY_HEADER_MAX ||
-	    lws_hdr_custom_copy(wsi, buf, PAV_PROXY_HEADER_MAX + 1, name,
-				sizeof(name) - 1) < 0)
-		n = 0;
-	*len = (size_t)n;
-	return buf;
+	if (!forwarded)
+		return header(wsi, WSI_TOKEN_X_FORWARDED_FOR, buf,
+			      PAV_PROXY_HEADER_MAX + 1);
+	n = lws_hdr_custom_length(wsi, name, sizeof(name) - 1);
+	if (n < 0 || n > PAV_PROXY_HEADER_MAX)
+		return -1;
+	return lws_hdr_custom_copy(wsi, buf, PAV_PROXY_HEADER_MAX + 1, name,
+				   sizeof(name) - 1);
 }
 
 /*
- * A request through a trusted proxy: its client is the one its
- * X-Forwarded-For or Forwarded header names (both: the same one; see
- * proxy.h); without a usable header, the proxy itself.  From here on the
- * connection counts against that address, and logs it.
+ * A request through a trusted proxy: its client is the one the header
+ * named by trusted_proxies_header names (proxy.h); without a usable
+ * header, the proxy itself.  From here on the connection counts against
+ * that address, and logs it.
  */
 static int forwarded_client(struct lws *wsi, struct accepted *a)
 {
-	char xff[PAV_PROXY_HEADER_MAX + 1], fwd[PAV_PROXY_HEADER_MAX + 1];
-	char client[INET6_ADDRSTRLEN];
-	struct pav_proxy_headers h = {0};
+	char value[PAV_PROXY_HEADER_MAX + 1], client[INET6_ADDRSTRLEN];
+	int fwd = a->vh->cfg->proxy_forwarded;
+	int n = proxy_header(wsi, fwd, value);
 
-	h.xff = xff_header(wsi, xff, &h.xff_len);
-	h.forwarded = forwarded_header(wsi, fwd, &h.forwarded_len);
-	if (pav_proxy_request_client(&h, a->vh->proxies, a->vh->nproxies,
-				     client, sizeof(client)))
+	if (n <= 0 ||
+	    (fwd ? pav_proxy_forwarded : pav_proxy_client)(
+		    value, (size_t)n, a->vh->proxies, a->vh->nproxies, client,
+		    sizeof(client)))
 		snprintf(client, sizeof(client), "%s", a->ip);
 	if (hold_peer(a, client))
 		return -ENOMEM;

@@ -187,6 +187,8 @@ static void defaults_are_filled(void **state)
 	assert_string_equal(v->ws_path, PAV_DEF_WS_PATH);
 	assert_int_equal(v->nallowed_origins, 0);
 	assert_int_equal(v->allow_missing_origin, 0);
+	assert_int_equal(v->ntrusted_proxies, 0);
+	assert_int_equal(v->proxy_forwarded, 0);
 	assert_int_equal(v->heartbeat_interval_s, PAV_DEF_HEARTBEAT_INTERVAL_S);
 	assert_int_equal(v->idle_timeout_s, PAV_DEF_IDLE_TIMEOUT_S);
 	assert_int_equal(v->permessage_deflate, 0);
@@ -241,6 +243,8 @@ static void every_key_of_the_design_example_is_read(void **state)
 		   "     'audience': 'gateway', 'leeway_s': 0},"
 		   "  'limits': {'messages_per_s': 3, 'burst': 4,"
 		   "     'max_subscriptions': 5, 'outbound_queue_bytes': 4096},"
+		   "  'trusted_proxies': ['10.0.0.0/8'],"
+		   "  'trusted_proxies_header': 'forwarded',"
 		   "  'plugins': {'example': {'greeting': 'hi'}, 'chat': {}}},"
 		   " {'name': 'internal', 'listen': '127.0.0.1:8081',"
 		   "  'api': {'keys_file': 'api.keys', 'max_body_bytes': 2048}}]}");
@@ -265,6 +269,8 @@ static void every_key_of_the_design_example_is_read(void **state)
 	assert_int_equal(v->idle_timeout_s, 15);
 	assert_int_equal(v->permessage_deflate, 1);
 	assert_int_equal(v->allow_missing_origin, 1);
+	assert_int_equal(v->ntrusted_proxies, 1);
+	assert_int_equal(v->proxy_forwarded, 1);
 	assert_int_equal(v->nalgorithms, 2);
 	assert_string_equal(v->issuer, "pavilion");
 	assert_string_equal(v->audience, "gateway");
@@ -490,6 +496,10 @@ static void wrong_type_is_refused(void **state)
 				"'websocket': {'allow_missing_origin': 'yes'}")),
 		"gateway.json: vhosts[0].websocket.allow_missing_origin: must "
 		"be true or false");
+	refused(f, ONE(PUB_WITH("a", "127.0.0.1:1",
+				"'trusted_proxies_header': 'X-Real-IP'")),
+		"gateway.json: vhosts[0].trusted_proxies_header: must be one "
+		"of x-forwarded-for, forwarded");
 	refused(f, "{'vhosts': [1]}", "gateway.json: vhosts[0]: must be an "
 				      "object");
 }
