@@ -46,6 +46,9 @@
 #define TAG_SERIAL_SHIFT 8
 #define TAG_SERIAL(tag) ((tag) >> TAG_SERIAL_SHIFT)
 
+/* what a channel a token renewal took away is answered with (1004) */
+#define REVOKED_MESSAGE "subscription revoked"
+
 #define STATE(s) ((s)->core->store.be->state)
 #define STATE_SELF(s) ((s)->core->store.state)
 #define BROKER(s) ((s)->core->store.be->broker)
@@ -323,6 +326,62 @@ static struct pav_session *op_session(struct sub_op *op)
 	return s;
 }
 
+/* ---- subscribes a renewal revoked on their way ------------------------ */
+
+/* Its answer is still to come (the store's): listed, it will be 1004. */
+static int revoked_add(struct pav_session *s, uint32_t serial)
+{
+	uint32_t *r = realloc(s->revoked, (s->nrevoked + 1) * sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r[s->nrevoked++] = serial;
+	s->revoked = r;
+	return 0;
+}
+
+/* 1 when a renewal revoked the membership op made (taken off the list:
+ * each op asks once, when it is answered). */
+static int op_revoked(const struct sub_op *op)
+{
+	struct pav_session *s;
+
+	if (!op->joined || !(s = pav_session_find(op->core, op->sid)))
+		return 0;
+	for (size_t i = 0; i < s->nrevoked; i++) {
+		if (s->revoked[i] != op->serial)
+			continue;
+		s->revoked[i] = s->revoked[--s->nrevoked];
+		return 1;
+	}
+	return 0;
+}
+
+/* A subscribe whose channel a renewal revoked: 1004 with its id, or
+ * nothing without one (the revocation's own error, which names the
+ * channel, told already). */
+static void reply_revoked(struct pav_reply *r)
+{
+	if (r && r->id)
+		pav_session_reply(r, PAV_ERR_PERMISSION, REVOKED_MESSAGE, NULL);
+	else
+		pav_session_reply(r, 0, NULL, NULL);
+}
+
+/* Answers op's subscribe with code, message and ack (taken), unless a
+ * renewal revoked it on its way. */
+static void op_answer(struct sub_op *op, int code, const char *message,
+		      json_object *ack)
+{
+	if (op_revoked(op)) {
+		json_object_put(ack);
+		reply_revoked(op->reply);
+	} else {
+		pav_session_reply(op->reply, code, message, ack);
+	}
+	op->reply = NULL;
+}
+
 /* Gives up: out of the channel again, the client told why. */
 static void op_fail(struct sub_op *op, int code, const char *message)
 {
@@ -338,8 +397,7 @@ static void op_fail(struct sub_op *op, int code, const char *message)
 		pav_conn_error(s->hc.conn, PAV_ERR_INTERNAL, message, NULL);
 		pav_conn_close(s->hc.conn, 1011, "store unavailable");
 	}
-	pav_session_reply(op->reply, code, message, NULL);
-	op->reply = NULL;
+	op_answer(op, code, message, NULL);
 	op_free(op);
 	repeats_answer(repeats, code, message);
 }
@@ -392,8 +450,7 @@ static void op_done(struct sub_op *op, const struct pav_history *h)
 	};
 
 	if (!s) { /* closed, or left the channel meanwhile */
-		if (op->reply)
-			pav_session_reply(op->reply, 0, NULL, op_ack(op, NULL, 0));
+		op_answer(op, 0, NULL, op->reply ? op_ack(op, NULL, 0) : NULL);
 		op_free(op);
 		return;
 	}
@@ -938,6 +995,7 @@ static void session_free(struct pav_session *s)
 	free(s->gone);
 	free(s->hc.subs);
 	free(s->abuse);
+	free(s->revoked);
 	claims_free(s);
 	free(s);
 }
@@ -1106,17 +1164,47 @@ int pav_session_verify(struct pav_vhost *vh, const char *token,
 	return 0;
 }
 
+/* Repeats of a revoked subscribe: answered at once, as their first will
+ * be. */
+static void repeats_revoked(struct sub_op *op)
+{
+	struct sub_op *next;
+
+	for (; op; op = next) {
+		next = op->repeat_next;
+		reply_revoked(op->reply);
+		op->reply = NULL;
+		op_free(op);
+	}
+}
+
 /* Leaves a channel the renewed claims no longer allow, as an unsubscribe
  * does, then tells the client: after the leave, nothing published to the
- * channel follows the error. */
+ * channel follows the error.  A subscribe of it still on its way (and its
+ * repeats) is answered 1004 too, not acked as one an unsubscribe
+ * overtook: the client asked for the channel under the old claims, and
+ * the new ones refuse it. */
 static void revoke_channel(struct pav_session *s, const char *channel)
 {
-	pav_info("conn %" PRIu64 " user=%s: %s revoked by the renewed token",
-		 s->id, s->user, channel);
+	uint32_t tag = pav_hub_tags(&s->hc, channel);
+	struct sub_op *repeats = NULL;
+
+	pav_info("conn %" PRIu64 " user=%s: %s revoked by the renewed token%s",
+		 s->id, s->user, channel,
+		 tag & TAG_PENDING ? " while subscribing" : "");
+	if (tag & TAG_PENDING) {
+		if (revoked_add(s, TAG_SERIAL(tag)))
+			pav_warn("conn %" PRIu64 " user=%s: out of memory: "
+				 "the subscribe of %s on its way will be "
+				 "acked",
+				 s->id, s->user, channel);
+		repeats = repeats_take(s, channel);
+	}
 	pav_session_unsubscribe(s, channel);
 	if (s->hc.conn)
 		pav_conn_channel_error(s->hc.conn, PAV_ERR_PERMISSION,
-				       "subscription revoked", channel);
+				       REVOKED_MESSAGE, channel);
+	repeats_revoked(repeats);
 }
 
 /* A renewal went through: every subscription but the user channel is

@@ -55,6 +55,11 @@ struct pav_session {
 	int opened;  /* the on_open hooks ran */
 	/* repeated subscribes waiting for the first one's answer */
 	struct sub_op *repeats;
+	/* subscribes still on their way whose channel a renewal revoked:
+	 * their memberships' serials, so that each is answered 1004 when
+	 * the store answers it, never acked */
+	uint32_t *revoked;
+	size_t nrevoked;
 
 	/* rate limiting (token bucket in milli-tokens), on the monotonic
 	 * clock: a step of the wall clock changes no client's rate */
@@ -129,7 +134,9 @@ void pav_session_channels(const struct pav_session *s,
  * After the ack, every subscription but the user channel is asked about
  * again under the new claims (pav_plugin.check_renewed): each one refused
  * is left as an unsubscribe leaves it, and the client gets one error 1004
- * "subscription revoked" with payload.channel for it.
+ * "subscription revoked" with payload.channel for it.  A subscribe of it
+ * still on its way is then answered 1004 "subscription revoked" (no
+ * answer for one without an id: that error told), never acked.
  */
 int pav_session_renew(struct pav_session *s, const char *token,
 		      struct pav_reply *reply, const char **why);

@@ -596,8 +596,9 @@ struct pav_plugin {
 	 * value (PAV_ERR_PERMISSION) revokes it.  A channel one instance
 	 * revokes is left as an unsubscribe leaves it (the on_unsubscribed
 	 * hooks run) and the client gets one error 1004 "subscription
-	 * revoked" with the channel in payload.channel.  A refused renewal
-	 * asks nothing.  Decide from what the subscription was granted on:
+	 * revoked" with the channel in payload.channel; a subscribe of it
+	 * still on its way is answered 1004 "subscription revoked" (not
+	 * acked) and gets no on_subscribed.  A refused renewal asks nothing.  Decide from what the subscription was granted on:
 	 * the access rules that let a subscribe of this channel through.
 	 * This was reserved[0]: a plugin built before it has NULL here.
 	 */

@@ -1,6 +1,8 @@
 """subscribe/unsubscribe: channel grammar, access control (claims, "*", subscription
 tokens, user:<other>), max_subscriptions, idempotence, delivery with "channel", the own
 user channel kept, and what a token renewal (`auth`) takes away."""
+import time
+
 import pytest
 
 import gw
@@ -334,3 +336,58 @@ def test_refused_renewal_changes_nothing(g, api):
         assert delivered(api, c, a) and delivered(api, c, b)
         renew(g, c, zones=[a[5:]])  # the old claims were still the ones in force
         assert revoked(c) == [b]
+
+
+def read_until_answered(c, ids, timeout=5.0):
+    """Every message c reads until each of ids is answered (ack or error), in order."""
+    got, deadline = [], time.monotonic() + timeout
+    while not all(any(m.get("id") == i for m in got) for i in ids):
+        got.append(c._recv(max(0.0, deadline - time.monotonic())))
+    return got
+
+
+def test_subscribe_on_its_way_when_a_renewal_revokes_it_is_not_acked(g, api, store_server):
+    """A subscribe sent under claims that grant its channel, then an `auth` whose claims do
+    not.  On Redis, frozen while the gateway reads both, the renewal is answered first (its
+    store check was sent before the subscribe's second store call): the channel is revoked
+    while the subscribe is on its way, and the subscribe's own answer is then 1004
+    "subscription revoked" (it used to be an ack).  The memory store answers at once: the
+    subscribe is acked before the renewal, which then revokes it.  Either way the client
+    hears of the revocation once, is answered once per request, and is not subscribed."""
+    z = "zone:" + uid("z")
+    with Client(g, zones=[z[5:]]) as c:
+        c.sync()
+        if store_server:
+            store_server.freeze()
+        try:
+            c.send("subscribe", {"channel": z}, id="s1")
+            c.send("auth", {"token": g.token(sub=c.sub)}, id="a1")
+            if store_server:
+                time.sleep(0.3)  # both read while the store cannot answer
+        finally:
+            if store_server:
+                store_server.thaw()
+        got = read_until_answered(c, ["s1", "a1"])
+        c.sync()
+        got += c.inbox
+        c.inbox = []
+        sub = [m for m in got if m.get("id") == "s1"]
+        auth = [m for m in got if m.get("id") == "a1"]
+        notices = [m for m in got if m["type"] == "error" and "id" not in m]
+        assert len(sub) == 1 and len(auth) == 1, got
+        assert auth[0]["type"] == "ack", auth
+        assert [m["payload"] for m in notices] == [
+            {"code": 1004, "message": "subscription revoked", "channel": z}], got
+        if store_server:  # on its way when revoked
+            assert sub[0]["type"] == "error", "a revoked subscribe was acked: %r" % got
+        if sub[0]["type"] == "error":
+            assert sub[0]["payload"] == {"code": 1004, "message": "subscription revoked"}, sub
+            assert got.index(sub[0]) > got.index(notices[0]), got
+        else:  # done before the renewal, which revoked it
+            assert got.index(sub[0]) < got.index(auth[0]) < got.index(notices[0]), got
+        assert not delivered(api, c, z)
+        r = api.get("/v1/channels/" + z)
+        assert r.json == {"channel": z, "subscribers": 0}, r
+        c.err("subscribe", {"channel": z}, 1004)
+        c.sync()
+        assert not [m for m in c.inbox if m.get("id") == "s1"], c.inbox

@@ -1182,8 +1182,11 @@ static void renewal_revokes_only_the_renewing_connections_subscription(
 }
 
 /* A subscribe still on its way when the renewal comes is asked about too:
- * revoked, it ends as a subscribe an unsubscribe overtook (answered, no
- * on_subscribed hook, not counted in the store). */
+ * revoked, it is left at once (no on_subscribed hook, not counted in the
+ * store), and its answer, when the store gives it, is 1004 "subscription
+ * revoked", not an ack: the client is not told it holds what the new
+ * claims refuse.  Its repeats are answered so at once; one without an id
+ * gets nothing more than the revocation's error. */
 static void renewal_revokes_a_subscribe_still_on_its_way(void **state)
 {
 	struct pav_session *s;
@@ -1192,17 +1195,66 @@ static void renewal_revokes_a_subscribe_still_on_its_way(void **state)
 	s = fx_open(&fc1, "u1", NULL);
 	fx_hold_member_add(1);
 	fx_subscribe(s, "chat:c1", NULL, "r1");
+	fx_subscribe(s, "chat:c1", NULL, "r2");
+	fx_subscribe(s, "chat:c1", NULL, NULL);
 	fx_events_clear();
 	fx_renew_refused[0] = "chat:c1";
 	renew(s);
 	assert_false(pav_hub_is_member(&s->hc, "chat:c1"));
+	assert_int_equal(fc1.n, 2);
 	fx_error_is(&fc1, 0, PAV_ERR_PERMISSION, "subscription revoked", NULL);
+	assert_string_equal(fx_payload_str(&fc1, 0, "channel"), "chat:c1");
+	fx_error_is(&fc1, 1, PAV_ERR_PERMISSION, "subscription revoked", "r2");
 	assert_int_equal(fx_run_member_add(), 1);
+	assert_int_equal(fc1.n, 3);
+	fx_error_is(&fc1, 2, PAV_ERR_PERMISSION, "subscription revoked", "r1");
+	assert_string_equal(fx_payload_str(&fc1, 2, "channel"), "");
 	assert_int_equal(fx_event_find("A subscribed u1 chat:c1 first=1 "
 				       "subs=1 params=-", 0),
 			 -1);
 	assert_int_equal(subscribers("chat:c1"), 0);
 	assert_false(pav_hub_is_member(&s->hc, "chat:c1"));
+	/* granted again, a new subscribe of it is acked as any */
+	fx_renew_refused[0] = NULL;
+	fx_subscribe(s, "chat:c1", NULL, "r3");
+	assert_int_equal(fx_run_member_add(), 1);
+	json_object_put(ack_of(&fc1, 3, "r3", "chat:c1"));
+	assert_true(pav_hub_is_member(&s->hc, "chat:c1"));
+}
+
+/* Revoked on its way, then failed by the store: still the one 1004. */
+static void subscribe_revoked_on_its_way_that_the_store_fails_is_1004(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "chat:c1", NULL, "r1");
+	fx_renew_refused[0] = "chat:c1";
+	renew(s);
+	assert_int_equal(fc1.n, 1);
+	assert_int_equal(fx_run_member_add_err(-EIO), 1);
+	assert_int_equal(fc1.n, 2);
+	fx_error_is(&fc1, 1, PAV_ERR_PERMISSION, "subscription revoked", "r1");
+}
+
+/* A subscribe the store has not answered when the connection closes:
+ * the revocation's record goes with the session. */
+static void subscribe_revoked_on_its_way_of_a_closed_connection(void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "chat:c1", NULL, "r1");
+	fx_renew_refused[0] = "chat:c1";
+	renew(s);
+	fx_close(s);
+	assert_int_equal(fx_run_member_add(), 1);
+	assert_int_equal(fc1.n, 1); /* the revocation only */
 }
 
 /* ---- claims ---- */
@@ -1541,6 +1593,8 @@ int main(void)
 		T(renewed_session_keeps_what_every_plugin_allows),
 		T(renewal_revokes_only_the_renewing_connections_subscription),
 		T(renewal_revokes_a_subscribe_still_on_its_way),
+		T(subscribe_revoked_on_its_way_that_the_store_fails_is_1004),
+		T(subscribe_revoked_on_its_way_of_a_closed_connection),
 		T(verify_answers_the_user_and_expiry_of_a_session_token),
 		T(connection_with_a_revoked_token_gets_1001_and_4001),
 		T(renewal_with_a_revoked_token_is_refused_and_the_old_stays),
