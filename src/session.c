@@ -382,7 +382,11 @@ static void op_answer(struct sub_op *op, int code, const char *message,
 	op->reply = NULL;
 }
 
-/* Gives up: out of the channel again, the client told why. */
+/* Gives up: out of the channel again, the client told why.  A membership
+ * it made is left as an unsubscribe leaves it, on_unsubscribed included:
+ * what a plugin recorded at the subscribe (a subscription token's grant)
+ * must not outlive it.  The user channel of a connection still opening
+ * had no on_open, and gets no hook either. */
 static void op_fail(struct sub_op *op, int code, const char *message)
 {
 	struct pav_session *s = op_session(op);
@@ -390,7 +394,8 @@ static void op_fail(struct sub_op *op, int code, const char *message)
 
 	if (s && op->joined) {
 		repeats = repeats_take(s, op->channel);
-		leave(s, op->channel);
+		if (leave(s, op->channel) == 0 && !op->opening)
+			hook_unsubscribed(s, op->channel);
 	}
 	if (s && op->opening) {
 		rx_hold(s, 0);

@@ -559,8 +559,14 @@ struct pav_plugin {
 	 *   on_subscribed(user:<id>) the automatic subscription, then one
 	 *                           on_subscribed per subscribe, after its ack;
 	 *   on_unsubscribed         per unsubscribe that left a channel,
-	 *                           and per subscription a token renewal
-	 *                           revoked (see check_renewed);
+	 *                           per subscription a token renewal
+	 *                           revoked (see check_renewed), and per
+	 *                           subscribe that joined a channel and
+	 *                           then failed (the store: answered 2000,
+	 *                           no on_subscribed).  Like an unsubscribe
+	 *                           that overtakes a subscribe on its way,
+	 *                           this one may come without the
+	 *                           on_subscribed of that channel;
 	 *   on_close(last)          after the socket closed and the store
 	 *                           removed the connection; last: no
 	 *                           connection of the user is left anywhere.

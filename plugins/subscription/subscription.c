@@ -56,7 +56,8 @@ struct subscription {
 	/* The subscriptions of this instance's connections that a
 	 * subscription token granted, as keys made by grant_key(): a json-c
 	 * object is the hash set at hand.  Forgotten when the connection
-	 * leaves the channel or closes.  Usually empty, and then closing
+	 * leaves the channel (unsubscribe, revocation, a subscribe the store
+	 * failed) or closes.  Usually empty, and then closing
 	 * and unsubscribing cost nothing more. */
 	json_object *by_token;
 };
@@ -240,9 +241,8 @@ static int on_subscribe(void *instance, pav_conn *c, struct pav_request *req)
 	s->host->subscribe(c, channel, params, reply);
 	/* recorded from the start, so that a renewal that overtakes the
 	 * subscribe on its way finds it too.  One refused at once (1003)
-	 * joined nothing; one the store fails later leaves its record until
-	 * the connection leaves the channel or closes: a grant a valid token
-	 * of this user made for this channel and connection. */
+	 * joined nothing; one the store fails later is left, and the
+	 * gateway's on_unsubscribed for it forgets the record. */
 	if (by_token && s->host->is_subscribed(c, channel))
 		remember_grant(s, c, channel);
 	return PAV_PENDING;

@@ -391,3 +391,34 @@ def test_subscribe_on_its_way_when_a_renewal_revokes_it_is_not_acked(g, api, sto
         c.err("subscribe", {"channel": z}, 1004)
         c.sync()
         assert not [m for m in c.inbox if m.get("id") == "s1"], c.inbox
+
+
+def test_token_grant_of_a_subscribe_the_store_failed_does_not_outlive_it(
+        make_gateway, keys, store_server):
+    """A subscription-token subscribe that Redis fails (frozen past command_timeout_ms:
+    2000) leaves the channel, and the grant the plugin recorded for it goes too: a later
+    subscribe of the channel under the claims is revoked by a renewal without them.  The
+    stale grant used to keep it.  (The memory store does not fail.)"""
+    if store_server is None:
+        pytest.skip("needs a store that can fail: PAVILION_STORE=redis")
+    from test_flow_util import API
+    g = make_gateway(flow_vhosts(keys), store=dict(gw.default_store(), command_timeout_ms=300))
+    api = API(g)
+    z = "zone:" + uid("z")
+    with Client(g) as c:  # no zones claim: the subscription token is the grant
+        c.sync()
+        store_server.freeze()
+        try:
+            m = c.request("subscribe", {"channel": z,
+                                        "parameters": {"token": sub_token(g, c.sub, z)}})
+        finally:
+            store_server.thaw()
+        assert m["type"] == "error" and m["payload"]["code"] == 2000, m
+        assert gw.wait_until(lambda: api.get("/readyz").status == 200, 10), "store not back"
+        renew(g, c, zones=[z[5:]])
+        c.subscribe(z)  # granted by the claims now
+        renew(g, c)
+        c.sync()
+        c.take("resync")  # the store came back
+        assert revoked(c) == [z]
+        assert not delivered(api, c, z)

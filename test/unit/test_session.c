@@ -498,6 +498,9 @@ static void subscribe_without_an_id_is_silent_but_runs_the_hooks(
 			    "subscribed u1 zone:z1 first=1 subs=1 params=-");
 }
 
+/* The channel it joined is left as an unsubscribe leaves it: no
+ * on_subscribed, but on_unsubscribed, so that what a plugin noted at the
+ * subscribe (the subscription plugin's token grant) goes with it. */
 static void store_failure_during_subscribe_is_2000_and_nothing_joined(
 	void **state)
 {
@@ -511,8 +514,31 @@ static void store_failure_during_subscribe_is_2000_and_nothing_joined(
 	fx_error_is(&fc1, 0, PAV_ERR_INTERNAL, "session store unavailable",
 		    "r1");
 	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
-	assert_int_equal(fx_nevents, 0);
+	assert_int_equal(fx_nevents, 2);
+	assert_int_equal(fx_event_find("A unsubscribed u1 zone:z1", 0), 0);
+	assert_int_equal(fx_event_find("B unsubscribed u1 zone:z1", 0), 1);
 	assert_int_equal(fc1.c.close_code, 0); /* the connection stays */
+}
+
+/* The same when the store fails it later, on its way (a network store's
+ * timeout): the hooks run before the client hears of it. */
+static void store_failure_on_its_way_leaves_the_channel_with_its_hooks(
+	void **state)
+{
+	struct pav_session *s;
+
+	(void)state;
+	s = fx_open(&fc1, "u1", NULL);
+	fx_hold_member_add(1);
+	fx_subscribe(s, "zone:z1", NULL, "r1");
+	fx_events_clear();
+	assert_int_equal(fx_run_member_add_err(-EIO), 1);
+	assert_int_equal(fx_a_count(), 1);
+	assert_string_equal(fx_a(0), "unsubscribed u1 zone:z1");
+	assert_int_equal(fx_events[0].frames, 0);
+	assert_int_equal(fc1.n, 1);
+	fx_error_is(&fc1, 0, PAV_ERR_INTERNAL, NULL, "r1");
+	assert_false(pav_hub_is_member(&s->hc, "zone:z1"));
 }
 
 static void store_failure_during_subscribe_leaves_the_counts_as_they_were(
@@ -949,7 +975,10 @@ static void feed_that_fails_answers_every_waiting_subscribe_2000(
 	assert_false(pav_hub_is_member(&b->hc, "zone:z1"));
 	assert_int_equal(pav_hub_count(fx_core.hub, NS, "zone:z1"), 0);
 	assert_int_equal(subscribers("zone:z1"), 0);
-	assert_int_equal(fx_nevents, 0);
+	/* each left what it joined: on_unsubscribed, never on_subscribed */
+	assert_int_equal(fx_nevents, 4);
+	assert_true(fx_event_find("A unsubscribed u1 zone:z1", 0) >= 0);
+	assert_true(fx_event_find("A unsubscribed u2 zone:z1", 0) >= 0);
 }
 
 /* ---- unsubscribing ---- */
@@ -1558,6 +1587,7 @@ int main(void)
 		T(malformed_recover_is_1002),
 		T(subscribe_without_an_id_is_silent_but_runs_the_hooks),
 		T(store_failure_during_subscribe_is_2000_and_nothing_joined),
+		T(store_failure_on_its_way_leaves_the_channel_with_its_hooks),
 		T(store_failure_during_subscribe_leaves_the_counts_as_they_were),
 		T(publication_reaches_the_subscribers),
 		T(recovery_with_the_right_epoch_replays_what_was_missed),
