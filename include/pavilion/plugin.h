@@ -604,8 +604,9 @@ struct pav_plugin {
 	 * hooks run) and the client gets one error 1004 "subscription
 	 * revoked" with the channel in payload.channel; a subscribe of it
 	 * still on its way is answered 1004 "subscription revoked" (not
-	 * acked) and gets no on_subscribed.  A refused renewal asks nothing.  Decide from what the subscription was granted on:
-	 * the access rules that let a subscribe of this channel through.
+	 * acked) and gets no on_subscribed.  A refused renewal asks
+	 * nothing.  Decide from what the subscription was granted on: the
+	 * access rules that let a subscribe of this channel through.
 	 * This was reserved[0]: a plugin built before it has NULL here.
 	 */
 	int (*check_renewed)(void *instance, pav_conn *c, const char *channel);

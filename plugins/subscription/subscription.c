@@ -57,8 +57,8 @@ struct subscription {
 	 * subscription token granted, as keys made by grant_key(): a json-c
 	 * object is the hash set at hand.  Forgotten when the connection
 	 * leaves the channel (unsubscribe, revocation, a subscribe the store
-	 * failed) or closes.  Usually empty, and then closing
-	 * and unsubscribing cost nothing more. */
+	 * failed) or closes.  Usually empty, and then closing and
+	 * unsubscribing cost nothing more. */
 	json_object *by_token;
 };
 
