@@ -191,6 +191,9 @@ static void hold_free(struct pav_hold *hd)
 		return;
 	for (size_t i = 0; i < hd->n; i++)
 		pav_msg_unref(hd->msgs[i]);
+	for (size_t i = 0; i < hd->nkeys; i++)
+		free(hd->keys[i]);
+	free(hd->keys);
 	free(hd->msgs);
 	free(hd);
 }
@@ -453,6 +456,7 @@ int pav_hub_hold(struct pav_hub_client *c, const char *channel)
 	if (!c->subs[slot].hold &&
 	    !(c->subs[slot].hold = calloc(1, sizeof(struct pav_hold))))
 		return -ENOMEM;
+	c->subs[slot].hold->catchups++;
 	return 0;
 }
 
@@ -467,26 +471,85 @@ static int skipped(const struct pav_msg *m, uint64_t upto,
 	return 0;
 }
 
-/* The catch-up's keys stay a while: a publication stored before it was
- * read may still arrive live after the release. */
-static void keep_skips(struct pav_sub *s, const char *const *skip,
-		       size_t nskip)
+/* The catch-ups' keys stay a while: a publication stored before it was
+ * read may still arrive live after the release.  Those of the catch-ups
+ * released before the last come from the hold (taken from it). */
+static void keep_skips(struct pav_sub *s, struct pav_hold *hd,
+		       const char *const *skip, size_t nskip)
 {
+	size_t had = hd ? hd->nkeys : 0;
 	struct pav_skip *sk;
 
 	skip_free(s->skip);
 	s->skip = NULL;
-	if (!nskip || !(sk = calloc(1, sizeof(*sk))) ||
-	    !(sk->keys = calloc(nskip, sizeof(*sk->keys)))) {
-		if (nskip)
-			free(sk);
+	if (!had && !nskip)
+		return;
+	if (!(sk = calloc(1, sizeof(*sk))) ||
+	    !(sk->keys = calloc(had + nskip, sizeof(*sk->keys)))) {
+		free(sk);
 		return;
 	}
+	for (size_t i = 0; i < had; i++)
+		sk->keys[sk->n++] = hd->keys[i];
+	if (hd)
+		hd->nkeys = 0;
 	for (size_t i = 0; i < nskip; i++)
 		if ((sk->keys[sk->n] = strdup(skip[i])))
 			sk->n++;
 	sk->until_ms = pav_mono_ms() + PAV_HUB_SKIP_MS;
 	s->skip = sk;
+}
+
+/* The keys of a catch-up that ended while another is still going, kept
+ * for the last release; they count against the hold. */
+static int hold_keys(struct pav_hub_client *c, struct pav_hold *hd,
+		     const char *const *skip, size_t nskip)
+{
+	char **nk;
+	size_t len;
+
+	if (!nskip)
+		return 0;
+	nk = realloc(hd->keys, (hd->nkeys + nskip) * sizeof(*nk));
+	if (!nk) {
+		pav_conn_overflow(c->conn);
+		return -ENOMEM;
+	}
+	hd->keys = nk;
+	for (size_t i = 0; i < nskip; i++) {
+		len = strlen(skip[i]) + 1;
+		if (hd->bytes + len > c->hold_max) { /* as hold_push */
+			pav_conn_overflow(c->conn);
+			return -ENOBUFS;
+		}
+		if (!(hd->keys[hd->nkeys] = strdup(skip[i]))) {
+			pav_conn_overflow(c->conn);
+			return -ENOMEM;
+		}
+		hd->nkeys++;
+		hd->bytes += len;
+	}
+	return 0;
+}
+
+/* A catch-up ends while another of the channel is still going: what its
+ * replay sent is dropped, the rest waits for the last release. */
+static int hold_settle(struct pav_hub_client *c, struct pav_hold *hd,
+		       uint64_t upto, const char *const *skip, size_t nskip)
+{
+	size_t k = 0;
+
+	hd->catchups--;
+	for (size_t i = 0; i < hd->n; i++) {
+		if (!skipped(hd->msgs[i], upto, skip, nskip)) {
+			hd->msgs[k++] = hd->msgs[i];
+			continue;
+		}
+		hd->bytes -= hd->msgs[i]->len;
+		pav_msg_unref(hd->msgs[i]);
+	}
+	hd->n = k;
+	return hold_keys(c, hd, skip, nskip);
 }
 
 int pav_hub_release(struct pav_hub_client *c, const char *channel,
@@ -498,12 +561,14 @@ int pav_hub_release(struct pav_hub_client *c, const char *channel,
 	if (slot < 0)
 		return -ENOENT;
 	hd = c->subs[slot].hold;
+	if (hd && hd->catchups > 1)
+		return hold_settle(c, hd, upto, skip, nskip);
 	c->subs[slot].hold = NULL;
 	for (size_t i = 0; hd && i < hd->n && c->conn; i++)
 		if (!skipped(hd->msgs[i], upto, skip, nskip) &&
 		    !pav_conn_deliver(c->conn, hd->msgs[i]))
 			pav_metrics_out_msg(hd->msgs[i]);
+	keep_skips(&c->subs[slot], hd, skip, nskip);
 	hold_free(hd);
-	keep_skips(&c->subs[slot], skip, nskip);
 	return 0;
 }

@@ -19,11 +19,16 @@ struct pav_chan;
 struct pav_msg;
 struct pav_delivery;
 
-/* Publications kept for a subscription that is catching up. */
+/* Publications kept for a subscription that is catching up.  Catch-ups
+ * of one channel that overlap share it: it ends with the last release,
+ * and the keys an earlier one's replay sent stay with it until then. */
 struct pav_hold {
 	struct pav_msg **msgs;
 	size_t n, cap;
-	size_t bytes;
+	size_t bytes;      /* of msgs and keys, against hold_max */
+	unsigned catchups; /* holds not yet released */
+	char **keys;       /* sent by the catch-ups released so far */
+	size_t nkeys;
 };
 
 /* Keys of publications just sent by a catch-up, dropped if they still
@@ -106,8 +111,12 @@ int pav_hub_deliver(struct pav_hub *h, const struct pav_delivery *d);
  * up to `upto` or a key in skip; publications with a key in skip that
  * still arrive within PAV_HUB_SKIP_MS are dropped too (a store that
  * stores before it publishes may list one before it arrives).  -ENOENT
- * when not a member.  A hold past hold_max bytes closes the connection as
- * a slow consumer (4008).
+ * when not a member.  Each hold() takes one release(): while another
+ * catch-up of the channel is still going, a release drops what its own
+ * replay sent (offset up to `upto`, key in skip) and keeps the rest,
+ * and its keys count against hold_max until the last release, which
+ * skips the keys of them all.  A hold past hold_max bytes closes the
+ * connection as a slow consumer (4008).
  */
 int pav_hub_hold(struct pav_hub_client *c, const char *channel);
 int pav_hub_release(struct pav_hub_client *c, const char *channel,

@@ -371,8 +371,13 @@ struct pav_host {
 	 * send) what is published to a channel it is subscribed to; release()
 	 * sends what was kept, in order, except publications whose key is in
 	 * skip (already sent by the caller).  Read the past after hold() and
-	 * release() after sending it.  A hold that outgrows the connection's
-	 * outbound queue closes it like a slow consumer (4008).
+	 * release() after sending it; each hold() takes one release().  Two
+	 * catch-ups of one channel that overlap keep one hold until the last
+	 * release: an earlier release drops only what its skip names, and
+	 * the last sends the rest, skipping the keys of every one of them.
+	 * A hold that outgrows the connection's outbound queue (the keys an
+	 * earlier release left with it count too) closes it like a slow
+	 * consumer (4008).
 	 */
 	void (*hold)(pav_conn *c, const char *channel);
 	void (*release)(pav_conn *c, const char *channel,

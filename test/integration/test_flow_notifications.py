@@ -2,6 +2,7 @@
 connections, mark_read across devices and in the inbox listing, since-replay."""
 import http.client
 import json
+import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -299,3 +300,66 @@ def test_inbox_bounded_to_500_oldest_evicted(g, api):
     with Client(g, user) as c:
         c.err("mark_read", {"notificationId": ids[0]}, 1004)  # evicted: no longer in the inbox
         c.ok("mark_read", {"notificationId": ids[3]})
+
+
+
+def stop(g):
+    """SIGSTOP, and wait until the process is stopped."""
+    g.proc.send_signal(signal.SIGSTOP)
+    stat = "/proc/%d/stat" % g.proc.pid
+    deadline = time.monotonic() + 5
+    while open(stat).read().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, "gateway not stopped"
+        time.sleep(0.001)
+
+
+def test_live_notification_during_two_overlapping_since_replays_arrives_once(make_gateway, keys,
+                                                                          store_server):
+    """Two `since` subscribes of one connection whose replays overlap: a notification created
+    while the second replay is read arrives once, after both replays, though the first ends
+    before the second was read.  (Both shared one hold and the first replay's end ended it:
+    the notification went out live, then again in the second replay.)
+
+    On Redis the replay is read asynchronously; to make the overlap certain, the first read
+    waits in Redis (SIGSTOP) until the node has taken it, the node is stopped while Redis
+    answers it and a second node creates the notification, and the node goes on with the
+    answer, the second subscribe and the notification waiting together.  The memory store
+    answers a replay in the subscribe that asked, so two never overlap there: the
+    notification is created after the second replay, with the same result."""
+    store = gw.default_store()
+    g = make_gateway(flow_vhosts(keys), store=store)
+    other = make_gateway(flow_vhosts(keys), store=store) if store_server else g
+    api, user = API(other), uid()
+    old = [api.notify(user, note("old%d" % i)).json["id"] for i in range(2)]
+    sub = {"channel": "user", "parameters": {"since": "2000-01-01T00:00:00Z"}}
+    with Client(g, user) as c:
+        c.sync()
+        if store_server:
+            store_server.freeze()
+        try:
+            c.send("subscribe", sub, id="a")
+            time.sleep(0.1)  # the node has read it and asked the store
+            if store_server:
+                stop(g)
+        finally:
+            if store_server:
+                store_server.thaw()
+        try:
+            if store_server:
+                live = api.notify(user, note("live")).json["id"]  # through the other node
+            c.send("subscribe", sub, id="b")
+            time.sleep(0.1)
+        finally:
+            if store_server:
+                g.proc.send_signal(signal.SIGCONT)
+        if not store_server:
+            c.sync()
+            live = api.notify(user, note("live")).json["id"]
+        c.sync()
+        answers = [(m.get("type"), m.get("id")) for m in c.inbox if m.get("id") in ("a", "b")]
+        assert answers == [("ack", "a"), ("ack", "b")], c.inbox
+        got = ids_of(c.take("notification"))
+    assert got.count(live) == 1, "the live one %s came %d times: %r (old %r)" \
+        % (live, got.count(live), got, old)
+    assert got == old + old + [live], "both replays, then the live one: %r (old %r, live %s)" \
+        % (got, old, live)
