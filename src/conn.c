@@ -49,6 +49,7 @@ static void queue_clear(struct pav_conn *c)
 	}
 	c->q_bytes = 0;
 	c->q_kept = 0;
+	c->q_kept_over = 0;
 }
 
 static int queue_push_entry(struct pav_conn *c, struct pav_msg *m, int kept)
@@ -103,11 +104,17 @@ size_t pav_conn_replay_max(const struct pav_conn *c)
 	return PAV_REPLAY_QUEUE_FACTOR * c->vc->limits.outbound_queue_bytes;
 }
 
+/* The bound on replays not yet sent, as it stands now (see q_kept_over). */
+static size_t kept_bound(const struct pav_conn *c)
+{
+	return pav_conn_replay_max(c) + c->q_kept_over;
+}
+
 int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 {
 	if (c->state != PAV_CONN_OPEN)
 		return -EPIPE;
-	if (c->q_kept && c->q_kept + m->len > pav_conn_replay_max(c)) {
+	if (c->q_kept && c->q_kept + m->len > kept_bound(c)) {
 		pav_conn_overflow(c);
 		return -ENOBUFS;
 	}
@@ -120,11 +127,21 @@ int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m)
 int pav_conn_enqueue_kept_within(struct pav_conn *c, struct pav_msg *m,
 				 size_t spare)
 {
+	size_t max = pav_conn_replay_max(c), over = 0;
+	int rc;
+
 	if (c->state != PAV_CONN_OPEN)
 		return -EPIPE;
-	if (c->q_kept && c->q_kept + m->len + spare > pav_conn_replay_max(c))
+	if (c->q_kept && c->q_kept + m->len + spare > kept_bound(c))
 		return -ENOSPC;
-	return pav_conn_enqueue_kept(c, m);
+	/* one alone larger than the bound is a page of its own: the
+	 * message that ends the page must still fit after it */
+	if (!c->q_kept && m->len + spare > max)
+		over = m->len + spare - max;
+	rc = pav_conn_enqueue_kept(c, m);
+	if (!rc && over)
+		c->q_kept_over = over;
+	return rc;
 }
 
 /* Queues a message that counts against outbound_queue_bytes; past it the
@@ -333,6 +350,8 @@ static void queue_pop(struct pav_conn *c)
 	c->q_head = (c->q_head + 1) % c->q_cap;
 	c->q_count--;
 	*(q_counts(e) ? &c->q_bytes : &c->q_kept) -= m->len;
+	if (!c->q_kept)
+		c->q_kept_over = 0;
 	pav_msg_unref(m);
 }
 

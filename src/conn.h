@@ -78,6 +78,8 @@ struct pav_conn {
 	uint32_t q_head, q_count, q_cap;
 	size_t q_bytes; /* of the entries that count */
 	size_t q_kept;  /* of a replay's entries */
+	size_t q_kept_over; /* the bound's excess for one replay message
+			     * larger than it and its spare, while queued */
 
 	int dirty; /* 1 + its index in env->dirty; 0: not there */
 	int close_deferred; /* close_outside: the next flush hands it over */
@@ -112,8 +114,11 @@ int pav_conn_enqueue(struct pav_conn *c, struct pav_msg *m);
 int pav_conn_enqueue_kept(struct pav_conn *c, struct pav_msg *m);
 /* Queues a replay's message as enqueue_kept does, but only when it leaves
  * `spare` bytes of that bound (or nothing of a replay is queued: one
- * message of any size goes, as there): else -ENOSPC, nothing queued and
- * the connection left open, so that a replay can stop at a page. */
+ * message of any size goes, as there, and the bound grows by what that
+ * one and `spare` exceed it, until nothing of a replay is queued again, so
+ * that the message ending its page still fits): else -ENOSPC, nothing
+ * queued and the connection left open, so that a replay can stop at a
+ * page. */
 int pav_conn_enqueue_kept_within(struct pav_conn *c, struct pav_msg *m,
 				 size_t spare);
 /* The most a replay may hold unsent (that bound, in bytes). */

@@ -484,7 +484,8 @@ struct pav_host {
 	 * leaves at least `spare` bytes of what the connection may still hold
 	 * of replays not yet sent; otherwise it sends nothing, leaves the
 	 * connection open and answers -ENOSPC.  A connection with no replay
-	 * waiting takes one message of any size, so a replay always moves on.
+	 * waiting takes one message of any size, so a replay always moves on,
+	 * and still `spare` bytes after it, so that it is a page of its own.
 	 * For a replay that may be larger than that bound: send it in pages,
 	 * `spare` being room for the message that ends a page (sent with
 	 * send_replay(), which does count: a client that asks page after

@@ -363,3 +363,31 @@ def test_live_notification_during_two_overlapping_since_replays_arrives_once(mak
         % (live, got.count(live), got, old)
     assert got == old + old + [live], "both replays, then the live one: %r (old %r, live %s)" \
         % (got, old, live)
+
+
+def test_notification_larger_than_a_page_is_a_page_of_its_own(make_gateway, keys):
+    """With api.max_body_bytes above what a connection may hold of replays (64 x
+    outbound_queue_bytes: 256 KiB here), one notification can be larger than a whole page.
+    It goes out alone, as a page of its own, followed by replay_incomplete for the rest, and
+    the connection stays open (the page end after it closed the connection 4008).  Before it
+    and after it, the pages are as usual."""
+    vh = flow_vhosts(keys, limits={"outbound_queue_bytes": 4096})
+    vh[1]["api"]["max_body_bytes"] = 1 << 20
+    g = make_gateway(vh)
+    api, user = API(g), uid()
+    big = "x" * 300000
+    ids = [api.notify(user, note("0:" + PAD)).json["id"],
+           api.notify(user, note("1:" + big)).json["id"],
+           api.notify(user, note("2:" + PAD)).json["id"]]
+    seen, since, pages = [], "2000-01-01T00:00:00.000Z", []
+    with Client(g, user) as c:
+        while since is not None:
+            assert len(pages) < 5, "no end after %d pages: %r" % (len(pages), pages)
+            page, cut, after = replay_round(c, since)
+            pages.append(ids_of(page))
+            assert not after, after
+            seen += [i for i in ids_of(page) if i not in seen]
+            since = cut and cut["payload"]["since"]
+        c.sync()  # still open
+    assert pages == [ids[:1], ids[1:2], ids[2:]], "pages %r of %r" % (pages, ids)
+    assert seen == ids
