@@ -323,9 +323,11 @@ def test_live_notification_during_two_overlapping_since_replays_arrives_once(mak
     On Redis the replay is read asynchronously; to make the overlap certain, the first read
     waits in Redis (SIGSTOP) until the node has taken it, the node is stopped while Redis
     answers it and a second node creates the notification, and the node goes on with the
-    answer, the second subscribe and the notification waiting together.  The memory store
-    answers a replay in the subscribe that asked, so two never overlap there: the
-    notification is created after the second replay, with the same result."""
+    answer, the second subscribe and the notification waiting together: it takes the
+    subscribe first (libev, the default event loop, runs what became ready last first), so
+    the second catch-up starts before the first ends.  The memory store answers a replay
+    in the subscribe that asked, so two never overlap there: the notification is created
+    after the second replay, with the same result."""
     store = gw.default_store()
     g = make_gateway(flow_vhosts(keys), store=store)
     other = make_gateway(flow_vhosts(keys), store=store) if store_server else g
