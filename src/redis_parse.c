@@ -1,0 +1,234 @@
+/*
+ * redis_parse.c — what the Redis client reads that is not a reply stream:
+ * its URL.  No I/O, so that the configuration checks and their tests need
+ * no event loop.
+ */
+#include "redis.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pav_redis_config_defaults(struct pav_redis_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+	cfg->port = PAV_REDIS_DEF_PORT;
+	cfg->command_timeout_ms = PAV_REDIS_DEF_COMMAND_TIMEOUT_MS;
+	cfg->max_pending = PAV_REDIS_DEF_MAX_PENDING;
+	cfg->probe_interval_ms = PAV_REDIS_DEF_PROBE_INTERVAL_MS;
+	cfg->max_buffer_bytes = PAV_REDIS_DEF_MAX_BUFFER_BYTES;
+}
+
+void pav_redis_config_clear(struct pav_redis_config *cfg)
+{
+	if (cfg->password) {
+		explicit_bzero(cfg->password, strlen(cfg->password));
+		free(cfg->password);
+	}
+	cfg->password = NULL;
+}
+
+static int url_fail(char *err, size_t errlen, const char *why)
+{
+	if (errlen)
+		snprintf(err, errlen, "%s", why);
+	return -EINVAL;
+}
+
+static int hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20;
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+int pav_redis_unescape(char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (s[i] != '%') {
+			s[o++] = s[i];
+			continue;
+		}
+		if (i + 2 >= n)
+			return -EINVAL;
+		hi = hexval((unsigned char)s[i + 1]);
+		lo = hexval((unsigned char)s[i + 2]);
+		if (hi < 0 || lo < 0 || (!hi && !lo))
+			return -EINVAL;
+		s[o++] = (char)(hi * 16 + lo);
+		i += 2;
+	}
+	s[o] = '\0';
+	return 0;
+}
+
+/* %-decodes s[0..n) into a new string; NULL on a bad escape or a NUL. */
+static char *pct_decode(const char *s, size_t n)
+{
+	char *out = malloc(n + 1);
+
+	if (!out)
+		return NULL;
+	memcpy(out, s, n);
+	if (pav_redis_unescape(out, n)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* A decimal in [lo, hi] spanning exactly s[0..n). */
+static int parse_int(const char *s, size_t n, long lo, long hi, int *out)
+{
+	long v = 0;
+
+	if (!n || n > 9)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+/* What a host name (Docker's included: '_') or an address is made of; in
+ * brackets, an IPv6 address with an optional "%zone". */
+#define HOST_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
+		   "0123456789"
+#define HOST_NAME_CHARS HOST_ALNUM ".-_"
+
+/* What may stand in brackets: an IPv6 address, then optionally "%" and a
+ * zone (an interface name).  Anything else there is no host: not even one
+ * the URL could be written back as (without the brackets, a name). */
+static int v6_literal_ok(const char *h)
+{
+	const char *pct = strchr(h, '%');
+	char addr[INET6_ADDRSTRLEN];
+	struct in6_addr a;
+	size_t alen = pct ? (size_t)(pct - h) : strlen(h);
+
+	if (!alen || alen >= sizeof(addr))
+		return 0;
+	memcpy(addr, h, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET6, addr, &a) != 1)
+		return 0;
+	return !pct || (pct[1] && strspn(pct + 1, HOST_NAME_CHARS) ==
+					  strlen(pct + 1));
+}
+
+/* "host[:port]" or "[v6][:port]" in s[0..n). */
+static int parse_hostport(const char *s, size_t n,
+			  struct pav_redis_config *cfg, const char **why)
+{
+	const char *host = s, *colon;
+	size_t hlen;
+
+	if (n && s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+
+		if (!close)
+			return *why = "unclosed [ in the host", -EINVAL;
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		colon = close + 1 < s + n ? close + 1 : NULL;
+		if (colon && *colon != ':')
+			return *why = "junk after ]", -EINVAL;
+	} else {
+		colon = memchr(s, ':', n);
+		hlen = colon ? (size_t)(colon - s) : n;
+	}
+	if (!hlen || hlen >= sizeof(cfg->host))
+		return *why = "empty or overlong host", -EINVAL;
+	memcpy(cfg->host, host, hlen);
+	cfg->host[hlen] = '\0';
+	if (host != s && !v6_literal_ok(cfg->host))
+		return *why = "the host in brackets must be an IPv6 address "
+			      "(and a %zone)", -EINVAL;
+	if (host == s && strspn(cfg->host, HOST_NAME_CHARS) != hlen)
+		return *why = "the host is no host name or address (a space, "
+			      "a control character, ...)", -EINVAL;
+	if (colon && parse_int(colon + 1, (size_t)(s + n - colon - 1), 1,
+			       65535, &cfg->port))
+		return *why = "port must be 1..65535", -EINVAL;
+	return 0;
+}
+
+/* "[user][:password]@" at the start of *p (advanced past it). */
+static int parse_userinfo(const char **p, struct pav_redis_config *cfg,
+			  const char **why)
+{
+	const char *at = strrchr(*p, '@'); /* the db part has none */
+	const char *colon;
+	char *user;
+	size_t ulen, n;
+
+	if (!at)
+		return 0;
+	colon = memchr(*p, ':', (size_t)(at - *p));
+	ulen = (size_t)((colon ? colon : at) - *p);
+	user = pct_decode(*p, ulen);
+	if (!user)
+		return *why = "bad %-escape in the user name", -EINVAL;
+	n = strlen(user);
+	if (n < sizeof(cfg->user))
+		memcpy(cfg->user, user, n + 1);
+	free(user);
+	if (n >= sizeof(cfg->user))
+		return *why = "the user name is longer than 127 bytes", -EINVAL;
+	if (!colon && !ulen)
+		return *why = "nothing before @: redis://user:password@host",
+		       -EINVAL;
+	if (colon) {
+		cfg->password = pct_decode(colon + 1, (size_t)(at - colon - 1));
+		if (!cfg->password)
+			return *why = "bad %-escape in the password", -EINVAL;
+	}
+	*p = at + 1;
+	return 0;
+}
+
+int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
+			char *err, size_t errlen)
+{
+	const char *p, *slash, *end, *why = NULL;
+	int rc;
+
+	pav_redis_config_defaults(cfg);
+	if (url && !strncmp(url, "rediss://", 9))
+		cfg->tls = 1;
+	else if (!url || strncmp(url, "redis://", 8))
+		return url_fail(err, errlen, "the URL must start with redis:// "
+				"(or rediss://, TLS)");
+	p = url + 8 + cfg->tls;
+	rc = parse_userinfo(&p, cfg, &why);
+	if (!rc && strpbrk(p, "?#"))
+		rc = -EINVAL, why = "no query or fragment allowed";
+	end = p + strlen(p);
+	slash = memchr(p, '/', (size_t)(end - p));
+	if (!rc)
+		rc = parse_hostport(p, (size_t)((slash ? slash : end) - p),
+				    cfg, &why);
+	if (!rc && slash && slash + 1 < end &&
+	    parse_int(slash + 1, (size_t)(end - slash - 1), 0, 65535,
+		      &cfg->db))
+		rc = -EINVAL, why = "db must be a number 0..65535";
+	if (rc) {
+		pav_redis_config_clear(cfg);
+		return url_fail(err, errlen, why);
+	}
+	return 0;
+}
