@@ -76,6 +76,8 @@ enum pend_kind {
 	PK_WAITER, /* a subscribe confirmation (in a channel, not a FIFO) */
 	PK_SETUP,  /* AUTH or SELECT while connecting: an error is fatal */
 	PK_SETUP_LOAD, /* SCRIPT LOAD while connecting: an error is logged */
+	PK_ROLE,   /* ROLE while connecting (sentinels): not master is fatal */
+	PK_SENTINEL, /* SENTINEL get-master-addr-by-name, to a sentinel */
 	PK_LOAD,   /* SCRIPT LOAD at other times */
 	PK_PING,   /* health request */
 	PK_PROBE,  /* health request that also publishes a pub/sub probe */
@@ -166,6 +168,14 @@ struct pav_redis {
 	int named;             /* cfg.host is a name, not an address */
 	struct lookup *lookup; /* of that name, running or done */
 	struct conn cmd, sub;
+	struct conn sen;       /* to a sentinel, while asking it */
+	struct sockaddr_storage sen_sa[PAV_REDIS_MAX_SENTINELS];
+	socklen_t sen_len[PAV_REDIS_MAX_SENTINELS];
+	unsigned nsen;         /* the sentinels that resolved */
+	unsigned sen_cfg[PAV_REDIS_MAX_SENTINELS]; /* their index in cfg */
+	unsigned sen_at;       /* the one asked next */
+	unsigned sen_asked;    /* in this round */
+	int master_known;      /* cfg.host and port: a sentinel's answer */
 	int up;
 	int depth, dying;
 	unsigned retry_n, sub_retry_n;
@@ -184,6 +194,7 @@ struct pav_redis {
 };
 
 static void conn_fail(struct conn *c, int err, const char *why);
+static void sentinel_failed(struct pav_redis *r, const char *why);
 static void tick_cb(lws_sorted_usec_list_t *sul);
 static void tls_step(struct conn *c);
 
@@ -562,22 +573,21 @@ static int conn_adopt(struct conn *c, int fd)
 	return c->wsi ? 0 : -EIO;
 }
 
-/* Starts a non-blocking connect; the writable callback finishes it. */
-static int conn_open(struct conn *c)
+/* Starts a non-blocking connect to `to`; the writable callback finishes
+ * it. */
+static int conn_open_to(struct conn *c, const struct sockaddr_storage *to,
+			socklen_t tolen)
 {
 	struct pav_redis *r = c->r;
 	int one = 1, rc = -ENOMEM;
-	const struct sockaddr_storage *to = &r->addrs.a[r->at];
 	int fd;
 
-	if (!r->addrs.n) /* a name that has not resolved yet */
-		return -EADDRNOTAVAIL;
 	fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)to, r->addrs.len[r->at]) &&
+	if (connect(fd, (const struct sockaddr *)to, tolen) &&
 	    errno != EINPROGRESS) {
 		rc = -errno;
 		goto fail;
@@ -598,6 +608,16 @@ fail:
 		redisReaderFree(c->reader);
 	c->reader = NULL;
 	return rc;
+}
+
+/* Connects c to the address a retry tries. */
+static int conn_open(struct conn *c)
+{
+	struct pav_redis *r = c->r;
+
+	if (!r->addrs.n) /* a name that has not resolved yet */
+		return -EADDRNOTAVAIL;
+	return conn_open_to(c, &r->addrs.a[r->at], r->addrs.len[r->at]);
 }
 
 static int64_t backoff_ms(struct pav_redis *r, unsigned n)
@@ -1003,6 +1023,10 @@ static void conn_fail(struct conn *c, int err, const char *why)
 
 	if (r->dying)
 		return;
+	if (c == &r->sen) {
+		sentinel_failed(r, why);
+		return;
+	}
 	snprintf(buf, sizeof(buf), "%s connection: %s", c->name, why);
 	/* a pub/sub connection that fails before it is ready takes the
 	 * client down: no reconnect loop on one connection alone */
@@ -1010,6 +1034,131 @@ static void conn_fail(struct conn *c, int err, const char *why)
 		sub_lost(r, why);
 	else
 		go_down(r, err, buf);
+}
+
+/* ---- asking the sentinels ------------------------------------------------- */
+
+/*
+ * With sentinels a retry first asks them where the master is: one at a
+ * time, from the one that answered last, each on a connection of its own
+ * that must connect and answer within command_timeout_ms.  A round in
+ * which none gave an address is a failed retry (backoff).  The command and
+ * pub/sub connections are opened only at an address given.
+ */
+static const char *sen_name(const struct pav_redis *r, char *buf,
+			    size_t size)
+{
+	const struct pav_redis_sentinel *s =
+		&r->cfg.sentinels[r->sen_cfg[r->sen_at]];
+
+	snprintf(buf, size, strchr(s->host, ':') ? "[%s]:%d" : "%s:%d",
+		 s->host, s->port);
+	return buf;
+}
+
+static void ask_next(struct pav_redis *r)
+{
+	int rc;
+
+	if (r->sen_asked++ >= r->nsen) {
+		rlog(r->retry_n ? PAV_LOG_INFO : PAV_LOG_WARN,
+		     "no sentinel gave the address of master %s",
+		     r->cfg.master);
+		sched(r, &r->retry_sul, retry_cb, backoff_ms(r, r->retry_n++));
+		return;
+	}
+	rc = conn_open_to(&r->sen, &r->sen_sa[r->sen_at],
+			  r->sen_len[r->sen_at]);
+	if (rc)
+		sentinel_failed(r, strerror(-rc));
+}
+
+/* A round of questions, from the retry timer (or create). */
+static void ask_sentinels(struct pav_redis *r)
+{
+	r->sen_asked = 0;
+	ask_next(r);
+}
+
+/* The sentinel asked gave no address: the next one is asked.  At most
+ * nsen deep, each of them failing at once. */
+static void sentinel_failed(struct pav_redis *r, const char *why)
+{
+	char name[300];
+
+	rlog(r->retry_n ? PAV_LOG_INFO : PAV_LOG_WARN, "sentinel %s: %s",
+	     sen_name(r, name, sizeof(name)), why);
+	conn_close(&r->sen);
+	fail_fifo(r, &r->sen, -EIO);
+	r->sen_at = (r->sen_at + 1) % r->nsen;
+	ask_next(r);
+}
+
+/* Connected to a sentinel: the question. */
+static void sentinel_ask(struct conn *c)
+{
+	const char *argv[3] = {"SENTINEL", "get-master-addr-by-name",
+			       c->r->cfg.master};
+
+	c->state = CS_HANDSHAKE;
+	if (send_internal(c, PK_SENTINEL, 3, argv))
+		conn_fail(c, -EIO, "out of memory");
+}
+
+/* The master's numeric address becomes the one connected to. */
+static int master_take(struct pav_redis *r, const char *host, int port)
+{
+	struct addrinfo hints, *res = NULL;
+	struct addrs got;
+	char p[8], name[300];
+
+	hints_set(&hints, AI_NUMERICHOST);
+	snprintf(p, sizeof(p), "%d", port);
+	if (getaddrinfo(host, p, &hints, &res))
+		return -EINVAL;
+	addrs_take(&got, res);
+	freeaddrinfo(res);
+	if (!got.n)
+		return -EINVAL;
+	/* said once per address: retries while a failover is under way
+	 * hear the old one again and again */
+	rlog(r->master_known && !strcmp(r->cfg.host, host) &&
+	     r->cfg.port == port ? PAV_LOG_DEBUG : PAV_LOG_INFO,
+	     "sentinel %s: master %s is at %s:%d",
+	     sen_name(r, name, sizeof(name)), r->cfg.master, host, port);
+	r->master_known = 1;
+	snprintf(r->cfg.host, sizeof(r->cfg.host), "%s", host);
+	r->cfg.port = port;
+	r->addrs = got;
+	r->at = 0;
+	return 0;
+}
+
+static void sentinel_reply(struct conn *c, const redisReply *rep)
+{
+	struct pav_redis *r = c->r;
+	char host[INET6_ADDRSTRLEN + 1], why[200];
+	int port = 0, rc;
+
+	free(fifo_pop(&c->fifo));
+	rc = pav_redis_sentinel_reply(rep, host, sizeof(host), &port);
+	if (!rc && master_take(r, host, port))
+		rc = -EINVAL;
+	if (rc) {
+		snprintf(why, sizeof(why), "%s master %s%s%.100s",
+			 rc == -ENOENT ? "does not know" : "no usable address of",
+			 r->cfg.master,
+			 rep->type == REDIS_REPLY_ERROR ? ": " : "",
+			 rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+		sentinel_failed(r, why);
+		return;
+	}
+	conn_close(c);
+	rc = conn_open(&r->cmd);
+	if (!rc)
+		rc = conn_open(&r->sub);
+	if (rc)
+		go_down(r, -EIO, strerror(-rc));
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -1035,6 +1184,11 @@ static void setup_reply(struct conn *c, struct pending *p,
 	enum pend_kind kind = p->kind;
 
 	free(p);
+	if (kind == PK_ROLE && !pav_redis_role_is_master(rep)) {
+		conn_fail(c, -EIO, "not the master (ROLE): asking the "
+			  "sentinels again");
+		return;
+	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		if (kind == PK_SETUP) {
 			conn_fail(c, -EIO, rep->str);
@@ -1077,10 +1231,17 @@ static int eval_retry(struct conn *c, struct pending *p)
 	return enqueue(c, p, p->again, p->again_len);
 }
 
+static int is_readonly(const redisReply *rep)
+{
+	return rep->type == REDIS_REPLY_ERROR && rep->len >= 8 &&
+	       !strncmp(rep->str, "READONLY", 8);
+}
+
 static void cmd_reply(struct conn *c, const redisReply *rep)
 {
 	struct pav_redis *r = c->r;
 	struct pending *p = fifo_pop(&c->fifo);
+	int readonly;
 
 	if (!p) {
 		conn_fail(c, -EIO, "a reply to no command");
@@ -1089,6 +1250,7 @@ static void cmd_reply(struct conn *c, const redisReply *rep)
 	switch (p->kind) {
 	case PK_SETUP:
 	case PK_SETUP_LOAD:
+	case PK_ROLE:
 		setup_reply(c, p, rep);
 		return;
 	case PK_EVAL:
@@ -1108,7 +1270,11 @@ static void cmd_reply(struct conn *c, const redisReply *rep)
 	default:
 		break;
 	}
+	readonly = r->nsen && is_readonly(rep);
 	complete(r, p, 0, rep);
+	/* a master turned replica under us (a failover): ask again */
+	if (readonly && !r->dying && c->state == CS_READY)
+		conn_fail(c, -EIO, "READONLY: the server is a replica now");
 }
 
 /* A channel's SUBSCRIBE/UNSUBSCRIBE confirmations are all in. */
@@ -1211,6 +1377,8 @@ static void drain(struct conn *c, struct lws *wsi)
 		c->unparsed = c->reader->len - c->reader->pos;
 		if (c == &r->cmd)
 			cmd_reply(c, rep);
+		else if (c == &r->sen)
+			sentinel_reply(c, rep);
 		else
 			sub_reply(c, rep);
 		freeReplyObject(rep);
@@ -1284,6 +1452,10 @@ static int cmd_setup(struct conn *c)
 
 	if (r->cfg.password) {
 		rc |= send_auth(c);
+		n++;
+	}
+	if (r->nsen) { /* a sentinel's answer may be out of date */
+		rc |= send_internal(c, PK_ROLE, 1, (const char *[]){"ROLE"});
 		n++;
 	}
 	if (r->cfg.db > 0) {
@@ -1389,6 +1561,10 @@ static void connected(struct conn *c)
 		conn_fail(c, -EIO, strerror(err ? err : errno));
 		return;
 	}
+	if (c == &c->r->sen) { /* sentinels: plain TCP */
+		sentinel_ask(c);
+		return;
+	}
 	if (!c->r->cfg.tls) {
 		setup_begin(c);
 		return;
@@ -1477,6 +1653,11 @@ static void retry_cb(lws_sorted_usec_list_t *sul)
 	int rc;
 
 	r->depth++;
+	if (r->nsen) {
+		ask_sentinels(r);
+		leave(r);
+		return;
+	}
 	lookup_take(r);
 	rc = conn_open(&r->cmd);
 	if (!rc)
@@ -1508,6 +1689,12 @@ static void check_cmd(struct pav_redis *r, int64_t now)
 		conn_fail(c, -ETIMEDOUT, "a command was not answered in time");
 	else if (c->health_out && now - c->last_rx >= timeout)
 		conn_fail(c, -ETIMEDOUT, "nothing read while a PING waits");
+}
+
+static void check_sen(struct pav_redis *r, int64_t now)
+{
+	if (r->sen.state != CS_CLOSED && now >= r->sen.setup_deadline)
+		conn_fail(&r->sen, -ETIMEDOUT, "no answer in time");
 }
 
 static void check_sub(struct pav_redis *r, int64_t now)
@@ -1575,6 +1762,8 @@ static void schedule_tick(struct pav_redis *r, int64_t now)
 		next = earlier(next, r->sub.setup_deadline);
 	if (r->probe_wait)
 		next = earlier(next, r->probe_deadline);
+	if (r->sen.state != CS_CLOSED)
+		next = earlier(next, r->sen.setup_deadline);
 	sched(r, &r->tick_sul, tick_cb, next > now ? next - now + 1 : 1);
 }
 
@@ -1586,6 +1775,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 
 	r->depth++;
 	check_cmd(r, now);
+	if (!r->dying)
+		check_sen(r, now);
 	if (!r->dying)
 		check_sub(r, now);
 	if (!r->dying)
@@ -1688,6 +1879,36 @@ static int resolve(struct pav_redis *r)
 	return 0;
 }
 
+/* Each sentinel's first address; one that does not resolve is left out. */
+static int resolve_sentinels(struct pav_redis *r)
+{
+	for (unsigned i = 0; i < r->cfg.nsentinels; i++) {
+		const struct pav_redis_sentinel *s = &r->cfg.sentinels[i];
+		struct addrinfo hints, *res = NULL;
+		char port[8];
+		int rc;
+
+		hints_set(&hints, AI_ADDRCONFIG);
+		snprintf(port, sizeof(port), "%d", s->port);
+		rc = getaddrinfo(s->host, port, &hints, &res);
+		if (!rc && res->ai_addrlen <= sizeof(r->sen_sa[0])) {
+			memcpy(&r->sen_sa[r->nsen], res->ai_addr,
+			       res->ai_addrlen);
+			r->sen_len[r->nsen] = res->ai_addrlen;
+			r->sen_cfg[r->nsen++] = i;
+		} else {
+			rlog(PAV_LOG_WARN, "sentinel %s port %d: cannot "
+			     "resolve it (%s): left out", s->host, s->port,
+			     rc ? gai_strerror(rc) : "no usable address");
+		}
+		if (res)
+			freeaddrinfo(res);
+	}
+	if (!r->nsen)
+		rlog(PAV_LOG_ERROR, "no sentinel resolves");
+	return r->nsen ? 0 : -EINVAL;
+}
+
 static struct lws_vhost *our_vhost(struct lws_context *ctx)
 {
 	struct lws_context_creation_info info;
@@ -1706,7 +1927,9 @@ static int config_ok(const struct pav_redis_config *cfg)
 {
 	return cfg->host[0] && memchr(cfg->host, '\0', sizeof(cfg->host)) &&
 	       cfg->port > 0 && cfg->port <= 65535 && cfg->db >= 0 &&
-	       (!cfg->tls || cfg->tls_ctx);
+	       (!cfg->tls || cfg->tls_ctx) &&
+	       cfg->nsentinels <= PAV_REDIS_MAX_SENTINELS &&
+	       (!cfg->nsentinels || pav_redis_master_name_ok(cfg->master));
 }
 
 static void apply_defaults(struct pav_redis_config *c)
@@ -1770,10 +1993,11 @@ static struct pav_redis *client_new(struct lws_context *ctx,
 	apply_defaults(&r->cfg);
 	if (ev)
 		r->ev = *ev;
-	r->cmd.r = r->sub.r = r;
+	r->cmd.r = r->sub.r = r->sen.r = r;
 	r->cmd.name = "command";
 	r->sub.name = "pub/sub";
-	r->cmd.fd = r->sub.fd = -1;
+	r->sen.name = "sentinel";
+	r->cmd.fd = r->sub.fd = r->sen.fd = -1;
 	seed(r);
 	r->channels = pav_map_new();
 	if (!r->channels || (r->cfg.tls && !r->cfg.tls_ctx) ||
@@ -1798,13 +2022,15 @@ struct pav_redis *pav_redis_create(struct lws_context *ctx,
 	if (!r)
 		return NULL;
 	r->vh = our_vhost(ctx);
-	if (!r->vh || resolve(r)) {
+	if (!r->vh || (cfg->nsentinels ? resolve_sentinels(r) : resolve(r))) {
 		rlog(PAV_LOG_ERROR, "cannot create the client of %s:%d",
 		     cfg->host, cfg->port);
 		free_client(r);
 		return NULL;
 	}
-	if (conn_open(&r->cmd) || conn_open(&r->sub)) {
+	if (r->nsen) {
+		ask_sentinels(r);
+	} else if (conn_open(&r->cmd) || conn_open(&r->sub)) {
 		conn_close(&r->cmd);
 		conn_close(&r->sub);
 		if (!r->addrs.n)
@@ -1838,8 +2064,10 @@ void pav_redis_destroy(struct pav_redis *r)
 	lws_sul_cancel(&r->fire_sul);
 	conn_close(&r->cmd);
 	conn_close(&r->sub);
+	conn_close(&r->sen);
 	fail_fifo(r, &r->cmd, -ECANCELED);
 	fail_fifo(r, &r->sub, -ECANCELED);
+	fail_fifo(r, &r->sen, -ECANCELED);
 	pav_map_each(r->channels, cancel_waiters, r);
 	run_firing(r, -ECANCELED);
 	leave(r);

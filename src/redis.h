@@ -31,9 +31,12 @@
  * exponentially (with jitter) up to PAV_REDIS_BACKOFF_MAX_MS.  A host
  * given by name is looked up again (getaddrinfo_a) each time the client
  * goes down; a retry uses the answer once it has come, else the last
- * address.  Each new connection does its TLS handshake (rediss://),
- * redoes AUTH and SELECT, loads every registered script and restores
- * every subscription before `up` is called.
+ * address.  With sentinels, each retry first asks them for the master's
+ * address (one at a time, each given command_timeout_ms to connect and
+ * answer; a round with no answer counts as a failed retry).  Each new
+ * connection does its TLS handshake (rediss://), redoes AUTH and SELECT
+ * (and with sentinels checks ROLE), loads every registered script and
+ * restores every subscription before `up` is called.
  *
  * Memory is bounded: at most max_pending commands (and subscribe
  * confirmations) wait for Redis, at most max_buffer_bytes of commands wait
@@ -60,6 +63,15 @@ struct lws_context;
 #define PAV_REDIS_BACKOFF_FIRST_MS 100
 #define PAV_REDIS_BACKOFF_MAX_MS 5000
 #define PAV_REDIS_MAX_SCRIPTS 256
+#define PAV_REDIS_SENTINEL_DEF_PORT 26379
+#define PAV_REDIS_MAX_SENTINELS 16
+#define PAV_REDIS_MASTER_NAME_MAX 64
+
+/* One Sentinel: a name (looked up once, at create) or a numeric address. */
+struct pav_redis_sentinel {
+	char host[256];
+	int port;
+};
 
 struct pav_redis_config {
 	char host[256];         /* name or numeric address; "[v6]" not here */
@@ -74,6 +86,14 @@ struct pav_redis_config {
 	int tls;                /* "rediss://": TLS, the server verified */
 	SSL_CTX *tls_ctx;       /* with tls: from pav_redis_tls_ctx (the
 				 * client takes a reference of its own) */
+	/* nsentinels > 0: host and port are not used.  The address of the
+	 * master named `master` is asked of the sentinels, in turn, at start
+	 * and after every lost connection (plain TCP, no AUTH); a server
+	 * whose ROLE is not master, or a READONLY answer, makes the client
+	 * go down and ask again. */
+	unsigned nsentinels;    /* 0..PAV_REDIS_MAX_SENTINELS */
+	struct pav_redis_sentinel sentinels[PAV_REDIS_MAX_SENTINELS];
+	char master[PAV_REDIS_MASTER_NAME_MAX + 1];
 };
 
 /* Fills cfg with the defaults (host "127.0.0.1", port 6379, db 0). */
@@ -100,6 +120,26 @@ SSL_CTX *pav_redis_tls_ctx(const char *ca_file, const char *cert_file,
 			   const char *key_file, char *err, size_t errlen);
 /* Wipes and frees cfg->password (set to NULL). */
 void pav_redis_config_clear(struct pav_redis_config *cfg);
+
+/*
+ * "host[:port]" or "[v6][:port]" of a sentinel (port: 26379 unless given)
+ * -> out.  0, or -EINVAL with a reason in err.
+ */
+int pav_redis_parse_sentinel(const char *s, struct pav_redis_sentinel *out,
+			     char *err, size_t errlen);
+/* 1 when name can be a master's name: 1..PAV_REDIS_MASTER_NAME_MAX of
+ * letters, digits, '.', '-', '_'; else 0. */
+int pav_redis_master_name_ok(const char *name);
+/*
+ * The answer to SENTINEL get-master-addr-by-name: [address, port] -> host
+ * (a numeric IPv4 or IPv6 address, NUL-terminated) and port.  0; -ENOENT
+ * when it is nil (the sentinel does not know the master); -EINVAL for
+ * anything else (an error, a host name, a bad port...).
+ */
+int pav_redis_sentinel_reply(const struct redisReply *rep, char *host,
+			     size_t hostsize, int *port);
+/* 1 when rep is ROLE's answer of a master, else 0. */
+int pav_redis_role_is_master(const struct redisReply *rep);
 
 /* %-decodes s[0..n) in place into a NUL-terminated string (the URL's
  * password, the broker's header fields).  0, or -EINVAL for a cut or

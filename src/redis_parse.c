@@ -1,7 +1,8 @@
 /*
  * redis_parse.c — what the Redis client reads that is not a reply stream:
- * its URL.  No I/O, so that the configuration checks and their tests need
- * no event loop.
+ * URLs, sentinel addresses and master names (configuration), and the
+ * answers of SENTINEL get-master-addr-by-name and ROLE.  No I/O, so that
+ * the configuration checks and their tests need no event loop.
  */
 #include "redis.h"
 
@@ -165,6 +166,72 @@ static int parse_hostport(const char *s, size_t n,
 			       65535, &cfg->port))
 		return *why = "port must be 1..65535", -EINVAL;
 	return 0;
+}
+
+int pav_redis_parse_sentinel(const char *s, struct pav_redis_sentinel *out,
+			     char *err, size_t errlen)
+{
+	struct pav_redis_config tmp;
+	const char *why = "empty";
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.port = PAV_REDIS_SENTINEL_DEF_PORT;
+	if (!s || !*s || parse_hostport(s, strlen(s), &tmp, &why))
+		return url_fail(err, errlen, why);
+	memcpy(out->host, tmp.host, sizeof(out->host));
+	out->port = tmp.port;
+	return 0;
+}
+
+int pav_redis_master_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	return n && n <= PAV_REDIS_MASTER_NAME_MAX &&
+	       strspn(name, HOST_NAME_CHARS) == n;
+}
+
+static int is_text(const redisReply *e)
+{
+	return e && (e->type == REDIS_REPLY_STRING ||
+		     e->type == REDIS_REPLY_STATUS);
+}
+
+int pav_redis_sentinel_reply(const redisReply *rep, char *host,
+			     size_t hostsize, int *port)
+{
+	const redisReply *h, *p;
+	unsigned char a[sizeof(struct in6_addr)];
+
+	if (rep && rep->type == REDIS_REPLY_NIL)
+		return -ENOENT;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+		return -EINVAL;
+	h = rep->element[0];
+	p = rep->element[1];
+	if (!is_text(h) || !is_text(p) || !h->len ||
+	    (size_t)h->len >= hostsize || memchr(h->str, '\0', (size_t)h->len))
+		return -EINVAL;
+	memcpy(host, h->str, (size_t)h->len);
+	host[h->len] = '\0';
+	/* a name (announce-hostnames) would need a lookup on the loop */
+	if ((inet_pton(AF_INET, host, a) != 1 &&
+	     inet_pton(AF_INET6, host, a) != 1) ||
+	    parse_int(p->str, (size_t)p->len, 1, 65535, port)) {
+		host[0] = '\0';
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int pav_redis_role_is_master(const redisReply *rep)
+{
+	const redisReply *e;
+
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
+		return 0;
+	e = rep->element[0];
+	return is_text(e) && e->len == 6 && !memcmp(e->str, "master", 6);
 }
 
 /* "[user][:password]@" at the start of *p (advanced past it). */

@@ -11,9 +11,10 @@
 # printed) when one failed, so the reproducers stay available.
 set -u
 
-targets=(envelope api_body config jwt redis_url redis_wire api_path proxy)
+targets=(envelope api_body config jwt redis_url redis_wire redis_sentinel api_path proxy)
 declare -A max_len=([envelope]=4096 [api_body]=4096 [config]=4096 [jwt]=9000
-	[redis_url]=1024 [redis_wire]=1024 [api_path]=4096 [proxy]=1024)
+	[redis_url]=1024 [redis_wire]=1024 [redis_sentinel]=1024 [api_path]=4096
+	[proxy]=1024)
 
 secs=${1:-}
 if ! [[ $secs =~ ^[1-9][0-9]*$ ]]; then

@@ -1,0 +1,225 @@
+/*
+ * test_redis_parse.c — the Redis client's readers of what is no reply
+ * stream (src/redis_parse.c): sentinel addresses and master names from the
+ * configuration, and the answers of SENTINEL get-master-addr-by-name and
+ * ROLE, each built from its RESP bytes by hiredis' own reader.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "redis.h"
+
+/* The one reply in resp (the test fails unless it is whole). */
+static redisReply *reply_of(const char *resp)
+{
+	redisReader *rd = redisReaderCreate();
+	void *rep = NULL;
+
+	assert_non_null(rd);
+	assert_int_equal(redisReaderFeed(rd, resp, strlen(resp)), REDIS_OK);
+	assert_int_equal(redisReaderGetReply(rd, &rep), REDIS_OK);
+	assert_non_null(rep);
+	redisReaderFree(rd);
+	return rep;
+}
+
+/* pav_redis_sentinel_reply of resp: its result, host and port. */
+static int master_of(const char *resp, char *host, size_t size, int *port)
+{
+	redisReply *rep = reply_of(resp);
+	int rc = pav_redis_sentinel_reply(rep, host, size, port);
+
+	freeReplyObject(rep);
+	return rc;
+}
+
+static int role_of(const char *resp)
+{
+	redisReply *rep = reply_of(resp);
+	int master = pav_redis_role_is_master(rep);
+
+	freeReplyObject(rep);
+	return master;
+}
+
+static void sentinel_addresses_are_parsed_with_a_default_port(void **state)
+{
+	struct pav_redis_sentinel s;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(pav_redis_parse_sentinel("10.0.0.1:26380", &s, err,
+						  sizeof(err)), 0);
+	assert_string_equal(s.host, "10.0.0.1");
+	assert_int_equal(s.port, 26380);
+	assert_int_equal(pav_redis_parse_sentinel("sentinel-1.internal", &s,
+						  err, sizeof(err)), 0);
+	assert_string_equal(s.host, "sentinel-1.internal");
+	assert_int_equal(s.port, PAV_REDIS_SENTINEL_DEF_PORT);
+	assert_int_equal(pav_redis_parse_sentinel("[::1]:7000", &s, err,
+						  sizeof(err)), 0);
+	assert_string_equal(s.host, "::1");
+	assert_int_equal(s.port, 7000);
+}
+
+static void bad_sentinel_addresses_are_refused_with_a_reason(void **state)
+{
+	static const char *const bad[] = {
+		"", ":26379", "h:0", "h:65536", "h:", "h:x", "a b:1", "h/1",
+		"[::1", "[::1]x", "[10.0.0.1]:1", "user@h:1",
+	};
+	struct pav_redis_sentinel s;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[128] = "";
+
+		if (!pav_redis_parse_sentinel(bad[i], &s, err, sizeof(err)))
+			fail_msg("accepted \"%s\"", bad[i]);
+		assert_true(err[0]);
+	}
+	assert_int_equal(pav_redis_parse_sentinel(NULL, &s, NULL, 0), -EINVAL);
+}
+
+static void master_names_are_letters_digits_dot_dash_underscore(void **state)
+{
+	char longest[PAV_REDIS_MASTER_NAME_MAX + 2];
+
+	(void)state;
+	assert_true(pav_redis_master_name_ok("pavilion"));
+	assert_true(pav_redis_master_name_ok("my_master-1.eu"));
+	assert_false(pav_redis_master_name_ok(""));
+	assert_false(pav_redis_master_name_ok(NULL));
+	assert_false(pav_redis_master_name_ok("my master"));
+	assert_false(pav_redis_master_name_ok("a\r\nb"));
+	memset(longest, 'm', sizeof(longest));
+	longest[PAV_REDIS_MASTER_NAME_MAX] = '\0';
+	assert_true(pav_redis_master_name_ok(longest));
+	longest[PAV_REDIS_MASTER_NAME_MAX] = 'm';
+	longest[PAV_REDIS_MASTER_NAME_MAX + 1] = '\0';
+	assert_false(pav_redis_master_name_ok(longest));
+}
+
+static void sentinel_answer_gives_a_numeric_address_and_port(void **state)
+{
+	char host[64];
+	int port = 0;
+
+	(void)state;
+	assert_int_equal(master_of("*2\r\n$8\r\n10.0.0.7\r\n$4\r\n6380\r\n",
+				   host, sizeof(host), &port), 0);
+	assert_string_equal(host, "10.0.0.7");
+	assert_int_equal(port, 6380);
+	assert_int_equal(master_of("*2\r\n$7\r\nfd00::7\r\n$5\r\n65535\r\n",
+				   host, sizeof(host), &port), 0);
+	assert_string_equal(host, "fd00::7");
+	assert_int_equal(port, 65535);
+}
+
+static void sentinel_answer_nil_is_an_unknown_master(void **state)
+{
+	char host[64];
+	int port;
+
+	(void)state;
+	assert_int_equal(master_of("*-1\r\n", host, sizeof(host), &port),
+			 -ENOENT);
+	assert_int_equal(master_of("$-1\r\n", host, sizeof(host), &port),
+			 -ENOENT);
+}
+
+/* RESP bytes, NULs included */
+#define RESP(lit) {lit, sizeof(lit) - 1}
+
+static void sentinel_answers_it_cannot_use_are_refused(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+	} bad[] = {
+		RESP("-ERR unknown command 'SENTINEL'\r\n"),
+		RESP("+OK\r\n"),
+		RESP(":1\r\n"),
+		RESP("*0\r\n"),
+		RESP("*1\r\n$8\r\n10.0.0.7\r\n"),
+		RESP("*3\r\n$8\r\n10.0.0.7\r\n$4\r\n6380\r\n$1\r\nx\r\n"),
+		RESP("*2\r\n$0\r\n\r\n$4\r\n6380\r\n"),
+		RESP("*2\r\n$13\r\nredis.example\r\n$4\r\n6380\r\n"),
+		RESP("*2\r\n$8\r\n10.0.0.7\r\n$1\r\n0\r\n"),
+		RESP("*2\r\n$8\r\n10.0.0.7\r\n$5\r\n65536\r\n"),
+		RESP("*2\r\n$8\r\n10.0.0.7\r\n$5\r\n-6380\r\n"),
+		RESP("*2\r\n$8\r\n10.0.0.7\r\n$0\r\n\r\n"),
+		RESP("*2\r\n$8\r\n10.0.0.7\r\n:6380\r\n"),
+		RESP("*2\r\n$9\r\n10.0.0.7\0\r\n$4\r\n6380\r\n"),
+		RESP("*2\r\n*1\r\n$1\r\nx\r\n$4\r\n6380\r\n"),
+	};
+	char host[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		redisReader *rd = redisReaderCreate();
+		redisReply *rep = NULL;
+		int port = 0;
+
+		assert_int_equal(redisReaderFeed(rd, bad[i].s, bad[i].len),
+				 REDIS_OK);
+		assert_int_equal(redisReaderGetReply(rd, (void **)&rep),
+				 REDIS_OK);
+		assert_non_null(rep);
+		if (pav_redis_sentinel_reply(rep, host, sizeof(host), &port) !=
+		    -EINVAL)
+			fail_msg("answer %zu accepted", i);
+		freeReplyObject(rep);
+		redisReaderFree(rd);
+	}
+}
+
+static void sentinel_answer_longer_than_the_buffer_is_refused(void **state)
+{
+	char host[8];
+	int port;
+
+	(void)state;
+	assert_int_equal(master_of("*2\r\n$8\r\n10.0.0.7\r\n$4\r\n6380\r\n",
+				   host, sizeof(host), &port), -EINVAL);
+	assert_int_equal(pav_redis_sentinel_reply(NULL, host, sizeof(host),
+						  &port), -EINVAL);
+}
+
+static void role_is_master_only_for_a_master(void **state)
+{
+	(void)state;
+	assert_true(role_of("*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"));
+	assert_false(role_of("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n"
+			     ":6379\r\n$9\r\nconnected\r\n:0\r\n"));
+	assert_false(role_of("*2\r\n$8\r\nsentinel\r\n*0\r\n"));
+	assert_false(role_of("*0\r\n"));
+	assert_false(role_of("-NOPERM no ROLE for you\r\n"));
+	assert_false(role_of("+master\r\n"));
+	assert_false(role_of("*1\r\n$7\r\nmasters\r\n"));
+	assert_false(pav_redis_role_is_master(NULL));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sentinel_addresses_are_parsed_with_a_default_port),
+		cmocka_unit_test(bad_sentinel_addresses_are_refused_with_a_reason),
+		cmocka_unit_test(master_names_are_letters_digits_dot_dash_underscore),
+		cmocka_unit_test(sentinel_answer_gives_a_numeric_address_and_port),
+		cmocka_unit_test(sentinel_answer_nil_is_an_unknown_master),
+		cmocka_unit_test(sentinel_answers_it_cannot_use_are_refused),
+		cmocka_unit_test(sentinel_answer_longer_than_the_buffer_is_refused),
+		cmocka_unit_test(role_is_master_only_for_a_master),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
