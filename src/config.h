@@ -37,6 +37,10 @@ struct pav_store_config {
 	char *backend;     /* "memory" (default) or "redis" */
 	char **urls;       /* redis: "url", or every "shards" entry */
 	size_t nurls;
+	char **sentinels;    /* redis: "sentinel.addresses", instead of urls */
+	size_t nsentinels;
+	char *sentinel_master; /* redis: "sentinel.master" */
+	int sentinel_db;       /* redis: "sentinel.db" (0) */
 	char *password_file; /* redis: optional */
 	char *tls_ca_file;   /* rediss: optional (the system's CAs) */
 	char *tls_cert_file, *tls_key_file; /* rediss: optional, together */

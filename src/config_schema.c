@@ -22,6 +22,7 @@
 #include "iface.h"
 #include "pav_limits.h"
 #include "proxy.h"
+#include "redis.h"
 #include "pavilion/plugin.h"
 
 #define NAME_MAX_LEN 64     /* vhost, namespace and plugin names */
@@ -82,6 +83,26 @@ static const char *check_redis_url(const char *s)
 	if (strncmp(s, "redis://", 8) && strncmp(s, "rediss://", 9))
 		return "must start with \"redis://\" (or \"rediss://\", TLS)";
 	return NULL;
+}
+
+static const char *check_sentinel_address(const char *s)
+{
+	static char why[200]; /* the walk is single-threaded */
+	struct pav_redis_sentinel one;
+	char err[120];
+
+	if (!pav_redis_parse_sentinel(s, &one, err, sizeof(err)))
+		return NULL;
+	snprintf(why, sizeof(why), "must be \"host:port\" (or \"host\", port "
+		 "%d; \"[v6]:port\"): %s", PAV_REDIS_SENTINEL_DEF_PORT, err);
+	return why;
+}
+
+static const char *check_master_name(const char *s)
+{
+	if (pav_redis_master_name_ok(s))
+		return NULL;
+	return "must be 1 to 64 letters, digits, '.', '-' or '_'";
 }
 
 static const char *const algorithm_names[] = {
@@ -910,7 +931,8 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug",
 					 NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const store_backends[] = {"memory", "redis", NULL};
-static const char *const redis_only[] = {"url", "shards", "password_file",
+static const char *const redis_only[] = {"url", "shards", "sentinel",
+					 "password_file",
 					 "node_ttl_s", "command_timeout_ms",
 					 "tls_ca_file", "tls_cert_file",
 					 "tls_key_file", NULL};
@@ -942,6 +964,8 @@ void pav_cfg_store_reset(void *base)
 
 	free(st->backend);
 	pav_cfg_free_strv(st->urls, st->nurls);
+	pav_cfg_free_strv(st->sentinels, st->nsentinels);
+	free(st->sentinel_master);
 	free(st->password_file);
 	free(st->tls_ca_file);
 	free(st->tls_cert_file);
@@ -985,11 +1009,15 @@ static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 	    pav_cfg_replace_str(c, &st->backend, "memory", path))
 		return -ENOMEM;
 	redis = !strcmp(st->backend, "redis");
+	if (pav_cfg_has(obj, "url") + pav_cfg_has(obj, "shards") +
+	    pav_cfg_has(obj, "sentinel") > 1) {
+		pav_cfg_join(sub, path, pav_cfg_has(obj, "url") ? "url"
+							       : "shards");
+		return pav_cfg_fail(c, -EINVAL, sub, "give one of \"url\", "
+				    "\"shards\" or \"sentinel\"");
+	}
 	pav_cfg_join(sub, path, pav_cfg_has(obj, "shards") ? "shards" : "url");
-	if (pav_cfg_has(obj, "url") && pav_cfg_has(obj, "shards"))
-		return pav_cfg_fail(c, -EINVAL, sub, "give \"url\" or "
-				    "\"shards\", not both");
-	if (redis && !st->nurls)
+	if (redis && !st->nurls && !st->nsentinels)
 		return pav_cfg_fail(c, -EINVAL, sub, "required with "
 				    "\"backend\": \"redis\"");
 	if (!redis)
@@ -1014,10 +1042,53 @@ static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 }
 
 #define ST(m) offsetof(struct pav_config, store.m)
+
+static void sentinel_reset(void *base)
+{
+	struct pav_store_config *st = &((struct pav_config *)base)->store;
+
+	pav_cfg_free_strv(st->sentinels, st->nsentinels);
+	free(st->sentinel_master);
+	st->sentinels = NULL;
+	st->nsentinels = 0;
+	st->sentinel_master = NULL;
+	st->sentinel_db = 0;
+}
+
+static int sentinel_finish(struct pav_cfg_ctx *c, json_object *obj,
+			   void *base, const char *path)
+{
+	const struct pav_store_config *st = &((struct pav_config *)base)->store;
+	char sub[PAV_CFG_KEYPATH];
+
+	(void)obj;
+	if (st->nsentinels <= PAV_REDIS_MAX_SENTINELS)
+		return 0;
+	pav_cfg_join(sub, path, "addresses");
+	return pav_cfg_fail(c, -EINVAL, sub, "at most %d sentinels",
+			    PAV_REDIS_MAX_SENTINELS);
+}
+
+static const struct pav_cfg_field sentinel_fields[] = {
+	PAV_CFG_STRV("addresses", ST(sentinels), ST(nsentinels), 1,
+		     check_sentinel_address),
+	PAV_CFG_STR("master", ST(sentinel_master), check_master_name),
+	PAV_CFG_INT("db", ST(sentinel_db), 0, 65535),
+	{0},
+};
+static const char *const sentinel_required[] = {"addresses", "master", NULL};
+static const struct pav_cfg_section sentinel_sec = {
+	.fields = sentinel_fields,
+	.required = sentinel_required,
+	.reset = sentinel_reset,
+	.finish = sentinel_finish,
+};
+
 static const struct pav_cfg_field store_fields[] = {
 	PAV_CFG_ENUM_STR("backend", ST(backend), store_backends),
 	PAV_CFG_CUSTOM("url", parse_store_url),
 	PAV_CFG_STRV("shards", ST(urls), ST(nurls), 1, check_redis_url),
+	PAV_CFG_SECTION("sentinel", sentinel_sec),
 	PAV_CFG_FILE("password_file", ST(password_file)),
 	PAV_CFG_FILE("tls_ca_file", ST(tls_ca_file)),
 	PAV_CFG_FILE("tls_cert_file", ST(tls_cert_file)),

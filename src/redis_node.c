@@ -1102,17 +1102,57 @@ static int read_password(const char *path, char **out, char *err,
 	return *out ? 0 : -ENOMEM;
 }
 
+/* One Redis server per url, or one master the sentinels name. */
+static size_t nservers(const struct pav_store_config *cfg)
+{
+	return cfg->nurls ? cfg->nurls : cfg->nsentinels ? 1 : 0;
+}
+
+/* "sentinel" -> rc (the configuration checked each part already). */
+static int sentinel_config(const struct pav_store_config *cfg,
+			   struct pav_redis_config *rc, char *err,
+			   size_t errlen)
+{
+	char why[160];
+
+	pav_redis_config_defaults(rc);
+	if (cfg->nsentinels > PAV_REDIS_MAX_SENTINELS ||
+	    !pav_redis_master_name_ok(cfg->sentinel_master)) {
+		snprintf(err, errlen, "sentinel: too many addresses or a bad "
+			 "master name");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->nsentinels; i++) {
+		if (pav_redis_parse_sentinel(cfg->sentinels[i],
+					     &rc->sentinels[i], why,
+					     sizeof(why))) {
+			snprintf(err, errlen, "sentinel.addresses[%zu]: %s", i,
+				 why);
+			return -EINVAL;
+		}
+	}
+	rc->nsentinels = (unsigned)cfg->nsentinels;
+	snprintf(rc->master, sizeof(rc->master), "%s", cfg->sentinel_master);
+	rc->db = cfg->sentinel_db;
+	return 0;
+}
+
 static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
 		      struct pav_redis_config *rc, const char *password,
 		      char *err, size_t errlen)
 {
+	const char *key = cfg->nurls > 1 ? "shards"
+			  : cfg->nurls    ? "url"
+					  : "sentinel";
 	char why[256];
 
-	for (size_t i = 0; i < cfg->nurls; i++) {
-		if (pav_redis_parse_url(cfg->urls[i], &rc[i], why,
-					sizeof(why))) {
-			snprintf(err, errlen, "%s[%zu]: %s",
-				 cfg->nurls > 1 ? "shards" : "url", i, why);
+	for (size_t i = 0; i < nservers(cfg); i++) {
+		if (!cfg->nurls) {
+			if (sentinel_config(cfg, &rc[i], err, errlen))
+				return -EINVAL;
+		} else if (pav_redis_parse_url(cfg->urls[i], &rc[i], why,
+					       sizeof(why))) {
+			snprintf(err, errlen, "%s[%zu]: %s", key, i, why);
 			return -EINVAL;
 		}
 		rc[i].command_timeout_ms = cfg->command_timeout_ms;
@@ -1130,7 +1170,7 @@ static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
 		if (password && rc[i].password) {
 			snprintf(err, errlen, "%s[%zu]: a password in the URL "
 				 "and a password_file: give one of them",
-				 cfg->nurls > 1 ? "shards" : "url", i);
+				 key, i);
 			return -EINVAL;
 		}
 		if (password) {
@@ -1140,7 +1180,7 @@ static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
 		if (rc[i].user[0] && !rc[i].password) {
 			snprintf(err, errlen, "%s[%zu]: the user name needs a "
 				 "password, in the URL or in password_file",
-				 cfg->nurls > 1 ? "shards" : "url", i);
+				 key, i);
 			return -EINVAL;
 		}
 	}
@@ -1174,7 +1214,8 @@ static int clients_create(struct rb *b, struct lws_context *ctx,
 		sh->r = pav_redis_create(ctx, &rc[i], &ev);
 		if (!sh->r || register_scripts(sh)) {
 			snprintf(err, errlen, "cannot make the Redis client of "
-				 "%s", b->nshards > 1 ? "a shard" : "url");
+				 "%s", b->nshards > 1 ? "a shard"
+				 : rc[i].nsentinels ? "sentinel" : "url");
 			return -EINVAL;
 		}
 	}
@@ -1218,7 +1259,7 @@ static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
 		    const struct pav_backend_env *env, char *err,
 		    size_t errlen)
 {
-	struct pav_redis_config *rc = calloc(cfg->nurls, sizeof(*rc));
+	struct pav_redis_config *rc = calloc(nservers(cfg), sizeof(*rc));
 	char *password = NULL;
 	SSL_CTX *tls = NULL;
 	int rc_err = rc ? 0 : -ENOMEM;
@@ -1233,7 +1274,7 @@ static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
 	if (!rc_err && env->lws)
 		rc_err = clients_create(b, env->lws, rc, err, errlen);
 	SSL_CTX_free(tls); /* each client holds its own reference */
-	for (size_t i = 0; rc && i < cfg->nurls; i++) {
+	for (size_t i = 0; rc && i < nservers(cfg); i++) {
 		if (rc[i].password == password)
 			rc[i].password = NULL;
 		pav_redis_config_clear(&rc[i]);
@@ -1257,20 +1298,20 @@ int pav_rb_create(const struct pav_store_config *cfg,
 	int rc;
 
 	*self = NULL;
-	if (!cfg || !cfg->nurls) {
+	if (!cfg || !nservers(cfg)) {
 		free(b);
 		snprintf(err, errlen, "url: required with \"backend\": "
 			 "\"redis\"");
 		return -EINVAL;
 	}
-	if (!b || !(b->shards = calloc(cfg->nurls, sizeof(*b->shards))) ||
+	if (!b || !(b->shards = calloc(nservers(cfg), sizeof(*b->shards))) ||
 	    !(b->users = pav_map_new()) || !(b->chans = pav_map_new())) {
 		pav_rb_destroy(b);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	b->env = *env;
-	b->nshards = cfg->nurls;
+	b->nshards = nservers(cfg);
 	for (size_t i = 0; i < b->nshards; i++)
 		b->shards[i] = (struct rb_shard){.b = b, .idx = i};
 	b->node_ttl_ms = (int64_t)(cfg->node_ttl_s > 0 ? cfg->node_ttl_s

@@ -1003,6 +1003,88 @@ static void redis_without_url_is_refused(void **state)
 		"gateway.json: event_loop: must be one of ev, poll, uv");
 }
 
+static void redis_sentinel_is_parsed(void **state)
+{
+	struct fx *f = *state;
+
+	load_ok(f, "{'store': {'backend': 'redis', 'sentinel': {'addresses': "
+		   "['10.0.0.1:26379', '[::1]', 'sentinel-2.internal:26380'], "
+		   "'master': 'pavilion', 'db': 2}}, 'vhosts': ["
+		   PUB("pub", "127.0.0.1:8080") "]}");
+	assert_int_equal(f->cfg.store.nsentinels, 3);
+	assert_string_equal(f->cfg.store.sentinels[0], "10.0.0.1:26379");
+	assert_string_equal(f->cfg.store.sentinels[2],
+			    "sentinel-2.internal:26380");
+	assert_null(f->cfg.store.sentinels[3]);
+	assert_string_equal(f->cfg.store.sentinel_master, "pavilion");
+	assert_int_equal(f->cfg.store.sentinel_db, 2);
+	assert_int_equal(f->cfg.store.nurls, 0);
+	pav_config_free(&f->cfg);
+}
+
+#define SENTINEL_STORE(more) \
+	"{'store': {'backend': 'redis', " more "}, 'vhosts': []}"
+#define ONE_SENTINEL "'sentinel': {'addresses': ['h:1'], 'master': 'm'}"
+
+static void redis_sentinel_with_url_or_shards_is_refused(void **state)
+{
+	struct fx *f = *state;
+
+	refused(f, SENTINEL_STORE("'url': 'redis://x', " ONE_SENTINEL),
+		"gateway.json: store.url: give one of \"url\", \"shards\" "
+		"or \"sentinel\"");
+	refused(f, SENTINEL_STORE("'shards': ['redis://x'], " ONE_SENTINEL),
+		"gateway.json: store.shards: give one of \"url\", \"shards\" "
+		"or \"sentinel\"");
+	refused(f, SENTINEL_STORE("'url': 'redis://x', 'shards': "
+				  "['redis://y']"),
+		"gateway.json: store.url: give one of");
+	refused(f, "{'store': {" ONE_SENTINEL "}, 'vhosts': []}",
+		"gateway.json: store.sentinel: only for \"backend\": "
+		"\"redis\"");
+	refused(f, SENTINEL_STORE(ONE_SENTINEL ", 'tls_ca_file': 'x'"),
+		"gateway.json: store.tls_ca_file");
+}
+
+static void redis_sentinel_bad_parts_are_refused(void **state)
+{
+	struct fx *f = *state;
+
+	refused(f, SENTINEL_STORE("'sentinel': {'master': 'm'}"),
+		"gateway.json: store.sentinel.addresses: required");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h']}"),
+		"gateway.json: store.sentinel.master: required");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': [], "
+				  "'master': 'm'}"),
+		"gateway.json: store.sentinel.addresses:");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h:0'], "
+				  "'master': 'm'}"),
+		"gateway.json: store.sentinel.addresses[0]: must be "
+		"\"host:port\"");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h', 'a b'], "
+				  "'master': 'm'}"),
+		"gateway.json: store.sentinel.addresses[1]: must be");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['[::1'], "
+				  "'master': 'm'}"),
+		"gateway.json: store.sentinel.addresses[0]: must be");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'a/b'}"),
+		"gateway.json: store.sentinel.master: must be 1 to 64");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': ''}"),
+		"gateway.json: store.sentinel.master:");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'db': -1}"),
+		"gateway.json: store.sentinel.db:");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'password': 'x'}"),
+		"gateway.json: store.sentinel.password:");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['a', 'b', 'c', "
+				  "'d', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', "
+				  "'m', 'n', 'o', 'p', 'q'], 'master': 'm'}"),
+		"gateway.json: store.sentinel.addresses: at most 16 sentinels");
+}
+
 /* ------------------------------------------------------------ files */
 
 static void invalid_json_names_file(void **state)
@@ -1119,6 +1201,9 @@ int main(void)
 		T(internal_and_public_may_not_share_a_hostname),
 		T(internal_vhosts_may_share_a_port),
 		T(redis_without_url_is_refused),
+		T(redis_sentinel_is_parsed),
+		T(redis_sentinel_with_url_or_shards_is_refused),
+		T(redis_sentinel_bad_parts_are_refused),
 		T(invalid_json_names_file),
 		T(trailing_garbage_is_refused),
 		T(top_level_must_be_an_object),
