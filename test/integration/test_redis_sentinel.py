@@ -1,0 +1,318 @@
+"""The redis store behind Redis Sentinel: a gateway asks the sentinels where the master
+is, follows a failover (the master SIGKILLed, its replica promoted) with no restart, also
+with a password_file; a replica a sentinel names is left once ROLE says so; and --check
+refuses a sentinel configuration it could not use, as "file: key: reason".
+
+Real processes on loopback: a master, its replica (replicaof) and one sentinel (quorum 1,
+down-after-milliseconds 1000, failover-timeout 3000)."""
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+import gw
+import redisfix as rf
+from test_flow_util import ALL, API, Client, flow_vhosts, uid
+
+pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
+
+MASTER = "pavilion"
+
+
+class Sentinel(rf.RedisServer):
+    """redis-server --sentinel watching one master: it rewrites its own file."""
+
+    def __init__(self, workdir, master, password=None):
+        super().__init__(workdir)
+        self.conf = self.dir / ("sentinel-%d.conf" % self.port)
+        self.conf.write_text(
+            "port %d\nbind 127.0.0.1\ndir %s\n"
+            "sentinel monitor %s 127.0.0.1 %d 1\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 3000\n"
+            % (self.port, self.dir, MASTER, master.port, MASTER, MASTER)
+            + ("sentinel auth-pass %s %s\n" % (MASTER, password) if password else ""))
+
+    def start(self, timeout=10.0):
+        self.extra = []
+        self._log = open(self.log_path, "ab")
+        self.proc = rf.subprocess.Popen([rf.REDIS_SERVER, str(self.conf), "--sentinel"],
+                                        stdin=rf.subprocess.DEVNULL, stdout=self._log,
+                                        stderr=self._log)
+        rf.wait_until(self._answers, timeout, what="sentinel up")
+        return self
+
+    def _answers(self):
+        try:
+            return self.call("PING") == "PONG"
+        except OSError:
+            return False
+
+    def master_port(self):
+        addr = self.call("SENTINEL", "get-master-addr-by-name", MASTER)
+        return int(addr[1]) if addr else None
+
+    def knows_a_replica(self):
+        return any("s_down" not in dict(zip(r[::2], r[1::2])).get("flags", "")
+                   for r in self.call("SENTINEL", "replicas", MASTER))
+
+
+def call(server, *args, password=None):
+    c = rf.RespClient(server.port, password=password)
+    try:
+        return c.call(*args)
+    finally:
+        c.close()
+
+
+def replication_up(replica, password=None):
+    return "master_link_status:up" in call(replica, "INFO", "replication", password=password)
+
+
+def start_cluster(tmp_path, password=None):
+    """A master, its replica and a sentinel watching them, each killed by the caller."""
+    auth = ["--requirepass", password, "--masterauth", password] if password else []
+    started = [rf.RedisServer(tmp_path / "master", extra=auth).start()]
+    master = started[0]
+    try:
+        started.append(rf.RedisServer(tmp_path / "replica", extra=auth + [
+            "--replicaof", "127.0.0.1", str(master.port)]).start())
+        rf.wait_until(lambda: replication_up(started[1], password), 10,
+                      what="replica in sync")
+        started.append(Sentinel(tmp_path / "sentinel", master, password).start())
+        rf.wait_until(started[2].knows_a_replica, 20, step=0.1,
+                      what="sentinel sees the replica")
+    except BaseException:
+        for p in started:
+            p.kill()
+        raise
+    return started
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    started = start_cluster(tmp_path)
+    yield started
+    for p in reversed(started):
+        p.kill()
+
+
+def sentinel_store(sentinel, **over):
+    s = {"backend": "redis",
+         "sentinel": {"addresses": ["127.0.0.1:%d" % sentinel.port], "master": MASTER}}
+    s.update(over)
+    return s
+
+
+def sentinel_gateway(make_gateway, keys, sentinel, **store):
+    g = make_gateway(vhosts=flow_vhosts(keys), store=sentinel_store(sentinel, **store),
+                     log={"level": "info", "format": "text"})
+    rf.wait_until(lambda: API(g).get("/readyz").status == 200, 10, what="readyz")
+    return g
+
+
+def masters_taken(g):
+    """The master ports the gateway logged taking from a sentinel, in order."""
+    return [int(p) for p in re.findall(r"master %s is at 127\.0\.0\.1:(\d+)" % MASTER,
+                                       g.log_text())]
+
+
+def test_gateway_finds_the_master_through_the_sentinel_and_delivers(make_gateway, keys,
+                                                                    cluster):
+    master, replica, sentinel = cluster
+    g = sentinel_gateway(make_gateway, keys, sentinel)
+    assert masters_taken(g) == [master.port], g.log_tail()
+    z = "zone:" + uid("z")
+    a = Client(g, **ALL)
+    a.subscribe(z)
+    r = API(g).publish(z, "tick", {"n": 1})
+    assert r.json["recipients"] == 1, r
+    a.wait_for("tick", timeout=5, n=1)
+    # the gateway's keys are on the master (and replicated), none written elsewhere
+    assert master.keys("pav:*"), "nothing written to the master"
+    a.close()
+
+
+def test_killed_master_is_replaced_by_the_promoted_replica(make_gateway, keys, cluster):
+    master, replica, sentinel = cluster
+    g = sentinel_gateway(make_gateway, keys, sentinel, command_timeout_ms=500)
+    z = "zone:" + uid("z")
+    a = Client(g, **ALL)
+    a.subscribe(z)
+    API(g).publish(z, "tick", {"n": 1})
+    a.wait_for("tick", timeout=5)
+    master.kill()  # SIGKILL
+    t0 = time.monotonic()
+    rf.wait_until(lambda: sentinel.master_port() == replica.port, 20, step=0.1,
+                  what="sentinel promotes the replica")
+    # the subscriber of before is served again: resync, then live publications
+    a.wait_for("resync", timeout=max(1.0, 20 - (time.monotonic() - t0)))
+    rf.wait_until(lambda: API(g).get("/readyz").status == 200, 20 - (time.monotonic() - t0),
+                  what="readyz after the failover")
+    assert time.monotonic() - t0 < 20
+    assert masters_taken(g)[-1] == replica.port, g.log_tail()
+    assert replica.call("ROLE")[0] == "master"
+    r = API(g).publish(z, "tick", {"n": 2})
+    assert r.json["recipients"] == 1, r
+    a.wait_for("tick", timeout=5, n=2)
+    assert g.proc.poll() is None, g.log_tail()
+    a.close()
+
+
+def test_password_file_authenticates_at_every_master(make_gateway, keys, tmp_path):
+    """password_file is the masters' password (the sentinels are asked without one)."""
+    master, replica, sentinel = start_cluster(tmp_path, password="s3cret-sentinel")
+    try:
+        pw = tmp_path / "redis.pw"
+        pw.write_text("s3cret-sentinel\n")
+        g = sentinel_gateway(make_gateway, keys, sentinel, password_file=str(pw),
+                             command_timeout_ms=500)
+        assert masters_taken(g) == [master.port], g.log_tail()
+        master.kill()
+        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.1,
+                      what="the gateway takes the promoted replica")
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        assert call(replica, "ROLE", password="s3cret-sentinel")[0] == "master"
+        assert "s3cret-sentinel" not in g.log_text()
+    finally:
+        for p in (sentinel, replica, master):
+            p.kill()
+
+
+class FakeSentinel:
+    """A sentinel of our own on loopback: each SENTINEL get-master-addr-by-name is answered
+    with the next of `ports` (the last one then for good), anything else with an error."""
+
+    def __init__(self, ports):
+        self.ports = list(ports)
+        self.asked = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _answer(self, conn):
+        f = conn.makefile("rb")
+        while True:
+            line = f.readline()
+            if not line.startswith(b"*"):
+                return
+            args = []
+            for _ in range(int(line[1:])):
+                n = int(f.readline()[1:])
+                args.append(f.read(n + 2)[:n].decode())
+            if [a.lower() for a in args[:2]] == ["sentinel", "get-master-addr-by-name"]:
+                port = str(self.ports[min(self.asked, len(self.ports) - 1)])
+                self.asked += 1
+                conn.sendall(b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n"
+                             % (len(port), port.encode()))
+            else:
+                conn.sendall(b"-ERR not here\r\n")
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    self._answer(conn)
+                except (OSError, ValueError):
+                    pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_replica_a_sentinel_names_is_not_taken(make_gateway, keys, cluster, tmp_path):
+    """A sentinel's answer can be stale: ROLE is checked after connecting, and a replica
+    makes the gateway ask again.  A server that is no sentinel is left for the next one."""
+    master, replica, sentinel = cluster
+    liar = rf.RedisServer(tmp_path / "liar").start()
+    fake = FakeSentinel([replica.port, replica.port, master.port])
+    try:
+        g = make_gateway(vhosts=flow_vhosts(keys), log={"level": "info", "format": "text"},
+                         store={"backend": "redis", "sentinel": {
+                             "addresses": ["127.0.0.1:%d" % liar.port,
+                                           "127.0.0.1:%d" % fake.port],
+                             "master": MASTER}})
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        log = g.log_text()
+        assert masters_taken(g) == [replica.port, master.port], g.log_tail()
+        assert "not the master (ROLE)" in log, g.log_tail()
+        assert "sentinel 127.0.0.1:%d: no usable address" % liar.port in log, g.log_tail()
+        assert fake.asked == 3
+        assert master.keys("pav:*")
+    finally:
+        fake.close()
+        liar.kill()
+
+
+def check(tmp_path, keys, store):
+    g = gw.Gateway(tmp_path / "g", keys, gw.base_config(keys, flow_vhosts(keys), store=store))
+    return gw.check_config(g.conf_path)
+
+
+def test_check_accepts_a_sentinel_store_and_connects_nothing(tmp_path, keys):
+    r = check(tmp_path, keys, {"backend": "redis", "sentinel": {
+        "addresses": ["127.0.0.1:%d" % gw.free_port(), "[::1]", "sentinel-2.internal:26380"],
+        "master": "pav_master-1.a", "db": 3}})
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
+
+
+SENTINEL = {"addresses": ["127.0.0.1:26379"], "master": MASTER}
+
+
+def with_sentinel(**over):
+    s = dict(SENTINEL)
+    s.update(over)
+    return s
+
+
+@pytest.mark.parametrize("store,why", [
+    ({"url": "redis://127.0.0.1", "sentinel": SENTINEL},
+     'store.url: give one of "url", "shards" or "sentinel"'),
+    ({"shards": ["redis://127.0.0.1"], "sentinel": SENTINEL},
+     'store.shards: give one of "url", "shards" or "sentinel"'),
+    ({"sentinel": with_sentinel(addresses=[])}, "store.sentinel.addresses:"),
+    ({"sentinel": with_sentinel(addresses="127.0.0.1:26379")}, "store.sentinel.addresses:"),
+    ({"sentinel": with_sentinel(addresses=["127.0.0.1:0"])},
+     "store.sentinel.addresses[0]: must be \"host:port\""),
+    ({"sentinel": with_sentinel(addresses=["127.0.0.1:26379", "bad host:1"])},
+     "store.sentinel.addresses[1]: must be \"host:port\""),
+    ({"sentinel": with_sentinel(addresses=["[::1"])},
+     "store.sentinel.addresses[0]: must be \"host:port\""),
+    ({"sentinel": with_sentinel(addresses=["127.0.0.1:%d" % (26379 + i) for i in range(17)])},
+     "store.sentinel.addresses: at most 16 sentinels"),
+    ({"sentinel": with_sentinel(master="my master")},
+     "store.sentinel.master: must be 1 to 64 letters"),
+    ({"sentinel": with_sentinel(master="m" * 65)},
+     "store.sentinel.master: must be 1 to 64 letters"),
+    ({"sentinel": with_sentinel(master="")}, "store.sentinel.master:"),
+    ({"sentinel": {"addresses": ["127.0.0.1"]}}, "store.sentinel.master: required"),
+    ({"sentinel": {"master": MASTER}}, "store.sentinel.addresses: required"),
+    ({"sentinel": with_sentinel(db=65536)}, "store.sentinel.db:"),
+    ({"sentinel": with_sentinel(password="x")}, "store.sentinel.password:"),
+    ({"sentinel": SENTINEL, "tls_ca_file": "ca.pem"},
+     "store.tls_ca_file: only with a rediss:// URL (TLS)"),
+])
+def test_check_refuses_a_sentinel_store_it_cannot_use(tmp_path, keys, store, why):
+    s = {"backend": "redis"}
+    s.update(store)
+    if "tls_ca_file" in s:
+        (tmp_path / "ca.pem").write_text("x")
+        s["tls_ca_file"] = str(tmp_path / "ca.pem")
+    r = check(tmp_path, keys, s)
+    assert r.returncode == 1, r.stdout
+    assert why in r.stderr and "gateway.json" in r.stderr, r.stderr
+
+
+def test_check_refuses_sentinel_with_the_memory_store(tmp_path, keys):
+    r = check(tmp_path, keys, {"backend": "memory", "sentinel": SENTINEL})
+    assert r.returncode == 1, r.stdout
+    assert 'store.sentinel: only for "backend": "redis"' in r.stderr, r.stderr
