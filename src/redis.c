@@ -2023,8 +2023,12 @@ struct pav_redis *pav_redis_create(struct lws_context *ctx,
 		return NULL;
 	r->vh = our_vhost(ctx);
 	if (!r->vh || (cfg->nsentinels ? resolve_sentinels(r) : resolve(r))) {
-		rlog(PAV_LOG_ERROR, "cannot create the client of %s:%d",
-		     cfg->host, cfg->port);
+		if (cfg->nsentinels)
+			rlog(PAV_LOG_ERROR, "cannot create the client of "
+			     "master %s", cfg->master);
+		else
+			rlog(PAV_LOG_ERROR, "cannot create the client of "
+			     "%s:%d", cfg->host, cfg->port);
 		free_client(r);
 		return NULL;
 	}
