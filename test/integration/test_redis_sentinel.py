@@ -1,7 +1,8 @@
 """The redis store behind Redis Sentinel: a gateway asks the sentinels where the master
 is, follows a failover (the master SIGKILLed, its replica promoted) with no restart, also
-with a password_file; a replica a sentinel names is left once ROLE says so; and --check
-refuses a sentinel configuration it could not use, as "file: key: reason".
+with a password_file; a replica a sentinel names is left once ROLE says so, a master
+demoted under it at its first READONLY; and --check refuses a sentinel configuration it
+could not use, as "file: key: reason".
 
 Real processes on loopback: a master, its replica (replicaof) and one sentinel (quorum 1,
 down-after-milliseconds 1000, failover-timeout 3000)."""
@@ -251,6 +252,37 @@ def test_a_replica_a_sentinel_names_is_not_taken(make_gateway, keys, cluster, tm
     finally:
         fake.close()
         liar.kill()
+
+
+def test_a_master_demoted_under_the_gateway_is_left_at_its_first_readonly(
+        make_gateway, keys, tmp_path):
+    """A master turned replica keeps its clients; the gateway's next write is answered
+    READONLY, and it asks the sentinels again."""
+    old = rf.RedisServer(tmp_path / "old").start()
+    new = rf.RedisServer(tmp_path / "new").start()
+    fake = FakeSentinel([old.port, new.port])
+    try:
+        g = make_gateway(vhosts=flow_vhosts(keys), log={"level": "info", "format": "text"},
+                         store={"backend": "redis", "sentinel": {
+                             "addresses": ["127.0.0.1:%d" % fake.port], "master": MASTER}})
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 10, what="readyz")
+        z = "zone:" + uid("z")
+        a = Client(g, **ALL)
+        a.subscribe(z)
+        old.call("REPLICAOF", "127.0.0.1", new.port)
+        # the node's heartbeat (a script that writes) meets READONLY within a second or so
+        rf.wait_until(lambda: masters_taken(g)[-1:] == [new.port], 15, step=0.1,
+                      what="the gateway takes the new master")
+        assert "READONLY" in g.log_text(), g.log_tail()
+        a.wait_for("resync", timeout=10)
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 10, what="readyz")
+        API(g).publish(z, "tick", {"n": 1})
+        a.wait_for("tick", timeout=5, n=1)
+        a.close()
+    finally:
+        fake.close()
+        new.kill()
+        old.kill()
 
 
 def check(tmp_path, keys, store):
