@@ -2,9 +2,10 @@
  * fuzz_redis_sentinel.c — libFuzzer target for what the Redis client reads
  * when it follows Sentinel (redis_parse.c).  Each input is used twice:
  *
- * - as RESP bytes (the answers a sentinel or a server could send): every
- *   whole reply hiredis' reader makes of them is handed to
- *   pav_redis_sentinel_reply and pav_redis_role_is_master.  An accepted
+ * - as RESP bytes (the answers a sentinel or a server could send; with no
+ *   multi-bulk count above 4096): every whole reply hiredis' reader makes
+ *   of them is handed to pav_redis_sentinel_reply and
+ *   pav_redis_role_is_master.  An accepted
  *   master address is a NUL-terminated numeric address shorter than the
  *   buffer, with a port 1..65535; a refused one is -ENOENT or -EINVAL;
  * - up to its first NUL, as a configured sentinel address and as a master
@@ -25,6 +26,7 @@
 
 #define TEXT_MAX 1024
 #define MAX_REPLIES 64
+#define MAX_ELEMENTS 4096
 
 static void check_reply(const redisReply *rep)
 {
@@ -40,11 +42,32 @@ static void check_reply(const redisReply *rep)
 	(void)pav_redis_role_is_master(rep);
 }
 
+/* hiredis 0.14's reader allocates a multi-bulk's element array as soon
+ * as it reads the count (no maxelements before hiredis 1.0): an input
+ * that announces more than MAX_ELEMENTS anywhere is not read as replies,
+ * since it would test hiredis' allocation, not the gateway's reading. */
+static int counts_small(const uint8_t *data, size_t size)
+{
+	for (size_t i = 0; i < size; i++) {
+		unsigned long long n = 0;
+		size_t j = i + 1;
+
+		if (data[i] != '*')
+			continue;
+		if (j < size && data[j] == '-')
+			continue;
+		for (; j < size && data[j] >= '0' && data[j] <= '9'; j++)
+			if ((n = n * 10 + (data[j] - '0')) > MAX_ELEMENTS)
+				return 0;
+	}
+	return 1;
+}
+
 static void as_replies(const uint8_t *data, size_t size)
 {
-	redisReader *rd = redisReaderCreate();
+	redisReader *rd;
 
-	if (!rd)
+	if (!counts_small(data, size) || !(rd = redisReaderCreate()))
 		return;
 	if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK) {
 		for (int i = 0; i < MAX_REPLIES; i++) {
