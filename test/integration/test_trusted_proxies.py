@@ -150,12 +150,15 @@ def test_each_setting_reads_only_its_header(make_gateway, keys):
     with holding(g, LIMIT, "203.0.113.1", headers=fwd("for=198.51.100.1")):
         assert status(g, "203.0.113.1") == 429
         assert status(g, None, headers=fwd("for=198.51.100.1")) == 101
+    # (each address below is counted in one block only: a connection closed in one
+    # block may still be counted when the next begins)
     f = proxied_gateway(make_gateway, keys, ["127.0.0.1"], "forwarded")
     with holding(f, LIMIT, "203.0.113.1", headers=fwd("for=198.51.100.1")):
         assert status(f, None, headers=fwd("for=198.51.100.1")) == 429
-        assert status(f, "203.0.113.1") == 101
+        assert status(f, "203.0.113.1", headers=fwd("for=198.51.100.9")) == 101
     with holding(f, LIMIT, "203.0.113.2"):  # X-Forwarded-For alone: the proxy's
         assert status(f, None) == 429
+        assert status(f, "203.0.113.3", headers=fwd("for=198.51.100.3")) == 101
 
 
 def test_forwarded_from_an_untrusted_address_is_ignored(make_gateway, keys):
