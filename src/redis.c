@@ -620,6 +620,14 @@ static int conn_open(struct conn *c)
 	return conn_open_to(c, &r->addrs.a[r->at], r->addrs.len[r->at]);
 }
 
+/* Both connections, command then pub/sub: 0 or the first error. */
+static int conns_open(struct pav_redis *r)
+{
+	int rc = conn_open(&r->cmd);
+
+	return rc ? rc : conn_open(&r->sub);
+}
+
 static int64_t backoff_ms(struct pav_redis *r, unsigned n)
 {
 	int64_t d = PAV_REDIS_BACKOFF_FIRST_MS;
@@ -1001,6 +1009,16 @@ static void sub_retry_cb(lws_sorted_usec_list_t *sul)
 	leave(r);
 }
 
+/* Both connections to the address a retry tries (a sentinel's answer
+ * included); when one cannot even start, down to the next retry. */
+static void reconnect(struct pav_redis *r)
+{
+	int rc = conns_open(r);
+
+	if (rc)
+		go_down(r, -EIO, r->addrs.n ? strerror(-rc) : "no address yet");
+}
+
 /* A ready pub/sub connection was lost while up: only it is replaced. */
 static void sub_lost(struct pav_redis *r, const char *why)
 {
@@ -1154,11 +1172,7 @@ static void sentinel_reply(struct conn *c, const redisReply *rep)
 		return;
 	}
 	conn_close(c);
-	rc = conn_open(&r->cmd);
-	if (!rc)
-		rc = conn_open(&r->sub);
-	if (rc)
-		go_down(r, -EIO, strerror(-rc));
+	reconnect(r);
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -1650,7 +1664,6 @@ static void retry_cb(lws_sorted_usec_list_t *sul)
 {
 	struct pav_redis *r = lws_container_of(sul, struct pav_redis,
 					       retry_sul);
-	int rc;
 
 	r->depth++;
 	if (r->nsen) {
@@ -1659,11 +1672,7 @@ static void retry_cb(lws_sorted_usec_list_t *sul)
 		return;
 	}
 	lookup_take(r);
-	rc = conn_open(&r->cmd);
-	if (!rc)
-		rc = conn_open(&r->sub);
-	if (rc)
-		go_down(r, -EIO, r->addrs.n ? strerror(-rc) : "no address yet");
+	reconnect(r);
 	leave(r);
 }
 
@@ -2034,7 +2043,7 @@ struct pav_redis *pav_redis_create(struct lws_context *ctx,
 	}
 	if (r->nsen) {
 		ask_sentinels(r);
-	} else if (conn_open(&r->cmd) || conn_open(&r->sub)) {
+	} else if (conns_open(r)) {
 		conn_close(&r->cmd);
 		conn_close(&r->sub);
 		if (!r->addrs.n)
