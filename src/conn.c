@@ -755,8 +755,10 @@ int pav_conn_receive(struct pav_conn *c, const void *in, size_t len,
 /* Puts the connection's next deadline on the wheel: the next heartbeat,
  * the idle limit or the token's expiry (+ leeway), whichever is first.
  * On the first tick at or after it, so a deadline is met at most a second
- * late (one a few ms past a whole second used to wait for the next). */
-static void schedule(struct pav_conn *c)
+ * late (one a few ms past a whole second used to wait for the next).
+ * wall_ahead_ms: the wall clock less the monotonic one, as the caller
+ * read them (a tick has both already); only a token's expiry needs it. */
+static void schedule(struct pav_conn *c, int64_t wall_ahead_ms)
 {
 	const struct pav_vhost_config *vc = c->vc;
 	int64_t next = c->next_heartbeat_ms;
@@ -765,11 +767,11 @@ static void schedule(struct pav_conn *c)
 	if (idle < next)
 		next = idle;
 	if (c->exp_ms) {
-		/* the wall-clock expiry, on the monotonic clock as of now
-		 * (after a step of the wall clock, the next deadline checks
-		 * it again) */
+		/* the wall-clock expiry, on the monotonic clock as of the
+		 * caller's reading (after a step of the wall clock, the next
+		 * deadline checks it again) */
 		int64_t exp = c->exp_ms + (int64_t)vc->leeway_s * 1000 + 1 -
-			      (pav_now_ms() - pav_mono_ms());
+			      wall_ahead_ms;
 
 		if (exp < next)
 			next = exp;
@@ -829,7 +831,7 @@ static void deadline(struct pav_conn *c, struct tick *t)
 		if (c->next_heartbeat_ms <= now - 1000)
 			c->next_heartbeat_ms = now + every;
 	}
-	schedule(c);
+	schedule(c, t->wall - now);
 }
 
 static void due(struct pav_wheel_node *n, void *arg)
@@ -886,14 +888,14 @@ void pav_conn_open(struct pav_conn *c, struct lws *wsi,
 	c->exp_ms = exp_ms;
 	c->next_heartbeat_ms = now + first_heartbeat_in(env,
 			(int64_t)vc->heartbeat_interval_s * 1000);
-	schedule(c);
+	schedule(c, exp_ms ? pav_now_ms() - now : 0);
 }
 
 void pav_conn_set_expiry(struct pav_conn *c, int64_t exp_ms)
 {
 	c->exp_ms = exp_ms;
 	if (c->state == PAV_CONN_OPEN)
-		schedule(c);
+		schedule(c, exp_ms ? pav_now_ms() - pav_mono_ms() : 0);
 }
 
 void pav_conn_release(struct pav_conn *c)
