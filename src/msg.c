@@ -110,7 +110,18 @@ int pav_msg_type(struct pav_msg *m, char *buf, size_t len)
 	if (m->len <= n || memcmp(t, head, n) || t[n] != '"')
 		return -1;
 	end = string_end(t + n, m->len - n);
-	if (end == m->len - n || !(tok = json_tokener_new()))
+	if (end == m->len - n)
+		return -1;
+	/* without an escape, the text between the quotes is the type: no
+	 * tokener for it (a replay counts each of its messages' types) */
+	if (!memchr(t + n + 1, '\\', end - 1)) {
+		if (end - 1 >= len)
+			return -1;
+		memcpy(buf, t + n + 1, end - 1);
+		buf[end - 1] = '\0';
+		return 0;
+	}
+	if (!(tok = json_tokener_new()))
 		return -1;
 	/* the tokener undoes the escapes json-c wrote */
 	s = json_tokener_parse_ex(tok, t + n, (int)end + 1);

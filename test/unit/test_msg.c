@@ -349,6 +349,31 @@ static void type_that_is_not_there_or_too_long(void **state)
 	pav_msg_unref(m);
 }
 
+/* A type is read straight from the text when it holds no escape, through
+ * the tokener when it does: either way it must fit with its NUL, counted
+ * as the type (escapes undone), not as its text. */
+static void type_fits_by_its_own_length(void **state)
+{
+	struct pav_msg *m = pav_msg_build("q\"b\\", NULL, NULL, NULL);
+	char buf[5];
+
+	(void)state;
+	/* 4 characters, 6 in the text */
+	assert_int_equal(pav_msg_type(m, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "q\"b\\");
+	assert_int_equal(pav_msg_type(m, buf, 4), -1);
+	pav_msg_unref(m);
+	m = pav_msg_build("four", NULL, NULL, NULL);
+	assert_int_equal(pav_msg_type(m, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "four");
+	assert_int_equal(pav_msg_type(m, buf, 4), -1);
+	pav_msg_unref(m);
+	m = pav_msg_build("", NULL, NULL, NULL);
+	assert_int_equal(pav_msg_type(m, buf, 1), 0);
+	assert_string_equal(buf, "");
+	pav_msg_unref(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +397,7 @@ int main(void)
 		cmocka_unit_test(channel_error_names_the_channel),
 		cmocka_unit_test(type_is_read_back),
 		cmocka_unit_test(type_that_is_not_there_or_too_long),
+		cmocka_unit_test(type_fits_by_its_own_length),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
