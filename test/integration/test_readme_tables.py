@@ -601,3 +601,28 @@ def test_the_protocol_error_codes_are_the_plugin_abi_codes():
     enum = re.search(r"enum pav_error_code \{(.*?)\};",
                      (gw.REPO / "include" / "pavilion" / "plugin.h").read_text(), re.S).group(1)
     assert doc == {int(n) for n in re.findall(r"= (\d+)", enum)}
+
+
+def api_slugs_in_source():
+    """{status: code} of every error status the API's core answers or names a code for
+    (plugins' routes answer through the same table)."""
+    api = (SRC / "api.c").read_text()
+    body = re.search(r"static const char \*slug\(int status\)\n\{(.*?)\n\}", api, re.S).group(1)
+    out = {int(s): c for s, c in re.findall(r'case (\d{3}): return "(\w+)"', body)}
+    other = re.search(r'default: return "(\w+)"', body).group(1)
+    for status in re.findall(r"answer_error\(r, (\d{3})", api):
+        out.setdefault(int(status), other)
+    assert len(out) >= 8, out
+    return out
+
+
+def test_the_readme_api_error_codes_are_the_ones_the_api_answers():
+    section = README.read_text().split("\n## Internal HTTP API\n")[1].split("\n## ")[0]
+    readme = {int(s): c for s, c in re.findall(r"\b(\d{3})\s+\(`(\w+)`", section)}
+    assert len(readme) >= 7, readme
+    assert readme == api_slugs_in_source()
+
+
+def test_the_protocol_api_error_codes_are_the_ones_the_api_answers():
+    doc = {int(s): ticked(c)[0] for s, c in the_table(PROTOCOL, ["status", "code"], 7)}
+    assert doc == api_slugs_in_source()
