@@ -420,6 +420,16 @@ def test_a_documented_plugin_option_takes_its_default_and_an_unknown_option_is_r
     assert r.returncode == 1 and "no_such_option" in r.stderr, r.stderr
 
 
+def test_every_plugin_and_option_of_the_source_is_in_the_options_table():
+    rows = {(r[0], r[1].strip("`")) for r in plugin_option_rows()}
+    source = set()
+    for d in (gw.REPO / "plugins").glob("*/"):
+        opts = {o for f in d.glob("*.c") for o in re.findall(r'strcmp\(key, "(\w+)"\)', f.read_text())}
+        source |= {(d.name, o) for o in opts} or {(d.name, "—")}
+    assert len(source) >= 5, source
+    assert source == rows
+
+
 # ------------------------------------------------------------------ defaults the gateway shows
 @pytest.fixture(scope="module")
 def g(make_module_gateway, keys):
