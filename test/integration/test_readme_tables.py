@@ -450,6 +450,13 @@ def limit_default(key):
     return leading_int(dict(limit_rows())[key])
 
 
+def limit_answer(key):
+    """The error message the Limits table quotes for key."""
+    row = next(c for c in the_table(README, ["limit", "default", "what a client sees when it hits it"],
+                                    15) if key in ticked(c[0]))
+    return ticked(row[2])[-1]
+
+
 def test_an_api_body_over_the_documented_default_is_413(g, api):
     n = vhost_default("api.max_body_bytes")
     base = {"channel": "zone:" + fu.uid(), "type": "t", "payload": {"pad": ""}}
@@ -485,7 +492,7 @@ def test_json_nested_one_deeper_than_the_documented_default_is_1002(g):
         ws.send_json(nested(depth))
         assert ws.recv_json(3.0)["type"] == "ack"
         ws.send_json(nested(depth + 1))
-        gw.expect_error(ws, 1002)
+        assert gw.expect_error(ws, 1002)["payload"]["message"] == limit_answer("json_depth")
 
 
 def test_subscriptions_past_the_documented_default_are_1003(g):
@@ -494,7 +501,8 @@ def test_subscriptions_past_the_documented_default_are_1003(g):
         for i in range(n):
             ws.send_json({"type": "subscribe", "payload": {"channel": "zone:s%d" % i}})
         ws.send_json({"type": "subscribe", "id": "last", "payload": {"channel": "zone:over"}})
-        gw.expect_error(ws, 1003, id="last")
+        err = gw.expect_error(ws, 1003, id="last")
+        assert err["payload"]["message"] == limit_answer("max_subscriptions")
 
 
 # ------------------------------------------------------------------ the internal API
