@@ -283,6 +283,14 @@ def test_user_channel_subscriber_count_counts_connections(g, api):
         assert r.status == 200 and r.json == {"channel": "user:" + user, "subscribers": 2}, r
 
 
+def test_inbox_limit_0_lists_the_whole_inbox(g, api):
+    user = uid()
+    for i in range(3):
+        api.notify(user, {"type": "t", "content": str(i)})
+    assert len(api.inbox(user, "?limit=0")["notifications"]) == 3
+    assert_error(api.get("/v1/users/%s/notifications?limit=10001" % user), 400)
+
+
 def test_inbox_limit_and_unread(g, api):
     user = uid()
     ids = [api.notify(user, {"type": "t", "content": str(i)}).json["id"] for i in range(5)]

@@ -177,6 +177,13 @@ def test_history_api_lists_publications_oldest_first(g, api):
     assert [p["offset"] for p in r.json["publications"]] == [3], r
 
 
+def test_history_api_limit_0_lists_all_it_holds(g, api):
+    z = "zone:" + uid("z")
+    publish_n(api, z, 3)
+    r = api.get("/v1/channels/%s/history?since=1&limit=0" % z)
+    assert r.status == 200 and [p["offset"] for p in r.json["publications"]] == [2, 3], r
+
+
 def test_history_api_validates_its_parameters_and_kind(g, api):
     z = "zone:" + uid("z")
     for q in ("?since=x", "?limit=-1", "?since=1.5", "?limit=abc"):
