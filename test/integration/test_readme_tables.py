@@ -394,7 +394,7 @@ def test_documented_defaults_are_the_ones_in_pav_limits_h():
 
 # ------------------------------------------------------------------ plugin options
 def plugin_option_rows():
-    return the_table(README, ["plugin", "option", "default", "meaning"], 5)
+    return the_table(README, ["plugin", "option", "default", "meaning"], 3)
 
 
 def option_value(cell):
