@@ -316,7 +316,8 @@ def test_a_documented_key_is_accepted_with_its_documented_values_and_an_unknown_
             key, v, r.stderr)
     for v in bad:
         r = check(tmp_path, config_with(keys, key, table, v, ex))
-        assert r.returncode == 1, "README's %s is %r, but --check took %r" % (key, type_cell, v)
+        assert r.returncode == 1 and key.rsplit(".", 1)[-1] in r.stderr, (
+            "README's %s is %r, but --check took %r:\n%s" % (key, type_cell, v, r.stderr))
     c = config_with(keys, key, table, good[0], ex)
     obj, _ = target(c, key, table)
     obj["no_such_key"] = 1
