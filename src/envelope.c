@@ -18,10 +18,11 @@ static int take_id(struct pav_envelope *env, const char **why)
 		*why = "id must be a string";
 		return PAV_ERR_FORMAT;
 	}
+	/* the contract bounds it at 64 and sets no floor: "" is an id too,
+	 * and its answer echoes it */
 	n = (size_t)json_object_get_string_len(v);
-	if (n < 1 || n > PAV_ENVELOPE_ID_MAX ||
-	    strlen(json_object_get_string(v)) != n) {
-		*why = "id must be 1-64 characters";
+	if (n > PAV_ENVELOPE_ID_MAX || strlen(json_object_get_string(v)) != n) {
+		*why = "id must be at most 64 characters";
 		return PAV_ERR_FORMAT;
 	}
 	env->id = json_object_get_string(v);

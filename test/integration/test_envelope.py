@@ -88,6 +88,22 @@ def test_id_of_64_chars_accepted(ws):
     assert any(m["type"] == "ack" and m.get("id") == "i" * 64 for m in msgs), msgs
 
 
+def test_empty_id_is_an_id_and_is_echoed(ws):
+    """The contract bounds an id at 64 characters and sets no floor: "" is acked as ""."""
+    ws.send_json({"type": "echo", "id": "", "payload": {}})
+    msgs = collect(ws)
+    acks = [m for m in msgs if m["type"] == "ack"]
+    assert len(acks) == 1 and acks[0].get("id") == "", msgs
+    assert acks[0]["payload"].get("for") == "echo", acks[0]
+
+
+def test_id_of_65_chars_is_refused(ws):
+    ws.send_json({"type": "echo", "id": "i" * 65, "payload": {}})
+    m = gw.expect_error(ws, 1002)
+    assert "at most 64" in m["payload"]["message"], m
+    gw.probe(ws)
+
+
 def test_heartbeat_ack_accepted(ws):
     ws.send_json({"type": "heartbeat_ack", "timestamp": "2024-03-15T12:00:00Z"})
     gw.probe(ws)  # fails on any error in between

@@ -41,6 +41,25 @@ def test_claim_array_allows_listed_id(g, api, kind, claim):
         assert delivered(api, c, "%s:%s" % (kind, ok))
 
 
+def test_subscribe_with_an_empty_id_is_acked_with_it(g, api):
+    """"" is an id (the contract bounds ids at 64 characters, with no floor): the ack the
+    store's answer releases echoes it, and a refusal carries it too."""
+    ok = uid("id")
+    with Client(g, zones=[ok]) as c:
+        c.send("subscribe", {"channel": "zone:" + ok}, id="")
+        c.send("subscribe", {"channel": "zone:not-" + ok}, id="")
+        answers = []
+        deadline = time.monotonic() + 3
+        while len(answers) < 2 and time.monotonic() < deadline:
+            m = c._recv(max(0.0, deadline - time.monotonic()))
+            if m["type"] in ("ack", "error"):
+                answers.append(m)
+        assert [(m["type"], m.get("id")) for m in answers] == [("ack", ""), ("error", "")], answers
+        assert answers[0]["payload"].get("channel") == "zone:" + ok, answers
+        assert answers[1]["payload"].get("code") == 1004, answers
+        assert delivered(api, c, "zone:" + ok)
+
+
 @pytest.mark.parametrize("kind,claim", [("zone", "zones"), ("channel", "channels"), ("chat", "chats")])
 def test_claim_array_denies_unlisted_id_1004(g, api, kind, claim):
     chan = "%s:%s" % (kind, uid("id"))

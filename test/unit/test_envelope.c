@@ -260,10 +260,16 @@ static void id_not_string_is_rejected(void **state)
 	rejected("{\"type\":\"x\",\"id\":[\"a\"]}");
 }
 
-static void id_empty_is_rejected(void **state)
+static void id_empty_is_accepted(void **state)
 {
+	struct pav_envelope env;
+	const char *why;
+
 	(void)state;
-	rejected("{\"type\":\"x\",\"id\":\"\"}");
+	assert_int_equal(parse("{\"type\":\"x\",\"id\":\"\"}", &env, &why), 0);
+	assert_non_null(env.id);
+	assert_string_equal(env.id, "");
+	pav_envelope_free(&env);
 }
 
 static void id_length_limit_is_64(void **state)
@@ -314,11 +320,20 @@ static void valid_id_is_echoed_on_later_errors(void **state)
 	rejected_id("{\"id\":\"r5\",\"type\":\"x\",\"bogus\":0}", "r5");
 }
 
+#define ID65 "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
+
 static void invalid_id_is_not_echoed(void **state)
 {
 	(void)state;
 	rejected_id("{\"type\":\"x\",\"id\":7,\"payload\":[]}", NULL);
-	rejected_id("{\"type\":\"x\",\"id\":\"\",\"payload\":[]}", NULL);
+	rejected_id("{\"type\":\"x\",\"id\":\"" ID65 "\",\"payload\":{}}",
+		    NULL);
+}
+
+static void empty_id_is_echoed_on_an_error(void **state)
+{
+	(void)state;
+	rejected_id("{\"type\":\"x\",\"id\":\"\",\"payload\":[]}", "");
 }
 
 static void duplicate_member_is_refused(void **state)
@@ -522,12 +537,13 @@ int main(void)
 		cmocka_unit_test(timestamp_not_string_is_rejected),
 		cmocka_unit_test(unknown_top_level_member_is_rejected),
 		cmocka_unit_test(id_not_string_is_rejected),
-		cmocka_unit_test(id_empty_is_rejected),
+		cmocka_unit_test(id_empty_is_accepted),
 		cmocka_unit_test(id_length_limit_is_64),
 		cmocka_unit_test(id_of_one_char_is_accepted),
 		cmocka_unit_test(id_with_embedded_nul_is_rejected),
 		cmocka_unit_test(valid_id_is_echoed_on_later_errors),
 		cmocka_unit_test(invalid_id_is_not_echoed),
+		cmocka_unit_test(empty_id_is_echoed_on_an_error),
 		cmocka_unit_test(duplicate_member_is_refused),
 		cmocka_unit_test(depth_8_is_accepted),
 		cmocka_unit_test(depth_9_is_rejected),
