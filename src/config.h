@@ -41,6 +41,10 @@ struct pav_store_config {
 	size_t nsentinels;
 	char *sentinel_master; /* redis: "sentinel.master" */
 	int sentinel_db;       /* redis: "sentinel.db" (0) */
+	char *sentinel_master_user; /* "sentinel.master_user": with
+				     * password_file, the master's ACL user */
+	char *sentinel_user;   /* "sentinel.sentinel_user": the sentinels' */
+	char *sentinel_password_file; /* "sentinel.sentinel_password_file" */
 	char *password_file; /* redis: optional */
 	char *tls_ca_file;   /* rediss: optional (the system's CAs) */
 	char *tls_cert_file, *tls_key_file; /* rediss: optional, together */

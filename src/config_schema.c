@@ -105,6 +105,13 @@ static const char *check_master_name(const char *s)
 	return "must be 1 to 64 letters, digits, '.', '-' or '_'";
 }
 
+static const char *check_user_name(const char *s)
+{
+	if (pav_redis_user_ok(s))
+		return NULL;
+	return "must be an ACL user name of 1 to 127 bytes";
+}
+
 static const char *const algorithm_names[] = {
 	"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
 	"ES256", "ES384", NULL,
@@ -957,6 +964,21 @@ static const struct pav_cfg_field log_fields[] = {
 static const struct pav_cfg_section log_sec = {.fields = log_fields,
 					       .reset = pav_cfg_log_reset};
 
+static void sentinel_free(struct pav_store_config *st)
+{
+	pav_cfg_free_strv(st->sentinels, st->nsentinels);
+	free(st->sentinel_master);
+	free(st->sentinel_master_user);
+	free(st->sentinel_user);
+	free(st->sentinel_password_file);
+	st->sentinels = NULL;
+	st->nsentinels = 0;
+	st->sentinel_master = NULL;
+	st->sentinel_master_user = NULL;
+	st->sentinel_user = NULL;
+	st->sentinel_password_file = NULL;
+}
+
 void pav_cfg_store_reset(void *base)
 {
 	struct pav_config *cfg = base;
@@ -964,8 +986,7 @@ void pav_cfg_store_reset(void *base)
 
 	free(st->backend);
 	pav_cfg_free_strv(st->urls, st->nurls);
-	pav_cfg_free_strv(st->sentinels, st->nsentinels);
-	free(st->sentinel_master);
+	sentinel_free(st);
 	free(st->password_file);
 	free(st->tls_ca_file);
 	free(st->tls_cert_file);
@@ -1027,6 +1048,11 @@ static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 			"only for \"backend\": \"memory\" (Redis keeps "
 			"each channel's history.<kind>.size)"))
 		return -EINVAL;
+	if (st->sentinel_master_user && !st->password_file) {
+		pav_cfg_join(sub, path, "sentinel.master_user");
+		return pav_cfg_fail(c, -EINVAL, sub, "needs \"password_file\" "
+				    "(the user's password, in \"store\")");
+	}
 	if (!st->tls_cert_file != !st->tls_key_file) {
 		pav_cfg_join(sub, path, st->tls_cert_file ? "tls_key_file"
 							  : "tls_cert_file");
@@ -1047,11 +1073,7 @@ static void sentinel_reset(void *base)
 {
 	struct pav_store_config *st = &((struct pav_config *)base)->store;
 
-	pav_cfg_free_strv(st->sentinels, st->nsentinels);
-	free(st->sentinel_master);
-	st->sentinels = NULL;
-	st->nsentinels = 0;
-	st->sentinel_master = NULL;
+	sentinel_free(st);
 	st->sentinel_db = 0;
 }
 
@@ -1062,6 +1084,12 @@ static int sentinel_finish(struct pav_cfg_ctx *c, json_object *obj,
 	char sub[PAV_CFG_KEYPATH];
 
 	(void)obj;
+	if (st->sentinel_user && !st->sentinel_password_file) {
+		pav_cfg_join(sub, path, "sentinel_user");
+		return pav_cfg_fail(c, -EINVAL, sub, "needs "
+				    "\"sentinel_password_file\" (the user's "
+				    "password)");
+	}
 	if (st->nsentinels <= PAV_REDIS_MAX_SENTINELS)
 		return 0;
 	pav_cfg_join(sub, path, "addresses");
@@ -1074,6 +1102,9 @@ static const struct pav_cfg_field sentinel_fields[] = {
 		     check_sentinel_address),
 	PAV_CFG_STR("master", ST(sentinel_master), check_master_name),
 	PAV_CFG_INT("db", ST(sentinel_db), 0, 65535),
+	PAV_CFG_STR("master_user", ST(sentinel_master_user), check_user_name),
+	PAV_CFG_STR("sentinel_user", ST(sentinel_user), check_user_name),
+	PAV_CFG_FILE("sentinel_password_file", ST(sentinel_password_file)),
 	{0},
 };
 static const char *const sentinel_required[] = {"addresses", "master", NULL};

@@ -135,6 +135,9 @@ static void warn_readable_secrets(const struct pav_config *cfg)
 		      cfg->store.password_file);
 	warn_readable(cfg->store.file, -1, "store.tls_key_file",
 		      cfg->store.tls_key_file);
+	warn_readable(cfg->store.file, -1,
+		      "store.sentinel.sentinel_password_file",
+		      cfg->store.sentinel_password_file);
 }
 
 /* Settings that load but work against each other: said, not refused. */

@@ -195,6 +195,7 @@ struct pav_redis {
 
 static void conn_fail(struct conn *c, int err, const char *why);
 static void sentinel_failed(struct pav_redis *r, const char *why);
+static int send_auth(struct conn *c);
 static void tick_cb(lws_sorted_usec_list_t *sul);
 static void tls_step(struct conn *c);
 
@@ -1112,14 +1113,16 @@ static void sentinel_failed(struct pav_redis *r, const char *why)
 	ask_next(r);
 }
 
-/* Connected to a sentinel: the question. */
+/* Connected to a sentinel: its AUTH if it has a password, and the
+ * question (both at once: an AUTH refused is read first). */
 static void sentinel_ask(struct conn *c)
 {
 	const char *argv[3] = {"SENTINEL", "get-master-addr-by-name",
 			       c->r->cfg.master};
 
 	c->state = CS_HANDSHAKE;
-	if (send_internal(c, PK_SENTINEL, 3, argv))
+	if ((c->r->cfg.sentinel_password && send_auth(c)) ||
+	    send_internal(c, PK_SENTINEL, 3, argv))
 		conn_fail(c, -EIO, "out of memory");
 }
 
@@ -1152,13 +1155,44 @@ static int master_take(struct pav_redis *r, const char *host, int port)
 	return 0;
 }
 
+/* The answer to AUTH on a sentinel's connection: an error (a wrong
+ * password or user: Redis' words, which do not repeat the password) is that
+ * sentinel failing. */
+static void sentinel_auth_reply(struct conn *c, const redisReply *rep)
+{
+	char why[200];
+
+	if (rep->type != REDIS_REPLY_ERROR)
+		return;
+	snprintf(why, sizeof(why), "AUTH refused (sentinel_user, "
+		 "sentinel_password_file): %.120s", rep->str);
+	sentinel_failed(c->r, why);
+}
+
+static int is_noauth(const redisReply *rep)
+{
+	return rep->type == REDIS_REPLY_ERROR && rep->len >= 6 &&
+	       !strncmp(rep->str, "NOAUTH", 6);
+}
+
 static void sentinel_reply(struct conn *c, const redisReply *rep)
 {
 	struct pav_redis *r = c->r;
+	struct pending *p = fifo_pop(&c->fifo);
 	char host[INET6_ADDRSTRLEN + 1], why[200];
 	int port = 0, rc;
 
-	free(fifo_pop(&c->fifo));
+	if (p && p->kind == PK_SETUP) {
+		free(p);
+		sentinel_auth_reply(c, rep);
+		return;
+	}
+	free(p);
+	if (is_noauth(rep)) {
+		sentinel_failed(r, "it asks for a password (NOAUTH): see "
+			       "sentinel.sentinel_password_file");
+		return;
+	}
 	rc = pav_redis_sentinel_reply(rep, host, sizeof(host), &port);
 	if (!rc && master_take(r, host, port))
 		rc = -EINVAL;
@@ -1447,15 +1481,19 @@ static int on_readable(struct conn *c)
 
 /* ---- handshakes --------------------------------------------------------------- */
 
-/* AUTH [user] password: Redis 6's ACL user, or the default one. */
+/* AUTH [user] password: Redis 6's ACL user, or the default one; the
+ * sentinels' own on a sentinel's connection. */
 static int send_auth(struct conn *c)
 {
 	const struct pav_redis_config *cfg = &c->r->cfg;
-	const char *argv[3] = {"AUTH", cfg->user, cfg->password};
+	int sen = c == &c->r->sen;
+	const char *user = sen ? cfg->sentinel_user : cfg->user;
+	const char *pw = sen ? cfg->sentinel_password : cfg->password;
+	const char *argv[3] = {"AUTH", user, pw};
 
-	if (!cfg->user[0])
-		argv[1] = cfg->password;
-	return send_internal(c, PK_SETUP, cfg->user[0] ? 3 : 2, argv);
+	if (!user[0])
+		argv[1] = pw;
+	return send_internal(c, PK_SETUP, user[0] ? 3 : 2, argv);
 }
 
 static int cmd_setup(struct conn *c)
@@ -1997,6 +2035,7 @@ static struct pav_redis *client_new(struct lws_context *ctx,
 	r->ctx = ctx;
 	r->cfg = *cfg;
 	r->cfg.password = NULL;
+	r->cfg.sentinel_password = NULL;
 	if (!r->cfg.tls || !SSL_CTX_up_ref(r->cfg.tls_ctx))
 		r->cfg.tls_ctx = NULL; /* without TLS, or refused below */
 	apply_defaults(&r->cfg);
@@ -2010,7 +2049,9 @@ static struct pav_redis *client_new(struct lws_context *ctx,
 	seed(r);
 	r->channels = pav_map_new();
 	if (!r->channels || (r->cfg.tls && !r->cfg.tls_ctx) ||
-	    (cfg->password && !(r->cfg.password = strdup(cfg->password)))) {
+	    (cfg->password && !(r->cfg.password = strdup(cfg->password))) ||
+	    (cfg->sentinel_password &&
+	     !(r->cfg.sentinel_password = strdup(cfg->sentinel_password)))) {
 		free_client(r);
 		return NULL;
 	}

@@ -66,6 +66,7 @@ struct lws_context;
 #define PAV_REDIS_SENTINEL_DEF_PORT 26379
 #define PAV_REDIS_MAX_SENTINELS 16
 #define PAV_REDIS_MASTER_NAME_MAX 64
+#define PAV_REDIS_USER_MAX 127 /* bytes of an ACL user name */
 
 /* One Sentinel: a name (looked up once, at create) or a numeric address. */
 struct pav_redis_sentinel {
@@ -77,7 +78,8 @@ struct pav_redis_config {
 	char host[256];         /* name or numeric address; "[v6]" not here */
 	int port;               /* 1..65535 */
 	int db;                 /* SELECTed on each command connection if > 0 */
-	char user[128];         /* ACL user name; "": AUTH with the password */
+	char user[PAV_REDIS_USER_MAX + 1]; /* ACL user name; "": AUTH with
+					    * the password */
 	char *password;         /* NULL: no AUTH.  Caller's: the client copies */
 	int command_timeout_ms; /* <= 0: the default */
 	size_t max_pending;     /* 0: the default */
@@ -88,12 +90,16 @@ struct pav_redis_config {
 				 * client takes a reference of its own) */
 	/* nsentinels > 0: host and port are not used.  The address of the
 	 * master named `master` is asked of the sentinels, in turn, at start
-	 * and after every lost connection (plain TCP, no AUTH); a server
-	 * whose ROLE is not master, or a READONLY answer, makes the client
-	 * go down and ask again. */
+	 * and after every lost connection (plain TCP); a server whose ROLE
+	 * is not master, or a READONLY answer, makes the client go down and
+	 * ask again.  user and password are the master's. */
 	unsigned nsentinels;    /* 0..PAV_REDIS_MAX_SENTINELS */
 	struct pav_redis_sentinel sentinels[PAV_REDIS_MAX_SENTINELS];
 	char master[PAV_REDIS_MASTER_NAME_MAX + 1];
+	/* the sentinels' AUTH [sentinel_user] sentinel_password before the
+	 * question; sentinel_password NULL: none.  Caller's: copied */
+	char sentinel_user[PAV_REDIS_USER_MAX + 1];
+	char *sentinel_password;
 };
 
 /* Fills cfg with the defaults (host "127.0.0.1", port 6379, db 0). */
@@ -118,7 +124,8 @@ int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
  */
 SSL_CTX *pav_redis_tls_ctx(const char *ca_file, const char *cert_file,
 			   const char *key_file, char *err, size_t errlen);
-/* Wipes and frees cfg->password (set to NULL). */
+/* Wipes and frees cfg->password and cfg->sentinel_password (set to
+ * NULL). */
 void pav_redis_config_clear(struct pav_redis_config *cfg);
 
 /*
@@ -130,6 +137,10 @@ int pav_redis_parse_sentinel(const char *s, struct pav_redis_sentinel *out,
 /* 1 when name can be a master's name: 1..PAV_REDIS_MASTER_NAME_MAX of
  * letters, digits, '.', '-', '_'; else 0. */
 int pav_redis_master_name_ok(const char *name);
+/* 1 when name can be an ACL user name (AUTH user password): 1 to
+ * PAV_REDIS_USER_MAX bytes (any but NUL, as a URL's %-decoded one); else
+ * 0. */
+int pav_redis_user_ok(const char *name);
 /*
  * The answer to SENTINEL get-master-addr-by-name: [address, port] -> host
  * (a numeric IPv4 or IPv6 address, NUL-terminated) and port.  0; -ENOENT

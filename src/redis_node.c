@@ -1069,8 +1069,9 @@ void pav_rb_shutdown(void *self)
 
 /* ---- create, destroy ------------------------------------------------------ */
 
-static int read_password(const char *path, char **out, char *err,
-			 size_t errlen)
+/* The first line of path (key: the setting that names it, for messages). */
+static int read_password(const char *key, const char *path, char **out,
+			 char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	char buf[PASSWORD_MAX + 2];
@@ -1078,7 +1079,7 @@ static int read_password(const char *path, char **out, char *err,
 
 	*out = NULL;
 	if (!f) {
-		snprintf(err, errlen, "password_file: cannot open %s: %s", path,
+		snprintf(err, errlen, "%s: cannot open %s: %s", key, path,
 			 strerror(errno));
 		return -errno;
 	}
@@ -1087,14 +1088,14 @@ static int read_password(const char *path, char **out, char *err,
 	fclose(f);
 	n = strcspn(buf, "\r\n");
 	if (n > PASSWORD_MAX) {
-		snprintf(err, errlen, "password_file: %s: the first line is "
-			 "longer than %d bytes", path, PASSWORD_MAX);
+		snprintf(err, errlen, "%s: %s: the first line is longer "
+			 "than %d bytes", key, path, PASSWORD_MAX);
 		return -EINVAL;
 	}
 	buf[n] = '\0';
 	if (!n) {
-		snprintf(err, errlen, "password_file: %s: the first line is "
-			 "empty", path);
+		snprintf(err, errlen, "%s: %s: the first line is empty",
+			 key, path);
 		return -EINVAL;
 	}
 	*out = strdup(buf);
@@ -1134,6 +1135,12 @@ static int sentinel_config(const struct pav_store_config *cfg,
 	rc->nsentinels = (unsigned)cfg->nsentinels;
 	snprintf(rc->master, sizeof(rc->master), "%s", cfg->sentinel_master);
 	rc->db = cfg->sentinel_db;
+	if (cfg->sentinel_master_user)
+		snprintf(rc->user, sizeof(rc->user), "%s",
+			 cfg->sentinel_master_user);
+	if (cfg->sentinel_user)
+		snprintf(rc->sentinel_user, sizeof(rc->sentinel_user), "%s",
+			 cfg->sentinel_user);
 	return 0;
 }
 
@@ -1265,10 +1272,14 @@ static int rb_setup(struct rb *b, const struct pav_store_config *cfg,
 	int rc_err = rc ? 0 : -ENOMEM;
 
 	if (!rc_err && cfg->password_file)
-		rc_err = read_password(cfg->password_file, &password, err,
-				       errlen);
+		rc_err = read_password("password_file", cfg->password_file,
+				       &password, err, errlen);
 	if (!rc_err)
 		rc_err = parse_urls(b, cfg, rc, password, err, errlen);
+	if (!rc_err && cfg->sentinel_password_file)
+		rc_err = read_password("sentinel.sentinel_password_file",
+				       cfg->sentinel_password_file,
+				       &rc[0].sentinel_password, err, errlen);
 	if (!rc_err)
 		rc_err = tls_setup(cfg, rc, &tls, err, errlen);
 	if (!rc_err && env->lws)

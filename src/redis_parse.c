@@ -26,11 +26,15 @@ void pav_redis_config_defaults(struct pav_redis_config *cfg)
 
 void pav_redis_config_clear(struct pav_redis_config *cfg)
 {
-	if (cfg->password) {
-		explicit_bzero(cfg->password, strlen(cfg->password));
-		free(cfg->password);
+	char **secret[2] = {&cfg->password, &cfg->sentinel_password};
+
+	for (int i = 0; i < 2; i++) {
+		if (*secret[i]) {
+			explicit_bzero(*secret[i], strlen(*secret[i]));
+			free(*secret[i]);
+		}
+		*secret[i] = NULL;
 	}
-	cfg->password = NULL;
 }
 
 static int url_fail(char *err, size_t errlen, const char *why)
@@ -191,6 +195,13 @@ int pav_redis_master_name_ok(const char *name)
 	       strspn(name, HOST_NAME_CHARS) == n;
 }
 
+int pav_redis_user_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	return n && n <= PAV_REDIS_USER_MAX;
+}
+
 static int is_text(const redisReply *e)
 {
 	return e && (e->type == REDIS_REPLY_STRING ||
@@ -242,6 +253,7 @@ static int parse_userinfo(const char **p, struct pav_redis_config *cfg,
 	const char *colon;
 	char *user;
 	size_t ulen, n;
+	int ok;
 
 	if (!at)
 		return 0;
@@ -251,10 +263,11 @@ static int parse_userinfo(const char **p, struct pav_redis_config *cfg,
 	if (!user)
 		return *why = "bad %-escape in the user name", -EINVAL;
 	n = strlen(user);
-	if (n < sizeof(cfg->user))
+	ok = !n || pav_redis_user_ok(user); /* "": the default user */
+	if (ok)
 		memcpy(cfg->user, user, n + 1);
 	free(user);
-	if (n >= sizeof(cfg->user))
+	if (!ok)
 		return *why = "the user name is longer than 127 bytes", -EINVAL;
 	if (!colon && !ulen)
 		return *why = "nothing before @: redis://user:password@host",

@@ -10,7 +10,9 @@
  *   buffer, with a port 1..65535; a refused one is -ENOENT or -EINVAL;
  * - up to its first NUL, as a configured sentinel address and as a master
  *   name: an accepted address has a host that fits and a port 1..65535, a
- *   refused one a reason; an accepted name is 1..64 bytes.
+ *   refused one a reason; an accepted name is 1..64 bytes; and as an ACL
+ *   user name (store.sentinel's master_user, sentinel_user): an accepted
+ *   one is 1..127 bytes.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
@@ -100,6 +102,8 @@ static void as_text(const uint8_t *data, size_t size)
 	if (pav_redis_master_name_ok(text))
 		CHECK(strlen(text) >= 1 &&
 		      strlen(text) <= PAV_REDIS_MASTER_NAME_MAX);
+	if (pav_redis_user_ok(text))
+		CHECK(strlen(text) >= 1 && strlen(text) <= PAV_REDIS_USER_MAX);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,8 +1,10 @@
 """The redis store behind Redis Sentinel: a gateway asks the sentinels where the master
 is, follows a failover (the master SIGKILLed, its replica promoted) with no restart, also
-with a password_file; a replica a sentinel names is left once ROLE says so, a master
-demoted under it at its first READONLY; and --check refuses a sentinel configuration it
-could not use, as "file: key: reason".
+with a password_file, an ACL user on the master and a password (and ACL user) on the
+sentinels; a sentinel that refuses the gateway's AUTH, or wants one it is not given, is
+left for the next one and said in the log, without the password; a replica a sentinel
+names is left once ROLE says so, a master demoted under it at its first READONLY; and
+--check refuses a sentinel configuration it could not use, as "file: key: reason".
 
 Real processes on loopback: a master, its replica (replicaof) and one sentinel (quorum 1,
 down-after-milliseconds 1000, failover-timeout 3000)."""
@@ -23,10 +25,14 @@ MASTER = "pavilion"
 
 
 class Sentinel(rf.RedisServer):
-    """redis-server --sentinel watching one master: it rewrites its own file."""
+    """redis-server --sentinel watching one master: it rewrites its own file.  password
+    (and master_user): what it authenticates to the master with; requirepass: its own
+    password; users: ACL lines of its own ("name on >pw +@all")."""
 
-    def __init__(self, workdir, master, password=None):
+    def __init__(self, workdir, master, password=None, master_user=None, requirepass=None,
+                 users=()):
         super().__init__(workdir)
+        self.requirepass = requirepass
         self.conf = self.dir / ("sentinel-%d.conf" % self.port)
         self.conf.write_text(
             "port %d\nbind 127.0.0.1\ndir %s\n"
@@ -34,7 +40,14 @@ class Sentinel(rf.RedisServer):
             "sentinel down-after-milliseconds %s 1000\n"
             "sentinel failover-timeout %s 3000\n"
             % (self.port, self.dir, MASTER, master.port, MASTER, MASTER)
-            + ("sentinel auth-pass %s %s\n" % (MASTER, password) if password else ""))
+            + ("sentinel auth-pass %s %s\n" % (MASTER, password) if password else "")
+            + ("sentinel auth-user %s %s\n" % (MASTER, master_user) if master_user else "")
+            + ("requirepass %s\n" % requirepass if requirepass else "")
+            + "".join("user %s\n" % u for u in users))
+
+    def client(self, db=0):
+        """The fixture's own questions: with the sentinel's password, if it has one."""
+        return rf.RespClient(self.port, password=self.requirepass, host=self.host)
 
     def start(self, timeout=10.0):
         self.extra = []
@@ -60,29 +73,43 @@ class Sentinel(rf.RedisServer):
                    for r in self.call("SENTINEL", "replicas", MASTER))
 
 
-def call(server, *args, password=None):
-    c = rf.RespClient(server.port, password=password)
+def call(server, *args, password=None, user=None):
+    c = rf.RespClient(server.port, password=password, user=user)
     try:
         return c.call(*args)
     finally:
         c.close()
 
 
-def replication_up(replica, password=None):
-    return "master_link_status:up" in call(replica, "INFO", "replication", password=password)
+def replication_up(replica, password=None, user=None):
+    return "master_link_status:up" in call(replica, "INFO", "replication", password=password,
+                                           user=user)
 
 
-def start_cluster(tmp_path, password=None):
-    """A master, its replica and a sentinel watching them, each killed by the caller."""
-    auth = ["--requirepass", password, "--masterauth", password] if password else []
+def server_auth(password, user):
+    """redis-server arguments: the default user's password, or (user) the default user
+    off and an ACL user of its own, which the replica also replicates with."""
+    if not password:
+        return []
+    if not user:
+        return ["--requirepass", password, "--masterauth", password]
+    return ["--user", "default", "off", "--user", user, "on", ">" + password, "~*", "&*",
+            "+@all", "--masteruser", user, "--masterauth", password]
+
+
+def start_cluster(tmp_path, password=None, user=None, **sentinel):
+    """A master, its replica and a sentinel watching them, each killed by the caller.
+    password (and user): the servers'; sentinel: Sentinel's own settings."""
+    auth = server_auth(password, user)
     started = [rf.RedisServer(tmp_path / "master", extra=auth).start()]
     master = started[0]
     try:
         started.append(rf.RedisServer(tmp_path / "replica", extra=auth + [
             "--replicaof", "127.0.0.1", str(master.port)]).start())
-        rf.wait_until(lambda: replication_up(started[1], password), 10,
+        rf.wait_until(lambda: replication_up(started[1], password, user), 10,
                       what="replica in sync")
-        started.append(Sentinel(tmp_path / "sentinel", master, password).start())
+        started.append(Sentinel(tmp_path / "sentinel", master, password, user,
+                                **sentinel).start())
         rf.wait_until(started[2].knows_a_replica, 20, step=0.1,
                       what="sentinel sees the replica")
     except BaseException:
@@ -100,9 +127,11 @@ def cluster(tmp_path):
         p.kill()
 
 
-def sentinel_store(sentinel, **over):
+def sentinel_store(sentinel, sen=None, **over):
+    """sen: more of store.sentinel (or other addresses); over: more of store."""
     s = {"backend": "redis",
          "sentinel": {"addresses": ["127.0.0.1:%d" % sentinel.port], "master": MASTER}}
+    s["sentinel"].update(sen or {})
     s.update(over)
     return s
 
@@ -177,6 +206,131 @@ def test_password_file_authenticates_at_every_master(make_gateway, keys, tmp_pat
         rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
         assert call(replica, "ROLE", password="s3cret-sentinel")[0] == "master"
         assert "s3cret-sentinel" not in g.log_text()
+    finally:
+        for p in (sentinel, replica, master):
+            p.kill()
+
+
+def secret_file(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text + "\n")
+    p.chmod(0o600)
+    return str(p)
+
+
+def unready_saying(make_gateway, keys, store, *needles, timeout=10):
+    """A gateway on this store stays alive and unready until its log holds every needle."""
+    g = make_gateway(vhosts=flow_vhosts(keys), store=store,
+                     log={"level": "info", "format": "text"})
+    rf.wait_until(lambda: all(n in g.log_text() for n in needles), timeout, step=0.1,
+                  what="%r in the log" % (needles,))
+    assert API(g).get("/readyz").status == 503
+    assert g.proc.poll() is None, g.log_tail()
+    return g
+
+
+SENTINEL_PW = "s3cret-of-the-sentinel"
+
+
+def test_a_sentinel_with_a_password_is_asked_with_it(make_gateway, keys, tmp_path):
+    master, replica, sentinel = start_cluster(tmp_path, requirepass=SENTINEL_PW)
+    try:
+        g = sentinel_gateway(make_gateway, keys, sentinel, command_timeout_ms=500, sen={
+            "sentinel_password_file": secret_file(tmp_path, "sentinel.pw", SENTINEL_PW)})
+        assert masters_taken(g) == [master.port], g.log_tail()
+        assert SENTINEL_PW not in g.log_text()
+    finally:
+        for p in (sentinel, replica, master):
+            p.kill()
+
+
+def test_a_sentinel_that_refuses_the_password_is_left_for_the_next(make_gateway, keys,
+                                                                  tmp_path):
+    """The first sentinel has another password: its WRONGPASS is logged (not the password)
+    and the second one, whose password the gateway has, gives the master."""
+    master, replica, good = start_cluster(tmp_path, requirepass=SENTINEL_PW)
+    other = Sentinel(tmp_path / "other", master, requirepass="not-" + SENTINEL_PW).start()
+    try:
+        g = sentinel_gateway(make_gateway, keys, good, sen={
+            "addresses": ["127.0.0.1:%d" % other.port, "127.0.0.1:%d" % good.port],
+            "sentinel_password_file": secret_file(tmp_path, "sentinel.pw", SENTINEL_PW)})
+        log = g.log_text()
+        assert masters_taken(g) == [master.port], g.log_tail()
+        assert re.search(r"sentinel 127\.0\.0\.1:%d: AUTH refused \(sentinel_user, "
+                         r"sentinel_password_file\): WRONGPASS" % other.port, log), g.log_tail()
+        assert SENTINEL_PW not in log
+    finally:
+        for p in (other, good, replica, master):
+            p.kill()
+
+
+@pytest.mark.parametrize("case", ["wrong", "missing"])
+def test_a_sentinel_password_wrong_or_missing_keeps_the_node_unready(make_gateway, keys,
+                                                                    tmp_path, case):
+    master, replica, sentinel = start_cluster(tmp_path, requirepass=SENTINEL_PW)
+    try:
+        over = {}
+        if case == "wrong":
+            over["sentinel_password_file"] = secret_file(tmp_path, "sentinel.pw", "nope-pw")
+            why = "sentinel 127.0.0.1:%d: AUTH refused" % sentinel.port
+        else:
+            why = ("sentinel 127.0.0.1:%d: it asks for a password (NOAUTH): see "
+                   "sentinel.sentinel_password_file" % sentinel.port)
+        g = unready_saying(make_gateway, keys, sentinel_store(sentinel, sen=over),
+            why, "no sentinel gave the address of master %s" % MASTER)
+        assert "nope-pw" not in g.log_text()
+        assert masters_taken(g) == []
+    finally:
+        for p in (sentinel, replica, master):
+            p.kill()
+
+
+def test_acl_users_on_the_master_and_the_sentinel_through_a_failover(make_gateway, keys,
+                                                                     tmp_path):
+    """The master's default user is off: only the ACL user gw may in, with password_file;
+    the sentinel's user watcher is asked with sentinel_password_file.  Killed, the master
+    is replaced by the promoted replica, reached with the same user."""
+    master, replica, sentinel = start_cluster(
+        tmp_path, password="gw-pw-1", user="gw", requirepass=SENTINEL_PW,
+        users=["watcher on >watcher-pw-1 +@all"])
+    try:
+        g = sentinel_gateway(
+            make_gateway, keys, sentinel, command_timeout_ms=500,
+            password_file=secret_file(tmp_path, "redis.pw", "gw-pw-1"),
+            sen={"master_user": "gw", "sentinel_user": "watcher",
+                 "sentinel_password_file": secret_file(tmp_path, "sentinel.pw",
+                                                       "watcher-pw-1")})
+        assert masters_taken(g) == [master.port], g.log_tail()
+        z = "zone:" + uid("z")
+        a = Client(g, **ALL)
+        a.subscribe(z)
+        master.kill()
+        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.1,
+                      what="the gateway takes the promoted replica")
+        a.wait_for("resync", timeout=15)
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        assert call(replica, "ROLE", password="gw-pw-1", user="gw")[0] == "master"
+        r = API(g).publish(z, "tick", {"n": 1})
+        assert r.json["recipients"] == 1, r
+        a.wait_for("tick", timeout=5, n=1)
+        a.close()
+        log = g.log_text()
+        for pw in ("gw-pw-1", "watcher-pw-1", SENTINEL_PW):
+            assert pw not in log
+    finally:
+        for p in (sentinel, replica, master):
+            p.kill()
+
+
+def test_a_master_acl_user_with_a_wrong_password_keeps_the_node_unready(make_gateway, keys,
+                                                                        tmp_path):
+    master, replica, sentinel = start_cluster(tmp_path, password="gw-pw-1", user="gw")
+    try:
+        g = unready_saying(make_gateway, keys, sentinel_store(
+            sentinel, password_file=secret_file(tmp_path, "redis.pw", "nope-pw"),
+            sen={"master_user": "gw"}), "WRONGPASS")
+        assert masters_taken(g)[:1] == [master.port], g.log_tail()
+        assert "nope-pw" not in g.log_text()
     finally:
         for p in (sentinel, replica, master):
             p.kill()
@@ -332,6 +486,14 @@ def with_sentinel(**over):
     ({"sentinel": with_sentinel(password="x")}, "store.sentinel.password:"),
     ({"sentinel": SENTINEL, "tls_ca_file": "ca.pem"},
      "store.tls_ca_file: only with a rediss:// URL (TLS)"),
+    ({"sentinel": with_sentinel(master_user="gw")},
+     'store.sentinel.master_user: needs "password_file"'),
+    ({"sentinel": with_sentinel(sentinel_user="watcher")},
+     'store.sentinel.sentinel_user: needs "sentinel_password_file"'),
+    ({"sentinel": with_sentinel(sentinel_user="u" * 128, sentinel_password_file="pw")},
+     "store.sentinel.sentinel_user: must be an ACL user name of 1 to 127 bytes"),
+    ({"sentinel": with_sentinel(sentinel_password_file="missing.pw")},
+     "store.sentinel.sentinel_password_file: cannot read"),
 ])
 def test_check_refuses_a_sentinel_store_it_cannot_use(tmp_path, keys, store, why):
     s = {"backend": "redis"}
@@ -339,9 +501,32 @@ def test_check_refuses_a_sentinel_store_it_cannot_use(tmp_path, keys, store, why
     if "tls_ca_file" in s:
         (tmp_path / "ca.pem").write_text("x")
         s["tls_ca_file"] = str(tmp_path / "ca.pem")
+    if s.get("sentinel", {}).get("sentinel_password_file") == "pw":
+        s["sentinel"]["sentinel_password_file"] = secret_file(tmp_path, "pw", "x")
     r = check(tmp_path, keys, s)
     assert r.returncode == 1, r.stdout
     assert why in r.stderr and "gateway.json" in r.stderr, r.stderr
+
+
+def test_check_reads_the_sentinel_password_file(tmp_path, keys):
+    """The file is read at --check, as password_file is: an empty one is refused; one every
+    user may read is a warning."""
+    empty = tmp_path / "empty.pw"
+    empty.write_text("\n")
+    r = check(tmp_path / "a", keys, {"backend": "redis", "sentinel": with_sentinel(
+        sentinel_password_file=str(empty))})
+    assert r.returncode == 1, r.stdout
+    assert "sentinel.sentinel_password_file: %s: the first line is empty" % empty in r.stderr, \
+        r.stderr
+    pw = tmp_path / "open.pw"
+    pw.write_text("s3cret\n")
+    pw.chmod(0o644)
+    r = check(tmp_path / "b", keys, {"backend": "redis", "sentinel": with_sentinel(
+        sentinel_password_file=str(pw), sentinel_user="watcher")})
+    assert r.returncode == 0, r.stderr
+    assert ("store.sentinel.sentinel_password_file: %s holds a secret and is readable by "
+            "every user of the machine (mode 0644)" % pw) in r.stderr, r.stderr
+    assert "s3cret" not in r.stderr + r.stdout
 
 
 def test_check_refuses_sentinel_with_the_memory_store(tmp_path, keys):

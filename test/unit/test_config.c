@@ -1085,6 +1085,64 @@ static void redis_sentinel_bad_parts_are_refused(void **state)
 		"gateway.json: store.sentinel.addresses: at most 16 sentinels");
 }
 
+static void redis_sentinel_auth_is_parsed(void **state)
+{
+	struct fx *f = *state;
+
+	put(f, "redis.pw", "m\n");
+	put(f, "sentinel.pw", "s\n");
+	load_ok(f, "{'store': {'backend': 'redis', 'password_file': "
+		   "'redis.pw', 'sentinel': {'addresses': ['h'], 'master': "
+		   "'m', 'master_user': 'gw-1', 'sentinel_user': 'watcher', "
+		   "'sentinel_password_file': 'sentinel.pw'}}, 'vhosts': ["
+		   PUB("pub", "127.0.0.1:8080") "]}");
+	assert_string_equal(f->cfg.store.sentinel_master_user, "gw-1");
+	assert_string_equal(f->cfg.store.sentinel_user, "watcher");
+	assert_non_null(strstr(f->cfg.store.sentinel_password_file,
+			       "/sentinel.pw"));
+	pav_config_free(&f->cfg);
+	/* a password without a user: the sentinels' default user */
+	load_ok(f, "{'store': {'backend': 'redis', 'sentinel': {'addresses': "
+		   "['h'], 'master': 'm', 'sentinel_password_file': "
+		   "'sentinel.pw'}}, 'vhosts': [" PUB("pub", "127.0.0.1:8080")
+		   "]}");
+	assert_null(f->cfg.store.sentinel_user);
+	assert_null(f->cfg.store.sentinel_master_user);
+	pav_config_free(&f->cfg);
+}
+
+static void redis_sentinel_auth_without_its_password_is_refused(void **state)
+{
+	struct fx *f = *state;
+	char json[512], user[129]; /* one byte over 127 */
+
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'master_user': 'gw'}"),
+		"@/gateway.json: store.sentinel.master_user: needs "
+		"\"password_file\"");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'sentinel_user': 'w'}"),
+		"@/gateway.json: store.sentinel.sentinel_user: needs "
+		"\"sentinel_password_file\"");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'sentinel_password_file': "
+				  "'nope.pw'}"),
+		"@/gateway.json: store.sentinel.sentinel_password_file: "
+		"cannot read @/nope.pw");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'sentinel_user': ''}"),
+		"gateway.json: store.sentinel.sentinel_user: must not be "
+		"empty");
+	memset(user, 'u', sizeof(user));
+	user[128] = '\0';
+	snprintf(json, sizeof(json), SENTINEL_STORE("'sentinel': {'addresses': "
+		 "['h'], 'master': 'm', 'master_user': '%s'}"), user);
+	refused(f, json, "gateway.json: store.sentinel.master_user: must be "
+		"an ACL user name of 1 to 127 bytes");
+	refused(f, "{'store': {'sentinel_user': 'w'}, 'vhosts': []}",
+		"gateway.json: store.sentinel_user: unknown key");
+}
+
 /* ------------------------------------------------------------ files */
 
 static void invalid_json_names_file(void **state)
@@ -1203,6 +1261,8 @@ int main(void)
 		T(redis_without_url_is_refused),
 		T(redis_sentinel_is_parsed),
 		T(redis_sentinel_with_url_or_shards_is_refused),
+		T(redis_sentinel_auth_is_parsed),
+		T(redis_sentinel_auth_without_its_password_is_refused),
 		T(redis_sentinel_bad_parts_are_refused),
 		T(invalid_json_names_file),
 		T(trailing_garbage_is_refused),

@@ -89,6 +89,23 @@ static void bad_sentinel_addresses_are_refused_with_a_reason(void **state)
 	assert_int_equal(pav_redis_parse_sentinel(NULL, &s, NULL, 0), -EINVAL);
 }
 
+static void user_names_are_1_to_127_bytes(void **state)
+{
+	char longest[PAV_REDIS_USER_MAX + 2];
+
+	(void)state;
+	assert_true(pav_redis_user_ok("gw-1"));
+	assert_true(pav_redis_user_ok("al:ce d@x")); /* as a URL's, decoded */
+	assert_false(pav_redis_user_ok(""));
+	assert_false(pav_redis_user_ok(NULL));
+	memset(longest, 'u', sizeof(longest));
+	longest[PAV_REDIS_USER_MAX] = '\0';
+	assert_true(pav_redis_user_ok(longest));
+	longest[PAV_REDIS_USER_MAX] = 'u';
+	longest[PAV_REDIS_USER_MAX + 1] = '\0';
+	assert_false(pav_redis_user_ok(longest));
+}
+
 static void master_names_are_letters_digits_dot_dash_underscore(void **state)
 {
 	char longest[PAV_REDIS_MASTER_NAME_MAX + 2];
@@ -214,6 +231,7 @@ int main(void)
 		cmocka_unit_test(sentinel_addresses_are_parsed_with_a_default_port),
 		cmocka_unit_test(bad_sentinel_addresses_are_refused_with_a_reason),
 		cmocka_unit_test(master_names_are_letters_digits_dot_dash_underscore),
+		cmocka_unit_test(user_names_are_1_to_127_bytes),
 		cmocka_unit_test(sentinel_answer_gives_a_numeric_address_and_port),
 		cmocka_unit_test(sentinel_answer_nil_is_an_unknown_master),
 		cmocka_unit_test(sentinel_answers_it_cannot_use_are_refused),
