@@ -45,6 +45,7 @@ struct pav_store_config {
 				     * password_file, the master's ACL user */
 	char *sentinel_user;   /* "sentinel.sentinel_user": the sentinels' */
 	char *sentinel_password_file; /* "sentinel.sentinel_password_file" */
+	int sentinel_tls;      /* "sentinel.tls": sentinels and master */
 	char *password_file; /* redis: optional */
 	char *tls_ca_file;   /* rediss: optional (the system's CAs) */
 	char *tls_cert_file, *tls_key_file; /* rediss: optional, together */

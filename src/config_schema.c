@@ -977,6 +977,7 @@ static void sentinel_free(struct pav_store_config *st)
 	st->sentinel_master_user = NULL;
 	st->sentinel_user = NULL;
 	st->sentinel_password_file = NULL;
+	st->sentinel_tls = 0;
 }
 
 void pav_cfg_store_reset(void *base)
@@ -1063,8 +1064,11 @@ static int store_finish(struct pav_cfg_ctx *c, json_object *obj, void *base,
 	for (size_t i = 0; i < st->nurls; i++)
 		if (!strncmp(st->urls[i], "rediss://", 9))
 			return 0;
+	if (st->nsentinels && st->sentinel_tls)
+		return 0;
 	return refuse_keys(c, obj, tls_keys, path,
-			   "only with a rediss:// URL (TLS)");
+			   "only with a rediss:// URL (TLS) or \"sentinel\": "
+			   "{\"tls\": true}");
 }
 
 #define ST(m) offsetof(struct pav_config, store.m)
@@ -1105,6 +1109,7 @@ static const struct pav_cfg_field sentinel_fields[] = {
 	PAV_CFG_STR("master_user", ST(sentinel_master_user), check_user_name),
 	PAV_CFG_STR("sentinel_user", ST(sentinel_user), check_user_name),
 	PAV_CFG_FILE("sentinel_password_file", ST(sentinel_password_file)),
+	PAV_CFG_BOOL("tls", ST(sentinel_tls)),
 	{0},
 };
 static const char *const sentinel_required[] = {"addresses", "master", NULL};

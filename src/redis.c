@@ -1545,9 +1545,14 @@ static int sub_setup(struct conn *c)
 	return 0;
 }
 
-/* Connected (and TLS up): AUTH, SELECT, scripts or subscriptions. */
+/* Connected (and TLS up): AUTH, SELECT, scripts or subscriptions; to a
+ * sentinel, the question. */
 static void setup_begin(struct conn *c)
 {
+	if (c == &c->r->sen) {
+		sentinel_ask(c);
+		return;
+	}
 	c->state = CS_HANDSHAKE;
 	c->last_rx = now_ms();
 	if ((c == &c->r->cmd ? cmd_setup(c) : sub_setup(c))) {
@@ -1558,22 +1563,48 @@ static void setup_begin(struct conn *c)
 		conn_ready(c);
 }
 
-/* The server's certificate must be valid for the URL's host: its name (also
- * sent as SNI) or its address. */
-static int tls_begin(struct conn *c)
+/* The host the server's certificate must be valid for: the URL's, or the
+ * sentinel's as configured (a name, also sent as SNI, or an address), or
+ * for the master a sentinel named, the address it gave. */
+static const char *tls_host(const struct conn *c)
 {
 	const struct pav_redis *r = c->r;
-	X509_VERIFY_PARAM *vp;
 
-	c->ssl = SSL_new(r->cfg.tls_ctx);
-	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
-		return -ENOMEM;
-	vp = SSL_get0_param(c->ssl);
+	if (c == &r->sen)
+		return r->cfg.sentinels[r->sen_cfg[r->sen_at]].host;
+	return r->cfg.host;
+}
+
+/* host as the certificate must name it: an address (an IPv6 one without
+ * its %zone, which no certificate holds), else a name. */
+static int tls_name(SSL *ssl, const char *host)
+{
+	X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+	unsigned char a[sizeof(struct in6_addr)];
+	char ip[INET6_ADDRSTRLEN];
+	size_t n = strcspn(host, "%");
+
 	X509_VERIFY_PARAM_set_hostflags(vp,
 					X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (r->named ? !SSL_set_tlsext_host_name(c->ssl, r->cfg.host) ||
-			       !X509_VERIFY_PARAM_set1_host(vp, r->cfg.host, 0)
-		     : !X509_VERIFY_PARAM_set1_ip_asc(vp, r->cfg.host))
+	if (n < sizeof(ip)) {
+		memcpy(ip, host, n);
+		ip[n] = '\0';
+		if (inet_pton(AF_INET, ip, a) == 1 ||
+		    inet_pton(AF_INET6, ip, a) == 1)
+			return X509_VERIFY_PARAM_set1_ip_asc(vp, ip) ? 0
+								     : -ENOMEM;
+	}
+	return SSL_set_tlsext_host_name(ssl, host) &&
+			       X509_VERIFY_PARAM_set1_host(vp, host, 0)
+		       ? 0
+		       : -ENOMEM;
+}
+
+static int tls_begin(struct conn *c)
+{
+	c->ssl = SSL_new(c->r->cfg.tls_ctx);
+	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd) ||
+	    tls_name(c->ssl, tls_host(c)))
 		return -ENOMEM;
 	SSL_set_connect_state(c->ssl);
 	return 0;
@@ -1611,10 +1642,6 @@ static void connected(struct conn *c)
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
 		conn_fail(c, -EIO, strerror(err ? err : errno));
-		return;
-	}
-	if (c == &c->r->sen) { /* sentinels: plain TCP */
-		sentinel_ask(c);
 		return;
 	}
 	if (!c->r->cfg.tls) {
@@ -1741,7 +1768,8 @@ static void check_cmd(struct pav_redis *r, int64_t now)
 static void check_sen(struct pav_redis *r, int64_t now)
 {
 	if (r->sen.state != CS_CLOSED && now >= r->sen.setup_deadline)
-		conn_fail(&r->sen, -ETIMEDOUT, "no answer in time");
+		conn_fail(&r->sen, -ETIMEDOUT,
+			  late_why(&r->sen, "no answer in time"));
 }
 
 static void check_sub(struct pav_redis *r, int64_t now)

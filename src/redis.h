@@ -4,7 +4,8 @@
  * One client keeps two TCP connections to one Redis server: a command
  * connection (pipelined commands, Lua scripts, health checks) and a
  * pub/sub connection (subscriptions), both over TLS for a rediss:// URL
- * (the server's certificate verified).  Single-threaded: every function
+ * or behind sentinels with tls (the server's certificate verified; there
+ * the sentinels' too).  Single-threaded: every function
  * here must be called on the thread that services the lws context, and
  * every callback runs from that context's service loop.  Nothing blocks
  * after pav_redis_create (which resolves the host name), except a destroy
@@ -90,9 +91,11 @@ struct pav_redis_config {
 				 * client takes a reference of its own) */
 	/* nsentinels > 0: host and port are not used.  The address of the
 	 * master named `master` is asked of the sentinels, in turn, at start
-	 * and after every lost connection (plain TCP); a server whose ROLE
-	 * is not master, or a READONLY answer, makes the client go down and
-	 * ask again.  user and password are the master's. */
+	 * and after every lost connection (with tls, over TLS too: each
+	 * sentinel's certificate verified for its configured host, the
+	 * master's for the address given); a server whose ROLE is not
+	 * master, or a READONLY answer, makes the client go down and ask
+	 * again.  user and password are the master's. */
 	unsigned nsentinels;    /* 0..PAV_REDIS_MAX_SENTINELS */
 	struct pav_redis_sentinel sentinels[PAV_REDIS_MAX_SENTINELS];
 	char master[PAV_REDIS_MASTER_NAME_MAX + 1];

@@ -1135,6 +1135,7 @@ static int sentinel_config(const struct pav_store_config *cfg,
 	rc->nsentinels = (unsigned)cfg->nsentinels;
 	snprintf(rc->master, sizeof(rc->master), "%s", cfg->sentinel_master);
 	rc->db = cfg->sentinel_db;
+	rc->tls = cfg->sentinel_tls;
 	if (cfg->sentinel_master_user)
 		snprintf(rc->user, sizeof(rc->user), "%s",
 			 cfg->sentinel_master_user);
@@ -1243,13 +1244,14 @@ void pav_rb_destroy(void *self)
 	free(b);
 }
 
-/* The rediss:// servers' TLS context (none without one), made under
- * --check too so that its files are read. */
+/* The TLS context of the rediss:// servers, or of the sentinels and their
+ * master (none without TLS), made under --check too so that its files are
+ * read. */
 static int tls_setup(const struct pav_store_config *cfg,
 		     struct pav_redis_config *rc, SSL_CTX **ctx, char *err,
 		     size_t errlen)
 {
-	for (size_t i = 0; i < cfg->nurls; i++) {
+	for (size_t i = 0; i < nservers(cfg); i++) {
 		if (!rc[i].tls)
 			continue;
 		if (!*ctx && !(*ctx = pav_redis_tls_ctx(cfg->tls_ca_file,

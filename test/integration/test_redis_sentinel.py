@@ -30,24 +30,35 @@ class Sentinel(rf.RedisServer):
     password; users: ACL lines of its own ("name on >pw +@all")."""
 
     def __init__(self, workdir, master, password=None, master_user=None, requirepass=None,
-                 users=()):
-        super().__init__(workdir)
+                 users=(), tls=None):
+        super().__init__(workdir, tls=tls)
         self.requirepass = requirepass
         self.conf = self.dir / ("sentinel-%d.conf" % self.port)
         self.conf.write_text(
-            "port %d\nbind 127.0.0.1\ndir %s\n"
+            self._port_lines() + "bind 127.0.0.1\ndir %s\n"
             "sentinel monitor %s 127.0.0.1 %d 1\n"
             "sentinel down-after-milliseconds %s 1000\n"
             "sentinel failover-timeout %s 3000\n"
-            % (self.port, self.dir, MASTER, master.port, MASTER, MASTER)
+            % (self.dir, MASTER, master.port, MASTER, MASTER)
             + ("sentinel auth-pass %s %s\n" % (MASTER, password) if password else "")
             + ("sentinel auth-user %s %s\n" % (MASTER, master_user) if master_user else "")
             + ("requirepass %s\n" % requirepass if requirepass else "")
             + "".join("user %s\n" % u for u in users))
 
+    def _port_lines(self):
+        """A plain port, or (tls) a TLS port only, speaking TLS to the servers too."""
+        t = self.tls
+        if not t:
+            return "port %d\n" % self.port
+        return ("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\n"
+                "tls-ca-cert-file %s\ntls-auth-clients %s\ntls-replication yes\n"
+                % (self.port, t["cert"], t["key"], t["ca"],
+                   "yes" if t.get("auth_clients") else "no"))
+
     def client(self, db=0):
         """The fixture's own questions: with the sentinel's password, if it has one."""
-        return rf.RespClient(self.port, password=self.requirepass, host=self.host)
+        return rf.RespClient(self.port, password=self.requirepass, host=self.host,
+                             tls=self._client_tls())
 
     def start(self, timeout=10.0):
         self.extra = []
@@ -74,7 +85,7 @@ class Sentinel(rf.RedisServer):
 
 
 def call(server, *args, password=None, user=None):
-    c = rf.RespClient(server.port, password=password, user=user)
+    c = rf.RespClient(server.port, password=password, user=user, tls=server._client_tls())
     try:
         return c.call(*args)
     finally:
@@ -97,19 +108,23 @@ def server_auth(password, user):
             "+@all", "--masteruser", user, "--masterauth", password]
 
 
-def start_cluster(tmp_path, password=None, user=None, **sentinel):
+def start_cluster(tmp_path, password=None, user=None, tls=None, **sentinel):
     """A master, its replica and a sentinel watching them, each killed by the caller.
-    password (and user): the servers'; sentinel: Sentinel's own settings."""
+    password (and user): the servers'; tls: {"master": .., "replica": .., "sentinel": ..},
+    each a RedisServer tls (TLS ports only, replication over TLS); sentinel: Sentinel's own
+    settings."""
     auth = server_auth(password, user)
-    started = [rf.RedisServer(tmp_path / "master", extra=auth).start()]
+    tls = tls or {}
+    auth += ["--tls-replication", "yes"] if tls else []
+    started = [rf.RedisServer(tmp_path / "master", extra=auth, tls=tls.get("master")).start()]
     master = started[0]
     try:
-        started.append(rf.RedisServer(tmp_path / "replica", extra=auth + [
+        started.append(rf.RedisServer(tmp_path / "replica", tls=tls.get("replica"), extra=auth + [
             "--replicaof", "127.0.0.1", str(master.port)]).start())
         rf.wait_until(lambda: replication_up(started[1], password, user), 10,
                       what="replica in sync")
         started.append(Sentinel(tmp_path / "sentinel", master, password, user,
-                                **sentinel).start())
+                                tls=tls.get("sentinel"), **sentinel).start())
         rf.wait_until(started[2].knows_a_replica, 20, step=0.1,
                       what="sentinel sees the replica")
     except BaseException:
@@ -335,6 +350,121 @@ def test_a_master_acl_user_with_a_wrong_password_keeps_the_node_unready(make_gat
         for p in (sentinel, replica, master):
             p.kill()
 
+# ------------------------------------------------------------------ TLS
+@pytest.fixture
+def certs(tmp_path):
+    """Self-signed certificates (each its own CA): "server" for localhost and 127.0.0.1,
+    "other" for other.test only, "client" the gateway's; "bundle" holds the three, what
+    the servers trust (their clients, each other)."""
+    d = tmp_path / "certs"
+    d.mkdir()
+    out = {"server": gw.make_cert(d, "server"),
+           "other": gw.make_cert(d, "other", cn="other.test", san="DNS:other.test"),
+           "client": gw.make_cert(d, "client", cn="pavilion-gateway",
+                                  san="DNS:pavilion-gateway")}
+    out["bundle"] = d / "bundle.pem"
+    out["bundle"].write_text("".join(out[n][0].read_text() for n in ("server", "other",
+                                                                      "client")))
+    return out
+
+
+def server_tls(certs, name="server"):
+    """A server's TLS settings: certificate `name`, client certificates asked for."""
+    c, k = certs[name]
+    return {"cert": c, "key": k, "ca": certs["bundle"], "auth_clients": True,
+            "client_cert": certs["client"][0], "client_key": certs["client"][1]}
+
+
+def tls_cluster(tmp_path, certs, master="server", sentinel="server", **kw):
+    return start_cluster(tmp_path, tls={"master": server_tls(certs, master),
+                                        "replica": server_tls(certs),
+                                        "sentinel": server_tls(certs, sentinel)}, **kw)
+
+
+def tls_over(certs):
+    """store keys for TLS behind sentinels: the CA, the client certificate."""
+    return {"sen": {"tls": True}, "tls_ca_file": str(certs["server"][0]),
+            "tls_cert_file": str(certs["client"][0]),
+            "tls_key_file": str(certs["client"][1])}
+
+
+def test_sentinel_and_master_over_tls_through_a_failover(make_gateway, keys, tmp_path, certs):
+    """TLS ports only, client certificates asked for: the gateway asks the sentinel and
+    speaks to the master over TLS (with a password on the sentinel too), and follows the
+    failover to the promoted replica, over TLS."""
+    master, replica, sentinel = tls_cluster(tmp_path, certs, requirepass=SENTINEL_PW)
+    try:
+        over = tls_over(certs)
+        over["sen"]["sentinel_password_file"] = secret_file(tmp_path, "s.pw", SENTINEL_PW)
+        g = sentinel_gateway(make_gateway, keys, sentinel, command_timeout_ms=500, **over)
+        assert masters_taken(g) == [master.port], g.log_tail()
+        assert "connected to 127.0.0.1:%d (TLS)" % master.port in g.log_text(), g.log_tail()
+        z = "zone:" + uid("z")
+        a = Client(g, **ALL)
+        a.subscribe(z)
+        master.kill()
+        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.1,
+                      what="the gateway takes the promoted replica")
+        a.wait_for("resync", timeout=15)
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        assert "connected to 127.0.0.1:%d (TLS)" % replica.port in g.log_text(), g.log_tail()
+        r = API(g).publish(z, "tick", {"n": 1})
+        assert r.json["recipients"] == 1, r
+        a.wait_for("tick", timeout=5, n=1)
+        a.close()
+        assert SENTINEL_PW not in g.log_text()
+    finally:
+        for p in (sentinel, replica, master):
+            p.kill()
+
+
+@pytest.mark.parametrize("case", ["sentinel", "master"])
+def test_a_certificate_not_for_the_address_used_keeps_the_node_unready(
+        make_gateway, keys, tmp_path, certs, case):
+    """The sentinel's certificate must name the sentinel's configured address, the
+    master's the address the sentinel gave: a valid certificate of other.test is not
+    taken for 127.0.0.1.  (The gateway trusts both certificates here.)"""
+    master, replica, sentinel = tls_cluster(tmp_path, certs, **{case: "other"})
+    try:
+        over = tls_over(certs)
+        over["tls_ca_file"] = str(certs["bundle"])
+        over["command_timeout_ms"] = 500
+        if case == "sentinel":
+            why = "sentinel 127.0.0.1:%d: TLS: the server's certificate: IP address " \
+                  "mismatch" % sentinel.port
+        else:
+            why = "TLS: the server's certificate: IP address mismatch"
+        g = unready_saying(make_gateway, keys, sentinel_store(sentinel, **over), why)
+        assert masters_taken(g) == ([] if case == "sentinel" else [master.port]), g.log_tail()
+    finally:
+        for p in (sentinel, replica, master):
+            p.kill()
+
+
+def test_sentinel_tls_against_plain_sentinels_says_so(make_gateway, keys, tmp_path, certs,
+                                                      cluster):
+    master, replica, sentinel = cluster
+    over = tls_over(certs)
+    over["command_timeout_ms"] = 500
+    unready_saying(make_gateway, keys, sentinel_store(sentinel, **over),
+                   "sentinel 127.0.0.1:%d: TLS handshake timed out (does the server speak "
+                   "TLS?)" % sentinel.port)
+
+
+def test_check_takes_the_tls_files_with_sentinel_tls(tmp_path, keys, certs):
+    r = check(tmp_path, keys, {"backend": "redis", "sentinel": with_sentinel(tls=True),
+                               "tls_ca_file": str(certs["server"][0]),
+                               "tls_cert_file": str(certs["client"][0]),
+                               "tls_key_file": str(certs["client"][1])})
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    r = check(tmp_path / "junk", keys, {"backend": "redis", "sentinel": with_sentinel(tls=True),
+                                        "tls_ca_file": str(junk)})
+    assert r.returncode == 1, r.stdout
+    assert "tls_ca_file: %s: no usable PEM certificates" % junk in r.stderr, r.stderr
+
+
 
 class FakeSentinel:
     """A sentinel of our own on loopback: each SENTINEL get-master-addr-by-name is answered
@@ -485,7 +615,10 @@ def with_sentinel(**over):
     ({"sentinel": with_sentinel(db=65536)}, "store.sentinel.db:"),
     ({"sentinel": with_sentinel(password="x")}, "store.sentinel.password:"),
     ({"sentinel": SENTINEL, "tls_ca_file": "ca.pem"},
-     "store.tls_ca_file: only with a rediss:// URL (TLS)"),
+     'store.tls_ca_file: only with a rediss:// URL (TLS) or "sentinel": {"tls": true}'),
+    ({"sentinel": with_sentinel(tls=False), "tls_ca_file": "ca.pem"},
+     'store.tls_ca_file: only with a rediss:// URL (TLS) or "sentinel": {"tls": true}'),
+    ({"sentinel": with_sentinel(tls="yes")}, "store.sentinel.tls: must be"),
     ({"sentinel": with_sentinel(master_user="gw")},
      'store.sentinel.master_user: needs "password_file"'),
     ({"sentinel": with_sentinel(sentinel_user="watcher")},

@@ -1143,6 +1143,39 @@ static void redis_sentinel_auth_without_its_password_is_refused(void **state)
 		"gateway.json: store.sentinel_user: unknown key");
 }
 
+static void redis_sentinel_tls_takes_the_tls_files(void **state)
+{
+	struct fx *f = *state;
+
+	put(f, "ca.pem", "x\n");
+	put(f, "client.pem", "x\n");
+	put(f, "client.key", "x\n");
+	load_ok(f, "{'store': {'backend': 'redis', 'sentinel': {'addresses': "
+		   "['h'], 'master': 'm', 'tls': true}, 'tls_ca_file': "
+		   "'ca.pem', 'tls_cert_file': 'client.pem', 'tls_key_file': "
+		   "'client.key'}, 'vhosts': [" PUB("pub", "127.0.0.1:8080")
+		   "]}");
+	assert_int_equal(f->cfg.store.sentinel_tls, 1);
+	assert_non_null(strstr(f->cfg.store.tls_ca_file, "/ca.pem"));
+	pav_config_free(&f->cfg);
+	load_ok(f, "{'store': {'backend': 'redis', " ONE_SENTINEL "}, "
+		   "'vhosts': [" PUB("pub", "127.0.0.1:8080") "]}");
+	assert_int_equal(f->cfg.store.sentinel_tls, 0);
+	pav_config_free(&f->cfg);
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'tls': false}, "
+				  "'tls_ca_file': 'ca.pem'"),
+		"@/gateway.json: store.tls_ca_file: only with a rediss:// URL "
+		"(TLS) or \"sentinel\": {\"tls\": true}");
+	refused(f, SENTINEL_STORE(ONE_SENTINEL ", 'tls_key_file': "
+				  "'client.key'"),
+		"@/gateway.json: store.tls_cert_file: required with "
+		"\"tls_key_file\"");
+	refused(f, SENTINEL_STORE("'sentinel': {'addresses': ['h'], "
+				  "'master': 'm', 'tls': 'yes'}"),
+		"@/gateway.json: store.sentinel.tls: must be");
+}
+
 /* ------------------------------------------------------------ files */
 
 static void invalid_json_names_file(void **state)
@@ -1263,6 +1296,7 @@ int main(void)
 		T(redis_sentinel_with_url_or_shards_is_refused),
 		T(redis_sentinel_auth_is_parsed),
 		T(redis_sentinel_auth_without_its_password_is_refused),
+		T(redis_sentinel_tls_takes_the_tls_files),
 		T(redis_sentinel_bad_parts_are_refused),
 		T(invalid_json_names_file),
 		T(trailing_garbage_is_refused),
