@@ -169,6 +169,10 @@ struct pav_redis {
 	struct lookup *lookup; /* of that name, running or done */
 	struct conn cmd, sub;
 	struct conn sen;       /* to a sentinel, while asking it */
+	struct conn watch;     /* to a sentinel: SUBSCRIBE +switch-master */
+	unsigned watch_sen;    /* which one (an index of sen_sa) */
+	unsigned watch_n;      /* its failures in a row, for the backoff */
+	int64_t watch_at;      /* closed: when to open it again; 0 never */
 	struct sockaddr_storage sen_sa[PAV_REDIS_MAX_SENTINELS];
 	socklen_t sen_len[PAV_REDIS_MAX_SENTINELS];
 	unsigned nsen;         /* the sentinels that resolved */
@@ -195,7 +199,10 @@ struct pav_redis {
 
 static void conn_fail(struct conn *c, int err, const char *why);
 static void sentinel_failed(struct pav_redis *r, const char *why);
+static void watch_open(struct pav_redis *r);
+static void watch_lost(struct pav_redis *r, const char *why);
 static int send_auth(struct conn *c);
+static int reply_is(const redisReply *rep, const char *s);
 static void tick_cb(lws_sorted_usec_list_t *sul);
 static void tls_step(struct conn *c);
 
@@ -956,6 +963,7 @@ static void maybe_up(struct pav_redis *r)
 		rlog(PAV_LOG_INFO, "connected to %s:%d%s%s", r->cfg.host,
 		     r->cfg.port, where(r, at, sizeof(at)),
 		     r->cfg.tls ? " (TLS)" : "");
+		watch_open(r);
 		if (r->ev.up)
 			r->ev.up(r->ev.arg);
 	} else if (r->sub_replaced) {
@@ -1046,6 +1054,10 @@ static void conn_fail(struct conn *c, int err, const char *why)
 		sentinel_failed(r, why);
 		return;
 	}
+	if (c == &r->watch) {
+		watch_lost(r, why);
+		return;
+	}
 	snprintf(buf, sizeof(buf), "%s connection: %s", c->name, why);
 	/* a pub/sub connection that fails before it is ready takes the
 	 * client down: no reconnect loop on one connection alone */
@@ -1064,15 +1076,20 @@ static void conn_fail(struct conn *c, int err, const char *why)
  * which none gave an address is a failed retry (backoff).  The command and
  * pub/sub connections are opened only at an address given.
  */
-static const char *sen_name(const struct pav_redis *r, char *buf,
-			    size_t size)
+static const char *sen_name_at(const struct pav_redis *r, unsigned at,
+			       char *buf, size_t size)
 {
-	const struct pav_redis_sentinel *s =
-		&r->cfg.sentinels[r->sen_cfg[r->sen_at]];
+	const struct pav_redis_sentinel *s = &r->cfg.sentinels[r->sen_cfg[at]];
 
 	snprintf(buf, size, strchr(s->host, ':') ? "[%s]:%d" : "%s:%d",
 		 s->host, s->port);
 	return buf;
+}
+
+static const char *sen_name(const struct pav_redis *r, char *buf,
+			    size_t size)
+{
+	return sen_name_at(r, r->sen_at, buf, size);
 }
 
 static void ask_next(struct pav_redis *r)
@@ -1207,6 +1224,109 @@ static void sentinel_reply(struct conn *c, const redisReply *rep)
 	}
 	conn_close(c);
 	reconnect(r);
+}
+
+/* ---- watching a sentinel for +switch-master ------------------------ */
+
+/*
+ * While up, the sentinel that named the master is subscribed to
+ * +switch-master on a connection of its own: when it announces another
+ * address for our master, the client goes down and asks the sentinels
+ * again at once, without waiting for the old master's connection to break
+ * or answer READONLY.  A watch that fails is opened again (to the sentinel
+ * that answered last) a backoff later, once up; meanwhile a failover is
+ * noticed as without it.  Nothing checks that a connected sentinel still
+ * speaks: a silent one only means that fallback.
+ */
+static void watch_open(struct pav_redis *r)
+{
+	int rc;
+
+	r->watch_at = 0;
+	if (!r->nsen || r->watch.state != CS_CLOSED)
+		return;
+	r->watch_sen = r->sen_at;
+	rc = conn_open_to(&r->watch, &r->sen_sa[r->watch_sen],
+			  r->sen_len[r->watch_sen]);
+	if (rc)
+		watch_lost(r, strerror(-rc));
+}
+
+static void watch_lost(struct pav_redis *r, const char *why)
+{
+	char name[300];
+
+	rlog(r->watch_n ? PAV_LOG_INFO : PAV_LOG_WARN, "sentinel %s: "
+	     "+switch-master subscription lost (%s): a failover is noticed "
+	     "when the master fails until it is back",
+	     sen_name_at(r, r->watch_sen, name, sizeof(name)), why);
+	conn_close(&r->watch);
+	fail_fifo(r, &r->watch, -EIO);
+	r->watch_at = now_ms() + backoff_ms(r, r->watch_n++);
+}
+
+/* Connected (TLS up): AUTH, then the subscription. */
+static void watch_setup(struct conn *c)
+{
+	const char *argv[2] = {"SUBSCRIBE", "+switch-master"};
+
+	c->state = CS_HANDSHAKE;
+	if ((c->r->cfg.sentinel_password && send_auth(c)) ||
+	    send_argv(c, NULL, 2, argv, NULL))
+		conn_fail(c, -EIO, "out of memory");
+}
+
+/* Our master moved: down, and the sentinels are asked at the next retry
+ * (the first one is within PAV_REDIS_BACKOFF_FIRST_MS). */
+static void watch_switch(struct pav_redis *r, const redisReply *data)
+{
+	char host[INET6_ADDRSTRLEN + 1], name[300], why[512];
+	int port = 0;
+	int rc = pav_redis_switch_master(data->str, (size_t)data->len,
+					 r->cfg.master, host, sizeof(host),
+					 &port);
+
+	sen_name_at(r, r->watch_sen, name, sizeof(name));
+	if (rc == -EINVAL)
+		rlog(PAV_LOG_WARN, "sentinel %s: a +switch-master message not "
+		     "understood: %.200s", name, data->str);
+	/* another master's; or no master connected: the sentinels are being
+	 * asked anyway; or already there */
+	if (rc || (r->cmd.state == CS_CLOSED && r->sub.state == CS_CLOSED) ||
+	    (!strcmp(host, r->cfg.host) && port == r->cfg.port))
+		return;
+	snprintf(why, sizeof(why), "sentinel %s: +switch-master: master %s "
+		 "is now at %s:%d", name, r->cfg.master, host, port);
+	go_down(r, -EIO, why);
+}
+
+/* Pushes: the subscription's confirmation and its messages; anything
+ * else answers AUTH. */
+static void watch_reply(struct conn *c, const redisReply *rep)
+{
+	struct pav_redis *r = c->r;
+	const redisReply *const *e = (const redisReply *const *)rep->element;
+	char name[300];
+
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	    e[1]->type == REDIS_REPLY_STRING &&
+	    reply_is(e[1], "+switch-master")) {
+		if (reply_is(e[0], "message") &&
+		    e[2]->type == REDIS_REPLY_STRING) {
+			watch_switch(r, e[2]);
+		} else if (reply_is(e[0], "subscribe") &&
+			   c->state == CS_HANDSHAKE) {
+			c->state = CS_READY;
+			r->watch_n = 0;
+			rlog(PAV_LOG_INFO, "sentinel %s: subscribed to "
+			     "+switch-master", sen_name_at(r, r->watch_sen,
+							   name, sizeof(name)));
+		}
+		return;
+	}
+	free(fifo_pop(&c->fifo));
+	if (rep->type == REDIS_REPLY_ERROR)
+		conn_fail(c, -EIO, rep->str);
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -1427,6 +1547,8 @@ static void drain(struct conn *c, struct lws *wsi)
 			cmd_reply(c, rep);
 		else if (c == &r->sen)
 			sentinel_reply(c, rep);
+		else if (c == &r->watch)
+			watch_reply(c, rep);
 		else
 			sub_reply(c, rep);
 		freeReplyObject(rep);
@@ -1486,7 +1608,7 @@ static int on_readable(struct conn *c)
 static int send_auth(struct conn *c)
 {
 	const struct pav_redis_config *cfg = &c->r->cfg;
-	int sen = c == &c->r->sen;
+	int sen = c == &c->r->sen || c == &c->r->watch;
 	const char *user = sen ? cfg->sentinel_user : cfg->user;
 	const char *pw = sen ? cfg->sentinel_password : cfg->password;
 	const char *argv[3] = {"AUTH", user, pw};
@@ -1553,6 +1675,10 @@ static void setup_begin(struct conn *c)
 		sentinel_ask(c);
 		return;
 	}
+	if (c == &c->r->watch) {
+		watch_setup(c);
+		return;
+	}
 	c->state = CS_HANDSHAKE;
 	c->last_rx = now_ms();
 	if ((c == &c->r->cmd ? cmd_setup(c) : sub_setup(c))) {
@@ -1572,6 +1698,8 @@ static const char *tls_host(const struct conn *c)
 
 	if (c == &r->sen)
 		return r->cfg.sentinels[r->sen_cfg[r->sen_at]].host;
+	if (c == &r->watch)
+		return r->cfg.sentinels[r->sen_cfg[r->watch_sen]].host;
 	return r->cfg.host;
 }
 
@@ -1772,6 +1900,18 @@ static void check_sen(struct pav_redis *r, int64_t now)
 			  late_why(&r->sen, "no answer in time"));
 }
 
+static void check_watch(struct pav_redis *r, int64_t now)
+{
+	struct conn *c = &r->watch;
+
+	if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) &&
+	    now >= c->setup_deadline)
+		conn_fail(c, -ETIMEDOUT, late_why(c, "subscribing timed out"));
+	else if (c->state == CS_CLOSED && r->watch_at && r->up &&
+		 now >= r->watch_at)
+		watch_open(r);
+}
+
 static void check_sub(struct pav_redis *r, int64_t now)
 {
 	struct conn *c = &r->sub;
@@ -1839,6 +1979,10 @@ static void schedule_tick(struct pav_redis *r, int64_t now)
 		next = earlier(next, r->probe_deadline);
 	if (r->sen.state != CS_CLOSED)
 		next = earlier(next, r->sen.setup_deadline);
+	if (r->watch.state == CS_CONNECTING || r->watch.state == CS_HANDSHAKE)
+		next = earlier(next, r->watch.setup_deadline);
+	else if (r->watch.state == CS_CLOSED && r->watch_at && r->up)
+		next = earlier(next, r->watch_at);
 	sched(r, &r->tick_sul, tick_cb, next > now ? next - now + 1 : 1);
 }
 
@@ -1854,6 +1998,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 		check_sen(r, now);
 	if (!r->dying)
 		check_sub(r, now);
+	if (!r->dying)
+		check_watch(r, now);
 	if (!r->dying)
 		send_health(r, now);
 	if (!r->dying)
@@ -2069,11 +2215,12 @@ static struct pav_redis *client_new(struct lws_context *ctx,
 	apply_defaults(&r->cfg);
 	if (ev)
 		r->ev = *ev;
-	r->cmd.r = r->sub.r = r->sen.r = r;
+	r->cmd.r = r->sub.r = r->sen.r = r->watch.r = r;
 	r->cmd.name = "command";
 	r->sub.name = "pub/sub";
 	r->sen.name = "sentinel";
-	r->cmd.fd = r->sub.fd = r->sen.fd = -1;
+	r->watch.name = "sentinel watch";
+	r->cmd.fd = r->sub.fd = r->sen.fd = r->watch.fd = -1;
 	seed(r);
 	r->channels = pav_map_new();
 	if (!r->channels || (r->cfg.tls && !r->cfg.tls_ctx) ||
@@ -2147,9 +2294,11 @@ void pav_redis_destroy(struct pav_redis *r)
 	conn_close(&r->cmd);
 	conn_close(&r->sub);
 	conn_close(&r->sen);
+	conn_close(&r->watch);
 	fail_fifo(r, &r->cmd, -ECANCELED);
 	fail_fifo(r, &r->sub, -ECANCELED);
 	fail_fifo(r, &r->sen, -ECANCELED);
+	fail_fifo(r, &r->watch, -ECANCELED);
 	pav_map_each(r->channels, cancel_waiters, r);
 	run_firing(r, -ECANCELED);
 	leave(r);

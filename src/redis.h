@@ -34,7 +34,9 @@
  * goes down; a retry uses the answer once it has come, else the last
  * address.  With sentinels, each retry first asks them for the master's
  * address (one at a time, each given command_timeout_ms to connect and
- * answer; a round with no answer counts as a failed retry).  Each new
+ * answer; a round with no answer counts as a failed retry), and while up
+ * the one that answered is subscribed to +switch-master: a new address of
+ * the master takes the client down to ask again.  Each new
  * connection does its TLS handshake (rediss://), redoes AUTH and SELECT
  * (and with sentinels checks ROLE), loads every registered script and
  * restores every subscription before `up` is called.
@@ -152,6 +154,14 @@ int pav_redis_user_ok(const char *name);
  */
 int pav_redis_sentinel_reply(const struct redisReply *rep, char *host,
 			     size_t hostsize, int *port);
+/*
+ * A sentinel's +switch-master message, "name old-ip old-port new-ip
+ * new-port" (msg[0..len), no NUL needed): when name is master, the new
+ * numeric address (NUL-terminated) and port -> host and port, 0; -ENOENT
+ * for another master's; -EINVAL for anything else.
+ */
+int pav_redis_switch_master(const char *msg, size_t len, const char *master,
+			    char *host, size_t hostsize, int *port);
 /* 1 when rep is ROLE's answer of a master, else 0. */
 int pav_redis_role_is_master(const struct redisReply *rep);
 

@@ -235,6 +235,52 @@ int pav_redis_sentinel_reply(const redisReply *rep, char *host,
 	return 0;
 }
 
+/* s[0..n) as a numeric IPv4 or IPv6 address into host; 0 or -EINVAL. */
+static int numeric_host(const char *s, size_t n, char *host, size_t hostsize)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+
+	if (!n || n >= hostsize || memchr(s, '\0', n))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, a) == 1 ||
+	    inet_pton(AF_INET6, host, a) == 1)
+		return 0;
+	host[0] = '\0';
+	return -EINVAL;
+}
+
+#define SWITCH_FIELDS 5 /* name old-ip old-port new-ip new-port */
+
+int pav_redis_switch_master(const char *msg, size_t len, const char *master,
+			    char *host, size_t hostsize, int *port)
+{
+	const char *f[SWITCH_FIELDS];
+	size_t flen[SWITCH_FIELDS], at = 0;
+
+	if (!msg || !master)
+		return -EINVAL;
+	for (int i = 0; i < SWITCH_FIELDS; i++) {
+		const char *sp = memchr(msg + at, ' ', len - at);
+
+		f[i] = msg + at;
+		flen[i] = sp ? (size_t)(sp - f[i]) : len - at;
+		if (!flen[i] || (i < SWITCH_FIELDS - 1) != !!sp)
+			return -EINVAL;
+		at += flen[i] + 1;
+	}
+	if (flen[0] != strlen(master) || memcmp(f[0], master, flen[0]))
+		return -ENOENT;
+	if (numeric_host(f[3], flen[3], host, hostsize))
+		return -EINVAL;
+	if (parse_int(f[4], flen[4], 1, 65535, port)) {
+		host[0] = '\0';
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int pav_redis_role_is_master(const redisReply *rep)
 {
 	const redisReply *e;

@@ -12,7 +12,10 @@
  *   name: an accepted address has a host that fits and a port 1..65535, a
  *   refused one a reason; an accepted name is 1..64 bytes; and as an ACL
  *   user name (store.sentinel's master_user, sentinel_user): an accepted
- *   one is 1..127 bytes.
+ *   one is 1..127 bytes;
+ * - whole, as a +switch-master message for master "pavilion": an accepted
+ *   one gives a NUL-terminated numeric address shorter than the buffer and
+ *   a port 1..65535; a refused one is -ENOENT or -EINVAL.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
@@ -106,9 +109,24 @@ static void as_text(const uint8_t *data, size_t size)
 		CHECK(strlen(text) >= 1 && strlen(text) <= PAV_REDIS_USER_MAX);
 }
 
+static void as_switch_message(const uint8_t *data, size_t size)
+{
+	char host[48];
+	int port = 0;
+	int rc = pav_redis_switch_master((const char *)data, size, "pavilion",
+					 host, sizeof(host), &port);
+
+	CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL);
+	if (!rc) {
+		CHECK(memchr(host, '\0', sizeof(host)) && host[0]);
+		CHECK(port >= 1 && port <= 65535);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	as_replies(data, size);
 	as_text(data, size);
+	as_switch_message(data, size);
 	return 0;
 }

@@ -3,8 +3,11 @@ is, follows a failover (the master SIGKILLed, its replica promoted) with no rest
 with a password_file, an ACL user on the master and a password (and ACL user) on the
 sentinels; a sentinel that refuses the gateway's AUTH, or wants one it is not given, is
 left for the next one and said in the log, without the password; a replica a sentinel
-names is left once ROLE says so, a master demoted under it at its first READONLY; and
---check refuses a sentinel configuration it could not use, as "file: key: reason".
+names is left once ROLE says so, a master demoted under it at its first READONLY; a
+SENTINEL FAILOVER of a healthy master is followed at the sentinel's +switch-master (and a
+lost subscription made again); TLS to the sentinels and masters, each certificate
+checked for the address used; and --check refuses a sentinel configuration it could not
+use, as "file: key: reason".
 
 Real processes on loopback: a master, its replica (replicaof) and one sentinel (quorum 1,
 down-after-milliseconds 1000, failover-timeout 3000)."""
@@ -307,7 +310,8 @@ def test_acl_users_on_the_master_and_the_sentinel_through_a_failover(make_gatewa
     is replaced by the promoted replica, reached with the same user."""
     master, replica, sentinel = start_cluster(
         tmp_path, password="gw-pw-1", user="gw", requirepass=SENTINEL_PW,
-        users=["watcher on >watcher-pw-1 +@all"])
+        users=["watcher on >watcher-pw-1 +sentinel|get-master-addr-by-name +subscribe "
+               "&+switch-master"])
     try:
         g = sentinel_gateway(
             make_gateway, keys, sentinel, command_timeout_ms=500,
@@ -316,6 +320,9 @@ def test_acl_users_on_the_master_and_the_sentinel_through_a_failover(make_gatewa
                  "sentinel_password_file": secret_file(tmp_path, "sentinel.pw",
                                                        "watcher-pw-1")})
         assert masters_taken(g) == [master.port], g.log_tail()
+        # the user's few rights cover the +switch-master subscription too
+        rf.wait_until(lambda: "subscribed to +switch-master" in g.log_text(), 5,
+                      what="the sentinel watched")
         z = "zone:" + uid("z")
         a = Client(g, **ALL)
         a.subscribe(z)
@@ -325,6 +332,7 @@ def test_acl_users_on_the_master_and_the_sentinel_through_a_failover(make_gatewa
         a.wait_for("resync", timeout=15)
         rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
         assert call(replica, "ROLE", password="gw-pw-1", user="gw")[0] == "master"
+        assert "NOPERM" not in g.log_text(), g.log_tail()
         r = API(g).publish(z, "tick", {"n": 1})
         assert r.json["recipients"] == 1, r
         a.wait_for("tick", timeout=5, n=1)
@@ -464,6 +472,62 @@ def test_check_takes_the_tls_files_with_sentinel_tls(tmp_path, keys, certs):
     assert r.returncode == 1, r.stdout
     assert "tls_ca_file: %s: no usable PEM certificates" % junk in r.stderr, r.stderr
 
+
+
+# ------------------------------------------------------------------ +switch-master
+def down_lines(g):
+    """The store's "... down: why" lines, in order."""
+    return [l for l in g.log_text().splitlines() if re.search(r"redis: \S+ down: ", l)]
+
+
+def test_a_failover_is_noticed_at_the_sentinels_switch_master(make_gateway, keys, cluster):
+    """SENTINEL FAILOVER of a healthy master: the gateway hears +switch-master on its
+    subscription to the sentinel and moves to the promoted replica at once, before the
+    old master's connection breaks (the sentinel kills its clients when it demotes it)
+    or answers READONLY."""
+    master, replica, sentinel = cluster
+    g = sentinel_gateway(make_gateway, keys, sentinel)
+    rf.wait_until(lambda: "sentinel 127.0.0.1:%d: subscribed to +switch-master"
+                  % sentinel.port in g.log_text(), 5, what="the sentinel watched")
+    z = "zone:" + uid("z")
+    a = Client(g, **ALL)
+    a.subscribe(z)
+    assert sentinel.call("SENTINEL", "FAILOVER", MASTER) == "OK"
+    rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 15, step=0.05,
+                  what="the gateway takes the promoted replica")
+    down = down_lines(g)
+    assert down and ("down: sentinel 127.0.0.1:%d: +switch-master: master %s is now at "
+                     "127.0.0.1:%d" % (sentinel.port, MASTER, replica.port)) in down[0], \
+        g.log_tail()
+    a.wait_for("resync", timeout=10)
+    rf.wait_until(lambda: API(g).get("/readyz").status == 200, 10, what="readyz")
+    r = API(g).publish(z, "tick", {"n": 1})
+    assert r.json["recipients"] == 1, r
+    a.wait_for("tick", timeout=5, n=1)
+    a.close()
+    assert replica.call("ROLE")[0] == "master"
+    assert "READONLY" not in g.log_text(), g.log_tail()
+
+
+def test_a_lost_switch_master_subscription_is_made_again(make_gateway, keys, cluster):
+    """The sentinel drops the subscription's connection: the gateway says so, stays up
+    (the fallback: a failover is noticed when the master fails) and subscribes again."""
+    master, replica, sentinel = cluster
+    g = sentinel_gateway(make_gateway, keys, sentinel)
+    rf.wait_until(lambda: g.log_text().count("subscribed to +switch-master") == 1, 5,
+                  what="the sentinel watched")
+    assert sentinel.call("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+    rf.wait_until(lambda: "+switch-master subscription lost" in g.log_text(), 5,
+                  what="the loss said")
+    rf.wait_until(lambda: g.log_text().count("subscribed to +switch-master") == 2, 10,
+                  what="subscribed again")
+    assert API(g).get("/readyz").status == 200
+    assert down_lines(g) == [], g.log_tail()
+    # and it still works: a failover is noticed through it
+    assert sentinel.call("SENTINEL", "FAILOVER", MASTER) == "OK"
+    rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 15, step=0.05,
+                  what="the gateway takes the promoted replica")
+    assert "+switch-master: master %s is now at" % MASTER in down_lines(g)[0], g.log_tail()
 
 
 class FakeSentinel:

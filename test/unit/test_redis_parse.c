@@ -106,6 +106,67 @@ static void user_names_are_1_to_127_bytes(void **state)
 	assert_false(pav_redis_user_ok(longest));
 }
 
+/* pav_redis_switch_master of a C string for master "pavilion". */
+static int switch_of(const char *msg, char *host, size_t size, int *port)
+{
+	return pav_redis_switch_master(msg, strlen(msg), "pavilion", host,
+				       size, port);
+}
+
+static void switch_master_gives_the_new_address_of_our_master(void **state)
+{
+	char host[48];
+	int port = 0;
+
+	(void)state;
+	assert_int_equal(switch_of("pavilion 10.0.0.1 6379 10.0.0.2 6380",
+				   host, sizeof(host), &port), 0);
+	assert_string_equal(host, "10.0.0.2");
+	assert_int_equal(port, 6380);
+	assert_int_equal(switch_of("pavilion ::1 6379 fe80::2 7000", host,
+				   sizeof(host), &port), 0);
+	assert_string_equal(host, "fe80::2");
+	assert_int_equal(port, 7000);
+	/* not NUL-terminated: only len bytes are read */
+	assert_int_equal(pav_redis_switch_master("pavilion 1.1.1.1 1 2.2.2.2 "
+						 "22xyz", 29, "pavilion", host,
+						 sizeof(host), &port), 0);
+	assert_int_equal(port, 22);
+}
+
+static void switch_master_of_another_master_or_unusable_is_refused(
+	void **state)
+{
+	static const char *const bad[] = {
+		"", "pavilion", "pavilion 10.0.0.1 6379 10.0.0.2",
+		"pavilion 10.0.0.1 6379 10.0.0.2 6380 x",
+		"pavilion 10.0.0.1 6379 10.0.0.2 6380 ",
+		"pavilion  10.0.0.1 6379 10.0.0.2 6380",
+		"pavilion 10.0.0.1 6379 redis-2 6380",
+		"pavilion 10.0.0.1 6379 10.0.0.2 0",
+		"pavilion 10.0.0.1 6379 10.0.0.2 65536",
+		"pavilion 10.0.0.1 6379 10.0.0.2 63x0",
+		"pavilion 10.0.0.1 6379 10.0.0.2 -1",
+	};
+	char host[48], small[8];
+	int port = 0;
+
+	(void)state;
+	assert_int_equal(switch_of("other 10.0.0.1 6379 10.0.0.2 6380", host,
+				   sizeof(host), &port), -ENOENT);
+	assert_int_equal(switch_of("pavilion2 10.0.0.1 6379 10.0.0.2 6380",
+				   host, sizeof(host), &port), -ENOENT);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (switch_of(bad[i], host, sizeof(host), &port) != -EINVAL)
+			fail_msg("accepted: \"%s\"", bad[i]);
+	/* an address longer than the buffer */
+	assert_int_equal(switch_of("pavilion ::1 1 2001:db8::1 6380", small,
+				   sizeof(small), &port), -EINVAL);
+	assert_int_equal(pav_redis_switch_master(NULL, 0, "pavilion", host,
+						 sizeof(host), &port),
+			 -EINVAL);
+}
+
 static void master_names_are_letters_digits_dot_dash_underscore(void **state)
 {
 	char longest[PAV_REDIS_MASTER_NAME_MAX + 2];
@@ -232,6 +293,10 @@ int main(void)
 		cmocka_unit_test(bad_sentinel_addresses_are_refused_with_a_reason),
 		cmocka_unit_test(master_names_are_letters_digits_dot_dash_underscore),
 		cmocka_unit_test(user_names_are_1_to_127_bytes),
+		cmocka_unit_test(
+			switch_master_gives_the_new_address_of_our_master),
+		cmocka_unit_test(
+			switch_master_of_another_master_or_unusable_is_refused),
 		cmocka_unit_test(sentinel_answer_gives_a_numeric_address_and_port),
 		cmocka_unit_test(sentinel_answer_nil_is_an_unknown_master),
 		cmocka_unit_test(sentinel_answers_it_cannot_use_are_refused),
