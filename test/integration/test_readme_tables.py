@@ -180,6 +180,18 @@ def drop_url(c):
     c["store"].pop("url")
 
 
+def sentinel_store(c):
+    c["store"] = {"backend": "redis",
+                  "sentinel": {"addresses": ["127.0.0.1:26379"], "master": "pavilion"}}
+
+
+def password_file(tmp):
+    pw = tmp / "redis.pw"
+    pw.write_text("secret\n")
+    os.chmod(pw, 0o600)
+    return pw
+
+
 # what a key needs beside it to be valid at all
 CONTEXT = {
     "store.url": [redis_store],
@@ -191,19 +203,24 @@ CONTEXT = {
     "store.tls_ca_file": [lambda c: redis_store(c, "rediss://127.0.0.1:6380/0")],
     "store.tls_cert_file": [lambda c: redis_store(c, "rediss://127.0.0.1:6380/0")],
     "store.tls_key_file": [lambda c: redis_store(c, "rediss://127.0.0.1:6380/0")],
+    "store.sentinel.tls": [sentinel_store],
+    "store.sentinel.sentinel_password_file": [sentinel_store],
+    "store.sentinel.sentinel_user": [sentinel_store],
+    "store.sentinel.master_user": [sentinel_store],
 }
 VALUE_CONTEXT = {("store.backend", "redis"): [redis_store]}
 # keys set together (the README gives them one row: "both or neither")
 TOGETHER = {"store.tls_cert_file": "store.tls_key_file", "store.tls_key_file": "store.tls_cert_file",
-            "tls.cert": "tls.key", "tls.key": "tls.cert"}
+            "tls.cert": "tls.key", "tls.key": "tls.cert",
+            # a user needs the password it logs in with
+            "store.sentinel.master_user": "store.password_file",
+            "store.sentinel.sentinel_user": "store.sentinel.sentinel_password_file"}
 
 
 def examples(keys, tmp):
     """A valid value of each key whose documented type is no range, enum or bool."""
     (tmp / "conf.d").mkdir(exist_ok=True)
-    pw = tmp / "redis.pw"
-    pw.write_text("secret\n")
-    os.chmod(pw, 0o600)
+    pw = password_file(tmp)
     return {
         "include": "conf.d",
         "plugin_dirs": [str(gw.PLUGIN_DIR)],
@@ -211,6 +228,9 @@ def examples(keys, tmp):
         "store.shards": ["redis://127.0.0.1:6379/0", "redis://127.0.0.1:6380/0"],
         "store.sentinel": {"addresses": ["127.0.0.1:26379"], "master": "pavilion", "db": 0},
         "store.password_file": str(pw),
+        "store.sentinel.master_user": "pavilion-gw",
+        "store.sentinel.sentinel_user": "watcher",
+        "store.sentinel.sentinel_password_file": str(pw),
         "store.tls_ca_file": str(keys.cert),
         "store.tls_cert_file": str(keys.cert),
         "store.tls_key_file": str(keys.cert_key),
