@@ -25,7 +25,9 @@
  * them all, users whose last local connection went while the store could
  * not confirm it are settled (count 0 anywhere: env->user_gone), and every
  * connection gets "resync".  A replaced pub/sub connection alone means
- * "resync" at once.
+ * "resync" at once.  The token revocations the node keeps are written
+ * back then too (redis_state.c), and the node is not ready until they
+ * are.
  *
  * After an outage a node reaps nobody for node_ttl: every alive key may
  * have expired while Redis was away, and the others need that long to
@@ -58,6 +60,7 @@
 #include "ids.h"
 #include "log.h"
 #include "redis_backend.h"
+#include "revkeep.h"
 
 #define rlog(level, ...) pav_log(level, "store", __VA_ARGS__)
 
@@ -455,6 +458,7 @@ static void shard_rebuild(struct rb_shard *sh)
 	pav_map_each(sh->b->users, mark_user, &m);
 	pav_map_each(sh->b->chans, mark_chan, &m);
 	sh->resync_due = 1;
+	pav_rb_revocations_restore(sh);
 }
 
 /* ---- the sync pass -------------------------------------------------------- */
@@ -1239,6 +1243,7 @@ void pav_rb_destroy(void *self)
 	clients_destroy(b); /* no shutdown before: the loop stands */
 	pav_map_free(b->users, user_free);
 	pav_map_free(b->chans, chan_free);
+	pav_revkeep_free(b->kept);
 	free(b->shards);
 	free(b->status_header);
 	free(b);
@@ -1318,7 +1323,8 @@ int pav_rb_create(const struct pav_store_config *cfg,
 		return -EINVAL;
 	}
 	if (!b || !(b->shards = calloc(nservers(cfg), sizeof(*b->shards))) ||
-	    !(b->users = pav_map_new()) || !(b->chans = pav_map_new())) {
+	    !(b->users = pav_map_new()) || !(b->chans = pav_map_new()) ||
+	    !(b->kept = pav_revkeep_new(PAV_MAX_KEPT_REVOCATIONS))) {
 		pav_rb_destroy(b);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -1355,7 +1361,7 @@ int pav_rb_ready(void *self)
 	for (size_t i = 0; i < b->nshards; i++)
 		if (!b->shards[i].up || !b->shards[i].registered)
 			return 0;
-	return b->nshards > 0;
+	return b->nshards > 0 && !b->restoring;
 }
 
 void pav_rb_tick(void *self, int64_t now_ms)
@@ -1363,6 +1369,7 @@ void pav_rb_tick(void *self, int64_t now_ms)
 	struct rb *b = self;
 
 	(void)now_ms;
+	pav_revkeep_expire(b->kept, pav_mono_ms());
 	for (size_t i = 0; i < b->nshards; i++) {
 		heartbeat(&b->shards[i]);
 		find_dead(&b->shards[i]);

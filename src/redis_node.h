@@ -115,6 +115,11 @@ struct rb {
 	char *status_header; /* of a status change on a user's feed ('S'),
 				made at the first (redis_state.c) */
 	int shut; /* shutdown() ran: every call fails -ECANCELED */
+	/* the token revocations this node learnt (redis_state.c) and the
+	 * write-backs of them still running: the node is not ready before
+	 * they are done */
+	struct pav_revkeep *kept;
+	size_t restoring;
 	/* the broker's reader of pub/sub messages (set by its create) */
 	void (*on_message)(struct rb_shard *sh, const char *channel,
 			   size_t clen, const char *data, size_t dlen);
@@ -194,6 +199,13 @@ void pav_rb_feed(struct rb_shard *sh, struct rb_argv *a, const char *ns,
 void pav_rb_inbox_keys(struct rb_argv *a, const char *ns, const char *user);
 void pav_rb_member_keys(struct rb *b, struct rb_argv *a, const char *ns,
 			const char *channel);
+
+/* ---- redis_state.c ---- */
+
+/* Redis may have lost the token revocations: writes back, on shard sh,
+ * every one this node keeps that its key lacks (or holds with an older
+ * cut-off), then logs how many. */
+void pav_rb_revocations_restore(struct rb_shard *sh);
 
 /* ---- redis_broker.c ---- */
 

@@ -110,6 +110,19 @@ static const char conn_add[] =
 	"redis.call('SADD', KEYS[2], ARGV[4])\n"
 	"return {1, n + 1, st}\n";
 
+/* A token revocation never lowers the cut-off a key holds: two calls
+ * racing through two nodes, a wall clock stepped back, or a node writing
+ * back what it kept after Redis restarted (that one also keeps an equal
+ * cut-off, which is the same revocation). */
+static const char tokens_revoke[] =
+	"local cur = tonumber(redis.call('GET', KEYS[1]) or '')\n"
+	"local at = tonumber(ARGV[1])\n"
+	"if cur and (cur > at or (cur == at and ARGV[3] == '1')) then\n"
+	"  return 0\n"
+	"end\n"
+	"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+	"return 1\n";
+
 /* The node leaves N:users once it holds no connection of the user. */
 static const char conn_remove[] =
 	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
@@ -641,4 +654,5 @@ const char *const pav_rb_lua[PAV_RB_NSCRIPTS] = {
 	[PAV_RB_REAP] = reap,
 	[PAV_RB_USER_SYNC] = user_sync,
 	[PAV_RB_CHAN_SYNC] = chan_sync,
+	[PAV_RB_TOKENS_REVOKE] = tokens_revoke,
 };

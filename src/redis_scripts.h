@@ -19,7 +19,9 @@
  *                    inbox), from the counter pav:U:inbox:seq
  *   pav:U:chans      HASH "<node>|<channel>" -> count (shared channels)
  *   pav:U:revoked    STRING at_ms: the user's tokens issued at or before it
- *                    are refused (a token revocation); EX its seconds
+ *                    are refused (a token revocation); PX its time;
+ *                    never lowered (a node writes back the ones it kept
+ *                    when Redis lost them)
  *   pav:C:n          HASH node -> members on that node
  *   pav:C:u:<node>   HASH user -> count (that node's members)
  *   pav:C:seq        counter of a channel without history (1 h)
@@ -116,6 +118,10 @@ enum pav_rb_script {
 	/* KEYS C:n C:u:<node> N:chans C:meta C:hist; ARGV node member total
 	 * (user count)... -> 1 */
 	PAV_RB_CHAN_SYNC,
+	/* KEYS U:revoked; ARGV at_ms ttl_ms keep_equal(0|1) -> 1 set, or 0
+	 * when the key holds a later cut-off (or the same, with keep_equal):
+	 * then nothing changes */
+	PAV_RB_TOKENS_REVOKE,
 	PAV_RB_NSCRIPTS,
 };
 

@@ -21,6 +21,16 @@
  * announcement from this node right after the script answered: in order
  * per node, and a connection subscribed to two of its channels on two
  * shards may get it twice.
+ *
+ * A token revocation is a key of the user's (Redis ends it), and also a
+ * record in the node's own bounded copy (revkeep.h) of the ones made
+ * through it: the node's checks read that copy first, and it writes them
+ * back whenever the shard may have lost them (shard_rebuild: back after
+ * an outage or a failover, or its registration found gone), never
+ * lowering a later cut-off another node wrote.  The broker carries no
+ * revocation to the other nodes (its 'R' message goes to the nodes that
+ * hold the user's connections, and says only "close"): they read the
+ * key, which the revoking node writes back.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,11 +47,14 @@
 #include "note.h"
 #include "redis_backend.h"
 #include "redis_node.h"
+#include "revkeep.h"
 #include "tally.h"
 
 #define STAMP_MARK "#pav-stamp#"
 #define ID_LEN 18 /* "n" + 16 hex + NUL */
 #define ADD_TRIES 3
+
+#define rlog(level, ...) pav_log(level, "store", __VA_ARGS__)
 
 static int is_str(const redisReply *r)
 {
@@ -77,6 +90,16 @@ static struct call *call_new(struct rb *b, const char *ns, const char *name,
 static size_t user_shard(struct rb *b, const char *ns, const char *user)
 {
 	return pav_rb_shard_of(b, ns, user);
+}
+
+/* 1 when this node's copy refuses tok (NULL: not checked). */
+static int kept_refuses(struct rb *b, const char *ns, const char *user,
+			const struct pav_token_iat *tok)
+{
+	int64_t at;
+
+	return tok && pav_revkeep_get(b->kept, ns, user, pav_mono_ms(), &at) &&
+	       pav_token_revoked(tok, at);
 }
 
 /* ---- connections ------------------------------------------------------- */
@@ -188,8 +211,15 @@ static void rb_conn_add(void *self, const char *ns, const char *user,
 	struct rb *b = self;
 	struct conn_call *x;
 	struct rb_argv a;
-	struct rb_user *u = conn_start(b, ns, user, conn, 1, cb, arg, &x, &a);
+	struct rb_user *u;
 
+	/* refused by this node's copy: also while Redis lacks it */
+	if (kept_refuses(b, ns, user, tok)) {
+		if (cb)
+			cb(arg, -EKEYREVOKED, 0);
+		return;
+	}
+	u = conn_start(b, ns, user, conn, 1, cb, arg, &x, &a);
 	if (!u)
 		return;
 	pav_rb_av_fmt(&a, "%d", max_per_user > 0 ? max_per_user : 0);
@@ -269,25 +299,66 @@ static void rb_user_count(void *self, const char *ns, const char *user,
 
 /* ---- token revocations ------------------------------------------------- */
 
+/* The node's own copy of a revocation it learnt: what it writes back
+ * into a Redis that lost it, and what its own checks read first. */
+static void keep(struct rb *b, const char *ns, const char *user,
+		 int64_t at_ms, int64_t ttl_ms)
+{
+	int64_t now = pav_mono_ms();
+	int rc = pav_revkeep_put(b->kept, ns, user, at_ms, now + ttl_ms, now);
+
+	if (rc == 1)
+		rlog(PAV_LOG_WARN, "%d token revocations kept already: the "
+		     "one that ends first is no longer kept by this node (Redis "
+		     "still holds it; %" PRIu64 " so far)",
+		     PAV_MAX_KEPT_REVOCATIONS, pav_revkeep_dropped(b->kept));
+	else if (rc)
+		rlog(PAV_LOG_WARN, "a token revocation of user %s is not kept "
+		     "by this node (%s)", user, strerror(-rc));
+}
+
+struct revoke_call {
+	struct call c;
+	int64_t at_ms;
+	int ttl_s;
+};
+
 static void revoke_set(void *arg, int err, const redisReply *rep)
 {
-	struct call *x = arg;
-	pav_done_fn cb = (pav_done_fn)x->cb;
+	struct revoke_call *x = arg;
+	pav_done_fn cb = (pav_done_fn)x->c.cb;
 
-	err = pav_rb_reply_err(err, rep, REDIS_REPLY_STATUS, "tokens_revoke");
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER, "tokens_revoke");
+	if (!err)
+		keep(x->c.b, x->c.ns, x->c.name, x->at_ms,
+		     (int64_t)x->ttl_s * 1000);
 	if (cb)
-		cb(x->arg, err);
+		cb(x->c.arg, err);
 	free(x);
 }
 
+/* The revocation's key, at_ms and its time to live in ms, as the
+ * script takes them. */
+static void revoke_args(struct rb_argv *a, const char *ns, const char *user,
+			int64_t at_ms, int64_t ttl_ms, int keep_equal)
+{
+	pav_rb_av_init(a);
+	pav_rb_ukey(a, ns, user, "revoked");
+	pav_rb_av_fmt(a, "%" PRId64, at_ms);
+	pav_rb_av_fmt(a, "%" PRId64, ttl_ms);
+	pav_rb_av_str(a, keep_equal ? "1" : "0");
+}
+
 /* One key per revoked user, on the user's shard: Redis drops it at its
- * end, and it outlives any node. */
+ * end, and it outlives any node.  The node keeps a copy once it is
+ * written (see pav_rb_revocations_restore). */
 static void rb_tokens_revoke(void *self, const char *ns, const char *user,
 			     int64_t at_ms, int ttl_s, pav_done_fn cb,
 			     void *arg)
 {
 	struct rb *b = self;
-	struct call *x = call_new(b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct revoke_call *x = (struct revoke_call *)call_new(
+		b, ns, user, (any_fn)cb, arg, sizeof(*x));
 	struct rb_argv a;
 
 	if (!x) {
@@ -295,13 +366,11 @@ static void rb_tokens_revoke(void *self, const char *ns, const char *user,
 			cb(arg, -ENOMEM);
 		return;
 	}
-	pav_rb_av_init(&a);
-	pav_rb_av_str(&a, "SET");
-	pav_rb_ukey(&a, ns, user, "revoked");
-	pav_rb_av_fmt(&a, "%" PRId64, at_ms);
-	pav_rb_av_str(&a, "EX");
-	pav_rb_av_fmt(&a, "%d", ttl_s);
-	pav_rb_command(b, user_shard(b, ns, user), &a, revoke_set, x);
+	x->at_ms = at_ms;
+	x->ttl_s = ttl_s;
+	revoke_args(&a, ns, user, at_ms, (int64_t)ttl_s * 1000, 0);
+	pav_rb_eval(b, user_shard(b, ns, user), PAV_RB_TOKENS_REVOKE, 1, &a,
+		    revoke_set, x);
 }
 
 struct check_call {
@@ -329,10 +398,15 @@ static void rb_token_check(void *self, const char *ns, const char *user,
 			   void *arg)
 {
 	struct rb *b = self;
-	struct check_call *x = (struct check_call *)call_new(
-		b, ns, user, (any_fn)cb, arg, sizeof(*x));
+	struct check_call *x;
 	struct rb_argv a;
 
+	if (kept_refuses(b, ns, user, tok)) {
+		cb(arg, -EKEYREVOKED);
+		return;
+	}
+	x = (struct check_call *)call_new(b, ns, user, (any_fn)cb, arg,
+					  sizeof(*x));
 	if (!x) {
 		cb(arg, -ENOMEM);
 		return;
@@ -342,6 +416,124 @@ static void rb_token_check(void *self, const char *ns, const char *user,
 	pav_rb_av_str(&a, "GET");
 	pav_rb_ukey(&a, ns, user, "revoked");
 	pav_rb_command(b, user_shard(b, ns, user), &a, revoke_got, x);
+}
+
+/* ---- writing back the kept revocations ---------------------------------- */
+
+#define RESTORE_BATCH 256 /* scripts in flight at most */
+
+struct kept_item {
+	char ns[RB_NS_LEN];
+	char user[PAV_MAX_ID_LEN + 1];
+	int64_t at_ms, end_ms;
+};
+
+struct restore {
+	struct rb *b;
+	size_t shard;
+	struct kept_item *items;
+	size_t n, cap, next, out, written, held;
+	int failed;
+};
+
+static int collect_kept(const char *ns, const char *user, int64_t at_ms,
+			int64_t end_ms, void *arg)
+{
+	struct restore *x = arg;
+	struct kept_item *it;
+
+	if (user_shard(x->b, ns, user) != x->shard || x->n == x->cap)
+		return 0;
+	it = &x->items[x->n++];
+	snprintf(it->ns, sizeof(it->ns), "%s", ns);
+	snprintf(it->user, sizeof(it->user), "%s", user);
+	it->at_ms = at_ms;
+	it->end_ms = end_ms;
+	return 0;
+}
+
+static void restore_issue(struct restore *x);
+
+static void restore_answered(struct restore *x)
+{
+	if (--x->out)
+		return;
+	if (!x->failed && x->next < x->n) {
+		restore_issue(x);
+		return;
+	}
+	if (x->failed && !x->b->shut)
+		rlog(PAV_LOG_WARN, "shard %zu: writing back the token "
+		     "revocations this node keeps failed after %zu of %zu; "
+		     "again when the shard is back", x->shard,
+		     x->written + x->held, x->n);
+	else if (!x->failed)
+		rlog(PAV_LOG_INFO, "shard %zu: %zu token revocations written "
+		     "back (%zu held already)", x->shard, x->written, x->held);
+	x->b->restoring--;
+	free(x->items);
+	free(x);
+}
+
+static void restored(void *arg, int err, const redisReply *rep)
+{
+	struct restore *x = arg;
+
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER,
+			       "revocation write-back");
+	if (err)
+		x->failed = 1;
+	else if (rep->integer)
+		x->written++;
+	else
+		x->held++;
+	restore_answered(x);
+}
+
+/* The next batch: one script per revocation, with what is left of it. */
+static void restore_issue(struct restore *x)
+{
+	int64_t now = pav_mono_ms();
+	struct rb_argv a;
+
+	x->out++; /* ours, while issuing */
+	while (!x->failed && x->next < x->n && x->out <= RESTORE_BATCH) {
+		const struct kept_item *it = &x->items[x->next++];
+
+		if (it->end_ms <= now)
+			continue;
+		revoke_args(&a, it->ns, it->user, it->at_ms, it->end_ms - now,
+			    1);
+		x->out++;
+		pav_rb_eval(x->b, x->shard, PAV_RB_TOKENS_REVOKE, 1, &a,
+			    restored, x);
+	}
+	restore_answered(x);
+}
+
+void pav_rb_revocations_restore(struct rb_shard *sh)
+{
+	struct rb *b = sh->b;
+	size_t n = pav_revkeep_count(b->kept);
+	struct restore *x;
+
+	if (!n)
+		return;
+	x = calloc(1, sizeof(*x));
+	if (x)
+		x->items = calloc(n, sizeof(*x->items));
+	if (!x || !x->items) {
+		rlog(PAV_LOG_ERROR, "shard %zu: out of memory: the token "
+		     "revocations this node keeps are not written back",
+		     sh->idx);
+		free(x);
+		return;
+	}
+	*x = (struct restore){.b = b, .shard = sh->idx, .items = x->items,
+			      .cap = n};
+	pav_revkeep_each(b->kept, pav_mono_ms(), collect_kept, x);
+	b->restoring++;
+	restore_issue(x);
 }
 
 /* ---- presence ----------------------------------------------------------- */

@@ -277,6 +277,49 @@ static void conn_add_refuses_a_token_the_revocation_covers(void **state)
 	freeReplyObject(r);
 }
 
+/* A revocation never lowers the cut-off its key holds; a later one (or,
+ * from the API, the same) replaces time and end; a write-back of the
+ * same one (keep_equal) leaves the key as it is. */
+static void tokens_revoke_never_lowers_the_cut_off(void **state)
+{
+	redisReply *r;
+	long long pttl;
+
+	(void)state;
+	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000000", "60000", "0",
+	       NULL);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("GET %s", UR), 1800000000000LL);
+	pttl = cmd_int("PTTL %s", UR);
+	assert_true(pttl > 59000 && pttl <= 60000);
+	/* older: kept as it is */
+	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1799999999999", "900000", "0",
+	       NULL);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("GET %s", UR), 1800000000000LL);
+	assert_true(cmd_int("PTTL %s", UR) <= 60000);
+	/* the same, written back: kept; from the API: its new end */
+	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000000", "900000", "1",
+	       NULL);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	assert_true(cmd_int("PTTL %s", UR) <= 60000);
+	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000000", "900000", "0",
+	       NULL);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	assert_true(cmd_int("PTTL %s", UR) > 60000);
+	/* later: replaces time and end */
+	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000001", "5000", "1",
+	       NULL);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int("GET %s", UR), 1800000000001LL);
+	assert_true(cmd_int("PTTL %s", UR) <= 5000);
+}
+
 static void conn_remove_leaves_node_set_with_its_last(void **state)
 {
 	redisReply *r;
@@ -1277,6 +1320,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(conn_add_counts_once_and_stops_at_max),
 		T(conn_add_refuses_a_token_the_revocation_covers),
+		T(tokens_revoke_never_lowers_the_cut_off),
 		T(conn_remove_leaves_node_set_with_its_last),
 		T(presence_get_of_an_unknown_user_is_empty),
 		T(presence_set_checks_when_and_unchanged),
