@@ -1,7 +1,10 @@
 """Token revocation on the redis backend, across 2 nodes on one Redis: a revocation made
 through one node refuses the old token at the other, at the handshake and at a renewal, and
 after that node restarts; it is one key per user, with the revocation's seconds as its TTL,
-gone at its end.  (One node, either store: test_flow_revoke.py.)"""
+gone at its end.  A Redis that restarts empty gets the revocations back from the node
+they went through, which also refuses the old token from its own copy before that.  (One
+node, either store: test_flow_revoke.py.)"""
+import signal
 import time
 
 import pytest
@@ -12,6 +15,14 @@ from test_flow_revoke import accepted, refused_at_handshake, revoke
 from test_flow_util import Client, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own, for a test that restarts it empty."""
+    r = rf.RedisServer(tmp_path / "redis").start()
+    yield r
+    r.kill()
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +77,90 @@ def test_without_revoke_s_no_key_is_made(nodes, redis):
     alice = uid("alice")
     revoke(nodes.api(0), alice, "", closed=0)
     assert not redis.call("EXISTS", key_of(alice))
+
+
+# ------------------------------------------------------------ Redis restarted empty
+def restart_empty(nodes, redis):
+    """Kill Redis, see every node unready, start an empty one on the same port, and wait
+    until every node is ready again (its write-back done)."""
+    redis.kill()
+    for i in range(len(nodes)):
+        rf.wait_until(lambda: nodes.api(i).get("/readyz").status == 503, 5,
+                      what="/readyz 503 on node %d" % i)
+    redis.start()
+    for i in range(len(nodes)):
+        rf.wait_until(lambda: nodes.api(i).get("/readyz").status == 200, 10,
+                      what="/readyz 200 on node %d" % i)
+
+
+def test_revocation_survives_a_redis_restarted_empty(make_gateway, keys, own_redis):
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    alice = uid("alice")
+    old = nodes[0].token(sub=alice)
+    revoke(nodes.api(0), alice, "?revoke_s=60")
+    restart_empty(nodes, own_redis)
+    # written back, with what was left of its 60 s
+    rf.wait_until(lambda: own_redis.call("EXISTS", key_of(alice)), 5, what="the key back")
+    assert 0 < own_redis.call("PTTL", key_of(alice)) <= 60000
+    assert "1 token revocations written back (0 held already)" in nodes[0].log_text(), \
+        nodes[0].log_tail()
+    refused_at_handshake(nodes[0], old)
+    accepted(nodes[0], nodes[0].token(sub=alice, iat=int(time.time()) + 1), alice)
+    with Client(nodes[0], alice, token=nodes[0].token(sub=alice, iat=int(time.time()) + 1)) as c:
+        c.sync()
+        m = c.err("auth", {"token": old}, 1001)
+        assert m["payload"]["message"] == "token revoked", m
+
+
+def test_revocation_through_one_node_survives_a_redis_restarted_empty_at_the_other(
+        make_gateway, keys, own_redis):
+    """The broker does not carry revocations to every node: node 0, which the revocation
+    went through, writes it back, and node 1 reads it from Redis."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=2).start()
+    alice = uid("alice")
+    old = nodes[1].token(sub=alice)
+    revoke(nodes.api(0), alice, "?revoke_s=60")
+    restart_empty(nodes, own_redis)
+    refused_at_handshake(nodes[1], old)
+    accepted(nodes[1], nodes[1].token(sub=alice, iat=int(time.time()) + 1), alice)
+    with Client(nodes[1], alice, token=nodes[1].token(sub=alice, iat=int(time.time()) + 1)) as c:
+        c.sync()
+        m = c.err("auth", {"token": old}, 1001)
+        assert m["payload"]["message"] == "token revoked", m
+
+
+def test_write_back_keeps_a_later_revocation_redis_holds(make_gateway, keys, own_redis):
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    alice = uid("alice")
+    revoke(nodes.api(0), alice, "?revoke_s=60")
+    own_redis.kill()
+    rf.wait_until(lambda: nodes.api(0).get("/readyz").status == 503, 5, what="/readyz 503")
+    # another node's later revocation, made before this one is back (held meanwhile)
+    later = str(int(time.time() * 1000) + 5000)
+    nodes[0].proc.send_signal(signal.SIGSTOP)
+    try:
+        own_redis.start()
+        own_redis.call("SET", key_of(alice), later, "EX", 30)
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    rf.wait_until(lambda: nodes.api(0).get("/readyz").status == 200, 10, what="/readyz 200")
+    assert own_redis.call("GET", key_of(alice)) == later
+    assert own_redis.call("TTL", key_of(alice)) <= 30
+    assert "0 token revocations written back (1 held already)" in nodes[0].log_text(), \
+        nodes[0].log_tail()
+
+
+def test_the_node_refuses_from_its_own_copy_while_redis_lacks_the_key(
+        make_gateway, keys, own_redis):
+    """Between Redis losing the key and the write-back, the node the revocation went through
+    still refuses the old token (here the key is deleted under a Redis that stays up)."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    alice = uid("alice")
+    old = nodes[0].token(sub=alice)
+    revoke(nodes.api(0), alice, "?revoke_s=60")
+    own_redis.call("DEL", key_of(alice))
+    refused_at_handshake(nodes[0], old)
+    with Client(nodes[0], alice, token=nodes[0].token(sub=alice, iat=int(time.time()) + 1)) as c:
+        c.sync()
+        m = c.err("auth", {"token": old}, 1001)
+        assert m["payload"]["message"] == "token revoked", m
