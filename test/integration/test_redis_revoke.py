@@ -12,7 +12,7 @@ import pytest
 import gw
 import redisfix as rf
 from test_flow_revoke import accepted, refused_at_handshake, revoke
-from test_flow_util import Client, uid
+from test_flow_util import API, Client, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
@@ -164,3 +164,34 @@ def test_the_node_refuses_from_its_own_copy_while_redis_lacks_the_key(
         c.sync()
         m = c.err("auth", {"token": old}, 1001)
         assert m["payload"]["message"] == "token revoked", m
+
+
+def test_revocation_is_written_back_to_the_master_a_sentinel_failover_brings(
+        make_gateway, keys, tmp_path):
+    """The master is SIGKILLed and its replica promoted; that replica lacks the key (deleted
+    on the master before: a replica promoted before it had it).  The node finds the new
+    master through the sentinel and writes the revocation back there."""
+    from test_redis_sentinel import sentinel_gateway, start_cluster
+    started = start_cluster(tmp_path)
+    try:
+        master, replica, sentinel = started
+        g = sentinel_gateway(make_gateway, keys, sentinel, command_timeout_ms=500)
+        alice = uid("alice")
+        old = g.token(sub=alice)
+        revoke(API(g), alice, "?revoke_s=60")
+        master.call("DEL", key_of(alice))
+        rf.wait_until(lambda: not replica.call("EXISTS", key_of(alice)), 5,
+                      what="the replica without the key")
+        master.kill()
+        rf.wait_until(lambda: sentinel.master_port() == replica.port, 20, step=0.1,
+                      what="sentinel promotes the replica")
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 20,
+                      what="readyz after the failover")
+        assert replica.call("EXISTS", key_of(alice)) == 1
+        assert 0 < replica.call("PTTL", key_of(alice)) <= 60000
+        assert "1 token revocations written back" in g.log_text(), g.log_tail()
+        refused_at_handshake(g, old)
+        accepted(g, g.token(sub=alice, iat=int(time.time()) + 1), alice)
+    finally:
+        for p in reversed(started):
+            p.kill()
