@@ -301,20 +301,23 @@ static void rb_user_count(void *self, const char *ns, const char *user,
 
 /* The node's own copy of a revocation it learnt: what it writes back
  * into a Redis that lost it, and what its own checks read first. */
-static void keep(struct rb *b, const char *ns, const char *user,
-		 int64_t at_ms, int64_t ttl_ms)
+static void keep(struct rb *b, const char *ns, const char *user, int64_t at_ms,
+		 int64_t ttl_ms)
 {
 	int64_t now = pav_mono_ms();
 	int rc = pav_revkeep_put(b->kept, ns, user, at_ms, now + ttl_ms, now);
 
 	if (rc == 1)
-		rlog(PAV_LOG_WARN, "%d token revocations kept already: the "
-		     "one that ends first is no longer kept by this node (Redis "
-		     "still holds it; %" PRIu64 " so far)",
+		rlog(PAV_LOG_WARN,
+		     "%d token revocations kept already: the one that ends "
+		     "first is no longer kept by this node (Redis still "
+		     "holds it; %" PRIu64 " so far)",
 		     PAV_MAX_KEPT_REVOCATIONS, pav_revkeep_dropped(b->kept));
 	else if (rc)
-		rlog(PAV_LOG_WARN, "a token revocation of user %s is not kept "
-		     "by this node (%s)", user, strerror(-rc));
+		rlog(PAV_LOG_WARN,
+		     "a token revocation of user %s is not kept by this "
+		     "node (%s)",
+		     user, strerror(-rc));
 }
 
 struct revoke_call {
@@ -463,13 +466,16 @@ static void restore_answered(struct restore *x)
 		return;
 	}
 	if (x->failed && !x->b->shut)
-		rlog(PAV_LOG_WARN, "shard %zu: writing back the token "
-		     "revocations this node keeps failed after %zu of %zu; "
-		     "again when the shard is back", x->shard,
-		     x->written + x->held, x->n);
+		rlog(PAV_LOG_WARN,
+		     "shard %zu: writing back the token revocations this "
+		     "node keeps failed after %zu of %zu; again when the "
+		     "shard is back",
+		     x->shard, x->written + x->held, x->n);
 	else if (!x->failed)
-		rlog(PAV_LOG_INFO, "shard %zu: %zu token revocations written "
-		     "back (%zu held already)", x->shard, x->written, x->held);
+		rlog(PAV_LOG_INFO,
+		     "shard %zu: %zu token revocations written back (%zu "
+		     "held already)",
+		     x->shard, x->written, x->held);
 	x->b->restoring--;
 	free(x->items);
 	free(x);
@@ -523,14 +529,15 @@ void pav_rb_revocations_restore(struct rb_shard *sh)
 	if (x)
 		x->items = calloc(n, sizeof(*x->items));
 	if (!x || !x->items) {
-		rlog(PAV_LOG_ERROR, "shard %zu: out of memory: the token "
-		     "revocations this node keeps are not written back",
+		rlog(PAV_LOG_ERROR,
+		     "shard %zu: out of memory: the token revocations this "
+		     "node keeps are not written back",
 		     sh->idx);
 		free(x);
 		return;
 	}
-	*x = (struct restore){.b = b, .shard = sh->idx, .items = x->items,
-			      .cap = n};
+	*x = (struct restore){
+		.b = b, .shard = sh->idx, .items = x->items, .cap = n};
 	pav_revkeep_each(b->kept, pav_mono_ms(), collect_kept, x);
 	b->restoring++;
 	restore_issue(x);

@@ -15,9 +15,9 @@
 
 struct rec {
 	int64_t at_ms, end_ms;
-	size_t pos;      /* in the heap */
+	size_t pos;	 /* in the heap */
 	size_t user_off; /* the user's name in key, after the 0x1f */
-	char key[];      /* "ns\x1fuser" */
+	char key[];	 /* "ns\x1fuser" */
 };
 
 struct pav_revkeep {
@@ -239,7 +239,8 @@ void pav_revkeep_each(const struct pav_revkeep *k, int64_t now_ms,
 
 		if (r->end_ms <= now_ms)
 			continue;
-		snprintf(ns, sizeof(ns), "%.*s", (int)(r->user_off - 1), r->key);
+		snprintf(ns, sizeof(ns), "%.*s", (int)(r->user_off - 1),
+			 r->key);
 		if (fn(ns, r->key + r->user_off, r->at_ms, r->end_ms, arg))
 			return;
 	}

@@ -312,8 +312,7 @@ static void tokens_revoke_never_lowers_the_cut_off(void **state)
 	freeReplyObject(r);
 	assert_true(cmd_int("PTTL %s", UR) > 60000);
 	/* later: replaces time and end */
-	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000001", "5000", "1",
-	       NULL);
+	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000001", "5000", "1", NULL);
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("GET %s", UR), 1800000000001LL);

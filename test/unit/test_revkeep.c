@@ -25,8 +25,8 @@ static void a_record_is_answered_until_its_end(void **state)
 	int64_t at = 0;
 
 	(void)state;
-	assert_int_equal(pav_revkeep_put(k, "default", "alice", 5000, 2000, 1000),
-			 0);
+	assert_int_equal(
+		pav_revkeep_put(k, "default", "alice", 5000, 2000, 1000), 0);
 	assert_true(held(k, "alice", 1000, &at));
 	assert_int_equal(at, 5000);
 	assert_true(held(k, "alice", 1999, NULL));
@@ -44,9 +44,8 @@ static void a_second_put_replaces_time_and_end(void **state)
 
 	(void)state;
 	pav_revkeep_put(k, "default", "alice", 5000, 90000, 1000);
-	assert_int_equal(pav_revkeep_put(k, "default", "alice", 7000, 3000,
-					 1000),
-			 0);
+	assert_int_equal(
+		pav_revkeep_put(k, "default", "alice", 7000, 3000, 1000), 0);
 	assert_int_equal(pav_revkeep_count(k), 1);
 	assert_true(held(k, "alice", 2999, &at));
 	assert_int_equal(at, 7000);
@@ -68,8 +67,8 @@ static void expire_drops_only_the_ended(void **state)
 	for (int i = 0; i < 50; i++) {
 		snprintf(name, sizeof(name), "u%d", i);
 		/* ends in a scrambled order */
-		pav_revkeep_put(k, "default", name, i, 1000 + (i * 37 % 50) * 10,
-				0);
+		pav_revkeep_put(k, "default", name, i,
+				1000 + (i * 37 % 50) * 10, 0);
 	}
 	assert_int_equal(pav_revkeep_count(k), 50);
 	pav_revkeep_expire(k, 1250);
@@ -123,8 +122,8 @@ static void the_bound_holds_under_many_puts(void **state)
 	(void)state;
 	for (int i = 0; i < 1000; i++) {
 		snprintf(name, sizeof(name), "u%d", i);
-		pav_revkeep_put(k, "default", name, i, 10000 + (i * 7919 % 1000),
-				0);
+		pav_revkeep_put(k, "default", name, i,
+				10000 + (i * 7919 % 1000), 0);
 		assert_true(pav_revkeep_count(k) <= 64);
 	}
 	assert_int_equal(pav_revkeep_count(k), 64);
@@ -180,11 +179,10 @@ static void a_name_with_the_separator_is_refused(void **state)
 	int64_t at;
 
 	(void)state;
-	assert_int_equal(pav_revkeep_put(k, "a\x1f" "b", "c", 1, 100, 0),
-			 -EINVAL);
-	assert_int_equal(pav_revkeep_put(k, "a", "b\x1f" "c", 1, 100, 0),
-			 -EINVAL);
-	assert_false(pav_revkeep_get(k, "a", "b\x1f" "c", 0, &at));
+	/* 'z' is no hex digit: the escape is 0x1f */
+	assert_int_equal(pav_revkeep_put(k, "a\x1fz", "c", 1, 100, 0), -EINVAL);
+	assert_int_equal(pav_revkeep_put(k, "a", "b\x1fz", 1, 100, 0), -EINVAL);
+	assert_false(pav_revkeep_get(k, "a", "b\x1fz", 0, &at));
 	assert_int_equal(pav_revkeep_count(k), 0);
 	pav_revkeep_free(k);
 }
