@@ -1077,34 +1077,37 @@ void pav_rb_shutdown(void *self)
 static int read_password(const char *key, const char *path, char **out,
 			 char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = fopen(path, "re");
 	char buf[PASSWORD_MAX + 2];
 	size_t n;
+	int rc = 0;
 
 	*out = NULL;
 	if (!f) {
+		rc = -errno; /* before snprintf, which may change errno */
 		snprintf(err, errlen, "%s: cannot open %s: %s", key, path,
-			 strerror(errno));
-		return -errno;
+			 strerror(-rc));
+		return rc;
 	}
 	if (!fgets(buf, sizeof(buf), f))
 		buf[0] = '\0';
 	fclose(f);
 	n = strcspn(buf, "\r\n");
+	buf[n] = '\0';
 	if (n > PASSWORD_MAX) {
 		snprintf(err, errlen, "%s: %s: the first line is longer "
 			 "than %d bytes", key, path, PASSWORD_MAX);
-		return -EINVAL;
-	}
-	buf[n] = '\0';
-	if (!n) {
+		rc = -EINVAL;
+	} else if (!n) {
 		snprintf(err, errlen, "%s: %s: the first line is empty",
 			 key, path);
-		return -EINVAL;
+		rc = -EINVAL;
+	} else if (!(*out = strdup(buf))) {
+		rc = -ENOMEM;
 	}
-	*out = strdup(buf);
+	/* every way out: a refused line may still be most of a secret */
 	explicit_bzero(buf, sizeof(buf));
-	return *out ? 0 : -ENOMEM;
+	return rc;
 }
 
 /* One Redis server per url, or one master the sentinels name. */
