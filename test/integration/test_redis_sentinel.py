@@ -167,6 +167,17 @@ def masters_taken(g):
                                        g.log_text())]
 
 
+def kill_master_and_follow(g, master, replica, subscriber=None):
+    """SIGKILL the master: the gateway takes the promoted replica (the subscriber's
+    connection told "resync") and is ready again."""
+    master.kill()
+    rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.1,
+                  what="the gateway takes the promoted replica")
+    if subscriber is not None:
+        subscriber.wait_for("resync", timeout=15)
+    rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+
+
 def test_gateway_finds_the_master_through_the_sentinel_and_delivers(make_gateway, keys,
                                                                     cluster):
     master, replica, sentinel = cluster
@@ -218,10 +229,7 @@ def test_password_file_authenticates_at_every_master(make_gateway, keys, tmp_pat
         g = sentinel_gateway(make_gateway, keys, sentinel, password_file=str(pw),
                              command_timeout_ms=500)
         assert masters_taken(g) == [master.port], g.log_tail()
-        master.kill()
-        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.1,
-                      what="the gateway takes the promoted replica")
-        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        kill_master_and_follow(g, master, replica)
         assert call(replica, "ROLE", password="s3cret-sentinel")[0] == "master"
         assert "s3cret-sentinel" not in g.log_text()
     finally:
@@ -326,11 +334,7 @@ def test_acl_users_on_the_master_and_the_sentinel_through_a_failover(make_gatewa
         z = "zone:" + uid("z")
         a = Client(g, **ALL)
         a.subscribe(z)
-        master.kill()
-        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.1,
-                      what="the gateway takes the promoted replica")
-        a.wait_for("resync", timeout=15)
-        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        kill_master_and_follow(g, master, replica, a)
         assert call(replica, "ROLE", password="gw-pw-1", user="gw")[0] == "master"
         assert "NOPERM" not in g.log_text(), g.log_tail()
         r = API(g).publish(z, "tick", {"n": 1})
@@ -410,11 +414,7 @@ def test_sentinel_and_master_over_tls_through_a_failover(make_gateway, keys, tmp
         z = "zone:" + uid("z")
         a = Client(g, **ALL)
         a.subscribe(z)
-        master.kill()
-        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.1,
-                      what="the gateway takes the promoted replica")
-        a.wait_for("resync", timeout=15)
-        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        kill_master_and_follow(g, master, replica, a)
         assert "connected to 127.0.0.1:%d (TLS)" % replica.port in g.log_text(), g.log_tail()
         r = API(g).publish(z, "tick", {"n": 1})
         assert r.json["recipients"] == 1, r
