@@ -332,7 +332,9 @@ static void revoke_set(void *arg, int err, const redisReply *rep)
 	pav_done_fn cb = (pav_done_fn)x->c.cb;
 
 	err = pav_rb_reply_err(err, rep, REDIS_REPLY_INTEGER, "tokens_revoke");
-	if (!err)
+	/* kept only when written: 0 is a later cut-off the key holds (and
+	 * keeps, with its own end), which is not this call's to keep */
+	if (!err && rep->integer == 1)
 		keep(x->c.b, x->c.ns, x->c.name, x->at_ms,
 		     (int64_t)x->ttl_s * 1000);
 	if (cb)

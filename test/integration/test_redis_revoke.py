@@ -150,6 +150,25 @@ def test_write_back_keeps_a_later_revocation_redis_holds(make_gateway, keys, own
         nodes[0].log_tail()
 
 
+def test_a_call_redis_did_not_write_leaves_the_node_no_copy(make_gateway, keys, own_redis):
+    """Redis holds a later cut-off (another node's, with a short N): the call's older one is
+    not written ("the later stays, with its N"), so once that key ends the old token is
+    accepted again, at this node too, and a Redis restarted empty gets nothing back."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    alice = uid("alice")
+    old = nodes[0].token(sub=alice)
+    later = str(int(time.time() * 1000) + 5000)
+    own_redis.call("SET", key_of(alice), later, "PX", 4000)
+    revoke(nodes.api(0), alice, "?revoke_s=60")
+    assert own_redis.call("GET", key_of(alice)) == later
+    refused_at_handshake(nodes[0], old)
+    rf.wait_until(lambda: not own_redis.call("EXISTS", key_of(alice)), 10, what="the key's end")
+    accepted(nodes[0], old, alice)
+    restart_empty(nodes, own_redis)
+    assert not own_redis.call("EXISTS", key_of(alice))
+    accepted(nodes[0], old, alice)
+
+
 def test_the_node_refuses_from_its_own_copy_while_redis_lacks_the_key(
         make_gateway, keys, own_redis):
     """Between Redis losing the key and the write-back, the node the revocation went through
