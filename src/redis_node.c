@@ -1361,8 +1361,10 @@ int pav_rb_ready(void *self)
 {
 	struct rb *b = self;
 
+	/* a shard's kept revocations not written back yet: not ready */
 	for (size_t i = 0; i < b->nshards; i++)
-		if (!b->shards[i].up || !b->shards[i].registered)
+		if (!b->shards[i].up || !b->shards[i].registered ||
+		    b->shards[i].restore_due)
 			return 0;
 	return b->nshards > 0 && !b->restoring;
 }
@@ -1374,6 +1376,8 @@ void pav_rb_tick(void *self, int64_t now_ms)
 	(void)now_ms;
 	pav_revkeep_expire(b->kept, pav_mono_ms());
 	for (size_t i = 0; i < b->nshards; i++) {
+		if (b->shards[i].restore_due && b->shards[i].up)
+			pav_rb_revocations_restore(&b->shards[i]);
 		heartbeat(&b->shards[i]);
 		find_dead(&b->shards[i]);
 	}

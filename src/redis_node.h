@@ -61,6 +61,8 @@ struct rb_shard {
 	int dead_out;     /* a search for dead nodes (or a reap) runs */
 	int64_t reap_from; /* monotonic ms: no reaping before (see on_up) */
 	int resync_due;   /* tell clients once this shard is synced */
+	int restore_due;  /* write the kept revocations back (a try failed) */
+	unsigned restore_fails; /* write-backs failed in a row */
 	size_t ndirty;    /* registry entries of this shard to sync */
 	char prefix[24];  /* of its pub/sub channels: "pav:p:", "pav:p@<db>:" */
 	/* fences: this node's own pub/sub channel, on which scripts that

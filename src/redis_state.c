@@ -459,6 +459,31 @@ static int collect_kept(const char *ns, const char *user, int64_t at_ms,
 
 static void restore_issue(struct restore *x);
 
+/* A write-back that failed (a command refused, the shard gone) is tried
+ * again at the next tick while the shard is up, and at its next return;
+ * the node is not ready meanwhile.  The first failure in a row is said. */
+static void restore_done(struct restore *x)
+{
+	struct rb_shard *sh = &x->b->shards[x->shard];
+
+	if (x->failed) {
+		sh->restore_due = 1;
+		if (!sh->restore_fails++)
+			rlog(PAV_LOG_WARN,
+			     "shard %zu: writing back the token revocations "
+			     "this node keeps failed after %zu of %zu; tried "
+			     "again each second while the shard is up",
+			     x->shard, x->written + x->held, x->n);
+		return;
+	}
+	rlog(PAV_LOG_INFO,
+	     "shard %zu: %zu token revocations written back (%zu held "
+	     "already%s)",
+	     x->shard, x->written, x->held,
+	     sh->restore_fails ? ", after failed tries" : "");
+	sh->restore_fails = 0;
+}
+
 static void restore_answered(struct restore *x)
 {
 	if (--x->out)
@@ -467,17 +492,8 @@ static void restore_answered(struct restore *x)
 		restore_issue(x);
 		return;
 	}
-	if (x->failed && !x->b->shut)
-		rlog(PAV_LOG_WARN,
-		     "shard %zu: writing back the token revocations this "
-		     "node keeps failed after %zu of %zu; again when the "
-		     "shard is back",
-		     x->shard, x->written + x->held, x->n);
-	else if (!x->failed)
-		rlog(PAV_LOG_INFO,
-		     "shard %zu: %zu token revocations written back (%zu "
-		     "held already)",
-		     x->shard, x->written, x->held);
+	if (!x->b->shut)
+		restore_done(x);
 	x->b->restoring--;
 	free(x->items);
 	free(x);
@@ -525,6 +541,7 @@ void pav_rb_revocations_restore(struct rb_shard *sh)
 	size_t n = pav_revkeep_count(b->kept);
 	struct restore *x;
 
+	sh->restore_due = 0;
 	if (!n)
 		return;
 	x = calloc(1, sizeof(*x));
@@ -533,9 +550,10 @@ void pav_rb_revocations_restore(struct rb_shard *sh)
 	if (!x || !x->items) {
 		rlog(PAV_LOG_ERROR,
 		     "shard %zu: out of memory: the token revocations this "
-		     "node keeps are not written back",
+		     "node keeps are not written back yet",
 		     sh->idx);
 		free(x);
+		sh->restore_due = 1;
 		return;
 	}
 	*x = (struct restore){

@@ -150,6 +150,35 @@ def test_write_back_keeps_a_later_revocation_redis_holds(make_gateway, keys, own
         nodes[0].log_tail()
 
 
+def test_a_write_back_that_fails_is_tried_again_and_the_node_waits_for_it(
+        make_gateway, keys, own_redis):
+    """A key Redis refuses to write (here: another type under the revocation's name) fails
+    the write-back: the node says so once, stays unready, and tries again each second
+    until it is written."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    alice = uid("alice")
+    revoke(nodes.api(0), alice, "?revoke_s=60")
+    own_redis.kill()
+    rf.wait_until(lambda: nodes.api(0).get("/readyz").status == 503, 5, what="/readyz 503")
+    nodes[0].proc.send_signal(signal.SIGSTOP)
+    try:
+        own_redis.start()
+        own_redis.call("HSET", key_of(alice), "in", "the way")
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+    rf.wait_until(lambda: "writing back the token revocations this node keeps failed"
+                  in nodes[0].log_text(), 10, what="the failure said")
+    time.sleep(2.5)  # two more tries, each failing: unready all along, said once
+    assert nodes.api(0).get("/readyz").status == 503
+    assert nodes[0].log_text().count("writing back the token revocations") == 1, \
+        nodes[0].log_tail()
+    own_redis.call("DEL", key_of(alice))
+    rf.wait_until(lambda: nodes.api(0).get("/readyz").status == 200, 5, what="/readyz 200")
+    assert own_redis.call("EXISTS", key_of(alice)) == 1
+    assert "1 token revocations written back (0 held already, after failed tries)" \
+        in nodes[0].log_text(), nodes[0].log_tail()
+
+
 def test_a_call_redis_did_not_write_leaves_the_node_no_copy(make_gateway, keys, own_redis):
     """Redis holds a later cut-off (another node's, with a short N): the call's older one is
     not written ("the later stays, with its N"), so once that key ends the old token is
