@@ -199,7 +199,7 @@ struct pav_redis {
 
 static void conn_fail(struct conn *c, int err, const char *why);
 static void sentinel_failed(struct pav_redis *r, const char *why);
-static void watch_open(struct pav_redis *r);
+static void watch_open(struct pav_redis *r, int after_loss);
 static void watch_lost(struct pav_redis *r, const char *why);
 static int send_auth(struct conn *c);
 static int reply_is(const redisReply *rep, const char *s);
@@ -963,7 +963,7 @@ static void maybe_up(struct pav_redis *r)
 		rlog(PAV_LOG_INFO, "connected to %s:%d%s%s", r->cfg.host,
 		     r->cfg.port, where(r, at, sizeof(at)),
 		     r->cfg.tls ? " (TLS)" : "");
-		watch_open(r);
+		watch_open(r, 0);
 		if (r->ev.up)
 			r->ev.up(r->ev.arg);
 	} else if (r->sub_replaced) {
@@ -1233,19 +1233,20 @@ static void sentinel_reply(struct conn *c, const redisReply *rep)
  * +switch-master on a connection of its own: when it announces another
  * address for our master, the client goes down and asks the sentinels
  * again at once, without waiting for the old master's connection to break
- * or answer READONLY.  A watch that fails is opened again (to the sentinel
- * that answered last) a backoff later, once up; meanwhile a failover is
- * noticed as without it.  Nothing checks that a connected sentinel still
- * speaks: a silent one only means that fallback.
+ * or answer READONLY.  A watch that fails is opened again a backoff later,
+ * once up, to the next sentinel (a dead or unwilling one is not asked
+ * for ever while others could tell); meanwhile a failover is noticed as
+ * without it.  Nothing checks that a connected sentinel still speaks: a
+ * silent one only means that fallback.
  */
-static void watch_open(struct pav_redis *r)
+static void watch_open(struct pav_redis *r, int after_loss)
 {
 	int rc;
 
 	r->watch_at = 0;
 	if (!r->nsen || r->watch.state != CS_CLOSED)
 		return;
-	r->watch_sen = r->sen_at;
+	r->watch_sen = after_loss ? (r->watch_sen + 1) % r->nsen : r->sen_at;
 	rc = conn_open_to(&r->watch, &r->sen_sa[r->watch_sen],
 			  r->sen_len[r->watch_sen]);
 	if (rc)
@@ -1909,7 +1910,7 @@ static void check_watch(struct pav_redis *r, int64_t now)
 		conn_fail(c, -ETIMEDOUT, late_why(c, "subscribing timed out"));
 	else if (c->state == CS_CLOSED && r->watch_at && r->up &&
 		 now >= r->watch_at)
-		watch_open(r);
+		watch_open(r, 1);
 }
 
 static void check_sub(struct pav_redis *r, int64_t now)

@@ -578,6 +578,34 @@ class FakeSentinel:
         self.sock.close()
 
 
+def test_a_watch_the_answering_sentinel_refuses_moves_to_the_next(make_gateway, keys,
+                                                                   cluster):
+    """The sentinel that named the master will not take the +switch-master subscription (a
+    fake one, that answers only the question): the next try goes to the next sentinel,
+    whose +switch-master is then followed."""
+    master, replica, sentinel = cluster
+    fake = FakeSentinel([master.port, replica.port])  # the second answer is the promoted one
+    try:
+        g = make_gateway(vhosts=flow_vhosts(keys), log={"level": "info", "format": "text"},
+                         store={"backend": "redis", "sentinel": {
+                             "addresses": ["127.0.0.1:%d" % fake.port,
+                                           "127.0.0.1:%d" % sentinel.port],
+                             "master": MASTER}})
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        assert "sentinel 127.0.0.1:%d: master %s is at 127.0.0.1:%d" % (
+            fake.port, MASTER, master.port) in g.log_text(), g.log_tail()
+        rf.wait_until(lambda: "sentinel 127.0.0.1:%d: subscribed to +switch-master"
+                      % sentinel.port in g.log_text(), 10, what="the next sentinel watched")
+        assert "sentinel 127.0.0.1:%d: +switch-master subscription lost" % fake.port \
+            in g.log_text(), g.log_tail()
+        assert sentinel.call("SENTINEL", "FAILOVER", MASTER) == "OK"
+        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 15, step=0.05,
+                      what="the gateway takes the promoted replica")
+        assert "+switch-master: master %s is now at" % MASTER in down_lines(g)[0], g.log_tail()
+    finally:
+        fake.close()
+
+
 def test_a_replica_a_sentinel_names_is_not_taken(make_gateway, keys, cluster, tmp_path):
     """A sentinel's answer can be stale: ROLE is checked after connecting, and a replica
     makes the gateway ask again.  A server that is no sentinel is left for the next one."""
