@@ -29,7 +29,8 @@ void pav_revkeep_free(struct pav_revkeep *k);
  * Keeps (ns, user) -> at_ms until end_ms, replacing the user's record.
  * 0 kept; 1 kept or not, but a record was dropped to stay within max
  * (pav_revkeep_dropped counts them); nothing and 0 when end_ms <= now_ms;
- * -ENOMEM (nothing changed); -EINVAL for a name holding 0x1f.
+ * -ENOMEM: not kept (a record dropped to make room for it stays dropped);
+ * -EINVAL for a name holding 0x1f.
  */
 int pav_revkeep_put(struct pav_revkeep *k, const char *ns, const char *user,
 		    int64_t at_ms, int64_t end_ms, int64_t now_ms);
