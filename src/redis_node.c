@@ -1340,6 +1340,7 @@ int pav_rb_create(const struct pav_store_config *cfg,
 						       : PAV_DEF_NODE_TTL_S) *
 			 1000;
 	b->inbox_size = cfg->inbox_size ? cfg->inbox_size : PAV_DEF_INBOX_SIZE;
+	b->kept_full_log.per_s = 1;
 	if (pav_random_u64(&id))
 		id = (uint64_t)pav_now_ms() ^ ((uint64_t)(uintptr_t)b << 16);
 	snprintf(b->node, sizeof(b->node), "%016" PRIx64, id);

@@ -27,6 +27,7 @@
 
 #include "backend.h"
 #include "conn_ids.h"
+#include "log.h"
 #include "map.h"
 #include "pav_limits.h"
 #include "redis.h"
@@ -121,6 +122,7 @@ struct rb {
 	 * write-backs of them still running: the node is not ready before
 	 * they are done */
 	struct pav_revkeep *kept;
+	struct pav_log_budget kept_full_log; /* its "no longer kept" lines */
 	size_t restoring;
 	/* the broker's reader of pub/sub messages (set by its create) */
 	void (*on_message)(struct rb_shard *sh, const char *channel,

@@ -307,7 +307,8 @@ static void keep(struct rb *b, const char *ns, const char *user, int64_t at_ms,
 	int64_t now = pav_mono_ms();
 	int rc = pav_revkeep_put(b->kept, ns, user, at_ms, now + ttl_ms, now);
 
-	if (rc == 1)
+	/* one line a second at most: each API call past the bound drops one */
+	if (rc == 1 && pav_log_budget_take(&b->kept_full_log, now))
 		rlog(PAV_LOG_WARN,
 		     "%d token revocations kept already: the one that ends "
 		     "first is no longer kept by this node (Redis still "
