@@ -19,7 +19,7 @@ struct pav_envelope {
  * Parses one client message: exactly one JSON object (trailing white space
  * allowed, nothing else), nesting at most max_depth, strings valid UTF-8;
  * "type" a non-empty string, "payload" an object when present,
- * "timestamp" a string when present, "id" a string of 1-64 chars when
+ * "timestamp" a string when present, "id" a string of 0-64 chars when
  * present, no other member.  Returns 0, or PAV_ERR_FORMAT (1002) with a
  * static reason in *why; env->id is set whenever the id itself was valid,
  * so the error can echo it.  pav_envelope_free() in both cases.
