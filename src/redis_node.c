@@ -458,7 +458,8 @@ static void shard_rebuild(struct rb_shard *sh)
 	pav_map_each(sh->b->users, mark_user, &m);
 	pav_map_each(sh->b->chans, mark_chan, &m);
 	sh->resync_due = 1;
-	pav_rb_revocations_restore(sh);
+	if (sh->b->restore_kept)
+		sh->b->restore_kept(sh);
 }
 
 /* ---- the sync pass -------------------------------------------------------- */
@@ -1377,8 +1378,9 @@ void pav_rb_tick(void *self, int64_t now_ms)
 	(void)now_ms;
 	pav_revkeep_expire(b->kept, pav_mono_ms());
 	for (size_t i = 0; i < b->nshards; i++) {
-		if (b->shards[i].restore_due && b->shards[i].up)
-			pav_rb_revocations_restore(&b->shards[i]);
+		if (b->shards[i].restore_due && b->shards[i].up &&
+		    b->restore_kept)
+			b->restore_kept(&b->shards[i]);
 		heartbeat(&b->shards[i]);
 		find_dead(&b->shards[i]);
 	}

@@ -124,6 +124,10 @@ struct rb {
 	struct pav_revkeep *kept;
 	struct pav_log_budget kept_full_log; /* its "no longer kept" lines */
 	size_t restoring;
+	/* the state's write-back of those into shard sh, which may have lost
+	 * them (set by its create; called at a shard's rebuild, and at a tick
+	 * while sh->restore_due) */
+	void (*restore_kept)(struct rb_shard *sh);
 	/* the broker's reader of pub/sub messages (set by its create) */
 	void (*on_message)(struct rb_shard *sh, const char *channel,
 			   size_t clen, const char *data, size_t dlen);
@@ -203,13 +207,6 @@ void pav_rb_feed(struct rb_shard *sh, struct rb_argv *a, const char *ns,
 void pav_rb_inbox_keys(struct rb_argv *a, const char *ns, const char *user);
 void pav_rb_member_keys(struct rb *b, struct rb_argv *a, const char *ns,
 			const char *channel);
-
-/* ---- redis_state.c ---- */
-
-/* Redis may have lost the token revocations: writes back, on shard sh,
- * every one this node keeps that its key lacks (or holds with an older
- * cut-off), then logs how many. */
-void pav_rb_revocations_restore(struct rb_shard *sh);
 
 /* ---- redis_broker.c ---- */
 

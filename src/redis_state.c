@@ -357,7 +357,7 @@ static void revoke_args(struct rb_argv *a, const char *ns, const char *user,
 
 /* One key per revoked user, on the user's shard: Redis drops it at its
  * end, and it outlives any node.  The node keeps a copy once it is
- * written (see pav_rb_revocations_restore). */
+ * written (see revocations_restore). */
 static void rb_tokens_revoke(void *self, const char *ns, const char *user,
 			     int64_t at_ms, int ttl_s, pav_done_fn cb,
 			     void *arg)
@@ -536,7 +536,10 @@ static void restore_issue(struct restore *x)
 	restore_answered(x);
 }
 
-void pav_rb_revocations_restore(struct rb_shard *sh)
+/* Redis may have lost the token revocations: writes back, on shard sh,
+ * every one this node keeps that its key lacks (or holds with an older
+ * cut-off), then logs how many. */
+static void revocations_restore(struct rb_shard *sh)
 {
 	struct rb *b = sh->b;
 	size_t n = pav_revkeep_count(b->kept);
@@ -1477,8 +1480,21 @@ static void rb_history_read(void *self, const char *ns, const char *channel,
 
 /* ---- the vtable ----------------------------------------------------------- */
 
+/* The instance, and the node's hook for the revocations it keeps (as the
+ * broker's create sets its reader of pub/sub messages). */
+static int rb_create(const struct pav_store_config *cfg,
+		     const struct pav_backend_env *env, void **self, char *err,
+		     size_t errlen)
+{
+	int rc = pav_rb_create(cfg, env, self, err, errlen);
+
+	if (!rc)
+		((struct rb *)*self)->restore_kept = revocations_restore;
+	return rc;
+}
+
 const struct pav_state_ops pav_redis_state = {
-	.create = pav_rb_create,
+	.create = rb_create,
 	.destroy = pav_rb_destroy,
 	.ready = pav_rb_ready,
 	.shutdown = pav_rb_shutdown,
