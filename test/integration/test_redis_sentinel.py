@@ -578,6 +578,15 @@ class FakeSentinel:
         self.sock.close()
 
 
+def gateway_asking(make_gateway, keys, *ports):
+    """A gateway whose sentinels are these loopback ports, in this order, once ready."""
+    g = make_gateway(vhosts=flow_vhosts(keys), log={"level": "info", "format": "text"},
+                     store={"backend": "redis", "sentinel": {
+                         "addresses": ["127.0.0.1:%d" % p for p in ports], "master": MASTER}})
+    rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+    return g
+
+
 def test_a_watch_the_answering_sentinel_refuses_moves_to_the_next(make_gateway, keys,
                                                                    cluster):
     """The sentinel that named the master will not take the +switch-master subscription (a
@@ -586,12 +595,7 @@ def test_a_watch_the_answering_sentinel_refuses_moves_to_the_next(make_gateway, 
     master, replica, sentinel = cluster
     fake = FakeSentinel([master.port, replica.port])  # the second answer is the promoted one
     try:
-        g = make_gateway(vhosts=flow_vhosts(keys), log={"level": "info", "format": "text"},
-                         store={"backend": "redis", "sentinel": {
-                             "addresses": ["127.0.0.1:%d" % fake.port,
-                                           "127.0.0.1:%d" % sentinel.port],
-                             "master": MASTER}})
-        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        g = gateway_asking(make_gateway, keys, fake.port, sentinel.port)
         assert "sentinel 127.0.0.1:%d: master %s is at 127.0.0.1:%d" % (
             fake.port, MASTER, master.port) in g.log_text(), g.log_tail()
         rf.wait_until(lambda: "sentinel 127.0.0.1:%d: subscribed to +switch-master"
@@ -613,12 +617,7 @@ def test_a_replica_a_sentinel_names_is_not_taken(make_gateway, keys, cluster, tm
     liar = rf.RedisServer(tmp_path / "liar").start()
     fake = FakeSentinel([replica.port, replica.port, master.port])
     try:
-        g = make_gateway(vhosts=flow_vhosts(keys), log={"level": "info", "format": "text"},
-                         store={"backend": "redis", "sentinel": {
-                             "addresses": ["127.0.0.1:%d" % liar.port,
-                                           "127.0.0.1:%d" % fake.port],
-                             "master": MASTER}})
-        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        g = gateway_asking(make_gateway, keys, liar.port, fake.port)
         log = g.log_text()
         assert masters_taken(g) == [replica.port, master.port], g.log_tail()
         assert "not the master (ROLE)" in log, g.log_tail()
