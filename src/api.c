@@ -450,6 +450,27 @@ static void close_all(struct read_ctx *x)
 			      revoked, x);
 }
 
+static struct pav_log_budget revocations_full_log = {.per_s = 1};
+
+/* A store that holds its revocations in a bounded space (the memory
+ * store) is full: nothing was recorded, so nothing is closed either.
+ * The caller learns that the user is not revoked; the log says so once
+ * a second at most, a backend revoking in a loop included. */
+static void revocations_full(struct api_req *r, const char *user)
+{
+	char msg[160];
+
+	pav_warn_budgeted(&revocations_full_log, "api: the token revocation "
+			  "of user %s is refused: the store holds %d, its "
+			  "limit", user, PAV_MAX_KEPT_REVOCATIONS);
+	if (!r)
+		return;
+	snprintf(msg, sizeof(msg), "token revocations full: the store holds "
+		 "%d, its limit, until one ends; the user's connections were "
+		 "not closed", PAV_MAX_KEPT_REVOCATIONS);
+	answer_error(r, 500, msg);
+}
+
 /* The revocation is in the store: now the connections close, even when
  * the caller has hung up (a reconnect is refused from here on). */
 static void tokens_revoked(void *arg, int err)
@@ -459,7 +480,9 @@ static void tokens_revoked(void *arg, int err)
 
 	if (!err)
 		return close_all(x);
-	if (r)
+	if (err == -ENOSPC)
+		revocations_full(r, x->name);
+	else if (r)
 		answer_store_error(r, err);
 	free(x);
 }

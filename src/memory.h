@@ -71,9 +71,11 @@ struct pav_mem {
 	struct mem_chan *reap;
 	/* users with no connection, least recently changed first */
 	struct user *idle_head, *idle_tail;
-	/* token revocations (memory_revoked.c): ns\x1fuser -> record, and
-	 * their ends on the monotonic clock's seconds */
+	/* token revocations (memory_revoked.c): ns\x1fuser -> record, at
+	 * most revoked_max of them, and their ends on the monotonic clock's
+	 * seconds */
 	struct pav_map *revoked;
+	size_t revoked_max;
 	struct pav_wheel revoked_ends;
 };
 
@@ -192,10 +194,13 @@ void pav_mem_chan_drop(struct pav_mem *m, struct mem_chan *ch);
 void pav_mem_history_sweep(struct pav_mem *m, int64_t now);
 
 /* Token revocations (memory_revoked.c): one record per revoked user, in
- * m->revoked, dropped at its end. */
-int pav_mem_revoked_init(struct pav_mem *m);
+ * m->revoked, dropped at its end; at most max records
+ * (PAV_MAX_KEPT_REVOCATIONS; smaller in tests). */
+int pav_mem_revoked_init(struct pav_mem *m, size_t max);
 void pav_mem_revoked_free(struct pav_mem *m);
-/* Makes or replaces the user's record.  0 or -ENOMEM. */
+/* Makes or replaces the user's record.  0, -ENOMEM, or -ENOSPC when the
+ * user has none and max records that have not ended are held: then
+ * nothing changed. */
 int pav_mem_revoke(struct pav_mem *m, const char *ns, const char *user,
 		   int64_t at_ms, int ttl_s);
 /* 1 when the user's record refuses tok, else 0. */

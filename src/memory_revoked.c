@@ -9,6 +9,12 @@
  * wall clock, which is the clock of the tokens' iat.  The ends wait on a
  * timing wheel: the tick looks only at the records due, however many
  * there are, and a lookup past the end drops the record at once.
+ *
+ * The records are bounded (m->revoked_max), and unlike the redis store's
+ * copies (revkeep.c) none can be dropped to make room: it is the only
+ * one, and dropping it would let the user's old tokens in again.  So a
+ * revocation of a user without a record is refused while the store is
+ * full; a user's own record can always be replaced.
  */
 #include "memory.h"
 
@@ -38,9 +44,10 @@ static void drop(struct pav_mem *m, struct revoked *r)
 	revoked_free(pav_map_del(m->revoked, r->key));
 }
 
-int pav_mem_revoked_init(struct pav_mem *m)
+int pav_mem_revoked_init(struct pav_mem *m, size_t max)
 {
 	m->revoked = pav_map_new();
+	m->revoked_max = max;
 	pav_wheel_init(&m->revoked_ends, pav_mono_ms() / 1000);
 	return m->revoked ? 0 : -ENOMEM;
 }
@@ -88,11 +95,23 @@ out:
 	return r;
 }
 
+/* Room for one more record?  The records due by now's second go first:
+ * one that ended must not hold a place.  (One that ended within the
+ * current second still does, until the next tick: finding it would mean
+ * walking a slot of the wheel, as long as its records, on every call.) */
+static int full(struct pav_mem *m)
+{
+	pav_mem_revoked_expire(m);
+	return pav_map_count(m->revoked) >= m->revoked_max;
+}
+
 int pav_mem_revoke(struct pav_mem *m, const char *ns, const char *user,
 		   int64_t at_ms, int ttl_s)
 {
 	struct revoked *r = find(m, ns, user);
 
+	if (!r && full(m))
+		return -ENOSPC;
 	if (!r && !(r = make(m, ns, user)))
 		return -ENOMEM;
 	r->at_ms = at_ms;

@@ -15,6 +15,8 @@
  * - every callback runs before the call returns; callbacks may call again;
  * - conn_add of an id the user already has does not count it twice;
  * - a token revocation ends on the monotonic clock (memory_revoked.c);
+ *   a new user's is refused (-ENOSPC) while PAV_MAX_KEPT_REVOCATIONS are
+ *   held;
  * - notification ids are "n" + 16 hex digits of a getrandom() value, never
  *   repeated within one inbox; inbox_list's since is exclusive;
  * - lists handed to callbacks hold copies.
@@ -622,7 +624,7 @@ static int mem_create(const struct pav_store_config *cfg,
 	struct pav_mem *m = calloc(1, sizeof(*m));
 
 	if (!m || !(m->users = pav_map_new()) || !(m->chans = pav_map_new()) ||
-	    pav_mem_revoked_init(m) ||
+	    pav_mem_revoked_init(m, PAV_MAX_KEPT_REVOCATIONS) ||
 	    !(m->epoch_gens = calloc(PAV_MEM_EPOCH_BUCKETS,
 				     sizeof(*m->epoch_gens)))) {
 		if (m) {

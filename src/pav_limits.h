@@ -28,8 +28,10 @@
 #define PAV_MAX_BATCH_PUBLICATIONS 1000 /* per POST /v1/publish */
 /* DELETE /v1/users/{id}/connections?revoke_s=N: N at most 30 days */
 #define PAV_MAX_REVOKE_S (30 * 24 * 3600)
-/* token revocations a redis store's node keeps to write back into a
- * Redis that restarted empty; past it the one that ends first goes */
+/* token revocations a node holds in memory: the memory store's records
+ * (past it a revocation of a user without one is refused), and the
+ * copies a redis store's node keeps to write back into a Redis that
+ * restarted empty (past it the one that ends first goes) */
 #define PAV_MAX_KEPT_REVOCATIONS 100000
 #define PAV_DEF_HISTORY_MAX_BYTES (64 * 1024 * 1024) /* all channels */
 #define PAV_MAX_HISTORY_SIZE 10000 /* publications per channel */

@@ -140,7 +140,9 @@ struct pav_state_ops {
 	 * the user's tokens issued at or before at_ms (wall clock; see
 	 * pav_token_revoked) are refused by conn_add and token_check.  A
 	 * later call replaces the user's record (its time and its ttl).
-	 * One record per revoked user, dropped when it expires. */
+	 * One record per revoked user, dropped when it expires.  -ENOSPC:
+	 * a store that holds the records in a bounded space is full (a
+	 * user without a record only), and nothing was changed. */
 	void (*tokens_revoke)(void *self, const char *ns, const char *user,
 			      int64_t at_ms, int ttl_s, pav_done_fn cb,
 			      void *arg);

@@ -1,14 +1,16 @@
 """Token revocation through the internal API: DELETE /v1/users/{id}/connections?revoke_s=N
 closes the user's connections and, for N seconds, refuses the tokens issued until then, at
 the handshake and at a renewal.  Without revoke_s nothing is recorded.  On one gateway, on
-either store (PAVILION_STORE=redis); across nodes: test_redis_revoke.py."""
+either store (PAVILION_STORE=redis); across nodes: test_redis_revoke.py.  The memory
+store's bound on its records: on that store only."""
+import http.client
 import time
 
 import pytest
 
 import gw
 from test_flow_api import assert_error
-from test_flow_util import Client, metric, uid
+from test_flow_util import API, Client, flow_vhosts, metric, uid
 
 
 def revoke(api, user, query="?revoke_s=60", closed=None):
@@ -151,4 +153,59 @@ def test_largest_revoke_s_is_accepted(g, api):
     # which is after the revocation
     token = g.token(sub=alice)
     revoke(api, alice, "?revoke_s=2592000")
+    refused_at_handshake(g, token)
+
+
+MAX_REVOCATIONS = 100000  # PAV_MAX_KEPT_REVOCATIONS
+
+
+def revoke_many(api, users):
+    """DELETE ?revoke_s=600 for each user, on one kept-alive connection (a fresh one per
+    call would take minutes for 100,000)."""
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=5)
+    h = {"Authorization": "Bearer " + api.key}
+    try:
+        for u in users:
+            conn.request("DELETE", "/v1/users/%s/connections?revoke_s=600" % u, headers=h)
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200, (u, r.status, body)
+    finally:
+        conn.close()
+
+
+@pytest.mark.skipif(gw.STORE == "redis", reason="the memory store's bound: Redis holds the "
+                    "records there, in the operator's memory")
+def test_memory_store_refuses_a_new_users_revocation_when_full(make_gateway, keys):
+    g = make_gateway(flow_vhosts(keys), log={"level": "warn", "format": "text"})
+    api = API(g)
+    alice = uid("alice")
+    alice_old = g.token(sub=alice)
+    held = ["full-%d" % i for i in range(MAX_REVOCATIONS)]
+    revoke_many(api, held[:1])
+    first_done = time.time()
+    revoke_many(api, held[1:])
+    with Client(g, alice, token=alice_old) as c:
+        c.sync()
+        r = api.call("DELETE", "/v1/users/%s/connections?revoke_s=60" % alice)
+        e = assert_error(r, 500)
+        assert e["code"] == "internal_error", r
+        assert "token revocations full" in e["message"] and \
+            str(MAX_REVOCATIONS) in e["message"], r
+        c.sync()  # nothing recorded, so nothing closed
+        assert gw.wait_until(lambda: "token revocation of user %s is refused" % alice
+                             in g.log_text()), g.log_tail()
+        # the caller can still close the connections
+        r = api.call("DELETE", "/v1/users/%s/connections" % alice)
+        assert r.status == 200 and r.json == {"closed": 1}, r
+        assert c.wait_close(5).code == 4001
+    accepted(g, alice_old, alice)
+    # a user held is replaced, full or not: a token issued after its first revocation,
+    # and at or before the second, is refused from the second on
+    token = g.token(sub=held[0], iat=int(first_done) + 1)
+    assert gw.wait_until(lambda: time.time() >= int(first_done) + 2)
+    with Client(g, held[0], token=token) as c:
+        c.sync()
+        revoke(api, held[0], "?revoke_s=600", closed=1)
+        assert c.wait_close(5).code == 4001
     refused_at_handshake(g, token)

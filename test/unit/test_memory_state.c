@@ -2,7 +2,7 @@
  * test_memory_state.c — the "memory" backend's shared state
  * (src/memory_state.c, src/memory_history.c, src/memory_revoked.c) through
  * its vtable, pav_memory_state: connections per user and their cap, token
- * revocations, presence and its announcements, inboxes, channel members,
+ * revocations and their bound, presence and its announcements, inboxes, channel members,
  * history reads, and the history bounds (size, byte budget, ttl).  The clock is fake (fake_clock.c), so
  * times are exact; deliveries go to a recorder (deliveries.c).
  */
@@ -27,6 +27,7 @@
 
 #define NS "default"
 #define SMALL_INBOX 3
+#define SMALL_REVOKED 3
 #define T0 1800000000000LL /* 2027-01-15T08:00:00.000Z */
 
 static const struct pav_state_ops *ops = &pav_memory_state;
@@ -407,6 +408,17 @@ static int setup_64k(void **state)
 	return create(0, 65536); /* the smallest history_max_bytes */
 }
 
+/* The revocations part made again with a bound of SMALL_REVOKED records
+ * (the store's own is PAV_MAX_KEPT_REVOCATIONS). */
+static int setup_few_revocations(void **state)
+{
+	(void)state;
+	if (create(0, 0))
+		return -1;
+	pav_mem_revoked_free(mem());
+	return pav_mem_revoked_init(mem(), SMALL_REVOKED);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -667,6 +679,69 @@ static void revocation_end_ignores_a_wall_clock_step(void **state)
 	assert_int_equal(check("alice", iat(T0_S)), -EKEYREVOKED);
 	fake_clock_advance(10000);
 	assert_int_equal(check("alice", iat(T0_S)), 0);
+}
+
+/* The revocation's err, whatever it is. */
+static int try_revoke(const char *user, int64_t at_ms, int ttl_s)
+{
+	reset();
+	ops->tokens_revoke(self, NS, user, at_ms, ttl_s, on_done, NULL);
+	assert_int_equal(r.calls, 1);
+	return r.err;
+}
+
+/* Full: a new user is refused and nothing changes (the record is the
+ * only copy: none is dropped for it); a user held is replaced. */
+static void a_full_store_refuses_a_new_user_and_keeps_its_records(void **state)
+{
+	(void)state;
+	revoke("a", T0, 600);
+	revoke("b", T0, 600);
+	revoke("c", T0, 600);
+	assert_int_equal(try_revoke("d", T0, 600), -ENOSPC);
+	assert_int_equal(try_revoke("d", T0, 1), -ENOSPC);
+	assert_int_equal(pav_map_count(mem()->revoked), SMALL_REVOKED);
+	assert_int_equal(check("d", iat(T0_S)), 0);
+	assert_int_equal(check("a", iat(T0_S)), -EKEYREVOKED);
+	assert_int_equal(check("b", iat(T0_S)), -EKEYREVOKED);
+	assert_int_equal(check("c", iat(T0_S)), -EKEYREVOKED);
+	/* the same name in another namespace is another user */
+	reset();
+	ops->tokens_revoke(self, "other", "a", T0, 600, on_done, NULL);
+	assert_int_equal(r.err, -ENOSPC);
+	/* replacing: its new time and its new end */
+	fake_clock_set(T0 + 5000);
+	revoke("a", T0 + 5000, 2);
+	assert_int_equal(pav_map_count(mem()->revoked), SMALL_REVOKED);
+	assert_int_equal(check("a", iat(T0_S + 4)), -EKEYREVOKED);
+	fake_clock_set(T0 + 7000);
+	assert_int_equal(check("a", iat(T0_S)), 0);
+	/* and its place is free once it ended */
+	revoke("d", T0 + 7000, 600);
+	assert_int_equal(check("d", iat(T0_S)), -EKEYREVOKED);
+}
+
+/* Records that ended hold no place, even before the tick drops them:
+ * the revocation drops those due first. */
+static void an_ended_revocation_makes_room_before_the_tick(void **state)
+{
+	(void)state;
+	revoke("a", T0, 1);
+	revoke("b", T0, 2);
+	revoke("c", T0, 600);
+	fake_clock_set(T0 + 999);
+	assert_int_equal(try_revoke("d", T0 + 999, 600), -ENOSPC);
+	fake_clock_set(T0 + 1000);
+	revoke("d", T0 + 1000, 600);
+	assert_int_equal(pav_map_count(mem()->revoked), SMALL_REVOKED);
+	assert_int_equal(check("a", iat(T0_S)), 0);
+	assert_int_equal(check("d", iat(T0_S + 1)), -EKEYREVOKED);
+	assert_int_equal(try_revoke("e", T0 + 1000, 600), -ENOSPC);
+	/* a user whose record ended is a new user again */
+	fake_clock_set(T0 + 2000);
+	revoke("e", T0 + 2000, 600);
+	assert_int_equal(try_revoke("b", T0 + 2000, 600), -ENOSPC);
+	assert_int_equal(check("b", iat(T0_S)), 0);
 }
 
 /* ---- presence ---- */
@@ -1902,6 +1977,8 @@ static void history_read_callback_may_publish(void **state)
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup_small, teardown)
 #define TB(f) cmocka_unit_test_setup_teardown(f, setup_budget, teardown)
 #define TK(f) cmocka_unit_test_setup_teardown(f, setup_64k, teardown)
+#define TR(f) cmocka_unit_test_setup_teardown(f, setup_few_revocations, \
+					      teardown)
 
 int main(void)
 {
@@ -1986,6 +2063,8 @@ int main(void)
 		T(a_second_revocation_replaces_the_first),
 		T(revocations_are_one_record_per_user_until_their_end),
 		T(revocation_end_ignores_a_wall_clock_step),
+		TR(a_full_store_refuses_a_new_user_and_keeps_its_records),
+		TR(an_ended_revocation_makes_room_before_the_tick),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
