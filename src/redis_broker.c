@@ -88,6 +88,24 @@ char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
 	return h;
 }
 
+char *pav_rb_revocation_msg(const char *ns, const char *user, int64_t at_ms,
+			    int64_t ttl_ms)
+{
+	size_t len = 3 + escape(NULL, ns) + 1 + escape(NULL, user) + 2 * 21 + 1;
+	char *m = malloc(len), *p;
+
+	if (!m)
+		return NULL;
+	p = m + 3;
+	memcpy(m, "V1 ", 3);
+	p += escape(p, ns);
+	*p++ = ' ';
+	p += escape(p, user);
+	snprintf(p, len - (size_t)(p - m), " %" PRId64 " %" PRId64, at_ms,
+		 ttl_ms);
+	return m;
+}
+
 /* The next space-separated field of [*p, end); NULL at a malformed end. */
 static char *field(char **p, char *end)
 {
@@ -112,6 +130,43 @@ static int parse_u64(const char *s, int base, uint64_t *v)
 	return *e ? -EINVAL : 0;
 }
 
+/* A decimal in [min, max]: digits only (no sign, no space). */
+static int parse_dec(const char *s, int64_t min, int64_t max, int64_t *v)
+{
+	uint64_t u;
+
+	if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 19 ||
+	    parse_u64(s, 10, &u) || u > (uint64_t)max || (int64_t)u < min)
+		return -EINVAL;
+	*v = (int64_t)u;
+	return 0;
+}
+
+/* "V1 <ns> <user> <at_ms> <ttl_ms>": the fields after "V1". */
+static int parse_revocation(char *p, char *end, struct rb_wire *w)
+{
+	char *f[4];
+
+	if (end > p && end[-1] == ' ') /* field() would end at it */
+		return -EINVAL;
+	for (int i = 0; i < 4; i++)
+		if (!(f[i] = field(&p, end)))
+			return -EINVAL;
+	if (p != end || parse_dec(f[2], 0, INT64_MAX, &w->at_ms) ||
+	    parse_dec(f[3], 1, RB_REVOKE_TTL_MAX_MS, &w->ttl_ms) ||
+	    pav_redis_unescape(f[0], strlen(f[0])) ||
+	    pav_redis_unescape(f[1], strlen(f[1])))
+		return -EINVAL;
+	w->type = f[0];
+	w->key = f[1];
+	if (!*w->type || strlen(w->type) >= RB_NS_LEN || !*w->key ||
+	    strlen(w->key) > PAV_MAX_ID_LEN)
+		return -EINVAL;
+	w->kind = 'V';
+	w->pub_id = w->except = w->offset = 0;
+	return 0;
+}
+
 #define HEADER_MAX 512 /* "P1" line: ids, an escaped key and type */
 
 int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
@@ -119,6 +174,9 @@ int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
 {
 	char *end = hdr + hlen, *p = hdr, *f[7], *colon;
 
+	if (hlen > 3 && !memcmp(hdr, "V1 ", 3))
+		return parse_revocation(hdr + 3, end, w);
+	w->at_ms = w->ttl_ms = 0;
 	for (int i = 0; i < 7; i++)
 		if (!(f[i] = field(&p, end)))
 			return -EINVAL;

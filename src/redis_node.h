@@ -222,19 +222,33 @@ void pav_rb_publish_raw(struct rb *b, const char *ns,
 char *pav_rb_header(struct rb *b, uint64_t pub_id, uint64_t except,
 		    char kind, const char *key, const char *type);
 
+/* A token revocation as every node hears it, on its user's shard:
+ *   V1 <ns> <user> <at_ms> <ttl_ms>
+ * (ns and user escaped as a key; at_ms the cut-off, ttl_ms what was left
+ * of it when it was written), malloc'd; NULL when out of memory. */
+char *pav_rb_revocation_msg(const char *ns, const char *user, int64_t at_ms,
+			    int64_t ttl_ms);
+
+/* The longest time to live a revocation message may carry (revoke_s). */
+#define RB_REVOKE_TTL_MAX_MS ((int64_t)PAV_MAX_REVOKE_S * 1000)
+
 struct rb_wire {
 	uint64_t pub_id;
 	uint64_t except; /* of node, else 0 */
 	char kind;       /* 'F' a frame, 'R' a revocation, 'S' the user's
-			  * status (the body), on its user channel */
-	char *key;       /* NULL: none */
-	char *type;
+			  * status (the body), on its user channel; 'V' a
+			  * token revocation (pav_rb_revocation_msg) */
+	char *key;       /* NULL: none; 'V': the user */
+	char *type;      /* 'V': the namespace */
 	uint64_t offset;
+	int64_t at_ms, ttl_ms; /* 'V' only */
 };
 
-/* Parses the header line of a message: hdr is a copy of it (changed in
- * place, key and type decoded there), without its newline; node is this
- * node's id.  0, or -EINVAL. */
+/* Parses the header line of a message, or a whole 'V' message: hdr is a
+ * copy of it (changed in place, key and type decoded there), without its
+ * newline; node is this node's id.  0, or -EINVAL.  A 'V' has a user of
+ * 1-PAV_MAX_ID_LEN bytes, a namespace of 1-RB_NS_LEN-1, an at_ms >= 0
+ * and a ttl_ms of 1-RB_REVOKE_TTL_MAX_MS, all decimal. */
 int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
 		      struct rb_wire *w);
 

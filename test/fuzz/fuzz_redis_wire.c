@@ -1,18 +1,24 @@
 /*
  * fuzz_redis_wire.c — libFuzzer target for the header line of the Redis
  * broker's messages ("P1 <pub_id> <except> <kind> <key> <type> <offset>",
- * redis_broker.c), which every node reads from pub/sub.  Each input is
- * used twice:
+ * redis_broker.c) and its token revocations ("V1 <ns> <user> <at_ms>
+ * <ttl_ms>"), which every node reads from pub/sub.  Each input is used
+ * three times:
  *
  * - as a header line (at most the 511 bytes a node reads) handed to
  *   pav_rb_wire_parse: a refused one is -EINVAL; an accepted one has kind
- *   'F', 'R' or 'S' and a type;
+ *   'F', 'R' or 'S' and a type, or kind 'V' with a namespace, a user and
+ *   times within their bounds;
  * - as the parts of a publication: byte 0 chooses a NULL key and an except,
  *   bytes 1-8 are the pub_id, the rest is "key\0type".  For a non-empty
  *   key and type, the header that pav_rb_header writes, with an offset
  *   after it, parses back to the same fields; for a key and type of at
  *   most 64 bytes (what host publish lets through), it is shorter than
- *   what a node reads.
+ *   what a node reads;
+ * - as a revocation: the same "key\0type" as user and namespace, bytes 1-8
+ *   as at_ms and ttl_ms (kept within their bounds): within the bounds of
+ *   names, the message pav_rb_revocation_msg writes parses back to the
+ *   same fields and is shorter than what a node reads.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
@@ -42,8 +48,48 @@ static void as_header(const uint8_t *data, size_t size)
 	rc = pav_rb_wire_parse(NODE, hdr, size, &w);
 	if (rc && rc != -EINVAL)
 		abort();
-	if (!rc && (!strchr("FRS", w.kind) || !w.type))
+	if (!rc && (!strchr("FRSV", w.kind) || !w.type))
 		abort();
+	if (!rc && w.kind == 'V' &&
+	    (!w.key || !*w.key || strlen(w.key) > PAV_MAX_ID_LEN ||
+	     !*w.type || strlen(w.type) >= RB_NS_LEN || w.at_ms < 0 ||
+	     w.ttl_ms < 1 || w.ttl_ms > RB_REVOKE_TTL_MAX_MS))
+		abort();
+}
+
+/* user and ns as round_trip takes key and type */
+static void revocation_trip(const uint8_t *data, size_t size)
+{
+	char parts[1100], *user = parts, *ns, *m;
+	int64_t at_ms, ttl_ms;
+	uint32_t a, t;
+	struct rb_wire w;
+
+	if (size < 9 || size - 9 >= sizeof(parts))
+		return;
+	memcpy(&a, data + 1, sizeof(a));
+	memcpy(&t, data + 5, sizeof(t));
+	at_ms = (int64_t)a * 1000003;
+	ttl_ms = 1 + (int64_t)t % RB_REVOKE_TTL_MAX_MS;
+	memcpy(parts, data + 9, size - 9);
+	parts[size - 9] = '\0';
+	if (strlen(user) == size - 9)
+		return; /* no namespace */
+	ns = user + strlen(user) + 1;
+	if (!*user || strlen(user) > PAV_MAX_ID_LEN || !*ns ||
+	    strlen(ns) >= RB_NS_LEN || ns + strlen(ns) != parts + (size - 9))
+		return;
+	m = pav_rb_revocation_msg(ns, user, at_ms, ttl_ms);
+	if (!m || strlen(m) >= HEADER_MAX)
+		abort();
+	if (pav_rb_wire_parse(NODE, m, strlen(m), &w) || w.kind != 'V' ||
+	    strcmp(w.key, user) || strcmp(w.type, ns) || w.at_ms != at_ms ||
+	    w.ttl_ms != ttl_ms) {
+		fprintf(stderr, "fuzz_redis_wire: a revocation did not parse "
+			"back\n");
+		abort();
+	}
+	free(m);
 }
 
 /* key and type: the NUL-terminated parts of data[9..size), copied */
@@ -97,5 +143,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	as_header(data, size);
 	round_trip(data, size);
+	revocation_trip(data, size);
 	return 0;
 }
