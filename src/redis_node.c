@@ -993,6 +993,27 @@ static void fence_subscribe(struct rb_shard *sh)
 			    fence_subscribed, sh);
 }
 
+/* ---- token revocations ---------------------------------------------------- */
+
+static void revoked_subscribed(void *arg, int err, const redisReply *rep)
+{
+	struct rb_shard *sh = arg;
+
+	(void)rep;
+	if (!err && sh->r)
+		sh->revoked_live = 1;
+}
+
+/* Once per shard: the client subscribes again by itself after an outage
+ * (a revocation published meanwhile is not heard; its key is read). */
+static void revoked_subscribe(struct rb_shard *sh)
+{
+	if (sh->revoked_live || !sh->r)
+		return;
+	pav_redis_subscribe(sh->r, sh->revoked, strlen(sh->revoked),
+			    revoked_subscribed, sh);
+}
+
 /* ---- client events ------------------------------------------------------- */
 
 static void on_up(void *arg)
@@ -1013,6 +1034,7 @@ static void on_up(void *arg)
 		shard_rebuild(sh);
 	sh->was_up = 1;
 	fence_subscribe(sh);
+	revoked_subscribe(sh);
 	heartbeat(sh);
 }
 
@@ -1043,6 +1065,12 @@ static void on_message(void *arg, const char *channel, size_t clen,
 
 	if (clen == strlen(sh->fence) && !memcmp(channel, sh->fence, clen)) {
 		fence_message(sh, data, dlen);
+		return;
+	}
+	if (clen == strlen(sh->revoked) &&
+	    !memcmp(channel, sh->revoked, clen)) {
+		if (sh->b->heard_revocation)
+			sh->b->heard_revocation(sh, data, dlen);
 		return;
 	}
 	if (sh->b->on_message)
@@ -1177,11 +1205,16 @@ static int parse_urls(struct rb *b, const struct pav_store_config *cfg,
 				 "pav:p@%d:", rc[i].db);
 			snprintf(b->shards[i].fence, sizeof(b->shards[i].fence),
 				 "pav:f@%d:%s", rc[i].db, b->node);
+			snprintf(b->shards[i].revoked,
+				 sizeof(b->shards[i].revoked), "pav:revoked@%d",
+				 rc[i].db);
 		} else {
 			snprintf(b->shards[i].prefix, sizeof(b->shards[i].prefix),
 				 "pav:p:");
 			snprintf(b->shards[i].fence, sizeof(b->shards[i].fence),
 				 "pav:f:%s", b->node);
+			snprintf(b->shards[i].revoked,
+				 sizeof(b->shards[i].revoked), "pav:revoked");
 		}
 		if (password && rc[i].password) {
 			snprintf(err, errlen, "%s[%zu]: a password in the URL "

@@ -74,6 +74,12 @@ struct rb_shard {
 	int fence_live;   /* subscribed */
 	uint64_t fence_seq, fence_seen;
 	struct rb_fence_wait *fw_head, *fw_tail;
+	/* where the token revocations written on this shard are published
+	 * ("pav:revoked", "pav:revoked@<db>"): every node listens on every
+	 * shard, and a revocation goes out on its user's shard, where its
+	 * key is, so that one shard's write and its message come together */
+	char revoked[32];
+	int revoked_live; /* subscribed */
 };
 
 /* A user with connections on this node (or whose last one the store has
@@ -128,6 +134,10 @@ struct rb {
 	 * them (set by its create; called at a shard's rebuild, and at a tick
 	 * while sh->restore_due) */
 	void (*restore_kept)(struct rb_shard *sh);
+	/* the state's reader of the revocations published on shard sh (set
+	 * by its create): data is the message, as it came */
+	void (*heard_revocation)(struct rb_shard *sh, const char *data,
+				 size_t dlen);
 	/* the broker's reader of pub/sub messages (set by its create) */
 	void (*on_message)(struct rb_shard *sh, const char *channel,
 			   size_t clen, const char *data, size_t dlen);

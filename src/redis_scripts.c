@@ -113,7 +113,8 @@ static const char conn_add[] =
 /* A token revocation never lowers the cut-off a key holds: two calls
  * racing through two nodes, a wall clock stepped back, or a node writing
  * back what it kept after Redis restarted (that one also keeps an equal
- * cut-off, which is the same revocation). */
+ * cut-off, which is the same revocation).  What it writes it publishes
+ * in the same step (ARGV[5] on ARGV[4]), for every node to keep. */
 static const char tokens_revoke[] =
 	"local cur = tonumber(redis.call('GET', KEYS[1]) or '')\n"
 	"local at = tonumber(ARGV[1])\n"
@@ -121,6 +122,7 @@ static const char tokens_revoke[] =
 	"  return 0\n"
 	"end\n"
 	"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+	"redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
 	"return 1\n";
 
 /* The node leaves N:users once it holds no connection of the user. */

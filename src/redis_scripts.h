@@ -118,9 +118,10 @@ enum pav_rb_script {
 	/* KEYS C:n C:u:<node> N:chans C:meta C:hist; ARGV node member total
 	 * (user count)... -> 1 */
 	PAV_RB_CHAN_SYNC,
-	/* KEYS U:revoked; ARGV at_ms ttl_ms keep_equal(0|1) -> 1 set, or 0
-	 * when the key holds a later cut-off (or the same, with keep_equal):
-	 * then nothing changes */
+	/* KEYS U:revoked; ARGV at_ms ttl_ms keep_equal(0|1) channel message
+	 * -> 1 set (and message published on channel), or 0 when the key
+	 * holds a later cut-off (or the same, with keep_equal): then nothing
+	 * changes */
 	PAV_RB_TOKENS_REVOKE,
 	PAV_RB_NSCRIPTS,
 };

@@ -27,10 +27,12 @@
  * through it: the node's checks read that copy first, and it writes them
  * back whenever the shard may have lost them (shard_rebuild: back after
  * an outage or a failover, or its registration found gone), never
- * lowering a later cut-off another node wrote.  The broker carries no
- * revocation to the other nodes (its 'R' message goes to the nodes that
- * hold the user's connections, and says only "close"): they read the
- * key, which the revoking node writes back.
+ * lowering a later cut-off another node wrote.  The script that writes
+ * the key also publishes the revocation ('V', redis_node.h) on the
+ * shard's revocation channel, which every node listens to: each keeps it
+ * as its own (heard_revocation), refuses the old tokens from its copy
+ * and writes it back as well.  A node that was not listening then (its
+ * feed down, or started later) reads the key.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -299,8 +301,9 @@ static void rb_user_count(void *self, const char *ns, const char *user,
 
 /* ---- token revocations ------------------------------------------------- */
 
-/* The node's own copy of a revocation it learnt: what it writes back
- * into a Redis that lost it, and what its own checks read first. */
+/* The node's own copy of a revocation it learnt (made through it, or
+ * heard): what it writes back into a Redis that lost it, and what its
+ * own checks read first. */
 static void keep(struct rb *b, const char *ns, const char *user, int64_t at_ms,
 		 int64_t ttl_ms)
 {
@@ -343,16 +346,56 @@ static void revoke_set(void *arg, int err, const redisReply *rep)
 	free(x);
 }
 
-/* The revocation's key, at_ms and its time to live in ms, as the
- * script takes them. */
-static void revoke_args(struct rb_argv *a, const char *ns, const char *user,
-			int64_t at_ms, int64_t ttl_ms, int keep_equal)
+/* The revocation's key, at_ms, its time to live in ms, and where and
+ * what the script publishes when it writes, as the script takes them;
+ * -ENOMEM (nothing to free) or 0. */
+static int revoke_args(struct rb_argv *a, struct rb *b, const char *ns,
+		       const char *user, int64_t at_ms, int64_t ttl_ms,
+		       int keep_equal)
 {
+	char *msg = pav_rb_revocation_msg(ns, user, at_ms, ttl_ms);
+
+	if (!msg)
+		return -ENOMEM;
 	pav_rb_av_init(a);
 	pav_rb_ukey(a, ns, user, "revoked");
 	pav_rb_av_fmt(a, "%" PRId64, at_ms);
 	pav_rb_av_fmt(a, "%" PRId64, ttl_ms);
 	pav_rb_av_str(a, keep_equal ? "1" : "0");
+	pav_rb_av_str(a, b->shards[user_shard(b, ns, user)].revoked);
+	pav_rb_av_fmt(a, "%s", msg);
+	free(msg);
+	return 0;
+}
+
+/* A revocation another node (or this one) wrote on shard sh: kept like
+ * one made here, unless this node's copy holds a later cut-off, which
+ * stays with its own end (as the key's script keeps it). */
+static void heard_revocation(struct rb_shard *sh, const char *data, size_t dlen)
+{
+	struct rb *b = sh->b;
+	char buf[512]; /* the longest names fit (test_redis_wire.c) */
+	struct rb_wire w;
+	int64_t held;
+	/* a NUL inside would cut a name short: another user's */
+	int bad = dlen >= sizeof(buf) || memchr(data, '\0', dlen);
+
+	if (!bad) {
+		memcpy(buf, data, dlen);
+		buf[dlen] = '\0';
+		bad = pav_rb_wire_parse(b->node, buf, dlen, &w) ||
+		      w.kind != 'V';
+	}
+	if (bad) {
+		rlog(PAV_LOG_WARN,
+		     "shard %zu: a malformed token revocation message dropped",
+		     sh->idx);
+		return;
+	}
+	if (pav_revkeep_get(b->kept, w.type, w.key, pav_mono_ms(), &held) &&
+	    held > w.at_ms)
+		return;
+	keep(b, w.type, w.key, w.at_ms, w.ttl_ms);
 }
 
 /* One key per revoked user, on the user's shard: Redis drops it at its
@@ -374,7 +417,12 @@ static void rb_tokens_revoke(void *self, const char *ns, const char *user,
 	}
 	x->at_ms = at_ms;
 	x->ttl_s = ttl_s;
-	revoke_args(&a, ns, user, at_ms, (int64_t)ttl_s * 1000, 0);
+	if (revoke_args(&a, b, ns, user, at_ms, (int64_t)ttl_s * 1000, 0)) {
+		free(x);
+		if (cb)
+			cb(arg, -ENOMEM);
+		return;
+	}
 	pav_rb_eval(b, user_shard(b, ns, user), PAV_RB_TOKENS_REVOKE, 1, &a,
 		    revoke_set, x);
 }
@@ -527,8 +575,11 @@ static void restore_issue(struct restore *x)
 
 		if (it->end_ms <= now)
 			continue;
-		revoke_args(&a, it->ns, it->user, it->at_ms, it->end_ms - now,
-			    1);
+		if (revoke_args(&a, x->b, it->ns, it->user, it->at_ms,
+				it->end_ms - now, 1)) {
+			x->failed = 1;
+			break;
+		}
 		x->out++;
 		pav_rb_eval(x->b, x->shard, PAV_RB_TOKENS_REVOKE, 1, &a,
 			    restored, x);
@@ -1488,8 +1539,10 @@ static int rb_create(const struct pav_store_config *cfg,
 {
 	int rc = pav_rb_create(cfg, env, self, err, errlen);
 
-	if (!rc)
+	if (!rc) {
 		((struct rb *)*self)->restore_kept = revocations_restore;
+		((struct rb *)*self)->heard_revocation = heard_revocation;
+	}
 	return rc;
 }
 

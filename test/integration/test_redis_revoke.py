@@ -1,9 +1,10 @@
 """Token revocation on the redis backend, across 2 nodes on one Redis: a revocation made
 through one node refuses the old token at the other, at the handshake and at a renewal, and
 after that node restarts; it is one key per user, with the revocation's seconds as its TTL,
-gone at its end.  A Redis that restarts empty gets the revocations back from the node
-they went through, which also refuses the old token from its own copy before that.  (One
-node, either store: test_flow_revoke.py.)"""
+gone at its end.  Every node hears a revocation from the broker and keeps a copy: a Redis
+that restarts empty gets it back from any of them (the node it went through gone or not),
+and each refuses the old token from its own copy before that.  (One node, either store:
+test_flow_revoke.py.)"""
 import signal
 import time
 
@@ -114,8 +115,8 @@ def test_revocation_survives_a_redis_restarted_empty(make_gateway, keys, own_red
 
 def test_revocation_through_one_node_survives_a_redis_restarted_empty_at_the_other(
         make_gateway, keys, own_redis):
-    """The broker does not carry revocations to every node: node 0, which the revocation
-    went through, writes it back, and node 1 reads it from Redis."""
+    """Node 0, which the revocation went through, and node 1, which heard it, both write
+    it back: node 1 refuses the old token, from its copy or from Redis."""
     nodes = rf.Nodes(make_gateway, keys, own_redis, n=2).start()
     alice = uid("alice")
     old = nodes[1].token(sub=alice)
@@ -127,6 +128,104 @@ def test_revocation_through_one_node_survives_a_redis_restarted_empty_at_the_oth
         c.sync()
         m = c.err("auth", {"token": old}, 1001)
         assert m["payload"]["message"] == "token revoked", m
+
+
+def revoke_heard(nodes, via, at, user, old):
+    """Revokes user through node via while a connection of theirs with the old token is
+    open on node at: once it is closed, node at has heard the revocation too (the broker
+    publishes it before the close, on the same shard)."""
+    with Client(nodes[at], user, token=old) as c:
+        c.sync()
+        revoke(nodes.api(via), user, "?revoke_s=60", closed=1)
+        gw.expect_error(c.ws, 1001)
+        assert c.wait_close(5).code == 4001
+
+
+def test_every_node_refuses_from_its_own_copy_while_redis_lacks_the_key(
+        make_gateway, keys, own_redis):
+    """The key is deleted under a Redis that stays up: the node that only heard the
+    revocation refuses the old token from its own copy, at the handshake and at a
+    renewal."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=2).start()
+    alice = uid("alice")
+    old = nodes[1].token(sub=alice)
+    revoke_heard(nodes, 0, 1, alice, old)
+    own_redis.call("DEL", key_of(alice))
+    refused_at_handshake(nodes[1], old)
+    with Client(nodes[1], alice, token=nodes[1].token(sub=alice, iat=int(time.time()) + 1)) as c:
+        c.sync()
+        m = c.err("auth", {"token": old}, 1001)
+        assert m["payload"]["message"] == "token revoked", m
+    assert not own_redis.call("EXISTS", key_of(alice))
+
+
+DROPPED = "a malformed token revocation message dropped"
+
+
+def heard_by(g, redis, *msgs):
+    """Publishes msgs on the revocation channel, then a malformed one: once g has logged
+    that one, it has read the others (one pub/sub connection, in order)."""
+    before = g.log_text().count(DROPPED)
+    for m in msgs + ("V1 bad",):
+        redis.call("PUBLISH", "pav:revoked", m)
+    rf.wait_until(lambda: g.log_text().count(DROPPED) == before + 1, 5,
+                  what="the malformed message logged")
+
+
+def test_a_heard_revocation_never_lowers_a_later_one_the_node_holds(nodes, redis):
+    alice = uid("alice")
+    now = int(time.time() * 1000)
+    between = nodes[1].token(sub=alice, iat=now // 1000 + 2)
+    heard_by(nodes[1], redis, "V1 default %s %d 60000" % (alice, now + 5000),
+             "V1 default %s %d 60000" % (alice, now - 60000))
+    assert not redis.call("EXISTS", key_of(alice))  # from the node's copy alone
+    refused_at_handshake(nodes[1], between)
+
+
+def test_a_malformed_revocation_message_is_logged_and_dropped(nodes, redis):
+    alice = uid("alice")
+    old = nodes[1].token(sub=alice)
+    now = int(time.time() * 1000)
+    bad = ["V1 default %s %d 0" % (alice, now), "V1 default %s -%d 60000" % (alice, now),
+           "V1 default %s %d 60000 x" % (alice, now), "V1 default %s%%zz %d 60000" % (alice, now),
+           "V1 default %s %d 60000" % ("a" * 65, now), "V1 default %s %d 60000\x00" % (alice, now),
+           "V1 default %s %d 60000" % (alice + "x" * 600, now), "\xff\x00", ""]
+    before = nodes[1].log_text().count(DROPPED)
+    for m in bad:
+        redis.call("PUBLISH", "pav:revoked", m)
+    rf.wait_until(lambda: nodes[1].log_text().count(DROPPED) == before + len(bad), 5,
+                  what="each malformed message logged")
+    assert nodes.api(1).get("/readyz").status == 200
+    accepted(nodes[1], old, alice)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_revocation_outlives_its_node_and_a_redis_restarted_empty(
+        make_gateway, keys, own_redis, how):
+    """The node the revocation went through is stopped, then Redis restarts empty: the
+    other node, which heard it, refuses the old token, writes the key back, and a node
+    started afterwards reads it from there."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=2).start()
+    alice = uid("alice")
+    old = nodes[1].token(sub=alice)
+    revoke_heard(nodes, 0, 1, alice, old)
+    if how == "SIGTERM":
+        assert nodes[0].stop() == 0
+    else:
+        nodes[0].proc.kill()
+        nodes[0].proc.wait(10)
+    own_redis.kill()
+    rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 503, 5, what="/readyz 503")
+    own_redis.start()
+    rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 200, 10, what="/readyz 200")
+    assert own_redis.call("EXISTS", key_of(alice)) == 1
+    assert 0 < own_redis.call("PTTL", key_of(alice)) <= 60000
+    assert "1 token revocations written back (0 held already)" in nodes[1].log_text(), \
+        nodes[1].log_tail()
+    refused_at_handshake(nodes[1], old)
+    accepted(nodes[1], nodes[1].token(sub=alice, iat=int(time.time()) + 1), alice)
+    third = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    refused_at_handshake(third[0], old)
 
 
 def test_write_back_keeps_a_later_revocation_redis_holds(make_gateway, keys, own_redis):

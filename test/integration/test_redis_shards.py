@@ -123,6 +123,32 @@ def test_presence_cap_and_revoke_across_shards(nodes):
         assert p["status"] == "offline" and p["connections"] == 0, p
 
 
+def test_a_revocation_on_either_shard_is_heard_by_every_node(nodes, shards):
+    """A revocation is published on its user's shard, where its key is: the other node
+    hears it on both shards and refuses the old token from its copy once the key is
+    gone."""
+    from test_flow_revoke import refused_at_handshake, revoke
+    from test_redis_revoke import key_of
+    on = {}
+    for _ in range(40):
+        if len(on) == 2:
+            break
+        user = uid("alice")
+        old = nodes[1].token(sub=user)
+        with Client(nodes[1], user, token=old) as c:
+            c.sync()
+            revoke(nodes.api(0), user, "?revoke_s=60", closed=1)
+            gw.expect_error(c.ws, 1001)  # after it, node 1 has heard the revocation
+            assert c.wait_close(5).code == 4001
+        held = [i for i, r in enumerate(shards) if r.call("EXISTS", key_of(user))]
+        assert len(held) == 1, held
+        on.setdefault(held[0], (user, old))
+    assert len(on) == 2, on
+    for i, (user, old) in on.items():
+        shards[i].call("DEL", key_of(user))
+        refused_at_handshake(nodes[1], old)
+
+
 def test_a_killed_node_is_reaped_on_both_shards(make_gateway, keys, shards):
     ns = make_nodes(make_gateway, keys, shards)
     dead, live = ns[0], ns[1]

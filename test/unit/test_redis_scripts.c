@@ -284,10 +284,12 @@ static void tokens_revoke_never_lowers_the_cut_off(void **state)
 {
 	redisReply *r;
 	long long pttl;
+	char msg[16];
 
 	(void)state;
+	listen_to("pav:revoked");
 	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000000", "60000", "0",
-	       NULL);
+	       "pav:revoked", "m1", NULL);
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("GET %s", UR), 1800000000000LL);
@@ -295,28 +297,36 @@ static void tokens_revoke_never_lowers_the_cut_off(void **state)
 	assert_true(pttl > 59000 && pttl <= 60000);
 	/* older: kept as it is */
 	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1799999999999", "900000", "0",
-	       NULL);
+	       "pav:revoked", "m2", NULL);
 	assert_int_equal(r->integer, 0);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("GET %s", UR), 1800000000000LL);
 	assert_true(cmd_int("PTTL %s", UR) <= 60000);
 	/* the same, written back: kept; from the API: its new end */
 	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000000", "900000", "1",
-	       NULL);
+	       "pav:revoked", "m3", NULL);
 	assert_int_equal(r->integer, 0);
 	freeReplyObject(r);
 	assert_true(cmd_int("PTTL %s", UR) <= 60000);
 	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000000", "900000", "0",
-	       NULL);
+	       "pav:revoked", "m4", NULL);
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	assert_true(cmd_int("PTTL %s", UR) > 60000);
 	/* later: replaces time and end */
-	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000001", "5000", "1", NULL);
+	r = ev(PAV_RB_TOKENS_REVOKE, 1, UR, "1800000000001", "5000", "1",
+	       "pav:revoked", "m5", NULL);
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	assert_int_equal(cmd_int("GET %s", UR), 1800000000001LL);
 	assert_true(cmd_int("PTTL %s", UR) <= 5000);
+	/* what was written was published, in order, and nothing else */
+	next_message(msg, sizeof(msg));
+	assert_string_equal(msg, "m1");
+	next_message(msg, sizeof(msg));
+	assert_string_equal(msg, "m4");
+	next_message(msg, sizeof(msg));
+	assert_string_equal(msg, "m5");
 }
 
 static void conn_remove_leaves_node_set_with_its_last(void **state)
