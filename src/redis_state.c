@@ -490,6 +490,23 @@ struct restore {
 	int failed;
 };
 
+struct shard_count {
+	struct rb *b;
+	size_t shard, n;
+};
+
+static int count_kept(const char *ns, const char *user, int64_t at_ms,
+		      int64_t end_ms, void *arg)
+{
+	struct shard_count *c = arg;
+
+	(void)at_ms;
+	(void)end_ms;
+	if (user_shard(c->b, ns, user) == c->shard)
+		c->n++;
+	return 0;
+}
+
 static int collect_kept(const char *ns, const char *user, int64_t at_ms,
 			int64_t end_ms, void *arg)
 {
@@ -588,20 +605,25 @@ static void restore_issue(struct restore *x)
 }
 
 /* Redis may have lost the token revocations: writes back, on shard sh,
- * every one this node keeps that its key lacks (or holds with an older
- * cut-off), then logs how many. */
+ * every one of the shard's this node keeps that its key lacks (or holds
+ * with an older cut-off), then logs how many (nothing when it keeps
+ * none of the shard's). */
 static void revocations_restore(struct rb_shard *sh)
 {
 	struct rb *b = sh->b;
-	size_t n = pav_revkeep_count(b->kept);
+	int64_t now = pav_mono_ms();
+	struct shard_count c = {b, sh->idx, 0};
 	struct restore *x;
 
 	sh->restore_due = 0;
-	if (!n)
+	/* a copy of this shard's records only: with shards coming back
+	 * together, each write-back holds its own share, not all of them */
+	pav_revkeep_each(b->kept, now, count_kept, &c);
+	if (!c.n)
 		return;
 	x = calloc(1, sizeof(*x));
 	if (x)
-		x->items = calloc(n, sizeof(*x->items));
+		x->items = calloc(c.n, sizeof(*x->items));
 	if (!x || !x->items) {
 		rlog(PAV_LOG_ERROR,
 		     "shard %zu: out of memory: the token revocations this "
@@ -612,8 +634,8 @@ static void revocations_restore(struct rb_shard *sh)
 		return;
 	}
 	*x = (struct restore){
-		.b = b, .shard = sh->idx, .items = x->items, .cap = n};
-	pav_revkeep_each(b->kept, pav_mono_ms(), collect_kept, x);
+		.b = b, .shard = sh->idx, .items = x->items, .cap = c.n};
+	pav_revkeep_each(b->kept, now, collect_kept, x);
 	b->restoring++;
 	restore_issue(x);
 }

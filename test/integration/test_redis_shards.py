@@ -149,6 +149,33 @@ def test_a_revocation_on_either_shard_is_heard_by_every_node(nodes, shards):
         refused_at_handshake(nodes[1], old)
 
 
+def test_a_shard_restarted_empty_gets_back_only_its_own_revocations(
+        make_gateway, keys, tmp_path):
+    """The node keeps one revocation, on one shard; the other shard restarts empty: its
+    write-back holds none of the first shard's records (and so says nothing), the first
+    shard's key is left as it was."""
+    from test_flow_revoke import revoke
+    from test_redis_revoke import key_of
+    own = [rf.RedisServer(tmp_path / ("redis%d" % i)).start() for i in range(2)]
+    try:
+        ns = make_nodes(make_gateway, keys, own, n=1)
+        user = uid("alice")
+        revoke(ns.api(0), user, "?revoke_s=60")
+        held = [i for i, r in enumerate(own) if r.call("EXISTS", key_of(user))]
+        assert len(held) == 1, held
+        other = own[1 - held[0]]
+        other.kill()
+        rf.wait_until(lambda: ns.api(0).get("/readyz").status == 503, 5, what="/readyz 503")
+        other.start()
+        rf.wait_until(lambda: ns.api(0).get("/readyz").status == 200, 10, what="/readyz 200")
+        assert "token revocations written back" not in ns[0].log_text(), ns[0].log_tail()
+        assert not other.call("EXISTS", key_of(user))
+        assert own[held[0]].call("EXISTS", key_of(user)) == 1
+    finally:
+        for r in own:
+            r.kill()
+
+
 def test_a_killed_node_is_reaped_on_both_shards(make_gateway, keys, shards):
     ns = make_nodes(make_gateway, keys, shards)
     dead, live = ns[0], ns[1]
