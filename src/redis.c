@@ -79,7 +79,7 @@ enum pend_kind {
 	PK_ROLE,   /* ROLE while connecting (sentinels): not master is fatal */
 	PK_SENTINEL, /* SENTINEL get-master-addr-by-name, to a sentinel */
 	PK_LOAD,   /* SCRIPT LOAD at other times */
-	PK_PING,   /* health request */
+	PK_PING,   /* health request (on the watch: its SUBSCRIBE again) */
 	PK_PROBE,  /* health request that also publishes a pub/sub probe */
 };
 
@@ -173,6 +173,7 @@ struct pav_redis {
 	unsigned watch_sen;    /* which one (an index of sen_sa) */
 	unsigned watch_n;      /* its failures in a row, for the backoff */
 	int64_t watch_at;      /* closed: when to open it again; 0 never */
+	int64_t watch_probe_at; /* subscribed: when its next check goes */
 	struct sockaddr_storage sen_sa[PAV_REDIS_MAX_SENTINELS];
 	socklen_t sen_len[PAV_REDIS_MAX_SENTINELS];
 	unsigned nsen;         /* the sentinels that resolved */
@@ -1236,8 +1237,12 @@ static void sentinel_reply(struct conn *c, const redisReply *rep)
  * or answer READONLY.  A watch that fails is opened again a backoff later,
  * once up, to the next sentinel (a dead or unwilling one is not asked
  * for ever while others could tell); meanwhile a failover is noticed as
- * without it.  Nothing checks that a connected sentinel still speaks: a
- * silent one only means that fallback.
+ * without it.  A sentinel that stops speaking without closing (stopped,
+ * or cut off with no reset) would hold the watch for ever and its
+ * failover never be heard: once subscribed, the watch sends the SUBSCRIBE
+ * again every probe_interval_ms, and one not confirmed within
+ * command_timeout_ms is the watch lost.  Not PING: a sentinel's ACL user
+ * may lack it, and SUBSCRIBE +switch-master it must have.
  */
 static void watch_open(struct pav_redis *r, int after_loss)
 {
@@ -1301,33 +1306,58 @@ static void watch_switch(struct pav_redis *r, const redisReply *data)
 	go_down(r, -EIO, why);
 }
 
-/* Pushes: the subscription's confirmation and its messages; anything
- * else answers AUTH. */
-static void watch_reply(struct conn *c, const redisReply *rep)
+/* The subscription confirmed: at first the watch is ready; later it
+ * answers a check (watch_probe). */
+static void watch_subscribed(struct conn *c)
 {
 	struct pav_redis *r = c->r;
-	const redisReply *const *e = (const redisReply *const *)rep->element;
+	struct pending *p;
 	char name[300];
+	int ok;
 
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
-	    e[1]->type == REDIS_REPLY_STRING &&
-	    reply_is(e[1], "+switch-master")) {
-		if (reply_is(e[0], "message") &&
-		    e[2]->type == REDIS_REPLY_STRING) {
-			watch_switch(r, e[2]);
-		} else if (reply_is(e[0], "subscribe") &&
-			   c->state == CS_HANDSHAKE) {
-			c->state = CS_READY;
-			r->watch_n = 0;
-			rlog(PAV_LOG_INFO, "sentinel %s: subscribed to "
-			     "+switch-master", sen_name_at(r, r->watch_sen,
-							   name, sizeof(name)));
-		}
+	if (c->state == CS_HANDSHAKE) {
+		c->state = CS_READY;
+		r->watch_n = 0;
+		r->watch_probe_at = now_ms() + r->cfg.probe_interval_ms;
+		rlog(PAV_LOG_INFO, "sentinel %s: subscribed to +switch-master",
+		     sen_name_at(r, r->watch_sen, name, sizeof(name)));
 		return;
 	}
-	free(fifo_pop(&c->fifo));
-	if (rep->type == REDIS_REPLY_ERROR)
-		conn_fail(c, -EIO, rep->str);
+	p = fifo_pop(&c->fifo);
+	ok = p && p->kind == PK_PING;
+	free(p);
+	if (!ok) {
+		conn_fail(c, -EIO, "a confirmation not asked for");
+		return;
+	}
+	c->health_out = 0;
+}
+
+/* Pushes: the subscription's confirmations and its messages; anything
+ * else answers AUTH (or is an error in the place of a confirmation). */
+static void watch_reply(struct conn *c, const redisReply *rep)
+{
+	const redisReply *const *e = (const redisReply *const *)rep->element;
+	struct pending *p;
+	int ok;
+
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	    reply_is(e[0], "message") && e[1]->type == REDIS_REPLY_STRING &&
+	    reply_is(e[1], "+switch-master") &&
+	    e[2]->type == REDIS_REPLY_STRING) {
+		watch_switch(c->r, e[2]);
+		return;
+	}
+	if (pav_redis_switch_subscribed(rep)) {
+		watch_subscribed(c);
+		return;
+	}
+	p = fifo_pop(&c->fifo);
+	ok = p && p->kind == PK_SETUP && rep->type != REDIS_REPLY_ERROR;
+	free(p);
+	if (!ok)
+		conn_fail(c, -EIO, rep->type == REDIS_REPLY_ERROR ? rep->str
+				   : "an unexpected reply");
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -1901,6 +1931,23 @@ static void check_sen(struct pav_redis *r, int64_t now)
 			  late_why(&r->sen, "no answer in time"));
 }
 
+/* A subscribed watch's check, every probe_interval_ms: the SUBSCRIBE
+ * again, which a live sentinel confirms. */
+static void watch_probe(struct pav_redis *r, int64_t now)
+{
+	const char *argv[2] = {"SUBSCRIBE", "+switch-master"};
+	struct conn *c = &r->watch;
+
+	if (c->state != CS_READY || c->health_out || now < r->watch_probe_at)
+		return;
+	r->watch_probe_at = now + r->cfg.probe_interval_ms;
+	if (send_internal(c, PK_PING, 2, argv)) {
+		conn_fail(c, -EIO, "out of memory");
+		return;
+	}
+	c->health_out = 1;
+}
+
 static void check_watch(struct pav_redis *r, int64_t now)
 {
 	struct conn *c = &r->watch;
@@ -1908,9 +1955,15 @@ static void check_watch(struct pav_redis *r, int64_t now)
 	if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) &&
 	    now >= c->setup_deadline)
 		conn_fail(c, -ETIMEDOUT, late_why(c, "subscribing timed out"));
+	else if (c->state == CS_READY && c->fifo.head &&
+		 now >= c->fifo.head->deadline)
+		conn_fail(c, -ETIMEDOUT, "its check unanswered for "
+			  "command_timeout_ms");
 	else if (c->state == CS_CLOSED && r->watch_at && r->up &&
 		 now >= r->watch_at)
 		watch_open(r, 1);
+	else
+		watch_probe(r, now);
 }
 
 static void check_sub(struct pav_redis *r, int64_t now)
@@ -1982,6 +2035,10 @@ static void schedule_tick(struct pav_redis *r, int64_t now)
 		next = earlier(next, r->sen.setup_deadline);
 	if (r->watch.state == CS_CONNECTING || r->watch.state == CS_HANDSHAKE)
 		next = earlier(next, r->watch.setup_deadline);
+	else if (r->watch.fifo.head)
+		next = earlier(next, r->watch.fifo.head->deadline);
+	else if (r->watch.state == CS_READY)
+		next = earlier(next, r->watch_probe_at);
 	else if (r->watch.state == CS_CLOSED && r->watch_at && r->up)
 		next = earlier(next, r->watch_at);
 	sched(r, &r->tick_sul, tick_cb, next > now ? next - now + 1 : 1);

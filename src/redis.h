@@ -36,7 +36,10 @@
  * address (one at a time, each given command_timeout_ms to connect and
  * answer; a round with no answer counts as a failed retry), and while up
  * the one that answered is subscribed to +switch-master: a new address of
- * the master takes the client down to ask again.  Each new
+ * the master takes the client down to ask again (that connection sends
+ * the SUBSCRIBE again every probe_interval_ms; one unconfirmed within
+ * command_timeout_ms, or the connection lost, moves it to the next
+ * sentinel).  Each new
  * connection does its TLS handshake (rediss://), redoes AUTH and SELECT
  * (and with sentinels checks ROLE), loads every registered script and
  * restores every subscription before `up` is called.
@@ -164,6 +167,10 @@ int pav_redis_switch_master(const char *msg, size_t len, const char *master,
 			    char *host, size_t hostsize, int *port);
 /* 1 when rep is ROLE's answer of a master, else 0. */
 int pav_redis_role_is_master(const struct redisReply *rep);
+/* 1 when rep confirms SUBSCRIBE +switch-master on a connection subscribed
+ * to that channel alone: ["subscribe", "+switch-master", 1] (also Redis'
+ * answer when it was already subscribed); else 0. */
+int pav_redis_switch_subscribed(const struct redisReply *rep);
 
 /* %-decodes s[0..n) in place into a NUL-terminated string (the URL's
  * password, the broker's header fields).  0, or -EINVAL for a cut or

@@ -1,8 +1,9 @@
 /*
  * redis_parse.c — what the Redis client reads that is not a reply stream:
  * URLs, sentinel addresses and master names (configuration), and the
- * answers of SENTINEL get-master-addr-by-name and ROLE.  No I/O, so that
- * the configuration checks and their tests need no event loop.
+ * answers of SENTINEL get-master-addr-by-name, ROLE and SUBSCRIBE
+ * +switch-master.  No I/O, so that the configuration checks and their
+ * tests need no event loop.
  */
 #include "redis.h"
 
@@ -289,6 +290,20 @@ int pav_redis_role_is_master(const redisReply *rep)
 		return 0;
 	e = rep->element[0];
 	return is_text(e) && e->len == 6 && !memcmp(e->str, "master", 6);
+}
+
+int pav_redis_switch_subscribed(const redisReply *rep)
+{
+	const redisReply *const *e;
+
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+		return 0;
+	e = (const redisReply *const *)rep->element;
+	return e[0]->type == REDIS_REPLY_STRING && e[0]->len == 9 &&
+	       !memcmp(e[0]->str, "subscribe", 9) &&
+	       e[1]->type == REDIS_REPLY_STRING && e[1]->len == 14 &&
+	       !memcmp(e[1]->str, "+switch-master", 14) &&
+	       e[2]->type == REDIS_REPLY_INTEGER && e[2]->integer == 1;
 }
 
 /* "[user][:password]@" at the start of *p (advanced past it). */

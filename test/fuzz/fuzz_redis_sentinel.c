@@ -4,8 +4,8 @@
  *
  * - as RESP bytes (the answers a sentinel or a server could send; with no
  *   multi-bulk count above 4096): every whole reply hiredis' reader makes
- *   of them is handed to pav_redis_sentinel_reply and
- *   pav_redis_role_is_master.  An accepted
+ *   of them is handed to pav_redis_sentinel_reply,
+ *   pav_redis_role_is_master and pav_redis_switch_subscribed.  An accepted
  *   master address is a NUL-terminated numeric address shorter than the
  *   buffer, with a port 1..65535; a refused one is -ENOENT or -EINVAL;
  * - up to its first NUL, as a configured sentinel address and as a master
@@ -45,6 +45,7 @@ static void check_reply(const redisReply *rep)
 		CHECK(port >= 1 && port <= 65535);
 	}
 	(void)pav_redis_role_is_master(rep);
+	(void)pav_redis_switch_subscribed(rep);
 }
 
 /* hiredis 0.14's reader allocates a multi-bulk's element array as soon

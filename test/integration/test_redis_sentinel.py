@@ -5,7 +5,7 @@ sentinels; a sentinel that refuses the gateway's AUTH, or wants one it is not gi
 left for the next one and said in the log, without the password; a replica a sentinel
 names is left once ROLE says so, a master demoted under it at its first READONLY; a
 SENTINEL FAILOVER of a healthy master is followed at the sentinel's +switch-master (and a
-lost subscription made again); TLS to the sentinels and masters, each certificate
+lost subscription made again, a silent sentinel's left for the next); TLS to the sentinels and masters, each certificate
 checked for the address used; and --check refuses a sentinel configuration it could not
 use, as "file: key: reason".
 
@@ -608,6 +608,58 @@ def test_a_watch_the_answering_sentinel_refuses_moves_to_the_next(make_gateway, 
         assert "+switch-master: master %s is now at" % MASTER in down_lines(g)[0], g.log_tail()
     finally:
         fake.close()
+
+
+@pytest.fixture
+def two_sentinels(cluster, tmp_path):
+    """The cluster with a second sentinel watching the same master."""
+    master, replica, first = cluster
+    second = Sentinel(tmp_path / "sentinel2", master).start()
+    try:
+        rf.wait_until(second.knows_a_replica, 20, step=0.1,
+                      what="the second sentinel sees the replica")
+        yield master, replica, first, second
+    finally:
+        second.kill()
+
+
+def watched_port(g):
+    """The port of the sentinel the gateway last subscribed to +switch-master on."""
+    ports = re.findall(r"sentinel 127\.0\.0\.1:(\d+): subscribed to \+switch-master",
+                       g.log_text())
+    return int(ports[-1]) if ports else None
+
+
+def test_a_silent_watched_sentinel_is_left_for_the_next(make_gateway, keys, two_sentinels):
+    """The sentinel the watch is on is stopped (SIGSTOP: its connections stay open and
+    nothing answers): the watch's check (its SUBSCRIBE again) goes unanswered, the gateway
+    says so and subscribes to the other sentinel, whose SENTINEL FAILOVER it then follows at +switch-master, the
+    old master healthy all along."""
+    master, replica, first, second = two_sentinels
+    g = gateway_asking(make_gateway, keys, first.port, second.port)
+    rf.wait_until(lambda: watched_port(g) is not None, 5, what="a sentinel watched")
+    watched = first if watched_port(g) == first.port else second
+    other = second if watched is first else first
+    watched.freeze()
+    try:
+        rf.wait_until(lambda: "sentinel 127.0.0.1:%d: +switch-master subscription lost (its "
+                      "check unanswered" % watched.port in g.log_text(), 15,
+                      what="the silent sentinel left")
+        rf.wait_until(lambda: watched_port(g) == other.port, 15,
+                      what="the other sentinel watched")
+        assert API(g).get("/readyz").status == 200
+        assert down_lines(g) == [], g.log_tail()
+        assert other.call("SENTINEL", "FAILOVER", MASTER) == "OK"
+        rf.wait_until(lambda: masters_taken(g)[-1:] == [replica.port], 20, step=0.05,
+                      what="the gateway takes the promoted replica")
+        down = down_lines(g)
+        assert down and ("down: sentinel 127.0.0.1:%d: +switch-master: master %s is now at "
+                         "127.0.0.1:%d" % (other.port, MASTER, replica.port)) in down[0], \
+            g.log_tail()
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        assert "READONLY" not in g.log_text(), g.log_tail()
+    finally:
+        watched.thaw()
 
 
 def test_a_replica_a_sentinel_names_is_not_taken(make_gateway, keys, cluster, tmp_path):

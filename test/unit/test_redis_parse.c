@@ -1,8 +1,9 @@
 /*
  * test_redis_parse.c — the Redis client's readers of what is no reply
  * stream (src/redis_parse.c): sentinel addresses and master names from the
- * configuration, and the answers of SENTINEL get-master-addr-by-name and
- * ROLE, each built from its RESP bytes by hiredis' own reader.
+ * configuration, and the answers of SENTINEL get-master-addr-by-name,
+ * ROLE and SUBSCRIBE +switch-master, each built from its RESP bytes by hiredis'
+ * own reader.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -286,6 +287,41 @@ static void role_is_master_only_for_a_master(void **state)
 	assert_false(pav_redis_role_is_master(NULL));
 }
 
+static int subscribed_of(const char *resp)
+{
+	redisReply *rep = reply_of(resp);
+	int yes = pav_redis_switch_subscribed(rep);
+
+	freeReplyObject(rep);
+	return yes;
+}
+
+/* What redis-server 7.0's sentinel answers to each SUBSCRIBE +switch-master
+ * (the first and every one after), and nothing else. */
+static void switch_subscribed_is_that_confirmation_only(void **state)
+{
+	(void)state;
+	assert_true(subscribed_of("*3\r\n$9\r\nsubscribe\r\n"
+				  "$14\r\n+switch-master\r\n:1\r\n"));
+	assert_false(subscribed_of("*3\r\n$9\r\nsubscribe\r\n"
+				   "$14\r\n+switch-master\r\n:2\r\n"));
+	assert_false(subscribed_of("*3\r\n$9\r\nSUBSCRIBE\r\n"
+				   "$14\r\n+switch-master\r\n:1\r\n"));
+	assert_false(subscribed_of("*3\r\n$11\r\nunsubscribe\r\n"
+				   "$14\r\n+switch-master\r\n:0\r\n"));
+	assert_false(subscribed_of("*3\r\n$9\r\nsubscribe\r\n"
+				   "$14\r\n+switch-mastex\r\n:1\r\n"));
+	assert_false(subscribed_of("*3\r\n$9\r\nsubscribe\r\n"
+				   "$14\r\n+switch-master\r\n$1\r\n1\r\n"));
+	assert_false(subscribed_of("*3\r\n+subscribe\r\n"
+				   "$14\r\n+switch-master\r\n:1\r\n"));
+	assert_false(subscribed_of("*2\r\n$9\r\nsubscribe\r\n"
+				   "$14\r\n+switch-master\r\n"));
+	assert_false(subscribed_of("*2\r\n$4\r\npong\r\n$0\r\n\r\n"));
+	assert_false(subscribed_of("-NOPERM no\r\n"));
+	assert_false(pav_redis_switch_subscribed(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +338,7 @@ int main(void)
 		cmocka_unit_test(sentinel_answers_it_cannot_use_are_refused),
 		cmocka_unit_test(sentinel_answer_longer_than_the_buffer_is_refused),
 		cmocka_unit_test(role_is_master_only_for_a_master),
+		cmocka_unit_test(switch_subscribed_is_that_confirmation_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
