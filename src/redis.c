@@ -178,6 +178,8 @@ struct pav_redis {
 	socklen_t sen_len[PAV_REDIS_MAX_SENTINELS];
 	unsigned nsen;         /* the sentinels that resolved */
 	unsigned sen_cfg[PAV_REDIS_MAX_SENTINELS]; /* their index in cfg */
+	int sen_named[PAV_REDIS_MAX_SENTINELS]; /* given by name */
+	struct lookup *sen_lookup[PAV_REDIS_MAX_SENTINELS]; /* of that name */
 	unsigned sen_at;       /* the one asked next */
 	unsigned sen_asked;    /* in this round */
 	int master_known;      /* cfg.host and port: a sentinel's answer */
@@ -707,12 +709,18 @@ static int addrs_equal(const struct addrs *x, const struct addrs *y)
 	return 1;
 }
 
+static void sa_text(const struct sockaddr_storage *sa, socklen_t len,
+		    char *buf, size_t size)
+{
+	if (getnameinfo((const struct sockaddr *)sa, len, buf, (socklen_t)size,
+			NULL, 0, NI_NUMERICHOST))
+		snprintf(buf, size, "?");
+}
+
 static void addr_text(const struct addrs *a, unsigned i, char *buf,
 		      size_t size)
 {
-	if (getnameinfo((const struct sockaddr *)&a->a[i], a->len[i], buf,
-			(socklen_t)size, NULL, 0, NI_NUMERICHOST))
-		snprintf(buf, size, "?");
+	sa_text(&a->a[i], a->len[i], buf, size);
 }
 
 /* "A, B, C" */
@@ -730,28 +738,36 @@ static void addrs_text(const struct addrs *a, char *buf, size_t size)
 	}
 }
 
-static void lookup_start(struct pav_redis *r)
+/* A lookup of host (which must outlive it) on the resolver thread; NULL
+ * when it cannot start (logged). */
+static struct lookup *lookup_begin(const char *host, int port)
 {
 	struct gaicb *list[1];
-	struct lookup *l;
+	struct lookup *l = calloc(1, sizeof(*l));
 	int rc;
 
-	if (!r->named || r->lookup || r->dying || !(l = calloc(1, sizeof(*l))))
-		return;
+	if (!l)
+		return NULL;
 	hints_set(&l->hints, AI_ADDRCONFIG);
-	snprintf(l->port, sizeof(l->port), "%d", r->cfg.port);
-	l->cb.ar_name = r->cfg.host;
+	snprintf(l->port, sizeof(l->port), "%d", port);
+	l->cb.ar_name = host;
 	l->cb.ar_service = l->port;
 	l->cb.ar_request = &l->hints;
 	list[0] = &l->cb;
 	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
 	if (rc) {
-		rlog(PAV_LOG_WARN, "cannot look up %s again: %s", r->cfg.host,
+		rlog(PAV_LOG_WARN, "cannot look up %s again: %s", host,
 		     gai_strerror(rc));
 		free(l);
-		return;
+		return NULL;
 	}
-	r->lookup = l;
+	return l;
+}
+
+static void lookup_start(struct pav_redis *r)
+{
+	if (r->named && !r->lookup && !r->dying)
+		r->lookup = lookup_begin(r->cfg.host, r->cfg.port);
 }
 
 static void lookup_free(struct lookup *l)
@@ -797,14 +813,14 @@ static void lookup_take(struct pav_redis *r)
 }
 
 /* At destroy: a lookup the resolver has begun is waited for. */
-static void lookup_drop(struct pav_redis *r)
+static void lookup_drop(struct lookup **lp)
 {
-	struct lookup *l = r->lookup;
+	struct lookup *l = *lp;
 	const struct gaicb *list[1];
 
 	if (!l)
 		return;
-	r->lookup = NULL;
+	*lp = NULL;
 	list[0] = &l->cb;
 	if (gai_cancel(&l->cb) == EAI_NOTCANCELED)
 		while (gai_error(&l->cb) == EAI_INPROGRESS)
@@ -1093,6 +1109,50 @@ static const char *sen_name(const struct pav_redis *r, char *buf,
 	return sen_name_at(r, r->sen_at, buf, size);
 }
 
+/*
+ * A sentinel given by name is looked up again after each failed attempt
+ * on it (no answer, a lost watch), on the resolver thread; the next
+ * attempt on it takes the answer if it has come, else the address it had:
+ * a sentinel that moved is found at its new address.
+ */
+static void sen_lookup_start(struct pav_redis *r, unsigned at)
+{
+	const struct pav_redis_sentinel *s = &r->cfg.sentinels[r->sen_cfg[at]];
+
+	if (r->sen_named[at] && !r->sen_lookup[at] && !r->dying)
+		r->sen_lookup[at] = lookup_begin(s->host, s->port);
+}
+
+static void sen_lookup_take(struct pav_redis *r, unsigned at)
+{
+	struct lookup *l = r->sen_lookup[at];
+	const struct addrinfo *res;
+	char name[300], was[ADDR_TEXT], now[ADDR_TEXT];
+	int rc;
+
+	if (!l || (rc = gai_error(&l->cb)) == EAI_INPROGRESS)
+		return;
+	r->sen_lookup[at] = NULL;
+	res = rc ? NULL : l->cb.ar_result;
+	while (res && res->ai_addrlen > sizeof(r->sen_sa[at]))
+		res = res->ai_next;
+	sen_name_at(r, at, name, sizeof(name));
+	sa_text(&r->sen_sa[at], r->sen_len[at], was, sizeof(was));
+	if (!res) {
+		rlog(PAV_LOG_WARN, "sentinel %s: cannot look it up again: %s; "
+		     "trying %s", name, rc ? gai_strerror(rc) : "no address",
+		     was);
+	} else if (r->sen_len[at] != res->ai_addrlen ||
+		   memcmp(&r->sen_sa[at], res->ai_addr, res->ai_addrlen)) {
+		memcpy(&r->sen_sa[at], res->ai_addr, res->ai_addrlen);
+		r->sen_len[at] = res->ai_addrlen;
+		sa_text(&r->sen_sa[at], r->sen_len[at], now, sizeof(now));
+		rlog(PAV_LOG_INFO, "sentinel %s now resolves to %s (was %s)",
+		     name, now, was);
+	}
+	lookup_free(l);
+}
+
 static void ask_next(struct pav_redis *r)
 {
 	int rc;
@@ -1104,6 +1164,7 @@ static void ask_next(struct pav_redis *r)
 		sched(r, &r->retry_sul, retry_cb, backoff_ms(r, r->retry_n++));
 		return;
 	}
+	sen_lookup_take(r, r->sen_at);
 	rc = conn_open_to(&r->sen, &r->sen_sa[r->sen_at],
 			  r->sen_len[r->sen_at]);
 	if (rc)
@@ -1127,6 +1188,7 @@ static void sentinel_failed(struct pav_redis *r, const char *why)
 	     sen_name(r, name, sizeof(name)), why);
 	conn_close(&r->sen);
 	fail_fifo(r, &r->sen, -EIO);
+	sen_lookup_start(r, r->sen_at);
 	r->sen_at = (r->sen_at + 1) % r->nsen;
 	ask_next(r);
 }
@@ -1252,6 +1314,7 @@ static void watch_open(struct pav_redis *r, int after_loss)
 	if (!r->nsen || r->watch.state != CS_CLOSED)
 		return;
 	r->watch_sen = after_loss ? (r->watch_sen + 1) % r->nsen : r->sen_at;
+	sen_lookup_take(r, r->watch_sen);
 	rc = conn_open_to(&r->watch, &r->sen_sa[r->watch_sen],
 			  r->sen_len[r->watch_sen]);
 	if (rc)
@@ -1268,6 +1331,7 @@ static void watch_lost(struct pav_redis *r, const char *why)
 	     sen_name_at(r, r->watch_sen, name, sizeof(name)), why);
 	conn_close(&r->watch);
 	fail_fifo(r, &r->watch, -EIO);
+	sen_lookup_start(r, r->watch_sen);
 	r->watch_at = now_ms() + backoff_ms(r, r->watch_n++);
 }
 
@@ -2165,15 +2229,22 @@ static int resolve_sentinels(struct pav_redis *r)
 		const struct pav_redis_sentinel *s = &r->cfg.sentinels[i];
 		struct addrinfo hints, *res = NULL;
 		char port[8];
-		int rc;
+		int rc, named;
 
-		hints_set(&hints, AI_ADDRCONFIG);
+		/* a name is looked up again after failures: an address not */
+		hints_set(&hints, AI_NUMERICHOST);
 		snprintf(port, sizeof(port), "%d", s->port);
 		rc = getaddrinfo(s->host, port, &hints, &res);
+		named = rc == EAI_NONAME;
+		if (named) {
+			hints_set(&hints, AI_ADDRCONFIG);
+			rc = getaddrinfo(s->host, port, &hints, &res);
+		}
 		if (!rc && res->ai_addrlen <= sizeof(r->sen_sa[0])) {
 			memcpy(&r->sen_sa[r->nsen], res->ai_addr,
 			       res->ai_addrlen);
 			r->sen_len[r->nsen] = res->ai_addrlen;
+			r->sen_named[r->nsen] = named;
 			r->sen_cfg[r->nsen++] = i;
 		} else {
 			rlog(PAV_LOG_WARN, "sentinel %s port %d: cannot "
@@ -2240,7 +2311,9 @@ static void seed(struct pav_redis *r)
 
 static void free_client(struct pav_redis *r)
 {
-	lookup_drop(r);
+	lookup_drop(&r->lookup);
+	for (unsigned i = 0; i < r->nsen; i++)
+		lookup_drop(&r->sen_lookup[i]);
 	SSL_CTX_free(r->cfg.tls_ctx); /* our reference; NULL without TLS */
 	pav_map_free(r->channels, free);
 	for (int i = 0; i < r->nscripts; i++)

@@ -34,7 +34,9 @@
  * goes down; a retry uses the answer once it has come, else the last
  * address.  With sentinels, each retry first asks them for the master's
  * address (one at a time, each given command_timeout_ms to connect and
- * answer; a round with no answer counts as a failed retry), and while up
+ * answer; a round with no answer counts as a failed retry; a sentinel's
+ * name is looked up again the same way after each failed attempt on it,
+ * for the next one), and while up
  * the one that answered is subscribed to +switch-master: a new address of
  * the master takes the client down to ask again (that connection sends
  * the SUBSCRIBE again every probe_interval_ms; one unconfirmed within
@@ -74,7 +76,8 @@ struct lws_context;
 #define PAV_REDIS_MASTER_NAME_MAX 64
 #define PAV_REDIS_USER_MAX 127 /* bytes of an ACL user name */
 
-/* One Sentinel: a name (looked up once, at create) or a numeric address. */
+/* One Sentinel: a name (looked up at create, and again after each failed
+ * attempt on it) or a numeric address. */
 struct pav_redis_sentinel {
 	char host[256];
 	int port;

@@ -5,16 +5,18 @@ sentinels; a sentinel that refuses the gateway's AUTH, or wants one it is not gi
 left for the next one and said in the log, without the password; a replica a sentinel
 names is left once ROLE says so, a master demoted under it at its first READONLY; a
 SENTINEL FAILOVER of a healthy master is followed at the sentinel's +switch-master (and a
-lost subscription made again, a silent sentinel's left for the next); TLS to the sentinels and masters, each certificate
-checked for the address used; and --check refuses a sentinel configuration it could not
-use, as "file: key: reason".
+lost subscription made again, a silent sentinel's left for the next); a sentinel's name
+is looked up again after a failed attempt; TLS to the sentinels and masters, each
+certificate checked for the address used; and --check refuses a sentinel configuration
+it could not use, as "file: key: reason".
 
 Real processes on loopback: a master, its replica (replicaof) and one sentinel (quorum 1,
-down-after-milliseconds 1000, failover-timeout 3000)."""
+down-after-milliseconds 1000, failover-timeout 3000), a second one where said."""
 import re
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -660,6 +662,35 @@ def test_a_silent_watched_sentinel_is_left_for_the_next(make_gateway, keys, two_
         assert "READONLY" not in g.log_text(), g.log_tail()
     finally:
         watched.thaw()
+
+
+@pytest.mark.skipif(not rf.mount_namespace_available(),
+                    reason="needs a mount namespace (root) for a private /etc/hosts")
+def test_a_sentinel_given_by_name_is_found_at_its_new_address(make_gateway, keys, cluster,
+                                                              tmp_path):
+    """The gateway runs with its own /etc/hosts (a bind mount in a mount namespace of its
+    own), where the sentinel's name first stands for 127.0.0.2, where nothing listens: the
+    node stays unready.  The file then says 127.0.0.1: the name is looked up again after
+    the failed attempt, and the next one finds the sentinel there, and the master."""
+    master, replica, sentinel = cluster
+    name = "sentinel.pavilion.test"
+    where = "%s:%d" % (name, sentinel.port)
+    hosts = tmp_path / "hosts"
+    system = Path("/etc/hosts").read_text()
+    hosts.write_text(system + "\n127.0.0.2 %s\n" % name)
+    g = make_gateway(vhosts=flow_vhosts(keys), start=False,
+                     log={"level": "info", "format": "text"},
+                     store=sentinel_store(sentinel, sen={"addresses": [where]}))
+    rf.own_etc(g, hosts=hosts)
+    g.start()
+    rf.wait_until(lambda: "sentinel %s: Connection refused" % where in g.log_text(), 10,
+                  what="the first address refused")
+    assert API(g).get("/readyz").status == 503
+    hosts.write_text(system + "\n127.0.0.1 %s\n" % name)  # same inode: the mount sees it
+    rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+    assert "sentinel %s now resolves to 127.0.0.1 (was 127.0.0.2)" % where in g.log_text(), \
+        g.log_tail()
+    assert masters_taken(g) == [master.port], g.log_tail()
 
 
 def test_a_replica_a_sentinel_names_is_not_taken(make_gateway, keys, cluster, tmp_path):
