@@ -36,6 +36,7 @@
 #include <openssl/pem.h>
 
 #include "json_check.h"
+#include "secret.h"
 
 /* Longest decoded header or claims: three quarters of the longest token. */
 #define DECODED_MAX (PAV_AUTH_MAX_TOKEN / 4 * 3 + 3)
@@ -203,40 +204,28 @@ static int load_algs(struct pav_auth *a, const char *const *names,
 static int read_key_file(struct pav_auth *a, const char *path, char *err,
 			 size_t errlen)
 {
-	unsigned char *buf;
-	FILE *f;
+	char *buf;
 	size_t n;
-	int e;
+	int rc;
 
 	if (!path)
 		return fail(err, errlen, "no key file");
-	f = fopen(path, "rbe");
-	if (!f)
-		return fail(err, errlen, "cannot read key file: %s",
-			    strerror(errno));
-	buf = malloc(PAV_AUTH_MAX_KEY_FILE + 1);
-	if (!buf) {
-		fclose(f);
+	rc = pav_secret_read(path, PAV_AUTH_MAX_KEY_FILE, &buf, &n);
+	if (rc == -EFBIG)
+		return fail(err, errlen, "key file larger than %d bytes",
+			    PAV_AUTH_MAX_KEY_FILE);
+	if (rc == -ENOMEM)
 		return fail_nomem(err, errlen);
-	}
-	errno = 0;
-	n = fread(buf, 1, PAV_AUTH_MAX_KEY_FILE + 1, f);
-	e = ferror(f) ? (errno ? errno : EIO) : 0;
-	fclose(f);
+	if (rc)
+		return fail(err, errlen, "cannot read key file: %s",
+			    pav_secret_why(rc));
 	/* an exact-size copy, so the big buffer can be wiped right away */
-	a->key = e || n > PAV_AUTH_MAX_KEY_FILE ? NULL : malloc(n ? n : 1);
+	a->key = malloc(n ? n : 1);
 	if (a->key) {
 		memcpy(a->key, buf, n);
 		a->keylen = n;
 	}
-	OPENSSL_cleanse(buf, PAV_AUTH_MAX_KEY_FILE + 1);
-	free(buf);
-	if (e)
-		return fail(err, errlen, "cannot read key file: %s",
-			    strerror(e));
-	if (n > PAV_AUTH_MAX_KEY_FILE)
-		return fail(err, errlen, "key file larger than %d bytes",
-			    PAV_AUTH_MAX_KEY_FILE);
+	pav_secret_free(buf, n);
 	return a->key ? 0 : fail_nomem(err, errlen);
 }
 

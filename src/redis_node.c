@@ -61,13 +61,16 @@
 #include "log.h"
 #include "redis_backend.h"
 #include "revkeep.h"
+#include "secret.h"
 
 #define rlog(level, ...) pav_log(level, "store", __VA_ARGS__)
 
 #define SYNC_BATCH 256     /* sync scripts in flight at most */
 #define REAP_BATCH "500"   /* users (then channels) per reap step */
 #define REAP_LOCK_MS 30000 /* the reaper's lock, refreshed per step */
+/* a password file: its first line, and the whole file */
 #define PASSWORD_MAX 1024
+#define PASSWORD_FILE_MAX (64 * 1024)
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -1106,22 +1109,20 @@ void pav_rb_shutdown(void *self)
 static int read_password(const char *key, const char *path, char **out,
 			 char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	char buf[PASSWORD_MAX + 2];
-	size_t n;
-	int rc = 0;
+	size_t len, n;
+	char *buf;
+	int rc = pav_secret_read(path, PASSWORD_FILE_MAX, &buf, &len);
 
 	*out = NULL;
-	if (!f) {
-		rc = -errno; /* before snprintf, which may change errno */
+	if (rc == -EFBIG)
+		snprintf(err, errlen, "%s: %s: larger than %d bytes", key, path,
+			 PASSWORD_FILE_MAX);
+	else if (rc)
 		snprintf(err, errlen, "%s: cannot open %s: %s", key, path,
-			 strerror(-rc));
+			 pav_secret_why(rc));
+	if (rc)
 		return rc;
-	}
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	n = strcspn(buf, "\r\n");
+	n = strcspn(buf, "\r\n"); /* a NUL in the file ends the line too */
 	buf[n] = '\0';
 	if (n > PASSWORD_MAX) {
 		snprintf(err, errlen, "%s: %s: the first line is longer "
@@ -1135,7 +1136,7 @@ static int read_password(const char *key, const char *path, char **out,
 		rc = -ENOMEM;
 	}
 	/* every way out: a refused line may still be most of a secret */
-	explicit_bzero(buf, sizeof(buf));
+	pav_secret_free(buf, len);
 	return rc;
 }
 

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "secret.h"
 
 /* ---- namespaces ---- */
 
@@ -423,34 +424,45 @@ static int add_key_line(char *line, size_t len, unsigned lineno,
 	return 0;
 }
 
+/* Each line of buf (len bytes, a NUL after them), as getline() would cut
+ * them: the last may lack its newline. */
+static int add_key_lines(char *buf, size_t len, struct pav_api_key **k,
+			 size_t *cnt, char *err, size_t errlen)
+{
+	char *end = buf + len, *p = buf;
+	unsigned lineno = 0;
+	int rc = 0;
+
+	while (rc >= 0 && p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		if (!nl)
+			nl = end;
+		*nl = '\0';
+		rc = add_key_line(p, (size_t)(nl - p), ++lineno, k, cnt, err,
+				  errlen);
+		p = nl + 1;
+	}
+	return rc;
+}
+
 int pav_api_keys_load(const char *file, struct pav_api_key **keys, size_t *n,
 		      char *err, size_t errlen)
 {
-	FILE *f = fopen(file, "re");
 	struct pav_api_key *k = NULL;
-	char *line = NULL;
-	size_t cap = 0, cnt = 0;
-	unsigned lineno = 0;
-	ssize_t len;
-	int rc = 0;
+	size_t len, cnt = 0;
+	char *buf;
+	int rc = pav_secret_read(file, PAV_API_KEYS_FILE_MAX, &buf, &len);
 
-	if (!f) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+	if (rc == -EFBIG)
+		snprintf(err, errlen, "larger than %d bytes",
+			 PAV_API_KEYS_FILE_MAX);
+	else if (rc)
+		snprintf(err, errlen, "cannot read: %s", pav_secret_why(rc));
+	if (rc)
 		return rc;
-	}
-	/* whole lines, however long: a long one must not become two keys */
-	while (rc >= 0 && (len = getline(&line, &cap, f)) >= 0)
-		rc = add_key_line(line, (size_t)len, ++lineno, &k, &cnt, err,
-				  errlen);
-	if (rc >= 0 && ferror(f)) {
-		rc = -EIO;
-		snprintf(err, errlen, "cannot read: %s", strerror(EIO));
-	}
-	fclose(f);
-	if (line)
-		explicit_bzero(line, cap);
-	free(line);
+	rc = add_key_lines(buf, len, &k, &cnt, err, errlen);
+	pav_secret_free(buf, len);
 	if (rc >= 0 && !cnt) {
 		rc = -EINVAL;
 		snprintf(err, errlen, "no API key in the file");

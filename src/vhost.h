@@ -105,6 +105,8 @@ int pav_vhosts_reload(struct pav_core *core);
 /* A context of its own holding the PEM certificate chain in cert and the
  * private key in key, when both load and match; else NULL. */
 SSL_CTX *pav_tls_pair_load(const char *cert, const char *key);
+/* The most an API keys file may hold: a larger one is refused. */
+#define PAV_API_KEYS_FILE_MAX (1024 * 1024)
 /* The keys of an API keys file, as digests (api.h). */
 int pav_api_keys_load(const char *file, struct pav_api_key **keys, size_t *n,
 		      char *err, size_t errlen);

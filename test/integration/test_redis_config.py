@@ -40,6 +40,21 @@ def test_check_refuses_an_empty_password_file(tmp_path, keys, content, why):
     assert "store: password_file:" in r.stderr and why in r.stderr, r.stderr
 
 
+def test_check_bounds_a_password_file(tmp_path, keys):
+    """The file is read whole, so it is bounded: 64 KiB, the first line the password (what
+    follows it is not read for anything). It was read line by line, however large."""
+    pw = tmp_path / "redis.pw"
+    store = {"backend": "redis", "url": "redis://127.0.0.1:6379", "password_file": str(pw)}
+    pw.write_bytes(b"secret\n" + b"#" * (65536 - 7))
+    g = config_file(tmp_path, keys, store)
+    r = gw.check_config(g.conf_path)
+    assert r.returncode == 0, r.stderr
+    pw.write_bytes(b"secret\n" + b"#" * (65536 - 6))
+    r = gw.check_config(g.conf_path)
+    assert r.returncode == 1, r.stdout
+    assert "store: password_file: %s: larger than 65536 bytes" % pw in r.stderr, r.stderr
+
+
 def test_check_refuses_history_max_bytes_with_redis(tmp_path, keys):
     """The budget bounds the memory store's history; Redis keeps each channel's own `size`.
     It was accepted with "redis" and ignored."""

@@ -1194,6 +1194,25 @@ static void missing_key_file_is_an_error(void **state)
 	assert_string_equal(load_err1("HS256", NULL), "no key file");
 }
 
+/* the whole file is read, up to its bound */
+static void key_file_is_bounded(void **state)
+{
+	char *big = malloc(PAV_AUTH_MAX_KEY_FILE + 1);
+	struct pav_auth a;
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'k', PAV_AUTH_MAX_KEY_FILE + 1);
+	write_file("s_cap", big, PAV_AUTH_MAX_KEY_FILE);
+	write_file("s_big", big, PAV_AUTH_MAX_KEY_FILE + 1);
+	free(big);
+	load_ok(&a, "HS256", "s_cap", NULL, NULL);
+	assert_int_equal(a.keylen, PAV_AUTH_MAX_KEY_FILE);
+	pav_auth_free(&a);
+	assert_string_equal(load_err1("HS256", "s_big"),
+			    "key file larger than 65536 bytes");
+}
+
 static void empty_secret_is_an_error(void **state)
 {
 	(void)state;
@@ -1358,6 +1377,7 @@ int main(void)
 		cmocka_unit_test(secret_loses_one_trailing_newline),
 		cmocka_unit_test(loaded_settings_are_kept),
 		cmocka_unit_test(missing_key_file_is_an_error),
+		cmocka_unit_test(key_file_is_bounded),
 		cmocka_unit_test(empty_secret_is_an_error),
 		cmocka_unit_test(public_key_as_secret_is_an_error),
 		cmocka_unit_test(non_pem_key_file_is_an_error),
