@@ -104,6 +104,7 @@ struct fifo {
 struct outbuf {
 	char *data;
 	size_t off, len, cap;
+	int secret; /* holds (or held) an AUTH: wiped before it is let go */
 };
 
 struct conn {
@@ -329,6 +330,34 @@ static size_t out_pending(const struct outbuf *o)
 	return o->len - o->off;
 }
 
+/* A password goes from memory once sent: the whole room, as what was
+ * sent may have been moved about by compaction. */
+static void out_wipe(struct outbuf *o)
+{
+	if (o->secret && o->data)
+		explicit_bzero(o->data, o->cap);
+	o->secret = 0;
+}
+
+/* Room for cap bytes; realloc() would free the old block unwiped. */
+static int out_resize(struct outbuf *o, size_t cap)
+{
+	char *d;
+
+	if (!o->secret || !o->data) {
+		d = realloc(o->data, cap);
+	} else if ((d = malloc(cap))) {
+		memcpy(d, o->data, o->len);
+		explicit_bzero(o->data, o->cap);
+		free(o->data);
+	}
+	if (!d)
+		return -ENOMEM;
+	o->data = d;
+	o->cap = cap;
+	return 0;
+}
+
 static int out_append(struct outbuf *o, const char *p, size_t n)
 {
 	if (o->off && o->len + n > o->cap) { /* compact before growing */
@@ -338,15 +367,11 @@ static int out_append(struct outbuf *o, const char *p, size_t n)
 	}
 	if (o->len + n > o->cap) {
 		size_t cap = o->cap ? o->cap * 2 : 4096;
-		char *d;
 
 		while (cap < o->len + n)
 			cap *= 2;
-		d = realloc(o->data, cap);
-		if (!d)
+		if (out_resize(o, cap))
 			return -ENOMEM;
-		o->data = d;
-		o->cap = cap;
 	}
 	memcpy(o->data + o->len, p, n);
 	o->len += n;
@@ -355,6 +380,7 @@ static int out_append(struct outbuf *o, const char *p, size_t n)
 
 static void out_free(struct outbuf *o)
 {
+	out_wipe(o);
 	free(o->data);
 	memset(o, 0, sizeof(*o));
 }
@@ -407,6 +433,8 @@ static int send_argv(struct conn *c, struct pending *p, int argc,
 	if (len < 0)
 		return -ENOMEM;
 	rc = enqueue(c, p, cmd, (size_t)len);
+	if (c->out.secret) /* this may be the AUTH itself */
+		explicit_bzero(cmd, (size_t)len);
 	redisFreeCommand(cmd);
 	return rc;
 }
@@ -538,6 +566,7 @@ static void flush(struct conn *c)
 			return;
 		}
 	}
+	out_wipe(o);
 	o->off = o->len = 0;
 	if (o->cap > OUT_KEEP_BYTES)
 		out_free(o);
@@ -1698,8 +1727,13 @@ static int on_readable(struct conn *c)
 
 /* ---- handshakes --------------------------------------------------------------- */
 
-/* AUTH [user] password: Redis 6's ACL user, or the default one; the
- * sentinels' own on a sentinel's connection. */
+/*
+ * AUTH [user] password: Redis 6's ACL user, or the default one; the
+ * sentinels' own on a sentinel's connection.  Our copies of the command
+ * are wiped: the one hiredis formats, and the connection's write buffer
+ * once it is sent (or let go).  What OpenSSL keeps of a TLS record, or
+ * the kernel of the socket's, is beyond our reach.
+ */
 static int send_auth(struct conn *c)
 {
 	const struct pav_redis_config *cfg = &c->r->cfg;
@@ -1710,6 +1744,7 @@ static int send_auth(struct conn *c)
 
 	if (!user[0])
 		argv[1] = pw;
+	c->out.secret = 1;
 	return send_internal(c, PK_SETUP, user[0] ? 3 : 2, argv);
 }
 
