@@ -261,24 +261,66 @@ static int refuse_accept(const struct pav_vhost *vh, const char *ip,
 	return 1;
 }
 
+/*
+ * What filter_accept() found of the socket it let through, for the record
+ * accepted_new() makes of it, so that neither reads the address nor
+ * matches it against trusted_proxies again.  In lws 4.1.6 the listener's
+ * FILTER_NETWORK_CONNECTION is followed, within the same call (its accept
+ * handler adopts the socket), by the new wsi's
+ * SERVER_NEW_CLIENT_INSTANTIATED on the same lws vhost, or by nothing when
+ * the adoption fails; the next accept's filter then starts afresh.  Kept
+ * with its lws vhost and fd, which the record must match: a reuse_port
+ * vhost's connections come without a filter (listen_share.c), on lws
+ * vhosts that have no lws listener, so they never take another's.
+ */
+static struct {
+	const struct lws_vhost *vh; /* NULL: nothing kept */
+	int fd;
+	int proxied;
+	char ip[INET6_ADDRSTRLEN];
+} filtered;
+
 /* FILTER_NETWORK_CONNECTION (wsi is the listener): nonzero closes the
  * socket before lws makes a connection of it. */
 static int filter_accept(struct lws *wsi, int fd)
 {
 	struct pav_vhost *vh = vhost_of(wsi);
-	char ip[INET6_ADDRSTRLEN];
+	char *ip = filtered.ip;
 
-	if (fd_peer(fd, ip, sizeof(ip)))
+	filtered.vh = NULL;
+	if (fd_peer(fd, ip, sizeof(filtered.ip)))
 		return 1;
 	if (public_pending >= PAV_PUBLIC_PENDING_MAX)
 		return refuse_accept(vh, ip, "header pool reserve");
 	/* a trusted proxy carries many clients: each is counted at its
 	 * request */
-	if (!pav_cidr_any(vh->proxies, vh->nproxies, ip) &&
+	filtered.proxied = pav_cidr_any(vh->proxies, vh->nproxies, ip);
+	if (!filtered.proxied &&
 	    pav_peer_conns(vh->cfg->name, ip) >=
 		    vh->cfg->limits.max_connections_per_ip +
 			    PAV_PEER_OVER_ANSWERED)
 		return refuse_accept(vh, ip, "per-IP limit");
+	filtered.vh = lws_get_vhost(wsi);
+	filtered.fd = fd;
+	return 0;
+}
+
+/* The client's address, and whether it is a trusted proxy: as the filter
+ * found them, or read here for a connection no filter saw (a reuse_port
+ * vhost's, which listen_share.c accepts and hands to lws). */
+static int accepted_peer(struct lws *wsi, struct accepted *a)
+{
+	int fd = lws_get_socket_fd(wsi);
+
+	if (filtered.vh == lws_get_vhost(wsi) && filtered.fd == fd) {
+		filtered.vh = NULL;
+		memcpy(a->ip, filtered.ip, sizeof(a->ip));
+		a->proxied = filtered.proxied;
+		return 0;
+	}
+	if (fd_peer(fd, a->ip, sizeof(a->ip)))
+		return -1;
+	a->proxied = pav_cidr_any(a->vh->proxies, a->vh->nproxies, a->ip);
 	return 0;
 }
 
@@ -314,11 +356,10 @@ static int accepted_new(struct lws *wsi)
 	if (!a)
 		return -1;
 	a->vh = vh;
-	if (fd_peer(lws_get_socket_fd(wsi), a->ip, sizeof(a->ip))) {
+	if (accepted_peer(wsi, a)) {
 		free(a);
 		return -1;
 	}
-	a->proxied = pav_cidr_any(vh->proxies, vh->nproxies, a->ip);
 	if (!a->proxied && hold_peer(a, a->ip)) {
 		free(a);
 		return -1;
