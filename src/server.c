@@ -232,23 +232,34 @@ static struct pav_log_budget over_limit_log = {.per_s = 1};
 static struct pav_log_budget other_listener_log = {.per_s = 1};
 static struct pav_log_budget other_host_log = {.per_s = 1};
 
-/* The client address of an accepted socket, v4-mapped shown as v4. */
-static int fd_peer(int fd, char *buf, size_t len)
+/* An accepted socket's client address as text, v4-mapped shown as v4. */
+static int peer_text(const struct sockaddr_storage *ss, char *buf,
+		     size_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	const void *a;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
-		return -errno;
-	a = ss.ss_family == AF_INET6 ?
-		    (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
-		    (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-	if (!inet_ntop(ss.ss_family, a, buf, (socklen_t)len))
+	if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	else if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	else
+		return -EAFNOSUPPORT;
+	if (!inet_ntop(ss->ss_family, a, buf, (socklen_t)len))
 		return -errno;
 	if (!strncmp(buf, "::ffff:", 7)) /* v4-mapped: use the v4 form */
 		memmove(buf, buf + 7, strlen(buf + 7) + 1);
 	return 0;
+}
+
+/* The same, read from the socket. */
+static int fd_peer(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return -errno;
+	return peer_text(&ss, buf, len);
 }
 
 /* Closes at accept write one log line a second at most (an attack would
@@ -281,14 +292,17 @@ static struct {
 } filtered;
 
 /* FILTER_NETWORK_CONNECTION (wsi is the listener): nonzero closes the
- * socket before lws makes a connection of it. */
-static int filter_accept(struct lws *wsi, int fd)
+ * socket before lws makes a connection of it.  lws 4.1.6 passes the
+ * socket and the client's address, as accept() gave it, in `user`. */
+static int filter_accept(struct lws *wsi, void *user)
 {
+	const struct lws_filter_network_conn_args *f = user;
 	struct pav_vhost *vh = vhost_of(wsi);
 	char *ip = filtered.ip;
+	int fd = f->accept_fd;
 
 	filtered.vh = NULL;
-	if (fd_peer(fd, ip, sizeof(filtered.ip)))
+	if (peer_text(&f->cli_addr, ip, sizeof(filtered.ip)))
 		return 1;
 	if (public_pending >= PAV_PUBLIC_PENDING_MAX)
 		return refuse_accept(vh, ip, "header pool reserve");
@@ -655,7 +669,7 @@ static int public_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		note_ssl_ctx(user);
 		return 0;
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-		return filter_accept(wsi, (int)(intptr_t)in);
+		return filter_accept(wsi, user);
 	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
 		return accepted_new(wsi);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
