@@ -10,7 +10,9 @@
  * vhost's lws vhost (made with CONTEXT_PORT_NO_LISTEN_SERVER), which then
  * serves it as if its own listener had accepted it (HTTP, the WebSocket
  * upgrade, TLS when the vhost has it).  lws owns the listening socket
- * once adopted and closes it with the context.
+ * once adopted and closes it with the context.  lws calls no
+ * FILTER_NETWORK_CONNECTION for an adopted socket: the caller's filter
+ * takes its place, between the accept and the adoption.
  */
 #include "listen_share.h"
 
@@ -34,13 +36,17 @@
 
 struct listener {
 	struct lws_vhost *target; /* where accepted connections go */
+	pav_accept_filter filter; /* NULL: all of them */
 	int fd;
 };
 
 static void accept_some(struct listener *l)
 {
 	for (int i = 0; i < ACCEPTS_PER_CALLBACK; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -48,6 +54,10 @@ static void accept_some(struct listener *l)
 				pav_warn("shared listen: accept: %s",
 					 strerror(errno));
 			return;
+		}
+		if (l->filter && l->filter(l->target, fd, &peer)) {
+			close(fd); /* as lws closes what its filter refuses */
+			continue;
 		}
 		/* lws takes the socket (and closes it when it fails) */
 		if (!lws_adopt_socket_vhost(l->target, fd))
@@ -156,7 +166,7 @@ static int listen_socket(const char *host, int port)
 }
 
 int pav_listen_share(struct lws_context *ctx, struct lws_vhost *target,
-		     const char *host, int port)
+		     const char *host, int port, pav_accept_filter filter)
 {
 	struct lws_vhost *helper = helper_vhost(ctx);
 	struct listener *l = calloc(1, sizeof(*l));
@@ -168,6 +178,7 @@ int pav_listen_share(struct lws_context *ctx, struct lws_vhost *target,
 		return fd < 0 ? fd : -ENOMEM;
 	}
 	l->target = target;
+	l->filter = filter;
 	l->fd = fd;
 	memset(&ad, 0, sizeof(ad));
 	ad.vh = helper;

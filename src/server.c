@@ -251,17 +251,6 @@ static int peer_text(const struct sockaddr_storage *ss, char *buf,
 	return 0;
 }
 
-/* The same, read from the socket. */
-static int fd_peer(int fd, char *buf, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
-		return -errno;
-	return peer_text(&ss, buf, len);
-}
-
 /* Closes at accept write one log line a second at most (an attack would
  * otherwise write one per socket). */
 static int refuse_accept(const struct pav_vhost *vh, const char *ip,
@@ -273,16 +262,15 @@ static int refuse_accept(const struct pav_vhost *vh, const char *ip,
 }
 
 /*
- * What filter_accept() found of the socket it let through, for the record
- * accepted_new() makes of it, so that neither reads the address nor
- * matches it against trusted_proxies again.  In lws 4.1.6 the listener's
- * FILTER_NETWORK_CONNECTION is followed, within the same call (its accept
- * handler adopts the socket), by the new wsi's
- * SERVER_NEW_CLIENT_INSTANTIATED on the same lws vhost, or by nothing when
- * the adoption fails; the next accept's filter then starts afresh.  Kept
- * with its lws vhost and fd, which the record must match: a reuse_port
- * vhost's connections come without a filter (listen_share.c), on lws
- * vhosts that have no lws listener, so they never take another's.
+ * What screen_accept() found of the socket it let through, for the record
+ * accepted_new() makes of it, so that the address is turned into text and
+ * matched against trusted_proxies once.  In lws 4.1.6 the screen is
+ * followed, within the same call, by the new wsi's
+ * SERVER_NEW_CLIENT_INSTANTIATED on the same lws vhost (the accept handler
+ * of lws' listener, or of listen_share.c's, adopts the socket right
+ * after), or by nothing when the adoption fails; the next accept's screen
+ * then starts afresh.  Kept with its lws vhost and fd, which the record
+ * must match.
  */
 static struct {
 	const struct lws_vhost *vh; /* NULL: nothing kept */
@@ -291,18 +279,20 @@ static struct {
 	char ip[INET6_ADDRSTRLEN];
 } filtered;
 
-/* FILTER_NETWORK_CONNECTION (wsi is the listener): nonzero closes the
- * socket before lws makes a connection of it.  lws 4.1.6 passes the
- * socket and the client's address, as accept() gave it, in `user`. */
-static int filter_accept(struct lws *wsi, void *user)
+/*
+ * A public vhost's new socket, accepted by lws' listener or by a
+ * reuse_port vhost's (listen_share.c), before lws makes a connection of
+ * it: nonzero closes it.  lv is the lws vhost it goes to, peer its
+ * client's address as accept() gave it.
+ */
+static int screen_accept(struct lws_vhost *lv, int fd,
+			 const struct sockaddr_storage *peer)
 {
-	const struct lws_filter_network_conn_args *f = user;
-	struct pav_vhost *vh = vhost_of(wsi);
+	struct pav_vhost *vh = lws_vhost_user(lv);
 	char *ip = filtered.ip;
-	int fd = f->accept_fd;
 
 	filtered.vh = NULL;
-	if (peer_text(&f->cli_addr, ip, sizeof(filtered.ip)))
+	if (peer_text(peer, ip, sizeof(filtered.ip)))
 		return 1;
 	if (public_pending >= PAV_PUBLIC_PENDING_MAX)
 		return refuse_accept(vh, ip, "header pool reserve");
@@ -314,27 +304,32 @@ static int filter_accept(struct lws *wsi, void *user)
 		    vh->cfg->limits.max_connections_per_ip +
 			    PAV_PEER_OVER_ANSWERED)
 		return refuse_accept(vh, ip, "per-IP limit");
-	filtered.vh = lws_get_vhost(wsi);
+	filtered.vh = lv;
 	filtered.fd = fd;
 	return 0;
 }
 
-/* The client's address, and whether it is a trusted proxy: as the filter
- * found them, or read here for a connection no filter saw (a reuse_port
- * vhost's, which listen_share.c accepts and hands to lws). */
+/* FILTER_NETWORK_CONNECTION on an lws listener (wsi): lws 4.1.6 passes
+ * the accepted socket and its client's address in `user`. */
+static int filter_accept(struct lws *wsi, void *user)
+{
+	const struct lws_filter_network_conn_args *f = user;
+
+	return screen_accept(lws_get_vhost(wsi), f->accept_fd, &f->cli_addr);
+}
+
+/* The client's address, and whether it is a trusted proxy, as the screen
+ * found them.  Every public connection is screened right before it is
+ * made (see filtered): one without a match is refused rather than
+ * counted nowhere. */
 static int accepted_peer(struct lws *wsi, struct accepted *a)
 {
-	int fd = lws_get_socket_fd(wsi);
-
-	if (filtered.vh == lws_get_vhost(wsi) && filtered.fd == fd) {
-		filtered.vh = NULL;
-		memcpy(a->ip, filtered.ip, sizeof(a->ip));
-		a->proxied = filtered.proxied;
-		return 0;
-	}
-	if (fd_peer(fd, a->ip, sizeof(a->ip)))
+	if (filtered.vh != lws_get_vhost(wsi) ||
+	    filtered.fd != lws_get_socket_fd(wsi))
 		return -1;
-	a->proxied = pav_cidr_any(a->vh->proxies, a->vh->nproxies, a->ip);
+	filtered.vh = NULL;
+	memcpy(a->ip, filtered.ip, sizeof(a->ip));
+	a->proxied = filtered.proxied;
 	return 0;
 }
 
@@ -870,7 +865,9 @@ static int create_vhost(struct lws_context *ctx, struct pav_vhost *vh,
 	if (!slot->lv ||
 	    (vh->cfg->reuse_port && !vh->nlws &&
 	     pav_listen_share(ctx, slot->lv, vh->cfg->listen_host,
-			      vh->cfg->port))) {
+			      vh->cfg->port,
+			      vh->cfg->kind == PAV_VHOST_INTERNAL ?
+			      NULL : screen_accept))) {
 		pav_err("vhost %s: cannot listen on %s:%d (or bad TLS files)",
 			vh->cfg->name, vh->cfg->listen_host, vh->cfg->port);
 		return -EADDRINUSE;

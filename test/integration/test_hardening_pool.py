@@ -8,6 +8,8 @@ for the whole process: 256 before, 1024 now, of which public vhosts may hold 960
 - 1100 idle sockets on a public vhost (each holds a header buffer from accept): /healthz on
   the internal vhost still answers (public connections leave a reserve of the pool).
 - Every connection counts against max_connections_per_ip from accept, not only upgrades.
+- Both refusals at accept (the pool's reserve, far past max_connections_per_ip) hold on a
+  "reuse_port" vhost too, whose connections the gateway accepts itself and hands to lws.
 - A request that trickles is closed by its deadline (handshake_timeout_s from accept), even
   when it spends most of it before and during the TLS handshake.
 """
@@ -142,11 +144,15 @@ def is_closed(s):
         s.setblocking(True)
 
 
-def test_idle_public_sockets_leave_the_internal_vhost_a_share_of_the_pool(make_gateway, keys):
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_idle_public_sockets_leave_the_internal_vhost_a_share_of_the_pool(make_gateway, keys,
+                                                                          reuse_port):
     """More idle sockets on a public vhost than its share of the pool (plain ws: lws gives each
     a header buffer at accept): the pool keeps a reserve, /healthz answers; the surplus is
-    closed at accept."""
-    g = make_gateway([gw.public_vhost(keys, "public", tls=False, plugins=PLUGINS),
+    closed at accept.  A "reuse_port" vhost's connections reach lws without its accept-time
+    filter: they were all kept, and took the whole pool."""
+    g = make_gateway([gw.public_vhost(keys, "public", tls=False, plugins=PLUGINS,
+                                      reuse_port=reuse_port),
                       gw.internal_vhost(keys)])
     n = PUBLIC_SHARE + 140
     socks = open_many(g.port("public"), n)
@@ -160,6 +166,7 @@ def test_idle_public_sockets_leave_the_internal_vhost_a_share_of_the_pool(make_g
         assert status == 200
         closed = sum(1 for s in socks if is_closed(s))
         assert closed >= n - PUBLIC_SHARE, "only %d idle sockets closed at accept" % closed
+        assert "connection closed at accept (header pool reserve)" in g.log_text()
     finally:
         for s in socks:
             s.close()
@@ -167,11 +174,14 @@ def test_idle_public_sockets_leave_the_internal_vhost_a_share_of_the_pool(make_g
     assert wait_until(lambda: upgrade_status(g.port(), token=g.token()) == 101, 5)
 
 
-def test_every_connection_counts_against_the_per_ip_limit(make_gateway, keys):
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_every_connection_counts_against_the_per_ip_limit(make_gateway, keys, reuse_port):
     """max_connections_per_ip 3: three idle sockets from one address, then that address' upgrade
     gets 429 and another address' 101; far past the limit sockets are closed at accept; when
-    the idle ones go, the address may upgrade again."""
+    the idle ones go, the address may upgrade again.  A "reuse_port" vhost's connections were
+    never closed at accept."""
     g = make_gateway([gw.public_vhost(keys, "public", tls=False, plugins=PLUGINS,
+                                      reuse_port=reuse_port,
                                       limits={"max_connections_per_ip": 3,
                                               "handshakes_per_s_per_ip": 1000}),
                       gw.internal_vhost(keys)])
@@ -188,6 +198,7 @@ def test_every_connection_counts_against_the_per_ip_limit(make_gateway, keys):
         took = closed_within(extra, 2)
         extra.close()
         assert took is not None, "a connection 17 past max_connections_per_ip was left open"
+        assert "peer=127.0.0.40: connection closed at accept (per-IP limit)" in g.log_text()
     finally:
         for s in idle:
             s.close()
