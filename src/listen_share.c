@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@ struct listener {
 
 static void accept_some(struct listener *l)
 {
+	const int one = 1;
+
 	for (int i = 0; i < ACCEPTS_PER_CALLBACK; i++) {
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
@@ -59,6 +62,11 @@ static void accept_some(struct listener *l)
 			close(fd); /* as lws closes what its filter refuses */
 			continue;
 		}
+		/* as lws sets it on what its own listeners accept: a frame
+		 * must not wait for the ACK of the one before */
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+			pav_warn("shared listen: TCP_NODELAY: %s",
+				 strerror(errno));
 		/* lws takes the socket (and closes it when it fails) */
 		if (!lws_adopt_socket_vhost(l->target, fd))
 			pav_warn("shared listen: a connection was not adopted");

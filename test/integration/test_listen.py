@@ -397,3 +397,49 @@ def test_no_start_when_the_interfaces_cannot_be_listed(binary, keys, tmp_path):
                              "address: %s)" % wide)
     err = proc.stderr.read()
     assert rc != 0 and "getifaddrs" in err and "AF_NETLINK" in err, (rc, err)
+
+
+def server_socket_of(pid, client):
+    """The gateway's own socket for the client's connection, duplicated into this process
+    (pidfd_getfd): the one whose peer is the client's local address. None until accepted."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if not os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+            if fd < 0:
+                continue
+            s = socket.socket(fileno=fd)
+            try:
+                if s.type == socket.SOCK_STREAM and s.getpeername() == client.getsockname():
+                    return s
+            except OSError:
+                pass
+            s.close()
+    finally:
+        os.close(pidfd)
+    return None
+
+
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_accepted_connections_do_not_wait_for_acks(make_gateway, keys, reuse_port):
+    """Nagle is off on every accepted connection, as lws sets it on what its own listeners
+    accept: a reuse_port vhost accepts its connections itself, and had it on."""
+    g = make_gateway([gw.public_vhost(keys, tls=False, reuse_port=reuse_port),
+                      gw.internal_vhost(keys)])
+    c = socket.create_connection(("127.0.0.1", g.port("public")), timeout=5)
+    try:
+        found = []
+        assert gw.wait_until(lambda: found.append(server_socket_of(g.proc.pid, c)) or found[-1],
+                             5), "the gateway's socket for the connection was not found"
+        s = found[-1]
+        assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        s.close()
+    finally:
+        c.close()
