@@ -81,6 +81,8 @@ enum pend_kind {
 	PK_LOAD,   /* SCRIPT LOAD at other times */
 	PK_PING,   /* health request (on the watch: its SUBSCRIBE again) */
 	PK_PROBE,  /* health request that also publishes a pub/sub probe */
+	PK_SUB,    /* SUBSCRIBE of one channel: a refusal is told to it */
+	PK_UNSUB,  /* UNSUBSCRIBE of one channel */
 };
 
 struct pending {
@@ -94,6 +96,7 @@ struct pending {
 	unsigned gen;     /* PK_PROBE: the pub/sub connection it tests */
 	char *again;      /* PK_EVAL: the formatted command, for the retry */
 	size_t again_len;
+	char *chan;       /* PK_SUB, PK_UNSUB: the channel */
 	int retried;
 };
 
@@ -298,6 +301,7 @@ static void complete(struct pav_redis *r, struct pending *p, int err,
 	}
 	if (is_callers(p))
 		r->nwaiting--;
+	free(p->chan);
 	free(p);
 	if (cb)
 		cb(arg, err, reply);
@@ -1586,6 +1590,12 @@ static void on_ack(struct pav_redis *r, const redisReply *name)
 	int ready = c->state == CS_HANDSHAKE && c->setup_owed > 0 &&
 		    --c->setup_owed == 0;
 
+	/* the answer to a SUBSCRIBE or UNSUBSCRIBE of one channel (once
+	 * ready, the restored ones are all answered) */
+	if (c->state == CS_READY && c->fifo.head &&
+	    (c->fifo.head->kind == PK_SUB || c->fifo.head->kind == PK_UNSUB) &&
+	    !strcmp(c->fifo.head->chan, name->str))
+		complete(r, fifo_pop(&c->fifo), 0, NULL);
 	if (ch && ch->acks_owed > 0 && --ch->acks_owed == 0)
 		settle(r, name->str, ch);
 	if (ready && !r->dying && c->state == CS_HANDSHAKE)
@@ -1619,7 +1629,33 @@ static void on_message(struct pav_redis *r, const redisReply *name,
 			      data->str, (size_t)data->len);
 }
 
-/* Pushes are arrays led by a kind; anything else answers AUTH. */
+/* Redis refused a SUBSCRIBE (an ACL without the channel): the channel
+ * leaves the set, so that the next connection's restore, which names every
+ * channel in one command, is not refused with it; its waiters learn it
+ * with Redis' answer, and may subscribe again. */
+static void sub_refused(struct pav_redis *r, struct pending *p,
+			const redisReply *rep)
+{
+	struct channel *ch = pav_map_get(r->channels, p->chan);
+	struct fifo refused = {NULL, NULL};
+	struct pending *w;
+
+	if (ch) {
+		if (ch->acks_owed > 0)
+			ch->acks_owed--;
+		ch->wanted = 0;
+		fifo_move(&refused, &ch->waiters, -EACCES);
+		if (!ch->acks_owed)
+			drop_channel(r, p->chan);
+	}
+	complete(r, p, 0, NULL);
+	while ((w = fifo_pop(&refused)))
+		complete(r, w, r->dying ? -ECANCELED : -EACCES,
+			 r->dying ? NULL : rep);
+}
+
+/* Pushes are arrays led by a kind; anything else answers AUTH, or refuses
+ * a SUBSCRIBE. */
 static void sub_reply(struct conn *c, const redisReply *rep)
 {
 	struct pav_redis *r = c->r;
@@ -1644,7 +1680,13 @@ static void sub_reply(struct conn *c, const redisReply *rep)
 		setup_reply(c, p, rep);
 		return;
 	}
-	free(p);
+	if (p && p->kind == PK_SUB && c->state == CS_READY &&
+	    rep->type == REDIS_REPLY_ERROR) {
+		sub_refused(r, p, rep);
+		return;
+	}
+	if (p)
+		complete(r, p, 0, NULL);
 	conn_fail(c, -EIO, rep->type == REDIS_REPLY_ERROR ? rep->str
 			   : "an unexpected reply");
 }
@@ -2628,15 +2670,24 @@ static int sub_connected(const struct pav_redis *r)
 	return r->sub.state == CS_HANDSHAKE || r->sub.state == CS_READY;
 }
 
-static int send_sub(struct pav_redis *r, const char *verb, const char *name,
+/* One channel's SUBSCRIBE (sub) or UNSUBSCRIBE, with an entry that tells
+ * its answer from the others'. */
+static int send_sub(struct pav_redis *r, int sub, const char *name,
 		    struct channel *ch)
 {
-	const char *argv[2] = {verb, name};
+	const char *argv[2] = {sub ? "SUBSCRIBE" : "UNSUBSCRIBE", name};
+	struct pending *p;
 
 	if (out_pending(&r->sub.out) > r->cfg.max_buffer_bytes)
 		return -ENOBUFS;
-	if (send_argv(&r->sub, NULL, 2, argv, NULL))
+	p = pending_new(sub ? PK_SUB : PK_UNSUB, NULL, NULL, 0);
+	if (!p || !(p->chan = strdup(name)) ||
+	    send_argv(&r->sub, p, 2, argv, NULL)) {
+		if (p)
+			free(p->chan);
+		free(p);
 		return -ENOMEM;
+	}
 	ch->acks_owed++;
 	return 0;
 }
@@ -2663,7 +2714,7 @@ static int subscribe_named(struct pav_redis *r, const char *name,
 	int rc = ch && (w || !cb) ? 0 : -ENOMEM;
 
 	if (!rc && sub_connected(r))
-		rc = send_sub(r, "SUBSCRIBE", name, ch);
+		rc = send_sub(r, 1, name, ch);
 	if (rc) {
 		if (ch && !ch->wanted && !ch->acks_owed && !ch->waiters.head)
 			drop_channel(r, name);
@@ -2724,7 +2775,7 @@ int pav_redis_unsubscribe(struct pav_redis *r, const char *channel,
 	if (ch && ch->wanted) {
 		ch->wanted = 0;
 		if (sub_connected(r))
-			send_sub(r, "UNSUBSCRIBE", name, ch);
+			send_sub(r, 0, name, ch);
 		if (!ch->acks_owed) { /* nothing in flight: forget it now */
 			drop_channel(r, name);
 			sched(r, &r->fire_sul, fire_cb, 0);

@@ -264,8 +264,11 @@ int pav_redis_eval(struct pav_redis *r, int script, int nkeys, int argc,
  * every new pub/sub connection.  Idempotent.  cb (may be NULL) runs once,
  * later: err 0 when Redis confirmed the subscription (reply NULL);
  * -EIO/-ETIMEDOUT when the client went down first (the channel stays in
- * the set: unsubscribe if it is not wanted); -ECANCELED when unsubscribed
- * first, or at destroy.  Returns 0, -EIO (down: nothing recorded),
+ * the set: unsubscribe if it is not wanted); -EACCES when Redis refused
+ * it (reply: its error, such as an ACL's NOPERM; the channel leaves the
+ * set); -ECANCELED when unsubscribed first, or at destroy.  A refusal of
+ * the channels restored on a new connection (one SUBSCRIBE for all) still
+ * fails that connection.  Returns 0, -EIO (down: nothing recorded),
  * -ENOBUFS (max_pending waiting callbacks), -EINVAL (empty, or a NUL
  * inside), -ENOMEM.
  */

@@ -1002,19 +1002,33 @@ static void revoked_subscribed(void *arg, int err, const redisReply *rep)
 {
 	struct rb_shard *sh = arg;
 
-	(void)rep;
-	if (!err && sh->r)
+	sh->revoked_out = 0;
+	if (!err && sh->r) {
 		sh->revoked_live = 1;
+		if (sh->revoked_refused)
+			rlog(PAV_LOG_INFO, "shard %zu: subscribed to %s",
+			     sh->idx, sh->revoked);
+		sh->revoked_refused = 0;
+	} else if (err == -EACCES && !sh->revoked_refused) {
+		sh->revoked_refused = 1;
+		rlog(PAV_LOG_ERROR, "shard %zu: Redis refuses SUBSCRIBE %s "
+		     "(%s): this node would miss token revocations, so it is "
+		     "not ready; trying again each second", sh->idx,
+		     sh->revoked, rep && rep->str ? rep->str : "refused");
+	}
 }
 
-/* Once per shard: the client subscribes again by itself after an outage
- * (a revocation published meanwhile is not heard; its key is read). */
+/* A node that does not hear revocations is not ready (pav_rb_ready): the
+ * SUBSCRIBE goes at every `up` and each second until confirmed.  Once it
+ * is, the client restores it after an outage by itself (a revocation
+ * published meanwhile is not heard; its key is read). */
 static void revoked_subscribe(struct rb_shard *sh)
 {
-	if (sh->revoked_live || !sh->r)
+	if (sh->revoked_live || sh->revoked_out || !sh->r || !sh->up)
 		return;
-	pav_redis_subscribe(sh->r, sh->revoked, strlen(sh->revoked),
-			    revoked_subscribed, sh);
+	if (!pav_redis_subscribe(sh->r, sh->revoked, strlen(sh->revoked),
+				 revoked_subscribed, sh))
+		sh->revoked_out = 1;
 }
 
 /* ---- client events ------------------------------------------------------- */
@@ -1397,10 +1411,11 @@ int pav_rb_ready(void *self)
 {
 	struct rb *b = self;
 
-	/* a shard's kept revocations not written back yet: not ready */
+	/* a shard's kept revocations not written back yet, or its
+	 * revocations not heard: not ready */
 	for (size_t i = 0; i < b->nshards; i++)
 		if (!b->shards[i].up || !b->shards[i].registered ||
-		    b->shards[i].restore_due)
+		    !b->shards[i].revoked_live || b->shards[i].restore_due)
 			return 0;
 	return b->nshards > 0 && !b->restoring;
 }
@@ -1415,6 +1430,7 @@ void pav_rb_tick(void *self, int64_t now_ms)
 		if (b->shards[i].restore_due && b->shards[i].up &&
 		    b->restore_kept)
 			b->restore_kept(&b->shards[i]);
+		revoked_subscribe(&b->shards[i]);
 		heartbeat(&b->shards[i]);
 		find_dead(&b->shards[i]);
 	}

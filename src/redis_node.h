@@ -79,7 +79,9 @@ struct rb_shard {
 	 * shard, and a revocation goes out on its user's shard, where its
 	 * key is, so that one shard's write and its message come together */
 	char revoked[32];
-	int revoked_live; /* subscribed */
+	int revoked_live; /* subscribed: the node is not ready before */
+	int revoked_out;  /* its SUBSCRIBE is in flight */
+	int revoked_refused; /* Redis refused it (said once until allowed) */
 };
 
 /* A user with connections on this node (or whose last one the store has

@@ -13,7 +13,7 @@ import pytest
 import gw
 import redisfix as rf
 from test_flow_revoke import accepted, refused_at_handshake, revoke
-from test_flow_util import API, Client, uid
+from test_flow_util import API, Client, flow_vhosts, uid
 
 pytestmark = pytest.mark.skipif(not rf.redis_available(), reason="redis-server not installed")
 
@@ -78,6 +78,43 @@ def test_without_revoke_s_no_key_is_made(nodes, redis):
     alice = uid("alice")
     revoke(nodes.api(0), alice, "", closed=0)
     assert not redis.call("EXISTS", key_of(alice))
+
+
+REFUSED = "Redis refuses SUBSCRIBE pav:revoked"
+
+
+def test_a_node_refused_the_revocation_channel_stays_unready_until_allowed(
+        make_gateway, keys, tmp_path):
+    """An ACL user whose channels leave out pav:revoked: Redis refuses the node's SUBSCRIBE.
+    The node says so once, stays connected (it heartbeats) but unready, since it would
+    miss revocations, and tries again each second; once the ACL allows the channel it is
+    subscribed and ready, and hears the revocations made through it."""
+    acl = tmp_path / "users.acl"
+    acl.write_text("user default on nopass ~* &* +@all\n"
+                   "user gw on >pw ~pav:* resetchannels &pav:p:* &pav:f:* &pav:probe:* "
+                   "+@all\n")
+    redis = rf.RedisServer(tmp_path / "redis", extra=["--aclfile", str(acl)]).start()
+    try:
+        g = make_gateway(flow_vhosts(keys), store=rf.redis_store(
+            "redis://gw:pw@%s" % redis.url[len("redis://"):]))
+        assert API(g).get("/readyz").status == 503
+        rf.wait_until(lambda: REFUSED in g.log_text(), 5, what="the refusal said")
+        node = rf.node_id(g)
+        first = redis.call("ZSCORE", "pav:nodes", node)
+        rf.wait_until(lambda: redis.call("ZSCORE", "pav:nodes", node) != first, 5,
+                      what="a later heartbeat")
+        assert API(g).get("/readyz").status == 503
+        redis.call("ACL", "SETUSER", "gw", "&pav:revoked")
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 5, what="/readyz 200")
+        assert g.log_text().count(REFUSED) == 1, g.log_tail()
+        assert "shard 0: subscribed to pav:revoked" in g.log_text(), g.log_tail()
+        alice = uid("alice")
+        old = g.token(sub=alice)
+        revoke(API(g), alice, "?revoke_s=60")
+        redis.call("DEL", key_of(alice))
+        refused_at_handshake(g, old)  # from the copy it heard
+    finally:
+        redis.kill()
 
 
 # ------------------------------------------------------------ Redis restarted empty

@@ -1008,6 +1008,39 @@ static void subscribe_is_idempotent_and_unsubscribe_stops_messages(
 	assert_int_equal(pav_redis_subscribe(F.r, "", 0, NULL, NULL), -EINVAL);
 }
 
+/* An ACL without the channel: Redis refuses the SUBSCRIBE.  The caller
+ * learns it with Redis' answer, the connections stay, the channel leaves
+ * the set (a new pub/sub connection is not refused for it), and it can be
+ * subscribed once allowed. */
+static void a_refused_subscribe_is_told_and_the_connection_stays(
+	void **state)
+{
+	struct rep no = {0}, x;
+
+	(void)state;
+	connect_default();
+	sync_cmd(&x, "ACL", "SETUSER", "default", "resetchannels",
+		 "&pav:probe:*", "&ok", NULL);
+	assert_int_equal(pav_redis_subscribe(F.r, "no", 2, on_reply, &no), 0);
+	subscribe_sync("ok");
+	WAIT_FOR(no.calls, 5000);
+	assert_int_equal(no.calls, 1);
+	assert_int_equal(no.err, -EACCES);
+	assert_non_null(strstr(no.str, "NOPERM"));
+	sync_cmd(&x, "CLIENT", "KILL", "TYPE", "pubsub", NULL);
+	WAIT_FOR(F.resyncs, 5000);
+	assert_int_equal(F.resyncs, 1);
+	assert_int_equal(F.downs, 0);
+	sync_cmd(&x, "PUBLISH", "ok", "still", NULL);
+	assert_int_equal(x.integer, 1);
+	sync_cmd(&x, "ACL", "SETUSER", "default", "&no", NULL);
+	subscribe_sync("no");
+	sync_cmd(&x, "PUBLISH", "no", "now", NULL);
+	WAIT_FOR(has_msg("no now"), 5000);
+	assert_true(has_msg("no now") && has_msg("ok still"));
+	assert_int_equal(F.downs, 0);
+}
+
 static void killed_pubsub_connection_is_replaced_and_resynced(void **state)
 {
 	struct rep x;
@@ -1454,6 +1487,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(at_most_max_pending_wait_for_a_slow_redis, setup, teardown),
 		cmocka_unit_test_setup_teardown(messages_arrive_in_publish_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(subscribe_is_idempotent_and_unsubscribe_stops_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_refused_subscribe_is_told_and_the_connection_stays, setup, teardown),
 		cmocka_unit_test_setup_teardown(killed_pubsub_connection_is_replaced_and_resynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(pubsub_output_limit_kill_is_replaced_and_resynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_silently_dead_pubsub_connection_is_found_by_the_probe, setup, teardown),
