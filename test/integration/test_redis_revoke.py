@@ -196,6 +196,27 @@ def test_every_node_refuses_from_its_own_copy_while_redis_lacks_the_key(
     assert not own_redis.call("EXISTS", key_of(alice))
 
 
+def test_a_node_that_finds_its_registration_gone_writes_its_revocations_back(
+        make_gateway, keys, own_redis):
+    """Under a Redis that stays up, the revocation's key and node 1's registration are
+    deleted (as a reaper that took node 1 for dead would): node 1's next heartbeat finds
+    its registration gone, registers again and writes back the revocation it heard."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=2).start()
+    alice = uid("alice")
+    old = nodes[1].token(sub=alice)
+    revoke_heard(nodes, 0, 1, alice, old)
+    own_redis.call("DEL", key_of(alice), "pav:{n:%s}:alive" % rf.node_id(nodes[1]))
+    rf.wait_until(lambda: own_redis.call("EXISTS", key_of(alice)), 5, what="the key back")
+    assert 0 < own_redis.call("PTTL", key_of(alice)) <= 60000
+    log = nodes[1].log_text()
+    assert "shard 0: this node's registration was lost" in log, nodes[1].log_tail()
+    assert "shard 0: 1 token revocations written back (0 held already)" in log, \
+        nodes[1].log_tail()
+    assert "written back" not in nodes[0].log_text(), nodes[0].log_tail()
+    rf.wait_until(lambda: nodes.api(1).get("/readyz").status == 200, 5, what="/readyz 200")
+    refused_at_handshake(nodes[0], old)
+
+
 DROPPED = "a malformed token revocation message dropped"
 
 
