@@ -147,8 +147,6 @@ static int parse_revocation(char *p, char *end, struct rb_wire *w)
 {
 	char *f[4];
 
-	if (end > p && end[-1] == ' ') /* field() would end at it */
-		return -EINVAL;
 	for (int i = 0; i < 4; i++)
 		if (!(f[i] = field(&p, end)))
 			return -EINVAL;
@@ -174,6 +172,9 @@ int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
 {
 	char *end = hdr + hlen, *p = hdr, *f[7], *colon;
 
+	/* field() would end the last field at it: no node sends one */
+	if (hlen && hdr[hlen - 1] == ' ')
+		return -EINVAL;
 	if (hlen > 3 && !memcmp(hdr, "V1 ", 3))
 		return parse_revocation(hdr + 3, end, w);
 	w->at_ms = w->ttl_ms = 0;

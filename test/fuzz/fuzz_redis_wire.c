@@ -6,9 +6,9 @@
  * three times:
  *
  * - as a header line (at most the 511 bytes a node reads) handed to
- *   pav_rb_wire_parse: a refused one is -EINVAL; an accepted one has kind
- *   'F', 'R' or 'S' and a type, or kind 'V' with a namespace, a user and
- *   times within their bounds;
+ *   pav_rb_wire_parse: a refused one is -EINVAL; an accepted one does not
+ *   end with a space, and has kind 'F', 'R' or 'S' and a type, or kind 'V'
+ *   with a namespace, a user and times within their bounds;
  * - as the parts of a publication: byte 0 chooses a NULL key and an except,
  *   bytes 1-8 are the pub_id, the rest is "key\0type".  For a non-empty
  *   key and type, the header that pav_rb_header writes, with an offset
@@ -48,7 +48,8 @@ static void as_header(const uint8_t *data, size_t size)
 	rc = pav_rb_wire_parse(NODE, hdr, size, &w);
 	if (rc && rc != -EINVAL)
 		abort();
-	if (!rc && (!strchr("FRSV", w.kind) || !w.type))
+	if (!rc && (!strchr("FRSV", w.kind) || !w.type ||
+		    (size && data[size - 1] == ' ')))
 		abort();
 	if (!rc && w.kind == 'V' &&
 	    (!w.key || !*w.key || strlen(w.key) > PAV_MAX_ID_LEN ||

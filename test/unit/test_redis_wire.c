@@ -139,10 +139,62 @@ static void a_malformed_revocation_is_refused(void **state)
 	assert_int_equal(w.at_ms, INT64_MAX);
 }
 
+static void a_malformed_publication_header_is_refused(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"P1",
+		"P1 1f - F k msg 7 ",
+		"P1 1f - F k msg 7  ",
+		"P1 1f - F k msg ",
+		"P1 1f - F k msg 7 x",
+		"P1 1f  F k msg 7",
+		"P1 1f - X k msg 7",
+		"P1 1f - F k msg 7x",
+		"P2 1f - F k msg 7",
+		"P1 1f " NODE " F k msg 7",
+		"P1 1f " NODE ":zz F k msg 7",
+		"P1 1f - F k%zz msg 7",
+	};
+	char buf[512];
+	struct rb_wire w;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = parse(bad[i], buf, sizeof(buf), &w);
+
+		if (rc != -EINVAL)
+			fail_msg("\"%s\" was not refused (%d)", bad[i], rc);
+	}
+}
+
+/* What nodes send: pav_rb_header's line, the offset after it. */
+static void a_written_header_parses_back(void **state)
+{
+	static struct rb b; /* pav_rb_header reads only its node */
+	char buf[512];
+	struct rb_wire w;
+	char *h;
+
+	(void)state;
+	memcpy(b.node, NODE, sizeof(NODE));
+	h = pav_rb_header(&b, 0x2a, 0x7, 'F', "k y", "msg");
+	assert_non_null(h);
+	snprintf(buf, sizeof(buf), "%s%d", h, 12);
+	assert_string_equal(buf, "P1 2a " NODE ":7 F k%20y msg 12");
+	assert_int_equal(pav_rb_wire_parse(NODE, buf, strlen(buf), &w), 0);
+	assert_int_equal(w.pub_id, 0x2a);
+	assert_int_equal(w.except, 7);
+	assert_int_equal(w.offset, 12);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_publication_header_parses),
+		cmocka_unit_test(a_malformed_publication_header_is_refused),
+		cmocka_unit_test(a_written_header_parses_back),
 		cmocka_unit_test(a_revocation_round_trips),
 		cmocka_unit_test(the_longest_revocation_fits_a_read),
 		cmocka_unit_test(a_malformed_revocation_is_refused),
