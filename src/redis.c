@@ -1121,7 +1121,9 @@ static void conn_fail(struct conn *c, int err, const char *why)
 
 /*
  * With sentinels a retry first asks them where the master is: one at a
- * time, from the one that answered last, each on a connection of its own
+ * time, from the one heard from last (its answer, or the watch's
+ * confirmation or +switch-master), or the next after one whose watch was
+ * lost, each on a connection of its own
  * that must connect and answer within command_timeout_ms.  A round in
  * which none gave an address is a failed retry (backoff).  The command and
  * pub/sub connections are opened only at an address given.
@@ -1365,6 +1367,10 @@ static void watch_lost(struct pav_redis *r, const char *why)
 	conn_close(&r->watch);
 	fail_fifo(r, &r->watch, -EIO);
 	sen_lookup_start(r, r->watch_sen);
+	/* the next question goes past it too: a silent one would cost a
+	 * command_timeout_ms before the next is asked */
+	if (r->sen_at == r->watch_sen && r->sen.state == CS_CLOSED)
+		r->sen_at = (r->watch_sen + 1) % r->nsen;
 	r->watch_at = now_ms() + backoff_ms(r, r->watch_n++);
 }
 
@@ -1400,6 +1406,7 @@ static void watch_switch(struct pav_redis *r, const redisReply *data)
 		return;
 	snprintf(why, sizeof(why), "sentinel %s: +switch-master: master %s "
 		 "is now at %s:%d", name, r->cfg.master, host, port);
+	r->sen_at = r->watch_sen; /* it just spoke: asked first */
 	go_down(r, -EIO, why);
 }
 
@@ -1415,6 +1422,8 @@ static void watch_subscribed(struct conn *c)
 	if (c->state == CS_HANDSHAKE) {
 		c->state = CS_READY;
 		r->watch_n = 0;
+		if (r->sen.state == CS_CLOSED)
+			r->sen_at = r->watch_sen; /* the one that answered last */
 		r->watch_probe_at = now_ms() + r->cfg.probe_interval_ms;
 		rlog(PAV_LOG_INFO, "sentinel %s: subscribed to +switch-master",
 		     sen_name_at(r, r->watch_sen, name, sizeof(name)));

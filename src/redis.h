@@ -33,7 +33,8 @@
  * given by name is looked up again (getaddrinfo_a) each time the client
  * goes down; a retry uses the answer once it has come, else the last
  * address.  With sentinels, each retry first asks them for the master's
- * address (one at a time, each given command_timeout_ms to connect and
+ * address (one at a time, from the one heard from last or past one whose
+ * watch was lost, each given command_timeout_ms to connect and
  * answer; a round with no answer counts as a failed retry; a sentinel's
  * name is looked up again the same way after each failed attempt on it,
  * for the next one), and while up

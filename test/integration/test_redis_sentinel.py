@@ -632,11 +632,20 @@ def watched_port(g):
     return int(ports[-1]) if ports else None
 
 
+def lines_after(g, needle):
+    """The log lines after the first one holding needle."""
+    lines = g.log_text().splitlines()
+    at = next(i for i, l in enumerate(lines) if needle in l)
+    return lines[at + 1:]
+
+
 def test_a_silent_watched_sentinel_is_left_for_the_next(make_gateway, keys, two_sentinels):
     """The sentinel the watch is on is stopped (SIGSTOP: its connections stay open and
     nothing answers): the watch's check (its SUBSCRIBE again) goes unanswered, the gateway
-    says so and subscribes to the other sentinel, whose SENTINEL FAILOVER it then follows at +switch-master, the
-    old master healthy all along."""
+    says so and subscribes to the other sentinel, whose SENTINEL FAILOVER it then follows
+    at +switch-master, the old master healthy all along.  The sentinels are then asked
+    from the one that announced the switch: the silent one, which had answered last
+    before, is not waited for."""
     master, replica, first, second = two_sentinels
     g = gateway_asking(make_gateway, keys, first.port, second.port)
     rf.wait_until(lambda: watched_port(g) is not None, 5, what="a sentinel watched")
@@ -660,6 +669,36 @@ def test_a_silent_watched_sentinel_is_left_for_the_next(make_gateway, keys, two_
             g.log_tail()
         rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
         assert "READONLY" not in g.log_text(), g.log_tail()
+        after = lines_after(g, "+switch-master: master %s is now at" % MASTER)
+        asked = [l for l in after if re.search(r"redis: sentinel 127\.0\.0\.1:\d+: ", l)]
+        assert asked and "sentinel 127.0.0.1:%d: master %s is at 127.0.0.1:%d" % (
+            other.port, MASTER, replica.port) in asked[0], g.log_tail()
+    finally:
+        watched.thaw()
+
+
+def test_after_a_lost_watch_the_next_sentinel_is_asked_first(make_gateway, keys,
+                                                             two_sentinels):
+    """The sentinel that named the master (and so is watched) is stopped, and the watch
+    moves to the other one.  When the node then loses the master's connections, the
+    sentinels are asked from the other one: the silent one is not waited for."""
+    master, replica, first, second = two_sentinels
+    g = gateway_asking(make_gateway, keys, first.port, second.port)
+    rf.wait_until(lambda: watched_port(g) is not None, 5, what="a sentinel watched")
+    watched = first if watched_port(g) == first.port else second
+    other = second if watched is first else first
+    watched.freeze()
+    try:
+        rf.wait_until(lambda: watched_port(g) == other.port, 15,
+                      what="the other sentinel watched")
+        assert master.call("CLIENT", "KILL", "TYPE", "normal") >= 1
+        rf.wait_until(lambda: down_lines(g), 10, what="the master's connection lost")
+        rf.wait_until(lambda: "connected to" in "\n".join(
+            lines_after(g, down_lines(g)[0])), 15, what="connected again")
+        after = lines_after(g, down_lines(g)[0])
+        assert not any("sentinel 127.0.0.1:%d: " % watched.port in l for l in after), \
+            g.log_tail()
+        assert masters_taken(g) == [master.port], g.log_tail()
     finally:
         watched.thaw()
 
