@@ -179,8 +179,10 @@ struct pav_redis {
 	int64_t watch_at;      /* closed: when to open it again; 0 never */
 	int64_t watch_probe_at; /* subscribed: when its next check goes */
 	struct sockaddr_storage sen_sa[PAV_REDIS_MAX_SENTINELS];
-	socklen_t sen_len[PAV_REDIS_MAX_SENTINELS];
-	unsigned nsen;         /* the sentinels that resolved */
+	socklen_t sen_len[PAV_REDIS_MAX_SENTINELS]; /* 0: a name not resolved
+						     * yet */
+	int sen_gai[PAV_REDIS_MAX_SENTINELS]; /* then its lookup's error */
+	unsigned nsen;         /* the sentinels used */
 	unsigned sen_cfg[PAV_REDIS_MAX_SENTINELS]; /* their index in cfg */
 	int sen_named[PAV_REDIS_MAX_SENTINELS]; /* given by name */
 	struct lookup *sen_lookup[PAV_REDIS_MAX_SENTINELS]; /* of that name */
@@ -1173,10 +1175,17 @@ static void sen_lookup_take(struct pav_redis *r, unsigned at)
 		res = res->ai_next;
 	sen_name_at(r, at, name, sizeof(name));
 	sa_text(&r->sen_sa[at], r->sen_len[at], was, sizeof(was));
-	if (!res) {
+	if (!res && !r->sen_len[at]) {
+		r->sen_gai[at] = rc ? rc : EAI_NONAME; /* said by the caller */
+	} else if (!res) {
 		rlog(PAV_LOG_WARN, "sentinel %s: cannot look it up again: %s; "
 		     "trying %s", name, rc ? gai_strerror(rc) : "no address",
 		     was);
+	} else if (!r->sen_len[at]) {
+		memcpy(&r->sen_sa[at], res->ai_addr, res->ai_addrlen);
+		r->sen_len[at] = res->ai_addrlen;
+		sa_text(&r->sen_sa[at], r->sen_len[at], now, sizeof(now));
+		rlog(PAV_LOG_INFO, "sentinel %s resolves to %s", name, now);
 	} else if (r->sen_len[at] != res->ai_addrlen ||
 		   memcmp(&r->sen_sa[at], res->ai_addr, res->ai_addrlen)) {
 		memcpy(&r->sen_sa[at], res->ai_addr, res->ai_addrlen);
@@ -1188,9 +1197,28 @@ static void sen_lookup_take(struct pav_redis *r, unsigned at)
 	lookup_free(l);
 }
 
-static void ask_next(struct pav_redis *r)
+/* A connection to sentinel at: 0, or -EAGAIN for a name that does not
+ * resolve yet (why says so). */
+static int sen_open(struct pav_redis *r, struct conn *c, unsigned at,
+		    char *why, size_t size)
 {
 	int rc;
+
+	sen_lookup_take(r, at);
+	if (!r->sen_len[at]) {
+		snprintf(why, size, "cannot resolve it yet (%s): looking it "
+			 "up again", gai_strerror(r->sen_gai[at]));
+		return -EAGAIN;
+	}
+	rc = conn_open_to(c, &r->sen_sa[at], r->sen_len[at]);
+	if (rc)
+		snprintf(why, size, "%s", strerror(-rc));
+	return rc;
+}
+
+static void ask_next(struct pav_redis *r)
+{
+	char why[200];
 
 	if (r->sen_asked++ >= r->nsen) {
 		rlog(r->retry_n ? PAV_LOG_INFO : PAV_LOG_WARN,
@@ -1199,11 +1227,8 @@ static void ask_next(struct pav_redis *r)
 		sched(r, &r->retry_sul, retry_cb, backoff_ms(r, r->retry_n++));
 		return;
 	}
-	sen_lookup_take(r, r->sen_at);
-	rc = conn_open_to(&r->sen, &r->sen_sa[r->sen_at],
-			  r->sen_len[r->sen_at]);
-	if (rc)
-		sentinel_failed(r, strerror(-rc));
+	if (sen_open(r, &r->sen, r->sen_at, why, sizeof(why)))
+		sentinel_failed(r, why);
 }
 
 /* A round of questions, from the retry timer (or create). */
@@ -1343,17 +1368,14 @@ static void sentinel_reply(struct conn *c, const redisReply *rep)
  */
 static void watch_open(struct pav_redis *r, int after_loss)
 {
-	int rc;
+	char why[200];
 
 	r->watch_at = 0;
 	if (!r->nsen || r->watch.state != CS_CLOSED)
 		return;
 	r->watch_sen = after_loss ? (r->watch_sen + 1) % r->nsen : r->sen_at;
-	sen_lookup_take(r, r->watch_sen);
-	rc = conn_open_to(&r->watch, &r->sen_sa[r->watch_sen],
-			  r->sen_len[r->watch_sen]);
-	if (rc)
-		watch_lost(r, strerror(-rc));
+	if (sen_open(r, &r->watch, r->watch_sen, why, sizeof(why)))
+		watch_lost(r, why);
 }
 
 static void watch_lost(struct pav_redis *r, const char *why)
@@ -2308,9 +2330,16 @@ static int resolve(struct pav_redis *r)
 	return 0;
 }
 
-/* Each sentinel's first address; one that does not resolve is left out. */
+/*
+ * Each sentinel's first address.  A name that does not resolve yet (a
+ * sentinel's container not up, its DNS entry still to come) is kept
+ * without one and looked up again after each attempt on it, as a name
+ * that moved; but with none resolving there is nothing to start from.
+ */
 static int resolve_sentinels(struct pav_redis *r)
 {
+	unsigned resolved = 0;
+
 	for (unsigned i = 0; i < r->cfg.nsentinels; i++) {
 		const struct pav_redis_sentinel *s = &r->cfg.sentinels[i];
 		struct addrinfo hints, *res = NULL;
@@ -2330,8 +2359,13 @@ static int resolve_sentinels(struct pav_redis *r)
 			memcpy(&r->sen_sa[r->nsen], res->ai_addr,
 			       res->ai_addrlen);
 			r->sen_len[r->nsen] = res->ai_addrlen;
-			r->sen_named[r->nsen] = named;
-			r->sen_cfg[r->nsen++] = i;
+			resolved++;
+		} else if (named) {
+			rlog(PAV_LOG_WARN, "sentinel %s port %d: cannot "
+			     "resolve it yet (%s): looking it up again at "
+			     "each attempt on it", s->host, s->port,
+			     rc ? gai_strerror(rc) : "no usable address");
+			r->sen_gai[r->nsen] = rc ? rc : EAI_NONAME;
 		} else {
 			rlog(PAV_LOG_WARN, "sentinel %s port %d: cannot "
 			     "resolve it (%s): left out", s->host, s->port,
@@ -2339,10 +2373,14 @@ static int resolve_sentinels(struct pav_redis *r)
 		}
 		if (res)
 			freeaddrinfo(res);
+		if (named || r->sen_len[r->nsen]) {
+			r->sen_named[r->nsen] = named;
+			r->sen_cfg[r->nsen++] = i;
+		}
 	}
-	if (!r->nsen)
+	if (!resolved)
 		rlog(PAV_LOG_ERROR, "no sentinel resolves");
-	return r->nsen ? 0 : -EINVAL;
+	return resolved ? 0 : -EINVAL;
 }
 
 static struct lws_vhost *our_vhost(struct lws_context *ctx)

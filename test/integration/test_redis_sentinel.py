@@ -5,8 +5,9 @@ sentinels; a sentinel that refuses the gateway's AUTH, or wants one it is not gi
 left for the next one and said in the log, without the password; a replica a sentinel
 names is left once ROLE says so, a master demoted under it at its first READONLY; a
 SENTINEL FAILOVER of a healthy master is followed at the sentinel's +switch-master (and a
-lost subscription made again, a silent sentinel's left for the next); a sentinel's name
-is looked up again after a failed attempt; TLS to the sentinels and masters, each
+lost subscription made again, a silent sentinel's left for the next and not asked
+first); a sentinel's name is looked up again after a failed attempt, also one that did
+not resolve at start; TLS to the sentinels and masters, each
 certificate checked for the address used; and --check refuses a sentinel configuration
 it could not use, as "file: key: reason".
 
@@ -730,6 +731,56 @@ def test_a_sentinel_given_by_name_is_found_at_its_new_address(make_gateway, keys
     assert "sentinel %s now resolves to 127.0.0.1 (was 127.0.0.2)" % where in g.log_text(), \
         g.log_tail()
     assert masters_taken(g) == [master.port], g.log_tail()
+
+
+@pytest.mark.skipif(not rf.mount_namespace_available(),
+                    reason="needs a mount namespace (root) for a private /etc/hosts")
+def test_a_sentinel_name_that_does_not_resolve_yet_is_looked_up_until_it_does(
+        make_gateway, keys, cluster, tmp_path):
+    """Two sentinels: an address where nothing listens, and a name that the gateway's own
+    /etc/hosts lacks (its resolver asks a DNS server on a loopback port nobody listens
+    on).  The gateway starts, unready, keeps the name and looks it up again after each
+    attempt; once the file names it, the sentinel is asked there and names the master."""
+    master, replica, sentinel = cluster
+    name = "late-sentinel.pavilion.test"
+    where = "%s:%d" % (name, sentinel.port)
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    hosts.write_text("127.0.0.1 localhost\n")
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    dead = "127.0.0.1:%d" % gw.free_port()
+    g = make_gateway(vhosts=flow_vhosts(keys), start=False,
+                     log={"level": "info", "format": "text"},
+                     store=sentinel_store(sentinel, sen={"addresses": [dead, where]}))
+    rf.own_etc(g, hosts=hosts, **{"resolv.conf": resolv})
+    g.start()
+    rf.wait_until(lambda: "sentinel %s: Connection refused" % dead in g.log_text(), 10,
+                  what="the first sentinel tried")
+    assert API(g).get("/readyz").status == 503
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 %s\n" % name)  # same inode
+    rf.wait_until(lambda: API(g).get("/readyz").status == 200, 20, what="readyz")
+    log = g.log_text()
+    assert "sentinel %s: cannot resolve it yet" % where in log, g.log_tail()
+    assert "sentinel %s resolves to 127.0.0.1" % where in log, g.log_tail()
+    assert masters_taken(g) == [master.port], g.log_tail()
+
+
+@pytest.mark.skipif(not rf.mount_namespace_available(),
+                    reason="needs a mount namespace (root) for a private /etc/hosts")
+def test_a_start_with_no_sentinel_that_resolves_fails(make_gateway, keys, tmp_path):
+    """No sentinel name resolves at start: there is nothing to ask, and the start fails
+    saying so."""
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    hosts.write_text("127.0.0.1 localhost\n")
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    g = make_gateway(vhosts=flow_vhosts(keys), start=False,
+                     log={"level": "info", "format": "text"},
+                     store={"backend": "redis", "sentinel": {
+                         "addresses": ["nowhere.pavilion.test"], "master": MASTER}})
+    rf.own_etc(g, hosts=hosts, **{"resolv.conf": resolv})
+    with pytest.raises(AssertionError):
+        g.start(timeout=10)
+    assert g.proc.wait(10) != 0
+    assert "no sentinel resolves" in g.log_text(), g.log_tail()
 
 
 def test_a_replica_a_sentinel_names_is_not_taken(make_gateway, keys, cluster, tmp_path):
