@@ -174,14 +174,15 @@ struct pav_redis {
 	struct conn cmd, sub;
 	struct conn sen;       /* to a sentinel, while asking it */
 	struct conn watch;     /* to a sentinel: SUBSCRIBE +switch-master */
-	unsigned watch_sen;    /* which one (an index of sen_sa) */
+	unsigned watch_sen;    /* which one (an index of sen_addrs) */
 	unsigned watch_n;      /* its failures in a row, for the backoff */
 	int64_t watch_at;      /* closed: when to open it again; 0 never */
 	int64_t watch_probe_at; /* subscribed: when its next check goes */
-	struct sockaddr_storage sen_sa[PAV_REDIS_MAX_SENTINELS];
-	socklen_t sen_len[PAV_REDIS_MAX_SENTINELS]; /* 0: a name not resolved
-						     * yet */
-	int sen_gai[PAV_REDIS_MAX_SENTINELS]; /* then its lookup's error */
+	/* each sentinel's addresses (none: a name not resolved yet, and
+	 * sen_gai its lookup's error), sen_ai the one tried next */
+	struct addrs sen_addrs[PAV_REDIS_MAX_SENTINELS];
+	unsigned sen_ai[PAV_REDIS_MAX_SENTINELS];
+	int sen_gai[PAV_REDIS_MAX_SENTINELS];
 	unsigned nsen;         /* the sentinels used */
 	unsigned sen_cfg[PAV_REDIS_MAX_SENTINELS]; /* their index in cfg */
 	int sen_named[PAV_REDIS_MAX_SENTINELS]; /* given by name */
@@ -1140,17 +1141,38 @@ static const char *sen_name_at(const struct pav_redis *r, unsigned at,
 	return buf;
 }
 
+/* The name, and " at A" when the name stands for several addresses:
+ * which one failed or answered. */
+#define SEN_WHERE (300 + ADDR_TEXT + 4)
+static const char *sen_where(const struct pav_redis *r, unsigned at,
+			     char *buf, size_t size)
+{
+	const struct addrs *a = &r->sen_addrs[at];
+	char one[ADDR_TEXT];
+	size_t n;
+
+	sen_name_at(r, at, buf, size);
+	if (a->n > 1) {
+		n = strlen(buf);
+		addr_text(a, r->sen_ai[at], one, sizeof(one));
+		snprintf(buf + n, size - n, " at %s", one);
+	}
+	return buf;
+}
+
 static const char *sen_name(const struct pav_redis *r, char *buf,
 			    size_t size)
 {
-	return sen_name_at(r, r->sen_at, buf, size);
+	return sen_where(r, r->sen_at, buf, size);
 }
 
 /*
  * A sentinel given by name is looked up again after each failed attempt
  * on it (no answer, a lost watch), on the resolver thread; the next
- * attempt on it takes the answer if it has come, else the address it had:
- * a sentinel that moved is found at its new address.
+ * attempt on it takes the answer if it has come, else the addresses it
+ * had: a sentinel that moved is found at its new address.  Of a name's
+ * addresses a failed attempt makes the next attempt on that sentinel try
+ * the next one, as for the master's host name.
  */
 static void sen_lookup_start(struct pav_redis *r, unsigned at)
 {
@@ -1163,38 +1185,42 @@ static void sen_lookup_start(struct pav_redis *r, unsigned at)
 static void sen_lookup_take(struct pav_redis *r, unsigned at)
 {
 	struct lookup *l = r->sen_lookup[at];
-	const struct addrinfo *res;
-	char name[300], was[ADDR_TEXT], now[ADDR_TEXT];
+	struct addrs *had = &r->sen_addrs[at];
+	struct addrs got;
+	char name[300], was[ADDRS_TEXT], now[ADDRS_TEXT];
 	int rc;
 
 	if (!l || (rc = gai_error(&l->cb)) == EAI_INPROGRESS)
 		return;
 	r->sen_lookup[at] = NULL;
-	res = rc ? NULL : l->cb.ar_result;
-	while (res && res->ai_addrlen > sizeof(r->sen_sa[at]))
-		res = res->ai_next;
+	addrs_take(&got, rc ? NULL : l->cb.ar_result);
 	sen_name_at(r, at, name, sizeof(name));
-	sa_text(&r->sen_sa[at], r->sen_len[at], was, sizeof(was));
-	if (!res && !r->sen_len[at]) {
+	addrs_text(had, was, sizeof(was));
+	addrs_text(&got, now, sizeof(now));
+	if (!got.n && !had->n) {
 		r->sen_gai[at] = rc ? rc : EAI_NONAME; /* said by the caller */
-	} else if (!res) {
+	} else if (!got.n) {
 		rlog(PAV_LOG_WARN, "sentinel %s: cannot look it up again: %s; "
 		     "trying %s", name, rc ? gai_strerror(rc) : "no address",
 		     was);
-	} else if (!r->sen_len[at]) {
-		memcpy(&r->sen_sa[at], res->ai_addr, res->ai_addrlen);
-		r->sen_len[at] = res->ai_addrlen;
-		sa_text(&r->sen_sa[at], r->sen_len[at], now, sizeof(now));
+	} else if (!had->n) {
+		*had = got;
+		r->sen_ai[at] = 0;
 		rlog(PAV_LOG_INFO, "sentinel %s resolves to %s", name, now);
-	} else if (r->sen_len[at] != res->ai_addrlen ||
-		   memcmp(&r->sen_sa[at], res->ai_addr, res->ai_addrlen)) {
-		memcpy(&r->sen_sa[at], res->ai_addr, res->ai_addrlen);
-		r->sen_len[at] = res->ai_addrlen;
-		sa_text(&r->sen_sa[at], r->sen_len[at], now, sizeof(now));
+	} else if (!addrs_equal(&got, had)) {
+		*had = got;
+		r->sen_ai[at] = 0;
 		rlog(PAV_LOG_INFO, "sentinel %s now resolves to %s (was %s)",
 		     name, now, was);
 	}
 	lookup_free(l);
+}
+
+/* A failed attempt on sentinel at: its next address is tried next. */
+static void sen_addr_next(struct pav_redis *r, unsigned at)
+{
+	if (r->sen_addrs[at].n)
+		r->sen_ai[at] = (r->sen_ai[at] + 1) % r->sen_addrs[at].n;
 }
 
 /* A connection to sentinel at: 0, or -EAGAIN for a name that does not
@@ -1202,15 +1228,16 @@ static void sen_lookup_take(struct pav_redis *r, unsigned at)
 static int sen_open(struct pav_redis *r, struct conn *c, unsigned at,
 		    char *why, size_t size)
 {
+	const struct addrs *a = &r->sen_addrs[at];
 	int rc;
 
 	sen_lookup_take(r, at);
-	if (!r->sen_len[at]) {
+	if (!a->n) {
 		snprintf(why, size, "cannot resolve it yet (%s): looking it "
 			 "up again", gai_strerror(r->sen_gai[at]));
 		return -EAGAIN;
 	}
-	rc = conn_open_to(c, &r->sen_sa[at], r->sen_len[at]);
+	rc = conn_open_to(c, &a->a[r->sen_ai[at]], a->len[r->sen_ai[at]]);
 	if (rc)
 		snprintf(why, size, "%s", strerror(-rc));
 	return rc;
@@ -1242,13 +1269,14 @@ static void ask_sentinels(struct pav_redis *r)
  * nsen deep, each of them failing at once. */
 static void sentinel_failed(struct pav_redis *r, const char *why)
 {
-	char name[300];
+	char name[SEN_WHERE];
 
 	rlog(r->retry_n ? PAV_LOG_INFO : PAV_LOG_WARN, "sentinel %s: %s",
 	     sen_name(r, name, sizeof(name)), why);
 	conn_close(&r->sen);
 	fail_fifo(r, &r->sen, -EIO);
 	sen_lookup_start(r, r->sen_at);
+	sen_addr_next(r, r->sen_at);
 	r->sen_at = (r->sen_at + 1) % r->nsen;
 	ask_next(r);
 }
@@ -1271,7 +1299,7 @@ static int master_take(struct pav_redis *r, const char *host, int port)
 {
 	struct addrinfo hints, *res = NULL;
 	struct addrs got;
-	char p[8], name[300];
+	char p[8], name[SEN_WHERE];
 
 	hints_set(&hints, AI_NUMERICHOST);
 	snprintf(p, sizeof(p), "%d", port);
@@ -1380,12 +1408,15 @@ static void watch_open(struct pav_redis *r, int after_loss)
 
 static void watch_lost(struct pav_redis *r, const char *why)
 {
-	char name[300];
+	char name[SEN_WHERE];
 
 	rlog(r->watch_n ? PAV_LOG_INFO : PAV_LOG_WARN, "sentinel %s: "
 	     "+switch-master subscription lost (%s): a failover is noticed "
 	     "when the master fails until it is back",
-	     sen_name_at(r, r->watch_sen, name, sizeof(name)), why);
+	     sen_where(r, r->watch_sen, name, sizeof(name)), why);
+	/* one that was subscribed is tried again where it was */
+	if (r->watch.state != CS_READY)
+		sen_addr_next(r, r->watch_sen);
 	conn_close(&r->watch);
 	fail_fifo(r, &r->watch, -EIO);
 	sen_lookup_start(r, r->watch_sen);
@@ -1438,7 +1469,7 @@ static void watch_subscribed(struct conn *c)
 {
 	struct pav_redis *r = c->r;
 	struct pending *p;
-	char name[300];
+	char name[SEN_WHERE];
 	int ok;
 
 	if (c->state == CS_HANDSHAKE) {
@@ -1448,7 +1479,7 @@ static void watch_subscribed(struct conn *c)
 			r->sen_at = r->watch_sen; /* the one that answered last */
 		r->watch_probe_at = now_ms() + r->cfg.probe_interval_ms;
 		rlog(PAV_LOG_INFO, "sentinel %s: subscribed to +switch-master",
-		     sen_name_at(r, r->watch_sen, name, sizeof(name)));
+		     sen_where(r, r->watch_sen, name, sizeof(name)));
 		return;
 	}
 	p = fifo_pop(&c->fifo);
@@ -2331,7 +2362,7 @@ static int resolve(struct pav_redis *r)
 }
 
 /*
- * Each sentinel's first address.  A name that does not resolve yet (a
+ * Each sentinel's addresses (up to MAX_ADDRS).  A name that does not resolve yet (a
  * sentinel's container not up, its DNS entry still to come) is kept
  * without one and looked up again after each attempt on it, as a name
  * that moved; but with none resolving there is nothing to start from.
@@ -2355,10 +2386,8 @@ static int resolve_sentinels(struct pav_redis *r)
 			hints_set(&hints, AI_ADDRCONFIG);
 			rc = getaddrinfo(s->host, port, &hints, &res);
 		}
-		if (!rc && res->ai_addrlen <= sizeof(r->sen_sa[0])) {
-			memcpy(&r->sen_sa[r->nsen], res->ai_addr,
-			       res->ai_addrlen);
-			r->sen_len[r->nsen] = res->ai_addrlen;
+		addrs_take(&r->sen_addrs[r->nsen], rc ? NULL : res);
+		if (r->sen_addrs[r->nsen].n) {
 			resolved++;
 		} else if (named) {
 			rlog(PAV_LOG_WARN, "sentinel %s port %d: cannot "
@@ -2373,7 +2402,7 @@ static int resolve_sentinels(struct pav_redis *r)
 		}
 		if (res)
 			freeaddrinfo(res);
-		if (named || r->sen_len[r->nsen]) {
+		if (named || r->sen_addrs[r->nsen].n) {
 			r->sen_named[r->nsen] = named;
 			r->sen_cfg[r->nsen++] = i;
 		}

@@ -78,7 +78,8 @@ struct lws_context;
 #define PAV_REDIS_USER_MAX 127 /* bytes of an ACL user name */
 
 /* One Sentinel: a name (looked up at create, and again after each failed
- * attempt on it) or a numeric address. */
+ * attempt on it, which also moves to its next address; kept when it does
+ * not resolve yet) or a numeric address. */
 struct pav_redis_sentinel {
 	char host[256];
 	int port;

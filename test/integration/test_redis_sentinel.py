@@ -7,7 +7,7 @@ names is left once ROLE says so, a master demoted under it at its first READONLY
 SENTINEL FAILOVER of a healthy master is followed at the sentinel's +switch-master (and a
 lost subscription made again, a silent sentinel's left for the next and not asked
 first); a sentinel's name is looked up again after a failed attempt, also one that did
-not resolve at start; TLS to the sentinels and masters, each
+not resolve at start, and its addresses are tried in turn; TLS to the sentinels and masters, each
 certificate checked for the address used; and --check refuses a sentinel configuration
 it could not use, as "file: key: reason".
 
@@ -535,13 +535,14 @@ def test_a_lost_switch_master_subscription_is_made_again(make_gateway, keys, clu
 
 class FakeSentinel:
     """A sentinel of our own on loopback: each SENTINEL get-master-addr-by-name is answered
-    with the next of `ports` (the last one then for good), anything else with an error."""
+    with the next of `ports` (the last one then for good), anything else with an error.
+    host: the loopback address it listens on."""
 
-    def __init__(self, ports):
+    def __init__(self, ports, host="127.0.0.1"):
         self.ports = list(ports)
         self.asked = 0
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -762,6 +763,38 @@ def test_a_sentinel_name_that_does_not_resolve_yet_is_looked_up_until_it_does(
     assert "sentinel %s: cannot resolve it yet" % where in log, g.log_tail()
     assert "sentinel %s resolves to 127.0.0.1" % where in log, g.log_tail()
     assert masters_taken(g) == [master.port], g.log_tail()
+
+
+@pytest.mark.skipif(not rf.mount_namespace_available(),
+                    reason="needs a mount namespace (root) for a private /etc/hosts")
+def test_each_address_of_a_sentinel_name_is_tried_in_turn(make_gateway, keys, cluster,
+                                                          tmp_path):
+    """The sentinel's name stands for two addresses (the resolver keeps the file's order:
+    127.0.0.3, where nothing listens, then 127.0.0.2, where a fake sentinel does): the
+    first is refused, and the next attempt on that sentinel goes to the second, which names
+    the master."""
+    master, replica, sentinel = cluster
+    fake = FakeSentinel([master.port], host="127.0.0.2")
+    try:
+        name = "sentinel.pavilion.test"
+        where = "%s:%d" % (name, fake.port)
+        hosts = tmp_path / "hosts"
+        hosts.write_text(Path("/etc/hosts").read_text() +
+                         "\n127.0.0.3 %s\n127.0.0.2 %s\n" % (name, name))
+        g = make_gateway(vhosts=flow_vhosts(keys), start=False,
+                         log={"level": "info", "format": "text"},
+                         store=sentinel_store(sentinel, sen={"addresses": [where]}))
+        rf.own_etc(g, hosts=hosts)
+        g.start()
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, 15, what="readyz")
+        log = g.log_text()
+        refused = "sentinel %s at 127.0.0.3: Connection refused" % where
+        taken = "sentinel %s at 127.0.0.2: master %s is at" % (where, MASTER)
+        assert refused in log and taken in log, g.log_tail()
+        assert log.index(refused) < log.index(taken), g.log_tail()
+        assert masters_taken(g) == [master.port], g.log_tail()
+    finally:
+        fake.close()
 
 
 @pytest.mark.skipif(not rf.mount_namespace_available(),
