@@ -263,14 +263,17 @@ static int refuse_accept(const struct pav_vhost *vh, const char *ip,
 
 /*
  * What screen_accept() found of the socket it let through, for the record
- * accepted_new() makes of it, so that the address is turned into text and
- * matched against trusted_proxies once.  In lws 4.1.6 the screen is
- * followed, within the same call, by the new wsi's
- * SERVER_NEW_CLIENT_INSTANTIATED on the same lws vhost (the accept handler
- * of lws' listener, or of listen_share.c's, adopts the socket right
- * after), or by nothing when the adoption fails; the next accept's screen
- * then starts afresh.  Kept with its lws vhost and fd, which the record
- * must match.
+ * accepted_new() makes of it, so that the address is turned into text
+ * once.  In lws 4.1.6 the screen is followed, within the same call, by the
+ * new wsi's SERVER_NEW_CLIENT_INSTANTIATED (the accept handler of lws'
+ * listener, or of listen_share.c's, adopts the socket right after), or by
+ * nothing when the adoption fails; the next accept's screen then starts
+ * afresh.  Kept with its fd, which the record must match.  Not always on
+ * the same lws vhost: on TLS, lws runs the handshake before that callback,
+ * and when it completes there (the client's answer came while the server
+ * was still at it: seen under ASan) lws moves the wsi to the vhost whose
+ * certificate the client's SNI chose; trusted_proxies is then that
+ * vhost's.
  */
 static struct {
 	const struct lws_vhost *vh; /* NULL: nothing kept */
@@ -324,12 +327,13 @@ static int filter_accept(struct lws *wsi, void *user)
  * counted nowhere. */
 static int accepted_peer(struct lws *wsi, struct accepted *a)
 {
-	if (filtered.vh != lws_get_vhost(wsi) ||
-	    filtered.fd != lws_get_socket_fd(wsi))
+	if (!filtered.vh || filtered.fd != lws_get_socket_fd(wsi))
 		return -1;
-	filtered.vh = NULL;
 	memcpy(a->ip, filtered.ip, sizeof(a->ip));
-	a->proxied = filtered.proxied;
+	a->proxied = filtered.vh == lws_get_vhost(wsi) ?
+			     filtered.proxied :
+			     pav_cidr_any(a->vh->proxies, a->vh->nproxies, a->ip);
+	filtered.vh = NULL;
 	return 0;
 }
 
