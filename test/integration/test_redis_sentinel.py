@@ -13,6 +13,7 @@ it could not use, as "file: key: reason".
 
 Real processes on loopback: a master, its replica (replicaof) and one sentinel (quorum 1,
 down-after-milliseconds 1000, failover-timeout 3000), a second one where said."""
+import contextlib
 import re
 import socket
 import threading
@@ -655,6 +656,23 @@ def lines_after(g, needle):
     return lines[at + 1:]
 
 
+@contextlib.contextmanager
+def watch_moved_off_a_frozen_sentinel(g, first, second):
+    """Stops (SIGSTOP) the sentinel the gateway's watch is on and waits until the watch
+    is on the other one; yields (the stopped one, the other) and resumes the stopped one
+    on the way out."""
+    rf.wait_until(lambda: watched_port(g) is not None, 5, what="a sentinel watched")
+    watched = first if watched_port(g) == first.port else second
+    other = second if watched is first else first
+    watched.freeze()
+    try:
+        rf.wait_until(lambda: watched_port(g) == other.port, 15,
+                      what="the other sentinel watched")
+        yield watched, other
+    finally:
+        watched.thaw()
+
+
 def test_a_silent_watched_sentinel_is_left_for_the_next(make_gateway, keys, two_sentinels):
     """The sentinel the watch is on is stopped (SIGSTOP: its connections stay open and
     nothing answers): the watch's check (its SUBSCRIBE again) goes unanswered, the gateway
@@ -664,16 +682,9 @@ def test_a_silent_watched_sentinel_is_left_for_the_next(make_gateway, keys, two_
     before, is not waited for."""
     master, replica, first, second = two_sentinels
     g = gateway_asking(make_gateway, keys, first.port, second.port)
-    rf.wait_until(lambda: watched_port(g) is not None, 5, what="a sentinel watched")
-    watched = first if watched_port(g) == first.port else second
-    other = second if watched is first else first
-    watched.freeze()
-    try:
-        rf.wait_until(lambda: "sentinel 127.0.0.1:%d: +switch-master subscription lost (its "
-                      "check unanswered" % watched.port in g.log_text(), 15,
-                      what="the silent sentinel left")
-        rf.wait_until(lambda: watched_port(g) == other.port, 15,
-                      what="the other sentinel watched")
+    with watch_moved_off_a_frozen_sentinel(g, first, second) as (watched, other):
+        assert ("sentinel 127.0.0.1:%d: +switch-master subscription lost (its check "
+                "unanswered" % watched.port) in g.log_text(), g.log_tail()
         assert API(g).get("/readyz").status == 200
         assert down_lines(g) == [], g.log_tail()
         failover(other)
@@ -689,8 +700,6 @@ def test_a_silent_watched_sentinel_is_left_for_the_next(make_gateway, keys, two_
         asked = [l for l in after if re.search(r"redis: sentinel 127\.0\.0\.1:\d+: ", l)]
         assert asked and "sentinel 127.0.0.1:%d: master %s is at 127.0.0.1:%d" % (
             other.port, MASTER, replica.port) in asked[0], g.log_tail()
-    finally:
-        watched.thaw()
 
 
 def test_after_a_lost_watch_the_next_sentinel_is_asked_first(make_gateway, keys,
@@ -700,13 +709,7 @@ def test_after_a_lost_watch_the_next_sentinel_is_asked_first(make_gateway, keys,
     sentinels are asked from the other one: the silent one is not waited for."""
     master, replica, first, second = two_sentinels
     g = gateway_asking(make_gateway, keys, first.port, second.port)
-    rf.wait_until(lambda: watched_port(g) is not None, 5, what="a sentinel watched")
-    watched = first if watched_port(g) == first.port else second
-    other = second if watched is first else first
-    watched.freeze()
-    try:
-        rf.wait_until(lambda: watched_port(g) == other.port, 15,
-                      what="the other sentinel watched")
+    with watch_moved_off_a_frozen_sentinel(g, first, second) as (watched, other):
         assert master.call("CLIENT", "KILL", "TYPE", "normal") >= 1
         rf.wait_until(lambda: down_lines(g), 10, what="the master's connection lost")
         rf.wait_until(lambda: "connected to" in "\n".join(
@@ -715,8 +718,6 @@ def test_after_a_lost_watch_the_next_sentinel_is_asked_first(make_gateway, keys,
         assert not any("sentinel 127.0.0.1:%d: " % watched.port in l for l in after), \
             g.log_tail()
         assert masters_taken(g) == [master.port], g.log_tail()
-    finally:
-        watched.thaw()
 
 
 @pytest.mark.skipif(not rf.mount_namespace_available(),
