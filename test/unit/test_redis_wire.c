@@ -90,6 +90,20 @@ static void the_longest_revocation_fits_a_read(void **state)
 	free(m);
 }
 
+/* Each of the n messages fails to parse with -EINVAL. */
+static void assert_each_refused(const char *const *bad, size_t n)
+{
+	char buf[512];
+	struct rb_wire w;
+
+	for (size_t i = 0; i < n; i++) {
+		int rc = parse(bad[i], buf, sizeof(buf), &w);
+
+		if (rc != -EINVAL)
+			fail_msg("\"%s\" was not refused (%d)", bad[i], rc);
+	}
+}
+
 static void a_malformed_revocation_is_refused(void **state)
 {
 	static const char *const bad[] = {
@@ -125,12 +139,7 @@ static void a_malformed_revocation_is_refused(void **state)
 	struct rb_wire w;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = parse(bad[i], buf, sizeof(buf), &w);
-
-		if (rc != -EINVAL)
-			fail_msg("\"%s\" was not refused (%d)", bad[i], rc);
-	}
+	assert_each_refused(bad, sizeof(bad) / sizeof(bad[0]));
 	/* the longest names and numbers that are allowed */
 	assert_int_equal(parse("V1 default "
 			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -156,16 +165,9 @@ static void a_malformed_publication_header_is_refused(void **state)
 		"P1 1f " NODE ":zz F k msg 7",
 		"P1 1f - F k%zz msg 7",
 	};
-	char buf[512];
-	struct rb_wire w;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = parse(bad[i], buf, sizeof(buf), &w);
-
-		if (rc != -EINVAL)
-			fail_msg("\"%s\" was not refused (%d)", bad[i], rc);
-	}
+	assert_each_refused(bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 /* What nodes send: pav_rb_header's line, the offset after it. */
