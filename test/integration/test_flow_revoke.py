@@ -38,6 +38,16 @@ def accepted(g, token, sub):
         c.sync()
 
 
+def refused_at_renewal(g, token, sub):
+    """On a connection opened with a fresh token, a renewal with token is refused as
+    revoked, and the connection is still served."""
+    with Client(g, sub, token=g.token(sub=sub, iat=int(time.time()) + 1)) as c:
+        c.sync()
+        m = c.err("auth", {"token": token}, 1001)
+        assert m["payload"]["message"] == "token revoked", m
+        c.sync()
+
+
 def test_old_token_is_refused_at_the_handshake_after_a_revocation(g, api):
     alice = uid("alice")
     old = g.token(sub=alice)
