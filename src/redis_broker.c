@@ -24,6 +24,7 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "ids.h"
 #include "log.h"
 #include "msg.h"
 #include "redis.h"
@@ -201,6 +202,58 @@ int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
 	if ((w->key && pav_redis_unescape(w->key, strlen(w->key))) ||
 	    pav_redis_unescape(w->type, strlen(w->type)))
 		return -EINVAL;
+	return 0;
+}
+
+/* 1 when s[0..len) is a namespace as the configuration takes it. */
+static int ns_ok(const char *s, size_t len)
+{
+	if (!len || len >= RB_NS_LEN)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int pav_rb_revoked_parse(const char *key, size_t klen, const char *val,
+			 size_t vlen, long long pttl_ms, struct rb_revoked *r)
+{
+	static const char head[] = "pav:{u:", tail[] = "}:revoked";
+	size_t hl = sizeof(head) - 1, tl = sizeof(tail) - 1;
+	const char *ns = key + hl, *colon, *user;
+	char num[24];
+	size_t nl, ul;
+
+	if (klen < hl + tl || memcmp(key, head, hl) ||
+	    memcmp(key + klen - tl, tail, tl))
+		return -EINVAL;
+	/* a namespace holds no ':', so the first one ends it */
+	colon = memchr(ns, ':', klen - hl - tl);
+	if (!colon)
+		return -EINVAL;
+	nl = (size_t)(colon - ns);
+	user = colon + 1;
+	ul = (size_t)(key + klen - tl - user);
+	if (!ns_ok(ns, nl) || !pav_id_valid(user, ul) || !vlen ||
+	    vlen >= sizeof(num) || pttl_ms < 1 ||
+	    pttl_ms > RB_REVOKE_TTL_MAX_MS)
+		return -EINVAL;
+	memcpy(num, val, vlen);
+	num[vlen] = '\0';
+	/* a NUL inside stops the digits short of vlen: refused */
+	if (strlen(num) != vlen || parse_dec(num, 0, INT64_MAX, &r->at_ms))
+		return -EINVAL;
+	memcpy(r->ns, ns, nl);
+	r->ns[nl] = '\0';
+	memcpy(r->user, user, ul);
+	r->user[ul] = '\0';
+	r->ttl_ms = pttl_ms;
 	return 0;
 }
 

@@ -264,6 +264,26 @@ struct rb_wire {
 int pav_rb_wire_parse(const char *node, char *hdr, size_t hlen,
 		      struct rb_wire *w);
 
+/* A token revocation's key as a node reads it back from Redis
+ * (PAV_RB_REVOKED_SCAN), with its value and what is left of it. */
+struct rb_revoked {
+	char ns[RB_NS_LEN];
+	char user[PAV_MAX_ID_LEN + 1];
+	int64_t at_ms, ttl_ms;
+};
+
+/* The SCAN pattern of those keys (pav_rb_ukey's, which escapes nothing:
+ * names hold no glob character). */
+#define RB_REVOKED_MATCH "pav:{u:*}:revoked"
+
+/* key[0..klen) "pav:{u:<ns>:<user>}:revoked", val[0..vlen) its value and
+ * pttl_ms its PTTL -> r.  Keys carry names as they are, so only the
+ * gateway's own are taken: a namespace of 1-64 [A-Za-z0-9_.-], a user id
+ * (pav_id_valid); the value a cut-off of decimal digits (no sign, at
+ * most INT64_MAX), the PTTL 1-RB_REVOKE_TTL_MAX_MS.  0, or -EINVAL. */
+int pav_rb_revoked_parse(const char *key, size_t klen, const char *val,
+			 size_t vlen, long long pttl_ms, struct rb_revoked *r);
+
 /* ---- argument lists ---- */
 
 struct rb_argv {

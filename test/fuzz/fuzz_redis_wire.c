@@ -3,7 +3,7 @@
  * broker's messages ("P1 <pub_id> <except> <kind> <key> <type> <offset>",
  * redis_broker.c) and its token revocations ("V1 <ns> <user> <at_ms>
  * <ttl_ms>"), which every node reads from pub/sub.  Each input is used
- * three times:
+ * four times:
  *
  * - as a header line (at most the 511 bytes a node reads) handed to
  *   pav_rb_wire_parse: a refused one is -EINVAL; an accepted one does not
@@ -18,7 +18,12 @@
  * - as a revocation: the same "key\0type" as user and namespace, bytes 1-8
  *   as at_ms and ttl_ms (kept within their bounds): within the bounds of
  *   names, the message pav_rb_revocation_msg writes parses back to the
- *   same fields and is shorter than what a node reads.
+ *   same fields and is shorter than what a node reads;
+ * - as a revocation's key read back from Redis: bytes 1-8 its PTTL, the
+ *   rest "key\0value" handed to pav_rb_revoked_parse: a refused one is
+ *   -EINVAL; an accepted one has names of the gateway's grammar, times
+ *   within their bounds, and its key is the one pav_rb_ukey builds from
+ *   them.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
@@ -30,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ids.h"
 #include "redis_node.h"
 
 #define HEADER_MAX 512 /* as redis_broker.c reads */
@@ -140,10 +146,59 @@ static void round_trip(const uint8_t *data, size_t size)
 	free(h);
 }
 
+/* 1 when s is a namespace as the configuration takes it. */
+static int ns_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n && n < RB_NS_LEN &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789_.-") == n;
+}
+
+static void as_key(const uint8_t *data, size_t size)
+{
+	char parts[1100], *key = parts, *val;
+	size_t klen, vlen;
+	long long pttl;
+	struct rb_revoked r;
+	struct rb_argv a;
+	int rc;
+
+	if (size < 9 || size - 9 >= sizeof(parts))
+		return;
+	memcpy(&pttl, data + 1, sizeof(pttl));
+	memcpy(parts, data + 9, size - 9);
+	parts[size - 9] = '\0';
+	/* the value is what follows the key's first NUL, NULs and all */
+	klen = strlen(key);
+	val = klen < size - 9 ? key + klen + 1 : key + klen;
+	vlen = (size_t)(parts + (size - 9) - val);
+	rc = pav_rb_revoked_parse(key, klen, val, vlen, pttl, &r);
+	if (rc && rc != -EINVAL)
+		abort();
+	if (rc)
+		return;
+	if (!ns_ok(r.ns) || !pav_id_valid(r.user, strlen(r.user)) ||
+	    r.at_ms < 0 || r.ttl_ms < 1 || r.ttl_ms > RB_REVOKE_TTL_MAX_MS)
+		abort();
+	pav_rb_av_init(&a);
+	pav_rb_ukey(&a, r.ns, r.user, "revoked");
+	if (a.oom || a.n != 1)
+		abort();
+	if (a.len[0] != klen || memcmp(a.v[0], key, klen)) {
+		fprintf(stderr, "fuzz_redis_wire: \"%s\" is not the key of "
+			"what it parsed to\n", key);
+		abort();
+	}
+	pav_rb_av_free(&a);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	as_header(data, size);
 	round_trip(data, size);
 	revocation_trip(data, size);
+	as_key(data, size);
 	return 0;
 }

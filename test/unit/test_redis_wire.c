@@ -1,7 +1,8 @@
 /*
  * test_redis_wire.c — the header line of the Redis broker's messages and
  * the token revocation message every node hears (pav_rb_wire_parse,
- * pav_rb_header and pav_rb_revocation_msg in src/redis_broker.c).
+ * pav_rb_header and pav_rb_revocation_msg in src/redis_broker.c), and a
+ * revocation's key as a node reads it back (pav_rb_revoked_parse).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +149,100 @@ static void a_malformed_revocation_is_refused(void **state)
 	assert_int_equal(w.at_ms, INT64_MAX);
 }
 
+/* A revocation key read back from Redis, with its value and PTTL. */
+static int key_parse(const char *key, const char *val, long long pttl,
+		     struct rb_revoked *r)
+{
+	return pav_rb_revoked_parse(key, strlen(key), val, strlen(val), pttl,
+				    r);
+}
+
+static void a_revocation_key_parses(void **state)
+{
+	struct rb_revoked r;
+
+	(void)state;
+	assert_int_equal(key_parse("pav:{u:my.ns-1:alice_B-2}:revoked",
+				   "1800000000000", 60000, &r), 0);
+	assert_string_equal(r.ns, "my.ns-1");
+	assert_string_equal(r.user, "alice_B-2");
+	assert_int_equal(r.at_ms, 1800000000000LL);
+	assert_int_equal(r.ttl_ms, 60000);
+	/* the longest names and numbers that are allowed */
+	assert_int_equal(key_parse("pav:{u:"
+				   "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+				   "nnnnnnnnnnnnnnnnnnnnnn:"
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+				   "aaaaaaaaaaaaaaaaaaaaaa}:revoked",
+				   "9223372036854775807", 2592000000LL, &r), 0);
+	assert_int_equal(strlen(r.ns), 64);
+	assert_int_equal(strlen(r.user), 64);
+	assert_int_equal(r.at_ms, INT64_MAX);
+	assert_int_equal(key_parse("pav:{u:d:a}:revoked", "0", 1, &r), 0);
+}
+
+static void a_malformed_revocation_key_is_refused(void **state)
+{
+	static const struct {
+		const char *key, *val;
+		long long pttl;
+	} bad[] = {
+		{"pav:{u:default:alice}:revoked", "", 60000},
+		{"pav:{u:default:alice}:revoked", "x", 60000},
+		{"pav:{u:default:alice}:revoked", "-1", 60000},
+		{"pav:{u:default:alice}:revoked", "+1", 60000},
+		{"pav:{u:default:alice}:revoked", " 1", 60000},
+		{"pav:{u:default:alice}:revoked", "1 ", 60000},
+		{"pav:{u:default:alice}:revoked", "1.5", 60000},
+		{"pav:{u:default:alice}:revoked", "9223372036854775808", 60000},
+		{"pav:{u:default:alice}:revoked", "99999999999999999999999", 1},
+		{"pav:{u:default:alice}:revoked", "1", 0},
+		{"pav:{u:default:alice}:revoked", "1", -1}, /* no TTL */
+		{"pav:{u:default:alice}:revoked", "1", -2}, /* gone */
+		{"pav:{u:default:alice}:revoked", "1", 2592000001LL},
+		{"pav:{u:default}:revoked", "1", 60000},
+		{"pav:{u::alice}:revoked", "1", 60000},
+		{"pav:{u:default:}:revoked", "1", 60000},
+		{"pav:{u:default:al:ice}:revoked", "1", 60000},
+		{"pav:{u:default:al ice}:revoked", "1", 60000},
+		{"pav:{u:default:al}ice}:revoked", "1", 60000},
+		{"pav:{u:def ault:alice}:revoked", "1", 60000},
+		{"pav:{u:default:alice}:revoked:x", "1", 60000},
+		{"pav:{u:default:alice}:revokes", "1", 60000},
+		{"pav:{c:default:alice}:revoked", "1", 60000},
+		{"pav:{u:default:alice}", "1", 60000},
+		{"pav:{u:}:revoked", "1", 60000},
+		{"pav:{u:", "1", 60000},
+		{"", "1", 60000},
+		/* a user over PAV_MAX_ID_LEN, a namespace over RB_NS_LEN - 1 */
+		{"pav:{u:default:"
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		 "}:revoked", "1", 60000},
+		{"pav:{u:"
+		 "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+		 ":alice}:revoked", "1", 60000},
+	};
+	struct rb_revoked r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = key_parse(bad[i].key, bad[i].val, bad[i].pttl, &r);
+
+		if (rc != -EINVAL)
+			fail_msg("\"%s\" = \"%s\" (%lld) was not refused (%d)",
+				 bad[i].key, bad[i].val, bad[i].pttl, rc);
+	}
+	/* a NUL inside the key or the value: the lengths say where they end */
+	assert_int_equal(pav_rb_revoked_parse("pav:{u:default:al\0ce}:revoked",
+					      29, "1", 1, 60000, &r),
+			 -EINVAL);
+	assert_int_equal(pav_rb_revoked_parse("pav:{u:default:alice}:revoked",
+					      29, "1\0002", 3, 60000, &r),
+			 -EINVAL);
+	assert_int_equal(pav_rb_revoked_parse("pav:{u:default:alice}:revoked",
+					      29, "12", 2, 60000, &r), 0);
+}
+
 static void a_malformed_publication_header_is_refused(void **state)
 {
 	static const char *const bad[] = {
@@ -200,6 +295,8 @@ int main(void)
 		cmocka_unit_test(a_revocation_round_trips),
 		cmocka_unit_test(the_longest_revocation_fits_a_read),
 		cmocka_unit_test(a_malformed_revocation_is_refused),
+		cmocka_unit_test(a_revocation_key_parses),
+		cmocka_unit_test(a_malformed_revocation_key_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
