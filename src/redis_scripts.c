@@ -125,6 +125,23 @@ static const char tokens_revoke[] =
 	"redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
 	"return 1\n";
 
+/* One step of a node's catch-up on the revocation keys a shard holds,
+ * with each key's value and PTTL, in one round trip.  A key of another
+ * type answers nil rather than failing the step: Redis is the
+ * operator's, and the node logs and skips it. */
+static const char revoked_scan[] =
+	"local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2],\n"
+	"                     'COUNT', ARGV[3])\n"
+	"local out = {r[1]}\n"
+	"for _, k in ipairs(r[2]) do\n"
+	"  local v = redis.pcall('GET', k)\n"
+	"  if type(v) ~= 'string' then v = false end\n"
+	"  out[#out + 1] = k\n"
+	"  out[#out + 1] = v\n"
+	"  out[#out + 1] = redis.call('PTTL', k)\n"
+	"end\n"
+	"return out\n";
+
 /* The node leaves N:users once it holds no connection of the user. */
 static const char conn_remove[] =
 	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
@@ -657,4 +674,5 @@ const char *const pav_rb_lua[PAV_RB_NSCRIPTS] = {
 	[PAV_RB_USER_SYNC] = user_sync,
 	[PAV_RB_CHAN_SYNC] = chan_sync,
 	[PAV_RB_TOKENS_REVOKE] = tokens_revoke,
+	[PAV_RB_REVOKED_SCAN] = revoked_scan,
 };

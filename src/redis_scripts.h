@@ -123,6 +123,10 @@ enum pav_rb_script {
 	 * holds a later cut-off (or the same, with keep_equal): then nothing
 	 * changes */
 	PAV_RB_TOKENS_REVOKE,
+	/* no KEYS (it reads the keys SCAN finds: one server, not a
+	 * cluster); ARGV cursor pattern count
+	 * -> {next cursor, (key, value|nil when not a string, pttl)...} */
+	PAV_RB_REVOKED_SCAN,
 	PAV_RB_NSCRIPTS,
 };
 

@@ -329,6 +329,58 @@ static void tokens_revoke_never_lowers_the_cut_off(void **state)
 	assert_string_equal(msg, "m5");
 }
 
+/* The catch-up's step answers each revocation key with its value and
+ * PTTL, nil for a key of another type (the step goes on), and walks the
+ * whole keyspace with SCAN's cursor. */
+static void revoked_scan_reads_each_key_with_its_end(void **state)
+{
+	char cursor[24] = "0", key[64];
+	int seen[2500] = {0};
+	size_t keys = 0, others = 0;
+	redisReply *r;
+
+	(void)state;
+	for (int i = 0; i < 2500; i++)
+		cmd_int("SET pav:{u:ns:u%d}:revoked %d PX 60000", i, 1000 + i);
+	cmd_int("HSET pav:{u:ns:h}:revoked a b");
+	cmd_int("SET pav:{u:ns:x}:inbox 1");
+	do {
+		r = ev(PAV_RB_REVOKED_SCAN, 0, cursor, "pav:{u:*}:revoked",
+		       "1000", NULL);
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		assert_true(r->elements >= 1 && (r->elements - 1) % 3 == 0);
+		assert_int_equal(r->element[0]->type, REDIS_REPLY_STRING);
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 1; i < r->elements; i += 3) {
+			const redisReply *k = r->element[i];
+			const redisReply *v = r->element[i + 1];
+			const redisReply *t = r->element[i + 2];
+			int n;
+
+			assert_int_equal(k->type, REDIS_REPLY_STRING);
+			assert_int_equal(t->type, REDIS_REPLY_INTEGER);
+			if (!strcmp(k->str, "pav:{u:ns:h}:revoked")) {
+				assert_int_equal(v->type, REDIS_REPLY_NIL);
+				assert_int_equal(t->integer, -1);
+				others = 1; /* SCAN may answer it twice */
+				continue;
+			}
+			assert_int_equal(sscanf(k->str, "pav:{u:ns:u%d}", &n),
+					 1);
+			assert_true(n >= 0 && n < 2500);
+			snprintf(key, sizeof(key), "%d", 1000 + n);
+			assert_int_equal(v->type, REDIS_REPLY_STRING);
+			assert_string_equal(v->str, key);
+			assert_true(t->integer > 59000 && t->integer <= 60000);
+			keys += !seen[n]; /* SCAN may answer a key twice */
+			seen[n] = 1;
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0"));
+	assert_int_equal(keys, 2500);
+	assert_int_equal(others, 1);
+}
+
 static void conn_remove_leaves_node_set_with_its_last(void **state)
 {
 	redisReply *r;
@@ -1330,6 +1382,7 @@ int main(void)
 		T(conn_add_counts_once_and_stops_at_max),
 		T(conn_add_refuses_a_token_the_revocation_covers),
 		T(tokens_revoke_never_lowers_the_cut_off),
+		T(revoked_scan_reads_each_key_with_its_end),
 		T(conn_remove_leaves_node_set_with_its_last),
 		T(presence_get_of_an_unknown_user_is_empty),
 		T(presence_set_checks_when_and_unchanged),
