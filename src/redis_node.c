@@ -998,6 +998,14 @@ static void fence_subscribe(struct rb_shard *sh)
 
 /* ---- token revocations ---------------------------------------------------- */
 
+/* The channel is confirmed: what went out on it before (the node started
+ * later, or its pub/sub connection was down) is read from the keys. */
+static void revoked_catch_up(struct rb_shard *sh)
+{
+	if (sh->b->catch_up)
+		sh->b->catch_up(sh);
+}
+
 static void revoked_subscribed(void *arg, int err, const redisReply *rep)
 {
 	struct rb_shard *sh = arg;
@@ -1009,6 +1017,7 @@ static void revoked_subscribed(void *arg, int err, const redisReply *rep)
 			rlog(PAV_LOG_INFO, "shard %zu: subscribed to %s",
 			     sh->idx, sh->revoked);
 		sh->revoked_refused = 0;
+		revoked_catch_up(sh);
 	} else if (err == -EACCES && !sh->revoked_refused) {
 		sh->revoked_refused = 1;
 		rlog(PAV_LOG_ERROR, "shard %zu: Redis refuses SUBSCRIBE %s "
@@ -1020,8 +1029,8 @@ static void revoked_subscribed(void *arg, int err, const redisReply *rep)
 
 /* A node that does not hear revocations is not ready (pav_rb_ready): the
  * SUBSCRIBE goes at every `up` and each second until confirmed.  Once it
- * is, the client restores it after an outage by itself (a revocation
- * published meanwhile is not heard; its key is read). */
+ * is, the client restores it on every new pub/sub connection by itself
+ * (before `up` or `resync`), and the node catches up then. */
 static void revoked_subscribe(struct rb_shard *sh)
 {
 	if (sh->revoked_live || sh->revoked_out || !sh->r || !sh->up)
@@ -1051,6 +1060,8 @@ static void on_up(void *arg)
 		shard_rebuild(sh);
 	sh->was_up = 1;
 	fence_subscribe(sh);
+	if (sh->revoked_live)
+		revoked_catch_up(sh); /* restored with the connection */
 	revoked_subscribe(sh);
 	heartbeat(sh);
 }
@@ -1071,6 +1082,8 @@ static void on_resync(void *arg)
 	struct rb_shard *sh = arg;
 
 	fences_fire(sh, 1);
+	if (sh->revoked_live)
+		revoked_catch_up(sh);
 	if (sh->b->env.resync)
 		sh->b->env.resync(sh->b->env.arg);
 }
@@ -1390,6 +1403,7 @@ int pav_rb_create(const struct pav_store_config *cfg,
 			 1000;
 	b->inbox_size = cfg->inbox_size ? cfg->inbox_size : PAV_DEF_INBOX_SIZE;
 	b->kept_full_log.per_s = 1;
+	b->catchup_bad_log.per_s = 1;
 	if (pav_random_u64(&id))
 		id = (uint64_t)pav_now_ms() ^ ((uint64_t)(uintptr_t)b << 16);
 	snprintf(b->node, sizeof(b->node), "%016" PRIx64, id);

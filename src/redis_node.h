@@ -82,6 +82,13 @@ struct rb_shard {
 	int revoked_live; /* subscribed: the node is not ready before */
 	int revoked_out;  /* its SUBSCRIBE is in flight */
 	int revoked_refused; /* Redis refused it (said once until allowed) */
+	/* the catch-up on the revocations the shard holds, once that
+	 * SUBSCRIBE is confirmed (redis_state.c): SCAN's cursor, one step
+	 * in flight at most */
+	char catchup_cursor[24];
+	int catchup_out;   /* a step is in flight */
+	int catchup_again; /* confirmed again meanwhile: start over after it */
+	size_t catchup_kept, catchup_bad;
 };
 
 /* A user with connections on this node (or whose last one the store has
@@ -131,6 +138,7 @@ struct rb {
 	 * they are done */
 	struct pav_revkeep *kept;
 	struct pav_log_budget kept_full_log; /* its "no longer kept" lines */
+	struct pav_log_budget catchup_bad_log; /* malformed keys read back */
 	size_t restoring;
 	/* the state's write-back of those into shard sh, which may have lost
 	 * them (set by its create; called at a shard's rebuild, and at a tick
@@ -140,6 +148,11 @@ struct rb {
 	 * by its create): data is the message, as it came */
 	void (*heard_revocation)(struct rb_shard *sh, const char *data,
 				 size_t dlen);
+	/* the state's catch-up on the revocations shard sh holds (set by
+	 * its create): called whenever the shard's revocation channel is
+	 * confirmed (subscribed, or restored on a new pub/sub connection),
+	 * for what was published while the node did not listen */
+	void (*catch_up)(struct rb_shard *sh);
 	/* the broker's reader of pub/sub messages (set by its create) */
 	void (*on_message)(struct rb_shard *sh, const char *channel,
 			   size_t clen, const char *data, size_t dlen);

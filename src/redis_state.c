@@ -32,7 +32,8 @@
  * shard's revocation channel, which every node listens to: each keeps it
  * as its own (heard_revocation), refuses the old tokens from its copy
  * and writes it back as well.  A node that was not listening then (its
- * feed down, or started later) reads the key.
+ * feed down, or started later) reads the key at each check, and keeps
+ * the shard's keys from a catch-up (SCAN) once it listens again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -368,6 +369,20 @@ static int revoke_args(struct rb_argv *a, struct rb *b, const char *ns,
 	return 0;
 }
 
+/* A revocation learnt from Redis: kept, unless this node's copy holds a
+ * later cut-off, which stays with its own end (as the key's script keeps
+ * it). */
+static void keep_unless_later(struct rb *b, const char *ns, const char *user,
+			      int64_t at_ms, int64_t ttl_ms)
+{
+	int64_t held;
+
+	if (pav_revkeep_get(b->kept, ns, user, pav_mono_ms(), &held) &&
+	    held > at_ms)
+		return;
+	keep(b, ns, user, at_ms, ttl_ms);
+}
+
 /* A revocation another node (or this one) wrote on shard sh: kept like
  * one made here, unless this node's copy holds a later cut-off, which
  * stays with its own end (as the key's script keeps it). */
@@ -376,7 +391,6 @@ static void heard_revocation(struct rb_shard *sh, const char *data, size_t dlen)
 	struct rb *b = sh->b;
 	char buf[512]; /* the longest names fit (test_redis_wire.c) */
 	struct rb_wire w;
-	int64_t held;
 	/* a NUL inside would cut a name short: another user's */
 	int bad = dlen >= sizeof(buf) || memchr(data, '\0', dlen);
 
@@ -392,10 +406,7 @@ static void heard_revocation(struct rb_shard *sh, const char *data, size_t dlen)
 		     sh->idx);
 		return;
 	}
-	if (pav_revkeep_get(b->kept, w.type, w.key, pav_mono_ms(), &held) &&
-	    held > w.at_ms)
-		return;
-	keep(b, w.type, w.key, w.at_ms, w.ttl_ms);
+	keep_unless_later(b, w.type, w.key, w.at_ms, w.ttl_ms);
 }
 
 /* One key per revoked user, on the user's shard: Redis drops it at its
@@ -638,6 +649,132 @@ static void revocations_restore(struct rb_shard *sh)
 	pav_revkeep_each(b->kept, now, collect_kept, x);
 	b->restoring++;
 	restore_issue(x);
+}
+
+/* ---- catching up on the revocations a shard holds ---------------------- */
+
+/* Keys SCAN looks at per step: one step's answer stays small (a few
+ * hundred kB), and a shard of 100,000 takes a hundred round trips. */
+#define CATCHUP_COUNT "1000"
+#define CATCHUP_KEY_LOG 160 /* bytes of a malformed key in its line */
+
+static void catchup_step(struct rb_shard *sh);
+
+/* A node that was not listening when revocations went out (it started
+ * later, or its pub/sub connection was down) keeps them from their keys,
+ * as if it had heard them: without a copy, it could not write them back
+ * once Redis restarted empty.  Called at each confirmation of the
+ * shard's revocation channel; one already running starts over after its
+ * step in flight, since that step may have passed keys written during
+ * the gap.  The node is ready meanwhile: its checks read the key. */
+static void revocations_catch_up(struct rb_shard *sh)
+{
+	if (sh->catchup_out) {
+		sh->catchup_again = 1;
+		return;
+	}
+	snprintf(sh->catchup_cursor, sizeof(sh->catchup_cursor), "0");
+	sh->catchup_again = 0;
+	sh->catchup_kept = sh->catchup_bad = 0;
+	catchup_step(sh);
+}
+
+/* One key of a step: 1 when the copy is full (the catch-up stops). */
+static int catchup_key(struct rb_shard *sh, const redisReply *key,
+		       const redisReply *val, const redisReply *pttl)
+{
+	struct rb *b = sh->b;
+	struct rb_revoked r;
+	int64_t held;
+
+	/* gone between SCAN and GET: nothing to keep */
+	if (val->type == REDIS_REPLY_NIL && pttl->type == REDIS_REPLY_INTEGER &&
+	    pttl->integer == -2)
+		return 0;
+	if (key->type != REDIS_REPLY_STRING ||
+	    val->type != REDIS_REPLY_STRING ||
+	    pttl->type != REDIS_REPLY_INTEGER ||
+	    pav_rb_revoked_parse(key->str, key->len, val->str, val->len,
+				 pttl->integer, &r)) {
+		/* one line a second at most; the catch-up's last counts all */
+		sh->catchup_bad++;
+		if (pav_log_budget_take(&b->catchup_bad_log, pav_mono_ms()))
+			rlog(PAV_LOG_WARN,
+			     "shard %zu: a malformed token revocation key "
+			     "skipped: %.*s",
+			     sh->idx, CATCHUP_KEY_LOG,
+			     key->type == REDIS_REPLY_STRING ? key->str : "?");
+		return 0;
+	}
+	if (pav_revkeep_count(b->kept) >= PAV_MAX_KEPT_REVOCATIONS &&
+	    !pav_revkeep_get(b->kept, r.ns, r.user, pav_mono_ms(), &held)) {
+		rlog(PAV_LOG_WARN,
+		     "shard %zu: catching up on the token revocations Redis "
+		     "holds stopped after %zu: this node keeps %d already "
+		     "(the others are still read from Redis at each check)",
+		     sh->idx, sh->catchup_kept, PAV_MAX_KEPT_REVOCATIONS);
+		return 1;
+	}
+	keep_unless_later(b, r.ns, r.user, r.at_ms, r.ttl_ms);
+	sh->catchup_kept++;
+	return 0;
+}
+
+/* SCAN's cursor: 1-20 decimal digits. */
+static int cursor_ok(const redisReply *c)
+{
+	return c->type == REDIS_REPLY_STRING && c->len >= 1 && c->len <= 20 &&
+	       strspn(c->str, "0123456789") == c->len;
+}
+
+static void catchup_got(void *arg, int err, const redisReply *rep)
+{
+	struct rb_shard *sh = arg;
+
+	sh->catchup_out = 0;
+	err = pav_rb_reply_err(err, rep, REDIS_REPLY_ARRAY,
+			       "token revocation catch-up");
+	if (!err && (!rep->elements || (rep->elements - 1) % 3 ||
+		     !cursor_ok(rep->element[0]))) {
+		rlog(PAV_LOG_ERROR, "shard %zu: token revocation catch-up: "
+		     "a malformed answer", sh->idx);
+		err = -EIO;
+	}
+	/* a lost connection, or shutdown: the next confirmation starts
+	 * over (a refusal too, with its line) */
+	if (err || sh->b->shut)
+		return;
+	for (size_t i = 1; i < rep->elements; i += 3)
+		if (catchup_key(sh, rep->element[i], rep->element[i + 1],
+				rep->element[i + 2]))
+			return;
+	if (sh->catchup_again) {
+		revocations_catch_up(sh);
+		return;
+	}
+	if (strcmp(rep->element[0]->str, "0")) {
+		snprintf(sh->catchup_cursor, sizeof(sh->catchup_cursor), "%s",
+			 rep->element[0]->str);
+		catchup_step(sh);
+		return;
+	}
+	rlog(PAV_LOG_INFO,
+	     "shard %zu: caught up on the token revocations Redis holds: "
+	     "%zu read (%zu malformed skipped)",
+	     sh->idx, sh->catchup_kept, sh->catchup_bad);
+}
+
+static void catchup_step(struct rb_shard *sh)
+{
+	struct rb_argv a;
+
+	pav_rb_av_init(&a);
+	pav_rb_av_str(&a, sh->catchup_cursor);
+	pav_rb_av_str(&a, RB_REVOKED_MATCH);
+	pav_rb_av_str(&a, CATCHUP_COUNT);
+	sh->catchup_out = 1;
+	pav_rb_eval(sh->b, sh->idx, PAV_RB_REVOKED_SCAN, 0, &a, catchup_got,
+		    sh);
 }
 
 /* ---- presence ----------------------------------------------------------- */
@@ -1564,6 +1701,7 @@ static int rb_create(const struct pav_store_config *cfg,
 	if (!rc) {
 		((struct rb *)*self)->restore_kept = revocations_restore;
 		((struct rb *)*self)->heard_revocation = heard_revocation;
+		((struct rb *)*self)->catch_up = revocations_catch_up;
 	}
 	return rc;
 }

@@ -273,6 +273,112 @@ def test_a_revocation_outlives_its_node_and_a_redis_restarted_empty(
     refused_at_handshake(third[0], old)
 
 
+# ------------------------------------------------- a node that was not listening catches up
+CAUGHT_UP = "shard 0: caught up on the token revocations Redis holds: "
+
+
+def caught_up(g, n, bad=0, timeout=10):
+    """Waits until g logged a catch-up that read n revocation keys (bad of them malformed),
+    and returns that line.  It does not fail: the test's own checks say what is missing,
+    and then assert the line."""
+    line = CAUGHT_UP + "%d read (%d malformed skipped)" % (n, bad)
+    gw.wait_until(lambda: line in g.log_text(), timeout)
+    return line
+
+
+def test_a_node_started_after_a_revocation_keeps_it_and_writes_it_back(
+        make_gateway, keys, own_redis):
+    """Node b starts after the revocation went through node a, so it never heard it: it
+    reads it from its key once subscribed (ready at once: it reads the key at each check
+    meanwhile).  Then a stops and Redis restarts empty: b writes the key back, and a node
+    started afterwards refuses the old token."""
+    a = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    alice = uid("alice")
+    old = a[0].token(sub=alice)
+    revoke(a.api(0), alice, "?revoke_s=60")
+    b = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    line = caught_up(b[0], 1)
+    refused_at_handshake(b[0], old)
+    assert a[0].stop() == 0
+    restart_empty(b, own_redis)
+    assert own_redis.call("EXISTS", key_of(alice)) == 1
+    assert 0 < own_redis.call("PTTL", key_of(alice)) <= 60000
+    c = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    refused_at_handshake(c[0], old)
+    log = b[0].log_text()
+    assert line in log and "1 token revocations written back (0 held already)" in log, \
+        b[0].log_tail()
+
+
+def test_a_node_catches_up_again_once_its_feed_is_replaced(make_gateway, keys, own_redis):
+    """A revocation made while the node's pub/sub connection is gone (here its key is
+    written without a message, as one the node did not hear) is read once the replaced
+    connection is subscribed again: the node refuses the old token from its own copy."""
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    first = caught_up(nodes[0], 0)
+    alice = uid("alice")
+    old = nodes[0].token(sub=alice)
+    own_redis.call("SET", key_of(alice), int(time.time() * 1000), "PX", 60000)
+    own_redis.call("CLIENT", "KILL", "TYPE", "pubsub")
+    line = caught_up(nodes[0], 1)
+    own_redis.call("DEL", key_of(alice))
+    refused_at_handshake(nodes[0], old)
+    log = nodes[0].log_text()
+    assert first in log and line in log, nodes[0].log_tail()
+
+
+MALFORMED = "shard 0: a malformed token revocation key skipped: "
+
+
+def test_a_malformed_revocation_key_is_logged_and_skipped(make_gateway, keys, own_redis):
+    """Keys under the revocation pattern that no node would write (a value that is no
+    cut-off, no TTL or a longer one than a revocation takes, names outside the id grammar,
+    another type) are logged and skipped; the good one beside them is kept, and is the
+    only one written back once Redis restarts empty."""
+    alice = uid("alice")
+    now = int(time.time() * 1000)
+    own_redis.call("SET", key_of(alice), now + 1000, "PX", 60000)
+    for user, value in (("bob", "x"), ("carol", "-5"), ("dave", "%d.5" % now),
+                        ("erin", " %d" % now)):
+        own_redis.call("SET", key_of(uid(user)), value, "PX", 60000)
+    own_redis.call("SET", key_of(uid("frank")), now)  # no TTL
+    own_redis.call("SET", key_of(uid("grace")), now, "PX", 2592060000)  # 30 days + 1 min
+    own_redis.call("SET", key_of("h" * 65), now, "PX", 60000)
+    own_redis.call("SET", "pav:{u:bad ns:%s}:revoked" % uid("ivan"), now, "PX", 60000)
+    own_redis.call("SET", "pav:{u:default:%s:x}:revoked" % uid("judy"), now, "PX", 60000)
+    own_redis.call("HSET", key_of(uid("mallory")), "at", now)
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    line = caught_up(nodes[0], 1, bad=10)
+    restart_empty(nodes, own_redis)
+    assert own_redis.keys("*revoked*") == [key_of(alice)]
+    log = nodes[0].log_text()
+    assert line in log and MALFORMED in log, nodes[0].log_tail()
+    assert "1 token revocations written back (0 held already)" in log, nodes[0].log_tail()
+
+
+def test_a_node_catches_up_on_more_revocations_than_one_step_reads(
+        make_gateway, keys, own_redis):
+    """3,000 revocation keys (a step reads about 1,000) that no running node heard: a node
+    started afterwards keeps every one, and writes every one back once Redis restarts
+    empty."""
+    users = [uid("u") for _ in range(3000)]
+    at = int(time.time() * 1000)
+    c = own_redis.client()
+    try:
+        for u in users:
+            c.send("SET", key_of(u), at, "PX", 60000)
+        assert all(c.read() == "OK" for _ in users)
+    finally:
+        c.close()
+    nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
+    line = caught_up(nodes[0], 3000, timeout=30)
+    restart_empty(nodes, own_redis)
+    assert own_redis.keys(key_of("*")) == sorted(key_of(u) for u in users)
+    log = nodes[0].log_text()
+    assert line in log and "3000 token revocations written back (0 held already)" in log, \
+        nodes[0].log_tail()
+
+
 def test_write_back_keeps_a_later_revocation_redis_holds(make_gateway, keys, own_redis):
     nodes = rf.Nodes(make_gateway, keys, own_redis, n=1).start()
     alice = uid("alice")
