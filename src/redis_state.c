@@ -741,9 +741,13 @@ static void catchup_got(void *arg, int err, const redisReply *rep)
 		err = -EIO;
 	}
 	/* a lost connection, or shutdown: the next confirmation starts
-	 * over (a refusal too, with its line) */
-	if (err || sh->b->shut)
+	 * over (a refusal too, with its line); one that came while this
+	 * step was in flight starts it now */
+	if (err || sh->b->shut) {
+		if (sh->catchup_again && !sh->b->shut)
+			revocations_catch_up(sh);
 		return;
+	}
 	for (size_t i = 1; i < rep->elements; i += 3)
 		if (catchup_key(sh, rep->element[i], rep->element[i + 1],
 				rep->element[i + 2]))
