@@ -19,6 +19,7 @@
 
 #include "json_check.h"
 #include "pav_build.h"
+#include "secret.h"
 
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 #define CONFIG_MAX_DEPTH 32
@@ -30,8 +31,7 @@
 static int read_all(struct pav_cfg_ctx *c, char **out, size_t *len)
 {
 	struct stat st;
-	ssize_t r = 1;
-	size_t n = 0;
+	ssize_t n = 0;
 	char *buf = NULL;
 	int fd, rc = 0;
 
@@ -50,15 +50,15 @@ static int read_all(struct pav_cfg_ctx *c, char **out, size_t *len)
 		rc = pav_cfg_oom(c, NULL);
 		goto out;
 	}
-	while (n < (size_t)st.st_size && r > 0) {
-		r = read(fd, buf + n, (size_t)st.st_size - n);
-		n += r > 0 ? (size_t)r : 0;
+	/* a signal during the read (SIGHUP's reload is one) is no failure */
+	n = pav_read_upto(fd, buf, (size_t)st.st_size);
+	if (n < 0) {
+		rc = pav_cfg_fail(c, (int)n, NULL, "cannot read: %s",
+				  strerror((int)-n));
+		goto out;
 	}
-	if (r < 0)
-		rc = pav_cfg_fail(c, -errno, NULL, "cannot read: %s",
-				  strerror(errno));
 	buf[n] = '\0';
-	*len = n;
+	*len = (size_t)n;
 out:
 	close(fd);
 	if (rc)

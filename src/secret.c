@@ -42,9 +42,7 @@ static int check_kind(int fd, size_t max)
 	return (unsigned long long)st.st_size > max ? -EFBIG : 0;
 }
 
-/* Up to room bytes into buf, until end of file: how many, or -errno (and
- * what was read is wiped). */
-static ssize_t read_upto(int fd, char *buf, size_t room)
+ssize_t pav_read_upto(int fd, char *buf, size_t room)
 {
 	size_t n = 0;
 
@@ -79,7 +77,7 @@ int pav_secret_read(const char *path, size_t max, char **buf, size_t *len)
 	rc = check_kind(fd, max);
 	if (!rc && !(b = malloc(max + 2)))
 		rc = -ENOMEM;
-	if (!rc && (n = read_upto(fd, b, max + 1)) < 0)
+	if (!rc && (n = pav_read_upto(fd, b, max + 1)) < 0)
 		rc = (int)n;
 	close(fd);
 	if (!rc && (size_t)n > max) {

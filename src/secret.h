@@ -4,6 +4,7 @@
 #define PAV_SECRET_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * Reads the regular file at path, at most max bytes, into *buf: malloc'd,
@@ -19,6 +20,14 @@ int pav_secret_read(const char *path, size_t max, char **buf, size_t *len);
 /* Why pav_secret_read() returned rc, for a message: strerror()'s words,
  * "not a regular file" for -EINVAL. */
 const char *pav_secret_why(int rc);
+
+/*
+ * Up to room bytes from fd into buf, until end of file, a read()
+ * interrupted by a signal (EINTR) retried: how many, or -errno of read(),
+ * and then what was read is wiped.  Shared by every file read whole (the
+ * configuration files too).
+ */
+ssize_t pav_read_upto(int fd, char *buf, size_t room);
 
 /* Wipes the first len bytes of buf, then frees it (NULL: nothing). */
 void pav_secret_free(char *buf, size_t len);
