@@ -151,6 +151,11 @@ struct pav_config {
 int pav_config_load(const char *path, struct pav_config *cfg, char *err,
 		    size_t errlen);
 void pav_config_free(struct pav_config *cfg);
+/* Once the store's clients are made: a password written in a store URL
+ * (redis://user:password@host) is wiped from it, the URL left without
+ * it.  The client keeps its own copy, for every reconnection; nothing
+ * reads the URLs again. */
+void pav_config_forget_store_passwords(struct pav_config *cfg);
 /* Fills every limit with its default (pav_limits.h). */
 void pav_limits_default(struct pav_limits *l);
 /* The name lws matches for a configured hostname: "*.x" is "x". */

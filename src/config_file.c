@@ -138,6 +138,9 @@ static int load_file(struct pav_cfg_ctx *c, const char *file, int is_main)
 	if (!rc)
 		rc = pav_cfg_walk(c, obj, &pav_cfg_top_section, c->cfg, "");
 	json_object_put(obj);
+	/* the text may hold a password (a store URL's) */
+	if (buf)
+		explicit_bzero(buf, len);
 	free(buf);
 	return rc;
 }

@@ -980,13 +980,29 @@ static void sentinel_free(struct pav_store_config *st)
 	st->sentinel_tls = 0;
 }
 
+/* A URL may hold a password: wiped before it is freed. */
+static void urls_free(struct pav_store_config *st)
+{
+	for (size_t i = 0; i < st->nurls; i++)
+		explicit_bzero(st->urls[i], strlen(st->urls[i]));
+	pav_cfg_free_strv(st->urls, st->nurls);
+	st->urls = NULL;
+	st->nurls = 0;
+}
+
+void pav_config_forget_store_passwords(struct pav_config *cfg)
+{
+	for (size_t i = 0; i < cfg->store.nurls; i++)
+		pav_redis_url_forget_password(cfg->store.urls[i]);
+}
+
 void pav_cfg_store_reset(void *base)
 {
 	struct pav_config *cfg = base;
 	struct pav_store_config *st = &cfg->store;
 
 	free(st->backend);
-	pav_cfg_free_strv(st->urls, st->nurls);
+	urls_free(st);
 	sentinel_free(st);
 	free(st->password_file);
 	free(st->tls_ca_file);
@@ -1009,8 +1025,7 @@ static int parse_store_url(struct pav_cfg_ctx *c, json_object *v, void *base,
 
 	if (rc)
 		return rc;
-	pav_cfg_free_strv(st->urls, st->nurls);
-	st->nurls = 0;
+	urls_free(st);
 	st->urls = calloc(2, sizeof(*st->urls));
 	if (!st->urls || !(st->urls[0] = strdup(s)))
 		return pav_cfg_oom(c, path);

@@ -129,6 +129,12 @@ void pav_redis_config_defaults(struct pav_redis_config *cfg);
 int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 			char *err, size_t errlen);
 /*
+ * A URL that pav_redis_parse_url() took, "redis://user:password@host...",
+ * made "redis://user@host..." in place: the password's bytes are wiped.
+ * For the copies of a URL once its client holds the password.
+ */
+void pav_redis_url_forget_password(char *url);
+/*
  * The TLS context of rediss:// clients: the server's certificate must chain
  * to ca_file's certificates (NULL: the system's) and name the URL's host;
  * cert_file (a PEM chain) and key_file, both or neither, are the client's

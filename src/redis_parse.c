@@ -373,3 +373,21 @@ int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 	}
 	return 0;
 }
+
+void pav_redis_url_forget_password(char *url)
+{
+	char *p, *at, *colon;
+	size_t tail;
+
+	if (!url || (strncmp(url, "redis://", 8) &&
+		     strncmp(url, "rediss://", 9)))
+		return;
+	p = url + 8 + (url[5] == 's');
+	at = strrchr(p, '@'); /* as parse_userinfo() finds it */
+	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (!colon)
+		return;
+	tail = strlen(at); /* "@host...", moved over ":password" */
+	memmove(colon, at, tail + 1);
+	explicit_bzero(colon + tail + 1, (size_t)(at - colon));
+}

@@ -1293,6 +1293,8 @@ static int open_store(struct pav_core *c)
 
 	if (rc)
 		pav_err("%s", err);
+	else
+		pav_config_forget_store_passwords(&c->cfg);
 	return rc;
 }
 

@@ -245,3 +245,49 @@ def test_two_databases_of_one_server_are_two_gateways(make_gateway, keys, tmp_pa
             assert API(g2).get("/v1/channels/" + z).json["subscribers"] == 1
     finally:
         redis.kill()
+
+
+def memory_count(pid, needle):
+    """How many times needle is in the process' writable memory (its heap among it)."""
+    n = 0
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            f = line.split()
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            if not f[1].startswith("rw"):
+                continue
+            try:
+                mem.seek(lo)
+                n += mem.read(hi - lo).count(needle)
+            except OSError:  # a mapping that cannot be read ([vvar] and the like)
+                pass
+    return n
+
+
+def test_a_password_in_the_url_is_kept_once_by_the_client(make_gateway, keys, tmp_path):
+    """Of a password written in store.url, the Redis client keeps the one copy it needs
+    to authenticate each (re)connection: the configuration's URL forgets it once the
+    client is made, so the gateway's writable memory holds it once, before and after a
+    reconnect (which that copy authenticates)."""
+    pw = "pw-" + uid("url")
+    redis = rf.RedisServer(tmp_path / "redis", extra=["--requirepass", pw]).start()
+    host = redis.url[len("redis://"):]
+    try:
+        g = make_gateway(flow_vhosts(keys), store={"backend": "redis",
+                                                   "url": "redis://:%s@%s" % (pw, host)})
+        z = "zone:" + uid("z")
+        with Client(g, zones=["*"]) as c:
+            c.subscribe(z)
+            assert API(g).publish(z, "tick", {"n": 1}).json["recipients"] == 1
+            c.wait_for("tick")
+        assert memory_count(g.proc.pid, pw.encode()) == 1
+        # that copy is enough for a reconnect
+        redis.kill()
+        rf.wait_until(lambda: API(g).get("/readyz").status == 503, what="unready")
+        redis = rf.RedisServer(tmp_path / "redis", port=redis.port,
+                               extra=["--requirepass", pw]).start()
+        rf.wait_until(lambda: API(g).get("/readyz").status == 200, what="ready again")
+        assert memory_count(g.proc.pid, pw.encode()) == 1
+        assert pw not in g.log_text()
+    finally:
+        redis.kill()

@@ -298,6 +298,46 @@ static int subscribed_of(const char *resp)
 
 /* What redis-server 7.0's sentinel answers to each SUBSCRIBE +switch-master
  * (the first and every one after), and nothing else. */
+/* The URL after pav_redis_url_forget_password(), and no byte of the
+ * password left in its allocation (the old length's bytes). */
+static void forgets(const char *url, const char *want, const char *pw)
+{
+	size_t n = strlen(url);
+	char buf[128];
+
+	assert_true(n < sizeof(buf));
+	memset(buf, 'x', sizeof(buf));
+	memcpy(buf, url, n + 1);
+	pav_redis_url_forget_password(buf);
+	assert_string_equal(buf, want);
+	for (size_t i = strlen(buf); i <= n; i++)
+		assert_int_equal(buf[i], '\0');
+	if (pw)
+		assert_null(memmem(buf, n + 1, pw, strlen(pw)));
+	assert_int_equal(buf[n + 1], 'x'); /* nothing written past it */
+}
+
+static void a_url_forgets_its_password_only(void **state)
+{
+	struct pav_redis_config cfg;
+
+	(void)state;
+	forgets("redis://u:s3cret@h:6380/2", "redis://u@h:6380/2", "s3cret");
+	forgets("rediss://:s3cret@[::1]", "rediss://@[::1]", "s3cret");
+	forgets("redis://gw%2D1:a%40b@h", "redis://gw%2D1@h", "a%40b");
+	forgets("redis://u:a@b@h", "redis://u@h", "a@b"); /* the last @ */
+	forgets("redis://u:@h", "redis://u@h", NULL);
+	forgets("redis://u@h", "redis://u@h", NULL);
+	forgets("redis://h:6379", "redis://h:6379", NULL);
+	pav_redis_url_forget_password(NULL);
+	/* what is left still reads: the user, no password */
+	assert_int_equal(pav_redis_parse_url("redis://u@h:6380/2", &cfg, NULL,
+					     0), 0);
+	assert_string_equal(cfg.user, "u");
+	assert_null(cfg.password);
+	assert_int_equal(cfg.port, 6380);
+}
+
 static void switch_subscribed_is_that_confirmation_only(void **state)
 {
 	(void)state;
@@ -339,6 +379,7 @@ int main(void)
 		cmocka_unit_test(sentinel_answer_longer_than_the_buffer_is_refused),
 		cmocka_unit_test(role_is_master_only_for_a_master),
 		cmocka_unit_test(switch_subscribed_is_that_confirmation_only),
+		cmocka_unit_test(a_url_forgets_its_password_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
