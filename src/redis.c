@@ -1270,8 +1270,10 @@ static void ask_sentinels(struct pav_redis *r)
 static void sentinel_failed(struct pav_redis *r, const char *why)
 {
 	char name[SEN_WHERE];
+	/* a name without an address yet: the start warned about it */
+	int said = r->retry_n || !r->sen_addrs[r->sen_at].n;
 
-	rlog(r->retry_n ? PAV_LOG_INFO : PAV_LOG_WARN, "sentinel %s: %s",
+	rlog(said ? PAV_LOG_INFO : PAV_LOG_WARN, "sentinel %s: %s",
 	     sen_name(r, name, sizeof(name)), why);
 	conn_close(&r->sen);
 	fail_fifo(r, &r->sen, -EIO);

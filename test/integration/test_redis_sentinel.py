@@ -771,7 +771,13 @@ def test_a_sentinel_name_that_does_not_resolve_yet_is_looked_up_until_it_does(
     g.start()
     rf.wait_until(lambda: "sentinel %s: Connection refused" % dead in g.log_text(), 10,
                   what="the first sentinel tried")
+    rf.wait_until(lambda: g.log_text().count("no sentinel gave the address of master") >= 2,
+                  10, what="two rounds of questions")
     assert API(g).get("/readyz").status == 503
+    # warned about at start, once: each attempt on it since is information
+    warned = [line for line in g.log_text().splitlines()
+              if " warn " in line and name in line]
+    assert len(warned) == 1 and "at each attempt on it" in warned[0], warned
     hosts.write_text("127.0.0.1 localhost\n127.0.0.1 %s\n" % name)  # same inode
     rf.wait_until(lambda: API(g).get("/readyz").status == 200, 20, what="readyz")
     log = g.log_text()
