@@ -92,10 +92,11 @@ def read_head(sock, timeout=5.0):
 
 
 def raw_upgrade(port, path="/ws", token=None, headers=None, src="127.0.0.1", rcvbuf=None,
-                tls=False, timeout=5.0, cls=WS):
-    """An RFC 6455 upgrade on our own socket. Returns a `cls` (WS) on 101, raises
-    HandshakeRefused(status) otherwise (status None: the socket was closed without answer)."""
-    s = tcp(port, src=src, rcvbuf=rcvbuf, timeout=timeout)
+                tls=False, timeout=5.0, cls=WS, sock=None):
+    """An RFC 6455 upgrade on our own socket (sock: one already connected). Returns a `cls`
+    (WS) on 101, raises HandshakeRefused(status) otherwise (status None: the socket was
+    closed without answer)."""
+    s = sock or tcp(port, src=src, rcvbuf=rcvbuf, timeout=timeout)
     if tls:
         s = ssl._create_unverified_context().wrap_socket(s, server_hostname="localhost")
     if token is not None:

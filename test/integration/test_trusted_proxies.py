@@ -5,13 +5,16 @@ is not a trusted proxy, and logged with it. The other header is not read. Withou
 setting, or from another address, the headers are ignored: a client cannot pick its own
 address."""
 import contextlib
+import os
 
 import pytest
 
 import gw
-from test_adversarial_util import raw_upgrade, upgrade_status
+from test_adversarial_util import (HandshakeRefused, closed_within, raw_upgrade, tcp,
+                                   upgrade_status)
 
 LIMIT = 2
+FAR = LIMIT + 16  # sockets from one address past which the next is closed at accept
 
 
 def proxied_gateway(make_gateway, keys, proxies, header=None):
@@ -100,6 +103,71 @@ def test_a_forwarded_client_closed_frees_its_count(make_gateway, keys):
     with holding(g, LIMIT, "203.0.113.1"):
         assert status(g, "203.0.113.1") == 429
     assert gw.wait_until(lambda: status(g, "203.0.113.1") == 101, 5)
+
+
+def held_by_gateway(g, socks):
+    """How many of our sockets the gateway has accepted and holds open: their other end is
+    one of its file descriptors (one still in the listen queue has none, one closed at
+    accept is gone)."""
+    pid = g.proc.pid
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = {s.getsockname()[1] for s in socks}
+    n = 0
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            local, remote, inode = line.split()[1], line.split()[2], line.split()[9]
+            if int(local.split(":")[1], 16) == g.port() and \
+                    int(remote.split(":")[1], 16) in ports and inode in inodes:
+                n += 1
+    return n
+
+
+def upgrade_on(g, sock, xff):
+    """The status of an upgrade sent on sock (None: closed without an answer); a 101 is
+    kept open, so that its count stays."""
+    try:
+        raw_upgrade(g.port(), token=g.token(), headers={"X-Forwarded-For": xff}, sock=sock)
+        return 101
+    except HandshakeRefused as e:
+        return e.status
+
+
+def test_a_trusted_proxy_is_not_refused_at_accept(make_gateway, keys):
+    """Past max_connections_per_ip + 16 sockets open from one address, the next are closed
+    at accept, before any request.  A trusted proxy's sockets are not counted at accept
+    (each is counted by the client its request names): FAR + 4 of them, open before any
+    request, all reach the gateway, and each client they name is upgraded.  The same from
+    an untrusted address: the limit's 101s, then 429s, and the last 4 closed at accept."""
+    g = proxied_gateway(make_gateway, keys, ["127.0.0.1"])
+    n = FAR + 4
+    clients = ["203.0.113.%d" % (i + 1) for i in range(n)]
+    socks = [tcp(g.port(), src="127.0.0.1") for _ in range(n)]
+    try:
+        # every one accepted and kept, before the first request
+        assert gw.wait_until(lambda: held_by_gateway(g, socks) == n, 5), \
+            "%d of %d held" % (held_by_gateway(g, socks), n)
+        assert [upgrade_on(g, s, c) for s, c in zip(socks, clients)] == [101] * n
+    finally:
+        for s in socks:
+            s.close()
+    assert "peer=127.0.0.1: connection closed at accept" not in g.log_text()
+    socks = [tcp(g.port(), src="127.0.0.2") for _ in range(n)]
+    try:
+        # accepted in order: the last closed, every one before it was accepted
+        assert all(closed_within(s, 5) is not None for s in socks[FAR:])
+        assert [upgrade_on(g, s, c) for s, c in zip(socks[:FAR], clients)] == \
+            [101] * LIMIT + [429] * (FAR - LIMIT)
+    finally:
+        for s in socks:
+            s.close()
+    assert "peer=127.0.0.2: connection closed at accept (per-IP limit)" in g.log_text()
 
 
 # ------------------------------------------------------------------ Forwarded (RFC 7239)
