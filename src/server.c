@@ -276,8 +276,10 @@ static int refuse_accept(const struct pav_vhost *vh, const char *ip,
  * vhost's.
  */
 static struct {
-	const struct lws_vhost *vh; /* NULL: nothing kept */
+	int kept; /* 0: nothing kept */
 	int fd;
+	/* the vhost that screened it, by whose trusted_proxies proxied is */
+	const struct lws_vhost *vh;
 	int proxied;
 	char ip[INET6_ADDRSTRLEN];
 } filtered;
@@ -294,7 +296,7 @@ static int screen_accept(struct lws_vhost *lv, int fd,
 	struct pav_vhost *vh = lws_vhost_user(lv);
 	char *ip = filtered.ip;
 
-	filtered.vh = NULL;
+	filtered.kept = 0;
 	if (peer_text(peer, ip, sizeof(filtered.ip)))
 		return 1;
 	if (public_pending >= PAV_PUBLIC_PENDING_MAX)
@@ -307,6 +309,7 @@ static int screen_accept(struct lws_vhost *lv, int fd,
 		    vh->cfg->limits.max_connections_per_ip +
 			    PAV_PEER_OVER_ANSWERED)
 		return refuse_accept(vh, ip, "per-IP limit");
+	filtered.kept = 1;
 	filtered.vh = lv;
 	filtered.fd = fd;
 	return 0;
@@ -327,13 +330,13 @@ static int filter_accept(struct lws *wsi, void *user)
  * counted nowhere. */
 static int accepted_peer(struct lws *wsi, struct accepted *a)
 {
-	if (!filtered.vh || filtered.fd != lws_get_socket_fd(wsi))
+	if (!filtered.kept || filtered.fd != lws_get_socket_fd(wsi))
 		return -1;
 	memcpy(a->ip, filtered.ip, sizeof(a->ip));
 	a->proxied = filtered.vh == lws_get_vhost(wsi) ?
 			     filtered.proxied :
 			     pav_cidr_any(a->vh->proxies, a->vh->nproxies, a->ip);
-	filtered.vh = NULL;
+	filtered.kept = 0;
 	return 0;
 }
 
