@@ -83,6 +83,8 @@ enum pend_kind {
 	PK_PROBE,  /* health request that also publishes a pub/sub probe */
 	PK_SUB,    /* SUBSCRIBE of one channel: a refusal is told to it */
 	PK_UNSUB,  /* UNSUBSCRIBE of one channel */
+	PK_RESTORE, /* SUBSCRIBE of a batch of the set on a new connection */
+	PK_RESUB,  /* SUBSCRIBE of one channel of a refused PK_RESTORE */
 };
 
 struct pending {
@@ -92,11 +94,14 @@ struct pending {
 	void *arg;
 	int err;          /* a waiter's result, once it is due */
 	int64_t deadline; /* monotonic ms */
-	uint64_t seq;     /* PK_PROBE: probe number; PK_EVAL: script handle */
+	uint64_t seq;     /* PK_PROBE: probe number; PK_EVAL: script handle;
+			   * PK_RESTORE: confirmations still owed */
 	unsigned gen;     /* PK_PROBE: the pub/sub connection it tests */
 	char *again;      /* PK_EVAL: the formatted command, for the retry */
 	size_t again_len;
-	char *chan;       /* PK_SUB, PK_UNSUB: the channel */
+	char *chan;       /* PK_SUB, PK_UNSUB, PK_RESUB: the channel;
+			   * PK_RESTORE: its channels, each NUL-ended */
+	size_t chan_len;  /* PK_RESTORE: the bytes of chan */
 	int retried;
 };
 
@@ -963,8 +968,37 @@ static int reset_acks(const char *key, void *val, void *arg)
 	return 0;
 }
 
-/* SUBSCRIBE the probe channel and every wanted channel; returns how many
- * confirmations to wait for, or -ENOMEM. */
+/* One SUBSCRIBE of argv[1..argc) with an entry that keeps their names:
+ * Redis refuses such a command as a whole when one channel is not allowed
+ * (NOPERM), and the entry lets each be subscribed again on its own. */
+static int send_restore(struct pav_redis *r, int argc, const char **argv)
+{
+	struct pending *p = pending_new(PK_RESTORE, NULL, NULL, 0);
+	size_t len = 0;
+
+	for (int i = 1; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	if (!p || !(p->chan = malloc(len))) {
+		free(p);
+		return -ENOMEM;
+	}
+	for (int i = 1; i < argc; i++) {
+		size_t n = strlen(argv[i]) + 1;
+
+		memcpy(p->chan + p->chan_len, argv[i], n);
+		p->chan_len += n;
+	}
+	p->seq = (uint64_t)(argc - 1);
+	if (send_argv(&r->sub, p, argc, argv, NULL)) {
+		free(p->chan);
+		free(p);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* SUBSCRIBE the probe channel and every wanted channel, SUBSCRIBE_BATCH
+ * at a time; returns how many confirmations to wait for, or -ENOMEM. */
 static int restore_subs(struct pav_redis *r)
 {
 	size_t n = 0, i = 0;
@@ -982,7 +1016,7 @@ static int restore_subs(struct pav_redis *r)
 		first = 0;
 		while (i < n && argc <= SUBSCRIBE_BATCH)
 			argv[argc++] = names[i++];
-		rc = send_argv(&r->sub, NULL, argc, argv, NULL);
+		rc = send_restore(r, argc, argv);
 	}
 	free(names);
 	free(argv);
@@ -1647,23 +1681,40 @@ static void settle(struct pav_redis *r, const char *name, struct channel *ch)
 	run_firing(r, 0);
 }
 
+/* An answer to the restore came in (a confirmation, or the refusal of
+ * a channel sent again on its own): the connection is ready once all
+ * have. */
+static void restore_answered(struct conn *c, int n)
+{
+	if (c->state != CS_HANDSHAKE || c->setup_owed < n)
+		return;
+	c->setup_owed -= n;
+	if (!c->setup_owed && !c->r->dying)
+		conn_ready(c);
+}
+
 static void on_ack(struct pav_redis *r, const redisReply *name)
 {
 	struct conn *c = &r->sub;
 	struct channel *ch = pav_map_get(r->channels, name->str);
-	int ready = c->state == CS_HANDSHAKE && c->setup_owed > 0 &&
-		    --c->setup_owed == 0;
+	struct pending *h = c->fifo.head;
+	int restored = 0;
 
-	/* the answer to a SUBSCRIBE or UNSUBSCRIBE of one channel (once
-	 * ready, the restored ones are all answered) */
-	if (c->state == CS_READY && c->fifo.head &&
-	    (c->fifo.head->kind == PK_SUB || c->fifo.head->kind == PK_UNSUB) &&
-	    !strcmp(c->fifo.head->chan, name->str))
+	/* answers come in order: the head is the command this answers (a
+	 * batch gets one confirmation per channel) */
+	if (h && h->kind == PK_RESTORE) {
+		restored = 1;
+		if (--h->seq == 0)
+			complete(r, fifo_pop(&c->fifo), 0, NULL);
+	} else if (h && (h->kind == PK_SUB || h->kind == PK_UNSUB ||
+			 h->kind == PK_RESUB) && !strcmp(h->chan, name->str)) {
+		restored = h->kind == PK_RESUB;
 		complete(r, fifo_pop(&c->fifo), 0, NULL);
+	}
 	if (ch && ch->acks_owed > 0 && --ch->acks_owed == 0)
 		settle(r, name->str, ch);
-	if (ready && !r->dying && c->state == CS_HANDSHAKE)
-		conn_ready(c);
+	if (restored && !r->dying)
+		restore_answered(c, 1);
 }
 
 static void on_probe(struct pav_redis *r, const redisReply *data)
@@ -1693,38 +1744,107 @@ static void on_message(struct pav_redis *r, const redisReply *name,
 			      data->str, (size_t)data->len);
 }
 
-/* Redis refused a SUBSCRIBE (an ACL without the channel): the channel
- * leaves the set, so that the next connection's restore, which names every
- * channel in one command, is not refused with it; its waiters learn it
- * with Redis' answer, and may subscribe again. */
+/* Redis refused a SUBSCRIBE of one channel (an ACL without it): the
+ * channel leaves the set, so that the next connection does not ask for it
+ * again; its waiters learn it with Redis' answer, and may subscribe again.
+ * One restored on a new connection (PK_RESUB) is also told to `refused`,
+ * as it may have no waiter. */
 static void sub_refused(struct pav_redis *r, struct pending *p,
 			const redisReply *rep)
 {
 	struct channel *ch = pav_map_get(r->channels, p->chan);
 	struct fifo refused = {NULL, NULL};
 	struct pending *w;
+	int restored = p->kind == PK_RESUB, told = restored && ch && ch->wanted;
+	char *name = p->chan;
 
+	p->chan = NULL; /* for `refused`, after the entry goes */
 	if (ch) {
 		if (ch->acks_owed > 0)
 			ch->acks_owed--;
 		ch->wanted = 0;
 		fifo_move(&refused, &ch->waiters, -EACCES);
 		if (!ch->acks_owed)
-			drop_channel(r, p->chan);
+			drop_channel(r, name);
 	}
 	complete(r, p, 0, NULL);
 	while ((w = fifo_pop(&refused)))
 		complete(r, w, r->dying ? -ECANCELED : -EACCES,
 			 r->dying ? NULL : rep);
+	if (told && !r->dying && r->ev.refused)
+		r->ev.refused(r->ev.arg, name, strlen(name), rep);
+	free(name);
+	if (restored && !r->dying)
+		restore_answered(&r->sub, 1);
+}
+
+static int is_noperm(const redisReply *rep)
+{
+	return rep->type == REDIS_REPLY_ERROR && rep->len >= 6 &&
+	       !strncmp(rep->str, "NOPERM", 6);
+}
+
+/* Sends one channel of a refused batch again on its own; one unsubscribed
+ * since is owed nothing more: 1 then, else 0 or -ENOMEM. */
+static int resubscribe(struct pav_redis *r, const char *name)
+{
+	struct channel *ch = pav_map_get(r->channels, name);
+	const char *argv[2] = {"SUBSCRIBE", name};
+	struct pending *p;
+
+	if (strcmp(name, r->probe_chan) && !(ch && ch->wanted)) {
+		if (ch && ch->acks_owed > 0 && --ch->acks_owed == 0) {
+			drop_channel(r, name); /* its waiters: at fire_cb */
+			sched(r, &r->fire_sul, fire_cb, 0);
+		}
+		return 1;
+	}
+	p = pending_new(PK_RESUB, NULL, NULL, 0);
+	if (!p || !(p->chan = strdup(name)) ||
+	    send_argv(&r->sub, p, 2, argv, NULL)) {
+		if (p)
+			free(p->chan);
+		free(p);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Redis refused a batch of the restore as a whole (NOPERM: a channel in
+ * it is not allowed any more): each of its channels goes again on its
+ * own, so that a refusal takes only its channel out of the set and the
+ * others are restored. */
+static void restore_refused(struct conn *c, struct pending *p,
+			    const redisReply *rep)
+{
+	struct pav_redis *r = c->r;
+	int rc = 0, done = 0;
+
+	rlog(PAV_LOG_INFO, "SUBSCRIBE of %llu channels refused (%.100s): "
+	     "subscribing each on its own", (unsigned long long)p->seq,
+	     rep->str);
+	for (size_t off = 0; rc >= 0 && off < p->chan_len;
+	     off += strlen(p->chan + off) + 1) {
+		rc = resubscribe(r, p->chan + off);
+		if (rc > 0)
+			done++;
+	}
+	complete(r, p, 0, NULL);
+	if (rc < 0)
+		conn_fail(c, -EIO, "out of memory");
+	else if (done)
+		restore_answered(c, done);
 }
 
 /* Pushes are arrays led by a kind; anything else answers AUTH, or refuses
- * a SUBSCRIBE. */
+ * a SUBSCRIBE.  Our own probe channel refused fails the connection: the
+ * client cannot tell a live pub/sub connection without it. */
 static void sub_reply(struct conn *c, const redisReply *rep)
 {
 	struct pav_redis *r = c->r;
 	const redisReply *const *e = (const redisReply *const *)rep->element;
 	struct pending *p;
+	char why[160];
 
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
 	    e[1]->type == REDIS_REPLY_STRING) {
@@ -1744,15 +1864,25 @@ static void sub_reply(struct conn *c, const redisReply *rep)
 		setup_reply(c, p, rep);
 		return;
 	}
-	if (p && p->kind == PK_SUB && c->state == CS_READY &&
-	    rep->type == REDIS_REPLY_ERROR) {
-		sub_refused(r, p, rep);
-		return;
+	if (p && rep->type == REDIS_REPLY_ERROR) {
+		if (p->kind == PK_SUB || (p->kind == PK_RESUB &&
+					  strcmp(p->chan, r->probe_chan))) {
+			sub_refused(r, p, rep);
+			return;
+		}
+		if (p->kind == PK_RESTORE && is_noperm(rep)) {
+			restore_refused(c, p, rep);
+			return;
+		}
 	}
+	snprintf(why, sizeof(why), "%s", rep->type == REDIS_REPLY_ERROR
+		 ? rep->str : "an unexpected reply");
+	if (p && p->kind == PK_RESUB)
+		snprintf(why, sizeof(why), "probe channel %s refused: %.90s",
+			 p->chan, rep->str);
 	if (p)
 		complete(r, p, 0, NULL);
-	conn_fail(c, -EIO, rep->type == REDIS_REPLY_ERROR ? rep->str
-			   : "an unexpected reply");
+	conn_fail(c, -EIO, why);
 }
 
 /* ---- reading ---------------------------------------------------------------- */

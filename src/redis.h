@@ -205,6 +205,12 @@ struct pav_redis_events {
 	/* While up, the pub/sub connection was replaced and every channel
 	 * subscribed again: messages may have been missed. */
 	void (*resync)(void *arg);
+	/* A channel of the set that Redis refused (an ACL without it) when
+	 * a new pub/sub connection subscribed the set again: it has left the
+	 * set (its waiters, if any, got -EACCES); the other channels are
+	 * restored.  reply: Redis' error, borrowed for the call. */
+	void (*refused)(void *arg, const char *channel, size_t clen,
+			const struct redisReply *reply);
 };
 
 struct pav_redis;
@@ -274,11 +280,13 @@ int pav_redis_eval(struct pav_redis *r, int script, int nkeys, int argc,
  * -EIO/-ETIMEDOUT when the client went down first (the channel stays in
  * the set: unsubscribe if it is not wanted); -EACCES when Redis refused
  * it (reply: its error, such as an ACL's NOPERM; the channel leaves the
- * set); -ECANCELED when unsubscribed first, or at destroy.  A refusal of
- * the channels restored on a new connection (one SUBSCRIBE for all) still
- * fails that connection.  Returns 0, -EIO (down: nothing recorded),
- * -ENOBUFS (max_pending waiting callbacks), -EINVAL (empty, or a NUL
- * inside), -ENOMEM.
+ * set); -ECANCELED when unsubscribed first, or at destroy.  On a new
+ * connection the set is subscribed again in batches; a batch Redis refuses
+ * (NOPERM) goes again one channel at a time, and each channel refused then
+ * leaves the set and is told to `refused` (its waiters get -EACCES); the
+ * client's own probe channel refused fails the connection.  Returns 0,
+ * -EIO (down: nothing recorded), -ENOBUFS (max_pending waiting callbacks),
+ * -EINVAL (empty, or a NUL inside), -ENOMEM.
  */
 int pav_redis_subscribe(struct pav_redis *r, const char *channel, size_t len,
 			pav_redis_reply_fn cb, void *arg);

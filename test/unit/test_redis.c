@@ -51,6 +51,9 @@ struct fx {
 	int up_at_down; /* pav_redis_is_up() inside `down` */
 	char *msgs[MAX_MSGS];
 	int nmsgs;
+	char refused[8][64]; /* the channels told to `refused` */
+	int nrefused;
+	int refused_noperm;  /* each with Redis' NOPERM */
 };
 
 static struct fx F;
@@ -213,11 +216,23 @@ static void ev_message(void *arg, const char *channel, size_t clen,
 	F.msgs[F.nmsgs++] = m;
 }
 
+static void ev_refused(void *arg, const char *channel, size_t clen,
+		       const redisReply *reply)
+{
+	(void)arg;
+	if (reply && reply->str && strstr(reply->str, "NOPERM"))
+		F.refused_noperm++;
+	if (F.nrefused < 8)
+		snprintf(F.refused[F.nrefused++], sizeof(F.refused[0]), "%.*s",
+			 (int)clen, channel);
+}
+
 static const struct pav_redis_events events = {
 	.up = ev_up,
 	.down = ev_down,
 	.message = ev_message,
 	.resync = ev_resync,
+	.refused = ev_refused,
 };
 
 struct rep {
@@ -1041,6 +1056,90 @@ static void a_refused_subscribe_is_told_and_the_connection_stays(
 	assert_int_equal(F.downs, 0);
 }
 
+/* An ACL change that takes a subscribed channel away: Redis closes the
+ * pub/sub connection, and refuses the replacement's SUBSCRIBE of the set
+ * (more than one batch of it here) as a whole.  Each channel of the
+ * refused batch goes again on its own: the one taken away is told to
+ * `refused` and leaves the set, the others are restored, and the client
+ * stays up. */
+static void a_channel_taken_away_leaves_the_set_and_the_rest_is_restored(
+	void **state)
+{
+	char name[16];
+	struct rep x;
+
+	(void)state;
+	connect_default();
+	for (int i = 0; i < 1500; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		assert_int_equal(pav_redis_subscribe(F.r, name, strlen(name),
+						     NULL, NULL), 0);
+	}
+	subscribe_sync("gone");
+	sync_cmd(&x, "ACL", "SETUSER", "default", "resetchannels",
+		 "&pav:probe:*", "&k*", NULL);
+	WAIT_FOR(F.resyncs, 5000);
+	assert_int_equal(F.resyncs, 1);
+	assert_int_equal(F.downs, 0);
+	assert_true(pav_redis_is_up(F.r));
+	assert_int_equal(F.nrefused, 1);
+	assert_string_equal(F.refused[0], "gone");
+	assert_int_equal(F.refused_noperm, 1);
+	sync_cmd(&x, "PUBLISH", "gone", "missed", NULL);
+	assert_int_equal(x.integer, 0);
+	sync_cmd(&x, "PUBLISH", "k0", "restored", NULL);
+	assert_int_equal(x.integer, 1);
+	sync_cmd(&x, "PUBLISH", "k1499", "restored", NULL);
+	assert_int_equal(x.integer, 1);
+	WAIT_FOR(has_msg("k1499 restored"), 5000);
+	assert_true(has_msg("k1499 restored"));
+	/* out of the set: the next connection does not ask for it */
+	sync_cmd(&x, "CLIENT", "KILL", "TYPE", "pubsub", NULL);
+	WAIT_FOR(F.resyncs == 2, 5000);
+	assert_int_equal(F.resyncs, 2);
+	assert_int_equal(F.nrefused, 1);
+	sync_cmd(&x, "ACL", "SETUSER", "default", "&gone", NULL);
+	subscribe_sync("gone");
+	sync_cmd(&x, "PUBLISH", "gone", "back", NULL);
+	WAIT_FOR(has_msg("gone back"), 5000);
+	assert_true(has_msg("gone back"));
+	assert_int_equal(F.downs, 0);
+}
+
+/* Without its probe channel the client cannot tell a live pub/sub
+ * connection: that refusal takes it down until the channel is allowed. */
+static void the_probe_channel_taken_away_takes_the_client_down(void **state)
+{
+	struct rep x;
+
+	(void)state;
+	connect_default();
+	subscribe_sync("k");
+	sync_cmd(&x, "ACL", "SETUSER", "default", "resetchannels", "&k", NULL);
+	WAIT_FOR(F.downs, 5000);
+	assert_int_equal(F.downs, 1);
+	assert_int_equal(F.nrefused, 0);
+	run_for(300); /* retries, refused again */
+	assert_false(pav_redis_is_up(F.r));
+	assert_int_equal(F.ups, 1);
+	/* a connection of our own: the client's are down */
+	{
+		struct redisContext *rc = redisConnect("127.0.0.1", F.port);
+		redisReply *rep;
+
+		assert_non_null(rc);
+		rep = redisCommand(rc, "ACL SETUSER default &pav:probe:*");
+		assert_non_null(rep);
+		freeReplyObject(rep);
+		redisFree(rc);
+	}
+	WAIT_FOR(F.ups == 2, 10000);
+	assert_int_equal(F.ups, 2);
+	sync_cmd(&x, "PUBLISH", "k", "again", NULL);
+	WAIT_FOR(has_msg("k again"), 5000);
+	assert_true(has_msg("k again"));
+}
+
 static void killed_pubsub_connection_is_replaced_and_resynced(void **state)
 {
 	struct rep x;
@@ -1488,6 +1587,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(messages_arrive_in_publish_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(subscribe_is_idempotent_and_unsubscribe_stops_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_refused_subscribe_is_told_and_the_connection_stays, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_channel_taken_away_leaves_the_set_and_the_rest_is_restored, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_probe_channel_taken_away_takes_the_client_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(killed_pubsub_connection_is_replaced_and_resynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(pubsub_output_limit_kill_is_replaced_and_resynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_silently_dead_pubsub_connection_is_found_by_the_probe, setup, teardown),
