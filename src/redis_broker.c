@@ -591,6 +591,7 @@ static void rb_unsubscribe(void *self, const char *ns, const char *channel)
 	size_t n;
 	struct rb_shard *sh = feed_of(self, ns, channel, name, &n);
 
+	pav_rb_refused_forget(sh, name);
 	if (sh->r)
 		pav_redis_unsubscribe(sh->r, name, n);
 }

@@ -983,17 +983,33 @@ static void fence_subscribed(void *arg, int err, const redisReply *rep)
 {
 	struct rb_shard *sh = arg;
 
-	(void)rep;
-	if (!err && sh->r)
+	sh->fence_out = 0;
+	if (!err && sh->r) {
 		sh->fence_live = 1;
+		if (sh->fence_refused)
+			rlog(PAV_LOG_INFO, "shard %zu: subscribed to %s",
+			     sh->idx, sh->fence);
+		sh->fence_refused = 0;
+	} else if (err == -EACCES && !sh->fence_refused) {
+		sh->fence_refused = 1;
+		rlog(PAV_LOG_ERROR, "shard %zu: Redis refuses SUBSCRIBE %s "
+		     "(%s): catch-ups (recover, since) on this node do not "
+		     "wait for the live feed; trying again each second",
+		     sh->idx, sh->fence, rep && rep->str ? rep->str
+							: "refused");
+	}
 }
 
+/* Without its fence channel a catch-up does not wait for a fence (one
+ * would never come back): the SUBSCRIBE goes at every `up` and each
+ * second until confirmed. */
 static void fence_subscribe(struct rb_shard *sh)
 {
-	if (sh->fence_live || !sh->r)
+	if (sh->fence_live || sh->fence_out || !sh->r || !sh->up)
 		return;
-	pav_redis_subscribe(sh->r, sh->fence, strlen(sh->fence),
-			    fence_subscribed, sh);
+	if (!pav_redis_subscribe(sh->r, sh->fence, strlen(sh->fence),
+				 fence_subscribed, sh))
+		sh->fence_out = 1;
 }
 
 /* ---- token revocations ---------------------------------------------------- */
@@ -1038,6 +1054,97 @@ static void revoked_subscribe(struct rb_shard *sh)
 	if (!pav_redis_subscribe(sh->r, sh->revoked, strlen(sh->revoked),
 				 revoked_subscribed, sh))
 		sh->revoked_out = 1;
+}
+
+/* ---- publication channels Redis refused ------------------------------------ */
+
+struct rb_refused {
+	int out; /* its SUBSCRIBE is in flight */
+};
+
+struct refused_try {
+	struct rb_shard *sh;
+	char name[];
+};
+
+void pav_rb_refused_forget(struct rb_shard *sh, const char *name)
+{
+	if (sh->refused)
+		free(pav_map_del(sh->refused, name));
+}
+
+static void refused_subscribed(void *arg, int err, const redisReply *rep)
+{
+	struct refused_try *t = arg;
+	struct rb_shard *sh = t->sh;
+	struct rb_refused *f = sh->r && sh->refused
+			       ? pav_map_get(sh->refused, t->name) : NULL;
+
+	(void)rep;
+	if (f && !err) {
+		pav_rb_refused_forget(sh, t->name);
+		rlog(PAV_LOG_INFO, "shard %zu: subscribed to %s again: its "
+		     "local subscribers get resync", sh->idx, t->name);
+		sh->refused_back = 1;
+	} else if (f) {
+		f->out = 0;
+	}
+	free(t);
+}
+
+static int refused_retry(const char *name, void *val, void *arg)
+{
+	struct rb_refused *f = val;
+	struct rb_shard *sh = arg;
+	struct refused_try *t;
+	size_t n = strlen(name);
+
+	if (f->out || !(t = malloc(sizeof(*t) + n + 1)))
+		return 0;
+	t->sh = sh;
+	memcpy(t->name, name, n + 1);
+	if (pav_redis_subscribe(sh->r, name, n, refused_subscribed, t))
+		free(t);
+	else
+		f->out = 1;
+	return 0;
+}
+
+/* Each second while up: every refused publication channel again; those
+ * back since the last tick mean one resync for them all. */
+static void refused_subscribe(struct rb_shard *sh)
+{
+	if (sh->refused_back && sh->b->env.resync) {
+		sh->refused_back = 0;
+		sh->b->env.resync(sh->b->env.arg);
+	}
+	if (sh->refused && sh->r && sh->up)
+		pav_map_each(sh->refused, refused_retry, sh);
+}
+
+/* A publication channel with local subscribers that Redis refused on a
+ * new pub/sub connection: they miss its publications until Redis allows
+ * it again, then get resync.  Said once per channel. */
+static void refused_add(struct rb_shard *sh, const char *name,
+			const char *why)
+{
+	struct rb_refused *f;
+
+	if (sh->refused && pav_map_get(sh->refused, name))
+		return;
+	if (!sh->refused)
+		sh->refused = pav_map_new();
+	f = calloc(1, sizeof(*f));
+	if (!sh->refused || !f || pav_map_put(sh->refused, name, f)) {
+		free(f);
+		rlog(PAV_LOG_ERROR, "shard %zu: Redis refuses SUBSCRIBE %s "
+		     "(%s) and memory is short: its local subscribers get "
+		     "nothing from it", sh->idx, name, why);
+		return;
+	}
+	rlog(PAV_LOG_ERROR, "shard %zu: Redis refuses SUBSCRIBE %s (%s): "
+	     "its local subscribers miss its publications; trying again "
+	     "each second", sh->idx, name, why);
 }
 
 /* ---- client events ------------------------------------------------------- */
@@ -1086,6 +1193,29 @@ static void on_resync(void *arg)
 		revoked_catch_up(sh);
 	if (sh->b->env.resync)
 		sh->b->env.resync(sh->b->env.arg);
+}
+
+/* A channel Redis refused when the pub/sub connection was replaced (an
+ * ACL change took it away, and Redis closed the old connection): the
+ * revocation and fence channels are subscribed again each second as at
+ * their first `up`, a publication channel likewise (refused_add). */
+static void on_refused(void *arg, const char *channel, size_t clen,
+		       const redisReply *rep)
+{
+	struct rb_shard *sh = arg;
+	const char *why = rep && rep->str ? rep->str : "refused";
+
+	(void)clen;
+	if (!strcmp(channel, sh->revoked)) {
+		sh->revoked_live = 0;
+		revoked_subscribed(sh, -EACCES, rep);
+	} else if (!strcmp(channel, sh->fence)) {
+		sh->fence_live = 0;
+		fences_fire(sh, 1); /* those published there will not come */
+		fence_subscribed(sh, -EACCES, rep);
+	} else {
+		refused_add(sh, channel, why);
+	}
 }
 
 static void on_message(void *arg, const char *channel, size_t clen,
@@ -1286,6 +1416,7 @@ static int clients_create(struct rb *b, struct lws_context *ctx,
 			.down = on_down,
 			.message = on_message,
 			.resync = on_resync,
+			.refused = on_refused,
 		};
 
 		sh->r = pav_redis_create(ctx, &rc[i], &ev);
@@ -1306,6 +1437,8 @@ void pav_rb_destroy(void *self)
 	if (!b)
 		return;
 	clients_destroy(b); /* no shutdown before: the loop stands */
+	for (size_t i = 0; b->shards && i < b->nshards; i++)
+		pav_map_free(b->shards[i].refused, free);
 	pav_map_free(b->users, user_free);
 	pav_map_free(b->chans, chan_free);
 	pav_revkeep_free(b->kept);
@@ -1445,6 +1578,8 @@ void pav_rb_tick(void *self, int64_t now_ms)
 		    b->restore_kept)
 			b->restore_kept(&b->shards[i]);
 		revoked_subscribe(&b->shards[i]);
+		fence_subscribe(&b->shards[i]);
+		refused_subscribe(&b->shards[i]);
 		heartbeat(&b->shards[i]);
 		find_dead(&b->shards[i]);
 	}

@@ -72,6 +72,8 @@ struct rb_shard {
 	 * everything published before the read has reached it */
 	char fence[48];
 	int fence_live;   /* subscribed */
+	int fence_out;    /* its SUBSCRIBE is in flight */
+	int fence_refused; /* Redis refused it (said once until allowed) */
 	uint64_t fence_seq, fence_seen;
 	struct rb_fence_wait *fw_head, *fw_tail;
 	/* where the token revocations written on this shard are published
@@ -89,6 +91,11 @@ struct rb_shard {
 	int catchup_out;   /* a step is in flight */
 	int catchup_again; /* confirmed again meanwhile: start over after it */
 	size_t catchup_kept, catchup_bad;
+	/* publication channels Redis refused when a new pub/sub connection
+	 * subscribed them again: name -> struct rb_refused, subscribed again
+	 * each second until allowed or unsubscribed; NULL: none yet */
+	struct pav_map *refused;
+	int refused_back; /* one of them is back: resync at the next tick */
 };
 
 /* A user with connections on this node (or whose last one the store has
@@ -215,6 +222,9 @@ const char *pav_rb_fence_next(struct rb_shard *sh, uint64_t *seq);
  * carry it was lost); before this returns when it already did. */
 void pav_rb_fence_wait(struct rb_shard *sh, uint64_t seq,
 		       void (*fn)(void *arg), void *arg);
+/* The publication channel `name` of shard sh has no local subscriber any
+ * more: it is not subscribed again should Redis have refused it. */
+void pav_rb_refused_forget(struct rb_shard *sh, const char *name);
 
 /* Keys (see redis_scripts.h): pav:U:<suffix> of a user, pav:C:<suffix> of
  * a channel, pav:N:<suffix> of this node; the seven keys of a user's inbox,
