@@ -376,7 +376,7 @@ int pav_redis_parse_url(const char *url, struct pav_redis_config *cfg,
 
 void pav_redis_url_forget_password(char *url)
 {
-	char *p, *at, *colon;
+	char *p, *at, *colon, *from;
 	size_t tail;
 
 	if (!url || (strncmp(url, "redis://", 8) &&
@@ -387,7 +387,10 @@ void pav_redis_url_forget_password(char *url)
 	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
 	if (!colon)
 		return;
-	tail = strlen(at); /* "@host...", moved over ":password" */
-	memmove(colon, at, tail + 1);
-	explicit_bzero(colon + tail + 1, (size_t)(at - colon));
+	/* "@host..." moved over ":password"; with no user the '@' goes too,
+	 * as an empty user info is refused */
+	from = colon == p ? at + 1 : at;
+	tail = strlen(from);
+	memmove(colon, from, tail + 1);
+	explicit_bzero(colon + tail + 1, (size_t)(from - colon));
 }

@@ -7,7 +7,9 @@
  * - an accepted one has a host, a port 1..65535 and a db 0..65535, no TLS
  *   context (the caller's to set), and written again (the same scheme,
  *   user and password %-encoded, the host in brackets when it needs them)
- *   it parses to the same fields, TLS or not included.
+ *   it parses to the same fields, TLS or not included;
+ * - with its password forgotten (pav_redis_url_forget_password) it parses
+ *   to the same fields and no password.
  *
  * Build and run: meson setup build-fuzz -Dfuzz=true -Dsanitize=true with
  * CC=clang, or test/fuzz/run.sh SECONDS (works on a copy of the corpus).
@@ -93,6 +95,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    !same(&c, &again)) {
 		fprintf(stderr, "fuzz_redis_url: \"%s\" written again as \"%s\": "
 			"%s\n", url, out, err[0] ? err : "other fields");
+		abort();
+	}
+	pav_redis_config_clear(&again);
+	/* its password forgotten in place: the same URL without one */
+	pav_redis_url_forget_password(url);
+	if (pav_redis_parse_url(url, &again, err, sizeof(err)) ||
+	    again.password || again.tls != c.tls ||
+	    strcmp(again.host, c.host) || again.port != c.port ||
+	    again.db != c.db || strcmp(again.user, c.user)) {
+		fprintf(stderr, "fuzz_redis_url: \"%s\" without its password: "
+			"%s\n", url, err[0] ? err : "other fields");
 		abort();
 	}
 	pav_redis_config_clear(&again);

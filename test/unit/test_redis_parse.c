@@ -296,8 +296,6 @@ static int subscribed_of(const char *resp)
 	return yes;
 }
 
-/* What redis-server 7.0's sentinel answers to each SUBSCRIBE +switch-master
- * (the first and every one after), and nothing else. */
 /* The URL after pav_redis_url_forget_password(), and no byte of the
  * password left in its allocation (the old length's bytes). */
 static void forgets(const char *url, const char *want, const char *pw)
@@ -323,7 +321,9 @@ static void a_url_forgets_its_password_only(void **state)
 
 	(void)state;
 	forgets("redis://u:s3cret@h:6380/2", "redis://u@h:6380/2", "s3cret");
-	forgets("rediss://:s3cret@[::1]", "rediss://@[::1]", "s3cret");
+	/* no user: the '@' goes too (an empty user info is refused) */
+	forgets("rediss://:s3cret@[::1]", "rediss://[::1]", "s3cret");
+	forgets("redis://:s@h/3", "redis://h/3", NULL);
 	forgets("redis://gw%2D1:a%40b@h", "redis://gw%2D1@h", "a%40b");
 	forgets("redis://u:a@b@h", "redis://u@h", "a@b"); /* the last @ */
 	forgets("redis://u:@h", "redis://u@h", NULL);
@@ -338,6 +338,8 @@ static void a_url_forgets_its_password_only(void **state)
 	assert_int_equal(cfg.port, 6380);
 }
 
+/* What redis-server 7.0's sentinel answers to each SUBSCRIBE +switch-master
+ * (the first and every one after), and nothing else. */
 static void switch_subscribed_is_that_confirmation_only(void **state)
 {
 	(void)state;
