@@ -1784,22 +1784,15 @@ static int is_noperm(const redisReply *rep)
 	       !strncmp(rep->str, "NOPERM", 6);
 }
 
-/* Sends one channel of a refused batch again on its own; one unsubscribed
- * since is owed nothing more: 1 then, else 0 or -ENOMEM. */
-static int resubscribe(struct pav_redis *r, const char *name)
+/* One channel's SUBSCRIBE (kind PK_SUB, PK_RESUB) or UNSUBSCRIBE (PK_UNSUB),
+ * with an entry naming it that tells its answer from the others': 0, or
+ * -ENOMEM. */
+static int send_one(struct pav_redis *r, enum pend_kind kind, const char *name)
 {
-	struct channel *ch = pav_map_get(r->channels, name);
-	const char *argv[2] = {"SUBSCRIBE", name};
-	struct pending *p;
+	const char *argv[2] = {kind == PK_UNSUB ? "UNSUBSCRIBE" : "SUBSCRIBE",
+			       name};
+	struct pending *p = pending_new(kind, NULL, NULL, 0);
 
-	if (strcmp(name, r->probe_chan) && !(ch && ch->wanted)) {
-		if (ch && ch->acks_owed > 0 && --ch->acks_owed == 0) {
-			drop_channel(r, name); /* its waiters: at fire_cb */
-			sched(r, &r->fire_sul, fire_cb, 0);
-		}
-		return 1;
-	}
-	p = pending_new(PK_RESUB, NULL, NULL, 0);
 	if (!p || !(p->chan = strdup(name)) ||
 	    send_argv(&r->sub, p, 2, argv, NULL)) {
 		if (p)
@@ -1808,6 +1801,22 @@ static int resubscribe(struct pav_redis *r, const char *name)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* Sends one channel of a refused batch again on its own; one unsubscribed
+ * since is owed nothing more: 1 then, else 0 or -ENOMEM. */
+static int resubscribe(struct pav_redis *r, const char *name)
+{
+	struct channel *ch = pav_map_get(r->channels, name);
+
+	if (strcmp(name, r->probe_chan) && !(ch && ch->wanted)) {
+		if (ch && ch->acks_owed > 0 && --ch->acks_owed == 0) {
+			drop_channel(r, name); /* its waiters: at fire_cb */
+			sched(r, &r->fire_sul, fire_cb, 0);
+		}
+		return 1;
+	}
+	return send_one(r, PK_RESUB, name);
 }
 
 /* Redis refused a batch of the restore as a whole (NOPERM: a channel in
@@ -2883,19 +2892,10 @@ static int sub_connected(const struct pav_redis *r)
 static int send_sub(struct pav_redis *r, int sub, const char *name,
 		    struct channel *ch)
 {
-	const char *argv[2] = {sub ? "SUBSCRIBE" : "UNSUBSCRIBE", name};
-	struct pending *p;
-
 	if (out_pending(&r->sub.out) > r->cfg.max_buffer_bytes)
 		return -ENOBUFS;
-	p = pending_new(sub ? PK_SUB : PK_UNSUB, NULL, NULL, 0);
-	if (!p || !(p->chan = strdup(name)) ||
-	    send_argv(&r->sub, p, 2, argv, NULL)) {
-		if (p)
-			free(p->chan);
-		free(p);
+	if (send_one(r, sub ? PK_SUB : PK_UNSUB, name))
 		return -ENOMEM;
-	}
 	ch->acks_owed++;
 	return 0;
 }
